@@ -1,0 +1,5 @@
+"""HTTP edge shared by every API function: the resolver factory and the one error shape."""
+
+from listing_vision.api.resolver import create_resolver, error_response
+
+__all__ = ["create_resolver", "error_response"]

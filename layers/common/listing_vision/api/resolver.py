@@ -1,0 +1,93 @@
+"""The Powertools REST resolver every API function uses, with errors mapped in one place.
+
+Every 4xx/5xx leaves here with the shape `{"error": {"code", "message", "details"?, "request_id"?}}`:
+domain errors (`listing_vision.errors`) keep their code; request validation becomes
+`invalid_request` naming the offending fields; an unknown route `route_not_found`; anything
+unexpected `internal_error`, logged with its stack but never echoed to the caller.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+
+from listing_vision.errors import InvalidRequest, NotFound, UnsupportedMedia, VisionError, http_status
+from listing_vision.observability import logger
+
+
+def error_response(error: VisionError, request_id: str | None = None) -> Response:
+    """The HTTP response for a domain error."""
+    return Response(
+        status_code=http_status(error),
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(error.to_body(request_id)),
+    )
+
+
+def _field_errors(errors: Any) -> list[dict[str, str]]:
+    # Name the field and the problem; never echo the input (it may be a multi-megabyte upload).
+    out = []
+    for err in errors:
+        loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path")]
+        out.append({"field": ".".join(loc) or "body", "problem": str(err.get("msg") or err.get("type"))})
+    return out
+
+
+def create_resolver(**kwargs: Any) -> APIGatewayRestResolver:
+    """An APIGatewayRestResolver with request validation (and OpenAPI) on and errors mapped."""
+    app = APIGatewayRestResolver(enable_validation=True, **kwargs)
+
+    def request_id() -> str | None:
+        try:
+            return app.current_event.request_context.request_id
+        except (AttributeError, KeyError, TypeError):
+            return None
+
+    @app.exception_handler(VisionError)
+    def _domain_error(error: VisionError) -> Response:
+        # Our faults and upstream faults get a stack trace; the caller's (4xx, 501) a line.
+        log = logger.exception if http_status(error) >= 500 and http_status(error) != 501 else logger.info
+        log("request failed", extra={"error_code": error.code, "status": http_status(error)})
+        return error_response(error, request_id())
+
+    @app.exception_handler(RequestValidationError)
+    def _validation_error(error: RequestValidationError) -> Response:
+        fields = _field_errors(error.errors())
+        names = ", ".join(f["field"] for f in fields)
+        invalid = InvalidRequest(f"Invalid request: check {names}.", details={"fields": fields})
+        return error_response(invalid, request_id())
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported_content_type(error: RequestUnsupportedContentType) -> Response:
+        content_type = app.current_event.headers.get("content-type", "")
+        unsupported = UnsupportedMedia(
+            f"Content type '{content_type}' is not accepted here.",
+            code="unsupported_content_type",
+            details={"content_type": content_type},
+        )
+        return error_response(unsupported, request_id())
+
+    @app.not_found
+    def _route_not_found(error: NotFoundError) -> Response:
+        event = app.current_event
+        missing = NotFound(
+            f"No route for {event.http_method} {event.path}.",
+            code="route_not_found",
+            details={"method": event.http_method, "path": event.path},
+        )
+        return error_response(missing, request_id())
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        logger.exception("unhandled error")
+        internal = VisionError("Something went wrong on our side; it has been logged.")
+        return error_response(internal, request_id())
+
+    return app

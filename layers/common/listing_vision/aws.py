@@ -1,0 +1,57 @@
+"""One factory for boto3 clients.
+
+The same code talks to AWS or to the local emulators: `AWS_ENDPOINT_URL` (settings) points every
+client at moto. Clients are cached per (service, endpoint) and are thread-safe; the botocore
+`standard` retry mode retries throttling and transient errors with jittered backoff.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from listing_vision.config import get_settings
+
+_session_lock = threading.Lock()
+
+
+def _config() -> Config:
+    settings = get_settings()
+    return Config(
+        region_name=settings.aws_region,
+        retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
+        connect_timeout=settings.aws_connect_timeout_s,
+        read_timeout=settings.aws_read_timeout_s,
+        max_pool_connections=32,
+    )
+
+
+@lru_cache(maxsize=None)
+def _cached_client(service: str, endpoint_url: str | None, region: str) -> Any:
+    # boto3's default session is not thread-safe while creating clients; clients themselves are.
+    with _session_lock:
+        return boto3.session.Session().client(service, endpoint_url=endpoint_url, config=_config())
+
+
+def client(service: str) -> Any:
+    """A cached boto3 client for `service`, honouring the endpoint override from settings."""
+    settings = get_settings()
+    return _cached_client(service, settings.aws_endpoint_url, settings.aws_region)
+
+
+def resource(service: str) -> Any:
+    """A boto3 resource (for DynamoDB's typed Table API), honouring the same overrides."""
+    settings = get_settings()
+    with _session_lock:
+        return boto3.session.Session().resource(
+            service, endpoint_url=settings.aws_endpoint_url, config=_config()
+        )
+
+
+def reset_clients() -> None:
+    """Forget cached clients (after settings change, in tests and the local stack)."""
+    _cached_client.cache_clear()

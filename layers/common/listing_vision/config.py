@@ -1,0 +1,99 @@
+"""Typed settings, read from the environment in one place.
+
+Every setting has a default that works on the local stack, so nothing needs configuring to run
+locally. On AWS, CDK sets the variables for each function. `python -m listing_vision.config`
+prints the table that README.md carries (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Storefront = Literal["alya", "blysk"]
+
+
+class Settings(BaseSettings):
+    """All runtime settings. The environment variable is the field name in upper case."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # --- AWS and the emulators -------------------------------------------------------------
+    aws_region: str = Field("us-east-1", description="AWS region for every client.")
+    aws_endpoint_url: str | None = Field(
+        None,
+        description="Endpoint override for every AWS client (the local stack sets it to moto's URL). "
+        "Unset on AWS.",
+    )
+    aws_max_attempts: int = Field(
+        5, ge=1, description="botocore retry attempts (standard mode: backoff with jitter, throttling retried)."
+    )
+    aws_connect_timeout_s: float = Field(5.0, gt=0, description="botocore connect timeout, seconds.")
+    aws_read_timeout_s: float = Field(30.0, gt=0, description="botocore read timeout, seconds.")
+
+    # --- Jewelry storefronts ---------------------------------------------------------------
+    alya_bucket: str = Field("alyaimg", description="S3 bucket of the `alya` storefront.")
+    blysk_bucket: str = Field("blyskimg", description="S3 bucket of the `blysk` storefront.")
+    generated_bucket: str = Field("generated", description="S3 bucket for generated catalogue images and ZIPs.")
+    artifacts_bucket: str = Field(
+        "artifacts", description="S3 bucket for migration manifests, results and backups."
+    )
+    presign_expiry_s: int = Field(3600, ge=1, le=604800, description="Lifetime of presigned URLs, seconds.")
+    max_upload_bytes: int = Field(
+        4_500_000,
+        ge=1,
+        description="Largest image accepted through the API (API Gateway/Lambda's 6 MB event less base64).",
+    )
+
+    # --- Milvus (duplicate detection) ------------------------------------------------------
+    milvus_uri: str = Field(
+        ".local-state/milvus.db",
+        description="Milvus URI (`https://…` for a server or Zilliz) or a Milvus Lite data directory (a path ending in `.db`).",
+    )
+    milvus_token: str | None = Field(None, description="Milvus token (`user:password` or API key); unset for Lite.")
+    milvus_collection: str = Field("image_embeddings_ip", description="Milvus collection of image embeddings.")
+    embedding_dim: int = Field(512, ge=1, description="Embedding dimension (512 for CLIP ViT-B/32).")
+    duplicate_threshold: float = Field(
+        0.05, gt=0, lt=2, description="Duplicate when distance = 1 − IP score is below this."
+    )
+    search_ef: int = Field(64, ge=1, description="HNSW `ef` at search time.")
+    search_top_k: int = Field(5, ge=1, le=100, description="Neighbours returned by a duplicate search.")
+
+    # --- Real-estate listings --------------------------------------------------------------
+    opensearch_url: str = Field("http://127.0.0.1:9200", description="OpenSearch endpoint.")
+    listings_index: str = Field("listings-v2", description="OpenSearch index of listings (id = zpid).")
+    vision_cache_table: str = Field("hearth-vision-cache", description="DynamoDB table of per-image analyses.")
+
+    # --- Jobs and idempotency --------------------------------------------------------------
+    jobs_table: str = Field("jobs", description="DynamoDB table of image-generation jobs.")
+    idempotency_table: str = Field("idempotency", description="DynamoDB table for Powertools idempotency.")
+
+    # --- Observability ---------------------------------------------------------------------
+    metrics_namespace: str = Field("ListingVision", description="CloudWatch metrics namespace.")
+
+    def bucket_for(self, storefront: Storefront) -> str:
+        """The S3 bucket that holds a storefront's images."""
+        return {"alya": self.alya_bucket, "blysk": self.blysk_bucket}[storefront]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once; tests call `get_settings.cache_clear()`)."""
+    return Settings()
+
+
+def settings_table() -> str:
+    """The settings as a Markdown table: variable, default, meaning."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "(unset)" if default is None else f"`{default}`"
+        rows.append(f"| `{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # pragma: no cover - documentation helper
+    print(settings_table())

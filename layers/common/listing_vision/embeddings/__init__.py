@@ -1,0 +1,1 @@
+"""Image embeddings: the Embedder protocol and its SageMaker and in-process ONNX implementations."""

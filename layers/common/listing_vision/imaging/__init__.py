@@ -1,0 +1,1 @@
+"""Image handling: decoding and validating uploads, segmentation, compositing, quality metrics."""

@@ -1,0 +1,1 @@
+"""Jewelry storefronts: duplicate detection, captions, catalogue-image generation, storage."""

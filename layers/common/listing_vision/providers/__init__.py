@@ -1,0 +1,1 @@
+"""Model providers (OpenAI, Anthropic) and the offline providers for keyless local use."""

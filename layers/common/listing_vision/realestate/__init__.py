@@ -1,0 +1,1 @@
+"""Real-estate listings: visual-feature split, vision cache, listings index, migration, ingest."""

@@ -1,0 +1,41 @@
+"""What stores the platform needs, declared once.
+
+CDK (infra/) and the local stack (local/) both provision from these specs, so a table's key or
+a bucket's purpose cannot drift between AWS and a laptop. Names come from settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A DynamoDB table: the setting holding its name, its partition key, its TTL attribute."""
+
+    name_setting: str
+    partition_key: str
+    ttl_attribute: str | None = None
+    purpose: str = ""
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    """An S3 bucket: the setting holding its name and what it holds."""
+
+    name_setting: str
+    purpose: str
+
+
+TABLES: tuple[TableSpec, ...] = (
+    TableSpec("vision_cache_table", "image_url", None, "per-image vision analyses and embeddings"),
+    TableSpec("jobs_table", "job_id", "expires_at", "image-generation jobs and their results"),
+    TableSpec("idempotency_table", "id", "expiration", "Powertools idempotency records"),
+)
+
+BUCKETS: tuple[BucketSpec, ...] = (
+    BucketSpec("alya_bucket", "alya storefront product photos"),
+    BucketSpec("blysk_bucket", "blysk storefront product photos"),
+    BucketSpec("generated_bucket", "generated catalogue images and ZIPs"),
+    BucketSpec("artifacts_bucket", "migration manifests, results and backups"),
+)

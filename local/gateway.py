@@ -1,0 +1,208 @@
+"""A local stand-in for API Gateway (REST, Lambda proxy integration).
+
+Each HTTP request becomes the proxy event the deployed API would send (resource, path parameters,
+single- and multi-value headers and query strings, requestContext), with the body base64-encoded
+when its Content-Type is one of the API's binary media types (multipart kept byte-for-byte), and
+the function's proxy response is written back. Limits mirror AWS: 10 MB request (API Gateway),
+6 MB event (Lambda synchronous invoke), answered with the platform's one error shape.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import json
+import re
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from functions.routes import BINARY_MEDIA_TYPES, ROUTES, Route
+from listing_vision.errors import NotFound, PayloadTooLarge, UpstreamError, VisionError, http_status
+from local.lambda_runtime import Handler, invoke
+
+API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
+LAMBDA_MAX_EVENT = 6 * 1024 * 1024
+STAGE = "local"
+
+
+@dataclass(frozen=True)
+class CompiledRoute:
+    route: Route
+    pattern: re.Pattern[str]
+
+
+def compile_routes(routes: tuple[Route, ...]) -> list[CompiledRoute]:
+    compiled = []
+    for route in routes:
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(route.path))
+        compiled.append(CompiledRoute(route, re.compile(f"^{regex}$")))
+    return compiled
+
+
+def is_binary(content_type: str) -> bool:
+    media_type = content_type.split(";")[0].strip().lower()
+    return any(fnmatch.fnmatch(media_type, pattern) for pattern in BINARY_MEDIA_TYPES)
+
+
+def build_event(
+    route: Route,
+    path: str,
+    path_params: dict[str, str],
+    method: str,
+    headers: list[tuple[str, str]],
+    query: str,
+    body: bytes,
+    source_ip: str,
+) -> dict[str, Any]:
+    """The API Gateway REST proxy event (payload format 1.0) for one request."""
+    single_headers: dict[str, str] = {}
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        single_headers[name] = value  # API Gateway keeps the last value
+        multi_headers.setdefault(name, []).append(value)
+    multi_query = parse_qs(query, keep_blank_values=True)
+    content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+    binary = is_binary(content_type)
+    if not body:
+        event_body: str | None = None
+    elif binary:
+        event_body = base64.b64encode(body).decode()
+    else:
+        event_body = body.decode("utf-8", errors="replace")
+    now = time.time()
+    return {
+        "resource": route.path,
+        "path": path,
+        "httpMethod": method,
+        "headers": single_headers or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": path_params or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": route.path,
+            "httpMethod": method,
+            "path": f"/{STAGE}{path}",
+            "stage": STAGE,
+            "requestId": str(uuid.uuid4()),
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "requestTimeEpoch": int(now * 1000),
+            "accountId": "123456789012",
+            "apiId": "local",
+            "protocol": "HTTP/1.1",
+            "identity": {
+                "sourceIp": source_ip,
+                "userAgent": single_headers.get("User-Agent") or single_headers.get("user-agent"),
+            },
+        },
+        "body": event_body,
+        "isBase64Encoded": bool(body) and binary,
+    }
+
+
+class Gateway:
+    """Routes HTTP requests to handlers; `extra_routes` answer paths the API does not have (/health)."""
+
+    def __init__(
+        self,
+        handlers: dict[str, Handler],
+        extra_routes: dict[str, Callable[[], tuple[int, dict[str, Any]]]] | None = None,
+    ):
+        self.handlers = handlers
+        self.routes = compile_routes(ROUTES)
+        self.extra_routes = extra_routes or {}
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        allowed = False
+        for compiled in self.routes:
+            found = compiled.pattern.match(path)
+            if found:
+                allowed = True
+                if compiled.route.method == method:
+                    return compiled.route, found.groupdict()
+        if allowed:
+            raise VisionError(f"{method} is not allowed on {path}.", code="method_not_allowed")
+        return None
+
+    def serve(self, host: str, port: int) -> ThreadingHTTPServer:
+        gateway = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: Any) -> None:  # one line a request, to stderr
+                super().log_message(fmt, *args)
+
+            def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in ("content-length", "connection"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _error(self, error: VisionError, status: int | None = None) -> None:
+                body = json.dumps(error.to_body()).encode()
+                self._answer(status or http_status(error), {"Content-Type": "application/json"}, body)
+
+            def _handle(self) -> None:
+                split = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > API_GATEWAY_MAX_BODY:
+                    self.close_connection = True
+                    self._error(PayloadTooLarge("The request body exceeds API Gateway's 10 MB limit."))
+                    return
+                body = self.rfile.read(length) if length else b""
+                extra = gateway.extra_routes.get(split.path)
+                if extra and self.command == "GET":
+                    status, payload = extra()
+                    self._answer(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
+                    return
+                try:
+                    matched = gateway.match(self.command, split.path)
+                except VisionError as error:
+                    self._error(error, 405)
+                    return
+                if matched is None:
+                    self._error(NotFound(f"No route for {self.command} {split.path}.", code="route_not_found"))
+                    return
+                route, params = matched
+                event = build_event(
+                    route, split.path, params, self.command, list(self.headers.items()), split.query, body,
+                    self.client_address[0],
+                )
+                if len(json.dumps(event)) > LAMBDA_MAX_EVENT:
+                    self._error(PayloadTooLarge(
+                        "The request exceeds Lambda's 6 MB synchronous payload limit; "
+                        "upload large images with a presigned URL instead."
+                    ))
+                    return
+                try:
+                    result = invoke(gateway.handlers[route.function], route.function, event)
+                except Exception:  # noqa: BLE001 - API Gateway answers 502 when the function fails
+                    traceback.print_exc()
+                    self._error(UpstreamError(f"The {route.function} function failed.", code="function_error"))
+                    return
+                self._write_proxy_response(result)
+
+            def _write_proxy_response(self, result: dict[str, Any]) -> None:
+                headers = dict(result.get("headers") or {})
+                for name, values in (result.get("multiValueHeaders") or {}).items():
+                    headers[name] = ", ".join(values)
+                raw = result.get("body") or ""
+                body = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
+                self._answer(int(result.get("statusCode", 200)), headers, body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+        server = ThreadingHTTPServer((host, port), RequestHandler)
+        server.daemon_threads = True
+        return server

@@ -1,0 +1,221 @@
+"""The local stack: moto, osmem-server and Milvus Lite in one process tree, the stores the
+platform needs, and an HTTP gateway that hands each request to the real Lambda handlers.
+
+    with LocalStack(state_dir=Path(".local-state"), port=8000) as stack:
+        print(stack.url)
+
+Used by `make run` (through `python -m local`), by the integration tests and by the benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import threading
+import time
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import requests
+from moto.server import ThreadedMotoServer
+from osmem_server import OsmemError, OsmemServer, resolve_binary
+
+from functions.routes import FUNCTIONS
+from listing_vision import aws
+from listing_vision.config import Settings, get_settings
+from listing_vision.jewelry.vector_index import close_clients, milvus_client
+from listing_vision.realestate.listings_index import opensearch_client
+from local import snapshot
+from local.gateway import Gateway
+from local.lambda_runtime import LambdaRouter, load_handler
+from local.provision import bucket_names, provision, table_names
+
+def start_opensearch(addr: str, timeout_s: float = 30.0) -> OsmemServer:
+    """osmem-server in its own session, so Ctrl-C reaches only us and we can snapshot before it
+    stops; it still exits with us (it watches our pid and its stdin)."""
+    args = [resolve_binary(), "--parent-pid", str(os.getpid()), "--no-ja", "--addr", addr]
+    process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        with suppress(ValueError):
+            ready = json.loads(line)
+            if isinstance(ready, dict) and "url" in ready:
+                return OsmemServer(process, ready["url"], ready.get("pid", process.pid), ready.get("version", ""), False)
+    process.kill()
+    raise OsmemError(f"osmem-server did not start on {addr}")
+
+
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+
+
+@dataclass
+class LocalStack:
+    """Start with `start()` (or `with`), stop with `stop()`; ports 0 pick free ones."""
+
+    state_dir: Path
+    port: int = 8000
+    moto_port: int = 0
+    opensearch_port: int = 0
+    host: str = "127.0.0.1"
+    keep_snapshot: bool = True
+    url: str = ""
+    moto_url: str = ""
+    opensearch_url: str = ""
+    router: LambdaRouter = field(default_factory=LambdaRouter)
+    restored: dict[str, int] = field(default_factory=dict)
+    provisioned: dict[str, Any] = field(default_factory=dict)
+    _moto: ThreadedMotoServer | None = None
+    _osmem: OsmemServer | None = None
+    _http: Any = None
+    _saved_env: dict[str, str | None] = field(default_factory=dict)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> LocalStack:
+        started = time.monotonic()
+        self.state_dir = self.state_dir.resolve()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request otherwise
+        self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
+        self._moto.start()
+        moto_host, moto_port = self._moto.get_host_and_port()
+        self.moto_url = f"http://{moto_host}:{moto_port}"
+        requests.post(f"{self.moto_url}/moto-api/config", json=MOTO_CONFIG, timeout=10).raise_for_status()
+        self._osmem = start_opensearch(f"{self.host}:{self.opensearch_port}")
+        self.opensearch_url = self._osmem.url
+        self._configure_environment(moto_port)
+        for name in FUNCTIONS:
+            self.router.register(name, load_handler(name))
+        self.router.install()
+        self.provisioned = provision(self.settings)
+        self.restored = snapshot.restore(self.state_dir, opensearch_client())
+        gateway = Gateway(
+            {name: self.router.handler_for(name) for name in FUNCTIONS}, extra_routes={"/health": self.health}
+        )
+        self._http = gateway.serve(self.host, self.port)
+        self.url = f"http://{self.host}:{self._http.server_address[1]}"
+        threading.Thread(target=self._http.serve_forever, name="gateway", daemon=True).start()
+        self.startup_s = time.monotonic() - started
+        return self
+
+    def stop(self) -> dict[str, int]:
+        """Stop everything; returns what the snapshot saved (empty when nothing was saved)."""
+        saved: dict[str, int] = {}
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+        if self.provisioned and self.keep_snapshot:
+            saved = snapshot.save(
+                self.state_dir, bucket_names(self.settings), table_names(self.settings),
+                opensearch_client(), [self.settings.listings_index],
+            )
+        close_clients()
+        if self._osmem is not None:
+            self._osmem.close()
+            self._osmem = None
+        self.router.uninstall()
+        if self._moto is not None:
+            with suppress(requests.RequestException):
+                requests.post(f"{self.moto_url}/moto-api/reset", timeout=10)
+            self._moto.stop()
+            self._moto = None
+        self._restore_environment()
+        return saved
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    # --- environment --------------------------------------------------------------------------
+    def environment(self, moto_port: int) -> dict[str, str]:
+        """What the handlers see: every client pointed at the emulators, no real credentials."""
+        return {
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "MOTO_PORT": str(moto_port),  # moto's Step Functions interpreter calls Lambda here
+            "OPENSEARCH_URL": self.opensearch_url,
+            "MILVUS_URI": str(self.state_dir / "milvus.db"),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_SERVICE_NAME": "listing-vision-local",
+        }
+
+    def _configure_environment(self, moto_port: int) -> None:
+        for name, value in self.environment(moto_port).items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+        get_settings.cache_clear()
+        aws.reset_clients()
+
+    def _restore_environment(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+        get_settings.cache_clear()
+        aws.reset_clients()
+
+    @property
+    def settings(self) -> Settings:
+        return get_settings()
+
+    # --- health -------------------------------------------------------------------------------
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """Each component answers a real request; 503 when any does not."""
+        checks: dict[str, str] = {}
+
+        def check(name: str, probe: Any) -> None:
+            try:
+                probe()
+                checks[name] = "ok"
+            except Exception as error:  # noqa: BLE001 - reported, not raised
+                checks[name] = f"error: {error}"
+
+        settings = self.settings
+        check("s3", lambda: aws.client("s3").head_bucket(Bucket=settings.alya_bucket))
+        check("dynamodb", lambda: aws.client("dynamodb").describe_table(TableName=settings.jobs_table))
+        check("stepfunctions", lambda: aws.client("stepfunctions").list_state_machines(maxResults=1))
+        check("opensearch", lambda: opensearch_client().indices.get(index=settings.listings_index))
+        check("milvus", lambda: milvus_client().get_collection_stats(settings.milvus_collection))
+        healthy = all(state == "ok" for state in checks.values())
+        return (200 if healthy else 503), {"status": "ok" if healthy else "degraded", "components": checks}
+
+    def describe(self) -> str:
+        """What a person can do next, printed by `make run`."""
+        lines = [
+            f"Local stack up in {self.startup_s:.1f} s.",
+            f"  API gateway   {self.url}          (health: {self.url}/health)",
+            f"  AWS (moto)    {self.moto_url}     S3, DynamoDB, Step Functions, Lambda",
+            f"  OpenSearch    {self.opensearch_url}",
+            f"  Milvus Lite   {self.settings.milvus_uri}",
+            f"  State folder  {self.state_dir}",
+        ]
+        if self.restored:
+            lines.append("  Restored      " + json.dumps(self.restored))
+        lines += [
+            "",
+            "Try:",
+            f"  curl {self.url}/health",
+            f"  curl -F file=@tests/data/photos/image1.jpg {self.url}/image_similarity_search",
+            "  AWS_ENDPOINT_URL=" + self.moto_url + " AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\",
+            "    aws s3 ls   # or any boto3 code: every AWS call goes to the emulators",
+            "",
+            "Ctrl-C stops everything and saves S3, DynamoDB and OpenSearch to the state folder.",
+        ]
+        return "\n".join(lines)
