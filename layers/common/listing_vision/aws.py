@@ -23,7 +23,7 @@ def _config() -> Config:
     settings = get_settings()
     return Config(
         region_name=settings.aws_region,
-        retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
+        retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
         connect_timeout=settings.aws_connect_timeout_s,
         read_timeout=settings.aws_read_timeout_s,
         max_pool_connections=32,

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
         "Unset on AWS.",
     )
     aws_max_attempts: int = Field(
-        5, ge=1, description="botocore retry attempts (standard mode: backoff with jitter, throttling retried)."
+        5, ge=1, description="botocore attempts in all, first try included (standard mode: backoff with jitter, throttling retried)."
     )
     aws_connect_timeout_s: float = Field(5.0, gt=0, description="botocore connect timeout, seconds.")
     aws_read_timeout_s: float = Field(30.0, gt=0, description="botocore read timeout, seconds.")

@@ -1,0 +1,52 @@
+# The two commands: `make run` (the product, locally) and `make test` (the whole suite).
+# Each creates or updates the virtual environment it needs first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+REQUIREMENTS := requirements.txt requirements-dev.txt constraints.txt layers/common/requirements.txt \
+	layers/common/requirements-onnx.txt layers/common/pyproject.toml
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: run test bench lint synth layer deploy clean venv
+
+venv: $(STAMP)
+
+$(STAMP): $(REQUIREMENTS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e layers/common
+	@touch $(STAMP)
+
+run: $(STAMP)  ## Start the local stack (API on http://127.0.0.1:8000); Ctrl-C stops it
+	$(BIN)/python -m local
+
+test: $(STAMP)  ## Run the whole test suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)  ## Run every benchmark in bench/; prints one table and writes bench/results/latest.json
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy layers/common/listing_vision functions local infra bench
+
+layer: $(STAMP)  ## Build the common Lambda layer into build/layer
+	PIP=$(BIN)/pip bash scripts/build_layer.sh build/layer
+
+node_modules/.bin/cdk: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	@touch $@
+
+synth: layer node_modules/.bin/cdk  ## Synthesize the CloudFormation template (no AWS account needed)
+	npx cdk synth --no-notices --quiet
+
+deploy: layer node_modules/.bin/cdk  ## Deploy to the AWS account in your environment
+	npx cdk deploy --no-notices --require-approval broadening
+
+clean:
+	rm -rf $(VENV) build cdk.out node_modules

@@ -1,0 +1,1 @@
+"""The CDK app (Python): one stack composing one construct per capability."""

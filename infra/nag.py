@@ -1,0 +1,42 @@
+"""cdk-nag (v3): AWS Solutions checks on every synth, with each accepted finding justified here.
+
+cdk-nag v3 reports IAM findings one by one (`Rule[Finding]`), so each is acknowledged by name.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, App, Stack, Validations, aws_s3 as s3
+from cdk_nag import AwsSolutionsChecks
+
+GRANT_WILDCARDS = "CDK's bucket grant helpers use action wildcards (s3:GetObject*, s3:List*, ...) on one bucket."
+
+ACKNOWLEDGED: dict[str, str] = {
+    "AwsSolutions-IAM5[Resource::*]": "X-Ray PutTraceSegments/PutTelemetryRecords have no resource-level permissions.",
+    "AwsSolutions-IAM5[Action::s3:GetObject*]": GRANT_WILDCARDS,
+    "AwsSolutions-IAM5[Action::s3:GetBucket*]": GRANT_WILDCARDS,
+    "AwsSolutions-IAM5[Action::s3:List*]": GRANT_WILDCARDS,
+    "AwsSolutions-IAM5[Action::s3:DeleteObject*]": GRANT_WILDCARDS,
+    "AwsSolutions-IAM5[Action::s3:Abort*]": GRANT_WILDCARDS,
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]":
+        "API Gateway's account-level CloudWatch role uses the AWS managed push-to-logs policy CDK attaches.",
+    "AwsSolutions-APIG2": "Requests are validated in each function against its OpenAPI model (Powertools), "
+    "which also validates multipart bodies API Gateway models cannot.",
+    "AwsSolutions-APIG4": "Methods require an API key with a usage plan; an authorizer (IAM or Cognito) is the "
+    "adopter's choice.",
+    "AwsSolutions-COG4": "No Cognito user pool: callers are services authenticated by API key.",
+    "AwsSolutions-APIG3": "WAF is attached per deployment by the adopter's edge account.",
+    "AwsSolutions-S1": "The access-log bucket cannot log to itself.",
+    "AwsSolutions-L1": "Python 3.12 is pinned to match the layer's wheels (--python-version 3.12).",
+}
+
+
+def add_checks(app: App, stack: Stack, buckets: list[s3.Bucket]) -> None:
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    for rule, reason in ACKNOWLEDGED.items():
+        Validations.of(stack).acknowledge(Acknowledgment(id=rule, reason=reason))
+    for bucket in buckets:
+        logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
+        Validations.of(stack).acknowledge(Acknowledgment(
+            id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*]",
+            reason="Object-level access to every key of one of the platform's own buckets.",
+        ))

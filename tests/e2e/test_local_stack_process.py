@@ -1,0 +1,92 @@
+"""`python -m local` as a user runs it: a separate process, real HTTP, Ctrl-C, and a second start
+on the same state folder that finds the data of the first."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from opensearchpy import OpenSearch
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+@contextmanager
+def local_stack_process(state_dir: Path) -> Iterator[dict[str, str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local", "--port", "0", "--moto-port", "0", "--opensearch-port", "0",
+         "--state-dir", str(state_dir)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    urls: dict[str, str] = {}
+    output: list[str] = []
+    assert process.stdout is not None
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and "api" not in urls:
+            line = process.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            if line.startswith("  AWS (moto)"):
+                urls["moto"] = line.split()[2]
+            elif line.startswith("  OpenSearch"):
+                urls["opensearch"] = line.split()[1]
+            elif line.startswith("READY "):
+                urls["api"] = line.split()[1]
+        assert "api" in urls, "".join(output)
+        yield urls
+    finally:
+        # Ctrl-C, as a person would stop it
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+        output.append(rest)
+        assert process.returncode == 0, "".join(output)
+        assert "Stopped." in rest
+
+
+def s3_client(moto_url: str):  # noqa: ANN201 - boto3 clients are untyped
+    return boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
+                        aws_access_key_id="local", aws_secret_access_key="local")
+
+
+def test_run_answer_stop_and_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    photo = ROOT / "tests" / "data" / "photos" / "image2.jpg"
+    # Given the local stack started as `make run` starts it
+    with local_stack_process(state) as urls:
+        # Then its health route answers
+        health = requests.get(f"{urls['api']}/health", timeout=10)
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        # And a real request through the gateway reaches the real handler
+        answer = requests.post(f"{urls['api']}/generate_caption", files={"file": photo.open("rb")},
+                               data={"type": "bracelet"}, timeout=30)
+        assert answer.json()["error"]["details"] == {"type": "bracelet", "website": "alya"}
+        bad = requests.post(f"{urls['api']}/generate_caption", files={"file": photo.open("rb")},
+                            data={"type": "tiara"}, timeout=30)
+        assert bad.status_code == 400 and bad.json()["error"]["details"]["fields"][0]["field"] == "type"
+        # When data is written to S3 and OpenSearch
+        s3_client(urls["moto"]).put_object(Bucket="blyskimg", Key="catalogue/a.jpg", Body=photo.read_bytes(),
+                                           Metadata={"original-name": "ring.jpg"})
+        OpenSearch(hosts=[urls["opensearch"]]).index(index="listings-v2", id="12345",
+                                                     body={"zpid": "12345", "visual_features_text": "Ranch."},
+                                                     refresh=True)
+    # Then a second start on the same state folder finds it all
+    with local_stack_process(state) as urls:
+        obj = s3_client(urls["moto"]).get_object(Bucket="blyskimg", Key="catalogue/a.jpg")
+        assert obj["Body"].read() == photo.read_bytes()
+        assert obj["Metadata"] == {"original-name": "ring.jpg"}
+        doc = OpenSearch(hosts=[urls["opensearch"]]).get(index="listings-v2", id="12345")
+        assert doc["_source"]["visual_features_text"] == "Ranch."
+        assert requests.get(f"{urls['api']}/health", timeout=10).json()["components"]["milvus"] == "ok"

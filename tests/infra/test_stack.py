@@ -1,0 +1,79 @@
+"""The CDK stack, synthesized without building the layer (an empty asset stands in for it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Match, Template
+
+from functions.routes import FUNCTIONS, ROUTES
+from infra.nag import add_checks
+from infra.stack import ListingVisionStack
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    layer = tmp_path_factory.mktemp("layer")
+    (layer / "python").mkdir()
+    app = cdk.App(outdir=str(tmp_path_factory.mktemp("cdk.out")))
+    stack = ListingVisionStack(app, "Test", layer_code=lambda_.Code.from_asset(str(layer)), stage="test")
+    # cdk-nag runs on synth and fails it on any unacknowledged finding
+    add_checks(app, stack, list(stack.storage.buckets.values()))
+    app.synth()
+    return Template.from_stack(stack)
+
+
+def test_every_function_is_python312_traced_json_logged_with_the_layer(template: Template) -> None:
+    functions = template.find_resources("AWS::Lambda::Function", {"Properties": {"Runtime": "python3.12"}})
+    assert len(functions) == len(FUNCTIONS)
+    for function in functions.values():
+        props = function["Properties"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+        assert props["Handler"] == "handler.lambda_handler"
+        assert len(props["Layers"]) == 1
+
+
+def test_each_function_has_its_own_role(template: Template) -> None:
+    functions = template.find_resources("AWS::Lambda::Function", {"Properties": {"Runtime": "python3.12"}})
+    roles = {str(f["Properties"]["Role"]) for f in functions.values()}
+    assert len(roles) == len(FUNCTIONS)
+
+
+def test_stores_are_private_encrypted_and_recoverable(template: Template) -> None:
+    template.all_resources_properties("AWS::S3::Bucket", {
+        "PublicAccessBlockConfiguration": {
+            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+        },
+        "BucketEncryption": Match.any_value(),
+    })
+    template.resource_count_is("AWS::DynamoDB::Table", 3)
+    template.has_resource_properties("AWS::DynamoDB::Table", {
+        "KeySchema": [{"AttributeName": "image_url", "KeyType": "HASH"}],
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+    })
+    template.has_resource_properties("AWS::DynamoDB::Table", {
+        "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
+        "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+    })
+
+
+def test_api_serves_every_route_with_binary_media_and_api_keys(template: Template) -> None:
+    template.has_resource_properties("AWS::ApiGateway::RestApi", {
+        "BinaryMediaTypes": ["multipart/form-data", "image/*", "application/octet-stream"],
+    })
+    methods = template.find_resources("AWS::ApiGateway::Method", {"Properties": {"ApiKeyRequired": True}})
+    assert sorted(m["Properties"]["HttpMethod"] for m in methods.values()) == sorted(r.method for r in ROUTES)
+    path_parts = {r["Properties"]["PathPart"] for r in template.find_resources("AWS::ApiGateway::Resource").values()}
+    assert path_parts >= {"image_similarity_search", "generate_caption", "generate-images", "regenerate-image",
+                          "jobs", "{job_id}"}
+
+
+def test_cdk_json_points_at_the_app() -> None:
+    import json
+
+    config = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())
+    assert config["app"].endswith("-m infra.app")

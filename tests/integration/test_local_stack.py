@@ -1,0 +1,128 @@
+"""The local stack provisions every store and serves the real handlers through the gateway."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+from listing_vision import aws
+from listing_vision.jewelry.vector_index import milvus_client
+from listing_vision.realestate.listings_index import opensearch_client
+from listing_vision.resources import BUCKETS, TABLES
+from local.stack import LocalStack
+
+
+def test_every_bucket_exists_and_is_private(local_stack: LocalStack) -> None:
+    s3 = aws.client("s3")
+    for spec in BUCKETS:
+        name = getattr(local_stack.settings, spec.name_setting)
+        block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+        assert all(block.values()), name
+
+
+def test_every_table_has_its_key_and_ttl(local_stack: LocalStack) -> None:
+    dynamodb = aws.client("dynamodb")
+    for spec in TABLES:
+        name = getattr(local_stack.settings, spec.name_setting)
+        table = dynamodb.describe_table(TableName=name)["Table"]
+        assert table["KeySchema"] == [{"AttributeName": spec.partition_key, "KeyType": "HASH"}]
+        ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        if spec.ttl_attribute:
+            assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": spec.ttl_attribute}
+
+
+def test_listings_index_and_milvus_collection_exist(local_stack: LocalStack) -> None:
+    mapping = opensearch_client().indices.get_mapping(index="listings-v2")["listings-v2"]["mappings"]
+    assert mapping["properties"]["zpid"] == {"type": "keyword"}
+    client = milvus_client()
+    described = client.describe_collection("image_embeddings_ip")
+    fields = {f["name"] for f in described["fields"]}
+    assert fields == {"id", "embedding", "path", "website", "sha256", "created_at"}
+    index = client.describe_index("image_embeddings_ip", index_name="embedding")
+    assert index["metric_type"] == "IP" and index["index_type"] == "HNSW"
+
+
+def test_provisioning_again_is_harmless(local_stack: LocalStack) -> None:
+    from local.provision import provision
+
+    aws.client("s3").put_object(Bucket="alyaimg", Key="keep/me.txt", Body=b"x")
+    provision(local_stack.settings)
+    assert aws.client("s3").get_object(Bucket="alyaimg", Key="keep/me.txt")["Body"].read() == b"x"
+
+
+def test_health_reports_each_component(local_stack: LocalStack) -> None:
+    response = requests.get(f"{local_stack.url}/health", timeout=10)
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "components": {name: "ok" for name in ("s3", "dynamodb", "stepfunctions", "opensearch", "milvus")},
+    }
+
+
+def test_uploads_reach_the_handler_intact(local_stack: LocalStack, photos: list[Path]) -> None:
+    # Given a real photo sent as multipart, as curl -F would
+    photo = photos[0]
+    with photo.open("rb") as handle:
+        response = requests.post(
+            f"{local_stack.url}/image_similarity_search",
+            files={"file": (photo.name, handle, "image/jpeg")},
+            data={"website": "blysk", "check_duplicate": "no"},
+            timeout=30,
+        )
+    # Then the handler parsed every byte and every field (its answer says so)
+    body = response.json()
+    assert response.status_code == 501, body
+    assert body["error"]["details"] == {"website": "blysk", "check_duplicate": "no", "bytes": photo.stat().st_size}
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [({"website": "etsy"}, "website"), ({"check_duplicate": "maybe"}, "check_duplicate")],
+)
+def test_bad_form_values_are_400_with_the_field(local_stack: LocalStack, photos: list[Path], data: dict, field: str) -> None:
+    response = requests.post(
+        f"{local_stack.url}/image_similarity_search",
+        files={"file": ("a.jpg", photos[0].read_bytes(), "image/jpeg")}, data=data, timeout=30,
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert [f["field"] for f in error["details"]["fields"]] == [field]
+
+
+def test_missing_file_and_wrong_content_type(local_stack: LocalStack) -> None:
+    missing = requests.post(f"{local_stack.url}/image_similarity_search", data={"website": "alya"},
+                            files={"other": ("x", b"1")}, timeout=10)
+    assert missing.status_code == 400 and missing.json()["error"]["details"]["fields"][0]["field"] == "file"
+    text = requests.post(f"{local_stack.url}/image_similarity_search", data=b"hello",
+                         headers={"Content-Type": "text/plain"}, timeout=10)
+    assert text.status_code == 415 and text.json()["error"]["code"] == "unsupported_content_type"
+
+
+def test_gateway_limits_and_unknown_routes(local_stack: LocalStack) -> None:
+    big = requests.post(f"{local_stack.url}/image_similarity_search", files={"file": ("big.jpg", b"\0" * 5_000_000)},
+                        timeout=60)
+    assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
+    missing = requests.get(f"{local_stack.url}/nowhere", timeout=10)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "route_not_found"
+    wrong_method = requests.get(f"{local_stack.url}/generate-images", timeout=10)
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_lambda_invoke_reaches_the_in_process_handler(local_stack: LocalStack) -> None:
+    # Given boto3's Lambda client pointed at moto, as any caller on AWS would use it
+    lambda_client = boto3.client("lambda", endpoint_url=local_stack.moto_url, region_name="us-east-1",
+                                 aws_access_key_id="local", aws_secret_access_key="local")
+    # When the regenerate function is invoked with an unknown operation
+    response = lambda_client.invoke(FunctionName="regenerate", Payload=json.dumps({"operation": "explode"}))
+    # Then the real handler ran and its exception is a Lambda function error
+    assert response["FunctionError"] == "Unhandled"
+    payload = json.loads(response["Payload"].read())
+    assert payload["errorType"] == "InvalidRequest" and "explode" in payload["errorMessage"]
+    # And an asynchronous invoke is accepted at once
+    queued = lambda_client.invoke(FunctionName="regenerate", InvocationType="Event", Payload=b"{}")
+    assert queued["StatusCode"] == 202

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import pytest
+
+from listing_vision import aws
+
+
+def test_endpoint_override_reaches_every_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4999")
+    assert aws.client("s3").meta.endpoint_url == "http://127.0.0.1:4999"
+    assert aws.client("dynamodb").meta.endpoint_url == "http://127.0.0.1:4999"
+
+
+def test_without_override_clients_talk_to_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert aws.client("dynamodb").meta.endpoint_url == "https://dynamodb.eu-west-1.amazonaws.com"
+
+
+def test_clients_are_reused_and_retry_in_standard_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "7")
+    first = aws.client("s3")
+    assert aws.client("s3") is first
+    assert first.meta.config.retries == {"mode": "standard", "total_max_attempts": 7}

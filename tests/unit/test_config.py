@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from listing_vision.config import Settings, get_settings, settings_table
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_defaults_work_without_any_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an environment with none of the settings
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    # When settings are read
+    settings = get_settings()
+    # Then the seed's defaults hold
+    assert settings.milvus_collection == "image_embeddings_ip"
+    assert settings.duplicate_threshold == 0.05
+    assert settings.search_ef == 64 and settings.search_top_k == 5
+    assert settings.bucket_for("alya") == "alyaimg" and settings.bucket_for("blysk") == "blyskimg"
+    assert settings.listings_index == "listings-v2"
+    assert settings.vision_cache_table == "hearth-vision-cache"
+
+
+def test_environment_overrides_and_types(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DUPLICATE_THRESHOLD", "0.1")
+    monkeypatch.setenv("BLYSK_BUCKET", "blysk-prod-images")
+    monkeypatch.setenv("SEARCH_TOP_K", "7")
+    settings = get_settings()
+    assert settings.duplicate_threshold == pytest.approx(0.1)
+    assert settings.bucket_for("blysk") == "blysk-prod-images"
+    assert settings.search_top_k == 7
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("SEARCH_TOP_K", "0"), ("DUPLICATE_THRESHOLD", "-1"), ("PRESIGN_EXPIRY_S", "999999999"), ("SEARCH_EF", "many")],
+)
+def test_out_of_range_settings_are_refused_at_start(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=name.lower()):
+        get_settings()
+
+
+def test_settings_are_read_once_and_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = get_settings()
+    monkeypatch.setenv("SEARCH_EF", "128")
+    assert get_settings() is first
+    get_settings.cache_clear()
+    assert get_settings().search_ef == 128
+
+
+def test_readme_documents_every_setting() -> None:
+    # Given the README's settings table
+    text = README.read_text()
+    documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", text, flags=re.MULTILINE))
+    # Then every setting, and nothing else, is listed
+    assert documented >= {name.upper() for name in Settings.model_fields}
+    assert settings_table().splitlines()[2] in text
