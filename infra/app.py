@@ -20,7 +20,9 @@ def main() -> None:
     layer_dir = ROOT / (app.node.try_get_context("layer_dir") or "build/layer")
     if not (layer_dir / "python").is_dir():
         sys.exit(f"The common layer is not built at {layer_dir}: run `make layer` first.")
-    stack = ListingVisionStack(app, f"ListingVision-{stage}", layer_code=lambda_.Code.from_asset(str(layer_dir)), stage=stage)
+    stack = ListingVisionStack(
+        app, f"ListingVision-{stage}", layer_code=lambda_.Code.from_asset(str(layer_dir)), stage=stage
+    )
     add_checks(app, stack, list(stack.storage.buckets.values()))
     app.synth()
 

@@ -5,10 +5,13 @@ cdk-nag v3 reports IAM findings one by one (`Rule[Finding]`), so each is acknowl
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, App, Stack, Validations, aws_s3 as s3
+from aws_cdk import Acknowledgment, App, Stack, Validations
+from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 
 GRANT_WILDCARDS = "CDK's bucket grant helpers use action wildcards (s3:GetObject*, s3:List*, ...) on one bucket."
+
+APIGW_LOGS_POLICY = "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 
 ACKNOWLEDGED: dict[str, str] = {
     "AwsSolutions-IAM5[Resource::*]": "X-Ray PutTraceSegments/PutTelemetryRecords have no resource-level permissions.",
@@ -17,8 +20,8 @@ ACKNOWLEDGED: dict[str, str] = {
     "AwsSolutions-IAM5[Action::s3:List*]": GRANT_WILDCARDS,
     "AwsSolutions-IAM5[Action::s3:DeleteObject*]": GRANT_WILDCARDS,
     "AwsSolutions-IAM5[Action::s3:Abort*]": GRANT_WILDCARDS,
-    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]":
-        "API Gateway's account-level CloudWatch role uses the AWS managed push-to-logs policy CDK attaches.",
+    f"AwsSolutions-IAM4[Policy::{APIGW_LOGS_POLICY}]": "API Gateway's account-level CloudWatch role uses the "
+    "AWS managed push-to-logs policy CDK attaches.",
     "AwsSolutions-APIG2": "Requests are validated in each function against its OpenAPI model (Powertools), "
     "which also validates multipart bodies API Gateway models cannot.",
     "AwsSolutions-APIG4": "Methods require an API key with a usage plan; an authorizer (IAM or Cognito) is the "
@@ -36,7 +39,9 @@ def add_checks(app: App, stack: Stack, buckets: list[s3.Bucket]) -> None:
         Validations.of(stack).acknowledge(Acknowledgment(id=rule, reason=reason))
     for bucket in buckets:
         logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
-        Validations.of(stack).acknowledge(Acknowledgment(
-            id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*]",
-            reason="Object-level access to every key of one of the platform's own buckets.",
-        ))
+        Validations.of(stack).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*]",
+                reason="Object-level access to every key of one of the platform's own buckets.",
+            )
+        )

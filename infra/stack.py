@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack, aws_lambda as lambda_
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from functions.routes import FUNCTIONS
@@ -12,12 +13,15 @@ from infra.constructs.storage import Storage
 
 
 class ListingVisionStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, layer_code: lambda_.Code, stage: str, **kwargs: object) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, layer_code: lambda_.Code, stage: str, **kwargs: object
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         removal = RemovalPolicy.RETAIN if stage == "prod" else RemovalPolicy.DESTROY
         self.storage = Storage(self, "Storage", removal_policy=removal)
         self.layer = lambda_.LayerVersion(
-            self, "CommonLayer",
+            self,
+            "CommonLayer",
             code=layer_code,
             compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
             compatible_architectures=[lambda_.Architecture.X86_64],
@@ -25,7 +29,9 @@ class ListingVisionStack(Stack):
         )
         environment = self.storage.environment()
         self.functions = {
-            name: ServiceFunction(self, f"{name.capitalize()}Function", name=name, layer=self.layer, environment=environment)
+            name: ServiceFunction(
+                self, f"{name.capitalize()}Function", name=name, layer=self.layer, environment=environment
+            )
             for name in FUNCTIONS
         }
         storefront = [self.storage.buckets["alya_bucket"], self.storage.buckets["blysk_bucket"]]
@@ -42,7 +48,8 @@ class ListingVisionStack(Stack):
         self.storage.tables["vision_cache_table"].grant_read_write_data(regenerate)
         self.storage.buckets["artifacts_bucket"].grant_read_write(regenerate)
         self.api = RestApi(
-            self, "Api",
+            self,
+            "Api",
             functions={name: fn.function for name, fn in self.functions.items()},
             stage=stage,
         )

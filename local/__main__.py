@@ -15,27 +15,51 @@ from local.stack import LocalStack
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("LOCAL_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_PORT", "8000")),
-                        help="API gateway port (0 picks a free one); default 8000")
-    parser.add_argument("--moto-port", type=int, default=int(os.environ.get("LOCAL_MOTO_PORT", "8001")),
-                        help="moto (AWS APIs) port; default 8001")
-    parser.add_argument("--opensearch-port", type=int, default=int(os.environ.get("LOCAL_OPENSEARCH_PORT", "8002")),
-                        help="OpenSearch port; default 8002")
-    parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("LOCAL_STATE_DIR", ".local-state")),
-                        help="where data is kept between runs; default .local-state")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("LOCAL_PORT", "8000")),
+        help="API gateway port (0 picks a free one); default 8000",
+    )
+    parser.add_argument(
+        "--moto-port",
+        type=int,
+        default=int(os.environ.get("LOCAL_MOTO_PORT", "8001")),
+        help="moto (AWS APIs) port; default 8001",
+    )
+    parser.add_argument(
+        "--opensearch-port",
+        type=int,
+        default=int(os.environ.get("LOCAL_OPENSEARCH_PORT", "8002")),
+        help="OpenSearch port; default 8002",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ.get("LOCAL_STATE_DIR", ".local-state")),
+        help="where data is kept between runs; default .local-state",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
-    stack = LocalStack(state_dir=args.state_dir, port=args.port, moto_port=args.moto_port,
-                       opensearch_port=args.opensearch_port, host=args.host)
+    stack = LocalStack(
+        state_dir=args.state_dir,
+        port=args.port,
+        moto_port=args.moto_port,
+        opensearch_port=args.opensearch_port,
+        host=args.host,
+    )
     try:
         stack.start()
     except OSError as error:
-        print(f"Could not start the local stack: {error}. Is another one running on these ports? "
-              "Choose others with --port/--moto-port/--opensearch-port.", file=sys.stderr)
+        print(
+            f"Could not start the local stack: {error}. Is another one running on these ports? "
+            "Choose others with --port/--moto-port/--opensearch-port.",
+            file=sys.stderr,
+        )
         stack.stop()
         return 1
     print(stack.describe(), flush=True)

@@ -176,14 +176,22 @@ class Gateway:
                     return
                 route, params = matched
                 event = build_event(
-                    route, split.path, params, self.command, list(self.headers.items()), split.query, body,
+                    route,
+                    split.path,
+                    params,
+                    self.command,
+                    list(self.headers.items()),
+                    split.query,
+                    body,
                     self.client_address[0],
                 )
                 if len(json.dumps(event)) > LAMBDA_MAX_EVENT:
-                    self._error(PayloadTooLarge(
-                        "The request exceeds Lambda's 6 MB synchronous payload limit; "
-                        "upload large images with a presigned URL instead."
-                    ))
+                    self._error(
+                        PayloadTooLarge(
+                            "The request exceeds Lambda's 6 MB synchronous payload limit; "
+                            "upload large images with a presigned URL instead."
+                        )
+                    )
                     return
                 try:
                     result = invoke(gateway.handlers[route.function], route.function, event)

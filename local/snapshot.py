@@ -60,7 +60,9 @@ def _index_documents(client: OpenSearch, index: str) -> Iterator[dict[str, Any]]
         yield {"_id": hit["_id"], "_source": hit["_source"]}
 
 
-def save(state_dir: Path, buckets: list[str], tables: list[str], search: OpenSearch, indices: list[str]) -> dict[str, int]:
+def save(
+    state_dir: Path, buckets: list[str], tables: list[str], search: OpenSearch, indices: list[str]
+) -> dict[str, int]:
     """Write a full snapshot; returns counts per store."""
     final = state_dir / "snapshot"
     staging = state_dir / "snapshot.partial"
@@ -94,8 +96,11 @@ def restore(state_dir: Path, search: OpenSearch) -> dict[str, int]:
         counts[f"s3:{bucket}"] = 0
         for obj in _read_jsonl(path):
             s3.put_object(
-                Bucket=bucket, Key=obj["key"], Body=base64.b64decode(obj["body"]),
-                ContentType=obj["content_type"], Metadata=obj["metadata"],
+                Bucket=bucket,
+                Key=obj["key"],
+                Body=base64.b64decode(obj["body"]),
+                ContentType=obj["content_type"],
+                Metadata=obj["metadata"],
             )
             counts[f"s3:{bucket}"] += 1
     dynamodb = aws.client("dynamodb")

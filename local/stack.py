@@ -35,6 +35,7 @@ from local.gateway import Gateway
 from local.lambda_runtime import LambdaRouter, load_handler
 from local.provision import bucket_names, provision, table_names
 
+
 def start_opensearch(addr: str, timeout_s: float = 30.0) -> OsmemServer:
     """osmem-server in its own session, so Ctrl-C reaches only us and we can snapshot before it
     stops; it still exits with us (it watches our pid and its stdin)."""
@@ -49,7 +50,9 @@ def start_opensearch(addr: str, timeout_s: float = 30.0) -> OsmemServer:
         with suppress(ValueError):
             ready = json.loads(line)
             if isinstance(ready, dict) and "url" in ready:
-                return OsmemServer(process, ready["url"], ready.get("pid", process.pid), ready.get("version", ""), False)
+                return OsmemServer(
+                    process, ready["url"], ready.get("pid", process.pid), ready.get("version", ""), False
+                )
     process.kill()
     raise OsmemError(f"osmem-server did not start on {addr}")
 
@@ -115,8 +118,11 @@ class LocalStack:
             self._http = None
         if self.provisioned and self.keep_snapshot:
             saved = snapshot.save(
-                self.state_dir, bucket_names(self.settings), table_names(self.settings),
-                opensearch_client(), [self.settings.listings_index],
+                self.state_dir,
+                bucket_names(self.settings),
+                table_names(self.settings),
+                opensearch_client(),
+                [self.settings.listings_index],
             )
         close_clients()
         if self._osmem is not None:

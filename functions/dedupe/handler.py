@@ -2,7 +2,6 @@
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
-
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import File, Form, UploadFile

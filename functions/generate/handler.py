@@ -2,7 +2,6 @@
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
-
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import aws_apigateway as apigw, aws_lambda as lambda_, aws_logs as logs
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from functions.routes import BINARY_MEDIA_TYPES, ROUTES
@@ -12,11 +14,14 @@ class RestApi(Construct):
     """API Gateway (REST, Lambda proxy) with binary media types, access logs, throttling and an
     API key on every method."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, functions: dict[str, lambda_.IFunction], stage: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, functions: dict[str, lambda_.IFunction], stage: str
+    ) -> None:
         super().__init__(scope, construct_id)
         access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH)
         self.api = apigw.RestApi(
-            self, "Api",
+            self,
+            "Api",
             rest_api_name=f"listing-vision-{stage}",
             binary_media_types=list(BINARY_MEDIA_TYPES),
             cloud_watch_role=True,
@@ -28,8 +33,15 @@ class RestApi(Construct):
                 logging_level=apigw.MethodLoggingLevel.INFO,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=False, http_method=True, ip=True, protocol=True, request_time=True,
-                    resource_path=True, response_length=True, status=True, user=False,
+                    caller=False,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=False,
                 ),
             ),
         )
@@ -42,7 +54,8 @@ class RestApi(Construct):
             )
         key = self.api.add_api_key("Key")
         plan = self.api.add_usage_plan(
-            "Plan", throttle=apigw.ThrottleSettings(rate_limit=20, burst_limit=40),
+            "Plan",
+            throttle=apigw.ThrottleSettings(rate_limit=20, burst_limit=40),
         )
         plan.add_api_key(key)
         plan.add_api_stage(stage=self.api.deployment_stage)

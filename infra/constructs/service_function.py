@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, aws_iam as iam, aws_lambda as lambda_, aws_logs as logs
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
+API_TIMEOUT = Duration.seconds(29)  # API Gateway cuts a request at 29 s
 
 
 class ServiceFunction(Construct):
@@ -23,21 +27,21 @@ class ServiceFunction(Construct):
         layer: lambda_.ILayerVersion,
         environment: dict[str, str],
         memory_mb: int = 1024,
-        timeout: Duration = Duration.seconds(29),
+        timeout: Duration = API_TIMEOUT,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
-        )
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         self.role = iam.Role(
-            self, "Role",
+            self,
+            "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Execution role of the {name} function",
         )
         self.log_group.grant_write(self.role)
         self.function = lambda_.Function(
-            self, "Function",
+            self,
+            "Function",
             runtime=lambda_.Runtime.PYTHON_3_12,
             architecture=lambda_.Architecture.X86_64,  # the layer's wheels are manylinux x86_64
             handler="handler.lambda_handler",

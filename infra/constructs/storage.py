@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, aws_dynamodb as dynamodb, aws_s3 as s3
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from listing_vision.resources import BUCKETS, TABLES
@@ -14,7 +16,8 @@ class Storage(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy) -> None:
         super().__init__(scope, construct_id)
         self.access_logs = s3.Bucket(
-            self, "AccessLogs",
+            self,
+            "AccessLogs",
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
@@ -24,7 +27,8 @@ class Storage(Construct):
         self.buckets: dict[str, s3.Bucket] = {}
         for spec in BUCKETS:
             self.buckets[spec.name_setting] = s3.Bucket(
-                self, _logical_id(spec.name_setting),
+                self,
+                _logical_id(spec.name_setting),
                 block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
                 encryption=s3.BucketEncryption.S3_MANAGED,
                 enforce_ssl=True,
@@ -36,7 +40,8 @@ class Storage(Construct):
         self.tables: dict[str, dynamodb.Table] = {}
         for table in TABLES:
             self.tables[table.name_setting] = dynamodb.Table(
-                self, _logical_id(table.name_setting),
+                self,
+                _logical_id(table.name_setting),
                 partition_key=dynamodb.Attribute(name=table.partition_key, type=dynamodb.AttributeType.STRING),
                 billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
                 time_to_live_attribute=table.ttl_attribute,

@@ -24,9 +24,23 @@ pytestmark = pytest.mark.e2e
 @contextmanager
 def local_stack_process(state_dir: Path) -> Iterator[dict[str, str]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "local", "--port", "0", "--moto-port", "0", "--opensearch-port", "0",
-         "--state-dir", str(state_dir)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "local",
+            "--port",
+            "0",
+            "--moto-port",
+            "0",
+            "--opensearch-port",
+            "0",
+            "--state-dir",
+            str(state_dir),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     urls: dict[str, str] = {}
@@ -56,9 +70,10 @@ def local_stack_process(state_dir: Path) -> Iterator[dict[str, str]]:
         assert "Stopped." in rest
 
 
-def s3_client(moto_url: str):  # noqa: ANN201 - boto3 clients are untyped
-    return boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
-                        aws_access_key_id="local", aws_secret_access_key="local")
+def s3_client(moto_url: str):
+    return boto3.client(
+        "s3", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local"
+    )
 
 
 def test_run_answer_stop_and_restart(tmp_path: Path) -> None:
@@ -70,18 +85,21 @@ def test_run_answer_stop_and_restart(tmp_path: Path) -> None:
         health = requests.get(f"{urls['api']}/health", timeout=10)
         assert health.status_code == 200 and health.json()["status"] == "ok"
         # And a real request through the gateway reaches the real handler
-        answer = requests.post(f"{urls['api']}/generate_caption", files={"file": photo.open("rb")},
-                               data={"type": "bracelet"}, timeout=30)
+        answer = requests.post(
+            f"{urls['api']}/generate_caption", files={"file": photo.open("rb")}, data={"type": "bracelet"}, timeout=30
+        )
         assert answer.json()["error"]["details"] == {"type": "bracelet", "website": "alya"}
-        bad = requests.post(f"{urls['api']}/generate_caption", files={"file": photo.open("rb")},
-                            data={"type": "tiara"}, timeout=30)
+        bad = requests.post(
+            f"{urls['api']}/generate_caption", files={"file": photo.open("rb")}, data={"type": "tiara"}, timeout=30
+        )
         assert bad.status_code == 400 and bad.json()["error"]["details"]["fields"][0]["field"] == "type"
         # When data is written to S3 and OpenSearch
-        s3_client(urls["moto"]).put_object(Bucket="blyskimg", Key="catalogue/a.jpg", Body=photo.read_bytes(),
-                                           Metadata={"original-name": "ring.jpg"})
-        OpenSearch(hosts=[urls["opensearch"]]).index(index="listings-v2", id="12345",
-                                                     body={"zpid": "12345", "visual_features_text": "Ranch."},
-                                                     refresh=True)
+        s3_client(urls["moto"]).put_object(
+            Bucket="blyskimg", Key="catalogue/a.jpg", Body=photo.read_bytes(), Metadata={"original-name": "ring.jpg"}
+        )
+        OpenSearch(hosts=[urls["opensearch"]]).index(
+            index="listings-v2", id="12345", body={"zpid": "12345", "visual_features_text": "Ranch."}, refresh=True
+        )
     # Then a second start on the same state folder finds it all
     with local_stack_process(state) as urls:
         obj = s3_client(urls["moto"]).get_object(Bucket="blyskimg", Key="catalogue/a.jpg")

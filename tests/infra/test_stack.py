@@ -44,32 +44,53 @@ def test_each_function_has_its_own_role(template: Template) -> None:
 
 
 def test_stores_are_private_encrypted_and_recoverable(template: Template) -> None:
-    template.all_resources_properties("AWS::S3::Bucket", {
-        "PublicAccessBlockConfiguration": {
-            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+    template.all_resources_properties(
+        "AWS::S3::Bucket",
+        {
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+            "BucketEncryption": Match.any_value(),
         },
-        "BucketEncryption": Match.any_value(),
-    })
+    )
     template.resource_count_is("AWS::DynamoDB::Table", 3)
-    template.has_resource_properties("AWS::DynamoDB::Table", {
-        "KeySchema": [{"AttributeName": "image_url", "KeyType": "HASH"}],
-        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-    })
-    template.has_resource_properties("AWS::DynamoDB::Table", {
-        "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
-        "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
-    })
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [{"AttributeName": "image_url", "KeyType": "HASH"}],
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
+            "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+        },
+    )
 
 
 def test_api_serves_every_route_with_binary_media_and_api_keys(template: Template) -> None:
-    template.has_resource_properties("AWS::ApiGateway::RestApi", {
-        "BinaryMediaTypes": ["multipart/form-data", "image/*", "application/octet-stream"],
-    })
+    template.has_resource_properties(
+        "AWS::ApiGateway::RestApi",
+        {
+            "BinaryMediaTypes": ["multipart/form-data", "image/*", "application/octet-stream"],
+        },
+    )
     methods = template.find_resources("AWS::ApiGateway::Method", {"Properties": {"ApiKeyRequired": True}})
     assert sorted(m["Properties"]["HttpMethod"] for m in methods.values()) == sorted(r.method for r in ROUTES)
     path_parts = {r["Properties"]["PathPart"] for r in template.find_resources("AWS::ApiGateway::Resource").values()}
-    assert path_parts >= {"image_similarity_search", "generate_caption", "generate-images", "regenerate-image",
-                          "jobs", "{job_id}"}
+    assert path_parts >= {
+        "image_similarity_search",
+        "generate_caption",
+        "generate-images",
+        "regenerate-image",
+        "jobs",
+        "{job_id}",
+    }
 
 
 def test_cdk_json_points_at_the_app() -> None:

@@ -83,10 +83,14 @@ def test_uploads_reach_the_handler_intact(local_stack: LocalStack, photos: list[
     ("data", "field"),
     [({"website": "etsy"}, "website"), ({"check_duplicate": "maybe"}, "check_duplicate")],
 )
-def test_bad_form_values_are_400_with_the_field(local_stack: LocalStack, photos: list[Path], data: dict, field: str) -> None:
+def test_bad_form_values_are_400_with_the_field(
+    local_stack: LocalStack, photos: list[Path], data: dict, field: str
+) -> None:
     response = requests.post(
         f"{local_stack.url}/image_similarity_search",
-        files={"file": ("a.jpg", photos[0].read_bytes(), "image/jpeg")}, data=data, timeout=30,
+        files={"file": ("a.jpg", photos[0].read_bytes(), "image/jpeg")},
+        data=data,
+        timeout=30,
     )
     assert response.status_code == 400
     error = response.json()["error"]
@@ -95,17 +99,20 @@ def test_bad_form_values_are_400_with_the_field(local_stack: LocalStack, photos:
 
 
 def test_missing_file_and_wrong_content_type(local_stack: LocalStack) -> None:
-    missing = requests.post(f"{local_stack.url}/image_similarity_search", data={"website": "alya"},
-                            files={"other": ("x", b"1")}, timeout=10)
+    missing = requests.post(
+        f"{local_stack.url}/image_similarity_search", data={"website": "alya"}, files={"other": ("x", b"1")}, timeout=10
+    )
     assert missing.status_code == 400 and missing.json()["error"]["details"]["fields"][0]["field"] == "file"
-    text = requests.post(f"{local_stack.url}/image_similarity_search", data=b"hello",
-                         headers={"Content-Type": "text/plain"}, timeout=10)
+    text = requests.post(
+        f"{local_stack.url}/image_similarity_search", data=b"hello", headers={"Content-Type": "text/plain"}, timeout=10
+    )
     assert text.status_code == 415 and text.json()["error"]["code"] == "unsupported_content_type"
 
 
 def test_gateway_limits_and_unknown_routes(local_stack: LocalStack) -> None:
-    big = requests.post(f"{local_stack.url}/image_similarity_search", files={"file": ("big.jpg", b"\0" * 5_000_000)},
-                        timeout=60)
+    big = requests.post(
+        f"{local_stack.url}/image_similarity_search", files={"file": ("big.jpg", b"\0" * 5_000_000)}, timeout=60
+    )
     assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
     missing = requests.get(f"{local_stack.url}/nowhere", timeout=10)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "route_not_found"
@@ -115,8 +122,13 @@ def test_gateway_limits_and_unknown_routes(local_stack: LocalStack) -> None:
 
 def test_lambda_invoke_reaches_the_in_process_handler(local_stack: LocalStack) -> None:
     # Given boto3's Lambda client pointed at moto, as any caller on AWS would use it
-    lambda_client = boto3.client("lambda", endpoint_url=local_stack.moto_url, region_name="us-east-1",
-                                 aws_access_key_id="local", aws_secret_access_key="local")
+    lambda_client = boto3.client(
+        "lambda",
+        endpoint_url=local_stack.moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     # When the regenerate function is invoked with an unknown operation
     response = lambda_client.invoke(FunctionName="regenerate", Payload=json.dumps({"operation": "explode"}))
     # Then the real handler ran and its exception is a Lambda function error

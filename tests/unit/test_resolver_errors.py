@@ -32,7 +32,9 @@ def item(item_id: int) -> dict[str, Any]:
 
 
 def call(method: str, path: str, body: bytes = b"", content_type: str = "application/json") -> tuple[int, dict]:
-    event = build_event(Route("t", method, path), path, {}, method, [("Content-Type", content_type)], "", body, "1.2.3.4")
+    event = build_event(
+        Route("t", method, path), path, {}, method, [("Content-Type", content_type)], "", body, "1.2.3.4"
+    )
     response = app.resolve(event, LocalLambdaContext("t"))
     return response["statusCode"], json.loads(response["body"])
 

@@ -30,7 +30,8 @@ class Poisoned(Exception):
 def run(definition: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     sfn = aws.client("stepfunctions")
     machine = sfn.create_state_machine(
-        name=f"plumbing-{time.monotonic_ns()}", definition=json.dumps(definition),
+        name=f"plumbing-{time.monotonic_ns()}",
+        definition=json.dumps(definition),
         roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/sfn",
     )["stateMachineArn"]
     execution = sfn.start_execution(stateMachineArn=machine, input=json.dumps(payload))["executionArn"]
@@ -74,8 +75,14 @@ def test_map_retry_and_catch_reach_in_process_handlers(local_stack: LocalStack) 
                             "Resource": "arn:aws:states:::lambda:invoke",
                             "Parameters": {"FunctionName": arn("plumbing-batch"), "Payload.$": "$"},
                             "OutputPath": "$.Payload",
-                            "Retry": [{"ErrorEquals": ["Throttled"], "IntervalSeconds": 1, "MaxAttempts": 2,
-                                       "BackoffRate": 1.0}],
+                            "Retry": [
+                                {
+                                    "ErrorEquals": ["Throttled"],
+                                    "IntervalSeconds": 1,
+                                    "MaxAttempts": 2,
+                                    "BackoffRate": 1.0,
+                                }
+                            ],
                             "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Report"}],
                             "End": True,
                         },

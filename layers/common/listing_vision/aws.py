@@ -8,7 +8,7 @@ client at moto. Clients are cached per (service, endpoint) and are thread-safe; 
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import boto3
@@ -30,7 +30,7 @@ def _config() -> Config:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached_client(service: str, endpoint_url: str | None, region: str) -> Any:
     # boto3's default session is not thread-safe while creating clients; clients themselves are.
     with _session_lock:
@@ -47,9 +47,7 @@ def resource(service: str) -> Any:
     """A boto3 resource (for DynamoDB's typed Table API), honouring the same overrides."""
     settings = get_settings()
     with _session_lock:
-        return boto3.session.Session().resource(
-            service, endpoint_url=settings.aws_endpoint_url, config=_config()
-        )
+        return boto3.session.Session().resource(service, endpoint_url=settings.aws_endpoint_url, config=_config())
 
 
 def reset_clients() -> None:

@@ -25,11 +25,13 @@ class Settings(BaseSettings):
     aws_region: str = Field("us-east-1", description="AWS region for every client.")
     aws_endpoint_url: str | None = Field(
         None,
-        description="Endpoint override for every AWS client (the local stack sets it to moto's URL). "
-        "Unset on AWS.",
+        description="Endpoint override for every AWS client (the local stack sets it to moto's URL). Unset on AWS.",
     )
     aws_max_attempts: int = Field(
-        5, ge=1, description="botocore attempts in all, first try included (standard mode: backoff with jitter, throttling retried)."
+        5,
+        ge=1,
+        description="botocore attempts in all, first try included "
+        "(standard mode: backoff with jitter, throttling retried).",
     )
     aws_connect_timeout_s: float = Field(5.0, gt=0, description="botocore connect timeout, seconds.")
     aws_read_timeout_s: float = Field(30.0, gt=0, description="botocore read timeout, seconds.")
@@ -38,9 +40,7 @@ class Settings(BaseSettings):
     alya_bucket: str = Field("alyaimg", description="S3 bucket of the `alya` storefront.")
     blysk_bucket: str = Field("blyskimg", description="S3 bucket of the `blysk` storefront.")
     generated_bucket: str = Field("generated", description="S3 bucket for generated catalogue images and ZIPs.")
-    artifacts_bucket: str = Field(
-        "artifacts", description="S3 bucket for migration manifests, results and backups."
-    )
+    artifacts_bucket: str = Field("artifacts", description="S3 bucket for migration manifests, results and backups.")
     presign_expiry_s: int = Field(3600, ge=1, le=604800, description="Lifetime of presigned URLs, seconds.")
     max_upload_bytes: int = Field(
         4_500_000,
@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     # --- Milvus (duplicate detection) ------------------------------------------------------
     milvus_uri: str = Field(
         ".local-state/milvus.db",
-        description="Milvus URI (`https://…` for a server or Zilliz) or a Milvus Lite data directory (a path ending in `.db`).",
+        description="Milvus URI (`https://…` for a server or Zilliz) "
+        "or a Milvus Lite data directory (a path ending in `.db`).",
     )
     milvus_token: str | None = Field(None, description="Milvus token (`user:password` or API key); unset for Lite.")
     milvus_collection: str = Field("image_embeddings_ip", description="Milvus collection of image embeddings.")
