@@ -10,7 +10,7 @@ REQUIREMENTS := requirements.txt requirements-dev.txt constraints.txt layers/com
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test bench lint synth layer deploy clean venv
+.PHONY: run test bench lint synth layer clip-model deploy clean venv
 
 venv: $(STAMP)
 
@@ -38,14 +38,19 @@ lint: $(STAMP)
 layer: $(STAMP)  ## Build the common Lambda layer into build/layer
 	PIP=$(BIN)/pip bash scripts/build_layer.sh build/layer
 
+clip-model: $(STAMP)  ## Package build/clip/model.onnx (or, without one, the local descriptor) as model.tar.gz
+	@test -f build/clip/model.onnx || { mkdir -p build/clip && cp layers/common/listing_vision/embeddings/models/dct_descriptor.onnx build/clip/model.onnx \
+		&& echo "No build/clip/model.onnx: packaging the weight-free descriptor. Export real CLIP with python -m serving.clip.export."; }
+	$(BIN)/python -m serving.clip.package --model build/clip/model.onnx --out build/clip/model.tar.gz
+
 node_modules/.bin/cdk: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	@touch $@
 
-synth: layer node_modules/.bin/cdk  ## Synthesize the CloudFormation template (no AWS account needed)
+synth: layer clip-model node_modules/.bin/cdk  ## Synthesize the CloudFormation template (no AWS account needed)
 	npx cdk synth --no-notices --quiet
 
-deploy: layer node_modules/.bin/cdk  ## Deploy to the AWS account in your environment
+deploy: layer clip-model node_modules/.bin/cdk  ## Deploy to the AWS account in your environment
 	npx cdk deploy --no-notices --require-approval broadening
 
 clean:

@@ -32,6 +32,11 @@ def discover(selected: list[str]) -> list[str]:
     return names
 
 
+def number(value: float, unit: str) -> str:
+    # Similarities need their decimals; everything else reads best at 3–4 significant digits.
+    return f"{value:.5f}" if unit == "cos" else f"{value:,.4g}"
+
+
 def table(figures: list[Figure]) -> str:
     rows = [("benchmark", "figure", "value", "baseline", "ratio (× better)")]
     for f in figures:
@@ -39,9 +44,9 @@ def table(figures: list[Figure]) -> str:
             (
                 f.benchmark,
                 f.name,
-                f"{f.value:.3g} {f.unit}",
-                f"{f.baseline:.3g} {f.unit} ({f.baseline_name})",
-                f"{f.ratio:.2f}×",
+                f"{number(f.value, f.unit)} {f.unit}",
+                f"{number(f.baseline, f.unit)} {f.unit} ({f.baseline_name})",
+                f"{f.ratio:.2f}×" if f.unit != "cos" else f"{f.ratio:.5f}",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -1,4 +1,10 @@
-"""CDK entry point: `npx cdk synth` (see Makefile) or `python -m infra.app`."""
+"""CDK entry point: `make synth` / `make deploy` (the pinned CDK CLI), or `python -m infra.app`.
+
+Context (`-c key=value` or cdk.json): `stage` (dev; `prod` retains data), `layer_dir`
+(build/layer), `clip_model_tarball` (build/clip/model.tar.gz), `clip_instance_type`
+(ml.g5.xlarge), `clip_image_uri` (the PyTorch GPU inference DLC), `clip_max_instances` (4),
+`clip_fp16` (false).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 
+from infra.constructs.clip_endpoint import EndpointOptions
 from infra.nag import add_checks
 from infra.stack import ListingVisionStack
 
@@ -16,12 +23,28 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     app = cdk.App()
-    stage = app.node.try_get_context("stage") or "dev"
-    layer_dir = ROOT / (app.node.try_get_context("layer_dir") or "build/layer")
+    context = app.node.try_get_context
+    stage = context("stage") or "dev"
+    layer_dir = ROOT / (context("layer_dir") or "build/layer")
+    tarball = ROOT / (context("clip_model_tarball") or "build/clip/model.tar.gz")
     if not (layer_dir / "python").is_dir():
         sys.exit(f"The common layer is not built at {layer_dir}: run `make layer` first.")
+    if not tarball.is_file():
+        sys.exit(f"No CLIP model package at {tarball}: run `make clip-model` first.")
+    defaults = EndpointOptions()
+    options = EndpointOptions(
+        instance_type=context("clip_instance_type") or defaults.instance_type,
+        image_uri=context("clip_image_uri") or defaults.image_uri,
+        max_instances=int(context("clip_max_instances") or defaults.max_instances),
+        fp16=str(context("clip_fp16") or "false").lower() == "true",
+    )
     stack = ListingVisionStack(
-        app, f"ListingVision-{stage}", layer_code=lambda_.Code.from_asset(str(layer_dir)), stage=stage
+        app,
+        f"ListingVision-{stage}",
+        layer_code=lambda_.Code.from_asset(str(layer_dir)),
+        stage=stage,
+        clip_model_tarball=str(tarball),
+        clip_options=options,
     )
     add_checks(app, stack, list(stack.storage.buckets.values()))
     app.synth()

@@ -14,7 +14,8 @@ GRANT_WILDCARDS = "CDK's bucket grant helpers use action wildcards (s3:GetObject
 APIGW_LOGS_POLICY = "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 
 ACKNOWLEDGED: dict[str, str] = {
-    "AwsSolutions-IAM5[Resource::*]": "X-Ray PutTraceSegments/PutTelemetryRecords have no resource-level permissions.",
+    "AwsSolutions-IAM5[Resource::*]": "X-Ray writes, ECR GetAuthorizationToken and the endpoint's log and metric "
+    "writes have no resource-level permissions.",
     "AwsSolutions-IAM5[Action::s3:GetObject*]": GRANT_WILDCARDS,
     "AwsSolutions-IAM5[Action::s3:GetBucket*]": GRANT_WILDCARDS,
     "AwsSolutions-IAM5[Action::s3:List*]": GRANT_WILDCARDS,
@@ -29,6 +30,14 @@ ACKNOWLEDGED: dict[str, str] = {
     "AwsSolutions-COG4": "No Cognito user pool: callers are services authenticated by API key.",
     "AwsSolutions-APIG3": "WAF is attached per deployment by the adopter's edge account.",
     "AwsSolutions-S1": "The access-log bucket cannot log to itself.",
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]":
+        "CDK's asset grant reads the model artefact from the bootstrap assets bucket.",
+    "AwsSolutions-SM1": "The CLIP endpoint needs no VPC resources; it is reached only through IAM-signed "
+    "InvokeEndpoint calls.",
+    "AwsSolutions-SM2": "GPU instances with local NVMe storage (ml.g5) reject a KMS key for the volume; the "
+    "endpoint keeps no data at rest.",
+    "AwsSolutions-SM3": "The container installs code/requirements.txt (onnxruntime-gpu) at start, which needs "
+    "network access.",
     "AwsSolutions-L1": "Python 3.12 is pinned to match the layer's wheels (--python-version 3.12).",
 }
 

@@ -8,13 +8,22 @@ from constructs import Construct
 
 from functions.routes import FUNCTIONS
 from infra.constructs.api import RestApi
+from infra.constructs.clip_endpoint import ClipEndpoint, EndpointOptions
 from infra.constructs.service_function import ServiceFunction
 from infra.constructs.storage import Storage
 
 
 class ListingVisionStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, layer_code: lambda_.Code, stage: str, **kwargs: object
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        layer_code: lambda_.Code,
+        stage: str,
+        clip_model_tarball: str,
+        clip_options: EndpointOptions | None = None,
+        **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         removal = RemovalPolicy.RETAIN if stage == "prod" else RemovalPolicy.DESTROY
@@ -27,7 +36,8 @@ class ListingVisionStack(Stack):
             compatible_architectures=[lambda_.Architecture.X86_64],
             description="listing_vision and its pinned runtime dependencies",
         )
-        environment = self.storage.environment()
+        self.clip = ClipEndpoint(self, "Clip", model_tarball=clip_model_tarball, options=clip_options or EndpointOptions())
+        environment = {**self.storage.environment(), "SAGEMAKER_ENDPOINT_NAME": self.clip.endpoint_name}
         self.functions = {
             name: ServiceFunction(
                 self, f"{name.capitalize()}Function", name=name, layer=self.layer, environment=environment
@@ -44,6 +54,9 @@ class ListingVisionStack(Stack):
             bucket.grant_read_write(generate)
         self.storage.buckets["generated_bucket"].grant_read_write(generate)
         self.storage.tables["jobs_table"].grant_read_write_data(generate)
+        # Embeddings: the functions that embed images may invoke the endpoint, and nothing else may.
+        for name in ("dedupe", "caption", "regenerate"):
+            self.clip.grant_invoke(self.functions[name].role)
         regenerate = self.functions["regenerate"].role
         self.storage.tables["vision_cache_table"].grant_read_write_data(regenerate)
         self.storage.buckets["artifacts_bucket"].grant_read_write(regenerate)

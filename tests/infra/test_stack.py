@@ -19,7 +19,11 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     layer = tmp_path_factory.mktemp("layer")
     (layer / "python").mkdir()
     app = cdk.App(outdir=str(tmp_path_factory.mktemp("cdk.out")))
-    stack = ListingVisionStack(app, "Test", layer_code=lambda_.Code.from_asset(str(layer)), stage="test")
+    tarball = tmp_path_factory.mktemp("clip") / "model.tar.gz"
+    tarball.write_bytes(b"not needed to synthesize")
+    stack = ListingVisionStack(
+        app, "Test", layer_code=lambda_.Code.from_asset(str(layer)), stage="test", clip_model_tarball=str(tarball)
+    )
     # cdk-nag runs on synth and fails it on any unacknowledged finding
     add_checks(app, stack, list(stack.storage.buckets.values()))
     app.synth()
@@ -98,3 +102,31 @@ def test_cdk_json_points_at_the_app() -> None:
 
     config = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())
     assert config["app"].endswith("-m infra.app")
+
+
+def test_clip_endpoint_is_gpu_autoscaled_and_invocable_only_by_embedding_functions(template: Template) -> None:
+    template.has_resource_properties("AWS::SageMaker::EndpointConfig", {
+        "ProductionVariants": [Match.object_like({"InstanceType": "ml.g5.xlarge", "VariantName": "AllTraffic"})],
+    })
+    template.has_resource_properties("AWS::SageMaker::Model", {
+        "PrimaryContainer": Match.object_like({
+            "Environment": Match.object_like({"SAGEMAKER_PROGRAM": "inference.py"}),
+        }),
+    })
+    template.has_resource_properties("AWS::ApplicationAutoScaling::ScalingPolicy", {
+        "TargetTrackingScalingPolicyConfiguration": Match.object_like({
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+        }),
+    })
+    # Which roles may invoke the endpoint: exactly the functions that embed images
+    functions = template.find_resources("AWS::Lambda::Function", {"Properties": {"Runtime": "python3.12"}})
+    role_of = {f["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]: f["Properties"]["Role"]["Fn::GetAtt"][0]
+               for f in functions.values()}
+    invokers = set()
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        actions = [s["Action"] for s in policy["Properties"]["PolicyDocument"]["Statement"]]
+        if "sagemaker:InvokeEndpoint" in actions:
+            invokers.update(r["Ref"] for r in policy["Properties"]["Roles"])
+    assert invokers == {role_of["dedupe"], role_of["caption"], role_of["regenerate"]}
+    for function in functions.values():
+        assert "SAGEMAKER_ENDPOINT_NAME" in function["Properties"]["Environment"]["Variables"]

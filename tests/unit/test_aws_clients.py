@@ -22,3 +22,9 @@ def test_clients_are_reused_and_retry_in_standard_mode(monkeypatch: pytest.Monke
     first = aws.client("s3")
     assert aws.client("s3") is first
     assert first.meta.config.retries == {"mode": "standard", "total_max_attempts": 7}
+
+
+def test_a_service_can_bound_its_own_read_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_READ_TIMEOUT_S", "30")
+    assert aws.client("s3").meta.config.read_timeout == 30
+    assert aws.client("sagemaker-runtime", read_timeout_s=10).meta.config.read_timeout == 10

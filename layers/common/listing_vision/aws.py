@@ -19,28 +19,30 @@ from listing_vision.config import get_settings
 _session_lock = threading.Lock()
 
 
-def _config() -> Config:
+def _config(read_timeout_s: float | None = None) -> Config:
     settings = get_settings()
     return Config(
         region_name=settings.aws_region,
         retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
         connect_timeout=settings.aws_connect_timeout_s,
-        read_timeout=settings.aws_read_timeout_s,
+        read_timeout=read_timeout_s or settings.aws_read_timeout_s,
         max_pool_connections=32,
     )
 
 
 @cache
-def _cached_client(service: str, endpoint_url: str | None, region: str) -> Any:
+def _cached_client(service: str, endpoint_url: str | None, region: str, read_timeout_s: float | None) -> Any:
     # boto3's default session is not thread-safe while creating clients; clients themselves are.
     with _session_lock:
-        return boto3.session.Session().client(service, endpoint_url=endpoint_url, config=_config())
+        return boto3.session.Session().client(service, endpoint_url=endpoint_url, config=_config(read_timeout_s))
 
 
-def client(service: str) -> Any:
-    """A cached boto3 client for `service`, honouring the endpoint override from settings."""
+def client(service: str, read_timeout_s: float | None = None) -> Any:
+    """A cached boto3 client for `service`, honouring the endpoint override from settings.
+
+    `read_timeout_s` bounds one call where a service has its own budget (model invocations)."""
     settings = get_settings()
-    return _cached_client(service, settings.aws_endpoint_url, settings.aws_region)
+    return _cached_client(service, settings.aws_endpoint_url, settings.aws_region, read_timeout_s)
 
 
 def resource(service: str) -> Any:

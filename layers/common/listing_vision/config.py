@@ -48,6 +48,22 @@ class Settings(BaseSettings):
         description="Largest image accepted through the API (API Gateway/Lambda's 6 MB event less base64).",
     )
 
+    # --- Embeddings ------------------------------------------------------------------------
+    embedder: Literal["auto", "onnx", "sagemaker"] = Field(
+        "auto",
+        description="`sagemaker` (the endpoint), `onnx` (in process) or `auto`: SageMaker when an endpoint is named.",
+    )
+    sagemaker_endpoint_name: str | None = Field(None, description="SageMaker endpoint serving the CLIP encoder.")
+    clip_model_path: str | None = Field(
+        None,
+        description="ONNX image encoder for the in-process path (from `serving.clip.export`); unset: the shipped "
+        "weight-free DCT descriptor.",
+    )
+    embedding_timeout_s: float = Field(10.0, gt=0, description="Read timeout of one SageMaker invocation, seconds.")
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="Largest width × height decoded; larger images are refused as decompression bombs."
+    )
+
     # --- Milvus (duplicate detection) ------------------------------------------------------
     milvus_uri: str = Field(
         ".local-state/milvus.db",

@@ -1,0 +1,182 @@
+"""CLIP image encoding with ONNX Runtime: decoding, CLIP preprocessing, inference, normalisation.
+
+This one module is the serving core for both paths: the SageMaker container (it is copied into
+`model.tar.gz` as `code/clip_onnx.py`) and the in-process embedder. It depends only on numpy,
+Pillow and onnxruntime, so it runs in either place unchanged; onnxruntime is imported only when a
+session is built, so Lambda functions (whose layer has no onnxruntime) can use the decoder.
+
+Preprocessing matches `transformers.CLIPImageProcessor` (checked by a parity test): EXIF
+orientation applied, RGB, shortest side to 224 with bicubic resampling (long side truncated as
+transformers does), centre crop 224, rescale 1/255, CLIP mean/std, channels first.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
+CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
+INPUT_NAME = "pixel_values"
+OUTPUT_NAME = "image_embeds"
+ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
+DEFAULT_MAX_PIXELS = 40_000_000  # ~ 8000 × 5000; larger claims are refused before decoding
+
+
+class InvalidImageError(ValueError):
+    """The bytes are not an image we accept (undecodable, truncated, unsupported, too many pixels).
+
+    `code` is stable for callers; `status_code` is the HTTP status a server answers with."""
+
+    status_code = 400
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode and fully load an image, refusing decompression bombs before any pixel is decoded."""
+    if not data:
+        raise InvalidImageError("The file is empty.", "empty_file")
+    try:
+        image = Image.open(io.BytesIO(data))  # reads the header only
+    except UnidentifiedImageError as error:
+        raise InvalidImageError("The file is not an image we can read.", "not_an_image") from error
+    except Image.DecompressionBombError as error:
+        raise InvalidImageError(str(error), "decompression_bomb") from error
+    if image.format not in ACCEPTED_FORMATS:
+        raise InvalidImageError(
+            f"{image.format or 'This'} images are not accepted; send JPEG, PNG or WebP.", "unsupported_image_format"
+        )
+    width, height = image.size
+    if width * height > max_pixels:
+        raise InvalidImageError(
+            f"The image claims {width}×{height} pixels, more than the {max_pixels:,} allowed.", "decompression_bomb"
+        )
+    try:
+        image.load()
+    except (OSError, SyntaxError, Image.DecompressionBombError) as error:
+        raise InvalidImageError("The image is truncated or corrupt.", "corrupt_image") from error
+    return image
+
+
+def preprocess(image: Image.Image, size: int = 224) -> np.ndarray:
+    """One image → float32 array [3, size, size], exactly as CLIPImageProcessor produces it."""
+    image = ImageOps.exif_transpose(image).convert("RGB")
+    width, height = image.size
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = size, int(size * long / short)
+    new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
+    resized = image.resize((new_w, new_h), resample=Image.Resampling.BICUBIC, reducing_gap=None)
+    pixels = np.asarray(resized)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    crop = pixels[top : top + size, left : left + size].astype(np.float32) * np.float32(1 / 255)
+    normalised = (crop - CLIP_MEAN) / CLIP_STD
+    return np.ascontiguousarray(normalised.transpose(2, 0, 1), dtype=np.float32)
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """ONNX Runtime knobs that matter for throughput (measured in bench/bench_clip.py)."""
+
+    intra_op_threads: int = 0  # 0: one per physical core
+    inter_op_threads: int = 1
+    sequential: bool = True
+    graph_optimisation: str = "all"  # "basic" | "extended" | "all"
+    prefer_gpu: bool = True
+    fp16: bool = False  # for CUDA: the exporter's fp16 model, where supplied
+
+    def build(self) -> ort.SessionOptions:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.intra_op_threads
+        options.inter_op_num_threads = self.inter_op_threads
+        options.execution_mode = (
+            ort.ExecutionMode.ORT_SEQUENTIAL if self.sequential else ort.ExecutionMode.ORT_PARALLEL
+        )
+        options.graph_optimization_level = {
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[self.graph_optimisation]
+        return options
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def providers(prefer_gpu: bool) -> list[str]:
+    available = available_providers()
+    chosen = [p for p in ("CUDAExecutionProvider",) if prefer_gpu and p in available]
+    return [*chosen, "CPUExecutionProvider"]
+
+
+class ClipEncoder:
+    """An ONNX image encoder (`pixel_values` [N,3,224,224] → embeddings [N,D]) with CLIP preprocessing.
+
+    Thread-safe: ONNX Runtime sessions allow concurrent `run` calls."""
+
+    def __init__(self, model_path: str | os.PathLike[str], options: SessionOptions | None = None, max_batch: int = 64):
+        import onnxruntime as ort
+
+        self.options = options or SessionOptions()
+        self.session = ort.InferenceSession(
+            os.fspath(model_path), sess_options=self.options.build(), providers=providers(self.options.prefer_gpu)
+        )
+        self.max_batch = max_batch
+        inputs = self.session.get_inputs()
+        if [i.name for i in inputs] != [INPUT_NAME]:
+            raise ValueError(f"{model_path}: expected one input named {INPUT_NAME!r}, got {[i.name for i in inputs]}")
+        self.input_type = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
+        self.image_size = int(inputs[0].shape[-1]) if isinstance(inputs[0].shape[-1], int) else 224
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+        self._lock = threading.Lock()
+
+    @property
+    def provider(self) -> str:
+        return self.session.get_providers()[0]
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Preprocessed batch [N,3,H,W] → L2-normalised float32 embeddings [N,D], in chunks of max_batch."""
+        out = []
+        for start in range(0, len(pixels), self.max_batch):
+            chunk = pixels[start : start + self.max_batch].astype(self.input_type, copy=False)
+            (embeds,) = self.session.run([self.session.get_outputs()[0].name], {INPUT_NAME: chunk})
+            out.append(np.asarray(embeds, dtype=np.float32))
+        return l2_normalise(np.concatenate(out) if out else np.zeros((0, self.dim), np.float32))
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.dim), np.float32)
+        return self.encode_pixels(np.stack([preprocess(image, self.image_size) for image in images]))
+
+    def encode_bytes(self, blobs: Sequence[bytes], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+        """Encoded image files → embeddings; any undecodable file raises InvalidImageError naming its index."""
+        images = []
+        for index, blob in enumerate(blobs):
+            try:
+                images.append(decode_image(blob, max_pixels))
+            except InvalidImageError as error:
+                raise InvalidImageError(f"Image {index}: {error}", error.code) from error
+        return self.encode_images(images)

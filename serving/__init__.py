@@ -1,0 +1,1 @@
+"""Model serving: the SageMaker CLIP endpoint's code and tools."""

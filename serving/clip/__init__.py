@@ -1,0 +1,1 @@
+"""CLIP image-embedding endpoint: SageMaker handler, ONNX export, the local descriptor, packaging."""

@@ -1,0 +1,60 @@
+"""Build `model.tar.gz` in the layout SageMaker expects.
+
+    model.onnx                  the encoder (and model.fp16.onnx / model.int8.onnx when given)
+    code/inference.py           serving/clip/inference.py
+    code/clip_onnx.py           listing_vision/embeddings/clip_onnx.py (the shared serving core)
+    code/requirements.txt       onnxruntime-gpu, numpy, pillow (pinned)
+
+    python -m serving.clip.package --model build/clip/model.onnx --out build/clip/model.tar.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import tarfile
+from pathlib import Path
+
+from listing_vision.embeddings import clip_onnx
+from serving.clip import inference
+
+# The container's own Python runs these; onnxruntime-gpu replaces the CPU build used locally.
+CONTAINER_REQUIREMENTS = "onnxruntime-gpu==1.31.1\nnumpy==2.4.6\npillow==13.0.0\n"
+
+
+def build(model: Path, out: Path, fp16_model: Path | None = None, int8_model: Path | None = None) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mode = 0o644
+        tar.addfile(info, io.BytesIO(data))
+
+    with tarfile.open(out, "w:gz") as tar:
+        add_bytes(tar, "model.onnx", model.read_bytes())
+        if fp16_model:
+            add_bytes(tar, "model.fp16.onnx", fp16_model.read_bytes())
+        if int8_model:  # served when CLIP_MODEL_FILE=model.int8.onnx (CPU instances)
+            add_bytes(tar, "model.int8.onnx", int8_model.read_bytes())
+        add_bytes(tar, "code/inference.py", Path(inference.__file__).read_bytes())
+        add_bytes(tar, "code/clip_onnx.py", Path(clip_onnx.__file__).read_bytes())
+        add_bytes(tar, "code/requirements.txt", CONTAINER_REQUIREMENTS.encode())
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.clip.package")
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--fp16-model", type=Path)
+    parser.add_argument("--int8-model", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("build/clip/model.tar.gz"))
+    args = parser.parse_args(argv)
+    path = build(args.model, args.out, args.fp16_model, args.int8_model)
+    print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

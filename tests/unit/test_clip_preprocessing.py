@@ -1,0 +1,66 @@
+"""Decoding and CLIP preprocessing, checked against transformers' own CLIPImageProcessor."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from listing_vision.embeddings.clip_onnx import InvalidImageError, decode_image, preprocess
+
+
+def encoded(image: Image.Image, fmt: str = "JPEG", **kwargs: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("size", [(300, 200), (200, 300), (224, 224), (1000, 97), (97, 1000), (225, 301)])
+def test_preprocessing_matches_clip_image_processor(photos: list[Path], size: tuple[int, int]) -> None:
+    from transformers import CLIPImageProcessor
+
+    # Given real photos resized to awkward shapes (portrait, landscape, thin, odd sizes)
+    processor = CLIPImageProcessor()  # the openai/clip-vit-base-patch32 defaults
+    for photo in photos[:4]:
+        image = Image.open(photo).convert("RGB").resize(size)
+        # When both preprocess it
+        expected = processor(images=image, return_tensors="np")["pixel_values"][0]
+        got = preprocess(image)
+        # Then the pixels agree to float rounding
+        assert got.shape == expected.shape == (3, 224, 224)
+        assert np.abs(got - expected).max() < 1e-5
+
+
+def test_exif_orientation_is_applied(photos: list[Path]) -> None:
+    upright = Image.open(photos[0]).convert("RGB")
+    # Stored rotated, with EXIF saying "rotate 90° clockwise to display" (orientation 6)
+    stored = upright.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    with_tag = decode_image(encoded(stored, exif=exif.tobytes(), quality=95))
+    assert np.abs(preprocess(with_tag) - preprocess(decode_image(encoded(upright, quality=95)))).mean() < 0.05
+
+
+def test_accepts_jpeg_png_webp(photos: list[Path]) -> None:
+    image = Image.open(photos[1]).convert("RGB")
+    for fmt in ("JPEG", "PNG", "WEBP"):
+        assert decode_image(encoded(image, fmt)).size == image.size
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (lambda photo: b"", "empty_file"),
+        (lambda photo: b"%PDF-1.7 not an image", "not_an_image"),
+        (lambda photo: photo.read_bytes()[: len(photo.read_bytes()) // 2], "corrupt_image"),
+        (lambda photo: encoded(Image.open(photo).convert("RGB"), "GIF"), "unsupported_image_format"),
+        (lambda photo: encoded(Image.new("1", (10_000, 5_000)), "PNG"), "decompression_bomb"),
+    ],
+)
+def test_refuses_what_is_not_a_safe_image(photos: list[Path], make, code: str) -> None:  # noqa: ANN001
+    with pytest.raises(InvalidImageError) as raised:
+        decode_image(make(photos[0]))
+    assert raised.value.code == code

@@ -1,0 +1,69 @@
+"""The weight-free local model keeps the duplicate threshold meaningful on real photos."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL, OnnxEmbedder
+
+DUPLICATE_SIMILARITY = 0.95  # distance 0.05, the seed's threshold
+
+
+def recompressed_half_size(photo: Path) -> bytes:
+    image = Image.open(photo).convert("RGB")
+    half = image.resize((image.width // 2, image.height // 2), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    half.save(buffer, "JPEG", quality=30)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def embedder() -> OnnxEmbedder:
+    return OnnxEmbedder(DESCRIPTOR_MODEL)
+
+
+def test_copies_score_as_duplicates_and_unrelated_photos_do_not(embedder: OnnxEmbedder, photos: list[Path]) -> None:
+    # Given ten real photographs and a copy of each resized to 50 % and re-encoded at JPEG quality 30
+    originals = embedder.embed([p.read_bytes() for p in photos])
+    copies = embedder.embed([recompressed_half_size(p) for p in photos])
+    # Then every copy scores ≥ 0.95 against its original
+    same = (originals * copies).sum(axis=1)
+    assert same.min() >= DUPLICATE_SIMILARITY, same
+    # And every pair of different photos (originals and copies alike) scores < 0.90
+    unrelated = [float(originals[i] @ originals[j]) for i, j in itertools.combinations(range(len(photos)), 2)]
+    unrelated += [float(originals[i] @ copies[j]) for i in range(len(photos)) for j in range(len(photos)) if i != j]
+    assert max(unrelated) < 0.90, max(unrelated)
+
+
+def test_vectors_are_unit_length_512_d(embedder: OnnxEmbedder, photos: list[Path]) -> None:
+    vectors = embedder.embed([p.read_bytes() for p in photos[:3]])
+    assert vectors.shape == (3, 512) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_shipped_model_is_what_the_builder_builds(tmp_path: Path, photos: list[Path]) -> None:
+    from serving.clip.descriptor import main as build_descriptor
+
+    build_descriptor([str(tmp_path / "rebuilt.onnx")])
+    images = [p.read_bytes() for p in photos[:4]]
+    rebuilt = OnnxEmbedder(tmp_path / "rebuilt.onnx").embed(images)
+    assert np.array_equal(rebuilt, OnnxEmbedder(DESCRIPTOR_MODEL).embed(images))
+
+
+def test_known_blind_spots_stay_documented(embedder: OnnxEmbedder, photos: list[Path]) -> None:
+    # The README says flips and rotations are not caught; if that changes, the README must too.
+    image = Image.open(photos[0]).convert("RGB")
+    variants = [image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), image.rotate(90, expand=True)]
+    buffers = []
+    for variant in variants:
+        buffer = io.BytesIO()
+        variant.save(buffer, "PNG")
+        buffers.append(buffer.getvalue())
+    original = embedder.embed([photos[0].read_bytes()])[0]
+    assert all(float(original @ v) < DUPLICATE_SIMILARITY for v in embedder.embed(buffers))
