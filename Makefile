@@ -33,7 +33,7 @@ bench: $(STAMP)  ## Run every benchmark in bench/; prints one table and writes b
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/common/listing_vision functions local infra bench
+	$(BIN)/mypy layers/common/listing_vision functions local infra bench serving
 
 layer: $(STAMP)  ## Build the common Lambda layer into build/layer
 	PIP=$(BIN)/pip bash scripts/build_layer.sh build/layer

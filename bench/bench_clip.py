@@ -26,7 +26,7 @@ PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data" / "photos"
 NAME = "clip"
 
 
-def _best_seconds(action, repeats: int) -> float:  # noqa: ANN001
+def _best_seconds(action, repeats: int) -> float:
     action()  # warm-up (allocations, kernel selection)
     samples = []
     for _ in range(repeats):
@@ -68,25 +68,39 @@ def run(stack: LocalStack | None = None) -> list[Figure]:
                 eager = _best_seconds(lambda p=pixels: model(pixel_values=torch.from_numpy(p)), repeats)
             for label, encoder in (("fp32", fp32), ("int8", int8)):
                 seconds = _best_seconds(lambda p=pixels, e=encoder: e.encode_pixels(p), repeats)
-                figures.append(Figure(NAME, f"ORT {label} throughput, batch {batch}", batch / seconds, batch / eager,
-                                      "img/s", "PyTorch eager", higher_is_better=True))
-                figures.append(Figure(NAME, f"ORT {label} latency, batch {batch}", seconds * 1000, eager * 1000,
-                                      "ms", "PyTorch eager"))
+                figures.append(
+                    Figure(
+                        NAME,
+                        f"ORT {label} throughput, batch {batch}",
+                        batch / seconds,
+                        batch / eager,
+                        "img/s",
+                        "PyTorch eager",
+                        higher_is_better=True,
+                    )
+                )
+                figures.append(
+                    Figure(
+                        NAME, f"ORT {label} latency, batch {batch}", seconds * 1000, eager * 1000, "ms", "PyTorch eager"
+                    )
+                )
 
         pixels = rng.standard_normal((16, 3, 224, 224)).astype(np.float32)
         agreement = float((fp32.encode_pixels(pixels) * int8.encode_pixels(pixels)).sum(axis=1).min())
-        figures.append(Figure(NAME, "int8 min cosine to fp32 (16 inputs)", agreement, 1.0, "cos", "fp32",
-                              higher_is_better=True))
+        figures.append(
+            Figure(NAME, "int8 min cosine to fp32 (16 inputs)", agreement, 1.0, "cos", "fp32", higher_is_better=True)
+        )
 
     blobs = [p.read_bytes() for p in sorted(PHOTOS.glob("*.jpg"))]
     processor = CLIPImageProcessor()
-    ours = statistics.median(
-        _best_seconds(lambda b=blob: preprocess(decode_image(b)), 5) for blob in blobs
-    )
+    ours = statistics.median(_best_seconds(lambda b=blob: preprocess(decode_image(b)), 5) for blob in blobs)
     theirs = statistics.median(
         _best_seconds(lambda b=blob: processor(images=Image.open(io.BytesIO(b)).convert("RGB"), return_tensors="np"), 5)
         for blob in blobs
     )
-    figures.append(Figure(NAME, "decode + preprocess per image", ours * 1000, theirs * 1000, "ms",
-                          "PIL decode + CLIPImageProcessor"))
+    figures.append(
+        Figure(
+            NAME, "decode + preprocess per image", ours * 1000, theirs * 1000, "ms", "PIL decode + CLIPImageProcessor"
+        )
+    )
     return figures

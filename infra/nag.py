@@ -9,8 +9,10 @@ from aws_cdk import Acknowledgment, App, Stack, Validations
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 
+ASSET_READ = "CDK's asset grant reads the model artefact from the bootstrap assets bucket."
 GRANT_WILDCARDS = "CDK's bucket grant helpers use action wildcards (s3:GetObject*, s3:List*, ...) on one bucket."
 
+CDK_ASSETS_OBJECTS = "arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*"
 APIGW_LOGS_POLICY = "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 
 ACKNOWLEDGED: dict[str, str] = {
@@ -30,8 +32,7 @@ ACKNOWLEDGED: dict[str, str] = {
     "AwsSolutions-COG4": "No Cognito user pool: callers are services authenticated by API key.",
     "AwsSolutions-APIG3": "WAF is attached per deployment by the adopter's edge account.",
     "AwsSolutions-S1": "The access-log bucket cannot log to itself.",
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]":
-        "CDK's asset grant reads the model artefact from the bootstrap assets bucket.",
+    f"AwsSolutions-IAM5[Resource::{CDK_ASSETS_OBJECTS}]": ASSET_READ,
     "AwsSolutions-SM1": "The CLIP endpoint needs no VPC resources; it is reached only through IAM-signed "
     "InvokeEndpoint calls.",
     "AwsSolutions-SM2": "GPU instances with local NVMe storage (ml.g5) reject a KMS key for the volume; the "

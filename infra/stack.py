@@ -36,7 +36,9 @@ class ListingVisionStack(Stack):
             compatible_architectures=[lambda_.Architecture.X86_64],
             description="listing_vision and its pinned runtime dependencies",
         )
-        self.clip = ClipEndpoint(self, "Clip", model_tarball=clip_model_tarball, options=clip_options or EndpointOptions())
+        self.clip = ClipEndpoint(
+            self, "Clip", model_tarball=clip_model_tarball, options=clip_options or EndpointOptions()
+        )
         environment = {**self.storage.environment(), "SAGEMAKER_ENDPOINT_NAME": self.clip.endpoint_name}
         self.functions = {
             name: ServiceFunction(

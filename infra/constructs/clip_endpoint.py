@@ -11,9 +11,17 @@ from dataclasses import dataclass
 from aws_cdk import (
     Aws,
     Duration,
+)
+from aws_cdk import (
     aws_applicationautoscaling as autoscaling,
+)
+from aws_cdk import (
     aws_iam as iam,
+)
+from aws_cdk import (
     aws_s3_assets as s3_assets,
+)
+from aws_cdk import (
     aws_sagemaker as sagemaker,
 )
 from constructs import Construct
@@ -40,21 +48,39 @@ class ClipEndpoint(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, model_tarball: str, options: EndpointOptions) -> None:
         super().__init__(scope, construct_id)
         model_data = s3_assets.Asset(self, "ModelData", path=model_tarball)
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-                        description="Execution role of the CLIP embedding endpoint")
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Execution role of the CLIP embedding endpoint",
+        )
         model_data.grant_read(role)
-        role.add_to_policy(iam.PolicyStatement(
-            actions=["ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
-                     "ecr:BatchCheckLayerAvailability"],
-            resources=["*"],
-        ))
-        role.add_to_policy(iam.PolicyStatement(
-            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
-                     "cloudwatch:PutMetricData"],
-            resources=["*"],
-        ))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ecr:GetAuthorizationToken",
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchCheckLayerAvailability",
+                ],
+                resources=["*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                    "cloudwatch:PutMetricData",
+                ],
+                resources=["*"],
+            )
+        )
         model = sagemaker.CfnModel(
-            self, "Model",
+            self,
+            "Model",
             execution_role_arn=role.role_arn,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=options.image_uri,
@@ -68,19 +94,23 @@ class ClipEndpoint(Construct):
         )
         model.node.add_dependency(role)
         config = sagemaker.CfnEndpointConfig(
-            self, "Config",
-            production_variants=[sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                variant_name=VARIANT,
-                model_name=model.attr_model_name,
-                instance_type=options.instance_type,
-                initial_instance_count=options.min_instances,
-                initial_variant_weight=1.0,
-            )],
+            self,
+            "Config",
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=VARIANT,
+                    model_name=model.attr_model_name,
+                    instance_type=options.instance_type,
+                    initial_instance_count=options.min_instances,
+                    initial_variant_weight=1.0,
+                )
+            ],
         )
         self.endpoint = sagemaker.CfnEndpoint(self, "Endpoint", endpoint_config_name=config.attr_endpoint_config_name)
         self.endpoint_name = self.endpoint.attr_endpoint_name
         target = autoscaling.ScalableTarget(
-            self, "Scaling",
+            self,
+            "Scaling",
             service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
             resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT}",
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
@@ -97,7 +127,11 @@ class ClipEndpoint(Construct):
         )
 
     def grant_invoke(self, grantee: iam.IGrantable) -> None:
-        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=["sagemaker:InvokeEndpoint"],
-            resources=[f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/{self.endpoint_name}"],
-        ))
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:InvokeEndpoint"],
+                resources=[
+                    f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/{self.endpoint_name}"
+                ],
+            )
+        )

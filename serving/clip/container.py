@@ -50,16 +50,20 @@ class ContainerServer:
             def _model_error(self, error: inference.ClientError) -> None:
                 # What the SageMaker runtime answers when the model returns a 4xx: a 424 ModelError
                 # carrying the model's status and body (botocore reads the type from the header).
-                body = json.dumps({
-                    "ErrorCode": "CLIENT_ERROR_FROM_MODEL",
-                    "Message": f"Received client error ({error.status_code}) from primary with message "
-                    f"{error.body()!r}.",
-                    "OriginalMessage": error.body(),
-                    "OriginalStatusCode": error.status_code,
-                }).encode()
+                body = json.dumps(
+                    {
+                        "ErrorCode": "CLIENT_ERROR_FROM_MODEL",
+                        "Message": f"Received client error ({error.status_code}) from primary with message "
+                        f"{error.body()!r}.",
+                        "OriginalMessage": error.body(),
+                        "OriginalStatusCode": error.status_code,
+                    }
+                ).encode()
                 self.send_response(424)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("x-amzn-ErrorType", "ModelError:http://internal.amazon.com/coral/com.amazonaws.sagemaker/")
+                self.send_header(
+                    "x-amzn-ErrorType", "ModelError:http://internal.amazon.com/coral/com.amazonaws.sagemaker/"
+                )
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

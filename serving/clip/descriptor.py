@@ -31,7 +31,12 @@ POOL = 7  # 224 / 32
 DIM = 512
 OPSET = 17
 SHIPPED = (
-    Path(__file__).resolve().parents[2] / "layers" / "common" / "listing_vision" / "embeddings" / "models"
+    Path(__file__).resolve().parents[2]
+    / "layers"
+    / "common"
+    / "listing_vision"
+    / "embeddings"
+    / "models"
     / "dct_descriptor.onnx"
 )
 

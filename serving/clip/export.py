@@ -58,7 +58,7 @@ def export(
 
     model = CLIPVisionModelWithProjection.from_pretrained(model_name_or_path)
     model.eval()
-    size = int(model.config.image_size)
+    size = int(model.config.image_size)  # type: ignore[arg-type]  # an int for CLIP vision configs
 
     class Tower(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module):
@@ -73,8 +73,14 @@ def export(
     example = torch.zeros(2, 3, size, size)
     with torch.no_grad():
         torch.onnx.export(
-            tower, (example,), str(out), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=OPSET, dynamo=False,
+            tower,
+            (example,),
+            str(out),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
         )
     rng = np.random.default_rng(seed)
     batch = rng.standard_normal((parity_batch, 3, size, size)).astype(np.float32)
@@ -82,7 +88,9 @@ def export(
         expected = l2_normalise(tower(torch.from_numpy(batch)).numpy())
     got = ClipEncoder(out, SessionOptions(prefer_gpu=False)).encode_pixels(batch)
     diff = float(np.abs(expected - got).max())
-    report = ExportReport(model_name_or_path, str(out), int(got.shape[1]), size, diff, float((expected * got).sum(1).min()))
+    report = ExportReport(
+        model_name_or_path, str(out), int(got.shape[1]), size, diff, float((expected * got).sum(1).min())
+    )
     if diff > PARITY_TOLERANCE:
         raise ParityError(f"ONNX and PyTorch embeddings differ by {diff:.2e} (> {PARITY_TOLERANCE:.0e})")
     if fp16:
@@ -100,7 +108,9 @@ def _export_int8(out: Path, batch: np.ndarray, expected: np.ndarray, report: Exp
     int8_out = out.with_name(out.stem + ".int8.onnx")
     quantize_dynamic(str(out), str(int8_out), weight_type=QuantType.QInt8)
     got = ClipEncoder(int8_out, SessionOptions(prefer_gpu=False)).encode_pixels(batch)
-    return ExportReport(**{**asdict(report), "int8_out": str(int8_out), "int8_min_cosine": float((expected * got).sum(1).min())})
+    return ExportReport(
+        **{**asdict(report), "int8_out": str(int8_out), "int8_min_cosine": float((expected * got).sum(1).min())}
+    )
 
 
 def _export_fp16(out: Path, batch: np.ndarray, expected: np.ndarray, report: ExportReport) -> ExportReport:
@@ -112,7 +122,9 @@ def _export_fp16(out: Path, batch: np.ndarray, expected: np.ndarray, report: Exp
     fp16_out = out.with_name(out.stem + ".fp16.onnx")
     onnx.save(half, fp16_out)
     got = ClipEncoder(fp16_out, SessionOptions(prefer_gpu=False)).encode_pixels(batch)
-    return ExportReport(**{**asdict(report), "fp16_out": str(fp16_out), "fp16_max_abs_diff": float(np.abs(expected - got).max())})
+    return ExportReport(
+        **{**asdict(report), "fp16_out": str(fp16_out), "fp16_max_abs_diff": float(np.abs(expected - got).max())}
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,11 @@
 """Build `model.tar.gz` in the layout SageMaker expects.
 
-    model.onnx                  the encoder (and model.fp16.onnx / model.int8.onnx when given)
-    code/inference.py           serving/clip/inference.py
-    code/clip_onnx.py           listing_vision/embeddings/clip_onnx.py (the shared serving core)
-    code/requirements.txt       onnxruntime-gpu, numpy, pillow (pinned)
+model.onnx                  the encoder (and model.fp16.onnx / model.int8.onnx when given)
+code/inference.py           serving/clip/inference.py
+code/clip_onnx.py           listing_vision/embeddings/clip_onnx.py (the shared serving core)
+code/requirements.txt       onnxruntime-gpu, numpy, pillow (pinned)
 
-    python -m serving.clip.package --model build/clip/model.onnx --out build/clip/model.tar.gz
+python -m serving.clip.package --model build/clip/model.onnx --out build/clip/model.tar.gz
 """
 
 from __future__ import annotations

@@ -105,23 +105,38 @@ def test_cdk_json_points_at_the_app() -> None:
 
 
 def test_clip_endpoint_is_gpu_autoscaled_and_invocable_only_by_embedding_functions(template: Template) -> None:
-    template.has_resource_properties("AWS::SageMaker::EndpointConfig", {
-        "ProductionVariants": [Match.object_like({"InstanceType": "ml.g5.xlarge", "VariantName": "AllTraffic"})],
-    })
-    template.has_resource_properties("AWS::SageMaker::Model", {
-        "PrimaryContainer": Match.object_like({
-            "Environment": Match.object_like({"SAGEMAKER_PROGRAM": "inference.py"}),
-        }),
-    })
-    template.has_resource_properties("AWS::ApplicationAutoScaling::ScalingPolicy", {
-        "TargetTrackingScalingPolicyConfiguration": Match.object_like({
-            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
-        }),
-    })
+    template.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "ProductionVariants": [Match.object_like({"InstanceType": "ml.g5.xlarge", "VariantName": "AllTraffic"})],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "PrimaryContainer": Match.object_like(
+                {
+                    "Environment": Match.object_like({"SAGEMAKER_PROGRAM": "inference.py"}),
+                }
+            ),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "TargetTrackingScalingPolicyConfiguration": Match.object_like(
+                {
+                    "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+                }
+            ),
+        },
+    )
     # Which roles may invoke the endpoint: exactly the functions that embed images
     functions = template.find_resources("AWS::Lambda::Function", {"Properties": {"Runtime": "python3.12"}})
-    role_of = {f["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]: f["Properties"]["Role"]["Fn::GetAtt"][0]
-               for f in functions.values()}
+    role_of = {
+        f["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]: f["Properties"]["Role"]["Fn::GetAtt"][0]
+        for f in functions.values()
+    }
     invokers = set()
     for policy in template.find_resources("AWS::IAM::Policy").values():
         actions = [s["Action"] for s in policy["Properties"]["PolicyDocument"]["Statement"]]

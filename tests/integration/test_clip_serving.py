@@ -25,8 +25,15 @@ from serving.clip.container import ContainerServer
 from serving.clip.export import export
 from serving.clip.package import build as build_package
 
-TINY = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "image_size": 224, "patch_size": 32, "projection_dim": 16}
+TINY = {
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "image_size": 224,
+    "patch_size": 32,
+    "projection_dim": 16,
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +55,12 @@ def model_dir(tiny_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     tarball = build_package(work / "model.onnx", work / "model.tar.gz")
     unpacked = tmp_path_factory.mktemp("opt-ml-model")
     with tarfile.open(tarball) as tar:
-        assert sorted(tar.getnames()) == ["code/clip_onnx.py", "code/inference.py", "code/requirements.txt", "model.onnx"]
+        assert sorted(tar.getnames()) == [
+            "code/clip_onnx.py",
+            "code/inference.py",
+            "code/requirements.txt",
+            "model.onnx",
+        ]
         tar.extractall(unpacked, filter="data")
     assert "onnxruntime-gpu==" in (unpacked / "code" / "requirements.txt").read_text()
     return unpacked
@@ -61,13 +73,19 @@ def container(model_dir: Path) -> Iterator[ContainerServer]:
     server.stop()
 
 
-def runtime_client(url: str):  # noqa: ANN201
-    return boto3.client("sagemaker-runtime", endpoint_url=url, region_name="us-east-1",
-                        aws_access_key_id="local", aws_secret_access_key="local")
+def runtime_client(url: str):
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
 
 
-def test_sagemaker_and_in_process_paths_are_identical(container: ContainerServer, model_dir: Path,
-                                                      photos: list[Path]) -> None:
+def test_sagemaker_and_in_process_paths_are_identical(
+    container: ContainerServer, model_dir: Path, photos: list[Path]
+) -> None:
     images = [p.read_bytes() for p in photos]
     remote = SageMakerEmbedder("clip", runtime_client(container.url), dim=16).embed(images)
     local = OnnxEmbedder(model_dir / "model.onnx").embed(images)
@@ -94,8 +112,9 @@ def test_container_contract_content_types_and_errors(container: ContainerServer,
     assert requests.get(f"{container.url}/ping", timeout=5).status_code == 200
     jpeg = photos[0].read_bytes()
     for content_type in ("image/jpeg", "application/x-image"):
-        answer = requests.post(f"{container.url}/invocations", data=jpeg, headers={"Content-Type": content_type},
-                               timeout=30)
+        answer = requests.post(
+            f"{container.url}/invocations", data=jpeg, headers={"Content-Type": content_type}, timeout=30
+        )
         assert answer.status_code == 200 and len(answer.json()["embeddings"]) == 1
     batch = {"images": [base64.b64encode(p.read_bytes()).decode() for p in photos[:3]]}
     answer = requests.post(f"{container.url}/invocations", json=batch, timeout=30)
@@ -108,13 +127,15 @@ def test_container_contract_content_types_and_errors(container: ContainerServer,
         (jpeg[: len(jpeg) // 3], "image/jpeg", 400, "corrupt_image"),
     ]
     for body, content_type, status, code in refusals:
-        answer = requests.post(f"{container.url}/invocations", data=body, headers={"Content-Type": content_type},
-                               timeout=30)
+        answer = requests.post(
+            f"{container.url}/invocations", data=body, headers={"Content-Type": content_type}, timeout=30
+        )
         assert (answer.status_code, answer.json()["error"]["code"]) == (status, code)
 
 
-def test_model_errors_through_sagemaker_runtime_become_domain_errors(container: ContainerServer,
-                                                                     photos: list[Path]) -> None:
+def test_model_errors_through_sagemaker_runtime_become_domain_errors(
+    container: ContainerServer, photos: list[Path]
+) -> None:
     import io
 
     from PIL import Image
@@ -141,8 +162,9 @@ def embedder_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.Monkey
     aws.reset_clients()
 
 
-def test_factory_picks_the_path_from_settings(embedder_settings: pytest.MonkeyPatch, container: ContainerServer,
-                                              model_dir: Path, photos: list[Path]) -> None:
+def test_factory_picks_the_path_from_settings(
+    embedder_settings: pytest.MonkeyPatch, container: ContainerServer, model_dir: Path, photos: list[Path]
+) -> None:
     # Without an endpoint or a model: the shipped descriptor, in process
     embedder_settings.delenv("SAGEMAKER_ENDPOINT_NAME", raising=False)
     embedder_settings.delenv("CLIP_MODEL_PATH", raising=False)

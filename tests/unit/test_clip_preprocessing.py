@@ -60,7 +60,7 @@ def test_accepts_jpeg_png_webp(photos: list[Path]) -> None:
         (lambda photo: encoded(Image.new("1", (10_000, 5_000)), "PNG"), "decompression_bomb"),
     ],
 )
-def test_refuses_what_is_not_a_safe_image(photos: list[Path], make, code: str) -> None:  # noqa: ANN001
+def test_refuses_what_is_not_a_safe_image(photos: list[Path], make, code: str) -> None:
     with pytest.raises(InvalidImageError) as raised:
         decode_image(make(photos[0]))
     assert raised.value.code == code

@@ -61,7 +61,9 @@ class Settings(BaseSettings):
     )
     embedding_timeout_s: float = Field(10.0, gt=0, description="Read timeout of one SageMaker invocation, seconds.")
     max_image_pixels: int = Field(
-        40_000_000, ge=1, description="Largest width × height decoded; larger images are refused as decompression bombs."
+        40_000_000,
+        ge=1,
+        description="Largest width × height decoded; larger images are refused as decompression bombs.",
     )
 
     # --- Milvus (duplicate detection) ------------------------------------------------------

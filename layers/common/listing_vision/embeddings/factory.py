@@ -33,12 +33,18 @@ def _build(mode: str) -> Embedder:
             raise ValueError("EMBEDDER=sagemaker needs SAGEMAKER_ENDPOINT_NAME")
         from listing_vision.embeddings.sagemaker import SageMakerEmbedder
 
-        return SageMakerEmbedder(settings.sagemaker_endpoint_name, aws.client("sagemaker-runtime", read_timeout_s=settings.embedding_timeout_s), settings.embedding_dim)
+        return SageMakerEmbedder(
+            settings.sagemaker_endpoint_name,
+            aws.client("sagemaker-runtime", read_timeout_s=settings.embedding_timeout_s),
+            settings.embedding_dim,
+        )
     from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL, OnnxEmbedder
 
     embedder = OnnxEmbedder(settings.clip_model_path or DESCRIPTOR_MODEL, max_pixels=settings.max_image_pixels)
     if embedder.dim != settings.embedding_dim:
-        raise ValueError(f"{embedder.model_path} gives {embedder.dim}-d vectors; EMBEDDING_DIM is {settings.embedding_dim}")
+        raise ValueError(
+            f"{embedder.model_path} gives {embedder.dim}-d vectors; EMBEDDING_DIM is {settings.embedding_dim}"
+        )
     return embedder
 
 

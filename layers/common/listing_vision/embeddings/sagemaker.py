@@ -57,7 +57,9 @@ class SageMakerEmbedder:
         except ClientError as error:
             raise self._client_error(error) from error
         except BotoCoreError as error:
-            raise UpstreamError(f"The embedding endpoint did not answer: {error}", code="embedding_unavailable") from error
+            raise UpstreamError(
+                f"The embedding endpoint did not answer: {error}", code="embedding_unavailable"
+            ) from error
         payload = json.loads(response["Body"].read())
         vectors = np.asarray(payload["embeddings"], dtype=np.float32)
         if vectors.shape != (len(batch), self.dim):
