@@ -15,6 +15,8 @@ class Route:
 
 ROUTES: tuple[Route, ...] = (
     Route("dedupe", "POST", "/image_similarity_search"),
+    Route("dedupe", "POST", "/uploads"),
+    Route("dedupe", "GET", "/uploads/{upload_id}"),
     Route("caption", "POST", "/generate_caption"),
     Route("generate", "POST", "/generate-images"),
     Route("generate", "POST", "/regenerate-image"),

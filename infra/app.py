@@ -3,7 +3,8 @@
 Context (`-c key=value` or cdk.json): `stage` (dev; `prod` retains data), `layer_dir`
 (build/layer), `clip_model_tarball` (build/clip/model.tar.gz), `clip_instance_type`
 (ml.g5.xlarge), `clip_image_uri` (the PyTorch GPU inference DLC), `clip_max_instances` (4),
-`clip_fp16` (false).
+`clip_fp16` (false), `milvus_uri`, `milvus_collection`, `milvus_token_secret` (a Secrets Manager
+secret name holding the Milvus/Zilliz token).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from aws_cdk import aws_lambda as lambda_
 
 from infra.constructs.clip_endpoint import EndpointOptions
 from infra.nag import add_checks
-from infra.stack import ListingVisionStack
+from infra.stack import ListingVisionStack, MilvusConnection
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +46,11 @@ def main() -> None:
         stage=stage,
         clip_model_tarball=str(tarball),
         clip_options=options,
+        milvus=MilvusConnection(
+            uri=context("milvus_uri") or MilvusConnection.uri,
+            collection=context("milvus_collection") or MilvusConnection.collection,
+            token_secret_name=context("milvus_token_secret"),
+        ),
     )
     add_checks(app, stack, list(stack.storage.buckets.values()))
     app.synth()

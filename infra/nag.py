@@ -13,6 +13,7 @@ ASSET_READ = "CDK's asset grant reads the model artefact from the bootstrap asse
 GRANT_WILDCARDS = "CDK's bucket grant helpers use action wildcards (s3:GetObject*, s3:List*, ...) on one bucket."
 
 CDK_ASSETS_OBJECTS = "arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*"
+LAMBDA_BASIC_POLICY = "arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 APIGW_LOGS_POLICY = "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 
 ACKNOWLEDGED: dict[str, str] = {
@@ -25,6 +26,8 @@ ACKNOWLEDGED: dict[str, str] = {
     "AwsSolutions-IAM5[Action::s3:Abort*]": GRANT_WILDCARDS,
     f"AwsSolutions-IAM4[Policy::{APIGW_LOGS_POLICY}]": "API Gateway's account-level CloudWatch role uses the "
     "AWS managed push-to-logs policy CDK attaches.",
+    f"AwsSolutions-IAM4[Policy::{LAMBDA_BASIC_POLICY}]": "CDK's BucketNotificationsHandler (it configures the "
+    "buckets' S3 event notifications at deploy time) uses the AWS managed basic execution policy.",
     "AwsSolutions-APIG2": "Requests are validated in each function against its OpenAPI model (Powertools), "
     "which also validates multipart bodies API Gateway models cannot.",
     "AwsSolutions-APIG4": "Methods require an API key with a usage plan; an authorizer (IAM or Cognito) is the "

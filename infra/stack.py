@@ -1,9 +1,14 @@
-"""The platform stack: storage, functions, API; one construct per capability."""
+"""The platform stack: storage, the CLIP endpoint, functions, API; one construct per capability."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from functions.routes import FUNCTIONS
@@ -11,6 +16,15 @@ from infra.constructs.api import RestApi
 from infra.constructs.clip_endpoint import ClipEndpoint, EndpointOptions
 from infra.constructs.service_function import ServiceFunction
 from infra.constructs.storage import Storage
+
+
+@dataclass(frozen=True)
+class MilvusConnection:
+    """Where the functions find Milvus (a Milvus server or Zilliz Cloud; not provisioned here)."""
+
+    uri: str = "https://milvus.example.internal:19530"
+    collection: str = "image_embeddings_ip"
+    token_secret_name: str | None = None  # Secrets Manager secret holding the token
 
 
 class ListingVisionStack(Stack):
@@ -23,10 +37,12 @@ class ListingVisionStack(Stack):
         stage: str,
         clip_model_tarball: str,
         clip_options: EndpointOptions | None = None,
+        milvus: MilvusConnection | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         removal = RemovalPolicy.RETAIN if stage == "prod" else RemovalPolicy.DESTROY
+        milvus = milvus or MilvusConnection()
         self.storage = Storage(self, "Storage", removal_policy=removal)
         self.layer = lambda_.LayerVersion(
             self,
@@ -39,7 +55,18 @@ class ListingVisionStack(Stack):
         self.clip = ClipEndpoint(
             self, "Clip", model_tarball=clip_model_tarball, options=clip_options or EndpointOptions()
         )
-        environment = {**self.storage.environment(), "SAGEMAKER_ENDPOINT_NAME": self.clip.endpoint_name}
+        milvus_token_secret = (
+            secretsmanager.Secret.from_secret_name_v2(self, "MilvusToken", milvus.token_secret_name)
+            if milvus.token_secret_name
+            else None
+        )
+        environment = {
+            **self.storage.environment(),
+            "SAGEMAKER_ENDPOINT_NAME": self.clip.endpoint_name,
+            "MILVUS_URI": milvus.uri,
+            "MILVUS_COLLECTION": milvus.collection,
+            **({"MILVUS_TOKEN_SECRET": milvus.token_secret_name} if milvus.token_secret_name else {}),
+        }
         self.functions = {
             name: ServiceFunction(
                 self, f"{name.capitalize()}Function", name=name, layer=self.layer, environment=environment
@@ -51,6 +78,14 @@ class ListingVisionStack(Stack):
             for bucket in storefront:
                 bucket.grant_read_write(self.functions[name].role)
             self.storage.tables["idempotency_table"].grant_read_write_data(self.functions[name].role)
+            self.storage.tables["catalogue_table"].grant_read_write_data(self.functions[name].role)
+            if milvus_token_secret is not None:
+                milvus_token_secret.grant_read(self.functions[name].role)
+        # Images that reach a storefront bucket without the API (console, bulk, presigned) are indexed.
+        for bucket in storefront:
+            bucket.add_event_notification(
+                s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.functions["dedupe"].function)
+            )
         generate = self.functions["generate"].role
         for bucket in storefront:
             bucket.grant_read_write(generate)

@@ -211,6 +211,11 @@ class Gateway:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
-        server = ThreadingHTTPServer((host, port), RequestHandler)
+        server = _GatewayServer((host, port), RequestHandler)
         server.daemon_threads = True
         return server
+
+
+class _GatewayServer(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 resets bursts of concurrent clients; API Gateway does not.
+    request_queue_size = 128

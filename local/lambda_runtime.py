@@ -16,7 +16,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +74,9 @@ class LambdaRouter:
         self._handlers: dict[str, Handler] = {}
         self._background = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lambda-async")
         self._original_invoke: Any = None
+        self._original_function_invoke: Any = None
         self._lock = threading.Lock()
+        self._pending: set[Future[None]] = set()
 
     def register(self, function_name: str, handler: Handler) -> None:
         with self._lock:
@@ -93,7 +95,10 @@ class LambdaRouter:
         name = function_name.split(":function:")[-1].split(":")[0]
         event = json.loads(payload) if payload else {}
         if asynchronous:
-            self._background.submit(self._run_logged, handler, name, event)
+            future = self._background.submit(self._run_logged, handler, name, event)
+            with self._lock:
+                self._pending.add(future)
+            future.add_done_callback(self._forget)
             return b"", False
         try:
             result = invoke(handler, name, event)
@@ -105,6 +110,21 @@ class LambdaRouter:
             }
             return json.dumps(body).encode(), True
         return json.dumps(result).encode(), False
+
+    def drain(self, timeout_s: float = 60.0) -> bool:
+        """Wait until no asynchronous invocation is running (one may start another); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                pending = list(self._pending)
+            if not pending:
+                return True
+            wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+        return False
+
+    def _forget(self, future: Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(future)
 
     def _run_logged(self, handler: Handler, name: str, event: dict[str, Any]) -> None:
         try:
@@ -127,13 +147,24 @@ class LambdaRouter:
                 response_headers["x-amz-function-error"] = "Unhandled"
             return payload or b"{}"
 
+        def routed_event(function: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
+            # How moto delivers S3 event notifications: asynchronous on AWS, so here too.
+            payload, _ = router.invoke(function.function_name, body, asynchronous=True)
+            return payload
+
+        from moto.awslambda.models import LambdaFunction
+
         self._original_invoke = LambdaSimpleBackend.invoke
+        self._original_function_invoke = LambdaFunction.invoke
         LambdaSimpleBackend.invoke = routed_invoke  # type: ignore[method-assign,assignment]
+        LambdaFunction.invoke = routed_event  # type: ignore[method-assign,assignment]
 
     def uninstall(self) -> None:
+        from moto.awslambda.models import LambdaFunction
         from moto.awslambda_simple.models import LambdaSimpleBackend
 
         if self._original_invoke is not None:
             LambdaSimpleBackend.invoke = self._original_invoke  # type: ignore[method-assign]
+            LambdaFunction.invoke = self._original_function_invoke  # type: ignore[method-assign]
             self._original_invoke = None
         self._background.shutdown(wait=True, cancel_futures=True)

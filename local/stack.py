@@ -33,7 +33,7 @@ from listing_vision.realestate.listings_index import opensearch_client
 from local import snapshot
 from local.gateway import Gateway
 from local.lambda_runtime import LambdaRouter, load_handler
-from local.provision import bucket_names, provision, table_names
+from local.provision import bucket_names, provision, register_functions, table_names
 
 
 def start_opensearch(addr: str, timeout_s: float = 30.0) -> OsmemServer:
@@ -99,6 +99,7 @@ class LocalStack:
             self.router.register(name, load_handler(name))
         self.router.install()
         self.provisioned = provision(self.settings)
+        register_functions(self.settings)
         self.restored = snapshot.restore(self.state_dir, opensearch_client())
         gateway = Gateway(
             {name: self.router.handler_for(name) for name in FUNCTIONS}, extra_routes={"/health": self.health}
@@ -112,6 +113,7 @@ class LocalStack:
     def stop(self) -> dict[str, int]:
         """Stop everything; returns what the snapshot saved (empty when nothing was saved)."""
         saved: dict[str, int] = {}
+        self.router.drain(timeout_s=30)
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()

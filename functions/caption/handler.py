@@ -25,7 +25,7 @@ def generate_caption(
 ) -> dict[str, Any]:
     raise NotImplementedYet(
         "Captioning is not built yet (issue 5); the request was valid and nothing was stored.",
-        details={"type": type, "website": website},
+        details={"type": type, "website": website, "bytes": len(file.content)},
     )
 
 

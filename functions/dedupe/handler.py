@@ -1,35 +1,72 @@
-"""POST /image_similarity_search: duplicate check against a storefront's catalogue."""
+"""Duplicate detection for the jewelry storefronts.
+
+API: POST /image_similarity_search (check, store, index), POST /uploads (presigned upload for large
+files), GET /uploads/{upload_id}. S3: ObjectCreated on the storefront buckets indexes what arrives
+without the API.
+"""
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler.openapi.params import File, Form, UploadFile
+from aws_lambda_powertools.event_handler.openapi.params import File, Form, Query, UploadFile
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
 
 from listing_vision.api import create_resolver
-from listing_vision.errors import NotImplementedYet
+from listing_vision.config import get_settings
+from listing_vision.embeddings.factory import get_embedder
+from listing_vision.jewelry.dedupe import DedupeService, Upload
+from listing_vision.jewelry.uploads import UploadIndexer, presigned_upload, upload_status
 from listing_vision.observability import logger, metrics, tracer
 
 app = create_resolver()
+Website = Literal["alya", "blysk"]
 
 
 @app.post("/image_similarity_search")
 @tracer.capture_method
 def image_similarity_search(
-    file: Annotated[UploadFile, File(description="The product photo.")],
+    file: Annotated[UploadFile, File(description="The product photo (JPEG, PNG or WebP).")],
     check_duplicate: Annotated[Literal["yes", "no"], Form()] = "yes",
-    website: Annotated[Literal["alya", "blysk"], Form()] = "alya",
+    website: Annotated[Website, Form()] = "alya",
+    scope: Annotated[Literal["storefront", "all"], Form(description="Search this storefront or all.")] = "storefront",
 ) -> dict[str, Any]:
-    raise NotImplementedYet(
-        "Duplicate detection is not built yet (issue 4); the request was valid and nothing was stored.",
-        details={"website": website, "check_duplicate": check_duplicate, "bytes": len(file.content)},
+    result = DedupeService(get_embedder()).check_and_store(
+        Upload(file.content, file.filename, website),
+        check_duplicate=check_duplicate == "yes",
+        scope=scope,
+        max_bytes=get_settings().max_upload_bytes,
     )
+    return result.to_response()
+
+
+class UploadRequest(BaseModel):
+    website: Website = "alya"
+    filename: str | None = Field(None, max_length=255)
+    content_type: Literal["image/jpeg", "image/png", "image/webp"] = "image/jpeg"
+
+
+@app.post("/uploads")
+@tracer.capture_method
+def create_upload(request: UploadRequest) -> dict[str, Any]:
+    return presigned_upload(request.website, request.filename, request.content_type)
+
+
+@app.get("/uploads/<upload_id>")
+@tracer.capture_method
+def get_upload(upload_id: str, website: Annotated[Website, Query()] = "alya") -> dict[str, Any]:
+    return upload_status(website, upload_id)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("Records"):  # S3 ObjectCreated notification
+        records = [(r.s3.bucket.name, r.s3.get_object.key) for r in S3Event(event).records]
+        outcomes = UploadIndexer(get_embedder()).index_event(records)
+        return {"outcomes": [outcome.__dict__ for outcome in outcomes]}
     return app.resolve(event, context)

@@ -88,7 +88,8 @@ def test_run_answer_stop_and_restart(tmp_path: Path) -> None:
         answer = requests.post(
             f"{urls['api']}/generate_caption", files={"file": photo.open("rb")}, data={"type": "bracelet"}, timeout=30
         )
-        assert answer.json()["error"]["details"] == {"type": "bracelet", "website": "alya"}
+        details = answer.json()["error"]["details"]
+        assert details == {"type": "bracelet", "website": "alya", "bytes": photo.stat().st_size}
         bad = requests.post(
             f"{urls['api']}/generate_caption", files={"file": photo.open("rb")}, data={"type": "tiara"}, timeout=30
         )

@@ -12,6 +12,7 @@ from aws_cdk.assertions import Match, Template
 from functions.routes import FUNCTIONS, ROUTES
 from infra.nag import add_checks
 from infra.stack import ListingVisionStack
+from listing_vision.resources import TABLES
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_stores_are_private_encrypted_and_recoverable(template: Template) -> Non
             "BucketEncryption": Match.any_value(),
         },
     )
-    template.resource_count_is("AWS::DynamoDB::Table", 3)
+    template.resource_count_is("AWS::DynamoDB::Table", len(TABLES))
     template.has_resource_properties(
         "AWS::DynamoDB::Table",
         {
@@ -145,3 +146,12 @@ def test_clip_endpoint_is_gpu_autoscaled_and_invocable_only_by_embedding_functio
     assert invokers == {role_of["dedupe"], role_of["caption"], role_of["regenerate"]}
     for function in functions.values():
         assert "SAGEMAKER_ENDPOINT_NAME" in function["Properties"]["Environment"]["Variables"]
+
+
+def test_storefront_uploads_notify_the_dedupe_function(template: Template) -> None:
+    notifications = template.find_resources("Custom::S3BucketNotifications")
+    assert len(notifications) == 2  # alya and blysk
+    for resource in notifications.values():
+        config = resource["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
+        assert [c["Events"] for c in config] == [["s3:ObjectCreated:*"]]
+        assert "DedupeFunction" in config[0]["LambdaFunctionArn"]["Fn::GetAtt"][0]

@@ -68,15 +68,15 @@ def test_uploads_reach_the_handler_intact(local_stack: LocalStack, photos: list[
     photo = photos[0]
     with photo.open("rb") as handle:
         response = requests.post(
-            f"{local_stack.url}/image_similarity_search",
+            f"{local_stack.url}/generate_caption",
             files={"file": (photo.name, handle, "image/jpeg")},
-            data={"website": "blysk", "check_duplicate": "no"},
+            data={"website": "blysk", "type": "necklace"},
             timeout=30,
         )
     # Then the handler parsed every byte and every field (its answer says so)
     body = response.json()
     assert response.status_code == 501, body
-    assert body["error"]["details"] == {"website": "blysk", "check_duplicate": "no", "bytes": photo.stat().st_size}
+    assert body["error"]["details"] == {"website": "blysk", "type": "necklace", "bytes": photo.stat().st_size}
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     blysk_bucket: str = Field("blyskimg", description="S3 bucket of the `blysk` storefront.")
     generated_bucket: str = Field("generated", description="S3 bucket for generated catalogue images and ZIPs.")
     artifacts_bucket: str = Field("artifacts", description="S3 bucket for migration manifests, results and backups.")
+    presign_urls: bool = Field(
+        True, description="Answer presigned GET URLs (`true`) or plain object URLs (`false`, for public CDNs)."
+    )
     presign_expiry_s: int = Field(3600, ge=1, le=604800, description="Lifetime of presigned URLs, seconds.")
     max_upload_bytes: int = Field(
         4_500_000,
@@ -66,6 +69,10 @@ class Settings(BaseSettings):
         description="Largest width × height decoded; larger images are refused as decompression bombs.",
     )
 
+    max_object_bytes: int = Field(
+        50_000_000, ge=1, description="Largest image accepted by presigned upload and indexed from a bucket."
+    )
+
     # --- Milvus (duplicate detection) ------------------------------------------------------
     milvus_uri: str = Field(
         ".local-state/milvus.db",
@@ -73,6 +80,9 @@ class Settings(BaseSettings):
         "or a Milvus Lite data directory (a path ending in `.db`).",
     )
     milvus_token: str | None = Field(None, description="Milvus token (`user:password` or API key); unset for Lite.")
+    milvus_token_secret: str | None = Field(
+        None, description="Secrets Manager secret holding the Milvus token (read once per process when set)."
+    )
     milvus_collection: str = Field("image_embeddings_ip", description="Milvus collection of image embeddings.")
     embedding_dim: int = Field(512, ge=1, description="Embedding dimension (512 for CLIP ViT-B/32).")
     duplicate_threshold: float = Field(
@@ -80,6 +90,12 @@ class Settings(BaseSettings):
     )
     search_ef: int = Field(64, ge=1, description="HNSW `ef` at search time.")
     search_top_k: int = Field(5, ge=1, le=100, description="Neighbours returned by a duplicate search.")
+    claim_lease_s: int = Field(
+        120,
+        ge=5,
+        description="How long an upload in progress holds its content claim before another request may take over "
+        "(a crashed request's claim expires after this).",
+    )
 
     # --- Real-estate listings --------------------------------------------------------------
     opensearch_url: str = Field("http://127.0.0.1:9200", description="OpenSearch endpoint.")
@@ -89,6 +105,11 @@ class Settings(BaseSettings):
     # --- Jobs and idempotency --------------------------------------------------------------
     jobs_table: str = Field("jobs", description="DynamoDB table of image-generation jobs.")
     idempotency_table: str = Field("idempotency", description="DynamoDB table for Powertools idempotency.")
+    catalogue_table: str = Field(
+        "image-catalogue",
+        description="DynamoDB table with one record per stored jewelry image content "
+        "(upload claims, exact duplicates).",
+    )
 
     # --- Observability ---------------------------------------------------------------------
     metrics_namespace: str = Field("ListingVision", description="CloudWatch metrics namespace.")
@@ -114,5 +135,21 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
+def write_readme_table(path: str) -> None:
+    """Replace the table between the README's settings markers with the current one."""
+    from pathlib import Path
+
+    readme = Path(path)
+    text = readme.read_text()
+    start = text.index("\n", text.index("<!-- settings:start")) + 1
+    end = text.index("<!-- settings:end -->")
+    readme.write_text(text[:start] + settings_table() + "\n" + text[end:])
+
+
 if __name__ == "__main__":  # pragma: no cover - documentation helper
-    print(settings_table())
+    import sys
+
+    if sys.argv[1:2] == ["--write-readme"]:
+        write_readme_table(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+    else:
+        print(settings_table())

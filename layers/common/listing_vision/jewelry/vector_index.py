@@ -7,8 +7,12 @@ connection is expensive to set up, so the seed's new-client-per-request pattern 
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from pymilvus import DataType, MilvusClient
 
 from listing_vision.config import get_settings
@@ -34,8 +38,19 @@ def milvus_client() -> MilvusClient:
         if key not in _clients:
             if is_lite_uri(settings.milvus_uri):
                 Path(settings.milvus_uri).mkdir(parents=True, exist_ok=True)
-            _clients[key] = MilvusClient(uri=settings.milvus_uri, token=settings.milvus_token or "")
+            _clients[key] = MilvusClient(uri=settings.milvus_uri, token=_token())
         return _clients[key]
+
+
+def _token() -> str:
+    settings = get_settings()
+    if settings.milvus_token:
+        return settings.milvus_token
+    if settings.milvus_token_secret:
+        from aws_lambda_powertools.utilities import parameters
+
+        return str(parameters.get_secret(settings.milvus_token_secret, max_age=3600))
+    return ""
 
 
 def close_clients() -> None:
@@ -60,3 +75,68 @@ def ensure_collection(client: MilvusClient, name: str, dim: int) -> None:
         index.add_index(field_name="embedding", index_type="HNSW", metric_type="IP", params=HNSW_BUILD_PARAMS)
         client.create_collection(name, schema=schema, index_params=index)
     client.load_collection(name)
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: int
+    score: float  # inner product of unit vectors: cosine similarity
+    path: str
+    website: str
+
+    @property
+    def distance(self) -> float:
+        return 1.0 - self.score
+
+
+def _exact_filter(sha256: str, website: str) -> str:
+    # Both values are validated upstream (hex digest, storefront enum); quoting is still applied.
+    return f'sha256 == "{sha256}" and website == "{website}"'
+
+
+def find_exact(client: MilvusClient, collection: str, sha256: str, website: str) -> list[dict[str, Any]]:
+    """Rows already indexed for these exact bytes in this storefront."""
+    rows = client.query(collection, filter=_exact_filter(sha256, website), output_fields=["id", "path"])
+    return list(rows)
+
+
+def ensure_vector(
+    client: MilvusClient, collection: str, vector: np.ndarray, path: str, website: str, sha256: str
+) -> int:
+    """Insert the vector unless this content is already indexed for the storefront (a retried request
+    after a crash must not add a second row); returns the row id."""
+    existing = find_exact(client, collection, sha256, website)
+    if existing:
+        return int(existing[0]["id"])
+    row = {
+        "embedding": np.asarray(vector, dtype=np.float32).tolist(),
+        "path": path,
+        "website": website,
+        "sha256": sha256,
+        "created_at": int(time.time()),
+    }
+    result = client.insert(collection, [row])
+    return int(result["ids"][0])
+
+
+def search(
+    client: MilvusClient, collection: str, vector: np.ndarray, *, website: str | None, limit: int, ef: int
+) -> list[Hit]:
+    """Nearest neighbours by inner product, within one storefront or across all (website=None)."""
+    results = client.search(
+        collection,
+        data=[np.asarray(vector, dtype=np.float32).tolist()],
+        limit=limit,
+        filter=f'website == "{website}"' if website else "",
+        search_params={"metric_type": "IP", "params": {"ef": max(ef, limit)}},
+        output_fields=["path", "website"],
+    )
+    return [
+        Hit(int(hit["id"]), float(hit["distance"]), hit["entity"]["path"], hit["entity"]["website"])
+        for hit in results[0]
+    ]
+
+
+def count(client: MilvusClient, collection: str) -> int:
+    rows = client.query(collection, filter="", output_fields=["count(*)"])
+    return int(rows[0]["count(*)"])

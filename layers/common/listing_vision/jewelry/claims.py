@@ -1,0 +1,133 @@
+"""One record per stored image content, per storefront: the registry that makes storing race-free.
+
+The seed checked for a duplicate and then inserted, so two identical uploads arriving together
+both passed the check and both were stored. Here an upload first claims its content id
+(`<website>#<sha256>`) with a conditional write; exactly one request wins and stores, the others
+wait for its record and answer with the stored original. A claim is a lease: if its owner dies,
+another request may take it over once `claim_lease_s` has passed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from listing_vision import aws
+from listing_vision.config import get_settings
+
+PENDING = "pending"
+STORED = "stored"
+
+
+@dataclass(frozen=True)
+class ContentRecord:
+    content_id: str
+    status: str
+    owner: str
+    path: str | None = None
+    vector_id: int | None = None
+    image_name: str | None = None
+    lease_until: float = 0.0
+
+    @property
+    def stored(self) -> bool:
+        return self.status == STORED
+
+
+def content_id(website: str, sha256: str) -> str:
+    return f"{website}#{sha256}"
+
+
+def new_owner() -> str:
+    return uuid.uuid4().hex
+
+
+class ContentClaims:
+    def __init__(self, table: str | None = None, lease_s: int | None = None):
+        settings = get_settings()
+        self.table = table or settings.catalogue_table
+        self.lease_s = lease_s or settings.claim_lease_s
+        self.dynamodb = aws.client("dynamodb")
+
+    def get(self, website: str, sha256: str) -> ContentRecord | None:
+        item = self.dynamodb.get_item(
+            TableName=self.table, Key={"content_id": {"S": content_id(website, sha256)}}, ConsistentRead=True
+        ).get("Item")
+        return _record(item) if item else None
+
+    def try_claim(self, website: str, sha256: str, owner: str) -> bool:
+        """Claim the content for storing; False when another live claim or a stored record holds it."""
+        now = time.time()
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table,
+                Item={
+                    "content_id": {"S": content_id(website, sha256)},
+                    "status": {"S": PENDING},
+                    "owner": {"S": owner},
+                    "lease_until": {"N": f"{now + self.lease_s:.3f}"},
+                    "expires_at": {"N": str(int(now + self.lease_s + 86_400))},  # TTL clears abandoned claims
+                },
+                ConditionExpression="attribute_not_exists(content_id) OR (#s = :pending AND lease_until < :now)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":pending": {"S": PENDING}, ":now": {"N": f"{now:.3f}"}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def complete(
+        self, website: str, sha256: str, owner: str, path: str, vector_id: int, image_name: str | None
+    ) -> None:
+        """Turn our claim into the stored record (kept for good: no TTL)."""
+        values: dict[str, Any] = {
+            ":stored": {"S": STORED},
+            ":path": {"S": path},
+            ":vector": {"N": str(vector_id)},
+            ":owner": {"S": owner},
+            ":created": {"N": str(int(time.time()))},
+        }
+        update = "SET #s = :stored, #p = :path, vector_id = :vector, created_at = :created"
+        if image_name:
+            update += ", image_name = :name"
+            values[":name"] = {"S": image_name}
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key={"content_id": {"S": content_id(website, sha256)}},
+            UpdateExpression=update + " REMOVE expires_at, lease_until",
+            ConditionExpression="#o = :owner",
+            ExpressionAttributeNames={"#s": "status", "#p": "path", "#o": "owner"},
+            ExpressionAttributeValues=values,
+        )
+
+    def release(self, website: str, sha256: str, owner: str) -> None:
+        """Give a claim back without storing (a near-duplicate was found, or storing failed)."""
+        try:
+            self.dynamodb.delete_item(
+                TableName=self.table,
+                Key={"content_id": {"S": content_id(website, sha256)}},
+                ConditionExpression="#o = :owner AND #s = :pending",
+                ExpressionAttributeNames={"#o": "owner", "#s": "status"},
+                ExpressionAttributeValues={":owner": {"S": owner}, ":pending": {"S": PENDING}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+
+def _record(item: dict[str, Any]) -> ContentRecord:
+    return ContentRecord(
+        content_id=item["content_id"]["S"],
+        status=item["status"]["S"],
+        owner=item.get("owner", {}).get("S", ""),
+        path=item.get("path", {}).get("S"),
+        vector_id=int(item["vector_id"]["N"]) if "vector_id" in item else None,
+        image_name=item.get("image_name", {}).get("S"),
+        lease_until=float(item.get("lease_until", {}).get("N", "0")),
+    )

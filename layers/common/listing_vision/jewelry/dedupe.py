@@ -1,0 +1,149 @@
+"""Duplicate detection for storefront photos: check, store, index, without races.
+
+An upload is validated (nothing is written for a bad one), hashed, and its exact bytes looked up
+in the content registry before any embedding is computed. A new upload claims its content, is
+embedded (normalised), searched against the catalogue (IP metric, distance = 1 − score), and,
+unless a near-duplicate is found, stored in the storefront's bucket under a content key and
+indexed. Identical uploads arriving together store one object and one vector: the others wait for
+the winner's record and answer with it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from listing_vision.config import Storefront, get_settings
+from listing_vision.embeddings.base import Embedder
+from listing_vision.errors import Conflict, PayloadTooLarge
+from listing_vision.imaging.decode import load_image
+from listing_vision.jewelry import storage, vector_index
+from listing_vision.jewelry.claims import ContentClaims, ContentRecord, new_owner
+from listing_vision.observability import logger, metrics
+
+Scope = Literal["storefront", "all"]
+STOREFRONTS: tuple[Storefront, ...] = ("alya", "blysk")
+CLAIM_WAIT_S = 20.0  # under API Gateway's 29 s, with room for the winner to embed and store
+
+
+@dataclass
+class DedupeResult:
+    """The seed's two answers: a duplicate (nothing stored) or a new image (stored and indexed)."""
+
+    duplicate_found: bool
+    results: list[dict[str, Any]] = field(default_factory=list)
+    image_name: str | None = None
+    s3_url: str | None = None
+    stored: storage.StoredImage | None = None
+    vector: np.ndarray | None = None
+
+    def to_response(self) -> dict[str, Any]:
+        if self.duplicate_found:
+            return {"duplicate_found": True, "results": self.results}
+        return {"duplicate_found": False, "image_name": self.image_name, "s3_url": self.s3_url}
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    filename: str | None
+    website: Storefront
+
+
+class DedupeService:
+    def __init__(self, embedder: Embedder, claims: ContentClaims | None = None):
+        self.embedder = embedder
+        self.claims = claims or ContentClaims()
+        self.settings = get_settings()
+        self.milvus = vector_index.milvus_client()
+
+    # --- the endpoint's operation -------------------------------------------------------------
+    def check_and_store(
+        self, upload: Upload, check_duplicate: bool = True, scope: Scope = "storefront", max_bytes: int | None = None
+    ) -> DedupeResult:
+        if max_bytes is not None and len(upload.data) > max_bytes:
+            raise PayloadTooLarge(
+                f"The image is {len(upload.data):,} bytes; the API takes up to {max_bytes:,}. "
+                "Use POST /uploads for larger files.",
+                code="file_too_large",
+            )
+        image = load_image(upload.data, self.settings.max_image_pixels)  # bad input: refused, nothing written
+        sha256 = storage.sha256_hex(upload.data)
+        owner = new_owner()
+        exact = self.claim_or_existing(upload.website, sha256, owner, scope)
+        if exact is not None:
+            metrics.add_metric(name="ExactDuplicates", unit="Count", value=1)
+            return self._duplicate_of_record(exact)
+        try:
+            vector = self.embedder.embed([upload.data])[0]
+            if check_duplicate:
+                near = self.near_duplicates(vector, upload.website, scope)
+                if near:
+                    self.claims.release(upload.website, sha256, owner)
+                    metrics.add_metric(name="NearDuplicates", unit="Count", value=1)
+                    return DedupeResult(True, results=near, vector=vector)
+            stored = storage.put_image(upload.website, upload.data, sha256, image.format or "", upload.filename)
+            vector_id = vector_index.ensure_vector(
+                self.milvus, self.settings.milvus_collection, vector, stored.s3_uri, upload.website, sha256
+            )
+            self.claims.complete(upload.website, sha256, owner, stored.s3_uri, vector_id, upload.filename)
+        except BaseException:
+            self.claims.release(upload.website, sha256, owner)
+            raise
+        metrics.add_metric(name="ImagesStored", unit="Count", value=1)
+        logger.info("image stored", extra={"website": upload.website, "key": stored.key, "vector_id": vector_id})
+        return DedupeResult(
+            False,
+            image_name=upload.filename or stored.key.rsplit("/", 1)[-1],
+            s3_url=storage.public_url(stored),
+            stored=stored,
+            vector=vector,
+        )
+
+    # --- pieces ---------------------------------------------------------------------------------
+    def near_duplicates(self, vector: np.ndarray, website: Storefront, scope: Scope) -> list[dict[str, Any]]:
+        hits = vector_index.search(
+            self.milvus,
+            self.settings.milvus_collection,
+            vector,
+            website=website if scope == "storefront" else None,
+            limit=self.settings.search_top_k,
+            ef=self.settings.search_ef,
+        )
+        return [
+            {"id": hit.id, "distance": round(max(hit.distance, 0.0), 6), "path": self._url(hit.path)}
+            for hit in hits
+            if hit.distance < self.settings.duplicate_threshold
+        ]
+
+    def claim_or_existing(self, website: Storefront, sha256: str, owner: str, scope: Scope) -> ContentRecord | None:
+        """Claim the content (returns None) or return the stored record of the same bytes,
+        waiting while another request holds the claim."""
+        others = [s for s in STOREFRONTS if s != website] if scope == "all" else []
+        deadline = time.monotonic() + CLAIM_WAIT_S
+        delay = 0.05
+        while True:
+            for storefront in [website, *others]:
+                record = self.claims.get(storefront, sha256)
+                if record is not None and record.stored:
+                    return record
+            if self.claims.try_claim(website, sha256, owner):
+                return None
+            if time.monotonic() > deadline:
+                raise Conflict(
+                    "The same image is being stored by another request; try again shortly.",
+                    code="upload_in_progress",
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    def _duplicate_of_record(self, record: ContentRecord) -> DedupeResult:
+        result = {"id": record.vector_id, "distance": 0.0, "path": self._url(record.path or "")}
+        return DedupeResult(True, results=[result])
+
+    @staticmethod
+    def _url(s3_uri: str) -> str:
+        return storage.public_url(storage.StoredImage.from_uri(s3_uri))

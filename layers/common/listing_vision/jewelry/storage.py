@@ -1,0 +1,95 @@
+"""Product photos in each storefront's private bucket.
+
+Keys are generated from the content (`catalogue/<sha256[:2]>/<sha256>.<ext>`), never from the
+uploaded filename, so they are safe, and two identical uploads can only ever write one object.
+The filename is kept as metadata (percent-encoded: S3 metadata is ASCII) and returned as
+`image_name`. Callers get a presigned GET URL (or the plain object URL when configured).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit
+
+from listing_vision import aws
+from listing_vision.config import Storefront, get_settings
+from listing_vision.errors import InvalidRequest
+
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+CATALOGUE_PREFIX = "catalogue/"
+INCOMING_PREFIX = "incoming/"
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    bucket: str
+    key: str
+
+    @property
+    def s3_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @classmethod
+    def from_uri(cls, uri: str) -> StoredImage:
+        parts = urlsplit(uri)
+        if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/"):
+            raise InvalidRequest(f"Not an S3 location: {uri!r}.", code="invalid_s3_location")
+        return cls(parts.netloc, parts.path.lstrip("/"))
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def catalogue_key(sha256: str, image_format: str) -> str:
+    return f"{CATALOGUE_PREFIX}{sha256[:2]}/{sha256}.{EXTENSIONS.get(image_format, 'bin')}"
+
+
+def put_image(
+    storefront: Storefront, data: bytes, sha256: str, image_format: str, original_name: str | None
+) -> StoredImage:
+    """Write the photo under its content key (idempotent: the same bytes always land on the same key)."""
+    bucket = get_settings().bucket_for(storefront)
+    key = catalogue_key(sha256, image_format)
+    metadata = {"sha256": sha256, "website": storefront}
+    if original_name:
+        metadata["original-name"] = quote(original_name, safe="")
+    aws.client("s3").put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=data,
+        ContentType=CONTENT_TYPES.get(image_format, "application/octet-stream"),
+        Metadata=metadata,
+    )
+    return StoredImage(bucket, key)
+
+
+def original_name(metadata: dict[str, str]) -> str | None:
+    value = metadata.get("original-name")
+    return unquote(value) if value else None
+
+
+def public_url(image: StoredImage) -> str:
+    """What callers get for a stored image: a presigned GET URL, or the plain object URL."""
+    settings = get_settings()
+    s3 = aws.client("s3")
+    if settings.presign_urls:
+        return str(
+            s3.generate_presigned_url(
+                "get_object", Params={"Bucket": image.bucket, "Key": image.key}, ExpiresIn=settings.presign_expiry_s
+            )
+        )
+    endpoint = settings.aws_endpoint_url or f"https://{image.bucket}.s3.{settings.aws_region}.amazonaws.com"
+    if settings.aws_endpoint_url:
+        return f"{endpoint.rstrip('/')}/{image.bucket}/{quote(image.key)}"
+    return f"{endpoint}/{quote(image.key)}"
+
+
+def storefront_of_bucket(bucket: str) -> Storefront | None:
+    settings = get_settings()
+    for storefront in ("alya", "blysk"):
+        if settings.bucket_for(storefront) == bucket:  # type: ignore[arg-type]
+            return storefront  # type: ignore[return-value]
+    return None

@@ -1,0 +1,175 @@
+"""Images that reach a storefront bucket without the API: console or bulk uploads, and uploads too
+large for API Gateway (10 MB) and Lambda (6 MB event) that go straight to S3 with a presigned POST.
+
+The bucket's ObjectCreated events run `index_object`, which dedupes and indexes the object where it
+lies and records the outcome on the object as tags (`dedupe-status`: indexed | duplicate | invalid;
+`duplicate-of`; `reason`). Re-delivery of the same event changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote_plus
+
+from botocore.exceptions import ClientError
+
+from listing_vision import aws
+from listing_vision.config import Storefront, get_settings
+from listing_vision.embeddings.base import Embedder
+from listing_vision.errors import NotFound, PayloadTooLarge, VisionError
+from listing_vision.imaging.decode import load_image
+from listing_vision.jewelry import storage, vector_index
+from listing_vision.jewelry.claims import ContentClaims, new_owner
+from listing_vision.jewelry.dedupe import DedupeService
+from listing_vision.observability import logger, metrics
+
+PRESIGNED_POST_EXPIRY_S = 900
+UPLOAD_CONTENT_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
+
+@dataclass(frozen=True)
+class IndexOutcome:
+    bucket: str
+    key: str
+    status: str  # indexed | already_indexed | duplicate | invalid | skipped
+    duplicate_of: str | None = None
+    reason: str | None = None
+
+
+def presigned_upload(website: Storefront, filename: str | None, content_type: str) -> dict[str, Any]:
+    """A presigned POST for one image of up to MAX_OBJECT_BYTES, into the storefront's incoming/ prefix."""
+    settings = get_settings()
+    extension = UPLOAD_CONTENT_TYPES[content_type]
+    upload_id = uuid.uuid4().hex
+    key = f"{storage.INCOMING_PREFIX}{upload_id}.{extension}"
+    fields = {"Content-Type": content_type}
+    conditions: list[Any] = [
+        {"Content-Type": content_type},
+        ["content-length-range", 1, settings.max_object_bytes],
+    ]
+    if filename:
+        fields["x-amz-meta-original-name"] = quote(filename, safe="")
+        conditions.append({"x-amz-meta-original-name": fields["x-amz-meta-original-name"]})
+    post = aws.client("s3").generate_presigned_post(
+        Bucket=settings.bucket_for(website),
+        Key=key,
+        Fields=fields,
+        Conditions=conditions,
+        ExpiresIn=PRESIGNED_POST_EXPIRY_S,
+    )
+    return {
+        "upload_id": upload_id,
+        "url": post["url"],
+        "fields": post["fields"],
+        "key": key,
+        "expires_in": PRESIGNED_POST_EXPIRY_S,
+        "max_bytes": settings.max_object_bytes,
+    }
+
+
+def upload_status(website: Storefront, upload_id: str) -> dict[str, Any]:
+    """What became of a presigned upload: pending (not yet processed), indexed, duplicate or invalid."""
+    bucket = get_settings().bucket_for(website)
+    s3 = aws.client("s3")
+    prefix = f"{storage.INCOMING_PREFIX}{upload_id}."
+    found = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("Contents", [])
+    if not found:
+        raise NotFound(f"No upload {upload_id!r} in {website}.", code="upload_not_found")
+    key = found[0]["Key"]
+    tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
+    answer: dict[str, Any] = {"upload_id": upload_id, "status": tags.get("dedupe-status", "pending")}
+    if tags.get("duplicate-of"):
+        answer["duplicate_of"] = storage.public_url(storage.StoredImage.from_uri(tags["duplicate-of"]))
+    if tags.get("reason"):
+        answer["reason"] = tags["reason"]
+    if answer["status"] == "indexed":
+        answer["s3_url"] = storage.public_url(storage.StoredImage(bucket, key))
+    return answer
+
+
+class UploadIndexer:
+    def __init__(self, embedder: Embedder, claims: ContentClaims | None = None):
+        self.claims = claims or ContentClaims()
+        self.dedupe = DedupeService(embedder, self.claims)
+        self.embedder = embedder
+        self.settings = get_settings()
+        self.s3 = aws.client("s3")
+
+    def index_event(self, records: list[tuple[str, str]]) -> list[IndexOutcome]:
+        return [self.index_object(bucket, unquote_plus(key)) for bucket, key in records]
+
+    def index_object(self, bucket: str, key: str) -> IndexOutcome:
+        website = storage.storefront_of_bucket(bucket)
+        if website is None:
+            return IndexOutcome(bucket, key, "skipped", reason="not_a_storefront_bucket")
+        try:
+            head = self.s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return IndexOutcome(bucket, key, "skipped", reason="object_gone")
+            raise
+        path = storage.StoredImage(bucket, key).s3_uri
+        sha_claimed = head.get("Metadata", {}).get("sha256")
+        if sha_claimed:
+            record = self.claims.get(website, sha_claimed)
+            if record is not None and record.stored and record.path == path:
+                return IndexOutcome(bucket, key, "already_indexed")  # our own API write, or a re-delivery
+        try:
+            if head["ContentLength"] > self.settings.max_object_bytes:
+                raise PayloadTooLarge("The object is larger than MAX_OBJECT_BYTES.", code="file_too_large")
+            data = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            image = load_image(data, self.settings.max_image_pixels)
+        except VisionError as error:
+            self._tag(bucket, key, {"dedupe-status": "invalid", "reason": error.code})
+            metrics.add_metric(name="InvalidUploads", unit="Count", value=1)
+            return IndexOutcome(bucket, key, "invalid", reason=error.code)
+        del image
+        return self._index(bucket, key, website, data, path)
+
+    def _index(self, bucket: str, key: str, website: Storefront, data: bytes, path: str) -> IndexOutcome:
+        sha256 = storage.sha256_hex(data)
+        owner = new_owner()
+        existing = self.dedupe.claim_or_existing(website, sha256, owner, "storefront")
+        if existing is not None:
+            if existing.path == path:
+                return IndexOutcome(bucket, key, "already_indexed")
+            return self._duplicate(bucket, key, existing.path or "")
+        try:
+            vector = self.embedder.embed([data])[0]
+            near = vector_index.search(
+                self.dedupe.milvus,
+                self.settings.milvus_collection,
+                vector,
+                website=website,
+                limit=self.settings.search_top_k,
+                ef=self.settings.search_ef,
+            )
+            near = [hit for hit in near if hit.distance < self.settings.duplicate_threshold]
+            if near:
+                self.claims.release(website, sha256, owner)
+                return self._duplicate(bucket, key, near[0].path)
+            vector_id = vector_index.ensure_vector(
+                self.dedupe.milvus, self.settings.milvus_collection, vector, path, website, sha256
+            )
+            name = storage.original_name(self.s3.head_object(Bucket=bucket, Key=key).get("Metadata", {}))
+            self.claims.complete(website, sha256, owner, path, vector_id, name or key.rsplit("/", 1)[-1])
+        except BaseException:
+            self.claims.release(website, sha256, owner)
+            raise
+        self._tag(bucket, key, {"dedupe-status": "indexed"})
+        metrics.add_metric(name="UploadsIndexed", unit="Count", value=1)
+        logger.info("upload indexed", extra={"bucket": bucket, "key": key, "vector_id": vector_id})
+        return IndexOutcome(bucket, key, "indexed")
+
+    def _duplicate(self, bucket: str, key: str, original: str) -> IndexOutcome:
+        self._tag(bucket, key, {"dedupe-status": "duplicate", "duplicate-of": original})
+        metrics.add_metric(name="DuplicateUploads", unit="Count", value=1)
+        logger.info("upload is a duplicate", extra={"bucket": bucket, "key": key, "duplicate_of": original})
+        return IndexOutcome(bucket, key, "duplicate", duplicate_of=original)
+
+    def _tag(self, bucket: str, key: str, tags: dict[str, str]) -> None:
+        self.s3.put_object_tagging(
+            Bucket=bucket, Key=key, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        )

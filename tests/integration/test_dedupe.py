@@ -1,0 +1,263 @@
+"""POST /image_similarity_search, the S3 upload trigger and presigned uploads, through the local
+gateway and the real stores (moto S3/DynamoDB, Milvus Lite)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from listing_vision import aws
+from listing_vision.jewelry import storage, vector_index
+from local.stack import LocalStack
+from tests.images import encode, fresh_image, resized_copy
+
+Post = Callable[..., requests.Response]
+
+
+@pytest.fixture
+def post(local_stack: LocalStack) -> Post:
+    def send(data: bytes | None, name: str = "photo.jpg", **form: str) -> requests.Response:
+        files = {"file": (name, data, "image/jpeg")} if data is not None else {"other": ("x", b"1")}
+        return requests.post(f"{local_stack.url}/image_similarity_search", files=files, data=form, timeout=60)
+
+    return send
+
+
+def milvus_rows(sha256: str | None = None, website: str | None = None) -> int:
+    client = vector_index.milvus_client()
+    if sha256 is None:
+        return vector_index.count(client, "image_embeddings_ip")
+    return len(vector_index.find_exact(client, "image_embeddings_ip", sha256, website or "alya"))
+
+
+def s3_objects(bucket: str) -> list[str]:
+    pages = aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def key_of(url: str) -> str:
+    return url.split("?")[0].split("/", 4)[-1]
+
+
+@pytest.mark.parametrize("website", ["alya", "blysk"])
+def test_the_seed_walkthrough_for_each_storefront(post: Post, photos: list[Path], website: str) -> None:
+    photo = photos[4 if website == "alya" else 5].read_bytes()
+    # Given a new photo: it is stored and indexed
+    first = post(photo, "ring.jpg", website=website)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert set(body) == {"duplicate_found", "image_name", "s3_url"}
+    assert body["duplicate_found"] is False and body["image_name"] == "ring.jpg"
+    bucket = storage.get_settings().bucket_for(website)  # type: ignore[arg-type]
+    assert f"/{bucket}/catalogue/" in body["s3_url"] and "Signature=" in body["s3_url"]
+    assert requests.get(body["s3_url"], timeout=10).content == photo  # the presigned URL serves the bytes
+    # When the same photo comes again: an exact duplicate, nothing stored
+    again = post(photo, "ring-again.jpg", website=website).json()
+    assert again["duplicate_found"] is True
+    assert [set(r) for r in again["results"]] == [{"id", "distance", "path"}]
+    assert again["results"][0]["distance"] == 0.0
+    assert key_of(again["results"][0]["path"]) == key_of(body["s3_url"])
+    # When a resized, recompressed copy comes: a near duplicate pointing at the original
+    copy = post(resized_copy(photo), "small.jpg", website=website).json()
+    assert copy["duplicate_found"] is True
+    assert 0 < copy["results"][0]["distance"] < 0.05
+    assert key_of(copy["results"][0]["path"]) == key_of(body["s3_url"])
+    # And an unrelated photo is new
+    assert post(photos[6 if website == "alya" else 7].read_bytes(), website=website).json()["duplicate_found"] is False
+    assert milvus_rows(storage.sha256_hex(photo), website) == 1
+
+
+def test_twenty_identical_uploads_at_once_store_one_object_and_one_vector(post: Post, local_stack: LocalStack) -> None:
+    # Given one new image sent by 20 clients at the same moment
+    image = fresh_image(2001)
+    sha = storage.sha256_hex(image)
+    start = threading.Barrier(20)
+    answers: list[dict[str, Any]] = []
+
+    def upload() -> None:
+        start.wait()
+        answers.append(post(image, "race.jpg", website="alya").json())
+
+    threads = [threading.Thread(target=upload) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then exactly one stored it and the other 19 were told it is a duplicate of that one
+    assert sum(not a["duplicate_found"] for a in answers) == 1, answers
+    assert sum(a["duplicate_found"] for a in answers) == 19
+    stored = next(a for a in answers if not a["duplicate_found"])
+    assert {key_of(a["results"][0]["path"]) for a in answers if a["duplicate_found"]} == {key_of(stored["s3_url"])}
+    # And the stores hold one object and one vector
+    assert [k for k in s3_objects("alyaimg") if sha in k] == [key_of(stored["s3_url"])]
+    assert milvus_rows(sha, "alya") == 1
+
+
+BAD_INPUTS: list[tuple[str, dict[str, Any], int, str]] = [
+    ("missing file", {"data": None}, 400, "invalid_request"),
+    ("empty file", {"data": b""}, 400, "empty_file"),
+    ("not an image", {"data": b"%PDF-1.7\n%binary"}, 400, "not_an_image"),
+    ("truncated", {"data": "truncated"}, 400, "corrupt_image"),
+    ("gif", {"data": "gif"}, 415, "unsupported_image_format"),
+    ("decompression bomb", {"data": "bomb"}, 413, "decompression_bomb"),
+    ("over the API's image limit", {"data": "oversized"}, 413, "file_too_large"),
+    ("over Lambda's 6 MB event", {"data": "over_event"}, 413, "payload_too_large"),
+    ("unknown website", {"website": "etsy"}, 400, "invalid_request"),
+    ("bad check_duplicate", {"check_duplicate": "maybe"}, 400, "invalid_request"),
+    ("bad scope", {"scope": "everywhere"}, 400, "invalid_request"),
+]
+
+
+def bad_payload(kind: Any, photo: bytes) -> bytes | None:
+    from PIL import Image
+
+    if not isinstance(kind, str):
+        return kind
+    return {
+        "truncated": photo[: len(photo) // 2],
+        "gif": encode(Image.new("RGB", (64, 64), "gold"), "GIF"),
+        "bomb": encode(Image.new("1", (10_000, 5_000)), "PNG"),
+        "oversized": b"\xff\xd8\xff" + b"\0" * 4_600_000,
+        "over_event": b"\xff\xd8\xff" + b"\0" * 5_000_000,
+    }[kind]
+
+
+@pytest.mark.parametrize(("case", "request_parts", "status", "code"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_is_refused_with_a_code_and_writes_nothing(
+    post: Post, local_stack: LocalStack, case: str, request_parts: dict[str, Any], status: int, code: str
+) -> None:
+    # Given the stores' contents before
+    fresh = fresh_image(3000 + len(case))
+    before = (s3_objects("alyaimg"), s3_objects("blyskimg"), milvus_rows())
+    # When the bad request is sent
+    data = bad_payload(request_parts.pop("data", fresh), fresh)
+    answer = post(data, **{k: v for k, v in request_parts.items()})
+    # Then it is refused with its stable code
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"]["code"] == code
+    # And nothing was written anywhere
+    assert (s3_objects("alyaimg"), s3_objects("blyskimg"), milvus_rows()) == before
+
+
+def test_check_duplicate_no_stores_a_near_copy_but_never_the_same_bytes_twice(post: Post) -> None:
+    original = fresh_image(4001)
+    assert post(original, website="blysk").json()["duplicate_found"] is False
+    near = resized_copy(original)
+    assert post(near, website="blysk").json()["duplicate_found"] is True
+    forced = post(near, website="blysk", check_duplicate="no").json()
+    assert forced["duplicate_found"] is False
+    assert post(near, website="blysk", check_duplicate="no").json()["results"][0]["distance"] == 0.0
+
+
+def test_scope_all_searches_every_storefront(post: Post) -> None:
+    image = fresh_image(5001)
+    assert post(image, website="alya").json()["duplicate_found"] is False
+    copy = resized_copy(image)
+    assert post(copy, website="blysk", scope="all").json()["duplicate_found"] is True
+    assert post(copy, website="blysk").json()["duplicate_found"] is False  # default: this storefront only
+
+
+def s3_event(bucket: str, key: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"}, "object": {"key": key, "size": 1}},
+            }
+        ]
+    }
+
+
+def tags(bucket: str, key: str) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in aws.client("s3").get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
+
+
+def test_objects_put_into_a_bucket_are_indexed_or_recorded_and_redelivery_changes_nothing(
+    local_stack: LocalStack,
+) -> None:
+    s3 = aws.client("s3")
+    original, duplicate, text = fresh_image(6001), resized_copy(fresh_image(6001)), b"not an image"
+    # When a console upload drops three objects into the bucket (S3 notifies the dedupe function)
+    s3.put_object(Bucket="alyaimg", Key="console/Ring Photo.jpg", Body=original)
+    local_stack.router.drain()
+    s3.put_object(Bucket="alyaimg", Key="console/ring-small.jpg", Body=duplicate)
+    s3.put_object(Bucket="alyaimg", Key="console/notes.txt", Body=text)
+    local_stack.router.drain()
+    # Then the new image is indexed where it lies, the copy and the text file recorded as what they are
+    assert tags("alyaimg", "console/Ring Photo.jpg") == {"dedupe-status": "indexed"}
+    assert tags("alyaimg", "console/ring-small.jpg") == {
+        "dedupe-status": "duplicate",
+        "duplicate-of": "s3://alyaimg/console/Ring Photo.jpg",
+    }
+    assert tags("alyaimg", "console/notes.txt") == {"dedupe-status": "invalid", "reason": "not_an_image"}
+    sha = storage.sha256_hex(original)
+    assert milvus_rows(sha, "alya") == 1
+    # When the same events are delivered again (S3 delivers at least once)
+    before = (milvus_rows(), s3_objects("alyaimg"))
+    handler = local_stack.router.handler_for("dedupe")
+    for key in ("console/Ring+Photo.jpg", "console/ring-small.jpg", "console/notes.txt"):
+        from local.lambda_runtime import invoke
+
+        result = invoke(handler, "dedupe", s3_event("alyaimg", key))
+        assert result["outcomes"][0]["status"] in ("already_indexed", "duplicate", "invalid")
+    # Then nothing changed
+    assert (milvus_rows(), s3_objects("alyaimg")) == before
+    assert tags("alyaimg", "console/Ring Photo.jpg") == {"dedupe-status": "indexed"}
+
+
+def test_api_writes_do_not_index_twice_when_their_event_arrives(post: Post, local_stack: LocalStack) -> None:
+    image = fresh_image(7001)
+    post(image, website="alya")
+    local_stack.router.drain()  # the API's own put_object raised an ObjectCreated event
+    assert milvus_rows(storage.sha256_hex(image), "alya") == 1
+
+
+def test_large_images_go_through_a_presigned_upload(local_stack: LocalStack) -> None:
+    from PIL import Image
+
+    # Given an image too large for API Gateway and Lambda (> 6 MB)
+    big = encode(Image.effect_noise((2400, 2400), 64).convert("RGB"), "PNG")
+    assert len(big) > 6_000_000, len(big)
+    through_api = requests.post(
+        f"{local_stack.url}/image_similarity_search", files={"file": ("big.png", big, "image/png")}, timeout=60
+    )
+    assert through_api.status_code == 413
+    # When the client asks for an upload and posts the file straight to S3
+    grant = requests.post(
+        f"{local_stack.url}/uploads",
+        json={"website": "blysk", "filename": "Big Ring.png", "content_type": "image/png"},
+        timeout=10,
+    ).json()
+    assert grant["key"].startswith("incoming/") and grant["max_bytes"] >= len(big)
+    posted = requests.post(
+        grant["url"], data=grant["fields"], files={"file": ("Big Ring.png", big, "image/png")}, timeout=60
+    )
+    assert posted.status_code in (200, 204), posted.text
+    local_stack.router.drain()
+    # Then the trigger indexed it, and the status endpoint says so
+    status = requests.get(
+        f"{local_stack.url}/uploads/{grant['upload_id']}", params={"website": "blysk"}, timeout=10
+    ).json()
+    assert status["status"] == "indexed" and requests.get(status["s3_url"], timeout=30).content == big
+    assert milvus_rows(storage.sha256_hex(big), "blysk") == 1
+    record = aws.client("dynamodb").get_item(
+        TableName="image-catalogue", Key={"content_id": {"S": f"blysk#{storage.sha256_hex(big)}"}}
+    )["Item"]
+    assert record["image_name"]["S"] == "Big Ring.png"
+    # And the signed policy binds the key, the content type and the size (S3 enforces it; moto does not)
+    policy = json.loads(base64.b64decode(grant["fields"]["policy"]))
+    assert {"key": grant["key"]} in policy["conditions"]
+    assert {"Content-Type": "image/png"} in policy["conditions"]
+    assert ["content-length-range", 1, grant["max_bytes"]] in policy["conditions"]
+    missing = requests.get(f"{local_stack.url}/uploads/nope", timeout=10)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "upload_not_found"
