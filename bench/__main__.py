@@ -34,7 +34,7 @@ def discover(selected: list[str]) -> list[str]:
 
 def number(value: float, unit: str) -> str:
     # Similarities need their decimals; everything else reads best at 3–4 significant digits.
-    return f"{value:.5f}" if unit == "cos" else f"{value:,.4g}"
+    return f"{value:.5f}" if unit in ("cos", "recall") else f"{value:,.4g}"
 
 
 def table(figures: list[Figure]) -> str:
@@ -46,7 +46,7 @@ def table(figures: list[Figure]) -> str:
                 f.name,
                 f"{number(f.value, f.unit)} {f.unit}",
                 f"{number(f.baseline, f.unit)} {f.unit} ({f.baseline_name})",
-                f"{f.ratio:.2f}×" if f.unit != "cos" else f"{f.ratio:.5f}",
+                f"{f.ratio:.2f}×" if f.unit not in ("cos", "recall") else f"{f.ratio:.5f}",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     with (
         tempfile.TemporaryDirectory() as state,
-        LocalStack(state_dir=Path(state), port=0, keep_snapshot=False) as stack,
+        LocalStack(state_dir=Path(state), port=0, keep_snapshot=False, log_requests=False) as stack,
     ):
         for name in discover(args.names):
             print(f"running {name} ...", flush=True)

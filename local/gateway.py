@@ -114,7 +114,9 @@ class Gateway:
         self,
         handlers: dict[str, Handler],
         extra_routes: dict[str, Callable[[], tuple[int, dict[str, Any]]]] | None = None,
+        log_requests: bool = True,
     ):
+        self.log_requests = log_requests
         self.handlers = handlers
         self.routes = compile_routes(ROUTES)
         self.extra_routes = extra_routes or {}
@@ -138,7 +140,8 @@ class Gateway:
             protocol_version = "HTTP/1.1"
 
             def log_message(self, fmt: str, *args: Any) -> None:  # one line a request, to stderr
-                super().log_message(fmt, *args)
+                if gateway.log_requests:
+                    super().log_message(fmt, *args)
 
             def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 self.send_response(status)

@@ -70,6 +70,7 @@ class LocalStack:
     opensearch_port: int = 0
     host: str = "127.0.0.1"
     keep_snapshot: bool = True
+    log_requests: bool = True
     url: str = ""
     moto_url: str = ""
     opensearch_url: str = ""
@@ -79,6 +80,7 @@ class LocalStack:
     _moto: ThreadedMotoServer | None = None
     _osmem: OsmemServer | None = None
     _http: Any = None
+    gateway: Gateway | None = None
     _saved_env: dict[str, str | None] = field(default_factory=dict)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -101,8 +103,10 @@ class LocalStack:
         self.provisioned = provision(self.settings)
         register_functions(self.settings)
         self.restored = snapshot.restore(self.state_dir, opensearch_client())
-        gateway = Gateway(
-            {name: self.router.handler_for(name) for name in FUNCTIONS}, extra_routes={"/health": self.health}
+        self.gateway = gateway = Gateway(
+            {name: self.router.handler_for(name) for name in FUNCTIONS},
+            extra_routes={"/health": self.health},
+            log_requests=self.log_requests,
         )
         self._http = gateway.serve(self.host, self.port)
         self.url = f"http://{self.host}:{self._http.server_address[1]}"
@@ -158,7 +162,6 @@ class LocalStack:
             "OPENSEARCH_URL": self.opensearch_url,
             "MILVUS_URI": str(self.state_dir / "milvus.db"),
             "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_SERVICE_NAME": "listing-vision-local",
         }
 

@@ -13,7 +13,6 @@ from local.stack import LocalStack
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
 PHOTOS = Path(__file__).parent / "data" / "photos"
 

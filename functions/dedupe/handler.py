@@ -2,7 +2,7 @@
 
 API: POST /image_similarity_search (check, store, index), POST /uploads (presigned upload for large
 files), GET /uploads/{upload_id}. S3: ObjectCreated on the storefront buckets indexes what arrives
-without the API.
+without the API. Direct invoke: `{"operation": "backfill", ...}` indexes one page of a bucket.
 """
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from listing_vision.api import create_resolver
 from listing_vision.config import get_settings
 from listing_vision.embeddings.factory import get_embedder
+from listing_vision.jewelry.backfill import backfill_page
 from listing_vision.jewelry.dedupe import DedupeService, Upload
 from listing_vision.jewelry.uploads import UploadIndexer, presigned_upload, upload_status
 from listing_vision.observability import logger, metrics, tracer
@@ -65,6 +66,10 @@ def get_upload(upload_id: str, website: Annotated[Website, Query()] = "alya") ->
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("operation") == "backfill":  # one page of python -m listing_vision.jewelry.backfill
+        return backfill_page(
+            event["website"], event.get("start_after", ""), int(event.get("page_size", 64)), event.get("prefix", "")
+        )
     if event.get("Records"):  # S3 ObjectCreated notification
         records = [(r.s3.bucket.name, r.s3.get_object.key) for r in S3Event(event).records]
         outcomes = UploadIndexer(get_embedder()).index_event(records)

@@ -104,7 +104,8 @@ class DedupeService:
         )
 
     # --- pieces ---------------------------------------------------------------------------------
-    def near_duplicates(self, vector: np.ndarray, website: Storefront, scope: Scope) -> list[dict[str, Any]]:
+    def near_duplicate_hits(self, vector: np.ndarray, website: Storefront, scope: Scope) -> list[vector_index.Hit]:
+        """Neighbours closer than the duplicate threshold, nearest first."""
         hits = vector_index.search(
             self.milvus,
             self.settings.milvus_collection,
@@ -113,10 +114,12 @@ class DedupeService:
             limit=self.settings.search_top_k,
             ef=self.settings.search_ef,
         )
+        return [hit for hit in hits if hit.distance < self.settings.duplicate_threshold]
+
+    def near_duplicates(self, vector: np.ndarray, website: Storefront, scope: Scope) -> list[dict[str, Any]]:
         return [
             {"id": hit.id, "distance": round(max(hit.distance, 0.0), 6), "path": self._url(hit.path)}
-            for hit in hits
-            if hit.distance < self.settings.duplicate_threshold
+            for hit in self.near_duplicate_hits(vector, website, scope)
         ]
 
     def claim_or_existing(self, website: Storefront, sha256: str, owner: str, scope: Scope) -> ContentRecord | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
+import numpy as np
 from botocore.exceptions import ClientError
 
 from listing_vision import aws
@@ -27,6 +28,19 @@ from listing_vision.observability import logger, metrics
 
 PRESIGNED_POST_EXPIRY_S = 900
 UPLOAD_CONTENT_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """An object that passed validation and whose content this request has claimed."""
+
+    bucket: str
+    key: str
+    path: str
+    data: bytes
+    sha256: str
+    owner: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -98,76 +112,95 @@ class UploadIndexer:
         self.s3 = aws.client("s3")
 
     def index_event(self, records: list[tuple[str, str]]) -> list[IndexOutcome]:
-        return [self.index_object(bucket, unquote_plus(key)) for bucket, key in records]
+        outcomes = []
+        for bucket, key in records:
+            outcomes += self.index_objects(bucket, [unquote_plus(key)])
+        return outcomes
 
     def index_object(self, bucket: str, key: str) -> IndexOutcome:
+        return self.index_objects(bucket, [key])[0]
+
+    def index_objects(self, bucket: str, keys: list[str]) -> list[IndexOutcome]:
+        """Dedupe and index objects of one bucket where they lie, embedding them in one call.
+
+        Objects already indexed, or already recorded as duplicates or invalid, are left alone, so
+        re-delivered events and reruns change nothing."""
         website = storage.storefront_of_bucket(bucket)
         if website is None:
-            return IndexOutcome(bucket, key, "skipped", reason="not_a_storefront_bucket")
+            return [IndexOutcome(bucket, key, "skipped", reason="not_a_storefront_bucket") for key in keys]
+        outcomes: dict[str, IndexOutcome] = {}
+        claimed: list[_Claimed] = []
+        for key in keys:
+            outcome, candidate = self._prepare(bucket, key, website)
+            if outcome is not None:
+                outcomes[key] = outcome
+                continue
+            assert candidate is not None
+            existing = self.dedupe.claim_or_existing(website, candidate.sha256, candidate.owner, "storefront")
+            if existing is None:
+                claimed.append(candidate)
+            elif existing.path == candidate.path:
+                outcomes[key] = IndexOutcome(bucket, key, "already_indexed")
+            else:
+                outcomes[key] = self._duplicate(bucket, key, existing.path or "")
+        try:
+            vectors: Any = self.embedder.embed([c.data for c in claimed]) if claimed else []
+            for index, candidate in enumerate(claimed):
+                outcomes[candidate.key] = self._store(candidate, website, vectors[index])
+        finally:
+            for candidate in claimed:  # whatever was not completed goes back (no-op for completed claims)
+                self.claims.release(website, candidate.sha256, candidate.owner)
+        return [outcomes[key] for key in keys]
+
+    def _prepare(self, bucket: str, key: str, website: Storefront) -> tuple[IndexOutcome | None, _Claimed | None]:
         try:
             head = self.s3.head_object(Bucket=bucket, Key=key)
         except ClientError as error:
             if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-                return IndexOutcome(bucket, key, "skipped", reason="object_gone")
+                return IndexOutcome(bucket, key, "skipped", reason="object_gone"), None
             raise
         path = storage.StoredImage(bucket, key).s3_uri
         sha_claimed = head.get("Metadata", {}).get("sha256")
         if sha_claimed:
             record = self.claims.get(website, sha_claimed)
             if record is not None and record.stored and record.path == path:
-                return IndexOutcome(bucket, key, "already_indexed")  # our own API write, or a re-delivery
+                return IndexOutcome(bucket, key, "already_indexed"), None  # our own API write, or a re-delivery
+        recorded = self._tags(bucket, key).get("dedupe-status")
+        if recorded in ("indexed", "duplicate", "invalid"):
+            return IndexOutcome(bucket, key, "already_indexed" if recorded == "indexed" else recorded), None
         try:
             if head["ContentLength"] > self.settings.max_object_bytes:
                 raise PayloadTooLarge("The object is larger than MAX_OBJECT_BYTES.", code="file_too_large")
             data = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            image = load_image(data, self.settings.max_image_pixels)
+            load_image(data, self.settings.max_image_pixels)
         except VisionError as error:
             self._tag(bucket, key, {"dedupe-status": "invalid", "reason": error.code})
             metrics.add_metric(name="InvalidUploads", unit="Count", value=1)
-            return IndexOutcome(bucket, key, "invalid", reason=error.code)
-        del image
-        return self._index(bucket, key, website, data, path)
+            return IndexOutcome(bucket, key, "invalid", reason=error.code), None
+        name = storage.original_name(head.get("Metadata", {})) or key.rsplit("/", 1)[-1]
+        return None, _Claimed(bucket, key, path, data, storage.sha256_hex(data), new_owner(), name)
 
-    def _index(self, bucket: str, key: str, website: Storefront, data: bytes, path: str) -> IndexOutcome:
-        sha256 = storage.sha256_hex(data)
-        owner = new_owner()
-        existing = self.dedupe.claim_or_existing(website, sha256, owner, "storefront")
-        if existing is not None:
-            if existing.path == path:
-                return IndexOutcome(bucket, key, "already_indexed")
-            return self._duplicate(bucket, key, existing.path or "")
-        try:
-            vector = self.embedder.embed([data])[0]
-            near = vector_index.search(
-                self.dedupe.milvus,
-                self.settings.milvus_collection,
-                vector,
-                website=website,
-                limit=self.settings.search_top_k,
-                ef=self.settings.search_ef,
-            )
-            near = [hit for hit in near if hit.distance < self.settings.duplicate_threshold]
-            if near:
-                self.claims.release(website, sha256, owner)
-                return self._duplicate(bucket, key, near[0].path)
-            vector_id = vector_index.ensure_vector(
-                self.dedupe.milvus, self.settings.milvus_collection, vector, path, website, sha256
-            )
-            name = storage.original_name(self.s3.head_object(Bucket=bucket, Key=key).get("Metadata", {}))
-            self.claims.complete(website, sha256, owner, path, vector_id, name or key.rsplit("/", 1)[-1])
-        except BaseException:
-            self.claims.release(website, sha256, owner)
-            raise
-        self._tag(bucket, key, {"dedupe-status": "indexed"})
+    def _store(self, candidate: _Claimed, website: Storefront, vector: np.ndarray) -> IndexOutcome:
+        near = self.dedupe.near_duplicate_hits(vector, website, "storefront")
+        if near:
+            return self._duplicate(candidate.bucket, candidate.key, near[0].path)
+        vector_id = vector_index.ensure_vector(
+            self.dedupe.milvus, self.settings.milvus_collection, vector, candidate.path, website, candidate.sha256
+        )
+        self.claims.complete(website, candidate.sha256, candidate.owner, candidate.path, vector_id, candidate.name)
+        self._tag(candidate.bucket, candidate.key, {"dedupe-status": "indexed"})
         metrics.add_metric(name="UploadsIndexed", unit="Count", value=1)
-        logger.info("upload indexed", extra={"bucket": bucket, "key": key, "vector_id": vector_id})
-        return IndexOutcome(bucket, key, "indexed")
+        logger.info("upload indexed", extra={"bucket": candidate.bucket, "key": candidate.key, "vector_id": vector_id})
+        return IndexOutcome(candidate.bucket, candidate.key, "indexed")
 
     def _duplicate(self, bucket: str, key: str, original: str) -> IndexOutcome:
         self._tag(bucket, key, {"dedupe-status": "duplicate", "duplicate-of": original})
         metrics.add_metric(name="DuplicateUploads", unit="Count", value=1)
         logger.info("upload is a duplicate", extra={"bucket": bucket, "key": key, "duplicate_of": original})
         return IndexOutcome(bucket, key, "duplicate", duplicate_of=original)
+
+    def _tags(self, bucket: str, key: str) -> dict[str, str]:
+        return {t["Key"]: t["Value"] for t in self.s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
 
     def _tag(self, bucket: str, key: str, tags: dict[str, str]) -> None:
         self.s3.put_object_tagging(

@@ -1,0 +1,124 @@
+"""Embed and index every image already in a storefront bucket (the seed's move from the L2
+collection `image_embeddings` to `image_embeddings_ip`, or any re-index after a model change).
+
+The bucket is the source of truth, not the old collection: old vectors were unnormalised and may
+come from another model. Work goes page by page in key order; each page is deduped and indexed
+exactly as the upload trigger does (one code path), so a rerun skips what is indexed or recorded
+and a killed run resumes from its last page (`--start-after`).
+
+    python -m listing_vision.jewelry.backfill --website alya                     # in this process
+    python -m listing_vision.jewelry.backfill --website alya --via-lambda dedupe  # through the function
+
+`--via-lambda` invokes the dedupe function once per page (`{"operation": "backfill", ...}`): use it
+against a deployed stack, or against `make run` (whose Milvus Lite belongs to that process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from listing_vision import aws
+from listing_vision.config import Storefront, get_settings
+
+PAGE_SIZE = 64
+
+
+def backfill_page(
+    website: Storefront, start_after: str = "", page_size: int = PAGE_SIZE, prefix: str = ""
+) -> dict[str, Any]:
+    """Index one page of the bucket; returns counts per outcome and where the next page starts."""
+    from listing_vision.embeddings.factory import get_embedder
+    from listing_vision.jewelry.uploads import UploadIndexer
+
+    bucket = get_settings().bucket_for(website)
+    listed = aws.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix, StartAfter=start_after, MaxKeys=page_size)
+    keys = [item["Key"] for item in listed.get("Contents", [])]
+    outcomes = UploadIndexer(get_embedder()).index_objects(bucket, keys) if keys else []
+    return {
+        "website": website,
+        "processed": len(keys),
+        "counts": dict(Counter(outcome.status for outcome in outcomes)),
+        "next_start_after": keys[-1] if listed.get("IsTruncated") and keys else None,
+    }
+
+
+def count_objects(website: Storefront, prefix: str = "", start_after: str = "") -> int:
+    paginator = aws.client("s3").get_paginator("list_objects_v2")
+    bucket = get_settings().bucket_for(website)
+    return sum(
+        page.get("KeyCount", 0) for page in paginator.paginate(Bucket=bucket, Prefix=prefix, StartAfter=start_after)
+    )
+
+
+def pages(
+    website: Storefront, start_after: str, page_size: int, prefix: str, via_lambda: str | None
+) -> Iterator[dict[str, Any]]:
+    cursor: str | None = start_after
+    while cursor is not None:
+        if via_lambda:
+            response = aws.client("lambda", read_timeout_s=900).invoke(
+                FunctionName=via_lambda,
+                Payload=json.dumps(
+                    {
+                        "operation": "backfill",
+                        "website": website,
+                        "start_after": cursor,
+                        "page_size": page_size,
+                        "prefix": prefix,
+                    }
+                ).encode(),
+            )
+            page = json.loads(response["Payload"].read())
+            if response.get("FunctionError"):
+                raise RuntimeError(f"backfill page after {cursor!r} failed: {page}")
+        else:
+            page = backfill_page(website, cursor, page_size, prefix)
+        yield page
+        cursor = page["next_start_after"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m listing_vision.jewelry.backfill", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--website", choices=["alya", "blysk"], required=True)
+    parser.add_argument("--prefix", default="", help="only keys under this prefix")
+    parser.add_argument("--start-after", default="", help="resume after this key (printed by a killed run)")
+    parser.add_argument("--page-size", type=int, default=PAGE_SIZE, help="objects per page (one embedding batch)")
+    parser.add_argument("--via-lambda", metavar="FUNCTION", help="run each page in this Lambda function")
+    args = parser.parse_args(argv)
+    total = count_objects(args.website, args.prefix, args.start_after)
+    try:
+        from tqdm import tqdm
+
+        bar: Any = tqdm(total=total, unit="img", desc=f"backfill {args.website}")
+    except ImportError:  # the CLI works without tqdm, printing a line a page
+        bar = None
+    totals: Counter[str] = Counter()
+    last = args.start_after
+    try:
+        for page in pages(args.website, args.start_after, args.page_size, args.prefix, args.via_lambda):
+            totals.update(page["counts"])
+            last = page["next_start_after"] or last
+            if bar is not None:
+                bar.update(page["processed"])
+                bar.set_postfix(totals)
+            else:
+                print(f"{sum(totals.values())}/{total} {dict(totals)}", flush=True)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; resume with --start-after {last!r}", file=sys.stderr)
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+    print(json.dumps({"website": args.website, "objects": total, **dict(totals)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
