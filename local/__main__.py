@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(os.environ.get("LOCAL_STATE_DIR", ".local-state")),
         help="where data is kept between runs; default .local-state",
     )
+    parser.add_argument(
+        "--demo-listings",
+        type=int,
+        default=int(os.environ.get("LOCAL_DEMO_LISTINGS", "1588")),
+        help="demo listings loaded when the listings index is empty (0: none); default 1588",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -51,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         moto_port=args.moto_port,
         opensearch_port=args.opensearch_port,
         host=args.host,
+        demo_listings=args.demo_listings,
     )
     try:
         stack.start()

@@ -50,9 +50,28 @@ def _s3_objects(bucket: str) -> Iterator[dict[str, Any]]:
             }
 
 
+def _binary_as_text(value: Any, encode: bool) -> Any:
+    """DynamoDB's low-level binary values (`B`, `BS`) as base64 text in the snapshot, and back."""
+    convert = (lambda b: base64.b64encode(b).decode()) if encode else base64.b64decode
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key == "B":
+                out[key] = convert(item)
+            elif key == "BS":
+                out[key] = [convert(b) for b in item]
+            else:
+                out[key] = _binary_as_text(item, encode)
+        return out
+    if isinstance(value, list):
+        return [_binary_as_text(item, encode) for item in value]
+    return value
+
+
 def _dynamodb_items(table: str) -> Iterator[dict[str, Any]]:
     for page in aws.client("dynamodb").get_paginator("scan").paginate(TableName=table):
-        yield from page.get("Items", [])
+        for item in page.get("Items", []):
+            yield _binary_as_text(item, encode=True)
 
 
 def _index_documents(client: OpenSearch, index: str) -> Iterator[dict[str, Any]]:
@@ -106,7 +125,7 @@ def restore(state_dir: Path, search: OpenSearch) -> dict[str, int]:
     dynamodb = aws.client("dynamodb")
     for path in sorted((root / "dynamodb").glob("*.jsonl")):
         table = path.stem
-        items = list(_read_jsonl(path))
+        items = [_binary_as_text(item, encode=False) for item in _read_jsonl(path)]
         for start in range(0, len(items), 25):
             requests: dict[str, Any] = {table: [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]}
             while requests:

@@ -26,6 +26,7 @@ from moto.server import ThreadedMotoServer
 from osmem_server import OsmemError, OsmemServer, resolve_binary
 
 from functions.routes import FUNCTIONS
+from infra.constructs.migration import STATE_MACHINE_NAME
 from listing_vision import aws
 from listing_vision.config import Settings, get_settings
 from listing_vision.jewelry.vector_index import close_clients, milvus_client
@@ -34,6 +35,7 @@ from local import snapshot
 from local.gateway import Gateway
 from local.lambda_runtime import LambdaRouter, load_handler
 from local.provision import bucket_names, provision, register_functions, table_names
+from local.workflow import create_state_machine, synthesize_definition
 
 
 def start_opensearch(addr: str, timeout_s: float = 30.0) -> OsmemServer:
@@ -71,11 +73,14 @@ class LocalStack:
     host: str = "127.0.0.1"
     keep_snapshot: bool = True
     log_requests: bool = True
+    demo_listings: int = 0  # load this many demo listings when the listings index is empty
     url: str = ""
     moto_url: str = ""
     opensearch_url: str = ""
     router: LambdaRouter = field(default_factory=LambdaRouter)
     restored: dict[str, int] = field(default_factory=dict)
+    demo_loaded: dict[str, int] = field(default_factory=dict)
+    migration_arn: str = ""
     provisioned: dict[str, Any] = field(default_factory=dict)
     _moto: ThreadedMotoServer | None = None
     _osmem: OsmemServer | None = None
@@ -102,7 +107,11 @@ class LocalStack:
         self.router.install()
         self.provisioned = provision(self.settings)
         register_functions(self.settings)
+        self.migration_arn = create_state_machine(
+            STATE_MACHINE_NAME, synthesize_definition("regenerate", self.settings.artifacts_bucket)
+        )
         self.restored = snapshot.restore(self.state_dir, opensearch_client())
+        self.demo_loaded = self._load_demo_if_empty()
         self.gateway = gateway = Gateway(
             {name: self.router.handler_for(name) for name in FUNCTIONS},
             extra_routes={"/health": self.health},
@@ -113,6 +122,17 @@ class LocalStack:
         threading.Thread(target=self._http.serve_forever, name="gateway", daemon=True).start()
         self.startup_s = time.monotonic() - started
         return self
+
+    def _load_demo_if_empty(self) -> dict[str, int]:
+        if self.demo_listings <= 0:
+            return {}
+        search = opensearch_client()
+        if search.count(index=self.settings.listings_index)["count"] > 0:
+            return {}
+        from listing_vision.realestate import demo
+
+        print(f"Loading {self.demo_listings:,} demo listings and their vision cache ...", flush=True)
+        return demo.load(self.demo_listings)
 
     def stop(self) -> dict[str, int]:
         """Stop everything; returns what the snapshot saved (empty when nothing was saved)."""
@@ -219,6 +239,11 @@ class LocalStack:
         ]
         if self.restored:
             lines.append("  Restored      " + json.dumps(self.restored))
+        if self.demo_loaded:
+            lines.append(
+                f"  Demo data     {self.demo_loaded['listings']:,} listings in {self.settings.listings_index}, "
+                f"{self.demo_loaded['cache_items']:,} cached analyses in {self.settings.vision_cache_table}"
+            )
         lines += [
             "",
             "Try:",

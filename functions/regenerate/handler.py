@@ -1,4 +1,8 @@
-"""Real-estate visual-features migration steps (Step Functions tasks) and listing-upload ingest."""
+"""Real-estate visual-features migration: the Step Functions tasks (and direct invokes).
+
+Event: `{"operation": "coverage" | "dry_run" | "backup" | "verify" | "plan" | "execute_batch" |
+"rollback_batch" | "finish", ...}` (see listing_vision.realestate.migration.run_operation).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from listing_vision.errors import InvalidRequest, NotImplementedYet
 from listing_vision.observability import logger, metrics, tracer
-
-OPERATIONS = ("plan", "coverage", "dry_run", "backup", "execute", "verify", "rollback")
+from listing_vision.realestate.migration import run_operation
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    operation = event.get("operation")
-    if operation not in OPERATIONS:
-        raise InvalidRequest(
-            f"Unknown operation {operation!r}; expected one of {', '.join(OPERATIONS)}.",
-            code="unknown_operation",
-        )
-    raise NotImplementedYet(f"Migration operation {operation!r} is not built yet (issue 7).")
+    return run_operation(event)

@@ -3,6 +3,7 @@ on the same state folder that finds the data of the first."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -36,6 +37,8 @@ def local_stack_process(state_dir: Path) -> Iterator[dict[str, str]]:
             "0",
             "--state-dir",
             str(state_dir),
+            "--demo-listings",
+            "120",
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -109,3 +112,14 @@ def test_run_answer_stop_and_restart(tmp_path: Path) -> None:
         doc = OpenSearch(hosts=[urls["opensearch"]]).get(index="listings-v2", id="12345")
         assert doc["_source"]["visual_features_text"] == "Ranch."
         assert requests.get(f"{urls['api']}/health", timeout=10).json()["components"]["milvus"] == "ok"
+        # including the demo listings and their cached analyses, binary embeddings intact
+        assert OpenSearch(hosts=[urls["opensearch"]]).count(index="listings-v2")["count"] == 120 + 1
+        dynamodb = boto3.client(
+            "dynamodb",
+            endpoint_url=urls["moto"],
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        item = dynamodb.scan(TableName="hearth-vision-cache", Limit=1)["Items"][0]
+        assert len(item["embedding"]["B"]) == 32 * 4 and json.loads(item["analysis"]["S"])["image_type"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from opensearchpy import OpenSearch
+from opensearchpy import OpenSearch, helpers
 
 from listing_vision.config import get_settings
 
@@ -42,3 +44,136 @@ def ensure_index(client: OpenSearch, name: str) -> None:
     """Create the listings index with its mapping if missing (idempotent)."""
     if not client.indices.exists(index=name):
         client.indices.create(index=name, body={"mappings": LISTINGS_MAPPING})
+
+
+SPLIT_MAPPING: dict[str, Any] = {
+    "properties": {
+        "exterior_visual_features": {"type": "text"},
+        "interior_visual_features": {"type": "text"},
+        "amenities_visual_features": {"type": "text"},
+    }
+}
+
+
+@dataclass(frozen=True)
+class ListingDoc:
+    """A listing as read, with the version guard a write must present."""
+
+    zpid: str
+    source: dict[str, Any]
+    seq_no: int
+    primary_term: int
+
+    @property
+    def image_urls(self) -> list[str]:
+        vectors = self.source.get("image_vectors") or []
+        return [v["image_url"] for v in vectors if isinstance(v, dict) and v.get("image_url")]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    zpid: str
+    status: int  # 200 ok, 409 version conflict, 404 gone, 429/5xx after the client's retries
+    error: str | None = None
+
+
+def ensure_split_mapping(client: OpenSearch, index: str) -> None:
+    """Add the three split fields to the mapping; running it again changes nothing."""
+    client.indices.put_mapping(index=index, body=SPLIT_MAPPING)
+
+
+def all_ids(client: OpenSearch, index: str) -> list[str]:
+    """Every listing id, sorted (the migration's plan and samples are reproducible)."""
+    hits = helpers.scan(client, index=index, query={"query": {"match_all": {}}, "_source": False}, preserve_order=False)
+    return sorted(hit["_id"] for hit in hits)
+
+
+def get_docs(
+    client: OpenSearch, index: str, zpids: list[str], source: list[str] | None = None
+) -> dict[str, ListingDoc]:
+    """Listings by id with their seq_no/primary_term (absent ids are left out)."""
+    found: dict[str, ListingDoc] = {}
+    for start in range(0, len(zpids), 500):
+        body = {"ids": zpids[start : start + 500]}
+        params = {"_source_includes": ",".join(source)} if source else {}
+        for doc in client.mget(index=index, body=body, params=params)["docs"]:
+            if doc.get("found"):
+                found[doc["_id"]] = ListingDoc(doc["_id"], doc["_source"], doc["_seq_no"], doc["_primary_term"])
+    return found
+
+
+def scan_docs(client: OpenSearch, index: str) -> Iterator[ListingDoc]:
+    for hit in helpers.scan(client, index=index, query={"query": {"match_all": {}}}, seq_no_primary_term=True):
+        yield ListingDoc(hit["_id"], hit["_source"], hit["_seq_no"], hit["_primary_term"])
+
+
+def update_fields_guarded(
+    client: OpenSearch, index: str, updates: list[tuple[ListingDoc, dict[str, Any]]]
+) -> list[WriteResult]:
+    """Partial updates of the given fields only, each guarded by the version it was computed from."""
+    actions = [
+        {
+            "_op_type": "update",
+            "_index": index,
+            "_id": doc.zpid,
+            "if_seq_no": doc.seq_no,
+            "if_primary_term": doc.primary_term,
+            "doc": fields,
+        }
+        for doc, fields in updates
+    ]
+    return _bulk(client, actions)
+
+
+def replace_sources_guarded(
+    client: OpenSearch, index: str, replacements: list[tuple[ListingDoc, dict[str, Any]]]
+) -> list[WriteResult]:
+    """Whole-document re-index (how fields are removed without scripts), guarded by version."""
+    actions = [
+        {
+            "_op_type": "index",
+            "_index": index,
+            "_id": doc.zpid,
+            "if_seq_no": doc.seq_no,
+            "if_primary_term": doc.primary_term,
+            "_source": source,
+        }
+        for doc, source in replacements
+    ]
+    return _bulk(client, actions)
+
+
+def _bulk(client: OpenSearch, actions: list[dict[str, Any]]) -> list[WriteResult]:
+    if not actions:
+        return []
+    results = []
+    for ok, item in helpers.streaming_bulk(
+        client,
+        actions,
+        raise_on_error=False,
+        raise_on_exception=False,
+        chunk_size=500,
+        max_retries=3,
+        initial_backoff=1,
+        max_backoff=5,
+    ):
+        outcome = next(iter(item.values()))
+        error = outcome.get("error")
+        results.append(
+            WriteResult(
+                str(outcome.get("_id")),
+                200 if ok else int(outcome.get("status", 500)),
+                (error.get("type") if isinstance(error, dict) else str(error)) if error else None,
+            )
+        )
+    return results
+
+
+def field_presence(client: OpenSearch, index: str, fields: tuple[str, ...]) -> dict[str, int]:
+    """The seed's monitoring figures: listings in all, and with each field (an `exists` filter)."""
+    aggs: dict[str, Any] = {name: {"filter": {"exists": {"field": name}}} for name in fields}
+    aggs["all_fields"] = {"filter": {"bool": {"filter": [{"exists": {"field": name}} for name in fields]}}}
+    response = client.search(index=index, body={"size": 0, "track_total_hits": True, "aggs": aggs})
+    figures = {name: int(response["aggregations"][name]["doc_count"]) for name in aggs}
+    figures["total"] = int(response["hits"]["total"]["value"])
+    return figures

@@ -1,0 +1,155 @@
+"""The visual-features migration as a Step Functions state machine.
+
+One state machine, console-friendly input: `{"operation": "coverage" | "dry_run" | "backup" |
+"verify", ...}` runs that operation in one task; `{"operation": "execute" | "rollback", ...}` runs
+Plan (writes the batch manifest to S3) → a DISTRIBUTED Map reading it (S3 ItemReader; one child
+execution per batch of zpids, MaxConcurrency, ToleratedFailurePercentage, retries with backoff on
+throttling, a Catch that reports a batch that still fails instead of failing the run; results to
+S3) → Verify. Used as is by the stack and, synthesized, by the local stack (local/workflow.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+STATE_MACHINE_NAME = "visual-features-migration"
+# Errors worth retrying: the library raises Throttled when DynamoDB/OpenSearch push back past
+# their clients' own retries, BatchFailed when some listings of a batch could not be written.
+RETRYABLE = [
+    "Throttled",
+    "BatchFailed",
+    "Lambda.TooManyRequestsException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+]
+
+
+@dataclass(frozen=True)
+class MigrationOptions:
+    max_concurrency: int = 10
+    tolerated_failure_percentage: int = 5
+    batch_retry_attempts: int = 4
+    timeout_hours: int = 6
+
+
+class VisualFeaturesMigration(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function: lambda_.IFunction,
+        artifacts: s3.IBucket,
+        options: MigrationOptions | None = None,
+        name: str | None = STATE_MACHINE_NAME,
+        logs_enabled: bool = True,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        options = options or MigrationOptions()
+
+        def invoke(state_id: str, payload: sfn.TaskInput, result_path: str | None = None) -> tasks.LambdaInvoke:
+            task = tasks.LambdaInvoke(
+                self,
+                state_id,
+                lambda_function=function,
+                payload=payload,
+                payload_response_only=True,
+                retry_on_service_exceptions=False,
+                result_path=result_path,
+            )
+            task.add_retry(
+                errors=RETRYABLE,
+                interval=Duration.seconds(2),
+                max_attempts=options.batch_retry_attempts,
+                backoff_rate=2.0,
+                jitter_strategy=sfn.JitterType.FULL,
+            )
+            return task
+
+        def forward() -> sfn.TaskInput:  # the whole state, under "request", with its operation on top
+            return sfn.TaskInput.from_object(
+                {"operation": sfn.JsonPath.string_at("$.operation"), "request": sfn.JsonPath.object_at("$")}
+            )
+
+        single = invoke("Run operation", forward())
+        plan = invoke(
+            "Plan",
+            sfn.TaskInput.from_object(
+                {
+                    "operation": "plan",
+                    "request": sfn.JsonPath.object_at("$"),
+                }
+            ),
+            result_path="$.plan",
+        )
+
+        batch = invoke("Migrate batch", forward())
+        reported = sfn.Pass(
+            self,
+            "Report failed batch",
+            parameters={
+                "batch.$": "$.batch",
+                "zpids.$": "$.zpids",
+                "failed": True,
+                "error.$": "$.error",
+            },
+        )
+        batch.add_catch(reported, errors=["States.ALL"], result_path="$.error")
+        fan_out = sfn.DistributedMap(
+            self,
+            "Fan out batches",
+            item_reader=sfn.S3JsonItemReader(bucket=artifacts, key=sfn.JsonPath.string_at("$.plan.manifest.key")),
+            max_concurrency=options.max_concurrency,
+            tolerated_failure_percentage=options.tolerated_failure_percentage,
+            result_writer_v2=sfn.ResultWriterV2(
+                bucket=artifacts, prefix=sfn.JsonPath.string_at("$.plan.results_prefix")
+            ),
+            result_path="$.batches",
+        )
+        fan_out.item_processor(batch)
+        verify = invoke(
+            "Verify",
+            sfn.TaskInput.from_object(
+                {
+                    "operation": "finish",
+                    "request": sfn.JsonPath.object_at("$"),
+                }
+            ),
+        )
+        choice = (
+            sfn.Choice(self, "Operation")
+            .when(
+                sfn.Condition.or_(
+                    sfn.Condition.string_equals("$.operation", "execute"),
+                    sfn.Condition.string_equals("$.operation", "rollback"),
+                ),
+                plan.next(fan_out).next(verify),
+            )
+            .otherwise(single)
+        )
+        log_options = None
+        if logs_enabled:
+            log_options = sfn.LogOptions(
+                destination=logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_MONTH),
+                level=sfn.LogLevel.ERROR,
+                include_execution_data=False,
+            )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=name,
+            definition_body=sfn.DefinitionBody.from_chainable(choice),
+            timeout=Duration.hours(options.timeout_hours),
+            tracing_enabled=True,
+            logs=log_options,
+        )
+        artifacts.grant_read_write(self.state_machine)

@@ -1,0 +1,280 @@
+"""Seeded demo data: realistic listings and their vision-cache items.
+
+1,588 listings by default (the seed's count), about 20 images each (a third exterior), with
+90–95 % of listings fully cached, some partially and some not at all. Each listing has a ground
+truth (style, colour, materials, features); each image's analysis reports part of it with some
+noise and a confidence, the way a vision model does. `visual_features_text` is aggregated from
+all of a listing's analyses, as uploads did before the cache existed for every image.
+
+Image vectors and cached embeddings are shortened (`vector_dim`, default 32) to keep the local
+stack light; nothing in the migration reads them.
+
+    python -m listing_vision.realestate.demo --listings 1588    # load into the configured stores
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from listing_vision.realestate.features import is_amenity, visual_features_text
+
+STYLES = [
+    "ranch",
+    "colonial",
+    "craftsman",
+    "victorian",
+    "cape cod",
+    "tudor",
+    "modern",
+    "contemporary",
+    "mediterranean",
+    "farmhouse",
+    "split-level",
+    "bungalow",
+    "mid-century modern",
+    "georgian",
+]
+COLOURS = ["white", "gray", "beige", "blue", "red", "tan", "yellow", "green", "brown", "black"]
+MATERIALS = ["vinyl", "brick", "stone", "wood", "stucco", "fiber cement", "cedar shake", "aluminum"]
+EXTERIOR_FEATURES = [
+    "vinyl siding",
+    "brick facade",
+    "shutters",
+    "dormer windows",
+    "bay window",
+    "large windows",
+    "gabled roof",
+    "hip roof",
+    "flat roof",
+    "chimney",
+    "stone accents",
+    "metal roof",
+    "front porch",
+    "covered porch",
+    "attached garage",
+    "detached garage",
+    "two-car garage",
+    "wood deck",
+    "patio",
+    "in-ground pool",
+    "fenced yard",
+    "landscaped yard",
+    "solar panels",
+    "balcony",
+]
+INTERIOR_FEATURES = [
+    "granite countertops",
+    "quartz countertops",
+    "white cabinets",
+    "dark wood cabinets",
+    "stainless steel appliances",
+    "kitchen island",
+    "hardwood floors",
+    "tile floors",
+    "carpet",
+    "vaulted ceiling",
+    "crown molding",
+    "recessed lighting",
+    "fireplace",
+    "walk-in closet",
+    "double vanity",
+    "soaking tub",
+    "walk-in shower",
+    "open floor plan",
+    "built-in shelves",
+    "breakfast nook",
+    "white walls",
+    "exposed beams",
+]
+VISUAL = ["natural light", "spacious", "updated", "cozy", "modern finishes", "high ceilings"]
+CITIES = [
+    ("Austin", "TX"),
+    ("Denver", "CO"),
+    ("Raleigh", "NC"),
+    ("Columbus", "OH"),
+    ("Boise", "ID"),
+    ("Portland", "OR"),
+    ("Nashville", "TN"),
+    ("Madison", "WI"),
+]
+STREETS = ["Oak", "Maple", "Cedar", "Pine", "Elm", "Willow", "Birch", "Lakeview", "Hillcrest", "Sunset"]
+CONFIDENCE = ["high"] * 6 + ["medium"] * 3 + ["low"]
+
+
+@dataclass
+class Truth:
+    """What a listing really is; used to label the search-quality queries."""
+
+    zpid: str
+    style: str
+    colour: str
+    materials: list[str]
+    exterior: list[str]
+    interior: list[str]
+
+    @property
+    def amenities(self) -> list[str]:
+        return [f for f in self.exterior + self.interior if is_amenity(f)]
+
+
+@dataclass
+class DemoListing:
+    truth: Truth
+    doc: dict[str, Any]
+    cache_items: list[dict[str, Any]] = field(default_factory=list)
+    coverage: str = "full"
+
+
+def _analysis(rng: random.Random, truth: Truth, kind: str) -> dict[str, Any]:
+    confidence = rng.choice(CONFIDENCE)
+    if kind == "exterior":
+        return {
+            "image_type": "exterior",
+            "architecture_style": truth.style if rng.random() < 0.85 else rng.choice(STYLES),
+            "exterior_color": truth.colour if rng.random() < 0.9 else rng.choice(COLOURS),
+            "materials": rng.sample(truth.materials, k=rng.randint(1, len(truth.materials))),
+            "features": rng.sample(truth.exterior, k=min(len(truth.exterior), rng.randint(2, 4))),
+            "visual_features": rng.sample(VISUAL, k=1),
+            "confidence": confidence,
+        }
+    return {
+        "image_type": "interior",
+        "architecture_style": None,
+        "exterior_color": None,
+        "materials": [],
+        "features": rng.sample(truth.interior, k=min(len(truth.interior), rng.randint(2, 4))),
+        "visual_features": rng.sample(VISUAL, k=rng.randint(0, 2)),
+        "confidence": confidence,
+    }
+
+
+def generate(listings: int = 1588, seed: int = 0, vector_dim: int = 32) -> Iterator[DemoListing]:
+    rng = random.Random(seed)
+    vectors = np.random.default_rng(seed)
+    for number in range(listings):
+        zpid = str(10_000_000 + number * 7 + 3)
+        truth = Truth(
+            zpid=zpid,
+            style=rng.choice(STYLES),
+            colour=rng.choice(COLOURS),
+            materials=rng.sample(MATERIALS, k=rng.randint(1, 2)),
+            exterior=rng.sample(EXTERIOR_FEATURES, k=rng.randint(4, 7)),
+            interior=rng.sample(INTERIOR_FEATURES, k=rng.randint(5, 9)),
+        )
+        count = rng.randint(15, 25)
+        kinds = ["exterior"] * max(2, count // 3) + ["interior"] * (count - max(2, count // 3))
+        analyses = [_analysis(rng, truth, kind) for kind in kinds]
+        urls = [f"https://photos.hearth.example/{zpid}/{index:02d}.jpg" for index in range(count)]
+        roll = rng.random()
+        coverage = "full" if roll < 0.925 else "partial" if roll < 0.975 else "none"
+        cached = (
+            set(range(count))
+            if coverage == "full"
+            else set(rng.sample(range(count), k=rng.randint(count // 4, 3 * count // 4)))
+            if coverage == "partial"
+            else set()
+        )
+        city, state = rng.choice(CITIES)
+        doc = {
+            "zpid": zpid,
+            "address": f"{rng.randint(100, 9999)} {rng.choice(STREETS)} {rng.choice(['St', 'Ave', 'Dr', 'Ln'])}",
+            "city": city,
+            "state": state,
+            "price": rng.randrange(180_000, 1_400_000, 1000),
+            "bedrooms": rng.randint(1, 6),
+            "bathrooms": rng.choice([1, 1.5, 2, 2.5, 3, 3.5, 4]),
+            "living_area": rng.randrange(700, 5200, 10),
+            "year_built": rng.randint(1905, 2024),
+            "description": f"{truth.style.title()} home in {city} with {rng.randint(1, 6)} bedrooms.",
+            "visual_features_text": visual_features_text(analyses),
+            "image_vectors": [
+                {
+                    "image_url": url,
+                    "image_type": kind,
+                    "vector": [round(float(x), 4) for x in vectors.standard_normal(vector_dim)],
+                }
+                for url, kind in zip(urls, kinds, strict=True)
+            ],
+        }
+        items = []
+        for index in sorted(cached):
+            analysis = analyses[index]
+            raw = json.dumps(analysis, sort_keys=True)
+            items.append(
+                {
+                    "image_url": {"S": urls[index]},
+                    "analysis": {"S": raw},
+                    "llm_response": {"S": raw},
+                    "image_hash": {"S": hashlib.sha256(urls[index].encode()).hexdigest()},
+                    "embedding": {"B": vectors.standard_normal(vector_dim).astype("<f4").tobytes()},
+                    "analysis_model": {"S": "claude-sonnet-4-5"},
+                    "embedding_model": {"S": "clip-vit-base-patch32"},
+                    "cached_at": {"N": "1767225600"},
+                }
+            )
+        yield DemoListing(truth, doc, items, coverage)
+
+
+def load(
+    listings: int = 1588, seed: int = 0, progress: Any = None, index: str | None = None, table: str | None = None
+) -> dict[str, int]:
+    """Generate and write the demo data into the index and cache table (default: the configured ones)."""
+    from opensearchpy import helpers
+
+    from listing_vision import aws
+    from listing_vision.config import get_settings
+    from listing_vision.realestate.listings_index import ensure_index, opensearch_client
+
+    settings = get_settings()
+    index = index or settings.listings_index
+    table = table or settings.vision_cache_table
+    search = opensearch_client()
+    ensure_index(search, index)
+    dynamodb = aws.client("dynamodb")
+    docs: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
+    counts = {"listings": 0, "cache_items": 0}
+
+    def flush() -> None:
+        helpers.bulk(search, ({"_index": index, "_id": d["zpid"], "_source": d} for d in docs), chunk_size=200)
+        for start in range(0, len(items), 25):
+            request: dict[str, Any] = {table: [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]}
+            while request:
+                request = dynamodb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+        if progress:
+            progress(len(docs))
+        docs.clear()
+        items.clear()
+
+    for listing in generate(listings, seed):
+        docs.append(listing.doc)
+        items.extend(listing.cache_items)
+        counts["listings"] += 1
+        counts["cache_items"] += len(listing.cache_items)
+        if len(docs) >= 100:
+            flush()
+    flush()
+    search.indices.refresh(index=index)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m listing_vision.realestate.demo")
+    parser.add_argument("--listings", type=int, default=1588)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(json.dumps(load(args.listings, args.seed)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
