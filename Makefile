@@ -10,7 +10,7 @@ REQUIREMENTS := requirements.txt requirements-dev.txt constraints.txt layers/com
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test bench backfill lint synth layer clip-model deploy clean venv
+.PHONY: run test bench backfill migrate lint synth layer clip-model deploy clean venv
 
 venv: $(STAMP)
 
@@ -33,6 +33,9 @@ bench: $(STAMP)  ## Run every benchmark in bench/; prints one table and writes b
 LOCAL_AWS := AWS_ENDPOINT_URL=http://127.0.0.1:8001 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
 backfill: $(STAMP)  ## Index images already in a storefront bucket of the running local stack: make backfill WEBSITE=alya
 	$(LOCAL_AWS) $(BIN)/python -m listing_vision.jewelry.backfill --website $(or $(WEBSITE),alya) --via-lambda dedupe
+
+migrate: $(STAMP)  ## Run a migration operation against the running local stack: make migrate ARGS="coverage --sample 100"
+	$(LOCAL_AWS) OPENSEARCH_URL=http://127.0.0.1:8002 $(BIN)/python -m listing_vision.realestate.migrate $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

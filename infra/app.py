@@ -3,8 +3,9 @@
 Context (`-c key=value` or cdk.json): `stage` (dev; `prod` retains data), `layer_dir`
 (build/layer), `clip_model_tarball` (build/clip/model.tar.gz), `clip_instance_type`
 (ml.g5.xlarge), `clip_image_uri` (the PyTorch GPU inference DLC), `clip_max_instances` (4),
-`clip_fp16` (false), `milvus_uri`, `milvus_collection`, `milvus_token_secret` (a Secrets Manager
-secret name holding the Milvus/Zilliz token).
+`clip_fp16` (false), `opensearch_endpoint`, `opensearch_domain_arn`, `migration_max_concurrency`
+(10), `migration_tolerated_failure_percentage` (5), `milvus_uri`, `milvus_collection`,
+`milvus_token_secret` (a Secrets Manager secret name holding the Milvus/Zilliz token).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 
 from infra.constructs.clip_endpoint import EndpointOptions
+from infra.constructs.migration import MigrationOptions
 from infra.nag import add_checks
-from infra.stack import ListingVisionStack, MilvusConnection
+from infra.stack import ListingVisionStack, MilvusConnection, OpenSearchDomain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,8 +53,18 @@ def main() -> None:
             collection=context("milvus_collection") or MilvusConnection.collection,
             token_secret_name=context("milvus_token_secret"),
         ),
+        opensearch=OpenSearchDomain(
+            endpoint=context("opensearch_endpoint") or OpenSearchDomain.endpoint,
+            domain_arn=context("opensearch_domain_arn") or OpenSearchDomain.domain_arn,
+        ),
+        migration_options=MigrationOptions(
+            max_concurrency=int(context("migration_max_concurrency") or MigrationOptions.max_concurrency),
+            tolerated_failure_percentage=int(
+                context("migration_tolerated_failure_percentage") or MigrationOptions.tolerated_failure_percentage
+            ),
+        ),
     )
-    add_checks(app, stack, list(stack.storage.buckets.values()))
+    add_checks(app, stack, list(stack.storage.buckets.values()), stack.nag_acknowledgements())
     app.synth()
 
 

@@ -46,9 +46,9 @@ ACKNOWLEDGED: dict[str, str] = {
 }
 
 
-def add_checks(app: App, stack: Stack, buckets: list[s3.Bucket]) -> None:
+def add_checks(app: App, stack: Stack, buckets: list[s3.Bucket], extra: dict[str, str] | None = None) -> None:
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    for rule, reason in ACKNOWLEDGED.items():
+    for rule, reason in {**ACKNOWLEDGED, **(extra or {})}.items():
         Validations.of(stack).acknowledge(Acknowledgment(id=rule, reason=reason))
     for bucket in buckets:
         logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]

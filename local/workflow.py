@@ -40,7 +40,7 @@ def resolve(value: Any) -> Any:
     return value
 
 
-def synthesize_definition(function_name: str, artifacts_bucket: str) -> dict[str, Any]:
+def synthesize_definition(function_name: str, artifacts_bucket: str, options: Any = None) -> dict[str, Any]:
     """The state machine's ASL, from the same construct the stack deploys."""
     import aws_cdk as cdk
     from aws_cdk import aws_lambda as lambda_
@@ -55,7 +55,9 @@ def synthesize_definition(function_name: str, artifacts_bucket: str) -> dict[str
             stack, "Function", f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}"
         )
         bucket = s3.Bucket.from_bucket_name(stack, "Artifacts", artifacts_bucket)
-        VisualFeaturesMigration(stack, "Migration", function=function, artifacts=bucket, logs_enabled=False)
+        VisualFeaturesMigration(
+            stack, "Migration", function=function, artifacts=bucket, options=options, logs_enabled=False
+        )
         template = app.synth().get_stack_by_name("LocalMigration").template
     machine = next(r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine")
     definition = json.loads(resolve(machine["Properties"]["DefinitionString"]))

@@ -38,6 +38,7 @@ class MigrationOptions:
     max_concurrency: int = 10
     tolerated_failure_percentage: int = 5
     batch_retry_attempts: int = 4
+    retry_interval_s: int = 2
     timeout_hours: int = 6
 
 
@@ -54,6 +55,8 @@ class VisualFeaturesMigration(Construct):
         logs_enabled: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
+        # ResultWriterV2 renders only with this flag (aws-cdk-lib 2.275); set here so every synth has it.
+        self.node.set_context("@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2", True)
         options = options or MigrationOptions()
 
         def invoke(state_id: str, payload: sfn.TaskInput, result_path: str | None = None) -> tasks.LambdaInvoke:
@@ -68,7 +71,7 @@ class VisualFeaturesMigration(Construct):
             )
             task.add_retry(
                 errors=RETRYABLE,
-                interval=Duration.seconds(2),
+                interval=Duration.seconds(options.retry_interval_s),
                 max_attempts=options.batch_retry_attempts,
                 backoff_rate=2.0,
                 jitter_strategy=sfn.JitterType.FULL,
@@ -93,15 +96,11 @@ class VisualFeaturesMigration(Construct):
         )
 
         batch = invoke("Migrate batch", forward())
-        reported = sfn.Pass(
-            self,
-            "Report failed batch",
-            parameters={
-                "batch.$": "$.batch",
-                "zpids.$": "$.zpids",
-                "failed": True,
-                "error.$": "$.error",
-            },
+        # A batch that still fails after its retries is recorded as failed (with the error), and the
+        # Map moves on: the other batches are unaffected, and Verify reports it.
+        reported = invoke(
+            "Record failed batch",
+            sfn.TaskInput.from_object({"operation": "record_failure", "request": sfn.JsonPath.object_at("$")}),
         )
         batch.add_catch(reported, errors=["States.ALL"], result_path="$.error")
         fan_out = sfn.DistributedMap(
@@ -110,9 +109,9 @@ class VisualFeaturesMigration(Construct):
             item_reader=sfn.S3JsonItemReader(bucket=artifacts, key=sfn.JsonPath.string_at("$.plan.manifest.key")),
             max_concurrency=options.max_concurrency,
             tolerated_failure_percentage=options.tolerated_failure_percentage,
-            result_writer_v2=sfn.ResultWriterV2(
-                bucket=artifacts, prefix=sfn.JsonPath.string_at("$.plan.results_prefix")
-            ),
+            # Static prefix: Step Functions adds the map run's id beneath it (and moto resolves a
+            # JsonPath prefix against the Map's output rather than its input).
+            result_writer_v2=sfn.ResultWriterV2(bucket=artifacts, prefix="migrations/results"),
             result_path="$.batches",
         )
         fan_out.item_processor(batch)

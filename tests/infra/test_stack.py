@@ -26,7 +26,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
         app, "Test", layer_code=lambda_.Code.from_asset(str(layer)), stage="test", clip_model_tarball=str(tarball)
     )
     # cdk-nag runs on synth and fails it on any unacknowledged finding
-    add_checks(app, stack, list(stack.storage.buckets.values()))
+    add_checks(app, stack, list(stack.storage.buckets.values()), stack.nag_acknowledgements())
     app.synth()
     return Template.from_stack(stack)
 
@@ -155,3 +155,32 @@ def test_storefront_uploads_notify_the_dedupe_function(template: Template) -> No
         config = resource["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
         assert [c["Events"] for c in config] == [["s3:ObjectCreated:*"]]
         assert "DedupeFunction" in config[0]["LambdaFunctionArn"]["Fn::GetAtt"][0]
+
+
+def test_migration_state_machine_fans_out_with_a_distributed_map(template: Template) -> None:
+    import json
+
+    machines = template.find_resources("AWS::StepFunctions::StateMachine")
+    assert len(machines) == 1
+    definition = json.loads(resolve_join(next(iter(machines.values()))["Properties"]["DefinitionString"]))
+    plan_branch = definition["States"]["Operation"]["Choices"][0]
+    assert plan_branch["Next"] == "Plan"
+    fan_out = definition["States"]["Fan out batches"]
+    assert fan_out["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert fan_out["ItemReader"]["Resource"].endswith(":states:::s3:getObject")
+    assert fan_out["ItemReader"]["ReaderConfig"]["InputType"] == "JSON"
+    assert fan_out["ItemReader"]["Parameters"]["Key.$"] == "$.plan.manifest.key"
+    assert fan_out["MaxConcurrency"] == 10
+    assert fan_out["ToleratedFailurePercentage"] == 5  # moto ignores it, so it is asserted here
+    assert fan_out["ResultWriter"]["Resource"].endswith(":states:::s3:putObject")
+    batch = fan_out["ItemProcessor"]["States"]["Migrate batch"]
+    assert "Throttled" in batch["Retry"][0]["ErrorEquals"] and batch["Retry"][0]["BackoffRate"] == 2
+    assert batch["Catch"][0]["Next"] == "Record failed batch"
+    assert fan_out["Next"] == "Verify"
+
+
+def resolve_join(value):
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(p if isinstance(p, str) else "X" for p in parts)
+    return value

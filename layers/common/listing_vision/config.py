@@ -99,6 +99,9 @@ class Settings(BaseSettings):
 
     # --- Real-estate listings --------------------------------------------------------------
     opensearch_url: str = Field("http://127.0.0.1:9200", description="OpenSearch endpoint.")
+    opensearch_auth: Literal["none", "sigv4"] = Field(
+        "none", description="`sigv4` signs requests with the function's IAM role (Amazon OpenSearch Service)."
+    )
     listings_index: str = Field("listings-v2", description="OpenSearch index of listings (id = zpid).")
     vision_cache_table: str = Field("hearth-vision-cache", description="DynamoDB table of per-image analyses.")
 

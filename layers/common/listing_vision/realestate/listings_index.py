@@ -27,15 +27,28 @@ LISTINGS_MAPPING: dict[str, Any] = {
 
 def opensearch_client() -> OpenSearch:
     """The process-wide OpenSearch client for the configured endpoint (retries on 429/5xx)."""
-    url = get_settings().opensearch_url
+    settings = get_settings()
+    url = settings.opensearch_url
     with _lock:
         if url not in _clients:
+            options: dict[str, Any] = {}
+            if settings.opensearch_auth == "sigv4":
+                import boto3
+                from opensearchpy import AWSV4SignerAuth, RequestsHttpConnection
+
+                credentials = boto3.session.Session().get_credentials()
+                options = {
+                    "http_auth": AWSV4SignerAuth(credentials, settings.aws_region, "es"),
+                    "connection_class": RequestsHttpConnection,
+                    "use_ssl": url.startswith("https"),
+                }
             _clients[url] = OpenSearch(
                 hosts=[url],
                 timeout=30,
                 max_retries=3,
                 retry_on_status=(429, 502, 503, 504),
                 retry_on_timeout=True,
+                **options,
             )
         return _clients[url]
 

@@ -230,6 +230,31 @@ class Migration:
             "results_prefix": f"migrations/{run_id}/results",
         }
 
+    # --- batch records ------------------------------------------------------------------------
+    def record_batch(self, run_id: str, batch: int, result: dict[str, Any]) -> None:
+        """Each completed batch leaves its result under the run, for `finish` and for audit."""
+        location = f"s3://{self.artifacts_bucket}/migrations/{run_id}/batches/{batch:05d}.json"
+        artifacts.write_bytes(location, json.dumps(result).encode(), "application/json")
+
+    def recorded_batches(self, run_id: str, manifest: dict[str, str]) -> list[dict[str, Any]]:
+        """Every planned batch's result; a batch with no record failed (its retries and Catch ran out)."""
+        planned = json.loads(artifacts.read_bytes(f"s3://{manifest['bucket']}/{manifest['key']}"))
+        rows = []
+        for item in planned:
+            location = f"s3://{self.artifacts_bucket}/migrations/{run_id}/batches/{item['batch']:05d}.json"
+            try:
+                rows.append(json.loads(artifacts.read_bytes(location)))
+            except (ClientError, FileNotFoundError):
+                rows.append(
+                    {
+                        "batch": item["batch"],
+                        "zpids": item["zpids"],
+                        "failed": True,
+                        "error": {"Error": "no result recorded"},
+                    }
+                )
+        return rows
+
     # --- execute ------------------------------------------------------------------------------
     def execute_batch(self, zpids: list[str], force: bool = False) -> BatchReport:
         """Migrate one batch: skip migrated listings (unless forced), write the three fields guarded
@@ -514,7 +539,11 @@ def summarise_batches(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def finish(request: dict[str, Any], migration: Migration) -> dict[str, Any]:
     """After the Map: add up the batches, then verify (execute) or prove the rollback."""
-    summary = summarise_batches(collect_batch_results(request.get("batches")))
+    plan = request.get("plan") or {}
+    rows = migration.recorded_batches(plan["run_id"], plan["manifest"]) if plan.get("run_id") else []
+    if not rows:  # no records (an older run): what the Map itself returned
+        rows = collect_batch_results(request.get("batches"))
+    summary = summarise_batches(rows)
     result: dict[str, Any] = {
         "operation": request.get("operation"),
         "run_id": (request.get("plan") or {}).get("run_id"),
@@ -536,7 +565,7 @@ def run_operation(event: dict[str, Any], migration: Migration | None = None) -> 
     """One operation from a console-friendly JSON event (the Step Functions tasks and direct invokes)."""
     migration = migration or Migration()
     operation = event.get("operation")
-    if operation not in ("plan", "finish") and isinstance(event.get("request"), dict):
+    if operation not in ("plan", "finish", "record_failure") and isinstance(event.get("request"), dict):
         event = {**event["request"], "operation": operation}  # how the state machine forwards its input
     zpids = [str(z) for z in event.get("zpids") or []] or None
     if operation == "coverage":
@@ -555,14 +584,29 @@ def run_operation(event: dict[str, Any], migration: Migration | None = None) -> 
         options = {k: request[k] for k in ("force", "mode", "backup") if k in request}
         chosen = [str(z) for z in request.get("zpids") or []] or None
         return migration.plan(int(request.get("batch_size", 100)), chosen, request.get("run_id"), str(target), options)
-    if operation == "execute_batch":
-        report = migration.execute_batch(event["zpids"], bool(event.get("force")))
-        return {"batch": event.get("batch"), "zpids": event["zpids"], **_raise_on_failures(report)}
-    if operation == "rollback_batch":
-        report = migration.rollback_batch(event["zpids"], event.get("mode", "remove"), event.get("backup"))
-        return {"batch": event.get("batch"), "zpids": event["zpids"], **_raise_on_failures(report)}
+    if operation in ("execute_batch", "rollback_batch"):
+        if operation == "execute_batch":
+            report = migration.execute_batch(event["zpids"], bool(event.get("force")))
+        else:
+            report = migration.rollback_batch(event["zpids"], event.get("mode", "remove"), event.get("backup"))
+        result = {"batch": event.get("batch"), "zpids": event["zpids"], **_raise_on_failures(report)}
+        if event.get("run_id"):
+            migration.record_batch(event["run_id"], int(event.get("batch", 0)), result)
+        return result
     if operation == "finish":
         return finish(event.get("request") or {}, migration)
+    if operation == "record_failure":
+        request = event.get("request") or {}
+        error = request.get("error") or {}
+        failure = {
+            "batch": request.get("batch"),
+            "zpids": request.get("zpids") or [],
+            "failed": True,
+            "error": {"Error": error.get("Error", "unknown"), "Cause": str(error.get("Cause", ""))[:1000]},
+        }
+        if request.get("run_id"):
+            migration.record_batch(request["run_id"], int(request.get("batch", 0)), failure)
+        return failure
     raise InvalidRequest(
         f"Unknown operation {operation!r}; expected coverage, dry_run, backup, verify, execute or rollback.",
         code="unknown_operation",

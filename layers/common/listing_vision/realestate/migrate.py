@@ -1,0 +1,177 @@
+"""The migration from a terminal: `python -m listing_vision.realestate.migrate OPERATION [options]`.
+
+    coverage  [--sample N]                         dry-run [--sample N | --zpids A,B]
+    backup    [--destination s3://…|PATH]          execute [--zpids …] [--batch-size N] [--force]
+    verify    [--backup LOCATION]                  rollback [--mode remove|restore] [--backup LOCATION]
+
+By default the operation runs in this process with a progress bar. `--via-stepfunctions` starts it
+as an execution of the `visual-features-migration` state machine instead (fan-out over batches)
+and follows it, showing progress as the number of migrated listings in the index (the seed's
+monitoring figure). Results print as JSON; the exit status is 0 only when the operation
+succeeded (verify: passed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from listing_vision import aws
+from listing_vision.realestate.features import SPLIT_FIELDS
+from listing_vision.realestate.listings_index import field_presence
+from listing_vision.realestate.migration import Migration, run_operation
+
+STATE_MACHINE = "visual-features-migration"
+
+
+def _bar(total: int, desc: str) -> Any:
+    try:
+        from tqdm import tqdm
+
+        return tqdm(total=total, unit="listing", desc=desc)
+    except ImportError:  # plain lines without tqdm
+
+        class Lines:
+            done = 0
+
+            def update(self, n: int) -> None:
+                self.done += n
+                print(f"{desc}: {self.done}/{total}", flush=True)
+
+            def close(self) -> None:
+                pass
+
+        return Lines()
+
+
+def _event(args: argparse.Namespace) -> dict[str, Any]:
+    event: dict[str, Any] = {"operation": args.operation.replace("-", "_")}
+    for name in ("sample", "destination", "batch_size", "backup", "mode", "spot_checks"):
+        value = getattr(args, name, None)
+        if value is not None:
+            event[name] = value
+    if getattr(args, "zpids", None):
+        event["zpids"] = [z for z in args.zpids.split(",") if z]
+    if getattr(args, "force", False):
+        event["force"] = True
+    return event
+
+
+def run_here(args: argparse.Namespace) -> dict[str, Any]:
+    migration = Migration()
+    event = _event(args)
+    operation = event["operation"]
+    zpids = event.get("zpids")
+    if operation in ("execute", "rollback"):
+        total = len(zpids) if zpids else migration.search.count(index=migration.index)["count"]
+        bar = _bar(total, operation)
+        try:
+            if operation == "execute":
+                result = migration.execute(
+                    zpids, int(event.get("batch_size", 100)), bool(event.get("force")), progress=bar.update
+                )
+                result["verify"] = migration.verify(event.get("backup"))
+                result["passed"] = result["verify"]["passed"] and not result["failed"]
+                return result
+            return migration.rollback(
+                event.get("mode", "remove"),
+                event.get("backup"),
+                zpids,
+                int(event.get("batch_size", 200)),
+                progress=bar.update,
+            )
+        finally:
+            bar.close()
+    return run_operation(event, migration)
+
+
+def run_on_step_functions(args: argparse.Namespace, poll_s: float = 2.0) -> dict[str, Any]:
+    sfn = aws.client("stepfunctions")
+    machines = [m for m in sfn.list_state_machines()["stateMachines"] if m["name"] == args.state_machine]
+    if not machines:
+        raise SystemExit(f"No state machine named {args.state_machine!r} in this account and region.")
+    event = _event(args)
+    name = f"{event['operation']}-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6}"
+    execution = sfn.start_execution(stateMachineArn=machines[0]["stateMachineArn"], name=name, input=json.dumps(event))[
+        "executionArn"
+    ]
+    print(f"started {execution}", file=sys.stderr, flush=True)
+    migration = Migration()
+    total = migration.search.count(index=migration.index)["count"]
+    bar = (
+        _bar(total, f"{event['operation']} (listings with all three fields)")
+        if event["operation"] in ("execute", "rollback")
+        else None
+    )
+    shown = field_presence(migration.search, migration.index, SPLIT_FIELDS)["all_fields"] if bar else 0
+    if bar and event["operation"] == "execute":
+        bar.update(shown)
+    try:
+        while True:
+            described = sfn.describe_execution(executionArn=execution)
+            if bar:
+                now = field_presence(migration.search, migration.index, SPLIT_FIELDS)["all_fields"]
+                delta = now - shown if event["operation"] == "execute" else shown - now
+                if delta > 0:
+                    bar.update(delta)
+                    shown = now
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(poll_s)
+    finally:
+        if bar:
+            bar.close()
+    if described["status"] != "SUCCEEDED":
+        return {
+            "operation": event["operation"],
+            "status": described["status"],
+            "execution": execution,
+            "error": described.get("error"),
+            "cause": described.get("cause"),
+            "passed": False,
+        }
+    return {"execution": execution, **json.loads(described["output"])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m listing_vision.realestate.migrate", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--via-stepfunctions", action="store_true", help="run as a state machine execution")
+    parser.add_argument("--state-machine", default=STATE_MACHINE)
+    commands = parser.add_subparsers(dest="operation", required=True)
+    coverage = commands.add_parser("coverage", help="cache coverage of a sample")
+    coverage.add_argument("--sample", type=int, default=100)
+    dry = commands.add_parser("dry-run", help="before and after, nothing written")
+    dry.add_argument("--sample", type=int, default=5)
+    dry.add_argument("--zpids")
+    backup = commands.add_parser("backup", help="every listing's source to JSONL with a checksum manifest")
+    backup.add_argument("--destination", help="s3://bucket/key.jsonl or a local path (default: the artifacts bucket)")
+    execute = commands.add_parser("execute", help="write the three fields (resumable)")
+    execute.add_argument("--zpids")
+    execute.add_argument("--batch-size", type=int, default=100)
+    execute.add_argument("--force", action="store_true", help="recompute listings already migrated")
+    execute.add_argument("--backup", help="a backup to prove nothing else changed")
+    verify = commands.add_parser("verify", help="the seed's success criteria")
+    verify.add_argument("--backup", help="a backup to prove nothing else changed")
+    verify.add_argument("--spot-checks", type=int, default=10)
+    rollback = commands.add_parser("rollback", help="remove the three fields or restore from a backup")
+    rollback.add_argument("--mode", choices=["remove", "restore"], default="remove")
+    rollback.add_argument("--backup", help="required for --mode restore; proves the result either way")
+    rollback.add_argument("--zpids")
+    args = parser.parse_args(argv)
+    result = run_on_step_functions(args) if args.via_stepfunctions else run_here(args)
+    print(json.dumps(result, indent=2, default=str))
+    if result.get("passed") is False:
+        return 1
+    proof = result.get("proof")
+    if proof is not None and not proof.get("identical"):
+        return 1
+    return 2 if result.get("failed") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""The migration's state machine, synthesized from the CDK construct and executed by moto's
+interpreter, each task answered by the real regenerate handler code, with faults injected on the
+wire: a throttled batch is retried, a poisoned batch is reported without failing the rest, a run
+killed half-way completes on rerun, and nothing but the three fields ever changes."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from opensearchpy import OpenSearch
+
+from infra.constructs.migration import MigrationOptions
+from listing_vision import aws
+from listing_vision.realestate import demo
+from listing_vision.realestate.features import SPLIT_FIELDS
+from listing_vision.realestate.migration import Migration, run_operation
+from listing_vision.realestate.vision_cache import VisionCache
+from local.stack import LocalStack
+from local.workflow import create_state_machine, synthesize_definition
+from tests.faults import (
+    DYNAMODB_THROTTLED,
+    OPENSEARCH_TOO_MANY,
+    OPENSEARCH_UNAVAILABLE,
+    Fault,
+    FaultProxy,
+    dynamodb_operation,
+    opensearch_path,
+)
+
+LISTINGS = 40
+
+
+@dataclass
+class Sandbox:
+    """A private listings index and cache table, reached through fault proxies, and a state
+    machine whose tasks run the real operations against them."""
+
+    index: str
+    table: str
+    dynamodb_proxy: FaultProxy
+    opensearch_proxy: FaultProxy
+    machine_arn: str
+    raised: list[str] = field(default_factory=list)  # errors the tasks raised, in order
+
+    def migration(self) -> Migration:
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=self.dynamodb_proxy.url,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+            config=Config(retries={"mode": "standard", "total_max_attempts": 2}),
+        )
+        search = OpenSearch(
+            hosts=[self.opensearch_proxy.url],
+            max_retries=2,
+            retry_on_status=(429, 502, 503, 504),
+            retry_on_timeout=True,
+        )
+        return Migration(
+            search=search, cache=VisionCache(table=self.table, client=client, sleep=lambda s: None), index=self.index
+        )
+
+    def run(self, payload: dict[str, Any]) -> dict[str, Any]:
+        sfn = aws.client("stepfunctions")
+        execution = sfn.start_execution(
+            stateMachineArn=self.machine_arn, name=f"run-{uuid.uuid4().hex[:8]}", input=json.dumps(payload)
+        )["executionArn"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            described = sfn.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                described["history"] = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+                return described
+            time.sleep(0.2)
+        pytest.fail("execution did not finish in 120 s")
+
+
+@pytest.fixture
+def sandbox(local_stack: LocalStack) -> Iterator[Sandbox]:
+    suffix = uuid.uuid4().hex[:8]
+    index, table = f"listings-{suffix}", f"cache-{suffix}"
+    aws.client("dynamodb").create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "image_url", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "image_url", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    demo.load(LISTINGS, seed=11, index=index, table=table)
+    dynamodb_proxy = FaultProxy(local_stack.moto_url).start()
+    opensearch_proxy = FaultProxy(local_stack.opensearch_url).start()
+    function = f"regenerate-{suffix}"
+    box = Sandbox(index, table, dynamodb_proxy, opensearch_proxy, "")
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        try:
+            return run_operation(event, box.migration())
+        except Exception as error:  # observed for the assertions, then raised as Lambda would
+            box.raised.append(type(error).__name__)
+            raise
+
+    local_stack.router.register(function, handler)
+    options = MigrationOptions(batch_retry_attempts=2, retry_interval_s=1)
+    box.machine_arn = create_state_machine(
+        f"migration-{suffix}", synthesize_definition(function, local_stack.settings.artifacts_bucket, options)
+    )
+    yield box
+    dynamodb_proxy.stop()
+    opensearch_proxy.stop()
+
+
+def dynamodb_batch_get(zpid: str):
+    """BatchGetItem requests reading this listing's images."""
+    return lambda method, path, headers, body: (
+        headers.get("X-Amz-Target", "").endswith(".BatchGetItem") and f"/{zpid}/".encode() in body
+    )
+
+
+def sources(box: Sandbox) -> dict[str, dict[str, Any]]:
+    migration = box.migration()
+    migration.search.indices.refresh(index=box.index)
+    return {doc["_id"]: doc["_source"] for doc in migration.search.search(index=box.index, size=1000)["hits"]["hits"]}
+
+
+def test_throttled_batches_are_retried_and_a_poisoned_batch_is_reported(sandbox: Sandbox) -> None:
+    # Given a backup, DynamoDB throttling the first reads hard enough to beat the client's own retries,
+    # and one listing whose every write fails (a poisoned batch)
+    backup = f"s3://artifacts/test/{sandbox.index}.jsonl"
+    assert sandbox.run({"operation": "backup", "destination": backup})["status"] == "SUCCEEDED"
+    before = sources(sandbox)
+    poisoned = sorted(before)[17]
+    throttled = sorted(before)[2]  # in the first batch; both of its client attempts are refused
+    sandbox.dynamodb_proxy.add(Fault(dynamodb_batch_get(throttled), 400, DYNAMODB_THROTTLED, times=2))
+    sandbox.opensearch_proxy.add(
+        Fault(opensearch_path("_bulk", poisoned.encode()), 500, OPENSEARCH_UNAVAILABLE, times=None)
+    )
+    # When the migration runs as a state machine, in batches of 5
+    run = sandbox.run({"operation": "execute", "batch_size": 5, "backup": backup})
+    # Then the run finishes, the throttled batch having been retried by Step Functions
+    assert run["status"] == "SUCCEEDED", run
+    assert sandbox.raised.count("Throttled") == 1
+    result = json.loads(run["output"])
+    # And the poisoned batch is reported (after its retries) without failing the others
+    assert result["batches"] == 8 and result["batches_failed"] == 1
+    assert sandbox.raised.count("BatchFailed") == 3  # the first try and Step Functions' two retries
+    failed = result["failed_batches"][0]
+    assert failed["zpids"] == 5 and failed["error"] == "BatchFailed"
+    after = sources(sandbox)
+    migrated = {zpid for zpid, source in after.items() if all(f in source for f in SPLIT_FIELDS)}
+    assert poisoned not in migrated
+    assert len(migrated) == result["counts"]["updated"] >= LISTINGS - 5 - 3
+    # And, below 90 %, verify says so
+    assert result["verify"]["passed"] is False and result["passed"] is False
+    # And nothing but the three fields changed anywhere
+    assert result["verify"]["other_fields_changed"] == 0
+    assert all({k: v for k, v in after[z].items() if k not in SPLIT_FIELDS} == before[z] for z in before)
+    # When the poison is gone and the run is repeated, it completes and passes
+    sandbox.opensearch_proxy.faults.clear()
+    rerun = json.loads(sandbox.run({"operation": "execute", "batch_size": 5, "backup": backup})["output"])
+    assert rerun["batches_failed"] == 0 and rerun["counts"]["updated"] == 5 - (poisoned not in before)
+    assert rerun["verify"]["passed"] is True
+
+
+def test_a_run_killed_half_way_completes_on_rerun_and_changes_nothing_else(sandbox: Sandbox) -> None:
+    migration = sandbox.migration()
+    backup = migration.backup(f"s3://artifacts/test/{sandbox.index}-kill.jsonl")["location"]
+    before = sources(sandbox)
+
+    # Given a run killed after two of its batches
+    class Killed(Exception):
+        pass
+
+    done = []
+
+    def kill_after_two(count: int) -> None:
+        done.append(count)
+        if len(done) == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        migration.execute(batch_size=8, progress=kill_after_two)
+    half = sources(sandbox)
+    assert sum(all(f in s for f in SPLIT_FIELDS) for s in half.values()) == 16 - sum(
+        1
+        for z in sorted(before)[:16]
+        if not migration.cache.get_many(u["image_url"] for u in before[z]["image_vectors"])
+    )
+    # When it is rerun through the state machine, with OpenSearch answering 429 and 503 now and then
+    sandbox.opensearch_proxy.add(Fault(opensearch_path("_mget"), 429, OPENSEARCH_TOO_MANY, times=2))
+    sandbox.opensearch_proxy.add(Fault(opensearch_path("_bulk"), 503, OPENSEARCH_UNAVAILABLE, times=1))
+    sandbox.dynamodb_proxy.add(Fault(dynamodb_operation("BatchGetItem"), 400, DYNAMODB_THROTTLED, times=1))
+    run = sandbox.run({"operation": "execute", "batch_size": 8, "backup": backup})
+    result = json.loads(run["output"])
+    # Then it completes: what was done is skipped, the rest migrated, verify passes
+    assert result["batches_failed"] == 0
+    assert result["counts"]["skipped_migrated"] == sum(all(f in s for f in SPLIT_FIELDS) for s in half.values())
+    assert result["verify"]["passed"] is True and result["verify"]["other_fields_changed"] == 0
+    # And every listing's source equals the backup's but for the three fields
+    restored = Migration.load_backup(backup)
+    after = sources(sandbox)
+    assert set(after) == set(restored)
+    for zpid, source in after.items():
+        assert {k: v for k, v in source.items() if k not in SPLIT_FIELDS} == restored[zpid]
+    # And a rollback restoring the backup, through the state machine, proves the sources identical
+    rolled = json.loads(
+        sandbox.run({"operation": "rollback", "mode": "restore", "backup": backup, "batch_size": 8})["output"]
+    )
+    assert rolled["proof"]["identical"] is True and rolled["counts"]["rolled_back"] > 0
+    assert sources(sandbox) == before
