@@ -95,7 +95,8 @@ INTERIOR_FEATURES = [
     "white walls",
     "exposed beams",
 ]
-VISUAL = ["natural light", "spacious", "updated", "cozy", "modern finishes", "high ceilings"]
+INTERIOR_VISUAL = ["natural light", "spacious", "updated", "cozy", "modern finishes", "high ceilings"]
+EXTERIOR_VISUAL = ["curb appeal", "mature trees", "well-maintained", "manicured lawn", "sunny"]
 CITIES = [
     ("Austin", "TX"),
     ("Denver", "CO"),
@@ -143,7 +144,7 @@ def _analysis(rng: random.Random, truth: Truth, kind: str) -> dict[str, Any]:
             "exterior_color": truth.colour if rng.random() < 0.9 else rng.choice(COLOURS),
             "materials": rng.sample(truth.materials, k=rng.randint(1, len(truth.materials))),
             "features": rng.sample(truth.exterior, k=min(len(truth.exterior), rng.randint(2, 4))),
-            "visual_features": rng.sample(VISUAL, k=1),
+            "visual_features": rng.sample(EXTERIOR_VISUAL, k=1),
             "confidence": confidence,
         }
     return {
@@ -152,7 +153,7 @@ def _analysis(rng: random.Random, truth: Truth, kind: str) -> dict[str, Any]:
         "exterior_color": None,
         "materials": [],
         "features": rng.sample(truth.interior, k=min(len(truth.interior), rng.randint(2, 4))),
-        "visual_features": rng.sample(VISUAL, k=rng.randint(0, 2)),
+        "visual_features": rng.sample(INTERIOR_VISUAL, k=rng.randint(0, 2)),
         "confidence": confidence,
     }
 

@@ -1,0 +1,173 @@
+"""Migration operations against the real emulators (moto DynamoDB, osmem-server OpenSearch)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from opensearchpy import OpenSearch
+
+from listing_vision import aws
+from listing_vision.errors import InvalidRequest
+from listing_vision.realestate import demo
+from listing_vision.realestate.features import SPLIT_FIELDS
+from listing_vision.realestate.listings_index import ensure_split_mapping, get_docs, update_fields_guarded
+from listing_vision.realestate.migration import Migration
+from listing_vision.realestate.vision_cache import CachedImage, VisionCache
+from local.stack import LocalStack
+from tests.faults import Fault, FaultProxy
+
+LISTINGS = 30
+
+
+@pytest.fixture
+def stores(local_stack: LocalStack) -> Iterator[tuple[str, str]]:
+    suffix = uuid.uuid4().hex[:8]
+    index, table = f"ops-{suffix}", f"ops-cache-{suffix}"
+    aws.client("dynamodb").create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "image_url", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "image_url", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    demo.load(LISTINGS, seed=5, index=index, table=table)
+    yield index, table
+
+
+@pytest.fixture
+def migration(local_stack: LocalStack, stores: tuple[str, str]) -> Migration:
+    index, table = stores
+    return Migration(search=OpenSearch(hosts=[local_stack.opensearch_url]), cache=VisionCache(table=table), index=index)
+
+
+def all_sources(migration: Migration) -> dict[str, dict[str, Any]]:
+    migration.search.indices.refresh(index=migration.index)
+    hits = migration.search.search(index=migration.index, size=1000)["hits"]["hits"]
+    return {hit["_id"]: hit["_source"] for hit in hits}
+
+
+def test_cache_reads_go_in_chunks_of_100_and_retry_unprocessed_keys(
+    local_stack: LocalStack, stores: tuple[str, str]
+) -> None:
+    _, table = stores
+    cache = VisionCache(table=table)
+    urls = [f"https://photos.example/x/{i}.jpg" for i in range(250)]
+    for url in urls:
+        cache.put(CachedImage(url, {"image_type": "interior", "features": ["tile floors"]}, image_hash="h"))
+    # Given DynamoDB handing back part of every first answer as UnprocessedKeys (through a proxy)
+    proxy = FaultProxy(local_stack.moto_url).start()
+    calls: list[int] = []
+
+    def partial_answer(method: str, path: str, headers: dict[str, str], body: bytes) -> bool:
+        if headers.get("X-Amz-Target", "").endswith(".BatchGetItem"):
+            keys = json.loads(body)["RequestItems"][table]["Keys"]
+            calls.append(len(keys))
+            return len(calls) == 1  # the first call answers with everything unprocessed
+        return False
+
+    unprocessed = {
+        "Responses": {table: []},
+        "UnprocessedKeys": {table: {"Keys": [{"image_url": {"S": u}} for u in urls[:100]]}},
+    }
+    proxy.add(
+        Fault(
+            partial_answer,
+            200,
+            json.dumps(unprocessed).encode(),
+            headers={"Content-Type": "application/x-amz-json-1.0"},
+            times=None,
+        )
+    )
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=proxy.url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    slept: list[float] = []
+    reader = VisionCache(table=table, client=client, sleep=slept.append)
+    try:
+        # When 250 URLs (with duplicates and blanks) are read
+        found = reader.get_many(urls + urls[:40] + ["", urls[7]])
+    finally:
+        proxy.stop()
+    # Then every item arrives, in chunks of at most 100, the unprocessed ones retried after a backoff
+    assert set(found) == set(urls)
+    assert calls[0] == 100 and max(calls) <= 100 and sum(calls) == 250 + 100
+    assert reader.unprocessed_retries == 1 and len(slept) == 1 and 0 < slept[0] <= 0.05
+    assert found[urls[0]].analysis == {"image_type": "interior", "features": ["tile floors"]}
+
+
+def test_coverage_and_dry_run_write_nothing(migration: Migration) -> None:
+    before = all_sources(migration)
+    coverage = migration.coverage(sample=None)
+    assert coverage["sampled"] == LISTINGS
+    assert coverage["full"] + coverage["partial"] + coverage["none"] == LISTINGS
+    dry = migration.dry_run(sample=None)
+    assert {row["status"] for row in dry["listings"]} <= {"would_update", "would_skip_no_cache"}
+    one = next(row for row in dry["listings"] if row["status"] == "would_update")
+    assert set(one["after"]) == set(SPLIT_FIELDS) and one["before"]["visual_features_text"]
+    assert all_sources(migration) == before
+    assert dry["written"] == 0
+
+
+def test_backup_has_a_checksum_manifest_and_refuses_tampering(migration: Migration, tmp_path: Path) -> None:
+    result = migration.backup(str(tmp_path / "backup.jsonl"))
+    body = (tmp_path / "backup.jsonl").read_bytes()
+    manifest = json.loads((tmp_path / "backup.jsonl.manifest.json").read_text())
+    assert manifest["count"] == result["count"] == LISTINGS
+    assert manifest["sha256"] == hashlib.sha256(body).hexdigest()
+    assert Migration.load_backup(str(tmp_path / "backup.jsonl")) == all_sources(migration)
+    (tmp_path / "backup.jsonl").write_bytes(body.replace(b"ranch", b"ranck", 1) if b"ranch" in body else body + b" ")
+    with pytest.raises(InvalidRequest) as corrupt:
+        Migration.load_backup(str(tmp_path / "backup.jsonl"))
+    assert corrupt.value.code == "backup_corrupt"
+
+
+def test_a_concurrent_write_is_never_clobbered(migration: Migration) -> None:
+    # Given a listing read by the migration, then changed by someone else (a price update)
+    zpid = sorted(all_sources(migration))[0]
+    ensure_split_mapping(migration.search, migration.index)
+    stale = get_docs(migration.search, migration.index, [zpid])[zpid]
+    migration.search.update(index=migration.index, id=zpid, body={"doc": {"price": 123_456}}, refresh=True)
+    # When the migration writes from its stale read, the guard refuses it
+    results = update_fields_guarded(migration.search, migration.index, [(stale, {"exterior_visual_features": "x"})])
+    assert results[0].status == 409
+    # And the batch operation re-reads, recomputes and succeeds without losing the other write
+    report = migration.execute_batch([zpid])
+    source = all_sources(migration)[zpid]
+    assert source["price"] == 123_456 and all(f in source for f in SPLIT_FIELDS)
+    assert report.counts["updated"] == 1
+
+
+def test_mapping_update_is_idempotent(migration: Migration) -> None:
+    for _ in range(3):
+        ensure_split_mapping(migration.search, migration.index)
+    properties = migration.search.indices.get_mapping(index=migration.index)[migration.index]["mappings"]["properties"]
+    assert all(properties[f] == {"type": "text"} for f in SPLIT_FIELDS)
+
+
+def test_execute_is_resumable_and_force_recomputes(migration: Migration) -> None:
+    first = migration.execute(batch_size=7)
+    assert first["counts"]["updated"] + first["counts"].get("skipped_no_cache", 0) == LISTINGS
+    again = migration.execute(batch_size=7)
+    assert again["counts"].get("updated", 0) == 0 and again["counts"]["skipped_migrated"] == first["counts"]["updated"]
+    forced = migration.execute(batch_size=7, force=True)
+    assert forced["counts"]["updated"] == first["counts"]["updated"]
+
+
+def test_rollback_remove_leaves_exactly_the_backup(migration: Migration, tmp_path: Path) -> None:
+    backup = migration.backup(str(tmp_path / "b.jsonl"))["location"]
+    migration.execute(batch_size=10)
+    result = migration.rollback("remove", backup=backup, batch_size=9)
+    assert result["proof"]["identical"] is True
+    assert all_sources(migration) == Migration.load_backup(backup)
+    with pytest.raises(InvalidRequest):
+        migration.rollback("restore")
