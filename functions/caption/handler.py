@@ -1,4 +1,4 @@
-"""POST /generate_caption: an LLM caption for a jewelry photo (with the dedupe check)."""
+"""POST /generate_caption: an LLM caption for a jewelry photo, after the duplicate check."""
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
@@ -9,7 +9,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from listing_vision.api import create_resolver
-from listing_vision.errors import NotImplementedYet
+from listing_vision.embeddings.factory import get_embedder
+from listing_vision.jewelry.caption_service import caption_upload
+from listing_vision.jewelry.dedupe import Upload
 from listing_vision.observability import logger, metrics, tracer
 
 app = create_resolver()
@@ -18,14 +20,18 @@ app = create_resolver()
 @app.post("/generate_caption")
 @tracer.capture_method
 def generate_caption(
-    file: Annotated[UploadFile, File(description="The jewelry photo.")],
+    file: Annotated[UploadFile, File(description="The jewelry photo (JPEG, PNG or WebP).")],
     type: Annotated[Literal["earring", "necklace", "bracelet", "ring"], Form()],
     check_duplicate: Annotated[Literal["yes", "no"], Form()] = "yes",
     website: Annotated[Literal["alya", "blysk"], Form()] = "alya",
+    scope: Annotated[Literal["storefront", "all"], Form()] = "storefront",
 ) -> dict[str, Any]:
-    raise NotImplementedYet(
-        "Captioning is not built yet (issue 5); the request was valid and nothing was stored.",
-        details={"type": type, "website": website, "bytes": len(file.content)},
+    return caption_upload(
+        Upload(file.content, file.filename, website),
+        type,
+        get_embedder(),
+        check_duplicate=check_duplicate == "yes",
+        scope=scope,
     )
 
 

@@ -64,19 +64,20 @@ def test_health_reports_each_component(local_stack: LocalStack) -> None:
 
 
 def test_uploads_reach_the_handler_intact(local_stack: LocalStack, photos: list[Path]) -> None:
-    # Given a real photo sent as multipart, as curl -F would
-    photo = photos[0]
+    # Given a real photo sent as multipart, as curl -F would (base64-encoded by the gateway as a binary media type)
+    photo = photos[8]
     with photo.open("rb") as handle:
         response = requests.post(
-            f"{local_stack.url}/generate_caption",
+            f"{local_stack.url}/image_similarity_search",
             files={"file": (photo.name, handle, "image/jpeg")},
-            data={"website": "blysk", "type": "necklace"},
+            data={"website": "blysk", "check_duplicate": "no"},
             timeout=30,
         )
-    # Then the handler parsed every byte and every field (its answer says so)
+    # Then the handler parsed every field and stored every byte
     body = response.json()
-    assert response.status_code == 501, body
-    assert body["error"]["details"] == {"website": "blysk", "type": "necklace", "bytes": photo.stat().st_size}
+    assert response.status_code == 200, body
+    assert body["image_name"] == photo.name and "/blyskimg/" in body["s3_url"]
+    assert requests.get(body["s3_url"], timeout=10).content == photo.read_bytes()
 
 
 @pytest.mark.parametrize(

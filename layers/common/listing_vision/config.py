@@ -114,6 +114,31 @@ class Settings(BaseSettings):
         "(upload claims, exact duplicates).",
     )
 
+    # --- Model providers (OpenAI, Anthropic) -----------------------------------------------
+    caption_provider: Literal["auto", "openai", "anthropic", "offline"] = Field(
+        "auto",
+        description="Who writes captions: `auto` picks OpenAI, then Anthropic, by which key is set, else offline.",
+    )
+    openai_api_key: str | None = Field(None, description="OpenAI key (local use; on AWS use OPENAI_API_KEY_SECRET).")
+    openai_api_key_secret: str | None = Field(None, description="Secrets Manager secret holding the OpenAI key.")
+    openai_base_url: str | None = Field(None, description="OpenAI API base URL override (tests' loopback server).")
+    openai_caption_model: str = Field("gpt-5.4-mini", description="OpenAI model for captions (vision input).")
+    anthropic_api_key: str | None = Field(
+        None, description="Anthropic key (local use; on AWS use ANTHROPIC_API_KEY_SECRET)."
+    )
+    anthropic_api_key_secret: str | None = Field(None, description="Secrets Manager secret holding the Anthropic key.")
+    anthropic_base_url: str | None = Field(
+        None, description="Anthropic API base URL override (tests' loopback server)."
+    )
+    anthropic_caption_model: str = Field("claude-sonnet-4-6", description="Anthropic model for captions.")
+    anthropic_vision_model: str = Field("claude-sonnet-4-6", description="Anthropic model for listing image analyses.")
+    provider_timeout_s: float = Field(
+        8.0, gt=0, description="Timeout of one provider request, seconds (with retries, inside API Gateway's 29 s)."
+    )
+    provider_max_retries: int = Field(
+        2, ge=0, le=5, description="The SDKs' own retries (429 with retry-after, 5xx, timeouts)."
+    )
+
     # --- Observability ---------------------------------------------------------------------
     metrics_namespace: str = Field("ListingVision", description="CloudWatch metrics namespace.")
 

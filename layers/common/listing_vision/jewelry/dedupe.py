@@ -11,6 +11,7 @@ the winner's record and answer with it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -39,6 +40,7 @@ class DedupeResult:
     s3_url: str | None = None
     stored: storage.StoredImage | None = None
     vector: np.ndarray | None = None
+    prepared: Any = None  # what before_store returned (a caption)
 
     def to_response(self) -> dict[str, Any]:
         if self.duplicate_found:
@@ -62,8 +64,15 @@ class DedupeService:
 
     # --- the endpoint's operation -------------------------------------------------------------
     def check_and_store(
-        self, upload: Upload, check_duplicate: bool = True, scope: Scope = "storefront", max_bytes: int | None = None
+        self,
+        upload: Upload,
+        check_duplicate: bool = True,
+        scope: Scope = "storefront",
+        max_bytes: int | None = None,
+        before_store: Callable[[], Any] | None = None,
     ) -> DedupeResult:
+        """Check, then store and index a new image. `before_store` runs after the duplicate check and
+        before anything is written (captions use it): if it fails, nothing is stored."""
         if max_bytes is not None and len(upload.data) > max_bytes:
             raise PayloadTooLarge(
                 f"The image is {len(upload.data):,} bytes; the API takes up to {max_bytes:,}. "
@@ -85,6 +94,7 @@ class DedupeService:
                     self.claims.release(upload.website, sha256, owner)
                     metrics.add_metric(name="NearDuplicates", unit="Count", value=1)
                     return DedupeResult(True, results=near, vector=vector)
+            prepared = before_store() if before_store is not None else None
             stored = storage.put_image(upload.website, upload.data, sha256, image.format or "", upload.filename)
             vector_id = vector_index.ensure_vector(
                 self.milvus, self.settings.milvus_collection, vector, stored.s3_uri, upload.website, sha256
@@ -97,6 +107,7 @@ class DedupeService:
         logger.info("image stored", extra={"website": upload.website, "key": stored.key, "vector_id": vector_id})
         return DedupeResult(
             False,
+            prepared=prepared,
             image_name=upload.filename or stored.key.rsplit("/", 1)[-1],
             s3_url=storage.public_url(stored),
             stored=stored,

@@ -1,0 +1,54 @@
+"""POST /generate_caption: dedupe (the same code path as /image_similarity_search), then caption.
+
+A duplicate answers exactly as the dedupe endpoint does and costs no caption. A new image is
+captioned after the duplicate check and before it is stored, so a provider that fails or refuses
+leaves nothing behind; then it is stored and indexed exactly as dedupe does.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from PIL import Image
+
+from listing_vision.config import get_settings
+from listing_vision.embeddings.base import Embedder
+from listing_vision.jewelry.caption_prompts import JewelryType
+from listing_vision.jewelry.captions import Caption, Captioner, get_captioner
+from listing_vision.jewelry.dedupe import DedupeService, Scope, Upload
+from listing_vision.jewelry.storage import CONTENT_TYPES
+from listing_vision.observability import logger, metrics
+
+
+def caption_upload(
+    upload: Upload,
+    jewelry_type: JewelryType,
+    embedder: Embedder,
+    check_duplicate: bool = True,
+    scope: Scope = "storefront",
+    captioner: Captioner | None = None,
+) -> dict[str, Any]:
+    captioner = captioner or get_captioner()
+
+    def caption() -> Caption:
+        media_type = CONTENT_TYPES.get(Image.open(io.BytesIO(upload.data)).format or "", "image/jpeg")
+        return captioner.caption(upload.data, media_type, jewelry_type)
+
+    result = DedupeService(embedder).check_and_store(
+        upload,
+        check_duplicate=check_duplicate,
+        scope=scope,
+        max_bytes=get_settings().max_upload_bytes,
+        before_store=caption,
+    )
+    if result.duplicate_found:
+        return result.to_response()
+    metrics.add_metric(name="Captions", unit="Count", value=1)
+    logger.info("caption written", extra={"provider": captioner.name, "type": jewelry_type})
+    return {
+        "display_name": result.image_name,
+        **result.prepared.model_dump(),
+        "s3_url": result.s3_url,
+        "provider": captioner.name,
+    }

@@ -1,0 +1,55 @@
+"""Captions without a model, for keyless local use: templated text from measured pixels only.
+
+It names the piece's dominant colours, grades the photo by measurable properties
+(imaging.measure.QUALITY_RULES) and says so; it never claims stones, metals or styles it cannot
+measure. Every response carries `provider: "offline"`.
+"""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from listing_vision.imaging.measure import grade, measure
+from listing_vision.jewelry.caption_prompts import JewelryType
+from listing_vision.jewelry.captions import Caption
+
+TYPE_NAMES = {"earring": "Earrings", "necklace": "Necklace", "bracelet": "Bracelet", "ring": "Ring"}
+BACKGROUND_TONES = {"white", "pearl", "silver", "pale gold"}
+
+
+def article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+class OfflineCaptioner:
+    name = "offline"
+
+    def caption(self, image: bytes, media_type: str, jewelry_type: JewelryType) -> Caption:
+        m = measure(Image.open(io.BytesIO(image)))
+        letter, reasons = grade(m)
+        piece = [(name, share) for name, share in m.colours if name != m.background] or m.colours
+        main = piece[0][0] if piece else "neutral"
+        noun = TYPE_NAMES[jewelry_type]
+        tone = "light" if m.background in BACKGROUND_TONES else m.background
+        colours = ", ".join(f"{name} {share:.0%}" for name, share in m.colours[:3])
+        flaws = "; ".join(reasons) if reasons else "no measurable flaws"
+        return Caption(
+            generated_name=f"{main.title()} {noun}"[:60],
+            quality=letter,  # type: ignore[arg-type]
+            description=f"{main.capitalize()}-tone {noun.lower()} on {article(tone)} {tone} background ({flaws})."[
+                :200
+            ],
+            attributes=(
+                f"dominant colours: {colours}; piece fills {m.fill:.0%} of the frame; "
+                f"{m.width}×{m.height} px; sharpness {m.sharpness:.0f}; "
+                f"background {'uniform' if m.background_std <= 0.03 else 'varied'}"
+            )[:500],
+            prompt=(
+                f"{'A pair of' if jewelry_type == 'earring' else 'A'} {main} {noun.lower()}"
+                f"{' with ' + ' and '.join(n for n, _ in piece[1:3]) + ' accents' if piece[1:3] else ''}, "
+                "photographed as an isolated product, true to its shape and proportions"
+            ),
+            color=main,
+        )

@@ -1,0 +1,266 @@
+"""POST /generate_caption through the local gateway: the real OpenAI and Anthropic SDKs against
+loopback servers speaking their protocols, and the offline captioner on real photos."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from listing_vision import aws
+from listing_vision.config import get_settings
+from listing_vision.jewelry import vector_index
+from listing_vision.jewelry.captions import Caption
+from listing_vision.providers.clients import reset_clients
+from local.stack import LocalStack
+from tests.images import fresh_image
+from tests.loopback import (
+    LoopbackServer,
+    Recorded,
+    Reply,
+    anthropic_error,
+    anthropic_message,
+    openai_completion,
+    openai_error,
+)
+
+GOOD = {
+    "generated_name": "Gold Teardrop Hoop Earrings",
+    "quality": "B",
+    "description": "Polished yellow gold teardrop hoops with a hinged closure, shown as a pair.",
+    "attributes": "yellow gold, polished finish, teardrop hoop, hinged closure",
+    "prompt": "A pair of polished yellow gold teardrop hoop earrings with hinged closures, medium size",
+    "color": "yellow gold",
+}
+CHAT = "/v1/chat/completions"
+MESSAGES = "/v1/messages"
+
+
+@pytest.fixture
+def openai_server() -> Iterator[LoopbackServer]:
+    server = LoopbackServer({CHAT: lambda request: openai_completion(json.dumps(GOOD))}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def anthropic_server() -> Iterator[LoopbackServer]:
+    server = LoopbackServer({MESSAGES: lambda request: anthropic_message(json.dumps(GOOD))}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Point the running stack's captioner at a provider (settings are read from the environment)."""
+
+    def configure(**env: str) -> None:
+        for name in (
+            "CAPTION_PROVIDER",
+            "OPENAI_API_KEY",
+            "OPENAI_BASE_URL",
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_BASE_URL",
+            "PROVIDER_MAX_RETRIES",
+            "PROVIDER_TIMEOUT_S",
+        ):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        reset_clients()
+
+    yield configure
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    reset_clients()
+
+
+def caption(local_stack: LocalStack, data: bytes | None, **form: str) -> requests.Response:
+    files = {"file": ("earring.jpg", data, "image/jpeg")} if data is not None else {"x": ("x", b"1")}
+    return requests.post(
+        f"{local_stack.url}/generate_caption", files=files, data={"type": "earring", **form}, timeout=60
+    )
+
+
+def stored_state() -> tuple[int, int]:
+    pages = aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket="alyaimg")
+    return sum(p.get("KeyCount", 0) for p in pages), vector_index.count(
+        vector_index.milvus_client(), "image_embeddings_ip"
+    )
+
+
+def test_openai_caption_is_validated_and_the_image_stored(
+    local_stack: LocalStack, openai_server: LoopbackServer, provider: Callable[..., None]
+) -> None:
+    provider(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{openai_server.url}/v1")
+    image = fresh_image(20_001)
+    answer = caption(local_stack, image)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["provider"] == "openai"
+    assert {k: body[k] for k in GOOD} == GOOD
+    assert body["display_name"] == "earring.jpg" and "Signature=" in body["s3_url"]
+    # What the SDK sent: the image as a data URL and the JSON schema of the caption
+    sent = openai_server.calls(CHAT)[0].json()
+    image_part = sent["messages"][1]["content"][1]
+    assert image_part["image_url"]["url"] == "data:image/jpeg;base64," + base64.b64encode(image).decode()
+    assert sent["response_format"]["type"] == "json_schema"
+    assert set(sent["response_format"]["json_schema"]["schema"]["required"]) == set(Caption.model_fields)
+    # And a second upload of the same photo is a duplicate, costing no caption
+    assert caption(local_stack, image).json()["duplicate_found"] is True
+    assert len(openai_server.calls(CHAT)) == 1
+
+
+def test_openai_retries_429_with_retry_after_and_500(
+    local_stack: LocalStack, openai_server: LoopbackServer, provider: Callable[..., None]
+) -> None:
+    provider(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{openai_server.url}/v1", PROVIDER_MAX_RETRIES="2")
+    openai_server.script(
+        CHAT,
+        openai_error(429, "rate_limit_exceeded", "slow down", "requests", {"retry-after": "1"}),
+        openai_error(500, "server_error", "boom"),
+    )
+    answer = caption(local_stack, fresh_image(20_002))
+    assert answer.status_code == 200, answer.text
+    assert len(openai_server.calls(CHAT)) == 3  # the SDK's own retries, no string matching on "429"
+
+
+@pytest.mark.parametrize(
+    ("replies", "status", "code"),
+    [
+        ([openai_error(429, "insufficient_quota", "You exceeded your current quota.")] * 3, 503, "insufficient_quota"),
+        ([openai_completion("{not json")] * 2, 502, "malformed_model_reply"),
+        ([openai_completion(json.dumps({**GOOD, "quality": "excellent"}))] * 2, 502, "malformed_model_reply"),
+        ([openai_completion(None, refusal="I can't help with that.")], 400, "content_policy_refusal"),
+        (
+            [openai_error(400, "content_policy_violation", "Image rejected by safety system.")],
+            400,
+            "content_policy_refusal",
+        ),
+    ],
+    ids=["quota", "not-json-twice", "schema-violation-twice", "refusal", "content-policy"],
+)
+def test_openai_failures_answer_clearly_and_store_nothing(
+    local_stack: LocalStack,
+    openai_server: LoopbackServer,
+    provider: Callable[..., None],
+    replies: list[Reply],
+    status: int,
+    code: str,
+) -> None:
+    provider(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{openai_server.url}/v1", PROVIDER_MAX_RETRIES="2")
+    openai_server.script(CHAT, *replies)
+    before = stored_state()
+    answer = caption(local_stack, fresh_image(20_100 + len(code) + status))
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"]["code"] == code
+    assert stored_state() == before
+
+
+def test_a_malformed_reply_is_repaired_once(
+    local_stack: LocalStack, openai_server: LoopbackServer, provider: Callable[..., None]
+) -> None:
+    provider(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{openai_server.url}/v1")
+    openai_server.script(CHAT, openai_completion(json.dumps({**GOOD, "description": "two\nlines"})))
+    answer = caption(local_stack, fresh_image(20_003))
+    assert answer.status_code == 200 and answer.json()["description"] == GOOD["description"]
+    retry = openai_server.calls(CHAT)[1].json()["messages"][-1]
+    assert retry["role"] == "user" and "could not be used" in retry["content"]
+
+
+def test_anthropic_caption_and_its_errors(
+    local_stack: LocalStack, anthropic_server: LoopbackServer, provider: Callable[..., None]
+) -> None:
+    provider(
+        CAPTION_PROVIDER="anthropic",
+        ANTHROPIC_API_KEY="sk-ant-test",
+        ANTHROPIC_BASE_URL=anthropic_server.url,
+        PROVIDER_MAX_RETRIES="2",
+    )
+    # A 429 with retry-after, then a caption with a stray field the schema forbids... then a good one
+    anthropic_server.script(MESSAGES, anthropic_error(429, "rate_limit_error", "slow down", {"retry-after": "1"}))
+    answer = caption(local_stack, fresh_image(20_004), type="ring")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["provider"] == "anthropic" and answer.json()["generated_name"] == GOOD["generated_name"]
+    sent: Recorded = anthropic_server.calls(MESSAGES)[-1]
+    content = sent.json()["messages"][0]["content"]
+    assert content[0]["type"] == "image" and content[0]["source"]["media_type"] == "image/jpeg"
+    assert "ring" in content[1]["text"]
+    assert sent.json()["output_config"]["format"]["type"] == "json_schema"
+    # Malformed twice: a clear 502, nothing stored
+    anthropic_server.script(MESSAGES, anthropic_message("no json here"), anthropic_message("still none"))
+    before = stored_state()
+    bad = caption(local_stack, fresh_image(20_005))
+    assert bad.status_code == 502 and bad.json()["error"]["code"] == "malformed_model_reply"
+    assert stored_state() == before
+
+
+def test_offline_captions_describe_only_what_pixels_show(
+    local_stack: LocalStack, photos: list[Path], provider: Callable[..., None]
+) -> None:
+    provider(CAPTION_PROVIDER="offline")
+    from listing_vision.imaging.measure import JEWELRY_COLOURS
+
+    for photo in photos[:3]:
+        body = caption(local_stack, photo.read_bytes(), check_duplicate="no", website="blysk").json()
+        assert body["provider"] == "offline"
+        assert body["color"] in JEWELRY_COLOURS
+        assert body["quality"] in ("C", "D")  # 300 px photos are under Amazon's 1,000 px minimum
+        assert "under Amazon's 1,000 px zoom minimum" in body["description"]
+        Caption.model_validate({k: body[k] for k in Caption.model_fields})
+
+
+def test_offline_grades_follow_the_measurements() -> None:
+    import io
+
+    from PIL import Image, ImageDraw, ImageFilter
+
+    from listing_vision.jewelry.offline_caption import OfflineCaptioner
+
+    def ring(size: int = 1200, blur: float = 0) -> bytes:
+        image = Image.new("RGB", (size, size), (250, 250, 250))
+        draw = ImageDraw.Draw(image)
+        draw.ellipse((size // 10, size // 10, size * 9 // 10, size * 9 // 10), outline=(212, 175, 55), width=size // 13)
+        if blur:
+            image = image.filter(ImageFilter.GaussianBlur(blur))
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        return buffer.getvalue()
+
+    captioner = OfflineCaptioner()
+    sharp = captioner.caption(ring(), "image/png", "ring")
+    assert sharp.quality == "A" and sharp.color == "yellow gold" and sharp.generated_name == "Yellow Gold Ring"
+    assert captioner.caption(ring(blur=12), "image/png", "ring").quality in ("B", "C")
+    assert captioner.caption(ring(size=500), "image/png", "ring").quality == "B"
+
+
+@pytest.mark.parametrize(
+    ("data", "form", "status", "code"),
+    [
+        (None, {}, 400, "invalid_request"),
+        (b"", {}, 400, "empty_file"),
+        (b"not an image", {}, 400, "not_an_image"),
+        (b"GOOD", {"type": "tiara"}, 400, "invalid_request"),
+        (b"GOOD", {"website": "etsy"}, 400, "invalid_request"),
+    ],
+    ids=["missing-file", "empty", "not-image", "unknown-type", "unknown-website"],
+)
+def test_bad_input_is_refused_and_writes_nothing(
+    local_stack: LocalStack,
+    provider: Callable[..., None],
+    data: bytes | None,
+    form: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    provider(CAPTION_PROVIDER="offline")
+    before = stored_state()
+    answer = caption(local_stack, fresh_image(20_200) if data == b"GOOD" else data, **form)
+    assert answer.status_code == status and answer.json()["error"]["code"] == code
+    assert stored_state() == before

@@ -1,0 +1,148 @@
+"""Loopback HTTP servers speaking the OpenAI and Anthropic wire protocols, for the real SDKs.
+
+Each route answers from a script (a queue of replies; when it runs out, the default reply), and
+every request is recorded, so tests can send a 429 with retry-after, a 500, a quota error or a
+malformed reply, and check what the SDK actually sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes | dict[str, Any] = b"{}"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class LoopbackServer:
+    def __init__(self, defaults: dict[str, Callable[[Recorded], Reply]]):
+        self.defaults = defaults
+        self.scripts: dict[str, deque[Reply]] = defaultdict(deque)
+        self.requests: list[Recorded] = []
+        self._lock = threading.Lock()
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._http.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
+
+    def script(self, path: str, *replies: Reply) -> None:
+        with self._lock:
+            self.scripts[path].extend(replies)
+
+    def calls(self, path: str) -> list[Recorded]:
+        return [r for r in self.requests if r.path.split("?")[0] == path]
+
+    def _reply_for(self, request: Recorded) -> Reply:
+        path = request.path.split("?")[0]
+        with self._lock:
+            self.requests.append(request)
+            if self.scripts[path]:
+                return self.scripts[path].popleft()
+        if path in self.defaults:
+            return self.defaults[path](request)
+        return Reply(404, {"error": {"message": f"no route {path}", "type": "not_found"}})
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                reply = server._reply_for(Recorded("POST", self.path, dict(self.headers.items()), body))
+                if reply.delay_s:
+                    time.sleep(reply.delay_s)
+                payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", "application/json")
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        return Handler
+
+    def start(self) -> LoopbackServer:
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+
+# --- OpenAI ----------------------------------------------------------------------------------
+def openai_completion(content: str | None, refusal: str | None = None, model: str = "gpt-5.4-mini") -> Reply:
+    return Reply(
+        200,
+        {
+            "id": "chatcmpl-loopback",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                    "message": {"role": "assistant", "content": content, "refusal": refusal},
+                }
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        },
+    )
+
+
+def openai_error(
+    status: int, code: str, message: str, error_type: str | None = None, headers: dict[str, str] | None = None
+) -> Reply:
+    return Reply(
+        status, {"error": {"message": message, "type": error_type or code, "param": None, "code": code}}, headers or {}
+    )
+
+
+# --- Anthropic -------------------------------------------------------------------------------
+def anthropic_message(text: str, stop_reason: str = "end_turn", model: str = "claude-sonnet-4-6") -> Reply:
+    return Reply(
+        200,
+        {
+            "id": "msg_loopback",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 10, "output_tokens": 10},
+        },
+    )
+
+
+def anthropic_error(status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status, {"type": "error", "error": {"type": error_type, "message": message}}, headers or {})
