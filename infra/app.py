@@ -5,7 +5,8 @@ Context (`-c key=value` or cdk.json): `stage` (dev; `prod` retains data), `layer
 (ml.g5.xlarge), `clip_image_uri` (the PyTorch GPU inference DLC), `clip_max_instances` (4),
 `clip_fp16` (false), `opensearch_endpoint`, `opensearch_domain_arn`, `migration_max_concurrency`
 (10), `migration_tolerated_failure_percentage` (5), `milvus_uri`, `milvus_collection`,
-`milvus_token_secret` (a Secrets Manager secret name holding the Milvus/Zilliz token).
+`milvus_token_secret` (a Secrets Manager secret name holding the Milvus/Zilliz token),
+`openai_key_secret`, `anthropic_key_secret` (secret names holding the provider keys).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aws_cdk import aws_lambda as lambda_
 from infra.constructs.clip_endpoint import EndpointOptions
 from infra.constructs.migration import MigrationOptions
 from infra.nag import add_checks
-from infra.stack import ListingVisionStack, MilvusConnection, OpenSearchDomain
+from infra.stack import ListingVisionStack, MilvusConnection, OpenSearchDomain, ProviderSecrets
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,6 +57,9 @@ def main() -> None:
         opensearch=OpenSearchDomain(
             endpoint=context("opensearch_endpoint") or OpenSearchDomain.endpoint,
             domain_arn=context("opensearch_domain_arn") or OpenSearchDomain.domain_arn,
+        ),
+        providers=ProviderSecrets(
+            openai_key_secret=context("openai_key_secret"), anthropic_key_secret=context("anthropic_key_secret")
         ),
         migration_options=MigrationOptions(
             max_concurrency=int(context("migration_max_concurrency") or MigrationOptions.max_concurrency),

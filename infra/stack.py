@@ -37,6 +37,14 @@ class OpenSearchDomain:
     domain_arn: str = "arn:aws:es:us-east-1:123456789012:domain/hearth"
 
 
+@dataclass(frozen=True)
+class ProviderSecrets:
+    """Secrets Manager secret names of the model providers' keys (unset: that provider is off)."""
+
+    openai_key_secret: str | None = None
+    anthropic_key_secret: str | None = None
+
+
 class ListingVisionStack(Stack):
     def __init__(
         self,
@@ -49,6 +57,7 @@ class ListingVisionStack(Stack):
         clip_options: EndpointOptions | None = None,
         milvus: MilvusConnection | None = None,
         opensearch: OpenSearchDomain | None = None,
+        providers: ProviderSecrets | None = None,
         migration_options: MigrationOptions | None = None,
         **kwargs: object,
     ) -> None:
@@ -56,6 +65,7 @@ class ListingVisionStack(Stack):
         removal = RemovalPolicy.RETAIN if stage == "prod" else RemovalPolicy.DESTROY
         milvus = milvus or MilvusConnection()
         opensearch = opensearch or OpenSearchDomain()
+        providers = providers or ProviderSecrets()
         self.storage = Storage(self, "Storage", removal_policy=removal)
         self.layer = lambda_.LayerVersion(
             self,
@@ -81,6 +91,8 @@ class ListingVisionStack(Stack):
             "OPENSEARCH_URL": opensearch.endpoint,
             "OPENSEARCH_AUTH": "sigv4",
             **({"MILVUS_TOKEN_SECRET": milvus.token_secret_name} if milvus.token_secret_name else {}),
+            **({"OPENAI_API_KEY_SECRET": providers.openai_key_secret} if providers.openai_key_secret else {}),
+            **({"ANTHROPIC_API_KEY_SECRET": providers.anthropic_key_secret} if providers.anthropic_key_secret else {}),
         }
         self.functions = {
             name: ServiceFunction(
@@ -96,6 +108,25 @@ class ListingVisionStack(Stack):
             self.storage.tables["catalogue_table"].grant_read_write_data(self.functions[name].role)
             if milvus_token_secret is not None:
                 milvus_token_secret.grant_read(self.functions[name].role)
+        # Listing documents dropped into the uploads bucket are ingested by the regenerate function.
+        uploads = self.storage.buckets["uploads_bucket"]
+        uploads.grant_read_write(self.functions["regenerate"].role)
+        uploads.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            s3n.LambdaDestination(self.functions["regenerate"].function),
+            s3.NotificationKeyFilter(suffix=".json"),
+        )
+        # Provider keys live in Secrets Manager; each function reads only the ones it uses.
+        for secret_name, users in (
+            (providers.openai_key_secret, ("caption", "generate")),
+            (providers.anthropic_key_secret, ("caption", "regenerate")),
+        ):
+            if secret_name:
+                secret = secretsmanager.Secret.from_secret_name_v2(
+                    self, f"Secret{secret_name.replace('/', '')}", secret_name
+                )
+                for user in users:
+                    secret.grant_read(self.functions[user].role)
         # Images that reach a storefront bucket without the API (console, bulk, presigned) are indexed.
         for bucket in storefront:
             bucket.add_event_notification(

@@ -97,6 +97,14 @@ def register_functions(settings: Settings) -> None:
                 Code={"ZipFile": placeholder},
             )["FunctionArn"]
     s3 = aws.client("s3")
+    s3.put_bucket_notification_configuration(
+        Bucket=settings.uploads_bucket,
+        NotificationConfiguration={
+            "LambdaFunctionConfigurations": [
+                {"LambdaFunctionArn": arns["regenerate"], "Events": ["s3:ObjectCreated:*"]}
+            ]
+        },
+    )
     for bucket in (settings.alya_bucket, settings.blysk_bucket):
         s3.put_bucket_notification_configuration(
             Bucket=bucket,

@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import File, Form, Query, UploadFile
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
@@ -22,6 +21,7 @@ from listing_vision.jewelry.backfill import backfill_page
 from listing_vision.jewelry.dedupe import DedupeService, Upload
 from listing_vision.jewelry.uploads import UploadIndexer, presigned_upload, upload_status
 from listing_vision.observability import logger, metrics, tracer
+from listing_vision.s3_events import is_s3_event, object_records
 
 app = create_resolver()
 Website = Literal["alya", "blysk"]
@@ -70,8 +70,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return backfill_page(
             event["website"], event.get("start_after", ""), int(event.get("page_size", 64)), event.get("prefix", "")
         )
-    if event.get("Records"):  # S3 ObjectCreated notification
-        records = [(r.s3.bucket.name, r.s3.get_object.key) for r in S3Event(event).records]
-        outcomes = UploadIndexer(get_embedder()).index_event(records)
+    if is_s3_event(event):  # S3 ObjectCreated notification
+        outcomes = UploadIndexer(get_embedder()).index_event(object_records(event))
         return {"outcomes": [outcome.__dict__ for outcome in outcomes]}
     return app.resolve(event, context)

@@ -150,11 +150,13 @@ def test_clip_endpoint_is_gpu_autoscaled_and_invocable_only_by_embedding_functio
 
 def test_storefront_uploads_notify_the_dedupe_function(template: Template) -> None:
     notifications = template.find_resources("Custom::S3BucketNotifications")
-    assert len(notifications) == 2  # alya and blysk
+    assert len(notifications) == 3  # alya and blysk to dedupe; listing uploads to regenerate
+    targets = []
     for resource in notifications.values():
         config = resource["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
         assert [c["Events"] for c in config] == [["s3:ObjectCreated:*"]]
-        assert "DedupeFunction" in config[0]["LambdaFunctionArn"]["Fn::GetAtt"][0]
+        targets.append(config[0]["LambdaFunctionArn"]["Fn::GetAtt"][0])
+    assert sum("DedupeFunction" in t for t in targets) == 2 and sum("RegenerateFunction" in t for t in targets) == 1
 
 
 def test_migration_state_machine_fans_out_with_a_distributed_map(template: Template) -> None:

@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     )
     listings_index: str = Field("listings-v2", description="OpenSearch index of listings (id = zpid).")
     vision_cache_table: str = Field("hearth-vision-cache", description="DynamoDB table of per-image analyses.")
+    uploads_bucket: str = Field("listing-uploads", description="S3 bucket where listing documents are dropped.")
+    listing_image_sources: str = Field(
+        "s3://listing-uploads/,https://photos.hearth.example/",
+        description="Comma-separated URL prefixes listing images may be fetched from; anything else is refused.",
+    )
+    ingest_concurrency: int = Field(4, ge=1, le=32, description="Images analysed at once per listing.")
+    max_listing_image_bytes: int = Field(20_000_000, ge=1, description="Largest listing image fetched.")
 
     # --- Jobs and idempotency --------------------------------------------------------------
     jobs_table: str = Field("jobs", description="DynamoDB table of image-generation jobs.")

@@ -41,4 +41,5 @@ BUCKETS: tuple[BucketSpec, ...] = (
     BucketSpec("blysk_bucket", "blysk storefront product photos"),
     BucketSpec("generated_bucket", "generated catalogue images and ZIPs"),
     BucketSpec("artifacts_bucket", "migration manifests, results and backups"),
+    BucketSpec("uploads_bucket", "listing documents (and their photos) dropped for ingest"),
 )

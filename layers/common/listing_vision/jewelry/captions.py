@@ -10,13 +10,12 @@ never passed through.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from listing_vision.config import get_settings
-from listing_vision.errors import InvalidRequest, UpstreamError
+from listing_vision.errors import InvalidRequest
 from listing_vision.jewelry.caption_prompts import SYSTEM, JewelryType, repair_prompt, user_prompt
 from listing_vision.providers.clients import (
     SDK_ERRORS,
@@ -26,6 +25,7 @@ from listing_vision.providers.clients import (
     openai_key,
     provider_error,
 )
+from listing_vision.providers.structured import with_one_repair
 
 Grade = Literal["A", "B", "C", "D"]
 
@@ -52,22 +52,6 @@ class Captioner(Protocol):
     name: str
 
     def caption(self, image: bytes, media_type: str, jewelry_type: JewelryType) -> Caption: ...
-
-
-def _with_one_repair(call: Callable[[str | None], Caption], provider: str) -> Caption:
-    """Run the call; when the reply does not validate, run it once more telling the model why."""
-    try:
-        return call(None)
-    except (ValidationError, ValueError) as first:
-        problem = str(first).splitlines()[0] if str(first) else type(first).__name__
-    try:
-        return call(problem)
-    except (ValidationError, ValueError) as second:
-        raise UpstreamError(
-            f"{provider} twice replied with a caption that does not match the schema.",
-            code="malformed_model_reply",
-            details={"provider": provider, "problem": str(second).splitlines()[0][:300]},
-        ) from second
 
 
 class OpenAICaptioner:
@@ -109,7 +93,7 @@ class OpenAICaptioner:
                 raise ValueError("the reply had no parsable content")
             return message.parsed
 
-        return _with_one_repair(call, self.name)
+        return with_one_repair(call, self.name)
 
 
 class AnthropicCaptioner:
@@ -147,7 +131,7 @@ class AnthropicCaptioner:
                 raise ValueError("the reply had no parsable content")
             return parsed
 
-        return _with_one_repair(call, self.name)
+        return with_one_repair(call, self.name)
 
 
 def get_captioner() -> Captioner:

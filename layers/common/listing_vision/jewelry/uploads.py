@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote_plus
+from urllib.parse import quote
 
 import numpy as np
 from botocore.exceptions import ClientError
@@ -113,8 +113,8 @@ class UploadIndexer:
 
     def index_event(self, records: list[tuple[str, str]]) -> list[IndexOutcome]:
         outcomes = []
-        for bucket, key in records:
-            outcomes += self.index_objects(bucket, [unquote_plus(key)])
+        for bucket, key in records:  # keys already decoded (listing_vision.s3_events)
+            outcomes += self.index_objects(bucket, [key])
         return outcomes
 
     def index_object(self, bucket: str, key: str) -> IndexOutcome:

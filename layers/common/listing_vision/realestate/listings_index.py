@@ -79,6 +79,11 @@ class ListingDoc:
 
     @property
     def image_urls(self) -> list[str]:
+        """The listing's images: its own `image_urls` (listings ingested here keep them, in upload
+        order, including images still pending), else those named in `image_vectors` (the seed's)."""
+        own = self.source.get("image_urls")
+        if isinstance(own, list) and own:
+            return [url for url in own if isinstance(url, str) and url]
         vectors = self.source.get("image_vectors") or []
         return [v["image_url"] for v in vectors if isinstance(v, dict) and v.get("image_url")]
 

@@ -268,7 +268,13 @@ class Migration:
         for round_number in range(MAX_CONFLICT_ROUNDS):
             docs = get_docs(self.search, self.index, pending)
             report.counts["not_found"] += len(set(pending) - set(docs)) if round_number == 0 else 0
-            todo = [doc for doc in docs.values() if force or not all(f in doc.source for f in SPLIT_FIELDS)]
+            # Not yet migrated, forced, or left by ingest with images still pending (recomputed from
+            # whatever the cache holds now; only the three fields are written).
+            todo = [
+                doc
+                for doc in docs.values()
+                if force or not all(f in doc.source for f in SPLIT_FIELDS) or doc.source.get("visual_features_pending")
+            ]
             if round_number == 0:
                 report.counts["skipped_migrated"] += len(docs) - len(todo)
             splits = self._split_for(todo)

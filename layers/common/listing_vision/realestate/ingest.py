@@ -1,0 +1,320 @@
+"""New listings: a listing document dropped into the uploads bucket becomes an indexed listing with
+`visual_features_text`, the three split fields and `image_vectors`.
+
+Document (JSON, any key under the bucket):
+
+    {"zpid": "12345678",
+     "image_urls": ["s3://listing-uploads/photos/12345678/00.jpg", "https://photos.hearth.example/…/01.jpg"],
+     "address": "…", "price": 450000, …}          # any other field is indexed as given
+
+For each image, in the given order: the cached analysis when there is one; otherwise the image is
+fetched (only from LISTING_IMAGE_SOURCES), analysed by Claude (structured output, validated, the
+raw reply kept as `llm_response`) and embedded, and the result cached with its hash and model
+names. The split is the migration's own function. Analyses run with bounded concurrency. An
+image that cannot be analysed now (no key, provider down, fetch failed) is listed in
+`visual_features_pending` and the listing is indexed with what is known; an image that is not an
+image is listed in `invalid_images` and never retried. Delivering the same document again
+changes nothing; dropping it again after pending images can be analysed completes it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import numpy as np
+import requests
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from listing_vision import aws
+from listing_vision.config import get_settings
+from listing_vision.embeddings.base import Embedder
+from listing_vision.errors import InvalidRequest, VisionError
+from listing_vision.imaging.decode import load_image
+from listing_vision.observability import logger, metrics
+from listing_vision.providers.clients import SDK_ERRORS, anthropic_client, anthropic_key, provider_error
+from listing_vision.providers.structured import with_one_repair
+from listing_vision.realestate.features import split_visual_features, visual_features_text
+from listing_vision.realestate.listings_index import get_docs, opensearch_client
+from listing_vision.realestate.vision_cache import CachedImage, VisionCache
+
+ANALYSIS_PROMPT = """You analyse one photo of a property listing. Describe only what is visible.
+Reply with the JSON object the schema asks for:
+- image_type: "exterior" (outside of the house, yard, pool), "interior" (any room), or "other" (map, floor plan).
+- features: visible physical features, short noun phrases ("front porch", "granite countertops").
+- architecture_style: for exteriors, the style ("ranch", "colonial", …) or null.
+- exterior_color: for exteriors, the main siding colour or null.
+- materials: visible exterior materials ("brick", "vinyl", …); [] for interiors.
+- visual_features: qualities of the image ("natural light", "spacious").
+- confidence: "high", "medium" or "low" for how sure you are of the above."""
+
+
+class ImageAnalysis(BaseModel):
+    """The seed's analysis fields; a reply with anything else is rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_type: Literal["exterior", "interior", "other"]
+    features: list[str] = Field(max_length=30)
+    architecture_style: str | None = Field(None, max_length=60)
+    exterior_color: str | None = Field(None, max_length=40)
+    materials: list[str] = Field(default_factory=list, max_length=10)
+    visual_features: list[str] = Field(default_factory=list, max_length=20)
+    confidence: Literal["high", "medium", "low"]
+
+
+class ListingDocument(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    zpid: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    image_urls: list[str] = Field(min_length=1, max_length=200)
+
+
+@dataclass
+class IngestOutcome:
+    zpid: str
+    status: str  # indexed | unchanged
+    images: int
+    cached: int
+    analysed: int
+    pending: list[str] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+
+
+class NotAnImage(VisionError):
+    code = "not_an_image"
+
+
+class AnthropicAnalyzer:
+    name = "anthropic"
+
+    def __init__(self) -> None:
+        self.model = get_settings().anthropic_vision_model
+
+    def analyze(self, image: bytes, media_type: str) -> tuple[ImageAnalysis, str]:
+        client = anthropic_client()
+        encoded = base64.b64encode(image).decode()
+
+        def call(problem: str | None) -> tuple[ImageAnalysis, str]:
+            content: list[Any] = [
+                {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": encoded}},
+                {"type": "text", "text": "Analyse this listing photo."},
+            ]
+            if problem:
+                content.append(
+                    {
+                        "type": "text",
+                        "text": f"Your previous reply could not be used: {problem[:300]}. "
+                        "Reply again with only the JSON object.",
+                    }
+                )
+            try:
+                message = client.messages.parse(
+                    model=self.model,
+                    max_tokens=1024,
+                    system=ANALYSIS_PROMPT,
+                    messages=[{"role": "user", "content": content}],
+                    output_format=ImageAnalysis,
+                )
+            except SDK_ERRORS as error:
+                raise provider_error(error, self.name) from error
+            raw = "".join(getattr(block, "text", "") for block in message.content)
+            if message.parsed_output is None:
+                raise ValueError("the reply had no parsable content")
+            return message.parsed_output, raw
+
+        return with_one_repair(call, self.name)
+
+
+def allowed(url: str, sources: str) -> bool:
+    prefixes = [p.strip() for p in sources.split(",") if p.strip()]
+    return any(url.startswith(prefix) for prefix in prefixes) and ".." not in urlsplit(url).path
+
+
+def fetch_image(url: str) -> bytes:
+    """The image bytes, from an allowed S3 bucket or host only (no request goes anywhere else)."""
+    settings = get_settings()
+    if not allowed(url, settings.listing_image_sources):
+        raise InvalidRequest(f"Images may not be fetched from {url!r}.", code="image_source_not_allowed")
+    parts = urlsplit(url)
+    limit = settings.max_listing_image_bytes
+    if parts.scheme == "s3":
+        body = aws.client("s3").get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"]
+        data = body.read(limit + 1)
+    else:
+        with requests.get(url, timeout=(5, 20), stream=True, allow_redirects=False) as response:
+            response.raise_for_status()
+            data = response.raw.read(limit + 1, decode_content=True)
+    if len(data) > limit:
+        raise InvalidRequest(f"{url} is larger than {limit:,} bytes.", code="image_too_large")
+    return bytes(data)
+
+
+class ListingIngest:
+    def __init__(
+        self,
+        embedder: Embedder,
+        analyzer: AnthropicAnalyzer | None = None,
+        cache: VisionCache | None = None,
+        search: Any = None,
+        index: str | None = None,
+    ):
+        settings = get_settings()
+        self.embedder = embedder
+        self.analyzer = analyzer if analyzer is not None else (AnthropicAnalyzer() if anthropic_key() else None)
+        self.cache = cache or VisionCache()
+        self.search = search or opensearch_client()
+        self.index = index or settings.listings_index
+        self.concurrency = settings.ingest_concurrency
+
+    # --- one document -------------------------------------------------------------------------
+    def ingest(self, document: ListingDocument) -> IngestOutcome:
+        urls = list(dict.fromkeys(document.image_urls))
+        cached = self.cache.get_many(urls, with_embeddings=True)
+        misses = [url for url in urls if url not in cached]
+        fresh: dict[str, CachedImage] = {}
+        pending: list[str] = []
+        invalid: list[str] = []
+        if misses and self.analyzer is None:
+            pending = misses  # no key: nothing is invented
+        elif misses:
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                for url, outcome in zip(misses, pool.map(self._analyse, misses), strict=True):
+                    if isinstance(outcome, CachedImage):
+                        fresh[url] = outcome
+                    elif outcome == "invalid":
+                        invalid.append(url)
+                    else:
+                        pending.append(url)
+        known = {**cached, **fresh}
+        analyses = [known[url].analysis for url in urls if url in known]
+        vectors = [
+            {
+                "image_url": url,
+                "image_type": known[url].analysis.get("image_type"),
+                "vector": [round(float(x), 6) for x in known[url].embedding],
+            }
+            for url in urls
+            if url in known and known[url].embedding is not None
+        ]
+        source = {
+            **document.model_dump(exclude={"zpid", "image_urls"}),
+            "zpid": document.zpid,
+            "image_urls": urls,
+            "visual_features_text": visual_features_text(analyses),
+            **split_visual_features(analyses).as_fields(),
+            "image_vectors": vectors,
+            "visual_features_pending": pending,
+            "invalid_images": invalid,
+        }
+        status = self._write(document.zpid, source)
+        metrics.add_metric(name="ListingsIngested", unit="Count", value=1)
+        if pending:
+            metrics.add_metric(name="ImagesPending", unit="Count", value=len(pending))
+        logger.info(
+            "listing ingested",
+            extra={
+                "zpid": document.zpid,
+                "status": status,
+                "cached": len(cached),
+                "analysed": len(fresh),
+                "pending": len(pending),
+                "invalid": len(invalid),
+            },
+        )
+        return IngestOutcome(document.zpid, status, len(urls), len(cached), len(fresh), pending, invalid)
+
+    def _analyse(self, url: str) -> CachedImage | str:
+        """A fresh analysis and embedding, cached; or "invalid" (never retried) or "pending"."""
+        assert self.analyzer is not None
+        try:
+            data = fetch_image(url)
+        except InvalidRequest as error:
+            logger.warning("image refused", extra={"url": url, "code": error.code})
+            return "invalid"
+        except (requests.RequestException, ClientError, BotoCoreError, OSError) as error:  # retried later
+            logger.warning("image fetch failed", extra={"url": url, "error": str(error)[:200]})
+            return "pending"
+        try:
+            image = load_image(data, get_settings().max_image_pixels)
+        except VisionError:
+            return "invalid"
+        media_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(
+            image.format or "", "image/jpeg"
+        )
+        try:
+            analysis, raw = self.analyzer.analyze(data, media_type)
+            embedding = self.embedder.embed([data])[0]
+        except VisionError as error:
+            logger.warning("image analysis failed", extra={"url": url, "code": error.code})
+            return "pending"
+        cached = CachedImage(
+            image_url=url,
+            analysis=analysis.model_dump(),
+            image_hash=hashlib.sha256(data).hexdigest(),
+            embedding=np.asarray(embedding, dtype=np.float32),
+            llm_response=raw,
+            analysis_model=self.analyzer.model,
+            embedding_model=self.embedder.model_id,
+        )
+        self.cache.put(cached)
+        return cached
+
+    def _write(self, zpid: str, source: dict[str, Any]) -> str:
+        """Index the listing unless it is already exactly this (re-delivery changes nothing); a
+        concurrent writer in between is detected by the version guard and the write is redone."""
+        for _ in range(3):
+            existing = get_docs(self.search, self.index, [zpid]).get(zpid)
+            if existing is not None and existing.source == source:
+                return "unchanged"
+            try:
+                if existing is None:
+                    self.search.index(index=self.index, id=zpid, body=source, op_type="create", refresh=True)
+                else:
+                    self.search.index(
+                        index=self.index,
+                        id=zpid,
+                        body=source,
+                        if_seq_no=existing.seq_no,
+                        if_primary_term=existing.primary_term,
+                        refresh=True,
+                    )
+                return "indexed"
+            except Exception as error:
+                if getattr(error, "status_code", None) != 409:
+                    raise
+        raise VisionError(f"Listing {zpid} kept changing while it was being indexed.", code="listing_conflict")
+
+
+def parse_document(body: bytes) -> ListingDocument:
+    try:
+        return ListingDocument.model_validate(json.loads(body))
+    except (ValueError, ValidationError) as error:
+        raise InvalidRequest(
+            f"Not a listing document: {str(error).splitlines()[0][:200]}", code="invalid_listing_document"
+        ) from error
+
+
+def ingest_object(bucket: str, key: str, embedder: Embedder, **kwargs: Any) -> dict[str, Any]:
+    """One uploaded object: a listing document is ingested; anything else is recorded and skipped."""
+    s3 = aws.client("s3")
+    if not key.endswith(".json"):
+        return {"key": key, "status": "skipped", "reason": "not a .json listing document"}
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(5_000_000)
+    try:
+        document = parse_document(body)
+    except InvalidRequest as error:
+        s3.put_object_tagging(
+            Bucket=bucket,
+            Key=key,
+            Tagging={"TagSet": [{"Key": "ingest-status", "Value": "invalid"}, {"Key": "reason", "Value": error.code}]},
+        )
+        return {"key": key, "status": "invalid", "reason": error.code}
+    outcome = ListingIngest(embedder, **kwargs).ingest(document)
+    return {"key": key, **outcome.__dict__}

@@ -1,0 +1,224 @@
+"""Listing ingest: documents dropped into the uploads bucket (moto S3 events, the regenerate handler),
+the cache, osmem for the index, and Claude through the real Anthropic SDK against a loopback server."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from listing_vision import aws
+from listing_vision.config import get_settings
+from listing_vision.providers.clients import reset_clients
+from listing_vision.realestate.features import SPLIT_FIELDS
+from listing_vision.realestate.listings_index import opensearch_client
+from listing_vision.realestate.vision_cache import CachedImage, VisionCache
+from local.stack import LocalStack
+from tests.images import fresh_image
+from tests.loopback import LoopbackServer, Reply, anthropic_error, anthropic_message
+
+MESSAGES = "/v1/messages"
+EXTERIOR = {
+    "image_type": "exterior",
+    "features": ["front porch", "vinyl siding"],
+    "architecture_style": "ranch",
+    "exterior_color": "white",
+    "materials": ["vinyl"],
+    "visual_features": ["curb appeal"],
+    "confidence": "high",
+}
+KITCHEN = {
+    "image_type": "interior",
+    "features": ["granite countertops", "white cabinets"],
+    "architecture_style": None,
+    "exterior_color": None,
+    "materials": [],
+    "visual_features": ["natural light"],
+    "confidence": "medium",
+}
+
+
+@pytest.fixture
+def claude() -> Iterator[LoopbackServer]:
+    server = LoopbackServer({MESSAGES: lambda request: anthropic_message(json.dumps(KITCHEN))}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    def configure(**env: str) -> None:
+        for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "PROVIDER_MAX_RETRIES"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        reset_clients()
+
+    yield configure
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    reset_clients()
+
+
+def put_photo(key: str, data: bytes) -> str:
+    aws.client("s3").put_object(Bucket="listing-uploads", Key=key, Body=data)
+    return f"s3://listing-uploads/{key}"
+
+
+def drop(local_stack: LocalStack, document: dict[str, Any]) -> None:
+    aws.client("s3").put_object(
+        Bucket="listing-uploads", Key=f"listings/{document['zpid']}.json", Body=json.dumps(document).encode()
+    )
+    local_stack.router.drain()
+
+
+def listing(zpid: str) -> dict[str, Any]:
+    return opensearch_client().get(index="listings-v2", id=zpid)["_source"]
+
+
+def test_a_new_listing_is_indexed_with_the_split_fields(
+    local_stack: LocalStack, claude: LoopbackServer, settings_env: Callable[..., None]
+) -> None:
+    settings_env(ANTHROPIC_API_KEY="sk-ant-test", ANTHROPIC_BASE_URL=claude.url, PROVIDER_MAX_RETRIES="2")
+    zpid = str(uuid.uuid4().int % 10**8)
+    # Given one cached exterior and two new interior photos, one answered malformed once, one after a 529
+    cached_url = f"https://photos.hearth.example/{zpid}/00.jpg"
+    VisionCache().put(CachedImage(cached_url, EXTERIOR, image_hash="h", embedding=[0.1] * 512))
+    kitchen = put_photo(f"photos/{zpid}/01.jpg", fresh_image(30_001))
+    bedroom = put_photo(f"photos/{zpid}/02.jpg", fresh_image(30_002))
+    claude.script(
+        MESSAGES, anthropic_message("this is not json"), anthropic_error(529, "overloaded_error", "Overloaded")
+    )
+    # When the listing document lands in the uploads bucket
+    drop(
+        local_stack,
+        {"zpid": zpid, "image_urls": [cached_url, kitchen, bedroom], "price": 450_000, "address": "12 Oak St"},
+    )
+    # Then the listing is indexed with the split fields, vectors for every image, its own fields
+    source = listing(zpid)
+    assert (
+        source["exterior_visual_features"] == "ranch style white exterior with curb appeal and vinyl siding; "
+        "materials: vinyl"
+    )
+    assert source["interior_visual_features"] == "granite countertops, natural light, white cabinets"
+    assert source["amenities_visual_features"] == "front porch"
+    assert source["visual_features_text"].startswith("Ranch style white exterior")
+    assert [v["image_url"] for v in source["image_vectors"]] == [cached_url, kitchen, bedroom]
+    assert all(len(v["vector"]) == 512 for v in source["image_vectors"])
+    assert source["price"] == 450_000 and source["visual_features_pending"] == [] and source["invalid_images"] == []
+    # And the new analyses were cached with the raw reply, hash and model names
+    fresh = VisionCache().get_many([kitchen, bedroom], with_embeddings=True)
+    assert set(fresh) == {kitchen, bedroom}
+    assert json.loads(fresh[kitchen].llm_response or "{}") == KITCHEN
+    assert fresh[kitchen].analysis_model == "claude-sonnet-4-6" and fresh[kitchen].embedding_model
+    assert fresh[kitchen].image_hash and fresh[kitchen].embedding is not None
+    analysed = len(claude.calls(MESSAGES))
+    assert analysed == 4  # 2 images + one repair + the 529 retried by the SDK
+    # When the same event is delivered again, nothing changes and nothing is re-analysed
+    version = opensearch_client().get(index="listings-v2", id=zpid)["_version"]
+    handler = local_stack.router.handler_for("regenerate")
+    from local.lambda_runtime import invoke
+
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": "listing-uploads"}, "object": {"key": f"listings/{zpid}.json"}},
+            }
+        ]
+    }
+    result = invoke(handler, "regenerate", event)
+    assert result["outcomes"][0]["status"] == "unchanged"
+    assert opensearch_client().get(index="listings-v2", id=zpid)["_version"] == version
+    assert len(claude.calls(MESSAGES)) == analysed
+
+
+def test_without_a_key_nothing_is_invented(local_stack: LocalStack, settings_env: Callable[..., None]) -> None:
+    settings_env()
+    zpid = str(uuid.uuid4().int % 10**8)
+    cached_url = f"https://photos.hearth.example/{zpid}/00.jpg"
+    VisionCache().put(CachedImage(cached_url, KITCHEN, image_hash="h"))
+    new = put_photo(f"photos/{zpid}/01.jpg", fresh_image(30_010))
+    drop(local_stack, {"zpid": zpid, "image_urls": [cached_url, new]})
+    source = listing(zpid)
+    assert source["visual_features_pending"] == [new]
+    assert source["interior_visual_features"] == "granite countertops, natural light, white cabinets"
+    assert source["exterior_visual_features"] == ""
+    assert new not in VisionCache().get_many([new])
+    # When the pending image is analysed later (cached), the migration's execute picks the listing up
+    VisionCache().put(CachedImage(new, EXTERIOR, image_hash="h2"))
+    from listing_vision.realestate.migration import Migration
+
+    report = Migration().execute_batch([zpid])
+    assert report.counts["updated"] == 1, report
+    assert listing(zpid)["exterior_visual_features"].startswith("ranch style white exterior")
+
+
+def test_bad_images_are_recorded_not_retried_and_other_hosts_refused(
+    local_stack: LocalStack, claude: LoopbackServer, settings_env: Callable[..., None]
+) -> None:
+    settings_env(ANTHROPIC_API_KEY="sk-ant-test", ANTHROPIC_BASE_URL=claude.url)
+    zpid = str(uuid.uuid4().int % 10**8)
+    good = put_photo(f"photos/{zpid}/00.jpg", fresh_image(30_020))
+    text = put_photo(f"photos/{zpid}/01.jpg", b"this is a text file")
+    elsewhere = "http://169.254.169.254/latest/meta-data/iam"
+    drop(local_stack, {"zpid": zpid, "image_urls": [good, text, elsewhere]})
+    source = listing(zpid)
+    assert source["invalid_images"] == [text, elsewhere]
+    assert source["visual_features_pending"] == []
+    assert len(claude.calls(MESSAGES)) == 1  # only the good image reached the model
+
+
+def test_a_provider_outage_leaves_the_listing_indexed_and_marked_for_a_rerun(
+    local_stack: LocalStack, claude: LoopbackServer, settings_env: Callable[..., None]
+) -> None:
+    settings_env(ANTHROPIC_API_KEY="sk-ant-test", ANTHROPIC_BASE_URL=claude.url, PROVIDER_MAX_RETRIES="0")
+    zpid = str(uuid.uuid4().int % 10**8)
+    first = put_photo(f"photos/{zpid}/00.jpg", fresh_image(30_030))
+    second = put_photo(f"photos/{zpid}/01.jpg", fresh_image(30_031))
+    claude.script(
+        MESSAGES,
+        Reply(
+            200,
+            {
+                "type": "message",
+                "id": "m",
+                "role": "assistant",
+                "model": "x",
+                "content": [{"type": "text", "text": json.dumps(EXTERIOR)}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": 1, "output_tokens": 1},
+            },
+        ),
+        anthropic_error(529, "overloaded_error", "Overloaded"),
+    )
+    document = {"zpid": zpid, "image_urls": [first, second]}
+    aws.client("dynamodb")  # the cache table exists already
+    from listing_vision.embeddings.factory import get_embedder
+    from listing_vision.realestate.ingest import ListingDocument, ListingIngest
+
+    ingest = ListingIngest(get_embedder())
+    ingest.concurrency = 1  # deterministic order: the first image gets the good reply
+    outcome = ingest.ingest(ListingDocument.model_validate(document))
+    assert outcome.analysed == 1 and outcome.pending == [second]
+    assert all(f in listing(zpid) for f in SPLIT_FIELDS) and listing(zpid)["visual_features_pending"] == [second]
+    # When the provider is back and the document is dropped again, the listing completes
+    completed = ListingIngest(get_embedder()).ingest(ListingDocument.model_validate(document))
+    assert completed.cached == 1 and completed.analysed == 1 and completed.pending == []
+    assert listing(zpid)["visual_features_pending"] == []
+
+
+def test_a_document_that_is_not_a_listing_is_recorded(
+    local_stack: LocalStack, settings_env: Callable[..., None]
+) -> None:
+    settings_env()
+    aws.client("s3").put_object(Bucket="listing-uploads", Key="listings/broken.json", Body=b'{"zpid": "../x"}')
+    local_stack.router.drain()
+    tags = aws.client("s3").get_object_tagging(Bucket="listing-uploads", Key="listings/broken.json")["TagSet"]
+    assert {t["Key"]: t["Value"] for t in tags} == {"ingest-status": "invalid", "reason": "invalid_listing_document"}
