@@ -198,7 +198,7 @@ class ListingIngest:
             {
                 "image_url": url,
                 "image_type": known[url].analysis.get("image_type"),
-                "vector": [round(float(x), 6) for x in known[url].embedding],
+                "vector": [round(float(x), 6) for x in known[url].embedding],  # type: ignore[union-attr]
             }
             for url in urls
             if url in known and known[url].embedding is not None
