@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
@@ -16,7 +16,7 @@ from functions.routes import FUNCTIONS
 from infra.constructs.api import RestApi
 from infra.constructs.clip_endpoint import ClipEndpoint, EndpointOptions
 from infra.constructs.migration import MigrationOptions, VisualFeaturesMigration
-from infra.constructs.service_function import ServiceFunction
+from infra.constructs.service_function import API_TIMEOUT, ServiceFunction
 from infra.constructs.storage import Storage
 
 
@@ -94,12 +94,33 @@ class ListingVisionStack(Stack):
             **({"OPENAI_API_KEY_SECRET": providers.openai_key_secret} if providers.openai_key_secret else {}),
             **({"ANTHROPIC_API_KEY_SECRET": providers.anthropic_key_secret} if providers.anthropic_key_secret else {}),
         }
+        # regenerate runs migration batches and ingest: Lambda's 15 minutes; API functions keep 29 s.
+        long_running = {"regenerate": Duration.minutes(15)}
         self.functions = {
             name: ServiceFunction(
-                self, f"{name.capitalize()}Function", name=name, layer=self.layer, environment=environment
+                self,
+                f"{name.capitalize()}Function",
+                name=name,
+                layer=self.layer,
+                environment=environment,
+                timeout=long_running.get(name, API_TIMEOUT),
             )
             for name in FUNCTIONS
         }
+        # Generation runs in a worker (the same code; image edits take minutes, API Gateway 29 s):
+        # the API function invokes it asynchronously.
+        self.generate_worker = ServiceFunction(
+            self,
+            "GenerateWorker",
+            name="generate",
+            layer=self.layer,
+            environment=environment,
+            timeout=Duration.minutes(15),
+        )
+        self.generate_worker.function.grant_invoke(self.functions["generate"].role)
+        self.functions["generate"].function.add_environment(
+            "GENERATE_WORKER_FUNCTION", self.generate_worker.function.function_name
+        )
         storefront = [self.storage.buckets["alya_bucket"], self.storage.buckets["blysk_bucket"]]
         for name in ("dedupe", "caption"):
             for bucket in storefront:
@@ -118,7 +139,7 @@ class ListingVisionStack(Stack):
         )
         # Provider keys live in Secrets Manager; each function reads only the ones it uses.
         for secret_name, users in (
-            (providers.openai_key_secret, ("caption", "generate")),
+            (providers.openai_key_secret, ("caption", "generate_worker")),
             (providers.anthropic_key_secret, ("caption", "regenerate")),
         ):
             if secret_name:
@@ -126,17 +147,18 @@ class ListingVisionStack(Stack):
                     self, f"Secret{secret_name.replace('/', '')}", secret_name
                 )
                 for user in users:
-                    secret.grant_read(self.functions[user].role)
+                    role = self.generate_worker.role if user == "generate_worker" else self.functions[user].role
+                    secret.grant_read(role)
         # Images that reach a storefront bucket without the API (console, bulk, presigned) are indexed.
         for bucket in storefront:
             bucket.add_event_notification(
                 s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.functions["dedupe"].function)
             )
-        generate = self.functions["generate"].role
-        for bucket in storefront:
-            bucket.grant_read_write(generate)
-        self.storage.buckets["generated_bucket"].grant_read_write(generate)
-        self.storage.tables["jobs_table"].grant_read_write_data(generate)
+        for generate in (self.functions["generate"].role, self.generate_worker.role):
+            for bucket in storefront:
+                bucket.grant_read_write(generate)
+            self.storage.buckets["generated_bucket"].grant_read_write(generate)
+            self.storage.tables["jobs_table"].grant_read_write_data(generate)
         # Embeddings: the functions that embed images may invoke the endpoint, and nothing else may.
         for name in ("dedupe", "caption", "regenerate"):
             self.clip.grant_invoke(self.functions[name].role)
@@ -175,11 +197,13 @@ class ListingVisionStack(Stack):
 
         machine = logical_id(self.migration.state_machine)
         function = logical_id(self.functions["regenerate"].function)
+        worker = logical_id(self.generate_worker.function)
         artifacts = logical_id(self.storage.buckets["artifacts_bucket"])
         execution = (
             "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
             f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{machine}"}}]}}]}}'
         )
+        invoke_worker = "The generate API function invokes any version of the generation worker (grantInvoke)."
         child_runs = "The distributed Map starts and reads its own child executions (CDK's grant)."
         return {
             f"AwsSolutions-IAM5[Resource::{self.opensearch.domain_arn}/*]": "Index-level paths of the one listings "
@@ -190,6 +214,7 @@ class ListingVisionStack(Stack):
             "batch manifests and writes Map results under the artifacts bucket.",
             f"AwsSolutions-IAM5[Resource::{execution}:*]": child_runs,
             f"AwsSolutions-IAM5[Resource::{execution}/*:*]": child_runs,
+            f"AwsSolutions-IAM5[Resource::<{worker}.Arn>:*]": invoke_worker,
             "AwsSolutions-SF1": "Logging is at ERROR without execution data: inputs and outputs carry listing "
             "content; results go to the artifacts bucket.",
         }

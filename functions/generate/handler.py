@@ -1,4 +1,6 @@
-"""Catalogue-image generation: POST /generate-images, POST /regenerate-image, GET /jobs/{id}."""
+"""Catalogue-image generation: POST /generate-images and POST /regenerate-image answer 202 with a
+job; GET /jobs/{job_id} reports it. The same function, invoked asynchronously with
+`{"operation": "run_job", ...}`, is the worker."""
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
@@ -9,43 +11,58 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from listing_vision.api import create_resolver
-from listing_vision.errors import NotImplementedYet
+from listing_vision.config import get_settings
+from listing_vision.jewelry import generation
 from listing_vision.observability import logger, metrics, tracer
 
 app = create_resolver()
 
 
+class Dimensions(BaseModel):
+    width: float = Field(gt=0, le=500, description="Millimetres.")
+    height: float = Field(gt=0, le=500, description="Millimetres.")
+
+
 class GenerateImagesRequest(BaseModel):
-    s3_urls: str = Field(description="S3 URL of the source product photo in a storefront bucket.")
-    product_type: str = Field(description="Product type, e.g. `ear` for earrings.")
-    image_types: list[int] | None = Field(None, description="Catalogue image types; default [1, 2, 4, 5].")
+    s3_urls: str = Field(max_length=2048, description="The source photo in a storefront bucket (s3:// or https://).")
+    product_type: str = Field(max_length=20, description="`ear`/`earring`, `necklace`, `bracelet` or `ring`.")
+    image_types: list[int] | None = Field(None, max_length=5, description="Default [1, 2, 4, 5].")
+    dimensions_mm: Dimensions | None = Field(None, description="Needed for type 3 (dimension image).")
 
 
 class RegenerateImageRequest(BaseModel):
-    job_id: str
-    image_type: int
+    job_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    image_type: int = Field(ge=1, le=5)
 
 
-@app.post("/generate-images")
+def worker() -> str:
+    """The worker function (CDK sets GENERATE_WORKER_FUNCTION; locally it is this function)."""
+    return get_settings().generate_worker_function or app.lambda_context.function_name
+
+
+@app.post("/generate-images", status_code=202)
 @tracer.capture_method
 def generate_images(request: GenerateImagesRequest) -> dict[str, Any]:
-    raise NotImplementedYet("Image generation is not built yet (issue 6); nothing was started.")
+    dimensions = request.dimensions_mm.model_dump() if request.dimensions_mm else None
+    return generation.submit(request.s3_urls, request.product_type, request.image_types, dimensions, worker())
 
 
-@app.post("/regenerate-image")
+@app.post("/regenerate-image", status_code=202)
 @tracer.capture_method
 def regenerate_image(request: RegenerateImageRequest) -> dict[str, Any]:
-    raise NotImplementedYet("Image regeneration is not built yet (issue 6); nothing was started.")
+    return generation.regenerate(request.job_id, request.image_type, worker())
 
 
 @app.get("/jobs/<job_id>")
 @tracer.capture_method
 def get_job(job_id: str) -> dict[str, Any]:
-    raise NotImplementedYet("Generation jobs are not built yet (issue 6).", details={"job_id": job_id})
+    return generation.get_job(job_id)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("operation") == "run_job":  # the asynchronous worker
+        return generation.run_job(event["job_id"], event.get("only"))
     return app.resolve(event, context)

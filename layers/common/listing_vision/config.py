@@ -114,6 +114,9 @@ class Settings(BaseSettings):
 
     # --- Jobs and idempotency --------------------------------------------------------------
     jobs_table: str = Field("jobs", description="DynamoDB table of image-generation jobs.")
+    generate_worker_function: str | None = Field(
+        None, description="Lambda function that renders generation jobs (CDK sets it; unset: the calling function)."
+    )
     idempotency_table: str = Field("idempotency", description="DynamoDB table for Powertools idempotency.")
     catalogue_table: str = Field(
         "image-catalogue",
