@@ -146,3 +146,19 @@ def anthropic_message(text: str, stop_reason: str = "end_turn", model: str = "cl
 
 def anthropic_error(status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> Reply:
     return Reply(status, {"type": "error", "error": {"type": error_type, "message": message}}, headers or {})
+
+
+def openai_image(size: int = 1024, seed: int = 0, delay_s: float = 0.0) -> Reply:
+    """An images.edit reply: a made-up scene without the piece (paste-back must restore it)."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    scene = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((size, size), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    scene.save(buffer, "PNG")
+    body = {"created": int(time.time()), "data": [{"b64_json": base64.b64encode(buffer.getvalue()).decode()}]}
+    return Reply(200, body, delay_s=delay_s)

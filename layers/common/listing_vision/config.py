@@ -114,6 +114,7 @@ class Settings(BaseSettings):
 
     # --- Jobs and idempotency --------------------------------------------------------------
     jobs_table: str = Field("jobs", description="DynamoDB table of image-generation jobs.")
+    rate_limit_table: str = Field("rate-limits", description="DynamoDB table of shared token buckets.")
     generate_worker_function: str | None = Field(
         None, description="Lambda function that renders generation jobs (CDK sets it; unset: the calling function)."
     )
@@ -133,6 +134,20 @@ class Settings(BaseSettings):
     openai_api_key_secret: str | None = Field(None, description="Secrets Manager secret holding the OpenAI key.")
     openai_base_url: str | None = Field(None, description="OpenAI API base URL override (tests' loopback server).")
     openai_caption_model: str = Field("gpt-5.4-mini", description="OpenAI model for captions (vision input).")
+    openai_image_model: str = Field(
+        "gpt-image-2", description="OpenAI image-edit model (gpt-image-1 was retired on 2026-10-23)."
+    )
+    openai_image_input_fidelity: Literal["high", "low", "off"] = Field(
+        "high", description="`input_fidelity` for edits (`off` for models that do not accept it)."
+    )
+    image_edit_timeout_s: float = Field(
+        180.0, gt=0, description="Timeout of one image edit (they take 10 s to minutes)."
+    )
+    image_edit_rate_per_minute: float = Field(
+        5.0, gt=0, description="Image edits per minute across all jobs (the provider's input-image limit)."
+    )
+    image_edit_burst: int = Field(5, ge=1, description="Edits that may start at once before the rate applies.")
+    image_edit_concurrency: int = Field(4, ge=1, le=16, description="Edits in flight per job.")
     anthropic_api_key: str | None = Field(
         None, description="Anthropic key (local use; on AWS use ANTHROPIC_API_KEY_SECRET)."
     )

@@ -31,6 +31,7 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("vision_cache_table", "image_url", None, "per-image vision analyses and embeddings"),
     TableSpec("jobs_table", "job_id", "expires_at", "image-generation jobs and their results"),
     TableSpec("idempotency_table", "id", "expiration", "Powertools idempotency records"),
+    TableSpec("rate_limit_table", "bucket_id", None, "token buckets shared by every job (provider rate limits)"),
     TableSpec(
         "catalogue_table", "content_id", "expires_at", "stored jewelry images by content (claims, exact duplicates)"
     ),

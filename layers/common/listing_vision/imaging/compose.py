@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from listing_vision.imaging.segment import Cutout, foreground_mask
 
@@ -87,9 +87,12 @@ def amazon_main_image_check(
         ]
     )
     pure = bool((border == 255).all())
-    mask, _ = foreground_mask(rgb)
+    small = image.convert("RGB")
+    small.thumbnail((512, 512))  # the fill is a proportion: measured at 512 px, to the pixel at that scale
+    mask, _ = foreground_mask(np.asarray(small))
     ys, xs = np.nonzero(mask)
-    fill = float(max((ys.max() - ys.min() + 1) / h, (xs.max() - xs.min() + 1) / w)) if len(ys) else 0.0
+    sh, sw = mask.shape
+    fill = float(max((ys.max() - ys.min() + 1) / sh, (xs.max() - xs.min() + 1) / sw)) if len(ys) else 0.0
     report = Compliance(max(w, h), pure, fill)
     if max(w, h) < min_side:
         report.problems.append(f"longest side {max(w, h)} px is under {min_side} px")
@@ -98,3 +101,35 @@ def amazon_main_image_check(
     if not fill_range[0] <= fill <= fill_range[1]:
         report.problems.append(f"the product spans {fill:.0%} of the frame (Amazon asks about 85 %)")
     return report
+
+
+def edit_inputs(
+    cutout: Cutout, side: int = 1024, fill: float = 0.55, margin_px: int = 6
+) -> tuple[Placement, Image.Image]:
+    """What an edit model gets: the piece on a neutral canvas, and a mask (RGBA) that is opaque over
+    the piece (kept) and transparent everywhere else (to be generated)."""
+    placement = place_on_white(cutout, side=side, fill=fill)
+    mask = Image.new("L", (side, side), 0)
+    left, top, right, bottom = placement.box
+    hard = Image.fromarray((cutout.mask * 255).astype(np.uint8)).resize((right - left, bottom - top))
+    mask.paste(hard, (left, top))
+    # A margin the model leaves alone: blur-and-threshold dilates like a rank filter, far faster.
+    mask = mask.filter(ImageFilter.GaussianBlur(margin_px)).point(lambda v: 255 if v > 8 else 0)
+    rgba = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    rgba.putalpha(mask)
+    return placement, rgba
+
+
+def paste_back(edited: Image.Image, cutout: Cutout, placement: Placement, shadow: bool = True) -> Image.Image:
+    """The original cutout pasted over the edit at the same place, feathered, with a soft shadow:
+    whatever the model did, the piece's own pixels are the ones delivered."""
+    canvas = edited.convert("RGB").resize(placement.canvas.size)
+    left, top, right, bottom = placement.box
+    piece = cutout.image.resize((right - left, bottom - top), Image.Resampling.LANCZOS)
+    if shadow:
+        alpha = piece.getchannel("A").filter(ImageFilter.GaussianBlur(max(2, (right - left) // 40)))
+        shade = Image.new("RGB", piece.size, (0, 0, 0))
+        offset = max(2, (bottom - top) // 60)
+        canvas.paste(shade, (left + offset, top + offset), alpha.point(lambda a: a * 0.25))
+    canvas.paste(piece, (left, top), piece)
+    return canvas

@@ -1,0 +1,75 @@
+"""Image edits through the OpenAI SDK (`images.edit` with a mask), under the shared rate limit.
+
+The SDK's own retries handle 429 (honouring retry-after) and 5xx; quota exhaustion and content
+policy refusals come back as their own codes and fail that image at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+import time
+
+import openai
+
+from listing_vision.config import get_settings
+from listing_vision.errors import UpstreamError
+from listing_vision.providers.clients import SDK_ERRORS, openai_key, provider_error
+from listing_vision.providers.rate_limit import TokenBucket
+
+_lock = threading.Lock()
+_clients: dict[tuple[str, str | None], openai.OpenAI] = {}
+
+
+def _client() -> openai.OpenAI:
+    settings = get_settings()
+    key = openai_key() or ""
+    with _lock:
+        if (key, settings.openai_base_url) not in _clients:
+            _clients[(key, settings.openai_base_url)] = openai.OpenAI(
+                api_key=key,
+                base_url=settings.openai_base_url,
+                timeout=settings.image_edit_timeout_s,
+                max_retries=settings.provider_max_retries,
+            )
+        return _clients[(key, settings.openai_base_url)]
+
+
+class OpenAIImageEditor:
+    name = "openai"
+
+    def __init__(self, limiter: TokenBucket | None = None):
+        settings = get_settings()
+        self.model = settings.openai_image_model
+        self.fidelity = settings.openai_image_input_fidelity
+        self.limiter = limiter or TokenBucket(
+            "openai-image-edits", settings.image_edit_rate_per_minute, settings.image_edit_burst
+        )
+
+    def edit(self, image_png: bytes, mask_png: bytes, prompt: str, size: str = "1024x1024") -> tuple[bytes, float]:
+        """The edited image (PNG bytes) and the seconds the provider took."""
+        self.limiter.acquire()
+        extra = {} if self.fidelity == "off" or self.model.startswith("dall-e") else {"input_fidelity": self.fidelity}
+        started = time.perf_counter()
+        try:
+            result = _client().images.edit(  # type: ignore[call-overload]
+                model=self.model,
+                image=("source.png", io.BytesIO(image_png), "image/png"),
+                mask=("mask.png", io.BytesIO(mask_png), "image/png"),
+                prompt=prompt,
+                size=size,  # type: ignore[arg-type]
+                n=1,
+                **extra,  # type: ignore[arg-type]
+            )
+        except SDK_ERRORS as error:
+            raise provider_error(error, self.name) from error
+        seconds = time.perf_counter() - started
+        if not result.data or not result.data[0].b64_json:
+            raise UpstreamError("The image-edit reply held no image.", code="empty_model_reply")
+        return base64.b64decode(result.data[0].b64_json), seconds
+
+
+def reset_clients() -> None:
+    with _lock:
+        _clients.clear()

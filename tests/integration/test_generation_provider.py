@@ -1,0 +1,123 @@
+"""The generative types through the real OpenAI SDK against a loopback images.edit server: every
+type delivered with the jewelry's own pixels, retries, and failures that cost only their image."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from listing_vision.config import get_settings
+from listing_vision.imaging.compose import edit_inputs
+from listing_vision.imaging.segment import cut_out
+from listing_vision.providers.clients import reset_clients
+from listing_vision.providers.image_edit import reset_clients as reset_image_clients
+from local.stack import LocalStack
+from tests.integration.test_generation import earring_photo, stored_source, wait
+from tests.loopback import LoopbackServer, openai_error, openai_image
+
+EDITS = "/v1/images/edits"
+
+
+@pytest.fixture
+def image_server() -> Iterator[LoopbackServer]:
+    server = LoopbackServer({EDITS: lambda request: openai_image(seed=len(server.requests))}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def with_provider(monkeypatch: pytest.MonkeyPatch, image_server: LoopbackServer) -> Iterator[Callable[..., None]]:
+    def configure(**extra: str) -> None:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{image_server.url}/v1")
+        monkeypatch.setenv("IMAGE_EDIT_RATE_PER_MINUTE", "6000")
+        monkeypatch.setenv("IMAGE_EDIT_BURST", "50")
+        for name, value in extra.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        reset_clients()
+        reset_image_clients()
+
+    yield configure
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    reset_clients()
+    reset_image_clients()
+
+
+def submit(local_stack: LocalStack, data: bytes, types: list[int]) -> dict[str, Any]:
+    source = stored_source(local_stack, data)
+    job = requests.post(
+        f"{local_stack.url}/generate-images",
+        timeout=10,
+        json={"s3_urls": source, "product_type": "ear", "image_types": types},
+    ).json()
+    return wait(local_stack, job["job_id"])
+
+
+def test_every_type_is_delivered_with_the_jewelry_preserved(
+    local_stack: LocalStack, image_server: LoopbackServer, with_provider: Callable[..., None]
+) -> None:
+    with_provider()
+    photo = earring_photo(11)
+    view = submit(local_stack, photo, [1, 2, 4, 5])
+    assert view["failed"] == []
+    assert [g["image_type"] for g in view["gen_images"]] == [1, 2, 4, 5]
+    # What the SDK sent: the model, high input fidelity, a prompt per type, the image and its mask
+    sent = image_server.calls(EDITS)
+    assert len(sent) == 3
+    body = sent[0].body
+    assert b'name="model"' in body and b"gpt-image-2" in body and b'name="input_fidelity"' in body
+    assert b'name="mask"' in body and b'name="image"' in body
+    # Inside the eroded product mask, every generated image equals the source cutout (MAD < 1)
+    cutout = cut_out(Image.open(io.BytesIO(photo)))
+    placement, _ = edit_inputs(cutout)
+    left, top, right, bottom = placement.box
+    scaled = np.asarray(cutout.image.resize((right - left, bottom - top), Image.Resampling.LANCZOS).convert("RGB"))
+    keep = np.asarray(Image.fromarray(cutout.eroded_mask(3)).resize((right - left, bottom - top))) > 0
+    for generated in view["gen_images"][1:]:
+        image = Image.open(io.BytesIO(requests.get(generated["image_url"], timeout=10).content)).convert("RGB")
+        region = np.asarray(image.crop(placement.box)).astype(float)
+        assert np.abs(region[keep] - scaled[keep].astype(float)).mean() < 1.0, generated["image_type"]
+        # and the scene around it is the model's, not the white canvas
+        assert np.asarray(image)[:50, :50].std() > 1.0
+
+
+def test_retry_after_and_server_errors_are_retried(
+    local_stack: LocalStack, image_server: LoopbackServer, with_provider: Callable[..., None]
+) -> None:
+    with_provider(PROVIDER_MAX_RETRIES="2", IMAGE_EDIT_CONCURRENCY="1")
+    image_server.script(
+        EDITS,
+        openai_error(429, "rate_limit_exceeded", "slow down", "requests", {"retry-after": "1"}),
+        openai_error(500, "server_error", "boom"),
+    )
+    view = submit(local_stack, earring_photo(12), [2])
+    assert view["failed"] == [] and len(image_server.calls(EDITS)) == 3  # the SDK's own retries
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (openai_error(429, "insufficient_quota", "You exceeded your current quota."), "insufficient_quota"),
+        (
+            openai_error(400, "moderation_blocked", "Rejected by the safety system.", "image_generation_user_error"),
+            "content_policy_refusal",
+        ),
+    ],
+    ids=["quota", "content-policy"],
+)
+def test_a_failed_image_is_reported_and_the_others_delivered(
+    local_stack: LocalStack, image_server: LoopbackServer, with_provider: Callable[..., None], reply: Any, reason: str
+) -> None:
+    with_provider(PROVIDER_MAX_RETRIES="0", IMAGE_EDIT_CONCURRENCY="1")
+    image_server.script(EDITS, reply)
+    view = submit(local_stack, earring_photo(13 + len(reason)), [1, 2, 4])
+    assert [(f["image_type"], f["reason"]) for f in view["failed"]] == [(2, reason)]
+    assert [g["image_type"] for g in view["gen_images"]] == [1, 4]
