@@ -157,7 +157,9 @@ def openai_image(size: int = 1024, seed: int = 0, delay_s: float = 0.0) -> Reply
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    scene = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((size, size), Image.Resampling.BICUBIC)
+    scene = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize(
+        (size, size), Image.Resampling.BICUBIC
+    )
     buffer = io.BytesIO()
     scene.save(buffer, "PNG")
     body = {"created": int(time.time()), "data": [{"b64_json": base64.b64encode(buffer.getvalue()).decode()}]}
