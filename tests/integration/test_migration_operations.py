@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,14 +12,13 @@ import boto3
 import pytest
 from opensearchpy import OpenSearch
 
-from listing_vision import aws
 from listing_vision.errors import InvalidRequest
-from listing_vision.realestate import demo
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import ensure_split_mapping, get_docs, update_fields_guarded
 from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.vision_cache import CachedImage, VisionCache
 from local.stack import LocalStack
+from tests.demo_stores import demo_stores
 from tests.faults import Fault, FaultProxy
 
 LISTINGS = 30
@@ -28,15 +26,7 @@ LISTINGS = 30
 
 @pytest.fixture
 def stores(local_stack: LocalStack) -> Iterator[tuple[str, str]]:
-    suffix = uuid.uuid4().hex[:8]
-    index, table = f"ops-{suffix}", f"ops-cache-{suffix}"
-    aws.client("dynamodb").create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "image_url", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "image_url", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    demo.load(LISTINGS, seed=5, index=index, table=table)
+    index, table = demo_stores("ops", LISTINGS, seed=5)
     yield index, table
 
 

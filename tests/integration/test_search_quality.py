@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
-
 from opensearchpy import OpenSearch
 
-from listing_vision import aws
-from listing_vision.realestate import demo
 from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.search import evaluate
 from listing_vision.realestate.vision_cache import VisionCache
 from local.stack import LocalStack
+from tests.demo_stores import demo_stores
 
 
 def test_white_exterior_no_longer_matches_white_cabinets(local_stack: LocalStack) -> None:
     # Given 300 demo listings, migrated
-    suffix = uuid.uuid4().hex[:8]
-    index, table = f"quality-{suffix}", f"quality-cache-{suffix}"
-    aws.client("dynamodb").create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "image_url", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "image_url", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    demo.load(300, seed=3, index=index, table=table)
+    index, table = demo_stores("quality", 300, seed=3)
     search = OpenSearch(hosts=[local_stack.opensearch_url])
     Migration(search=search, cache=VisionCache(table=table), index=index).execute(batch_size=100)
     search.indices.refresh(index=index)

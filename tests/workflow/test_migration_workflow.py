@@ -19,12 +19,12 @@ from opensearchpy import OpenSearch
 
 from infra.constructs.migration import MigrationOptions
 from listing_vision import aws
-from listing_vision.realestate import demo
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.migration import Migration, run_operation
 from listing_vision.realestate.vision_cache import VisionCache
 from local.stack import LocalStack
 from local.workflow import create_state_machine, synthesize_definition
+from tests.demo_stores import demo_stores
 from tests.faults import (
     DYNAMODB_THROTTLED,
     OPENSEARCH_TOO_MANY,
@@ -86,17 +86,10 @@ class Sandbox:
 
 @pytest.fixture
 def sandbox(local_stack: LocalStack) -> Iterator[Sandbox]:
-    suffix = uuid.uuid4().hex[:8]
-    index, table = f"listings-{suffix}", f"cache-{suffix}"
-    aws.client("dynamodb").create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "image_url", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "image_url", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    demo.load(LISTINGS, seed=11, index=index, table=table)
+    index, table = demo_stores("listings", LISTINGS, seed=11)
     dynamodb_proxy = FaultProxy(local_stack.moto_url).start()
     opensearch_proxy = FaultProxy(local_stack.opensearch_url).start()
+    suffix = index.rsplit("-", 1)[-1]
     function = f"regenerate-{suffix}"
     box = Sandbox(index, table, dynamodb_proxy, opensearch_proxy, "")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from listing_vision.imaging.segment import Cutout, foreground_mask
+from listing_vision.imaging.segment import Cutout, border_pixels, foreground_mask
 
 WHITE = (255, 255, 255)
 
@@ -77,15 +77,7 @@ def amazon_main_image_check(
     about 85 % of the frame, longest side at least 1,000 px."""
     rgb = np.asarray(image.convert("RGB"))
     h, w, _ = rgb.shape
-    band = max(2, min(h, w) // 50)
-    border = np.concatenate(
-        [
-            rgb[:band].reshape(-1, 3),
-            rgb[-band:].reshape(-1, 3),
-            rgb[:, :band].reshape(-1, 3),
-            rgb[:, -band:].reshape(-1, 3),
-        ]
-    )
+    border = border_pixels(rgb, fraction=50)
     pure = bool((border == 255).all())
     small = image.convert("RGB")
     small.thumbnail((512, 512))  # the fill is a proportion: measured at 512 px, to the pixel at that scale

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageOps
 
+from listing_vision.imaging.segment import border_pixels, foreground_mask
+
 ANALYSIS_SIZE = 384
 AMAZON_ZOOM_MIN_PX = 1000
 
@@ -73,24 +75,6 @@ class Measurements:
         return max(self.width, self.height)
 
 
-def _foreground(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    h, w, _ = rgb.shape
-    band = max(2, min(h, w) // 25)
-    border = np.concatenate(
-        [
-            rgb[:band].reshape(-1, 3),
-            rgb[-band:].reshape(-1, 3),
-            rgb[:, :band].reshape(-1, 3),
-            rgb[:, -band:].reshape(-1, 3),
-        ]
-    )
-    background = np.median(border, axis=0)
-    distance = np.linalg.norm(rgb.astype(np.float64) - background, axis=2)
-    spread = np.linalg.norm(border.astype(np.float64) - background, axis=1)
-    threshold = max(30.0, float(np.percentile(spread, 95)) * 1.5)
-    return distance > threshold, border, background
-
-
 def _kmeans(pixels: np.ndarray, k: int = 3, rounds: int = 12) -> list[tuple[np.ndarray, float]]:
     if len(pixels) == 0:
         return []
@@ -122,7 +106,8 @@ def measure(image: Image.Image) -> Measurements:
         + luminance[1:-1, :-2]
         + luminance[1:-1, 2:]
     )
-    mask, border, background = _foreground(rgb)
+    mask, background = foreground_mask(rgb)
+    border = border_pixels(rgb)
     if mask.sum() < 0.002 * mask.size:  # nothing stands out: measure the whole frame
         mask = np.ones_like(mask)
     ys, xs = np.nonzero(mask)

@@ -28,18 +28,24 @@ class Cutout:
         return np.asarray(hard.filter(ImageFilter.MinFilter(2 * pixels + 1))) > 127
 
 
-def foreground_mask(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mask of the piece, background colour) for an RGB array."""
+def border_pixels(rgb: np.ndarray, fraction: int = 25) -> np.ndarray:
+    """The pixels of a band around the image (1/`fraction` of the shorter side, at least 2 px)."""
     h, w, _ = rgb.shape
-    band = max(2, min(h, w) // 25)
-    border = np.concatenate(
+    band = max(2, min(h, w) // fraction)
+    return np.concatenate(
         [
             rgb[:band].reshape(-1, 3),
             rgb[-band:].reshape(-1, 3),
             rgb[:, :band].reshape(-1, 3),
             rgb[:, -band:].reshape(-1, 3),
         ]
-    ).astype(np.float64)
+    )
+
+
+def foreground_mask(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of the piece, background colour) for an RGB array: the background is the border's
+    median colour, the piece what differs from it by more than the border's own spread."""
+    border = border_pixels(rgb).astype(np.float64)
     background = np.median(border, axis=0)
     spread = np.linalg.norm(border - background, axis=1)
     threshold = max(30.0, float(np.percentile(spread, 95)) * 1.5)
