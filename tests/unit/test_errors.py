@@ -15,7 +15,6 @@ from listing_vision.errors import VisionError, http_status
         (errors.PayloadTooLarge("big"), 413, "payload_too_large"),
         (errors.UnsupportedMedia("gif"), 415, "unsupported_media_type"),
         (errors.RateLimited("slow down"), 429, "rate_limited"),
-        (errors.NotImplementedYet("later"), 501, "not_implemented"),
         (errors.UpstreamError("bad reply"), 502, "upstream_error"),
         (errors.ProviderUnavailable("no key"), 503, "provider_unavailable"),
         (VisionError("boom"), 500, "internal_error"),

@@ -80,12 +80,6 @@ class ProviderUnavailable(VisionError):
     code = "provider_unavailable"
 
 
-class NotImplementedYet(VisionError):
-    """The route exists in the contract but its operation is not built yet."""
-
-    code = "not_implemented"
-
-
 HTTP_STATUS: dict[type[VisionError], int] = {
     InvalidRequest: 400,
     NotFound: 404,
@@ -93,7 +87,6 @@ HTTP_STATUS: dict[type[VisionError], int] = {
     PayloadTooLarge: 413,
     UnsupportedMedia: 415,
     RateLimited: 429,
-    NotImplementedYet: 501,
     UpstreamError: 502,
     ProviderUnavailable: 503,
 }
