@@ -1,14 +1,16 @@
-"""Catalogue-image generation under a provider rate limit, time scaled down 10×.
+"""Catalogue-image generation under a provider rate limit, time scaled down (4× by default,
+BENCH_GENERATION_SCALE to change it).
 
-A loopback server speaks the OpenAI images.edit protocol with a fixed latency (1.33 s, the seed's
-13.3 s / 10) and enforces the provider's limit of 5 input images per minute (per 6 s here),
+A loopback server speaks the OpenAI images.edit protocol with a fixed latency (the seed's 13.3 s
+divided by the scale) and enforces the provider's limit of 5 input images per minute (per 60 s /
+scale),
 answering 429 with retry-after beyond it. Figures, each against its baseline in the same run:
 - four images of one job in parallel, against the slowest single call (goal ≤ 1.15×; the seed
   measured 14.85 s for calls of about 13.3 s, 1.12×, and reported 17 s, 1.28×);
 - three concurrent jobs (12 images, 9 of them edits) sharing the DynamoDB token bucket, against
   the limiter's lower bound, and how many images were lost;
 - the seed's approach to the same 12 images: each call fired at once, retried on 429 after a fixed
-  15 / 30 / 45 s (1.5 / 3 / 4.5 s here), three attempts, then dropped.
+  15 / 30 / 45 s (divided by the scale), three attempts, then dropped.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from local.stack import LocalStack
 from tests.loopback import LoopbackServer, Recorded, Reply, openai_error, openai_image
 
 NAME = "generation"
-SCALE = 10.0
+SCALE = float(os.environ.get("BENCH_GENERATION_SCALE", "4"))  # real seconds / bench seconds
 LATENCY_S = 13.3 / SCALE
 WINDOW_S = 60.0 / SCALE
 LIMIT = 5
@@ -149,11 +151,27 @@ def run(stack: LocalStack) -> list[Figure]:
         time.sleep(WINDOW_S)  # an empty window
         started = time.perf_counter()
         view = generation.run_job(new_job([1, 2, 4, 5]))
-        batch = time.perf_counter() - started
+        whole = time.perf_counter() - started
         slowest = max(r.get("provider_seconds", 0.0) for r in JobStore().get(view["job_id"]).results.values())
+        # The seed's figure: the parallel batch against the calls (14.85 s for calls of about 13.3 s).
         figures.append(
             Figure(
-                NAME, "one job, 4 images in parallel: wall time", batch, slowest, "s", "slowest single provider call"
+                NAME,
+                "one job, 4 images in parallel: batch time",
+                view["timing"]["batch_s"],
+                slowest,
+                "s",
+                "slowest single provider call",
+            )
+        )
+        figures.append(
+            Figure(
+                NAME,
+                "one job, 4 images: whole job (cut-out, uploads, ZIP)",
+                whole,
+                slowest,
+                "s",
+                "slowest single provider call",
             )
         )
         # 2. Three concurrent jobs, 12 images (9 edits), one shared token bucket

@@ -27,6 +27,7 @@ class Job:
     dimensions_mm: dict[str, float] | None = None
     results: dict[int, dict[str, Any]] = field(default_factory=dict)
     zip_key: str | None = None
+    timing: dict[str, Any] = field(default_factory=dict)  # the last run's batch timing
     created_at: int = 0
     updated_at: int = 0
 
@@ -92,6 +93,7 @@ class JobStore:
             dimensions_mm=json.loads(item["dimensions_mm"]["S"]),
             results=results,
             zip_key=item.get("zip_key", {}).get("S"),
+            timing=json.loads(item.get("timing", {}).get("S", "{}")),
             created_at=int(item["created_at"]["N"]),
             updated_at=int(item["updated_at"]["N"]),
         )
@@ -115,9 +117,13 @@ class JobStore:
             ExpressionAttributeValues={":r": {"S": json.dumps(result)}, ":now": {"N": str(int(time.time()))}},
         )
 
-    def finish(self, job_id: str, zip_key: str | None) -> None:
-        values: dict[str, Any] = {":s": {"S": "done"}, ":now": {"N": str(int(time.time()))}}
-        update = "SET #s = :s, updated_at = :now"
+    def finish(self, job_id: str, zip_key: str | None, timing: dict[str, Any] | None = None) -> None:
+        values: dict[str, Any] = {
+            ":s": {"S": "done"},
+            ":now": {"N": str(int(time.time()))},
+            ":t": {"S": json.dumps(timing or {})},
+        }
+        update = "SET #s = :s, updated_at = :now, timing = :t"
         if zip_key:
             update += ", zip_key = :z"
             values[":z"] = {"S": zip_key}
