@@ -32,7 +32,6 @@ from listing_vision.config import get_settings
 from listing_vision.jewelry import generation
 from listing_vision.jewelry.jobs import JobStore
 from listing_vision.providers.clients import reset_clients
-from listing_vision.providers.image_edit import reset_clients as reset_image_clients
 from local.stack import LocalStack
 from tests.loopback import LoopbackServer, Recorded, Reply, openai_error, openai_image
 
@@ -88,7 +87,6 @@ def configure(env: dict[str, str]) -> None:
     os.environ.update(env)
     get_settings.cache_clear()
     reset_clients()
-    reset_image_clients()
 
 
 def seed_style(url: str, images: int) -> tuple[float, int]:

@@ -13,10 +13,8 @@ import pytest
 import requests
 
 from listing_vision import aws
-from listing_vision.config import get_settings
 from listing_vision.jewelry import vector_index
 from listing_vision.jewelry.captions import Caption
-from listing_vision.providers.clients import reset_clients
 from local.stack import LocalStack
 from tests.images import fresh_image
 from tests.loopback import (
@@ -56,29 +54,8 @@ def anthropic_server() -> Iterator[LoopbackServer]:
 
 
 @pytest.fixture
-def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
-    """Point the running stack's captioner at a provider (settings are read from the environment)."""
-
-    def configure(**env: str) -> None:
-        for name in (
-            "CAPTION_PROVIDER",
-            "OPENAI_API_KEY",
-            "OPENAI_BASE_URL",
-            "ANTHROPIC_API_KEY",
-            "ANTHROPIC_BASE_URL",
-            "PROVIDER_MAX_RETRIES",
-            "PROVIDER_TIMEOUT_S",
-        ):
-            monkeypatch.delenv(name, raising=False)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        reset_clients()
-
-    yield configure
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    reset_clients()
+def provider(provider_env: Callable[..., None]) -> Callable[..., None]:
+    return provider_env
 
 
 def caption(local_stack: LocalStack, data: bytes | None, **form: str) -> requests.Response:

@@ -12,11 +12,8 @@ import pytest
 import requests
 from PIL import Image
 
-from listing_vision.config import get_settings
 from listing_vision.imaging.compose import edit_inputs
 from listing_vision.imaging.segment import cut_out
-from listing_vision.providers.clients import reset_clients
-from listing_vision.providers.image_edit import reset_clients as reset_image_clients
 from local.stack import LocalStack
 from tests.integration.test_generation import earring_photo, stored_source, wait
 from tests.loopback import LoopbackServer, openai_error, openai_image
@@ -32,23 +29,19 @@ def image_server() -> Iterator[LoopbackServer]:
 
 
 @pytest.fixture
-def with_provider(monkeypatch: pytest.MonkeyPatch, image_server: LoopbackServer) -> Iterator[Callable[..., None]]:
-    def configure(**extra: str) -> None:
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        monkeypatch.setenv("OPENAI_BASE_URL", f"{image_server.url}/v1")
-        monkeypatch.setenv("IMAGE_EDIT_RATE_PER_MINUTE", "6000")
-        monkeypatch.setenv("IMAGE_EDIT_BURST", "50")
-        for name, value in extra.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        reset_clients()
-        reset_image_clients()
+def with_provider(provider_env: Callable[..., None], image_server: LoopbackServer) -> Callable[..., None]:
+    """The loopback image server as the provider, with a rate limit too generous to matter here."""
 
-    yield configure
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    reset_clients()
-    reset_image_clients()
+    def configure(**extra: str) -> None:
+        provider_env(
+            OPENAI_API_KEY="sk-test",
+            OPENAI_BASE_URL=f"{image_server.url}/v1",
+            IMAGE_EDIT_RATE_PER_MINUTE="6000",
+            IMAGE_EDIT_BURST="50",
+            **extra,
+        )
+
+    return configure
 
 
 def submit(local_stack: LocalStack, data: bytes, types: list[int]) -> dict[str, Any]:

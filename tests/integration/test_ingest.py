@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 
 from listing_vision import aws
-from listing_vision.config import get_settings
-from listing_vision.providers.clients import reset_clients
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import opensearch_client
 from listing_vision.realestate.vision_cache import CachedImage, VisionCache
@@ -49,19 +47,8 @@ def claude() -> Iterator[LoopbackServer]:
 
 
 @pytest.fixture
-def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
-    def configure(**env: str) -> None:
-        for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "PROVIDER_MAX_RETRIES"):
-            monkeypatch.delenv(name, raising=False)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        reset_clients()
-
-    yield configure
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    reset_clients()
+def settings_env(provider_env: Callable[..., None]) -> Callable[..., None]:
+    return provider_env
 
 
 def put_photo(key: str, data: bytes) -> str:

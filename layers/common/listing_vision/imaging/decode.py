@@ -7,6 +7,9 @@ from PIL import Image
 from listing_vision.embeddings.clip_onnx import DEFAULT_MAX_PIXELS, InvalidImageError, decode_image
 from listing_vision.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia, VisionError
 
+# Media type of each accepted format (Pillow's format names), for uploads, stores and providers.
+MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
 
 def image_error(error: InvalidImageError) -> VisionError:
     """The domain error for a rejected image, keeping its stable code."""

@@ -14,10 +14,10 @@ from PIL import Image
 
 from listing_vision.config import get_settings
 from listing_vision.embeddings.base import Embedder
+from listing_vision.imaging.decode import MEDIA_TYPES
 from listing_vision.jewelry.caption_prompts import JewelryType
 from listing_vision.jewelry.captions import Caption, Captioner, get_captioner
 from listing_vision.jewelry.dedupe import DedupeService, Scope, Upload
-from listing_vision.jewelry.storage import CONTENT_TYPES
 from listing_vision.observability import logger, metrics
 
 
@@ -32,7 +32,7 @@ def caption_upload(
     captioner = captioner or get_captioner()
 
     def caption() -> Caption:
-        media_type = CONTENT_TYPES.get(Image.open(io.BytesIO(upload.data)).format or "", "image/jpeg")
+        media_type = MEDIA_TYPES.get(Image.open(io.BytesIO(upload.data)).format or "", "image/jpeg")
         return captioner.caption(upload.data, media_type, jewelry_type)
 
     result = DedupeService(embedder).check_and_store(

@@ -15,9 +15,9 @@ from urllib.parse import quote, unquote, urlsplit
 from listing_vision import aws
 from listing_vision.config import Storefront, get_settings
 from listing_vision.errors import InvalidRequest
+from listing_vision.imaging.decode import MEDIA_TYPES
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
-CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 CATALOGUE_PREFIX = "catalogue/"
 INCOMING_PREFIX = "incoming/"
 
@@ -60,7 +60,7 @@ def put_image(
         Bucket=bucket,
         Key=key,
         Body=data,
-        ContentType=CONTENT_TYPES.get(image_format, "application/octet-stream"),
+        ContentType=MEDIA_TYPES.get(image_format, "application/octet-stream"),
         Metadata=metadata,
     )
     return StoredImage(bucket, key)

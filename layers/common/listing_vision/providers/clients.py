@@ -18,7 +18,7 @@ from listing_vision.config import get_settings
 from listing_vision.errors import InvalidRequest, ProviderUnavailable, RateLimited, UpstreamError, VisionError
 
 _lock = threading.Lock()
-_clients: dict[tuple[str, str | None, str | None], Any] = {}
+_clients: dict[tuple[Any, ...], Any] = {}
 
 
 def _secret(name: str | None) -> str | None:
@@ -39,21 +39,26 @@ def anthropic_key() -> str | None:
     return settings.anthropic_api_key or _secret(settings.anthropic_api_key_secret)
 
 
-def openai_client() -> openai.OpenAI:
+def _cached(cache_key: tuple[Any, ...], build: Any) -> Any:
+    with _lock:
+        if cache_key not in _clients:
+            _clients[cache_key] = build()
+        return _clients[cache_key]
+
+
+def openai_client(timeout_s: float | None = None) -> openai.OpenAI:
+    """The OpenAI client; `timeout_s` overrides PROVIDER_TIMEOUT_S (image edits take minutes)."""
     settings = get_settings()
     key = openai_key()
     if not key:
         raise ProviderUnavailable("No OpenAI key is configured.", code="provider_unavailable")
-    with _lock:
-        cache_key = ("openai", key, settings.openai_base_url)
-        if cache_key not in _clients:
-            _clients[cache_key] = openai.OpenAI(
-                api_key=key,
-                base_url=settings.openai_base_url,
-                timeout=settings.provider_timeout_s,
-                max_retries=settings.provider_max_retries,
-            )
-        return _clients[cache_key]  # type: ignore[no-any-return]
+    timeout = timeout_s or settings.provider_timeout_s
+    return _cached(  # type: ignore[no-any-return]
+        ("openai", key, settings.openai_base_url, timeout),
+        lambda: openai.OpenAI(
+            api_key=key, base_url=settings.openai_base_url, timeout=timeout, max_retries=settings.provider_max_retries
+        ),
+    )
 
 
 def anthropic_client() -> anthropic.Anthropic:
@@ -61,16 +66,15 @@ def anthropic_client() -> anthropic.Anthropic:
     key = anthropic_key()
     if not key:
         raise ProviderUnavailable("No Anthropic key is configured.", code="provider_unavailable")
-    with _lock:
-        cache_key = ("anthropic", key, settings.anthropic_base_url)
-        if cache_key not in _clients:
-            _clients[cache_key] = anthropic.Anthropic(
-                api_key=key,
-                base_url=settings.anthropic_base_url,
-                timeout=settings.provider_timeout_s,
-                max_retries=settings.provider_max_retries,
-            )
-        return _clients[cache_key]  # type: ignore[no-any-return]
+    return _cached(  # type: ignore[no-any-return]
+        ("anthropic", key, settings.anthropic_base_url, settings.provider_timeout_s),
+        lambda: anthropic.Anthropic(
+            api_key=key,
+            base_url=settings.anthropic_base_url,
+            timeout=settings.provider_timeout_s,
+            max_retries=settings.provider_max_retries,
+        ),
+    )
 
 
 def reset_clients() -> None:

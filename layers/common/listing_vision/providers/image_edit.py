@@ -8,32 +8,12 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
 import time
-
-import openai
 
 from listing_vision.config import get_settings
 from listing_vision.errors import UpstreamError
-from listing_vision.providers.clients import SDK_ERRORS, openai_key, provider_error
+from listing_vision.providers.clients import SDK_ERRORS, openai_client, provider_error
 from listing_vision.providers.rate_limit import TokenBucket
-
-_lock = threading.Lock()
-_clients: dict[tuple[str, str | None], openai.OpenAI] = {}
-
-
-def _client() -> openai.OpenAI:
-    settings = get_settings()
-    key = openai_key() or ""
-    with _lock:
-        if (key, settings.openai_base_url) not in _clients:
-            _clients[(key, settings.openai_base_url)] = openai.OpenAI(
-                api_key=key,
-                base_url=settings.openai_base_url,
-                timeout=settings.image_edit_timeout_s,
-                max_retries=settings.provider_max_retries,
-            )
-        return _clients[(key, settings.openai_base_url)]
 
 
 class OpenAIImageEditor:
@@ -53,7 +33,7 @@ class OpenAIImageEditor:
         extra = {} if self.fidelity == "off" or self.model.startswith("dall-e") else {"input_fidelity": self.fidelity}
         started = time.perf_counter()
         try:
-            result = _client().images.edit(  # type: ignore[call-overload]
+            result = openai_client(get_settings().image_edit_timeout_s).images.edit(  # type: ignore[call-overload]
                 model=self.model,
                 image=("source.png", io.BytesIO(image_png), "image/png"),
                 mask=("mask.png", io.BytesIO(mask_png), "image/png"),
@@ -68,8 +48,3 @@ class OpenAIImageEditor:
         if not result.data or not result.data[0].b64_json:
             raise UpstreamError("The image-edit reply held no image.", code="empty_model_reply")
         return base64.b64decode(result.data[0].b64_json), seconds
-
-
-def reset_clients() -> None:
-    with _lock:
-        _clients.clear()

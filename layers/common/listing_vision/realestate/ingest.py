@@ -36,7 +36,7 @@ from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.embeddings.base import Embedder
 from listing_vision.errors import InvalidRequest, VisionError
-from listing_vision.imaging.decode import load_image
+from listing_vision.imaging.decode import MEDIA_TYPES, load_image
 from listing_vision.observability import logger, metrics
 from listing_vision.providers.clients import SDK_ERRORS, anthropic_client, anthropic_key, provider_error
 from listing_vision.providers.structured import with_one_repair
@@ -245,9 +245,7 @@ class ListingIngest:
             image = load_image(data, get_settings().max_image_pixels)
         except VisionError:
             return "invalid"
-        media_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(
-            image.format or "", "image/jpeg"
-        )
+        media_type = MEDIA_TYPES.get(image.format or "", "image/jpeg")
         try:
             analysis, raw = self.analyzer.analyze(data, media_type)
             embedding = self.embedder.embed([data])[0]
