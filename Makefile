@@ -40,7 +40,7 @@ migrate: $(STAMP)  ## Run a migration operation against the running local stack:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/common/listing_vision functions local infra bench serving
+	$(BIN)/mypy layers/common/listing_vision functions local infra bench serving evaluation
 
 layer: $(STAMP)  ## Build the common Lambda layer into build/layer
 	PIP=$(BIN)/pip bash scripts/build_layer.sh build/layer

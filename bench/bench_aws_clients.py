@@ -1,7 +1,7 @@
-"""The client factory against the seed's pattern of creating a client for every request.
+"""The client factory against creating a client for every request.
 
 Both fetch the same S3 object from the local stack's moto server, one request at a time; the
-baseline builds a new boto3 client each time (the seed's per-request clients), the figure reuses
+baseline builds a new boto3 client each time (per-request clients), the figure reuses
 the cached one from `listing_vision.aws`. On AWS the gap is larger: a new client also pays TLS.
 """
 

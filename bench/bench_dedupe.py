@@ -4,7 +4,7 @@ Each request is a near-duplicate query (a real photo resized to 50 % and re-enco
 whose original is indexed): decode, exact-bytes lookup, embedding, HNSW search, answer. The bulk
 of the collection is synthetic: clustered unit vectors, like real embeddings (a uniform random set
 has no neighbourhood structure and is reported separately as the worst case). Baseline in the same
-run: the seed's per-request pattern, new Milvus and AWS clients for every request (the same
+run: the per-request pattern, new Milvus and AWS clients for every request (the same
 handler with its client caches emptied before each call). Recall@5 of HNSW at ef 64 is measured
 against exact search (numpy) on the same vectors.
 """
@@ -89,7 +89,7 @@ def near_copy(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def seed_style(handler: Handler) -> Handler:
+def per_request_clients(handler: Handler) -> Handler:
     def per_request_clients(event: dict[str, Any], context: Any) -> Any:
         vector_index.close_clients()
         aws.reset_clients()
@@ -131,8 +131,8 @@ def run(stack: LocalStack) -> list[Figure]:
             get_settings.cache_clear()
             stack.gateway.handlers["dedupe"] = handler
             ours = latencies(stack.url, queries)
-            stack.gateway.handlers["dedupe"] = seed_style(handler)
-            seed = latencies(stack.url, queries)
+            stack.gateway.handlers["dedupe"] = per_request_clients(handler)
+            baseline = latencies(stack.url, queries)
             stack.gateway.handlers["dedupe"] = handler
             label = f"{size // 1000}k vectors"
             figures.append(
@@ -140,7 +140,7 @@ def run(stack: LocalStack) -> list[Figure]:
                     NAME,
                     f"request p50, {label}",
                     statistics.median(ours),
-                    statistics.median(seed),
+                    statistics.median(baseline),
                     "ms",
                     "new clients per request",
                 )
@@ -150,7 +150,7 @@ def run(stack: LocalStack) -> list[Figure]:
                     NAME,
                     f"request p95, {label}",
                     percentile(ours, 95),
-                    percentile(seed, 95),
+                    percentile(baseline, 95),
                     "ms",
                     "new clients per request",
                 )

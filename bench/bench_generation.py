@@ -1,15 +1,14 @@
 """Catalogue-image generation under a provider rate limit, time scaled down (4× by default,
 BENCH_GENERATION_SCALE to change it).
 
-A loopback server speaks the OpenAI images.edit protocol with a fixed latency (the seed's 13.3 s
-divided by the scale) and enforces the provider's limit of 5 input images per minute (per 60 s /
-scale),
-answering 429 with retry-after beyond it. Figures, each against its baseline in the same run:
-- four images of one job in parallel, against the slowest single call (goal ≤ 1.15×; the seed
-  measured 14.85 s for calls of about 13.3 s, 1.12×, and reported 17 s, 1.28×);
+A loopback server speaks the OpenAI images.edit protocol with a fixed latency (13.3 s, a typical
+edit, divided by the scale) and enforces the provider's limit of 5 input images per minute (per
+60 s / scale), answering 429 with retry-after beyond it. Figures, each against its baseline in
+the same run:
+- four images of one job in parallel, against the slowest single call (goal ≤ 1.15×);
 - three concurrent jobs (12 images, 9 of them edits) sharing the DynamoDB token bucket, against
   the limiter's lower bound, and how many images were lost;
-- the seed's approach to the same 12 images: each call fired at once, retried on 429 after a fixed
+- a naive approach to the same 12 images: each call fired at once, retried on 429 after a fixed
   15 / 30 / 45 s (divided by the scale), three attempts, then dropped.
 """
 
@@ -29,7 +28,7 @@ from PIL import Image, ImageDraw
 from bench.figures import Figure
 from listing_vision import aws
 from listing_vision.config import get_settings
-from listing_vision.jewelry import generation
+from listing_vision.jewelry import generation_worker
 from listing_vision.jewelry.jobs import JobStore
 from listing_vision.providers.clients import reset_clients
 from local.stack import LocalStack
@@ -89,8 +88,8 @@ def configure(env: dict[str, str]) -> None:
     reset_clients()
 
 
-def seed_style(url: str, images: int) -> tuple[float, int]:
-    """The seed's loop: fire every call, on 429 sleep 15/30/45 s (scaled), three attempts, then drop."""
+def fixed_retry_schedule(url: str, images: int) -> tuple[float, int]:
+    """A naive loop: fire every call, on 429 sleep 15/30/45 s (scaled), three attempts, then drop."""
     client = openai.OpenAI(api_key="sk-bench", base_url=f"{url}/v1", max_retries=0, timeout=60)
     lost = 0
     lock = threading.Lock()
@@ -148,10 +147,10 @@ def run(stack: LocalStack) -> list[Figure]:
         # 1. One job, four images in parallel (types 1, 2, 4, 5; three are edits)
         time.sleep(WINDOW_S)  # an empty window
         started = time.perf_counter()
-        view = generation.run_job(new_job([1, 2, 4, 5]))
+        view = generation_worker.run_job(new_job([1, 2, 4, 5]))
         whole = time.perf_counter() - started
         slowest = max(r.get("provider_seconds", 0.0) for r in JobStore().get(view["job_id"]).results.values())
-        # The seed's figure: the parallel batch against the calls (14.85 s for calls of about 13.3 s).
+        # The parallel batch against the calls it is made of.
         figures.append(
             Figure(
                 NAME,
@@ -180,7 +179,7 @@ def run(stack: LocalStack) -> list[Figure]:
         jobs = [new_job([1, 2, 4, 5]) for _ in range(3)]
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=3) as pool:
-            views = list(pool.map(generation.run_job, jobs))
+            views = list(pool.map(generation_worker.run_job, jobs))
         ours = time.perf_counter() - started
         lost = sum(len(v["failed"]) for v in views)
         edits = 9
@@ -189,22 +188,27 @@ def run(stack: LocalStack) -> list[Figure]:
         figures.append(
             Figure(NAME, "3 jobs, 12 images under 5/min: wall time", ours, lower_bound, "s", "limiter's lower bound")
         )
-        # 3. The seed's fixed retry schedule on the same 9 edits (the 3 white-background images need no call)
+        # 3. A fixed retry schedule on the same 9 edits (the 3 white-background images need no call)
         time.sleep(WINDOW_S)
-        seed_s, seed_lost = seed_style(limited.server.url, edits)
+        fixed_s, fixed_lost = fixed_retry_schedule(limited.server.url, edits)
         figures.append(
             Figure(
                 NAME,
-                "3 jobs, 9 edits under 5/min: wall time vs the seed's 15/30/45 s retries",
+                "3 jobs, 9 edits under 5/min: wall time vs fixed 15/30/45 s retries",
                 ours,
-                seed_s,
+                fixed_s,
                 "s",
-                "seed's fixed schedule",
+                "fixed 15/30/45 s retry schedule",
             )
         )
         figures.append(
             Figure(
-                NAME, "images lost (ours vs the seed's schedule)", lost, seed_lost, "images", "seed's fixed schedule"
+                NAME,
+                "images lost (ours vs the fixed schedule)",
+                lost,
+                fixed_lost,
+                "images",
+                "fixed 15/30/45 s retry schedule",
             )
         )
     finally:

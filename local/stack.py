@@ -129,7 +129,7 @@ class LocalStack:
         search = opensearch_client()
         if search.count(index=self.settings.listings_index)["count"] > 0:
             return {}
-        from listing_vision.realestate import demo
+        from local import demo_listings as demo
 
         print(f"Loading {self.demo_listings:,} demo listings and their vision cache ...", flush=True)
         return demo.load(self.demo_listings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from listing_vision import aws
-from listing_vision.realestate import demo
+from local import demo_listings as demo
 
 
 def demo_stores(prefix: str, listings: int, seed: int) -> tuple[str, str]:

@@ -31,7 +31,6 @@ class FaultProxy:
     def __init__(self, target: str):
         self.target = target.rstrip("/")
         self.faults: list[Fault] = []
-        self.requests_seen = 0
         self._lock = threading.Lock()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._http.daemon_threads = True
@@ -45,7 +44,6 @@ class FaultProxy:
 
     def _fault_for(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Fault | None:
         with self._lock:
-            self.requests_seen += 1
             for fault in self.faults:
                 if (fault.times is None or fault.hits < fault.times) and fault.match(method, path, headers, body):
                     fault.hits += 1

@@ -2,7 +2,7 @@
 
 API: POST /image_similarity_search (check, store, index), POST /uploads (presigned upload for large
 files), GET /uploads/{upload_id}. S3: ObjectCreated on the storefront buckets indexes what arrives
-without the API. Direct invoke: `{"operation": "backfill", ...}` indexes one page of a bucket.
+without the API. Direct invoke: a `BackfillPage` event (`{"operation": "backfill", ...}`) indexes one page of a bucket.
 """
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
@@ -17,11 +17,11 @@ from pydantic import BaseModel, Field
 from listing_vision.api import create_resolver
 from listing_vision.config import get_settings
 from listing_vision.embeddings.factory import get_embedder
-from listing_vision.jewelry.backfill import backfill_page
+from listing_vision.events import is_s3_event, parse_event, s3_objects
+from listing_vision.jewelry.backfill import BackfillPage, backfill_page
 from listing_vision.jewelry.dedupe import DedupeService, Upload
 from listing_vision.jewelry.uploads import UploadIndexer, presigned_upload, upload_status
 from listing_vision.observability import logger, metrics, tracer
-from listing_vision.s3_events import is_s3_event, object_records
 
 app = create_resolver()
 Website = Literal["alya", "blysk"]
@@ -67,10 +67,9 @@ def get_upload(upload_id: str, website: Annotated[Website, Query()] = "alya") ->
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("operation") == "backfill":  # one page of python -m listing_vision.jewelry.backfill
-        return backfill_page(
-            event["website"], event.get("start_after", ""), int(event.get("page_size", 64)), event.get("prefix", "")
-        )
+        page: BackfillPage = parse_event(event, BackfillPage)
+        return backfill_page(page.website, page.start_after, page.page_size, page.prefix)
     if is_s3_event(event):  # S3 ObjectCreated notification
-        outcomes = UploadIndexer(get_embedder()).index_event(object_records(event))
+        outcomes = UploadIndexer(get_embedder()).index_event(s3_objects(event))
         return {"outcomes": [outcome.__dict__ for outcome in outcomes]}
     return app.resolve(event, context)

@@ -1,6 +1,6 @@
 """Catalogue-image generation: POST /generate-images and POST /regenerate-image answer 202 with a
-job; GET /jobs/{job_id} reports it. The same function, invoked asynchronously with
-`{"operation": "run_job", ...}`, is the worker."""
+job; GET /jobs/{job_id} reports it. The same function, invoked asynchronously with a `RunJob`
+event, is the worker."""
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
@@ -12,7 +12,9 @@ from pydantic import BaseModel, Field
 
 from listing_vision.api import create_resolver
 from listing_vision.config import get_settings
-from listing_vision.jewelry import generation
+from listing_vision.events import parse_event
+from listing_vision.jewelry import generation, generation_worker
+from listing_vision.jewelry.jobs import JOB_ID_PATTERN, RunJob
 from listing_vision.observability import logger, metrics, tracer
 
 app = create_resolver()
@@ -31,7 +33,7 @@ class GenerateImagesRequest(BaseModel):
 
 
 class RegenerateImageRequest(BaseModel):
-    job_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
     image_type: int = Field(ge=1, le=5)
 
 
@@ -64,5 +66,6 @@ def get_job(job_id: str) -> dict[str, Any]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("operation") == "run_job":  # the asynchronous worker
-        return generation.run_job(event["job_id"], event.get("only"))
+        job: RunJob = parse_event(event, RunJob)
+        return generation_worker.run_job(job.job_id, job.only)
     return app.resolve(event, context)

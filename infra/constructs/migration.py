@@ -59,7 +59,9 @@ class VisualFeaturesMigration(Construct):
         self.node.set_context("@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2", True)
         options = options or MigrationOptions()
 
-        def invoke(state_id: str, payload: sfn.TaskInput, result_path: str | None = None) -> tasks.LambdaInvoke:
+        def invoke(
+            state_id: str, payload: sfn.TaskInput | None = None, result_path: str | None = None
+        ) -> tasks.LambdaInvoke:
             task = tasks.LambdaInvoke(
                 self,
                 state_id,
@@ -78,12 +80,10 @@ class VisualFeaturesMigration(Construct):
             )
             return task
 
-        def forward() -> sfn.TaskInput:  # the whole state, under "request", with its operation on top
-            return sfn.TaskInput.from_object(
-                {"operation": sfn.JsonPath.string_at("$.operation"), "request": sfn.JsonPath.object_at("$")}
-            )
-
-        single = invoke("Run operation", forward())
+        # Console requests and the manifest's batch items already name their operation: the state is
+        # the payload (no Parameters). The function parses every payload into its typed task
+        # (listing_vision.realestate.migration_tasks).
+        single = invoke("Run operation")
         plan = invoke(
             "Plan",
             sfn.TaskInput.from_object(
@@ -95,7 +95,7 @@ class VisualFeaturesMigration(Construct):
             result_path="$.plan",
         )
 
-        batch = invoke("Migrate batch", forward())
+        batch = invoke("Migrate batch")
         # A batch that still fails after its retries is recorded as failed (with the error), and the
         # Map moves on: the other batches are unaffected, and Verify reports it.
         reported = invoke(

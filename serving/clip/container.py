@@ -25,7 +25,6 @@ INVOCATION_PATH = re.compile(r"^(/endpoints/[^/]+)?/invocations$")
 class ContainerServer:
     def __init__(self, model_dir: str, host: str = "127.0.0.1", port: int = 8080):
         self.model = inference.model_fn(model_dir)
-        self.invocations = 0
         self._http = ThreadingHTTPServer((host, port), self._handler_class())
         self._http.daemon_threads = True
         self.url = f"http://{host}:{self._http.server_address[1]}"
@@ -79,7 +78,6 @@ class ContainerServer:
                     self._send(404, json.dumps({"error": {"code": "not_found", "message": self.path}}))
                     return
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                server.invocations += 1
                 try:
                     data = inference.input_fn(body, self.headers.get("Content-Type", ""))
                     prediction = inference.predict_fn(data, server.model)

@@ -14,7 +14,7 @@ import requests
 
 from listing_vision import aws
 from listing_vision.jewelry import vector_index
-from listing_vision.jewelry.captions import Caption
+from listing_vision.jewelry.caption_schema import Caption
 from local.stack import LocalStack
 from tests.images import fresh_image
 from tests.loopback import (

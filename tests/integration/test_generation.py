@@ -69,7 +69,7 @@ def test_a_job_renders_the_deterministic_types_and_reports_the_rest(local_stack:
     assert submitted.status_code == 202 and submitted.json()["status"] == "queued"
     view = wait(local_stack, submitted.json()["job_id"])
     assert set(view) >= {"original_image_url", "gen_images", "zip_url", "failed"}
-    # and the worker's timing, as the seed logged it: each image, the batch, the speed-up
+    # and the worker's timing: each image, the batch, the speed-up
     assert set(view["timing"]) >= {"images_s", "batch_s", "sequential_s", "speedup"}
     assert set(view["timing"]["images_s"]) == {"1", "2", "3", "4", "5"}
     images = {g["image_type"]: g for g in view["gen_images"]}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from opensearchpy import OpenSearch
 
+from evaluation.search_quality import evaluate
 from listing_vision.realestate.migration import Migration
-from listing_vision.realestate.search import evaluate
 from listing_vision.realestate.vision_cache import VisionCache
 from local.stack import LocalStack
 from tests.demo_stores import demo_stores

@@ -17,7 +17,7 @@ def test_defaults_work_without_any_environment(monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.delenv(name.upper(), raising=False)
     # When settings are read
     settings = get_settings()
-    # Then the seed's defaults hold
+    # Then the documented defaults hold
     assert settings.milvus_collection == "image_embeddings_ip"
     assert settings.duplicate_threshold == 0.05
     assert settings.search_ef == 64 and settings.search_top_k == 5

@@ -12,7 +12,7 @@ from PIL import Image
 
 from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL, OnnxEmbedder
 
-DUPLICATE_SIMILARITY = 0.95  # distance 0.05, the seed's threshold
+DUPLICATE_SIMILARITY = 0.95  # distance 0.05, the default DUPLICATE_THRESHOLD
 
 
 def recompressed_half_size(photo: Path) -> bytes:

@@ -19,8 +19,10 @@ from opensearchpy import OpenSearch
 
 from infra.constructs.migration import MigrationOptions
 from listing_vision import aws
+from listing_vision.events import parse_event
 from listing_vision.realestate.features import SPLIT_FIELDS
-from listing_vision.realestate.migration import Migration, run_operation
+from listing_vision.realestate.migration import Migration
+from listing_vision.realestate.migration_tasks import MigrationTask, run_task
 from listing_vision.realestate.vision_cache import VisionCache
 from local.stack import LocalStack
 from local.workflow import create_state_machine, synthesize_definition
@@ -95,7 +97,7 @@ def sandbox(local_stack: LocalStack) -> Iterator[Sandbox]:
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         try:
-            return run_operation(event, box.migration())
+            return run_task(parse_event(event, MigrationTask), box.migration())
         except Exception as error:  # observed for the assertions, then raised as Lambda would
             box.raised.append(type(error).__name__)
             raise

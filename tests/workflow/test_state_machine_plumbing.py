@@ -1,6 +1,6 @@
 """Step Functions on the local stack: moto's ASL interpreter runs a definition whose Lambda tasks
 reach in-process handlers, with Map, Retry and Catch behaving as on AWS. The migration's state
-machine (issue 7) runs on exactly this plumbing."""
+machine runs on exactly this plumbing."""
 
 from __future__ import annotations
 

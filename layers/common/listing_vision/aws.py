@@ -45,13 +45,6 @@ def client(service: str, read_timeout_s: float | None = None) -> Any:
     return _cached_client(service, settings.aws_endpoint_url, settings.aws_region, read_timeout_s)
 
 
-def resource(service: str) -> Any:
-    """A boto3 resource (for DynamoDB's typed Table API), honouring the same overrides."""
-    settings = get_settings()
-    with _session_lock:
-        return boto3.session.Session().resource(service, endpoint_url=settings.aws_endpoint_url, config=_config())
-
-
 def reset_clients() -> None:
     """Forget cached clients (after settings change, in tests and the local stack)."""
     _cached_client.cache_clear()

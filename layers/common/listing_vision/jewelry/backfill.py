@@ -1,4 +1,4 @@
-"""Embed and index every image already in a storefront bucket (the seed's move from the L2
+"""Embed and index every image already in a storefront bucket (a move from an older L2
 collection `image_embeddings` to `image_embeddings_ip`, or any re-index after a model change).
 
 The bucket is the source of truth, not the old collection: old vectors were unnormalised and may
@@ -20,12 +20,24 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
 
 from listing_vision import aws
 from listing_vision.config import Storefront, get_settings
 
 PAGE_SIZE = 64
+
+
+class BackfillPage(BaseModel):
+    """The event that indexes one page of a storefront bucket (`--via-lambda` sends one per page)."""
+
+    operation: Literal["backfill"] = "backfill"
+    website: Storefront
+    start_after: str = Field("", max_length=1024)
+    page_size: int = Field(PAGE_SIZE, ge=1, le=1000)
+    prefix: str = Field("", max_length=1024)
 
 
 def backfill_page(
@@ -63,15 +75,9 @@ def pages(
         if via_lambda:
             response = aws.client("lambda", read_timeout_s=900).invoke(
                 FunctionName=via_lambda,
-                Payload=json.dumps(
-                    {
-                        "operation": "backfill",
-                        "website": website,
-                        "start_after": cursor,
-                        "page_size": page_size,
-                        "prefix": prefix,
-                    }
-                ).encode(),
+                Payload=BackfillPage(website=website, start_after=cursor, page_size=page_size, prefix=prefix)
+                .model_dump_json()
+                .encode(),
             )
             page = json.loads(response["Payload"].read())
             if response.get("FunctionError"):

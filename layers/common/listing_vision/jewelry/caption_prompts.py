@@ -35,10 +35,3 @@ TYPE_GUIDANCE: dict[str, str] = {
 
 def user_prompt(jewelry_type: JewelryType) -> str:
     return f"{TYPE_GUIDANCE[jewelry_type]}\nWrite the catalogue fields for this {jewelry_type}."
-
-
-def repair_prompt(problem: str) -> str:
-    return (
-        f"Your previous reply could not be used: {problem[:300]}. Reply again with only the JSON object, "
-        "every field present and within its limits."
-    )

@@ -16,7 +16,8 @@ from listing_vision.config import get_settings
 from listing_vision.embeddings.base import Embedder
 from listing_vision.imaging.decode import MEDIA_TYPES
 from listing_vision.jewelry.caption_prompts import JewelryType
-from listing_vision.jewelry.captions import Caption, Captioner, get_captioner
+from listing_vision.jewelry.caption_schema import Caption, Captioner
+from listing_vision.jewelry.captions import get_captioner
 from listing_vision.jewelry.dedupe import DedupeService, Scope, Upload
 from listing_vision.observability import logger, metrics
 

@@ -1,7 +1,7 @@
 """One record per stored image content, per storefront: the registry that makes storing race-free.
 
-The seed checked for a duplicate and then inserted, so two identical uploads arriving together
-both passed the check and both were stored. Here an upload first claims its content id
+Checking for a duplicate and then inserting lets two identical uploads arriving together both
+pass the check and both be stored. Here an upload first claims its content id
 (`<website>#<sha256>`) with a conditional write; exactly one request wins and stores, the others
 wait for its record and answer with the stored original. A claim is a lease: if its owner dies,
 another request may take it over once `claim_lease_s` has passed.
@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from listing_vision import aws
 from listing_vision.config import get_settings
+from listing_vision.dynamodb_items import expression_values, from_item, to_item
 
 PENDING = "pending"
 STORED = "stored"
@@ -53,28 +54,32 @@ class ContentClaims:
         self.lease_s = lease_s or settings.claim_lease_s
         self.dynamodb = aws.client("dynamodb")
 
+    def _key(self, website: str, sha256: str) -> dict[str, Any]:
+        return to_item({"content_id": content_id(website, sha256)})
+
     def get(self, website: str, sha256: str) -> ContentRecord | None:
-        item = self.dynamodb.get_item(
-            TableName=self.table, Key={"content_id": {"S": content_id(website, sha256)}}, ConsistentRead=True
-        ).get("Item")
-        return _record(item) if item else None
+        item = self.dynamodb.get_item(TableName=self.table, Key=self._key(website, sha256), ConsistentRead=True).get(
+            "Item"
+        )
+        return _record(from_item(item)) if item else None
 
     def try_claim(self, website: str, sha256: str, owner: str) -> bool:
         """Claim the content for storing; False when another live claim or a stored record holds it."""
         now = time.time()
+        claim = {
+            "content_id": content_id(website, sha256),
+            "status": PENDING,
+            "owner": owner,
+            "lease_until": round(now + self.lease_s, 3),
+            "expires_at": int(now + self.lease_s + 86_400),  # TTL clears abandoned claims
+        }
         try:
             self.dynamodb.put_item(
                 TableName=self.table,
-                Item={
-                    "content_id": {"S": content_id(website, sha256)},
-                    "status": {"S": PENDING},
-                    "owner": {"S": owner},
-                    "lease_until": {"N": f"{now + self.lease_s:.3f}"},
-                    "expires_at": {"N": str(int(now + self.lease_s + 86_400))},  # TTL clears abandoned claims
-                },
+                Item=to_item(claim),
                 ConditionExpression="attribute_not_exists(content_id) OR (#s = :pending AND lease_until < :now)",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":pending": {"S": PENDING}, ":now": {"N": f"{now:.3f}"}},
+                ExpressionAttributeValues=expression_values(pending=PENDING, now=round(now, 3)),
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -86,24 +91,18 @@ class ContentClaims:
         self, website: str, sha256: str, owner: str, path: str, vector_id: int, image_name: str | None
     ) -> None:
         """Turn our claim into the stored record (kept for good: no TTL)."""
-        values: dict[str, Any] = {
-            ":stored": {"S": STORED},
-            ":path": {"S": path},
-            ":vector": {"N": str(vector_id)},
-            ":owner": {"S": owner},
-            ":created": {"N": str(int(time.time()))},
-        }
+        values = {"stored": STORED, "path": path, "vector": vector_id, "owner": owner, "created": int(time.time())}
         update = "SET #s = :stored, #p = :path, vector_id = :vector, created_at = :created"
         if image_name:
             update += ", image_name = :name"
-            values[":name"] = {"S": image_name}
+            values["name"] = image_name
         self.dynamodb.update_item(
             TableName=self.table,
-            Key={"content_id": {"S": content_id(website, sha256)}},
+            Key=self._key(website, sha256),
             UpdateExpression=update + " REMOVE expires_at, lease_until",
             ConditionExpression="#o = :owner",
             ExpressionAttributeNames={"#s": "status", "#p": "path", "#o": "owner"},
-            ExpressionAttributeValues=values,
+            ExpressionAttributeValues=expression_values(**values),
         )
 
     def release(self, website: str, sha256: str, owner: str) -> None:
@@ -111,10 +110,10 @@ class ContentClaims:
         try:
             self.dynamodb.delete_item(
                 TableName=self.table,
-                Key={"content_id": {"S": content_id(website, sha256)}},
+                Key=self._key(website, sha256),
                 ConditionExpression="#o = :owner AND #s = :pending",
                 ExpressionAttributeNames={"#o": "owner", "#s": "status"},
-                ExpressionAttributeValues={":owner": {"S": owner}, ":pending": {"S": PENDING}},
+                ExpressionAttributeValues=expression_values(owner=owner, pending=PENDING),
             )
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -123,11 +122,11 @@ class ContentClaims:
 
 def _record(item: dict[str, Any]) -> ContentRecord:
     return ContentRecord(
-        content_id=item["content_id"]["S"],
-        status=item["status"]["S"],
-        owner=item.get("owner", {}).get("S", ""),
-        path=item.get("path", {}).get("S"),
-        vector_id=int(item["vector_id"]["N"]) if "vector_id" in item else None,
-        image_name=item.get("image_name", {}).get("S"),
-        lease_until=float(item.get("lease_until", {}).get("N", "0")),
+        content_id=item["content_id"],
+        status=item["status"],
+        owner=item.get("owner", ""),
+        path=item.get("path"),
+        vector_id=item.get("vector_id"),
+        image_name=item.get("image_name"),
+        lease_until=float(item.get("lease_until", 0.0)),
     )

@@ -32,7 +32,7 @@ CLAIM_WAIT_S = 20.0  # under API Gateway's 29 s, with room for the winner to emb
 
 @dataclass
 class DedupeResult:
-    """The seed's two answers: a duplicate (nothing stored) or a new image (stored and indexed)."""
+    """The two answers: a duplicate (nothing stored) or a new image (stored and indexed)."""
 
     duplicate_found: bool
     results: list[dict[str, Any]] = field(default_factory=list)

@@ -1,18 +1,30 @@
-"""Image-generation jobs in DynamoDB (`jobs` table, key `job_id`, expiring after 30 days)."""
+"""Image-generation jobs: the record in DynamoDB (`jobs` table, key `job_id`, expiring after 30 days)
+and the event that starts the worker on one."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
 
 from listing_vision import aws
 from listing_vision.config import get_settings
+from listing_vision.dynamodb_items import expression_values, from_item, to_item
 from listing_vision.errors import NotFound
 
 TTL_S = 30 * 86_400
+JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+
+
+class RunJob(BaseModel):
+    """The asynchronous worker's event: render `only` these types of the job (default: all of its types)."""
+
+    operation: Literal["run_job"] = "run_job"
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
+    only: list[int] | None = Field(None, min_length=1, max_length=5)
 
 
 @dataclass
@@ -60,77 +72,78 @@ class JobStore:
             updated_at=now,
         )
         item = {
-            "job_id": {"S": job.job_id},
-            "status": {"S": job.status},
-            "product": {"S": product},
-            "website": {"S": website},
-            "source_bucket": {"S": bucket},
-            "source_key": {"S": key},
-            "image_types": {"S": json.dumps(image_types)},
-            "dimensions_mm": {"S": json.dumps(dimensions_mm)},
-            "created_at": {"N": str(now)},
-            "updated_at": {"N": str(now)},
-            "expires_at": {"N": str(now + TTL_S)},
+            "job_id": job.job_id,
+            "status": job.status,
+            "product": product,
+            "website": website,
+            "source_bucket": bucket,
+            "source_key": key,
+            "image_types": image_types,
+            "dimensions_mm": dimensions_mm,
+            "created_at": now,
+            "updated_at": now,
+            "expires_at": now + TTL_S,
         }
-        self.dynamodb.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(job_id)")
+        self.dynamodb.put_item(
+            TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(job_id)"
+        )
         return job
 
     def get(self, job_id: str) -> Job:
-        item = self.dynamodb.get_item(TableName=self.table, Key={"job_id": {"S": job_id}}, ConsistentRead=True).get(
-            "Item"
-        )
+        item = self.dynamodb.get_item(TableName=self.table, Key=self._key(job_id), ConsistentRead=True).get("Item")
         if not item:
             raise NotFound(f"No job {job_id!r}.", code="job_not_found")
-        results = {int(k.split("_", 1)[1]): json.loads(v["S"]) for k, v in item.items() if k.startswith("result_")}
+        values = from_item(item)
+        results = {int(name.split("_", 1)[1]): value for name, value in values.items() if name.startswith("result_")}
         return Job(
             job_id=job_id,
-            status=item["status"]["S"],
-            product=item["product"]["S"],
-            website=item["website"]["S"],
-            source_bucket=item["source_bucket"]["S"],
-            source_key=item["source_key"]["S"],
-            image_types=json.loads(item["image_types"]["S"]),
-            dimensions_mm=json.loads(item["dimensions_mm"]["S"]),
+            status=values["status"],
+            product=values["product"],
+            website=values["website"],
+            source_bucket=values["source_bucket"],
+            source_key=values["source_key"],
+            image_types=[int(t) for t in values["image_types"]],
+            dimensions_mm=values.get("dimensions_mm"),
             results=results,
-            zip_key=item.get("zip_key", {}).get("S"),
-            timing=json.loads(item.get("timing", {}).get("S", "{}")),
-            created_at=int(item["created_at"]["N"]),
-            updated_at=int(item["updated_at"]["N"]),
+            zip_key=values.get("zip_key"),
+            timing=values.get("timing", {}),
+            created_at=values["created_at"],
+            updated_at=values["updated_at"],
         )
 
     def set_status(self, job_id: str, status: str) -> None:
         self.dynamodb.update_item(
             TableName=self.table,
-            Key={"job_id": {"S": job_id}},
+            Key=self._key(job_id),
             UpdateExpression="SET #s = :s, updated_at = :now",
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":s": {"S": status}, ":now": {"N": str(int(time.time()))}},
+            ExpressionAttributeValues=expression_values(s=status, now=int(time.time())),
         )
 
     def record(self, job_id: str, image_type: int, result: dict[str, Any]) -> None:
         """One type's outcome (each type is its own attribute, so parallel types never collide)."""
         self.dynamodb.update_item(
             TableName=self.table,
-            Key={"job_id": {"S": job_id}},
+            Key=self._key(job_id),
             UpdateExpression="SET #r = :r, updated_at = :now",
             ExpressionAttributeNames={"#r": f"result_{image_type}"},
-            ExpressionAttributeValues={":r": {"S": json.dumps(result)}, ":now": {"N": str(int(time.time()))}},
+            ExpressionAttributeValues=expression_values(r=result, now=int(time.time())),
         )
 
     def finish(self, job_id: str, zip_key: str | None, timing: dict[str, Any] | None = None) -> None:
-        values: dict[str, Any] = {
-            ":s": {"S": "done"},
-            ":now": {"N": str(int(time.time()))},
-            ":t": {"S": json.dumps(timing or {})},
-        }
+        values: dict[str, Any] = {"s": "done", "now": int(time.time()), "t": timing or {}}
         update = "SET #s = :s, updated_at = :now, timing = :t"
         if zip_key:
             update += ", zip_key = :z"
-            values[":z"] = {"S": zip_key}
+            values["z"] = zip_key
         self.dynamodb.update_item(
             TableName=self.table,
-            Key={"job_id": {"S": job_id}},
+            Key=self._key(job_id),
             UpdateExpression=update,
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=values,
+            ExpressionAttributeValues=expression_values(**values),
         )
+
+    @staticmethod
+    def _key(job_id: str) -> dict[str, Any]:
+        return to_item({"job_id": job_id})

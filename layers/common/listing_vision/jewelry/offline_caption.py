@@ -13,7 +13,7 @@ from PIL import Image
 
 from listing_vision.imaging.measure import grade, measure
 from listing_vision.jewelry.caption_prompts import JewelryType
-from listing_vision.jewelry.captions import Caption
+from listing_vision.jewelry.caption_schema import Caption
 
 TYPE_NAMES = {"earring": "Earrings", "necklace": "Necklace", "bracelet": "Bracelet", "ring": "Ring"}
 BACKGROUND_TONES = {"white", "pearl", "silver", "pale gold"}

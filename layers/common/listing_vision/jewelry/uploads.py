@@ -113,12 +113,9 @@ class UploadIndexer:
 
     def index_event(self, records: list[tuple[str, str]]) -> list[IndexOutcome]:
         outcomes = []
-        for bucket, key in records:  # keys already decoded (listing_vision.s3_events)
+        for bucket, key in records:  # keys already decoded (listing_vision.events)
             outcomes += self.index_objects(bucket, [key])
         return outcomes
-
-    def index_object(self, bucket: str, key: str) -> IndexOutcome:
-        return self.index_objects(bucket, [key])[0]
 
     def index_objects(self, bucket: str, keys: list[str]) -> list[IndexOutcome]:
         """Dedupe and index objects of one bucket where they lie, embedding them in one call.

@@ -1,7 +1,7 @@
 """The Milvus collection of jewelry image embeddings (IP metric on normalised vectors).
 
 One client per process: Milvus Lite allows one process per data directory, and a server
-connection is expensive to set up, so the seed's new-client-per-request pattern is avoided.
+connection is expensive to set up, so no client is created per request.
 """
 
 from __future__ import annotations

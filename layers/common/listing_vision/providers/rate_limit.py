@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from listing_vision import aws
 from listing_vision.config import get_settings
+from listing_vision.dynamodb_items import expression_values, from_item, to_item
 from listing_vision.errors import RateLimited
 
 
@@ -43,13 +44,14 @@ class TokenBucket:
         while True:
             now = self.clock()
             item = self.dynamodb.get_item(
-                TableName=self.table, Key={"bucket_id": {"S": self.name}}, ConsistentRead=True
+                TableName=self.table, Key=to_item({"bucket_id": self.name}), ConsistentRead=True
             ).get("Item")
-            tokens = float(item["tokens"]["N"]) if item else float(self.burst)
-            updated = float(item["updated_at"]["N"]) if item else now
+            state = from_item(item) if item else None
+            tokens = float(state["tokens"]) if state else float(self.burst)
+            updated = float(state["updated_at"]) if state else now
             available = min(float(self.burst), tokens + (now - updated) * self.rate)
             if available >= 1.0:
-                if self._take(available - 1.0, now, item["updated_at"]["N"] if item else None):
+                if self._take(available - 1.0, now, state["updated_at"] if state else None):
                     return
                 continue  # someone else took a token in between: read again
             wait = (1.0 - available) / self.rate
@@ -61,17 +63,14 @@ class TokenBucket:
             self.waited_s += pause
             self.sleep(pause)
 
-    def _take(self, remaining: float, now: float, previous: str | None) -> bool:
+    def _take(self, remaining: float, now: float, previous: float | None) -> bool:
+        """Write the bucket's new state, provided nobody wrote it since we read it (`previous`)."""
         condition = "attribute_not_exists(bucket_id)" if previous is None else "updated_at = :previous"
-        values = {":previous": {"N": previous}} if previous is not None else {}
+        values = expression_values(previous=previous) if previous is not None else {}
         try:
             self.dynamodb.put_item(
                 TableName=self.table,
-                Item={
-                    "bucket_id": {"S": self.name},
-                    "tokens": {"N": f"{remaining:.6f}"},
-                    "updated_at": {"N": f"{now:.6f}"},
-                },
+                Item=to_item({"bucket_id": self.name, "tokens": round(remaining, 6), "updated_at": round(now, 6)}),
                 ConditionExpression=condition,
                 **({"ExpressionAttributeValues": values} if values else {}),
             )

@@ -10,7 +10,7 @@ items in no particular order). The rules, in full:
 - Every vote is weighted by the analysis's confidence: high 3, medium 2, low 1 (missing or
   unknown: medium). A value's weight is the sum over the analyses that name it; an analysis that
   repeats a value counts it once.
-- Exterior style and colour: the heaviest value wins (the seed's majority vote); a tie goes to the
+- Exterior style and colour: the heaviest value wins (a confidence-weighted majority vote); a tie goes to the
   alphabetically first value. Both come from exterior analyses only.
 - Lists (materials, features, visual features) are ordered by weight, heaviest first, ties
   alphabetically, and capped (`LIMITS`).

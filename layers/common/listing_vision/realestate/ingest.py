@@ -19,13 +19,10 @@ changes nothing; dropping it again after pending images can be analysed complete
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
 import numpy as np
 import requests
@@ -33,40 +30,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from listing_vision import aws
+from listing_vision.concurrency import thread_map
 from listing_vision.config import get_settings
 from listing_vision.embeddings.base import Embedder
 from listing_vision.errors import InvalidRequest, VisionError
 from listing_vision.imaging.decode import MEDIA_TYPES, load_image
 from listing_vision.observability import logger, metrics
-from listing_vision.providers.clients import SDK_ERRORS, anthropic_client, anthropic_key, provider_error
-from listing_vision.providers.structured import with_one_repair
+from listing_vision.providers.clients import anthropic_key
+from listing_vision.providers.vision_llm import AnthropicVision, VisionModel
 from listing_vision.realestate.features import split_visual_features, visual_features_text
+from listing_vision.realestate.image_analysis import analyse
+from listing_vision.realestate.image_fetch import fetch_image
 from listing_vision.realestate.listings_index import get_docs, opensearch_client
 from listing_vision.realestate.vision_cache import CachedImage, VisionCache
-
-ANALYSIS_PROMPT = """You analyse one photo of a property listing. Describe only what is visible.
-Reply with the JSON object the schema asks for:
-- image_type: "exterior" (outside of the house, yard, pool), "interior" (any room), or "other" (map, floor plan).
-- features: visible physical features, short noun phrases ("front porch", "granite countertops").
-- architecture_style: for exteriors, the style ("ranch", "colonial", …) or null.
-- exterior_color: for exteriors, the main siding colour or null.
-- materials: visible exterior materials ("brick", "vinyl", …); [] for interiors.
-- visual_features: qualities of the image ("natural light", "spacious").
-- confidence: "high", "medium" or "low" for how sure you are of the above."""
-
-
-class ImageAnalysis(BaseModel):
-    """The seed's analysis fields; a reply with anything else is rejected."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    image_type: Literal["exterior", "interior", "other"]
-    features: list[str] = Field(max_length=30)
-    architecture_style: str | None = Field(None, max_length=60)
-    exterior_color: str | None = Field(None, max_length=40)
-    materials: list[str] = Field(default_factory=list, max_length=10)
-    visual_features: list[str] = Field(default_factory=list, max_length=20)
-    confidence: Literal["high", "medium", "low"]
 
 
 class ListingDocument(BaseModel):
@@ -87,87 +63,18 @@ class IngestOutcome:
     invalid: list[str] = field(default_factory=list)
 
 
-class NotAnImage(VisionError):
-    code = "not_an_image"
-
-
-class AnthropicAnalyzer:
-    name = "anthropic"
-
-    def __init__(self) -> None:
-        self.model = get_settings().anthropic_vision_model
-
-    def analyze(self, image: bytes, media_type: str) -> tuple[ImageAnalysis, str]:
-        client = anthropic_client()
-        encoded = base64.b64encode(image).decode()
-
-        def call(problem: str | None) -> tuple[ImageAnalysis, str]:
-            content: list[Any] = [
-                {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": encoded}},
-                {"type": "text", "text": "Analyse this listing photo."},
-            ]
-            if problem:
-                content.append(
-                    {
-                        "type": "text",
-                        "text": f"Your previous reply could not be used: {problem[:300]}. "
-                        "Reply again with only the JSON object.",
-                    }
-                )
-            try:
-                message = client.messages.parse(
-                    model=self.model,
-                    max_tokens=1024,
-                    system=ANALYSIS_PROMPT,
-                    messages=[{"role": "user", "content": content}],
-                    output_format=ImageAnalysis,
-                )
-            except SDK_ERRORS as error:
-                raise provider_error(error, self.name) from error
-            raw = "".join(getattr(block, "text", "") for block in message.content)
-            if message.parsed_output is None:
-                raise ValueError("the reply had no parsable content")
-            return message.parsed_output, raw
-
-        return with_one_repair(call, self.name)
-
-
-def allowed(url: str, sources: str) -> bool:
-    prefixes = [p.strip() for p in sources.split(",") if p.strip()]
-    return any(url.startswith(prefix) for prefix in prefixes) and ".." not in urlsplit(url).path
-
-
-def fetch_image(url: str) -> bytes:
-    """The image bytes, from an allowed S3 bucket or host only (no request goes anywhere else)."""
-    settings = get_settings()
-    if not allowed(url, settings.listing_image_sources):
-        raise InvalidRequest(f"Images may not be fetched from {url!r}.", code="image_source_not_allowed")
-    parts = urlsplit(url)
-    limit = settings.max_listing_image_bytes
-    if parts.scheme == "s3":
-        body = aws.client("s3").get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"]
-        data = body.read(limit + 1)
-    else:
-        with requests.get(url, timeout=(5, 20), stream=True, allow_redirects=False) as response:
-            response.raise_for_status()
-            data = response.raw.read(limit + 1, decode_content=True)
-    if len(data) > limit:
-        raise InvalidRequest(f"{url} is larger than {limit:,} bytes.", code="image_too_large")
-    return bytes(data)
-
-
 class ListingIngest:
     def __init__(
         self,
         embedder: Embedder,
-        analyzer: AnthropicAnalyzer | None = None,
+        vision: VisionModel | None = None,
         cache: VisionCache | None = None,
         search: Any = None,
         index: str | None = None,
     ):
         settings = get_settings()
         self.embedder = embedder
-        self.analyzer = analyzer if analyzer is not None else (AnthropicAnalyzer() if anthropic_key() else None)
+        self.vision = vision if vision is not None else default_vision()
         self.cache = cache or VisionCache()
         self.search = search or opensearch_client()
         self.index = index or settings.listings_index
@@ -181,17 +88,16 @@ class ListingIngest:
         fresh: dict[str, CachedImage] = {}
         pending: list[str] = []
         invalid: list[str] = []
-        if misses and self.analyzer is None:
+        if misses and self.vision is None:
             pending = misses  # no key: nothing is invented
         elif misses:
-            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                for url, outcome in zip(misses, pool.map(self._analyse, misses), strict=True):
-                    if isinstance(outcome, CachedImage):
-                        fresh[url] = outcome
-                    elif outcome == "invalid":
-                        invalid.append(url)
-                    else:
-                        pending.append(url)
+            for url, outcome in zip(misses, thread_map(self._analyse, misses, self.concurrency), strict=True):
+                if isinstance(outcome, CachedImage):
+                    fresh[url] = outcome
+                elif outcome == "invalid":
+                    invalid.append(url)
+                else:
+                    pending.append(url)
         known = {**cached, **fresh}
         analyses = [known[url].analysis for url in urls if url in known]
         vectors = [
@@ -232,7 +138,7 @@ class ListingIngest:
 
     def _analyse(self, url: str) -> CachedImage | str:
         """A fresh analysis and embedding, cached; or "invalid" (never retried) or "pending"."""
-        assert self.analyzer is not None
+        assert self.vision is not None
         try:
             data = fetch_image(url)
         except InvalidRequest as error:
@@ -247,7 +153,7 @@ class ListingIngest:
             return "invalid"
         media_type = MEDIA_TYPES.get(image.format or "", "image/jpeg")
         try:
-            analysis, raw = self.analyzer.analyze(data, media_type)
+            analysis, raw = analyse(self.vision, data, media_type)
             embedding = self.embedder.embed([data])[0]
         except VisionError as error:
             logger.warning("image analysis failed", extra={"url": url, "code": error.code})
@@ -258,7 +164,7 @@ class ListingIngest:
             image_hash=hashlib.sha256(data).hexdigest(),
             embedding=np.asarray(embedding, dtype=np.float32),
             llm_response=raw,
-            analysis_model=self.analyzer.model,
+            analysis_model=self.vision.model,
             embedding_model=self.embedder.model_id,
         )
         self.cache.put(cached)
@@ -288,6 +194,11 @@ class ListingIngest:
                 if getattr(error, "status_code", None) != 409:
                     raise
         raise VisionError(f"Listing {zpid} kept changing while it was being indexed.", code="listing_conflict")
+
+
+def default_vision() -> VisionModel | None:
+    """Claude analyses listing photos when an Anthropic key is set; without one nothing is analysed."""
+    return AnthropicVision(get_settings().anthropic_vision_model) if anthropic_key() else None
 
 
 def parse_document(body: bytes) -> ListingDocument:

@@ -80,7 +80,8 @@ class ListingDoc:
     @property
     def image_urls(self) -> list[str]:
         """The listing's images: its own `image_urls` (listings ingested here keep them, in upload
-        order, including images still pending), else those named in `image_vectors` (the seed's)."""
+        order, including images still pending), else those named in `image_vectors`
+        (listings indexed before ingest kept `image_urls`)."""
         own = self.source.get("image_urls")
         if isinstance(own, list) and own:
             return [url for url in own if isinstance(url, str) and url]
@@ -188,7 +189,7 @@ def _bulk(client: OpenSearch, actions: list[dict[str, Any]]) -> list[WriteResult
 
 
 def field_presence(client: OpenSearch, index: str, fields: tuple[str, ...]) -> dict[str, int]:
-    """The seed's monitoring figures: listings in all, and with each field (an `exists` filter)."""
+    """The migration's monitoring figures: listings in all, and with each field (an `exists` filter)."""
     aggs: dict[str, Any] = {name: {"filter": {"exists": {"field": name}}} for name in fields}
     aggs["all_fields"] = {"filter": {"bool": {"filter": [{"exists": {"field": name}} for name in fields]}}}
     response = client.search(index=index, body={"size": 0, "track_total_hits": True, "aggs": aggs})

@@ -6,8 +6,8 @@
 
 By default the operation runs in this process with a progress bar. `--via-stepfunctions` starts it
 as an execution of the `visual-features-migration` state machine instead (fan-out over batches)
-and follows it, showing progress as the number of migrated listings in the index (the seed's
-monitoring figure). Results print as JSON; the exit status is 0 only when the operation
+and follows it, showing progress as the number of migrated listings in the index (the
+migration's monitoring figure). Results print as JSON; the exit status is 0 only when the operation
 succeeded (verify: passed).
 """
 
@@ -20,9 +20,11 @@ import time
 from typing import Any
 
 from listing_vision import aws
+from listing_vision.events import parse_event
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import field_presence
-from listing_vision.realestate.migration import Migration, run_operation
+from listing_vision.realestate.migration import Migration
+from listing_vision.realestate.migration_tasks import MigrationTask, run_task
 
 STATE_MACHINE = "visual-features-migration"
 
@@ -85,7 +87,7 @@ def run_here(args: argparse.Namespace) -> dict[str, Any]:
             )
         finally:
             bar.close()
-    return run_operation(event, migration)
+    return run_task(parse_event(event, MigrationTask), migration)
 
 
 def run_on_step_functions(args: argparse.Namespace, poll_s: float = 2.0) -> dict[str, Any]:
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     execute.add_argument("--batch-size", type=int, default=100)
     execute.add_argument("--force", action="store_true", help="recompute listings already migrated")
     execute.add_argument("--backup", help="a backup to prove nothing else changed")
-    verify = commands.add_parser("verify", help="the seed's success criteria")
+    verify = commands.add_parser("verify", help="the success criteria: >= 90 % migrated, nothing else changed")
     verify.add_argument("--backup", help="a backup to prove nothing else changed")
     verify.add_argument("--spot-checks", type=int, default=10)
     rollback = commands.add_parser("rollback", help="remove the three fields or restore from a backup")

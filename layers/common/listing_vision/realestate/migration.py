@@ -8,7 +8,7 @@ Operations (each a Step Functions execution and a CLI command, see `migrate.py`)
   plan      the batches of zpids an execute (or rollback) fans out over, as an S3 manifest
   execute   write the three fields, batch by batch; resumable (migrated listings are skipped
             unless forced); every write is guarded by the version it was computed from
-  verify    the seed's monitoring figures, spot checks, and proof nothing else changed
+  verify    listings with each field (the success figure), spot checks, and proof nothing else changed
   rollback  remove the three fields, or restore sources exactly from a backup, then prove it
 
 Only the three split fields are ever written; any other field of a listing stays byte-identical.
@@ -78,10 +78,6 @@ def batches(items: list[str], size: int) -> list[list[str]]:
 
 def strip_split(source: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in source.items() if key not in SPLIT_FIELDS}
-
-
-def source_digest(source: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(source, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 class Migration:
@@ -327,7 +323,7 @@ class Migration:
 
     # --- verify -------------------------------------------------------------------------------
     def verify(self, backup: str | None = None, spot_checks: int = 10, seed: int = 0) -> dict[str, Any]:
-        """The seed's success criteria: ≥ 90 % of listings with all three fields, and (given a backup)
+        """The success criteria: ≥ 90 % of listings with all three fields, and (given a backup)
         no field other than the three changed on any listing. Fails (passed=false) otherwise."""
         self.search.indices.refresh(index=self.index)
         figures = field_presence(self.search, self.index, SPLIT_FIELDS)
@@ -510,115 +506,6 @@ def throttling_as_retryable() -> Iterator[None]:
         raise
 
 
-def collect_batch_results(map_output: Any) -> list[dict[str, Any]]:
-    """The Map's per-batch results: inline (a list), or through its ResultWriter manifest in S3."""
-    if isinstance(map_output, list):
-        return [row for row in map_output if isinstance(row, dict)]
-    details = (map_output or {}).get("ResultWriterDetails") if isinstance(map_output, dict) else None
-    if not details:
-        return []
-    manifest = json.loads(artifacts.read_bytes(f"s3://{details['Bucket']}/{details['Key']}"))
-    rows: list[dict[str, Any]] = []
-    for written in manifest.get("ResultFiles", {}).values():
-        for entry in written:
-            for result in json.loads(artifacts.read_bytes(f"s3://{manifest['DestinationBucket']}/{entry['Key']}")):
-                output = result.get("Output")
-                rows.append(json.loads(output) if isinstance(output, str) else {"failed": True, "error": result})
-    return rows
-
-
-def summarise_batches(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    counts: Counter[str] = Counter()
-    failed = []
-    for row in rows:
-        if row.get("failed"):
-            failed.append(
-                {
-                    "batch": row.get("batch"),
-                    "zpids": len(row.get("zpids") or []),
-                    "error": (row.get("error") or {}).get("Error", "unknown"),
-                }
-            )
-        counts.update(row.get("counts") or {})
-    return {"batches": len(rows), "batches_failed": len(failed), "failed_batches": failed[:20], "counts": dict(counts)}
-
-
-def finish(request: dict[str, Any], migration: Migration) -> dict[str, Any]:
-    """After the Map: add up the batches, then verify (execute) or prove the rollback."""
-    plan = request.get("plan") or {}
-    rows = migration.recorded_batches(plan["run_id"], plan["manifest"]) if plan.get("run_id") else []
-    if not rows:  # no records (an older run): what the Map itself returned
-        rows = collect_batch_results(request.get("batches"))
-    summary = summarise_batches(rows)
-    result: dict[str, Any] = {
-        "operation": request.get("operation"),
-        "run_id": (request.get("plan") or {}).get("run_id"),
-        **summary,
-    }
-    if request.get("operation") == "rollback":
-        if request.get("backup"):
-            sources = migration.load_backup(request["backup"])
-            result["proof"] = migration.compare_with_backup(
-                sources, ignore_split=request.get("mode", "remove") == "remove"
-            )
-        return result
-    result["verify"] = migration.verify(request.get("backup"), int(request.get("spot_checks", 10)))
-    result["passed"] = result["verify"]["passed"] and not summary["batches_failed"]
-    return result
-
-
-def run_operation(event: dict[str, Any], migration: Migration | None = None) -> dict[str, Any]:
-    """One operation from a console-friendly JSON event (the Step Functions tasks and direct invokes)."""
-    migration = migration or Migration()
-    operation = event.get("operation")
-    if operation not in ("plan", "finish", "record_failure") and isinstance(event.get("request"), dict):
-        event = {**event["request"], "operation": operation}  # how the state machine forwards its input
-    zpids = [str(z) for z in event.get("zpids") or []] or None
-    if operation == "coverage":
-        return migration.coverage(sample=int(event.get("sample", 100)), zpids=zpids)
-    if operation == "dry_run":
-        return migration.dry_run(sample=int(event.get("sample", 5)), zpids=zpids)
-    if operation == "backup":
-        return migration.backup(event.get("destination"))
-    if operation == "verify":
-        return migration.verify(event.get("backup"), int(event.get("spot_checks", 10)))
-    if operation == "plan":
-        request = event.get("request") or event
-        target = request.get("operation") if request.get("operation") in ("execute", "rollback") else "execute"
-        if target == "rollback" and request.get("mode") == "restore" and not request.get("backup"):
-            raise InvalidRequest("rollback mode 'restore' needs a backup location.", code="backup_required")
-        options = {k: request[k] for k in ("force", "mode", "backup") if k in request}
-        chosen = [str(z) for z in request.get("zpids") or []] or None
-        return migration.plan(int(request.get("batch_size", 100)), chosen, request.get("run_id"), str(target), options)
-    if operation in ("execute_batch", "rollback_batch"):
-        if operation == "execute_batch":
-            report = migration.execute_batch(event["zpids"], bool(event.get("force")))
-        else:
-            report = migration.rollback_batch(event["zpids"], event.get("mode", "remove"), event.get("backup"))
-        result = {"batch": event.get("batch"), "zpids": event["zpids"], **_raise_on_failures(report)}
-        if event.get("run_id"):
-            migration.record_batch(event["run_id"], int(event.get("batch", 0)), result)
-        return result
-    if operation == "finish":
-        return finish(event.get("request") or {}, migration)
-    if operation == "record_failure":
-        request = event.get("request") or {}
-        error = request.get("error") or {}
-        failure = {
-            "batch": request.get("batch"),
-            "zpids": request.get("zpids") or [],
-            "failed": True,
-            "error": {"Error": error.get("Error", "unknown"), "Cause": str(error.get("Cause", ""))[:1000]},
-        }
-        if request.get("run_id"):
-            migration.record_batch(request["run_id"], int(request.get("batch", 0)), failure)
-        return failure
-    raise InvalidRequest(
-        f"Unknown operation {operation!r}; expected coverage, dry_run, backup, verify, execute or rollback.",
-        code="unknown_operation",
-    )
-
-
 class BatchFailed(UpstreamError):
     """Some listings of a batch could not be written; the Map state retries or reports the batch."""
 
@@ -629,9 +516,3 @@ class Throttled(UpstreamError):
     """DynamoDB or OpenSearch kept pushing back past their clients' own retries; retry the batch later."""
 
     code = "throttled"
-
-
-def _raise_on_failures(report: BatchReport) -> dict[str, Any]:
-    if report.failed:
-        raise BatchFailed(f"{len(report.failed)} listings failed: {json.dumps(report.failed)[:500]}")
-    return report.to_json()

@@ -17,15 +17,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from boto3.dynamodb.types import TypeDeserializer
 
 from listing_vision import aws
 from listing_vision.config import get_settings
+from listing_vision.dynamodb_items import from_item, to_item
 from listing_vision.errors import UpstreamError
 
 BATCH_LIMIT = 100
 MAX_ROUNDS = 8
-_deserialize = TypeDeserializer().deserialize
 
 Coverage = Literal["full", "partial", "none"]
 
@@ -69,7 +68,7 @@ class VisionCache:
         for start in range(0, len(unique), BATCH_LIMIT):
             chunk = unique[start : start + BATCH_LIMIT]
             request: dict[str, Any] = {
-                self.table: {"Keys": [{"image_url": {"S": url}} for url in chunk], "ProjectionExpression": projection}
+                self.table: {"Keys": [to_item({"image_url": url}) for url in chunk], "ProjectionExpression": projection}
             }
             for attempt in range(MAX_ROUNDS):
                 response = self.dynamodb.batch_get_item(RequestItems=request)
@@ -89,44 +88,39 @@ class VisionCache:
         return found
 
     def put(self, image: CachedImage) -> None:
-        item: dict[str, Any] = {
-            "image_url": {"S": image.image_url},
-            "analysis": {"S": json.dumps(image.analysis, sort_keys=True)},
-            "cached_at": {"N": str(int(time.time()))},
+        item = {
+            "image_url": image.image_url,
+            "analysis": json.dumps(image.analysis, sort_keys=True),
+            "cached_at": int(time.time()),
+            "image_hash": image.image_hash,
+            "embedding": np.asarray(image.embedding, dtype="<f4").tobytes() if image.embedding is not None else None,
+            "llm_response": image.llm_response or None,
+            "analysis_model": image.analysis_model or None,
+            "embedding_model": image.embedding_model or None,
         }
-        if image.image_hash:
-            item["image_hash"] = {"S": image.image_hash}
-        if image.embedding is not None:
-            item["embedding"] = {"B": np.asarray(image.embedding, dtype="<f4").tobytes()}
-        for key in ("llm_response", "analysis_model", "embedding_model"):
-            value = getattr(image, key)
-            if value:
-                item[key] = {"S": value}
-        self.dynamodb.put_item(TableName=self.table, Item=item)
+        self.dynamodb.put_item(TableName=self.table, Item=to_item(item))
 
 
 def _cached_image(item: dict[str, Any]) -> CachedImage:
-    raw = item.get("analysis")
-    analysis: Any = {}
-    if raw and "S" in raw:
+    values = from_item(item)
+    # The analysis is JSON text (older items: a map); an unreadable one counts as empty.
+    analysis: Any = values.get("analysis") or {}
+    if isinstance(analysis, str):
         try:
-            analysis = json.loads(raw["S"])
+            analysis = json.loads(analysis)
         except ValueError:
             analysis = {}
-    elif raw:
-        analysis = _deserialize(raw)
-    embedding = None
-    if "embedding" in item:
-        blob = item["embedding"]
-        embedding = (
-            np.frombuffer(bytes(blob["B"]), dtype="<f4") if "B" in blob else np.asarray(_deserialize(blob), np.float32)
-        )
+    embedding = values.get("embedding")
+    if isinstance(embedding, bytes):
+        embedding = np.frombuffer(embedding, dtype="<f4")
+    elif embedding is not None:  # older items: a list of numbers
+        embedding = np.asarray(embedding, np.float32)
     return CachedImage(
-        image_url=item["image_url"]["S"],
+        image_url=values["image_url"],
         analysis=analysis if isinstance(analysis, dict) else {},
-        image_hash=item.get("image_hash", {}).get("S"),
+        image_hash=values.get("image_hash"),
         embedding=embedding,
-        llm_response=item.get("llm_response", {}).get("S"),
-        analysis_model=item.get("analysis_model", {}).get("S"),
-        embedding_model=item.get("embedding_model", {}).get("S"),
+        llm_response=values.get("llm_response"),
+        analysis_model=values.get("analysis_model"),
+        embedding_model=values.get("embedding_model"),
     )

@@ -1,6 +1,6 @@
-"""Seeded demo data: realistic listings and their vision-cache items.
+"""Demo listings for the local stack and the tests: realistic listings and their vision-cache items.
 
-1,588 listings by default (the seed's count), about 20 images each (a third exterior), with
+1,588 listings by default (the size of the production catalogue), about 20 images each (a third exterior), with
 90–95 % of listings fully cached, some partially and some not at all. Each listing has a ground
 truth (style, colour, materials, features); each image's analysis reports part of it with some
 noise and a confidence, the way a vision model does. `visual_features_text` is aggregated from
@@ -9,7 +9,7 @@ all of a listing's analyses, as uploads did before the cache existed for every i
 Image vectors and cached embeddings are shortened (`vector_dim`, default 32) to keep the local
 stack light; nothing in the migration reads them.
 
-    python -m listing_vision.realestate.demo --listings 1588    # load into the configured stores
+    python -m local.demo_listings --listings 1588    # load into the configured stores
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from listing_vision.dynamodb_items import to_item
 from listing_vision.realestate.features import is_amenity, visual_features_text
 
 STYLES = [
@@ -211,16 +212,18 @@ def generate(listings: int = 1588, seed: int = 0, vector_dim: int = 32) -> Itera
             analysis = analyses[index]
             raw = json.dumps(analysis, sort_keys=True)
             items.append(
-                {
-                    "image_url": {"S": urls[index]},
-                    "analysis": {"S": raw},
-                    "llm_response": {"S": raw},
-                    "image_hash": {"S": hashlib.sha256(urls[index].encode()).hexdigest()},
-                    "embedding": {"B": vectors.standard_normal(vector_dim).astype("<f4").tobytes()},
-                    "analysis_model": {"S": "claude-sonnet-4-5"},
-                    "embedding_model": {"S": "clip-vit-base-patch32"},
-                    "cached_at": {"N": "1767225600"},
-                }
+                to_item(
+                    {
+                        "image_url": urls[index],
+                        "analysis": raw,
+                        "llm_response": raw,
+                        "image_hash": hashlib.sha256(urls[index].encode()).hexdigest(),
+                        "embedding": vectors.standard_normal(vector_dim).astype("<f4").tobytes(),
+                        "analysis_model": "claude-sonnet-4-5",
+                        "embedding_model": "clip-vit-base-patch32",
+                        "cached_at": 1767225600,
+                    }
+                )
             )
         yield DemoListing(truth, doc, items, coverage)
 
@@ -269,7 +272,7 @@ def load(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m listing_vision.realestate.demo")
+    parser = argparse.ArgumentParser(prog="python -m local.demo_listings")
     parser.add_argument("--listings", type=int, default=1588)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -1,0 +1,1 @@
+"""Quality evaluations on labelled data (search, split, duplicate detection): dev tools, never deployed."""

@@ -1,0 +1,267 @@
+"""The migration's Step Functions task protocol: the typed task inputs, and `run_task`.
+
+The state machine (infra/constructs/migration.py) invokes the migration function with one of:
+
+  a console request   {"operation": "coverage" | "dry_run" | "backup" | "verify", ...}  (the execution input)
+  plan                {"operation": "plan", "request": <an execute or rollback request>}
+  a batch             {"operation": "execute_batch" | "rollback_batch", "run_id", "batch", "zpids", ...}
+                      (one item of the plan's manifest, read by the distributed Map)
+  a failed batch      {"operation": "record_failure", "request": <the batch item and the error caught>}
+  finish              {"operation": "finish", "request": <the execution's state: request, plan, batches>}
+
+The handler parses the event into `MigrationTask` (one model per operation, told apart by
+`operation`) and calls `run_task`. Unknown operations and malformed fields are refused with
+`invalid_event` before anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from listing_vision.realestate import artifacts
+from listing_vision.realestate.migration import BatchFailed, Migration
+
+
+def _as_text(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+# Listing ids: console users type numbers as often as strings.
+Zpid = Annotated[str, BeforeValidator(_as_text), Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+Zpids = Annotated[list[Zpid] | None, Field(max_length=100_000)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a mistyped option is refused, not silently ignored
+
+
+class CoverageRequest(_Request):
+    operation: Literal["coverage"]
+    sample: int = Field(100, ge=1, le=1_000_000)
+    zpids: Zpids = None
+
+
+class DryRunRequest(_Request):
+    operation: Literal["dry_run"]
+    sample: int = Field(5, ge=1, le=1_000)
+    zpids: Zpids = None
+
+
+class BackupRequest(_Request):
+    operation: Literal["backup"]
+    destination: str | None = Field(None, max_length=1024)
+
+
+class VerifyRequest(_Request):
+    operation: Literal["verify"]
+    backup: str | None = Field(None, max_length=1024)
+    spot_checks: int = Field(10, ge=0, le=1_000)
+
+
+class ExecuteRequest(_Request):
+    operation: Literal["execute"]
+    zpids: Zpids = None
+    batch_size: int = Field(100, ge=1, le=1_000)
+    force: bool = False
+    backup: str | None = Field(None, max_length=1024)
+    spot_checks: int = Field(10, ge=0, le=1_000)
+    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,80}$")
+
+
+class RollbackRequest(_Request):
+    operation: Literal["rollback"]
+    mode: Literal["remove", "restore"] = "remove"
+    backup: str | None = Field(None, max_length=1024)
+    zpids: Zpids = None
+    batch_size: int = Field(200, ge=1, le=1_000)
+    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,80}$")
+
+    @model_validator(mode="after")
+    def restore_needs_a_backup(self) -> RollbackRequest:
+        if self.mode == "restore" and not self.backup:
+            raise ValueError("rollback mode 'restore' needs a backup location")
+        return self
+
+
+FanOutRequest = Annotated[ExecuteRequest | RollbackRequest, Field(discriminator="operation")]
+
+
+class PlanTask(_Request):
+    operation: Literal["plan"]
+    request: FanOutRequest
+
+
+class BatchTask(_Request):
+    """One item of the plan's manifest."""
+
+    operation: Literal["execute_batch", "rollback_batch"]
+    run_id: str
+    batch: int = Field(ge=0)
+    zpids: list[Zpid] = Field(max_length=1_000)
+    force: bool = False
+    mode: Literal["remove", "restore"] = "remove"
+    backup: str | None = None
+
+
+class CaughtError(BaseModel):
+    """What a Step Functions Catch puts under ResultPath."""
+
+    Error: str = "unknown"
+    Cause: str = ""
+
+
+class FailedBatch(BatchTask):
+    error: CaughtError = Field(default_factory=CaughtError)
+
+
+class RecordFailureTask(_Request):
+    operation: Literal["record_failure"]
+    request: FailedBatch
+
+
+class PlanOutput(BaseModel):
+    run_id: str
+    manifest: dict[str, str]
+
+
+class RunState(BaseModel):
+    """The execution's state when the Map is done: the request, the plan's output, the Map's output."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    operation: Literal["execute", "rollback"]
+    mode: Literal["remove", "restore"] = "remove"
+    backup: str | None = None
+    spot_checks: int = 10
+    plan: PlanOutput | None = None
+    batches: Any = None
+
+
+class FinishTask(_Request):
+    operation: Literal["finish"]
+    request: RunState
+
+
+MigrationTask = Annotated[
+    CoverageRequest
+    | DryRunRequest
+    | BackupRequest
+    | VerifyRequest
+    | PlanTask
+    | BatchTask
+    | RecordFailureTask
+    | FinishTask,
+    Field(discriminator="operation"),
+]
+
+
+def run_task(task: BaseModel, migration: Migration | None = None) -> dict[str, Any]:
+    """Run one parsed task (see the module's docstring) and return its JSON result."""
+    migration = migration or Migration()
+    if isinstance(task, CoverageRequest):
+        return migration.coverage(sample=task.sample, zpids=task.zpids)
+    if isinstance(task, DryRunRequest):
+        return migration.dry_run(sample=task.sample, zpids=task.zpids)
+    if isinstance(task, BackupRequest):
+        return migration.backup(task.destination)
+    if isinstance(task, VerifyRequest):
+        return migration.verify(task.backup, task.spot_checks)
+    if isinstance(task, PlanTask):
+        request = task.request
+        options: dict[str, Any] = (
+            {"force": request.force}
+            if isinstance(request, ExecuteRequest)
+            else {"mode": request.mode, **({"backup": request.backup} if request.backup else {})}
+        )
+        return migration.plan(request.batch_size, request.zpids, request.run_id, request.operation, options)
+    if isinstance(task, BatchTask):
+        return run_batch(task, migration)
+    if isinstance(task, RecordFailureTask):
+        return record_failure(task.request, migration)
+    if isinstance(task, FinishTask):
+        return finish(task.request, migration)
+    raise TypeError(f"not a migration task: {type(task).__name__}")
+
+
+def run_batch(task: BatchTask, migration: Migration) -> dict[str, Any]:
+    """Migrate (or roll back) one batch and record its result under the run; a batch with listings
+    that could not be written raises BatchFailed, which the state machine retries, then catches."""
+    if task.operation == "execute_batch":
+        report = migration.execute_batch(task.zpids, task.force)
+    else:
+        report = migration.rollback_batch(task.zpids, task.mode, task.backup)
+    if report.failed:
+        raise BatchFailed(f"{len(report.failed)} listings failed: {json.dumps(report.failed)[:500]}")
+    result = {"batch": task.batch, "zpids": task.zpids, **report.to_json()}
+    migration.record_batch(task.run_id, task.batch, result)
+    return result
+
+
+def record_failure(failed: FailedBatch, migration: Migration) -> dict[str, Any]:
+    """A batch whose retries ran out is recorded as failed, with its error; the run carries on."""
+    record = {
+        "batch": failed.batch,
+        "zpids": failed.zpids,
+        "failed": True,
+        "error": {"Error": failed.error.Error, "Cause": failed.error.Cause[:1000]},
+    }
+    migration.record_batch(failed.run_id, failed.batch, record)
+    return record
+
+
+def collect_batch_results(map_output: Any) -> list[dict[str, Any]]:
+    """The Map's per-batch results: inline (a list), or through its ResultWriter manifest in S3."""
+    if isinstance(map_output, list):
+        return [row for row in map_output if isinstance(row, dict)]
+    details = (map_output or {}).get("ResultWriterDetails") if isinstance(map_output, dict) else None
+    if not details:
+        return []
+    manifest = json.loads(artifacts.read_bytes(f"s3://{details['Bucket']}/{details['Key']}"))
+    rows: list[dict[str, Any]] = []
+    for written in manifest.get("ResultFiles", {}).values():
+        for entry in written:
+            for result in json.loads(artifacts.read_bytes(f"s3://{manifest['DestinationBucket']}/{entry['Key']}")):
+                output = result.get("Output")
+                rows.append(json.loads(output) if isinstance(output, str) else {"failed": True, "error": result})
+    return rows
+
+
+def summarise_batches(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    counts: Counter[str] = Counter()
+    failed = []
+    for row in rows:
+        if row.get("failed"):
+            failed.append(
+                {
+                    "batch": row.get("batch"),
+                    "zpids": len(row.get("zpids") or []),
+                    "error": (row.get("error") or {}).get("Error", "unknown"),
+                }
+            )
+        counts.update(row.get("counts") or {})
+    return {"batches": len(rows), "batches_failed": len(failed), "failed_batches": failed[:20], "counts": dict(counts)}
+
+
+def finish(state: RunState, migration: Migration) -> dict[str, Any]:
+    """After the Map: add up the batches, then verify (execute) or prove the rollback."""
+    rows = migration.recorded_batches(state.plan.run_id, state.plan.manifest) if state.plan else []
+    if not rows:  # no records: what the Map itself returned
+        rows = collect_batch_results(state.batches)
+    summary = summarise_batches(rows)
+    result: dict[str, Any] = {
+        "operation": state.operation,
+        "run_id": state.plan.run_id if state.plan else None,
+        **summary,
+    }
+    if state.operation == "rollback":
+        if state.backup:
+            sources = migration.load_backup(state.backup)
+            result["proof"] = migration.compare_with_backup(sources, ignore_split=state.mode == "remove")
+        return result
+    result["verify"] = migration.verify(state.backup, state.spot_checks)
+    result["passed"] = result["verify"]["passed"] and not summary["batches_failed"]
+    return result
