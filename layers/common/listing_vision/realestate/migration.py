@@ -40,6 +40,7 @@ from listing_vision.realestate import artifacts
 from listing_vision.realestate.features import SPLIT_FIELDS, split_visual_features
 from listing_vision.realestate.listings_index import (
     ListingDoc,
+    WriteResult,
     all_ids,
     ensure_split_mapping,
     field_presence,
@@ -70,6 +71,21 @@ class BatchReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"counts": dict(self.counts), "failed": self.failed}
+
+    def tally(self, results: Iterable[WriteResult], written: str) -> list[str]:
+        """Count guarded writes (`written` for each success; a listing deleted meanwhile is
+        `not_found`; anything else failed) and return the version conflicts, to be redone."""
+        conflicts = []
+        for result in results:
+            if result.status == 200:
+                self.counts[written] += 1
+            elif result.status == 409:
+                conflicts.append(result.zpid)
+            elif result.status == 404:
+                self.counts["not_found"] += 1
+            else:
+                self.failed[result.zpid] = f"{result.status} {result.error}"
+        return conflicts
 
 
 def batches(items: list[str], size: int) -> list[list[str]]:
@@ -283,16 +299,7 @@ class Migration:
                 if coverage == "partial":
                     report.counts["partial_coverage"] += 1
                 updates.append((doc, fields))
-            conflicts = []
-            for result in update_fields_guarded(self.search, self.index, updates):
-                if result.status == 200:
-                    report.counts["updated"] += 1
-                elif result.status == 409:
-                    conflicts.append(result.zpid)
-                elif result.status == 404:
-                    report.counts["not_found"] += 1
-                else:
-                    report.failed[result.zpid] = f"{result.status} {result.error}"
+            conflicts = report.tally(update_fields_guarded(self.search, self.index, updates), "updated")
             if not conflicts:
                 break
             report.counts["conflicts_retried"] += len(conflicts)
@@ -413,14 +420,7 @@ class Migration:
                     report.counts["unchanged"] += 1
                     continue
                 replacements.append((doc, target))
-            conflicts = []
-            for result in replace_sources_guarded(self.search, self.index, replacements):
-                if result.status == 200:
-                    report.counts["rolled_back"] += 1
-                elif result.status == 409:
-                    conflicts.append(result.zpid)
-                else:
-                    report.failed[result.zpid] = f"{result.status} {result.error}"
+            conflicts = report.tally(replace_sources_guarded(self.search, self.index, replacements), "rolled_back")
             if not conflicts:
                 break
             report.counts["conflicts_retried"] += len(conflicts)
