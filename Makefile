@@ -32,7 +32,7 @@ bench: $(STAMP)  ## Run every benchmark in bench/; prints one table and writes b
 
 LOCAL_AWS := AWS_ENDPOINT_URL=http://127.0.0.1:8001 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
 backfill: $(STAMP)  ## Index images already in a storefront bucket of the running local stack: make backfill WEBSITE=alya
-	$(LOCAL_AWS) $(BIN)/python -m listing_vision.jewelry.backfill --website $(or $(WEBSITE),alya) --via-lambda dedupe
+	$(LOCAL_AWS) $(BIN)/python -m listing_vision.jewelry.backfill --website $(or $(WEBSITE),alya) --via-lambda dedupe-backfill
 
 migrate: $(STAMP)  ## Run a migration operation against the running local stack: make migrate ARGS="coverage --sample 100"
 	$(LOCAL_AWS) OPENSEARCH_URL=http://127.0.0.1:8002 $(BIN)/python -m listing_vision.realestate.migrate $(ARGS)
@@ -45,20 +45,31 @@ lint: $(STAMP)
 layer: $(STAMP)  ## Build the common Lambda layer into build/layer
 	PIP=$(BIN)/pip bash scripts/build_layer.sh build/layer
 
-clip-model: $(STAMP)  ## Package build/clip/model.onnx (or, without one, the local descriptor) as model.tar.gz
-	@test -f build/clip/model.onnx || { mkdir -p build/clip && cp layers/common/listing_vision/embeddings/models/dct_descriptor.onnx build/clip/model.onnx \
-		&& echo "No build/clip/model.onnx: packaging the weight-free descriptor. Export real CLIP with python -m serving.clip.export."; }
-	$(BIN)/python -m serving.clip.package --model build/clip/model.onnx --out build/clip/model.tar.gz
+CLIP_MODEL ?= build/clip/model.onnx
+DESCRIPTOR := layers/common/listing_vision/embeddings/models/dct_descriptor.onnx
+clip-model: $(STAMP)  ## Package the CLIP export (build/clip/model.onnx) as model.tar.gz; CLIP_DESCRIPTOR=1 packages the weight-free descriptor on purpose
+	@if [ "$(CLIP_DESCRIPTOR)" = "1" ]; then \
+		$(BIN)/python -m serving.clip.package --model $(DESCRIPTOR) --out build/clip/model.tar.gz --allow-descriptor; \
+	elif [ -f "$(CLIP_MODEL)" ]; then \
+		$(BIN)/python -m serving.clip.package --model $(CLIP_MODEL) --out build/clip/model.tar.gz; \
+	else \
+		echo "No CLIP export at $(CLIP_MODEL). Export one: .venv/bin/python -m serving.clip.export --model openai/clip-vit-base-patch32 --out $(CLIP_MODEL)" >&2; \
+		echo "or deploy the weight-free descriptor on purpose: make clip-model CLIP_DESCRIPTOR=1" >&2; exit 1; \
+	fi
 
 node_modules/.bin/cdk: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	@touch $@
 
-synth: layer clip-model node_modules/.bin/cdk  ## Synthesize the CloudFormation template (no AWS account needed)
-	npx cdk synth --no-notices --quiet
+CONTEXT ?= infra/stages/dev.json
+CDK_CONTEXT := $(if $(wildcard $(CONTEXT)),-c context_file=$(CONTEXT),)
+synth: layer node_modules/.bin/cdk  ## Synthesize the CloudFormation template (no AWS account needed): make synth CONTEXT=infra/stages/dev.json
+	@test -f build/clip/model.tar.gz || $(MAKE) clip-model
+	npx cdk synth --no-notices --quiet $(CDK_CONTEXT)
 
-deploy: layer clip-model node_modules/.bin/cdk  ## Deploy to the AWS account in your environment
-	npx cdk deploy --no-notices --require-approval broadening
+deploy: layer node_modules/.bin/cdk  ## Deploy to the AWS account in your environment: make deploy CONTEXT=infra/stages/prod.json
+	@test -f build/clip/model.tar.gz || $(MAKE) clip-model
+	npx cdk deploy --no-notices --require-approval broadening $(CDK_CONTEXT)
 
 clean:
 	rm -rf $(VENV) build cdk.out node_modules

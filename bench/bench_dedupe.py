@@ -23,6 +23,7 @@ import requests
 from PIL import Image
 
 from bench.figures import Figure, percentile
+from functions.specs import spec
 from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.embeddings.factory import get_embedder
@@ -117,7 +118,7 @@ def run(stack: LocalStack) -> list[Figure]:
     photos = [p.read_bytes() for p in sorted(PHOTOS.glob("*.jpg"))]
     photo_vectors = get_embedder().embed(photos)
     queries = [near_copy(p) for p in photos]
-    handler = stack.gateway.handlers["dedupe"]
+    handler = stack.router.handler_for("dedupe")
     figures: list[Figure] = []
     previous = os.environ.get("MILVUS_COLLECTION")
     try:
@@ -129,11 +130,10 @@ def run(stack: LocalStack) -> list[Figure]:
             build_s = time.perf_counter() - started
             os.environ["MILVUS_COLLECTION"] = name
             get_settings.cache_clear()
-            stack.gateway.handlers["dedupe"] = handler
             ours = latencies(stack.url, queries)
-            stack.gateway.handlers["dedupe"] = per_request_clients(handler)
+            stack.router.register("dedupe", per_request_clients(handler))
             baseline = latencies(stack.url, queries)
-            stack.gateway.handlers["dedupe"] = handler
+            stack.router.register_spec(spec("dedupe"))
             label = f"{size // 1000}k vectors"
             figures.append(
                 Figure(
@@ -192,5 +192,5 @@ def run(stack: LocalStack) -> list[Figure]:
         else:
             os.environ["MILVUS_COLLECTION"] = previous
         get_settings.cache_clear()
-        stack.gateway.handlers["dedupe"] = handler
+        stack.router.register_spec(spec("dedupe"))
     return figures

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Route:
-    function: str
+    function: str  # a name of functions/specs.py
     method: str
     path: str  # API Gateway resource path; `{name}` is a path parameter
 
@@ -25,6 +25,3 @@ ROUTES: tuple[Route, ...] = (
 
 # Content types API Gateway passes to Lambda base64-encoded (RestApi binaryMediaTypes).
 BINARY_MEDIA_TYPES: tuple[str, ...] = ("multipart/form-data", "image/*", "application/octet-stream")
-
-# Every function, API-facing or not (regenerate runs under Step Functions and S3 events).
-FUNCTIONS: tuple[str, ...] = ("dedupe", "caption", "generate", "regenerate")

@@ -1,48 +1,22 @@
-"""The platform stack: storage, the CLIP endpoint, functions, API; one construct per capability."""
+"""The platform stack: the stores, the CLIP endpoint, one construct per capability, the API."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from aws_cdk import Duration, RemovalPolicy, Stack
-from aws_cdk import aws_iam as iam
+from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from functions.routes import FUNCTIONS
+from infra.config import DeploymentConfig
 from infra.constructs.api import RestApi
+from infra.constructs.captions import Captions
 from infra.constructs.clip_endpoint import ClipEndpoint, EndpointOptions
-from infra.constructs.migration import MigrationOptions, VisualFeaturesMigration
-from infra.constructs.service_function import API_TIMEOUT, ServiceFunction
+from infra.constructs.dedupe import Dedupe
+from infra.constructs.generation import Generation
+from infra.constructs.listings import Listings
+from infra.constructs.platform import Platform
+from infra.constructs.service_function import Network, ServiceFunction
 from infra.constructs.storage import Storage
-
-
-@dataclass(frozen=True)
-class MilvusConnection:
-    """Where the functions find Milvus (a Milvus server or Zilliz Cloud; not provisioned here)."""
-
-    uri: str = "https://milvus.example.internal:19530"
-    collection: str = "image_embeddings_ip"
-    token_secret_name: str | None = None  # Secrets Manager secret holding the token
-
-
-@dataclass(frozen=True)
-class OpenSearchDomain:
-    """The existing OpenSearch Service domain holding the listings index (not provisioned here)."""
-
-    endpoint: str = "https://search-hearth.us-east-1.es.amazonaws.com"
-    domain_arn: str = "arn:aws:es:us-east-1:123456789012:domain/hearth"
-
-
-@dataclass(frozen=True)
-class ProviderSecrets:
-    """Secrets Manager secret names of the model providers' keys (unset: that provider is off)."""
-
-    openai_key_secret: str | None = None
-    anthropic_key_secret: str | None = None
 
 
 class ListingVisionStack(Stack):
@@ -51,22 +25,14 @@ class ListingVisionStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
+        config: DeploymentConfig,
         layer_code: lambda_.Code,
-        stage: str,
         clip_model_tarball: str,
-        clip_options: EndpointOptions | None = None,
-        milvus: MilvusConnection | None = None,
-        opensearch: OpenSearchDomain | None = None,
-        providers: ProviderSecrets | None = None,
-        migration_options: MigrationOptions | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        removal = RemovalPolicy.RETAIN if stage == "prod" else RemovalPolicy.DESTROY
-        milvus = milvus or MilvusConnection()
-        opensearch = opensearch or OpenSearchDomain()
-        providers = providers or ProviderSecrets()
-        self.storage = Storage(self, "Storage", removal_policy=removal)
+        self.config = config
+        self.storage = Storage(self, "Storage", config=config)
         self.layer = lambda_.LayerVersion(
             self,
             "CommonLayer",
@@ -76,145 +42,70 @@ class ListingVisionStack(Stack):
             description="listing_vision and its pinned runtime dependencies",
         )
         self.clip = ClipEndpoint(
-            self, "Clip", model_tarball=clip_model_tarball, options=clip_options or EndpointOptions()
+            self,
+            "Clip",
+            model_tarball=clip_model_tarball,
+            options=EndpointOptions(
+                name=config.name("clip"),
+                allow_cpu=config.clip_allow_cpu,
+                retain_logs=config.removal_retains_data,
+                instance_type=config.clip_instance_type,
+                max_instances=config.clip_max_instances,
+                fp16=config.clip_fp16,
+                image_uri=config.clip_image_uri or EndpointOptions.image_uri,
+            ),
         )
-        milvus_token_secret = (
-            secretsmanager.Secret.from_secret_name_v2(self, "MilvusToken", milvus.token_secret_name)
-            if milvus.token_secret_name
-            else None
-        )
+        # The existing domain, by name (CDK's from_domain_endpoint keeps the `search-` prefix in the name).
+        domain_arn = self.format_arn(service="es", resource="domain", resource_name=config.opensearch_domain)
+        secrets = {
+            name: secretsmanager.Secret.from_secret_name_v2(self, f"{name.capitalize()}Secret", secret_name)
+            for name, secret_name in (
+                ("milvus", config.milvus_token_secret),
+                ("openai", config.openai_key_secret),
+                ("anthropic", config.anthropic_key_secret),
+            )
+            if secret_name
+        }
         environment = {
             **self.storage.environment(),
             "SAGEMAKER_ENDPOINT_NAME": self.clip.endpoint_name,
-            "MILVUS_URI": milvus.uri,
-            "MILVUS_COLLECTION": milvus.collection,
-            "OPENSEARCH_URL": opensearch.endpoint,
+            "MILVUS_URI": config.milvus_uri,
+            "MILVUS_COLLECTION": config.milvus_collection,
+            "OPENSEARCH_URL": config.opensearch_endpoint.rstrip("/"),
             "OPENSEARCH_AUTH": "sigv4",
-            **({"MILVUS_TOKEN_SECRET": milvus.token_secret_name} if milvus.token_secret_name else {}),
-            **({"OPENAI_API_KEY_SECRET": providers.openai_key_secret} if providers.openai_key_secret else {}),
-            **({"ANTHROPIC_API_KEY_SECRET": providers.anthropic_key_secret} if providers.anthropic_key_secret else {}),
+            "LISTINGS_INDEX": config.listings_index,
+            **({"MILVUS_TOKEN_SECRET": config.milvus_token_secret} if config.milvus_token_secret else {}),
+            **({"OPENAI_API_KEY_SECRET": config.openai_key_secret} if config.openai_key_secret else {}),
+            **({"ANTHROPIC_API_KEY_SECRET": config.anthropic_key_secret} if config.anthropic_key_secret else {}),
         }
-        # regenerate runs migration batches and ingest: Lambda's 15 minutes; API functions keep 29 s.
-        long_running = {"regenerate": Duration.minutes(15)}
-        self.functions = {
-            name: ServiceFunction(
-                self,
-                f"{name.capitalize()}Function",
-                name=name,
-                layer=self.layer,
-                environment=environment,
-                timeout=long_running.get(name, API_TIMEOUT),
-            )
-            for name in FUNCTIONS
-        }
-        # Generation runs in a worker (the same code; image edits take minutes, API Gateway 29 s):
-        # the API function invokes it asynchronously.
-        self.generate_worker = ServiceFunction(
-            self,
-            "GenerateWorker",
-            name="generate",
-            layer=self.layer,
+        self.platform = Platform(
+            config=config,
+            storage=self.storage,
+            layers=[self.layer],
+            clip=self.clip,
             environment=environment,
-            timeout=Duration.minutes(15),
+            opensearch_domain_arn=domain_arn,
+            network=self._network(config),
+            secrets=secrets,
         )
-        self.generate_worker.function.grant_invoke(self.functions["generate"].role)
-        self.functions["generate"].function.add_environment(
-            "GENERATE_WORKER_FUNCTION", self.generate_worker.function.function_name
-        )
-        storefront = [self.storage.buckets["alya_bucket"], self.storage.buckets["blysk_bucket"]]
-        for name in ("dedupe", "caption"):
-            for bucket in storefront:
-                bucket.grant_read_write(self.functions[name].role)
-            self.storage.tables["idempotency_table"].grant_read_write_data(self.functions[name].role)
-            self.storage.tables["catalogue_table"].grant_read_write_data(self.functions[name].role)
-            if milvus_token_secret is not None:
-                milvus_token_secret.grant_read(self.functions[name].role)
-        # Listing documents dropped into the uploads bucket are ingested by the regenerate function.
-        uploads = self.storage.buckets["uploads_bucket"]
-        uploads.grant_read_write(self.functions["regenerate"].role)
-        uploads.add_event_notification(
-            s3.EventType.OBJECT_CREATED,
-            s3n.LambdaDestination(self.functions["regenerate"].function),
-            s3.NotificationKeyFilter(suffix=".json"),
-        )
-        # Provider keys live in Secrets Manager; each function reads only the ones it uses.
-        for secret_name, users in (
-            (providers.openai_key_secret, ("caption", "generate_worker")),
-            (providers.anthropic_key_secret, ("caption", "regenerate")),
-        ):
-            if secret_name:
-                secret = secretsmanager.Secret.from_secret_name_v2(
-                    self, f"Secret{secret_name.replace('/', '')}", secret_name
-                )
-                for user in users:
-                    role = self.generate_worker.role if user == "generate_worker" else self.functions[user].role
-                    secret.grant_read(role)
-        # Images that reach a storefront bucket without the API (console, bulk, presigned) are indexed.
-        for bucket in storefront:
-            bucket.add_event_notification(
-                s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.functions["dedupe"].function)
-            )
-        for generate in (self.functions["generate"].role, self.generate_worker.role):
-            for bucket in storefront:
-                bucket.grant_read_write(generate)
-            self.storage.buckets["generated_bucket"].grant_read_write(generate)
-            self.storage.tables["jobs_table"].grant_read_write_data(generate)
-        # Embeddings: the functions that embed images may invoke the endpoint, and nothing else may.
-        for name in ("dedupe", "caption", "regenerate"):
-            self.clip.grant_invoke(self.functions[name].role)
-        regenerate = self.functions["regenerate"].role
-        self.storage.tables["vision_cache_table"].grant_read_write_data(regenerate)
-        self.storage.buckets["artifacts_bucket"].grant_read_write(regenerate)
-        # The listings index lives in an existing Amazon OpenSearch Service domain (context
-        # opensearch_endpoint / opensearch_domain_arn); the migration and ingest sign with SigV4.
-        for name in ("regenerate",):
-            self.functions[name].role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"],
-                    resources=[opensearch.domain_arn, f"{opensearch.domain_arn}/*"],
-                )
-            )
-        self.migration = VisualFeaturesMigration(
-            self,
-            "Migration",
-            function=self.functions["regenerate"].function,
-            artifacts=self.storage.buckets["artifacts_bucket"],
-            options=migration_options,
-        )
-        self.opensearch = opensearch
-        self.api = RestApi(
-            self,
-            "Api",
-            functions={name: fn.function for name, fn in self.functions.items()},
-            stage=stage,
-        )
-
-    def nag_acknowledgements(self) -> dict[str, str]:
-        """cdk-nag findings named after this stack's own resources, with why each is accepted."""
-
-        def logical_id(construct: Construct) -> str:
-            return str(self.resolve(self.get_logical_id(construct.node.default_child)))  # type: ignore[arg-type]
-
-        machine = logical_id(self.migration.state_machine)
-        function = logical_id(self.functions["regenerate"].function)
-        worker = logical_id(self.generate_worker.function)
-        artifacts = logical_id(self.storage.buckets["artifacts_bucket"])
-        execution = (
-            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
-            f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{machine}"}}]}}]}}'
-        )
-        invoke_worker = "The generate API function invokes any version of the generation worker (grantInvoke)."
-        child_runs = "The distributed Map starts and reads its own child executions (CDK's grant)."
-        return {
-            f"AwsSolutions-IAM5[Resource::{self.opensearch.domain_arn}/*]": "Index-level paths of the one listings "
-            "domain (es:ESHttp* on its documents); no other domain.",
-            f"AwsSolutions-IAM5[Resource::<{function}.Arn>:*]": "The state machine invokes any version of the "
-            "migration function (CDK's LambdaInvoke grant).",
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::<{artifacts}>/*]": "The state machine reads "
-            "batch manifests and writes Map results under the artifacts bucket.",
-            f"AwsSolutions-IAM5[Resource::{execution}:*]": child_runs,
-            f"AwsSolutions-IAM5[Resource::{execution}/*:*]": child_runs,
-            f"AwsSolutions-IAM5[Resource::<{worker}.Arn>:*]": invoke_worker,
-            "AwsSolutions-SF1": "Logging is at ERROR without execution data: inputs and outputs carry listing "
-            "content; results go to the artifacts bucket.",
+        self.dedupe = Dedupe(self, "Dedupe", platform=self.platform)
+        self.captions = Captions(self, "Captions", platform=self.platform)
+        self.generation = Generation(self, "Generation", platform=self.platform)
+        self.listings = Listings(self, "Listings", platform=self.platform)
+        self.functions: dict[str, ServiceFunction] = {
+            **self.dedupe.functions,
+            **self.captions.functions,
+            **self.generation.functions,
+            **self.listings.functions,
         }
+        self.api = RestApi(
+            self, "Api", functions={name: fn.function for name, fn in self.functions.items()}, stage=config.stage
+        )
+
+    def _network(self, config: DeploymentConfig) -> Network | None:
+        """The VPC the Milvus- and OpenSearch-facing functions run in, when context names one."""
+        if not config.vpc_id:
+            return None
+        from infra.constructs.network import private_network
+
+        return private_network(self, config)

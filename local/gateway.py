@@ -4,7 +4,9 @@ Each HTTP request becomes the proxy event the deployed API would send (resource,
 single- and multi-value headers and query strings, requestContext), with the body base64-encoded
 when its Content-Type is one of the API's binary media types (multipart kept byte-for-byte), and
 the function's proxy response is written back. Limits mirror AWS: 10 MB request (API Gateway),
-6 MB event (Lambda synchronous invoke), answered with the platform's one error shape.
+6 MB event (Lambda synchronous invoke). What the gateway itself refuses is answered as the
+deployed API's gateway responses answer it (listing_vision.api.gateway_responses): an unknown
+route or method is a 404 `route_not_found`, a body over 10 MB a 413 `payload_too_large`.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from functions.routes import BINARY_MEDIA_TYPES, ROUTES, Route
-from listing_vision.errors import NotFound, PayloadTooLarge, UpstreamError, VisionError, http_status
-from local.lambda_runtime import Handler, invoke
+from listing_vision.api.gateway_responses import body as gateway_response
+from listing_vision.errors import PayloadTooLarge, VisionError, http_status
 
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 LAMBDA_MAX_EVENT = 6 * 1024 * 1024
@@ -112,25 +114,20 @@ class Gateway:
 
     def __init__(
         self,
-        handlers: dict[str, Handler],
+        call: Callable[[str, dict[str, Any]], Any],
         extra_routes: dict[str, Callable[[], tuple[int, dict[str, Any]]]] | None = None,
         log_requests: bool = True,
     ):
         self.log_requests = log_requests
-        self.handlers = handlers
+        self.call = call  # invoke a function synchronously: (function name, event) -> proxy response
         self.routes = compile_routes(ROUTES)
         self.extra_routes = extra_routes or {}
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        allowed = False
         for compiled in self.routes:
             found = compiled.pattern.match(path)
-            if found:
-                allowed = True
-                if compiled.route.method == method:
-                    return compiled.route, found.groupdict()
-        if allowed:
-            raise VisionError(f"{method} is not allowed on {path}.", code="method_not_allowed")
+            if found and compiled.route.method == method:
+                return compiled.route, found.groupdict()
         return None
 
     def serve(self, host: str, port: int) -> ThreadingHTTPServer:
@@ -156,12 +153,17 @@ class Gateway:
                 body = json.dumps(error.to_body()).encode()
                 self._answer(status or http_status(error), {"Content-Type": "application/json"}, body)
 
+            def _refuse(self, response_type: str, message: str | None = None) -> None:
+                """What API Gateway itself answers (its gateway response for this type)."""
+                status, payload = gateway_response(response_type, str(uuid.uuid4()), message)
+                self._answer(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
+
             def _handle(self) -> None:
                 split = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > API_GATEWAY_MAX_BODY:
                     self.close_connection = True
-                    self._error(PayloadTooLarge("The request body exceeds API Gateway's 10 MB limit."))
+                    self._refuse("REQUEST_TOO_LARGE")
                     return
                 body = self.rfile.read(length) if length else b""
                 extra = gateway.extra_routes.get(split.path)
@@ -169,13 +171,9 @@ class Gateway:
                     status, payload = extra()
                     self._answer(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
                     return
-                try:
-                    matched = gateway.match(self.command, split.path)
-                except VisionError as error:
-                    self._error(error, 405)
-                    return
-                if matched is None:
-                    self._error(NotFound(f"No route for {self.command} {split.path}.", code="route_not_found"))
+                matched = gateway.match(self.command, split.path)
+                if matched is None:  # API Gateway: "Missing Authentication Token", answered as route_not_found
+                    self._refuse("MISSING_AUTHENTICATION_TOKEN", f"No route for {self.command} {split.path}.")
                     return
                 route, params = matched
                 event = build_event(
@@ -197,10 +195,10 @@ class Gateway:
                     )
                     return
                 try:
-                    result = invoke(gateway.handlers[route.function], route.function, event)
+                    result = gateway.call(route.function, event)
                 except Exception:  # noqa: BLE001 - API Gateway answers 502 when the function fails
                     traceback.print_exc()
-                    self._error(UpstreamError(f"The {route.function} function failed.", code="function_error"))
+                    self._refuse("INTEGRATION_FAILURE", f"The {route.function} function failed.")
                     return
                 self._write_proxy_response(result)
 

@@ -3,24 +3,40 @@
 `LambdaRouter.install()` patches moto's docker-free Lambda backend so that every `Invoke`
 (from boto3, or from moto's Step Functions interpreter) reaches the in-process handler named by
 the function: a handler's exception becomes a Lambda function error (`FunctionError: Unhandled`),
-so Step Functions Retry/Catch see what they would on AWS; `InvocationType=Event` runs in the
-background and answers at once, as an asynchronous invoke does.
+so Step Functions Retry/Catch see what they would on AWS. Asynchronous invocations
+(`InvocationType=Event`, S3 notifications) answer at once and run in the background with the
+function's declared delivery (functions/specs.py): retried after a failure, and sent to the
+function's failure queue (SQS, Lambda's on-failure destination record) when the retries are spent.
+`current_function` names the function whose handler is running, in its thread.
+
+As on Lambda, an execution environment handles one event at a time: a function's concurrent
+invocations each get their own environment (a fresh copy of its handler module, so module-level
+state such as the API resolver is never shared between requests), and idle environments are
+reused.
 """
 
 from __future__ import annotations
 
+import contextvars
 import importlib
+import importlib.util
 import json
 import threading
 import time
 import traceback
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from functions.specs import AsyncDelivery, FunctionSpec
+from listing_vision import aws
+
 Handler = Callable[[dict[str, Any], Any], Any]
+current_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_function", default=None)
 
 ACCOUNT_ID = "123456789012"
 
@@ -56,59 +72,142 @@ class LocalLambdaContext:
         return max(0, int((self.timeout_s - (time.monotonic() - self._started)) * 1000))
 
 
-def load_handler(function: str) -> Handler:
-    """The `lambda_handler` of functions/<function>/handler.py."""
-    module = importlib.import_module(f"functions.{function}.handler")
+def load_handler(spec: FunctionSpec, environment: int = 0) -> Handler:
+    """The `lambda_handler` of functions/<package>/<module>.py: the imported module for the first
+    execution environment, a fresh copy of it (its own module-level state) for each further one."""
+    name = f"functions.{spec.package}.{spec.module}"
+    if environment == 0:
+        return importlib.import_module(name).lambda_handler  # type: ignore[no-any-return]
+    source = importlib.util.find_spec(name)
+    assert source is not None and source.origin is not None
+    copy = importlib.util.spec_from_file_location(f"{name}__environment_{environment}", source.origin)
+    assert copy is not None and copy.loader is not None
+    module = importlib.util.module_from_spec(copy)
+    copy.loader.exec_module(module)
     return module.lambda_handler  # type: ignore[no-any-return]
 
 
-def invoke(handler: Handler, function_name: str, event: dict[str, Any]) -> Any:
-    """Call a handler as Lambda would, with a fresh context."""
-    return handler(event, LocalLambdaContext(function_name=function_name))
+def invoke(handler: Handler, function_name: str, event: dict[str, Any], timeout_s: float = 900.0) -> Any:
+    """Call a handler as Lambda would, with a fresh context, as that function."""
+    token = current_function.set(function_name)
+    try:
+        return handler(event, LocalLambdaContext(function_name=function_name, timeout_s=timeout_s))
+    finally:
+        current_function.reset(token)
+
+
+@dataclass
+class Registration:
+    handler: Handler  # the first execution environment's
+    timeout_s: float = 900.0
+    delivery: AsyncDelivery | None = None
+    failure_queue: str | None = None
+    new_environment: Callable[[int], Handler] | None = None  # None: one handler serves every call
+    runs_as: str | None = None  # the deployed function this handler stands in for (its role's calls)
+    idle: list[Handler] = field(default_factory=list)
+    environments: int = 1
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.idle.append(self.handler)
+
+    def acquire(self) -> Handler:
+        """An idle execution environment, or a new one when all are busy."""
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+            if self.new_environment is None:
+                return self.handler
+            number = self.environments
+            self.environments += 1
+        return self.new_environment(number)
+
+    def release(self, handler: Handler) -> None:
+        with self.lock:
+            if self.new_environment is not None or handler not in self.idle:
+                self.idle.append(handler)
+
+    def run(self, name: str, event: dict[str, Any]) -> Any:
+        handler = self.acquire()
+        try:
+            return invoke(handler, self.runs_as or name, event, self.timeout_s)
+        finally:
+            self.release(handler)
 
 
 class LambdaRouter:
     """Maps Lambda function names (or ARNs) to in-process handlers and serves moto's Invoke."""
 
-    def __init__(self) -> None:
-        self._handlers: dict[str, Handler] = {}
+    def __init__(self, retry_delays_s: tuple[float, ...] = (1.0, 2.0)) -> None:
+        # Lambda waits about a minute, then two, between asynchronous retries; locally seconds.
+        self.retry_delays_s = retry_delays_s
+        self.invocations: Counter[str] = Counter()  # invocations per function (not counting retries)
+        self._handlers: dict[str, Registration] = {}
         self._background = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lambda-async")
         self._original_invoke: Any = None
         self._original_function_invoke: Any = None
         self._lock = threading.Lock()
         self._pending: set[Future[None]] = set()
 
-    def register(self, function_name: str, handler: Handler) -> None:
+    def register(
+        self,
+        function_name: str,
+        handler: Handler,
+        timeout_s: float = 900.0,
+        delivery: AsyncDelivery | None = None,
+        failure_queue: str | None = None,
+        new_environment: Callable[[int], Handler] | None = None,
+        runs_as: str | None = None,
+    ) -> None:
+        registration = Registration(handler, timeout_s, delivery, failure_queue, new_environment, runs_as)
         with self._lock:
-            self._handlers[function_name] = handler
+            self._handlers[function_name] = registration
 
-    def handler_for(self, function_name: str) -> Handler:
+    def register_spec(self, spec: FunctionSpec) -> None:
+        """A function as declared in functions/specs.py: its handler, timeout and asynchronous delivery,
+        with a new execution environment for each concurrent invocation."""
+        self.register(
+            spec.name,
+            load_handler(spec),
+            spec.timeout_s,
+            spec.asynchronous,
+            spec.failure_queue,
+            new_environment=lambda number: load_handler(spec, number),
+        )
+
+    def call(self, function_name: str, event: dict[str, Any]) -> Any:
+        """A synchronous invocation (API Gateway's): the handler's result, or its exception."""
+        name, registration = self._registration(function_name)
+        with self._lock:
+            self.invocations[name] += 1
+        return registration.run(name, event)
+
+    def _registration(self, function_name: str) -> tuple[str, Registration]:
         name = function_name.split(":function:")[-1].split(":")[0]
         with self._lock:
             if name not in self._handlers:
                 raise KeyError(f"no local handler registered for Lambda function {name!r}")
-            return self._handlers[name]
+            return name, self._handlers[name]
+
+    def handler_for(self, function_name: str) -> Handler:
+        return self._registration(function_name)[1].handler
 
     def invoke(self, function_name: str, payload: bytes | str | None, asynchronous: bool = False) -> tuple[bytes, bool]:
         """Run the handler; returns (response payload, whether it is a function error)."""
-        handler = self.handler_for(function_name)
-        name = function_name.split(":function:")[-1].split(":")[0]
+        name, registration = self._registration(function_name)
         event = json.loads(payload) if payload else {}
+        with self._lock:
+            self.invocations[name] += 1
         if asynchronous:
-            future = self._background.submit(self._run_logged, handler, name, event)
+            future = self._background.submit(self._deliver, name, registration, event)
             with self._lock:
                 self._pending.add(future)
             future.add_done_callback(self._forget)
             return b"", False
         try:
-            result = invoke(handler, name, event)
+            result = registration.run(name, event)
         except Exception as error:  # noqa: BLE001 - becomes the Lambda function error, as on AWS
-            body = {
-                "errorType": type(error).__name__,
-                "errorMessage": str(error),
-                "stackTrace": traceback.format_tb(error.__traceback__),
-            }
-            return json.dumps(body).encode(), True
+            return json.dumps(error_payload(error)).encode(), True
         return json.dumps(result).encode(), False
 
     def drain(self, timeout_s: float = 60.0) -> bool:
@@ -126,11 +225,47 @@ class LambdaRouter:
         with self._lock:
             self._pending.discard(future)
 
-    def _run_logged(self, handler: Handler, name: str, event: dict[str, Any]) -> None:
+    def _deliver(self, name: str, registration: Registration, event: dict[str, Any]) -> None:
+        """An asynchronous invocation: tried, retried as declared, then recorded in the failure queue."""
+        retries = registration.delivery.retry_attempts if registration.delivery else 0
+        for attempt in range(retries + 1):
+            try:
+                registration.run(name, event)
+                return
+            except Exception as error:  # noqa: BLE001 - an async invoke has no caller to tell
+                traceback.print_exc()
+                if attempt < retries:
+                    time.sleep(self.retry_delays_s[min(attempt, len(self.retry_delays_s) - 1)])
+                    continue
+                if registration.failure_queue:
+                    self._send_failure(
+                        registration.runs_as or name, registration.failure_queue, event, error, attempt + 1
+                    )
+
+    @staticmethod
+    def _send_failure(name: str, queue: str, event: dict[str, Any], error: Exception, attempts: int) -> None:
+        """Lambda's on-failure destination record, sent to the function's failure queue with the
+        function's role (as Lambda does; the queue's URL is looked up outside it)."""
+        record = {
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{name}:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responsePayload": error_payload(error),
+        }
+        sqs = aws.client("sqs")
+        url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        token = current_function.set(name)
         try:
-            invoke(handler, name, event)
-        except Exception:  # noqa: BLE001 - an async invoke has no caller to tell
-            traceback.print_exc()
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record, default=str))
+        finally:
+            current_function.reset(token)
 
     def install(self) -> None:
         """Route moto's Lambda Invoke to this router (moto's docker-free backend)."""
@@ -168,3 +303,12 @@ class LambdaRouter:
             LambdaFunction.invoke = self._original_function_invoke  # type: ignore[method-assign]
             self._original_invoke = None
         self._background.shutdown(wait=True, cancel_futures=True)
+
+
+def error_payload(error: Exception) -> dict[str, Any]:
+    """What Lambda answers for an unhandled error."""
+    return {
+        "errorType": type(error).__name__,
+        "errorMessage": str(error),
+        "stackTrace": traceback.format_tb(error.__traceback__),
+    }

@@ -8,7 +8,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from functions.routes import FUNCTIONS
+from functions.specs import FUNCTIONS
+from functions.triggers import S3_TRIGGERS
 from listing_vision import aws
 from listing_vision.config import Settings
 from listing_vision.jewelry.vector_index import ensure_collection, milvus_client
@@ -68,10 +69,27 @@ def provision(settings: Settings) -> dict[str, Any]:
     }
 
 
+# Secrets the functions read from Secrets Manager on AWS, made locally with stand-in values:
+# setting naming the secret -> (secret name, value). Milvus Lite ignores the token.
+LOCAL_SECRETS: dict[str, tuple[str, str]] = {"milvus_token_secret": ("milvus-token", "root:Milvus")}
+
+
+def create_local_secrets(settings: Settings) -> None:
+    secrets = aws.client("secretsmanager")
+    for name, value in LOCAL_SECRETS.values():
+        try:
+            secrets.create_secret(Name=name, SecretString=value)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceExistsException":
+                raise
+
+
 def register_functions(settings: Settings) -> None:
-    """Register the functions with moto's Lambda and subscribe the dedupe function to the storefront
-    buckets' ObjectCreated events, as CDK does on AWS. Invocations run the in-process handlers
-    (local/lambda_runtime.py); the code registered here is a placeholder moto requires."""
+    """Register every declared function with moto's Lambda, create the failure queue of each one
+    invoked asynchronously, and subscribe functions to S3 events exactly as functions/triggers.py
+    declares (same buckets, events, prefix and suffix filters), as CDK does on AWS. Invocations run
+    the in-process handlers (local/lambda_runtime.py); the code registered here is a placeholder
+    moto requires."""
     iam = aws.client("iam")
     role_name = "local-lambda"
     try:
@@ -83,37 +101,42 @@ def register_functions(settings: Settings) -> None:
             '"Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}',
         )["Role"]["Arn"]
     lambda_client = aws.client("lambda")
+    sqs = aws.client("sqs")
     placeholder = _placeholder_zip()
     arns = {}
-    for name in FUNCTIONS:
+    for spec in FUNCTIONS:
         try:
-            arns[name] = lambda_client.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+            arns[spec.name] = lambda_client.get_function(FunctionName=spec.name)["Configuration"]["FunctionArn"]
         except ClientError:
-            arns[name] = lambda_client.create_function(
-                FunctionName=name,
+            arns[spec.name] = lambda_client.create_function(
+                FunctionName=spec.name,
                 Runtime="python3.12",
                 Role=role_arn,
-                Handler="handler.lambda_handler",
+                Handler=f"{spec.module}.lambda_handler",
                 Code={"ZipFile": placeholder},
+                Timeout=spec.timeout_s,
+                MemorySize=spec.memory_mb,
             )["FunctionArn"]
+        if spec.failure_queue:
+            sqs.create_queue(QueueName=spec.failure_queue)
+    configurations: dict[str, list[dict[str, Any]]] = {}
+    for trigger in S3_TRIGGERS:
+        rules = [
+            {"Name": name, "Value": value} for name, value in (("prefix", trigger.prefix), ("suffix", trigger.suffix))
+        ]
+        configuration: dict[str, Any] = {"LambdaFunctionArn": arns[trigger.function], "Events": list(trigger.events)}
+        if any(rule["Value"] for rule in rules):
+            configuration["Filter"] = {"Key": {"FilterRules": [rule for rule in rules if rule["Value"]]}}
+        configurations.setdefault(getattr(settings, trigger.bucket_setting), []).append(configuration)
     s3 = aws.client("s3")
-    s3.put_bucket_notification_configuration(
-        Bucket=settings.uploads_bucket,
-        NotificationConfiguration={
-            "LambdaFunctionConfigurations": [
-                {"LambdaFunctionArn": arns["regenerate"], "Events": ["s3:ObjectCreated:*"]}
-            ]
-        },
-    )
-    for bucket in (settings.alya_bucket, settings.blysk_bucket):
+    for bucket, functions in configurations.items():
         s3.put_bucket_notification_configuration(
-            Bucket=bucket,
-            NotificationConfiguration={
-                "LambdaFunctionConfigurations": [
-                    {"LambdaFunctionArn": arns["dedupe"], "Events": ["s3:ObjectCreated:*"]}
-                ]
-            },
+            Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": functions}
         )
+
+
+def failure_queues() -> list[str]:
+    return [spec.failure_queue for spec in FUNCTIONS if spec.failure_queue]
 
 
 def _placeholder_zip() -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -25,17 +26,27 @@ import requests
 from moto.server import ThreadedMotoServer
 from osmem_server import OsmemError, OsmemServer, resolve_binary
 
-from functions.routes import FUNCTIONS
+from functions.specs import FUNCTIONS
 from infra.constructs.migration import STATE_MACHINE_NAME
 from listing_vision import aws
 from listing_vision.config import Settings, get_settings
+from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL
 from listing_vision.jewelry.vector_index import close_clients, milvus_client
 from listing_vision.realestate.listings_index import opensearch_client
-from local import snapshot
+from local import atomic_dynamodb, snapshot
+from local.call_recorder import CallRecorder
 from local.gateway import Gateway
-from local.lambda_runtime import LambdaRouter, load_handler
-from local.provision import bucket_names, provision, register_functions, table_names
+from local.lambda_runtime import LambdaRouter
+from local.provision import (
+    LOCAL_SECRETS,
+    bucket_names,
+    create_local_secrets,
+    provision,
+    register_functions,
+    table_names,
+)
 from local.workflow import create_state_machine, synthesize_definition
+from serving.clip.container import ContainerServer
 
 
 def start_opensearch(addr: str, timeout_s: float = 30.0) -> OsmemServer:
@@ -86,6 +97,9 @@ class LocalStack:
     _osmem: OsmemServer | None = None
     _http: Any = None
     gateway: Gateway | None = None
+    record_calls: bool = False  # record every AWS call the functions make (local/call_recorder.py)
+    recorder: CallRecorder | None = None
+    _container: ContainerServer | None = None
     _saved_env: dict[str, str | None] = field(default_factory=dict)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -94,6 +108,7 @@ class LocalStack:
         self.state_dir = self.state_dir.resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request otherwise
+        atomic_dynamodb.install()  # conditional writes atomic, as on DynamoDB
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
         self._moto.start()
         moto_host, moto_port = self._moto.get_host_and_port()
@@ -101,19 +116,25 @@ class LocalStack:
         requests.post(f"{self.moto_url}/moto-api/config", json=MOTO_CONFIG, timeout=10).raise_for_status()
         self._osmem = start_opensearch(f"{self.host}:{self.opensearch_port}")
         self.opensearch_url = self._osmem.url
+        self._container = self._start_clip_container()
         self._configure_environment(moto_port)
-        for name in FUNCTIONS:
-            self.router.register(name, load_handler(name))
+        if self.record_calls:
+            self.recorder = CallRecorder()
+            self.recorder.install()
+            aws.reset_clients()  # clients made from now on carry the recorder's hook
+        for spec in FUNCTIONS:
+            self.router.register_spec(spec)
         self.router.install()
+        create_local_secrets(self.settings)  # before Milvus: its client reads the token from Secrets Manager
         self.provisioned = provision(self.settings)
         register_functions(self.settings)
         self.migration_arn = create_state_machine(
-            STATE_MACHINE_NAME, synthesize_definition("regenerate", self.settings.artifacts_bucket)
+            STATE_MACHINE_NAME, synthesize_definition("migration", self.settings.artifacts_bucket)
         )
         self.restored = snapshot.restore(self.state_dir, opensearch_client())
         self.demo_loaded = self._load_demo_if_empty()
         self.gateway = gateway = Gateway(
-            {name: self.router.handler_for(name) for name in FUNCTIONS},
+            self.router.call,
             extra_routes={"/health": self.health},
             log_requests=self.log_requests,
         )
@@ -122,6 +143,18 @@ class LocalStack:
         threading.Thread(target=self._http.serve_forever, name="gateway", daemon=True).start()
         self.startup_s = time.monotonic() - started
         return self
+
+    def _start_clip_container(self) -> ContainerServer:
+        """The CLIP serving code behind the SageMaker container contract, as the endpoint runs it:
+        every function embeds through boto3's sagemaker-runtime, as on AWS. It serves CLIP_MODEL_PATH
+        when set, else the shipped weight-free descriptor; on CPU, by permission."""
+        model_dir = self.state_dir / "clip-model"
+        model_dir.mkdir(exist_ok=True)
+        source = Path(os.environ.get("CLIP_MODEL_PATH") or DESCRIPTOR_MODEL)
+        shutil.copyfile(source, model_dir / "model.onnx")
+        self._saved_env.setdefault("CLIP_ALLOW_CPU", os.environ.get("CLIP_ALLOW_CPU"))
+        os.environ["CLIP_ALLOW_CPU"] = "true"
+        return ContainerServer(str(model_dir), host=self.host, port=0).start()
 
     def _load_demo_if_empty(self) -> dict[str, int]:
         if self.demo_listings <= 0:
@@ -151,6 +184,11 @@ class LocalStack:
                 [self.settings.listings_index],
             )
         close_clients()
+        if self._container is not None:
+            self._container.stop()
+            self._container = None
+        if self.recorder is not None:
+            self.recorder.uninstall()
         if self._osmem is not None:
             self._osmem.close()
             self._osmem = None
@@ -160,6 +198,7 @@ class LocalStack:
                 requests.post(f"{self.moto_url}/moto-api/reset", timeout=10)
             self._moto.stop()
             self._moto = None
+        atomic_dynamodb.uninstall()
         self._restore_environment()
         return saved
 
@@ -181,6 +220,9 @@ class LocalStack:
             "MOTO_PORT": str(moto_port),  # moto's Step Functions interpreter calls Lambda here
             "OPENSEARCH_URL": self.opensearch_url,
             "MILVUS_URI": str(self.state_dir / "milvus.db"),
+            "MILVUS_TOKEN_SECRET": LOCAL_SECRETS["milvus_token_secret"][0],
+            "SAGEMAKER_ENDPOINT_NAME": "clip",
+            "SAGEMAKER_RUNTIME_URL": self._container.url if self._container else "",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_SERVICE_NAME": "listing-vision-local",
         }

@@ -1,9 +1,5 @@
-"""Duplicate detection for the jewelry storefronts.
-
-API: POST /image_similarity_search (check, store, index), POST /uploads (presigned upload for large
-files), GET /uploads/{upload_id}. S3: ObjectCreated on the storefront buckets indexes what arrives
-without the API. Direct invoke: a `BackfillPage` event (`{"operation": "backfill", ...}`) indexes one page of a bucket.
-"""
+"""Duplicate detection for the jewelry storefronts, the API: POST /image_similarity_search (check,
+store, index), POST /uploads (presigned upload for large files), GET /uploads/{upload_id}."""
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
@@ -17,10 +13,8 @@ from pydantic import BaseModel, Field
 from listing_vision.api import create_resolver
 from listing_vision.config import get_settings
 from listing_vision.embeddings.factory import get_embedder
-from listing_vision.events import is_s3_event, parse_event, s3_objects
-from listing_vision.jewelry.backfill import BackfillPage, backfill_page
 from listing_vision.jewelry.dedupe import DedupeService, Upload
-from listing_vision.jewelry.uploads import UploadIndexer, presigned_upload, upload_status
+from listing_vision.jewelry.uploads import presigned_upload, upload_status
 from listing_vision.observability import logger, metrics, tracer
 
 app = create_resolver()
@@ -66,10 +60,4 @@ def get_upload(upload_id: str, website: Annotated[Website, Query()] = "alya") ->
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if event.get("operation") == "backfill":  # one page of python -m listing_vision.jewelry.backfill
-        page: BackfillPage = parse_event(event, BackfillPage)
-        return backfill_page(page.website, page.start_after, page.page_size, page.prefix)
-    if is_s3_event(event):  # S3 ObjectCreated notification
-        outcomes = UploadIndexer(get_embedder()).index_event(s3_objects(event))
-        return {"outcomes": [outcome.__dict__ for outcome in outcomes]}
     return app.resolve(event, context)

@@ -1,6 +1,6 @@
-"""Catalogue-image generation: POST /generate-images and POST /regenerate-image answer 202 with a
-job; GET /jobs/{job_id} reports it. The same function, invoked asynchronously with a `RunJob`
-event, is the worker."""
+"""Catalogue-image generation, the API: POST /generate-images and POST /regenerate-image answer 202
+with a job, whose worker (functions/generate/worker.py) runs asynchronously; GET /jobs/{job_id}
+reports it."""
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
@@ -12,9 +12,8 @@ from pydantic import BaseModel, Field
 
 from listing_vision.api import create_resolver
 from listing_vision.config import get_settings
-from listing_vision.events import parse_event
-from listing_vision.jewelry import generation, generation_worker
-from listing_vision.jewelry.jobs import JOB_ID_PATTERN, RunJob
+from listing_vision.jewelry import generation
+from listing_vision.jewelry.jobs import JOB_ID_PATTERN
 from listing_vision.observability import logger, metrics, tracer
 
 app = create_resolver()
@@ -37,22 +36,19 @@ class RegenerateImageRequest(BaseModel):
     image_type: int = Field(ge=1, le=5)
 
 
-def worker() -> str:
-    """The worker function (CDK sets GENERATE_WORKER_FUNCTION; locally it is this function)."""
-    return get_settings().generate_worker_function or app.lambda_context.function_name
-
-
 @app.post("/generate-images", status_code=202)
 @tracer.capture_method
 def generate_images(request: GenerateImagesRequest) -> dict[str, Any]:
     dimensions = request.dimensions_mm.model_dump() if request.dimensions_mm else None
-    return generation.submit(request.s3_urls, request.product_type, request.image_types, dimensions, worker())
+    return generation.submit(
+        request.s3_urls, request.product_type, request.image_types, dimensions, get_settings().generate_worker_function
+    )
 
 
 @app.post("/regenerate-image", status_code=202)
 @tracer.capture_method
 def regenerate_image(request: RegenerateImageRequest) -> dict[str, Any]:
-    return generation.regenerate(request.job_id, request.image_type, worker())
+    return generation.regenerate(request.job_id, request.image_type, get_settings().generate_worker_function)
 
 
 @app.get("/jobs/<job_id>")
@@ -65,7 +61,4 @@ def get_job(job_id: str) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if event.get("operation") == "run_job":  # the asynchronous worker
-        job: RunJob = parse_event(event, RunJob)
-        return generation_worker.run_job(job.job_id, job.only)
     return app.resolve(event, context)

@@ -1,4 +1,5 @@
-"""The REST API: one resource per route in functions/routes.py, each to its function."""
+"""The REST API: one resource per route in functions/routes.py, each to its function, and API
+Gateway's own errors in the platform's error shape (listing_vision.api.gateway_responses)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from functions.routes import BINARY_MEDIA_TYPES, ROUTES
+from infra.nag import acknowledge
+from listing_vision.api.gateway_responses import GATEWAY_RESPONSES, template
 
 
 class RestApi(Construct):
@@ -47,10 +50,38 @@ class RestApi(Construct):
         )
         for route in ROUTES:
             resource = self.api.root.resource_for_path(route.path)
-            resource.add_method(
+            method = resource.add_method(
                 route.method,
                 apigw.LambdaIntegration(functions[route.function]),
                 api_key_required=True,
+            )
+            for finding in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+                acknowledge(method, finding, "Callers are identified by API key, with a usage plan per key.")
+        acknowledge(
+            self.api,
+            "AwsSolutions-APIG2",
+            "Each function validates its requests against its OpenAPI model (Powertools), multipart bodies "
+            "included, which API Gateway's request validators cannot check.",
+        )
+        acknowledge(
+            self.api.deployment_stage,
+            "AwsSolutions-APIG3",
+            "No web ACL is associated with this stage.",
+        )
+        if self.api.node.try_find_child("CloudWatchRole") is not None:
+            acknowledge(
+                self.api.node.find_child("CloudWatchRole"),
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonAPIGatewayPushToCloudWatchLogs]",
+                "API Gateway's account-level logging role uses the AWS managed push-to-logs policy.",
+            )
+        for response in GATEWAY_RESPONSES:
+            self.api.add_gateway_response(
+                response.response_type,
+                type=apigw.ResponseType.of(response.response_type),
+                status_code=str(response.status) if response.status else None,
+                response_headers={"Content-Type": "'application/json'"},
+                templates={"application/json": template(response)},
             )
         key = self.api.add_api_key("Key")
         plan = self.api.add_usage_plan(

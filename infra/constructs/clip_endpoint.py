@@ -1,82 +1,108 @@
 """The GPU SageMaker endpoint serving the ONNX CLIP encoder, with invocation-based autoscaling.
 
-Only functions given `grant_invoke` may call it; the endpoint's own role reads its model artefact,
-pulls the inference image and writes logs and metrics.
+Serving stack, chosen so its CUDA versions match: the AWS PyTorch 2.6 GPU inference container
+(CUDA 12.4, cuDNN 9; its inference toolkit runs code/inference.py and installs
+code/requirements.txt) with onnxruntime-gpu 1.26.0, the last PyPI build linking CUDA 12 and
+cuDNN 9 (1.27 and later link CUDA 13 libraries, which this container lacks, so ONNX Runtime
+would fall back to CPU). `model_fn` preloads the CUDA libraries, logs the execution providers it
+got, and refuses to serve on CPU unless `CLIP_ALLOW_CPU` is set (context `clip_allow_cpu`, for
+CPU instance types).
+
+Only functions given `grant_invoke` may call it; the endpoint's own role reads its model
+artefact (that one object), pulls its image (that one repository) and writes its own log group.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from aws_cdk import (
-    Aws,
-    Duration,
-)
-from aws_cdk import (
-    aws_applicationautoscaling as autoscaling,
-)
-from aws_cdk import (
-    aws_iam as iam,
-)
-from aws_cdk import (
-    aws_s3_assets as s3_assets,
-)
-from aws_cdk import (
-    aws_sagemaker as sagemaker,
-)
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_applicationautoscaling as autoscaling
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-# The AWS Deep Learning Container for PyTorch inference (GPU): it carries the SageMaker inference
-# toolkit that runs code/inference.py and installs code/requirements.txt (onnxruntime-gpu).
+from infra.nag import acknowledge
+
+IMAGE_ACCOUNT = "763104351884"  # AWS Deep Learning Containers
 DEFAULT_IMAGE = (
-    f"763104351884.dkr.ecr.{Aws.REGION}.amazonaws.com/pytorch-inference:2.6.0-gpu-py312-cu124-ubuntu22.04-sagemaker"
+    f"{IMAGE_ACCOUNT}.dkr.ecr.{Aws.REGION}.amazonaws.com/pytorch-inference:2.6.0-gpu-py312-cu124-ubuntu22.04-sagemaker"
 )
 VARIANT = "AllTraffic"
 
 
 @dataclass(frozen=True)
 class EndpointOptions:
+    name: str = "listing-vision-clip"
     instance_type: str = "ml.g5.xlarge"
     image_uri: str = DEFAULT_IMAGE
     min_instances: int = 1
     max_instances: int = 4
     invocations_per_instance_per_minute: int = 600  # target tracking; an embedding request is ~10 ms on a GPU
     fp16: bool = False
+    allow_cpu: bool = False
+    retain_logs: bool = False
+
+
+def repository_arn(image_uri: str) -> str:
+    """The ECR repository of an image URI (`ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO:TAG`)."""
+    match = re.match(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>.+?)\.amazonaws\.com/(?P<repo>[^:@]+)", image_uri)
+    if not match:
+        raise ValueError(f"{image_uri!r} is not an ECR image URI")
+    return f"arn:{Aws.PARTITION}:ecr:{match['region']}:{match['account']}:repository/{match['repo']}"
 
 
 class ClipEndpoint(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, model_tarball: str, options: EndpointOptions) -> None:
         super().__init__(scope, construct_id)
+        self.endpoint_name = options.name
         model_data = s3_assets.Asset(self, "ModelData", path=model_tarball)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/sagemaker/Endpoints/{options.name}",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.RETAIN if options.retain_logs else RemovalPolicy.DESTROY,
+        )
         role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="Execution role of the CLIP embedding endpoint",
         )
-        model_data.grant_read(role)
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=[
-                    "ecr:GetAuthorizationToken",
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                    "ecr:BatchCheckLayerAvailability",
-                ],
-                resources=["*"],
+                actions=["s3:GetObject"], resources=[model_data.bucket.arn_for_objects(model_data.s3_object_key)]
+            )
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                resources=[repository_arn(options.image_uri)],
             )
         )
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                    "cloudwatch:PutMetricData",
-                ],
-                resources=["*"],
+                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[self.log_group.log_group_arn],
             )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            )
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken and cloudwatch:PutMetricData accept no resource ARN (metrics are limited "
+            "to SageMaker's namespaces by condition).",
         )
         model = sagemaker.CfnModel(
             self,
@@ -89,6 +115,7 @@ class ClipEndpoint(Construct):
                     "SAGEMAKER_PROGRAM": "inference.py",
                     "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
                     "CLIP_FP16": "true" if options.fp16 else "false",
+                    "CLIP_ALLOW_CPU": "true" if options.allow_cpu else "false",
                 },
             ),
         )
@@ -106,13 +133,15 @@ class ClipEndpoint(Construct):
                 )
             ],
         )
-        self.endpoint = sagemaker.CfnEndpoint(self, "Endpoint", endpoint_config_name=config.attr_endpoint_config_name)
-        self.endpoint_name = self.endpoint.attr_endpoint_name
+        self.endpoint = sagemaker.CfnEndpoint(
+            self, "Endpoint", endpoint_name=options.name, endpoint_config_name=config.attr_endpoint_config_name
+        )
+        self.endpoint.node.add_dependency(self.log_group)
         target = autoscaling.ScalableTarget(
             self,
             "Scaling",
             service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
-            resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT}",
+            resource_id=f"endpoint/{options.name}/variant/{VARIANT}",
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
             min_capacity=options.min_instances,
             max_capacity=options.max_instances,
@@ -126,12 +155,11 @@ class ClipEndpoint(Construct):
             scale_out_cooldown=Duration.minutes(1),
         )
 
+    @property
+    def endpoint_arn(self) -> str:
+        return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/{self.endpoint_name}"
+
     def grant_invoke(self, grantee: iam.IGrantable) -> None:
         grantee.grant_principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:InvokeEndpoint"],
-                resources=[
-                    f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/{self.endpoint_name}"
-                ],
-            )
+            iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[self.endpoint_arn])
         )

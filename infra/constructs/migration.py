@@ -20,6 +20,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from infra.nag import acknowledge, nag_json, nag_resource
+
 STATE_MACHINE_NAME = "visual-features-migration"
 # Errors worth retrying: the library raises Throttled when DynamoDB/OpenSearch push back past
 # their clients' own retries, BatchFailed when some listings of a batch could not be written.
@@ -151,4 +153,39 @@ class VisualFeaturesMigration(Construct):
             tracing_enabled=True,
             logs=log_options,
         )
-        artifacts.grant_read_write(self.state_machine)
+        # CDK grants the Map what its S3 ItemReader and ResultWriter need on the artifacts bucket, and the
+        # right to start and read its child executions; each accepted here, on this state machine.
+        machine = self.state_machine
+        acknowledge(
+            machine,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{nag_resource(machine, artifacts.bucket_name)}/*]",
+            "The Map reads each run's manifest and writes its results under migrations/, keys made per run "
+            "(CDK's ItemReader and ResultWriter grants).",
+        )
+        acknowledge(
+            machine,
+            f"AwsSolutions-IAM5[Resource::{nag_resource(machine, function.function_arn)}:*]",
+            "CDK's LambdaInvoke grant also allows version-qualified ARNs of the one migration function.",
+        )
+        acknowledge(
+            machine,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray's PutTraceSegments and PutTelemetryRecords (tracing) accept no resource ARN.",
+        )
+        executions = (
+            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            '{"Fn::Select":[6,{"Fn::Split":[":",' + nag_json(machine, machine.state_machine_arn) + "]}]}"
+        )
+        for suffix in (":*", "/*:*"):
+            acknowledge(
+                machine,
+                f"AwsSolutions-IAM5[Resource::{executions}{suffix}]",
+                "The distributed Map starts, reads and stops its own child executions (CDK's grant), ids made per run.",
+            )
+        if logs_enabled:
+            acknowledge(
+                self.state_machine,
+                "AwsSolutions-SF1",
+                "Logs are at ERROR without execution data: inputs and outputs carry listing content; every batch's "
+                "result is kept in the artifacts bucket instead.",
+            )

@@ -1,61 +1,138 @@
-"""The one function factory: every Lambda of the platform is built here, the same way."""
+"""The one function factory: every Lambda of the platform is built here from its declaration
+(functions/specs.py), the same way: Python 3.12, active tracing, JSON logs with a retention, the
+layers it needs, its own role (logs and traces only; its capability grants the rest), and, for a
+function invoked asynchronously, retries and a maximum event age set on purpose and an SQS
+failure queue for what still fails."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import jsii
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from functions.specs import FunctionSpec
+from infra.config import DeploymentConfig
+from infra.nag import acknowledge
+
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
-API_TIMEOUT = Duration.seconds(29)  # API Gateway cuts a request at 29 s
+
+
+@dataclass(frozen=True)
+class Network:
+    """Where functions that reach Milvus or OpenSearch run, when those live in a VPC."""
+
+    vpc: ec2.IVpc
+    subnets: ec2.SubnetSelection
+    security_groups: list[ec2.ISecurityGroup] = field(default_factory=list)
+
+
+@jsii.implements(lambda_.IDestination)
+class FailureQueue:
+    """An SQS queue as a function's on-failure destination, allowed exactly what Lambda does with it:
+    SendMessage with the function's role (CDK's SqsDestination also grants GetQueueUrl and
+    GetQueueAttributes, which nothing calls)."""
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self.queue = queue
+
+    def bind(
+        self, scope: Construct, fn: lambda_.IFunction, *, type: lambda_.DestinationType | None = None
+    ) -> lambda_.DestinationConfig:
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.queue.queue_arn]))
+        return lambda_.DestinationConfig(destination=self.queue.queue_arn)
 
 
 class ServiceFunction(Construct):
-    """A Python 3.12 Lambda with active tracing, JSON logs, the common layer, its own log group
-    and its own role (logs only; capabilities grant the rest to `self.role`)."""
-
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        name: str,
-        layer: lambda_.ILayerVersion,
+        spec: FunctionSpec,
+        config: DeploymentConfig,
+        layers: list[lambda_.ILayerVersion],
         environment: dict[str, str],
-        memory_mb: int = 1024,
-        timeout: Duration = API_TIMEOUT,
-        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        network: Network | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
+        self.spec = spec
+        removal = RemovalPolicy.RETAIN if config.removal_retains_data else RemovalPolicy.DESTROY
+        self.log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal)
         self.role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Execution role of the {name} function",
+            description=f"Execution role of the {spec.name} function ({spec.description})",
         )
-        self.log_group.grant_write(self.role)
+        self.failure_queue: sqs.Queue | None = None
+        if spec.asynchronous is not None:
+            self.failure_queue = sqs.Queue(
+                self,
+                "Failures",
+                queue_name=config.name(spec.failure_queue or f"{spec.name}-failures"),
+                retention_period=Duration.days(14),
+                encryption=sqs.QueueEncryption.SQS_MANAGED,
+                enforce_ssl=True,
+                removal_policy=removal,
+            )
         self.function = lambda_.Function(
             self,
             "Function",
+            function_name=config.name(spec.name),
+            description=spec.description,
             runtime=lambda_.Runtime.PYTHON_3_12,
-            architecture=lambda_.Architecture.X86_64,  # the layer's wheels are manylinux x86_64
-            handler="handler.lambda_handler",
-            code=lambda_.Code.from_asset(str(FUNCTIONS_DIR / name), exclude=["__pycache__", "*.pyc"]),
-            layers=[layer],
+            architecture=lambda_.Architecture.X86_64,  # the layers' wheels are manylinux x86_64
+            handler=f"{spec.module}.lambda_handler",
+            code=lambda_.Code.from_asset(str(FUNCTIONS_DIR / spec.package), exclude=["__pycache__", "*.pyc"]),
+            layers=layers,
             role=self.role,
-            memory_size=memory_mb,
-            timeout=timeout,
+            memory_size=spec.memory_mb,
+            timeout=Duration.seconds(spec.timeout_s),
             tracing=lambda_.Tracing.ACTIVE,
             logging_format=lambda_.LoggingFormat.JSON,
             log_group=self.log_group,
-            environment={"POWERTOOLS_SERVICE_NAME": name, **environment},
+            environment={"POWERTOOLS_SERVICE_NAME": spec.name, **environment},
+            vpc=network.vpc if network else None,
+            vpc_subnets=network.subnets if network else None,
+            security_groups=network.security_groups if network else None,
         )
-        # Tracing needs X-Ray writes; granted explicitly since the role is our own.
-        self.role.add_to_policy(
+        if spec.asynchronous is not None and self.failure_queue is not None:
+            self.function.configure_async_invoke(
+                retry_attempts=spec.asynchronous.retry_attempts,
+                max_event_age=Duration.seconds(spec.asynchronous.max_event_age_s),
+                on_failure=FailureQueue(self.failure_queue),
+            )
+        # Tracing needs X-Ray writes (they take no resource); granted explicitly since the role is our own.
+        self.role.add_to_principal_policy(
             iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"])
         )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray's PutTraceSegments and PutTelemetryRecords accept no resource ARN.",
+        )
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            "Python 3.12 is the runtime the layers' wheels are built for (pip --python-version 3.12).",
+        )
+        if self.failure_queue is not None:
+            acknowledge(
+                self.failure_queue,
+                "AwsSolutions-SQS3",
+                "This queue is the function's on-failure destination, its dead-letter queue: failed events stay "
+                "here to be inspected and redriven.",
+            )
+        self.log_group.grant_write(self.role)
+        if network is not None:  # ENIs in the VPC (the AWS managed policy is what Lambda documents)
+            self.role.add_managed_policy(
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
+            )

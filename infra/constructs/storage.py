@@ -1,4 +1,9 @@
-"""Buckets and tables, from the shared library's store specs (listing_vision.resources)."""
+"""Buckets and tables, from the shared library's store declarations (listing_vision.resources).
+
+What the platform creates is private, encrypted, TLS-only and named with the stage; what already
+lives in the account is referenced by name from the deployment settings and never re-created:
+the vision-cache table always, the storefront buckets when context names them.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,16 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from listing_vision.resources import BUCKETS, TABLES
+from infra.config import DeploymentConfig
+from listing_vision.resources import BUCKETS, TABLES, BucketSpec, TableSpec
 
 
 class Storage(Construct):
-    """Private, encrypted, TLS-only buckets and on-demand tables with point-in-time recovery."""
-
-    def __init__(self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig) -> None:
         super().__init__(scope, construct_id)
+        self.config = config
+        retain = config.removal_retains_data
+        self.removal = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
@@ -22,34 +29,46 @@ class Storage(Construct):
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-            removal_policy=removal_policy,
+            removal_policy=self.removal,
+            auto_delete_objects=not retain,
         )
-        self.buckets: dict[str, s3.Bucket] = {}
-        for spec in BUCKETS:
-            self.buckets[spec.name_setting] = s3.Bucket(
-                self,
-                _logical_id(spec.name_setting),
-                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-                encryption=s3.BucketEncryption.S3_MANAGED,
-                enforce_ssl=True,
-                versioned=True,
-                server_access_logs_bucket=self.access_logs,
-                server_access_logs_prefix=f"{spec.name_setting}/",
-                removal_policy=removal_policy,
+        self.buckets: dict[str, s3.IBucket] = {spec.name_setting: self._bucket(spec) for spec in BUCKETS}
+        self.tables: dict[str, dynamodb.ITable] = {spec.name_setting: self._table(spec) for spec in TABLES}
+
+    def _bucket(self, spec: BucketSpec) -> s3.IBucket:
+        existing = getattr(self.config, spec.name_setting, None) if spec.existing != "never" else None
+        if existing:
+            return s3.Bucket.from_bucket_name(self, _logical_id(spec.name_setting), existing)
+        return s3.Bucket(
+            self,
+            _logical_id(spec.name_setting),
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix=f"{spec.name_setting}/",
+            removal_policy=self.removal,
+            auto_delete_objects=not self.config.removal_retains_data,
+        )
+
+    def _table(self, spec: TableSpec) -> dynamodb.ITable:
+        if spec.existing == "always":
+            return dynamodb.Table.from_table_name(
+                self, _logical_id(spec.name_setting), getattr(self.config, spec.name_setting)
             )
-        self.tables: dict[str, dynamodb.Table] = {}
-        for table in TABLES:
-            self.tables[table.name_setting] = dynamodb.Table(
-                self,
-                _logical_id(table.name_setting),
-                partition_key=dynamodb.Attribute(name=table.partition_key, type=dynamodb.AttributeType.STRING),
-                billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-                time_to_live_attribute=table.ttl_attribute,
-                point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                    point_in_time_recovery_enabled=True
-                ),
-                removal_policy=removal_policy,
-            )
+        return dynamodb.Table(
+            self,
+            _logical_id(spec.name_setting),
+            table_name=self.config.name(spec.name_setting.removesuffix("_table").replace("_", "-")),
+            partition_key=dynamodb.Attribute(name=spec.partition_key, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute=spec.ttl_attribute,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=self.removal,
+        )
 
     def environment(self) -> dict[str, str]:
         """Settings variables naming every bucket and table (see listing_vision.config)."""

@@ -14,6 +14,7 @@ import argparse
 import json
 import re
 import threading
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -46,16 +47,17 @@ class ContainerServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _model_error(self, error: inference.ClientError) -> None:
-                # What the SageMaker runtime answers when the model returns a 4xx: a 424 ModelError
-                # carrying the model's status and body (botocore reads the type from the header).
+            def _model_error(self, status: int, text: str) -> None:
+                # What the SageMaker runtime answers when the model fails: a 424 ModelError carrying
+                # the model's status and body (botocore reads the type from the header). The body is
+                # what the inference toolkit writes: text, the message then the stack trace.
+                kind = "client" if status < 500 else "server"
                 body = json.dumps(
                     {
-                        "ErrorCode": "CLIENT_ERROR_FROM_MODEL",
-                        "Message": f"Received client error ({error.status_code}) from primary with message "
-                        f"{error.body()!r}.",
-                        "OriginalMessage": error.body(),
-                        "OriginalStatusCode": error.status_code,
+                        "ErrorCode": f"{kind.upper()}_ERROR_FROM_MODEL",
+                        "Message": f"Received {kind} error ({status}) from primary with message {text!r}.",
+                        "OriginalMessage": text,
+                        "OriginalStatusCode": status,
                     }
                 ).encode()
                 self.send_response(424)
@@ -82,11 +84,14 @@ class ContainerServer:
                     data = inference.input_fn(body, self.headers.get("Content-Type", ""))
                     prediction = inference.predict_fn(data, server.model)
                     payload, content_type = inference.output_fn(prediction, self.headers.get("Accept", ""))
-                except inference.ClientError as error:
+                except Exception as error:  # noqa: BLE001 - answered as the inference toolkit does
+                    status = error.status_code if isinstance(error, inference.ClientError) else 500
+                    message = error.body() if isinstance(error, inference.ClientError) else str(error)
+                    text = f"{message}\n{traceback.format_exc()}"
                     if self.path.startswith("/endpoints/"):
-                        self._model_error(error)
+                        self._model_error(status, text)
                     else:
-                        self._send(error.status_code, error.body())
+                        self._send(status, text, "text/plain")
                     return
                 self._send(200, payload, content_type)
 

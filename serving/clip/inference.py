@@ -8,7 +8,13 @@ L2-normalised float32. Undecodable images, unsupported formats and decompression
 400 with `{"error": {"code", "message"}}`, never a 500.
 
 Environment: `CLIP_MODEL_FILE` (default model.onnx, or model.fp16.onnx when `CLIP_FP16=true` and
-CUDA is present), `CLIP_MAX_BATCH` (64), `CLIP_MAX_PIXELS` (40,000,000).
+CUDA is present), `CLIP_MAX_BATCH` (64), `CLIP_MAX_PIXELS` (40,000,000), `CLIP_ALLOW_CPU`
+(false: a GPU endpoint whose ONNX Runtime cannot use CUDA refuses to start rather than serve
+slowly on CPU; true for CPU instances and local use).
+
+Errors: the SageMaker inference toolkit answers an error as text (the message, then a stack
+trace), so the message is the error shape as one line of JSON, which callers parse from the
+first line whatever the content type.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -32,6 +39,7 @@ except ImportError:
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "application/x-image"})
 MAX_JSON_IMAGES = 256
+LOGGER = logging.getLogger("clip.inference")
 
 
 class ClientError(_ToolkitError):  # type: ignore[misc,valid-type]
@@ -41,8 +49,8 @@ class ClientError(_ToolkitError):  # type: ignore[misc,valid-type]
         self.status_code = status_code
         self.code = code
         self.message = message
-        try:
-            super().__init__(status_code, message, message)  # toolkit signature
+        try:  # the toolkit answers with this message as the body's first line
+            super().__init__(status_code, self.body(), message)
         except TypeError:
             Exception.__init__(self, message)
 
@@ -50,13 +58,40 @@ class ClientError(_ToolkitError):  # type: ignore[misc,valid-type]
         return json.dumps({"error": {"code": self.code, "message": self.message}})
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "false").strip().lower() == "true"
+
+
+def _preload_cuda_libraries() -> None:
+    """ONNX Runtime (1.21+) loads the CUDA and cuDNN libraries of the nvidia pip packages first, so the
+    versions it was built for are the ones used, whatever else the container has."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers() and hasattr(ort, "preload_dlls"):
+        try:
+            ort.preload_dlls()
+        except Exception as error:  # noqa: BLE001 - reported; the provider check below decides
+            LOGGER.warning("could not preload the CUDA libraries: %s", error)
+
+
 def model_fn(model_dir: str) -> clip_onnx.ClipEncoder:
-    fp16 = os.environ.get("CLIP_FP16", "false").lower() == "true"
-    cuda = "CUDAExecutionProvider" in clip_onnx.available_providers()
+    fp16 = _flag("CLIP_FP16")
+    _preload_cuda_libraries()
+    available = clip_onnx.available_providers()
+    cuda = "CUDAExecutionProvider" in available
     default = "model.fp16.onnx" if fp16 and cuda else "model.onnx"
     path = Path(model_dir) / os.environ.get("CLIP_MODEL_FILE", default)
     options = clip_onnx.SessionOptions(prefer_gpu=True, fp16=fp16)
-    return clip_onnx.ClipEncoder(path, options, max_batch=int(os.environ.get("CLIP_MAX_BATCH", "64")))
+    encoder = clip_onnx.ClipEncoder(path, options, max_batch=int(os.environ.get("CLIP_MAX_BATCH", "64")))
+    running = encoder.session.get_providers()
+    LOGGER.warning("CLIP model %s serving on %s (available: %s)", path.name, running, available)
+    if running[0] != "CUDAExecutionProvider" and not _flag("CLIP_ALLOW_CPU"):
+        raise RuntimeError(
+            f"This endpoint is configured for a GPU, but ONNX Runtime runs {path.name} on {running[0]} "
+            f"(available providers: {available}): the CUDA libraries do not match onnxruntime-gpu's. "
+            "Refusing to serve on CPU; set CLIP_ALLOW_CPU=true to do so on purpose."
+        )
+    return encoder
 
 
 def input_fn(body: bytes | str, content_type: str) -> list[Any]:

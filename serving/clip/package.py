@@ -20,10 +20,36 @@ from listing_vision.embeddings import clip_onnx
 from serving.clip import inference
 
 # The container's own Python runs these; onnxruntime-gpu replaces the CPU build used locally.
-CONTAINER_REQUIREMENTS = "onnxruntime-gpu==1.31.1\nnumpy==2.4.6\npillow==13.0.0\n"
+# 1.26.0 is the last onnxruntime-gpu on PyPI linking CUDA 12 and cuDNN 9, what the serving image
+# (PyTorch 2.6 DLC, CUDA 12.4) has; its cuda/cudnn extras name the matching nvidia libraries,
+# which that image's PyTorch already installs (infra/constructs/clip_endpoint.py explains).
+CONTAINER_REQUIREMENTS = "onnxruntime-gpu[cuda,cudnn]==1.26.0\nnumpy==2.4.6\npillow==13.0.0\n"
+DESCRIPTOR_DOC = "Weight-free DCT perceptual descriptor"
 
 
-def build(model: Path, out: Path, fp16_model: Path | None = None, int8_model: Path | None = None) -> Path:
+class DescriptorRefused(SystemExit):
+    """The weight-free descriptor is not CLIP: a GPU endpoint serving it is a mistake unless asked for."""
+
+
+def is_descriptor(model: Path) -> bool:
+    import onnx
+
+    return onnx.load(str(model), load_external_data=False).doc_string.startswith(DESCRIPTOR_DOC)
+
+
+def build(
+    model: Path,
+    out: Path,
+    fp16_model: Path | None = None,
+    int8_model: Path | None = None,
+    allow_descriptor: bool = False,
+) -> Path:
+    if not allow_descriptor and is_descriptor(model):
+        raise DescriptorRefused(
+            f"{model} is the weight-free descriptor, not CLIP. Export real CLIP first "
+            "(python -m serving.clip.export --model openai/clip-vit-base-patch32 --out build/clip/model.onnx), "
+            "or package the descriptor on purpose with --allow-descriptor (make clip-model CLIP_DESCRIPTOR=1)."
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -50,8 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fp16-model", type=Path)
     parser.add_argument("--int8-model", type=Path)
     parser.add_argument("--out", type=Path, default=Path("build/clip/model.tar.gz"))
+    parser.add_argument(
+        "--allow-descriptor", action="store_true", help="package the weight-free descriptor for the endpoint on purpose"
+    )
     args = parser.parse_args(argv)
-    path = build(args.model, args.out, args.fp16_model, args.int8_model)
+    path = build(args.model, args.out, args.fp16_model, args.int8_model, args.allow_descriptor)
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     return 0
 

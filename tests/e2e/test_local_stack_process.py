@@ -22,6 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
+def clean_environment() -> dict[str, str]:
+    """This process's environment without what a local stack started in it has set (a person's shell
+    has none of it)."""
+    prefixes = ("AWS_", "MILVUS_", "OPENSEARCH_", "SAGEMAKER_", "CLIP_", "MOTO_", "POWERTOOLS_")
+    return {name: value for name, value in os.environ.items() if not name.startswith(prefixes)}
+
+
 @contextmanager
 def local_stack_process(state_dir: Path) -> Iterator[dict[str, str]]:
     process = subprocess.Popen(
@@ -44,12 +51,12 @@ def local_stack_process(state_dir: Path) -> Iterator[dict[str, str]]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "CAPTION_PROVIDER": "offline"},
+        env={**clean_environment(), "PYTHONUNBUFFERED": "1", "CAPTION_PROVIDER": "offline"},
     )
     urls: dict[str, str] = {}
     output: list[str] = []
     assert process.stdout is not None
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a hang guard, generous for a loaded machine
     try:
         while time.monotonic() < deadline and "api" not in urls:
             line = process.stdout.readline()
@@ -67,7 +74,7 @@ def local_stack_process(state_dir: Path) -> Iterator[dict[str, str]]:
     finally:
         # Ctrl-C, as a person would stop it
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=60)
+        rest, _ = process.communicate(timeout=300)  # a hang guard, generous for a loaded machine
         output.append(rest)
         assert process.returncode == 0, "".join(output)
         assert "Stopped." in rest

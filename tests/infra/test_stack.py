@@ -1,184 +1,198 @@
-"""The CDK stack, synthesized without building the layer (an empty asset stands in for it)."""
+"""The synthesized template holds what the code needs: every declared function sized as declared,
+the S3 triggers as declared, a failure queue on every asynchronous path, the existing stores
+referenced (never created), stage-named resources, API Gateway's errors in the platform's shape,
+and cdk-nag clean with every acknowledgement used."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-import aws_cdk as cdk
-import pytest
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk.assertions import Match, Template
-
-from functions.routes import FUNCTIONS, ROUTES
-from infra.nag import add_checks
-from infra.stack import ListingVisionStack
+from functions.routes import ROUTES
+from functions.specs import FUNCTIONS
+from functions.triggers import S3_TRIGGERS
+from infra.nag import ACKNOWLEDGED
+from listing_vision.api.gateway_responses import GATEWAY_RESPONSES
 from listing_vision.resources import TABLES
+from tests.infra.conftest import STACK, Synthesized
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    layer = tmp_path_factory.mktemp("layer")
-    (layer / "python").mkdir()
-    app = cdk.App(outdir=str(tmp_path_factory.mktemp("cdk.out")))
-    tarball = tmp_path_factory.mktemp("clip") / "model.tar.gz"
-    tarball.write_bytes(b"not needed to synthesize")
-    stack = ListingVisionStack(
-        app, "Test", layer_code=lambda_.Code.from_asset(str(layer)), stage="test", clip_model_tarball=str(tarball)
-    )
-    # cdk-nag runs on synth and fails it on any unacknowledged finding
-    add_checks(app, stack, list(stack.storage.buckets.values()), stack.nag_acknowledgements())
-    app.synth()
-    return Template.from_stack(stack)
+def logical_ids_by_name(synthesized: Synthesized) -> dict[str, str]:
+    """Physical function name → logical id, for the platform's own functions."""
+    return {
+        r["Properties"]["FunctionName"]: logical
+        for logical, r in synthesized.of_type("AWS::Lambda::Function").items()
+        if isinstance(r["Properties"].get("FunctionName"), str)
+    }
 
 
-def test_every_function_is_python312_traced_json_logged_with_the_layer(template: Template) -> None:
-    functions = template.find_resources("AWS::Lambda::Function", {"Properties": {"Runtime": "python3.12"}})
-    assert len(functions) == len(FUNCTIONS) + 1  # and the generation worker
-    for function in functions.values():
-        props = function["Properties"]
-        assert props["TracingConfig"] == {"Mode": "Active"}
+def functions_by_name(synthesized: Synthesized) -> dict[str, dict]:
+    found = synthesized.of_type("AWS::Lambda::Function")
+    by_name = {}
+    for resource in found.values():
+        name = resource["Properties"].get("FunctionName")
+        if isinstance(name, str) and name.startswith("listing-vision-test-"):
+            by_name[name.removeprefix("listing-vision-test-")] = resource["Properties"]
+    return by_name
+
+
+def test_every_declared_function_exists_sized_as_declared(synthesized: Synthesized) -> None:
+    # Given the declarations in functions/specs.py, when the stack is synthesized
+    functions = functions_by_name(synthesized)
+    # Then there is one function per declaration, with its handler, timeout and memory
+    assert sorted(functions) == sorted(spec.name for spec in FUNCTIONS)
+    for spec in FUNCTIONS:
+        props = functions[spec.name]
+        assert props["Handler"] == f"{spec.module}.lambda_handler"
+        assert (props["Timeout"], props["MemorySize"]) == (spec.timeout_s, spec.memory_mb)
+        assert props["Runtime"] == "python3.12" and props["TracingConfig"] == {"Mode": "Active"}
         assert props["LoggingConfig"]["LogFormat"] == "JSON"
-        assert props["Handler"] == "handler.lambda_handler"
-        assert len(props["Layers"]) == 1
+        assert props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == spec.name
+    # API functions fit API Gateway's 29 s; the worker, indexer, ingest and migration get longer
+    api_functions = {route.function for route in ROUTES}
+    assert all(functions[name]["Timeout"] <= 29 for name in api_functions)
 
 
-def test_each_function_has_its_own_role(template: Template) -> None:
-    functions = template.find_resources("AWS::Lambda::Function", {"Properties": {"Runtime": "python3.12"}})
-    roles = {str(f["Properties"]["Role"]) for f in functions.values()}
-    assert len(roles) == len(FUNCTIONS) + 1
+def test_each_function_has_its_own_role_and_log_group_with_retention(synthesized: Synthesized) -> None:
+    functions = functions_by_name(synthesized)
+    assert len({str(props["Role"]) for props in functions.values()}) == len(FUNCTIONS)
+    groups = synthesized.of_type("AWS::Logs::LogGroup")
+    assert all("RetentionInDays" in group["Properties"] for group in groups.values())
 
 
-def test_stores_are_private_encrypted_and_recoverable(template: Template) -> None:
-    template.all_resources_properties(
-        "AWS::S3::Bucket",
-        {
-            "PublicAccessBlockConfiguration": {
-                "BlockPublicAcls": True,
-                "BlockPublicPolicy": True,
-                "IgnorePublicAcls": True,
-                "RestrictPublicBuckets": True,
-            },
-            "BucketEncryption": Match.any_value(),
-        },
-    )
-    template.resource_count_is("AWS::DynamoDB::Table", len(TABLES))
-    template.has_resource_properties(
-        "AWS::DynamoDB::Table",
-        {
-            "KeySchema": [{"AttributeName": "image_url", "KeyType": "HASH"}],
-            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-        },
-    )
-    template.has_resource_properties(
-        "AWS::DynamoDB::Table",
-        {
-            "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
-            "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
-        },
-    )
+def test_every_asynchronous_path_retries_on_purpose_and_ends_in_a_failure_queue(synthesized: Synthesized) -> None:
+    configs = synthesized.of_type("AWS::Lambda::EventInvokeConfig")
+    queues = synthesized.of_type("AWS::SQS::Queue")
+    queue_names = {q["Properties"]["QueueName"]: name for name, q in queues.items()}
+    asynchronous = [spec for spec in FUNCTIONS if spec.asynchronous]
+    assert len(configs) == len(asynchronous) >= 3
+    functions = logical_ids_by_name(synthesized)
+    for spec in asynchronous:
+        function_id = functions[f"listing-vision-test-{spec.name}"]
+        (config,) = [
+            c["Properties"] for c in configs.values() if c["Properties"]["FunctionName"] == {"Ref": function_id}
+        ]
+        assert config["MaximumRetryAttempts"] == spec.asynchronous.retry_attempts
+        assert config["MaximumEventAgeInSeconds"] == spec.asynchronous.max_event_age_s
+        queue_id = queue_names[f"listing-vision-test-{spec.failure_queue}"]
+        assert config["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [queue_id, "Arn"]}
 
 
-def test_api_serves_every_route_with_binary_media_and_api_keys(template: Template) -> None:
-    template.has_resource_properties(
-        "AWS::ApiGateway::RestApi",
-        {
-            "BinaryMediaTypes": ["multipart/form-data", "image/*", "application/octet-stream"],
-        },
-    )
-    methods = template.find_resources("AWS::ApiGateway::Method", {"Properties": {"ApiKeyRequired": True}})
-    assert sorted(m["Properties"]["HttpMethod"] for m in methods.values()) == sorted(r.method for r in ROUTES)
-    path_parts = {r["Properties"]["PathPart"] for r in template.find_resources("AWS::ApiGateway::Resource").values()}
-    assert path_parts >= {
-        "image_similarity_search",
-        "generate_caption",
-        "generate-images",
-        "regenerate-image",
-        "jobs",
-        "{job_id}",
+def test_s3_triggers_are_exactly_the_declared_ones(synthesized: Synthesized) -> None:
+    storage = synthesized.stack.storage
+    bucket_setting = {synthesized.logical_id(b): s for s, b in storage.buckets.items() if b.node.default_child}
+    spec_of = {
+        logical: name.removeprefix("listing-vision-test-") for name, logical in logical_ids_by_name(synthesized).items()
     }
+    wired = set()
+    for resource in synthesized.of_type("Custom::S3BucketNotifications").values():
+        bucket = bucket_setting[resource["Properties"]["BucketName"]["Ref"]]
+        for config in resource["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]:
+            rules = {r["Name"]: r["Value"] for r in config.get("Filter", {}).get("Key", {}).get("FilterRules", [])}
+            target = spec_of[config["LambdaFunctionArn"]["Fn::GetAtt"][0]]
+            wired.add((bucket, target, tuple(config["Events"]), rules.get("prefix", ""), rules.get("suffix", "")))
+    declared = {(t.bucket_setting, t.function, t.events, t.prefix, t.suffix) for t in S3_TRIGGERS}
+    assert wired == declared
+    # Generated outputs have their own bucket, which triggers nothing: they are never indexed
+    assert "generated_bucket" not in {bucket for bucket, *_ in wired}
 
 
-def test_cdk_json_points_at_the_app() -> None:
-    import json
+def test_existing_stores_are_referenced_not_created(synthesized: Synthesized) -> None:
+    # The vision-cache table is the account's own: no table with its key is created
+    tables = synthesized.of_type("AWS::DynamoDB::Table")
+    keys = {t["Properties"]["KeySchema"][0]["AttributeName"] for t in tables.values()}
+    assert "image_url" not in keys
+    assert len(tables) == len([t for t in TABLES if t.existing == "never"])
+    # and every function is told its name, the OpenSearch endpoint and Milvus from context
+    for props in functions_by_name(synthesized).values():
+        variables = props["Environment"]["Variables"]
+        assert variables["VISION_CACHE_TABLE"] == "hearth-vision-cache"
+        assert variables["OPENSEARCH_URL"] == "https://search-listings-q7x3k2.us-east-1.es.amazonaws.com"
+        assert variables["MILVUS_URI"] == "https://milvus.acme.net:19530"
+        assert variables["SAGEMAKER_ENDPOINT_NAME"] == "listing-vision-test-clip"
+    # and nothing in the template is a placeholder
+    text = json.dumps(synthesized.template.to_json())
+    assert "example.internal" not in text and "123456789012" not in text
 
-    config = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())
-    assert config["app"].endswith("-m infra.app")
+
+def test_named_resources_carry_the_stage(synthesized: Synthesized) -> None:
+    named = [
+        *(r["Properties"]["TableName"] for r in synthesized.of_type("AWS::DynamoDB::Table").values()),
+        *(
+            r["Properties"]["FunctionName"]
+            for r in synthesized.of_type("AWS::Lambda::Function").values()
+            if "FunctionName" in r["Properties"]
+        ),
+        *(r["Properties"]["QueueName"] for r in synthesized.of_type("AWS::SQS::Queue").values()),
+        *(
+            r["Properties"]["StateMachineName"]
+            for r in synthesized.of_type("AWS::StepFunctions::StateMachine").values()
+        ),
+        *(r["Properties"]["EndpointName"] for r in synthesized.of_type("AWS::SageMaker::Endpoint").values()),
+    ]
+    assert named and all(name.startswith("listing-vision-test-") for name in named)
 
 
-def test_clip_endpoint_is_gpu_autoscaled_and_invocable_only_by_embedding_functions(template: Template) -> None:
-    template.has_resource_properties(
-        "AWS::SageMaker::EndpointConfig",
-        {
-            "ProductionVariants": [Match.object_like({"InstanceType": "ml.g5.xlarge", "VariantName": "AllTraffic"})],
-        },
-    )
-    template.has_resource_properties(
-        "AWS::SageMaker::Model",
-        {
-            "PrimaryContainer": Match.object_like(
-                {
-                    "Environment": Match.object_like({"SAGEMAKER_PROGRAM": "inference.py"}),
-                }
-            ),
-        },
-    )
-    template.has_resource_properties(
-        "AWS::ApplicationAutoScaling::ScalingPolicy",
-        {
-            "TargetTrackingScalingPolicyConfiguration": Match.object_like(
-                {
-                    "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
-                }
-            ),
-        },
-    )
-    # Which roles may invoke the endpoint: exactly the functions that embed images
-    functions = template.find_resources("AWS::Lambda::Function", {"Properties": {"Runtime": "python3.12"}})
-    role_of = {
-        f["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]: f["Properties"]["Role"]["Fn::GetAtt"][0]
-        for f in functions.values()
+def test_api_gateway_errors_have_the_platform_error_shape(synthesized: Synthesized) -> None:
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in synthesized.of_type("AWS::ApiGateway::GatewayResponse").values()
     }
+    for declared in GATEWAY_RESPONSES:
+        props = responses[declared.response_type]
+        template = props["ResponseTemplates"]["application/json"]
+        assert f'"code": "{declared.code}"' in template and "$context.requestId" in template
+        assert props.get("StatusCode") == (str(declared.status) if declared.status else None)
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"  # an unknown route, as locally
+
+
+def test_the_endpoint_refuses_cpu_and_only_embedding_functions_may_invoke_it(synthesized: Synthesized) -> None:
+    (model,) = synthesized.of_type("AWS::SageMaker::Model").values()
+    environment = model["Properties"]["PrimaryContainer"]["Environment"]
+    assert environment["CLIP_ALLOW_CPU"] == "false" and environment["SAGEMAKER_PROGRAM"] == "inference.py"
+    (config,) = synthesized.of_type("AWS::SageMaker::EndpointConfig").values()
+    assert config["Properties"]["ProductionVariants"][0]["InstanceType"] == "ml.g5.xlarge"
+    roles_of = {}
+    for resource in synthesized.of_type("AWS::Lambda::Function").values():
+        name = resource["Properties"].get("FunctionName", "")
+        roles_of[resource["Properties"]["Role"]["Fn::GetAtt"][0]] = name.removeprefix("listing-vision-test-")
     invokers = set()
-    for policy in template.find_resources("AWS::IAM::Policy").values():
-        actions = [s["Action"] for s in policy["Properties"]["PolicyDocument"]["Statement"]]
-        if "sagemaker:InvokeEndpoint" in actions:
-            invokers.update(r["Ref"] for r in policy["Properties"]["Roles"])
-    assert invokers == {role_of["dedupe"], role_of["caption"], role_of["regenerate"]}
-    for function in functions.values():
-        assert "SAGEMAKER_ENDPOINT_NAME" in function["Properties"]["Environment"]["Variables"]
+    for policy in synthesized.of_type("AWS::IAM::Policy").values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        if any(s["Action"] == "sagemaker:InvokeEndpoint" for s in statements):
+            invokers.update(roles_of.get(r["Ref"], r["Ref"]) for r in policy["Properties"]["Roles"])
+    assert invokers == {"dedupe", "dedupe-indexer", "dedupe-backfill", "caption", "listing-ingest"}
 
 
-def test_storefront_uploads_notify_the_dedupe_function(template: Template) -> None:
-    notifications = template.find_resources("Custom::S3BucketNotifications")
-    assert len(notifications) == 3  # alya and blysk to dedupe; listing uploads to regenerate
-    targets = []
-    for resource in notifications.values():
-        config = resource["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
-        assert [c["Events"] for c in config] == [["s3:ObjectCreated:*"]]
-        targets.append(config[0]["LambdaFunctionArn"]["Fn::GetAtt"][0])
-    assert sum("DedupeFunction" in t for t in targets) == 2 and sum("RegenerateFunction" in t for t in targets) == 1
-
-
-def test_migration_state_machine_fans_out_with_a_distributed_map(template: Template) -> None:
-    import json
-
-    machines = template.find_resources("AWS::StepFunctions::StateMachine")
-    assert len(machines) == 1
-    definition = json.loads(resolve_join(next(iter(machines.values()))["Properties"]["DefinitionString"]))
-    plan_branch = definition["States"]["Operation"]["Choices"][0]
-    assert plan_branch["Next"] == "Plan"
+def test_migration_state_machine_fans_out_with_a_distributed_map(synthesized: Synthesized) -> None:
+    (machine,) = synthesized.of_type("AWS::StepFunctions::StateMachine").values()
+    definition = json.loads(resolve_join(machine["Properties"]["DefinitionString"]))
+    assert definition["States"]["Operation"]["Choices"][0]["Next"] == "Plan"
     fan_out = definition["States"]["Fan out batches"]
     assert fan_out["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
-    assert fan_out["ItemReader"]["Resource"].endswith(":states:::s3:getObject")
-    assert fan_out["ItemReader"]["ReaderConfig"]["InputType"] == "JSON"
     assert fan_out["ItemReader"]["Parameters"]["Key.$"] == "$.plan.manifest.key"
     assert fan_out["MaxConcurrency"] == 10
     assert fan_out["ToleratedFailurePercentage"] == 5  # moto ignores it, so it is asserted here
-    assert fan_out["ResultWriter"]["Resource"].endswith(":states:::s3:putObject")
     batch = fan_out["ItemProcessor"]["States"]["Migrate batch"]
     assert "Throttled" in batch["Retry"][0]["ErrorEquals"] and batch["Retry"][0]["BackoffRate"] == 2
     assert batch["Catch"][0]["Next"] == "Record failed batch"
-    assert fan_out["Next"] == "Verify"
+
+
+def test_cdk_nag_is_clean_and_every_acknowledgement_is_used(synthesized: Synthesized) -> None:
+    (nag,) = [p for p in synthesized.report["pluginReports"] if p["pluginName"] == "AwsSolutions"]
+    # The synth would have failed on any unacknowledged finding; here, nothing is left
+    assert nag["violations"] == []
+    used = {(s["acknowledgedAt"], s["acknowledgedId"].split("::", 1)[1]) for s in nag["suppressedViolations"]}
+    made = {(a.path, a.finding) for a in ACKNOWLEDGED if a.path.startswith(f"{STACK}/")}
+    # Every acknowledgement is scoped below the stack (never the stack itself) and matches a finding
+    assert made and all(path != STACK for path, _ in made)
+    assert made - used == set(), "acknowledgements for findings that do not fire"
+    assert all(a.reason.strip() for a in ACKNOWLEDGED)
+
+
+def test_cdk_json_points_at_the_app() -> None:
+    config = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())
+    assert config["app"].endswith("-m infra.app")
 
 
 def resolve_join(value):

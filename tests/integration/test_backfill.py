@@ -13,46 +13,50 @@ from local.stack import LocalStack
 from tests.images import fresh_image, resized_copy
 
 
-@pytest.fixture
-def legacy_objects(local_stack: LocalStack) -> Iterator[list[bytes]]:
-    """Seven images already in the bucket before indexing existed: six distinct, one resized copy."""
+@pytest.fixture(params=["alya", "blysk"])
+def legacy_objects(local_stack: LocalStack, request: pytest.FixtureRequest) -> Iterator[tuple[str, list[bytes]]]:
+    """Seven images already in a storefront's bucket before indexing existed: six distinct, one resized copy."""
+    website = request.param
+    bucket = local_stack.settings.bucket_for(website)
     s3 = aws.client("s3")
-    saved = s3.get_bucket_notification_configuration(Bucket="blyskimg")
+    saved = s3.get_bucket_notification_configuration(Bucket=bucket)
     saved.pop("ResponseMetadata", None)
-    s3.put_bucket_notification_configuration(Bucket="blyskimg", NotificationConfiguration={})
-    images = [fresh_image(9000 + i) for i in range(6)]
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+    seed = 9000 if website == "blysk" else 9100
+    images = [fresh_image(seed + i) for i in range(6)]
     for index, image in enumerate(images):
-        s3.put_object(Bucket="blyskimg", Key=f"legacy/{index:03d}.jpg", Body=image)
-    s3.put_object(Bucket="blyskimg", Key="legacy/099-small-copy-of-000.jpg", Body=resized_copy(images[0]))
-    s3.put_bucket_notification_configuration(Bucket="blyskimg", NotificationConfiguration=saved)
-    yield images
+        s3.put_object(Bucket=bucket, Key=f"legacy/{index:03d}.jpg", Body=image)
+    s3.put_object(Bucket=bucket, Key="legacy/099-small-copy-of-000.jpg", Body=resized_copy(images[0]))
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=saved)
+    yield website, images
 
 
-def rows_for(images: list[bytes]) -> int:
+def rows_for(website: str, images: list[bytes]) -> int:
     client = vector_index.milvus_client()
     return sum(
-        len(vector_index.find_exact(client, "image_embeddings_ip", storage.sha256_hex(i), "blysk")) for i in images
+        len(vector_index.find_exact(client, "image_embeddings_ip", storage.sha256_hex(i), website)) for i in images
     )
 
 
-def test_backfill_resumes_after_a_kill_and_reruns_change_nothing(legacy_objects: list[bytes]) -> None:
-    assert backfill.count_objects("blysk", prefix="legacy/") == 7
-    assert rows_for(legacy_objects) == 0
-    # Given a run through the dedupe function that is killed after its first page of 3
-    first = next(backfill.pages("blysk", "", 3, "legacy/", via_lambda="dedupe"))
+def test_backfill_resumes_after_a_kill_and_reruns_change_nothing(legacy_objects: tuple[str, list[bytes]]) -> None:
+    website, images = legacy_objects
+    assert backfill.count_objects(website, prefix="legacy/") == 7
+    assert rows_for(website, images) == 0
+    # Given a run through the backfill function that is killed after its first page of 3
+    first = next(backfill.pages(website, "", 3, "legacy/", via_lambda="dedupe-backfill"))
     assert first["processed"] == 3 and first["counts"] == {"indexed": 3}
-    assert rows_for(legacy_objects) == 3
+    assert rows_for(website, images) == 3
     # When it resumes from the key it printed
-    resumed = list(backfill.pages("blysk", first["next_start_after"], 3, "legacy/", via_lambda="dedupe"))
+    resumed = list(backfill.pages(website, first["next_start_after"], 3, "legacy/", via_lambda="dedupe-backfill"))
     # Then the rest is indexed, and the copy is recorded as a duplicate, not indexed
     totals: dict[str, int] = {}
     for page in resumed:
         for status, count in page["counts"].items():
             totals[status] = totals.get(status, 0) + count
     assert totals == {"indexed": 3, "duplicate": 1}
-    assert rows_for(legacy_objects) == 6
+    assert rows_for(website, images) == 6
     # And a full rerun (the CLI, in process this time) changes nothing
-    assert backfill.main(["--website", "blysk", "--prefix", "legacy/", "--page-size", "4"]) == 0
-    assert rows_for(legacy_objects) == 6
-    rerun = list(backfill.pages("blysk", "", 4, "legacy/", via_lambda=None))
+    assert backfill.main(["--website", website, "--prefix", "legacy/", "--page-size", "4"]) == 0
+    assert rows_for(website, images) == 6
+    rerun = list(backfill.pages(website, "", 4, "legacy/", via_lambda=None))
     assert sum(page["counts"].get("indexed", 0) for page in rerun) == 0

@@ -14,13 +14,15 @@ import boto3
 import numpy as np
 import pytest
 import requests
+from botocore.exceptions import ClientError
 
 from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.embeddings.factory import get_embedder, reset_embedders
 from listing_vision.embeddings.onnx_local import OnnxEmbedder
-from listing_vision.embeddings.sagemaker import SageMakerEmbedder
+from listing_vision.embeddings.sagemaker import SageMakerEmbedder, for_transport, model_error
 from listing_vision.errors import InvalidRequest, UnsupportedMedia
+from serving.clip import inference
 from serving.clip.container import ContainerServer
 from serving.clip.export import export
 from serving.clip.package import build as build_package
@@ -62,15 +64,31 @@ def model_dir(tiny_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
             "model.onnx",
         ]
         tar.extractall(unpacked, filter="data")
-    assert "onnxruntime-gpu==" in (unpacked / "code" / "requirements.txt").read_text()
+    assert "onnxruntime-gpu[cuda,cudnn]==" in (unpacked / "code" / "requirements.txt").read_text()
     return unpacked
 
 
 @pytest.fixture(scope="module")
 def container(model_dir: Path) -> Iterator[ContainerServer]:
-    server = ContainerServer(str(model_dir), port=0).start()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CLIP_ALLOW_CPU", "true")  # this machine has no GPU: serve on CPU on purpose
+        server = ContainerServer(str(model_dir), port=0).start()
     yield server
     server.stop()
+
+
+def test_a_gpu_endpoint_refuses_to_serve_on_cpu_unless_allowed(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given ONNX Runtime without a usable CUDA provider (this machine), and no permission for CPU
+    monkeypatch.delenv("CLIP_ALLOW_CPU", raising=False)
+    # When the SageMaker handler loads the model, it refuses, naming the providers it got
+    with pytest.raises(RuntimeError, match="CPUExecutionProvider") as refused:
+        inference.model_fn(str(model_dir))
+    assert "CLIP_ALLOW_CPU" in str(refused.value)
+    # And with the explicit setting it serves on CPU
+    monkeypatch.setenv("CLIP_ALLOW_CPU", "true")
+    assert inference.model_fn(str(model_dir)).provider == "CPUExecutionProvider"
 
 
 def runtime_client(url: str):
@@ -130,7 +148,10 @@ def test_container_contract_content_types_and_errors(container: ContainerServer,
         answer = requests.post(
             f"{container.url}/invocations", data=body, headers={"Content-Type": content_type}, timeout=30
         )
-        assert (answer.status_code, answer.json()["error"]["code"]) == (status, code)
+        # As the inference toolkit answers: text, the error shape as JSON on the first line, then the trace
+        first_line = answer.text.splitlines()[0]
+        assert (answer.status_code, json.loads(first_line)["error"]["code"]) == (status, code)
+        assert "Traceback" in answer.text
 
 
 def test_model_errors_through_sagemaker_runtime_become_domain_errors(
@@ -140,14 +161,70 @@ def test_model_errors_through_sagemaker_runtime_become_domain_errors(
 
     from PIL import Image
 
-    embedder = SageMakerEmbedder("clip", runtime_client(container.url), dim=16)
-    with pytest.raises(InvalidRequest) as bad:
-        embedder.embed([photos[0].read_bytes(), b"not an image"])
-    assert bad.value.code == "not_an_image" and "Image 1" in bad.value.message
+    # Given requests the model refuses, sent through the real sagemaker-runtime client
+    client = runtime_client(container.url)
     gif = io.BytesIO()
     Image.new("RGB", (8, 8)).save(gif, "GIF")
+    refused = {
+        "not_an_image": (b"not an image", "image/jpeg"),
+        "unsupported_content_type": (gif.getvalue(), "image/gif"),
+        "invalid_request": (b'{"pictures": []}', "application/json"),
+    }
+    for code, (body, content_type) in refused.items():
+        with pytest.raises(ClientError) as raised:
+            client.invoke_endpoint(EndpointName="clip", ContentType=content_type, Body=body)
+        # Then each ModelError, whose body is the toolkit's text, becomes the model's own error code
+        error = model_error(raised.value)
+        assert error.code == code, raised.value.response
+    assert isinstance(model_error(raised.value), InvalidRequest)
+    # And the embedder itself refuses an undecodable image before invoking anything
+    embedder = SageMakerEmbedder("clip", client, dim=16)
     with pytest.raises(UnsupportedMedia):
         embedder.embed([gif.getvalue()])
+    with pytest.raises(InvalidRequest) as bad:
+        embedder.embed([photos[0].read_bytes(), b"not an image"])
+    assert bad.value.code == "not_an_image"
+
+
+def test_a_model_error_in_plain_text_is_an_upstream_error_by_its_status() -> None:
+    # A body that is not the serving code's (a crash in the container, a proxy's page) maps by status
+    def error(status: int, text: str) -> ClientError:
+        return ClientError(
+            {"Error": {"Code": "ModelError", "Message": "x"}, "OriginalStatusCode": status, "OriginalMessage": text},
+            "InvokeEndpoint",
+        )
+
+    crash = model_error(error(500, "Traceback (most recent call last):\n  File ...\nRuntimeError: CUDA out of memory"))
+    assert crash.code == "embedding_failed" and "Traceback" in crash.message
+    assert model_error(error(413, "Request Entity Too Large")).code == "payload_too_large"
+    assert model_error(error(415, "unsupported")).code == "unsupported_media_type"
+    assert model_error(error(400, "<html>bad request</html>")).code == "embedding_rejected"
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "InvokeEndpoint")
+    assert model_error(throttled).code == "embedding_failed"
+
+
+def test_large_images_are_downscaled_before_the_endpoint_and_embed_the_same(
+    container: ContainerServer, model_dir: Path, photos: list[Path]
+) -> None:
+    import io
+
+    from PIL import Image
+
+    # Given a photo upscaled to 4000 px with sensor-like noise (over 6 MB as PNG: InvokeEndpoint's payload limit)
+    upscaled = np.asarray(Image.open(photos[2]).convert("RGB").resize((4000, 2600)), dtype=np.int16)
+    noise = np.random.default_rng(7).integers(-6, 7, upscaled.shape, dtype=np.int16)
+    big = Image.fromarray(np.clip(upscaled + noise, 0, 255).astype(np.uint8))
+    buffer = io.BytesIO()
+    big.save(buffer, "PNG")
+    data = buffer.getvalue()
+    assert len(data) > 6_000_000
+    # When it is prepared for the endpoint, it is sent at 1,024 px, aspect kept
+    sent = Image.open(io.BytesIO(for_transport(data, 1024, 40_000_000)))
+    assert max(sent.size) == 1024 and abs(sent.size[0] / sent.size[1] - 4000 / 2600) < 0.01
+    # And it embeds through the endpoint as the full image does in process
+    remote = SageMakerEmbedder("clip", runtime_client(container.url), dim=16).embed([data])[0]
+    local = OnnxEmbedder(model_dir / "model.onnx").embed([data])[0]
+    assert float(remote @ local) > 0.99
 
 
 @pytest.fixture
@@ -167,11 +244,12 @@ def test_factory_picks_the_path_from_settings(
 ) -> None:
     # Without an endpoint or a model: the shipped descriptor, in process
     embedder_settings.delenv("SAGEMAKER_ENDPOINT_NAME", raising=False)
+    embedder_settings.delenv("SAGEMAKER_RUNTIME_URL", raising=False)
     embedder_settings.delenv("CLIP_MODEL_PATH", raising=False)
     assert get_embedder().model_id == "onnx:dct_descriptor.onnx"
     # With an endpoint named: SageMaker
     embedder_settings.setenv("SAGEMAKER_ENDPOINT_NAME", "clip")
-    embedder_settings.setenv("AWS_ENDPOINT_URL", container.url)
+    embedder_settings.setenv("SAGEMAKER_RUNTIME_URL", container.url)
     embedder_settings.setenv("AWS_ACCESS_KEY_ID", "local")
     embedder_settings.setenv("AWS_SECRET_ACCESS_KEY", "local")
     embedder_settings.setenv("EMBEDDING_DIM", "16")
@@ -187,3 +265,19 @@ def test_factory_picks_the_path_from_settings(
     assert local.model_id == "onnx:model.onnx"
     image = [photos[3].read_bytes()]
     assert np.array_equal(local.embed(image), remote.embed(image))
+
+
+def test_the_descriptor_is_packaged_for_the_endpoint_only_when_asked(tmp_path: Path) -> None:
+    from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL
+    from serving.clip.package import DescriptorRefused
+
+    # Given no CLIP export, only the weight-free descriptor: packaging it for the GPU endpoint is refused
+    with pytest.raises(DescriptorRefused, match="allow-descriptor"):
+        build_package(DESCRIPTOR_MODEL, tmp_path / "model.tar.gz")
+    assert not (tmp_path / "model.tar.gz").exists()
+    # unless asked for explicitly
+    assert build_package(DESCRIPTOR_MODEL, tmp_path / "model.tar.gz", allow_descriptor=True).is_file()
+    # and the container's requirements pin the onnxruntime-gpu that links the serving image's CUDA 12
+    with tarfile.open(tmp_path / "model.tar.gz") as tar:
+        requirements = tar.extractfile("code/requirements.txt").read().decode()  # type: ignore[union-attr]
+    assert "onnxruntime-gpu[cuda,cudnn]==1.26.0" in requirements

@@ -204,11 +204,11 @@ def test_objects_put_into_a_bucket_are_indexed_or_recorded_and_redelivery_change
     assert milvus_rows(sha, "alya") == 1
     # When the same events are delivered again (S3 delivers at least once)
     before = (milvus_rows(), s3_objects("alyaimg"))
-    handler = local_stack.router.handler_for("dedupe")
+    handler = local_stack.router.handler_for("dedupe-indexer")
     for key in ("console/Ring+Photo.jpg", "console/ring-small.jpg", "console/notes.txt"):
         from local.lambda_runtime import invoke
 
-        result = invoke(handler, "dedupe", s3_event("alyaimg", key))
+        result = invoke(handler, "dedupe-indexer", s3_event("alyaimg", key))
         assert result["outcomes"][0]["status"] in ("already_indexed", "duplicate", "invalid")
     # Then nothing changed
     assert (milvus_rows(), s3_objects("alyaimg")) == before

@@ -31,12 +31,12 @@ def earring_photo(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def stored_source(local_stack: LocalStack, data: bytes) -> str:
+def stored_source(local_stack: LocalStack, data: bytes, website: str = "alya") -> str:
     answer = requests.post(
         f"{local_stack.url}/image_similarity_search",
         timeout=30,
         files={"file": ("earring.jpg", data, "image/jpeg")},
-        data={"check_duplicate": "no"},
+        data={"check_duplicate": "no", "website": website},
     ).json()
     return str(answer["s3_url"])
 
@@ -46,7 +46,7 @@ def wait(local_stack: LocalStack, job_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         view = requests.get(f"{local_stack.url}/jobs/{job_id}", timeout=10).json()
-        if view["status"] == "done":
+        if view["status"] in ("done", "partial", "failed"):
             return view
         time.sleep(0.1)
     pytest.fail("job did not finish")
@@ -68,6 +68,7 @@ def test_a_job_renders_the_deterministic_types_and_reports_the_rest(local_stack:
     # Then it is accepted at once, and the worker finishes it
     assert submitted.status_code == 202 and submitted.json()["status"] == "queued"
     view = wait(local_stack, submitted.json()["job_id"])
+    assert view["status"] == "partial"  # some types delivered, the others failed with their reasons
     assert set(view) >= {"original_image_url", "gen_images", "zip_url", "failed"}
     # and the worker's timing: each image, the batch, the speed-up
     assert set(view["timing"]) >= {"images_s", "batch_s", "sequential_s", "speedup"}

@@ -107,7 +107,7 @@ def test_a_new_listing_is_indexed_with_the_split_fields(
     assert analysed == 4  # 2 images + one repair + the 529 retried by the SDK
     # When the same event is delivered again, nothing changes and nothing is re-analysed
     version = opensearch_client().get(index="listings-v2", id=zpid)["_version"]
-    handler = local_stack.router.handler_for("regenerate")
+    handler = local_stack.router.handler_for("listing-ingest")
     from local.lambda_runtime import invoke
 
     event = {
@@ -119,7 +119,7 @@ def test_a_new_listing_is_indexed_with_the_split_fields(
             }
         ]
     }
-    result = invoke(handler, "regenerate", event)
+    result = invoke(handler, "listing-ingest", event)
     assert result["outcomes"][0]["status"] == "unchanged"
     assert opensearch_client().get(index="listings-v2", id=zpid)["_version"] == version
     assert len(claude.calls(MESSAGES)) == analysed

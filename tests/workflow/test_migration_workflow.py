@@ -102,7 +102,9 @@ def sandbox(local_stack: LocalStack) -> Iterator[Sandbox]:
             box.raised.append(type(error).__name__)
             raise
 
-    local_stack.router.register(function, handler)
+    local_stack.router.register(
+        function, handler
+    )  # private stores: the deployed function's calls are recorded elsewhere
     options = MigrationOptions(batch_retry_attempts=2, retry_interval_s=1)
     box.machine_arn = create_state_machine(
         f"migration-{suffix}", synthesize_definition(function, local_stack.settings.artifacts_bucket, options)

@@ -38,11 +38,14 @@ def _cached_client(service: str, endpoint_url: str | None, region: str, read_tim
 
 
 def client(service: str, read_timeout_s: float | None = None) -> Any:
-    """A cached boto3 client for `service`, honouring the endpoint override from settings.
+    """A cached boto3 client for `service`, honouring the endpoint overrides from settings.
 
     `read_timeout_s` bounds one call where a service has its own budget (model invocations)."""
     settings = get_settings()
-    return _cached_client(service, settings.aws_endpoint_url, settings.aws_region, read_timeout_s)
+    endpoint = settings.aws_endpoint_url
+    if service == "sagemaker-runtime" and settings.sagemaker_runtime_url:
+        endpoint = settings.sagemaker_runtime_url
+    return _cached_client(service, endpoint, settings.aws_region, read_timeout_s)
 
 
 def reset_clients() -> None:

@@ -57,12 +57,23 @@ class Settings(BaseSettings):
         description="`sagemaker` (the endpoint), `onnx` (in process) or `auto`: SageMaker when an endpoint is named.",
     )
     sagemaker_endpoint_name: str | None = Field(None, description="SageMaker endpoint serving the CLIP encoder.")
+    sagemaker_runtime_url: str | None = Field(
+        None,
+        description="Endpoint override for the SageMaker runtime client only (the local stack's serving "
+        "container). Unset on AWS.",
+    )
     clip_model_path: str | None = Field(
         None,
         description="ONNX image encoder for the in-process path (from `serving.clip.export`); unset: the shipped "
         "weight-free DCT descriptor.",
     )
     embedding_timeout_s: float = Field(10.0, gt=0, description="Read timeout of one SageMaker invocation, seconds.")
+    embedding_transport_px: int = Field(
+        1024,
+        ge=224,
+        description="Images sent to the SageMaker endpoint are downscaled to this longest side first (CLIP sees "
+        "224 px), so any accepted image fits its 6 MB payload.",
+    )
     max_image_pixels: int = Field(
         40_000_000,
         ge=1,
@@ -115,10 +126,15 @@ class Settings(BaseSettings):
     # --- Jobs and idempotency --------------------------------------------------------------
     jobs_table: str = Field("jobs", description="DynamoDB table of image-generation jobs.")
     rate_limit_table: str = Field("rate-limits", description="DynamoDB table of shared token buckets.")
-    generate_worker_function: str | None = Field(
-        None, description="Lambda function that renders generation jobs (CDK sets it; unset: the calling function)."
+    generate_worker_function: str = Field(
+        "generate-worker", description="Lambda function that renders generation jobs (invoked asynchronously)."
     )
-    idempotency_table: str = Field("idempotency", description="DynamoDB table for Powertools idempotency.")
+    generation_deadline_s: int = Field(
+        5400,
+        ge=60,
+        description="A generation run not finished this long after it was started is reported failed "
+        "(`worker_timeout`): covers the asynchronous queue, the worker's retries and its 15-minute runs.",
+    )
     catalogue_table: str = Field(
         "image-catalogue",
         description="DynamoDB table with one record per stored jewelry image content "
@@ -188,15 +204,20 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
-def write_readme_table(path: str) -> None:
-    """Replace the table between the README's settings markers with the current one."""
+def replace_between_markers(path: str, marker: str, table: str) -> None:
+    """Replace what lies between a README's `<!-- marker:start … -->` and `<!-- marker:end -->`."""
     from pathlib import Path
 
     readme = Path(path)
     text = readme.read_text()
-    start = text.index("\n", text.index("<!-- settings:start")) + 1
-    end = text.index("<!-- settings:end -->")
-    readme.write_text(text[:start] + settings_table() + "\n" + text[end:])
+    start = text.index("\n", text.index(f"<!-- {marker}:start")) + 1
+    end = text.index(f"<!-- {marker}:end -->")
+    readme.write_text(text[:start] + table + "\n" + text[end:])
+
+
+def write_readme_table(path: str) -> None:
+    """Replace the table between the README's settings markers with the current one."""
+    replace_between_markers(path, "settings", settings_table())
 
 
 if __name__ == "__main__":  # pragma: no cover - documentation helper

@@ -46,7 +46,11 @@ class InvalidImageError(ValueError):
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode and fully load an image, refusing decompression bombs before any pixel is decoded."""
+    """Decode and fully load an image, refusing decompression bombs before any pixel is decoded.
+
+    Untrusted bytes make Pillow's parsers fail in many ways (OSError for a header cut short,
+    SyntaxError, ValueError, struct errors, EOFError, even IndexError): any failure to parse what
+    claims to be an image is `corrupt_image`, never an unexpected error."""
     if not data:
         raise InvalidImageError("The file is empty.", "empty_file")
     try:
@@ -55,6 +59,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
         raise InvalidImageError("The file is not an image we can read.", "not_an_image") from error
     except Image.DecompressionBombError as error:
         raise InvalidImageError(str(error), "decompression_bomb") from error
+    except Exception as error:
+        raise InvalidImageError("The image header is truncated or corrupt.", "corrupt_image") from error
     if image.format not in ACCEPTED_FORMATS:
         raise InvalidImageError(
             f"{image.format or 'This'} images are not accepted; send JPEG, PNG or WebP.", "unsupported_image_format"
@@ -66,7 +72,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
         )
     try:
         image.load()
-    except (OSError, SyntaxError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        raise InvalidImageError(str(error), "decompression_bomb") from error
+    except Exception as error:
         raise InvalidImageError("The image is truncated or corrupt.", "corrupt_image") from error
     return image
 

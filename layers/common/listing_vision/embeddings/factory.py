@@ -37,6 +37,8 @@ def _build(mode: str) -> Embedder:
             settings.sagemaker_endpoint_name,
             aws.client("sagemaker-runtime", read_timeout_s=settings.embedding_timeout_s),
             settings.embedding_dim,
+            transport_px=settings.embedding_transport_px,
+            max_pixels=settings.max_image_pixels,
         )
     from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL, OnnxEmbedder
 

@@ -1,36 +1,68 @@
 """Embeddings from the SageMaker endpoint (`sagemaker-runtime` InvokeEndpoint).
 
-Images go as one JSON batch per request (`{"images": [base64, ...]}`), split so no request
-exceeds the endpoint's 6 MB payload limit. Timeouts and retries are botocore's (standard mode
-retries throttling and 5xx); a 4xx from the model (a bad image) becomes the matching domain error.
+Images larger than the model needs are downscaled here first (longest side to
+`EMBEDDING_TRANSPORT_PX`, aspect kept, EXIF orientation applied, re-encoded), so any image the API
+or a presigned upload accepts (up to 50 MB) fits InvokeEndpoint's 6 MB payload; CLIP sees 224 px
+anyway. Images go as one JSON batch per request (`{"images": [base64, ...]}`), split under the
+payload limit. Timeouts and retries are botocore's (standard mode retries throttling and 5xx). A
+model error becomes the matching domain error whatever its body: the serving code puts its error
+as one line of JSON first, the inference toolkit adds a stack trace as text, and a body that is not
+ours is mapped by its status.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
+from PIL import Image, ImageOps
 
-from listing_vision.embeddings.clip_onnx import InvalidImageError
-from listing_vision.errors import UpstreamError
+from listing_vision.embeddings.clip_onnx import InvalidImageError, decode_image
+from listing_vision.errors import PayloadTooLarge, UnsupportedMedia, UpstreamError, VisionError
 from listing_vision.imaging.decode import image_error
 
 MAX_PAYLOAD_BYTES = 5_500_000  # under InvokeEndpoint's 6 MB, leaving room for JSON framing
 
 
+def for_transport(image: bytes, max_side: int, max_pixels: int) -> bytes:
+    """The image as sent to the endpoint: unchanged when its longest side is at most `max_side`,
+    otherwise downscaled to it (aspect kept, orientation applied) and re-encoded (PNG keeps
+    transparency; everything else JPEG at quality 95)."""
+    decoded = decode_image(image, max_pixels)
+    if max(decoded.size) <= max_side:
+        return image
+    upright = ImageOps.exif_transpose(decoded)
+    upright.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    if upright.mode in ("RGBA", "LA", "P") and decoded.format == "PNG":
+        upright.save(buffer, "PNG")
+    else:
+        upright.convert("RGB").save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
 class SageMakerEmbedder:
-    def __init__(self, endpoint_name: str, client: Any, dim: int):
+    def __init__(
+        self, endpoint_name: str, client: Any, dim: int, transport_px: int = 1024, max_pixels: int = 40_000_000
+    ):
         self.endpoint_name = endpoint_name
         self.client = client
         self.dim = dim
+        self.transport_px = transport_px
+        self.max_pixels = max_pixels
         self.model_id = f"sagemaker:{endpoint_name}"
 
     def embed(self, images: Sequence[bytes]) -> np.ndarray:
-        chunks = [self._invoke(batch) for batch in self._batches(images)]
+        try:
+            prepared = [for_transport(image, self.transport_px, self.max_pixels) for image in images]
+        except InvalidImageError as error:
+            raise image_error(error) from error
+        chunks = [self._invoke(batch) for batch in self._batches(prepared)]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
 
     def _batches(self, images: Sequence[bytes]) -> Iterator[list[str]]:
@@ -55,7 +87,7 @@ class SageMakerEmbedder:
                 Body=json.dumps({"images": batch}).encode(),
             )
         except ClientError as error:
-            raise self._client_error(error) from error
+            raise model_error(error) from error
         except BotoCoreError as error:
             raise UpstreamError(
                 f"The embedding endpoint did not answer: {error}", code="embedding_unavailable"
@@ -69,13 +101,27 @@ class SageMakerEmbedder:
             )
         return vectors
 
-    def _client_error(self, error: ClientError) -> Exception:
-        response = error.response
-        status = int(response.get("OriginalStatusCode") or 0)
-        if response.get("Error", {}).get("Code") == "ModelError" and 400 <= status < 500:
-            try:
-                detail = json.loads(response.get("OriginalMessage") or "{}")["error"]
-                return image_error(InvalidImageError(detail["message"], detail["code"]))
-            except (ValueError, KeyError, TypeError):
-                pass
-        return UpstreamError(f"The embedding endpoint failed: {error}", code="embedding_failed")
+
+def model_error(error: ClientError) -> VisionError:
+    """The domain error for a failed InvokeEndpoint: the model's own error code when its body carries
+    one (first line, JSON), else one chosen by its status; throttling and the rest are upstream errors."""
+    response = error.response
+    code = response.get("Error", {}).get("Code", "")
+    status = int(response.get("OriginalStatusCode") or 0)
+    if code != "ModelError" or not status:
+        return UpstreamError(f"The embedding endpoint failed ({code or 'error'}).", code="embedding_failed")
+    text = str(response.get("OriginalMessage") or "")
+    try:
+        detail = json.loads(text.splitlines()[0])["error"]
+        if 400 <= status < 500:
+            return image_error(InvalidImageError(str(detail["message"]), str(detail["code"])))
+    except (ValueError, KeyError, TypeError, IndexError):
+        pass
+    summary = (text.splitlines() or [""])[0][:200]
+    if status == 413:
+        return PayloadTooLarge(f"The embedding endpoint refused the image as too large: {summary}")
+    if status == 415:
+        return UnsupportedMedia(f"The embedding endpoint refused the content type: {summary}")
+    if 400 <= status < 500:
+        return UpstreamError(f"The embedding endpoint refused the image: {summary}", code="embedding_rejected")
+    return UpstreamError(f"The embedding endpoint failed ({status}): {summary}", code="embedding_failed")

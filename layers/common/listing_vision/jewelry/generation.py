@@ -12,11 +12,11 @@ import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from listing_vision import aws
 from listing_vision.config import get_settings
-from listing_vision.errors import InvalidRequest, NotFound
+from listing_vision.errors import InvalidRequest, NotFound, UpstreamError
 from listing_vision.jewelry import storage
 from listing_vision.jewelry.image_types import DEFAULT_TYPES, PRODUCT_ALIASES, TYPE_SETS
 from listing_vision.jewelry.jobs import Job, JobStore, RunJob
@@ -79,57 +79,69 @@ def submit(
     except ClientError as error:
         raise NotFound(f"No image at {s3_urls!r}.", code="source_not_found") from error
     website = storage.storefront_of_bucket(bucket) or "alya"
-    job = JobStore().create(product, website, bucket, key, types, dimensions_mm)
-    start_worker(worker_function, RunJob(job_id=job.job_id))
+    store = JobStore()
+    job = store.create(product, website, bucket, key, types, dimensions_mm)
+    start_worker(worker_function, job, store)
     metrics.add_metric(name="JobsSubmitted", unit="Count", value=1)
     return {"job_id": job.job_id, "status": job.status, "status_url": f"/jobs/{job.job_id}", "image_types": types}
 
 
 def regenerate(job_id: str, image_type: int, worker_function: str) -> dict[str, Any]:
-    job = JobStore().get(job_id)
+    """Run one type of a finished job again; one run at a time (a job in progress is a 409)."""
+    store = JobStore()
+    job = store.end_if_overdue(store.get(job_id))
     if image_type not in TYPE_SETS[job.product]:  # type: ignore[index]
         raise InvalidRequest(f"Unknown image type {image_type} for {job.product}.", code="unknown_image_type")
-    if job.status != "done":
-        raise InvalidRequest("The job is still running; regenerate a type once it is done.", code="job_in_progress")
-    JobStore().set_status(job_id, "running")
-    start_worker(worker_function, RunJob(job_id=job_id, only=[image_type]))
-    return {"job_id": job_id, "status": "running", "status_url": f"/jobs/{job_id}", "image_types": [image_type]}
+    run = store.start_run(job_id, [image_type])
+    start_worker(worker_function, run, store)
+    return {"job_id": job_id, "status": run.status, "status_url": f"/jobs/{job_id}", "image_types": [image_type]}
 
 
-def start_worker(function_name: str, event: RunJob) -> None:
-    aws.client("lambda").invoke(
-        FunctionName=function_name, InvocationType="Event", Payload=event.model_dump_json(exclude_none=True).encode()
-    )
+def start_worker(function_name: str, job: Job, store: JobStore) -> None:
+    """Invoke the worker asynchronously for the job's current run. If the invoke itself fails, the run
+    is ended at once (`worker_not_started`) rather than left to its deadline."""
+    event = RunJob(job_id=job.job_id, run_id=job.run_id)
+    try:
+        aws.client("lambda").invoke(
+            FunctionName=function_name, InvocationType="Event", Payload=event.model_dump_json().encode()
+        )
+    except (ClientError, BotoCoreError) as error:
+        store.finish(job.job_id, job.run_id, "failed", reason="worker_not_started", message=str(error)[:300])
+        raise UpstreamError("The generation worker could not be started.", code="worker_not_started") from error
 
 
 def job_view(job: Job) -> dict[str, Any]:
-    """GET /jobs/{id}: status, and once done the catalogue images (`original_image_url`,
-    `gen_images`, `zip_url`) plus what failed and why."""
+    """GET /jobs/{id}: status and the current run; once it has ended, the catalogue images
+    (`original_image_url`, `gen_images`, `zip_url`), what failed and why, and the run's timing."""
     view: dict[str, Any] = {
         "job_id": job.job_id,
         "status": job.status,
         "product_type": job.product,
         "image_types": job.image_types,
+        "run": {"run_id": job.run_id, "image_types": job.run_types},
     }
-    if job.status != "done":
+    if job.reason:
+        view["reason"], view["message"] = job.reason, job.message
+    if job.in_progress:
         return view
     catalogue = TYPE_SETS[job.product]  # type: ignore[index]
+    generated = get_settings().generated_bucket
 
-    def url(key: str) -> str:
-        return storage.public_url(storage.StoredImage(job.source_bucket, key))
+    def url(bucket: str, key: str) -> str:
+        return storage.public_url(storage.StoredImage(bucket, key))
 
-    view["original_image_url"] = url(job.source_key)
+    view["original_image_url"] = url(job.source_bucket, job.source_key)
     view["gen_images"] = [
         {
             "image_type": n,
             "image_type_name": catalogue[n].name,
-            "image_url": url(r["key"]),
+            "image_url": url(generated, r["key"]),
             **({"compliance": r["compliance"]} if "compliance" in r else {}),
         }
         for n, r in sorted(job.results.items())
         if r.get("status") == "ok"
     ]
-    view["zip_url"] = url(job.zip_key) if job.zip_key else None
+    view["zip_url"] = url(generated, job.zip_key) if job.zip_key else None
     view["timing"] = job.timing
     view["failed"] = [
         {"image_type": n, "image_type_name": catalogue[n].name, "reason": r["reason"], "message": r["message"]}
@@ -140,4 +152,5 @@ def job_view(job: Job) -> dict[str, Any]:
 
 
 def get_job(job_id: str) -> dict[str, Any]:
-    return job_view(JobStore().get(job_id))
+    store = JobStore()
+    return job_view(store.end_if_overdue(store.get(job_id)))

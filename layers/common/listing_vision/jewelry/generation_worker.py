@@ -1,10 +1,10 @@
-"""The generation worker: render each requested catalogue type of one job, store them, finish the job.
+"""The generation worker: render the catalogue types of one run of a job, store them, end the run.
 
 Types 1 and 3 are rendered by image processing from the piece's cutout (exact, free,
 repeatable); the generative types need the image-edit provider and, without one, are reported as
 failed with reason `provider_unavailable`, never faked. Outputs and a ZIP of them go to the
-storefront's bucket under `generated/<job>/`. Each run logs the seconds of every image, of the
-batch and the speed-up against their sequential sum.
+generated bucket under `<website>/<job>/`. Each run logs the seconds of every image, of the batch
+and the speed-up against their sequential sum.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import time
 import zipfile
 from typing import Any
 
+from botocore.exceptions import ClientError
 from PIL import Image
 
 from listing_vision import aws
 from listing_vision.concurrency import thread_map
 from listing_vision.config import get_settings
-from listing_vision.errors import InvalidRequest, VisionError
+from listing_vision.errors import VisionError
 from listing_vision.imaging.compose import (
     amazon_main_image_check,
     dimension_markings,
@@ -36,54 +37,108 @@ from listing_vision.providers.clients import openai_key
 from listing_vision.providers.image_edit import OpenAIImageEditor
 
 
-def run_job(job_id: str, only: list[int] | None = None) -> dict[str, Any]:
-    """Render the job's types (or `only` these), record each outcome, write the ZIP, finish the job;
-    returns the run's summary (status, timing, what failed)."""
+def run_job(job_id: str, run_id: str, lease_s: float) -> dict[str, Any]:
+    """Run one run of a job: claim it for `lease_s` seconds, render its types, record each outcome,
+    write the ZIP and end the run (done, partial or failed). Whatever is raised on the way, the run
+    ends `failed` with a reason. A redelivered event finds the run taken or finished and does
+    nothing; a retried run (its worker timed out) skips the images this run already delivered."""
     store = JobStore()
-    job = store.get(job_id)
-    store.set_status(job_id, "running")
-    types = only or job.image_types
-    catalogue = TYPE_SETS[job.product]  # type: ignore[index]
-    s3 = aws.client("s3")
+    job = store.claim(job_id, run_id, lease_s)
+    if job is None:
+        logger.info("run not claimed: finished, superseded or in another worker", extra={"job_id": job_id})
+        return {"job_id": job_id, "run_id": run_id, "status": "skipped"}
     try:
-        data = s3.get_object(Bucket=job.source_bucket, Key=job.source_key)["Body"].read()
-        cutout: Cutout | None = cut_out(load_image(data, get_settings().max_image_pixels))
-        failure = None
-    except (ValueError, InvalidRequest) as error:
-        cutout, failure = None, ("no_piece_found", f"The piece could not be cut out of the photo: {error}")
-    editor = OpenAIImageEditor() if openai_key() and any(catalogue[t].renderer == "edit" for t in types) else None
+        return _render_run(job, store)
+    except Exception as error:  # noqa: BLE001 - the run must end, whatever went wrong
+        reason = error.code if isinstance(error, VisionError) else "internal_error"
+        logger.exception("generation run failed", extra={"job_id": job_id, "run_id": run_id, "reason": reason})
+        message = error.message if isinstance(error, VisionError) else f"{type(error).__name__} while rendering."
+        store.finish(job_id, run_id, "failed", reason=reason, message=message)
+        metrics.add_metric(name="JobsFailed", unit="Count", value=1)
+        return {"job_id": job_id, "run_id": run_id, "status": "failed", "reason": reason}
+
+
+def _render_run(job: Job, store: JobStore) -> dict[str, Any]:
+    types = job.run_types
+    catalogue = TYPE_SETS[job.product]  # type: ignore[index]
+    delivered = {
+        n: r for n, r in job.results.items() if n in types and r.get("run_id") == job.run_id and r["status"] == "ok"
+    }
+    todo = [t for t in types if t not in delivered]
+    cutout, failure = _cutout(job) if todo else (None, None)
+    needs_edits = any(catalogue[t].renderer == "edit" for t in todo)
+    editor = OpenAIImageEditor() if needs_edits and openai_key() else None
 
     def timed(number: int) -> dict[str, Any]:
         started = time.perf_counter()
-        result = render_type(job, catalogue[number], cutout, failure, editor)
-        return result | {"seconds": round(time.perf_counter() - started, 3)}
+        result = _guarded_render(job, catalogue[number], cutout, failure, editor)
+        result |= {"seconds": round(time.perf_counter() - started, 3), "run_id": job.run_id}
+        store.record(job.job_id, number, result)  # as soon as it is known: a retried run keeps it
+        return result
 
     started = time.perf_counter()
-    results = thread_map(timed, types, get_settings().image_edit_concurrency)
+    results = dict(zip(todo, thread_map(timed, todo, get_settings().image_edit_concurrency), strict=True))
     total = time.perf_counter() - started
-    sequential = sum(r["seconds"] for r in results)
+    sequential = sum(r["seconds"] for r in results.values())
     # Timing as structured logs and metrics: each image, the batch, the speed-up against the sequential sum.
     timing = {
-        "images_s": {str(n): r["seconds"] for n, r in zip(types, results, strict=True)},
+        "images_s": {str(n): r["seconds"] for n, r in results.items()},
         "batch_s": round(total, 3),
         "sequential_s": round(sequential, 3),
         "speedup": round(sequential / total, 2) if total else None,
         "rate_limit_wait_s": round(editor.limiter.waited_s, 3) if editor else 0.0,
+        "reused": sorted(delivered),
     }
-    logger.info("batch timing", extra={"job_id": job_id, **timing})
-    for result in results:
+    logger.info("batch timing", extra={"job_id": job.job_id, **timing})
+    for result in results.values():
         metrics.add_metric(name="ImageSeconds", unit="Seconds", value=result["seconds"])
     metrics.add_metric(name="BatchSeconds", unit="Seconds", value=total)
-    for number, result in zip(types, results, strict=True):
-        store.record(job_id, number, result)
-    finished = store.get(job_id)
-    zip_key = write_zip(finished)
-    store.finish(job_id, zip_key, timing)
-    failed = [
-        {"image_type": n, "reason": r["reason"]} for n, r in zip(types, results, strict=True) if r["status"] != "ok"
-    ]
-    logger.info("job done", extra={"job_id": job_id, "types": types, "failed": failed})
-    return {"job_id": job_id, "status": "done", "timing": timing, "failed": failed}
+    outcomes = {**delivered, **results}
+    failed = [{"image_type": n, "reason": r["reason"]} for n, r in sorted(outcomes.items()) if r["status"] != "ok"]
+    status = "done" if not failed else "failed" if len(failed) == len(types) else "partial"
+    reason = message = None
+    if status == "failed":
+        reasons = {f["reason"] for f in failed}
+        reason = reasons.pop() if len(reasons) == 1 else "no_image_delivered"
+        message = "No image of this run could be delivered; see `failed` for each type."
+    zip_key = write_zip(store.get(job.job_id))
+    store.finish(job.job_id, job.run_id, status, zip_key, timing, reason, message)
+    logger.info("run finished", extra={"job_id": job.job_id, "status": status, "types": types, "failed": failed})
+    return {"job_id": job.job_id, "run_id": job.run_id, "status": status, "timing": timing, "failed": failed}
+
+
+def _cutout(job: Job) -> tuple[Cutout | None, tuple[str, str] | None]:
+    """The piece cut out of the job's source photo, or why it could not be (for every type)."""
+    try:
+        data = aws.client("s3").get_object(Bucket=job.source_bucket, Key=job.source_key)["Body"].read()
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        return None, ("source_unreadable", f"The source photo could not be read ({code}).")
+    try:
+        image = load_image(data, get_settings().max_image_pixels)
+    except VisionError as error:
+        return None, (error.code, f"The source photo cannot be used: {error.message}")
+    try:
+        return cut_out(image), None
+    except ValueError as error:
+        return None, ("no_piece_found", f"The piece could not be cut out of the photo: {error}")
+
+
+def _guarded_render(
+    job: Job,
+    image_type: ImageType,
+    cutout: Cutout | None,
+    failure: tuple[str, str] | None,
+    editor: OpenAIImageEditor | None,
+) -> dict[str, Any]:
+    """One type's result; anything unexpected fails that type only (the others are still delivered)."""
+    try:
+        return render_type(job, image_type, cutout, failure, editor)
+    except Exception as error:  # noqa: BLE001 - recorded on the type, logged with its stack
+        logger.exception("rendering a type failed", extra={"job_id": job.job_id, "image_type": image_type.number})
+        reason = error.code if isinstance(error, VisionError) else "internal_error"
+        message = error.message if isinstance(error, VisionError) else f"{type(error).__name__} while rendering."
+        return {"status": "failed", "reason": reason, "message": message}
 
 
 def _png(image: Image.Image) -> bytes:
@@ -147,10 +202,18 @@ def _store(job: Job, image_type: ImageType, image: Image.Image) -> dict[str, Any
     # cost seconds per image); the ZIP and the storefront's CDN compress again anyway.
     image.save(buffer, "PNG", compress_level=1)
     slug = image_type.name.lower().replace(" ", "-")
-    key = f"generated/{job.job_id}/{image_type.number}-{slug}.png"
-    aws.client("s3").put_object(Bucket=job.source_bucket, Key=key, Body=buffer.getvalue(), ContentType="image/png")
+    key = f"{output_prefix(job)}{image_type.number}-{slug}.png"
+    aws.client("s3").put_object(
+        Bucket=get_settings().generated_bucket, Key=key, Body=buffer.getvalue(), ContentType="image/png"
+    )
     metrics.add_metric(name="ImagesRendered", unit="Count", value=1)
     return {"status": "ok", "key": key}
+
+
+def output_prefix(job: Job) -> str:
+    """Where a job's images go in the generated bucket (never a storefront bucket: nothing generated
+    is ever indexed as a catalogue photo)."""
+    return f"{job.website}/{job.job_id}/"
 
 
 def write_zip(job: Job) -> str | None:
@@ -159,13 +222,14 @@ def write_zip(job: Job) -> str | None:
     if not done:
         return None
     s3 = aws.client("s3")
+    bucket = get_settings().generated_bucket
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for result in done.values():
             archive.writestr(
                 result["key"].rsplit("/", 1)[-1],
-                s3.get_object(Bucket=job.source_bucket, Key=result["key"])["Body"].read(),
+                s3.get_object(Bucket=bucket, Key=result["key"])["Body"].read(),
             )
-    key = f"generated/{job.job_id}/catalogue.zip"
-    s3.put_object(Bucket=job.source_bucket, Key=key, Body=buffer.getvalue(), ContentType="application/zip")
+    key = f"{output_prefix(job)}catalogue.zip"
+    s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue(), ContentType="application/zip")
     return key

@@ -1,5 +1,14 @@
 """Image-generation jobs: the record in DynamoDB (`jobs` table, key `job_id`, expiring after 30 days)
-and the event that starts the worker on one."""
+and the event that starts the worker on one run of a job.
+
+A job is submitted once and may be run again for one type (`/regenerate-image`); each run has its
+own `run_id`. The record moves queued → running → done | partial | failed, and every run ends:
+the worker finishes it whatever it raises, and a run still unfinished past its deadline (a worker
+that timed out or was never started) is reported failed with reason `worker_timeout`. Conditional
+writes keep the record consistent under concurrency: one run at a time (a second regeneration is
+a 409), one worker per run (a redelivered event finds the run taken or finished), and results are
+recorded with their run id, so a redelivered run skips the images it already delivered.
+"""
 
 from __future__ import annotations
 
@@ -8,45 +17,63 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
 from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.dynamodb_items import expression_values, from_item, to_item
-from listing_vision.errors import NotFound
+from listing_vision.errors import Conflict, NotFound
 
 TTL_S = 30 * 86_400
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+IN_PROGRESS = ("queued", "running")
+FINISHED = ("done", "partial", "failed")
 
 
 class RunJob(BaseModel):
-    """The asynchronous worker's event: render `only` these types of the job (default: all of its types)."""
+    """The asynchronous worker's event: render the types of one run of a job."""
 
     operation: Literal["run_job"] = "run_job"
     job_id: str = Field(pattern=JOB_ID_PATTERN)
-    only: list[int] | None = Field(None, min_length=1, max_length=5)
+    run_id: str = Field(pattern=JOB_ID_PATTERN)
 
 
 @dataclass
 class Job:
     job_id: str
-    status: str  # queued | running | done
+    status: str  # queued | running | done | partial | failed
     product: str
     website: str
     source_bucket: str
     source_key: str
     image_types: list[int]
     dimensions_mm: dict[str, float] | None = None
-    results: dict[int, dict[str, Any]] = field(default_factory=dict)
+    results: dict[int, dict[str, Any]] = field(default_factory=dict)  # the latest result of each type
     zip_key: str | None = None
     timing: dict[str, Any] = field(default_factory=dict)  # the last run's batch timing
+    run_id: str = ""
+    run_types: list[int] = field(default_factory=list)
+    deadline_at: float = 0.0  # after this, an unfinished run is reported failed
+    reason: str | None = None  # why the last run failed, when it failed as a whole
+    message: str | None = None
     created_at: int = 0
     updated_at: int = 0
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in IN_PROGRESS
+
+
+def _conditional_failed(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
 class JobStore:
     def __init__(self, table: str | None = None):
-        self.table = table or get_settings().jobs_table
+        settings = get_settings()
+        self.table = table or settings.jobs_table
+        self.deadline_s = settings.generation_deadline_s
         self.dynamodb = aws.client("dynamodb")
 
     def create(
@@ -58,18 +85,21 @@ class JobStore:
         image_types: list[int],
         dimensions_mm: dict[str, float] | None,
     ) -> Job:
-        now = int(time.time())
+        now = time.time()
         job = Job(
-            uuid.uuid4().hex,
-            "queued",
-            product,
-            website,
-            bucket,
-            key,
-            image_types,
-            dimensions_mm,
-            created_at=now,
-            updated_at=now,
+            job_id=uuid.uuid4().hex,
+            status="queued",
+            product=product,
+            website=website,
+            source_bucket=bucket,
+            source_key=key,
+            image_types=image_types,
+            dimensions_mm=dimensions_mm,
+            run_id=uuid.uuid4().hex,
+            run_types=image_types,
+            deadline_at=round(now + self.deadline_s, 3),
+            created_at=int(now),
+            updated_at=int(now),
         )
         item = {
             "job_id": job.job_id,
@@ -80,9 +110,12 @@ class JobStore:
             "source_key": key,
             "image_types": image_types,
             "dimensions_mm": dimensions_mm,
-            "created_at": now,
-            "updated_at": now,
-            "expires_at": now + TTL_S,
+            "run_id": job.run_id,
+            "run_types": job.run_types,
+            "deadline_at": job.deadline_at,
+            "created_at": job.created_at,
+            "updated_at": job.updated_at,
+            "expires_at": job.created_at + TTL_S,
         }
         self.dynamodb.put_item(
             TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(job_id)"
@@ -107,18 +140,73 @@ class JobStore:
             results=results,
             zip_key=values.get("zip_key"),
             timing=values.get("timing", {}),
+            run_id=values.get("run_id", ""),
+            run_types=[int(t) for t in values.get("run_types", values["image_types"])],
+            deadline_at=float(values.get("deadline_at", 0)),
+            reason=values.get("reason"),
+            message=values.get("message"),
             created_at=values["created_at"],
             updated_at=values["updated_at"],
         )
 
-    def set_status(self, job_id: str, status: str) -> None:
-        self.dynamodb.update_item(
-            TableName=self.table,
-            Key=self._key(job_id),
-            UpdateExpression="SET #s = :s, updated_at = :now",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=expression_values(s=status, now=int(time.time())),
-        )
+    def start_run(self, job_id: str, types: list[int]) -> Job:
+        """A new run of a finished job (a regeneration); a job still in progress is a 409."""
+        now = time.time()
+        run_id = uuid.uuid4().hex
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=self._key(job_id),
+                UpdateExpression="SET #s = :queued, run_id = :run, run_types = :types, deadline_at = :deadline, "
+                "updated_at = :now REMOVE lease_until, reason, message",
+                ConditionExpression="attribute_exists(job_id) AND #s IN (:done, :partial, :failed)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=expression_values(
+                    queued="queued",
+                    run=run_id,
+                    types=types,
+                    deadline=round(now + self.deadline_s, 3),
+                    now=int(now),
+                    done="done",
+                    partial="partial",
+                    failed="failed",
+                ),
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise
+            self.get(job_id)  # NotFound for an unknown job
+            raise Conflict(
+                "The job is still running; regenerate an image once it has finished.", code="job_in_progress"
+            ) from error
+        return self.get(job_id)
+
+    def claim(self, job_id: str, run_id: str, lease_s: float) -> Job | None:
+        """Take this run for one worker until `lease_s` from now. None when the run is finished or
+        superseded, or another worker holds it (a redelivered or duplicated event)."""
+        now = time.time()
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=self._key(job_id),
+                UpdateExpression="SET #s = :running, lease_until = :lease, updated_at = :now",
+                ConditionExpression="run_id = :run AND #s IN (:queued, :running) "
+                "AND (attribute_not_exists(lease_until) OR lease_until < :now_exact)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=expression_values(
+                    running="running",
+                    queued="queued",
+                    run=run_id,
+                    lease=round(now + lease_s, 3),
+                    now=int(now),
+                    now_exact=round(now, 3),
+                ),
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return None
+            raise
+        return self.get(job_id)
 
     def record(self, job_id: str, image_type: int, result: dict[str, Any]) -> None:
         """One type's outcome (each type is its own attribute, so parallel types never collide)."""
@@ -130,19 +218,58 @@ class JobStore:
             ExpressionAttributeValues=expression_values(r=result, now=int(time.time())),
         )
 
-    def finish(self, job_id: str, zip_key: str | None, timing: dict[str, Any] | None = None) -> None:
-        values: dict[str, Any] = {"s": "done", "now": int(time.time()), "t": timing or {}}
-        update = "SET #s = :s, updated_at = :now, timing = :t"
-        if zip_key:
-            update += ", zip_key = :z"
-            values["z"] = zip_key
-        self.dynamodb.update_item(
-            TableName=self.table,
-            Key=self._key(job_id),
-            UpdateExpression=update,
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=expression_values(**values),
+    def finish(
+        self,
+        job_id: str,
+        run_id: str,
+        status: str,
+        zip_key: str | None = None,
+        timing: dict[str, Any] | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> bool:
+        """End this run (if it is still the job's run in progress); False when it had already ended."""
+        values: dict[str, Any] = {
+            "status": status,
+            "now": int(time.time()),
+            "timing": timing or {},
+            "run": run_id,
+            "queued": "queued",
+            "running": "running",
+        }
+        update = "SET #s = :status, updated_at = :now, timing = :timing"
+        for name, value in (("zip_key", zip_key), ("reason", reason), ("message", message)):
+            if value:
+                update += f", {name} = :{name}"
+                values[name] = value[:500]
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=self._key(job_id),
+                UpdateExpression=update + " REMOVE lease_until",
+                ConditionExpression="run_id = :run AND #s IN (:queued, :running)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=expression_values(**values),
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def end_if_overdue(self, job: Job) -> Job:
+        """A run still unfinished past its deadline is failed with `worker_timeout` (its worker timed
+        out, crashed, or never started); anything else is returned as it is."""
+        if not job.in_progress or time.time() <= job.deadline_at:
+            return job
+        self.finish(
+            job.job_id,
+            job.run_id,
+            "failed",
+            reason="worker_timeout",
+            message="The worker did not finish this run before its deadline; regenerate to try again.",
         )
+        return self.get(job.job_id)
 
     @staticmethod
     def _key(job_id: str) -> dict[str, Any]:

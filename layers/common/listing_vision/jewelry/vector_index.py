@@ -27,18 +27,20 @@ def is_lite_uri(uri: str) -> bool:
     return "://" not in uri
 
 
-_clients: dict[tuple[str, str | None], MilvusClient] = {}
+_clients: dict[tuple[str, str], MilvusClient] = {}
 
 
 def milvus_client() -> MilvusClient:
-    """The process-wide Milvus client for the configured URI."""
+    """The process-wide Milvus client for the configured URI and token. The token is read on every
+    call (Powertools caches the secret for an hour), so a rotated token gets a new client."""
     settings = get_settings()
-    key = (settings.milvus_uri, settings.milvus_token)
+    token = _token()
+    key = (settings.milvus_uri, token)
     with _lock:
         if key not in _clients:
             if is_lite_uri(settings.milvus_uri):
                 Path(settings.milvus_uri).mkdir(parents=True, exist_ok=True)
-            _clients[key] = MilvusClient(uri=settings.milvus_uri, token=_token())
+            _clients[key] = MilvusClient(uri=settings.milvus_uri, token=token)
         return _clients[key]
 
 

@@ -141,7 +141,7 @@ def update_fields_guarded(
         }
         for doc, fields in updates
     ]
-    return _bulk(client, actions)
+    return _bulk(client, index, actions)
 
 
 def replace_sources_guarded(
@@ -159,16 +159,18 @@ def replace_sources_guarded(
         }
         for doc, source in replacements
     ]
-    return _bulk(client, actions)
+    return _bulk(client, index, actions)
 
 
-def _bulk(client: OpenSearch, actions: list[dict[str, Any]]) -> list[WriteResult]:
+def _bulk(client: OpenSearch, index: str, actions: list[dict[str, Any]]) -> list[WriteResult]:
+    """Bulk requests sent to the index's own `_bulk` path, so a role limited to the index suffices."""
     if not actions:
         return []
     results = []
     for ok, item in helpers.streaming_bulk(
         client,
         actions,
+        index=index,
         raise_on_error=False,
         raise_on_exception=False,
         chunk_size=500,

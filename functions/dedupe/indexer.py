@@ -1,0 +1,21 @@
+"""Images that reach a storefront bucket without the API (console, bulk and presigned uploads): each
+S3 ObjectCreated record is deduped and indexed where it lies, its outcome recorded as object tags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from listing_vision.embeddings.factory import get_embedder
+from listing_vision.events import s3_objects
+from listing_vision.jewelry.uploads import UploadIndexer
+from listing_vision.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    outcomes = UploadIndexer(get_embedder()).index_event(s3_objects(event))
+    return {"outcomes": [outcome.__dict__ for outcome in outcomes]}

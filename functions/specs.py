@@ -1,0 +1,89 @@
+"""Every Lambda function of the platform, declared once: its code, its size, how it is invoked.
+
+CDK (infra/) builds one function per spec, sized as declared, and the local stack (local/)
+registers the same names with the same handlers, so both run the same functions. A capability
+has several functions over the same library where their timeout, memory or scaling differ: an
+API request (API Gateway cuts it at 29 s), indexing an object of up to 50 MB, a backfill page,
+a generation job of several image edits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AsyncDelivery:
+    """How an asynchronously invoked function (S3 notifications, `InvocationType=Event`) is retried:
+    Lambda tries `retry_attempts` more times, drops events older than `max_event_age_s`, and sends
+    what still failed to the function's failure queue (`<name>-failures`)."""
+
+    retry_attempts: int  # 0-2
+    max_event_age_s: int  # 60-21600
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str  # the function's name (locally as is; on AWS prefixed with the stack's stage)
+    package: str  # its folder under functions/
+    module: str  # the module in that folder whose `lambda_handler` runs
+    capability: str
+    description: str
+    timeout_s: int
+    memory_mb: int
+    asynchronous: AsyncDelivery | None = None
+
+    @property
+    def failure_queue(self) -> str | None:
+        return f"{self.name}-failures" if self.asynchronous else None
+
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec(
+        "dedupe", "dedupe", "handler", "dedupe", "Duplicate check, store and index; presigned uploads", 29, 1024
+    ),
+    FunctionSpec(
+        "dedupe-indexer",
+        "dedupe",
+        "indexer",
+        "dedupe",
+        "Dedupes and indexes images that reach a storefront bucket without the API",
+        300,
+        2048,
+        AsyncDelivery(retry_attempts=2, max_event_age_s=6 * 3600),
+    ),
+    FunctionSpec(
+        "dedupe-backfill", "dedupe", "backfill", "dedupe", "Indexes one page of a storefront bucket", 900, 2048
+    ),
+    FunctionSpec("caption", "caption", "handler", "captions", "Duplicate check, then an LLM caption", 29, 1024),
+    FunctionSpec(
+        "generate", "generate", "handler", "generation", "Generation jobs: submit, regenerate, status", 29, 512
+    ),
+    FunctionSpec(
+        "generate-worker",
+        "generate",
+        "worker",
+        "generation",
+        "Renders the catalogue images of one generation job",
+        900,
+        2048,
+        AsyncDelivery(retry_attempts=1, max_event_age_s=3600),
+    ),
+    FunctionSpec(
+        "listing-ingest",
+        "regenerate",
+        "ingest",
+        "listings",
+        "Ingests listing documents dropped into the uploads bucket",
+        900,
+        1024,
+        AsyncDelivery(retry_attempts=2, max_event_age_s=6 * 3600),
+    ),
+    FunctionSpec("migration", "regenerate", "handler", "listings", "The visual-features migration's tasks", 900, 1024),
+)
+
+BY_NAME: dict[str, FunctionSpec] = {spec.name: spec for spec in FUNCTIONS}
+
+
+def spec(name: str) -> FunctionSpec:
+    return BY_NAME[name]

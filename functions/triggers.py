@@ -1,0 +1,28 @@
+"""Which S3 events invoke which function, declared once: read by CDK (bucket notifications) and by
+the local stack (the emulator's notifications), so the two cannot differ.
+
+Generated catalogue images go to their own bucket, so nothing the platform generates is ever
+indexed as a catalogue photo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class S3Trigger:
+    bucket_setting: str  # the setting (listing_vision.config) naming the bucket
+    function: str  # a name of functions/specs.py
+    events: tuple[str, ...] = ("s3:ObjectCreated:*",)
+    prefix: str = ""
+    suffix: str = ""
+
+
+S3_TRIGGERS: tuple[S3Trigger, ...] = (
+    # Images put straight into a storefront bucket (console, bulk, presigned uploads) are indexed.
+    S3Trigger("alya_bucket", "dedupe-indexer"),
+    S3Trigger("blysk_bucket", "dedupe-indexer"),
+    # Listing documents dropped into the uploads bucket are ingested (photos beside them are not).
+    S3Trigger("uploads_bucket", "listing-ingest", suffix=".json"),
+)

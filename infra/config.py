@@ -1,0 +1,201 @@
+"""What a deployment needs to know, read from CDK context and checked before anything is built.
+
+Context comes from `-c key=value`, from `cdk.json`, or from a JSON file named by `-c
+context_file=PATH` (for example infra/stages/dev.example.json); `-c` values win over the file.
+What already exists in the account is referenced, never created: the vision-cache table, the
+OpenSearch domain, Milvus, and optionally the storefront buckets. A required key that is missing,
+or a value left as an example placeholder, stops the synth at once with a message naming the key
+and what it is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+OPENSEARCH_ENDPOINT = re.compile(
+    r"^https://(?:search|vpc)-(?P<domain>[a-z][a-z0-9-]{2,27})-[a-z0-9]+\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)"
+    r"\.es\.amazonaws\.com/?$"
+)
+PLACEHOLDER = re.compile(r"example\.(com|internal|org)|123456789012|<[^>]*>|CHANGE[-_ ]?ME", re.IGNORECASE)
+
+
+class ContextError(SystemExit):
+    """A deployment setting is missing or wrong; the message names the key."""
+
+
+class DeploymentConfig(BaseModel):
+    """Every context key of the stack (README "Deploying" explains each, with an example)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{1,15}$",
+        description="Deployment stage (dev, prod, ...): part of every resource name, so stages share an account.",
+    )
+    vision_cache_table: str = Field(
+        min_length=3, description="Name of the existing DynamoDB table of per-image vision analyses."
+    )
+    opensearch_endpoint: str = Field(
+        pattern=OPENSEARCH_ENDPOINT.pattern,
+        description="Endpoint of the existing OpenSearch Service domain holding the listings index "
+        "(https://search-NAME-ID.REGION.es.amazonaws.com or its vpc- form).",
+    )
+    milvus_uri: str = Field(
+        pattern=r"^https?://", description="URI of the existing Milvus server or Zilliz Cloud cluster."
+    )
+    milvus_token_secret: str | None = Field(
+        None, description="Name of the Secrets Manager secret holding the Milvus token (user:password or API key)."
+    )
+    milvus_collection: str = Field("image_embeddings_ip", description="Milvus collection of image embeddings.")
+    listings_index: str = Field("listings-v2", description="The OpenSearch index of listings.")
+    alya_bucket: str | None = Field(None, description="Existing bucket of the alya storefront (unset: created).")
+    blysk_bucket: str | None = Field(None, description="Existing bucket of the blysk storefront (unset: created).")
+    listing_image_sources: str | None = Field(
+        None,
+        description="Extra comma-separated URL prefixes listing photos may be fetched from (the uploads bucket "
+        "is always allowed).",
+    )
+    openai_key_secret: str | None = Field(None, description="Secrets Manager secret holding the OpenAI key.")
+    anthropic_key_secret: str | None = Field(None, description="Secrets Manager secret holding the Anthropic key.")
+    vpc_id: str | None = Field(
+        None, pattern=r"^vpc-[0-9a-f]+$", description="VPC for the functions that reach Milvus or OpenSearch."
+    )
+    subnet_ids: list[str] = Field(default_factory=list, description="Private subnets for those functions.")
+    security_group_ids: list[str] = Field(
+        default_factory=list, description="Security groups allowed to reach Milvus and OpenSearch."
+    )
+    availability_zones: list[str] = Field(
+        default_factory=list, description="The availability zone of each subnet, in the same order."
+    )
+    route_table_ids: list[str] = Field(
+        default_factory=list, description="Route tables of those subnets (for the S3 and DynamoDB gateway endpoints)."
+    )
+    vpc_endpoints: bool = Field(
+        True,
+        description="With a VPC: create the S3 and DynamoDB gateway endpoints and the SageMaker runtime, "
+        "Secrets Manager and Lambda interface endpoints (false: the subnets route through a NAT).",
+    )
+    clip_instance_type: str = Field("ml.g5.xlarge", description="SageMaker instance type of the CLIP endpoint.")
+    clip_image_uri: str | None = Field(None, description="Serving image of the endpoint (default: see clip_endpoint).")
+    clip_max_instances: int = Field(4, ge=1, le=20, description="Upper bound of the endpoint's autoscaling.")
+    clip_fp16: bool = Field(False, description="Serve the fp16 export on the GPU.")
+    clip_allow_cpu: bool = Field(
+        False, description="Let the endpoint serve on CPU (set it with a CPU instance type, e.g. ml.c6i.xlarge)."
+    )
+    migration_max_concurrency: int = Field(10, ge=1, le=1000, description="Batches migrated at once.")
+    migration_tolerated_failure_percentage: int = Field(
+        5, ge=0, le=100, description="Share of failed batches the migration tolerates before it fails."
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def no_placeholders(cls, value: Any) -> Any:
+        if isinstance(value, str) and PLACEHOLDER.search(value):
+            raise ValueError(f"{value!r} is an example placeholder; set the real value")
+        return value
+
+    @field_validator("subnet_ids", "security_group_ids", "availability_zones", "route_table_ids", mode="before")
+    @classmethod
+    def comma_separated(cls, value: Any) -> Any:
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def a_vpc_is_complete(self) -> DeploymentConfig:
+        if self.vpc_id:
+            if not self.subnet_ids or not self.security_group_ids:
+                raise ValueError("vpc_id needs subnet_ids and security_group_ids")
+            if len(self.availability_zones) != len(self.subnet_ids):
+                raise ValueError("availability_zones must give one zone per subnet of subnet_ids")
+            if self.vpc_endpoints and len(self.route_table_ids) != len(self.subnet_ids):
+                raise ValueError("vpc_endpoints needs route_table_ids, one per subnet (or set vpc_endpoints=false)")
+        return self
+
+    @property
+    def opensearch_domain(self) -> str:
+        """The domain's name, from its endpoint (`search-<name>-<id>.<region>.es.amazonaws.com`)."""
+        match = OPENSEARCH_ENDPOINT.match(self.opensearch_endpoint)
+        assert match is not None  # validated by the field's pattern
+        return match.group("domain")
+
+    @property
+    def removal_retains_data(self) -> bool:
+        return self.stage == "prod"
+
+    def name(self, resource: str) -> str:
+        """A physical name carrying the stage: `listing-vision-<stage>-<resource>`."""
+        return f"listing-vision-{self.stage}-{resource}"
+
+
+def load(context: Callable[[str], Any], root: Path) -> DeploymentConfig:
+    """The configuration from CDK context (`app.node.try_get_context`), or a ContextError naming the key."""
+    values: dict[str, Any] = {}
+    context_file = context("context_file")
+    if context_file:
+        path = (root / context_file) if not Path(context_file).is_absolute() else Path(context_file)
+        if not path.is_file():
+            raise ContextError(f"context_file: {path} does not exist.")
+        values.update({k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("//")})
+    for key in DeploymentConfig.model_fields:
+        value = context(key)
+        if value is not None:
+            values[key] = value
+    return validate(values)
+
+
+def validate(values: Mapping[str, Any]) -> DeploymentConfig:
+    try:
+        return DeploymentConfig.model_validate(
+            {k: _booleans(k, v) for k, v in values.items() if k in DeploymentConfig.model_fields}
+        )
+    except ValidationError as error:
+        problems = []
+        for err in error.errors():
+            key = ".".join(str(part) for part in err["loc"]) or "context"
+            field = DeploymentConfig.model_fields.get(str(err["loc"][0])) if err["loc"] else None
+            what = f" ({field.description})" if field and field.description else ""
+            problem = "is required" if err["type"] == "missing" else err["msg"]
+            problems.append(f"  -c {key}=...{what}: {problem}")
+        raise ContextError(
+            "Cannot synthesize: deployment settings are missing or wrong.\n"
+            + "\n".join(problems)
+            + "\nSet them with -c key=value, or -c context_file=infra/stages/<stage>.json "
+            "(start from infra/stages/dev.example.json)."
+        ) from error
+
+
+def _booleans(key: str, value: Any) -> Any:
+    # Context given as -c key=value arrives as text.
+    field = DeploymentConfig.model_fields[key]
+    if field.annotation is bool and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return value
+
+
+def context_table() -> str:
+    """Every context key as a Markdown table: key, required or default, what it is."""
+    rows = ["| key | default | what it is |", "|---|---|---|"]
+    for key, field in DeploymentConfig.model_fields.items():
+        if field.is_required():
+            shown = "**required**"
+        else:
+            default = field.get_default(call_default_factory=True)
+            shown = "(unset)" if default in (None, []) else f"`{json.dumps(default)}`"
+        rows.append(f"| `{key}` | {shown} | {field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # pragma: no cover - documentation helper
+    import sys
+
+    from listing_vision.config import replace_between_markers
+
+    if sys.argv[1:2] == ["--write-readme"]:
+        replace_between_markers(sys.argv[2] if len(sys.argv) > 2 else "README.md", "context", context_table())
+    else:
+        print(context_table())

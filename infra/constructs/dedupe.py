@@ -1,0 +1,55 @@
+"""Duplicate detection: everything it may touch, in one place.
+
+Functions: `dedupe` (the API: check, store, index; presigned uploads and their status),
+`dedupe-indexer` (S3 ObjectCreated on the storefront buckets; failures to its queue), and
+`dedupe-backfill` (one page of a bucket per direct invoke). They reach: the storefront buckets
+(catalogue writes, presigned uploads under incoming/, object reads and tags), the content
+registry table, the CLIP endpoint, and Milvus (its token secret; the VPC when Milvus is private).
+"""
+
+from __future__ import annotations
+
+from constructs import Construct
+
+from infra.constructs.platform import Platform, allow, wire_s3_triggers
+from infra.constructs.service_function import ServiceFunction
+
+STOREFRONTS = ("alya_bucket", "blysk_bucket")
+CLAIMS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+
+
+class Dedupe(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, platform: Platform) -> None:
+        super().__init__(scope, construct_id)
+        self.functions: dict[str, ServiceFunction] = {
+            name: platform.function(self, name, in_vpc=True) for name in ("dedupe", "dedupe-indexer", "dedupe-backfill")
+        }
+        buckets = [platform.bucket(setting) for setting in STOREFRONTS]
+        for function in self.functions.values():
+            allow(function, CLAIMS, [platform.table_arn("catalogue_table")])
+            platform.clip.grant_invoke(function.role)
+            platform.read_secret(function, "milvus")
+            allow(
+                function,
+                ["s3:GetObject"],
+                [bucket.arn_for_objects("*") for bucket in buckets],
+                "Presigned GETs answer any stored image or duplicate, and the indexers read whatever arrived: "
+                "console and bulk uploads may use any key of a storefront bucket.",
+            )
+        api = self.functions["dedupe"]
+        catalogue = "New photos are stored under catalogue/ with keys made from their content (sha256)."
+        allow(api, ["s3:PutObject"], [bucket.arn_for_objects("catalogue/*") for bucket in buckets], catalogue)
+        incoming = "Presigned uploads go under incoming/<upload id>, an id made per request."
+        allow(api, ["s3:PutObject"], [bucket.arn_for_objects("incoming/*") for bucket in buckets], incoming)
+        allow(api, ["s3:GetObjectTagging"], [bucket.arn_for_objects("incoming/*") for bucket in buckets], incoming)
+        allow(api, ["s3:ListBucket"], [bucket.bucket_arn for bucket in buckets])  # an upload's status
+        for name in ("dedupe-indexer", "dedupe-backfill"):
+            tags = ["s3:GetObjectTagging", "s3:PutObjectTagging"]
+            allow(
+                self.functions[name],
+                tags,
+                [bucket.arn_for_objects("*") for bucket in buckets],
+                "Each indexed object, under whatever key it arrived, gets its outcome as tags.",
+            )
+        allow(self.functions["dedupe-backfill"], ["s3:ListBucket"], [bucket.bucket_arn for bucket in buckets])
+        wire_s3_triggers(self.functions, platform.storage.buckets)

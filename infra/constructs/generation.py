@@ -1,0 +1,38 @@
+"""Catalogue-image generation: everything it may touch, in one place.
+
+Functions: `generate` (the API: records jobs, invokes the worker, reports jobs) and
+`generate-worker` (invoked asynchronously; retried once, failures to its queue). They reach: the
+storefront buckets (the source photos, read only), the generated bucket (outputs and ZIPs), the
+jobs table, the rate-limit table (the worker's shared token bucket) and OpenAI's key secret.
+"""
+
+from __future__ import annotations
+
+from constructs import Construct
+
+from infra.constructs.dedupe import STOREFRONTS
+from infra.constructs.platform import Platform, allow
+from infra.constructs.service_function import ServiceFunction
+
+
+class Generation(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, platform: Platform) -> None:
+        super().__init__(scope, construct_id)
+        api = platform.function(self, "generate")
+        worker = platform.function(self, "generate-worker")
+        self.functions: dict[str, ServiceFunction] = {"generate": api, "generate-worker": worker}
+        sources = [platform.bucket(setting).arn_for_objects("*") for setting in STOREFRONTS]
+        outputs = platform.bucket("generated_bucket").arn_for_objects("*")
+        jobs = platform.table_arn("jobs_table")
+        sources_why = "A job's source is any photo of the storefront buckets, under any key."
+        outputs_why = "A job's outputs go under <website>/<job id>/ in the generated bucket, ids made per job."
+        # The API checks the source exists and presigns the source and the outputs.
+        allow(api, ["s3:GetObject"], [*sources, outputs], f"{sources_why} {outputs_why}")
+        allow(api, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [jobs])
+        allow(api, ["lambda:InvokeFunction"], [worker.function.function_arn])
+        api.function.add_environment("GENERATE_WORKER_FUNCTION", worker.function.function_name)
+        allow(worker, ["s3:GetObject"], [*sources, outputs], f"{sources_why} {outputs_why}")
+        allow(worker, ["s3:PutObject"], [outputs], outputs_why)
+        allow(worker, ["dynamodb:GetItem", "dynamodb:UpdateItem"], [jobs])
+        allow(worker, ["dynamodb:GetItem", "dynamodb:PutItem"], [platform.table_arn("rate_limit_table")])
+        platform.read_secret(worker, "openai")

@@ -1,0 +1,76 @@
+"""Real-estate listings: everything the ingest and the migration may touch, in one place.
+
+Functions: `listing-ingest` (S3 ObjectCreated on the uploads bucket, `.json` documents; failures to
+its queue) and `migration` (the tasks of the visual-features state machine, built here too).
+They reach: the existing vision-cache table (read; ingest also caches new analyses), the existing
+OpenSearch domain (the listings index; scrolls), the uploads bucket (documents and photos; tags on
+invalid documents), the artifacts bucket (manifests, batch results, backups), the CLIP endpoint
+and Anthropic's key secret (ingest), and the VPC when OpenSearch is private.
+"""
+
+from __future__ import annotations
+
+from constructs import Construct
+
+from infra.constructs.migration import MigrationOptions, VisualFeaturesMigration
+from infra.constructs.platform import Platform, allow, wire_s3_triggers
+from infra.constructs.service_function import ServiceFunction
+
+
+class Listings(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, platform: Platform) -> None:
+        super().__init__(scope, construct_id)
+        config = platform.config
+        ingest = platform.function(self, "listing-ingest", in_vpc=True)
+        migration = platform.function(self, "migration", in_vpc=True)
+        self.functions: dict[str, ServiceFunction] = {"listing-ingest": ingest, "migration": migration}
+        cache = platform.table_arn("vision_cache_table")
+        uploads = platform.bucket("uploads_bucket")
+        sources = ",".join(filter(None, [f"s3://{uploads.bucket_name}/", config.listing_image_sources]))
+        ingest.function.add_environment("LISTING_IMAGE_SOURCES", sources)
+        allow(ingest, ["dynamodb:BatchGetItem", "dynamodb:PutItem"], [cache])
+        allow(
+            ingest,
+            ["s3:GetObject", "s3:PutObjectTagging"],
+            [uploads.arn_for_objects("*")],
+            "Listing documents and their photos arrive under any key of the uploads bucket.",
+        )
+        # OpenSearch: exactly the requests each makes (the permission test holds this to the recorded calls)
+        allow(ingest, ["es:ESHttpPost"], platform.opensearch_paths("{index}/_mget"))
+        allow(
+            ingest,
+            ["es:ESHttpPut"],
+            platform.opensearch_paths("{index}/_doc/*"),
+            "A listing is indexed as the document of its zpid in the one listings index.",
+        )
+        platform.clip.grant_invoke(ingest.role)
+        platform.read_secret(ingest, "anthropic")
+        allow(migration, ["dynamodb:BatchGetItem"], [cache])
+        artifacts = platform.bucket("artifacts_bucket")
+        allow(
+            migration,
+            ["s3:GetObject", "s3:PutObject"],
+            [artifacts.arn_for_objects("*")],
+            "Manifests, batch results and backups are objects of the artifacts bucket, named per run.",
+        )
+        allow(
+            migration,
+            ["es:ESHttpPost"],
+            platform.opensearch_paths(
+                "{index}/_mget", "{index}/_search", "{index}/_refresh", "{index}/_bulk", "_search/scroll"
+            ),
+        )
+        allow(migration, ["es:ESHttpPut"], platform.opensearch_paths("{index}/_mapping"))
+        allow(migration, ["es:ESHttpDelete"], platform.opensearch_paths("_search/scroll"))  # clearing a scroll
+        wire_s3_triggers(self.functions, platform.storage.buckets)
+        self.migration = VisualFeaturesMigration(
+            self,
+            "VisualFeaturesMigration",
+            function=migration.function,
+            artifacts=artifacts,
+            options=MigrationOptions(
+                max_concurrency=config.migration_max_concurrency,
+                tolerated_failure_percentage=config.migration_tolerated_failure_percentage,
+            ),
+            name=config.name("visual-features-migration"),
+        )

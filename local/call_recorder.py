@@ -1,0 +1,177 @@
+"""Every AWS call the functions make on the local stack, as (function, IAM action, resource ARN).
+
+A botocore event hook (`before-parameter-build`, registered for every session botocore creates,
+so Powertools' own clients too) sees each API call and each presigned URL; OpenSearch requests
+are seen at opensearch-py's transport (they are signed with the function's role on AWS, as
+`es:ESHttp<Method>` on the domain's paths). Secrets are read through Powertools, which caches
+them for the whole process here (one process per execution environment on AWS): every read is
+recorded, so each function that reads a secret is seen doing so. Each call is attributed to the function whose
+handler is running (`local.lambda_runtime.current_function`); calls made outside any function
+(provisioning, tests) are not recorded. The infrastructure tests check that each function's
+role in the synthesized template allows every recorded pair, and list the grants no call used.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import botocore.handlers
+import botocore.signers
+from aws_lambda_powertools.utilities import parameters
+from opensearchpy import Transport
+
+from local.lambda_runtime import ACCOUNT_ID, current_function
+
+REGION = "us-east-1"
+OPENSEARCH_DOMAIN = "listings"  # the local stand-in's domain name in recorded ARNs
+SECRET_SUFFIX = "-Ab12Cd"  # Secrets Manager appends six random characters to a secret's ARN
+
+# IAM actions of the S3 operations whose action is not `s3:<Operation>`.
+S3_ACTIONS = {
+    "HeadObject": "s3:GetObject",
+    "ListObjectsV2": "s3:ListBucket",
+    "ListObjects": "s3:ListBucket",
+    "HeadBucket": "s3:ListBucket",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+}
+LAMBDA_ACTIONS = {"Invoke": "lambda:InvokeFunction", "InvokeAsync": "lambda:InvokeFunction"}
+_recording: contextvars.ContextVar[bool] = contextvars.ContextVar("recording", default=True)
+
+
+@dataclass(frozen=True)
+class Call:
+    function: str
+    action: str
+    resource: str
+
+
+class CallRecorder:
+    def __init__(self) -> None:
+        self.calls: set[Call] = set()
+        self._lock = threading.Lock()
+        self._original_perform_request: Callable[..., Any] | None = None
+        self._original_presigned_post: Callable[..., Any] | None = None
+        self._original_get_secret: Callable[..., Any] | None = None
+
+    def record(self, action: str, resource: str) -> None:
+        function = current_function.get()
+        if function is not None and _recording.get():
+            with self._lock:
+                self.calls.add(Call(function, action, resource))
+
+    def for_function(self, function: str) -> set[Call]:
+        with self._lock:
+            return {call for call in self.calls if call.function == function}
+
+    @staticmethod
+    @contextmanager
+    def paused() -> Iterator[None]:
+        """Calls made inside are not recorded: for tests that misconfigure a function on purpose."""
+        token = _recording.set(False)
+        try:
+            yield
+        finally:
+            _recording.reset(token)
+
+    def dump(self, path: Path) -> None:
+        """The recorded calls as JSON, sorted (LOCAL_RECORDED_CALLS=path makes the tests write them)."""
+        with self._lock:
+            rows = sorted(
+                (asdict(call) for call in self.calls), key=lambda r: (r["function"], r["action"], r["resource"])
+            )
+        path.write_text(json.dumps(rows, indent=1))
+
+    # --- installation -----------------------------------------------------------------------
+    def install(self) -> None:
+        """Hook every botocore session created from now on, and OpenSearch's transport."""
+        botocore.handlers.BUILTIN_HANDLERS.append(("before-parameter-build", self._on_aws_call))
+        recorder = self
+        original = Transport.perform_request
+        self._original_perform_request = original
+
+        def perform_request(transport: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            path = urlsplit(url).path
+            recorder.record(
+                f"es:ESHttp{method.capitalize()}", f"arn:aws:es:{REGION}:{ACCOUNT_ID}:domain/{OPENSEARCH_DOMAIN}{path}"
+            )
+            return original(transport, method, url, *args, **kwargs)
+
+        Transport.perform_request = perform_request  # type: ignore[method-assign,assignment]
+        # A presigned POST is built on CreateBucket's model without its key: seen here instead.
+        presign = botocore.signers.generate_presigned_post
+        self._original_presigned_post = presign
+
+        def generate_presigned_post(client: Any, Bucket: str, Key: str, *args: Any, **kwargs: Any) -> Any:
+            recorder.record("s3:PutObject", f"arn:aws:s3:::{Bucket}/{Key}")
+            return presign(client, Bucket, Key, *args, **kwargs)
+
+        botocore.signers.generate_presigned_post = generate_presigned_post
+        read_secret = parameters.get_secret
+        self._original_get_secret = read_secret
+
+        def get_secret(name: str, *args: Any, **kwargs: Any) -> Any:
+            for action, resource in describe("secretsmanager", "GetSecretValue", {"SecretId": name}):
+                recorder.record(action, resource)
+            return read_secret(name, *args, **kwargs)
+
+        parameters.get_secret = get_secret
+
+    def uninstall(self) -> None:
+        handler = ("before-parameter-build", self._on_aws_call)
+        if handler in botocore.handlers.BUILTIN_HANDLERS:
+            botocore.handlers.BUILTIN_HANDLERS.remove(handler)
+        if self._original_perform_request is not None:
+            Transport.perform_request = self._original_perform_request  # type: ignore[method-assign]
+            self._original_perform_request = None
+        if self._original_presigned_post is not None:
+            botocore.signers.generate_presigned_post = self._original_presigned_post
+            self._original_presigned_post = None
+        if self._original_get_secret is not None:
+            parameters.get_secret = self._original_get_secret
+            self._original_get_secret = None
+
+    # --- botocore ---------------------------------------------------------------------------
+    def _on_aws_call(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        if current_function.get() is None:
+            return
+        service = model.service_model.endpoint_prefix
+        operation = model.name
+        if service == "s3" and operation == "CreateBucket" and context.get("is_presign_request"):
+            return  # a presigned POST (botocore builds it on CreateBucket's model): recorded with its key above
+        for action, resource in describe(service, operation, params):
+            self.record(action, resource)
+
+
+def describe(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (IAM action, resource ARN) pairs one API call needs."""
+    arn = f"{REGION}:{ACCOUNT_ID}"
+    if service == "s3":
+        action = S3_ACTIONS.get(operation, f"s3:{operation}")
+        bucket, key = params.get("Bucket", ""), params.get("Key")
+        return [(action, f"arn:aws:s3:::{bucket}/{key}" if key is not None else f"arn:aws:s3:::{bucket}")]
+    if service == "dynamodb":
+        tables = list(params.get("RequestItems", {})) or [params.get("TableName", "")]
+        return [(f"dynamodb:{operation}", f"arn:aws:dynamodb:{arn}:table/{table}") for table in tables]
+    if service == "lambda":
+        name = str(params.get("FunctionName", "")).split(":function:")[-1].split(":")[0]
+        return [(LAMBDA_ACTIONS.get(operation, f"lambda:{operation}"), f"arn:aws:lambda:{arn}:function:{name}")]
+    if service == "runtime.sagemaker":
+        return [(f"sagemaker:{operation}", f"arn:aws:sagemaker:{arn}:endpoint/{params['EndpointName'].lower()}")]
+    if service == "secretsmanager":
+        secret = str(params.get("SecretId", ""))
+        name = secret.split(":secret:")[-1] if secret.startswith("arn:") else secret + SECRET_SUFFIX
+        return [(f"secretsmanager:{operation}", f"arn:aws:secretsmanager:{arn}:secret:{name}")]
+    if service == "sqs":
+        queue = str(params.get("QueueUrl") or params.get("QueueName", "")).rstrip("/").rsplit("/", 1)[-1]
+        return [(f"sqs:{operation}", f"arn:aws:sqs:{arn}:{queue}")]
+    return [(f"{service}:{operation}", "*")]

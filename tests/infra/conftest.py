@@ -1,0 +1,70 @@
+"""The CDK stack synthesized once per session with cdk-nag on, without building the layer (an empty
+asset stands in for it), from a deployment configuration naming the same stores the local stack
+uses, so the template's names line up with what the local stack records."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Template
+
+from infra.config import DeploymentConfig, validate
+from infra.nag import add_checks
+from infra.stack import ListingVisionStack
+
+STACK = "InfraTest"
+SETTINGS: dict[str, Any] = {
+    "stage": "test",
+    "vision_cache_table": "hearth-vision-cache",
+    "opensearch_endpoint": "https://search-listings-q7x3k2.us-east-1.es.amazonaws.com",
+    "milvus_uri": "https://milvus.acme.net:19530",
+    "milvus_token_secret": "milvus-token",
+    "openai_key_secret": "openai-key",
+    "anthropic_key_secret": "anthropic-key",
+}
+
+
+@dataclass
+class Synthesized:
+    config: DeploymentConfig
+    stack: ListingVisionStack
+    template: Template
+    report: dict[str, Any]
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        return dict(self.template.to_json()["Resources"])
+
+    def of_type(self, kind: str) -> dict[str, Any]:
+        return {name: r for name, r in self.resources.items() if r["Type"] == kind}
+
+    def logical_id(self, construct: Any) -> str:
+        return str(self.stack.resolve(self.stack.get_logical_id(construct.node.default_child)))
+
+
+def synthesize(tmp: Path, settings: dict[str, Any]) -> Synthesized:
+    layer = tmp / "layer"
+    (layer / "python").mkdir(parents=True)
+    tarball = tmp / "model.tar.gz"
+    tarball.write_bytes(b"not needed to synthesize")
+    outdir = tmp / "cdk.out"
+    app = cdk.App(outdir=str(outdir))
+    config = validate(settings)
+    stack = ListingVisionStack(
+        app, STACK, config=config, layer_code=lambda_.Code.from_asset(str(layer)), clip_model_tarball=str(tarball)
+    )
+    add_checks(app)  # cdk-nag fails the synth on any finding that is not acknowledged
+    app.synth()
+    report = json.loads((outdir / "validation-report.json").read_text())
+    return Synthesized(config, stack, Template.from_stack(stack), report)
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize(tmp_path_factory.mktemp("synth"), SETTINGS)

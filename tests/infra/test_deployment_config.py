@@ -1,0 +1,112 @@
+"""Deployment settings from context: a missing or placeholder value stops the synth at once, naming
+the key; the example context file synthesizes through the real app, referencing the existing
+table and domain and creating no cache table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.config import ContextError, validate
+from tests.infra.conftest import SETTINGS
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "infra" / "stages" / "dev.example.json"
+
+
+def run_app(tmp_path: Path, context: dict[str, object]) -> subprocess.CompletedProcess[str]:
+    """`python -m infra.app` as the CDK CLI runs it: context in CDK_CONTEXT_JSON, output to CDK_OUTDIR."""
+    layer = tmp_path / "layer" / "python"
+    layer.mkdir(parents=True, exist_ok=True)
+    tarball = tmp_path / "model.tar.gz"
+    tarball.write_bytes(b"stand-in")
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps({"layer_dir": str(layer.parent), "clip_model_tarball": str(tarball), **context}),
+        "CDK_OUTDIR": str(tmp_path / "cdk.out"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "infra.app"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_a_synth_without_context_fails_at_once_naming_each_missing_key(tmp_path: Path) -> None:
+    # When the app runs with no deployment context at all
+    result = run_app(tmp_path, {})
+    # Then it stops before building anything, naming every required key and what it is
+    assert result.returncode != 0
+    for key in ("stage", "vision_cache_table", "opensearch_endpoint", "milvus_uri"):
+        assert f"-c {key}=..." in result.stderr
+    assert "existing DynamoDB table of per-image vision analyses" in result.stderr
+    assert not (tmp_path / "cdk.out" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("milvus_uri", "https://milvus.example.internal:19530"),
+        ("opensearch_endpoint", "https://search-hearth-abc.us-east-1.es.amazonaws.com/<domain>"),
+        ("vision_cache_table", "CHANGE-ME"),
+        ("opensearch_endpoint", "https://my-domain.internal:9200"),
+        ("stage", "Prod Stage"),
+    ],
+)
+def test_placeholders_and_malformed_values_are_refused_naming_the_key(key: str, value: str) -> None:
+    with pytest.raises(ContextError) as refused:
+        validate({**SETTINGS, key: value})
+    assert f"-c {key}=..." in str(refused.value)
+
+
+def test_a_vpc_needs_its_subnets_zones_and_route_tables() -> None:
+    with pytest.raises(ContextError) as refused:
+        validate(
+            {**SETTINGS, "vpc_id": "vpc-0a1b2c3d", "subnet_ids": "subnet-1,subnet-2", "security_group_ids": "sg-1"}
+        )
+    assert "availability_zones" in str(refused.value)
+    config = validate(
+        {
+            **SETTINGS,
+            "vpc_id": "vpc-0a1b2c3d",
+            "subnet_ids": "subnet-1,subnet-2",
+            "security_group_ids": "sg-1",
+            "availability_zones": "us-east-1a,us-east-1b",
+            "route_table_ids": "rtb-1,rtb-2",
+        }
+    )
+    assert config.subnet_ids == ["subnet-1", "subnet-2"]
+
+
+def test_the_example_context_file_synthesizes_with_the_existing_stores_referenced(tmp_path: Path) -> None:
+    # Given the documented example context for a dev stage
+    example = json.loads(EXAMPLE.read_text())
+    # When the app synthesizes from it (the CLI's way: -c context_file=...)
+    result = run_app(tmp_path, {"context_file": str(EXAMPLE)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    template = json.loads((tmp_path / "cdk.out" / f"ListingVision-{example['stage']}.template.json").read_text())
+    resources = template["Resources"].values()
+    # Then the existing vision-cache table is referenced by name, never created
+    tables = [r for r in resources if r["Type"] == "AWS::DynamoDB::Table"]
+    assert tables and all(t["Properties"]["KeySchema"][0]["AttributeName"] != "image_url" for t in tables)
+    functions = [r for r in resources if r["Type"] == "AWS::Lambda::Function" and "FunctionName" in r["Properties"]]
+    variables = functions[0]["Properties"]["Environment"]["Variables"]
+    assert variables["VISION_CACHE_TABLE"] == example["vision_cache_table"]
+    assert variables["OPENSEARCH_URL"] == example["opensearch_endpoint"]
+    # and the OpenSearch grants name the existing domain
+    text = json.dumps(template)
+    assert ":domain/hearth-dev/listings-v2" in text
+    # and nothing is a placeholder
+    assert "example.internal" not in text and "123456789012" not in text
+
+
+def test_the_readme_lists_every_context_key_as_generated() -> None:
+    from infra.config import context_table
+
+    text = (ROOT / "README.md").read_text()
+    start = text.index("<!-- context:start")
+    body = text[text.index("\n", start) + 1 : text.index("<!-- context:end -->")].strip()
+    assert body == context_table()
