@@ -42,8 +42,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/common/listing_vision functions local infra bench serving evaluation
 
-layer: $(STAMP)  ## Build the common Lambda layer into build/layer
-	PIP=$(BIN)/pip bash scripts/build_layer.sh build/layer
+layer: $(STAMP)  ## Build the Lambda layers (layers/layers.json) into build/layers, bytecode compiled with python3.12
+	PIP=$(BIN)/pip $(BIN)/python scripts/build_layers.py --out build/layers
 
 CLIP_MODEL ?= build/clip/model.onnx
 DESCRIPTOR := layers/common/listing_vision/embeddings/models/dct_descriptor.onnx

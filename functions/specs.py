@@ -22,6 +22,12 @@ class AsyncDelivery:
     max_event_age_s: int  # 60-21600
 
 
+# The Lambda layers, by what they hold (layers/layers.json lists their packages): every function
+# gets `base` and only the others its code imports, which keeps each function within Lambda's
+# 250 MB and its cold start short.
+MILVUS, OPENSEARCH, PROVIDERS = "milvus", "opensearch", "providers"
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     name: str  # the function's name (locally as is; on AWS prefixed with the stack's stage)
@@ -32,6 +38,11 @@ class FunctionSpec:
     timeout_s: int
     memory_mb: int
     asynchronous: AsyncDelivery | None = None
+    layers: tuple[str, ...] = ()  # beyond `base`
+
+    @property
+    def all_layers(self) -> tuple[str, ...]:
+        return ("base", *self.layers)
 
     @property
     def failure_queue(self) -> str | None:
@@ -40,7 +51,14 @@ class FunctionSpec:
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
-        "dedupe", "dedupe", "handler", "dedupe", "Duplicate check, store and index; presigned uploads", 29, 1024
+        "dedupe",
+        "dedupe",
+        "handler",
+        "dedupe",
+        "Duplicate check, store and index; presigned uploads",
+        29,
+        1024,
+        layers=(MILVUS,),
     ),
     FunctionSpec(
         "dedupe-indexer",
@@ -51,11 +69,28 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         300,
         2048,
         AsyncDelivery(retry_attempts=2, max_event_age_s=6 * 3600),
+        layers=(MILVUS,),
     ),
     FunctionSpec(
-        "dedupe-backfill", "dedupe", "backfill", "dedupe", "Indexes one page of a storefront bucket", 900, 2048
+        "dedupe-backfill",
+        "dedupe",
+        "backfill",
+        "dedupe",
+        "Indexes one page of a storefront bucket",
+        900,
+        2048,
+        layers=(MILVUS,),
     ),
-    FunctionSpec("caption", "caption", "handler", "captions", "Duplicate check, then an LLM caption", 29, 1024),
+    FunctionSpec(
+        "caption",
+        "caption",
+        "handler",
+        "captions",
+        "Duplicate check, then an LLM caption",
+        29,
+        1024,
+        layers=(MILVUS, PROVIDERS),
+    ),
     FunctionSpec(
         "generate", "generate", "handler", "generation", "Generation jobs: submit, regenerate, status", 29, 512
     ),
@@ -68,6 +103,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         900,
         2048,
         AsyncDelivery(retry_attempts=1, max_event_age_s=3600),
+        layers=(PROVIDERS,),
     ),
     FunctionSpec(
         "listing-ingest",
@@ -78,8 +114,18 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         900,
         1024,
         AsyncDelivery(retry_attempts=2, max_event_age_s=6 * 3600),
+        layers=(OPENSEARCH, PROVIDERS),
     ),
-    FunctionSpec("migration", "regenerate", "handler", "listings", "The visual-features migration's tasks", 900, 1024),
+    FunctionSpec(
+        "migration",
+        "regenerate",
+        "handler",
+        "listings",
+        "The visual-features migration's tasks",
+        900,
+        1024,
+        layers=(OPENSEARCH,),
+    ),
 )
 
 BY_NAME: dict[str, FunctionSpec] = {spec.name: spec for spec in FUNCTIONS}

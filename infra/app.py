@@ -1,12 +1,14 @@
 """CDK entry point: `make synth` / `make deploy` (the pinned CDK CLI), or `python -m infra.app`.
 
 Every deployment setting comes from context and is checked first (infra/config.py); the README's
-"Deploying" section lists each key. Build inputs: `layer_dir` (build/layer, from `make layer`) and
-`clip_model_tarball` (build/clip/model.tar.gz, from `make clip-model`).
+"Deploying" section lists each key. Build inputs: `layers_dir` (build/layers, from `make layer`:
+one folder per layer of layers/layers.json) and `clip_model_tarball` (build/clip/model.tar.gz, from
+`make clip-model`).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -24,17 +26,19 @@ def main() -> None:
     app = cdk.App()
     context = app.node.try_get_context
     settings = deployment.load(context, ROOT)
-    layer_dir = ROOT / (context("layer_dir") or "build/layer")
+    layers_dir = ROOT / (context("layers_dir") or "build/layers")
     tarball = ROOT / (context("clip_model_tarball") or "build/clip/model.tar.gz")
-    if not (layer_dir / "python").is_dir():
-        sys.exit(f"The common layer is not built at {layer_dir}: run `make layer` first.")
+    groups = [name for name in json.loads((ROOT / "layers/layers.json").read_text()) if not name.startswith("//")]
+    missing = [name for name in groups if not (layers_dir / name / "python").is_dir()]
+    if missing:
+        sys.exit(f"The layers {', '.join(missing)} are not built in {layers_dir}: run `make layer` first.")
     if not tarball.is_file():
         sys.exit(f"No CLIP model package at {tarball}: run `make clip-model` first.")
     ListingVisionStack(
         app,
         f"ListingVision-{settings.stage}",
         config=settings,
-        layer_code=lambda_.Code.from_asset(str(layer_dir)),
+        layer_code={name: lambda_.Code.from_asset(str(layers_dir / name)) for name in groups},
         clip_model_tarball=str(tarball),
     )
     add_checks(app)

@@ -88,6 +88,9 @@ class DeploymentConfig(BaseModel):
     clip_allow_cpu: bool = Field(
         False, description="Let the endpoint serve on CPU (set it with a CPU instance type, e.g. ml.c6i.xlarge)."
     )
+    alarm_email: str | None = Field(
+        None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="Email address the alarms' SNS topic notifies."
+    )
     migration_max_concurrency: int = Field(10, ge=1, le=1000, description="Batches migrated at once.")
     migration_tolerated_failure_percentage: int = Field(
         5, ge=0, le=100, description="Share of failed batches the migration tolerates before it fails."

@@ -14,6 +14,7 @@ from infra.constructs.clip_endpoint import ClipEndpoint, EndpointOptions
 from infra.constructs.dedupe import Dedupe
 from infra.constructs.generation import Generation
 from infra.constructs.listings import Listings
+from infra.constructs.monitoring import Monitoring, Watched
 from infra.constructs.platform import Platform
 from infra.constructs.service_function import Network, ServiceFunction
 from infra.constructs.storage import Storage
@@ -26,21 +27,25 @@ class ListingVisionStack(Stack):
         construct_id: str,
         *,
         config: DeploymentConfig,
-        layer_code: lambda_.Code,
+        layer_code: dict[str, lambda_.Code],
         clip_model_tarball: str,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.config = config
         self.storage = Storage(self, "Storage", config=config)
-        self.layer = lambda_.LayerVersion(
-            self,
-            "CommonLayer",
-            code=layer_code,
-            compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
-            compatible_architectures=[lambda_.Architecture.X86_64],
-            description="listing_vision and its pinned runtime dependencies",
-        )
+        # One layer per dependency group (layers/layers.json); each function gets only its own.
+        self.layers = {
+            name: lambda_.LayerVersion(
+                self,
+                f"{name.capitalize()}Layer",
+                code=code,
+                compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
+                compatible_architectures=[lambda_.Architecture.X86_64],
+                description=f"{name}: pinned runtime dependencies (layers/layers.json)",
+            )
+            for name, code in layer_code.items()
+        }
         self.clip = ClipEndpoint(
             self,
             "Clip",
@@ -69,7 +74,7 @@ class ListingVisionStack(Stack):
         environment = {
             **self.storage.environment(),
             "SAGEMAKER_ENDPOINT_NAME": self.clip.endpoint_name,
-            "MILVUS_URI": config.milvus_uri,
+            "MILVUS_CLIENT_URI": config.milvus_uri,
             "MILVUS_COLLECTION": config.milvus_collection,
             "OPENSEARCH_URL": config.opensearch_endpoint.rstrip("/"),
             "OPENSEARCH_AUTH": "sigv4",
@@ -81,7 +86,7 @@ class ListingVisionStack(Stack):
         self.platform = Platform(
             config=config,
             storage=self.storage,
-            layers=[self.layer],
+            layers=self.layers,
             clip=self.clip,
             environment=environment,
             opensearch_domain_arn=domain_arn,
@@ -100,6 +105,17 @@ class ListingVisionStack(Stack):
         }
         self.api = RestApi(
             self, "Api", functions={name: fn.function for name, fn in self.functions.items()}, stage=config.stage
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            watched=Watched(
+                config=config,
+                functions=self.functions,
+                api=self.api.api,
+                state_machine=self.listings.migration.state_machine,
+                endpoint=self.clip,
+            ),
         )
 
     def _network(self, config: DeploymentConfig) -> Network | None:

@@ -219,7 +219,7 @@ class LocalStack:
             "AWS_DEFAULT_REGION": "us-east-1",
             "MOTO_PORT": str(moto_port),  # moto's Step Functions interpreter calls Lambda here
             "OPENSEARCH_URL": self.opensearch_url,
-            "MILVUS_URI": str(self.state_dir / "milvus.db"),
+            "MILVUS_CLIENT_URI": str(self.state_dir / "milvus.db"),
             "MILVUS_TOKEN_SECRET": LOCAL_SECRETS["milvus_token_secret"][0],
             "SAGEMAKER_ENDPOINT_NAME": "clip",
             "SAGEMAKER_RUNTIME_URL": self._container.url if self._container else "",
@@ -276,7 +276,7 @@ class LocalStack:
             f"  API gateway   {self.url}          (health: {self.url}/health)",
             f"  AWS (moto)    {self.moto_url}     S3, DynamoDB, Step Functions, Lambda",
             f"  OpenSearch    {self.opensearch_url}",
-            f"  Milvus Lite   {self.settings.milvus_uri}",
+            f"  Milvus Lite   {self.settings.milvus_client_uri}",
             f"  State folder  {self.state_dir}",
         ]
         if self.restored:

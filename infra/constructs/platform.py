@@ -31,7 +31,7 @@ NOTIFICATIONS_HANDLER = "BucketNotificationsHandler050a0587b7544547bf325f094a3db
 class Platform:
     config: DeploymentConfig
     storage: Storage
-    layers: list[lambda_.ILayerVersion]
+    layers: Mapping[str, lambda_.ILayerVersion]  # by group name (layers/layers.json)
     clip: ClipEndpoint
     environment: dict[str, str]
     opensearch_domain_arn: str
@@ -41,12 +41,13 @@ class Platform:
     def function(self, scope: Construct, name: str, *, in_vpc: bool = False) -> ServiceFunction:
         """The function declared as `name` in functions/specs.py, in the VPC when it must reach Milvus
         or OpenSearch there."""
+        declared = spec(name)
         return ServiceFunction(
             scope,
             "".join(part.capitalize() for part in name.split("-")),
-            spec=spec(name),
+            spec=declared,
             config=self.config,
-            layers=self.layers,
+            layers=[self.layers[layer] for layer in declared.all_layers],
             environment=self.environment,
             network=self.network if in_vpc else None,
         )

@@ -48,16 +48,25 @@ class Synthesized:
         return str(self.stack.resolve(self.stack.get_logical_id(construct.node.default_child)))
 
 
+LAYERS = [
+    name for name in json.loads((Path(__file__).parents[2] / "layers/layers.json").read_text()) if name[:2] != "//"
+]
+
+
 def synthesize(tmp: Path, settings: dict[str, Any]) -> Synthesized:
-    layer = tmp / "layer"
-    (layer / "python").mkdir(parents=True)
+    for name in LAYERS:  # an empty asset stands in for each built layer
+        (tmp / "layers" / name / "python").mkdir(parents=True)
     tarball = tmp / "model.tar.gz"
     tarball.write_bytes(b"not needed to synthesize")
     outdir = tmp / "cdk.out"
     app = cdk.App(outdir=str(outdir))
     config = validate(settings)
     stack = ListingVisionStack(
-        app, STACK, config=config, layer_code=lambda_.Code.from_asset(str(layer)), clip_model_tarball=str(tarball)
+        app,
+        STACK,
+        config=config,
+        layer_code={name: lambda_.Code.from_asset(str(tmp / "layers" / name)) for name in LAYERS},
+        clip_model_tarball=str(tarball),
     )
     add_checks(app)  # cdk-nag fails the synth on any finding that is not acknowledged
     app.synth()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from infra.config import ContextError, validate
-from tests.infra.conftest import SETTINGS
+from tests.infra.conftest import LAYERS, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "infra" / "stages" / "dev.example.json"
@@ -21,13 +21,14 @@ EXAMPLE = ROOT / "infra" / "stages" / "dev.example.json"
 
 def run_app(tmp_path: Path, context: dict[str, object]) -> subprocess.CompletedProcess[str]:
     """`python -m infra.app` as the CDK CLI runs it: context in CDK_CONTEXT_JSON, output to CDK_OUTDIR."""
-    layer = tmp_path / "layer" / "python"
-    layer.mkdir(parents=True, exist_ok=True)
+    for name in LAYERS:
+        (tmp_path / "layers" / name / "python").mkdir(parents=True, exist_ok=True)
     tarball = tmp_path / "model.tar.gz"
     tarball.write_bytes(b"stand-in")
+    settings = {"layers_dir": str(tmp_path / "layers"), "clip_model_tarball": str(tarball), **context}
     env = {
         **os.environ,
-        "CDK_CONTEXT_JSON": json.dumps({"layer_dir": str(layer.parent), "clip_model_tarball": str(tarball), **context}),
+        "CDK_CONTEXT_JSON": json.dumps(settings),
         "CDK_OUTDIR": str(tmp_path / "cdk.out"),
     }
     return subprocess.run(
@@ -110,3 +111,12 @@ def test_the_readme_lists_every_context_key_as_generated() -> None:
     start = text.index("<!-- context:start")
     body = text[text.index("\n", start) + 1 : text.index("<!-- context:end -->")].strip()
     assert body == context_table()
+
+
+def test_cdk_json_sets_no_deployment_setting() -> None:
+    # cdk.json's context reaches every synth and wins over a context file: a stage or a store named
+    # there would silently override the file's (a prod.json deploying as dev)
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    from infra.config import DeploymentConfig
+
+    assert set(context) & set(DeploymentConfig.model_fields) == set()

@@ -48,6 +48,10 @@ def test_every_declared_function_exists_sized_as_declared(synthesized: Synthesiz
         assert props["Runtime"] == "python3.12" and props["TracingConfig"] == {"Mode": "Active"}
         assert props["LoggingConfig"]["LogFormat"] == "JSON"
         assert props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == spec.name
+        # and exactly its own layers, in order (base first)
+        layers = [ref["Ref"] for ref in props["Layers"]]
+        expected = [synthesized.logical_id(synthesized.stack.layers[name]) for name in spec.all_layers]
+        assert layers == expected
     # API functions fit API Gateway's 29 s; the worker, indexer, ingest and migration get longer
     api_functions = {route.function for route in ROUTES}
     assert all(functions[name]["Timeout"] <= 29 for name in api_functions)
@@ -108,7 +112,7 @@ def test_existing_stores_are_referenced_not_created(synthesized: Synthesized) ->
         variables = props["Environment"]["Variables"]
         assert variables["VISION_CACHE_TABLE"] == "hearth-vision-cache"
         assert variables["OPENSEARCH_URL"] == "https://search-listings-q7x3k2.us-east-1.es.amazonaws.com"
-        assert variables["MILVUS_URI"] == "https://milvus.acme.net:19530"
+        assert variables["MILVUS_CLIENT_URI"] == "https://milvus.acme.net:19530"
         assert variables["SAGEMAKER_ENDPOINT_NAME"] == "listing-vision-test-clip"
     # and nothing in the template is a placeholder
     text = json.dumps(synthesized.template.to_json())

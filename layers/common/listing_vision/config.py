@@ -85,10 +85,10 @@ class Settings(BaseSettings):
     )
 
     # --- Milvus (duplicate detection) ------------------------------------------------------
-    milvus_uri: str = Field(
+    milvus_client_uri: str = Field(
         ".local-state/milvus.db",
-        description="Milvus URI (`https://…` for a server or Zilliz) "
-        "or a Milvus Lite data directory (a path ending in `.db`).",
+        description="What MilvusClient connects to: `https://…` for a server or Zilliz, or a Milvus Lite data "
+        "directory (a path ending in `.db`). Not MILVUS_URI, which pymilvus reads itself when imported.",
     )
     milvus_token: str | None = Field(None, description="Milvus token (`user:password` or API key); unset for Lite.")
     milvus_token_secret: str | None = Field(

@@ -1,7 +1,8 @@
 """The Milvus collection of jewelry image embeddings (IP metric on normalised vectors).
 
 One client per process: Milvus Lite allows one process per data directory, and a server
-connection is expensive to set up, so no client is created per request.
+connection is expensive to set up, so no client is created per request. pymilvus (which imports
+pandas: over a second) is imported with the first client, not with this module.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pymilvus import DataType, MilvusClient
 
 from listing_vision.config import get_settings
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
 
 _lock = threading.Lock()
 
@@ -35,12 +38,14 @@ def milvus_client() -> MilvusClient:
     call (Powertools caches the secret for an hour), so a rotated token gets a new client."""
     settings = get_settings()
     token = _token()
-    key = (settings.milvus_uri, token)
+    key = (settings.milvus_client_uri, token)
     with _lock:
         if key not in _clients:
-            if is_lite_uri(settings.milvus_uri):
-                Path(settings.milvus_uri).mkdir(parents=True, exist_ok=True)
-            _clients[key] = MilvusClient(uri=settings.milvus_uri, token=token)
+            from pymilvus import MilvusClient
+
+            if is_lite_uri(settings.milvus_client_uri):
+                Path(settings.milvus_client_uri).mkdir(parents=True, exist_ok=True)
+            _clients[key] = MilvusClient(uri=settings.milvus_client_uri, token=token)
         return _clients[key]
 
 
@@ -66,6 +71,8 @@ def close_clients() -> None:
 def ensure_collection(client: MilvusClient, name: str, dim: int) -> None:
     """Create the collection and its HNSW/IP index if missing, then load it (search needs it loaded)."""
     if not client.has_collection(name):
+        from pymilvus import DataType
+
         schema = client.create_schema(auto_id=True, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)

@@ -3,19 +3,22 @@
 Keys come from the environment locally (OPENAI_API_KEY, ANTHROPIC_API_KEY) and from Secrets
 Manager on AWS (…_API_KEY_SECRET, read once per process with Powertools parameters). Retries are
 the SDKs' own (429 honouring retry-after, 5xx, timeouts), bounded by PROVIDER_MAX_RETRIES and
-PROVIDER_TIMEOUT_S so an API call answers inside API Gateway's 29 s.
+PROVIDER_TIMEOUT_S so an API call answers inside API Gateway's 29 s. The SDKs are imported when a
+client is first made (each takes about a second to import), so functions that never call a
+provider, and cold starts of those that do, do not pay for them.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
-
-import anthropic
-import openai
+from typing import TYPE_CHECKING, Any
 
 from listing_vision.config import get_settings
 from listing_vision.errors import InvalidRequest, ProviderUnavailable, RateLimited, UpstreamError, VisionError
+
+if TYPE_CHECKING:
+    import anthropic
+    import openai
 
 _lock = threading.Lock()
 _clients: dict[tuple[Any, ...], Any] = {}
@@ -48,6 +51,8 @@ def _cached(cache_key: tuple[Any, ...], build: Any) -> Any:
 
 def openai_client(timeout_s: float | None = None) -> openai.OpenAI:
     """The OpenAI client; `timeout_s` overrides PROVIDER_TIMEOUT_S (image edits take minutes)."""
+    import openai
+
     settings = get_settings()
     key = openai_key()
     if not key:
@@ -62,6 +67,8 @@ def openai_client(timeout_s: float | None = None) -> openai.OpenAI:
 
 
 def anthropic_client() -> anthropic.Anthropic:
+    import anthropic
+
     settings = get_settings()
     key = anthropic_key()
     if not key:
@@ -93,6 +100,9 @@ def _error_code(error: Any) -> str | None:
 
 def provider_error(error: Exception, provider: str) -> VisionError:
     """The domain error for an SDK exception (after the SDK's own retries)."""
+    import anthropic
+    import openai
+
     code = _error_code(error)
     details = {"provider": provider}
     if code == "insufficient_quota":
@@ -128,4 +138,9 @@ def provider_error(error: Exception, provider: str) -> VisionError:
     return UpstreamError(f"{provider} failed: {type(error).__name__}.", code="provider_error", details=details)
 
 
-SDK_ERRORS: tuple[type[Exception], ...] = (openai.OpenAIError, anthropic.AnthropicError)
+def sdk_errors() -> tuple[type[Exception], ...]:
+    """The base errors of both SDKs (imported by then: a client was made before any call)."""
+    import anthropic
+    import openai
+
+    return (openai.OpenAIError, anthropic.AnthropicError)

@@ -12,7 +12,7 @@ import time
 
 from listing_vision.config import get_settings
 from listing_vision.errors import UpstreamError
-from listing_vision.providers.clients import SDK_ERRORS, openai_client, provider_error
+from listing_vision.providers.clients import openai_client, provider_error, sdk_errors
 from listing_vision.providers.rate_limit import TokenBucket
 
 
@@ -42,7 +42,7 @@ class OpenAIImageEditor:
                 n=1,
                 **extra,  # type: ignore[arg-type]
             )
-        except SDK_ERRORS as error:
+        except sdk_errors() as error:
             raise provider_error(error, self.name) from error
         seconds = time.perf_counter() - started
         if not result.data or not result.data[0].b64_json:

@@ -16,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel
 
 from listing_vision.errors import InvalidRequest
-from listing_vision.providers.clients import SDK_ERRORS, anthropic_client, openai_client, provider_error
+from listing_vision.providers.clients import anthropic_client, openai_client, provider_error, sdk_errors
 from listing_vision.providers.structured import with_one_repair
 
 Reply = TypeVar("Reply", bound=BaseModel)
@@ -79,7 +79,7 @@ class OpenAIVision:
                 messages.append({"role": "user", "content": repair_instruction(problem)})
             try:
                 completion = client.chat.completions.parse(model=self.model, messages=messages, response_format=schema)
-            except SDK_ERRORS as error:
+            except sdk_errors() as error:
                 raise provider_error(error, self.name) from error
             message = completion.choices[0].message
             if message.refusal:
@@ -119,7 +119,7 @@ class AnthropicVision:
                     messages=[{"role": "user", "content": content}],
                     output_format=schema,
                 )
-            except SDK_ERRORS as error:
+            except sdk_errors() as error:
                 raise provider_error(error, self.name) from error
             if message.stop_reason == "refusal":
                 raise _refused(self.name)

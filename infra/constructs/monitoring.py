@@ -1,0 +1,231 @@
+"""Alarms and one dashboard per stage: what an operator of the platform is woken for.
+
+Every alarm notifies one SNS topic (encrypted, TLS only; an email subscription when context
+`alarm_email` names one). What is watched, and why each threshold:
+
+- the API: a 5xx rate over 1 % (of at least a trickle of requests), p95 latency over 10 s (API
+  Gateway cuts a request at 29 s; answers here take well under a second);
+- every function: any unhandled error, any throttle, p95 duration over 80 % of its timeout;
+- every failure queue: any message (an event that failed all its retries);
+- the migration: any failed execution, any failed batch (the Map tolerates a few, reported by
+  its Verify step as the `BatchesFailed` metric);
+- the CLIP endpoint: p95 model latency over 1 s (a batch takes tens of ms on the GPU), any 5xx,
+  GPU utilisation over 90 % for 15 minutes (its autoscaling is at its maximum);
+- the image-edit rate limiter: a run waiting over 5 minutes in all for tokens (the provider's
+  quota is too low for the load).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.config import DeploymentConfig
+from infra.constructs.clip_endpoint import VARIANT, ClipEndpoint
+from infra.constructs.service_function import ServiceFunction
+
+NAMESPACE = "ListingVision"  # the functions' own metrics (Powertools, dimension `service`)
+FIVE_MINUTES = Duration.minutes(5)
+
+
+@dataclass(frozen=True)
+class Watched:
+    config: DeploymentConfig
+    functions: dict[str, ServiceFunction]
+    api: apigw.RestApi
+    state_machine: sfn.StateMachine
+    endpoint: ClipEndpoint
+
+
+class Monitoring(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, watched: Watched) -> None:
+        super().__init__(scope, construct_id)
+        config = watched.config
+        self.prefix = config.name("alarms")
+        self.topic = sns.Topic(
+            self,
+            "Alarms",
+            topic_name=self.prefix,
+            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            enforce_ssl=True,
+        )
+        if config.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        self._api(watched.api, config.stage)
+        for name, function in watched.functions.items():
+            self._function(name, function)
+        self._migration(watched.state_machine)
+        self._endpoint(watched.endpoint)
+        self.alarm(
+            "RateLimitWaits",
+            custom("RateLimitWaitSeconds", "generate-worker", "Maximum", Duration.minutes(15)),
+            300,
+            "A generation run waited over 5 minutes for image-edit tokens: the provider's quota is too low.",
+        )
+        self.dashboard = self._dashboard(watched)
+
+    def alarm(
+        self, name: str, metric: cloudwatch.IMetric, threshold: float, description: str, periods: int = 1
+    ) -> None:
+        alarm = cloudwatch.Alarm(
+            self,
+            name,
+            alarm_name=f"{self.prefix}-{name}",
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=periods,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(actions.SnsAction(self.topic))
+        self.alarms[name] = alarm
+
+    def _api(self, api: apigw.RestApi, stage: str) -> None:
+        requests = api.metric_count(period=FIVE_MINUTES, statistic="Sum")
+        errors = api.metric_server_error(period=FIVE_MINUTES, statistic="Sum")
+        rate = cloudwatch.MathExpression(
+            expression="IF(requests >= 20, 100 * errors / requests, 0)",
+            using_metrics={"errors": errors, "requests": requests},
+            label="5xx, % of requests",
+            period=FIVE_MINUTES,
+        )
+        self.alarm("Api5xxRate", rate, 1, "Over 1 % of API requests answered 5xx (of at least 20 in 5 minutes).", 2)
+        latency = api.metric_latency(period=FIVE_MINUTES, statistic="p95")
+        self.alarm("ApiLatencyP95", latency, 10_000, "API p95 latency over 10 s (API Gateway cuts at 29 s).", 2)
+
+    def _function(self, name: str, function: ServiceFunction) -> None:
+        fn = function.function
+        prefix = "".join(part.capitalize() for part in name.split("-"))
+        self.alarm(
+            f"{prefix}Errors", fn.metric_errors(period=FIVE_MINUTES, statistic="Sum"), 1, f"{name}: an unhandled error."
+        )
+        self.alarm(
+            f"{prefix}Throttles", fn.metric_throttles(period=FIVE_MINUTES, statistic="Sum"), 1, f"{name}: throttled."
+        )
+        limit_ms = 0.8 * function.spec.timeout_s * 1000
+        self.alarm(
+            f"{prefix}DurationP95",
+            fn.metric_duration(period=FIVE_MINUTES, statistic="p95"),
+            limit_ms,
+            f"{name}: p95 duration over 80 % of its {function.spec.timeout_s} s timeout.",
+            3,
+        )
+        if function.failure_queue is not None:
+            depth = function.failure_queue.metric_approximate_number_of_messages_visible(
+                period=FIVE_MINUTES, statistic="Maximum"
+            )
+            self.alarm(f"{prefix}FailureQueue", depth, 1, f"{name}: events failed every retry; see its failure queue.")
+
+    def _migration(self, machine: sfn.StateMachine) -> None:
+        self.alarm(
+            "MigrationFailed",
+            machine.metric_failed(period=FIVE_MINUTES, statistic="Sum"),
+            1,
+            "A visual-features migration execution failed.",
+        )
+        self.alarm(
+            "MigrationBatchesFailed",
+            custom("BatchesFailed", "migration", "Sum", FIVE_MINUTES),
+            1,
+            "Migration batches failed every retry (the run carried on; Verify lists them).",
+        )
+
+    def _endpoint(self, endpoint: ClipEndpoint) -> None:
+        dimensions = {"EndpointName": endpoint.endpoint_name, "VariantName": VARIANT}
+
+        def metric(namespace: str, name: str, statistic: str, period: Duration = FIVE_MINUTES) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=namespace, metric_name=name, dimensions_map=dimensions, statistic=statistic, period=period
+            )
+
+        self.alarm(
+            "EndpointLatencyP95",
+            metric("AWS/SageMaker", "ModelLatency", "p95"),
+            1_000_000,  # microseconds
+            "CLIP endpoint p95 model latency over 1 s.",
+            3,
+        )
+        self.alarm("EndpointErrors", metric("AWS/SageMaker", "Invocation5XXErrors", "Sum"), 1, "CLIP endpoint 5xx.")
+        self.alarm(
+            "EndpointGpuSaturated",
+            metric("/aws/sagemaker/Endpoints", "GPUUtilization", "Average"),
+            90,
+            "CLIP endpoint GPU over 90 % for 15 minutes: autoscaling is at its maximum (raise clip_max_instances).",
+            3,
+        )
+
+    def _dashboard(self, watched: Watched) -> cloudwatch.Dashboard:
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=watched.config.name("operations"))
+        api = watched.api
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="API requests and errors",
+                left=[api.metric_count(), api.metric_client_error(), api.metric_server_error()],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="API latency (p50, p95)",
+                left=[api.metric_latency(statistic="p50"), api.metric_latency(statistic="p95")],
+                width=12,
+            ),
+        )
+        functions = watched.functions.values()
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Function errors", left=[f.function.metric_errors() for f in functions], width=8
+            ),
+            cloudwatch.GraphWidget(
+                title="Function p95 duration",
+                left=[f.function.metric_duration(statistic="p95") for f in functions],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Failure queues",
+                left=[
+                    f.failure_queue.metric_approximate_number_of_messages_visible()
+                    for f in functions
+                    if f.failure_queue
+                ],
+                width=8,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Migration",
+                left=[watched.state_machine.metric_succeeded(), watched.state_machine.metric_failed()],
+                right=[custom("BatchesFailed", "migration", "Sum", FIVE_MINUTES)],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="CLIP endpoint",
+                left=[self.alarms["EndpointLatencyP95"].metric],
+                right=[self.alarms["EndpointGpuSaturated"].metric],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Generation",
+                left=[custom("ImagesRendered", "generate-worker", "Sum", FIVE_MINUTES)],
+                right=[custom("RateLimitWaitSeconds", "generate-worker", "Maximum", FIVE_MINUTES)],
+                width=8,
+            ),
+        )
+        dashboard.add_widgets(cloudwatch.AlarmStatusWidget(alarms=list(self.alarms.values()), width=24))
+        return dashboard
+
+
+def custom(name: str, service: str, statistic: str, period: Duration) -> cloudwatch.Metric:
+    """A metric the functions emit (Powertools: namespace ListingVision, dimension service)."""
+    return cloudwatch.Metric(
+        namespace=NAMESPACE, metric_name=name, dimensions_map={"service": service}, statistic=statistic, period=period
+    )

@@ -1,0 +1,142 @@
+"""Build the Lambda layers declared in layers/layers.json into build/layers/<name>/python.
+
+Each layer holds its packages (pinned in layers/common/requirements.txt and constraints.txt) with
+everything they need that `base` does not already hold, as manylinux wheels for the Lambda
+platform (Python 3.12, x86_64) whatever machine this runs on; `base` also holds listing_vision.
+Tests directories are left out, and every module is compiled to bytecode for Python 3.12 with
+unchecked-hash .pyc files (valid whatever the files' timestamps become in the zip): Lambda's /opt
+is read-only, so without them every cold start compiles every module it imports. Compiling needs
+a Python 3.12 interpreter (PYTHON312, else `python3.12` on PATH); without one the layers are
+built without bytecode, and it says so. Finally each function's layers (functions/specs.py) plus
+its code must fit Lambda's 250 MB.
+
+    python scripts/build_layers.py [--out build/layers] [--no-compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from functions.specs import FUNCTIONS  # noqa: E402
+
+PLATFORM = [
+    "--implementation",
+    "cp",
+    "--python-version",
+    "3.12",
+    "--only-binary=:all:",
+    *[
+        arg
+        for tag in ("manylinux2014_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64")
+        for arg in ("--platform", tag)
+    ],
+]
+LAMBDA_LIMIT_MB = 250
+# Test suites that ship inside wheels: never imported at run time.
+TESTS = re.compile(r"(^|/)(tests?|testing)$")
+
+
+def pins() -> dict[str, str]:
+    """Requirement name -> its pinned line, from the library's requirements."""
+    found = {}
+    for line in (ROOT / "layers/common/requirements.txt").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name = re.split(r"[\[=<>!~ ]", line, maxsplit=1)[0].lower()
+            found[name] = line
+    return found
+
+
+def resolve(pip: list[str], requirements: list[str]) -> dict[str, str]:
+    """Every distribution (name -> version) these requirements install on the Lambda platform."""
+    with tempfile.TemporaryDirectory() as work:
+        report = Path(work) / "report.json"
+        subprocess.run(
+            [*pip, "install", "--quiet", "--dry-run", "--ignore-installed", "--target", work, "--report", str(report),
+             *PLATFORM, "-c", str(ROOT / "constraints.txt"), *requirements],
+            check=True,
+        )  # fmt: skip
+        installs = json.loads(report.read_text())["install"]
+    return {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in installs}
+
+
+def build(out: Path, compile_bytecode: bool) -> dict[str, int]:
+    pip = [os.environ.get("PIP", str(ROOT / ".venv/bin/pip"))]
+    if not Path(pip[0]).exists():
+        pip = [sys.executable, "-m", "pip"]
+    groups = {k: v for k, v in json.loads((ROOT / "layers/layers.json").read_text()).items() if not k.startswith("//")}
+    pinned = pins()
+    shutil.rmtree(out, ignore_errors=True)
+    base: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    for name, packages in groups.items():
+        resolved = resolve(pip, [pinned[package.lower()] for package in packages])
+        wanted = {dist: version for dist, version in resolved.items() if name == "base" or dist not in base}
+        target = out / name / "python"
+        subprocess.run(
+            [*pip, "install", "--quiet", "--no-deps", "--no-compile", "--target", str(target), *PLATFORM,
+             *[f"{dist}=={version}" for dist, version in sorted(wanted.items())]],
+            check=True,
+        )  # fmt: skip
+        if name == "base":
+            base = resolved
+            library = str(ROOT / "layers/common")
+            # setuptools reuses layers/common/build/lib from an earlier build and can ship stale modules.
+            shutil.rmtree(ROOT / "layers/common/build", ignore_errors=True)
+            subprocess.run(
+                [*pip, "install", "--quiet", "--no-deps", "--no-compile", "--target", str(target), library], check=True
+            )
+        for folder in sorted(target.rglob("*"), reverse=True):
+            if folder.is_dir() and TESTS.search(folder.relative_to(target).as_posix()):
+                shutil.rmtree(folder, ignore_errors=True)
+        sizes[name] = folder_mb(out / name)
+    if compile_bytecode:
+        python312 = os.environ.get("PYTHON312") or shutil.which("python3.12")
+        if python312:
+            for name in groups:
+                compile_all = [python312, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
+                # Files Pillow or numpy ship for other Pythons fail to compile; what matters compiles.
+                subprocess.run([*compile_all, str(out / name)], check=False, stdout=subprocess.DEVNULL)
+                sizes[name] = folder_mb(out / name)
+        else:
+            print("No Python 3.12 found (set PYTHON312): layers built without bytecode, cold starts will be slower.")
+    return sizes
+
+
+def folder_mb(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) // 1_000_000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python scripts/build_layers.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "layers")
+    parser.add_argument("--no-compile", action="store_true", help="leave out the .pyc files")
+    args = parser.parse_args(argv)
+    sizes = build(args.out, not args.no_compile)
+    print("Layers (MB unzipped): " + ", ".join(f"{name} {size}" for name, size in sizes.items()))
+    too_big = []
+    for spec in FUNCTIONS:
+        code = folder_mb(ROOT / "functions" / spec.package)
+        total = code + sum(sizes[name] for name in spec.all_layers)
+        print(f"  {spec.name}: {' + '.join(spec.all_layers)} + code = {total} MB of {LAMBDA_LIMIT_MB} MB")
+        if total > LAMBDA_LIMIT_MB:
+            too_big.append(spec.name)
+    if too_big:
+        print(f"Over Lambda's {LAMBDA_LIMIT_MB} MB: {', '.join(too_big)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

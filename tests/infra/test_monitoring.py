@@ -1,0 +1,68 @@
+"""Alarms and the dashboard in the template: each watched thing has its alarm, with a sane
+threshold, notifying the stage's encrypted topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.specs import FUNCTIONS
+from tests.infra.conftest import Synthesized
+
+
+def alarms(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    found = synthesized.of_type("AWS::CloudWatch::Alarm").values()
+    return {a["Properties"]["AlarmName"].removeprefix("listing-vision-test-alarms-"): a["Properties"] for a in found}
+
+
+def prefix(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("-"))
+
+
+def test_every_function_alarms_on_errors_throttles_and_duration_near_its_timeout(synthesized: Synthesized) -> None:
+    found = alarms(synthesized)
+    for spec in FUNCTIONS:
+        assert found[f"{prefix(spec.name)}Errors"]["Threshold"] == 1
+        assert found[f"{prefix(spec.name)}Errors"]["MetricName"] == "Errors"
+        assert found[f"{prefix(spec.name)}Throttles"]["Threshold"] == 1
+        duration = found[f"{prefix(spec.name)}DurationP95"]
+        assert duration["ExtendedStatistic"] == "p95"
+        assert duration["Threshold"] == 0.8 * spec.timeout_s * 1000  # milliseconds, under the timeout
+
+
+def test_every_failure_queue_alarms_on_its_first_message(synthesized: Synthesized) -> None:
+    found = alarms(synthesized)
+    for spec in FUNCTIONS:
+        if spec.asynchronous:
+            queue = found[f"{prefix(spec.name)}FailureQueue"]
+            assert queue["MetricName"] == "ApproximateNumberOfMessagesVisible" and queue["Threshold"] == 1
+
+
+def test_the_api_migration_endpoint_and_rate_limiter_are_watched(synthesized: Synthesized) -> None:
+    found = alarms(synthesized)
+    rate = found["Api5xxRate"]
+    assert rate["Threshold"] == 1 and any("errors / requests" in m.get("Expression", "") for m in rate["Metrics"])
+    assert found["ApiLatencyP95"]["ExtendedStatistic"] == "p95" and found["ApiLatencyP95"]["Threshold"] == 10_000
+    assert found["MigrationFailed"]["MetricName"] == "ExecutionsFailed" and found["MigrationFailed"]["Threshold"] == 1
+    batches = found["MigrationBatchesFailed"]
+    assert (batches["Namespace"], batches["MetricName"]) == ("ListingVision", "BatchesFailed")
+    latency = found["EndpointLatencyP95"]
+    assert (latency["MetricName"], latency["Threshold"]) == ("ModelLatency", 1_000_000)  # microseconds: 1 s
+    assert found["EndpointErrors"]["MetricName"] == "Invocation5XXErrors"
+    gpu = found["EndpointGpuSaturated"]
+    assert (gpu["Namespace"], gpu["MetricName"], gpu["Threshold"]) == ("/aws/sagemaker/Endpoints", "GPUUtilization", 90)
+    waits = found["RateLimitWaits"]
+    assert (waits["MetricName"], waits["Threshold"]) == ("RateLimitWaitSeconds", 300)
+
+
+def test_every_alarm_notifies_the_stages_encrypted_topic(synthesized: Synthesized) -> None:
+    (topic_id, topic) = next(iter(synthesized.of_type("AWS::SNS::Topic").items()))
+    assert topic["Properties"]["TopicName"] == "listing-vision-test-alarms"
+    assert "KmsMasterKeyId" in topic["Properties"]
+    for alarm in alarms(synthesized).values():
+        assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+        assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_one_dashboard_per_stage(synthesized: Synthesized) -> None:
+    (dashboard,) = synthesized.of_type("AWS::CloudWatch::Dashboard").values()
+    assert dashboard["Properties"]["DashboardName"] == "listing-vision-test-operations"
