@@ -51,6 +51,9 @@ class FunctionSpec:
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
+        "authorizer", "authorizer", "handler", "api", "Checks API keys: the caller and its storefronts", 10, 256
+    ),
+    FunctionSpec(
         "dedupe",
         "dedupe",
         "handler",

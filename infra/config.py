@@ -88,6 +88,10 @@ class DeploymentConfig(BaseModel):
     clip_allow_cpu: bool = Field(
         False, description="Let the endpoint serve on CPU (set it with a CPU instance type, e.g. ml.c6i.xlarge)."
     )
+    waf: bool = Field(False, description="Associate a WAF web ACL with the API (AWS common rules, a rate per IP).")
+    waf_requests_per_5_minutes: int = Field(
+        2000, ge=100, description="With waf: requests one IP may send in 5 minutes before it is blocked."
+    )
     alarm_email: str | None = Field(
         None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="Email address the alarms' SNS topic notifies."
     )

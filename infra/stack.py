@@ -79,6 +79,7 @@ class ListingVisionStack(Stack):
             "OPENSEARCH_URL": config.opensearch_endpoint.rstrip("/"),
             "OPENSEARCH_AUTH": "sigv4",
             "LISTINGS_INDEX": config.listings_index,
+            "API_AUTH": "api_keys",  # every API request carries a client's key (infra/constructs/api.py)
             **({"MILVUS_TOKEN_SECRET": config.milvus_token_secret} if config.milvus_token_secret else {}),
             **({"OPENAI_API_KEY_SECRET": config.openai_key_secret} if config.openai_key_secret else {}),
             **({"ANTHROPIC_API_KEY_SECRET": config.anthropic_key_secret} if config.anthropic_key_secret else {}),
@@ -104,8 +105,9 @@ class ListingVisionStack(Stack):
             **self.listings.functions,
         }
         self.api = RestApi(
-            self, "Api", functions={name: fn.function for name, fn in self.functions.items()}, stage=config.stage
+            self, "Api", platform=self.platform, functions={name: fn.function for name, fn in self.functions.items()}
         )
+        self.functions.update(self.api.functions)
         self.monitoring = Monitoring(
             self,
             "Monitoring",

@@ -45,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         default=int(os.environ.get("LOCAL_DEMO_LISTINGS", "1588")),
         help="demo listings loaded when the listings index is empty (0: none); default 1588",
     )
+    parser.add_argument(
+        "--auth",
+        action="store_true",
+        default=os.environ.get("LOCAL_AUTH", "") in ("1", "true", "yes"),
+        help="check API keys as deployed: one client per storefront, keys printed at start (LOCAL_AUTH=1)",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -58,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         opensearch_port=args.opensearch_port,
         host=args.host,
         demo_listings=args.demo_listings,
+        auth=args.auth,
     )
     try:
         stack.start()

@@ -7,6 +7,11 @@ the function's proxy response is written back. Limits mirror AWS: 10 MB request 
 6 MB event (Lambda synchronous invoke). What the gateway itself refuses is answered as the
 deployed API's gateway responses answer it (listing_vision.api.gateway_responses): an unknown
 route or method is a 404 `route_not_found`, a body over 10 MB a 413 `payload_too_large`.
+
+With an authorizer (API_AUTH=api_keys), each request first goes to the authorizer function as the
+REQUEST authorizer event API Gateway sends: no `x-api-key` header is a 401 without calling it, its
+`Unauthorized` a 401, a policy that does not allow the route a 403, and an allowed request reaches
+the function with the authorizer's context in `requestContext.authorizer`, as on AWS.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from listing_vision.errors import PayloadTooLarge, VisionError, http_status
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 LAMBDA_MAX_EVENT = 6 * 1024 * 1024
 STAGE = "local"
+API_ARN = "arn:aws:execute-api:us-east-1:123456789012:local"
 
 
 @dataclass(frozen=True)
@@ -117,8 +123,10 @@ class Gateway:
         call: Callable[[str, dict[str, Any]], Any],
         extra_routes: dict[str, Callable[[], tuple[int, dict[str, Any]]]] | None = None,
         log_requests: bool = True,
+        authorizer: str | None = None,
     ):
         self.log_requests = log_requests
+        self.authorizer = authorizer  # the authorizer function's name, or None: no authorization
         self.call = call  # invoke a function synchronously: (function name, event) -> proxy response
         self.routes = compile_routes(ROUTES)
         self.extra_routes = extra_routes or {}
@@ -186,6 +194,8 @@ class Gateway:
                     body,
                     self.client_address[0],
                 )
+                if gateway.authorizer and not self._authorize(route, event):
+                    return
                 if len(json.dumps(event)) > LAMBDA_MAX_EVENT:
                     self._error(
                         PayloadTooLarge(
@@ -202,6 +212,35 @@ class Gateway:
                     return
                 self._write_proxy_response(result)
 
+            def _authorize(self, route: Route, event: dict[str, Any]) -> bool:
+                """Run the authorizer as API Gateway does; False when the request was refused."""
+                headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+                if not headers.get("x-api-key"):
+                    self._refuse("UNAUTHORIZED")
+                    return False
+                method_arn = f"{API_ARN}/{STAGE}/{route.method}{event['path']}"
+                request = {
+                    "type": "REQUEST",
+                    "methodArn": method_arn,
+                    **{k: event[k] for k in ("resource", "path", "httpMethod", "headers", "multiValueHeaders")},
+                    **{k: event[k] for k in ("queryStringParameters", "pathParameters", "stageVariables")},
+                    "requestContext": event["requestContext"],
+                }
+                assert gateway.authorizer is not None
+                try:
+                    policy = gateway.call(gateway.authorizer, request)
+                except Exception as error:  # noqa: BLE001 - answered as API Gateway answers it
+                    self._refuse("UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_FAILURE")
+                    return False
+                if not allows(policy, method_arn):
+                    self._refuse("ACCESS_DENIED")
+                    return False
+                event["requestContext"]["authorizer"] = {
+                    "principalId": policy.get("principalId"),
+                    **{k: v for k, v in (policy.get("context") or {}).items()},
+                }
+                return True
+
             def _write_proxy_response(self, result: dict[str, Any]) -> None:
                 headers = dict(result.get("headers") or {})
                 for name, values in (result.get("multiValueHeaders") or {}).items():
@@ -215,6 +254,22 @@ class Gateway:
         server = _GatewayServer((host, port), RequestHandler)
         server.daemon_threads = True
         return server
+
+
+def allows(policy: dict[str, Any], method_arn: str) -> bool:
+    """Whether an authorizer's IAM policy allows this method ARN (an explicit Deny wins)."""
+    statements = (policy.get("policyDocument") or {}).get("Statement") or []
+    matched = [
+        s["Effect"]
+        for s in statements
+        if s.get("Action") in ("execute-api:Invoke", ["execute-api:Invoke"])
+        and any(fnmatch.fnmatchcase(method_arn, pattern) for pattern in _as_list(s.get("Resource")))
+    ]
+    return "Allow" in matched and "Deny" not in matched
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 class _GatewayServer(ThreadingHTTPServer):

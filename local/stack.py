@@ -98,6 +98,8 @@ class LocalStack:
     _http: Any = None
     gateway: Gateway | None = None
     record_calls: bool = False  # record every AWS call the functions make (local/call_recorder.py)
+    auth: bool = False  # API keys checked by the authorizer, one client per storefront (printed at start)
+    client_keys: dict[str, str] = field(default_factory=dict)
     recorder: CallRecorder | None = None
     _container: ContainerServer | None = None
     _saved_env: dict[str, str | None] = field(default_factory=dict)
@@ -133,10 +135,13 @@ class LocalStack:
         )
         self.restored = snapshot.restore(self.state_dir, opensearch_client())
         self.demo_loaded = self._load_demo_if_empty()
+        if self.auth:
+            self.client_keys = self._storefront_clients()
         self.gateway = gateway = Gateway(
             self.router.call,
             extra_routes={"/health": self.health},
             log_requests=self.log_requests,
+            authorizer="authorizer" if self.auth else None,
         )
         self._http = gateway.serve(self.host, self.port)
         self.url = f"http://{self.host}:{self._http.server_address[1]}"
@@ -155,6 +160,18 @@ class LocalStack:
         self._saved_env.setdefault("CLIP_ALLOW_CPU", os.environ.get("CLIP_ALLOW_CPU"))
         os.environ["CLIP_ALLOW_CPU"] = "true"
         return ContainerServer(str(model_dir), host=self.host, port=0).start()
+
+    def _storefront_clients(self) -> dict[str, str]:
+        """One API client per storefront, made at each start (keys are shown once, here)."""
+        from listing_vision.api.clients import ApiClients
+
+        clients = ApiClients()
+        existing = {client.client_id for client in clients.list()}
+        keys = {}
+        for website in ("alya", "blysk"):
+            name = f"local-{website}-{int(time.time())}" if f"local-{website}" in existing else f"local-{website}"
+            keys[website], _ = clients.create(name, (website,))
+        return keys
 
     def _load_demo_if_empty(self) -> dict[str, int]:
         if self.demo_listings <= 0:
@@ -224,6 +241,7 @@ class LocalStack:
             "SAGEMAKER_ENDPOINT_NAME": "clip",
             "SAGEMAKER_RUNTIME_URL": self._container.url if self._container else "",
             "POWERTOOLS_TRACE_DISABLED": "true",
+            "API_AUTH": "api_keys" if self.auth else "none",
             "POWERTOOLS_SERVICE_NAME": "listing-vision-local",
         }
 
@@ -281,6 +299,8 @@ class LocalStack:
         ]
         if self.restored:
             lines.append("  Restored      " + json.dumps(self.restored))
+        if self.client_keys:
+            lines.append("  API keys      " + ", ".join(f"{site}: {key}" for site, key in self.client_keys.items()))
         if self.demo_loaded:
             lines.append(
                 f"  Demo data     {self.demo_loaded['listings']:,} listings in {self.settings.listings_index}, "
@@ -290,7 +310,8 @@ class LocalStack:
             "",
             "Try:",
             f"  curl {self.url}/health",
-            f"  curl -F file=@tests/data/photos/image1.jpg {self.url}/image_similarity_search",
+            f"  curl -F file=@tests/data/photos/image1.jpg {self.url}/image_similarity_search"
+            + (f" -H 'x-api-key: {self.client_keys['alya']}'" if self.client_keys else ""),
             "  AWS_ENDPOINT_URL=" + self.moto_url + " AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\",
             "    aws s3 ls   # or any boto3 code: every AWS call goes to the emulators",
             "",

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import File, Form, Uploa
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from listing_vision.api import create_resolver
+from listing_vision.api import create_resolver, current_caller
 from listing_vision.embeddings.factory import get_embedder
 from listing_vision.jewelry.caption_service import caption_upload
 from listing_vision.jewelry.dedupe import Upload
@@ -30,6 +30,7 @@ def generate_caption(
         Upload(file.content, file.filename, website),
         type,
         get_embedder(),
+        caller=current_caller(app),
         check_duplicate=check_duplicate == "yes",
         scope=scope,
     )

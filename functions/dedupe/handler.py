@@ -10,7 +10,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
-from listing_vision.api import create_resolver
+from listing_vision.api import create_resolver, current_caller
 from listing_vision.config import get_settings
 from listing_vision.embeddings.factory import get_embedder
 from listing_vision.jewelry.dedupe import DedupeService, Upload
@@ -31,6 +31,7 @@ def image_similarity_search(
 ) -> dict[str, Any]:
     result = DedupeService(get_embedder()).check_and_store(
         Upload(file.content, file.filename, website),
+        caller=current_caller(app),
         check_duplicate=check_duplicate == "yes",
         scope=scope,
         max_bytes=get_settings().max_upload_bytes,
@@ -47,13 +48,13 @@ class UploadRequest(BaseModel):
 @app.post("/uploads")
 @tracer.capture_method
 def create_upload(request: UploadRequest) -> dict[str, Any]:
-    return presigned_upload(request.website, request.filename, request.content_type)
+    return presigned_upload(current_caller(app), request.website, request.filename, request.content_type)
 
 
 @app.get("/uploads/<upload_id>")
 @tracer.capture_method
 def get_upload(upload_id: str, website: Annotated[Website, Query()] = "alya") -> dict[str, Any]:
-    return upload_status(website, upload_id)
+    return upload_status(current_caller(app), website, upload_id)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -10,7 +10,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
-from listing_vision.api import create_resolver
+from listing_vision.api import create_resolver, current_caller
 from listing_vision.config import get_settings
 from listing_vision.jewelry import generation
 from listing_vision.jewelry.jobs import JOB_ID_PATTERN
@@ -41,20 +41,26 @@ class RegenerateImageRequest(BaseModel):
 def generate_images(request: GenerateImagesRequest) -> dict[str, Any]:
     dimensions = request.dimensions_mm.model_dump() if request.dimensions_mm else None
     return generation.submit(
-        request.s3_urls, request.product_type, request.image_types, dimensions, get_settings().generate_worker_function
+        request.s3_urls,
+        request.product_type,
+        request.image_types,
+        dimensions,
+        get_settings().generate_worker_function,
+        caller=current_caller(app),
     )
 
 
 @app.post("/regenerate-image", status_code=202)
 @tracer.capture_method
 def regenerate_image(request: RegenerateImageRequest) -> dict[str, Any]:
-    return generation.regenerate(request.job_id, request.image_type, get_settings().generate_worker_function)
+    worker = get_settings().generate_worker_function
+    return generation.regenerate(request.job_id, request.image_type, worker, caller=current_caller(app))
 
 
 @app.get("/jobs/<job_id>")
 @tracer.capture_method
 def get_job(job_id: str) -> dict[str, Any]:
-    return generation.get_job(job_id)
+    return generation.get_job(job_id, caller=current_caller(app))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -1,38 +1,64 @@
-"""The REST API: one resource per route in functions/routes.py, each to its function, and API
-Gateway's own errors in the platform's error shape (listing_vision.api.gateway_responses)."""
+"""The REST API and who may call it: everything the API edge may touch, in one place.
+
+One resource per route of functions/routes.py, each to its function; API Gateway's own errors in
+the platform's error shape (listing_vision.api.gateway_responses). Every method is authorized by
+the `authorizer` function (a REQUEST authorizer on `x-api-key`, its answer cached 5 minutes per
+key), which finds the client by its key's hash in the `api-clients` table and passes the client's
+storefronts to the functions, which refuse other storefronts (api/access.py). The key is also the
+usage identifier (API key source AUTHORIZER), so each client is throttled and metered by its usage
+plan (`standard` or `bulk`; `python -m listing_vision.api.clients create --usage-plan …`
+registers a key). Optionally a WAF web ACL (context `waf`): AWS's common rule set and a rate limit
+per source IP.
+"""
 
 from __future__ import annotations
 
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from functions.routes import BINARY_MEDIA_TYPES, ROUTES
+from infra.constructs.platform import Platform, allow
 from infra.nag import acknowledge
+from listing_vision.api.authorizer import KEY_HEADER
 from listing_vision.api.gateway_responses import GATEWAY_RESPONSES, template
+
+# name -> (requests per second, burst, requests per day)
+USAGE_PLANS = {"standard": (20, 40, 100_000), "bulk": (50, 100, 1_000_000)}
 
 
 class RestApi(Construct):
-    """API Gateway (REST, Lambda proxy) with binary media types, access logs, throttling and an
-    API key on every method."""
-
     def __init__(
-        self, scope: Construct, construct_id: str, *, functions: dict[str, lambda_.IFunction], stage: str
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        platform: Platform,
+        functions: dict[str, lambda_.IFunction],
     ) -> None:
         super().__init__(scope, construct_id)
-        access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH)
+        config = platform.config
+        self.authorizer_function = platform.function(self, "authorizer")
+        allow(self.authorizer_function, ["dynamodb:GetItem"], [platform.table_arn("api_clients_table")])
+        self.functions = {"authorizer": self.authorizer_function}
+        removal = RemovalPolicy.RETAIN if config.removal_retains_data else RemovalPolicy.DESTROY
+        access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal)
         self.api = apigw.RestApi(
             self,
             "Api",
-            rest_api_name=f"listing-vision-{stage}",
+            rest_api_name=config.name("api"),
             binary_media_types=list(BINARY_MEDIA_TYPES),
+            api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER,
             cloud_watch_role=True,
+            cloud_watch_role_removal_policy=removal,
             deploy_options=apigw.StageOptions(
-                stage_name=stage,
+                stage_name=config.stage,
                 tracing_enabled=True,
-                throttling_rate_limit=50,
-                throttling_burst_limit=100,
+                throttling_rate_limit=100,
+                throttling_burst_limit=200,
                 logging_level=apigw.MethodLoggingLevel.INFO,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
@@ -44,36 +70,39 @@ class RestApi(Construct):
                     resource_path=True,
                     response_length=True,
                     status=True,
-                    user=False,
+                    user=True,
                 ),
             ),
+        )
+        # API Gateway writes execution logs to this group; made here so it has a retention too.
+        logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{config.stage}",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=removal,
+        )
+        keys = apigw.RequestAuthorizer(
+            self,
+            "ApiKeys",
+            handler=self.authorizer_function.function,
+            identity_sources=[apigw.IdentitySource.header(KEY_HEADER)],
+            results_cache_ttl=Duration.minutes(5),
         )
         for route in ROUTES:
             resource = self.api.root.resource_for_path(route.path)
             method = resource.add_method(
                 route.method,
                 apigw.LambdaIntegration(functions[route.function]),
+                authorizer=keys,
+                authorization_type=apigw.AuthorizationType.CUSTOM,
                 api_key_required=True,
             )
-            for finding in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
-                acknowledge(method, finding, "Callers are identified by API key, with a usage plan per key.")
-        acknowledge(
-            self.api,
-            "AwsSolutions-APIG2",
-            "Each function validates its requests against its OpenAPI model (Powertools), multipart bodies "
-            "included, which API Gateway's request validators cannot check.",
-        )
-        acknowledge(
-            self.api.deployment_stage,
-            "AwsSolutions-APIG3",
-            "No web ACL is associated with this stage.",
-        )
-        if self.api.node.try_find_child("CloudWatchRole") is not None:
             acknowledge(
-                self.api.node.find_child("CloudWatchRole"),
-                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AmazonAPIGatewayPushToCloudWatchLogs]",
-                "API Gateway's account-level logging role uses the AWS managed push-to-logs policy.",
+                method,
+                "AwsSolutions-COG4",
+                "Callers are storefront services, authorized by a Lambda authorizer on hashed API keys, not users "
+                "of a Cognito user pool.",
             )
         for response in GATEWAY_RESPONSES:
             self.api.add_gateway_response(
@@ -83,10 +112,80 @@ class RestApi(Construct):
                 response_headers={"Content-Type": "'application/json'"},
                 templates={"application/json": template(response)},
             )
-        key = self.api.add_api_key("Key")
-        plan = self.api.add_usage_plan(
-            "Plan",
-            throttle=apigw.ThrottleSettings(rate_limit=20, burst_limit=40),
+        self.usage_plans = {}
+        for name, (rate, burst, per_day) in USAGE_PLANS.items():
+            plan = self.api.add_usage_plan(
+                f"{name.capitalize()}Plan",
+                name=config.name(name),
+                throttle=apigw.ThrottleSettings(rate_limit=rate, burst_limit=burst),
+                quota=apigw.QuotaSettings(limit=per_day, period=apigw.Period.DAY),
+            )
+            plan.add_api_stage(stage=self.api.deployment_stage)
+            self.usage_plans[name] = plan
+        acknowledge(
+            self.api,
+            "AwsSolutions-APIG2",
+            "Each function validates its requests against its OpenAPI model (Powertools), multipart bodies "
+            "included, which API Gateway's request validators cannot check.",
         )
-        plan.add_api_key(key)
-        plan.add_api_stage(stage=self.api.deployment_stage)
+        if config.waf:
+            self._web_acl(config.name("api-waf"), config.waf_requests_per_5_minutes)
+        else:
+            acknowledge(
+                self.api.deployment_stage,
+                "AwsSolutions-APIG3",
+                "This stage's context sets waf=false: no web ACL is associated.",
+            )
+        role = self.api.node.try_find_child("CloudWatchRole")
+        if role is not None:
+            acknowledge(
+                role,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonAPIGatewayPushToCloudWatchLogs]",
+                "API Gateway's account-level logging role uses the AWS managed push-to-logs policy.",
+            )
+
+    def _web_acl(self, name: str, rate_limit: int) -> None:
+        def visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+            return wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
+            )
+
+        acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            name=name,
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=visibility(name),
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="common-rule-set",
+                    priority=0,
+                    override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                            vendor_name="AWS",
+                            name="AWSManagedRulesCommonRuleSet",
+                            # Uploads are multipart images of up to 10 MB: the body-size rule would block them.
+                            excluded_rules=[wafv2.CfnWebACL.ExcludedRuleProperty(name="SizeRestrictions_BODY")],
+                        )
+                    ),
+                    visibility_config=visibility(f"{name}-common"),
+                ),
+                wafv2.CfnWebACL.RuleProperty(
+                    name="rate-per-ip",
+                    priority=1,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            limit=rate_limit, aggregate_key_type="IP"
+                        )
+                    ),
+                    visibility_config=visibility(f"{name}-rate"),
+                ),
+            ],
+        )
+        wafv2.CfnWebACLAssociation(
+            self, "WebAclAssociation", resource_arn=self.api.deployment_stage.stage_arn, web_acl_arn=acl.attr_arn
+        )

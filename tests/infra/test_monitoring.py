@@ -66,3 +66,19 @@ def test_every_alarm_notifies_the_stages_encrypted_topic(synthesized: Synthesize
 def test_one_dashboard_per_stage(synthesized: Synthesized) -> None:
     (dashboard,) = synthesized.of_type("AWS::CloudWatch::Dashboard").values()
     assert dashboard["Properties"]["DashboardName"] == "listing-vision-test-operations"
+
+
+def test_every_custom_metric_an_alarm_watches_is_emitted_by_the_code(synthesized: Synthesized) -> None:
+    import ast
+    from pathlib import Path
+
+    library = Path(__file__).resolve().parents[2] / "layers" / "common" / "listing_vision"
+    emitted = set()
+    for path in library.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_metric":
+                emitted.update(
+                    k.value.value for k in node.keywords if k.arg == "name" and isinstance(k.value, ast.Constant)
+                )
+    watched = {a["MetricName"] for a in alarms(synthesized).values() if a.get("Namespace") == "ListingVision"}
+    assert watched and watched <= emitted

@@ -141,6 +141,16 @@ class Settings(BaseSettings):
         "(upload claims, exact duplicates).",
     )
 
+    # --- API access ------------------------------------------------------------------------
+    api_auth: Literal["none", "api_keys"] = Field(
+        "none",
+        description="`api_keys`: every API request carries a client's key (x-api-key), checked by the authorizer, "
+        "and may use only that client's storefronts. `none`: no keys (the local default, on loopback only).",
+    )
+    api_clients_table: str = Field(
+        "api-clients", description="DynamoDB table of API clients (hashed keys and their storefronts)."
+    )
+
     # --- Model providers (OpenAI, Anthropic) -----------------------------------------------
     caption_provider: Literal["auto", "openai", "anthropic", "offline"] = Field(
         "auto",

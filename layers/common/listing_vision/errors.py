@@ -50,6 +50,12 @@ class PayloadTooLarge(VisionError):
     code = "payload_too_large"
 
 
+class Forbidden(VisionError):
+    """The caller's credentials do not cover this (another storefront, a wider search)."""
+
+    code = "forbidden"
+
+
 class NotFound(VisionError):
     """The addressed resource does not exist."""
 
@@ -82,6 +88,7 @@ class ProviderUnavailable(VisionError):
 
 HTTP_STATUS: dict[type[VisionError], int] = {
     InvalidRequest: 400,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,

@@ -42,6 +42,9 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec(
         "catalogue_table", "content_id", "expires_at", "stored jewelry images by content (claims, exact duplicates)"
     ),
+    TableSpec(
+        "api_clients_table", "key_hash", None, "API clients: their keys' hashes and the storefronts they may use"
+    ),
 )
 
 BUCKETS: tuple[BucketSpec, ...] = (

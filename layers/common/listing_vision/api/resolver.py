@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
+from listing_vision.api.access import Caller, caller_from
 from listing_vision.errors import InvalidRequest, NotFound, UnsupportedMedia, VisionError, http_status
 from listing_vision.observability import logger
 
@@ -38,6 +39,11 @@ def _field_errors(errors: Any) -> list[dict[str, str]]:
         loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path")]
         out.append({"field": ".".join(loc) or "body", "problem": str(err.get("msg") or err.get("type"))})
     return out
+
+
+def current_caller(app: APIGatewayRestResolver) -> Caller:
+    """The caller of the request being handled (api/access.py)."""
+    return caller_from(app.current_event.raw_event.get("requestContext") or {})
 
 
 def create_resolver(**kwargs: Any) -> APIGatewayRestResolver:

@@ -12,6 +12,7 @@ from typing import Any
 
 from PIL import Image
 
+from listing_vision.api.access import Caller
 from listing_vision.config import get_settings
 from listing_vision.embeddings.base import Embedder
 from listing_vision.imaging.decode import MEDIA_TYPES
@@ -26,6 +27,8 @@ def caption_upload(
     upload: Upload,
     jewelry_type: JewelryType,
     embedder: Embedder,
+    *,
+    caller: Caller,
     check_duplicate: bool = True,
     scope: Scope = "storefront",
     captioner: Captioner | None = None,
@@ -38,6 +41,7 @@ def caption_upload(
 
     result = DedupeService(embedder).check_and_store(
         upload,
+        caller=caller,
         check_duplicate=check_duplicate,
         scope=scope,
         max_bytes=get_settings().max_upload_bytes,

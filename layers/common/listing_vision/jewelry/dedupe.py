@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from listing_vision.api.access import Caller
 from listing_vision.config import Storefront, get_settings
 from listing_vision.embeddings.base import Embedder
 from listing_vision.errors import Conflict, PayloadTooLarge
@@ -66,13 +67,17 @@ class DedupeService:
     def check_and_store(
         self,
         upload: Upload,
+        *,
+        caller: Caller,
         check_duplicate: bool = True,
         scope: Scope = "storefront",
         max_bytes: int | None = None,
         before_store: Callable[[], Any] | None = None,
     ) -> DedupeResult:
         """Check, then store and index a new image. `before_store` runs after the duplicate check and
-        before anything is written (captions use it): if it fails, nothing is stored."""
+        before anything is written (captions use it): if it fails, nothing is stored. A caller who may
+        not use the upload's storefront (or search all of them) is refused before anything else."""
+        caller.require(upload.website, scope)
         if max_bytes is not None and len(upload.data) > max_bytes:
             raise PayloadTooLarge(
                 f"The image is {len(upload.data):,} bytes; the API takes up to {max_bytes:,}. "

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from listing_vision import aws
+from listing_vision.api.access import Caller
 from listing_vision.config import get_settings
 from listing_vision.errors import InvalidRequest, NotFound, UpstreamError
 from listing_vision.jewelry import storage
@@ -57,6 +58,8 @@ def submit(
     image_types: list[int] | None,
     dimensions_mm: dict[str, float] | None,
     worker_function: str,
+    *,
+    caller: Caller,
 ) -> dict[str, Any]:
     product = PRODUCT_ALIASES.get(product_type.strip().lower())
     if product is None:
@@ -74,6 +77,7 @@ def submit(
     if dimensions_mm is not None and not all(dimensions_mm.get(k, 0) > 0 for k in ("width", "height")):
         raise InvalidRequest("dimensions_mm needs positive width and height.", code="invalid_dimensions")
     bucket, key = resolve_source(s3_urls)
+    caller.require(storage.storefront_of_bucket(bucket) or "")
     try:
         aws.client("s3").head_object(Bucket=bucket, Key=key)
     except ClientError as error:
@@ -86,10 +90,10 @@ def submit(
     return {"job_id": job.job_id, "status": job.status, "status_url": f"/jobs/{job.job_id}", "image_types": types}
 
 
-def regenerate(job_id: str, image_type: int, worker_function: str) -> dict[str, Any]:
+def regenerate(job_id: str, image_type: int, worker_function: str, *, caller: Caller) -> dict[str, Any]:
     """Run one type of a finished job again; one run at a time (a job in progress is a 409)."""
     store = JobStore()
-    job = store.end_if_overdue(store.get(job_id))
+    job = store.end_if_overdue(owned_job(store, job_id, caller))
     if image_type not in TYPE_SETS[job.product]:  # type: ignore[index]
         raise InvalidRequest(f"Unknown image type {image_type} for {job.product}.", code="unknown_image_type")
     run = store.start_run(job_id, [image_type])
@@ -151,6 +155,14 @@ def job_view(job: Job) -> dict[str, Any]:
     return view
 
 
-def get_job(job_id: str) -> dict[str, Any]:
+def owned_job(store: JobStore, job_id: str, caller: Caller) -> Job:
+    """The job, if it belongs to one of the caller's storefronts; another storefront's does not exist."""
+    job = store.get(job_id)
+    if not caller.owns(job.website):
+        raise NotFound(f"No job {job_id!r}.", code="job_not_found")
+    return job
+
+
+def get_job(job_id: str, *, caller: Caller) -> dict[str, Any]:
     store = JobStore()
-    return job_view(store.end_if_overdue(store.get(job_id)))
+    return job_view(store.end_if_overdue(owned_job(store, job_id, caller)))

@@ -93,6 +93,7 @@ def _render_run(job: Job, store: JobStore) -> dict[str, Any]:
     for result in results.values():
         metrics.add_metric(name="ImageSeconds", unit="Seconds", value=result["seconds"])
     metrics.add_metric(name="BatchSeconds", unit="Seconds", value=total)
+    metrics.add_metric(name="RateLimitWaitSeconds", unit="Seconds", value=timing["rate_limit_wait_s"])  # alarmed on
     outcomes = {**delivered, **results}
     failed = [{"image_type": n, "reason": r["reason"]} for n, r in sorted(outcomes.items()) if r["status"] != "ok"]
     status = "done" if not failed else "failed" if len(failed) == len(types) else "partial"

@@ -17,6 +17,7 @@ import numpy as np
 from botocore.exceptions import ClientError
 
 from listing_vision import aws
+from listing_vision.api.access import Caller
 from listing_vision.config import Storefront, get_settings
 from listing_vision.embeddings.base import Embedder
 from listing_vision.errors import NotFound, PayloadTooLarge, VisionError
@@ -52,8 +53,9 @@ class IndexOutcome:
     reason: str | None = None
 
 
-def presigned_upload(website: Storefront, filename: str | None, content_type: str) -> dict[str, Any]:
+def presigned_upload(caller: Caller, website: Storefront, filename: str | None, content_type: str) -> dict[str, Any]:
     """A presigned POST for one image of up to MAX_OBJECT_BYTES, into the storefront's incoming/ prefix."""
+    caller.require(website)
     settings = get_settings()
     extension = UPLOAD_CONTENT_TYPES[content_type]
     upload_id = uuid.uuid4().hex
@@ -83,8 +85,11 @@ def presigned_upload(website: Storefront, filename: str | None, content_type: st
     }
 
 
-def upload_status(website: Storefront, upload_id: str) -> dict[str, Any]:
-    """What became of a presigned upload: pending (not yet processed), indexed, duplicate or invalid."""
+def upload_status(caller: Caller, website: Storefront, upload_id: str) -> dict[str, Any]:
+    """What became of a presigned upload: pending (not yet processed), indexed, duplicate or invalid.
+    Another storefront's uploads do not exist for this caller."""
+    if not caller.owns(website):
+        raise NotFound(f"No upload {upload_id!r} in {website}.", code="upload_not_found")
     bucket = get_settings().bucket_for(website)
     s3 = aws.client("s3")
     prefix = f"{storage.INCOMING_PREFIX}{upload_id}."

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from listing_vision.observability import metrics
 from listing_vision.realestate import artifacts
 from listing_vision.realestate.migration import BatchFailed, Migration
 
@@ -252,6 +253,7 @@ def finish(state: RunState, migration: Migration) -> dict[str, Any]:
     if not rows:  # no records: what the Map itself returned
         rows = collect_batch_results(state.batches)
     summary = summarise_batches(rows)
+    metrics.add_metric(name="BatchesFailed", unit="Count", value=summary["batches_failed"])  # alarmed on
     result: dict[str, Any] = {
         "operation": state.operation,
         "run_id": state.plan.run_id if state.plan else None,

@@ -1,0 +1,144 @@
+"""Access per storefront, through the authorizer as deployed: a client holds one storefront's key
+and can neither read nor write the other's (403, or 404 for what it may not know exists), and a
+refused request writes nothing anywhere. The session's stack runs keyless (as `make run` does);
+these tests put a second gateway in front of it that runs the authorizer function."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+
+from listing_vision.api.clients import ApiClients
+from listing_vision.config import get_settings
+from local.gateway import Gateway
+from local.stack import LocalStack
+from tests.integration.test_generation import earring_photo
+from tests.stores import changed, fingerprint
+
+
+@dataclass
+class Clients:
+    url: str
+    alya: str  # a key holding alya only
+    blysk: str
+    everything: str  # both storefronts, and scope=all
+
+
+@pytest.fixture(scope="module")
+def secured(local_stack: LocalStack) -> Iterator[Clients]:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("API_AUTH", "api_keys")
+        get_settings.cache_clear()
+        clients = ApiClients()
+        keys = {
+            name: clients.create(f"test-{name}-{id(env)}", storefronts, search_all=name == "everything")[0]
+            for name, storefronts in (("alya", ("alya",)), ("blysk", ("blysk",)), ("everything", ("alya", "blysk")))
+        }
+        server = Gateway(local_stack.router.call, authorizer="authorizer", log_requests=False).serve("127.0.0.1", 0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        yield Clients(f"http://127.0.0.1:{server.server_address[1]}", **keys)
+        server.shutdown()
+        server.server_close()
+    get_settings.cache_clear()
+
+
+def call(secured: Clients, method: str, path: str, key: str | None, **kwargs: Any) -> requests.Response:
+    headers = {"x-api-key": key} if key else {}
+    return requests.request(method, f"{secured.url}{path}", headers=headers, timeout=30, **kwargs)
+
+
+def photo(seed: int) -> dict[str, Any]:
+    return {"file": ("ring.jpg", earring_photo(seed), "image/jpeg")}
+
+
+def test_without_a_valid_key_nothing_is_reachable(secured: Clients) -> None:
+    for key in (None, "lvk_not-a-key", ""):
+        answer = call(secured, "POST", "/image_similarity_search", key, files=photo(60))
+        assert answer.status_code == 401 and answer.json()["error"]["code"] == "unauthorized", answer.text
+    ApiClients().disable(next(c.client_id for c in ApiClients().list() if c.client_id.startswith("test-blysk")))
+    revoked = call(secured, "GET", f"/jobs/{'0' * 32}", secured.blysk)
+    assert revoked.status_code == 401
+
+
+def test_a_client_cannot_write_or_search_another_storefront(local_stack: LocalStack, secured: Clients) -> None:
+    local_stack.router.drain()
+    before = fingerprint()
+    # Given an alya client, when it stores, captions or asks an upload in blysk, or searches all
+    refused = [
+        call(secured, "POST", "/image_similarity_search", secured.alya, files=photo(61), data={"website": "blysk"}),
+        call(secured, "POST", "/image_similarity_search", secured.alya, files=photo(62), data={"scope": "all"}),
+        call(
+            secured,
+            "POST",
+            "/generate_caption",
+            secured.alya,
+            files=photo(63),
+            data={"type": "ring", "website": "blysk"},
+        ),
+        call(secured, "POST", "/uploads", secured.alya, json={"website": "blysk", "content_type": "image/png"}),
+    ]
+    # Then each is refused with 403 and a stable code, and nothing was written anywhere
+    codes = [(r.status_code, r.json()["error"]["code"]) for r in refused]
+    assert codes == [
+        (403, "storefront_forbidden"),
+        (403, "scope_forbidden"),
+        (403, "storefront_forbidden"),
+        (403, "storefront_forbidden"),
+    ]
+    local_stack.router.drain()
+    assert changed(before, fingerprint()) == []
+    # While its own storefront works, and a client holding both may search all
+    assert call(secured, "POST", "/image_similarity_search", secured.alya, files=photo(64)).status_code == 200
+    both = call(secured, "POST", "/image_similarity_search", secured.everything, files=photo(64), data={"scope": "all"})
+    assert both.status_code == 200 and both.json()["duplicate_found"] is True
+
+
+def test_jobs_and_uploads_belong_to_their_storefront(local_stack: LocalStack, secured: Clients) -> None:
+    # Given a job and an upload of blysk (made by a client holding both storefronts)
+    stored = call(
+        secured,
+        "POST",
+        "/image_similarity_search",
+        secured.everything,
+        files=photo(65),
+        data={"website": "blysk", "check_duplicate": "no"},
+    )
+    source = stored.json()["s3_url"]
+    job = call(
+        secured,
+        "POST",
+        "/generate-images",
+        secured.everything,
+        json={"s3_urls": source, "product_type": "ear", "image_types": [1]},
+    )
+    assert job.status_code == 202, job.text
+    local_stack.router.drain()
+    upload = call(
+        secured, "POST", "/uploads", secured.everything, json={"website": "blysk", "content_type": "image/jpeg"}
+    )
+    upload_id = upload.json()["upload_id"]
+    before = fingerprint()
+    # When an alya client asks for them, regenerates the job, or generates from blysk's photo
+    job_id = job.json()["job_id"]
+    answers = [
+        call(secured, "GET", f"/jobs/{job_id}", secured.alya),
+        call(secured, "POST", "/regenerate-image", secured.alya, json={"job_id": job_id, "image_type": 1}),
+        call(secured, "GET", f"/uploads/{upload_id}", secured.alya, params={"website": "blysk"}),
+        call(secured, "POST", "/generate-images", secured.alya, json={"s3_urls": source, "product_type": "ear"}),
+    ]
+    # Then they do not exist for it (404), and a job from another storefront's photo is refused (403)
+    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [
+        (404, "job_not_found"),
+        (404, "job_not_found"),
+        (404, "upload_not_found"),
+        (403, "storefront_forbidden"),
+    ]
+    local_stack.router.drain()
+    assert changed(before, fingerprint()) == []
+    # While the job's own storefront sees it
+    assert call(secured, "GET", f"/jobs/{job_id}", secured.everything).json()["status"] == "done"

@@ -1,0 +1,50 @@
+"""What every store holds, as a fingerprint: two equal fingerprints mean nothing was written.
+
+S3 objects (key, size, ETag and tags) in every bucket, every DynamoDB item, the Milvus row count and
+the OpenSearch documents' versions: a request that must write nothing leaves them all equal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from listing_vision import aws
+from listing_vision.config import get_settings
+from listing_vision.jewelry import vector_index
+from listing_vision.realestate.listings_index import opensearch_client
+from local.provision import bucket_names, table_names
+
+
+def fingerprint(with_tags: bool = False) -> dict[str, Any]:
+    """Every store's content; object tags too when asked (one request per object, so slower)."""
+    settings = get_settings()
+    s3 = aws.client("s3")
+    found: dict[str, Any] = {}
+    for bucket in bucket_names(settings):
+        objects = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                tags = s3.get_object_tagging(Bucket=bucket, Key=item["Key"])["TagSet"] if with_tags else []
+                objects.append((item["Key"], item["Size"], item["ETag"], sorted((t["Key"], t["Value"]) for t in tags)))
+        found[f"s3:{bucket}"] = sorted(objects)
+    dynamodb = aws.client("dynamodb")
+    for table in table_names(settings):
+        items = [
+            json.dumps(item, sort_keys=True, default=str)
+            for page in dynamodb.get_paginator("scan").paginate(TableName=table)
+            for item in page.get("Items", [])
+        ]
+        found[f"dynamodb:{table}"] = hashlib.sha256("\n".join(sorted(items)).encode()).hexdigest()
+    found["milvus"] = vector_index.count(vector_index.milvus_client(), settings.milvus_collection)
+    search = opensearch_client()
+    search.indices.refresh(index=settings.listings_index)
+    hits = search.search(index=settings.listings_index, body={"size": 10_000, "version": True, "_source": False})
+    found["opensearch"] = sorted((h["_id"], h["_version"]) for h in hits["hits"]["hits"])
+    return found
+
+
+def changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The stores whose content differs."""
+    return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
