@@ -8,7 +8,8 @@ L2-normalised float32. Undecodable images, unsupported formats and decompression
 400 with `{"error": {"code", "message"}}`, never a 500.
 
 Environment: `CLIP_MODEL_FILE` (default model.onnx, or model.fp16.onnx when `CLIP_FP16=true` and
-CUDA is present), `CLIP_MAX_BATCH` (64), `CLIP_MAX_PIXELS` (40,000,000).
+CUDA is present), `CLIP_MAX_BATCH` (64), `CLIP_MAX_PIXELS` (40,000,000), `CLIP_RESIZE` (`squash`,
+the whole image, as the in-process path; or `clip`, CLIPImageProcessor's centre crop).
 """
 
 from __future__ import annotations
@@ -56,7 +57,12 @@ def model_fn(model_dir: str) -> clip_onnx.ClipEncoder:
     default = "model.fp16.onnx" if fp16 and cuda else "model.onnx"
     path = Path(model_dir) / os.environ.get("CLIP_MODEL_FILE", default)
     options = clip_onnx.SessionOptions(prefer_gpu=True, fp16=fp16)
-    return clip_onnx.ClipEncoder(path, options, max_batch=int(os.environ.get("CLIP_MAX_BATCH", "64")))
+    return clip_onnx.ClipEncoder(
+        path,
+        options,
+        max_batch=int(os.environ.get("CLIP_MAX_BATCH", "64")),
+        resize=os.environ.get("CLIP_RESIZE", clip_onnx.SERVING_RESIZE),
+    )
 
 
 def input_fn(body: bytes | str, content_type: str) -> list[Any]:

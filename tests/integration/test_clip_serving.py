@@ -101,11 +101,18 @@ def test_serving_matches_transformers_end_to_end(tiny_clip: Path, model_dir: Pat
 
     model = CLIPVisionModelWithProjection.from_pretrained(tiny_clip).eval()
     images = [Image.open(p).convert("RGB") for p in photos[:5]]
-    with torch.no_grad():
-        pixels = CLIPImageProcessor()(images=images, return_tensors="pt")["pixel_values"]
-        expected = torch.nn.functional.normalize(model(pixel_values=pixels).image_embeds, dim=-1).numpy()
-    got = OnnxEmbedder(model_dir / "model.onnx").embed([p.read_bytes() for p in photos[:5]])
-    assert np.abs(got - expected).max() <= 1e-4
+    blobs = [p.read_bytes() for p in photos[:5]]
+    # Both resize modes: CLIP's centre crop, and serving's whole image squashed to 224×224
+    processors = {
+        "clip": CLIPImageProcessor(),
+        "squash": CLIPImageProcessor(size={"height": 224, "width": 224}, do_center_crop=False),
+    }
+    for mode, processor in processors.items():
+        with torch.no_grad():
+            pixels = processor(images=images, return_tensors="pt")["pixel_values"]
+            expected = torch.nn.functional.normalize(model(pixel_values=pixels).image_embeds, dim=-1).numpy()
+        got = OnnxEmbedder(model_dir / "model.onnx", resize=mode).embed(blobs)  # type: ignore[arg-type]
+        assert np.abs(got - expected).max() <= 1e-4, mode
 
 
 def test_container_contract_content_types_and_errors(container: ContainerServer, photos: list[Path]) -> None:

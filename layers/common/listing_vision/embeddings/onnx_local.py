@@ -7,16 +7,22 @@ from pathlib import Path
 
 import numpy as np
 
-from listing_vision.embeddings.clip_onnx import ClipEncoder, InvalidImageError, SessionOptions
+from listing_vision.embeddings.clip_onnx import SERVING_RESIZE, ClipEncoder, InvalidImageError, Resize, SessionOptions
 from listing_vision.imaging.decode import image_error
 
 DESCRIPTOR_MODEL = Path(__file__).parent / "models" / "dct_descriptor.onnx"
 
 
 class OnnxEmbedder:
-    def __init__(self, model_path: str | Path, options: SessionOptions | None = None, max_pixels: int = 40_000_000):
+    def __init__(
+        self,
+        model_path: str | Path,
+        options: SessionOptions | None = None,
+        max_pixels: int = 40_000_000,
+        resize: Resize = SERVING_RESIZE,
+    ):
         self.model_path = Path(model_path)
-        self.encoder = ClipEncoder(self.model_path, options)
+        self.encoder = ClipEncoder(self.model_path, options, resize=resize)
         self.dim = self.encoder.dim
         self.model_id = f"onnx:{self.model_path.name}"
         self.max_pixels = max_pixels

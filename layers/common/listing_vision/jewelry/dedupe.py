@@ -2,10 +2,11 @@
 
 An upload is validated (nothing is written for a bad one), hashed, and its exact bytes looked up
 in the content registry before any embedding is computed. A new upload claims its content, is
-embedded (normalised), searched against the catalogue (IP metric, distance = 1 − score), and,
-unless a near-duplicate is found, stored in the storefront's bucket under a content key and
-indexed. Identical uploads arriving together store one object and one vector: the others wait for
-the winner's record and answer with it.
+embedded (normalised), and checked against the catalogue in two stages (`duplicates.py`:
+retrieval by embedding, then verification of each candidate); unless a duplicate is found, it is
+stored in the storefront's bucket under a content key, with its verification features beside it,
+and indexed. Identical uploads arriving together store one object and one vector: the others wait
+for the winner's record and answer with it.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from listing_vision.config import Storefront, get_settings
 from listing_vision.embeddings.base import Embedder
 from listing_vision.errors import Conflict, PayloadTooLarge
 from listing_vision.imaging.decode import load_image
-from listing_vision.jewelry import storage, vector_index
+from listing_vision.imaging.verify import ImageFeatures
+from listing_vision.jewelry import storage, vector_index, verification_store
 from listing_vision.jewelry.claims import ContentClaims, ContentRecord, new_owner
+from listing_vision.jewelry.duplicates import DuplicateFinder, Match
 from listing_vision.observability import logger, metrics
 
 Scope = Literal["storefront", "all"]
@@ -61,6 +64,7 @@ class DedupeService:
         self.claims = claims or ContentClaims()
         self.settings = get_settings()
         self.milvus = vector_index.milvus_client()
+        self.finder = DuplicateFinder(self.milvus, self.settings)
 
     # --- the endpoint's operation -------------------------------------------------------------
     def check_and_store(
@@ -88,14 +92,17 @@ class DedupeService:
             return self._duplicate_of_record(exact)
         try:
             vector = self.embedder.embed([upload.data])[0]
+            features = verification_store.extract(image)
             if check_duplicate:
-                near = self.near_duplicates(vector, upload.website, scope)
-                if near:
+                found = self.duplicates(vector, features, upload.website, scope)
+                if found:
                     self.claims.release(upload.website, sha256, owner)
-                    metrics.add_metric(name="NearDuplicates", unit="Count", value=1)
-                    return DedupeResult(True, results=near, vector=vector)
+                    for kind in {result["match"] for result in found}:
+                        metrics.add_metric(name=f"{kind.capitalize()}Duplicates", unit="Count", value=1)
+                    return DedupeResult(True, results=found, vector=vector)
             prepared = before_store() if before_store is not None else None
             stored = storage.put_image(upload.website, upload.data, sha256, image.format or "", upload.filename)
+            verification_store.put_features(stored.bucket, sha256, features)
             vector_id = vector_index.ensure_vector(
                 self.milvus, self.settings.milvus_collection, vector, stored.s3_uri, upload.website, sha256
             )
@@ -115,22 +122,23 @@ class DedupeService:
         )
 
     # --- pieces ---------------------------------------------------------------------------------
-    def near_duplicate_hits(self, vector: np.ndarray, website: Storefront, scope: Scope) -> list[vector_index.Hit]:
-        """Neighbours closer than the duplicate threshold, nearest first."""
-        hits = vector_index.search(
-            self.milvus,
-            self.settings.milvus_collection,
-            vector,
-            website=website if scope == "storefront" else None,
-            limit=self.settings.search_top_k,
-            ef=self.settings.search_ef,
-        )
-        return [hit for hit in hits if hit.distance < self.settings.duplicate_threshold]
+    def duplicate_matches(
+        self, vector: np.ndarray, features: ImageFeatures, website: Storefront, scope: Scope
+    ) -> list[Match]:
+        """Catalogue images that are the same photo (`near` or `verified`), nearest first."""
+        return self.finder.find(vector, features, website, scope)
 
-    def near_duplicates(self, vector: np.ndarray, website: Storefront, scope: Scope) -> list[dict[str, Any]]:
+    def duplicates(
+        self, vector: np.ndarray, features: ImageFeatures, website: Storefront, scope: Scope
+    ) -> list[dict[str, Any]]:
         return [
-            {"id": hit.id, "distance": round(max(hit.distance, 0.0), 6), "path": self._url(hit.path)}
-            for hit in self.near_duplicate_hits(vector, website, scope)
+            {
+                "id": found.hit.id,
+                "distance": round(max(found.hit.distance, 0.0), 6),
+                "path": self._url(found.hit.path),
+                "match": found.match,
+            }
+            for found in self.duplicate_matches(vector, features, website, scope)
         ]
 
     def claim_or_existing(self, website: Storefront, sha256: str, owner: str, scope: Scope) -> ContentRecord | None:
@@ -155,7 +163,7 @@ class DedupeService:
             delay = min(delay * 2, 0.5)
 
     def _duplicate_of_record(self, record: ContentRecord) -> DedupeResult:
-        result = {"id": record.vector_id, "distance": 0.0, "path": self._url(record.path or "")}
+        result = {"id": record.vector_id, "distance": 0.0, "path": self._url(record.path or ""), "match": "exact"}
         return DedupeResult(True, results=[result])
 
     @staticmethod

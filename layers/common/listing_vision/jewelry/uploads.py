@@ -2,8 +2,10 @@
 large for API Gateway (10 MB) and Lambda (6 MB event) that go straight to S3 with a presigned POST.
 
 The bucket's ObjectCreated events run `index_object`, which dedupes and indexes the object where it
-lies and records the outcome on the object as tags (`dedupe-status`: indexed | duplicate | invalid;
-`duplicate-of`; `reason`). Re-delivery of the same event changes nothing.
+lies (the API's two-stage decision, `duplicates.py`) and records the outcome on the object as tags
+(`dedupe-status`: indexed | duplicate | invalid; `duplicate-of` and `duplicate-match`, `near` or
+`verified`; `reason`). Re-delivery of the same event changes nothing. The verification features
+objects written beside indexed images (`verification/`) raise events too; they are skipped.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from listing_vision.config import Storefront, get_settings
 from listing_vision.embeddings.base import Embedder
 from listing_vision.errors import NotFound, PayloadTooLarge, VisionError
 from listing_vision.imaging.decode import load_image
-from listing_vision.jewelry import storage, vector_index
+from listing_vision.imaging.verify import ImageFeatures
+from listing_vision.jewelry import storage, vector_index, verification_store
 from listing_vision.jewelry.claims import ContentClaims, new_owner
 from listing_vision.jewelry.dedupe import DedupeService
 from listing_vision.observability import logger, metrics
@@ -41,6 +44,7 @@ class _Claimed:
     sha256: str
     owner: str
     name: str
+    features: ImageFeatures  # found while the decoded image was at hand (a page holds many images)
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ def upload_status(website: Storefront, upload_id: str) -> dict[str, Any]:
     answer: dict[str, Any] = {"upload_id": upload_id, "status": tags.get("dedupe-status", "pending")}
     if tags.get("duplicate-of"):
         answer["duplicate_of"] = storage.public_url(storage.StoredImage.from_uri(tags["duplicate-of"]))
+        answer["match"] = tags.get("duplicate-match", "exact")
     if tags.get("reason"):
         answer["reason"] = tags["reason"]
     if answer["status"] == "indexed":
@@ -142,7 +147,7 @@ class UploadIndexer:
             elif existing.path == candidate.path:
                 outcomes[key] = IndexOutcome(bucket, key, "already_indexed")
             else:
-                outcomes[key] = self._duplicate(bucket, key, existing.path or "")
+                outcomes[key] = self._duplicate(bucket, key, existing.path or "", "exact")
         try:
             vectors: Any = self.embedder.embed([c.data for c in claimed]) if claimed else []
             for index, candidate in enumerate(claimed):
@@ -153,6 +158,8 @@ class UploadIndexer:
         return [outcomes[key] for key in keys]
 
     def _prepare(self, bucket: str, key: str, website: Storefront) -> tuple[IndexOutcome | None, _Claimed | None]:
+        if verification_store.is_features_key(key):
+            return IndexOutcome(bucket, key, "skipped", reason="verification_features"), None
         try:
             head = self.s3.head_object(Bucket=bucket, Key=key)
         except ClientError as error:
@@ -172,18 +179,20 @@ class UploadIndexer:
             if head["ContentLength"] > self.settings.max_object_bytes:
                 raise PayloadTooLarge("The object is larger than MAX_OBJECT_BYTES.", code="file_too_large")
             data = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            load_image(data, self.settings.max_image_pixels)
+            image = load_image(data, self.settings.max_image_pixels)
         except VisionError as error:
             self._tag(bucket, key, {"dedupe-status": "invalid", "reason": error.code})
             metrics.add_metric(name="InvalidUploads", unit="Count", value=1)
             return IndexOutcome(bucket, key, "invalid", reason=error.code), None
         name = storage.original_name(head.get("Metadata", {})) or key.rsplit("/", 1)[-1]
-        return None, _Claimed(bucket, key, path, data, storage.sha256_hex(data), new_owner(), name)
+        features = verification_store.extract(image)
+        return None, _Claimed(bucket, key, path, data, storage.sha256_hex(data), new_owner(), name, features)
 
     def _store(self, candidate: _Claimed, website: Storefront, vector: np.ndarray) -> IndexOutcome:
-        near = self.dedupe.near_duplicate_hits(vector, website, "storefront")
-        if near:
-            return self._duplicate(candidate.bucket, candidate.key, near[0].path)
+        found = self.dedupe.duplicate_matches(vector, candidate.features, website, "storefront")
+        if found:
+            return self._duplicate(candidate.bucket, candidate.key, found[0].hit.path, found[0].match)
+        verification_store.put_features(candidate.bucket, candidate.sha256, candidate.features)
         vector_id = vector_index.ensure_vector(
             self.dedupe.milvus, self.settings.milvus_collection, vector, candidate.path, website, candidate.sha256
         )
@@ -193,8 +202,8 @@ class UploadIndexer:
         logger.info("upload indexed", extra={"bucket": candidate.bucket, "key": candidate.key, "vector_id": vector_id})
         return IndexOutcome(candidate.bucket, candidate.key, "indexed")
 
-    def _duplicate(self, bucket: str, key: str, original: str) -> IndexOutcome:
-        self._tag(bucket, key, {"dedupe-status": "duplicate", "duplicate-of": original})
+    def _duplicate(self, bucket: str, key: str, original: str, match: str) -> IndexOutcome:
+        self._tag(bucket, key, {"dedupe-status": "duplicate", "duplicate-of": original, "duplicate-match": match})
         metrics.add_metric(name="DuplicateUploads", unit="Count", value=1)
         logger.info("upload is a duplicate", extra={"bucket": bucket, "key": key, "duplicate_of": original})
         return IndexOutcome(bucket, key, "duplicate", duplicate_of=original)

@@ -83,6 +83,7 @@ class Hit:
     score: float  # inner product of unit vectors: cosine similarity
     path: str
     website: str
+    sha256: str = ""
 
     @property
     def distance(self) -> float:
@@ -129,10 +130,16 @@ def search(
         limit=limit,
         filter=f'website == "{website}"' if website else "",
         search_params={"metric_type": "IP", "params": {"ef": max(ef, limit)}},
-        output_fields=["path", "website"],
+        output_fields=["path", "website", "sha256"],
     )
     return [
-        Hit(int(hit["id"]), float(hit["distance"]), hit["entity"]["path"], hit["entity"]["website"])
+        Hit(
+            int(hit["id"]),
+            float(hit["distance"]),
+            hit["entity"]["path"],
+            hit["entity"]["website"],
+            hit["entity"].get("sha256", ""),
+        )
         for hit in results[0]
     ]
 
