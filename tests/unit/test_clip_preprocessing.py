@@ -86,3 +86,13 @@ def test_squash_mode_sees_the_whole_image_so_a_copy_squashed_to_a_square_looks_l
     assert np.abs(preprocess(image) - preprocess(squashed)).mean() > 0.2
     with pytest.raises(ValueError, match="resize mode"):
         preprocess(image, resize="stretch")  # type: ignore[arg-type]
+
+
+def test_a_16_bit_grayscale_png_is_scaled_not_clipped(photos: list[Path]) -> None:
+    # Given a photo exported as a 16-bit grayscale PNG (Pillow's own conversion would clip it to white)
+    gray = Image.open(photos[0]).convert("L")
+    sixteen = Image.fromarray(np.asarray(gray).astype(np.uint16) * 257)
+    decoded = decode_image(encoded(sixteen, "PNG"))
+    assert decoded.mode.startswith("I")
+    # Then it preprocesses as the 8-bit grayscale image does
+    assert np.abs(preprocess(decoded, resize="squash") - preprocess(gray, resize="squash")).max() < 1e-5

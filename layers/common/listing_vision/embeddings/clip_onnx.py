@@ -79,9 +79,19 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     return image
 
 
+def as_rgb(image: Image.Image) -> Image.Image:
+    """EXIF orientation applied, 8-bit RGB. 16-bit grayscale (a PNG export) is scaled to 8 bits:
+    Pillow's own conversion clips it, which turns a 16-bit copy of a photo white."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode.startswith("I;16") or image.mode == "I":
+        scaled = np.asarray(image, dtype=np.float64) / 257.0
+        image = Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8))
+    return image.convert("RGB")
+
+
 def preprocess(image: Image.Image, size: int = 224, resize: Resize = "clip") -> np.ndarray:
     """One image → float32 array [3, size, size]; `resize="clip"` is exactly CLIPImageProcessor."""
-    image = ImageOps.exif_transpose(image).convert("RGB")
+    image = as_rgb(image)
     if resize == "squash":
         squashed = image.resize((size, size), resample=Image.Resampling.BICUBIC, reducing_gap=None)
         return _normalise_pixels(np.asarray(squashed))

@@ -23,7 +23,9 @@ from functools import cached_property
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
+
+from listing_vision.embeddings.clip_onnx import as_rgb
 
 FORMAT_VERSION = 1
 MAX_RECORD_BYTES = 1_000_000  # uncompressed; a record this module writes is about 30 KB
@@ -125,7 +127,7 @@ def _detect(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def extract(image: Image.Image, with_mirror: bool = False) -> ImageFeatures:
     """Features of a decoded image (EXIF orientation applied). `with_mirror` also finds them on the
     mirrored image: what a query needs to recognise a mirror copy of an indexed photo."""
-    rgb = ImageOps.exif_transpose(image).convert("RGB")
+    rgb = as_rgb(image)
     work = np.asarray(rgb.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0))
     gray = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)
     thumbnail = cv2.resize(work, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
