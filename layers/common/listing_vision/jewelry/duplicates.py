@@ -30,7 +30,7 @@ from listing_vision.jewelry import vector_index, verification_store
 from listing_vision.observability import metrics
 
 MatchKind = Literal["exact", "near", "verified"]
-LOAD_CONCURRENCY = 8  # parallel reads of candidates' features (S3 GETs)
+LOAD_CONCURRENCY = 8  # candidates read (S3 GETs) and verified at once
 
 
 @dataclass(frozen=True)
@@ -60,21 +60,28 @@ def decide(
     settings: Settings,
 ) -> list[Match]:
     """Which candidates are the same photo as the query (`features[i]` belongs to `hits[i]`;
-    None: unreadable, never a match). Pure: the evaluation runs exactly this."""
+    None: unreadable, never a match), nearest first. Pure: the evaluation runs exactly this."""
     checks = verify_settings(settings)
-    matches = []
-    for hit, candidate in zip(hits, features, strict=True):
-        if candidate is None or hit.distance >= settings.retrieval_threshold:
-            continue
-        if hit.distance < settings.duplicate_threshold:
-            verdict = verify.colour_verdict(query, candidate, None, checks)
-            if verdict.same:
-                matches.append(Match(hit, "near", verdict))
-                continue
-        verdict = verify.verify(query, candidate, checks)
+    found = (decide_one(hit, query, candidate, settings, checks) for hit, candidate in zip(hits, features, strict=True))
+    return sorted((match for match in found if match is not None), key=lambda m: m.hit.distance)
+
+
+def decide_one(
+    hit: vector_index.Hit,
+    query: verify.ImageFeatures,
+    candidate: verify.ImageFeatures | None,
+    settings: Settings,
+    checks: verify.VerifySettings,
+) -> Match | None:
+    """One candidate: `near`, `verified`, or not the same photo (None)."""
+    if candidate is None or hit.distance >= settings.retrieval_threshold:
+        return None
+    if hit.distance < settings.duplicate_threshold:
+        verdict = verify.colour_verdict(query, candidate, None, checks)
         if verdict.same:
-            matches.append(Match(hit, "verified", verdict))
-    return sorted(matches, key=lambda m: m.hit.distance)
+            return Match(hit, "near", verdict)
+    verdict = verify.verify(query, candidate, checks)
+    return Match(hit, "verified", verdict) if verdict.same else None
 
 
 class DuplicateFinder:
@@ -104,8 +111,13 @@ class DuplicateFinder:
         shortlist = candidates(hits, self.settings)
         if not shortlist:
             return []
+        checks = verify_settings(self.settings)
+
+        def check(hit: vector_index.Hit) -> Match | None:
+            # Each candidate is verified as soon as its features arrive: its CPU overlaps the others' reads.
+            return decide_one(hit, query, self.load(hit.path, hit.sha256), self.settings, checks)
+
         with ThreadPoolExecutor(max_workers=min(LOAD_CONCURRENCY, len(shortlist))) as pool:
-            features = list(pool.map(lambda hit: self.load(hit.path, hit.sha256), shortlist))
-        matches = decide(shortlist, query, features, self.settings)
+            found = [match for match in pool.map(check, shortlist) if match is not None]
         metrics.add_metric(name="DuplicateCandidatesVerified", unit="Count", value=len(shortlist))
-        return matches
+        return sorted(found, key=lambda m: m.hit.distance)
