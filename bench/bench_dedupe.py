@@ -1,12 +1,23 @@
-"""Duplicate search through the local gateway, at 1k, 10k and 100k vectors.
+"""Duplicate search through the local gateway, at 1k, 10k and 100k vectors, and what verification costs.
 
 Each request is a near-duplicate query (a real photo resized to 50 % and re-encoded at JPEG q30
-whose original is indexed): decode, exact-bytes lookup, embedding, HNSW search, answer. The bulk
-of the collection is synthetic: clustered unit vectors, like real embeddings (a uniform random set
-has no neighbourhood structure and is reported separately as the worst case). Baseline in the same
-run: the per-request pattern, new Milvus and AWS clients for every request (the same
-handler with its client caches emptied before each call). Recall@5 of HNSW at ef 64 is measured
-against exact search (numpy) on the same vectors.
+whose original is indexed): decode, exact-bytes lookup, embedding, features, HNSW search,
+verification of the candidates, answer. The 19 real photos are stored in S3 with catalogue
+records holding their verification features, as the service stores them; the bulk of the collection is synthetic:
+clustered unit vectors, like real embeddings (a uniform random set has no neighbourhood structure
+and is reported separately as the worst case). Baseline in the same run: the per-request
+pattern, new Milvus and AWS clients for every request (the same handler with its client caches
+emptied before each call). Recall@5 of HNSW at ef 64 is measured against exact search (numpy) on
+the same vectors.
+
+Verification, at 10k vectors, in the same run: requests for crops, rotations, mirrors and
+grayscale copies (which only verification finds) and the near copies, each against the
+retrieval-only path (a one-threshold decision on the same handler: no features, no
+verification); and the cost per candidate (each query's candidates' features read in one
+BatchGetItem and verified in one model call, divided by their number), against reading each
+candidate's image instead (GET, then the model describes and verifies it), which is what
+verification would cost without the features kept in the catalogue records. The model side is the
+local stack's: the SageMaker container contract over HTTP, on this machine's CPU.
 """
 
 from __future__ import annotations
@@ -23,17 +34,25 @@ import requests
 from PIL import Image
 
 from bench.figures import Figure, percentile
+from evaluation import variants
 from functions.specs import spec
 from listing_vision import aws
 from listing_vision.config import get_settings
+from listing_vision.embeddings.base import Description
 from listing_vision.embeddings.factory import get_embedder
-from listing_vision.jewelry import vector_index
+from listing_vision.imaging.features import Candidate
+from listing_vision.jewelry import duplicates, storage, vector_index
+from listing_vision.jewelry.claims import ContentClaims, new_owner
+from listing_vision.jewelry.verification_store import VerificationStore
 from local.lambda_runtime import Handler
 from local.stack import LocalStack
 
 SIZES = (1_000, 10_000, 100_000)
+VERIFY_SIZE = 10_000
 ROUNDS = 3
-PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data" / "photos"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+PHOTOS = [*sorted((DATA / "photos").glob("*.jpg")), *sorted((DATA / "package_photos").glob("*.jpg"))]
+GEOMETRIC = ("crop", "rotate", "mirror", "grayscale")
 NAME = "dedupe"
 
 
@@ -48,19 +67,37 @@ def uniform(n: int, rng: np.random.Generator, dim: int = 512) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def build_collection(name: str, vectors: np.ndarray) -> list[int]:
+def store_photos(photos: list[bytes]) -> list[tuple[str, str]]:
+    """The real photos in S3 with catalogue records holding their verification features, as the
+    service stores them: (path, sha256)."""
+    stored = []
+    claims = ContentClaims()
+    for index, (data, described) in enumerate(zip(photos, get_embedder().describe(photos), strict=True)):
+        sha = storage.sha256_hex(data)
+        key = f"bench/photo-{index}.jpg"
+        aws.client("s3").put_object(Bucket="alyaimg", Key=key, Body=data)
+        owner = new_owner()
+        if claims.try_claim("alya", sha, owner):
+            path = f"s3://alyaimg/{key}"
+            claims.complete("alya", sha, owner, path, 0, None, features=described.features.to_bytes())
+        stored.append((f"s3://alyaimg/{key}", sha))
+    return stored
+
+
+def build_collection(name: str, vectors: np.ndarray, stored: list[tuple[str, str]] | None = None) -> list[int]:
     client = vector_index.milvus_client()
     if client.has_collection(name):
         client.drop_collection(name)
     vector_index.ensure_collection(client, name, vectors.shape[1])
+    stored = stored or []
     ids: list[int] = []
     for start in range(0, len(vectors), 5000):
         rows = [
             {
                 "embedding": v.tolist(),
-                "path": f"s3://alyaimg/synthetic/{start + i}.jpg",
+                "path": stored[start + i][0] if start + i < len(stored) else f"s3://alyaimg/synthetic/{start + i}.jpg",
                 "website": "alya",
-                "sha256": f"{start + i:064x}",
+                "sha256": stored[start + i][1] if start + i < len(stored) else f"{start + i:064x}",
                 "created_at": 0,
             }
             for i, v in enumerate(vectors[start : start + 5000])
@@ -99,24 +136,89 @@ def per_request_clients(handler: Handler) -> Handler:
     return per_request_clients
 
 
-def latencies(url: str, queries: list[bytes]) -> list[float]:
+def retrieval_only(finder: duplicates.DuplicateFinder, query: Description, website: str, scope: str):
+    """One threshold on the same search: neighbours under DUPLICATE_THRESHOLD, nothing verified."""
+    hits = vector_index.search(
+        finder.milvus,
+        finder.settings.milvus_collection,
+        query.embedding,
+        website=website if scope == "storefront" else None,
+        limit=finder.settings.search_top_k,
+        ef=finder.settings.search_ef,
+    )
+    return [duplicates.Match(h, "near") for h in hits if h.distance < finder.settings.duplicate_threshold]
+
+
+def latencies(url: str, queries: list[bytes], must_find: bool = True, salt: int = 0) -> list[float]:
+    """Request milliseconds. With a salt, each round's bytes differ (trailing bytes after the image,
+    which decoders ignore), so a copy stored by an earlier request is never an exact-bytes hit."""
     samples = []
-    for _ in range(ROUNDS):
+    for round_index in range(ROUNDS):
         for query in queries:
+            body = query + b"\0" * (salt * (round_index + 1))
             started = time.perf_counter()
             answer = requests.post(
-                f"{url}/image_similarity_search", files={"file": ("q.jpg", query, "image/jpeg")}, timeout=60
+                f"{url}/image_similarity_search",
+                files={"file": ("q.jpg", body, "image/jpeg")},
+                data={"check_duplicate": "yes"},
+                timeout=60,
             )
             samples.append((time.perf_counter() - started) * 1000)
-            assert answer.json().get("duplicate_found") is True, answer.text
+            assert answer.status_code == 200, answer.text
+            assert not must_find or answer.json().get("duplicate_found") is True, answer.text
     return samples
+
+
+def geometric_queries(photos: list[Path]) -> list[bytes]:
+    """One crop, rotation, mirror image and grayscale copy of each photo (seed 15)."""
+    queries = []
+    for photo in photos:
+        seen: set[str] = set()
+        for variant in variants.variants(photo.stem, photo.read_bytes(), seed=15):
+            if variant.kind in GEOMETRIC and variant.kind not in seen:
+                seen.add(variant.kind)
+                queries.append(variant.data)
+    return queries
+
+
+def per_candidate(collection: str, queries: list[bytes]) -> tuple[list[float], list[float], int]:
+    """Milliseconds per candidate, per query: the candidates' features from their catalogue records
+    (one BatchGetItem) and one verify call, divided by their number; and each candidate's image from
+    S3, described and verified by the model."""
+    settings = get_settings().model_copy(update={"milvus_collection": collection})
+    client = vector_index.milvus_client()
+    embedder = get_embedder()
+    store = VerificationStore(ContentClaims(), embedder)
+    stored_features, from_image = [], []
+    checks = duplicates.verify_settings(settings)
+    s3 = aws.client("s3")
+    for query in embedder.describe(queries):
+        hits = vector_index.search(
+            client, collection, query.embedding, website="alya", limit=settings.search_top_k, ef=64
+        )
+        # synthetic rows have no image and no record: only the real photos are candidates here
+        shortlist = [hit for hit in duplicates.candidates(hits, settings) if hit.path.startswith("s3://alyaimg/bench/")]
+        if not shortlist:
+            continue
+        started = time.perf_counter()
+        found = store.for_hits(shortlist)
+        embedder.verify(query.features, [Candidate(f) for f in found if f is not None], checks)
+        stored_features.append((time.perf_counter() - started) * 1000 / len(shortlist))
+        for hit in shortlist:
+            started = time.perf_counter()
+            location = storage.StoredImage.from_uri(hit.path)
+            body = s3.get_object(Bucket=location.bucket, Key=location.key)["Body"].read()
+            embedder.verify(query.features, [Candidate(embedder.describe([body])[0].features)], checks)
+            from_image.append((time.perf_counter() - started) * 1000)
+    return stored_features, from_image, len(queries)
 
 
 def run(stack: LocalStack) -> list[Figure]:
     assert stack.gateway is not None
     rng = np.random.default_rng(0)
-    photos = [p.read_bytes() for p in sorted(PHOTOS.glob("*.jpg"))]
+    photos = [p.read_bytes() for p in PHOTOS]
     photo_vectors = get_embedder().embed(photos)
+    stored = store_photos(photos)
     queries = [near_copy(p) for p in photos]
     handler = stack.router.handler_for("dedupe")
     figures: list[Figure] = []
@@ -126,7 +228,7 @@ def run(stack: LocalStack) -> list[Figure]:
             name = f"bench_{size}"
             vectors = np.concatenate([photo_vectors, clustered(size - len(photos), rng)])
             started = time.perf_counter()
-            ids = build_collection(name, vectors)
+            ids = build_collection(name, vectors, stored)
             build_s = time.perf_counter() - started
             os.environ["MILVUS_COLLECTION"] = name
             get_settings.cache_clear()
@@ -169,6 +271,8 @@ def run(stack: LocalStack) -> list[Figure]:
                     higher_is_better=True,
                 )
             )
+            if size == VERIFY_SIZE:
+                figures += verification_figures(stack, name, queries)
             print(f"  {label}: collection built and loaded in {build_s:.1f} s", flush=True)
             vector_index.milvus_client().drop_collection(name)
         worst = uniform(10_000, rng)
@@ -194,3 +298,92 @@ def run(stack: LocalStack) -> list[Figure]:
         get_settings.cache_clear()
         stack.router.register_spec(spec("dedupe"))
     return figures
+
+
+def candidates_per_query(collection: str, queries: list[bytes]) -> float:
+    settings = get_settings().model_copy(update={"milvus_collection": collection})
+    client = vector_index.milvus_client()
+    counts = []
+    for data in queries:
+        vector = get_embedder().embed([data])[0]
+        hits = vector_index.search(client, collection, vector, website="alya", limit=settings.search_top_k, ef=64)
+        counts.append(len(duplicates.candidates(hits, settings)))
+    return float(np.mean(counts))
+
+
+def verification_figures(stack: LocalStack, collection: str, near_queries: list[bytes]) -> list[Figure]:
+    """Two stages against retrieval only, on the same handler and collection; cost per candidate."""
+    geometric = geometric_queries(PHOTOS)
+    per_query = candidates_per_query(collection, near_queries)  # before any request stores a copy
+    two_stage_near = latencies(stack.url, near_queries)
+    two_stage_geometric = latencies(stack.url, geometric, must_find=False, salt=1)
+    original_find = duplicates.DuplicateFinder.find
+    duplicates.DuplicateFinder.find = retrieval_only  # type: ignore[method-assign,assignment]
+    try:
+        one_threshold_near = latencies(stack.url, near_queries)
+        one_threshold_geometric = latencies(stack.url, geometric, must_find=False, salt=7)
+    finally:
+        duplicates.DuplicateFinder.find = original_find  # type: ignore[method-assign]
+    stored_features, from_image, _ = per_candidate(collection, geometric)
+    added = [
+        (statistics.median(two_stage_near) - statistics.median(one_threshold_near)) / per_query,
+        (percentile(two_stage_near, 95) - percentile(one_threshold_near, 95)) / per_query,
+    ]
+    print(
+        f"  verification added per candidate (near copies, {per_query:.1f} candidates per query): "
+        f"p50 {added[0]:.1f} ms, p95 {added[1]:.1f} ms",
+        flush=True,
+    )
+    same = "retrieval only, same handler"
+    misses = "retrieval only (misses most of them, and stores them)"
+    image = "candidate image from S3 + describe + verify"
+    return [
+        Figure(
+            NAME,
+            "near copies, two stages: p50, 10k",
+            statistics.median(two_stage_near),
+            statistics.median(one_threshold_near),
+            "ms",
+            same,
+        ),
+        Figure(
+            NAME,
+            "near copies, two stages: p95, 10k",
+            percentile(two_stage_near, 95),
+            percentile(one_threshold_near, 95),
+            "ms",
+            same,
+        ),
+        Figure(
+            NAME,
+            "crops/rotations/mirrors/grayscale, two stages: p50, 10k",
+            statistics.median(two_stage_geometric),
+            statistics.median(one_threshold_geometric),
+            "ms",
+            misses,
+        ),
+        Figure(
+            NAME,
+            "crops/rotations/mirrors/grayscale, two stages: p95, 10k",
+            percentile(two_stage_geometric, 95),
+            percentile(one_threshold_geometric, 95),
+            "ms",
+            misses,
+        ),
+        Figure(
+            NAME,
+            f"per candidate, features from the catalogue + verify: p50 (n={len(stored_features)} queries)",
+            statistics.median(stored_features),
+            statistics.median(from_image),
+            "ms",
+            image,
+        ),
+        Figure(
+            NAME,
+            "per candidate, features from the catalogue + verify: p95",
+            percentile(stored_features, 95),
+            percentile(from_image, 95),
+            "ms",
+            image,
+        ),
+    ]

@@ -18,6 +18,7 @@ from infra.constructs.monitoring import Monitoring, Watched
 from infra.constructs.platform import Platform
 from infra.constructs.service_function import Network, ServiceFunction
 from infra.constructs.storage import Storage
+from infra.log_retention import retain_function_logs
 
 
 class ListingVisionStack(Stack):
@@ -108,6 +109,7 @@ class ListingVisionStack(Stack):
             self, "Api", platform=self.platform, functions={name: fn.function for name, fn in self.functions.items()}
         )
         self.functions.update(self.api.functions)
+        retain_function_logs(self, self.storage.removal)  # CDK's own functions too (bucket notifications, auto-delete)
         self.monitoring = Monitoring(
             self,
             "Monitoring",

@@ -14,7 +14,7 @@ from listing_vision import aws
 from listing_vision.config import Settings
 from listing_vision.jewelry.vector_index import ensure_collection, milvus_client
 from listing_vision.realestate.listings_index import ensure_index, opensearch_client
-from listing_vision.resources import BUCKETS, TABLES
+from listing_vision.resources import BUCKETS, TABLES, lifecycle_rules
 
 
 def bucket_names(settings: Settings) -> list[str]:
@@ -28,7 +28,8 @@ def table_names(settings: Settings) -> list[str]:
 def provision(settings: Settings) -> dict[str, Any]:
     """Buckets (private), tables, the listings index and the Milvus collection; returns what exists."""
     s3 = aws.client("s3")
-    for name in bucket_names(settings):
+    for spec in BUCKETS:
+        name = getattr(settings, spec.name_setting)
         try:
             s3.create_bucket(Bucket=name)
         except ClientError as error:
@@ -43,21 +44,24 @@ def provision(settings: Settings) -> dict[str, Any]:
                 "RestrictPublicBuckets": True,
             },
         )
+        # The same rules as on AWS (moto keeps them; nothing expires locally). Versioning stays off
+        # here: old versions would only grow the emulator's memory.
+        s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": lifecycle_rules(spec)})
     dynamodb = aws.client("dynamodb")
     existing = set(dynamodb.list_tables()["TableNames"])
-    for spec in TABLES:
-        name = getattr(settings, spec.name_setting)
+    for table in TABLES:
+        name = getattr(settings, table.name_setting)
         if name in existing:
             continue
         dynamodb.create_table(
             TableName=name,
-            KeySchema=[{"AttributeName": spec.partition_key, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": spec.partition_key, "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": table.partition_key, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": table.partition_key, "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        if spec.ttl_attribute:
+        if table.ttl_attribute:
             dynamodb.update_time_to_live(
-                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute}
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute}
             )
     ensure_index(opensearch_client(), settings.listings_index)
     ensure_collection(milvus_client(), settings.milvus_collection, settings.embedding_dim)

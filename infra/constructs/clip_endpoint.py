@@ -8,6 +8,10 @@ would fall back to CPU). `model_fn` preloads the CUDA libraries, logs the execut
 got, and refuses to serve on CPU unless `CLIP_ALLOW_CPU` is set (context `clip_allow_cpu`, for
 CPU instance types).
 
+The endpoint also answers the duplicate check's model side: features of uploads and verdicts on
+candidates (ORB + RANSAC + colour, OpenCV on the instance's CPUs; opencv-python-headless is in
+code/requirements.txt). Lambda functions never load OpenCV, which does not fit beside their layers.
+
 Only functions given `grant_invoke` may call it; the endpoint's own role reads its model
 artefact (that one object), pulls its image (that one repository) and writes its own log group.
 """

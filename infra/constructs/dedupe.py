@@ -15,7 +15,15 @@ from infra.constructs.platform import Platform, allow, wire_s3_triggers
 from infra.constructs.service_function import ServiceFunction
 
 STOREFRONTS = ("alya_bucket", "blysk_bucket")
-CLAIMS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+# The catalogue's content records: claims (conditional writes) and, in one BatchGetItem per check,
+# the duplicate candidates' verification features.
+CLAIMS = [
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+]
 
 
 class Dedupe(Construct):

@@ -2,18 +2,22 @@
 
 What the platform creates is private, encrypted, TLS-only and named with the stage; what already
 lives in the account is referenced by name from the deployment settings and never re-created:
-the vision-cache table always, the storefront buckets when context names them.
+the vision-cache table always, the storefront buckets when context names them. Lifecycle rules
+come from the same declarations (`lifecycle_rules`), as the local stack applies them; a bucket
+referenced by name keeps its own (README: Deployment).
 """
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import DeploymentConfig
-from listing_vision.resources import BUCKETS, TABLES, BucketSpec, TableSpec
+from listing_vision.resources import BUCKETS, TABLES, BucketSpec, TableSpec, lifecycle_rules
 
 
 class Storage(Construct):
@@ -48,6 +52,7 @@ class Storage(Construct):
             versioned=True,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix=f"{spec.name_setting}/",
+            lifecycle_rules=[_cdk_rule(rule) for rule in lifecycle_rules(spec)],
             removal_policy=self.removal,
             auto_delete_objects=not self.config.removal_retains_data,
         )
@@ -79,3 +84,21 @@ class Storage(Construct):
 
 def _logical_id(setting: str) -> str:
     return "".join(part.capitalize() for part in setting.split("_"))
+
+
+def _cdk_rule(rule: dict[str, Any]) -> s3.LifecycleRule:
+    """One rule of `lifecycle_rules` (the S3 API's shape) as CDK's."""
+    match = rule["Filter"]
+    tags = match.get("And", {}).get("Tags", []) + ([match["Tag"]] if "Tag" in match else [])
+    prefix = match.get("And", match).get("Prefix") or None
+    expiration = rule.get("Expiration", {}).get("Days")
+    noncurrent = rule.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays")
+    abort = rule.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation")
+    return s3.LifecycleRule(
+        id=rule["ID"],
+        prefix=prefix,
+        tag_filters={tag["Key"]: tag["Value"] for tag in tags} or None,
+        expiration=Duration.days(expiration) if expiration else None,
+        noncurrent_version_expiration=Duration.days(noncurrent) if noncurrent else None,
+        abort_incomplete_multipart_upload_after=Duration.days(abort) if abort else None,
+    )

@@ -1,16 +1,21 @@
 """SageMaker inference handler for the ONNX CLIP image encoder (packaged as code/inference.py).
 
-Requests:
-  - `image/jpeg`, `image/png`, `image/webp`, `application/x-image`: one image → one embedding.
-  - `application/json`: `{"images": ["<base64>", ...]}` → one embedding per image, in order.
-Response (`application/json`): `{"embeddings": [[...], ...], "dim": D, "model": "<file>"}`,
-L2-normalised float32. Undecodable images, unsupported formats and decompression bombs are a
-400 with `{"error": {"code", "message"}}`, never a 500.
+Requests, answered in `application/json`:
+  - `image/jpeg`, `image/png`, `image/webp`, `application/x-image`: one image → one embedding,
+    `{"embeddings": [[...]], "dim": D}` (L2-normalised float32).
+  - `{"images": ["<base64>", ...]}`: one embedding per image, in order; with `"features": true`
+    also each image's duplicate-verification features, `"features": ["<base64 npz>", ...]`.
+  - `{"verify": {"query": "<base64 npz>", "candidates": [{"features": "<base64 npz>", "near": bool}],
+    "settings": {...}}}`: `{"verdicts": [{"same", "match", "reason", ...}]}`, one per candidate
+    (`listing_vision/imaging/features.py` defines the forms).
+Undecodable images, unsupported formats, decompression bombs and malformed requests are a 400
+with `{"error": {"code", "message"}}`, never a 500.
 
 Environment: `CLIP_MODEL_FILE` (default model.onnx, or model.fp16.onnx when `CLIP_FP16=true` and
-CUDA is present), `CLIP_MAX_BATCH` (64), `CLIP_MAX_PIXELS` (40,000,000), `CLIP_ALLOW_CPU`
-(false: a GPU endpoint whose ONNX Runtime cannot use CUDA refuses to start rather than serve
-slowly on CPU; true for CPU instances and local use).
+CUDA is present), `CLIP_MAX_BATCH` (64), `CLIP_MAX_PIXELS` (40,000,000), `CLIP_RESIZE` (`squash`,
+the whole image, as the in-process path; or `clip`, CLIPImageProcessor's centre crop),
+`CLIP_ALLOW_CPU` (false: a GPU endpoint whose ONNX Runtime cannot use CUDA refuses to start rather
+than serve slowly on CPU; true for CPU instances and local use).
 
 Errors: the SageMaker inference toolkit answers an error as text (the message, then a stack
 trace), so the message is the error shape as one line of JSON, which callers parse from the
@@ -24,13 +29,14 @@ import binascii
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-try:  # inside model.tar.gz: code/clip_onnx.py sits beside this file
-    import clip_onnx  # type: ignore[import-not-found]
-except ImportError:  # in the repository: the same module, from the shared library
-    from listing_vision.embeddings import clip_onnx
+# Inside model.tar.gz the library modules it needs are packaged under code/listing_vision/
+# (serving/clip/package.py); in the repository they are the shared library itself.
+from listing_vision.embeddings import clip_onnx, vision_model
+from listing_vision.imaging import features
 
 try:  # the SageMaker inference toolkit maps this error class to its status code
     from sagemaker_inference.errors import GenericInferenceToolkitError as _ToolkitError  # type: ignore
@@ -74,7 +80,7 @@ def _preload_cuda_libraries() -> None:
             LOGGER.warning("could not preload the CUDA libraries: %s", error)
 
 
-def model_fn(model_dir: str) -> clip_onnx.ClipEncoder:
+def model_fn(model_dir: str) -> vision_model.VisionModel:
     fp16 = _flag("CLIP_FP16")
     _preload_cuda_libraries()
     available = clip_onnx.available_providers()
@@ -82,7 +88,12 @@ def model_fn(model_dir: str) -> clip_onnx.ClipEncoder:
     default = "model.fp16.onnx" if fp16 and cuda else "model.onnx"
     path = Path(model_dir) / os.environ.get("CLIP_MODEL_FILE", default)
     options = clip_onnx.SessionOptions(prefer_gpu=True, fp16=fp16)
-    encoder = clip_onnx.ClipEncoder(path, options, max_batch=int(os.environ.get("CLIP_MAX_BATCH", "64")))
+    encoder = clip_onnx.ClipEncoder(
+        path,
+        options,
+        max_batch=int(os.environ.get("CLIP_MAX_BATCH", "64")),
+        resize=cast(clip_onnx.Resize, os.environ.get("CLIP_RESIZE", clip_onnx.SERVING_RESIZE)),  # checked there
+    )
     running = encoder.session.get_providers()
     LOGGER.warning("CLIP model %s serving on %s (available: %s)", path.name, running, available)
     if running[0] != "CUDAExecutionProvider" and not _flag("CLIP_ALLOW_CPU"):
@@ -91,47 +102,79 @@ def model_fn(model_dir: str) -> clip_onnx.ClipEncoder:
             f"(available providers: {available}): the CUDA libraries do not match onnxruntime-gpu's. "
             "Refusing to serve on CPU; set CLIP_ALLOW_CPU=true to do so on purpose."
         )
-    return encoder
+    import cv2
+
+    LOGGER.warning("duplicate verification on OpenCV %s", cv2.__version__)
+    return vision_model.VisionModel(encoder)
 
 
-def input_fn(body: bytes | str, content_type: str) -> list[Any]:
-    """Decode the request into images (PIL), refusing anything that is not a safe image."""
+@dataclass(frozen=True)
+class EmbedRequest:
+    images: list[Any]  # decoded (PIL)
+    features: bool = False
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    query: features.ImageFeatures
+    candidates: list[features.Candidate]
+    settings: features.VerifySettings
+
+
+def input_fn(body: bytes | str, content_type: str) -> EmbedRequest | VerifyRequest:
+    """Decode the request, refusing anything that is not a safe image or a well-formed request."""
     media_type = (content_type or "").split(";")[0].strip().lower()
-    max_pixels = int(os.environ.get("CLIP_MAX_PIXELS", str(clip_onnx.DEFAULT_MAX_PIXELS)))
     raw = body.encode() if isinstance(body, str) else body
     if media_type in IMAGE_TYPES:
-        blobs = [raw]
-    elif media_type == "application/json":
-        blobs = _json_images(raw)
-    else:
+        return EmbedRequest(_decode([raw]))
+    if media_type != "application/json":
         raise ClientError(f"Content type {content_type!r} is not accepted.", "unsupported_content_type", 415)
-    images = []
-    for index, blob in enumerate(blobs):
-        try:
-            images.append(clip_onnx.decode_image(blob, max_pixels))
-        except clip_onnx.InvalidImageError as error:
-            raise ClientError(f"Image {index}: {error}", error.code) from error
-    return images
-
-
-def _json_images(raw: bytes) -> list[bytes]:
     try:
         payload = json.loads(raw)
-        encoded = payload["images"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise ClientError('Expected JSON {"images": ["<base64>", ...]}.', "invalid_request") from error
+    except ValueError as error:
+        raise ClientError("The request body is not JSON.", "invalid_request") from error
+    if isinstance(payload, dict) and "verify" in payload:
+        try:
+            return VerifyRequest(*features.parse_verify_request(payload))
+        except ValueError as error:
+            raise ClientError(str(error), "invalid_request") from error
+    with_features = payload.get("features", False) if isinstance(payload, dict) else False
+    if not isinstance(with_features, bool):
+        raise ClientError("'features' must be true or false.", "invalid_request")
+    return EmbedRequest(_decode(_json_images(payload)), with_features)
+
+
+def _decode(blobs: list[bytes]) -> list[Any]:
+    max_pixels = int(os.environ.get("CLIP_MAX_PIXELS", str(clip_onnx.DEFAULT_MAX_PIXELS)))
+    try:
+        return clip_onnx.decode_images(blobs, max_pixels)
+    except clip_onnx.InvalidImageError as error:
+        raise ClientError(str(error), error.code) from error
+
+
+def _json_images(payload: Any) -> list[bytes]:
+    encoded = payload.get("images") if isinstance(payload, dict) else None
     if not isinstance(encoded, list) or not encoded or len(encoded) > MAX_JSON_IMAGES:
-        raise ClientError(f"'images' must list 1 to {MAX_JSON_IMAGES} base64 strings.", "invalid_request")
+        raise ClientError(f'Expected JSON {{"images": [1 to {MAX_JSON_IMAGES} base64 strings]}}.', "invalid_request")
     try:
         return [base64.b64decode(item, validate=True) for item in encoded]
-    except (binascii.Error, TypeError) as error:
+    except (binascii.Error, TypeError, ValueError) as error:
         raise ClientError("An entry of 'images' is not valid base64.", "invalid_request") from error
 
 
-def predict_fn(images: list[Any], model: clip_onnx.ClipEncoder) -> Any:
-    return model.encode_images(images)
+def predict_fn(request: EmbedRequest | VerifyRequest, model: vision_model.VisionModel) -> dict[str, Any]:
+    if isinstance(request, VerifyRequest):
+        return features.verdicts_json(model.verify(request.query, request.candidates, request.settings))
+    if not request.features:
+        embeddings = model.embed(request.images)
+        return {"embeddings": embeddings.tolist(), "dim": int(embeddings.shape[1])}
+    embeddings, found = model.describe(request.images)
+    return {
+        "embeddings": embeddings.tolist(),
+        "dim": int(embeddings.shape[1]),
+        "features": [item.to_base64(with_mirror=True) for item in found],
+    }
 
 
-def output_fn(embeddings: Any, accept: str) -> tuple[str, str]:
-    body = json.dumps({"embeddings": embeddings.tolist(), "dim": int(embeddings.shape[1])})
-    return body, "application/json"
+def output_fn(prediction: dict[str, Any], accept: str) -> tuple[str, str]:
+    return json.dumps(prediction), "application/json"

@@ -2,8 +2,9 @@
 
 model.onnx                  the encoder (and model.fp16.onnx / model.int8.onnx when given)
 code/inference.py           serving/clip/inference.py
-code/clip_onnx.py           listing_vision/embeddings/clip_onnx.py (the shared serving core)
-code/requirements.txt       onnxruntime-gpu, numpy, pillow (pinned)
+code/listing_vision/...     the library modules the handler runs (SERVING_MODULES: the CLIP
+                            encoder, the duplicate check's verification), nothing else
+code/requirements.txt       onnxruntime-gpu, opencv-python-headless, numpy, pillow (pinned)
 
 python -m serving.clip.package --model build/clip/model.onnx --out build/clip/model.tar.gz
 """
@@ -16,15 +17,30 @@ import sys
 import tarfile
 from pathlib import Path
 
-from listing_vision.embeddings import clip_onnx
+import listing_vision
 from serving.clip import inference
+
+LIBRARY = Path(listing_vision.__file__).parent
+# The handler's imports, with their packages' __init__ files: a test runs the packaged code alone.
+SERVING_MODULES = (
+    "__init__.py",
+    "embeddings/__init__.py",
+    "embeddings/clip_onnx.py",
+    "embeddings/vision_model.py",
+    "imaging/__init__.py",
+    "imaging/features.py",
+    "imaging/verify.py",
+)
 
 # The container's own Python runs these; onnxruntime-gpu replaces the CPU build used locally.
 # 1.26.0 is the last onnxruntime-gpu on PyPI linking CUDA 12 and cuDNN 9, what the serving image
 # (PyTorch 2.6 DLC, CUDA 12.4) has; its cuda/cudnn extras name the matching nvidia libraries,
 # which that image's PyTorch already installs (infra/constructs/clip_endpoint.py explains).
-CONTAINER_REQUIREMENTS = "onnxruntime-gpu[cuda,cudnn]==1.26.0\nnumpy==2.4.6\npillow==13.0.0\n"
-DESCRIPTOR_DOC = "Weight-free DCT perceptual descriptor"
+# OpenCV (headless: the serving image has no display libraries) runs the duplicate verification.
+CONTAINER_REQUIREMENTS = (
+    "onnxruntime-gpu[cuda,cudnn]==1.26.0\nopencv-python-headless==4.10.0.84\nnumpy==2.4.6\npillow==13.0.0\n"
+)
+DESCRIPTOR_DOC = "Weight-free retrieval descriptor"
 
 
 class DescriptorRefused(SystemExit):
@@ -65,7 +81,8 @@ def build(
         if int8_model:  # served when CLIP_MODEL_FILE=model.int8.onnx (CPU instances)
             add_bytes(tar, "model.int8.onnx", int8_model.read_bytes())
         add_bytes(tar, "code/inference.py", Path(inference.__file__).read_bytes())
-        add_bytes(tar, "code/clip_onnx.py", Path(clip_onnx.__file__).read_bytes())
+        for module in SERVING_MODULES:
+            add_bytes(tar, f"code/listing_vision/{module}", (LIBRARY / module).read_bytes())
         add_bytes(tar, "code/requirements.txt", CONTAINER_REQUIREMENTS.encode())
     return out
 

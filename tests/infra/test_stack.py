@@ -13,7 +13,13 @@ from functions.specs import FUNCTIONS
 from functions.triggers import S3_TRIGGERS
 from infra.nag import ACKNOWLEDGED
 from listing_vision.api.gateway_responses import GATEWAY_RESPONSES
-from listing_vision.resources import TABLES
+from listing_vision.resources import (
+    BUCKETS,
+    INCOMPLETE_UPLOAD_DAYS,
+    JOB_RETENTION_DAYS,
+    NONCURRENT_VERSION_DAYS,
+    TABLES,
+)
 from tests.infra.conftest import STACK, Synthesized
 
 
@@ -62,6 +68,42 @@ def test_each_function_has_its_own_role_and_log_group_with_retention(synthesized
     assert len({str(props["Role"]) for props in functions.values()}) == len(FUNCTIONS)
     groups = synthesized.of_type("AWS::Logs::LogGroup")
     assert all("RetentionInDays" in group["Properties"] for group in groups.values())
+    # Every function logs to one of those, CDK's own (bucket notifications, auto-delete) included
+    for logical, function in synthesized.of_type("AWS::Lambda::Function").items():
+        target = function["Properties"].get("LoggingConfig", {}).get("LogGroup", {})
+        assert target.get("Ref") in groups, f"{logical} logs to a group without retention"
+    # and so does the endpoint
+    endpoint_groups = [g for g in groups.values() if "/aws/sagemaker/Endpoints/" in json.dumps(g)]
+    assert endpoint_groups and all("RetentionInDays" in g["Properties"] for g in endpoint_groups)
+
+
+def test_buckets_expire_what_the_declarations_say(synthesized: Synthesized) -> None:
+    # Given the lifecycle declarations of listing_vision.resources, which the local stack applies too
+    storage = synthesized.stack.storage
+    for spec in BUCKETS:
+        bucket = synthesized.resources[synthesized.logical_id(storage.buckets[spec.name_setting])]
+        rules = {rule["Id"]: rule for rule in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+        # Then every created bucket drops old versions and abandoned multipart uploads
+        catch_all = rules["old-versions-and-abandoned-uploads"]
+        assert catch_all["NoncurrentVersionExpiration"]["NoncurrentDays"] == NONCURRENT_VERSION_DAYS
+        assert catch_all["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == INCOMPLETE_UPLOAD_DAYS
+        assert bucket["Properties"]["VersioningConfiguration"]["Status"] == "Enabled"
+        # and expires exactly the declared objects, filtered by prefix and tags
+        assert set(rules) == {"old-versions-and-abandoned-uploads", *(e.rule_id for e in spec.expiries)}
+        for expiry in spec.expiries:
+            rule = rules[expiry.rule_id]
+            assert rule["ExpirationInDays"] == expiry.days and rule["Status"] == "Enabled"
+            assert rule.get("Prefix", "") == expiry.prefix
+            assert {(t["Key"], t["Value"]) for t in rule.get("TagFilters", [])} == set(expiry.tags)
+    # Storefronts expire only duplicate and invalid uploads, never a catalogue photo; generated
+    # images outlive the job that answers their URLs
+    storefront = {e.rule_id: e for e in next(s for s in BUCKETS if s.name_setting == "alya_bucket").expiries}
+    assert {e.tags for e in storefront.values()} == {
+        (("dedupe-status", "duplicate"),),
+        (("dedupe-status", "invalid"),),
+    }
+    generated = next(s for s in BUCKETS if s.name_setting == "generated_bucket").expiries
+    assert [e.days for e in generated] == [JOB_RETENTION_DAYS + 1]
 
 
 def test_every_asynchronous_path_retries_on_purpose_and_ends_in_a_failure_queue(synthesized: Synthesized) -> None:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +18,7 @@ import numpy as np
 import pytest
 import requests
 from botocore.exceptions import ClientError
+from PIL import Image
 
 from listing_vision import aws
 from listing_vision.config import get_settings
@@ -58,8 +62,14 @@ def model_dir(tiny_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     unpacked = tmp_path_factory.mktemp("opt-ml-model")
     with tarfile.open(tarball) as tar:
         assert sorted(tar.getnames()) == [
-            "code/clip_onnx.py",
             "code/inference.py",
+            "code/listing_vision/__init__.py",
+            "code/listing_vision/embeddings/__init__.py",
+            "code/listing_vision/embeddings/clip_onnx.py",
+            "code/listing_vision/embeddings/vision_model.py",
+            "code/listing_vision/imaging/__init__.py",
+            "code/listing_vision/imaging/features.py",
+            "code/listing_vision/imaging/verify.py",
             "code/requirements.txt",
             "model.onnx",
         ]
@@ -112,6 +122,70 @@ def test_sagemaker_and_in_process_paths_are_identical(
     assert np.allclose(np.linalg.norm(remote, axis=1), 1.0, atol=1e-5)
 
 
+def test_features_and_verdicts_through_the_endpoint_are_the_in_process_ones(
+    container: ContainerServer, model_dir: Path, photos: list[Path]
+) -> None:
+    from evaluation import variants
+    from listing_vision.imaging.features import Candidate, VerifySettings
+
+    # Given a photo, a crop of it and a recoloured copy, described through the endpoint and in process
+    original = photos[4].read_bytes()
+    image = Image.open(photos[4]).convert("RGB")
+    crop = variants.encode(variants.crop(image, 0.8, np.random.default_rng(1)))
+    hue = variants.encode(variants.rotate_hue(image, 120))
+    remote = SageMakerEmbedder("clip", runtime_client(container.url), dim=16)
+    local = OnnxEmbedder(model_dir / "model.onnx")
+    remote_described, local_described = remote.describe([original, crop, hue]), local.describe([original, crop, hue])
+    # Then the embeddings and the features (query form, mirrored set included) are identical
+    for a, b in zip(remote_described, local_described, strict=True):
+        assert np.array_equal(a.embedding, b.embedding)
+        assert np.array_equal(a.features.descriptors, b.features.descriptors)
+        assert a.features.mirrored is not None and b.features.mirrored is not None
+        assert np.array_equal(a.features.mirrored.keypoints, b.features.mirrored.keypoints)
+    # And the endpoint's verdicts on the original as a stored candidate are the in-process ones
+    stored = Candidate(remote_described[0].features)
+    for query in (remote_described[1].features, remote_described[2].features):
+        assert remote.verify(query, [stored], VerifySettings()) == local.verify(query, [stored], VerifySettings())
+    assert [v.match for v in remote.verify(remote_described[1].features, [stored], VerifySettings())] == ["verified"]
+    assert [v.reason for v in remote.verify(remote_described[2].features, [stored], VerifySettings())] == [
+        "colours_differ"
+    ]
+    assert remote.verify(remote_described[1].features, [], VerifySettings()) == []
+
+
+def test_the_packaged_handler_runs_on_its_own_code_alone(model_dir: Path, photos: list[Path], tmp_path: Path) -> None:
+    # Given the unpacked model.tar.gz, run by a Python that has the installed packages but not this repository
+    script = """
+import base64, json, sys
+sys.path.insert(0, sys.argv[1] + "/code")
+import inference
+model = inference.model_fn(sys.argv[1])
+image = base64.b64encode(open(sys.argv[2], "rb").read()).decode()
+request = inference.input_fn(json.dumps({"images": [image], "features": True}), "application/json")
+described = json.loads(inference.output_fn(inference.predict_fn(request, model), "application/json")[0])
+features = described["features"][0]
+check = {"verify": {"query": features, "candidates": [{"features": features, "near": True}]}}
+request = inference.input_fn(json.dumps(check), "application/json")
+verdicts = json.loads(inference.output_fn(inference.predict_fn(request, model), "application/json")[0])
+files = [module.__file__ for name, module in sys.modules.items() if name.split(".")[0] in ("listing_vision", "serving")]
+print(json.dumps({"files": files, "dim": described["dim"], "verdicts": verdicts["verdicts"]}))
+"""
+    env = {"PATH": os.environ["PATH"], "CLIP_ALLOW_CPU": "true", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", script, str(model_dir), str(photos[0])],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout.splitlines()[-1])
+    # Then it embeds and verifies, and every library module it loaded came from the package
+    assert answer["dim"] == 16 and answer["verdicts"][0]["match"] == "near"
+    assert answer["files"] and all(f.startswith(str(model_dir / "code")) for f in answer["files"]), answer["files"]
+
+
 def test_serving_matches_transformers_end_to_end(tiny_clip: Path, model_dir: Path, photos: list[Path]) -> None:
     import torch
     from PIL import Image
@@ -119,11 +193,22 @@ def test_serving_matches_transformers_end_to_end(tiny_clip: Path, model_dir: Pat
 
     model = CLIPVisionModelWithProjection.from_pretrained(tiny_clip).eval()
     images = [Image.open(p).convert("RGB") for p in photos[:5]]
-    with torch.no_grad():
-        pixels = CLIPImageProcessor()(images=images, return_tensors="pt")["pixel_values"]
-        expected = torch.nn.functional.normalize(model(pixel_values=pixels).image_embeds, dim=-1).numpy()
-    got = OnnxEmbedder(model_dir / "model.onnx").embed([p.read_bytes() for p in photos[:5]])
-    assert np.abs(got - expected).max() <= 1e-4
+    blobs = [p.read_bytes() for p in photos[:5]]
+    # Both resize modes: CLIP's centre crop, and serving's whole image squashed to 224×224
+    processors = {
+        "clip": CLIPImageProcessor(),
+        "squash": CLIPImageProcessor(size={"height": 224, "width": 224}, do_center_crop=False),
+    }
+    for mode, processor in processors.items():
+        with torch.no_grad():
+            pixels = processor(images=images, return_tensors="pt")["pixel_values"]
+            expected = torch.nn.functional.normalize(model(pixel_values=pixels).image_embeds, dim=-1).numpy()
+        got = OnnxEmbedder(model_dir / "model.onnx", resize=mode).embed(blobs)  # type: ignore[arg-type]
+        assert np.abs(got - expected).max() <= 1e-4, mode
+
+
+def json_body(payload: object) -> bytes:
+    return json.dumps(payload).encode()
 
 
 def test_container_contract_content_types_and_errors(container: ContainerServer, photos: list[Path]) -> None:
@@ -137,12 +222,20 @@ def test_container_contract_content_types_and_errors(container: ContainerServer,
     batch = {"images": [base64.b64encode(p.read_bytes()).decode() for p in photos[:3]]}
     answer = requests.post(f"{container.url}/invocations", json=batch, timeout=30)
     assert answer.json()["dim"] == 16 and len(answer.json()["embeddings"]) == 3
+    refused_json = ("application/json", 400, "invalid_request")
     refusals = [
         (b"GIF89a....", "image/gif", 415, "unsupported_content_type"),
         (b"hello", "image/jpeg", 400, "not_an_image"),
         (json.dumps({"images": ["***"]}).encode(), "application/json", 400, "invalid_request"),
         (json.dumps({"pictures": []}).encode(), "application/json", 400, "invalid_request"),
         (jpeg[: len(jpeg) // 3], "image/jpeg", 400, "corrupt_image"),
+        (b"{not json", "application/json", 400, "invalid_request"),
+        (json_body({"images": [base64.b64encode(jpeg).decode()], "features": "yes"}), *refused_json),
+        (json_body({"verify": {"query": "***", "candidates": []}}), *refused_json),
+        (json_body({"verify": {"query": base64.b64encode(b"PK damaged").decode(), "candidates": []}}), *refused_json),
+        (json_body({"verify": {"candidates": "all"}}), *refused_json),
+        (json_body({"verify": []}), *refused_json),
+        (json_body([1, 2]), *refused_json),
     ]
     for body, content_type, status, code in refusals:
         answer = requests.post(
@@ -281,3 +374,8 @@ def test_the_descriptor_is_packaged_for_the_endpoint_only_when_asked(tmp_path: P
     with tarfile.open(tmp_path / "model.tar.gz") as tar:
         requirements = tar.extractfile("code/requirements.txt").read().decode()  # type: ignore[union-attr]
     assert "onnxruntime-gpu[cuda,cudnn]==1.26.0" in requirements
+    # and the rest of what the packaged code imports is pinned as the tests here run it
+    constraints = Path(__file__).resolve().parents[2] / "constraints.txt"
+    pinned = dict(line.split("==") for line in constraints.read_text().split() if "==" in line)
+    for package in ("opencv-python-headless", "numpy", "pillow"):
+        assert f"{package}=={pinned[package]}" in requirements.split(), package

@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 import requests
 
+from evaluation import variants
 from listing_vision import aws
+from listing_vision.config import get_settings
+from listing_vision.imaging.features import ImageFeatures
 from listing_vision.jewelry import storage, vector_index
 from local.stack import LocalStack
 from tests.images import encode, fresh_image, resized_copy
@@ -28,6 +31,11 @@ def post(local_stack: LocalStack) -> Post:
         return requests.post(f"{local_stack.url}/image_similarity_search", files=files, data=form, timeout=60)
 
     return send
+
+
+def catalogue_record(website: str, sha256: str) -> dict[str, Any]:
+    key = {"content_id": {"S": f"{website}#{sha256}"}}
+    return aws.client("dynamodb").get_item(TableName=get_settings().catalogue_table, Key=key).get("Item", {})
 
 
 def milvus_rows(sha256: str | None = None, website: str | None = None) -> int:
@@ -61,13 +69,13 @@ def test_the_seed_walkthrough_for_each_storefront(post: Post, photos: list[Path]
     # When the same photo comes again: an exact duplicate, nothing stored
     again = post(photo, "ring-again.jpg", website=website).json()
     assert again["duplicate_found"] is True
-    assert [set(r) for r in again["results"]] == [{"id", "distance", "path"}]
-    assert again["results"][0]["distance"] == 0.0
+    assert [set(r) for r in again["results"]] == [{"id", "distance", "path", "match"}]
+    assert again["results"][0]["distance"] == 0.0 and again["results"][0]["match"] == "exact"
     assert key_of(again["results"][0]["path"]) == key_of(body["s3_url"])
     # When a resized, recompressed copy comes: a near duplicate pointing at the original
     copy = post(resized_copy(photo), "small.jpg", website=website).json()
     assert copy["duplicate_found"] is True
-    assert 0 < copy["results"][0]["distance"] < 0.05
+    assert 0 < copy["results"][0]["distance"] < 0.05 and copy["results"][0]["match"] == "near"
     assert key_of(copy["results"][0]["path"]) == key_of(body["s3_url"])
     # And an unrelated photo is new
     assert post(photos[6 if website == "alya" else 7].read_bytes(), website=website).json()["duplicate_found"] is False
@@ -95,9 +103,10 @@ def test_twenty_identical_uploads_at_once_store_one_object_and_one_vector(post: 
     assert sum(a["duplicate_found"] for a in answers) == 19
     stored = next(a for a in answers if not a["duplicate_found"])
     assert {key_of(a["results"][0]["path"]) for a in answers if a["duplicate_found"]} == {key_of(stored["s3_url"])}
-    # And the stores hold one object and one vector
+    # And the stores hold one object, one vector, and one catalogue record with its verification features
     assert [k for k in s3_objects("alyaimg") if sha in k] == [key_of(stored["s3_url"])]
     assert milvus_rows(sha, "alya") == 1
+    ImageFeatures.from_bytes(catalogue_record("alya", sha)["verification_features"]["B"])
 
 
 BAD_INPUTS: list[tuple[str, dict[str, Any], int, str]] = [
@@ -198,6 +207,7 @@ def test_objects_put_into_a_bucket_are_indexed_or_recorded_and_redelivery_change
     assert tags("alyaimg", "console/ring-small.jpg") == {
         "dedupe-status": "duplicate",
         "duplicate-of": "s3://alyaimg/console/Ring Photo.jpg",
+        "duplicate-match": "near",
     }
     assert tags("alyaimg", "console/notes.txt") == {"dedupe-status": "invalid", "reason": "not_an_image"}
     sha = storage.sha256_hex(original)
@@ -261,3 +271,130 @@ def test_large_images_go_through_a_presigned_upload(local_stack: LocalStack) -> 
     assert ["content-length-range", 1, grant["max_bytes"]] in policy["conditions"]
     missing = requests.get(f"{local_stack.url}/uploads/nope", timeout=10)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "upload_not_found"
+
+
+def expiring_rules(bucket: str, key: str) -> list[str]:
+    """The bucket's lifecycle rules (as provisioned) that would expire this object."""
+    s3 = aws.client("s3")
+    tags = {(t["Key"], t["Value"]) for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
+    found = []
+    for rule in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]:
+        match = rule["Filter"].get("And", rule["Filter"])
+        wanted = {(t["Key"], t["Value"]) for t in match.get("Tags", [])} | (
+            {(match["Tag"]["Key"], match["Tag"]["Value"])} if "Tag" in match else set()
+        )
+        if "Expiration" in rule and key.startswith(match.get("Prefix", "")) and wanted <= tags:
+            found.append(rule["ID"])
+    return found
+
+
+def test_uploads_found_duplicate_or_invalid_are_what_the_lifecycle_rules_expire(
+    post: Post, local_stack: LocalStack
+) -> None:
+    original = fresh_image(seed=4242)
+    post(original, "kept.jpg", website="alya")
+
+    def presigned(data: bytes) -> str:
+        grant = requests.post(
+            f"{local_stack.url}/uploads", json={"website": "alya", "content_type": "image/jpeg"}, timeout=10
+        ).json()
+        posted = requests.post(grant["url"], data=grant["fields"], files={"file": ("f.jpg", data)}, timeout=30)
+        assert posted.status_code in (200, 204), posted.text
+        return str(grant["key"])
+
+    # Given presigned uploads: a copy of a catalogue photo, a file that is not an image, and a new photo
+    duplicate, invalid, new = presigned(original), presigned(b"not an image"), presigned(fresh_image(seed=4343))
+    local_stack.router.drain()
+    # Then the bucket's lifecycle rules (provisioned from the same declaration as on AWS) expire the
+    # duplicate and the invalid one, and never an indexed upload, which is a catalogue photo
+    assert expiring_rules("alyaimg", duplicate) == ["duplicate-uploads"]
+    assert expiring_rules("alyaimg", invalid) == ["invalid-uploads"]
+    assert expiring_rules("alyaimg", new) == []
+    assert tags("alyaimg", new) == {"dedupe-status": "indexed"}
+
+
+PACKAGE_PHOTOS = Path(__file__).resolve().parents[1] / "data" / "package_photos"
+
+
+def labelled(name: str) -> tuple[bytes, dict[str, bytes]]:
+    """A real photo and one variant of each class (fixed seed): the first, and for crops the tightest
+    (far enough from the original in embedding space that only verification can match it)."""
+    original = (PACKAGE_PHOTOS / f"{name}.jpg").read_bytes()
+    chosen: dict[str, bytes] = {}
+    tightest = 1.0
+    for variant in variants.variants(name, original, seed=15):
+        chosen.setdefault(variant.kind, variant.data)
+        if variant.kind == "crop" and float(variant.detail.split("%")[0]) / 100 < tightest:
+            tightest = float(variant.detail.split("%")[0]) / 100
+            chosen["crop"] = variant.data
+    return original, chosen
+
+
+def test_re_exports_are_found_in_two_stages_and_colour_variants_are_new_products(post: Post) -> None:
+    # Given a real photo in the catalogue
+    original, by_kind = labelled("coffee")
+    stored = post(original, "coffee.jpg", website="blysk").json()
+    assert stored["duplicate_found"] is False
+    # When each kind of re-export is uploaded (squashed, cropped, rotated, mirrored, grayscale, ...)
+    for kind in variants.DUPLICATE_CLASSES:
+        answer = post(by_kind[kind], f"{kind}.jpg", website="blysk").json()
+        # Then it is a duplicate of that photo, saying why
+        assert answer["duplicate_found"] is True, kind
+        assert key_of(answer["results"][0]["path"]) == key_of(stored["s3_url"]), kind
+        assert answer["results"][0]["match"] in ("near", "verified"), kind
+        assert 0 <= answer["results"][0]["distance"] < get_settings().retrieval_threshold, kind
+    # When colour variants of the design arrive (a hue rotation, the piece recoloured as gold or silver)
+    for kind in variants.COLOUR_VARIANTS:
+        answer = post(by_kind[kind], f"{kind}.jpg", website="blysk").json()
+        # Then each is a new product, stored
+        assert answer["duplicate_found"] is False, kind
+        assert "/blyskimg/catalogue/" in answer["s3_url"]
+
+
+def test_the_upload_trigger_takes_the_same_two_stage_decision(local_stack: LocalStack) -> None:
+    s3 = aws.client("s3")
+    original, by_kind = labelled("china")
+    # Given a photo dropped into the bucket and indexed by the trigger
+    s3.put_object(Bucket="alyaimg", Key="console/china.jpg", Body=original)
+    local_stack.router.drain()
+    assert tags("alyaimg", "console/china.jpg") == {"dedupe-status": "indexed"}
+    # Then its verification features are kept in its catalogue record, not as objects in the bucket
+    ImageFeatures.from_bytes(catalogue_record("alya", storage.sha256_hex(original))["verification_features"]["B"])
+    assert [key for key in s3_objects("alyaimg") if key.startswith("verification/")] == []
+    # When a crop and a recoloured copy are dropped in
+    s3.put_object(Bucket="alyaimg", Key="console/china-crop.jpg", Body=by_kind["crop"])
+    s3.put_object(Bucket="alyaimg", Key="console/china-gold.jpg", Body=by_kind["metal"])
+    local_stack.router.drain()
+    # Then the crop is recorded as a verified duplicate and the colour variant is indexed as new
+    assert tags("alyaimg", "console/china-crop.jpg") == {
+        "dedupe-status": "duplicate",
+        "duplicate-of": "s3://alyaimg/console/china.jpg",
+        "duplicate-match": "verified",
+    }
+    assert tags("alyaimg", "console/china-gold.jpg") == {"dedupe-status": "indexed"}
+
+
+def test_images_indexed_without_features_are_still_verified_from_the_image(post: Post) -> None:
+    dynamodb = aws.client("dynamodb")
+    original, by_kind = labelled("flower")
+    stored = post(original, "flower.jpg", website="alya").json()
+    key = {"content_id": {"S": f"alya#{storage.sha256_hex(original)}"}}
+    table = get_settings().catalogue_table
+    # Given an image indexed before verification features were kept (none in its record)
+    dynamodb.update_item(TableName=table, Key=key, UpdateExpression="REMOVE verification_features")
+    # When a crop of it is uploaded
+    answer = post(by_kind["crop"], website="alya").json()
+    # Then the image itself is read and the crop verified; its features are written back for next time
+    assert answer["duplicate_found"] is True and answer["results"][0]["match"] in ("near", "verified")
+    assert key_of(answer["results"][0]["path"]) == key_of(stored["s3_url"])
+    rewritten = catalogue_record("alya", storage.sha256_hex(original))["verification_features"]["B"]
+    assert ImageFeatures.from_bytes(rewritten).descriptors.shape[1] == 32
+    # And damaged features are found again the same way
+    dynamodb.update_item(
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET verification_features = :damaged",
+        ExpressionAttributeValues={":damaged": {"B": b"PK\x03\x04 damaged"}},
+    )
+    assert post(by_kind["rotate"], website="alya").json()["duplicate_found"] is True
+    assert catalogue_record("alya", storage.sha256_hex(original))["verification_features"]["B"] == rewritten

@@ -64,3 +64,35 @@ def test_refuses_what_is_not_a_safe_image(photos: list[Path], make, code: str) -
     with pytest.raises(InvalidImageError) as raised:
         decode_image(make(photos[0]))
     assert raised.value.code == code
+
+
+def test_squash_mode_sees_the_whole_image_so_a_copy_squashed_to_a_square_looks_like_its_original(
+    photos: list[Path],
+) -> None:
+    from transformers import CLIPImageProcessor
+
+    # Serving's mode is transformers' CLIPImageProcessor told to resize to 224×224 without a crop
+    squash_processor = CLIPImageProcessor(size={"height": 224, "width": 224}, do_center_crop=False)
+    for size in ((300, 200), (97, 1000)):
+        shaped = Image.open(photos[1]).convert("RGB").resize(size)
+        expected = squash_processor(images=shaped, return_tensors="np")["pixel_values"][0]
+        assert np.abs(preprocess(shaped, resize="squash") - expected).max() < 1e-5
+    # Given a landscape photo and a copy of it squashed to a square
+    image = Image.open(photos[0]).convert("RGB")
+    squashed = image.resize((min(image.size),) * 2, Image.Resampling.BICUBIC)
+    # Then serving's mode (the whole image to 224×224) gives both nearly the same pixels
+    assert np.abs(preprocess(image, resize="squash") - preprocess(squashed, resize="squash")).mean() < 0.05
+    # While CLIP's centre crop shows the two different content
+    assert np.abs(preprocess(image) - preprocess(squashed)).mean() > 0.2
+    with pytest.raises(ValueError, match="resize mode"):
+        preprocess(image, resize="stretch")  # type: ignore[arg-type]
+
+
+def test_a_16_bit_grayscale_png_is_scaled_not_clipped(photos: list[Path]) -> None:
+    # Given a photo exported as a 16-bit grayscale PNG (Pillow's own conversion would clip it to white)
+    gray = Image.open(photos[0]).convert("L")
+    sixteen = Image.fromarray(np.asarray(gray).astype(np.uint16) * 257)
+    decoded = decode_image(encoded(sixteen, "PNG"))
+    assert decoded.mode.startswith("I")
+    # Then it preprocesses as the 8-bit grayscale image does
+    assert np.abs(preprocess(decoded, resize="squash") - preprocess(gray, resize="squash")).max() < 1e-5

@@ -20,7 +20,8 @@ def test_defaults_work_without_any_environment(monkeypatch: pytest.MonkeyPatch) 
     # Then the documented defaults hold
     assert settings.milvus_collection == "image_embeddings_ip"
     assert settings.duplicate_threshold == 0.05
-    assert settings.search_ef == 64 and settings.search_top_k == 5
+    assert settings.search_ef == 64 and settings.search_top_k == 20
+    assert settings.retrieval_threshold == 0.5 and settings.clip_resize == "squash"
     assert settings.bucket_for("alya") == "alyaimg" and settings.bucket_for("blysk") == "blyskimg"
     assert settings.listings_index == "listings-v2"
     assert settings.vision_cache_table == "hearth-vision-cache"
@@ -38,7 +39,16 @@ def test_environment_overrides_and_types(monkeypatch: pytest.MonkeyPatch) -> Non
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("SEARCH_TOP_K", "0"), ("DUPLICATE_THRESHOLD", "-1"), ("PRESIGN_EXPIRY_S", "999999999"), ("SEARCH_EF", "many")],
+    [
+        ("SEARCH_TOP_K", "0"),
+        ("DUPLICATE_THRESHOLD", "-1"),
+        ("PRESIGN_EXPIRY_S", "999999999"),
+        ("SEARCH_EF", "many"),
+        ("VERIFY_MIN_INLIERS", "2"),
+        ("VERIFY_MAX_COLOUR_DISAGREEMENT", "1.5"),
+        ("CLIP_RESIZE", "stretch"),
+        ("RETRIEVAL_THRESHOLD", "0.01"),  # tighter than DUPLICATE_THRESHOLD: near matches never retrieved
+    ],
 )
 def test_out_of_range_settings_are_refused_at_start(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)

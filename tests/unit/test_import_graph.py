@@ -1,6 +1,6 @@
 """The shared library's import graph: no cycles, and no module imports a layer above its own.
 
-Layers, lowest first: the base modules (settings, errors, store declarations, clients, logging,
+Layers, lowest first: the base modules (settings, errors, redaction, store declarations, clients, logging,
 events), then the capabilities' building blocks (imaging, embeddings, providers, the API edge),
 then the two domains (jewelry, realestate), which never import each other. Lazy imports inside
 functions count too. Nothing in the library imports the functions, the local stack or the tests.
@@ -17,6 +17,7 @@ LAYERS = {
     "listing_vision.config": 0,
     "listing_vision.errors": 0,
     "listing_vision.resources": 0,
+    "listing_vision.redaction": 0,
     "listing_vision.aws": 1,
     "listing_vision.dynamodb_items": 1,
     "listing_vision.observability": 1,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Storefront = Literal["alya", "blysk"]
@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         description="ONNX image encoder for the in-process path (from `serving.clip.export`); unset: the shipped "
         "weight-free DCT descriptor.",
     )
+    clip_resize: Literal["squash", "clip"] = Field(
+        "squash",
+        description="How the in-process encoder fits an image to 224×224: `squash` (the whole image, what "
+        "serving uses) or `clip` (CLIPImageProcessor's centre crop). Changing it means re-embedding (backfill).",
+    )
     embedding_timeout_s: float = Field(10.0, gt=0, description="Read timeout of one SageMaker invocation, seconds.")
     embedding_transport_px: int = Field(
         1024,
@@ -97,10 +102,32 @@ class Settings(BaseSettings):
     milvus_collection: str = Field("image_embeddings_ip", description="Milvus collection of image embeddings.")
     embedding_dim: int = Field(512, ge=1, description="Embedding dimension (512 for CLIP ViT-B/32).")
     duplicate_threshold: float = Field(
-        0.05, gt=0, lt=2, description="Duplicate when distance = 1 − IP score is below this."
+        0.05,
+        gt=0,
+        lt=2,
+        description="`near` duplicate when distance = 1 − IP score is below this and the colours agree.",
+    )
+    retrieval_threshold: float = Field(
+        0.5,
+        gt=0,
+        lt=2,
+        description="Candidates closer than this (distance) are verified on local features and colour.",
     )
     search_ef: int = Field(64, ge=1, description="HNSW `ef` at search time.")
-    search_top_k: int = Field(5, ge=1, le=100, description="Neighbours returned by a duplicate search.")
+    search_top_k: int = Field(20, ge=1, le=100, description="Candidates retrieved per duplicate check.")
+    verify_min_inliers: int = Field(
+        15, ge=4, description="`verified` needs at least this many RANSAC inliers among the ORB matches."
+    )
+    verify_max_hue_degrees: float = Field(
+        25.0, gt=0, le=180, description="A coloured cell whose hue turned further than this disagrees."
+    )
+    verify_max_colour_disagreement: float = Field(
+        0.08,
+        gt=0,
+        lt=1,
+        description="Different products (a colour variant) when more than this share of the coloured cells "
+        "disagree in hue or chroma where the two photos overlap.",
+    )
     claim_lease_s: int = Field(
         120,
         ge=5,
@@ -192,6 +219,14 @@ class Settings(BaseSettings):
 
     # --- Observability ---------------------------------------------------------------------
     metrics_namespace: str = Field("ListingVision", description="CloudWatch metrics namespace.")
+
+    @model_validator(mode="after")
+    def _retrieval_covers_near(self) -> Settings:
+        if self.retrieval_threshold < self.duplicate_threshold:
+            raise ValueError(
+                "retrieval_threshold must be at least duplicate_threshold (a near duplicate must be retrieved)"
+            )
+        return self
 
     def bucket_for(self, storefront: Storefront) -> str:
         """The S3 bucket that holds a storefront's images."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from listing_vision.redaction import redact
+
 
 class VisionError(Exception):
     """Base of every error the platform reports to a caller."""
@@ -24,7 +26,7 @@ class VisionError(Exception):
 
     def to_body(self, request_id: str | None = None) -> dict[str, Any]:
         """The one JSON error shape of every 4xx/5xx answer."""
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        error: dict[str, Any] = {"code": self.code, "message": redact(self.message)}
         if self.details:
             error["details"] = self.details
         if request_id:

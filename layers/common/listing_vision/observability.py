@@ -1,18 +1,58 @@
 """Powertools Logger, Tracer and Metrics, created once per process.
 
-Service name comes from POWERTOOLS_SERVICE_NAME (CDK sets one per function); logs are JSON.
-Import these objects; never create another Logger/Tracer/Metrics.
+Service name comes from POWERTOOLS_SERVICE_NAME (CDK sets one per function); logs are JSON, and
+every line passes through `redaction.redact` (exception tracebacks included), so a secret that
+reaches a message cannot reach the logs. Records of other loggers (botocore, the SDKs, Powertools'
+own tracer, which logs exceptions with their tracebacks) reach Lambda's root handler instead, so
+every record is redacted where it is made too (`_redacting_records`). Import these objects; never
+create another.
 """
 
 from __future__ import annotations
 
+import logging
+import traceback
 import warnings
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.logging.types import LogRecord
 
 from listing_vision.config import get_settings
+from listing_vision.redaction import redact
 
-logger = Logger()
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    def serialize(self, log: LogRecord) -> str:
+        return redact(super().serialize(log))
+
+
+def _redacting_records() -> None:
+    """Make every log record of the process with its message and traceback text already redacted
+    (handlers format `exc_text` when it is set). Installed once per process."""
+    make_record = logging.getLogRecordFactory()
+    if getattr(make_record, "redacts", False):
+        return
+
+    def redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        try:
+            record.msg, record.args = redact(record.getMessage()), ()
+            if record.exc_info and not record.exc_text:
+                record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is left to logging's own handling
+            pass
+        return record
+
+    redacted_record.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(redacted_record)
+
+
+_redacting_records()
+
+
+logger = Logger(logger_formatter=RedactingFormatter())
 tracer = Tracer()
 metrics = Metrics(namespace=get_settings().metrics_namespace)
 

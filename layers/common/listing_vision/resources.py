@@ -5,12 +5,15 @@ bucket's purpose cannot drift between AWS and a laptop. Names come from settings
 from the stack (with its stage) on AWS. `existing` marks what already lives in the account and
 is referenced there, never created: `always` (the vision cache the migration reuses) or
 `optional` (storefront buckets, when context names them). Locally everything is provisioned.
+
+A bucket's `expiries` are what S3 deletes by itself (lifecycle rules), with why; every bucket the
+platform creates also drops old object versions and abandoned multipart uploads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Existing = Literal["never", "optional", "always"]
 
@@ -27,12 +30,48 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
+class Expiry:
+    """Objects S3 deletes after `days`: those under `prefix` carrying every tag in `tags`."""
+
+    rule_id: str
+    days: int
+    why: str
+    prefix: str = ""
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class BucketSpec:
-    """An S3 bucket: the setting holding its name and what it holds."""
+    """An S3 bucket: the setting holding its name, what it holds, and what expires from it."""
 
     name_setting: str
     purpose: str
     existing: Existing = "never"
+    expiries: tuple[Expiry, ...] = ()
+
+
+INCOMING_PREFIX = "incoming/"  # presigned uploads land here (listing_vision.jewelry.uploads)
+UPLOAD_STATUS_TAG = "dedupe-status"  # the outcome the upload trigger records on each object
+JOB_RETENTION_DAYS = 30  # a generation job's record lives this long (its TTL)
+NONCURRENT_VERSION_DAYS = 30  # an overwritten or deleted object version is kept this long
+INCOMPLETE_UPLOAD_DAYS = 7  # a multipart upload never completed is abandoned after this
+
+STOREFRONT_EXPIRIES = (
+    Expiry(
+        "duplicate-uploads",
+        30,
+        "uploads found to be duplicates: the catalogue holds the original; kept a month for support",
+        INCOMING_PREFIX,
+        ((UPLOAD_STATUS_TAG, "duplicate"),),
+    ),
+    Expiry(
+        "invalid-uploads",
+        7,
+        "uploads that are not accepted images: never indexed, kept a week for support",
+        INCOMING_PREFIX,
+        ((UPLOAD_STATUS_TAG, "invalid"),),
+    ),
+)
 
 
 TABLES: tuple[TableSpec, ...] = (
@@ -48,9 +87,41 @@ TABLES: tuple[TableSpec, ...] = (
 )
 
 BUCKETS: tuple[BucketSpec, ...] = (
-    BucketSpec("alya_bucket", "alya storefront product photos", "optional"),
-    BucketSpec("blysk_bucket", "blysk storefront product photos", "optional"),
-    BucketSpec("generated_bucket", "generated catalogue images and ZIPs"),
+    BucketSpec("alya_bucket", "alya storefront product photos", "optional", STOREFRONT_EXPIRIES),
+    BucketSpec("blysk_bucket", "blysk storefront product photos", "optional", STOREFRONT_EXPIRIES),
+    BucketSpec(
+        "generated_bucket",
+        "generated catalogue images and ZIPs",
+        expiries=(
+            Expiry(
+                "generated-images",
+                JOB_RETENTION_DAYS + 1,
+                "a job's images and ZIP outlive its record (and the URLs it answers) by a day",
+            ),
+        ),
+    ),
     BucketSpec("artifacts_bucket", "migration manifests, results and backups"),
     BucketSpec("uploads_bucket", "listing documents (and their photos) dropped for ingest"),
 )
+
+
+def lifecycle_rules(spec: BucketSpec) -> list[dict[str, Any]]:
+    """The bucket's lifecycle rules in the S3 API's shape (PutBucketLifecycleConfiguration)."""
+    rules: list[dict[str, Any]] = [
+        {
+            "ID": "old-versions-and-abandoned-uploads",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": NONCURRENT_VERSION_DAYS},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": INCOMPLETE_UPLOAD_DAYS},
+        }
+    ]
+    for expiry in spec.expiries:
+        tags = [{"Key": key, "Value": value} for key, value in expiry.tags]
+        match: dict[str, Any] = {"Prefix": expiry.prefix}
+        if len(tags) == 1 and not expiry.prefix:
+            match = {"Tag": tags[0]}
+        elif tags:
+            match = {"And": {"Prefix": expiry.prefix, "Tags": tags}}
+        rules.append({"ID": expiry.rule_id, "Status": "Enabled", "Filter": match, "Expiration": {"Days": expiry.days}})
+    return rules

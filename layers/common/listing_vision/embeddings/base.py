@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from listing_vision.imaging.features import Candidate, ImageFeatures, Verdict, VerifySettings
+
+
+@dataclass(frozen=True)
+class Description:
+    """What the duplicate check needs of an upload: its embedding, and its verification features
+    (with the mirrored set, the query's form)."""
+
+    embedding: np.ndarray
+    features: ImageFeatures
+
 
 class Embedder(Protocol):
-    """Encoded images (JPEG/PNG/WebP bytes) → L2-normalised float32 embeddings [N, dim], in order.
+    """Encoded images (JPEG/PNG/WebP bytes) → L2-normalised float32 embeddings [N, dim], in order;
+    and the duplicate check's model side: features of images, verdicts on candidates.
 
     Raises a domain error (`listing_vision.errors`) for an image the model refuses, and
     `UpstreamError` when the model cannot be reached."""
@@ -18,3 +31,9 @@ class Embedder(Protocol):
     dim: int
 
     def embed(self, images: Sequence[bytes]) -> np.ndarray: ...
+
+    def describe(self, images: Sequence[bytes]) -> list[Description]: ...
+
+    def verify(
+        self, query: ImageFeatures, candidates: Sequence[Candidate], settings: VerifySettings
+    ) -> list[Verdict]: ...

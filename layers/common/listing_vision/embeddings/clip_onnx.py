@@ -5,9 +5,15 @@ This one module is the serving core for both paths: the SageMaker container (it 
 Pillow and onnxruntime, so it runs in either place unchanged; onnxruntime is imported only when a
 session is built, so Lambda functions (whose layer has no onnxruntime) can use the decoder.
 
-Preprocessing matches `transformers.CLIPImageProcessor` (checked by a parity test): EXIF
-orientation applied, RGB, shortest side to 224 with bicubic resampling (long side truncated as
-transformers does), centre crop 224, rescale 1/255, CLIP mean/std, channels first.
+Preprocessing has two resize modes; the rest is CLIP's (EXIF orientation applied, RGB, bicubic,
+rescale 1/255, CLIP mean/std, channels first):
+- `clip` matches `transformers.CLIPImageProcessor` exactly (checked by a parity test): shortest
+  side to 224 (long side truncated as transformers does), centre crop 224;
+- `squash` (what serving uses): the whole image resized to 224×224 (CLIPImageProcessor with
+  `size={"height": 224, "width": 224}, do_center_crop=False`, also checked), so the embedding sees
+  all of it and a copy squashed to a square embeds like its original, where a centre crop would
+  cut different content away. Vectors from the two modes are not comparable: changing the mode
+  means re-embedding the catalogue (the backfill).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -31,6 +37,8 @@ INPUT_NAME = "pixel_values"
 OUTPUT_NAME = "image_embeds"
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 DEFAULT_MAX_PIXELS = 40_000_000  # ~ 8000 × 5000; larger claims are refused before decoding
+Resize = Literal["clip", "squash"]
+SERVING_RESIZE: Resize = "squash"
 
 
 class InvalidImageError(ValueError):
@@ -79,9 +87,35 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     return image
 
 
-def preprocess(image: Image.Image, size: int = 224) -> np.ndarray:
-    """One image → float32 array [3, size, size], exactly as CLIPImageProcessor produces it."""
-    image = ImageOps.exif_transpose(image).convert("RGB")
+def decode_images(blobs: Sequence[bytes], max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Image.Image]:
+    """`decode_image` for each; the error names the index of the first file refused."""
+    images = []
+    for index, blob in enumerate(blobs):
+        try:
+            images.append(decode_image(blob, max_pixels))
+        except InvalidImageError as error:
+            raise InvalidImageError(f"Image {index}: {error}", error.code) from error
+    return images
+
+
+def as_rgb(image: Image.Image) -> Image.Image:
+    """EXIF orientation applied, 8-bit RGB. 16-bit grayscale (a PNG export) is scaled to 8 bits:
+    Pillow's own conversion clips it, which turns a 16-bit copy of a photo white."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode.startswith("I;16") or image.mode == "I":
+        scaled = np.asarray(image, dtype=np.float64) / 257.0
+        image = Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8))
+    return image.convert("RGB")
+
+
+def preprocess(image: Image.Image, size: int = 224, resize: Resize = "clip") -> np.ndarray:
+    """One image → float32 array [3, size, size]; `resize="clip"` is exactly CLIPImageProcessor."""
+    image = as_rgb(image)
+    if resize == "squash":
+        squashed = image.resize((size, size), resample=Image.Resampling.BICUBIC, reducing_gap=None)
+        return _normalise_pixels(np.asarray(squashed))
+    if resize != "clip":
+        raise ValueError(f"unknown resize mode {resize!r}")
     width, height = image.size
     short, long = (width, height) if width <= height else (height, width)
     new_short, new_long = size, int(size * long / short)
@@ -89,8 +123,11 @@ def preprocess(image: Image.Image, size: int = 224) -> np.ndarray:
     resized = image.resize((new_w, new_h), resample=Image.Resampling.BICUBIC, reducing_gap=None)
     pixels = np.asarray(resized)
     top, left = (new_h - size) // 2, (new_w - size) // 2
-    crop = pixels[top : top + size, left : left + size].astype(np.float32) * np.float32(1 / 255)
-    normalised = (crop - CLIP_MEAN) / CLIP_STD
+    return _normalise_pixels(pixels[top : top + size, left : left + size])
+
+
+def _normalise_pixels(pixels: np.ndarray) -> np.ndarray:
+    normalised = (pixels.astype(np.float32) * np.float32(1 / 255) - CLIP_MEAN) / CLIP_STD
     return np.ascontiguousarray(normalised.transpose(2, 0, 1), dtype=np.float32)
 
 
@@ -142,9 +179,18 @@ class ClipEncoder:
 
     Thread-safe: ONNX Runtime sessions allow concurrent `run` calls."""
 
-    def __init__(self, model_path: str | os.PathLike[str], options: SessionOptions | None = None, max_batch: int = 64):
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        options: SessionOptions | None = None,
+        max_batch: int = 64,
+        resize: Resize = SERVING_RESIZE,
+    ):
         import onnxruntime as ort
 
+        if resize not in ("clip", "squash"):
+            raise ValueError(f"unknown resize mode {resize!r}")
+        self.resize: Resize = resize
         self.options = options or SessionOptions()
         self.session = ort.InferenceSession(
             os.fspath(model_path), sess_options=self.options.build(), providers=providers(self.options.prefer_gpu)
@@ -174,14 +220,8 @@ class ClipEncoder:
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim), np.float32)
-        return self.encode_pixels(np.stack([preprocess(image, self.image_size) for image in images]))
+        return self.encode_pixels(np.stack([preprocess(image, self.image_size, self.resize) for image in images]))
 
     def encode_bytes(self, blobs: Sequence[bytes], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         """Encoded image files → embeddings; any undecodable file raises InvalidImageError naming its index."""
-        images = []
-        for index, blob in enumerate(blobs):
-            try:
-                images.append(decode_image(blob, max_pixels))
-            except InvalidImageError as error:
-                raise InvalidImageError(f"Image {index}: {error}", error.code) from error
-        return self.encode_images(images)
+        return self.encode_images(decode_images(blobs, max_pixels))

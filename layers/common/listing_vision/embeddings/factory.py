@@ -9,7 +9,7 @@ from listing_vision.config import get_settings
 from listing_vision.embeddings.base import Embedder
 
 _lock = threading.Lock()
-_embedders: dict[tuple[str, str | None, str | None], Embedder] = {}
+_embedders: dict[tuple[str, str | None, str | None, str], Embedder] = {}
 
 
 def get_embedder() -> Embedder:
@@ -19,7 +19,7 @@ def get_embedder() -> Embedder:
     mode = settings.embedder
     if mode == "auto":
         mode = "sagemaker" if settings.sagemaker_endpoint_name else "onnx"
-    key = (mode, settings.sagemaker_endpoint_name, settings.clip_model_path)
+    key = (mode, settings.sagemaker_endpoint_name, settings.clip_model_path, settings.clip_resize)
     with _lock:
         if key not in _embedders:
             _embedders[key] = _build(mode)
@@ -42,7 +42,9 @@ def _build(mode: str) -> Embedder:
         )
     from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL, OnnxEmbedder
 
-    embedder = OnnxEmbedder(settings.clip_model_path or DESCRIPTOR_MODEL, max_pixels=settings.max_image_pixels)
+    embedder = OnnxEmbedder(
+        settings.clip_model_path or DESCRIPTOR_MODEL, max_pixels=settings.max_image_pixels, resize=settings.clip_resize
+    )
     if embedder.dim != settings.embedding_dim:
         raise ValueError(
             f"{embedder.model_path} gives {embedder.dim}-d vectors; EMBEDDING_DIM is {settings.embedding_dim}"

@@ -7,22 +7,49 @@ from pathlib import Path
 
 import numpy as np
 
-from listing_vision.embeddings.clip_onnx import ClipEncoder, InvalidImageError, SessionOptions
+from listing_vision.embeddings.base import Description
+from listing_vision.embeddings.clip_onnx import (
+    SERVING_RESIZE,
+    ClipEncoder,
+    InvalidImageError,
+    Resize,
+    SessionOptions,
+    decode_images,
+)
+from listing_vision.embeddings.vision_model import VisionModel
 from listing_vision.imaging.decode import image_error
+from listing_vision.imaging.features import Candidate, ImageFeatures, Verdict, VerifySettings
 
 DESCRIPTOR_MODEL = Path(__file__).parent / "models" / "dct_descriptor.onnx"
 
 
 class OnnxEmbedder:
-    def __init__(self, model_path: str | Path, options: SessionOptions | None = None, max_pixels: int = 40_000_000):
+    def __init__(
+        self,
+        model_path: str | Path,
+        options: SessionOptions | None = None,
+        max_pixels: int = 40_000_000,
+        resize: Resize = SERVING_RESIZE,
+    ):
         self.model_path = Path(model_path)
-        self.encoder = ClipEncoder(self.model_path, options)
+        self.encoder = ClipEncoder(self.model_path, options, resize=resize)
+        self.model = VisionModel(self.encoder)
         self.dim = self.encoder.dim
         self.model_id = f"onnx:{self.model_path.name}"
         self.max_pixels = max_pixels
 
     def embed(self, images: Sequence[bytes]) -> np.ndarray:
+        return self.model.embed(self._decode(images))
+
+    def describe(self, images: Sequence[bytes]) -> list[Description]:
+        embeddings, features = self.model.describe(self._decode(images))
+        return [Description(vector, found) for vector, found in zip(embeddings, features, strict=True)]
+
+    def verify(self, query: ImageFeatures, candidates: Sequence[Candidate], settings: VerifySettings) -> list[Verdict]:
+        return self.model.verify(query, candidates, settings)
+
+    def _decode(self, images: Sequence[bytes]) -> list:
         try:
-            return self.encoder.encode_bytes(images, self.max_pixels)
+            return decode_images(images, self.max_pixels)
         except InvalidImageError as error:
             raise image_error(error) from error

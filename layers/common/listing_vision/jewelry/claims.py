@@ -5,12 +5,16 @@ pass the check and both be stored. Here an upload first claims its content id
 (`<website>#<sha256>`) with a conditional write; exactly one request wins and stores, the others
 wait for its record and answer with the stored original. A claim is a lease: if its owner dies,
 another request may take it over once `claim_lease_s` has passed.
+
+A stored record also keeps the image's duplicate-verification features (`verification_features`,
+about 25 KB), so a duplicate check reads all its candidates' features in one BatchGetItem.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +26,9 @@ from listing_vision.dynamodb_items import expression_values, from_item, to_item
 
 PENDING = "pending"
 STORED = "stored"
+FEATURES = "verification_features"
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+BATCH_GET_ATTEMPTS = 5  # unprocessed keys (throttling) are asked again, with backoff
 
 
 @dataclass(frozen=True)
@@ -88,14 +95,31 @@ class ContentClaims:
         return True
 
     def complete(
-        self, website: str, sha256: str, owner: str, path: str, vector_id: int, image_name: str | None
+        self,
+        website: str,
+        sha256: str,
+        owner: str,
+        path: str,
+        vector_id: int,
+        image_name: str | None,
+        features: bytes | None = None,
     ) -> None:
-        """Turn our claim into the stored record (kept for good: no TTL)."""
-        values = {"stored": STORED, "path": path, "vector": vector_id, "owner": owner, "created": int(time.time())}
+        """Turn our claim into the stored record (kept for good: no TTL), with the image's
+        verification features when given."""
+        values: dict[str, Any] = {
+            "stored": STORED,
+            "path": path,
+            "vector": vector_id,
+            "owner": owner,
+            "created": int(time.time()),
+        }
         update = "SET #s = :stored, #p = :path, vector_id = :vector, created_at = :created"
         if image_name:
             update += ", image_name = :name"
             values["name"] = image_name
+        if features is not None:
+            update += f", {FEATURES} = :features"
+            values["features"] = features
         self.dynamodb.update_item(
             TableName=self.table,
             Key=self._key(website, sha256),
@@ -104,6 +128,46 @@ class ContentClaims:
             ExpressionAttributeNames={"#s": "status", "#p": "path", "#o": "owner"},
             ExpressionAttributeValues=expression_values(**values),
         )
+
+    def features(self, contents: Sequence[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        """The verification features of stored records, by (website, sha256); records without
+        features (indexed before they were kept) and unknown contents are absent."""
+        keys = list(dict.fromkeys(contents))
+        found: dict[tuple[str, str], bytes] = {}
+        for start in range(0, len(keys), BATCH_GET_LIMIT):
+            request = {
+                self.table: {
+                    "Keys": [self._key(website, sha256) for website, sha256 in keys[start : start + BATCH_GET_LIMIT]],
+                    "ProjectionExpression": f"content_id, {FEATURES}",
+                }
+            }
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                response = self.dynamodb.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table, []):
+                    record = from_item(item)
+                    if FEATURES in record:
+                        website, _, sha256 = record["content_id"].partition("#")
+                        found[(website, sha256)] = bytes(record[FEATURES])
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.05 * 2**attempt)
+        return found
+
+    def set_features(self, website: str, sha256: str, features: bytes) -> None:
+        """Keep features found later (for a record stored before features were kept)."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=self._key(website, sha256),
+                UpdateExpression=f"SET {FEATURES} = :features",
+                ConditionExpression="#s = :stored",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=expression_values(features=features, stored=STORED),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     def release(self, website: str, sha256: str, owner: str) -> None:
         """Give a claim back without storing (a near-duplicate was found, or storing failed)."""

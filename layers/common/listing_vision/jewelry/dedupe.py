@@ -2,10 +2,11 @@
 
 An upload is validated (nothing is written for a bad one), hashed, and its exact bytes looked up
 in the content registry before any embedding is computed. A new upload claims its content, is
-embedded (normalised), searched against the catalogue (IP metric, distance = 1 − score), and,
-unless a near-duplicate is found, stored in the storefront's bucket under a content key and
-indexed. Identical uploads arriving together store one object and one vector: the others wait for
-the winner's record and answer with it.
+embedded (normalised), and checked against the catalogue in two stages (`duplicates.py`:
+retrieval by embedding, then verification of each candidate); unless a duplicate is found, it is
+stored in the storefront's bucket under a content key and indexed, its verification features
+kept in its catalogue record. Identical uploads arriving together store one object and one vector: the others wait
+for the winner's record and answer with it.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import numpy as np
 
 from listing_vision.api.access import Caller
 from listing_vision.config import Storefront, get_settings
-from listing_vision.embeddings.base import Embedder
+from listing_vision.embeddings.base import Description, Embedder
 from listing_vision.errors import Conflict, PayloadTooLarge
 from listing_vision.imaging.decode import load_image
 from listing_vision.jewelry import storage, vector_index
 from listing_vision.jewelry.claims import ContentClaims, ContentRecord, new_owner
+from listing_vision.jewelry.duplicates import DuplicateFinder, Match
 from listing_vision.observability import logger, metrics
 
 Scope = Literal["storefront", "all"]
@@ -62,6 +64,7 @@ class DedupeService:
         self.claims = claims or ContentClaims()
         self.settings = get_settings()
         self.milvus = vector_index.milvus_client()
+        self.finder = DuplicateFinder(self.milvus, embedder, self.claims, self.settings)
 
     # --- the endpoint's operation -------------------------------------------------------------
     def check_and_store(
@@ -92,19 +95,29 @@ class DedupeService:
             metrics.add_metric(name="ExactDuplicates", unit="Count", value=1)
             return self._duplicate_of_record(exact)
         try:
-            vector = self.embedder.embed([upload.data])[0]
+            described = self.embedder.describe([upload.data])[0]
+            vector = described.embedding
             if check_duplicate:
-                near = self.near_duplicates(vector, upload.website, scope)
-                if near:
+                found = self.duplicates(described, upload.website, scope)
+                if found:
                     self.claims.release(upload.website, sha256, owner)
-                    metrics.add_metric(name="NearDuplicates", unit="Count", value=1)
-                    return DedupeResult(True, results=near, vector=vector)
+                    for kind in {result["match"] for result in found}:
+                        metrics.add_metric(name=f"{kind.capitalize()}Duplicates", unit="Count", value=1)
+                    return DedupeResult(True, results=found, vector=vector)
             prepared = before_store() if before_store is not None else None
             stored = storage.put_image(upload.website, upload.data, sha256, image.format or "", upload.filename)
             vector_id = vector_index.ensure_vector(
                 self.milvus, self.settings.milvus_collection, vector, stored.s3_uri, upload.website, sha256
             )
-            self.claims.complete(upload.website, sha256, owner, stored.s3_uri, vector_id, upload.filename)
+            self.claims.complete(
+                upload.website,
+                sha256,
+                owner,
+                stored.s3_uri,
+                vector_id,
+                upload.filename,
+                features=described.features.to_bytes(),
+            )
         except BaseException:
             self.claims.release(upload.website, sha256, owner)
             raise
@@ -120,22 +133,19 @@ class DedupeService:
         )
 
     # --- pieces ---------------------------------------------------------------------------------
-    def near_duplicate_hits(self, vector: np.ndarray, website: Storefront, scope: Scope) -> list[vector_index.Hit]:
-        """Neighbours closer than the duplicate threshold, nearest first."""
-        hits = vector_index.search(
-            self.milvus,
-            self.settings.milvus_collection,
-            vector,
-            website=website if scope == "storefront" else None,
-            limit=self.settings.search_top_k,
-            ef=self.settings.search_ef,
-        )
-        return [hit for hit in hits if hit.distance < self.settings.duplicate_threshold]
+    def duplicate_matches(self, upload: Description, website: Storefront, scope: Scope) -> list[Match]:
+        """Catalogue images that are the same photo (`near` or `verified`), nearest first."""
+        return self.finder.find(upload, website, scope)
 
-    def near_duplicates(self, vector: np.ndarray, website: Storefront, scope: Scope) -> list[dict[str, Any]]:
+    def duplicates(self, upload: Description, website: Storefront, scope: Scope) -> list[dict[str, Any]]:
         return [
-            {"id": hit.id, "distance": round(max(hit.distance, 0.0), 6), "path": self._url(hit.path)}
-            for hit in self.near_duplicate_hits(vector, website, scope)
+            {
+                "id": found.hit.id,
+                "distance": round(max(found.hit.distance, 0.0), 6),
+                "path": self._url(found.hit.path),
+                "match": found.match,
+            }
+            for found in self.duplicate_matches(upload, website, scope)
         ]
 
     def claim_or_existing(self, website: Storefront, sha256: str, owner: str, scope: Scope) -> ContentRecord | None:
@@ -160,7 +170,7 @@ class DedupeService:
             delay = min(delay * 2, 0.5)
 
     def _duplicate_of_record(self, record: ContentRecord) -> DedupeResult:
-        result = {"id": record.vector_id, "distance": 0.0, "path": self._url(record.path or "")}
+        result = {"id": record.vector_id, "distance": 0.0, "path": self._url(record.path or ""), "match": "exact"}
         return DedupeResult(True, results=[result])
 
     @staticmethod

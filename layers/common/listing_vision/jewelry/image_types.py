@@ -1,6 +1,6 @@
 """Catalogue image types per product, with the prompt for each generative one (one place).
 
-Earrings follow the seed: 1 White Background, 2 Hand Holding, 3 Dimension Image, 4 Lifestyle
+Earrings: 1 White Background, 2 Hand Holding, 3 Dimension Image, 4 Lifestyle
 Nature, 5 Model Wearing; default [1, 2, 4, 5] (3 needs dimensions). Necklaces, bracelets and rings
 have the same numbering with their own staging. Types 1 and 3 are rendered by image processing;
 the others need the image-edit provider.

@@ -24,8 +24,9 @@ from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.dynamodb_items import expression_values, from_item, to_item
 from listing_vision.errors import Conflict, NotFound
+from listing_vision.resources import JOB_RETENTION_DAYS
 
-TTL_S = 30 * 86_400
+TTL_S = JOB_RETENTION_DAYS * 86_400  # the generated bucket keeps its images a day longer
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 IN_PROGRESS = ("queued", "running")
 FINISHED = ("done", "partial", "failed")

@@ -19,7 +19,6 @@ from listing_vision.imaging.decode import MEDIA_TYPES
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 CATALOGUE_PREFIX = "catalogue/"
-INCOMING_PREFIX = "incoming/"
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 large for API Gateway (10 MB) and Lambda (6 MB event) that go straight to S3 with a presigned POST.
 
 The bucket's ObjectCreated events run `index_object`, which dedupes and indexes the object where it
-lies and records the outcome on the object as tags (`dedupe-status`: indexed | duplicate | invalid;
-`duplicate-of`; `reason`). Re-delivery of the same event changes nothing.
+lies (the API's two-stage decision, `duplicates.py`) and records the outcome on the object as tags
+(`dedupe-status`: indexed | duplicate | invalid; `duplicate-of` and `duplicate-match`, `near` or
+`verified`; `reason`). Re-delivery of the same event changes nothing.
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import numpy as np
 from botocore.exceptions import ClientError
 
 from listing_vision import aws
 from listing_vision.api.access import Caller
 from listing_vision.config import Storefront, get_settings
-from listing_vision.embeddings.base import Embedder
+from listing_vision.embeddings.base import Description, Embedder
 from listing_vision.errors import NotFound, PayloadTooLarge, VisionError
 from listing_vision.imaging.decode import load_image
 from listing_vision.jewelry import storage, vector_index
 from listing_vision.jewelry.claims import ContentClaims, new_owner
 from listing_vision.jewelry.dedupe import DedupeService
 from listing_vision.observability import logger, metrics
+from listing_vision.resources import INCOMING_PREFIX
+from listing_vision.resources import UPLOAD_STATUS_TAG as STATUS_TAG
 
 PRESIGNED_POST_EXPIRY_S = 900
 UPLOAD_CONTENT_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
@@ -59,7 +61,7 @@ def presigned_upload(caller: Caller, website: Storefront, filename: str | None, 
     settings = get_settings()
     extension = UPLOAD_CONTENT_TYPES[content_type]
     upload_id = uuid.uuid4().hex
-    key = f"{storage.INCOMING_PREFIX}{upload_id}.{extension}"
+    key = f"{INCOMING_PREFIX}{upload_id}.{extension}"
     fields = {"Content-Type": content_type}
     conditions: list[Any] = [
         {"Content-Type": content_type},
@@ -92,15 +94,16 @@ def upload_status(caller: Caller, website: Storefront, upload_id: str) -> dict[s
         raise NotFound(f"No upload {upload_id!r} in {website}.", code="upload_not_found")
     bucket = get_settings().bucket_for(website)
     s3 = aws.client("s3")
-    prefix = f"{storage.INCOMING_PREFIX}{upload_id}."
+    prefix = f"{INCOMING_PREFIX}{upload_id}."
     found = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("Contents", [])
     if not found:
         raise NotFound(f"No upload {upload_id!r} in {website}.", code="upload_not_found")
     key = found[0]["Key"]
     tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
-    answer: dict[str, Any] = {"upload_id": upload_id, "status": tags.get("dedupe-status", "pending")}
+    answer: dict[str, Any] = {"upload_id": upload_id, "status": tags.get(STATUS_TAG, "pending")}
     if tags.get("duplicate-of"):
         answer["duplicate_of"] = storage.public_url(storage.StoredImage.from_uri(tags["duplicate-of"]))
+        answer["match"] = tags.get("duplicate-match", "exact")
     if tags.get("reason"):
         answer["reason"] = tags["reason"]
     if answer["status"] == "indexed":
@@ -144,11 +147,11 @@ class UploadIndexer:
             elif existing.path == candidate.path:
                 outcomes[key] = IndexOutcome(bucket, key, "already_indexed")
             else:
-                outcomes[key] = self._duplicate(bucket, key, existing.path or "")
+                outcomes[key] = self._duplicate(bucket, key, existing.path or "", "exact")
         try:
-            vectors: Any = self.embedder.embed([c.data for c in claimed]) if claimed else []
-            for index, candidate in enumerate(claimed):
-                outcomes[candidate.key] = self._store(candidate, website, vectors[index])
+            described = self.embedder.describe([c.data for c in claimed]) if claimed else []
+            for candidate, description in zip(claimed, described, strict=True):
+                outcomes[candidate.key] = self._store(candidate, website, description)
         finally:
             for candidate in claimed:  # whatever was not completed goes back (no-op for completed claims)
                 self.claims.release(website, candidate.sha256, candidate.owner)
@@ -167,36 +170,49 @@ class UploadIndexer:
             record = self.claims.get(website, sha_claimed)
             if record is not None and record.stored and record.path == path:
                 return IndexOutcome(bucket, key, "already_indexed"), None  # our own API write, or a re-delivery
-        recorded = self._tags(bucket, key).get("dedupe-status")
+        recorded = self._tags(bucket, key).get(STATUS_TAG)
         if recorded in ("indexed", "duplicate", "invalid"):
             return IndexOutcome(bucket, key, "already_indexed" if recorded == "indexed" else recorded), None
         try:
             if head["ContentLength"] > self.settings.max_object_bytes:
                 raise PayloadTooLarge("The object is larger than MAX_OBJECT_BYTES.", code="file_too_large")
             data = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            load_image(data, self.settings.max_image_pixels)
+            load_image(data, self.settings.max_image_pixels)  # refused here: tagged invalid, nothing indexed
         except VisionError as error:
-            self._tag(bucket, key, {"dedupe-status": "invalid", "reason": error.code})
+            self._tag(bucket, key, {STATUS_TAG: "invalid", "reason": error.code})
             metrics.add_metric(name="InvalidUploads", unit="Count", value=1)
             return IndexOutcome(bucket, key, "invalid", reason=error.code), None
         name = storage.original_name(head.get("Metadata", {})) or key.rsplit("/", 1)[-1]
         return None, _Claimed(bucket, key, path, data, storage.sha256_hex(data), new_owner(), name)
 
-    def _store(self, candidate: _Claimed, website: Storefront, vector: np.ndarray) -> IndexOutcome:
-        near = self.dedupe.near_duplicate_hits(vector, website, "storefront")
-        if near:
-            return self._duplicate(candidate.bucket, candidate.key, near[0].path)
+    def _store(self, candidate: _Claimed, website: Storefront, upload: Description) -> IndexOutcome:
+        found = self.dedupe.duplicate_matches(upload, website, "storefront")
+        if found:
+            return self._duplicate(candidate.bucket, candidate.key, found[0].hit.path, found[0].match)
         vector_id = vector_index.ensure_vector(
-            self.dedupe.milvus, self.settings.milvus_collection, vector, candidate.path, website, candidate.sha256
+            self.dedupe.milvus,
+            self.settings.milvus_collection,
+            upload.embedding,
+            candidate.path,
+            website,
+            candidate.sha256,
         )
-        self.claims.complete(website, candidate.sha256, candidate.owner, candidate.path, vector_id, candidate.name)
-        self._tag(candidate.bucket, candidate.key, {"dedupe-status": "indexed"})
+        self.claims.complete(
+            website,
+            candidate.sha256,
+            candidate.owner,
+            candidate.path,
+            vector_id,
+            candidate.name,
+            features=upload.features.to_bytes(),
+        )
+        self._tag(candidate.bucket, candidate.key, {STATUS_TAG: "indexed"})
         metrics.add_metric(name="UploadsIndexed", unit="Count", value=1)
         logger.info("upload indexed", extra={"bucket": candidate.bucket, "key": candidate.key, "vector_id": vector_id})
         return IndexOutcome(candidate.bucket, candidate.key, "indexed")
 
-    def _duplicate(self, bucket: str, key: str, original: str) -> IndexOutcome:
-        self._tag(bucket, key, {"dedupe-status": "duplicate", "duplicate-of": original})
+    def _duplicate(self, bucket: str, key: str, original: str, match: str) -> IndexOutcome:
+        self._tag(bucket, key, {STATUS_TAG: "duplicate", "duplicate-of": original, "duplicate-match": match})
         metrics.add_metric(name="DuplicateUploads", unit="Count", value=1)
         logger.info("upload is a duplicate", extra={"bucket": bucket, "key": key, "duplicate_of": original})
         return IndexOutcome(bucket, key, "duplicate", duplicate_of=original)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from listing_vision.config import get_settings
+from listing_vision.redaction import register_secret
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -51,13 +52,13 @@ def milvus_client() -> MilvusClient:
 
 def _token() -> str:
     settings = get_settings()
-    if settings.milvus_token:
-        return settings.milvus_token
-    if settings.milvus_token_secret:
+    token = settings.milvus_token
+    if not token and settings.milvus_token_secret:
         from aws_lambda_powertools.utilities import parameters
 
-        return str(parameters.get_secret(settings.milvus_token_secret, max_age=3600))
-    return ""
+        token = str(parameters.get_secret(settings.milvus_token_secret, max_age=3600))
+    register_secret(token)
+    return token or ""
 
 
 def close_clients() -> None:
@@ -92,6 +93,7 @@ class Hit:
     score: float  # inner product of unit vectors: cosine similarity
     path: str
     website: str
+    sha256: str = ""
 
     @property
     def distance(self) -> float:
@@ -138,10 +140,16 @@ def search(
         limit=limit,
         filter=f'website == "{website}"' if website else "",
         search_params={"metric_type": "IP", "params": {"ef": max(ef, limit)}},
-        output_fields=["path", "website"],
+        output_fields=["path", "website", "sha256"],
     )
     return [
-        Hit(int(hit["id"]), float(hit["distance"]), hit["entity"]["path"], hit["entity"]["website"])
+        Hit(
+            int(hit["id"]),
+            float(hit["distance"]),
+            hit["entity"]["path"],
+            hit["entity"]["website"],
+            hit["entity"].get("sha256", ""),
+        )
         for hit in results[0]
     ]
 

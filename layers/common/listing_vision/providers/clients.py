@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from listing_vision.config import get_settings
 from listing_vision.errors import InvalidRequest, ProviderUnavailable, RateLimited, UpstreamError, VisionError
+from listing_vision.redaction import register_secret
 
 if TYPE_CHECKING:
     import anthropic
@@ -29,16 +30,20 @@ def _secret(name: str | None) -> str | None:
         return None
     from aws_lambda_powertools.utilities import parameters
 
-    return str(parameters.get_secret(name, max_age=3600))
+    value = str(parameters.get_secret(name, max_age=3600))
+    register_secret(value)
+    return value
 
 
 def openai_key() -> str | None:
     settings = get_settings()
+    register_secret(settings.openai_api_key)
     return settings.openai_api_key or _secret(settings.openai_api_key_secret)
 
 
 def anthropic_key() -> str | None:
     settings = get_settings()
+    register_secret(settings.anthropic_api_key)
     return settings.anthropic_api_key or _secret(settings.anthropic_api_key_secret)
 
 

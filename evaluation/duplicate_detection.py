@@ -1,0 +1,359 @@
+"""Labelled evaluation of duplicate detection on real photos: precision and recall per class.
+
+Every photo in the given folders is an original; `evaluation/variants.py` makes its re-exports (which
+must be found), its colour variants (which must not) and the evaluation adds unrelated photos. The
+catalogue a query is checked against is realistic, not a tiny test set: every other original and
+all of their variants are in it as distractors, and so are the query's own original and its colour
+variants (a jewelry line's other colours are real products). The decision is the service's own
+(`duplicates.decide`) on top-k exact inner-product search, so retrieval is measured without HNSW's
+approximation (`make bench BENCH_ARGS=dedupe` measures HNSW recall).
+
+    python -m evaluation.duplicate_detection                      # the weight-free descriptor
+    python -m evaluation.duplicate_detection --model build/clip/model.onnx   # a CLIP export too
+
+Prints, per model: the table per class (found, wrong, missed, precision, recall, and which rule
+matched), the curve over the retrieval threshold with the threshold it chooses, and how retrieval
+would behave in a larger catalogue (the pairwise similarity of unrelated photos, extrapolated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from evaluation import variants as variant_set
+from listing_vision.config import Settings, get_settings
+from listing_vision.embeddings.base import Embedder
+from listing_vision.imaging.features import ImageFeatures
+from listing_vision.jewelry import duplicates
+from listing_vision.jewelry.vector_index import Hit
+
+DEFAULT_PHOTOS = ("tests/data/photos", "tests/data/package_photos")
+GROUPS = {
+    "re-exports": variant_set.RE_EXPORTS,
+    "crops, rotations, mirrors, grayscale": variant_set.GEOMETRIC,
+    "colour variants": variant_set.COLOUR_VARIANTS,
+    "unrelated": ("unrelated",),
+}
+GOALS = {"re-exports": 0.99, "crops, rotations, mirrors, grayscale": 0.90}
+UNRELATED_QUERY_KINDS = ("original", "crop", "rotate")  # asked with their whole family out of the catalogue
+CURVE = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+CATALOGUE_SIZES = (1_000, 10_000, 100_000)
+
+
+@dataclass(frozen=True)
+class Item:
+    original: str
+    kind: str  # "original", a variant class
+    detail: str
+    data: bytes
+
+    @property
+    def name(self) -> str:
+        return f"{self.original}:{self.kind}:{self.detail}"
+
+
+def build_items(photo_dirs: Iterable[str | Path], seed: int = 15) -> list[Item]:
+    items: list[Item] = []
+    for folder in photo_dirs:
+        for photo in sorted(Path(folder).glob("*.jpg")):
+            data = photo.read_bytes()
+            items.append(Item(photo.stem, "original", "", data))
+            items += [Item(v.original, v.kind, v.detail, v.data) for v in variant_set.variants(photo.stem, data, seed)]
+    if len({item.name for item in items}) != len(items):
+        raise ValueError("two photos share a name; give each original a distinct file name")
+    return items
+
+
+@dataclass
+class Prepared:
+    """The items with what the service computes for each upload: the embedding and the features."""
+
+    items: list[Item]
+    vectors: np.ndarray
+    features: list[ImageFeatures]
+    embedder: Embedder  # verifies, as the service's does
+
+    @property
+    def model(self) -> str:
+        return self.embedder.model_id
+
+
+def prepare(items: list[Item], embedder: Embedder, batch: int = 32) -> Prepared:
+    batches = [items[start : start + batch] for start in range(0, len(items), batch)]
+    described = [d for chunk in batches for d in embedder.describe([item.data for item in chunk])]
+    vectors = np.stack([d.embedding for d in described])
+    return Prepared(items, vectors, [d.features for d in described], embedder)
+
+
+@dataclass
+class Outcome:
+    query: int
+    expected: int | None  # index of the original a duplicate must name; None: must be new
+    found: list[tuple[int, str]]  # (item index, match rule)
+    also_acceptable: frozenset[int] = frozenset()  # a grayscale copy may also name its design's other colours
+
+    def verdict(self) -> str:
+        if self.expected is None:
+            return "false_duplicate" if self.found else "correct"
+        named = {index for index, _ in self.found}
+        if self.expected not in named:
+            return "wrong" if named else "missed"
+        return "correct" if named <= {self.expected, *self.also_acceptable} else "wrong"
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    threshold: float
+    recall: float  # duplicate classes: the original found, nothing else named
+    wrong: int  # duplicates answered with another photo named too
+    false_duplicates: int  # colour variants and unrelated photos called duplicates
+    candidates: float  # verified per query
+
+
+@dataclass
+class Report:
+    model: str
+    settings: Settings
+    catalogue_size: int
+    outcomes: dict[str, list[Outcome]] = field(default_factory=lambda: defaultdict(list))
+    rules: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    curve: list[CurvePoint] = field(default_factory=list)
+    chosen_threshold: float | None = None
+    scale: dict[str, list[float]] = field(default_factory=dict)
+
+    def counts(self, kinds: Sequence[str]) -> Counter[str]:
+        return Counter(o.verdict() for kind in kinds for o in self.outcomes.get(kind, []))
+
+
+def _catalogue_mask(items: Sequence[Item], query: int, whole_family_out: bool) -> np.ndarray:
+    """Which items are in the catalogue when `query` is uploaded."""
+    family = np.array([item.original == items[query].original for item in items])
+    kept_from_family = np.array([item.kind == "original" or item.kind in variant_set.COLOUR_VARIANTS for item in items])
+    mask = ~family | (kept_from_family & (not whole_family_out))
+    mask[query] = False
+    return mask
+
+
+def _hits(prepared: Prepared, query: int, mask: np.ndarray, top_k: int) -> list[Hit]:
+    scores = np.where(mask, prepared.vectors @ prepared.vectors[query], -np.inf)
+    best = np.argsort(-scores, kind="stable")[:top_k]
+    return [Hit(int(i), float(scores[i]), str(i), "alya") for i in best if np.isfinite(scores[i])]
+
+
+def evaluate(prepared: Prepared, settings: Settings | None = None) -> Report:
+    """Every query through retrieval (top-k, exact) and the service's decision."""
+    settings = settings or get_settings()
+    items = prepared.items
+    loosest = settings.model_copy(update={"retrieval_threshold": max(max(CURVE), settings.retrieval_threshold)})
+    report = Report(prepared.model, settings, len(items))
+    index_of_original = {item.original: i for i, item in enumerate(items) if item.kind == "original"}
+    questions = [
+        (kind, query, family_out)
+        for query, item in enumerate(items)
+        for kind, family_out in (
+            ([(item.kind, False)] if item.kind != "original" else [])
+            + ([("unrelated", True)] if item.kind in UNRELATED_QUERY_KINDS else [])
+        )
+    ]
+
+    def ask(question: tuple[str, int, bool]) -> tuple[str, int | None, int, list[Hit], list[duplicates.Match]]:
+        kind, query, family_out = question
+        hits = _hits(prepared, query, _catalogue_mask(items, query, family_out), settings.search_top_k)
+        shortlist = duplicates.candidates(hits, loosest)
+        matches = duplicates.decide(
+            shortlist,
+            prepared.features[query],
+            [prepared.features[h.id] for h in shortlist],
+            loosest,
+            prepared.embedder.verify,
+        )
+        expected = index_of_original[items[query].original] if kind in variant_set.DUPLICATE_CLASSES else None
+        return kind, expected, query, shortlist, matches
+
+    # Matches at the loosest threshold; the curve filters them. OpenCV releases the GIL: threads help.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        asked = list(pool.map(ask, questions))
+    colourways = {
+        item.original: frozenset(
+            i
+            for i, other in enumerate(items)
+            if other.original == item.original and other.kind in variant_set.COLOUR_VARIANTS
+        )
+        for item in items
+    }
+    for threshold in sorted({*CURVE, settings.retrieval_threshold}):
+        tally: Counter[str] = Counter()
+        candidates = 0
+        for kind, expected, query, shortlist, matches in asked:
+            kept = [m for m in matches if m.hit.distance < threshold]
+            candidates += sum(h.distance < threshold for h in shortlist)
+            # Grayscale has no colour to tell a design's colourways apart: naming them too is not an error.
+            acceptable = colourways[items[query].original] if kind == "grayscale" else frozenset()
+            outcome = Outcome(query, expected, [(m.hit.id, m.match) for m in kept], acceptable)
+            verdict = outcome.verdict()
+            tally[verdict] += 1
+            if expected is not None:
+                tally["positives"] += 1
+                tally["found"] += verdict == "correct"
+            if threshold == settings.retrieval_threshold:
+                report.outcomes[kind].append(outcome)
+                report.rules[kind].update(rule for _, rule in outcome.found)
+        report.curve.append(
+            CurvePoint(
+                threshold,
+                tally["found"] / max(tally["positives"], 1),
+                tally["wrong"],
+                tally["false_duplicate"],
+                candidates / max(len(asked), 1),
+            )
+        )
+    clean = [point for point in report.curve if point.false_duplicates == 0]
+    if clean:
+        best = max(point.recall for point in clean)
+        report.chosen_threshold = min(point.threshold for point in clean if point.recall >= best - 1e-9)
+    report.scale = _scale(prepared, settings)
+    return report
+
+
+def _scale(prepared: Prepared, settings: Settings) -> dict[str, list[float]]:
+    """Expected recall of top-k retrieval in a catalogue of N unrelated photos, per class: a query's
+    original stays within the top k while fewer than k unrelated photos outscore it; the chance
+    that one unrelated photo does is read off every unrelated pair measured here."""
+    items = prepared.items
+    families = np.array([item.original for item in items])
+    similarity = prepared.vectors @ prepared.vectors.T
+    unrelated = np.sort(similarity[families[:, None] != families[None, :]])
+    if not len(unrelated):
+        return {}
+    index_of_original = {item.original: i for i, item in enumerate(items) if item.kind == "original"}
+    estimates: dict[str, list[float]] = {}
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    for query, item in enumerate(items):
+        if item.kind in variant_set.DUPLICATE_CLASSES:
+            by_kind[item.kind].append(float(similarity[query, index_of_original[item.original]]))
+    for kind, scores in by_kind.items():
+        above = 1 - np.searchsorted(unrelated, np.array(scores)) / len(unrelated)  # share of unrelated above
+        estimates[kind] = [float(np.mean(above * size < settings.search_top_k)) for size in CATALOGUE_SIZES]
+    return estimates
+
+
+def render(report: Report) -> str:
+    items_note = f"{report.catalogue_size} photos (originals and variants)"
+    s = report.settings
+    lines = [
+        f"## {report.model}",
+        "",
+        f"Catalogue: {items_note}; top {s.search_top_k}, retrieval threshold {s.retrieval_threshold}, "
+        f"near threshold {s.duplicate_threshold}, verification: ≥ {s.verify_min_inliers} inliers, "
+        f"colour disagreement ≤ {s.verify_max_colour_disagreement:.0%}.",
+        "",
+        "| class | queries | found | wrong | missed | precision | recall | results by rule |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for group, kinds in GROUPS.items():
+        for kind in [*kinds, group] if len(kinds) > 1 else kinds:
+            members = kinds if kind == group else (kind,)
+            outcomes = [o for k in members for o in report.outcomes.get(k, [])]
+            if not outcomes:
+                continue
+            counts = report.counts(members)
+            rules = sum((report.rules[k] for k in members), Counter())
+            label = f"**{group}**" if kind == group else kind
+            if kind in variant_set.COLOUR_VARIANTS or (group in ("colour variants", "unrelated") and kind == group):
+                false = counts["false_duplicate"] + counts["wrong"]
+                lines.append(f"| {label} | {len(outcomes)} | — | — | — | — | — | {false} false duplicates |")
+                continue
+            flagged = counts["correct"] + counts["wrong"]
+            precision = counts["correct"] / flagged if flagged else 1.0
+            recall = counts["correct"] / len(outcomes)
+            matched = ", ".join(f"{rule} {n}" for rule, n in sorted(rules.items())) or "—"
+            goal = GOALS.get(group) if kind == group else None
+            mark = "" if goal is None else (" ✓" if recall >= goal else f" ✗ (goal {goal:.0%})")
+            lines.append(
+                f"| {label} | {len(outcomes)} | {counts['correct']} | {counts['wrong']} | {counts['missed']} "
+                f"| {precision:.3f} | {recall:.3f}{mark} | {matched} |"
+            )
+    lines += ["", "Retrieval threshold curve (recall over all duplicate classes):", ""]
+    lines += [
+        "| retrieval threshold | recall | wrong | false duplicates | candidates verified per query |",
+        "|---|---|---|---|---|",
+    ]
+    for point in report.curve:
+        lines.append(
+            f"| {point.threshold:g} | {point.recall:.3f} | {point.wrong} | {point.false_duplicates} "
+            f"| {point.candidates:.1f} |"
+        )
+    chosen = (
+        "none (every threshold has false duplicates)" if report.chosen_threshold is None else report.chosen_threshold
+    )
+    lines += [
+        "",
+        f"Chosen retrieval threshold (highest recall with no false duplicate, fewest candidates): {chosen}",
+    ]
+    sizes = " / ".join(f"{n:,}" for n in CATALOGUE_SIZES)
+    lines += [
+        "",
+        f"Retrieval at scale: share of queries whose original stays in the top {s.search_top_k} among {sizes}",
+    ]
+    lines += ["unrelated photos (each pair of unrelated photos measured here, extrapolated):", ""]
+    lines += [
+        "| class | " + " | ".join(f"{n:,}" for n in CATALOGUE_SIZES) + " |",
+        "|---|" + "---|" * len(CATALOGUE_SIZES),
+    ]
+    for kind, estimates in report.scale.items():
+        lines.append(f"| {kind} | " + " | ".join(f"{e:.2f}" for e in estimates) + " |")
+    return "\n".join(lines)
+
+
+def meets_goals(report: Report) -> bool:
+    for group, goal in GOALS.items():
+        outcomes = [o for k in GROUPS[group] for o in report.outcomes.get(k, [])]
+        if outcomes and Counter(o.verdict() for o in outcomes)["correct"] / len(outcomes) < goal:
+            return False
+    negatives = [*variant_set.COLOUR_VARIANTS, "unrelated"]
+    return sum(o.verdict() != "correct" for k in negatives for o in report.outcomes.get(k, [])) == 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL, OnnxEmbedder
+
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluation.duplicate_detection", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--photos", action="append", help=f"folder of originals (default: {', '.join(DEFAULT_PHOTOS)})")
+    parser.add_argument("--model", help="a CLIP ONNX export to evaluate too (default: CLIP_MODEL_PATH or build/clip)")
+    parser.add_argument("--seed", type=int, default=15, help="seed of the variants (crops, rotations, hues)")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    folders = args.photos or DEFAULT_PHOTOS
+    items = build_items(folders, args.seed)
+    if not items:
+        parser.error(f"no .jpg photos in {', '.join(folders)} (run from the repository root, or pass --photos)")
+    models = [str(DESCRIPTOR_MODEL)]
+    clip = (
+        args.model
+        or settings.clip_model_path
+        or ("build/clip/model.onnx" if os.path.exists("build/clip/model.onnx") else None)
+    )
+    if clip:
+        models.append(clip)
+    ok = True
+    for model in models:
+        prepared = prepare(items, OnnxEmbedder(model, resize=settings.clip_resize))
+        report = evaluate(prepared, settings)
+        print(render(report), end="\n\n", flush=True)
+        ok &= meets_goals(report) if model == str(DESCRIPTOR_MODEL) else True
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Is a duplicate candidate the same photo? Geometric verification on local features, then colour.
+
+Retrieval by embedding finds candidates; this decides. Both images are squashed to a square
+working frame (so a copy squashed to a square looks like its original), ORB keypoints (OpenCV,
+patent-free) are matched with Lowe's ratio test, and an affine model (rotation, scale, crop,
+squash, shear) is fitted with RANSAC; a mirror image is matched through the query's mirrored
+features. Then the colours must agree where the two overlap under that model: hue and chroma,
+cell by cell in CIE Lab, after brightness and contrast are allowed for. A grayscale query is
+exempt from the colour test (it has none), but its tones must still follow the candidate's.
+Colour variants of a design (a hue rotation, gold recoloured as silver) pass the geometry and
+fail the colour test: they are different products.
+
+What an indexed image contributes is `ImageFeatures` (`features.py`): keypoints, descriptors and a
+small colour thumbnail, computed once when it is stored. This module needs OpenCV, so it runs on
+the SageMaker endpoint (packaged beside the inference handler) or in process with in-process
+embeddings; Lambda functions never import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from listing_vision.embeddings.clip_onnx import as_rgb
+from listing_vision.imaging.features import THUMB_SIZE, Candidate, ImageFeatures, Verdict, VerifySettings
+
+WORK_SIZE = 384  # features are found on the image squashed to WORK_SIZE × WORK_SIZE
+ORB_FEATURES = 400
+RATIO_TEST = 0.8  # Lowe: best match clearly better than the second
+RANSAC_REPROJECTION_PX = 5.0  # in the working frame (1.3 % of its side)
+MAX_SCALE = 4.0  # a 70 % crop is 1.43×; beyond this a fit is implausible
+MAX_ANISOTROPY = 3.0
+CHROMATIC = 10.0  # Lab chroma above which a cell has a colour worth comparing
+STRONG_CHROMA = 15.0  # a cell this colourful cannot have turned grey in a re-export
+MIN_COLOURED_CELLS = 4  # fewer coloured cells than this: nothing to compare
+CLIPPED = 250  # a channel at or above this has lost its colour to clipping (brightness changes)
+DARK_LIGHTNESS = 15.0  # below this Lab lightness, hue is noise
+GRAYSCALE_QUERY_CHROMA = 4.0  # 99th percentile of chroma under this: the image is grayscale
+
+
+def lab(features: ImageFeatures) -> np.ndarray:
+    """The thumbnail in CIE Lab."""
+    return _lab(features.thumbnail)
+
+
+def is_grayscale(features: ImageFeatures) -> bool:
+    colours = lab(features)
+    return bool(np.percentile(np.hypot(colours[..., 1], colours[..., 2]), 99) < GRAYSCALE_QUERY_CHROMA)
+
+
+def _orb() -> cv2.ORB:
+    # A low FAST threshold keeps keypoints on soft, low-contrast product shots.
+    return cv2.ORB.create(nfeatures=ORB_FEATURES, fastThreshold=10, edgeThreshold=19, patchSize=19)
+
+
+def _detect(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keypoints, descriptors = _orb().detectAndCompute(gray, None)  # type: ignore[call-overload]
+    if descriptors is None or not keypoints:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+    return np.array([k.pt for k in keypoints], np.float32), descriptors
+
+
+def extract(image: Image.Image, with_mirror: bool = False) -> ImageFeatures:
+    """Features of a decoded image (EXIF orientation applied). `with_mirror` also finds them on the
+    mirrored image: what a query needs to recognise a mirror copy of an indexed photo."""
+    rgb = as_rgb(image)
+    work = np.asarray(rgb.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0))
+    gray = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)
+    thumbnail = cv2.resize(work, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
+    keypoints, descriptors = _detect(gray)
+    mirrored = None
+    if with_mirror:
+        flipped_points, flipped_descriptors = _detect(np.ascontiguousarray(gray[:, ::-1]))
+        mirrored = ImageFeatures(flipped_points, flipped_descriptors, np.ascontiguousarray(thumbnail[:, ::-1]))
+    return ImageFeatures(keypoints, descriptors, thumbnail, mirrored)
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+
+
+def _fit(query: ImageFeatures, candidate: ImageFeatures, settings: VerifySettings) -> tuple[np.ndarray | None, int]:
+    """Affine map query → candidate (working-frame pixels) fitted by RANSAC, and its inliers."""
+    if len(query.descriptors) < 2 or len(candidate.descriptors) < 2:
+        return None, 0
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(query.descriptors, candidate.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO_TEST * p[1].distance]
+    if len(good) < max(settings.min_inliers, 3):
+        return None, 0
+    source = query.keypoints[[m.queryIdx for m in good]]
+    target = candidate.keypoints[[m.trainIdx for m in good]]
+    model, mask = cv2.estimateAffine2D(
+        source, target, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_REPROJECTION_PX, maxIters=2000, confidence=0.99
+    )
+    if model is None:
+        return None, 0
+    inliers = int(mask.sum())
+    if inliers < settings.min_inliers or inliers < settings.min_inlier_ratio * len(good):
+        return None, inliers
+    return model, inliers
+
+
+def _plausible(linear: np.ndarray) -> bool:
+    """A re-export scales, squashes and turns a photo; it does not flip it inside out or blow it up."""
+    singular = np.linalg.svd(linear, compute_uv=False)
+    return bool(
+        singular[1] >= 1 / MAX_SCALE
+        and singular[0] <= MAX_SCALE
+        and singular[0] / singular[1] <= MAX_ANISOTROPY
+        and np.linalg.det(linear) > 0
+    )
+
+
+def colour_disagreement(
+    query: ImageFeatures, candidate: ImageFeatures, model: np.ndarray | None, settings: VerifySettings
+) -> tuple[float, str]:
+    """Share of overlapping thumbnail cells whose colours (or, for a grayscale query, tones)
+    disagree, with which test applied. `model` maps query → candidate in working-frame pixels
+    (None: the frames coincide)."""
+    scale = THUMB_SIZE / WORK_SIZE
+    to_candidate = np.eye(2, 3, dtype=np.float64) if model is None else model.astype(np.float64).copy()
+    to_candidate[:, 2] *= scale  # the same map in thumbnail pixels
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    size = (THUMB_SIZE, THUMB_SIZE)
+    warped = cv2.warpAffine(candidate.thumbnail, to_candidate, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.full(size, 255, np.uint8), to_candidate, size, flags=flags, borderValue=(0,))
+    valid = cv2.erode(inside, np.ones((3, 3), np.uint8)) == 255
+    if valid.sum() < 0.05 * valid.size:
+        return 1.0, "no_overlap"
+    # A cell may take its best match among its neighbours: small misalignments are not colour changes.
+    query_lab = cv2.GaussianBlur(lab(query), (3, 3), 0)
+    candidate_lab = cv2.GaussianBlur(_lab(warped), (3, 3), 0)
+    if is_grayscale(query) and not is_grayscale(candidate):
+        return _tone_disagreement(query_lab[..., 0], _luma_lightness(warped), valid), "tones"
+    reliable = valid & _reliable(query.thumbnail, query_lab) & _reliable(warped, candidate_lab)
+    return _chroma_disagreement(query_lab, candidate_lab, reliable, settings), "colours"
+
+
+def _reliable(rgb: np.ndarray, lab: np.ndarray) -> np.ndarray:
+    """Cells whose colour can be compared: not clipped by a brightness change, not near black."""
+    return (rgb.max(axis=2) < CLIPPED) & (lab[..., 0] > DARK_LIGHTNESS)
+
+
+def _luma_lightness(rgb: np.ndarray) -> np.ndarray:
+    """The lightness a grayscale export of these pixels would have (luma, as most tools convert)."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return cv2.GaussianBlur(_lab(cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB))[..., 0], (3, 3), 0)
+
+
+def _tone_disagreement(query_l: np.ndarray, candidate_l: np.ndarray, valid: np.ndarray) -> float:
+    q, c = query_l[valid], candidate_l[valid]
+    gain, offset = np.polyfit(c, q, 1)  # brightness and contrast changes are allowed
+    residual = np.abs(q - (gain * c + offset))
+    return float((residual > 8.0).mean())
+
+
+def _neighbourhood_best(query: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Per cell, the smallest a,b distance to the candidate's cell or one of its 8 neighbours,
+    and that neighbour's a,b."""
+    padded = np.pad(candidate, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    h, w = query.shape[:2]
+    best = np.full((h, w), np.inf, np.float32)
+    best_ab = np.zeros((h, w, 2), np.float32)
+    for dy in range(3):
+        for dx in range(3):
+            shifted = padded[dy : dy + h, dx : dx + w, 1:]
+            distance = np.linalg.norm(query[..., 1:] - shifted, axis=2)
+            closer = distance < best
+            best = np.where(closer, distance, best)
+            best_ab = np.where(closer[..., None], shifted, best_ab)
+    return best_ab
+
+
+def _chroma_disagreement(
+    query_lab: np.ndarray, candidate_lab: np.ndarray, valid: np.ndarray, settings: VerifySettings
+) -> float:
+    matched_ab = _neighbourhood_best(query_lab, candidate_lab)
+    qa, qb = query_lab[..., 1], query_lab[..., 2]
+    ca, cb = matched_ab[..., 0], matched_ab[..., 1]
+    q_chroma, c_chroma = np.hypot(qa, qb), np.hypot(ca, cb)
+    stronger, weaker = np.maximum(q_chroma, c_chroma), np.minimum(q_chroma, c_chroma)
+    coloured = valid & (stronger > CHROMATIC)
+    if coloured.sum() < MIN_COLOURED_CELLS:
+        return 0.0  # nothing coloured to compare: grey on grey
+    hue = np.degrees(np.abs(np.angle(np.exp(1j * (np.arctan2(qb, qa) - np.arctan2(cb, ca))))))
+    turned = (weaker > CHROMATIC) & (hue > settings.max_hue_degrees)
+    faded = (stronger > STRONG_CHROMA) & (stronger / np.maximum(weaker, 1.0) > settings.max_chroma_ratio)
+    return float(((turned | faded) & coloured).sum() / coloured.sum())
+
+
+def verify(query: ImageFeatures, candidate: ImageFeatures, settings: VerifySettings | None = None) -> Verdict:
+    """Same photo (re-exported: resized, recompressed, squashed, cropped, rotated, mirrored,
+    grayscale, brightness or contrast changed) or different (unrelated, or a colour variant)."""
+    settings = settings or VerifySettings()
+    verdict = _geometric_verdict(query, candidate, settings, mirrored=False)
+    if verdict.same or query.mirrored is None:
+        return verdict
+    mirror_verdict = _geometric_verdict(query, candidate, settings, mirrored=True)  # only when the photo fails
+    return mirror_verdict if mirror_verdict.same or mirror_verdict.inliers > verdict.inliers else verdict
+
+
+def _geometric_verdict(
+    query: ImageFeatures, candidate: ImageFeatures, settings: VerifySettings, mirrored: bool
+) -> Verdict:
+    features = query.mirrored if mirrored else query
+    assert features is not None
+    model, inliers = _fit(features, candidate, settings)
+    if model is None:
+        return Verdict(False, "too_few_matches", inliers, mirrored)
+    linear = model[:, :2]
+    if mirrored:  # compose with the flip: query pixels → mirrored query → candidate
+        model = model @ np.array([[-1, 0, WORK_SIZE - 1], [0, 1, 0], [0, 0, 1]], np.float64)
+    if not _plausible(linear):
+        return Verdict(False, "implausible_geometry", inliers, mirrored)
+    return colour_verdict(query, candidate, model, settings, inliers, mirrored)
+
+
+def colour_verdict(
+    query: ImageFeatures,
+    candidate: ImageFeatures,
+    model: np.ndarray | None,
+    settings: VerifySettings | None = None,
+    inliers: int = 0,
+    mirrored: bool = False,
+) -> Verdict:
+    """The colour test alone, under `model` (None: the two frames coincide, as for near-identical
+    embeddings)."""
+    settings = settings or VerifySettings()
+    disagreement, test = colour_disagreement(query, candidate, model, settings)
+    limit = settings.max_tone_disagreement if test == "tones" else settings.max_colour_disagreement
+    if disagreement > limit:
+        reason = "tones_differ" if test == "tones" else "colours_differ"
+        return Verdict(False, reason, inliers, mirrored, disagreement)
+    return Verdict(True, "same_photo", inliers, mirrored, disagreement)
+
+
+def check(query: ImageFeatures, candidate: Candidate, settings: VerifySettings | None = None) -> Verdict:
+    """One retrieved candidate: `near` (its embedding is near and the colours agree frame to frame:
+    a resized or recompressed copy), `verified` (same photo under an affine model), or no match."""
+    settings = settings or VerifySettings()
+    if candidate.near:
+        verdict = colour_verdict(query, candidate.features, None, settings)
+        if verdict.same:
+            return replace(verdict, match="near")
+    verdict = verify(query, candidate.features, settings)
+    return replace(verdict, match="verified") if verdict.same else verdict

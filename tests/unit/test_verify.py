@@ -1,0 +1,148 @@
+"""Geometric and colour verification of duplicate candidates, on real photos and their labelled variants."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from evaluation import variants
+from listing_vision.imaging import verify
+from listing_vision.imaging.features import FORMAT_VERSION, Candidate, ImageFeatures, Verdict
+
+PACKAGE_PHOTOS = Path(__file__).resolve().parents[1] / "data" / "package_photos"
+
+
+def features(data: bytes, query: bool = True) -> ImageFeatures:
+    return verify.extract(Image.open(io.BytesIO(data)), with_mirror=query)
+
+
+@pytest.fixture(scope="module")
+def verdicts(photos: list[Path]) -> dict[str, list[Verdict]]:
+    """Every labelled variant of every real photo (fixed seed) verified against its own original."""
+    by_kind: dict[str, list[Verdict]] = defaultdict(list)
+    for photo in [*photos, *sorted(PACKAGE_PHOTOS.glob("*.jpg"))]:
+        original = features(photo.read_bytes(), query=False)
+        for variant in variants.variants(photo.stem, photo.read_bytes(), seed=15):
+            by_kind[variant.kind].append(verify.verify(features(variant.data), original))
+    return by_kind
+
+
+@pytest.mark.parametrize("kind", variants.DUPLICATE_CLASSES)
+def test_every_re_export_of_a_real_photo_verifies_against_its_original(
+    verdicts: dict[str, list[Verdict]], kind: str
+) -> None:
+    # Given each of 19 real photos re-exported (resized, recompressed, squashed, cropped 70-95 %,
+    # rotated ±2-10°, mirrored, grayscale, brightness or contrast changed)
+    # Then the copy verifies as the same photo
+    assert [v.reason for v in verdicts[kind] if not v.same] == []
+
+
+@pytest.mark.parametrize("kind", variants.COLOUR_VARIANTS)
+def test_colour_variants_match_geometrically_and_are_refused_on_colour(
+    verdicts: dict[str, list[Verdict]], kind: str
+) -> None:
+    # Given hue rotations and gold/silver recolours of the same photos
+    # Then none is the same photo, and it is the colour test that says so (the geometry fits)
+    assert [v for v in verdicts[kind] if v.same] == []
+    assert {v.reason for v in verdicts[kind]} == {"colours_differ"}
+
+
+def test_unrelated_real_photos_never_verify(photos: list[Path]) -> None:
+    queries = [features(p.read_bytes()) for p in photos]
+    indexed = [features(p.read_bytes(), query=False) for p in photos]
+    for i, query in enumerate(queries):
+        for j, candidate in enumerate(indexed):
+            if i != j:
+                assert not verify.verify(query, candidate).same, (photos[i].name, photos[j].name)
+
+
+def test_a_mirror_image_is_found_through_the_mirrored_query_features(photos: list[Path]) -> None:
+    image = Image.open(photos[2]).convert("RGB")
+    mirrored = variants.encode(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "PNG")
+    original = features(photos[2].read_bytes(), query=False)
+    verdict = verify.verify(features(mirrored), original)
+    assert verdict.same and verdict.mirrored
+    # Without the mirrored features (what an indexed image stores), the mirror image does not match
+    assert not verify.verify(features(mirrored, query=False), original).same
+
+
+def test_grayscale_queries_are_exempt_from_colour_but_not_the_other_way_round(photos: list[Path]) -> None:
+    colour = photos[6].read_bytes()
+    gray = variants.encode(Image.open(io.BytesIO(colour)).convert("L"))
+    # A grayscale copy of a colour photo is the same photo (its tones follow the original's)
+    grayscale_verdict = verify.verify(features(gray), features(colour, query=False))
+    assert grayscale_verdict.same and verify.is_grayscale(features(gray))
+    # A colour upload of a photo catalogued only in grayscale shows colours the catalogue lacks: different
+    assert verify.verify(features(colour), features(gray, query=False)).reason == "colours_differ"
+
+
+def test_features_survive_serialisation_and_garbage_is_refused(photos: list[Path]) -> None:
+    original = features(photos[0].read_bytes(), query=False)
+    data = original.to_bytes()
+    assert len(data) < 40_000  # what each catalogue image adds beside itself
+    restored = ImageFeatures.from_bytes(data)
+    assert np.array_equal(restored.keypoints, original.keypoints)
+    assert np.array_equal(restored.descriptors, original.descriptors)
+    assert np.array_equal(restored.thumbnail, original.thumbnail)
+    for garbage in (b"", b"not an archive", data[: len(data) // 2]):
+        with pytest.raises(ValueError):
+            ImageFeatures.from_bytes(garbage)
+    bomb = io.BytesIO()
+    np.savez_compressed(bomb, version=np.array(FORMAT_VERSION), keypoints=np.zeros((10**6, 2), np.float32))
+    assert len(bomb.getvalue()) < 20_000
+    with pytest.raises(ValueError, match="too large"):
+        ImageFeatures.from_bytes(bomb.getvalue())
+    buffer = io.BytesIO()
+    np.savez(buffer, version=np.array(99), keypoints=original.keypoints)
+    with pytest.raises(ValueError, match="version"):
+        ImageFeatures.from_bytes(buffer.getvalue())
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        version=np.array(FORMAT_VERSION),
+        keypoints=original.keypoints,
+        descriptors=original.descriptors[:3],
+        thumbnail=original.thumbnail,
+    )
+    with pytest.raises(ValueError, match="shapes"):
+        ImageFeatures.from_bytes(buffer.getvalue())
+
+
+def test_a_query_travels_with_its_mirrored_features_and_a_catalogue_record_without(photos: list[Path]) -> None:
+    # Given a query's features (with the mirrored set)
+    query = features(photos[2].read_bytes())
+    # When serialised in the query's form, the mirrored set survives; in the catalogue's, it is left out
+    restored = ImageFeatures.from_bytes(query.to_bytes(with_mirror=True))
+    assert restored.mirrored is not None and query.mirrored is not None
+    assert np.array_equal(restored.mirrored.descriptors, query.mirrored.descriptors)
+    assert np.array_equal(restored.mirrored.thumbnail, query.mirrored.thumbnail)
+    assert ImageFeatures.from_bytes(query.to_bytes()).mirrored is None
+    assert len(query.to_bytes()) < len(query.to_bytes(with_mirror=True))
+    # And a mirror copy still verifies through the restored query
+    mirrored = variants.encode(Image.open(photos[2]).convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+    candidate = ImageFeatures.from_bytes(features(mirrored, query=False).to_bytes())
+    assert verify.check(restored, Candidate(candidate)).match == "verified"
+
+
+def test_a_near_candidate_is_checked_on_colour_in_its_own_frame_first(photos: list[Path]) -> None:
+    # Given a recompressed copy of a photo, and a hue-rotated colour variant
+    original = features(photos[1].read_bytes(), query=False)
+    image = Image.open(photos[1]).convert("RGB")
+    copy = features(variants.encode(image, quality=60))
+    hue = features(variants.encode(variants.rotate_hue(image, 90)))
+    # Then the copy is a `near` match, and the colour variant is no match even when its embedding is near
+    assert verify.check(copy, Candidate(original, near=True)).match == "near"
+    refused = verify.check(hue, Candidate(original, near=True))
+    assert refused.match is None and refused.reason == "colours_differ"
+
+
+def test_a_featureless_image_verifies_nothing_and_does_not_fail() -> None:
+    blank = variants.encode(Image.new("RGB", (300, 200), (250, 250, 250)))
+    empty = features(blank)
+    assert len(empty.keypoints) == 0
+    assert verify.verify(empty, features(blank, query=False)).reason == "too_few_matches"
