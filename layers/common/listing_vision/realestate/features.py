@@ -14,55 +14,25 @@ items in no particular order). The rules, in full:
   alphabetically first value. Both come from exterior analyses only.
 - Lists (materials, features, visual features) are ordered by weight, heaviest first, ties
   alphabetically, and capped (`LIMITS`).
-- Amenities are the features, from either kind of image, that contain a word or phrase of
-  `AMENITY_VOCABULARY` (porch, garage, pool, deck, patio, fireplace, …). They appear only in the
-  amenities text. Everything else an interior image names stays in the interior text; nothing from
-  an interior analysis reaches the exterior text.
+- Amenities are the features, from either kind of image, that the feature taxonomy
+  (`taxonomy.py`, data in `feature_taxonomy.toml`) classes as amenities; a phrase the taxonomy
+  does not know takes its cached class (`PhraseClassifier(cached=…)`, filled once per phrase by
+  the `classify-phrases` operation), else the offline rule: not an amenity. Amenities appear only
+  in the amenities text. Everything else an interior image names stays in the interior text;
+  nothing from an interior analysis reaches the exterior text.
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+from listing_vision.realestate.taxonomy import PhraseClassifier
 
 CONFIDENCE_WEIGHT = {"high": 3, "medium": 2, "low": 1}
 DEFAULT_WEIGHT = 2
-
-AMENITY_VOCABULARY: tuple[str, ...] = (
-    "porch",
-    "garage",
-    "carport",
-    "pool",
-    "hot tub",
-    "spa",
-    "deck",
-    "patio",
-    "balcony",
-    "fireplace",
-    "fence",
-    "fenced yard",
-    "yard",
-    "garden",
-    "pergola",
-    "gazebo",
-    "fire pit",
-    "outdoor kitchen",
-    "shed",
-    "solar panels",
-    "sprinkler",
-    "dock",
-    "tennis court",
-    "basketball court",
-    "playground",
-    "sauna",
-    "gym",
-    "wine cellar",
-    "elevator",
-)
-_AMENITY_PATTERN = re.compile(r"\b(" + "|".join(re.escape(term) for term in AMENITY_VOCABULARY) + r")s?\b")
 
 LIMITS = {"materials": 4, "exterior": 8, "interior": 12, "amenities": 10}
 
@@ -89,8 +59,13 @@ def normalise(value: Any) -> str:
     return " ".join(str(value).split()).lower() if value is not None else ""
 
 
+class AmenityTest(Protocol):
+    def is_amenity(self, phrase: str) -> bool: ...
+
+
 def is_amenity(feature: str) -> bool:
-    return bool(_AMENITY_PATTERN.search(feature))
+    """The taxonomy's answer, with the offline rule for phrases it does not know (no cache)."""
+    return PhraseClassifier().is_amenity(feature)
 
 
 def _weight(analysis: Mapping[str, Any]) -> int:
@@ -133,9 +108,13 @@ def _join(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def split_visual_features(analyses: Iterable[Mapping[str, Any]]) -> SplitFeatures:
-    """Per-image analyses → the three context texts (empty strings where nothing is known)."""
+def split_visual_features(
+    analyses: Iterable[Mapping[str, Any]], classifier: AmenityTest | None = None
+) -> SplitFeatures:
+    """Per-image analyses → the three context texts (empty strings where nothing is known).
+    `classifier` decides which features are amenities (default: the taxonomy, offline rule)."""
     analyses = list(analyses)
+    classifier = classifier or PhraseClassifier()
     exterior = _of_type(analyses, "exterior")
     interior = _of_type(analyses, "interior")
 
@@ -145,7 +124,7 @@ def split_visual_features(analyses: Iterable[Mapping[str, Any]]) -> SplitFeature
     for kind, target in ((exterior, exterior_weights), (interior, interior_weights)):
         for key in ("features", "visual_features"):
             for value, weight in _tally(kind, key).items():
-                (amenity_weights if is_amenity(value) else target)[value] += weight
+                (amenity_weights if classifier.is_amenity(value) else target)[value] += weight
 
     style = _winner(_tally(exterior, "architecture_style"))
     colour = _winner(_tally(exterior, "exterior_color"))
@@ -167,9 +146,9 @@ def split_visual_features(analyses: Iterable[Mapping[str, Any]]) -> SplitFeature
     )
 
 
-def visual_features_text(analyses: Iterable[Mapping[str, Any]]) -> str:
+def visual_features_text(analyses: Iterable[Mapping[str, Any]], classifier: AmenityTest | None = None) -> str:
     """The combined text, as uploads produced it before the split: the parts joined into sentences."""
-    split = split_visual_features(analyses)
+    split = split_visual_features(analyses, classifier)
     parts = [
         split.exterior.capitalize() if split.exterior else "",
         f"Interior: {split.interior}" if split.interior else "",
