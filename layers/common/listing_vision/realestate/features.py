@@ -85,6 +85,16 @@ def _ranked(weights: Mapping[str, int], limit: int | None = None) -> list[str]:
     return ordered[:limit] if limit else ordered
 
 
+PHRASE_KEYS = ("features", "visual_features")  # the values the split classifies as amenity or not
+
+
+def feature_phrases(analysis: Mapping[str, Any]) -> tuple[str, set[str]]:
+    """An analysis's image type (`exterior`, `interior` or other) and the normalised phrases the split classifies."""
+    if not isinstance(analysis, Mapping):
+        return "", set()
+    return normalise(analysis.get("image_type")), {v for key in PHRASE_KEYS for v in _values(analysis, key)}
+
+
 def _tally(analyses: Iterable[Mapping[str, Any]], key: str) -> dict[str, int]:
     weights: dict[str, int] = defaultdict(int)
     for analysis in analyses:
@@ -122,7 +132,7 @@ def split_visual_features(
     exterior_weights: dict[str, int] = defaultdict(int)
     interior_weights: dict[str, int] = defaultdict(int)
     for kind, target in ((exterior, exterior_weights), (interior, interior_weights)):
-        for key in ("features", "visual_features"):
+        for key in PHRASE_KEYS:
             for value, weight in _tally(kind, key).items():
                 (amenity_weights if classifier.is_amenity(value) else target)[value] += weight
 
