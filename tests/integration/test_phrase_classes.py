@@ -13,12 +13,13 @@ import boto3
 import pytest
 
 from listing_vision import aws
+from listing_vision.errors import InvalidRequest
 from listing_vision.realestate.features import split_visual_features
 from listing_vision.realestate.phrase_classification import classify_phrases
 from listing_vision.realestate.phrase_store import PhraseStore, StoredPhrase
 from listing_vision.realestate.taxonomy import load_taxonomy
-from listing_vision.resources import TABLES
 from local.stack import LocalStack
+from tests.demo_stores import phrase_table
 from tests.faults import Fault, FaultProxy
 from tests.loopback import LoopbackServer, Recorded, Reply, anthropic_message, openai_completion, openai_error
 
@@ -56,15 +57,7 @@ def verdicts_for(phrases: list[str]) -> dict[str, Any]:
 
 @pytest.fixture
 def store(local_stack: LocalStack) -> PhraseStore:
-    spec = next(spec for spec in TABLES if spec.name_setting == "feature_phrases_table")
-    name = f"phrases-{uuid.uuid4().hex[:8]}"
-    aws.client("dynamodb").create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": spec.partition_key, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": spec.partition_key, "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return PhraseStore(table=name, sleep=lambda s: None)
+    return PhraseStore(table=phrase_table(), sleep=lambda s: None)
 
 
 @pytest.fixture
@@ -89,7 +82,7 @@ def test_without_a_key_the_offline_rule_classifies_each_unknown_phrase_once(
     store: PhraseStore, provider_env: Callable[..., None]
 ) -> None:
     provider_env()  # no key: the offline rule
-    report = classify_phrases(analyses(), store)
+    report = classify_phrases([analyses()], store)
     assert report["provider"] == "offline" and report["passed"] is True
     assert report["unknown"] == len(UNKNOWN) and report["classified"] == len(UNKNOWN)
     taxonomy = load_taxonomy()
@@ -103,7 +96,7 @@ def test_without_a_key_the_offline_rule_classifies_each_unknown_phrase_once(
     assert {s.method for s in stored.values()} == {"offline_rule"}
     # Phrases the taxonomy knows are not stored; a second run classifies nothing
     assert not store.get_many([taxonomy.key("front porch"), taxonomy.key("vinyl siding")])
-    again = classify_phrases(analyses(), store)
+    again = classify_phrases([analyses()], store)
     assert again["to_classify"] == 0 and again["already_classified"] == len(UNKNOWN)
     assert again["catalogue"]["phrases"] == len(UNKNOWN) and again["catalogue"]["classified_by_offline_rule"] == 6
 
@@ -113,10 +106,10 @@ def test_a_model_classifies_each_phrase_once_and_the_split_reads_its_classes(
 ) -> None:
     # Given phrases the offline rule already stored, and then a key
     provider_env()
-    classify_phrases(analyses(), store)
+    classify_phrases([analyses()], store)
     provider_env(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{openai_server.url}/v1", PHRASE_CLASSIFY_BATCH="4")
     # When classify-phrases runs with the model
-    report = classify_phrases(analyses(), store)
+    report = classify_phrases([analyses()], store)
     # Then every unknown phrase is asked once, in batches of 4, with the taxonomy's policy and facets
     calls = openai_server.calls(CHAT)
     assert len(calls) == 2
@@ -128,7 +121,7 @@ def test_a_model_classifies_each_phrase_once_and_the_split_reads_its_classes(
     assert report["classified"] == len(UNKNOWN) and report["amenities_found"] == 3
     assert report["catalogue"]["classified_by_llm"] == len(UNKNOWN)
     # And a second run asks the model nothing
-    assert classify_phrases(analyses(), store)["to_classify"] == 0
+    assert classify_phrases([analyses()], store)["to_classify"] == 0
     assert len(openai_server.calls(CHAT)) == 2
     # The split reads the stored classes in one bulk: the model's amenities are amenities now
     phrases = [p for a in analyses() for p in a.get("features", [])]
@@ -146,7 +139,7 @@ def test_a_reply_that_misses_a_phrase_is_repaired_once_and_a_second_bad_one_stop
     short = openai_completion(json.dumps({"verdicts": [{"phrase": "solarium", "label": "amenity", "facet": "pool"}]}))
     # Once: repaired (the second request says what was wrong), everything stored
     openai_server.script(CHAT, short)
-    report = classify_phrases(analyses()[:1], store)
+    report = classify_phrases([analyses()[:1]], store)
     calls = openai_server.calls(CHAT)
     assert report["passed"] is True and len(calls) == 2
     assert "could not be used" in calls[1].json()["messages"][2]["content"]
@@ -159,11 +152,11 @@ def test_a_reply_that_misses_a_phrase_is_repaired_once_and_a_second_bad_one_stop
         ]
     }
     openai_server.script(CHAT, openai_completion(json.dumps(wrong_facet)), openai_completion(json.dumps(extra)))
-    failed = classify_phrases(analyses()[2:], store)
+    failed = classify_phrases([analyses()[2:]], store)
     assert failed["passed"] is False and failed["failed"]["code"] == "malformed_model_reply"
     assert not store.get_many([load_taxonomy().key("quirky mural")])
     # A rerun resumes where it stopped
-    assert classify_phrases(analyses()[2:], store)["classified"] == 3
+    assert classify_phrases([analyses()[2:]], store)["classified"] == 3
 
 
 def test_quota_and_rate_limits_stop_the_run_with_the_provider_error(
@@ -171,12 +164,12 @@ def test_quota_and_rate_limits_stop_the_run_with_the_provider_error(
 ) -> None:
     provider_env(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{openai_server.url}/v1", PROVIDER_MAX_RETRIES="1")
     openai_server.script(CHAT, *[openai_error(429, "insufficient_quota", "You exceeded your current quota.")] * 2)
-    report = classify_phrases(analyses(), store)
+    report = classify_phrases([analyses()], store)
     assert report["failed"]["code"] == "insufficient_quota" and report["classified"] == 0
     openai_server.script(
         CHAT, *[openai_error(429, "rate_limit_exceeded", "slow down", "requests", {"retry-after": "0"})] * 2
     )
-    assert classify_phrases(analyses(), store)["failed"]["code"] == "provider_rate_limited"
+    assert classify_phrases([analyses()], store)["failed"]["code"] == "provider_rate_limited"
 
 
 def test_anthropic_classifies_with_a_validated_structured_reply(
@@ -186,7 +179,7 @@ def test_anthropic_classifies_with_a_validated_structured_reply(
     anthropic_server.script(
         MESSAGES, Reply(529, {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})
     )
-    report = classify_phrases(analyses(), store)
+    report = classify_phrases([analyses()], store)
     assert report["provider"] == "anthropic" and report["passed"] is True
     assert report["amenities_found"] == 3
     sent = anthropic_server.calls(MESSAGES)[-1].json()
@@ -228,3 +221,50 @@ def test_store_reads_retry_unprocessed_keys_and_ignore_foreign_items(
     assert set(found) == {row.key for row in rows}  # the forged item (label "everything") is not trusted
     assert reader.unprocessed_retries == 1
     assert found[rows[0].key].taxonomy_version == taxonomy.version
+
+
+def test_the_cli_runs_classify_phrases_over_the_configured_cache(
+    local_stack: LocalStack, provider_env: Callable[..., None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    provider_env()
+    from listing_vision.realestate import migrate
+    from listing_vision.realestate.vision_cache import CachedImage, VisionCache
+
+    VisionCache().put(CachedImage(f"https://photos.hearth.example/cli/{uuid.uuid4().hex}.jpg", analyses()[0]))
+    assert migrate.main(["classify-phrases", "--dry-run", "--segments", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["operation"] == "classify_phrases" and report["dry_run"] is True
+    assert report["analyses"] > 0 and report["known_to_taxonomy"] > 0 and report["unknown"] >= 3
+    # A bad option is refused before anything is read or written
+    with pytest.raises(InvalidRequest) as refused:
+        migrate.main(["classify-phrases", "--segments", "0"])
+    assert refused.value.code == "invalid_event" and "segments" in refused.value.message
+
+
+def test_classify_phrases_and_coverage_run_in_the_deployed_migration_function(
+    local_stack: LocalStack,
+    anthropic_server: LoopbackServer,
+    provider_env: Callable[..., None],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from listing_vision.realestate import migrate
+    from local import demo_listings
+
+    def cli(*args: str) -> dict[str, Any]:
+        assert migrate.main(["--via-stepfunctions", *args]) == 0
+        return dict(json.loads(capsys.readouterr().out))
+
+    # Given demo listings in the stack's own stores (their photos name phrases the taxonomy does not
+    # know), and an Anthropic key in Secrets Manager, as deployed
+    demo_listings.load(30, seed=21)
+    provider_env(ANTHROPIC_API_KEY="sk-ant-test", ANTHROPIC_BASE_URL=anthropic_server.url)
+    # When classify-phrases runs as an execution of the stack's state machine (the migration function)
+    result = cli("classify-phrases", "--segments", "2")
+    # Then the function read the cache as a parallel scan, asked the model, and stored the classes
+    assert result["provider"] == "anthropic" and result["passed"] is True
+    assert result["analyses"] > 0 and result["unknown"] >= 1
+    assert len(anthropic_server.calls(MESSAGES)) >= 1
+    # And coverage, through the same function, counts the catalogue it now holds
+    coverage = cli("coverage", "--sample", "20")
+    assert coverage["phrase_catalogue"]["classified_by_llm"] >= 1
+    assert coverage["phrases"]["distinct"] > coverage["phrases"]["unclassified"]

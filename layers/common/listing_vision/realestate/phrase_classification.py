@@ -5,15 +5,19 @@ and its class stored in the phrase cache, which the split then reads.
 Run it before `execute --force` (or after a new taxonomy version): the migration itself never
 calls a model. A phrase already stored for this taxonomy version is not asked again, except that a
 model, when one is configured, replaces classes the offline rule stored. A provider that fails
-stops the run with what was stored so far kept; running it again resumes.
+stops the run with what was stored so far kept; running it again resumes, as does a run cut
+short by `limit` (at most that many phrases classified per run, so each run fits in one Lambda
+invocation). The analyses come from one or more sources (the segments of a parallel scan of the
+vision cache), read in parallel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from listing_vision.concurrency import thread_map
 from listing_vision.config import get_settings
 from listing_vision.errors import VisionError
 from listing_vision.observability import logger
@@ -32,63 +36,76 @@ class Sighting:
 
 @dataclass
 class Discovered:
-    analyses: int
-    distinct: int  # distinct normalised phrases
-    unknown: dict[str, Sighting]  # cache key → sighting, for the phrases the taxonomy does not know
+    analyses: int = 0
+    seen: set[str] = field(default_factory=set)  # distinct normalised phrases
+    unknown: dict[str, Sighting] = field(
+        default_factory=dict
+    )  # cache key → sighting, phrases the taxonomy does not know
+
+    def merge(self, other: Discovered) -> Discovered:
+        self.analyses += other.analyses
+        self.seen |= other.seen
+        for key, sighting in other.unknown.items():
+            mine = self.unknown.setdefault(key, Sighting(sighting.phrase))
+            mine.exterior += sighting.exterior
+            mine.interior += sighting.interior
+        return self
 
 
 def discover(analyses: Iterable[Mapping[str, Any]], taxonomy: Taxonomy) -> Discovered:
     """The distinct phrases of the analyses, and for those the taxonomy does not know, how often
     exterior and interior images named them."""
-    count = 0
-    seen: set[str] = set()
-    unknown: dict[str, Sighting] = {}
+    found = Discovered()
     for analysis in analyses:
-        count += 1
+        found.analyses += 1
         image_type, phrases = feature_phrases(analysis)
         for phrase in phrases:
-            canonical = taxonomy.canonical(phrase)
-            seen.add(canonical)
+            found.seen.add(taxonomy.canonical(phrase))
             if taxonomy.classify(phrase) is not None:
                 continue
-            sighting = unknown.setdefault(taxonomy.key(phrase), Sighting(phrase))
+            sighting = found.unknown.setdefault(taxonomy.key(phrase), Sighting(phrase))
             if image_type == "exterior":
                 sighting.exterior += 1
             elif image_type == "interior":
                 sighting.interior += 1
-    return Discovered(count, len(seen), unknown)
+    return found
 
 
 def classify_phrases(
-    analyses: Iterable[Mapping[str, Any]],
+    sources: Sequence[Iterable[Mapping[str, Any]]],
     store: PhraseStore | None = None,
     provider: PhraseClassProvider | None = None,
     taxonomy: Taxonomy | None = None,
     dry_run: bool = False,
+    limit: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Classify and store the unknown phrases of these analyses; returns the report."""
+    """Classify and store the unknown phrases of the analyses of these sources; returns the report."""
     taxonomy = taxonomy or load_taxonomy()
     store = store or PhraseStore()
     provider = provider or get_phrase_class_provider(taxonomy)
-    found = discover(analyses, taxonomy)
+    found = Discovered()
+    for part in thread_map(lambda source: discover(source, taxonomy), sources, max_workers=8):
+        found.merge(part)
     stored = store.get_many(found.unknown)
-    todo = [
+    pending = [
         key
         for key in sorted(found.unknown)
         if key not in stored or (provider.method == "llm" and stored[key].method == "offline_rule")
     ]
+    todo = pending[:limit] if limit is not None else pending
     report: dict[str, Any] = {
         "operation": "classify_phrases",
         "taxonomy_version": taxonomy.version,
         "provider": provider.name,
         "model": provider.model,
         "analyses": found.analyses,
-        "distinct_phrases": found.distinct,
-        "known_to_taxonomy": found.distinct - len(found.unknown),
+        "distinct_phrases": len(found.seen),
+        "known_to_taxonomy": len(found.seen) - len(found.unknown),
         "unknown": len(found.unknown),
-        "already_classified": len(found.unknown) - len(todo),
+        "already_classified": len(found.unknown) - len(pending),
         "to_classify": len(todo),
+        "left_for_next_run": len(pending) - len(todo),
         "classified": 0,
         "amenities_found": 0,
         "dry_run": dry_run,

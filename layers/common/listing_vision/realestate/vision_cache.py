@@ -3,15 +3,16 @@
 An item holds the analysis (JSON text, or a map in older items), the embedding (float32 bytes),
 `image_hash`, the raw `llm_response` and the model names. Reads go in BatchGetItem chunks of 100
 (the API's limit) with `UnprocessedKeys` retried with exponential backoff and jitter
-(`dynamodb_batch`); URLs are de-duplicated first. Only what a caller asks for is projected (the migration never reads
-embeddings).
+(`dynamodb_batch`); URLs are de-duplicated first. Only what a caller asks for is projected (the
+migration never reads embeddings). `scan_analyses` reads every analysis, one segment of a
+parallel scan at a time (for classify-phrases).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -69,6 +70,15 @@ class VisionCache:
             cached = _cached_image(item)
             found[cached.image_url] = cached
         return found
+
+    def scan_analyses(self, segment: int = 0, segments: int = 1) -> Iterator[dict[str, Any]]:
+        """Every cached analysis of one segment of a parallel scan (analyses only, page by page)."""
+        pages = self.dynamodb.get_paginator("scan").paginate(
+            TableName=self.table, ProjectionExpression="image_url, analysis", Segment=segment, TotalSegments=segments
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                yield _cached_image(item).analysis
 
     def put(self, image: CachedImage) -> None:
         item = {
