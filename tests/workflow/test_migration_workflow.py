@@ -247,7 +247,7 @@ def test_phrases_classified_once_then_a_forced_run_refreshes_the_amenities_safel
                     {
                         "verdicts": [
                             {"phrase": p, "label": "amenity", "facet": "outdoor living"}
-                            if "solarium" in p
+                            if p == "glass solarium"
                             else {"phrase": p, "label": "interior", "facet": None}
                             for p in [
                                 json.loads(line)["phrase"]

@@ -34,7 +34,9 @@ from listing_vision.realestate.taxonomy import PhraseClassifier
 CONFIDENCE_WEIGHT = {"high": 3, "medium": 2, "low": 1}
 DEFAULT_WEIGHT = 2
 
-LIMITS = {"materials": 4, "exterior": 8, "interior": 12, "amenities": 10}
+# Amenities feed filters, and a listing names one amenity in several words (one per photo): a cap
+# that cut one off would hide the listing from that filter, so theirs is the widest.
+LIMITS = {"materials": 4, "exterior": 8, "interior": 12, "amenities": 24}
 
 
 @dataclass(frozen=True)

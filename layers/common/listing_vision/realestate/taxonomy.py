@@ -219,6 +219,19 @@ class Taxonomy:
                 seen.setdefault(m.concept.id, m.concept)
         return list(seen.values())
 
+    def amenity_matches(self, phrase: str) -> tuple[list[str], list[Match]]:
+        """The phrase's words and the amenity terms it names (not negated, not a look)."""
+        tokens = self.tokens(phrase)
+        kept, _ = self._kept(tokens)
+        return tokens, [m for m in kept if m.concept.label == "amenity"]
+
+    def concept_of_word(self, word: str) -> Concept | None:
+        """The concept a single (normalised) word is a term of, if any."""
+        return self._terms.get((self._singular(word),))
+
+    def term_words(self, term: str) -> list[str]:
+        return self._words_of(term)
+
     @property
     def term_count(self) -> int:
         return len(self._terms)
