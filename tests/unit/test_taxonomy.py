@@ -98,3 +98,12 @@ def test_a_new_version_changes_every_cache_key() -> None:
     other = parse_taxonomy({"version": "next", "grammar": {"articles": ["the"]}, "concept": []})
     assert taxonomy.key("The Solarium") == f"{taxonomy.version}#solarium"
     assert other.key("The Solarium") == "next#solarium"
+
+
+def test_keys_tell_apart_phrases_in_any_script_and_long_ones() -> None:
+    taxonomy = load_taxonomy()
+    assert taxonomy.key("バルコニー") != taxonomy.key("プール") != taxonomy.key("")
+    assert taxonomy.key("Piscina Climatizada") == f"{taxonomy.version}#piscina climatizada"
+    long_a, long_b = "x " * 150 + "a", "x " * 150 + "b"
+    assert taxonomy.key(long_a) != taxonomy.key(long_b)
+    assert len(taxonomy.key(long_a).encode()) < 400

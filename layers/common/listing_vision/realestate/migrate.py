@@ -35,11 +35,11 @@ from listing_vision.realestate.migration_tasks import (
 STATE_MACHINE = "visual-features-migration"
 
 
-def _bar(total: int | None, desc: str) -> Any:
+def _bar(total: int | None, desc: str, unit: str = "listing") -> Any:
     try:
         from tqdm import tqdm
 
-        return tqdm(total=total, unit="listing", desc=desc)
+        return tqdm(total=total, unit=unit, desc=desc)
     except ImportError:  # plain lines without tqdm
 
         class Lines:
@@ -96,7 +96,7 @@ def run_here(args: argparse.Namespace) -> dict[str, Any]:
             bar.close()
     task = parse_event(event, MigrationTask)
     if isinstance(task, ClassifyPhrasesRequest):
-        bar = _bar(None, "phrases classified")  # how many is known once the cache has been read
+        bar = _bar(None, "classify-phrases", unit="phrase")  # how many is known once the cache has been read
         try:
             return run_classify_phrases(task, migration, progress=bar.update)
         finally:

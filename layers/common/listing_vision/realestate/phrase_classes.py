@@ -80,21 +80,26 @@ def user_prompt(batch: Sequence[PhraseToClassify]) -> str:
 def checked(
     reply: PhraseVerdicts | None, batch: Sequence[PhraseToClassify], taxonomy: Taxonomy
 ) -> dict[str, PhraseVerdict]:
-    """The reply's verdicts by phrase, when it answers exactly the phrases asked (ValueError otherwise)."""
+    """The reply's verdicts by the phrase asked, when it answers exactly the phrases asked, each once
+    (told apart as the taxonomy normalises them, so a changed case or hyphen is the same phrase);
+    ValueError otherwise."""
     if reply is None:
         raise ValueError("the reply had no parsable content")
     facets = {c.facet for c in taxonomy.concepts if c.label == "amenity" and c.facet}
-    asked = [p.phrase for p in batch]
+    asked = {taxonomy.canonical(p.phrase): p.phrase for p in batch}
     answered: dict[str, PhraseVerdict] = {}
     for verdict in reply.verdicts:
-        if verdict.phrase not in asked:
+        phrase = asked.get(taxonomy.canonical(verdict.phrase))
+        if phrase is None:
             raise ValueError(f"the reply has a phrase that was not asked: {verdict.phrase[:80]!r}")
-        if verdict.phrase in answered:
+        if phrase in answered:
             raise ValueError(f"the reply answers {verdict.phrase[:80]!r} twice")
         if verdict.label == "amenity" and verdict.facet not in facets:
             raise ValueError(f"facet {verdict.facet!r} of {verdict.phrase[:80]!r} is not one of the listed facets")
-        answered[verdict.phrase] = verdict if verdict.label == "amenity" else verdict.model_copy(update={"facet": None})
-    missing = [phrase for phrase in asked if phrase not in answered]
+        answered[phrase] = verdict.model_copy(
+            update={"phrase": phrase, "facet": verdict.facet if verdict.label == "amenity" else None}
+        )
+    missing = [phrase for phrase in asked.values() if phrase not in answered]
     if missing:
         raise ValueError(f"the reply leaves {len(missing)} phrases unanswered, e.g. {missing[0][:80]!r}")
     return answered

@@ -22,9 +22,16 @@ from listing_vision.config import get_settings
 from listing_vision.errors import VisionError
 from listing_vision.observability import logger
 from listing_vision.realestate.features import feature_phrases
-from listing_vision.realestate.phrase_classes import PhraseClassProvider, PhraseToClassify, get_phrase_class_provider
+from listing_vision.realestate.phrase_classes import (
+    OfflinePhraseClasses,
+    PhraseClassProvider,
+    PhraseToClassify,
+    get_phrase_class_provider,
+)
 from listing_vision.realestate.phrase_store import PhraseStore, StoredPhrase
 from listing_vision.realestate.taxonomy import Taxonomy, load_taxonomy
+
+MAX_MODEL_PHRASE = 200  # characters
 
 
 @dataclass
@@ -91,7 +98,12 @@ def classify_phrases(
     pending = [
         key
         for key in sorted(found.unknown)
-        if key not in stored or (provider.method == "llm" and stored[key].method == "offline_rule")
+        if key not in stored
+        or (
+            provider.method == "llm"
+            and stored[key].method == "offline_rule"
+            and len(found.unknown[key].phrase) <= MAX_MODEL_PHRASE
+        )
     ]
     todo = pending[:limit] if limit is not None else pending
     report: dict[str, Any] = {
@@ -114,33 +126,41 @@ def classify_phrases(
         report["catalogue"] = store.catalogue(taxonomy.version)
         report["passed"] = True
         return report
+    # A "phrase" too long for a feature is a sentence: it never reaches a model (nor fills its
+    # context); the offline rule decides it.
+    offline = OfflinePhraseClasses(taxonomy)
+    too_long = [k for k in todo if len(found.unknown[k].phrase) > MAX_MODEL_PHRASE]
+    for_provider = [k for k in todo if len(found.unknown[k].phrase) <= MAX_MODEL_PHRASE]
     size = get_settings().phrase_classify_batch
-    for start in range(0, len(todo), size):
-        keys = todo[start : start + size]
+    work: list[tuple[PhraseClassProvider, list[str]]] = [(offline, too_long)] if too_long else []
+    work += [(provider, for_provider[start : start + size]) for start in range(0, len(for_provider), size)]
+    done = 0
+    for deciding, keys in work:
         batch = [
             PhraseToClassify(found.unknown[k].phrase, found.unknown[k].exterior, found.unknown[k].interior)
             for k in keys
         ]
         try:
-            verdicts = provider.classify(batch)
+            verdicts = deciding.classify(batch)
         except VisionError as error:  # stop; what is stored stays, a rerun resumes
-            logger.warning("phrase classification stopped", extra={"code": error.code, "done": report["classified"]})
-            report["failed"] = {"code": error.code, "message": error.message, "remaining": len(todo) - start}
+            logger.warning("phrase classification stopped", extra={"code": error.code, "done": done})
+            report["failed"] = {"code": error.code, "message": error.message, "remaining": len(todo) - done}
             break
         rows = [
             StoredPhrase(
                 key=key,
                 phrase=item.phrase,
                 label=verdicts[item.phrase].label,
-                method=provider.method,
+                method=deciding.method,
                 facet=verdicts[item.phrase].facet,
-                model=provider.model,
+                model=deciding.model,
                 seen_exterior=item.seen_exterior,
                 seen_interior=item.seen_interior,
             )
             for key, item in zip(keys, batch, strict=True)
         ]
         store.put_many(rows)
+        done += len(rows)
         report["classified"] += len(rows)
         report["amenities_found"] += sum(1 for row in rows if row.label == "amenity")
         if progress:

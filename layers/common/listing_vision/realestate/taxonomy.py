@@ -21,6 +21,7 @@ Matching, in full (pure and deterministic):
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -34,8 +35,8 @@ Label = Literal["amenity", "exterior", "interior"]
 LABELS: tuple[Label, ...] = ("amenity", "exterior", "interior")
 Source = Literal["taxonomy", "cache", "offline_rule"]
 DATA_FILE = "feature_taxonomy.toml"
-_NOT_WORD = re.compile(r"[^a-z0-9]+")
-MAX_KEY_PHRASE = 400  # characters of a canonical phrase kept in a cache key (DynamoDB keys ≤ 2 KB)
+_NOT_WORD = re.compile(r"[\W_]+")  # letters and digits of any script are words; the rest separates them
+MAX_KEY_PHRASE = 200  # a longer canonical phrase is keyed by its start and a hash (DynamoDB keys ≤ 2 KB)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,9 @@ class Taxonomy:
 
     def key(self, phrase: str) -> str:
         """Cache key of an unknown phrase: the taxonomy version and the canonical phrase."""
-        text = self.canonical(phrase)[:MAX_KEY_PHRASE]
+        text = self.canonical(phrase)
+        if len(text) > MAX_KEY_PHRASE:
+            text = f"{text[:MAX_KEY_PHRASE]}…{hashlib.sha256(text.encode()).hexdigest()[:16]}"
         return f"{self.version}#{text}"
 
     # --- matching ------------------------------------------------------------------------------
