@@ -65,11 +65,6 @@ class AmenityTest(Protocol):
     def is_amenity(self, phrase: str) -> bool: ...
 
 
-def is_amenity(feature: str) -> bool:
-    """The taxonomy's answer, with the offline rule for phrases it does not know (no cache)."""
-    return PhraseClassifier().is_amenity(feature)
-
-
 def _weight(analysis: Mapping[str, Any]) -> int:
     return CONFIDENCE_WEIGHT.get(normalise(analysis.get("confidence")), DEFAULT_WEIGHT)
 

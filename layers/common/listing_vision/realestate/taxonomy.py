@@ -210,18 +210,6 @@ class Taxonomy:
         generic = [m for m in kept if m.concept.generic]
         return self._head(generic, segments).concept.label if generic else None
 
-    def concept(self, concept_id: str) -> Concept:
-        return next(c for c in self.concepts if c.id == concept_id)
-
-    def amenity_concepts_in(self, phrase: str) -> list[Concept]:
-        """The amenity concepts a phrase names (not negated), in order of appearance."""
-        kept, _ = self._kept(self.tokens(phrase))
-        seen: dict[str, Concept] = {}
-        for m in kept:
-            if m.concept.label == "amenity":
-                seen.setdefault(m.concept.id, m.concept)
-        return list(seen.values())
-
     def amenity_matches(self, phrase: str) -> tuple[list[str], list[Match]]:
         """The phrase's words and the amenity terms it names (not negated, not a look)."""
         tokens = self.tokens(phrase)
