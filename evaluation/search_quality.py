@@ -1,7 +1,11 @@
-"""Search quality on the demo listings: the split fields against the combined text, per labelled query.
+"""Search quality on the demo listings, three ways in one run: the combined text, the split before
+the feature taxonomy (29 words, with its query router) and the split now (the taxonomy and the
+phrase cache, with its router), per labelled query.
 
-Relevance comes from the demo generator's ground truth (local/demo_listings.py), so this runs
-against a stack holding the demo data (`make run`, then `make evaluate-search`).
+Both splits are computed here from the cached analyses of every listing in the index and written
+to two scratch indices (deleted afterwards), so the live index is only read and the comparison
+does not depend on what has been migrated. Relevance comes from the demo generator's ground truth
+(local/demo_listings.py), so this runs against a stack holding the demo data.
 
     python -m evaluation.search_quality [--listings 1588] [--seed 0]
 """
@@ -11,14 +15,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from opensearchpy import helpers
+
+from evaluation.legacy_split import LegacyVocabulary, legacy_field, legacy_query
+from listing_vision.realestate.features import SplitFeatures, feature_phrases, split_visual_features
+from listing_vision.realestate.listings_index import ensure_index, ensure_split_mapping, scan_docs
+from listing_vision.realestate.phrase_store import PhraseStore
 from listing_vision.realestate.search import build_query, route
-from local.demo_listings import generate
+from listing_vision.realestate.vision_cache import VisionCache
+from local.demo_listings import Truth, generate
+
+SYSTEMS = ("combined", "before", "after")
+Relevant = Callable[[Truth], bool]
 
 
-def labelled_queries() -> dict[str, Any]:
-    """Context queries and, for each, which demo ground truth makes a listing relevant."""
+def _has(name: str) -> Relevant:
+    return lambda t: name in t.amenities
+
+
+def labelled_queries() -> dict[str, Relevant]:
+    """Context queries and, for each, which demo ground truth makes a listing relevant; the last
+    twelve are amenities the demo names in several words each."""
     return {
         "white exterior": lambda t: t.colour == "white",
         "gray exterior": lambda t: t.colour == "gray",
@@ -36,34 +58,135 @@ def labelled_queries() -> dict[str, Any]:
         "fireplace": lambda t: "fireplace" in t.interior,
         "front porch": lambda t: "front porch" in t.exterior,
         "wood deck": lambda t: "wood deck" in t.exterior,
+        "hot tub": _has("hot tub"),
+        "wood stove": _has("wood stove"),
+        "screened porch": _has("screened porch"),
+        "sunroom": _has("sunroom"),
+        "dock": _has("dock"),
+        "basement": _has("basement"),
+        "ev charger": _has("ev charger"),
+        "outdoor kitchen": _has("outdoor kitchen"),
+        "home gym": _has("home gym"),
+        "fire pit": _has("fire pit"),
+        "guest house": _has("guest house"),
+        "carport": _has("carport"),
     }
 
 
-def evaluate(search: Any, index: str, listings: int = 1588, seed: int = 0) -> dict[str, Any]:
-    """Per labelled query, with the combined text alone and with the split fields: precision@10,
-    precision@50, and the precision of everything the query matches (with how many it matches)."""
+@contextmanager
+def scratch_indices(
+    search: Any, index: str, cache: VisionCache, phrases: PhraseStore, batch: int = 200
+) -> Iterator[dict[str, str]]:
+    """Two copies of the listings (their combined text), one with each split's three fields."""
+    suffix = uuid.uuid4().hex[:8]
+    names = {"before": f"{index}-eval-before-{suffix}", "after": f"{index}-eval-after-{suffix}"}
+    for name in names.values():
+        ensure_index(search, name)
+        ensure_split_mapping(search, name)
+    try:
+        docs = list(scan_docs(search, index))
+        for start in range(0, len(docs), batch):
+            group = docs[start : start + batch]
+            cached = cache.get_many(url for doc in group for url in doc.image_urls)
+            classifier, _ = phrases.classifier_for(
+                p for image in cached.values() for p in feature_phrases(image.analysis)[1]
+            )
+            splits: dict[str, list[tuple[str, str, SplitFeatures]]] = {"before": [], "after": []}
+            for doc in group:
+                analyses = [cached[url].analysis for url in doc.image_urls if url in cached]
+                text = doc.source.get("visual_features_text", "")
+                splits["before"].append((doc.zpid, text, split_visual_features(analyses, LegacyVocabulary())))
+                splits["after"].append((doc.zpid, text, split_visual_features(analyses, classifier)))
+            for system, rows in splits.items():
+                helpers.bulk(
+                    search,
+                    (
+                        {
+                            "_index": names[system],
+                            "_id": zpid,
+                            "_source": {"visual_features_text": text, **s.as_fields()},
+                        }
+                        for zpid, text, s in rows
+                    ),
+                )
+        for name in names.values():
+            search.indices.refresh(index=name)
+        yield names
+    finally:
+        for name in names.values():
+            search.indices.delete(index=name, ignore_unavailable=True)
+
+
+def evaluate(
+    search: Any,
+    index: str,
+    cache: VisionCache | None = None,
+    phrases: PhraseStore | None = None,
+    listings: int = 1588,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Per labelled query and way of searching: precision@10, precision@50, how many listings match,
+    the precision of all of them, and recall (relevant listings matched / relevant listings)."""
     truth = {listing.truth.zpid: listing.truth for listing in generate(listings, seed)}
     rows = []
-    for query, relevant in labelled_queries().items():
-        row: dict[str, Any] = {
-            "query": query,
-            "field": route(query).field,
-            "relevant": sum(1 for t in truth.values() if relevant(t)),
-        }
-        for label, split in (("combined", False), ("split", True)):
-            hits = search.search(index=index, body=build_query(query, split, size=len(truth)))["hits"]["hits"]
-            good = [hit["_id"] in truth and relevant(truth[hit["_id"]]) for hit in hits]
-            for k in (10, 50):
-                row[f"{label}_p@{k}"] = sum(good[:k]) / k
-            row[f"{label}_matched"] = len(good)
-            row[f"{label}_match_precision"] = round(sum(good) / len(good), 3) if good else 0.0
-        rows.append(row)
-    summary = {
-        f"mean_{metric}_{label}": round(sum(r[f"{label}_{metric}"] for r in rows) / len(rows), 3)
-        for metric in ("p@10", "p@50", "match_precision")
-        for label in ("combined", "split")
-    }
+    with scratch_indices(search, index, cache or VisionCache(), phrases or PhraseStore()) as names:
+        for query, relevant in labelled_queries().items():
+            wanted = {zpid for zpid, t in truth.items() if relevant(t)}
+            row: dict[str, Any] = {
+                "query": query,
+                "field_before": legacy_field(query),
+                "field_after": route(query).field,
+                "relevant": len(wanted),
+            }
+            bodies = {
+                "combined": (names["after"], build_query(query, use_split_fields=False, size=len(truth))),
+                "before": (names["before"], legacy_query(query, size=len(truth))),
+                "after": (names["after"], build_query(query, size=len(truth))),
+            }
+            for system, (target, body) in bodies.items():
+                hits = search.search(index=target, body=body)["hits"]["hits"]
+                good = [hit["_id"] in wanted for hit in hits]
+                for k in (10, 50):
+                    row[f"{system}_p@{k}"] = sum(good[:k]) / k
+                row[f"{system}_matched"] = len(good)
+                row[f"{system}_match_precision"] = round(sum(good) / len(good), 3) if good else 0.0
+                row[f"{system}_recall"] = round(sum(good) / len(wanted), 3) if wanted else 0.0
+            rows.append(row)
+    amenity_queries = list(labelled_queries())[-12:]
+    summary: dict[str, Any] = {}
+    for subset, chosen in (("all", rows), ("amenity", [r for r in rows if r["query"] in amenity_queries])):
+        for metric in ("p@10", "p@50", "match_precision", "recall"):
+            for system in SYSTEMS:
+                values = [r[f"{system}_{metric}"] for r in chosen]
+                summary[f"mean_{metric}_{system}_{subset}"] = round(sum(values) / len(values), 3)
     return {"queries": rows, **summary}
+
+
+def render(result: dict[str, Any], show: Callable[[str], None] = print) -> None:
+    width = max(len(r["query"]) for r in result["queries"])
+    show(
+        f"{'query'.ljust(width)}  relevant   matched comb/before/after   match precision comb/before/after   "
+        "recall comb/before/after   P@10 comb/before/after"
+    )
+
+    def three(row: dict[str, Any], metric: str, fmt: str) -> str:
+        return " / ".join(format(row[f"{system}_{metric}"], fmt) for system in SYSTEMS)
+
+    for r in result["queries"]:
+        show(
+            f"{r['query'].ljust(width)}  {r['relevant']:>8}   {three(r, 'matched', '>5'):>23}   "
+            f"{three(r, 'match_precision', '.3f'):>33}   {three(r, 'recall', '.3f'):>24}   "
+            f"{three(r, 'p@10', '.2f'):>20}"
+        )
+    for subset, label in (("all", f"mean, all {len(result['queries'])}"), ("amenity", "mean, 12 amenity queries")):
+        means = {
+            m: " / ".join(f"{result[f'mean_{m}_{s}_{subset}']:.3f}" for s in SYSTEMS)
+            for m in ("match_precision", "recall", "p@10")
+        }
+        show(
+            f"{label.ljust(width)}  {'':>8}   {'':>23}   {means['match_precision']:>33}   {means['recall']:>24}   "
+            f"{means['p@10']:>20}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,23 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     from listing_vision.config import get_settings
     from listing_vision.realestate.listings_index import opensearch_client
 
-    result = evaluate(opensearch_client(), get_settings().listings_index, args.listings, args.seed)
-    width = max(len(r["query"]) for r in result["queries"])
-    print(
-        f"{'query'.ljust(width)}  relevant  P@10 comb/split  P@50 comb/split  matched comb/split  "
-        "match precision comb/split"
-    )
-    for r in result["queries"]:
-        print(
-            f"{r['query'].ljust(width)}  {r['relevant']:>8}  {r['combined_p@10']:>6.2f} / {r['split_p@10']:<5.2f}  "
-            f"{r['combined_p@50']:>6.2f} / {r['split_p@50']:<5.2f}  {r['combined_matched']:>7} / "
-            f"{r['split_matched']:<7}   {r['combined_match_precision']:>8.3f} / {r['split_match_precision']:.3f}"
-        )
-    print(
-        f"{'mean'.ljust(width)}  {'':>8}  {result['mean_p@10_combined']:>6.3f} / {result['mean_p@10_split']:<5.3f} "
-        f" {result['mean_p@50_combined']:>6.3f} / {result['mean_p@50_split']:<5.3f}  {'':>17}   "
-        f"{result['mean_match_precision_combined']:>8.3f} / {result['mean_match_precision_split']:.3f}"
-    )
+    result = evaluate(opensearch_client(), get_settings().listings_index, listings=args.listings, seed=args.seed)
+    render(result)
     print(json.dumps({k: v for k, v in result.items() if k != "queries"}))
     return 0
 

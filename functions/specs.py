@@ -127,7 +127,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "The visual-features migration's tasks",
         900,
         1024,
-        layers=(OPENSEARCH,),
+        layers=(OPENSEARCH, PROVIDERS),  # classify-phrases asks a model
     ),
 )
 

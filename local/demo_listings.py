@@ -2,9 +2,13 @@
 
 1,588 listings by default (the size of the production catalogue), about 20 images each (a third exterior), with
 90–95 % of listings fully cached, some partially and some not at all. Each listing has a ground
-truth (style, colour, materials, features); each image's analysis reports part of it with some
-noise and a confidence, the way a vision model does. `visual_features_text` is aggregated from
-all of a listing's analyses, as uploads did before the cache existed for every image.
+truth (style, colour, materials, features, amenities); each image's analysis reports part of it
+with some noise and a confidence, the way a vision model does. An amenity (`AMENITIES`) is named
+in whatever words a model might use for it, differently from photo to photo ("hot tub",
+"jacuzzi", "swim spa"), a few of them words the feature taxonomy does not know ("solarium");
+features include look-alikes ("pool table", "garden tub", "shed roof"). `visual_features_text` is
+aggregated from all of a listing's analyses, as uploads did before the cache existed for every
+image.
 
 Image vectors and cached embeddings are shortened (`vector_dim`, default 32) to keep the local
 stack light; nothing in the migration reads them.
@@ -25,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from listing_vision.dynamodb_batch import batch_put
 from listing_vision.dynamodb_items import to_item
-from listing_vision.realestate.features import is_amenity, visual_features_text
+from listing_vision.realestate.features import visual_features_text
 
 STYLES = [
     "ranch",
@@ -71,6 +76,9 @@ EXTERIOR_FEATURES = [
     "landscaped yard",
     "solar panels",
     "balcony",
+    "shed roof",
+    "juliet balcony",
+    "basketball hoop",
 ]
 INTERIOR_FEATURES = [
     "granite countertops",
@@ -95,7 +103,28 @@ INTERIOR_FEATURES = [
     "breakfast nook",
     "white walls",
     "exposed beams",
+    "pool table",
+    "spa-like bathroom",
+    "garden tub",
+    "jetted tub",
 ]
+# Amenities a buyer filters by, each with the kind of photo that shows it and the words vision
+# models use for it (the phrasings follow tests/data/labelled_feature_phrases.csv, written before
+# the taxonomy; the last of some is a phrasing the taxonomy does not know).
+AMENITIES: dict[str, tuple[str, list[str]]] = {
+    "hot tub": ("exterior", ["hot tub", "jacuzzi on the deck", "outdoor spa", "covered hot tub", "swim spa"]),
+    "wood stove": ("interior", ["wood-burning stove", "cast iron wood stove", "pellet stove in the corner"]),
+    "screened porch": ("exterior", ["screened porch", "screened-in back porch", "large screened porch"]),
+    "sunroom": ("interior", ["sunroom with lots of windows", "three-season room", "florida room", "solarium"]),
+    "dock": ("exterior", ["private boat dock", "floating dock on the lake", "boat dock with lift"]),
+    "basement": ("interior", ["finished basement", "walkout basement", "basement rec room", "unfinished basement"]),
+    "ev charger": ("exterior", ["ev charger", "electric vehicle charging station", "wall-mounted ev charger"]),
+    "outdoor kitchen": ("exterior", ["outdoor kitchen", "built-in grill", "built-in barbecue", "outdoor pizza oven"]),
+    "home gym": ("interior", ["home gym with mirrors", "exercise room", "workout room", "fitness studio"]),
+    "fire pit": ("exterior", ["fire pit with seating", "stone fire pit", "gas fire pit table"]),
+    "guest house": ("exterior", ["guest house", "detached guest cottage", "casita", "mother-in-law cottage"]),
+    "carport": ("exterior", ["carport", "attached carport", "carport with metal roof"]),
+}
 INTERIOR_VISUAL = ["natural light", "spacious", "updated", "cozy", "modern finishes", "high ceilings"]
 EXTERIOR_VISUAL = ["curb appeal", "mature trees", "well-maintained", "manicured lawn", "sunny"]
 CITIES = [
@@ -122,10 +151,7 @@ class Truth:
     materials: list[str]
     exterior: list[str]
     interior: list[str]
-
-    @property
-    def amenities(self) -> list[str]:
-        return [f for f in self.exterior + self.interior if is_amenity(f)]
+    amenities: list[str] = field(default_factory=list)  # keys of AMENITIES
 
 
 @dataclass
@@ -136,6 +162,14 @@ class DemoListing:
     coverage: str = "full"
 
 
+def _amenity_phrases(rng: random.Random, truth: Truth, kind: str) -> list[str]:
+    """The listing's amenities this photo shows (each in about half the photos of its kind), each in
+    words picked for this photo."""
+    return [
+        rng.choice(AMENITIES[name][1]) for name in truth.amenities if AMENITIES[name][0] == kind and rng.random() < 0.5
+    ]
+
+
 def _analysis(rng: random.Random, truth: Truth, kind: str) -> dict[str, Any]:
     confidence = rng.choice(CONFIDENCE)
     if kind == "exterior":
@@ -144,7 +178,8 @@ def _analysis(rng: random.Random, truth: Truth, kind: str) -> dict[str, Any]:
             "architecture_style": truth.style if rng.random() < 0.85 else rng.choice(STYLES),
             "exterior_color": truth.colour if rng.random() < 0.9 else rng.choice(COLOURS),
             "materials": rng.sample(truth.materials, k=rng.randint(1, len(truth.materials))),
-            "features": rng.sample(truth.exterior, k=min(len(truth.exterior), rng.randint(2, 4))),
+            "features": rng.sample(truth.exterior, k=min(len(truth.exterior), rng.randint(2, 4)))
+            + _amenity_phrases(rng, truth, kind),
             "visual_features": rng.sample(EXTERIOR_VISUAL, k=1),
             "confidence": confidence,
         }
@@ -153,7 +188,8 @@ def _analysis(rng: random.Random, truth: Truth, kind: str) -> dict[str, Any]:
         "architecture_style": None,
         "exterior_color": None,
         "materials": [],
-        "features": rng.sample(truth.interior, k=min(len(truth.interior), rng.randint(2, 4))),
+        "features": rng.sample(truth.interior, k=min(len(truth.interior), rng.randint(2, 4)))
+        + _amenity_phrases(rng, truth, kind),
         "visual_features": rng.sample(INTERIOR_VISUAL, k=rng.randint(0, 2)),
         "confidence": confidence,
     }
@@ -171,6 +207,7 @@ def generate(listings: int = 1588, seed: int = 0, vector_dim: int = 32) -> Itera
             materials=rng.sample(MATERIALS, k=rng.randint(1, 2)),
             exterior=rng.sample(EXTERIOR_FEATURES, k=rng.randint(4, 7)),
             interior=rng.sample(INTERIOR_FEATURES, k=rng.randint(5, 9)),
+            amenities=rng.sample(sorted(AMENITIES), k=rng.choice([0, 0, 1, 1, 2, 3])),
         )
         count = rng.randint(15, 25)
         kinds = ["exterior"] * max(2, count // 3) + ["interior"] * (count - max(2, count // 3))
@@ -250,10 +287,7 @@ def load(
 
     def flush() -> None:
         helpers.bulk(search, ({"_index": index, "_id": d["zpid"], "_source": d} for d in docs), chunk_size=200)
-        for start in range(0, len(items), 25):
-            request: dict[str, Any] = {table: [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]}
-            while request:
-                request = dynamodb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+        batch_put(dynamodb, table, items)
         if progress:
             progress(len(docs))
         docs.clear()

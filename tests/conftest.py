@@ -35,6 +35,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
 
 PROVIDER_SETTINGS = (
     "CAPTION_PROVIDER",
+    "PHRASE_CLASSIFIER",
+    "PHRASE_CLASSIFY_BATCH",
     "OPENAI_API_KEY",
     "OPENAI_API_KEY_SECRET",
     "OPENAI_BASE_URL",

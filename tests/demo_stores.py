@@ -1,10 +1,12 @@
-"""A private listings index and vision-cache table filled with demo data, for one test."""
+"""Private stores for one test: a listings index and vision-cache table filled with demo data, and
+an empty phrase cache."""
 
 from __future__ import annotations
 
 import uuid
 
 from listing_vision import aws
+from listing_vision.resources import TABLES
 from local import demo_listings as demo
 
 
@@ -20,3 +22,16 @@ def demo_stores(prefix: str, listings: int, seed: int) -> tuple[str, str]:
     )
     demo.load(listings, seed=seed, index=index, table=table)
     return index, table
+
+
+def phrase_table(prefix: str = "phrases") -> str:
+    """A fresh, empty phrase cache table, keyed as the declared one."""
+    spec = next(spec for spec in TABLES if spec.name_setting == "feature_phrases_table")
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    aws.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": spec.partition_key, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": spec.partition_key, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name

@@ -2,10 +2,12 @@
 
 Functions: `listing-ingest` (S3 ObjectCreated on the uploads bucket, `.json` documents; failures to
 its queue) and `migration` (the tasks of the visual-features state machine, built here too).
-They reach: the existing vision-cache table (read; ingest also caches new analyses), the existing
-OpenSearch domain (the listings index; scrolls), the uploads bucket (documents and photos; tags on
-invalid documents), the artifacts bucket (manifests, batch results, backups), the CLIP endpoint
-and Anthropic's key secret (ingest), and the VPC when OpenSearch is private.
+They reach: the existing vision-cache table (read; ingest also caches new analyses; the migration's
+classify-phrases scans it), the phrase cache table (read by both splits; classify-phrases writes
+it), the existing OpenSearch domain (the listings index; scrolls), the uploads bucket (documents
+and photos; tags on invalid documents), the artifacts bucket (manifests, batch results, backups),
+the CLIP endpoint (ingest), Anthropic's key secret (ingest's analyses, classify-phrases), and the
+VPC when OpenSearch is private.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ class Listings(Construct):
         migration = platform.function(self, "migration", in_vpc=True)
         self.functions: dict[str, ServiceFunction] = {"listing-ingest": ingest, "migration": migration}
         cache = platform.table_arn("vision_cache_table")
+        phrases = platform.table_arn("feature_phrases_table")
         uploads = platform.bucket("uploads_bucket")
         sources = ",".join(filter(None, [f"s3://{uploads.bucket_name}/", config.listing_image_sources]))
         ingest.function.add_environment("LISTING_IMAGE_SOURCES", sources)
         allow(ingest, ["dynamodb:BatchGetItem", "dynamodb:PutItem"], [cache])
+        allow(ingest, ["dynamodb:BatchGetItem"], [phrases])  # the stored classes of unknown phrases
         allow(
             ingest,
             ["s3:GetObject", "s3:PutObjectTagging"],
@@ -45,7 +49,12 @@ class Listings(Construct):
         )
         platform.clip.grant_invoke(ingest.role)
         platform.read_secret(ingest, "anthropic")
-        allow(migration, ["dynamodb:BatchGetItem"], [cache])
+        # classify-phrases scans the cache and writes the phrase cache; coverage scans the latter
+        allow(migration, ["dynamodb:BatchGetItem", "dynamodb:Scan"], [cache])
+        allow(migration, ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:Scan"], [phrases])
+        # classify-phrases asks Anthropic (the listings' provider, the one key this role may read)
+        platform.read_secret(migration, "anthropic")
+        migration.function.add_environment("PHRASE_CLASSIFIER", "anthropic")
         artifacts = platform.bucket("artifacts_bucket")
         allow(
             migration,

@@ -13,6 +13,8 @@ import pytest
 from listing_vision import aws
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import opensearch_client
+from listing_vision.realestate.phrase_store import PhraseStore, StoredPhrase
+from listing_vision.realestate.taxonomy import load_taxonomy
 from listing_vision.realestate.vision_cache import CachedImage, VisionCache
 from local.stack import LocalStack
 from tests.images import fresh_image
@@ -209,3 +211,20 @@ def test_a_document_that_is_not_a_listing_is_recorded(
     local_stack.router.drain()
     tags = aws.client("s3").get_object_tagging(Bucket="listing-uploads", Key="listings/broken.json")["TagSet"]
     assert {t["Key"]: t["Value"] for t in tags} == {"ingest-status": "invalid", "reason": "invalid_listing_document"}
+
+
+def test_a_new_listing_splits_with_the_stored_phrase_classes(
+    local_stack: LocalStack, settings_env: Callable[..., None]
+) -> None:
+    settings_env()  # no key
+    zpid = str(uuid.uuid4().int % 10**8)
+    # Given a cached photo naming a phrase the taxonomy does not know, whose class a model stored
+    taxonomy = load_taxonomy()
+    phrase = f"glass solarium {zpid}"
+    PhraseStore().put_many([StoredPhrase(taxonomy.key(phrase), phrase, "amenity", "llm", "outdoor living", "m")])
+    url = f"https://photos.hearth.example/{zpid}/00.jpg"
+    VisionCache().put(CachedImage(url, {**EXTERIOR, "features": ["front porch", phrase]}, image_hash="h"))
+    # When the listing is dropped
+    drop(local_stack, {"zpid": zpid, "image_urls": [url]})
+    # Then the ingest function split it with the stored class, as the migration does
+    assert listing(zpid)["amenities_visual_features"] == f"front porch, {phrase}"

@@ -16,9 +16,11 @@ from listing_vision.errors import InvalidRequest
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import ensure_split_mapping, get_docs, update_fields_guarded
 from listing_vision.realestate.migration import Migration
+from listing_vision.realestate.phrase_store import PhraseStore, StoredPhrase
+from listing_vision.realestate.taxonomy import load_taxonomy
 from listing_vision.realestate.vision_cache import CachedImage, VisionCache
 from local.stack import LocalStack
-from tests.demo_stores import demo_stores
+from tests.demo_stores import demo_stores, phrase_table
 from tests.faults import Fault, FaultProxy
 
 LISTINGS = 30
@@ -33,7 +35,12 @@ def stores(local_stack: LocalStack) -> Iterator[tuple[str, str]]:
 @pytest.fixture
 def migration(local_stack: LocalStack, stores: tuple[str, str]) -> Migration:
     index, table = stores
-    return Migration(search=OpenSearch(hosts=[local_stack.opensearch_url]), cache=VisionCache(table=table), index=index)
+    return Migration(
+        search=OpenSearch(hosts=[local_stack.opensearch_url]),
+        cache=VisionCache(table=table),
+        index=index,
+        phrases=PhraseStore(table=phrase_table()),
+    )
 
 
 def all_sources(migration: Migration) -> dict[str, dict[str, Any]]:
@@ -149,8 +156,37 @@ def test_execute_is_resumable_and_force_recomputes(migration: Migration) -> None
     assert first["counts"]["updated"] + first["counts"].get("skipped_no_cache", 0) == LISTINGS
     again = migration.execute(batch_size=7)
     assert again["counts"].get("updated", 0) == 0 and again["counts"]["skipped_migrated"] == first["counts"]["updated"]
+    # Forced, every listing is recomputed; those that come out the same are not written
     forced = migration.execute(batch_size=7, force=True)
-    assert forced["counts"]["updated"] == first["counts"]["updated"]
+    assert forced["counts"]["unchanged"] == first["counts"]["updated"] and "updated" not in forced["counts"]
+
+
+def test_coverage_counts_phrases_by_who_classes_them_and_the_split_uses_stored_classes(migration: Migration) -> None:
+    taxonomy = load_taxonomy()
+    # Given a listing, and then its photos showing two more phrases the taxonomy does not know
+    zpid = sorted(all_sources(migration))[0]
+    urls = [v["image_url"] for v in all_sources(migration)[zpid]["image_vectors"]]
+    before = migration.coverage(zpids=[zpid])["phrases"]
+    offline_before = migration.execute_batch([zpid], force=True).counts["phrases_offline_rule"]
+    unknown = {"image_type": "exterior", "features": ["glass solarium", "koi bridge"], "confidence": "high"}
+    migration.cache.put(CachedImage(urls[0], unknown, image_hash="h"))
+    coverage = migration.coverage(zpids=[zpid])
+    assert coverage["phrases"]["unclassified"] == before["unclassified"] + 2
+    assert coverage["phrases"]["by_taxonomy"] >= 3 and coverage["phrases"]["classified_pct"] < 100
+    # Without stored classes the offline rule keeps them out of the amenities, and the batch says so
+    report = migration.execute_batch([zpid], force=True)
+    assert report.counts["phrases_offline_rule"] == offline_before + 2
+    assert "solarium" not in all_sources(migration)[zpid]["amenities_visual_features"]
+    # Once a class is stored (as classify-phrases does), coverage counts it and a forced run uses it
+    migration.phrases.put_many(
+        [StoredPhrase(taxonomy.key("glass solarium"), "glass solarium", "amenity", "llm", "outdoor living", "m")]
+    )
+    coverage = migration.coverage(zpids=[zpid])
+    assert coverage["phrases"]["cached_by_llm"] == 1
+    assert coverage["phrases"]["unclassified"] == before["unclassified"] + 1
+    assert coverage["phrase_catalogue"]["classified_by_llm"] >= 1
+    assert migration.execute_batch([zpid], force=True).counts["updated"] == 1
+    assert "glass solarium" in all_sources(migration)[zpid]["amenities_visual_features"]
 
 
 def test_rollback_remove_leaves_exactly_the_backup(migration: Migration, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ LAYERS = {
     "listing_vision.redaction": 0,
     "listing_vision.aws": 1,
     "listing_vision.dynamodb_items": 1,
+    "listing_vision.dynamodb_batch": 1,
     "listing_vision.observability": 1,
     "listing_vision.events": 1,
     "listing_vision.concurrency": 1,

@@ -7,12 +7,13 @@ import random
 
 import pytest
 
+from evaluation.legacy_split import LegacyVocabulary
 from listing_vision.realestate.features import (
-    AMENITY_VOCABULARY,
     SplitFeatures,
     split_visual_features,
     visual_features_text,
 )
+from listing_vision.realestate.taxonomy import PhraseClassifier, load_taxonomy
 
 
 def exterior(**fields: object) -> dict[str, object]:
@@ -113,7 +114,7 @@ def test_nothing_interior_reaches_exterior_or_amenities() -> None:
     assert "fireplace" not in split.interior
 
 
-def test_amenities_are_drawn_by_the_vocabulary() -> None:
+def test_amenities_are_drawn_by_the_taxonomy() -> None:
     features = [
         "front porch",
         "two-car garage",
@@ -127,10 +128,40 @@ def test_amenities_are_drawn_by_the_vocabulary() -> None:
     split = split_visual_features([exterior(features=features)])
     assert split.amenities.split(", ") == sorted(features[:6])
     assert split.exterior == "exterior with granite countertops and large windows"
-    assert {"porch", "garage", "pool", "deck", "patio", "fireplace"} <= set(AMENITY_VOCABULARY)
 
 
-def test_any_order_gives_the_same_text() -> None:
+def test_amenities_in_the_words_a_vision_model_uses_and_look_alikes_stay_out() -> None:
+    # Given features the 29-word vocabulary missed, and look-alikes it took for amenities
+    found = ["jacuzzi on the deck", "cast iron wood stove", "screened lanai", "boat lift", "finished basement"]
+    analyses = [
+        exterior(features=[*found[:3], "shed roof"]),
+        interior(features=[*found[3:], "game room with a pool table", "spa-like bathroom", "garden tub"]),
+    ]
+    split = split_visual_features(analyses)
+    # Then every amenity is in the amenities text and no look-alike is
+    assert sorted(split.amenities.split(", ")) == sorted(found)
+    assert "shed roof" in split.exterior
+    assert all(
+        phrase in split.interior for phrase in ("game room with a pool table", "spa-like bathroom", "garden tub")
+    )
+    # While the split before the taxonomy filed them the other way round
+    before = split_visual_features(analyses, LegacyVocabulary())
+    assert "boat lift" not in before.amenities and "pool table" in before.amenities and "shed roof" in before.amenities
+
+
+def test_a_cached_class_decides_a_phrase_the_taxonomy_does_not_know() -> None:
+    taxonomy = load_taxonomy()
+    analyses = [exterior(features=["zen koi garden bridge", "solarium", "front porch"])]
+    assert taxonomy.classify("solarium") is None
+    # Without a cached class the offline rule keeps it out of the amenities
+    assert split_visual_features(analyses).amenities == "front porch"
+    # With one (keyed by the taxonomy version and the normalised phrase) it is an amenity, in any spelling
+    cached = PhraseClassifier(cached={taxonomy.key("The  SOLARIUM"): "amenity"})
+    assert split_visual_features(analyses, cached).amenities == "front porch, solarium"
+    assert taxonomy.key("solarium").startswith(taxonomy.version + "#")
+
+
+def test_any_order_gives_the_same_text() -> None:  # with the taxonomy and a phrase cache alike
     rng = random.Random(7)
     analyses = [
         exterior(
@@ -142,10 +173,13 @@ def test_any_order_gives_the_same_text() -> None:
         )
         for _ in range(8)
     ] + [interior(features=rng.sample(["island", "tile floors", "vaulted ceiling", "fireplace"], 2)) for _ in range(6)]
-    expected = split_visual_features(analyses)
+    analyses.append(interior(features=["solarium", "home cinema"]))
+    classifier = PhraseClassifier(cached={load_taxonomy().key("home cinema"): "amenity"})
+    expected = split_visual_features(analyses, classifier)
+    assert "home cinema" in expected.amenities
     for _ in range(20):
         rng.shuffle(analyses)
-        assert split_visual_features(analyses) == expected
+        assert split_visual_features(analyses, classifier) == expected
 
 
 def test_combined_text_is_made_the_same_way() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,16 +17,19 @@ import pytest
 from botocore.config import Config
 from opensearchpy import OpenSearch
 
+from evaluation.legacy_split import LegacyVocabulary
 from infra.constructs.migration import MigrationOptions
 from listing_vision import aws
 from listing_vision.events import parse_event
-from listing_vision.realestate.features import SPLIT_FIELDS
+from listing_vision.realestate.features import SPLIT_FIELDS, split_visual_features
+from listing_vision.realestate.listings_index import ensure_split_mapping, get_docs, update_fields_guarded
 from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.migration_tasks import MigrationTask, run_task
-from listing_vision.realestate.vision_cache import VisionCache
+from listing_vision.realestate.phrase_store import PhraseStore
+from listing_vision.realestate.vision_cache import CachedImage, VisionCache
 from local.stack import LocalStack
 from local.workflow import create_state_machine, synthesize_definition
-from tests.demo_stores import demo_stores
+from tests.demo_stores import demo_stores, phrase_table
 from tests.faults import (
     DYNAMODB_THROTTLED,
     OPENSEARCH_TOO_MANY,
@@ -36,6 +39,7 @@ from tests.faults import (
     dynamodb_operation,
     opensearch_path,
 )
+from tests.loopback import LoopbackServer, openai_completion
 
 LISTINGS = 40
 
@@ -50,6 +54,7 @@ class Sandbox:
     dynamodb_proxy: FaultProxy
     opensearch_proxy: FaultProxy
     machine_arn: str
+    phrases: str
     raised: list[str] = field(default_factory=list)  # errors the tasks raised, in order
 
     def migration(self) -> Migration:
@@ -68,7 +73,10 @@ class Sandbox:
             retry_on_timeout=True,
         )
         return Migration(
-            search=search, cache=VisionCache(table=self.table, client=client, sleep=lambda s: None), index=self.index
+            search=search,
+            cache=VisionCache(table=self.table, client=client, sleep=lambda s: None),
+            index=self.index,
+            phrases=PhraseStore(table=self.phrases),
         )
 
     def run(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +101,7 @@ def sandbox(local_stack: LocalStack) -> Iterator[Sandbox]:
     opensearch_proxy = FaultProxy(local_stack.opensearch_url).start()
     suffix = index.rsplit("-", 1)[-1]
     function = f"regenerate-{suffix}"
-    box = Sandbox(index, table, dynamodb_proxy, opensearch_proxy, "")
+    box = Sandbox(index, table, dynamodb_proxy, opensearch_proxy, "", phrase_table())
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         try:
@@ -212,3 +220,80 @@ def test_a_run_killed_half_way_completes_on_rerun_and_changes_nothing_else(sandb
     )
     assert rolled["proof"]["identical"] is True and rolled["counts"]["rolled_back"] > 0
     assert sources(sandbox) == before
+
+
+def test_phrases_classified_once_then_a_forced_run_refreshes_the_amenities_safely(
+    sandbox: Sandbox, provider_env: Callable[..., None]
+) -> None:
+    # Given listings migrated by the split before the taxonomy (29 words), and a photo showing a phrase
+    # the taxonomy does not know
+    migration = sandbox.migration()
+    ensure_split_mapping(migration.search, sandbox.index)
+    docs = get_docs(migration.search, sandbox.index, sorted(sources(sandbox)))
+    cached = migration.cache.get_many(url for doc in docs.values() for url in doc.image_urls)
+    legacy = [
+        (doc, split_visual_features([cached[u].analysis for u in doc.image_urls if u in cached], LegacyVocabulary()))
+        for doc in docs.values()
+    ]
+    update_fields_guarded(migration.search, sandbox.index, [(doc, s.as_fields()) for doc, s in legacy])
+    zpid = sorted(docs)[0]
+    first_url = docs[zpid].image_urls[0]
+    analysis = {"image_type": "exterior", "features": ["glass solarium", "front porch"], "confidence": "high"}
+    migration.cache.put(CachedImage(first_url, analysis, image_hash="h"))
+    model = LoopbackServer(
+        {
+            "/v1/chat/completions": lambda request: openai_completion(
+                json.dumps(
+                    {
+                        "verdicts": [
+                            {"phrase": p, "label": "amenity", "facet": "outdoor living"}
+                            if p == "glass solarium"
+                            else {"phrase": p, "label": "interior", "facet": None}
+                            for p in [
+                                json.loads(line)["phrase"]
+                                for line in request.json()["messages"][1]["content"].splitlines()
+                                if line.startswith("{")
+                            ]
+                        ]
+                    }
+                )
+            )
+        }
+    ).start()
+    provider_env(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{model.url}/v1")
+    try:
+        # When classify_phrases runs as a state machine execution (a parallel scan of the cache), twice
+        first = json.loads(sandbox.run({"operation": "classify_phrases", "segments": 3})["output"])
+        asked = len(model.calls("/v1/chat/completions"))
+        second = json.loads(sandbox.run({"operation": "classify_phrases", "segments": 3})["output"])
+    finally:
+        model.stop()
+    # Then each unknown phrase was asked once, and the second run asked nothing
+    assert first["passed"] is True and first["provider"] == "openai" and first["amenities_found"] == 1
+    assert first["classified"] == first["unknown"] and second["to_classify"] == 0
+    assert len(model.calls("/v1/chat/completions")) == asked >= 1
+    # When the migration is forced, with a backup taken first
+    backup = f"s3://artifacts/test/{sandbox.index}-refresh.jsonl"
+    assert sandbox.run({"operation": "backup", "destination": backup})["status"] == "SUCCEEDED"
+    before = sources(sandbox)
+    run = json.loads(sandbox.run({"operation": "execute", "force": True, "batch_size": 8, "backup": backup})["output"])
+    # Then the amenities are refreshed where the taxonomy or the stored classes differ, nothing else changes,
+    # and verify passes
+    after = sources(sandbox)
+    changed = {
+        z for z in after if after[z].get("amenities_visual_features") != before[z].get("amenities_visual_features")
+    }
+    assert run["passed"] is True and run["verify"]["other_fields_changed"] == 0
+    assert zpid in changed and "glass solarium" in after[zpid]["amenities_visual_features"]
+    assert run["counts"]["updated"] >= len(changed) >= 1
+    assert (
+        run["counts"]["updated"] + run["counts"].get("unchanged", 0) + run["counts"].get("skipped_no_cache", 0)
+        == LISTINGS
+    )
+    for z in after:
+        assert {k: v for k, v in after[z].items() if k not in SPLIT_FIELDS} == {
+            k: v for k, v in before[z].items() if k not in SPLIT_FIELDS
+        }
+    # And a restore from the backup puts every listing back exactly
+    rolled = json.loads(sandbox.run({"operation": "rollback", "mode": "restore", "backup": backup})["output"])
+    assert rolled["proof"]["identical"] is True and sources(sandbox) == before

@@ -149,6 +149,19 @@ class Settings(BaseSettings):
     )
     ingest_concurrency: int = Field(4, ge=1, le=32, description="Images analysed at once per listing.")
     max_listing_image_bytes: int = Field(20_000_000, ge=1, description="Largest listing image fetched.")
+    feature_phrases_table: str = Field(
+        "hearth-feature-phrases",
+        description="DynamoDB table caching the class of each feature phrase the taxonomy does not know "
+        "(one item per phrase and taxonomy version).",
+    )
+    phrase_classifier: Literal["auto", "openai", "anthropic", "offline"] = Field(
+        "auto",
+        description="Who classifies feature phrases the taxonomy does not know (`classify-phrases`): `auto` picks "
+        "OpenAI, then Anthropic, by which key is set, else the offline rule.",
+    )
+    phrase_classify_batch: int = Field(
+        50, ge=1, le=200, description="Feature phrases classified per model request by `classify-phrases`."
+    )
 
     # --- Jobs and idempotency --------------------------------------------------------------
     jobs_table: str = Field("jobs", description="DynamoDB table of image-generation jobs.")
@@ -210,6 +223,8 @@ class Settings(BaseSettings):
     )
     anthropic_caption_model: str = Field("claude-sonnet-4-6", description="Anthropic model for captions.")
     anthropic_vision_model: str = Field("claude-sonnet-4-6", description="Anthropic model for listing image analyses.")
+    openai_phrase_model: str = Field("gpt-5.4-mini", description="OpenAI model classifying feature phrases.")
+    anthropic_phrase_model: str = Field("claude-haiku-4-5", description="Anthropic model classifying feature phrases.")
     provider_timeout_s: float = Field(
         8.0, gt=0, description="Timeout of one provider request, seconds (with retries, inside API Gateway's 29 s)."
     )

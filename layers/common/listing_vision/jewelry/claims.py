@@ -22,13 +22,12 @@ from botocore.exceptions import ClientError
 
 from listing_vision import aws
 from listing_vision.config import get_settings
+from listing_vision.dynamodb_batch import batch_get
 from listing_vision.dynamodb_items import expression_values, from_item, to_item
 
 PENDING = "pending"
 STORED = "stored"
 FEATURES = "verification_features"
-BATCH_GET_LIMIT = 100  # keys per BatchGetItem
-BATCH_GET_ATTEMPTS = 5  # unprocessed keys (throttling) are asked again, with backoff
 
 
 @dataclass(frozen=True)
@@ -132,26 +131,13 @@ class ContentClaims:
     def features(self, contents: Sequence[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         """The verification features of stored records, by (website, sha256); records without
         features (indexed before they were kept) and unknown contents are absent."""
-        keys = list(dict.fromkeys(contents))
+        keys = [self._key(website, sha256) for website, sha256 in dict.fromkeys(contents)]
         found: dict[tuple[str, str], bytes] = {}
-        for start in range(0, len(keys), BATCH_GET_LIMIT):
-            request = {
-                self.table: {
-                    "Keys": [self._key(website, sha256) for website, sha256 in keys[start : start + BATCH_GET_LIMIT]],
-                    "ProjectionExpression": f"content_id, {FEATURES}",
-                }
-            }
-            for attempt in range(BATCH_GET_ATTEMPTS):
-                response = self.dynamodb.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.table, []):
-                    record = from_item(item)
-                    if FEATURES in record:
-                        website, _, sha256 = record["content_id"].partition("#")
-                        found[(website, sha256)] = bytes(record[FEATURES])
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(0.05 * 2**attempt)
+        for item in batch_get(self.dynamodb, self.table, keys, projection=f"content_id, {FEATURES}"):
+            record = from_item(item)
+            if FEATURES in record:
+                website, _, sha256 = record["content_id"].partition("#")
+                found[(website, sha256)] = bytes(record[FEATURES])
         return found
 
     def set_features(self, website: str, sha256: str, features: bytes) -> None:

@@ -1,15 +1,18 @@
-"""One image in, a validated structured reply out, from an OpenAI or Anthropic vision model.
+"""One request in (an image with an instruction, or an instruction alone), a validated structured
+reply out, from an OpenAI or Anthropic model.
 
-Both providers send the image with a system prompt and an instruction, ask for the reply in the
-JSON schema of a pydantic model (the SDKs' structured outputs: `chat.completions.parse`,
-`messages.parse`), repair a reply that does not validate once (`structured.with_one_repair`), turn
-a refusal into `content_policy_refusal`, and map SDK errors with `clients.provider_error`. The raw
-reply text is returned too, for callers that keep it (the vision cache's `llm_response`).
+Both providers send a system prompt and the request, ask for the reply in the JSON schema of a
+pydantic model (the SDKs' structured outputs: `chat.completions.parse`, `messages.parse`), run the
+caller's own `check` on it (rules a schema cannot say, e.g. "every phrase answered once"), repair
+a reply that fails either once (`structured.with_one_repair`), turn a refusal into
+`content_policy_refusal`, and map SDK errors with `clients.provider_error`. The raw reply text is
+returned too, for callers that keep it (the vision cache's `llm_response`).
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -20,6 +23,7 @@ from listing_vision.providers.clients import anthropic_client, openai_client, pr
 from listing_vision.providers.structured import with_one_repair
 
 Reply = TypeVar("Reply", bound=BaseModel)
+Check = Callable[[Any], None]  # raises ValueError when a parsed reply breaks a rule of the caller
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,17 @@ class VisionModel(Protocol):
     model: str
 
     def ask(
-        self, image: bytes, media_type: str, system: str, instruction: str, schema: type[Reply]
+        self,
+        image: bytes,
+        media_type: str,
+        system: str,
+        instruction: str,
+        schema: type[Reply],
+        check: Check | None = None,
+    ) -> VisionAnswer[Reply]: ...
+
+    def ask_text(
+        self, system: str, instruction: str, schema: type[Reply], check: Check | None = None
     ) -> VisionAnswer[Reply]: ...
 
 
@@ -44,9 +58,9 @@ def repair_instruction(problem: str) -> str:
     )
 
 
-def _refused(provider: str, detail: str = "") -> InvalidRequest:
+def _refused(provider: str, detail: str = "", what: str = "describe the image") -> InvalidRequest:
     return InvalidRequest(
-        f"{provider} declined to describe the image{': ' + detail[:200] if detail else ''}.",
+        f"{provider} declined to {what}{': ' + detail[:200] if detail else ''}.",
         code="content_policy_refusal",
         details={"provider": provider},
     )
@@ -59,22 +73,30 @@ class OpenAIVision:
         self.model = model
 
     def ask(
-        self, image: bytes, media_type: str, system: str, instruction: str, schema: type[Reply]
+        self,
+        image: bytes,
+        media_type: str,
+        system: str,
+        instruction: str,
+        schema: type[Reply],
+        check: Check | None = None,
+    ) -> VisionAnswer[Reply]:
+        data_url = f"data:{media_type};base64,{base64.b64encode(image).decode()}"
+        content = [{"type": "text", "text": instruction}, {"type": "image_url", "image_url": {"url": data_url}}]
+        return self._ask(system, content, schema, check, "describe the image")
+
+    def ask_text(
+        self, system: str, instruction: str, schema: type[Reply], check: Check | None = None
+    ) -> VisionAnswer[Reply]:
+        return self._ask(system, instruction, schema, check, "answer")
+
+    def _ask(
+        self, system: str, content: Any, schema: type[Reply], check: Check | None, what: str
     ) -> VisionAnswer[Reply]:
         client = openai_client()
-        data_url = f"data:{media_type};base64,{base64.b64encode(image).decode()}"
 
         def call(problem: str | None) -> VisionAnswer[Reply]:
-            messages: list[Any] = [
-                {"role": "system", "content": system},
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": instruction},
-                        {"type": "image_url", "image_url": {"url": data_url}},
-                    ],
-                },
-            ]
+            messages: list[Any] = [{"role": "system", "content": system}, {"role": "user", "content": content}]
             if problem:
                 messages.append({"role": "user", "content": repair_instruction(problem)})
             try:
@@ -83,9 +105,11 @@ class OpenAIVision:
                 raise provider_error(error, self.name) from error
             message = completion.choices[0].message
             if message.refusal:
-                raise _refused(self.name, message.refusal)
+                raise _refused(self.name, message.refusal, what)
             if message.parsed is None:
                 raise ValueError("the reply had no parsable content")
+            if check:
+                check(message.parsed)
             return VisionAnswer(message.parsed, message.content or "")
 
         return with_one_repair(call, self.name)
@@ -99,16 +123,33 @@ class AnthropicVision:
         self.max_tokens = max_tokens
 
     def ask(
-        self, image: bytes, media_type: str, system: str, instruction: str, schema: type[Reply]
+        self,
+        image: bytes,
+        media_type: str,
+        system: str,
+        instruction: str,
+        schema: type[Reply],
+        check: Check | None = None,
+    ) -> VisionAnswer[Reply]:
+        encoded = base64.b64encode(image).decode()
+        content = [
+            {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": encoded}},
+            {"type": "text", "text": instruction},
+        ]
+        return self._ask(system, content, schema, check, "describe the image")
+
+    def ask_text(
+        self, system: str, instruction: str, schema: type[Reply], check: Check | None = None
+    ) -> VisionAnswer[Reply]:
+        return self._ask(system, [{"type": "text", "text": instruction}], schema, check, "answer")
+
+    def _ask(
+        self, system: str, request: list[Any], schema: type[Reply], check: Check | None, what: str
     ) -> VisionAnswer[Reply]:
         client = anthropic_client()
-        encoded = base64.b64encode(image).decode()
 
         def call(problem: str | None) -> VisionAnswer[Reply]:
-            content: list[Any] = [
-                {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": encoded}},
-                {"type": "text", "text": instruction},
-            ]
+            content = list(request)
             if problem:
                 content.append({"type": "text", "text": repair_instruction(problem)})
             try:
@@ -122,10 +163,12 @@ class AnthropicVision:
             except sdk_errors() as error:
                 raise provider_error(error, self.name) from error
             if message.stop_reason == "refusal":
-                raise _refused(self.name)
+                raise _refused(self.name, what=what)
             raw = "".join(getattr(block, "text", "") for block in message.content)
             if message.parsed_output is None:
                 raise ValueError("the reply had no parsable content")
+            if check:
+                check(message.parsed_output)
             return VisionAnswer(message.parsed_output, raw)
 
         return with_one_repair(call, self.name)

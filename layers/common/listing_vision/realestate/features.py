@@ -14,57 +14,29 @@ items in no particular order). The rules, in full:
   alphabetically first value. Both come from exterior analyses only.
 - Lists (materials, features, visual features) are ordered by weight, heaviest first, ties
   alphabetically, and capped (`LIMITS`).
-- Amenities are the features, from either kind of image, that contain a word or phrase of
-  `AMENITY_VOCABULARY` (porch, garage, pool, deck, patio, fireplace, …). They appear only in the
-  amenities text. Everything else an interior image names stays in the interior text; nothing from
-  an interior analysis reaches the exterior text.
+- Amenities are the features, from either kind of image, that the feature taxonomy
+  (`taxonomy.py`, data in `feature_taxonomy.toml`) classes as amenities; a phrase the taxonomy
+  does not know takes its cached class (`PhraseClassifier(cached=…)`, filled once per phrase by
+  the `classify-phrases` operation), else the offline rule: not an amenity. Amenities appear only
+  in the amenities text. Everything else an interior image names stays in the interior text;
+  nothing from an interior analysis reaches the exterior text.
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+from listing_vision.realestate.taxonomy import PhraseClassifier
 
 CONFIDENCE_WEIGHT = {"high": 3, "medium": 2, "low": 1}
 DEFAULT_WEIGHT = 2
 
-AMENITY_VOCABULARY: tuple[str, ...] = (
-    "porch",
-    "garage",
-    "carport",
-    "pool",
-    "hot tub",
-    "spa",
-    "deck",
-    "patio",
-    "balcony",
-    "fireplace",
-    "fence",
-    "fenced yard",
-    "yard",
-    "garden",
-    "pergola",
-    "gazebo",
-    "fire pit",
-    "outdoor kitchen",
-    "shed",
-    "solar panels",
-    "sprinkler",
-    "dock",
-    "tennis court",
-    "basketball court",
-    "playground",
-    "sauna",
-    "gym",
-    "wine cellar",
-    "elevator",
-)
-_AMENITY_PATTERN = re.compile(r"\b(" + "|".join(re.escape(term) for term in AMENITY_VOCABULARY) + r")s?\b")
-
-LIMITS = {"materials": 4, "exterior": 8, "interior": 12, "amenities": 10}
+# Amenities feed filters, and a listing names one amenity in several words (one per photo): a cap
+# that cut one off would hide the listing from that filter, so theirs is the widest.
+LIMITS = {"materials": 4, "exterior": 8, "interior": 12, "amenities": 24}
 
 
 @dataclass(frozen=True)
@@ -89,8 +61,8 @@ def normalise(value: Any) -> str:
     return " ".join(str(value).split()).lower() if value is not None else ""
 
 
-def is_amenity(feature: str) -> bool:
-    return bool(_AMENITY_PATTERN.search(feature))
+class AmenityTest(Protocol):
+    def is_amenity(self, phrase: str) -> bool: ...
 
 
 def _weight(analysis: Mapping[str, Any]) -> int:
@@ -108,6 +80,16 @@ def _values(analysis: Mapping[str, Any], key: str) -> set[str]:
 def _ranked(weights: Mapping[str, int], limit: int | None = None) -> list[str]:
     ordered = sorted(weights, key=lambda value: (-weights[value], value))
     return ordered[:limit] if limit else ordered
+
+
+PHRASE_KEYS = ("features", "visual_features")  # the values the split classifies as amenity or not
+
+
+def feature_phrases(analysis: Mapping[str, Any]) -> tuple[str, set[str]]:
+    """An analysis's image type (`exterior`, `interior` or other) and the normalised phrases the split classifies."""
+    if not isinstance(analysis, Mapping):
+        return "", set()
+    return normalise(analysis.get("image_type")), {v for key in PHRASE_KEYS for v in _values(analysis, key)}
 
 
 def _tally(analyses: Iterable[Mapping[str, Any]], key: str) -> dict[str, int]:
@@ -133,9 +115,13 @@ def _join(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def split_visual_features(analyses: Iterable[Mapping[str, Any]]) -> SplitFeatures:
-    """Per-image analyses → the three context texts (empty strings where nothing is known)."""
+def split_visual_features(
+    analyses: Iterable[Mapping[str, Any]], classifier: AmenityTest | None = None
+) -> SplitFeatures:
+    """Per-image analyses → the three context texts (empty strings where nothing is known).
+    `classifier` decides which features are amenities (default: the taxonomy, offline rule)."""
     analyses = list(analyses)
+    classifier = classifier or PhraseClassifier()
     exterior = _of_type(analyses, "exterior")
     interior = _of_type(analyses, "interior")
 
@@ -143,9 +129,9 @@ def split_visual_features(analyses: Iterable[Mapping[str, Any]]) -> SplitFeature
     exterior_weights: dict[str, int] = defaultdict(int)
     interior_weights: dict[str, int] = defaultdict(int)
     for kind, target in ((exterior, exterior_weights), (interior, interior_weights)):
-        for key in ("features", "visual_features"):
+        for key in PHRASE_KEYS:
             for value, weight in _tally(kind, key).items():
-                (amenity_weights if is_amenity(value) else target)[value] += weight
+                (amenity_weights if classifier.is_amenity(value) else target)[value] += weight
 
     style = _winner(_tally(exterior, "architecture_style"))
     colour = _winner(_tally(exterior, "exterior_color"))
@@ -167,9 +153,9 @@ def split_visual_features(analyses: Iterable[Mapping[str, Any]]) -> SplitFeature
     )
 
 
-def visual_features_text(analyses: Iterable[Mapping[str, Any]]) -> str:
+def visual_features_text(analyses: Iterable[Mapping[str, Any]], classifier: AmenityTest | None = None) -> str:
     """The combined text, as uploads produced it before the split: the parts joined into sentences."""
-    split = split_visual_features(analyses)
+    split = split_visual_features(analyses, classifier)
     parts = [
         split.exterior.capitalize() if split.exterior else "",
         f"Interior: {split.interior}" if split.interior else "",

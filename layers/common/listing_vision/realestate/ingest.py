@@ -38,10 +38,11 @@ from listing_vision.imaging.decode import MEDIA_TYPES, load_image
 from listing_vision.observability import logger, metrics
 from listing_vision.providers.clients import anthropic_key
 from listing_vision.providers.vision_llm import AnthropicVision, VisionModel
-from listing_vision.realestate.features import split_visual_features, visual_features_text
+from listing_vision.realestate.features import feature_phrases, split_visual_features, visual_features_text
 from listing_vision.realestate.image_analysis import analyse
 from listing_vision.realestate.image_fetch import fetch_image
 from listing_vision.realestate.listings_index import get_docs, opensearch_client
+from listing_vision.realestate.phrase_store import PhraseStore
 from listing_vision.realestate.vision_cache import CachedImage, VisionCache
 
 
@@ -71,11 +72,13 @@ class ListingIngest:
         cache: VisionCache | None = None,
         search: Any = None,
         index: str | None = None,
+        phrases: PhraseStore | None = None,
     ):
         settings = get_settings()
         self.embedder = embedder
         self.vision = vision if vision is not None else default_vision()
         self.cache = cache or VisionCache()
+        self.phrases = phrases or PhraseStore()
         self.search = search or opensearch_client()
         self.index = index or settings.listings_index
         self.concurrency = settings.ingest_concurrency
@@ -100,6 +103,9 @@ class ListingIngest:
                     pending.append(url)
         known = {**cached, **fresh}
         analyses = [known[url].analysis for url in urls if url in known]
+        # The migration's split, with the same phrase classes (phrases nobody classified yet: the
+        # offline rule; classify-phrases picks them up for the next forced execute).
+        classifier, _ = self.phrases.classifier_for(p for a in analyses for p in feature_phrases(a)[1])
         vectors = [
             {
                 "image_url": url,
@@ -113,8 +119,8 @@ class ListingIngest:
             **document.model_dump(exclude={"zpid", "image_urls"}),
             "zpid": document.zpid,
             "image_urls": urls,
-            "visual_features_text": visual_features_text(analyses),
-            **split_visual_features(analyses).as_fields(),
+            "visual_features_text": visual_features_text(analyses, classifier),
+            **split_visual_features(analyses, classifier).as_fields(),
             "image_vectors": vectors,
             "visual_features_pending": pending,
             "invalid_images": invalid,

@@ -3,6 +3,7 @@
     coverage  [--sample N]                         dry-run [--sample N | --zpids A,B]
     backup    [--destination s3://…|PATH]          execute [--zpids …] [--batch-size N] [--force]
     verify    [--backup LOCATION]                  rollback [--mode remove|restore] [--backup LOCATION]
+    classify-phrases [--dry-run] [--limit N] [--segments N]
 
 By default the operation runs in this process with a progress bar. `--via-stepfunctions` starts it
 as an execution of the `visual-features-migration` state machine instead (fan-out over batches)
@@ -24,16 +25,21 @@ from listing_vision.events import parse_event
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import field_presence
 from listing_vision.realestate.migration import Migration
-from listing_vision.realestate.migration_tasks import MigrationTask, run_task
+from listing_vision.realestate.migration_tasks import (
+    ClassifyPhrasesRequest,
+    MigrationTask,
+    run_classify_phrases,
+    run_task,
+)
 
 STATE_MACHINE = "visual-features-migration"
 
 
-def _bar(total: int, desc: str) -> Any:
+def _bar(total: int | None, desc: str, unit: str = "listing") -> Any:
     try:
         from tqdm import tqdm
 
-        return tqdm(total=total, unit="listing", desc=desc)
+        return tqdm(total=total, unit=unit, desc=desc)
     except ImportError:  # plain lines without tqdm
 
         class Lines:
@@ -51,14 +57,15 @@ def _bar(total: int, desc: str) -> Any:
 
 def _event(args: argparse.Namespace) -> dict[str, Any]:
     event: dict[str, Any] = {"operation": args.operation.replace("-", "_")}
-    for name in ("sample", "destination", "batch_size", "backup", "mode", "spot_checks"):
+    for name in ("sample", "destination", "batch_size", "backup", "mode", "spot_checks", "limit", "segments"):
         value = getattr(args, name, None)
         if value is not None:
             event[name] = value
     if getattr(args, "zpids", None):
         event["zpids"] = [z for z in args.zpids.split(",") if z]
-    if getattr(args, "force", False):
-        event["force"] = True
+    for flag in ("force", "dry_run"):
+        if getattr(args, flag, False):
+            event[flag] = True
     return event
 
 
@@ -87,7 +94,14 @@ def run_here(args: argparse.Namespace) -> dict[str, Any]:
             )
         finally:
             bar.close()
-    return run_task(parse_event(event, MigrationTask), migration)
+    task = parse_event(event, MigrationTask)
+    if isinstance(task, ClassifyPhrasesRequest):
+        bar = _bar(None, "classify-phrases", unit="phrase")  # how many is known once the cache has been read
+        try:
+            return run_classify_phrases(task, migration, progress=bar.update)
+        finally:
+            bar.close()
+    return run_task(task, migration)
 
 
 def run_on_step_functions(args: argparse.Namespace, poll_s: float = 2.0) -> dict[str, Any]:
@@ -164,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     rollback.add_argument("--mode", choices=["remove", "restore"], default="remove")
     rollback.add_argument("--backup", help="required for --mode restore; proves the result either way")
     rollback.add_argument("--zpids")
+    classify = commands.add_parser(
+        "classify-phrases", help="classify, once each, the cached feature phrases the taxonomy does not know"
+    )
+    classify.add_argument("--dry-run", action="store_true", help="count what would be classified; store nothing")
+    classify.add_argument("--limit", type=int, help="classify at most N phrases in this run (rerun to go on)")
+    classify.add_argument("--segments", type=int, help="parallel scan segments of the vision cache (default 4)")
     args = parser.parse_args(argv)
     result = run_on_step_functions(args) if args.via_stepfunctions else run_here(args)
     print(json.dumps(result, indent=2, default=str))

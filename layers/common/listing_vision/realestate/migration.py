@@ -2,18 +2,22 @@
 amenities fields from the cached per-image analyses, without re-analysing a single image.
 
 Operations (each a Step Functions execution and a CLI command, see `migrate.py`):
-  coverage  how much of a sample the cache covers (full / partial / none)
+  coverage  how much of a sample the cache covers (full / partial / none), and how many of its
+            feature phrases are classified (taxonomy, phrase cache, offline rule)
   dry_run   before and after for a sample or listed zpids; writes nothing
   backup    every listing's source to JSONL (S3 or a path) with a checksum manifest
   plan      the batches of zpids an execute (or rollback) fans out over, as an S3 manifest
   execute   write the three fields, batch by batch; resumable (migrated listings are skipped
-            unless forced); every write is guarded by the version it was computed from
+            unless forced; a forced listing whose fields come out the same is not written); every
+            write is guarded by the version it was computed from
   verify    listings with each field (the success figure), spot checks, and proof nothing else changed
   rollback  remove the three fields, or restore sources exactly from a backup, then prove it
 
 Only the three split fields are ever written; any other field of a listing stays byte-identical.
 A listing that changed between our read and our write is re-read and recomputed (optimistic
-concurrency), never overwritten.
+concurrency), never overwritten. The split's classes of phrases the taxonomy does not know are
+read from the phrase cache in one bulk per batch; the migration never calls a model (the
+`classify_phrases` operation, run before, does: `phrase_classification.py`).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from listing_vision.config import get_settings
 from listing_vision.errors import InvalidRequest, UpstreamError
 from listing_vision.observability import logger
 from listing_vision.realestate import artifacts
-from listing_vision.realestate.features import SPLIT_FIELDS, split_visual_features
+from listing_vision.realestate.features import SPLIT_FIELDS, feature_phrases, split_visual_features
 from listing_vision.realestate.listings_index import (
     ListingDoc,
     WriteResult,
@@ -50,6 +54,8 @@ from listing_vision.realestate.listings_index import (
     scan_docs,
     update_fields_guarded,
 )
+from listing_vision.realestate.phrase_store import PhraseStore
+from listing_vision.realestate.taxonomy import load_taxonomy
 from listing_vision.realestate.vision_cache import VisionCache, coverage_of
 
 MAX_CONFLICT_ROUNDS = 5
@@ -97,10 +103,17 @@ def strip_split(source: dict[str, Any]) -> dict[str, Any]:
 
 
 class Migration:
-    def __init__(self, search: OpenSearch | None = None, cache: VisionCache | None = None, index: str | None = None):
+    def __init__(
+        self,
+        search: OpenSearch | None = None,
+        cache: VisionCache | None = None,
+        index: str | None = None,
+        phrases: PhraseStore | None = None,
+    ):
         settings = get_settings()
         self.search = search or opensearch_client()
         self.cache = cache or VisionCache()
+        self.phrases = phrases or PhraseStore()
         self.index = index or settings.listings_index
         self.artifacts_bucket = settings.artifacts_bucket
 
@@ -113,16 +126,20 @@ class Migration:
             return ids
         return sorted(random.Random(seed).sample(ids, sample))
 
-    def _split_for(self, docs: Iterable[ListingDoc]) -> dict[str, tuple[str, dict[str, str] | None]]:
-        """zpid → (coverage, the three fields or None when nothing of the listing is cached)."""
+    def _split_for(self, docs: Iterable[ListingDoc]) -> tuple[dict[str, tuple[str, dict[str, str] | None]], int]:
+        """zpid → (coverage, the three fields or None when nothing of the listing is cached), and how
+        many distinct phrases of these listings neither the taxonomy nor the phrase cache classes
+        (the offline rule decides them)."""
         docs = list(docs)
         cached = self.cache.get_many(url for doc in docs for url in doc.image_urls)
+        phrases = {phrase for image in cached.values() for phrase in feature_phrases(image.analysis)[1]}
+        classifier, unclassified = self.phrases.classifier_for(phrases)
         out: dict[str, tuple[str, dict[str, str] | None]] = {}
         for doc in docs:
             analyses = [cached[url].analysis for url in doc.image_urls if url in cached]
             coverage = coverage_of(doc.image_urls, (url for url in doc.image_urls if url in cached))
-            out[doc.zpid] = (coverage, split_visual_features(analyses).as_fields() if analyses else None)
-        return out
+            out[doc.zpid] = (coverage, split_visual_features(analyses, classifier).as_fields() if analyses else None)
+        return out, unclassified
 
     # --- coverage and dry run -------------------------------------------------------------------
     def coverage(self, sample: int | None = 100, zpids: list[str] | None = None, seed: int = 0) -> dict[str, Any]:
@@ -136,6 +153,8 @@ class Migration:
             images += len(set(doc.image_urls))
             cached_images += len(set(doc.image_urls) & set(cached))
         total = len(docs)
+        sampled_images = {url for doc in docs.values() for url in doc.image_urls if url in cached}
+        phrases = {p for url in sampled_images for p in feature_phrases(cached[url].analysis)[1]}
         return {
             "operation": "coverage",
             "sampled": total,
@@ -146,12 +165,34 @@ class Migration:
             "images": images,
             "images_cached": cached_images,
             "images_cached_pct": round(100 * cached_images / images, 1) if images else 0.0,
+            "phrases": self.phrase_coverage(phrases),
+            "phrase_catalogue": self.phrases.catalogue(load_taxonomy().version),
+        }
+
+    def phrase_coverage(self, phrases: Iterable[str]) -> dict[str, Any]:
+        """The distinct feature phrases given, by who classes them: the taxonomy, the phrase cache
+        (a model or the offline rule, stored by classify_phrases), or nobody yet (the offline rule
+        decides at split time)."""
+        taxonomy = load_taxonomy()
+        distinct = {taxonomy.canonical(p): p for p in phrases}
+        unknown = {taxonomy.key(p) for p in distinct.values() if taxonomy.classify(p) is None}
+        stored = self.phrases.get_many(unknown)
+        by_llm = sum(1 for s in stored.values() if s.method == "llm")
+        classified = len(distinct) - len(unknown) + len(stored)
+        return {
+            "taxonomy_version": taxonomy.version,
+            "distinct": len(distinct),
+            "by_taxonomy": len(distinct) - len(unknown),
+            "cached_by_llm": by_llm,
+            "cached_by_offline_rule": len(stored) - by_llm,
+            "unclassified": len(unknown) - len(stored),
+            "classified_pct": round(100 * classified / len(distinct), 1) if distinct else 0.0,
         }
 
     def dry_run(self, sample: int | None = 5, zpids: list[str] | None = None, seed: int = 0) -> dict[str, Any]:
         chosen = self._sample(sample, zpids, seed)
         docs = get_docs(self.search, self.index, chosen)
-        splits = self._split_for(docs.values())
+        splits, _ = self._split_for(docs.values())
         rows: list[dict[str, Any]] = []
         for zpid in chosen:
             if zpid not in docs:
@@ -289,7 +330,9 @@ class Migration:
             ]
             if round_number == 0:
                 report.counts["skipped_migrated"] += len(docs) - len(todo)
-            splits = self._split_for(todo)
+            splits, unclassified = self._split_for(todo)
+            if round_number == 0 and unclassified:
+                report.counts["phrases_offline_rule"] += unclassified  # distinct in this batch
             updates = []
             for doc in todo:
                 coverage, fields = splits[doc.zpid]
@@ -298,6 +341,9 @@ class Migration:
                     continue
                 if coverage == "partial":
                     report.counts["partial_coverage"] += 1
+                if all(doc.source.get(name) == value for name, value in fields.items()):
+                    report.counts["unchanged"] += 1  # forced, and it comes out the same: no write
+                    continue
                 updates.append((doc, fields))
             conflicts = report.tally(update_fields_guarded(self.search, self.index, updates), "updated")
             if not conflicts:

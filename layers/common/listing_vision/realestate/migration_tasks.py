@@ -2,7 +2,8 @@
 
 The state machine (infra/constructs/migration.py) invokes the migration function with one of:
 
-  a console request   {"operation": "coverage" | "dry_run" | "backup" | "verify", ...}  (the execution input)
+  a console request   {"operation": "coverage" | "dry_run" | "backup" | "verify" | "classify_phrases", ...}
+                      (the execution input)
   plan                {"operation": "plan", "request": <an execute or rollback request>}
   a batch             {"operation": "execute_batch" | "rollback_batch", "run_id", "batch", "zpids", ...}
                       (one item of the plan's manifest, read by the distributed Map)
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -25,6 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from listing_vision.observability import metrics
 from listing_vision.realestate import artifacts
 from listing_vision.realestate.migration import BatchFailed, Migration
+from listing_vision.realestate.phrase_classification import classify_phrases
 
 
 def _as_text(value: Any) -> Any:
@@ -61,6 +64,16 @@ class VerifyRequest(_Request):
     operation: Literal["verify"]
     backup: str | None = Field(None, max_length=1024)
     spot_checks: int = Field(10, ge=0, le=1_000)
+
+
+class ClassifyPhrasesRequest(_Request):
+    """Classify the feature phrases of the vision cache that the taxonomy does not know (run it
+    before `execute` with `force`): a model when a key is set, else the offline rule."""
+
+    operation: Literal["classify_phrases"]
+    dry_run: bool = False
+    limit: int | None = Field(None, ge=1, le=1_000_000)  # phrases classified in this run at most
+    segments: int = Field(4, ge=1, le=64)  # parallel scan segments of the vision cache
 
 
 class ExecuteRequest(_Request):
@@ -152,6 +165,7 @@ MigrationTask = Annotated[
     | DryRunRequest
     | BackupRequest
     | VerifyRequest
+    | ClassifyPhrasesRequest
     | PlanTask
     | BatchTask
     | RecordFailureTask
@@ -171,6 +185,8 @@ def run_task(task: BaseModel, migration: Migration | None = None) -> dict[str, A
         return migration.backup(task.destination)
     if isinstance(task, VerifyRequest):
         return migration.verify(task.backup, task.spot_checks)
+    if isinstance(task, ClassifyPhrasesRequest):
+        return run_classify_phrases(task, migration)
     if isinstance(task, PlanTask):
         request = task.request
         options: dict[str, Any] = (
@@ -186,6 +202,14 @@ def run_task(task: BaseModel, migration: Migration | None = None) -> dict[str, A
     if isinstance(task, FinishTask):
         return finish(task.request, migration)
     raise TypeError(f"not a migration task: {type(task).__name__}")
+
+
+def run_classify_phrases(
+    task: ClassifyPhrasesRequest, migration: Migration, progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
+    """classify_phrases over the whole vision cache, read as a parallel scan of `segments` segments."""
+    sources = [migration.cache.scan_analyses(segment, task.segments) for segment in range(task.segments)]
+    return classify_phrases(sources, migration.phrases, dry_run=task.dry_run, limit=task.limit, progress=progress)
 
 
 def run_batch(task: BatchTask, migration: Migration) -> dict[str, Any]:

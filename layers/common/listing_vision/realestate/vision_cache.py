@@ -2,17 +2,17 @@
 
 An item holds the analysis (JSON text, or a map in older items), the embedding (float32 bytes),
 `image_hash`, the raw `llm_response` and the model names. Reads go in BatchGetItem chunks of 100
-(the API's limit) with `UnprocessedKeys` retried with exponential backoff and jitter; URLs are
-de-duplicated first. Only what a caller asks for is projected (the migration never reads
-embeddings).
+(the API's limit) with `UnprocessedKeys` retried with exponential backoff and jitter
+(`dynamodb_batch`); URLs are de-duplicated first. Only what a caller asks for is projected (the
+migration never reads embeddings). `scan_analyses` reads every analysis, one segment of a
+parallel scan at a time (for classify-phrases).
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,11 +20,8 @@ import numpy as np
 
 from listing_vision import aws
 from listing_vision.config import get_settings
+from listing_vision.dynamodb_batch import batch_get
 from listing_vision.dynamodb_items import from_item, to_item
-from listing_vision.errors import UpstreamError
-
-BATCH_LIMIT = 100
-MAX_ROUNDS = 8
 
 Coverage = Literal["full", "partial", "none"]
 
@@ -56,6 +53,9 @@ class VisionCache:
         self.sleep = sleep
         self.unprocessed_retries = 0  # how often DynamoDB handed keys back (reported by the migration)
 
+    def _count_retry(self) -> None:
+        self.unprocessed_retries += 1
+
     def get_many(self, urls: Iterable[str], with_embeddings: bool = False) -> dict[str, CachedImage]:
         """Cached analyses by URL; URLs without an item are absent from the result."""
         unique = list(dict.fromkeys(u for u in urls if u))
@@ -65,27 +65,20 @@ class VisionCache:
         projection = "image_url, analysis"
         if with_embeddings:
             projection += ", image_hash, analysis_model, embedding, embedding_model, llm_response"
-        for start in range(0, len(unique), BATCH_LIMIT):
-            chunk = unique[start : start + BATCH_LIMIT]
-            request: dict[str, Any] = {
-                self.table: {"Keys": [to_item({"image_url": url}) for url in chunk], "ProjectionExpression": projection}
-            }
-            for attempt in range(MAX_ROUNDS):
-                response = self.dynamodb.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.table, []):
-                    cached = _cached_image(item)
-                    found[cached.image_url] = cached
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                self.unprocessed_retries += 1
-                self.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
-            else:
-                raise UpstreamError(
-                    f"DynamoDB kept {len(request[self.table]['Keys'])} keys unprocessed after {MAX_ROUNDS} rounds.",
-                    code="cache_throttled",
-                )
+        keys = [to_item({"image_url": url}) for url in unique]
+        for item in batch_get(self.dynamodb, self.table, keys, projection, self.sleep, self._count_retry):
+            cached = _cached_image(item)
+            found[cached.image_url] = cached
         return found
+
+    def scan_analyses(self, segment: int = 0, segments: int = 1) -> Iterator[dict[str, Any]]:
+        """Every cached analysis of one segment of a parallel scan (analyses only, page by page)."""
+        pages = self.dynamodb.get_paginator("scan").paginate(
+            TableName=self.table, ProjectionExpression="image_url, analysis", Segment=segment, TotalSegments=segments
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                yield _cached_image(item).analysis
 
     def put(self, image: CachedImage) -> None:
         item = {
