@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 REQUIREMENTS := requirements.txt requirements-dev.txt constraints.txt layers/common/requirements.txt \
 	layers/common/requirements-onnx.txt layers/common/pyproject.toml
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# This machine's Node 20 works with the pinned jsii; its end-of-life banner would fill every run's output.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONUNBUFFERED := 1
 
 .PHONY: run test bench backfill migrate lint synth layer clip-model deploy clean venv

@@ -138,14 +138,7 @@ def per_request_clients(handler: Handler) -> Handler:
 
 def retrieval_only(finder: duplicates.DuplicateFinder, query: Description, website: str, scope: str):
     """One threshold on the same search: neighbours under DUPLICATE_THRESHOLD, nothing verified."""
-    hits = vector_index.search(
-        finder.milvus,
-        finder.settings.milvus_collection,
-        query.embedding,
-        website=website if scope == "storefront" else None,
-        limit=finder.settings.search_top_k,
-        ef=finder.settings.search_ef,
-    )
+    hits = finder.neighbours(query, website, scope)  # type: ignore[arg-type]
     return [duplicates.Match(h, "near") for h in hits if h.distance < finder.settings.duplicate_threshold]
 
 

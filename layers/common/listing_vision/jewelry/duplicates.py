@@ -94,8 +94,11 @@ class DuplicateFinder:
         self.settings = settings or get_settings()
         self.features = VerificationStore(claims, embedder)
 
-    def find(self, query: Description, website: str, scope: Literal["storefront", "all"]) -> list[Match]:
-        hits = vector_index.search(
+    def neighbours(
+        self, query: Description, website: str, scope: Literal["storefront", "all"]
+    ) -> list[vector_index.Hit]:
+        """The retrieval stage: the top k of the catalogue (this storefront's, or all) by embedding."""
+        return vector_index.search(
             self.milvus,
             self.settings.milvus_collection,
             query.embedding,
@@ -103,6 +106,9 @@ class DuplicateFinder:
             limit=self.settings.search_top_k,
             ef=self.settings.search_ef,
         )
+
+    def find(self, query: Description, website: str, scope: Literal["storefront", "all"]) -> list[Match]:
+        hits = self.neighbours(query, website, scope)
         shortlist = candidates(hits, self.settings)
         if not shortlist:
             return []
