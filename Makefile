@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test bench backfill migrate lint synth layer clip-model deploy clean venv
+.PHONY: run test bench backfill migrate lint synth layer clip-model deploy clean venv openapi
 
 venv: $(STAMP)
 
@@ -43,6 +43,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/common/listing_vision functions local infra bench serving evaluation
+
+openapi: $(STAMP)  ## Write the API's OpenAPI document (generated from the handlers) to build/openapi.json
+	$(BIN)/python -m functions.openapi --out build/openapi.json
 
 layer: $(STAMP)  ## Build the Lambda layers (layers/layers.json) into build/layers, bytecode compiled with python3.12
 	PIP=$(BIN)/pip $(BIN)/python scripts/build_layers.py --out build/layers

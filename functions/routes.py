@@ -3,7 +3,9 @@ to build API Gateway and by the local gateway (local/) to route requests, so bot
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from listing_vision.api.error_codes import CAPTION_PROVIDER, GATEWAY, IMAGE, JSON_BODY, MULTIPART_BODY
 
 
 @dataclass(frozen=True)
@@ -11,16 +13,38 @@ class Route:
     function: str  # a name of functions/specs.py
     method: str
     path: str  # API Gateway resource path; `{name}` is a path parameter
+    # the error codes it answers (listing_vision/api/error_codes.py), API Gateway's included
+    errors: tuple[str, ...] = field(default=(), compare=False)
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("dedupe", "POST", "/image_similarity_search"),
-    Route("dedupe", "POST", "/uploads"),
-    Route("dedupe", "GET", "/uploads/{upload_id}"),
-    Route("caption", "POST", "/generate_caption"),
-    Route("generate", "POST", "/generate-images"),
-    Route("generate", "POST", "/regenerate-image"),
-    Route("generate", "GET", "/jobs/{job_id}"),
+    Route("dedupe", "POST", "/image_similarity_search", (*MULTIPART_BODY, *IMAGE, *GATEWAY)),
+    Route("dedupe", "POST", "/uploads", (*JSON_BODY, "storefront_forbidden", *GATEWAY)),
+    Route("dedupe", "GET", "/uploads/{upload_id}", ("invalid_request", "upload_not_found", *GATEWAY)),
+    Route("caption", "POST", "/generate_caption", (*MULTIPART_BODY, *IMAGE, *CAPTION_PROVIDER, *GATEWAY)),
+    Route(
+        "generate",
+        "POST",
+        "/generate-images",
+        (
+            *JSON_BODY,
+            "unknown_product_type",
+            "unknown_image_type",
+            "invalid_dimensions",
+            "source_not_allowed",
+            "source_not_found",
+            "storefront_forbidden",
+            "worker_not_started",
+            *GATEWAY,
+        ),
+    ),
+    Route(
+        "generate",
+        "POST",
+        "/regenerate-image",
+        (*JSON_BODY, "job_not_found", "unknown_image_type", "job_in_progress", "worker_not_started", *GATEWAY),
+    ),
+    Route("generate", "GET", "/jobs/{job_id}", ("invalid_request", "job_not_found", *GATEWAY)),
 )
 
 # Content types API Gateway passes to Lambda base64-encoded (RestApi binaryMediaTypes).

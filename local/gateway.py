@@ -116,12 +116,13 @@ def build_event(
 
 
 class Gateway:
-    """Routes HTTP requests to handlers; `extra_routes` answer paths the API does not have (/health)."""
+    """Routes HTTP requests to handlers; `extra_routes` answer GETs of paths the API does not have
+    (/health, /openapi.json: a dict answered as JSON; /swagger: a str answered as HTML)."""
 
     def __init__(
         self,
         call: Callable[[str, dict[str, Any]], Any],
-        extra_routes: dict[str, Callable[[], tuple[int, dict[str, Any]]]] | None = None,
+        extra_routes: dict[str, Callable[[], tuple[int, dict[str, Any] | str]]] | None = None,
         log_requests: bool = True,
         authorizer: str | None = None,
     ):
@@ -177,6 +178,9 @@ class Gateway:
                 extra = gateway.extra_routes.get(split.path)
                 if extra and self.command == "GET":
                     status, payload = extra()
+                    if isinstance(payload, str):  # a page (the Swagger UI)
+                        self._answer(status, {"Content-Type": "text/html; charset=utf-8"}, payload.encode())
+                        return
                     self._answer(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
                     return
                 matched = gateway.match(self.command, split.path)

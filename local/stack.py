@@ -139,7 +139,7 @@ class LocalStack:
             self.client_keys = self._storefront_clients()
         self.gateway = gateway = Gateway(
             self.router.call,
-            extra_routes={"/health": self.health},
+            extra_routes={"/health": self.health, "/openapi.json": self.openapi, "/swagger": self.swagger},
             log_requests=self.log_requests,
             authorizer="authorizer" if self.auth else None,
         )
@@ -265,6 +265,17 @@ class LocalStack:
     @property
     def settings(self) -> Settings:
         return get_settings()
+
+    # --- the API's OpenAPI document and its Swagger UI (functions/openapi.py) ---------------------
+    def openapi(self) -> tuple[int, dict[str, Any] | str]:
+        from functions.openapi import document
+
+        return 200, document()
+
+    def swagger(self) -> tuple[int, dict[str, Any] | str]:
+        from functions.openapi import document, swagger_html
+
+        return 200, swagger_html(document())
 
     # --- health -------------------------------------------------------------------------------
     def health(self) -> tuple[int, dict[str, Any]]:

@@ -1,7 +1,8 @@
 """What every store holds, as a fingerprint: two equal fingerprints mean nothing was written.
 
-S3 objects (key, size, ETag and tags) in every bucket, every DynamoDB item, the Milvus row count and
-the OpenSearch documents' versions: a request that must write nothing leaves them all equal.
+S3 objects (key, size, ETag and tags) in every bucket, every DynamoDB item, the Milvus row count, the
+OpenSearch documents' versions and every Step Functions state machine's executions: a request that
+must write nothing (and start nothing) leaves them all equal.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ def fingerprint(with_tags: bool = False) -> dict[str, Any]:
     search.indices.refresh(index=settings.listings_index)
     hits = search.search(index=settings.listings_index, body={"size": 10_000, "version": True, "_source": False})
     found["opensearch"] = sorted((h["_id"], h["_version"]) for h in hits["hits"]["hits"])
+    sfn = aws.client("stepfunctions")
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=machine["stateMachineArn"])
+        found[f"stepfunctions:{machine['name']}"] = sorted(e["executionArn"] for p in pages for e in p["executions"])
     return found
 
 

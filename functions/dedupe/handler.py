@@ -5,16 +5,16 @@ store, index), POST /uploads (presigned upload for large files), GET /uploads/{u
 
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler.openapi.params import File, Form, Query, UploadFile
+from aws_lambda_powertools.event_handler.openapi.params import File, Form, Path, Query, UploadFile
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from listing_vision.api import create_resolver, current_caller
 from listing_vision.config import get_settings
 from listing_vision.embeddings.factory import get_embedder
 from listing_vision.jewelry.dedupe import DedupeService, Upload
-from listing_vision.jewelry.uploads import presigned_upload, upload_status
+from listing_vision.jewelry.uploads import UPLOAD_ID_PATTERN, presigned_upload, upload_status
 from listing_vision.observability import logger, metrics, tracer
 
 app = create_resolver()
@@ -40,8 +40,9 @@ def image_similarity_search(
 
 
 class UploadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     website: Website = "alya"
-    filename: str | None = Field(None, max_length=255)
+    filename: StrictStr | None = Field(None, max_length=255)
     content_type: Literal["image/jpeg", "image/png", "image/webp"] = "image/jpeg"
 
 
@@ -53,7 +54,9 @@ def create_upload(request: UploadRequest) -> dict[str, Any]:
 
 @app.get("/uploads/<upload_id>")
 @tracer.capture_method
-def get_upload(upload_id: str, website: Annotated[Website, Query()] = "alya") -> dict[str, Any]:
+def get_upload(
+    upload_id: Annotated[str, Path(pattern=UPLOAD_ID_PATTERN)], website: Annotated[Website, Query()] = "alya"
+) -> dict[str, Any]:
     return upload_status(current_caller(app), website, upload_id)
 
 

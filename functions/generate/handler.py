@@ -4,11 +4,12 @@ reports it."""
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
-from typing import Any
+from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from listing_vision.api import create_resolver, current_caller
 from listing_vision.config import get_settings
@@ -19,21 +20,32 @@ from listing_vision.observability import logger, metrics, tracer
 app = create_resolver()
 
 
+# Strict types (no `true` taken for 1, no "2" for 2) and no unknown fields: a request means what it says.
+STRICT = ConfigDict(extra="forbid")
+
+
 class Dimensions(BaseModel):
-    width: float = Field(gt=0, le=500, description="Millimetres.")
-    height: float = Field(gt=0, le=500, description="Millimetres.")
+    model_config = STRICT
+    width: StrictFloat | StrictInt = Field(gt=0, le=500, description="Millimetres.")
+    height: StrictFloat | StrictInt = Field(gt=0, le=500, description="Millimetres.")
 
 
 class GenerateImagesRequest(BaseModel):
-    s3_urls: str = Field(max_length=2048, description="The source photo in a storefront bucket (s3:// or https://).")
-    product_type: str = Field(max_length=20, description="`ear`/`earring`, `necklace`, `bracelet` or `ring`.")
-    image_types: list[int] | None = Field(None, max_length=5, description="Default [1, 2, 4, 5].")
+    model_config = STRICT
+    s3_urls: StrictStr = Field(
+        max_length=2048, description="The source photo in a storefront bucket (s3:// or https://)."
+    )
+    product_type: StrictStr = Field(max_length=20, description="`ear`/`earring`, `necklace`, `bracelet` or `ring`.")
+    image_types: list[StrictInt] | None = Field(
+        None, min_length=1, max_length=5, description="Omitted or null: [1, 2, 4, 5]; an empty list is refused."
+    )
     dimensions_mm: Dimensions | None = Field(None, description="Needed for type 3 (dimension image).")
 
 
 class RegenerateImageRequest(BaseModel):
-    job_id: str = Field(pattern=JOB_ID_PATTERN)
-    image_type: int = Field(ge=1, le=5)
+    model_config = STRICT
+    job_id: StrictStr = Field(pattern=JOB_ID_PATTERN)
+    image_type: StrictInt = Field(ge=1, le=5)
 
 
 @app.post("/generate-images", status_code=202)
@@ -59,7 +71,7 @@ def regenerate_image(request: RegenerateImageRequest) -> dict[str, Any]:
 
 @app.get("/jobs/<job_id>")
 @tracer.capture_method
-def get_job(job_id: str) -> dict[str, Any]:
+def get_job(job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)]) -> dict[str, Any]:
     return generation.get_job(job_id, caller=current_caller(app))
 
 

@@ -269,8 +269,10 @@ def test_large_images_go_through_a_presigned_upload(local_stack: LocalStack) -> 
     assert {"key": grant["key"]} in policy["conditions"]
     assert {"Content-Type": "image/png"} in policy["conditions"]
     assert ["content-length-range", 1, grant["max_bytes"]] in policy["conditions"]
-    missing = requests.get(f"{local_stack.url}/uploads/nope", timeout=10)
+    missing = requests.get(f"{local_stack.url}/uploads/{'0' * 32}", timeout=10)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "upload_not_found"
+    malformed = requests.get(f"{local_stack.url}/uploads/nope", timeout=10)  # not an upload id at all
+    assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "invalid_request"
 
 
 def expiring_rules(bucket: str, key: str) -> list[str]:

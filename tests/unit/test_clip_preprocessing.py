@@ -92,7 +92,10 @@ def test_a_16_bit_grayscale_png_is_scaled_not_clipped(photos: list[Path]) -> Non
     # Given a photo exported as a 16-bit grayscale PNG (Pillow's own conversion would clip it to white)
     gray = Image.open(photos[0]).convert("L")
     sixteen = Image.fromarray(np.asarray(gray).astype(np.uint16) * 257)
+    assert Image.open(io.BytesIO(encoded(sixteen, "PNG"))).mode.startswith("I")
+    # When it is decoded
     decoded = decode_image(encoded(sixteen, "PNG"))
-    assert decoded.mode.startswith("I")
-    # Then it preprocesses as the 8-bit grayscale image does
+    # Then it comes back as the 8-bit grayscale photo, pixel for pixel, and preprocesses as it does
+    assert decoded.mode == "L" and decoded.format == "PNG"
+    assert np.array_equal(np.asarray(decoded), np.asarray(gray))
     assert np.abs(preprocess(decoded, resize="squash") - preprocess(gray, resize="squash")).max() < 1e-5

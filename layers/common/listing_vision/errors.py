@@ -70,6 +70,12 @@ class Conflict(VisionError):
     code = "conflict"
 
 
+class Unprocessable(VisionError):
+    """A well-formed request whose content cannot be used (an image too small, or with nothing in it)."""
+
+    code = "unprocessable"
+
+
 class RateLimited(VisionError):
     """The caller or an upstream provider is over its rate limit; retry later."""
 
@@ -95,6 +101,7 @@ HTTP_STATUS: dict[type[VisionError], int] = {
     Conflict: 409,
     PayloadTooLarge: 413,
     UnsupportedMedia: 415,
+    Unprocessable: 422,
     RateLimited: 429,
     UpstreamError: 502,
     ProviderUnavailable: 503,

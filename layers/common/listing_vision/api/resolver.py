@@ -13,12 +13,14 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
 
 from listing_vision.api.access import Caller, caller_from
+from listing_vision.api.body import expected_media_type, parse_body
 from listing_vision.errors import InvalidRequest, NotFound, UnsupportedMedia, VisionError, http_status
 from listing_vision.observability import logger
 
@@ -41,6 +43,17 @@ def _field_errors(errors: Any) -> list[dict[str, str]]:
     return out
 
 
+class _RequestValidation(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation, reading the body with the one body parser (api/body.py)
+    instead of its own (which lets a missing multipart boundary, a non-UTF-8 part or deeply nested
+    JSON escape as a 500, and takes multipart on a JSON route)."""
+
+    def _get_body(self, app: Any) -> Any:
+        event = app.current_event
+        expected = expected_media_type(app.context["_route"].dependant.body_params)
+        return parse_body(dict(event.headers or {}), event.body, bool(event.is_base64_encoded), expected)
+
+
 def current_caller(app: APIGatewayRestResolver) -> Caller:
     """The caller of the request being handled (api/access.py)."""
     return caller_from(app.current_event.raw_event.get("requestContext") or {})
@@ -49,6 +62,9 @@ def current_caller(app: APIGatewayRestResolver) -> Caller:
 def create_resolver(**kwargs: Any) -> APIGatewayRestResolver:
     """An APIGatewayRestResolver with request validation (and OpenAPI) on and errors mapped."""
     app = APIGatewayRestResolver(enable_validation=True, **kwargs)
+    # Powertools builds its validation middleware on first use unless one is set (api_gateway.py,
+    # `_request_validation_middleware`): ours differs only in how the body is read.
+    app._request_validation_middleware = _RequestValidation()  # type: ignore[attr-defined]
 
     def request_id() -> str | None:
         try:

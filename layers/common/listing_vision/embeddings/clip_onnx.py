@@ -84,7 +84,23 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
         raise InvalidImageError(str(error), "decompression_bomb") from error
     except Exception as error:
         raise InvalidImageError("The image is truncated or corrupt.", "corrupt_image") from error
-    return image
+    return to_8bit(image)
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit (and 32-bit integer) grayscale scaled to 8 bits, everything else as it is. Pillow's
+    own conversion clips instead of scaling, which turns a 16-bit PNG export of a photo white.
+    Every decoded image passes here (`decode_image`), so nothing downstream sees more than 8 bits."""
+    if not (image.mode.startswith("I;16") or image.mode == "I"):
+        return image
+    if image.mode == "I":  # 32-bit integer pixels (how Pillow loads some 16-bit PNGs): 16-bit values
+        pixels = np.asarray(image, dtype=np.float64)
+    else:
+        pixels = np.asarray(image.convert("I"), dtype=np.float64)
+    scaled = Image.fromarray(np.clip(pixels / 257.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+    scaled.format = image.format  # keep what was decoded (PNG): stores and media types read it
+    scaled.info = dict(image.info)
+    return scaled
 
 
 def decode_images(blobs: Sequence[bytes], max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Image.Image]:
@@ -99,13 +115,8 @@ def decode_images(blobs: Sequence[bytes], max_pixels: int = DEFAULT_MAX_PIXELS) 
 
 
 def as_rgb(image: Image.Image) -> Image.Image:
-    """EXIF orientation applied, 8-bit RGB. 16-bit grayscale (a PNG export) is scaled to 8 bits:
-    Pillow's own conversion clips it, which turns a 16-bit copy of a photo white."""
-    image = ImageOps.exif_transpose(image)
-    if image.mode.startswith("I;16") or image.mode == "I":
-        scaled = np.asarray(image, dtype=np.float64) / 257.0
-        image = Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8))
-    return image.convert("RGB")
+    """EXIF orientation applied, 8-bit RGB (16-bit grayscale scaled by `to_8bit`, not clipped)."""
+    return to_8bit(ImageOps.exif_transpose(image)).convert("RGB")
 
 
 def preprocess(image: Image.Image, size: int = 224, resize: Resize = "clip") -> np.ndarray:

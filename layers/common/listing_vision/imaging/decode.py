@@ -1,14 +1,20 @@
-"""Decoding uploads safely, with the platform's error codes (one decoder: the serving core's)."""
+"""Decoding uploads safely, with the platform's error codes: the one decoding path of every route,
+trigger and worker (the serving core's decoder, then the checks for content we can work with)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from PIL import Image
 
 from listing_vision.embeddings.clip_onnx import DEFAULT_MAX_PIXELS, InvalidImageError, decode_image
-from listing_vision.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia, VisionError
+from listing_vision.errors import InvalidRequest, PayloadTooLarge, Unprocessable, UnsupportedMedia, VisionError
 
 # Media type of each accepted format (Pillow's format names), for uploads, stores and providers.
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+MIN_IMAGE_SIDE = 16  # px; below this nothing can be measured, segmented or recognised
+BLANK_SPREAD = 8  # grey levels: an image whose (reduced) pixels all lie within this is blank
+BLANK_PROBE_PX = 256  # blank is judged on a copy this large (camera noise averages out)
 
 
 def image_error(error: InvalidImageError) -> VisionError:
@@ -21,8 +27,33 @@ def image_error(error: InvalidImageError) -> VisionError:
 
 
 def load_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode an upload or raise the matching domain error (nothing is decoded past the pixel limit)."""
+    """Decode an upload or raise the matching domain error (nothing is decoded past the pixel limit).
+
+    The image comes back fully loaded, at most 8 bits per channel (16-bit grayscale scaled), at
+    least `MIN_IMAGE_SIDE` px on each side (`image_too_small`, 422) and not blank: an image of one
+    flat colour (all white, all black) has no product to find, describe or match, so it is refused
+    (`blank_image`, 422) rather than embedded as a vector that matches nothing or captioned as a
+    piece filling the frame."""
     try:
-        return decode_image(data, max_pixels)
+        image = decode_image(data, max_pixels)
     except InvalidImageError as error:
         raise image_error(error) from error
+    width, height = image.size
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise Unprocessable(
+            f"The image is {width}×{height} px; each side must be at least {MIN_IMAGE_SIDE} px.",
+            code="image_too_small",
+            details={"width": width, "height": height, "min_side": MIN_IMAGE_SIDE},
+        )
+    if is_blank(image):
+        raise Unprocessable("The image is one flat colour: there is no product in it.", code="blank_image")
+    return image
+
+
+def is_blank(image: Image.Image) -> bool:
+    """True when every pixel of the image (reduced, in grayscale and per channel) lies within
+    `BLANK_SPREAD` grey levels of the others."""
+    probe = image.copy()
+    probe.thumbnail((BLANK_PROBE_PX, BLANK_PROBE_PX))
+    bands: Any = probe.convert("RGBA" if "A" in probe.getbands() else "RGB").getextrema()
+    return all(high - low <= BLANK_SPREAD for low, high in bands)  # one (low, high) per band

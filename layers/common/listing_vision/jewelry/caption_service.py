@@ -7,15 +7,12 @@ leaves nothing behind; then it is stored and indexed exactly as dedupe does.
 
 from __future__ import annotations
 
-import io
 from typing import Any
-
-from PIL import Image
 
 from listing_vision.api.access import Caller
 from listing_vision.config import get_settings
 from listing_vision.embeddings.base import Embedder
-from listing_vision.imaging.decode import MEDIA_TYPES
+from listing_vision.imaging.decode import MEDIA_TYPES, load_image
 from listing_vision.jewelry.caption_prompts import JewelryType
 from listing_vision.jewelry.caption_schema import Caption, Captioner
 from listing_vision.jewelry.captions import get_captioner
@@ -36,7 +33,7 @@ def caption_upload(
     captioner = captioner or get_captioner()
 
     def caption() -> Caption:
-        media_type = MEDIA_TYPES.get(Image.open(io.BytesIO(upload.data)).format or "", "image/jpeg")
+        media_type = MEDIA_TYPES.get(load_image(upload.data).format or "", "image/jpeg")
         return captioner.caption(upload.data, media_type, jewelry_type)
 
     result = DedupeService(embedder).check_and_store(

@@ -189,11 +189,12 @@ def render_type(
     placement, mask = edit_inputs(cutout)
     try:
         edited, seconds = editor.edit(_png(placement.canvas), _png(mask), image_type.prompt)
-        composite = paste_back(Image.open(io.BytesIO(edited)), cutout, placement)
     except VisionError as error:
         return {"status": "failed", "reason": error.code, "message": error.message}
-    except OSError as error:  # the reply was not an image
-        return {"status": "failed", "reason": "malformed_model_reply", "message": str(error)[:200]}
+    try:
+        composite = paste_back(load_image(edited), cutout, placement)  # the one decoding path
+    except VisionError as error:  # the reply was not an image we can use
+        return {"status": "failed", "reason": "malformed_model_reply", "message": error.message[:200]}
     return _store(job, image_type, composite) | {"provider_seconds": round(seconds, 3)}
 
 

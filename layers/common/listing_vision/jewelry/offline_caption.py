@@ -7,10 +7,7 @@ measure. Every response carries `provider: "offline"`.
 
 from __future__ import annotations
 
-import io
-
-from PIL import Image
-
+from listing_vision.imaging.decode import load_image
 from listing_vision.imaging.measure import grade, measure
 from listing_vision.jewelry.caption_prompts import JewelryType
 from listing_vision.jewelry.caption_schema import Caption
@@ -27,7 +24,7 @@ class OfflineCaptioner:
     name = "offline"
 
     def caption(self, image: bytes, media_type: str, jewelry_type: JewelryType) -> Caption:
-        m = measure(Image.open(io.BytesIO(image)))
+        m = measure(load_image(image))  # the one decoding path (it refuses tiny and blank images)
         letter, reasons = grade(m)
         piece = [(name, share) for name, share in m.colours if name != m.background] or m.colours
         main = piece[0][0] if piece else "neutral"

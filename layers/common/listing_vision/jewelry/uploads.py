@@ -30,6 +30,7 @@ from listing_vision.resources import INCOMING_PREFIX
 from listing_vision.resources import UPLOAD_STATUS_TAG as STATUS_TAG
 
 PRESIGNED_POST_EXPIRY_S = 900
+UPLOAD_ID_PATTERN = r"^[0-9a-f]{32}$"  # uuid4().hex
 UPLOAD_CONTENT_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 

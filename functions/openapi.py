@@ -1,0 +1,156 @@
+"""The API's OpenAPI document, generated from the handlers (Powertools' schema of each function's
+resolver) and the route declarations (functions/routes.py: the error codes each route answers,
+listing_vision/api/error_codes.py: their statuses). The local gateway serves it at /openapi.json
+(and a Swagger UI at /swagger); `make openapi` writes build/openapi.json; the README's table of
+error codes per route is generated from the same declarations.
+
+    python -m functions.openapi --out build/openapi.json
+    python -m functions.openapi --write-readme       # refresh the README's table
+    python -m functions.openapi --check-readme       # fail when it is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from functions.routes import ROUTES
+from listing_vision.api.error_codes import CODES, by_status
+
+TITLE = "listing-vision"
+VERSION = "1.0.0"
+README = Path(__file__).resolve().parent.parent / "README.md"
+START, END = "<!-- route-errors:start (generated: python -m functions.openapi) -->", "<!-- route-errors:end -->"
+
+ERROR_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+                "request_id": {"type": "string"},
+            },
+        }
+    },
+}
+
+
+def _apps() -> list[Any]:
+    from functions.caption.handler import app as caption
+    from functions.dedupe.handler import app as dedupe
+    from functions.generate.handler import app as generate
+
+    return [dedupe, caption, generate]
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every route, with each route's error responses."""
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": TITLE, "version": VERSION, "description": "Jewelry image services (see the README)."},
+        "paths": {},
+        "components": {"schemas": {"ErrorBody": ERROR_BODY}},
+    }
+    for app in _apps():
+        schema = json.loads(app.get_openapi_json_schema(title=TITLE, version=VERSION))
+        for path, operations in schema.get("paths", {}).items():
+            doc["paths"].setdefault(path, {}).update(operations)
+        doc["components"]["schemas"].update(schema.get("components", {}).get("schemas", {}))
+    for schema_name in ("HTTPValidationError", "ValidationError"):  # ours answer 400 invalid_request
+        doc["components"]["schemas"].pop(schema_name, None)
+    for route in ROUTES:
+        operation = doc["paths"][route.path][route.method.lower()]
+        responses = {k: v for k, v in operation.get("responses", {}).items() if not k.startswith(("4", "5"))}
+        for status, codes in by_status(route.errors).items():
+            responses[str(status)] = {
+                "description": ", ".join(f"`{code}`" for code in codes),
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "allOf": [
+                                {"$ref": "#/components/schemas/ErrorBody"},
+                                {"properties": {"error": {"properties": {"code": {"enum": codes}}}}},
+                            ]
+                        }
+                    }
+                },
+            }
+        operation["responses"] = dict(sorted(responses.items()))
+    return doc
+
+
+def swagger_html(doc: dict[str, Any]) -> str:
+    """A Swagger UI page for the document, with Powertools' bundled Swagger UI (no CDN needed)."""
+    import aws_lambda_powertools.event_handler.openapi.swagger_ui as bundle
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
+
+    folder = Path(bundle.__file__).parent
+    spec = json.dumps(doc).replace("</", "<\\/")
+    js = (folder / "swagger-ui-bundle.min.js").read_text(encoding="utf-8")
+    css = (folder / "swagger-ui.min.css").read_text(encoding="utf-8")
+    return generate_swagger_html(spec, js, css, "", None)
+
+
+def readme_table() -> str:
+    """The README's table: each route, and the codes it answers by status (API Gateway's own below)."""
+    gateway = set(_gateway_codes())
+    lines = ["| route | status: codes |", "|---|---|"]
+    for route in ROUTES:
+        groups = by_status(tuple(code for code in route.errors if code not in gateway))
+        cells = "; ".join(f"{status}: " + ", ".join(f"`{c}`" for c in codes) for status, codes in groups.items())
+        lines.append(f"| `{route.method} {route.path}` | {cells} |")
+    every = by_status(_gateway_codes())
+    cells = "; ".join(f"{status}: " + ", ".join(f"`{c}`" for c in codes) for status, codes in every.items())
+    lines.append(f"| every route (API Gateway, Lambda) | {cells} |")
+    return "\n".join(lines)
+
+
+def _gateway_codes() -> tuple[str, ...]:
+    from listing_vision.api.error_codes import GATEWAY
+
+    return GATEWAY
+
+
+def _readme_with_table(text: str) -> str:
+    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"README.md has no {START} … {END} markers")
+    return pattern.sub(lambda _: f"{START}\n{readme_table()}\n{END}", text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, help="write the document here (default: stdout)")
+    parser.add_argument("--write-readme", action="store_true", help="refresh the README's table of error codes")
+    parser.add_argument("--check-readme", action="store_true", help="exit 1 when the README's table is stale")
+    args = parser.parse_args(argv)
+    if args.write_readme or args.check_readme:
+        text = README.read_text()
+        fresh = _readme_with_table(text)
+        if args.check_readme:
+            return 0 if fresh == text else 1
+        README.write_text(fresh)
+        return 0
+    text = json.dumps(document(), indent=2) + "\n"
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["CODES", "document", "readme_table"]

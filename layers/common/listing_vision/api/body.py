@@ -1,0 +1,153 @@
+"""The one request-body parser of every API route.
+
+A route takes either JSON (a pydantic model) or multipart/form-data (a file and form fields); which
+one is read from the route's own declaration (`expected_media_type`). The body must come in that
+media type, or the request is refused before anything runs:
+
+- another media type (multipart to a JSON route, JSON or a URL-encoded form to a file route):
+  415 `unsupported_content_type`;
+- JSON that does not parse (bad syntax, not UTF-8, NaN/Infinity, nested deeper than
+  `MAX_JSON_DEPTH`): 400 `malformed_json`;
+- multipart without a boundary, one the body does not use or close, or parts that cannot be read:
+  400 `malformed_multipart`;
+- a JSON body that is not an object, or a multipart field sent twice: 400 `invalid_request`.
+
+What comes back goes to Powertools' request validation (pydantic), as its own parser's output would.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import _parse_multipart_body
+
+from listing_vision.errors import InvalidRequest, UnsupportedMedia
+
+MediaType = Literal["application/json", "multipart/form-data"]
+JSON: MediaType = "application/json"
+MULTIPART: MediaType = "multipart/form-data"
+MAX_JSON_DEPTH = 32  # no request of this API nests deeper than 3; anything past this is refused
+
+
+def expected_media_type(body_params: Sequence[Any]) -> MediaType:
+    """multipart/form-data for a route with File or Form parameters, JSON otherwise."""
+    kinds = {getattr(param.field_info, "media_type", JSON) for param in body_params}
+    return MULTIPART if kinds - {JSON} else JSON
+
+
+def parse_body(headers: dict[str, str], body: str | None, is_base64: bool, expected: MediaType) -> Any:
+    """The parsed body of a request whose route expects `expected`, or the domain error."""
+    media_type, params = _content_type(headers)
+    raw = _raw_bytes(body, is_base64)
+    if expected == JSON:
+        # No content type with an empty body is a request without a body: validation names the fields.
+        if media_type not in ("application/json", "") and not (
+            media_type.startswith("application/") and media_type.endswith("+json")
+        ):
+            raise _unsupported(media_type, expected)
+        value = parse_json(raw)
+        if value is not None and not isinstance(value, dict):
+            raise InvalidRequest(
+                f"The body must be a JSON object, not {type(value).__name__}.",
+                details={"fields": [{"field": "body", "problem": "Input should be a JSON object"}]},
+            )
+        return value
+    if media_type != MULTIPART:
+        raise _unsupported(media_type, expected)
+    boundary = params.get("boundary", "")
+    if not boundary or len(boundary) > 70:  # RFC 2046: 1 to 70 characters
+        raise InvalidRequest(
+            "multipart/form-data needs a boundary parameter (1 to 70 characters) in its Content-Type.",
+            code="malformed_multipart",
+        )
+    if f"--{boundary}".encode() not in raw or f"--{boundary}--".encode() not in raw:
+        raise InvalidRequest(
+            "The multipart body does not use its boundary, or does not close it.", code="malformed_multipart"
+        )
+    try:
+        parts = _parse_multipart_body(raw, boundary)
+    except (ValueError, IndexError) as error:  # UnicodeDecodeError is a ValueError
+        raise InvalidRequest("The multipart body cannot be read.", code="malformed_multipart") from error
+    repeated = sorted(name for name, value in parts.items() if isinstance(value, list))
+    if repeated:  # every field of these routes is single; which of two files would be meant?
+        raise InvalidRequest(
+            f"Invalid request: {', '.join(repeated)} sent more than once.",
+            details={"fields": [{"field": name, "problem": "Sent more than once"} for name in repeated]},
+        )
+    return parts
+
+
+def parse_json(raw: bytes) -> Any:
+    """JSON text → value; `malformed_json` for anything that is not strict JSON of bounded depth."""
+    if not raw.strip():
+        return None
+    try:
+        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except RecursionError as error:
+        raise _malformed(f"nested deeper than {MAX_JSON_DEPTH} levels") from error
+    except UnicodeDecodeError as error:
+        raise _malformed("not UTF-8") from error
+    except json.JSONDecodeError as error:
+        raise _malformed(f"{error.msg} at line {error.lineno} column {error.colno}") from error
+    except ValueError as error:
+        raise _malformed(str(error)) from error
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise _malformed(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _malformed(problem: str) -> InvalidRequest:
+    return InvalidRequest(f"The body is not valid JSON: {problem}.", code="malformed_json")
+
+
+def _unsupported(media_type: str, expected: MediaType) -> UnsupportedMedia:
+    return UnsupportedMedia(
+        f"Content type '{media_type or '(none)'}' is not accepted here; send {expected}.",
+        code="unsupported_content_type",
+        details={"content_type": media_type[:100], "expected": expected},
+    )
+
+
+def _content_type(headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+    value = next((v for k, v in headers.items() if k.lower() == "content-type"), "") or ""
+    media_type, *rest = value.split(";")
+    params: dict[str, str] = {}
+    for part in rest:
+        name, _, param = part.strip().partition("=")
+        param = param.strip()
+        if len(param) >= 2 and param[0] == param[-1] == '"':
+            param = param[1:-1]
+        params[name.strip().lower()] = param
+    return media_type.strip().lower(), params
+
+
+def _raw_bytes(body: str | None, is_base64: bool) -> bytes:
+    if not body:
+        return b""
+    if not is_base64:  # text as API Gateway passed it (binary media types come base64-encoded)
+        return body.encode("utf-8", "surrogateescape")
+    try:
+        return base64.b64decode(body, validate=False)
+    except (binascii.Error, ValueError) as error:
+        raise InvalidRequest("The request body is not valid base64.", code="malformed_body") from error
