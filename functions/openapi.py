@@ -1,7 +1,8 @@
 """The API's OpenAPI document, generated from the handlers (Powertools' schema of each function's
 resolver) and the route declarations (functions/routes.py: the error codes each route answers,
 listing_vision/api/error_codes.py: their statuses). The local gateway serves it at /openapi.json
-(and a Swagger UI at /swagger); `make openapi` writes build/openapi.json; the README's table of
+(and a Swagger UI at /swagger), API Gateway answers it at /openapi.json on AWS
+(infra/constructs/api.py); `make openapi` writes build/openapi.json; the README's table of
 error codes per route is generated from the same declarations.
 
     python -m functions.openapi --out build/openapi.json

@@ -8,10 +8,12 @@ storefronts to the functions, which refuse other storefronts (api/access.py). Th
 usage identifier (API key source AUTHORIZER), so each client is throttled and metered by its usage
 plan (`standard` or `bulk`; `python -m listing_vision.api.clients create --usage-plan …`
 registers a key). Optionally a WAF web ACL (context `waf`): AWS's common rule set and a rate limit
-per source IP.
+per source IP. `GET /openapi.json` answers the API's OpenAPI document (functions/openapi.py).
 """
 
 from __future__ import annotations
+
+import json
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
@@ -20,6 +22,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from functions.openapi import document as openapi_document
 from functions.routes import BINARY_MEDIA_TYPES, ROUTES
 from infra.constructs.platform import Platform, allow
 from infra.nag import acknowledge
@@ -27,6 +30,16 @@ from listing_vision.api.authorizer import KEY_HEADER
 from listing_vision.api.gateway_responses import GATEWAY_RESPONSES, template
 
 # name -> (requests per second, burst, requests per day)
+OPENAPI_PATH = "/openapi.json"
+
+
+def vtl_literal_json(value: object) -> str:
+    """JSON that API Gateway's mapping templates (Velocity) return verbatim: `$` and `#` start
+    Velocity references and directives, and in JSON they can only occur inside strings, where the
+    escapes \\u0024 and \\u0023 mean the same characters to any JSON reader."""
+    return json.dumps(value, separators=(",", ":")).replace("$", "\\u0024").replace("#", "\\u0023")
+
+
 USAGE_PLANS = {"standard": (20, 40, 100_000), "bulk": (50, 100, 1_000_000)}
 
 
@@ -104,6 +117,7 @@ class RestApi(Construct):
                 "Callers are storefront services, authorized by a Lambda authorizer on hashed API keys, not users "
                 "of a Cognito user pool.",
             )
+        self._openapi_document(keys)
         for response in GATEWAY_RESPONSES:
             self.api.add_gateway_response(
                 response.response_type,
@@ -144,6 +158,35 @@ class RestApi(Construct):
                 "AmazonAPIGatewayPushToCloudWatchLogs]",
                 "API Gateway's account-level logging role uses the AWS managed push-to-logs policy.",
             )
+
+    def _openapi_document(self, keys: apigw.RequestAuthorizer) -> None:
+        """GET /openapi.json: the API's OpenAPI document (functions/openapi.py), answered by API
+        Gateway itself (a mock integration), to any client with a key. The local gateway serves the
+        same document."""
+        resource = self.api.root.add_resource(OPENAPI_PATH.strip("/"))
+        method = resource.add_method(
+            "GET",
+            apigw.MockIntegration(
+                request_templates={"application/json": '{"statusCode": 200}'},
+                passthrough_behavior=apigw.PassthroughBehavior.NEVER,
+                integration_responses=[
+                    apigw.IntegrationResponse(
+                        status_code="200",
+                        response_templates={"application/json": vtl_literal_json(openapi_document())},
+                    )
+                ],
+            ),
+            method_responses=[apigw.MethodResponse(status_code="200")],
+            authorizer=keys,
+            authorization_type=apigw.AuthorizationType.CUSTOM,
+            api_key_required=True,
+        )
+        acknowledge(
+            method,
+            "AwsSolutions-COG4",
+            "Callers are storefront services, authorized by a Lambda authorizer on hashed API keys, not users "
+            "of a Cognito user pool.",
+        )
 
     def _web_acl(self, name: str, rate_limit: int) -> None:
         def visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:

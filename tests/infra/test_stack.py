@@ -192,6 +192,27 @@ def test_api_gateway_errors_have_the_platform_error_shape(synthesized: Synthesiz
     assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"  # an unknown route, as locally
 
 
+def test_the_api_publishes_its_openapi_document_verbatim_to_clients_with_a_key(synthesized: Synthesized) -> None:
+    # Given the document generated from the handlers
+    from functions.openapi import document
+
+    # When API Gateway answers GET /openapi.json from its mock integration
+    resources = synthesized.of_type("AWS::ApiGateway::Resource")
+    (docs_resource,) = [logical for logical, r in resources.items() if r["Properties"]["PathPart"] == "openapi.json"]
+    (method,) = [
+        r["Properties"]
+        for r in synthesized.of_type("AWS::ApiGateway::Method").values()
+        if r["Properties"]["ResourceId"] == {"Ref": docs_resource}
+    ]
+    body = method["Integration"]["IntegrationResponses"][0]["ResponseTemplates"]["application/json"]
+    # Then Velocity has nothing to interpret in it, and any JSON reader gets the document back
+    assert "$" not in body and "#" not in body
+    assert json.loads(body) == document()
+    assert method["Integration"]["Type"] == "MOCK" and method["HttpMethod"] == "GET"
+    # and it is behind the same authorizer as every route
+    assert method["AuthorizationType"] == "CUSTOM" and method["ApiKeyRequired"] is True
+
+
 def test_the_endpoint_refuses_cpu_and_only_embedding_functions_may_invoke_it(synthesized: Synthesized) -> None:
     (model,) = synthesized.of_type("AWS::SageMaker::Model").values()
     environment = model["Properties"]["PrimaryContainer"]["Environment"]
