@@ -81,6 +81,7 @@ class DedupeService:
         before anything is written (captions use it): if it fails, nothing is stored. A caller who may
         not use the upload's storefront (or search all of them) is refused before anything else."""
         caller.require(upload.website, scope)
+        storage.check_filename(upload.filename)
         if max_bytes is not None and len(upload.data) > max_bytes:
             raise PayloadTooLarge(
                 f"The image is {len(upload.data):,} bytes; the API takes up to {max_bytes:,}. "

@@ -9,6 +9,7 @@ lies (the API's two-stage decision, `duplicates.py`) and records the outcome on 
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from listing_vision.resources import INCOMING_PREFIX
 from listing_vision.resources import UPLOAD_STATUS_TAG as STATUS_TAG
 
 PRESIGNED_POST_EXPIRY_S = 900
+UPLOAD_ID = re.compile(r"[0-9a-f]{32}")  # what presigned_upload makes
 UPLOAD_CONTENT_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 
@@ -58,6 +60,7 @@ class IndexOutcome:
 def presigned_upload(caller: Caller, website: Storefront, filename: str | None, content_type: str) -> dict[str, Any]:
     """A presigned POST for one image of up to MAX_OBJECT_BYTES, into the storefront's incoming/ prefix."""
     caller.require(website)
+    storage.check_filename(filename)
     settings = get_settings()
     extension = UPLOAD_CONTENT_TYPES[content_type]
     upload_id = uuid.uuid4().hex
@@ -90,7 +93,7 @@ def presigned_upload(caller: Caller, website: Storefront, filename: str | None, 
 def upload_status(caller: Caller, website: Storefront, upload_id: str) -> dict[str, Any]:
     """What became of a presigned upload: pending (not yet processed), indexed, duplicate or invalid.
     Another storefront's uploads do not exist for this caller."""
-    if not caller.owns(website):
+    if not caller.owns(website) or not UPLOAD_ID.fullmatch(upload_id):
         raise NotFound(f"No upload {upload_id!r} in {website}.", code="upload_not_found")
     bucket = get_settings().bucket_for(website)
     s3 = aws.client("s3")
