@@ -94,7 +94,14 @@ class DuplicateFinder:
         self.settings = settings or get_settings()
         self.features = VerificationStore(claims, embedder)
 
-    def find(self, query: Description, website: str, scope: Literal["storefront", "all"]) -> list[Match]:
+    def find(
+        self,
+        query: Description,
+        website: str,
+        scope: Literal["storefront", "all"],
+        exclude: tuple[str, str] | None = None,
+    ) -> list[Match]:
+        """`exclude`: (website, sha256) of the query's own row, when it is already indexed."""
         hits = vector_index.search(
             self.milvus,
             self.settings.milvus_collection,
@@ -103,7 +110,7 @@ class DuplicateFinder:
             limit=self.settings.search_top_k,
             ef=self.settings.search_ef,
         )
-        shortlist = candidates(hits, self.settings)
+        shortlist = [hit for hit in candidates(hits, self.settings) if (hit.website, hit.sha256) != exclude]
         if not shortlist:
             return []
         metrics.add_metric(name="DuplicateCandidatesVerified", unit="Count", value=len(shortlist))

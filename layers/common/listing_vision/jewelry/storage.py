@@ -79,6 +79,11 @@ def put_image(
     return StoredImage(bucket, key)
 
 
+def delete_image(image: StoredImage) -> None:
+    """Remove a stored photo (one that lost a near-duplicate race, before anyone was told of it)."""
+    aws.client("s3").delete_object(Bucket=image.bucket, Key=image.key)
+
+
 def original_name(metadata: dict[str, str]) -> str | None:
     value = metadata.get("original-name")
     return unquote(value) if value else None

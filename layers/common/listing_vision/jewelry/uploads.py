@@ -23,7 +23,7 @@ from listing_vision.config import Storefront, get_settings
 from listing_vision.embeddings.base import Description, Embedder
 from listing_vision.errors import NotFound, PayloadTooLarge, VisionError
 from listing_vision.imaging.decode import load_image
-from listing_vision.jewelry import storage, vector_index
+from listing_vision.jewelry import storage
 from listing_vision.jewelry.claims import ContentClaims, new_owner
 from listing_vision.jewelry.dedupe import DedupeService
 from listing_vision.observability import logger, metrics
@@ -145,7 +145,10 @@ class UploadIndexer:
                 continue
             assert candidate is not None
             existing = self.dedupe.claim_or_existing(website, candidate.sha256, candidate.owner, "storefront")
-            if existing is None:
+            if existing is None and not self._exists(bucket, key):  # an API upload that lost its race, deleted
+                self.claims.yield_claim(website, candidate.sha256, candidate.owner)  # stays marked rolled back
+                outcomes[key] = IndexOutcome(bucket, key, "skipped", reason="object_gone")
+            elif existing is None:
                 claimed.append(candidate)
             elif existing.path == candidate.path:
                 outcomes[key] = IndexOutcome(bucket, key, "already_indexed")
@@ -192,14 +195,17 @@ class UploadIndexer:
         found = self.dedupe.duplicate_matches(upload, website, "storefront")
         if found:
             return self._duplicate(candidate.bucket, candidate.key, found[0].hit.path, found[0].match)
-        vector_id = vector_index.ensure_vector(
-            self.dedupe.milvus,
-            self.settings.milvus_collection,
-            upload.embedding,
-            candidate.path,
-            website,
-            candidate.sha256,
-        )
+        # Stored as the API stores (dedupe.py): staged, settled against near-duplicates arriving at once
+        vector_id = self.dedupe.stage(upload, candidate.path, website, candidate.sha256, candidate.owner)
+        try:
+            winner = self.dedupe.settle(upload, website, "storefront", candidate.sha256, candidate.owner)
+        except BaseException:
+            self.dedupe.roll_back(website, candidate.sha256, candidate.owner, vector_id, None)
+            raise
+        if winner is not None:  # the object stays where it lies, tagged duplicate of the image kept
+            self.dedupe.roll_back(website, candidate.sha256, candidate.owner, vector_id, None)
+            metrics.add_metric(name="RaceDuplicates", unit="Count", value=1)
+            return self._duplicate(candidate.bucket, candidate.key, winner.hit.path, winner.match)
         self.claims.complete(
             website,
             candidate.sha256,
@@ -219,6 +225,15 @@ class UploadIndexer:
         metrics.add_metric(name="DuplicateUploads", unit="Count", value=1)
         logger.info("upload is a duplicate", extra={"bucket": bucket, "key": key, "duplicate_of": original})
         return IndexOutcome(bucket, key, "duplicate", duplicate_of=original)
+
+    def _exists(self, bucket: str, key: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
 
     def _tags(self, bucket: str, key: str) -> dict[str, str]:
         return {t["Key"]: t["Value"] for t in self.s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
