@@ -243,13 +243,14 @@ def test_bad_input_is_refused_and_writes_nothing(
     assert stored_state() == before
 
 
+@pytest.mark.parametrize("website", ["alya", "blysk"])
 def test_a_caption_upload_that_loses_a_near_duplicate_race_is_rolled_back(
-    local_stack: LocalStack, provider: Callable[..., None]
+    local_stack: LocalStack, provider: Callable[..., None], website: str
 ) -> None:
     from listing_vision.jewelry import storage
     from tests.images import resized_copy
 
-    original = fresh_image(20_777, size=(400, 300))
+    original = fresh_image(20_777 + len(website), size=(400, 300))
     copy = resized_copy(original, 0.5, quality=85)
     stored: dict[str, Any] = {}
 
@@ -260,6 +261,7 @@ def test_a_caption_upload_that_loses_a_near_duplicate_race_is_rolled_back(
             requests.post(
                 f"{local_stack.url}/image_similarity_search",
                 files={"file": ("original.jpg", original, "image/jpeg")},
+                data={"website": website},
                 timeout=60,
             ).json()
         )
@@ -270,7 +272,7 @@ def test_a_caption_upload_that_loses_a_near_duplicate_race_is_rolled_back(
         provider(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{server.url}/v1")
         # Given a caption request for the half-size copy of a photo the catalogue does not have
         # When the original is stored while the copy is being captioned
-        answer = caption(local_stack, copy)
+        answer = caption(local_stack, copy, website=website)
     finally:
         server.stop()
     # Then the original, stored first, is kept and the copy is answered as its duplicate
@@ -283,8 +285,9 @@ def test_a_caption_upload_that_loses_a_near_duplicate_race_is_rolled_back(
     # upload trigger has seen its object come and go)
     local_stack.router.drain()
     sha = storage.sha256_hex(copy)
-    listed = aws.client("s3").list_objects_v2(Bucket="alyaimg", Prefix=f"catalogue/{sha[:2]}/{sha}")
+    bucket = "alyaimg" if website == "alya" else "blyskimg"
+    listed = aws.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"catalogue/{sha[:2]}/{sha}")
     assert listed.get("KeyCount", 0) == 0
-    assert vector_index.find_exact(vector_index.milvus_client(), "image_embeddings_ip", sha, "alya") == []
-    record = aws.client("dynamodb").get_item(TableName="image-catalogue", Key={"content_id": {"S": f"alya#{sha}"}})
+    assert vector_index.find_exact(vector_index.milvus_client(), "image_embeddings_ip", sha, website) == []
+    record = aws.client("dynamodb").get_item(TableName="image-catalogue", Key={"content_id": {"S": f"{website}#{sha}"}})
     assert record.get("Item", {}).get("status", {}).get("S") == "yielded", (record, body, stored)

@@ -120,7 +120,7 @@ class DedupeService:
             described = self.embedder.describe([upload.data])[0]
             vector = described.embedding
             if check_duplicate:
-                found = self.duplicates(described, upload.website, scope)
+                found = self.duplicates(described, upload.website, scope, own=sha256)
                 if found:
                     self.claims.release(upload.website, sha256, owner)
                     for kind in {result["match"] for result in found}:
@@ -162,13 +162,20 @@ class DedupeService:
         )
 
     # --- pieces ---------------------------------------------------------------------------------
-    def duplicate_matches(self, upload: Description, website: Storefront, scope: Scope) -> list[Match]:
+    def duplicate_matches(
+        self, upload: Description, website: Storefront, scope: Scope, own: str | None = None
+    ) -> list[Match]:
         """Catalogue images that are the same photo (`near` or `verified`), nearest first; an image
-        still being stored by another request counts once it is stored (it is waited for)."""
-        return self.confirmed(self.finder.find(upload, website, scope))
+        still being stored by another request counts once it is stored (it is waited for). `own`: the
+        upload's sha256, whose row (a rolled-back attempt's, not yet deleted) is not a candidate: the
+        same bytes were settled by the registry already."""
+        exclude = (website, own) if own else None
+        return self.confirmed(self.finder.find(upload, website, scope, exclude=exclude))
 
-    def duplicates(self, upload: Description, website: Storefront, scope: Scope) -> list[dict[str, Any]]:
-        return [self._result(found) for found in self.duplicate_matches(upload, website, scope)]
+    def duplicates(
+        self, upload: Description, website: Storefront, scope: Scope, own: str | None = None
+    ) -> list[dict[str, Any]]:
+        return [self._result(found) for found in self.duplicate_matches(upload, website, scope, own)]
 
     def _result(self, found: Match) -> dict[str, Any]:
         return {

@@ -192,7 +192,7 @@ class UploadIndexer:
         return None, _Claimed(bucket, key, path, data, storage.sha256_hex(data), new_owner(), name)
 
     def _store(self, candidate: _Claimed, website: Storefront, upload: Description) -> IndexOutcome:
-        found = self.dedupe.duplicate_matches(upload, website, "storefront")
+        found = self.dedupe.duplicate_matches(upload, website, "storefront", own=candidate.sha256)
         if found:
             return self._duplicate(candidate.bucket, candidate.key, found[0].hit.path, found[0].match)
         # Stored as the API stores (dedupe.py): staged, settled against near-duplicates arriving at once
