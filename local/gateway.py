@@ -6,7 +6,16 @@ when its Content-Type is one of the API's binary media types (multipart kept byt
 the function's proxy response is written back. Limits mirror AWS: 10 MB request (API Gateway),
 6 MB event (Lambda synchronous invoke). What the gateway itself refuses is answered as the
 deployed API's gateway responses answer it (listing_vision.api.gateway_responses): an unknown
-route or method is a 404 `route_not_found`, a body over 10 MB a 413 `payload_too_large`.
+route or method is a 404 `route_not_found` (OPTIONS, HEAD and TRACE included: no route has them),
+a body over 10 MB a 413 `payload_too_large`.
+
+Framing is answered in the same JSON shape, never with the standard library's HTML pages or a
+dropped connection: a negative, non-numeric or repeated Content-Length is a 400
+`invalid_content_length`; a chunked body (`Transfer-Encoding: chunked`, which API Gateway accepts)
+is decoded, and a malformed one is a 400 `malformed_request`; a body (or headers) that does not
+arrive within `read_timeout_s` is a 408 `request_timeout` and the connection is closed; anything
+else the HTTP parser refuses (a bad request line, headers too large, an unknown method) gets its
+status with a JSON body (FRAMING_ERRORS).
 
 With an authorizer (API_AUTH=api_keys), each request first goes to the authorizer function as the
 REQUEST authorizer event API Gateway sends: no `x-api-key` header is a 401 without calling it, its
@@ -37,6 +46,70 @@ API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 LAMBDA_MAX_EVENT = 6 * 1024 * 1024
 STAGE = "local"
 API_ARN = "arn:aws:execute-api:us-east-1:123456789012:local"
+READ_TIMEOUT_S = 30.0  # a request's headers and body must arrive within this (each read)
+# Codes of the refusals made while reading a request, before any route is known (on AWS the edge
+# makes these; here they get the platform's error shape like everything else).
+FRAMING_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("malformed_request", "The request is not valid HTTP."),
+    408: ("request_timeout", "The request was not received in time."),
+    411: ("length_required", "A body needs a Content-Length or chunked transfer encoding."),
+    414: ("uri_too_long", "The request URI is too long."),
+    417: ("expectation_failed", "The Expect header is not supported."),
+    431: ("headers_too_large", "The request headers are too large."),
+    505: ("http_version_not_supported", "The HTTP version is not supported."),
+}
+
+
+CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]{1,16}")
+
+
+class FramingError(Exception):
+    """A request whose body cannot be read as sent: answered with `status` and `code`, then closed."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def content_length(values: list[str]) -> int:
+    """The one Content-Length of a request (0 without one); a negative, non-numeric or conflicting
+    value is refused, as HTTP requires (RFC 9110 8.6)."""
+    distinct = {value.strip() for value in values}
+    if not distinct:
+        return 0
+    if len(distinct) > 1:
+        raise FramingError(400, "invalid_content_length", "The request has conflicting Content-Length headers.")
+    value = distinct.pop()
+    if not value.isdigit() or not value.isascii():
+        raise FramingError(400, "invalid_content_length", f"Content-Length must be a non-negative integer: {value!r}.")
+    return int(value)
+
+
+def read_chunked(stream: Any, limit: int) -> bytes:
+    """A chunked body (RFC 9112 7.1), decoded; trailers are read and dropped. Over `limit` bytes is
+    refused as API Gateway refuses a large body; a malformed chunk is a 400."""
+    body = bytearray()
+    while True:
+        line = stream.readline(1026)
+        if not line.endswith(b"\n"):
+            raise FramingError(400, "malformed_request", "A chunk size line is missing or too long.")
+        size_text = line.split(b";", 1)[0].strip()
+        if not CHUNK_SIZE.fullmatch(size_text):
+            raise FramingError(400, "malformed_request", f"Not a chunk size: {size_text[:20]!r}.")
+        size = int(size_text, 16)
+        if size == 0:
+            while True:  # trailers, up to the empty line
+                trailer = stream.readline(8192)
+                if not trailer.endswith(b"\n"):
+                    raise FramingError(400, "malformed_request", "The chunked body ends without its last line.")
+                if trailer in (b"\r\n", b"\n"):
+                    return bytes(body)
+        if len(body) + size > limit:
+            raise FramingError(413, "payload_too_large", "The request body exceeds API Gateway's 10 MB.")
+        chunk = stream.read(size)
+        if len(chunk) != size or stream.readline(3) not in (b"\r\n", b"\n"):
+            raise FramingError(400, "malformed_request", "A chunk is shorter than its size or not terminated.")
+        body += chunk
 
 
 @dataclass(frozen=True)
@@ -125,8 +198,10 @@ class Gateway:
         extra_routes: dict[str, Callable[[], tuple[int, dict[str, Any] | str]]] | None = None,
         log_requests: bool = True,
         authorizer: str | None = None,
+        read_timeout_s: float = READ_TIMEOUT_S,
     ):
         self.log_requests = log_requests
+        self.read_timeout_s = read_timeout_s
         self.authorizer = authorizer  # the authorizer function's name, or None: no authorization
         self.call = call  # invoke a function synchronously: (function name, event) -> proxy response
         self.routes = compile_routes(ROUTES)
@@ -144,19 +219,23 @@ class Gateway:
 
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = gateway.read_timeout_s  # socketserver sets it on the connection: each read is bounded
 
             def log_message(self, fmt: str, *args: Any) -> None:  # one line a request, to stderr
                 if gateway.log_requests:
                     super().log_message(fmt, *args)
 
-            def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            def _write(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 self.send_response(status)
                 for name, value in headers.items():
                     if name.lower() not in ("content-length", "connection"):
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.end_headers()
-                self.wfile.write(body)
+                if self.command != "HEAD":  # a HEAD answer has the headers of the answer, never its body
+                    self.wfile.write(body)
 
             def _error(self, error: VisionError, status: int | None = None) -> None:
                 body = json.dumps(error.to_body()).encode()
@@ -167,14 +246,64 @@ class Gateway:
                 status, payload = gateway_response(response_type, str(uuid.uuid4()), message)
                 self._answer(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
 
+            def _answer_framing(self, status: int, code: str, message: str) -> None:
+                """A refusal made while reading the request: the platform's shape, then the connection closes."""
+                self.close_connection = True
+                if self.request_version == "HTTP/0.9":  # the request line was unreadable: answer in HTTP/1.1
+                    self.request_version = "HTTP/1.1"
+                payload = {"error": {"code": code, "message": message, "request_id": str(uuid.uuid4())}}
+                headers = {"Content-Type": "application/json", "Connection": "close"}
+                self._answer(status, headers, json.dumps(payload).encode())
+
+            def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+                """What the HTTP parser refuses (bad request line, headers too large, an unknown method),
+                in JSON rather than the standard library's HTML page."""
+                if code == 501:  # a method no route has: what API Gateway answers for it
+                    self.close_connection = True
+                    self._refuse("MISSING_AUTHENTICATION_TOKEN", f"No route for {self.command} {self.path}.")
+                    return
+                framing_code, default = FRAMING_ERRORS.get(code, ("malformed_request", "The request was refused."))
+                self._answer_framing(code, framing_code, message or default)
+
+            def parse_request(self) -> bool:
+                try:
+                    return super().parse_request()
+                except TimeoutError:  # headers that never finish arriving
+                    self._answer_framing(408, *FRAMING_ERRORS[408])
+                    return False
+
+            def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                try:
+                    self._write(status, headers, body)
+                except (TimeoutError, ConnectionError):
+                    self.close_connection = True  # the client went away: nothing left to tell it
+
+            def _read_body(self) -> bytes:
+                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                    self.close_connection = True  # with Content-Length too, it is ambiguous: do not reuse
+                    return read_chunked(self.rfile, API_GATEWAY_MAX_BODY)
+                length = content_length(self.headers.get_all("Content-Length") or [])
+                if length > API_GATEWAY_MAX_BODY:
+                    raise FramingError(413, "payload_too_large", "")
+                body = self.rfile.read(length) if length else b""
+                if len(body) != length:
+                    raise FramingError(400, "malformed_request", "The body ended before its Content-Length.")
+                return body
+
             def _handle(self) -> None:
                 split = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > API_GATEWAY_MAX_BODY:
+                try:
+                    body = self._read_body()
+                except FramingError as error:
                     self.close_connection = True
-                    self._refuse("REQUEST_TOO_LARGE")
+                    if error.status == 413:
+                        self._refuse("REQUEST_TOO_LARGE")
+                    else:
+                        self._answer_framing(error.status, error.code, error.message)
                     return
-                body = self.rfile.read(length) if length else b""
+                except TimeoutError:
+                    self._answer_framing(408, *FRAMING_ERRORS[408])
+                    return
                 extra = gateway.extra_routes.get(split.path)
                 if extra and self.command == "GET":
                     status, payload = extra()
@@ -253,7 +382,7 @@ class Gateway:
                 body = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
                 self._answer(int(result.get("statusCode", 200)), headers, body)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = do_CONNECT = _handle
 
         server = _GatewayServer((host, port), RequestHandler)
         server.daemon_threads = True

@@ -12,7 +12,9 @@ function's failure queue (SQS, Lambda's on-failure destination record) when the 
 As on Lambda, an execution environment handles one event at a time: a function's concurrent
 invocations each get their own environment (a fresh copy of its handler module, so module-level
 state such as the API resolver is never shared between requests), and idle environments are
-reused.
+reused. Powertools keeps the event being resolved on a class (`BaseRouter.current_event`, one per
+process, which on Lambda is one event at a time): here it is kept per thread, or concurrent
+requests would read each other's bodies (`per_thread_resolver_event`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,34 @@ class LocalLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.timeout_s - (time.monotonic() - self._started)) * 1000))
+
+
+_resolver_state = threading.local()
+_RESOLVER_ATTRIBUTES = ("current_event", "lambda_context")
+
+
+def per_thread_resolver_event() -> None:
+    """Make Powertools' `BaseRouter.current_event` and `lambda_context` per thread: Powertools assigns
+    them on the class (shared by every resolver of the process), which is right on Lambda, where a
+    process serves one event at a time, and wrong here, where execution environments are threads. A
+    property on the class serves instances, one on a metaclass serves `BaseRouter.current_event`."""
+    from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+
+    meta = type(BaseRouter)
+    if getattr(meta, "_per_thread_event", False):
+        return
+
+    def accessor(name: str) -> property:
+        return property(
+            lambda _self: getattr(_resolver_state, name, None),
+            lambda _self, value: setattr(_resolver_state, name, value),
+        )
+
+    for name in _RESOLVER_ATTRIBUTES:
+        setattr(BaseRouter, name, accessor(name))  # instances: self.current_event
+    namespace: dict[str, Any] = {name: accessor(name) for name in _RESOLVER_ATTRIBUTES}
+    namespace["_per_thread_event"] = True
+    BaseRouter.__class__ = type("PerThreadRouterMeta", (meta,), namespace)  # type: ignore[method-assign]
 
 
 def load_handler(spec: FunctionSpec, environment: int = 0) -> Handler:
@@ -271,6 +301,7 @@ class LambdaRouter:
         """Route moto's Lambda Invoke to this router (moto's docker-free backend)."""
         from moto.awslambda_simple.models import LambdaSimpleBackend
 
+        per_thread_resolver_event()
         router = self
 
         def routed_invoke(

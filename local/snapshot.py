@@ -4,6 +4,12 @@ moto and osmem-server hold everything in memory, so on a clean stop the local st
 objects, DynamoDB items and OpenSearch documents to `<state>/snapshot/` and loads them on the next
 start. The snapshot is replaced atomically (written beside, then renamed), so a crash mid-save
 leaves the previous one intact. Milvus Lite persists by itself in `<state>/milvus.db/`.
+
+Each object keeps its content type, metadata and tags (the upload trigger's `dedupe-status` and
+`duplicate-of` live in tags). Restoring is not an upload: DynamoDB is restored first, then the
+objects with the buckets' event notifications switched off, so no ObjectCreated fires for a
+restored object (the upload trigger would otherwise dedupe every catalogue photo against the
+registry before it was back, and against its own vector: "duplicate of itself").
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import base64
 import json
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from opensearchpy import OpenSearch, helpers
 
@@ -42,12 +50,27 @@ def _s3_objects(bucket: str) -> Iterator[dict[str, Any]]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for item in page.get("Contents", []):
             obj = s3.get_object(Bucket=bucket, Key=item["Key"])
+            tags = s3.get_object_tagging(Bucket=bucket, Key=item["Key"])["TagSet"]
             yield {
                 "key": item["Key"],
                 "content_type": obj.get("ContentType", "binary/octet-stream"),
                 "metadata": obj.get("Metadata", {}),
+                "tags": {tag["Key"]: tag["Value"] for tag in tags},
                 "body": base64.b64encode(obj["Body"].read()).decode(),
             }
+
+
+@contextmanager
+def notifications_paused(bucket: str) -> Iterator[None]:
+    """The bucket's event notifications off while the block runs, then put back as they were."""
+    s3 = aws.client("s3")
+    saved = s3.get_bucket_notification_configuration(Bucket=bucket)
+    saved.pop("ResponseMetadata", None)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+    try:
+        yield
+    finally:
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=saved)
 
 
 def _binary_as_text(value: Any, encode: bool) -> Any:
@@ -109,19 +132,6 @@ def restore(state_dir: Path, search: OpenSearch) -> dict[str, int]:
     counts: dict[str, int] = {}
     if not root.exists():
         return counts
-    s3 = aws.client("s3")
-    for path in sorted((root / "s3").glob("*.jsonl")):
-        bucket = path.stem
-        counts[f"s3:{bucket}"] = 0
-        for obj in _read_jsonl(path):
-            s3.put_object(
-                Bucket=bucket,
-                Key=obj["key"],
-                Body=base64.b64decode(obj["body"]),
-                ContentType=obj["content_type"],
-                Metadata=obj["metadata"],
-            )
-            counts[f"s3:{bucket}"] += 1
     dynamodb = aws.client("dynamodb")
     for path in sorted((root / "dynamodb").glob("*.jsonl")):
         table = path.stem
@@ -131,6 +141,22 @@ def restore(state_dir: Path, search: OpenSearch) -> dict[str, int]:
             while requests:
                 requests = dynamodb.batch_write_item(RequestItems=requests).get("UnprocessedItems") or {}
         counts[f"dynamodb:{table}"] = len(items)
+    s3 = aws.client("s3")  # after DynamoDB, and with no event fired: a restore is not an upload
+    for path in sorted((root / "s3").glob("*.jsonl")):
+        bucket = path.stem
+        counts[f"s3:{bucket}"] = 0
+        with notifications_paused(bucket):
+            for obj in _read_jsonl(path):
+                tagging = {"Tagging": urlencode(obj["tags"])} if obj.get("tags") else {}
+                s3.put_object(
+                    Bucket=bucket,
+                    Key=obj["key"],
+                    Body=base64.b64decode(obj["body"]),
+                    ContentType=obj["content_type"],
+                    Metadata=obj["metadata"],
+                    **tagging,
+                )
+                counts[f"s3:{bucket}"] += 1
     for path in sorted((root / "opensearch").glob("*.jsonl")):
         index = path.stem
         mapping = json.loads((root / "opensearch" / f"{index}.mapping.json").read_text())

@@ -33,7 +33,9 @@ from listing_vision.config import Settings, get_settings
 from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL
 from listing_vision.jewelry.vector_index import close_clients, milvus_client
 from listing_vision.realestate.listings_index import opensearch_client
+from listing_vision.resources import TABLES
 from local import atomic_dynamodb, snapshot
+from local.aws_limits import AwsLimits
 from local.call_recorder import CallRecorder
 from local.gateway import Gateway
 from local.lambda_runtime import LambdaRouter
@@ -103,6 +105,7 @@ class LocalStack:
     recorder: CallRecorder | None = None
     _container: ContainerServer | None = None
     _saved_env: dict[str, str | None] = field(default_factory=dict)
+    _limits: AwsLimits | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> LocalStack:
@@ -120,6 +123,11 @@ class LocalStack:
         self.opensearch_url = self._osmem.url
         self._container = self._start_clip_container()
         self._configure_environment(moto_port)
+        self._limits = AwsLimits(
+            {getattr(self.settings, spec.name_setting): spec.partition_key for spec in TABLES}
+        )  # S3's 2 KB metadata, DynamoDB's 2,048-byte keys: refused as AWS refuses them
+        self._limits.install()
+        aws.reset_clients()
         if self.record_calls:
             self.recorder = CallRecorder()
             self.recorder.install()
@@ -216,6 +224,9 @@ class LocalStack:
             self._moto.stop()
             self._moto = None
         atomic_dynamodb.uninstall()
+        if self._limits is not None:
+            self._limits.uninstall()
+            self._limits = None
         self._restore_environment()
         return saved
 

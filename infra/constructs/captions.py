@@ -32,6 +32,12 @@ class Captions(Construct):
             [bucket.arn_for_objects("catalogue/*") for bucket in buckets],
             "New photos are stored under catalogue/ with keys made from their content (sha256).",
         )
+        allow(
+            self.function,
+            ["s3:DeleteObject"],
+            [bucket.arn_for_objects("catalogue/*") for bucket in buckets],
+            "A new photo that loses to a near-duplicate stored at the same moment is deleted again.",
+        )
         platform.clip.grant_invoke(self.function.role)
         for secret in ("milvus", "openai", "anthropic"):
             platform.read_secret(self.function, secret)

@@ -47,6 +47,8 @@ class Dedupe(Construct):
         api = self.functions["dedupe"]
         catalogue = "New photos are stored under catalogue/ with keys made from their content (sha256)."
         allow(api, ["s3:PutObject"], [bucket.arn_for_objects("catalogue/*") for bucket in buckets], catalogue)
+        rolled_back = "A new photo that loses to a near-duplicate stored at the same moment is deleted again."
+        allow(api, ["s3:DeleteObject"], [bucket.arn_for_objects("catalogue/*") for bucket in buckets], rolled_back)
         incoming = "Presigned uploads go under incoming/<upload id>, an id made per request."
         allow(api, ["s3:PutObject"], [bucket.arn_for_objects("incoming/*") for bucket in buckets], incoming)
         allow(api, ["s3:GetObjectTagging"], [bucket.arn_for_objects("incoming/*") for bucket in buckets], incoming)

@@ -3,6 +3,8 @@ on the same state folder that finds the data of the first."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import signal
@@ -12,11 +14,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 import requests
 from opensearchpy import OpenSearch
+
+from local import snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -134,3 +139,119 @@ def test_run_answer_stop_and_restart(tmp_path: Path) -> None:
         )
         item = dynamodb.scan(TableName="hearth-vision-cache", Limit=1)["Items"][0]
         assert len(item["embedding"]["B"]) == 32 * 4 and json.loads(item["analysis"]["S"])["image_type"]
+
+
+def aws_client(service: str, moto_url: str):
+    return boto3.client(
+        service,
+        endpoint_url=moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def stores(moto_url: str) -> dict[str, dict[str, Any]]:
+    """Every object (its bytes' hash, content type, metadata and tags) and every item, as the snapshot
+    writes them (so this compares with a snapshot's files too)."""
+    s3, dynamodb = aws_client("s3", moto_url), aws_client("dynamodb", moto_url)
+    objects: dict[str, Any] = {}
+    for bucket in (b["Name"] for b in s3.list_buckets()["Buckets"]):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                obj = s3.get_object(Bucket=bucket, Key=item["Key"])
+                tags = s3.get_object_tagging(Bucket=bucket, Key=item["Key"])["TagSet"]
+                objects[f"{bucket}/{item['Key']}"] = {
+                    "sha256": hashlib.sha256(obj["Body"].read()).hexdigest(),
+                    "content_type": obj["ContentType"],
+                    "metadata": obj["Metadata"],
+                    "tags": {tag["Key"]: tag["Value"] for tag in tags},
+                }
+    items: dict[str, Any] = {}
+    for table in dynamodb.list_tables()["TableNames"]:
+        rows = [
+            json.dumps(snapshot._binary_as_text(item, encode=True), sort_keys=True)
+            for page in dynamodb.get_paginator("scan").paginate(TableName=table)
+            for item in page.get("Items", [])
+        ]
+        items[table] = sorted(rows)
+    return {"objects": objects, "items": items}
+
+
+def saved(state: Path) -> dict[str, dict[str, Any]]:
+    """What the last stop wrote to the state folder, in the form of `stores`."""
+    root = state / "snapshot"
+    objects = {
+        f"{path.stem}/{obj['key']}": {
+            "sha256": hashlib.sha256(base64.b64decode(obj["body"])).hexdigest(),
+            "content_type": obj["content_type"],
+            "metadata": obj["metadata"],
+            "tags": obj["tags"],
+        }
+        for path in sorted((root / "s3").glob("*.jsonl"))
+        for obj in map(json.loads, path.read_text().splitlines())
+    }
+    items = {
+        path.stem: sorted(json.dumps(json.loads(line), sort_keys=True) for line in path.read_text().splitlines())
+        for path in sorted((root / "dynamodb").glob("*.jsonl"))
+    }
+    return {"objects": objects, "items": items}
+
+
+def wait_until_processed(api: str, upload_ids: list[str]) -> dict[str, str]:
+    """Each presigned upload's outcome, once the upload trigger has recorded it."""
+    outcomes: dict[str, str] = {}
+    deadline = time.monotonic() + 300  # a hang guard, generous for a loaded machine
+    while len(outcomes) < len(upload_ids) and time.monotonic() < deadline:
+        for upload_id in upload_ids:
+            status = requests.get(f"{api}/uploads/{upload_id}", timeout=30).json()["status"]
+            if status != "pending":
+                outcomes[upload_id] = status
+        time.sleep(0.2)
+    return outcomes
+
+
+def test_a_restart_keeps_every_tag_and_record_and_runs_no_trigger(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    photos = sorted((ROOT / "tests" / "data" / "photos").glob("*.jpg"))
+    # Given catalogue photos stored through the API, and uploads the trigger indexed, found duplicate
+    # and refused, each with its outcome in its tags and records
+    with local_stack_process(state) as urls:
+        api = urls["api"]
+        for photo in photos[:3]:
+            stored = requests.post(f"{api}/image_similarity_search", files={"file": photo.open("rb")}, timeout=60)
+            assert stored.status_code == 200 and stored.json()["duplicate_found"] is False, stored.text
+        uploads = []
+        for name, data in (
+            ("new.jpg", photos[3].read_bytes()),
+            ("again.jpg", photos[0].read_bytes()),
+            ("broken.jpg", b"\xff\xd8\xff not really a jpeg"),
+        ):
+            grant = requests.post(f"{api}/uploads", json={"filename": name}, timeout=30).json()
+            posted = requests.post(grant["url"], data=grant["fields"], files={"file": (name, data)}, timeout=60)
+            assert posted.status_code in (200, 204), posted.text
+            uploads.append(grant["upload_id"])
+        outcomes = wait_until_processed(api, uploads)
+        assert [outcomes.get(upload_id) for upload_id in uploads] == ["indexed", "duplicate", "invalid"]
+        before = stores(urls["moto"])
+    catalogue = [key for key in before["objects"] if key.startswith("alyaimg/catalogue/")]
+    assert len(catalogue) == 3 and all(not before["objects"][key]["tags"] for key in catalogue)
+    # When the stack is started again on its state folder
+    with local_stack_process(state) as urls:
+        # Then every object, with its tags, and every record are as they were
+        after = stores(urls["moto"])
+        assert after["objects"] == before["objects"]
+        assert after["items"] == before["items"]
+        # and the uploads' outcomes and the catalogue still answer as before
+        assert [requests.get(f"{urls['api']}/uploads/{u}", timeout=30).json()["status"] for u in uploads] == [
+            "indexed",
+            "duplicate",
+            "invalid",
+        ]
+        again = requests.post(
+            f"{urls['api']}/image_similarity_search", files={"file": photos[1].open("rb")}, timeout=60
+        )
+        assert again.json()["duplicate_found"] is True and again.json()["results"][0]["match"] == "exact"
+    # And nothing ran on the restored objects meanwhile: the stop drains every function invocation
+    # before it saves, and what it saved is still exactly what was there before the restart
+    assert saved(state) == before

@@ -241,3 +241,53 @@ def test_bad_input_is_refused_and_writes_nothing(
     answer = caption(local_stack, fresh_image(20_200) if data == b"GOOD" else data, **form)
     assert answer.status_code == status and answer.json()["error"]["code"] == code
     assert stored_state() == before
+
+
+@pytest.mark.parametrize("website", ["alya", "blysk"])
+def test_a_caption_upload_that_loses_a_near_duplicate_race_is_rolled_back(
+    local_stack: LocalStack, provider: Callable[..., None], website: str
+) -> None:
+    from listing_vision.jewelry import storage
+    from tests.images import resized_copy
+
+    original = fresh_image(20_777 + len(website), size=(400, 300))
+    copy = resized_copy(original, 0.5, quality=85)
+    stored: dict[str, Any] = {}
+
+    def store_the_original_meanwhile(request: Recorded) -> Reply:
+        # While the copy's caption is being written (after its duplicate check found nothing, before it
+        # is stored), the original arrives through the dedupe API and is stored
+        stored.update(
+            requests.post(
+                f"{local_stack.url}/image_similarity_search",
+                files={"file": ("original.jpg", original, "image/jpeg")},
+                data={"website": website},
+                timeout=60,
+            ).json()
+        )
+        return openai_completion(json.dumps(GOOD))
+
+    server = LoopbackServer({CHAT: store_the_original_meanwhile}).start()
+    try:
+        provider(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{server.url}/v1")
+        # Given a caption request for the half-size copy of a photo the catalogue does not have
+        # When the original is stored while the copy is being captioned
+        answer = caption(local_stack, copy, website=website)
+    finally:
+        server.stop()
+    # Then the original, stored first, is kept and the copy is answered as its duplicate
+    assert stored["duplicate_found"] is False, stored
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["duplicate_found"] is True and body["results"][0]["match"] == "near", body
+    assert body["results"][0]["path"].split("?")[0] == stored["s3_url"].split("?")[0]
+    # And the copy was rolled back everywhere: no object, no vector, its claim yielded (also once the
+    # upload trigger has seen its object come and go)
+    local_stack.router.drain()
+    sha = storage.sha256_hex(copy)
+    bucket = "alyaimg" if website == "alya" else "blyskimg"
+    listed = aws.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"catalogue/{sha[:2]}/{sha}")
+    assert listed.get("KeyCount", 0) == 0
+    assert vector_index.find_exact(vector_index.milvus_client(), "image_embeddings_ip", sha, website) == []
+    record = aws.client("dynamodb").get_item(TableName="image-catalogue", Key={"content_id": {"S": f"{website}#{sha}"}})
+    assert record.get("Item", {}).get("status", {}).get("S") == "yielded", (record, body, stored)

@@ -400,3 +400,42 @@ def test_images_indexed_without_features_are_still_verified_from_the_image(post:
     )
     assert post(by_kind["rotate"], website="alya").json()["duplicate_found"] is True
     assert catalogue_record("alya", storage.sha256_hex(original))["verification_features"]["B"] == rewritten
+
+
+@pytest.mark.parametrize("website", ["alya", "blysk"])
+def test_an_upload_that_loses_a_near_duplicate_race_is_rolled_back(
+    post: Post, local_stack: LocalStack, website: str
+) -> None:
+    import botocore.handlers
+
+    original = fresh_image(31_000 + len(website), size=(400, 300))
+    copy = resized_copy(original, 0.5)
+    copy_key = storage.catalogue_key(storage.sha256_hex(copy), "JPEG")
+    stored: dict[str, Any] = {}
+
+    def store_the_original_meanwhile(params: dict[str, Any], **_: Any) -> None:
+        # When the copy, found new, is being written, the original arrives and is stored first
+        if params.get("Key") == copy_key and not stored:
+            stored.update(post(original, "original.jpg", website=website).json())
+
+    handler = ("before-parameter-build.s3.PutObject", store_the_original_meanwhile)
+    botocore.handlers.BUILTIN_HANDLERS.append(handler)
+    aws.reset_clients()
+    try:
+        # Given the half-size copy of a photo the catalogue does not have, uploaded alone
+        answer = post(copy, "copy.jpg", website=website)
+    finally:
+        botocore.handlers.BUILTIN_HANDLERS.remove(handler)
+        aws.reset_clients()
+    # Then the original, stored first, is kept, and the copy answered as its duplicate
+    assert stored["duplicate_found"] is False, stored
+    body = answer.json()
+    assert answer.status_code == 200 and body["duplicate_found"] is True, body
+    assert body["results"][0]["match"] == "near" and key_of(body["results"][0]["path"]) == key_of(stored["s3_url"])
+    # And the copy was rolled back: no object, no vector, its claim yielded
+    local_stack.router.drain()
+    sha = storage.sha256_hex(copy)
+    bucket = get_settings().bucket_for(website)  # type: ignore[arg-type]
+    assert [key for key in s3_objects(bucket) if sha in key] == []
+    assert milvus_rows(sha, website) == 0
+    assert catalogue_record(website, sha)["status"]["S"] == "yielded"

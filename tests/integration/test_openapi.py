@@ -47,9 +47,6 @@ def test_the_document_has_every_route_with_its_declared_errors(local_stack: Loca
 
 
 schema = schemathesis.openapi.from_dict(document())  # the generated document: no server needed to collect
-# Requests with methods the document does not have (TRACE, OPTIONS, …) are the gateway's framing,
-# tested with it (tests/unit/test_gateway_events.py); here the operations the document declares.
-schema.config.phases.coverage.enabled = False
 
 
 @schema.parametrize()

@@ -6,6 +6,12 @@ pass the check and both be stored. Here an upload first claims its content id
 wait for its record and answer with the stored original. A claim is a lease: if its owner dies,
 another request may take it over once `claim_lease_s` has passed.
 
+Two *different* files that are near-duplicates of each other hold different claims, so the
+registry also orders them (`dedupe.py` has the rule): a claim that has inserted its vector is
+*staged* with a sequence number taken from one atomic counter after the insert (`order`), and a
+claim that lost to an earlier near-duplicate is *yielded* (kept a day, then expired by TTL, so a
+request that saw its vector can still tell it was rolled back; the content can be claimed again).
+
 A stored record also keeps the image's duplicate-verification features (`verification_features`,
 about 25 KB), so a duplicate check reads all its candidates' features in one BatchGetItem.
 """
@@ -27,6 +33,9 @@ from listing_vision.dynamodb_items import expression_values, from_item, to_item
 
 PENDING = "pending"
 STORED = "stored"
+YIELDED = "yielded"  # lost to an earlier near-duplicate (or failed) after inserting: rolled back
+SEQUENCE_ID = "_sequence"  # the counter item staging draws from (not a content id: those hold a '#')
+YIELDED_KEPT_S = 86_400
 FEATURES = "verification_features"
 
 
@@ -39,10 +48,15 @@ class ContentRecord:
     vector_id: int | None = None
     image_name: str | None = None
     lease_until: float = 0.0
+    order: int | None = None  # set when staged: the sequence number taken after its vector was inserted
 
     @property
     def stored(self) -> bool:
         return self.status == STORED
+
+    @property
+    def yielded(self) -> bool:
+        return self.status == YIELDED
 
 
 def content_id(website: str, sha256: str) -> str:
@@ -83,15 +97,73 @@ class ContentClaims:
             self.dynamodb.put_item(
                 TableName=self.table,
                 Item=to_item(claim),
-                ConditionExpression="attribute_not_exists(content_id) OR (#s = :pending AND lease_until < :now)",
+                ConditionExpression="attribute_not_exists(content_id) OR #s = :yielded "
+                "OR (#s = :pending AND lease_until < :now)",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=expression_values(pending=PENDING, now=round(now, 3)),
+                ExpressionAttributeValues=expression_values(pending=PENDING, yielded=YIELDED, now=round(now, 3)),
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
         return True
+
+    def next_order(self) -> int:
+        """The next number of the one sequence (an atomic counter): taken after a vector is inserted, so
+        a claim that did not see another's vector in its re-search has the lower number."""
+        response = self.dynamodb.update_item(
+            TableName=self.table,
+            Key=to_item({"content_id": SEQUENCE_ID}),
+            UpdateExpression="ADD #n :one",
+            ExpressionAttributeNames={"#n": "next"},
+            ExpressionAttributeValues=expression_values(one=1),
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["next"]["N"])
+
+    def stage(
+        self,
+        website: str,
+        sha256: str,
+        owner: str,
+        path: str,
+        vector_id: int,
+        order: int,
+        features: bytes | None = None,
+    ) -> None:
+        """Our claim, still pending, with its vector inserted: its place in the sequence and what a
+        concurrent check needs to verify against it (its features)."""
+        values: dict[str, Any] = {"path": path, "vector": vector_id, "order": order, "owner": owner}
+        values["pending"] = PENDING
+        update = "SET #p = :path, vector_id = :vector, #order = :order"
+        if features is not None:
+            update += f", {FEATURES} = :features"
+            values["features"] = features
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key=self._key(website, sha256),
+            UpdateExpression=update,
+            ConditionExpression="#o = :owner AND #s = :pending",
+            ExpressionAttributeNames={"#p": "path", "#o": "owner", "#s": "status", "#order": "order"},
+            ExpressionAttributeValues=expression_values(**values),
+        )
+
+    def yield_claim(self, website: str, sha256: str, owner: str) -> None:
+        """Our pending claim gives way (its vector and object are being rolled back); expires in a day."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=self._key(website, sha256),
+                UpdateExpression=f"SET #s = :yielded, expires_at = :expires REMOVE {FEATURES}",
+                ConditionExpression="#o = :owner AND #s = :pending",
+                ExpressionAttributeNames={"#o": "owner", "#s": "status"},
+                ExpressionAttributeValues=expression_values(
+                    owner=owner, pending=PENDING, yielded=YIELDED, expires=int(time.time()) + YIELDED_KEPT_S
+                ),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     def complete(
         self,
@@ -111,6 +183,7 @@ class ContentClaims:
             "vector": vector_id,
             "owner": owner,
             "created": int(time.time()),
+            "yielded": YIELDED,
         }
         update = "SET #s = :stored, #p = :path, vector_id = :vector, created_at = :created"
         if image_name:
@@ -123,7 +196,7 @@ class ContentClaims:
             TableName=self.table,
             Key=self._key(website, sha256),
             UpdateExpression=update + " REMOVE expires_at, lease_until",
-            ConditionExpression="#o = :owner",
+            ConditionExpression="#o = :owner AND #s <> :yielded",
             ExpressionAttributeNames={"#s": "status", "#p": "path", "#o": "owner"},
             ExpressionAttributeValues=expression_values(**values),
         )
@@ -179,4 +252,5 @@ def _record(item: dict[str, Any]) -> ContentRecord:
         vector_id=item.get("vector_id"),
         image_name=item.get("image_name"),
         lease_until=float(item.get("lease_until", 0.0)),
+        order=int(item["order"]) if item.get("order") is not None else None,
     )

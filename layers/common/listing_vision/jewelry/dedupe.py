@@ -7,6 +7,25 @@ retrieval by embedding, then verification of each candidate); unless a duplicate
 stored in the storefront's bucket under a content key and indexed, its verification features
 kept in its catalogue record. Identical uploads arriving together store one object and one vector: the others wait
 for the winner's record and answer with it.
+
+Different files that are near-duplicates of each other (an original and its resized copy) hold
+different claims and can both pass the first check. So a new image is stored in four steps:
+
+1. its object is written and its vector inserted (searches are strongly consistent: a search sees
+   every insert acknowledged before it started);
+2. it takes a number from one atomic sequence (`ContentClaims.next_order`) and stages its claim
+   with it: a claim that did not see another's vector in its re-search (step 3) therefore has the
+   lower number, whatever the clocks say;
+3. it searches again and verifies, and settles each near-duplicate found by its record: a stored
+   image wins; one staged with a lower number wins once it is stored (we wait for it, so a chain
+   of near-duplicates never loses both ends); one that yielded, or was abandoned, or is later than
+   us (or not yet numbered: it will be later) is ignored;
+4. the winner completes its claim; a loser rolls back (vector deleted, its API object deleted,
+   claim marked `yielded`) and answers, or is tagged, duplicate of the winner.
+
+Any two near-duplicate uploads both reach step 3, and the later of the two re-searches sees the
+other: one image is stored. Waits only ever go towards lower numbers, so they cannot deadlock.
+The first check (before storing) counts a candidate once its image is stored, the same way.
 """
 
 from __future__ import annotations
@@ -81,6 +100,7 @@ class DedupeService:
         before anything is written (captions use it): if it fails, nothing is stored. A caller who may
         not use the upload's storefront (or search all of them) is refused before anything else."""
         caller.require(upload.website, scope)
+        storage.check_filename(upload.filename)
         if max_bytes is not None and len(upload.data) > max_bytes:
             raise PayloadTooLarge(
                 f"The image is {len(upload.data):,} bytes; the API takes up to {max_bytes:,}. "
@@ -94,11 +114,13 @@ class DedupeService:
         if exact is not None:
             metrics.add_metric(name="ExactDuplicates", unit="Count", value=1)
             return self._duplicate_of_record(exact)
+        stored: storage.StoredImage | None = None
+        vector_id: int | None = None
         try:
             described = self.embedder.describe([upload.data])[0]
             vector = described.embedding
             if check_duplicate:
-                found = self.duplicates(described, upload.website, scope)
+                found = self.duplicates(described, upload.website, scope, own=sha256)
                 if found:
                     self.claims.release(upload.website, sha256, owner)
                     for kind in {result["match"] for result in found}:
@@ -106,9 +128,14 @@ class DedupeService:
                     return DedupeResult(True, results=found, vector=vector)
             prepared = before_store() if before_store is not None else None
             stored = storage.put_image(upload.website, upload.data, sha256, image.format or "", upload.filename)
-            vector_id = vector_index.ensure_vector(
-                self.milvus, self.settings.milvus_collection, vector, stored.s3_uri, upload.website, sha256
-            )
+            vector_id = self.stage(described, stored.s3_uri, upload.website, sha256, owner)
+            if check_duplicate:
+                winner = self.settle(described, upload.website, scope, sha256, owner)
+                if winner is not None:  # an earlier near-duplicate arrived at the same time: it is kept
+                    self.roll_back(upload.website, sha256, owner, vector_id, stored)
+                    metrics.add_metric(name="RaceDuplicates", unit="Count", value=1)
+                    logger.info("near-duplicate race lost", extra={"winner": winner.hit.path})
+                    return DedupeResult(True, results=[self._result(winner)], vector=vector)
             self.claims.complete(
                 upload.website,
                 sha256,
@@ -119,6 +146,8 @@ class DedupeService:
                 features=described.features.to_bytes(),
             )
         except BaseException:
+            if vector_id is not None:  # others may have seen our vector: roll back, marked yielded
+                self.roll_back(upload.website, sha256, owner, vector_id, stored)
             self.claims.release(upload.website, sha256, owner)
             raise
         metrics.add_metric(name="ImagesStored", unit="Count", value=1)
@@ -133,20 +162,90 @@ class DedupeService:
         )
 
     # --- pieces ---------------------------------------------------------------------------------
-    def duplicate_matches(self, upload: Description, website: Storefront, scope: Scope) -> list[Match]:
-        """Catalogue images that are the same photo (`near` or `verified`), nearest first."""
-        return self.finder.find(upload, website, scope)
+    def duplicate_matches(
+        self, upload: Description, website: Storefront, scope: Scope, own: str | None = None
+    ) -> list[Match]:
+        """Catalogue images that are the same photo (`near` or `verified`), nearest first; an image
+        still being stored by another request counts once it is stored (it is waited for). `own`: the
+        upload's sha256, whose row (a rolled-back attempt's, not yet deleted) is not a candidate: the
+        same bytes were settled by the registry already."""
+        exclude = (website, own) if own else None
+        return self.confirmed(self.finder.find(upload, website, scope, exclude=exclude))
 
-    def duplicates(self, upload: Description, website: Storefront, scope: Scope) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": found.hit.id,
-                "distance": round(max(found.hit.distance, 0.0), 6),
-                "path": self._url(found.hit.path),
-                "match": found.match,
-            }
-            for found in self.duplicate_matches(upload, website, scope)
-        ]
+    def duplicates(
+        self, upload: Description, website: Storefront, scope: Scope, own: str | None = None
+    ) -> list[dict[str, Any]]:
+        return [self._result(found) for found in self.duplicate_matches(upload, website, scope, own)]
+
+    def _result(self, found: Match) -> dict[str, Any]:
+        return {
+            "id": found.hit.id,
+            "distance": round(max(found.hit.distance, 0.0), 6),
+            "path": self._url(found.hit.path),
+            "match": found.match,
+        }
+
+    # --- near-duplicates arriving together (the module's docstring has the rule) -------------------
+    def stage(self, upload: Description, path: str, website: Storefront, sha256: str, owner: str) -> int:
+        """Insert our vector, then take our number and stage our claim with it; returns the row id."""
+        vector_id = vector_index.ensure_vector(
+            self.milvus, self.settings.milvus_collection, upload.embedding, path, website, sha256
+        )
+        order = self.claims.next_order()  # after the insert was acknowledged: see the module docstring
+        self.claims.stage(website, sha256, owner, path, vector_id, order, features=upload.features.to_bytes())
+        return vector_id
+
+    def settle(self, upload: Description, website: Storefront, scope: Scope, sha256: str, owner: str) -> Match | None:
+        """After staging: the near-duplicate that wins over us (stored, or staged earlier and then
+        stored), or None when we are to be kept."""
+        record = self.claims.get(website, sha256)
+        if record is None or record.owner != owner or record.order is None:
+            raise Conflict("The upload's claim was taken over; try again.", code="upload_in_progress")
+        matches = self.finder.find(upload, website, scope, exclude=(website, sha256))
+        return next(iter(self.confirmed(matches, mine=record.order)), None)
+
+    def confirmed(self, matches: list[Match], mine: int | None = None) -> list[Match]:
+        """The matches whose image is (or becomes) stored, in order. `mine`: our own number once staged
+        (matches numbered later, or not yet numbered, give way to us); None: we have no vector yet,
+        so every pending match is earlier than us and is waited for."""
+        deadline = time.monotonic() + CLAIM_WAIT_S
+        return [found for found in matches if self._counts(found, mine, deadline)]
+
+    def _counts(self, found: Match, mine: int | None, deadline: float) -> bool:
+        """Whether the matched image is stored (waiting while an earlier one is being stored)."""
+        hit = found.hit
+        delay = 0.02
+        while True:
+            record = self.claims.get(hit.website, hit.sha256) if hit.sha256 else None
+            if record is None or record.stored:
+                return True  # stored (no record: indexed before the registry kept one)
+            if record.yielded or record.lease_until < time.time():
+                return False  # rolled back, or abandoned by a request that died
+            if mine is not None and (record.order is None or record.order > mine):
+                return False  # later than us: it will see our vector and give way
+            if time.monotonic() > deadline:
+                raise Conflict(
+                    "A near-duplicate of this image is being stored by another request; try again shortly.",
+                    code="upload_in_progress",
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    def roll_back(
+        self,
+        website: Storefront,
+        sha256: str,
+        owner: str,
+        vector_id: int,
+        stored: storage.StoredImage | None,
+    ) -> None:
+        """Undo a staged image: its object (an API upload's) deleted first, so the upload trigger that
+        may take over the yielded claim finds it gone; then the claim marked yielded, so whoever sees its
+        vector ignores it; then the vector removed."""
+        if stored is not None:
+            storage.delete_image(stored)
+        self.claims.yield_claim(website, sha256, owner)
+        vector_index.delete(self.milvus, self.settings.milvus_collection, vector_id)
 
     def claim_or_existing(self, website: Storefront, sha256: str, owner: str, scope: Scope) -> ContentRecord | None:
         """Claim the content (returns None) or return the stored record of the same bytes,

@@ -107,9 +107,16 @@ class DuplicateFinder:
             ef=self.settings.search_ef,
         )
 
-    def find(self, query: Description, website: str, scope: Literal["storefront", "all"]) -> list[Match]:
+    def find(
+        self,
+        query: Description,
+        website: str,
+        scope: Literal["storefront", "all"],
+        exclude: tuple[str, str] | None = None,
+    ) -> list[Match]:
+        """`exclude`: (website, sha256) of the query's own row, when it is already indexed."""
         hits = self.neighbours(query, website, scope)
-        shortlist = candidates(hits, self.settings)
+        shortlist = [hit for hit in candidates(hits, self.settings) if (hit.website, hit.sha256) != exclude]
         if not shortlist:
             return []
         metrics.add_metric(name="DuplicateCandidatesVerified", unit="Count", value=len(shortlist))

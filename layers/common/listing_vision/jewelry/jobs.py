@@ -12,6 +12,7 @@ recorded with their run id, so a redelivered run skips the images it already del
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -124,6 +125,8 @@ class JobStore:
         return job
 
     def get(self, job_id: str) -> Job:
+        if not re.fullmatch(JOB_ID_PATTERN, job_id):  # not an id this API made (and maybe over DynamoDB's key size)
+            raise NotFound("No such job.", code="job_not_found")
         item = self.dynamodb.get_item(TableName=self.table, Key=self._key(job_id), ConsistentRead=True).get("Item")
         if not item:
             raise NotFound(f"No job {job_id!r}.", code="job_not_found")

@@ -19,6 +19,9 @@ from listing_vision.imaging.decode import MEDIA_TYPES
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 CATALOGUE_PREFIX = "catalogue/"
+# A filename is kept as S3 user metadata, which AWS caps at 2 KB (keys and values, UTF-8) and which
+# percent-encoding can triple: 255 UTF-8 bytes (a file system's own limit) fits with room to spare.
+MAX_FILENAME_BYTES = 255
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,17 @@ def catalogue_key(sha256: str, image_format: str) -> str:
     return f"{CATALOGUE_PREFIX}{sha256[:2]}/{sha256}.{EXTENSIONS.get(image_format, 'bin')}"
 
 
+def check_filename(name: str | None) -> None:
+    """Refuse a filename that would not fit S3's metadata limit (AWS would refuse the write: a 500)."""
+    if name is not None and len(name.encode("utf-8", errors="surrogatepass")) > MAX_FILENAME_BYTES:
+        raise InvalidRequest(
+            f"The filename is {len(name.encode('utf-8', errors='surrogatepass')):,} bytes long; "
+            f"at most {MAX_FILENAME_BYTES} bytes (UTF-8) are accepted.",
+            code="filename_too_long",
+            details={"fields": [{"field": "filename", "problem": f"longer than {MAX_FILENAME_BYTES} bytes"}]},
+        )
+
+
 def put_image(
     storefront: Storefront, data: bytes, sha256: str, image_format: str, original_name: str | None
 ) -> StoredImage:
@@ -63,6 +77,11 @@ def put_image(
         Metadata=metadata,
     )
     return StoredImage(bucket, key)
+
+
+def delete_image(image: StoredImage) -> None:
+    """Remove a stored photo (one that lost a near-duplicate race, before anyone was told of it)."""
+    aws.client("s3").delete_object(Bucket=image.bucket, Key=image.key)
 
 
 def original_name(metadata: dict[str, str]) -> str | None:

@@ -9,6 +9,7 @@ lies (the API's two-stage decision, `duplicates.py`) and records the outcome on 
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ from listing_vision.config import Storefront, get_settings
 from listing_vision.embeddings.base import Description, Embedder
 from listing_vision.errors import NotFound, PayloadTooLarge, VisionError
 from listing_vision.imaging.decode import load_image
-from listing_vision.jewelry import storage, vector_index
+from listing_vision.jewelry import storage
 from listing_vision.jewelry.claims import ContentClaims, new_owner
 from listing_vision.jewelry.dedupe import DedupeService
 from listing_vision.observability import logger, metrics
@@ -59,6 +60,7 @@ class IndexOutcome:
 def presigned_upload(caller: Caller, website: Storefront, filename: str | None, content_type: str) -> dict[str, Any]:
     """A presigned POST for one image of up to MAX_OBJECT_BYTES, into the storefront's incoming/ prefix."""
     caller.require(website)
+    storage.check_filename(filename)
     settings = get_settings()
     extension = UPLOAD_CONTENT_TYPES[content_type]
     upload_id = uuid.uuid4().hex
@@ -91,7 +93,7 @@ def presigned_upload(caller: Caller, website: Storefront, filename: str | None, 
 def upload_status(caller: Caller, website: Storefront, upload_id: str) -> dict[str, Any]:
     """What became of a presigned upload: pending (not yet processed), indexed, duplicate or invalid.
     Another storefront's uploads do not exist for this caller."""
-    if not caller.owns(website):
+    if not caller.owns(website) or not re.fullmatch(UPLOAD_ID_PATTERN, upload_id):
         raise NotFound(f"No upload {upload_id!r} in {website}.", code="upload_not_found")
     bucket = get_settings().bucket_for(website)
     s3 = aws.client("s3")
@@ -143,7 +145,10 @@ class UploadIndexer:
                 continue
             assert candidate is not None
             existing = self.dedupe.claim_or_existing(website, candidate.sha256, candidate.owner, "storefront")
-            if existing is None:
+            if existing is None and not self._exists(bucket, key):  # an API upload that lost its race, deleted
+                self.claims.yield_claim(website, candidate.sha256, candidate.owner)  # stays marked rolled back
+                outcomes[key] = IndexOutcome(bucket, key, "skipped", reason="object_gone")
+            elif existing is None:
                 claimed.append(candidate)
             elif existing.path == candidate.path:
                 outcomes[key] = IndexOutcome(bucket, key, "already_indexed")
@@ -187,17 +192,20 @@ class UploadIndexer:
         return None, _Claimed(bucket, key, path, data, storage.sha256_hex(data), new_owner(), name)
 
     def _store(self, candidate: _Claimed, website: Storefront, upload: Description) -> IndexOutcome:
-        found = self.dedupe.duplicate_matches(upload, website, "storefront")
+        found = self.dedupe.duplicate_matches(upload, website, "storefront", own=candidate.sha256)
         if found:
             return self._duplicate(candidate.bucket, candidate.key, found[0].hit.path, found[0].match)
-        vector_id = vector_index.ensure_vector(
-            self.dedupe.milvus,
-            self.settings.milvus_collection,
-            upload.embedding,
-            candidate.path,
-            website,
-            candidate.sha256,
-        )
+        # Stored as the API stores (dedupe.py): staged, settled against near-duplicates arriving at once
+        vector_id = self.dedupe.stage(upload, candidate.path, website, candidate.sha256, candidate.owner)
+        try:
+            winner = self.dedupe.settle(upload, website, "storefront", candidate.sha256, candidate.owner)
+        except BaseException:
+            self.dedupe.roll_back(website, candidate.sha256, candidate.owner, vector_id, None)
+            raise
+        if winner is not None:  # the object stays where it lies, tagged duplicate of the image kept
+            self.dedupe.roll_back(website, candidate.sha256, candidate.owner, vector_id, None)
+            metrics.add_metric(name="RaceDuplicates", unit="Count", value=1)
+            return self._duplicate(candidate.bucket, candidate.key, winner.hit.path, winner.match)
         self.claims.complete(
             website,
             candidate.sha256,
@@ -217,6 +225,15 @@ class UploadIndexer:
         metrics.add_metric(name="DuplicateUploads", unit="Count", value=1)
         logger.info("upload is a duplicate", extra={"bucket": bucket, "key": key, "duplicate_of": original})
         return IndexOutcome(bucket, key, "duplicate", duplicate_of=original)
+
+    def _exists(self, bucket: str, key: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
 
     def _tags(self, bucket: str, key: str) -> dict[str, str]:
         return {t["Key"]: t["Value"] for t in self.s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}

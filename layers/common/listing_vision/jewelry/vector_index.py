@@ -107,7 +107,9 @@ def _exact_filter(sha256: str, website: str) -> str:
 
 def find_exact(client: MilvusClient, collection: str, sha256: str, website: str) -> list[dict[str, Any]]:
     """Rows already indexed for these exact bytes in this storefront."""
-    rows = client.query(collection, filter=_exact_filter(sha256, website), output_fields=["id", "path"])
+    rows = client.query(
+        collection, filter=_exact_filter(sha256, website), output_fields=["id", "path"], consistency_level="Strong"
+    )
     return list(rows)
 
 
@@ -141,6 +143,7 @@ def search(
         filter=f'website == "{website}"' if website else "",
         search_params={"metric_type": "IP", "params": {"ef": max(ef, limit)}},
         output_fields=["path", "website", "sha256"],
+        consistency_level="Strong",  # every insert acknowledged before the search is seen (dedupe.py's rule)
     )
     return [
         Hit(
@@ -154,6 +157,11 @@ def search(
     ]
 
 
+def delete(client: MilvusClient, collection: str, vector_id: int) -> None:
+    """Remove one row (a near-duplicate that lost the race rolls its vector back)."""
+    client.delete(collection, ids=[vector_id])
+
+
 def count(client: MilvusClient, collection: str) -> int:
-    rows = client.query(collection, filter="", output_fields=["count(*)"])
+    rows = client.query(collection, filter="", output_fields=["count(*)"], consistency_level="Strong")
     return int(rows[0]["count(*)"])
