@@ -9,7 +9,11 @@ import requests
 from botocore.exceptions import ClientError
 
 from listing_vision import aws
+from listing_vision.api.access import Caller
 from listing_vision.config import get_settings
+from listing_vision.errors import NotFound
+from listing_vision.jewelry.jobs import JobStore
+from listing_vision.jewelry.uploads import upload_status
 from local.stack import LocalStack
 from tests.images import fresh_image
 from tests.stores import changed, fingerprint
@@ -85,7 +89,7 @@ def test_a_presigned_upload_with_a_filename_too_long_is_a_400(
     assert changed(before, fingerprint()) == []
 
 
-def test_ids_over_the_key_size_are_not_found_and_write_nothing(local_stack: LocalStack) -> None:
+def test_ids_over_the_key_size_are_refused_unread_and_write_nothing(local_stack: LocalStack) -> None:
     before = fingerprint()
     # When a job or an upload is asked for by a 3,000-character id
     job = requests.get(f"{local_stack.url}/jobs/{LONG}", timeout=30)
@@ -93,9 +97,15 @@ def test_ids_over_the_key_size_are_not_found_and_write_nothing(local_stack: Loca
     regenerate = requests.post(
         f"{local_stack.url}/regenerate-image", json={"job_id": LONG, "image_type": 1}, timeout=30
     )
-    # Then each is a clean 4xx with its code (DynamoDB on AWS would have answered a 500 for the first)
-    assert job.status_code == 404 and job.json()["error"]["code"] == "job_not_found", job.text
-    assert upload.status_code == 404 and upload.json()["error"]["code"] == "upload_not_found", upload.text
-    assert regenerate.status_code == 400 and regenerate.json()["error"]["code"] == "invalid_request"
-    assert LONG not in job.text  # the id is not echoed back
+    # Then each is a clean 400 from the route's id pattern (DynamoDB on AWS would have answered a 500)
+    for answer in (job, upload, regenerate):
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_request", answer.text
+        assert LONG not in answer.text  # the id is not echoed back
+    # and the library, called otherwise, does not send such an id to DynamoDB either: it does not exist
+    with pytest.raises(NotFound) as not_found:
+        JobStore().get(LONG)
+    assert not_found.value.code == "job_not_found" and LONG not in str(not_found.value)
+    with pytest.raises(NotFound) as not_found:
+        upload_status(Caller("c", frozenset({"alya"})), "alya", LONG)
+    assert not_found.value.code == "upload_not_found" and LONG not in str(not_found.value)
     assert changed(before, fingerprint()) == []

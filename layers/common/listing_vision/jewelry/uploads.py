@@ -93,7 +93,9 @@ def presigned_upload(caller: Caller, website: Storefront, filename: str | None, 
 def upload_status(caller: Caller, website: Storefront, upload_id: str) -> dict[str, Any]:
     """What became of a presigned upload: pending (not yet processed), indexed, duplicate or invalid.
     Another storefront's uploads do not exist for this caller."""
-    if not caller.owns(website) or not re.fullmatch(UPLOAD_ID_PATTERN, upload_id):
+    if not re.fullmatch(UPLOAD_ID_PATTERN, upload_id):  # not an id this API made (nor one S3 could key)
+        raise NotFound(f"No such upload in {website}.", code="upload_not_found")
+    if not caller.owns(website):
         raise NotFound(f"No upload {upload_id!r} in {website}.", code="upload_not_found")
     bucket = get_settings().bucket_for(website)
     s3 = aws.client("s3")
