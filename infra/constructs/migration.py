@@ -1,11 +1,12 @@
 """The visual-features migration as a Step Functions state machine.
 
-One state machine, console-friendly input: `{"operation": "coverage" | "dry_run" | "backup" |
-"verify", ...}` runs that operation in one task; `{"operation": "execute" | "rollback", ...}` runs
+One state machine, console-friendly input: `{"operation": "coverage" | "dry_run" | "verify", ...}`
+runs that operation in one task; `{"operation": "execute" | "rollback" | "backup", ...}` runs
 Plan (writes the batch manifest to S3) → a DISTRIBUTED Map reading it (S3 ItemReader; one child
 execution per batch of zpids, MaxConcurrency, ToleratedFailurePercentage, retries with backoff on
 throttling, a Catch that reports a batch that still fails instead of failing the run; results to
-S3) → Verify. Used as is by the stack and, synthesized, by the local stack (local/workflow.py).
+S3) → Verify (for a backup: one JSONL part per batch, then the manifest of their checksums).
+Used as is by the stack and, synthesized, by the local stack (local/workflow.py).
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ class VisualFeaturesMigration(Construct):
                 sfn.Condition.or_(
                     sfn.Condition.string_equals("$.operation", "execute"),
                     sfn.Condition.string_equals("$.operation", "rollback"),
+                    sfn.Condition.string_equals("$.operation", "backup"),
                 ),
                 plan.next(fan_out).next(verify),
             )

@@ -13,6 +13,7 @@ import pytest
 from opensearchpy import OpenSearch
 
 from listing_vision.errors import InvalidRequest
+from listing_vision.realestate.backups import BackupReader
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import ensure_split_mapping, get_docs, update_fields_guarded
 from listing_vision.realestate.migration import Migration
@@ -115,17 +116,82 @@ def test_coverage_and_dry_run_write_nothing(migration: Migration) -> None:
     assert dry["written"] == 0
 
 
-def test_backup_has_a_checksum_manifest_and_refuses_tampering(migration: Migration, tmp_path: Path) -> None:
-    result = migration.backup(str(tmp_path / "backup.jsonl"))
-    body = (tmp_path / "backup.jsonl").read_bytes()
+def test_backup_is_written_in_parts_with_a_manifest_of_checksums_and_refuses_tampering(
+    migration: Migration, tmp_path: Path
+) -> None:
+    # Given the demo listings
+    location = str(tmp_path / "backup.jsonl")
+    # When they are backed up in parts of 7
+    result = migration.backup(location, part_size=7)
+    # Then there are 5 parts in id order, each with its checksum, first and last id, in the manifest
     manifest = json.loads((tmp_path / "backup.jsonl.manifest.json").read_text())
-    assert manifest["count"] == result["count"] == LISTINGS
-    assert manifest["sha256"] == hashlib.sha256(body).hexdigest()
-    assert Migration.load_backup(str(tmp_path / "backup.jsonl")) == all_sources(migration)
-    (tmp_path / "backup.jsonl").write_bytes(body.replace(b"ranch", b"ranck", 1) if b"ranch" in body else body + b" ")
+    assert manifest["count"] == result["count"] == LISTINGS and result["parts"] == len(manifest["parts"]) == 5
+    ids: list[str] = []
+    for part in manifest["parts"]:
+        body = (tmp_path / "backup.jsonl.parts" / part["name"]).read_bytes()
+        assert part["sha256"] == hashlib.sha256(body).hexdigest() and part["bytes"] == len(body)
+        rows = [json.loads(line)["_id"] for line in body.splitlines()]
+        assert rows == sorted(rows) and (part["first"], part["last"]) == (rows[0], rows[-1])
+        ids += rows
+    assert (
+        ids == sorted(all_sources(migration))
+        and manifest["sha256"] == hashlib.sha256("".join(p["sha256"] for p in manifest["parts"]).encode()).hexdigest()
+    )
+    assert Migration.load_backup(location) == all_sources(migration)
+    # When one part is tampered with, reading the backup is refused
+    tampered = tmp_path / "backup.jsonl.parts" / manifest["parts"][2]["name"]
+    body = tampered.read_bytes()
+    tampered.write_bytes(body.replace(b"ranch", b"ranck", 1) if b"ranch" in body else body + b" ")
     with pytest.raises(InvalidRequest) as corrupt:
-        Migration.load_backup(str(tmp_path / "backup.jsonl"))
+        Migration.load_backup(location)
     assert corrupt.value.code == "backup_corrupt"
+    # And a restore from it is refused before anything is written
+    before = all_sources(migration)
+    with pytest.raises(InvalidRequest):
+        migration.rollback("restore", backup=location)
+    assert all_sources(migration) == before
+
+
+def test_a_single_file_backup_from_before_parts_is_still_read(migration: Migration, tmp_path: Path) -> None:
+    # Given a backup in the earlier format: one JSONL file and a manifest without parts
+    sources = all_sources(migration)
+    body = "".join(json.dumps({"_id": z, "_source": sources[z]}, sort_keys=True) + "\n" for z in sorted(sources))
+    (tmp_path / "old.jsonl").write_text(body)
+    manifest = {"count": len(sources), "bytes": len(body), "sha256": hashlib.sha256(body.encode()).hexdigest()}
+    (tmp_path / "old.jsonl.manifest.json").write_text(json.dumps(manifest))
+    # When the migration runs and is rolled back by restoring it
+    migration.execute(batch_size=10)
+    result = migration.rollback("restore", backup=str(tmp_path / "old.jsonl"), batch_size=11)
+    # Then the sources are the backup's
+    assert result["proof"]["identical"] is True and all_sources(migration) == sources
+
+
+def test_verify_and_restore_stream_the_index_against_the_backups_parts(migration: Migration, tmp_path: Path) -> None:
+    # Given a backup in parts of 4, then the migration, then a price changed and a listing deleted
+    location = migration.backup(str(tmp_path / "b.jsonl"), part_size=4)["location"]
+    before = all_sources(migration)
+    migration.execute(batch_size=6)
+    changed, deleted = sorted(before)[5], sorted(before)[17]
+    migration.search.update(index=migration.index, id=changed, body={"doc": {"price": 1}}, refresh=True)
+    migration.search.delete(index=migration.index, id=deleted, refresh=True)
+    # When verify compares the index with the backup
+    report = migration.verify(location, spot_checks=3)
+    # Then it finds exactly that change and that loss, and spot-checks three migrated listings
+    assert report["other_fields_changed"] == 1 and report["other_fields_changed_sample"] == [changed]
+    assert report["listings_lost_since_backup"] == 1 and report["listings_not_in_backup"] == 0
+    assert report["passed"] is False and len(report["spot_checks"]) == 3
+    assert all(spot["before"] == before[spot["zpid"]]["visual_features_text"] for spot in report["spot_checks"])
+    # When a restoring batch is given three zpids, it reads only the part(s) they fall in
+    reader = BackupReader(location)
+    read: list[str] = []
+    original = reader._checked_lines
+    reader._checked_lines = lambda where, sha, count: (read.append(where), original(where, sha, count))[1]  # type: ignore[method-assign]
+    assert set(reader.sources_for(sorted(before)[8:11])) == set(sorted(before)[8:11])
+    assert read == [str(tmp_path / "b.jsonl.parts" / "00002.jsonl")]
+    # And a whole restore puts back every listing the index still has, as the backup holds it
+    result = migration.rollback("restore", backup=location, batch_size=7)
+    assert result["proof"]["missing"] == [deleted] and result["proof"]["differing_count"] == 0
+    assert all_sources(migration) == {z: s for z, s in before.items() if z != deleted}
 
 
 def test_a_concurrent_write_is_never_clobbered(migration: Migration) -> None:
@@ -216,7 +282,8 @@ def test_the_cli_runs_the_migration_through_the_stacks_state_machine_and_functio
     demo_listings.load(40, seed=9)
     backup = "s3://artifacts/backups/cli-test.jsonl"
     code, saved = cli("backup", "--destination", backup)
-    assert code == 0 and saved["count"] >= 40
+    # (the backup fans out too: one part per batch of the Map, then the manifest)
+    assert code == 0 and saved["count"] >= 40 and saved["parts"] == saved["batches"] >= 1, saved
     # When the CLI runs execute as an execution of the deployed state machine (the migration function)
     _, result = cli("execute", "--batch-size", "10", "--backup", backup)
     # Then every batch ran through Plan -> distributed Map -> Verify and none failed

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from listing_vision import aws
@@ -27,3 +30,44 @@ def read_bytes(location: str) -> bytes:
     if parts.scheme == "s3":
         return bytes(aws.client("s3").get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"].read())
     return Path(location).read_bytes()
+
+
+def write_stream(location: str, chunks: Iterable[bytes], content_type: str = "application/octet-stream") -> int:
+    """Write chunks as they come, never the whole object in memory: spooled to a temporary file
+    (Lambda's /tmp) and uploaded from it (multipart past 8 MB), or written to a path. Returns the size."""
+    parts = urlsplit(location)
+    if parts.scheme == "s3":
+        with tempfile.TemporaryFile() as spool:
+            size = _copy(chunks, spool)
+            spool.seek(0)
+            aws.client("s3").upload_fileobj(
+                spool, parts.netloc, parts.path.lstrip("/"), ExtraArgs={"ContentType": content_type}
+            )
+        return size
+    path = Path(location)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as out:
+        size = _copy(chunks, out)
+    partial.replace(path)
+    return size
+
+
+def read_chunks(location: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """The object's bytes a chunk at a time."""
+    parts = urlsplit(location)
+    if parts.scheme == "s3":
+        body = aws.client("s3").get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"]
+        yield from body.iter_chunks(chunk_size)
+        return
+    with Path(location).open("rb") as source:
+        while chunk := source.read(chunk_size):
+            yield chunk
+
+
+def _copy(chunks: Iterable[bytes], out: BinaryIO) -> int:
+    size = 0
+    for chunk in chunks:
+        out.write(chunk)
+        size += len(chunk)
+    return size

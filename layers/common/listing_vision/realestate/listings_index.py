@@ -102,9 +102,43 @@ def ensure_split_mapping(client: OpenSearch, index: str) -> None:
 
 
 def all_ids(client: OpenSearch, index: str) -> list[str]:
-    """Every listing id, sorted (the migration's plan and samples are reproducible)."""
-    hits = helpers.scan(client, index=index, query={"query": {"match_all": {}}, "_source": False}, preserve_order=False)
-    return sorted(hit["_id"] for hit in hits)
+    """Every listing id, sorted (samples are reproducible). Holds them all: for samples; anything
+    that visits every listing streams `iter_ids` instead."""
+    return list(iter_ids(client, index))
+
+
+def _sorted_hits(client: OpenSearch, index: str, source: bool, page: int) -> Iterator[dict[str, Any]]:
+    """Every hit in id order, one page at a time (`search_after` on `_id`): constant memory at any
+    size, and the order backups and plans use, so two such streams can be merged. OpenSearch 2.x
+    sorts on `_id` (`indices.id_field_data.enabled` defaults to true)."""
+    after: list[Any] | None = None
+    while True:
+        body: dict[str, Any] = {
+            "size": page,
+            "query": {"match_all": {}},
+            "sort": [{"_id": "asc"}],
+            "_source": source,
+            "seq_no_primary_term": source,
+        }
+        if after is not None:
+            body["search_after"] = after
+        hits = client.search(index=index, body=body)["hits"]["hits"]
+        yield from hits
+        if len(hits) < page:
+            return
+        after = hits[-1]["sort"]
+
+
+def iter_ids(client: OpenSearch, index: str, page: int = 5_000) -> Iterator[str]:
+    """Every listing id in sorted order, streamed."""
+    for hit in _sorted_hits(client, index, source=False, page=page):
+        yield str(hit["_id"])
+
+
+def iter_docs_sorted(client: OpenSearch, index: str, page: int = 200) -> Iterator[ListingDoc]:
+    """Every listing with its version, in id order, a page in memory at a time."""
+    for hit in _sorted_hits(client, index, source=True, page=page):
+        yield ListingDoc(str(hit["_id"]), hit["_source"], hit["_seq_no"], hit["_primary_term"])
 
 
 def get_docs(

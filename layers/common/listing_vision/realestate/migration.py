@@ -5,13 +5,17 @@ Operations (each a Step Functions execution and a CLI command, see `migrate.py`)
   coverage  how much of a sample the cache covers (full / partial / none), and how many of its
             feature phrases are classified (taxonomy, phrase cache, offline rule)
   dry_run   before and after for a sample or listed zpids; writes nothing
-  backup    every listing's source to JSONL (S3 or a path) with a checksum manifest
+  backup    every listing's source as JSONL parts (S3 or a path) with a manifest of checksums
   plan      the batches of zpids an execute (or rollback) fans out over, as an S3 manifest
   execute   write the three fields, batch by batch; resumable (migrated listings are skipped
             unless forced; a forced listing whose fields come out the same is not written); every
             write is guarded by the version it was computed from
   verify    listings with each field (the success figure), spot checks, and proof nothing else changed
   rollback  remove the three fields, or restore sources exactly from a backup, then prove it
+
+Every operation that visits every listing streams it in id order, a page at a time, so memory does
+not grow with the index: plans are written an item at a time, backups a part at a time, and
+verify and rollback merge the index with the backup as two sorted streams (`backups.merge_by_id`).
 
 Only the three split fields are ever written; any other field of a listing stays byte-identical.
 A listing that changed between our read and our write is re-read and recomputed (optimistic
@@ -22,7 +26,8 @@ read from the phrase cache in one bulk per batch; the migration never calls a mo
 
 from __future__ import annotations
 
-import hashlib
+import heapq
+import itertools
 import json
 import random
 import time
@@ -41,6 +46,7 @@ from listing_vision.config import get_settings
 from listing_vision.errors import InvalidRequest, UpstreamError
 from listing_vision.observability import logger
 from listing_vision.realestate import artifacts
+from listing_vision.realestate.backups import BackupReader, merge_by_id, write_backup, write_manifest, write_part
 from listing_vision.realestate.features import SPLIT_FIELDS, feature_phrases, split_visual_features
 from listing_vision.realestate.listings_index import (
     ListingDoc,
@@ -49,9 +55,10 @@ from listing_vision.realestate.listings_index import (
     ensure_split_mapping,
     field_presence,
     get_docs,
+    iter_docs_sorted,
+    iter_ids,
     opensearch_client,
     replace_sources_guarded,
-    scan_docs,
     update_fields_guarded,
 )
 from listing_vision.realestate.phrase_store import PhraseStore
@@ -94,8 +101,11 @@ class BatchReport:
         return conflicts
 
 
-def batches(items: list[str], size: int) -> list[list[str]]:
-    return [items[start : start + size] for start in range(0, len(items), size)]
+def batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Consecutive groups of `size`, taken from the stream as they are needed."""
+    stream = iter(items)
+    while group := list(itertools.islice(stream, size)):
+        yield group
 
 
 def strip_split(source: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +135,12 @@ class Migration:
         if sample is None or sample >= len(ids):
             return ids
         return sorted(random.Random(seed).sample(ids, sample))
+
+    def _ids(self, zpids: list[str] | None) -> Iterator[str]:
+        """The listed zpids, or every listing's, streamed in id order."""
+        if zpids:
+            return iter(dict.fromkeys(str(z) for z in zpids))
+        return iter_ids(self.search, self.index)
 
     def _split_for(self, docs: Iterable[ListingDoc]) -> tuple[dict[str, tuple[str, dict[str, str] | None]], int]:
         """zpid → (coverage, the three fields or None when nothing of the listing is cached), and how
@@ -211,43 +227,49 @@ class Migration:
         return {"operation": "dry_run", "listings": rows, "written": 0}
 
     # --- backup -----------------------------------------------------------------------------------
-    def backup(self, destination: str | None = None) -> dict[str, Any]:
-        """Every listing's full source, sorted by id, as JSONL; a manifest beside it has the checksum."""
+    def backup_location(self, destination: str | None = None) -> str:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        destination = destination or f"s3://{self.artifacts_bucket}/backups/{self.index}-{stamp}.jsonl"
-        docs = sorted(scan_docs(self.search, self.index), key=lambda d: d.zpid)
-        body = "".join(json.dumps({"_id": d.zpid, "_source": d.source}, sort_keys=True) + "\n" for d in docs).encode()
-        manifest = {
-            "index": self.index,
-            "location": destination,
-            "count": len(docs),
-            "bytes": len(body),
-            "sha256": hashlib.sha256(body).hexdigest(),
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        return destination or f"s3://{self.artifacts_bucket}/backups/{self.index}-{stamp}.jsonl"
+
+    def backup(self, destination: str | None = None, part_size: int = 500) -> dict[str, Any]:
+        """Every listing's full source in id order, as JSONL parts of `part_size` listings and a manifest
+        of their checksums (see `backups`); streamed, a page of listings in memory at a time."""
+        location = self.backup_location(destination)
+        manifest = write_backup(location, self.index, iter_docs_sorted(self.search, self.index), part_size)
+        return {
+            "operation": "backup",
+            **{k: v for k, v in manifest.items() if k != "parts"},
+            "parts": len(manifest["parts"]),
         }
-        artifacts.write_bytes(destination, body, "application/x-ndjson")
-        artifacts.write_bytes(
-            destination + ".manifest.json", json.dumps(manifest, indent=2).encode(), "application/json"
-        )
-        return {"operation": "backup", **manifest}
+
+    def backup_batch(self, destination: str, batch: int, zpids: list[str]) -> dict[str, Any]:
+        """One part of a fanned-out backup: these listings (a plan batch, ids ascending), as part `batch`."""
+        ordered = sorted(dict.fromkeys(str(z) for z in zpids))
+
+        def docs() -> Iterator[ListingDoc]:
+            for group in batches(ordered, 100):
+                found = get_docs(self.search, self.index, group)
+                yield from (found[zpid] for zpid in group if zpid in found)
+
+        with throttling_as_retryable():
+            part = write_part(destination, batch, docs())
+        return {"counts": {"backed_up": part["count"], "not_found": len(ordered) - part["count"]}, "part": part}
+
+    def finish_backup(self, destination: str, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        """The manifest of a fanned-out backup, from its batches' parts (only when every batch wrote one)."""
+        parts = [row["part"] for row in rows if not row.get("failed") and row.get("part")]
+        manifest = write_manifest(destination, self.index, parts)
+        return {k: v for k, v in manifest.items() if k != "parts"} | {"parts": len(parts)}
 
     @staticmethod
     def load_backup(location: str) -> dict[str, dict[str, Any]]:
-        """The backup's sources by zpid, after checking them against the manifest's checksum."""
-        body = artifacts.read_bytes(location)
-        manifest = json.loads(artifacts.read_bytes(location + ".manifest.json"))
-        if hashlib.sha256(body).hexdigest() != manifest["sha256"]:
+        """The whole backup by zpid, checksums checked. Holds every listing: for tests and small
+        indexes; the operations read a backup with `BackupReader`, a part at a time."""
+        reader = BackupReader(location)
+        sources = dict(reader.rows())
+        if len(sources) != reader.count:
             raise InvalidRequest(
-                f"The backup at {location} does not match its manifest's checksum.", code="backup_corrupt"
-            )
-        sources = {}
-        for line in body.decode().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                sources[row["_id"]] = row["_source"]
-        if len(sources) != manifest["count"]:
-            raise InvalidRequest(
-                f"The backup at {location} holds {len(sources)} listings, its manifest says {manifest['count']}.",
+                f"The backup at {location} holds {len(sources)} listings, its manifest says {reader.count}.",
                 code="backup_corrupt",
             )
         return sources
@@ -267,18 +289,25 @@ class Migration:
         if operation == "execute":
             ensure_split_mapping(self.search, self.index)
         run_id = run_id or f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
-        chosen = self._sample(None, zpids, 0)
-        items = [
-            {"run_id": run_id, "operation": f"{operation}_batch", "batch": number, "zpids": group, **(options or {})}
-            for number, group in enumerate(batches(chosen, batch_size))
-        ]
+        counted = Counter[str]()
+
+        def manifest() -> Iterator[bytes]:
+            # A JSON array, one item a line: the ItemReader reads it whole, `recorded_batches` a line at a time.
+            yield b"["
+            for number, group in enumerate(batches(self._ids(zpids), batch_size)):
+                item = {"run_id": run_id, "operation": f"{operation}_batch", "batch": number, "zpids": group}
+                yield (b"\n" if number == 0 else b",\n") + json.dumps(item | (options or {})).encode()
+                counted["listings"] += len(group)
+                counted["batches"] += 1
+            yield b"\n]\n"
+
         key = f"migrations/{run_id}/manifest.json"
-        artifacts.write_bytes(f"s3://{self.artifacts_bucket}/{key}", json.dumps(items).encode(), "application/json")
+        artifacts.write_stream(f"s3://{self.artifacts_bucket}/{key}", manifest(), "application/json")
         return {
             "operation": "plan",
             "run_id": run_id,
-            "listings": len(chosen),
-            "batches": len(items),
+            "listings": counted["listings"],
+            "batches": counted["batches"],
             "manifest": {"bucket": self.artifacts_bucket, "key": key},
             "results_prefix": f"migrations/{run_id}/results",
         }
@@ -289,16 +318,24 @@ class Migration:
         location = f"s3://{self.artifacts_bucket}/migrations/{run_id}/batches/{batch:05d}.json"
         artifacts.write_bytes(location, json.dumps(result).encode(), "application/json")
 
-    def recorded_batches(self, run_id: str, manifest: dict[str, str]) -> list[dict[str, Any]]:
-        """Every planned batch's result; a batch with no record failed (its retries and Catch ran out)."""
-        planned = json.loads(artifacts.read_bytes(f"s3://{manifest['bucket']}/{manifest['key']}"))
-        rows = []
-        for item in planned:
+    @staticmethod
+    def planned_batches(manifest: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """The plan's items, a line at a time (plans write one item a line; an older one-line array is read whole)."""
+        pending = b""
+        for chunk in artifacts.read_chunks(f"s3://{manifest['bucket']}/{manifest['key']}"):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                yield from _plan_items(line)
+        yield from _plan_items(pending)
+
+    def recorded_batches(self, run_id: str, manifest: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """Every planned batch's result, streamed; a batch with no record failed (its retries and Catch ran out)."""
+        for item in self.planned_batches(manifest):
             location = f"s3://{self.artifacts_bucket}/migrations/{run_id}/batches/{item['batch']:05d}.json"
             try:
-                rows.append(json.loads(artifacts.read_bytes(location)))
+                yield json.loads(artifacts.read_bytes(location))
             except (ClientError, FileNotFoundError):
-                rows.append(
+                yield (
                     {
                         "batch": item["batch"],
                         "zpids": item["zpids"],
@@ -306,7 +343,6 @@ class Migration:
                         "error": {"Error": "no result recorded"},
                     }
                 )
-        return rows
 
     # --- execute ------------------------------------------------------------------------------
     def execute_batch(self, zpids: list[str], force: bool = False) -> BatchReport:
@@ -366,13 +402,14 @@ class Migration:
     ) -> dict[str, Any]:
         """All (or the listed) listings, batch by batch, in this process (the CLI's path)."""
         ensure_split_mapping(self.search, self.index)
-        chosen = self._sample(None, zpids, 0)
         total = BatchReport()
-        for group in batches(chosen, batch_size):
+        listings = 0
+        for group in batches(self._ids(zpids), batch_size):
             total.merge(self.execute_batch(group, force))
+            listings += len(group)
             if progress:
                 progress(len(group))
-        return {"operation": "execute", "listings": len(chosen), **total.to_json()}
+        return {"operation": "execute", "listings": listings, **total.to_json()}
 
     # --- verify -------------------------------------------------------------------------------
     def verify(self, backup: str | None = None, spot_checks: int = 10, seed: int = 0) -> dict[str, Any]:
@@ -396,40 +433,42 @@ class Migration:
         checks: list[str] = []
         if fraction < SUCCESS_FRACTION:
             checks.append(f"only {report['has_all_three_pct']} % of listings have all three fields (need 90 %)")
-        before = self.load_backup(backup) if backup else None
-        migrated = []
-        changed_other: list[str] = []
-        missing: list[str] = []
-        seen: set[str] = set()
-        for doc in scan_docs(self.search, self.index):
-            seen.add(doc.zpid)
-            if all(name in doc.source for name in SPLIT_FIELDS):
-                migrated.append(doc)
-            if before is not None:
-                if doc.zpid not in before:
-                    missing.append(doc.zpid)
-                elif strip_split(doc.source) != strip_split(before[doc.zpid]):
-                    changed_other.append(doc.zpid)
-        if before is not None:
-            gone = sorted(set(before) - seen)
-            report["other_fields_changed"] = len(changed_other)
-            report["other_fields_changed_sample"] = sorted(changed_other)[:10]
-            report["listings_not_in_backup"] = len(missing)
-            report["listings_lost_since_backup"] = len(gone)
-            if changed_other:
-                checks.append(f"{len(changed_other)} listings changed in fields other than the three")
-            if gone:
-                checks.append(f"{len(gone)} listings of the backup are gone")
+        # One pass over the index in id order, merged with the backup's parts (also in id order):
+        # counts and the first ten ids kept, spot checks drawn by reservoir sampling.
+        saved = BackupReader(backup).rows() if backup else iter(())
+        changed_other, missing, gone = _Tally(), _Tally(), _Tally()
+        spots: list[tuple[float, str, dict[str, Any]]] = []
         rng = random.Random(seed)
-        spots = rng.sample(migrated, min(spot_checks, len(migrated)))
-        report["spot_checks"] = [
-            {
-                "zpid": doc.zpid,
-                "before": (before or {}).get(doc.zpid, doc.source).get("visual_features_text"),
-                "after": {name: doc.source.get(name) for name in SPLIT_FIELDS},
-            }
-            for doc in sorted(spots, key=lambda d: d.zpid)
-        ]
+        for zpid, doc, source in merge_by_id(iter_docs_sorted(self.search, self.index), saved):
+            if doc is None:
+                gone.add(zpid)
+                continue
+            if backup:
+                if source is None:
+                    missing.add(zpid)
+                elif strip_split(doc.source) != strip_split(source):
+                    changed_other.add(zpid)
+            if spot_checks and all(name in doc.source for name in SPLIT_FIELDS):
+                spot = {
+                    "zpid": zpid,
+                    "before": (source or doc.source).get("visual_features_text"),
+                    "after": {name: doc.source.get(name) for name in SPLIT_FIELDS},
+                }
+                key = rng.random()
+                if len(spots) < spot_checks:
+                    heapq.heappush(spots, (key, zpid, spot))
+                elif key > spots[0][0]:
+                    heapq.heapreplace(spots, (key, zpid, spot))
+        if backup:
+            report["other_fields_changed"] = changed_other.count
+            report["other_fields_changed_sample"] = changed_other.first
+            report["listings_not_in_backup"] = missing.count
+            report["listings_lost_since_backup"] = gone.count
+            if changed_other.count:
+                checks.append(f"{changed_other.count} listings changed in fields other than the three")
+            if gone.count:
+                checks.append(f"{gone.count} listings of the backup are gone")
+        report["spot_checks"] = [spot for _, _, spot in sorted(spots, key=lambda entry: entry[1])]
         report["failures"] = checks
         report["passed"] = not checks
         return report
@@ -443,11 +482,12 @@ class Migration:
         backup_sources: dict[str, dict[str, Any]] | None = None,
     ) -> BatchReport:
         """Remove the three fields (re-indexing the source without them, since there are no
-        scripts) or put back the backup's source, each write guarded by version."""
+        scripts) or put back the backup's source, each write guarded by version. A restoring batch
+        reads only the backup parts its zpids fall in."""
         if mode == "restore" and backup_sources is None:
             if not backup:
                 raise InvalidRequest("rollback mode 'restore' needs a backup location.", code="backup_required")
-            backup_sources = self.load_backup(backup)
+            backup_sources = BackupReader(backup).sources_for(zpids)
         report = BatchReport()
         pending = list(dict.fromkeys(str(z) for z in zpids))
         for _ in range(MAX_CONFLICT_ROUNDS):
@@ -481,47 +521,74 @@ class Migration:
         batch_size: int = 200,
         progress: Progress | None = None,
     ) -> dict[str, Any]:
-        sources = self.load_backup(backup) if backup else None
-        if mode == "restore" and sources is None:
+        if mode == "restore" and not backup:
             raise InvalidRequest("rollback mode 'restore' needs a backup location.", code="backup_required")
-        chosen = self._sample(None, zpids, 0)
+        reader = BackupReader(backup) if backup else None
+        if mode == "restore" and reader is not None:
+            reader.validate()  # a corrupt part refuses the restore before anything is written
         total = BatchReport()
-        for group in batches(chosen, batch_size):
+        listings = 0
+        for group in batches(self._ids(zpids), batch_size):
+            sources = reader.sources_for(group) if mode == "restore" and reader is not None else None
             total.merge(self.rollback_batch(group, mode, backup_sources=sources))
+            listings += len(group)
             if progress:
                 progress(len(group))
-        result: dict[str, Any] = {"operation": "rollback", "mode": mode, "listings": len(chosen), **total.to_json()}
-        if sources is not None:
-            result["proof"] = self.compare_with_backup(sources, ignore_split=(mode == "remove"))
+        result: dict[str, Any] = {"operation": "rollback", "mode": mode, "listings": listings, **total.to_json()}
+        if reader is not None:
+            result["proof"] = self.compare_with_backup(reader, ignore_split=(mode == "remove"))
         return result
 
-    def compare_with_backup(self, sources: dict[str, dict[str, Any]], ignore_split: bool = False) -> dict[str, Any]:
-        """Every listing's source against the backup: identical (or identical but for the three fields)."""
+    def compare_with_backup(self, backup: BackupReader, ignore_split: bool = False) -> dict[str, Any]:
+        """Every listing's source against the backup (both streamed in id order): identical, or
+        identical but for the three fields."""
         self.search.indices.refresh(index=self.index)
-        differing, extra = [], []
-        seen = set()
-        for doc in scan_docs(self.search, self.index):
-            seen.add(doc.zpid)
-            if doc.zpid not in sources:
-                extra.append(doc.zpid)
+        differing, missing = _Tally(20), _Tally(20)
+        compared = extra = 0
+        for zpid, doc, saved in merge_by_id(iter_docs_sorted(self.search, self.index), backup.rows()):
+            if doc is None:
+                missing.add(zpid)
                 continue
-            current, saved = (
-                (strip_split(doc.source), strip_split(sources[doc.zpid]))
-                if ignore_split
-                else (doc.source, sources[doc.zpid])
-            )
-            if current != saved:
-                differing.append(doc.zpid)
-        missing = sorted(set(sources) - seen)
+            compared += 1
+            if saved is None:
+                extra += 1
+                continue
+            same = strip_split(doc.source) == strip_split(saved) if ignore_split else doc.source == saved
+            if not same:
+                differing.add(zpid)
         return {
-            "identical": not (differing or missing),
-            "compared": len(seen),
-            "differing": sorted(differing)[:20],
-            "differing_count": len(differing),
-            "missing": missing[:20],
-            "missing_count": len(missing),
-            "not_in_backup": len(extra),
+            "identical": not (differing.count or missing.count),
+            "compared": compared,
+            "differing": differing.first,
+            "differing_count": differing.count,
+            "missing": missing.first,
+            "missing_count": missing.count,
+            "not_in_backup": extra,
         }
+
+
+@dataclass
+class _Tally:
+    """A count and the first few ids (streams come in id order, so these are the smallest)."""
+
+    keep: int = 10
+    count: int = 0
+    first: list[str] = field(default_factory=list)
+
+    def add(self, zpid: str) -> None:
+        self.count += 1
+        if len(self.first) < self.keep:
+            self.first.append(zpid)
+
+
+def _plan_items(line: bytes) -> Iterator[dict[str, Any]]:
+    text = line.strip().rstrip(b",")
+    if text in (b"", b"[", b"]"):
+        return
+    if text.startswith(b"["):  # a plan written as one line
+        yield from json.loads(text)
+        return
+    yield json.loads(text)
 
 
 THROTTLING_CODES = {

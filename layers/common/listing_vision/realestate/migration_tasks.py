@@ -2,10 +2,11 @@
 
 The state machine (infra/constructs/migration.py) invokes the migration function with one of:
 
-  a console request   {"operation": "coverage" | "dry_run" | "backup" | "verify" | "classify_phrases", ...}
+  a console request   {"operation": "coverage" | "dry_run" | "verify" | "classify_phrases", ...}
                       (the execution input)
-  plan                {"operation": "plan", "request": <an execute or rollback request>}
-  a batch             {"operation": "execute_batch" | "rollback_batch", "run_id", "batch", "zpids", ...}
+  plan                {"operation": "plan", "request": <an execute, rollback or backup request>}
+  a batch             {"operation": "execute_batch" | "rollback_batch" | "backup_batch", "run_id",
+                       "batch", "zpids", ...}
                       (one item of the plan's manifest, read by the distributed Map)
   a failed batch      {"operation": "record_failure", "request": <the batch item and the error caught>}
   finish              {"operation": "finish", "request": <the execution's state: request, plan, batches>}
@@ -19,13 +20,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from listing_vision.observability import metrics
 from listing_vision.realestate import artifacts
+from listing_vision.realestate.backups import BackupReader
 from listing_vision.realestate.migration import BatchFailed, Migration
 from listing_vision.realestate.phrase_classification import classify_phrases
 
@@ -58,6 +60,9 @@ class DryRunRequest(_Request):
 class BackupRequest(_Request):
     operation: Literal["backup"]
     destination: str | None = Field(None, max_length=1024)
+    batch_size: int = Field(500, ge=1, le=1_000)  # listings per part
+    zpids: Zpids = None
+    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,80}$")
 
 
 class VerifyRequest(_Request):
@@ -101,7 +106,7 @@ class RollbackRequest(_Request):
         return self
 
 
-FanOutRequest = Annotated[ExecuteRequest | RollbackRequest, Field(discriminator="operation")]
+FanOutRequest = Annotated[ExecuteRequest | RollbackRequest | BackupRequest, Field(discriminator="operation")]
 
 
 class PlanTask(_Request):
@@ -112,13 +117,14 @@ class PlanTask(_Request):
 class BatchTask(_Request):
     """One item of the plan's manifest."""
 
-    operation: Literal["execute_batch", "rollback_batch"]
+    operation: Literal["execute_batch", "rollback_batch", "backup_batch"]
     run_id: str
     batch: int = Field(ge=0)
     zpids: list[Zpid] = Field(max_length=1_000)
     force: bool = False
     mode: Literal["remove", "restore"] = "remove"
     backup: str | None = None
+    destination: str | None = None  # backup_batch: the backup its part belongs to
 
 
 class CaughtError(BaseModel):
@@ -138,8 +144,11 @@ class RecordFailureTask(_Request):
 
 
 class PlanOutput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
     run_id: str
     manifest: dict[str, str]
+    destination: str | None = None  # a fanned-out backup's location
 
 
 class RunState(BaseModel):
@@ -147,7 +156,7 @@ class RunState(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    operation: Literal["execute", "rollback"]
+    operation: Literal["execute", "rollback", "backup"]
     mode: Literal["remove", "restore"] = "remove"
     backup: str | None = None
     spot_checks: int = 10
@@ -189,12 +198,15 @@ def run_task(task: BaseModel, migration: Migration | None = None) -> dict[str, A
         return run_classify_phrases(task, migration)
     if isinstance(task, PlanTask):
         request = task.request
-        options: dict[str, Any] = (
-            {"force": request.force}
-            if isinstance(request, ExecuteRequest)
-            else {"mode": request.mode, **({"backup": request.backup} if request.backup else {})}
-        )
-        return migration.plan(request.batch_size, request.zpids, request.run_id, request.operation, options)
+        options: dict[str, Any]
+        if isinstance(request, ExecuteRequest):
+            options = {"force": request.force}
+        elif isinstance(request, BackupRequest):
+            options = {"destination": migration.backup_location(request.destination)}
+        else:
+            options = {"mode": request.mode, **({"backup": request.backup} if request.backup else {})}
+        planned = migration.plan(request.batch_size, request.zpids, request.run_id, request.operation, options)
+        return planned | ({"destination": options["destination"]} if "destination" in options else {})
     if isinstance(task, BatchTask):
         return run_batch(task, migration)
     if isinstance(task, RecordFailureTask):
@@ -215,6 +227,16 @@ def run_classify_phrases(
 def run_batch(task: BatchTask, migration: Migration) -> dict[str, Any]:
     """Migrate (or roll back) one batch and record its result under the run; a batch with listings
     that could not be written raises BatchFailed, which the state machine retries, then catches."""
+    if task.operation == "backup_batch":
+        if not task.destination:
+            raise ValueError("a backup batch needs its destination")
+        result = {
+            "batch": task.batch,
+            "zpids": task.zpids,
+            **migration.backup_batch(task.destination, task.batch, task.zpids),
+        }
+        migration.record_batch(task.run_id, task.batch, result)
+        return result
     if task.operation == "execute_batch":
         report = migration.execute_batch(task.zpids, task.force)
     else:
@@ -255,10 +277,15 @@ def collect_batch_results(map_output: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def summarise_batches(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise_batches(rows: Iterable[dict[str, Any]], parts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Add up the batches' results, streamed (a backup's parts are collected into `parts`)."""
     counts: Counter[str] = Counter()
     failed = []
+    batches = 0
     for row in rows:
+        batches += 1
+        if parts is not None and row.get("part") and not row.get("failed"):
+            parts.append(row["part"])
         if row.get("failed"):
             failed.append(
                 {
@@ -268,25 +295,36 @@ def summarise_batches(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 }
             )
         counts.update(row.get("counts") or {})
-    return {"batches": len(rows), "batches_failed": len(failed), "failed_batches": failed[:20], "counts": dict(counts)}
+    return {"batches": batches, "batches_failed": len(failed), "failed_batches": failed[:20], "counts": dict(counts)}
 
 
 def finish(state: RunState, migration: Migration) -> dict[str, Any]:
     """After the Map: add up the batches, then verify (execute) or prove the rollback."""
-    rows = migration.recorded_batches(state.plan.run_id, state.plan.manifest) if state.plan else []
-    if not rows:  # no records: what the Map itself returned
-        rows = collect_batch_results(state.batches)
-    summary = summarise_batches(rows)
+    rows: Iterable[dict[str, Any]] = (
+        migration.recorded_batches(state.plan.run_id, state.plan.manifest)
+        if state.plan
+        else collect_batch_results(state.batches)  # no plan: what the Map itself returned
+    )
+    parts: list[dict[str, Any]] = []
+    summary = summarise_batches(rows, parts)
     metrics.add_metric(name="BatchesFailed", unit="Count", value=summary["batches_failed"])  # alarmed on
     result: dict[str, Any] = {
         "operation": state.operation,
         "run_id": state.plan.run_id if state.plan else None,
         **summary,
     }
+    if state.operation == "backup":
+        # The manifest makes the parts a backup: written only when every batch wrote its part.
+        destination = state.plan.destination if state.plan else None
+        result["passed"] = bool(destination) and not summary["batches_failed"]
+        if result["passed"] and destination:
+            result.update(migration.finish_backup(destination, [{"part": part} for part in parts]))
+        return result
     if state.operation == "rollback":
         if state.backup:
-            sources = migration.load_backup(state.backup)
-            result["proof"] = migration.compare_with_backup(sources, ignore_split=state.mode == "remove")
+            result["proof"] = migration.compare_with_backup(
+                BackupReader(state.backup), ignore_split=state.mode == "remove"
+            )
         return result
     result["verify"] = migration.verify(state.backup, state.spot_checks)
     result["passed"] = result["verify"]["passed"] and not summary["batches_failed"]
