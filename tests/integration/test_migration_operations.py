@@ -185,7 +185,12 @@ def test_verify_and_restore_stream_the_index_against_the_backups_parts(migration
     reader = BackupReader(location)
     read: list[str] = []
     original = reader._checked_lines
-    reader._checked_lines = lambda where, sha, count: (read.append(where), original(where, sha, count))[1]  # type: ignore[method-assign]
+
+    def recording(where: str, sha256: str, count: int) -> Iterator[bytes]:
+        read.append(where)
+        return original(where, sha256, count)
+
+    reader._checked_lines = recording  # type: ignore[method-assign]
     assert set(reader.sources_for(sorted(before)[8:11])) == set(sorted(before)[8:11])
     assert read == [str(tmp_path / "b.jsonl.parts" / "00002.jsonl")]
     # And a whole restore puts back every listing the index still has, as the backup holds it
