@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import random
 import sys
@@ -266,9 +267,17 @@ def generate(listings: int = 1588, seed: int = 0, vector_dim: int = 32) -> Itera
 
 
 def load(
-    listings: int = 1588, seed: int = 0, progress: Any = None, index: str | None = None, table: str | None = None
+    listings: int = 1588,
+    seed: int = 0,
+    progress: Any = None,
+    index: str | None = None,
+    table: str | None = None,
+    start: int = 0,
+    cache: bool = True,
 ) -> dict[str, int]:
-    """Generate and write the demo data into the index and cache table (default: the configured ones)."""
+    """Generate and write the demo data into the index and cache table (default: the configured ones).
+    `start` skips the first listings (already loaded: ids are stable per seed); `cache=False` writes
+    the listings alone (what the operations that never read the cache need, e.g. memory benches)."""
     from opensearchpy import helpers
 
     from listing_vision import aws
@@ -293,11 +302,12 @@ def load(
         docs.clear()
         items.clear()
 
-    for listing in generate(listings, seed):
+    for listing in itertools.islice(generate(listings, seed), start, None):
         docs.append(listing.doc)
-        items.extend(listing.cache_items)
+        if cache:
+            items.extend(listing.cache_items)
+            counts["cache_items"] += len(listing.cache_items)
         counts["listings"] += 1
-        counts["cache_items"] += len(listing.cache_items)
         if len(docs) >= 100:
             flush()
     flush()

@@ -1,0 +1,145 @@
+"""A reverse proxy that gives local emulators in-region AWS latencies, per operation.
+
+It forwards to moto (DynamoDB: the operation from `X-Amz-Target`) or osmem-server (OpenSearch:
+the operation from the path: `_doc`, `_mget`, `_update`, `_bulk`, `_search`) and makes every
+request take at least the operation's latency: it sleeps for whatever the emulator's own answer
+did not already take (`max(0, latency − emulator time)`). The emulator stands in for the
+service's own time, so nothing is counted twice; where the emulator is slower than AWS (moto's
+CPU per item read), that slowness stays in the figure, for both approaches alike.
+
+The latencies are assumptions, not measurements of AWS (no account here); in-region, warm
+connections, small items (≤ 4 KB):
+
+  DynamoDB GetItem              4 ms           AWS: "single-digit millisecond performance at any scale"
+  DynamoDB BatchGetItem         4 ms + 0.2 ms a key (24 ms for 100): the keys are read in parallel
+                                               server-side; a batch costs a few GetItems, not 100
+  OpenSearch get (_doc)         3 ms           a real-time get by id, one shard
+  OpenSearch mget               5 ms + 0.1 ms a document (15 ms for 100)
+  OpenSearch update (_update)   8 ms           a write acknowledged by primary and replica
+  OpenSearch bulk               10 ms + 1 ms an action (110 ms for 100 partial updates)
+  OpenSearch search             10 ms          a page of search_after / a count
+  anything else                 5 ms
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import requests
+
+MS = 0.001
+
+
+def dynamodb_latency(operation: str, body: bytes) -> float:
+    if operation == "GetItem":
+        return 4 * MS
+    if operation == "BatchGetItem":
+        keys = sum(len(request.get("Keys", [])) for request in json.loads(body)["RequestItems"].values())
+        return 4 * MS + 0.2 * MS * keys
+    return 5 * MS
+
+
+def opensearch_latency(operation: str, body: bytes) -> float:
+    if operation == "get":
+        return 3 * MS
+    if operation == "mget":
+        return 5 * MS + 0.1 * MS * len(json.loads(body or b"{}").get("ids", []))
+    if operation == "update":
+        return 8 * MS
+    if operation == "bulk":
+        actions = sum(1 for line in body.splitlines() if line.startswith((b'{"update"', b'{"index"', b'{"create"')))
+        return 10 * MS + 1 * MS * actions
+    if operation == "search":
+        return 10 * MS
+    return 5 * MS
+
+
+def opensearch_operation(method: str, path: str) -> str:
+    route = path.split("?", 1)[0]
+    for fragment, name in (("/_mget", "mget"), ("/_bulk", "bulk"), ("/_update/", "update"), ("/_search", "search")):
+        if fragment in route:
+            return name
+    if "/_doc/" in route and method == "GET":
+        return "get"
+    return "other"
+
+
+class LatencyProxy:
+    """`kind`: "dynamodb" or "opensearch". `calls` counts requests per operation."""
+
+    def __init__(self, target: str, kind: str):
+        self.target = target.rstrip("/")
+        self.kind = kind
+        self.calls: Counter[str] = Counter()
+        self.injected_s = 0.0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._http.daemon_threads = True
+        self._http.request_queue_size = 128
+        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
+
+    def _session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session  # type: ignore[no-any-return]
+
+    def latency(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[str, float]:
+        if self.kind == "dynamodb":
+            operation = headers.get("X-Amz-Target", "").rsplit(".", 1)[-1] or "other"
+            return operation, dynamodb_latency(operation, body)
+        operation = opensearch_operation(method, path)
+        return operation, opensearch_latency(operation, body)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                started = time.perf_counter()
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                operation, latency = proxy.latency(self.command, self.path, headers, body)
+                answer = proxy._session().request(
+                    self.command, proxy.target + self.path, data=body, headers=headers, timeout=120
+                )
+                wait = latency - (time.perf_counter() - started)
+                if wait > 0:
+                    time.sleep(wait)
+                with proxy._lock:
+                    proxy.calls[operation] += 1
+                    proxy.injected_s += max(0.0, wait)
+                self.send_response(answer.status_code)
+                for name, value in answer.headers.items():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
+
+        return Handler
+
+    def start(self) -> LatencyProxy:
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.injected_s = 0.0

@@ -1,0 +1,55 @@
+"""One migration operation in a process of its own, for `bench_migration_memory` to read its peak RSS.
+
+    python -m bench.migration_op OPERATION INDEX BACKUP
+
+OPERATION: `import` (the floor: the library loaded, nothing run), `backup`, `verify`, `plan`,
+`rollback` (`--mode restore` from BACKUP), or `hold_all` (the baseline: every listing's source in
+one list, which is what verify and backup held before they streamed). Prints a JSON summary.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from listing_vision.realestate.listings_index import iter_docs_sorted
+from listing_vision.realestate.migration import Migration
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident set (VmHWM). Not the parent's `ru_maxrss` for children: Linux
+    carries ru_maxrss across fork and exec, so a child of a large parent reports the parent's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def main(argv: list[str]) -> int:
+    operation, index, backup = argv
+    migration = Migration(index=index)
+    result: dict[str, Any]
+    if operation == "import":
+        result = {}
+    elif operation == "backup":
+        result = migration.backup(backup)
+    elif operation == "verify":
+        result = migration.verify(backup)
+    elif operation == "plan":
+        result = migration.plan(100, operation="rollback", options={"mode": "remove"})
+    elif operation == "rollback":
+        result = migration.rollback("restore", backup=backup, batch_size=200)
+    elif operation == "hold_all":
+        held = list(iter_docs_sorted(migration.search, index))
+        result = {"held": len(held)}
+    else:
+        raise SystemExit(f"unknown operation {operation!r}")
+    summary = {k: result.get(k) for k in ("count", "total", "listings", "batches", "held") if k in result}
+    print(json.dumps({**summary, "peak_rss_kb": peak_rss_kb()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
