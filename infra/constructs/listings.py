@@ -4,10 +4,10 @@ Functions: `listing-ingest` (S3 ObjectCreated on the uploads bucket, `.json` doc
 its queue) and `migration` (the tasks of the visual-features state machine, built here too).
 They reach: the existing vision-cache table (read; ingest also caches new analyses; the migration's
 classify-phrases scans it), the phrase cache table (read by both splits; classify-phrases writes
-it), the existing OpenSearch domain (the listings index; the migration pages with search_after,
-no scrolls), the uploads bucket (documents and photos; tags on invalid documents), the artifacts bucket (manifests, batch results, backups),
-the CLIP endpoint (ingest), Anthropic's key secret (ingest's analyses, classify-phrases), and the
-VPC when OpenSearch is private.
+it), the existing OpenSearch domain (the listings index; the migration pages with search_after, no
+scrolls), the uploads bucket (documents and photos; tags on invalid documents), the artifacts bucket
+(manifests, batch results, backups), the CLIP endpoint (ingest), Anthropic's key secret (ingest's
+analyses, classify-phrases), and the VPC when OpenSearch is private.
 """
 
 from __future__ import annotations
