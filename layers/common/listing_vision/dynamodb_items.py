@@ -60,3 +60,9 @@ def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
 def expression_values(**values: Any) -> dict[str, Any]:
     """`ExpressionAttributeValues` from keyword arguments: `expression_values(now=1.5)` → `{":now": ...}`."""
     return {f":{name}": serialize(value) for name, value in values.items()}
+
+
+def conditional_check_failed(error: Exception) -> bool:
+    """Whether a DynamoDB write was refused by its ConditionExpression (someone else got there first)."""
+    response = getattr(error, "response", None) or {}
+    return bool(response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")

@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.dynamodb_batch import batch_get
-from listing_vision.dynamodb_items import expression_values, from_item, to_item
+from listing_vision.dynamodb_items import conditional_check_failed, expression_values, from_item, to_item
 
 PENDING = "pending"
 STORED = "stored"
@@ -103,7 +103,7 @@ class ContentClaims:
                 ExpressionAttributeValues=expression_values(pending=PENDING, yielded=YIELDED, now=round(now, 3)),
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if conditional_check_failed(error):
                 return False
             raise
         return True
@@ -162,7 +162,7 @@ class ContentClaims:
                 ),
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not conditional_check_failed(error):
                 raise
 
     def complete(
@@ -225,7 +225,7 @@ class ContentClaims:
                 ExpressionAttributeValues=expression_values(features=features, stored=STORED),
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not conditional_check_failed(error):
                 raise
 
     def release(self, website: str, sha256: str, owner: str) -> None:
@@ -239,7 +239,7 @@ class ContentClaims:
                 ExpressionAttributeValues=expression_values(owner=owner, pending=PENDING),
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not conditional_check_failed(error):
                 raise
 
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from listing_vision import aws
 from listing_vision.config import get_settings
-from listing_vision.dynamodb_items import expression_values, from_item, to_item
+from listing_vision.dynamodb_items import conditional_check_failed, expression_values, from_item, to_item
 from listing_vision.errors import Conflict, NotFound
 from listing_vision.resources import JOB_RETENTION_DAYS
 
@@ -68,7 +68,7 @@ class Job:
 
 
 def _conditional_failed(error: ClientError) -> bool:
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    return conditional_check_failed(error)
 
 
 class JobStore:
@@ -177,7 +177,7 @@ class JobStore:
                 ),
             )
         except ClientError as error:
-            if not _conditional_failed(error):
+            if not conditional_check_failed(error):
                 raise
             self.get(job_id)  # NotFound for an unknown job
             raise Conflict(
@@ -207,7 +207,7 @@ class JobStore:
                 ),
             )
         except ClientError as error:
-            if _conditional_failed(error):
+            if conditional_check_failed(error):
                 return None
             raise
         return self.get(job_id)
@@ -256,7 +256,7 @@ class JobStore:
                 ExpressionAttributeValues=expression_values(**values),
             )
         except ClientError as error:
-            if _conditional_failed(error):
+            if conditional_check_failed(error):
                 return False
             raise
         return True

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from listing_vision import aws
 from listing_vision.config import get_settings
-from listing_vision.dynamodb_items import expression_values, from_item, to_item
+from listing_vision.dynamodb_items import conditional_check_failed, expression_values, from_item, to_item
 from listing_vision.errors import RateLimited
 
 
@@ -75,7 +75,7 @@ class TokenBucket:
                 **({"ExpressionAttributeValues": values} if values else {}),
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if conditional_check_failed(error):
                 return False
             raise
         return True
