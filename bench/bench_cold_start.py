@@ -7,8 +7,11 @@ deployed layers (make layer: scripts/build_layers.py) carry unchecked-hash bytec
 what each function needs, and the SDKs and pymilvus are imported by the first call that needs
 them. So each function also gets a second figure: the import of the handler and of everything
 its first real request imports (the SDKs, pymilvus), which is what a cold request pays in all.
+Each process gets Lambda's environment (LAMBDA_TASK_ROOT included), so the Powertools Tracer is
+on and patches its modules as under active tracing.
 Each figure is the median of COLD_RUNS fresh processes. It needs a Python 3.12 interpreter
-(PYTHON312 or python3.12 on PATH) and builds both layer sets when missing (a few minutes, once).
+(PYTHON312 or python3.12 on PATH) and builds both layer sets when missing or built from other
+sources than today's (a few minutes).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from bench.figures import Figure
 from functions.specs import FUNCTIONS, FunctionSpec
 from local.stack import LocalStack
+from scripts.build_layers import DIGEST_FILE, inputs_digest, is_current
 
 NAME = "cold_start"
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,15 +50,17 @@ def python312() -> str | None:
 
 def ensure_layers(interpreter: str) -> None:
     env = {**os.environ, "PYTHON312": interpreter}
-    if not (LAYERS / "base" / "python").is_dir():
+    if not is_current(LAYERS):
         subprocess.run([sys.executable, str(ROOT / "scripts" / "build_layers.py")], check=True, env=env)
-    if not (MONOLITH / "python").is_dir():  # every runtime dependency in one layer, no bytecode
+    if not is_current(MONOLITH):  # every runtime dependency in one layer, no bytecode
+        shutil.rmtree(MONOLITH, ignore_errors=True)
         pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--target", str(MONOLITH / "python")]
         platform = ["--implementation", "cp", "--python-version", "3.12", "--only-binary=:all:"]
         platform += [a for tag in ("manylinux2014_x86_64", "manylinux_2_28_x86_64") for a in ("--platform", tag)]
         requirements = ["-c", str(ROOT / "constraints.txt"), "-r", str(ROOT / "layers/common/requirements.txt")]
         subprocess.run([*pip, *platform, *requirements], check=True)
         subprocess.run([*pip, "--no-deps", str(ROOT / "layers/common")], check=True)
+        (MONOLITH / DIGEST_FILE).write_text(inputs_digest() + "\n")
 
 
 def import_seconds(interpreter: str, spec: FunctionSpec, paths: list[Path], extra: list[str]) -> float:
@@ -69,6 +75,7 @@ def import_seconds(interpreter: str, spec: FunctionSpec, paths: list[Path], extr
         "PYTHONPATH": os.pathsep.join([".", *(str(p) for p in paths)]),
         "AWS_REGION": "us-east-1",
         "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+        "LAMBDA_TASK_ROOT": "/var/task",
         "POWERTOOLS_SERVICE_NAME": spec.name,
     }
     samples = []

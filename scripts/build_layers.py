@@ -8,7 +8,8 @@ unchecked-hash .pyc files (valid whatever the files' timestamps become in the zi
 is read-only, so without them every cold start compiles every module it imports. Compiling needs
 a Python 3.12 interpreter (PYTHON312, else `python3.12` on PATH); without one the layers are
 built without bytecode, and it says so. Finally each function's layers (functions/specs.py) plus
-its code must fit Lambda's 250 MB.
+its code must fit Lambda's 250 MB. The build writes a digest of what it was built from
+(`inputs.sha256`), so that the cold-start bench can tell a stale build from a current one.
 
     python scripts/build_layers.py [--out build/layers] [--no-compile]
 """
@@ -16,6 +17,7 @@ its code must fit Lambda's 250 MB.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -43,6 +45,7 @@ PLATFORM = [
     ],
 ]
 LAMBDA_LIMIT_MB = 250
+DIGEST_FILE = "inputs.sha256"
 # Test suites that ship inside wheels: never imported at run time.
 TESTS = re.compile(r"(^|/)(tests?|testing)$")
 
@@ -114,6 +117,30 @@ def build(out: Path, compile_bytecode: bool) -> dict[str, int]:
     return sizes
 
 
+def inputs_digest() -> str:
+    """SHA-256 over everything the layers are built from: the library's sources and pins, the
+    layer groups and the constraints (bytecode is unchecked-hash, so a stale build is never
+    recompiled by the interpreter)."""
+    library = ROOT / "layers/common"
+    skipped = {"build", "__pycache__"}
+    files = [
+        path
+        for path in library.rglob("*")
+        if path.is_file()
+        and not skipped.intersection(path.relative_to(library).parts)
+        and not any(part.endswith(".egg-info") for part in path.parts)
+    ]
+    digest = hashlib.sha256()
+    for path in sorted([*files, ROOT / "constraints.txt", ROOT / "layers/layers.json"]):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def is_current(out: Path) -> bool:
+    stamp = out / DIGEST_FILE
+    return stamp.is_file() and stamp.read_text().strip() == inputs_digest()
+
+
 def folder_mb(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) // 1_000_000
 
@@ -124,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compile", action="store_true", help="leave out the .pyc files")
     args = parser.parse_args(argv)
     sizes = build(args.out, not args.no_compile)
+    (args.out / DIGEST_FILE).write_text(inputs_digest() + "\n")
     print("Layers (MB unzipped): " + ", ".join(f"{name} {size}" for name, size in sizes.items()))
     too_big = []
     for spec in FUNCTIONS:
