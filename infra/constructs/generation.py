@@ -34,5 +34,5 @@ class Generation(Construct):
         allow(worker, ["s3:GetObject"], [*sources, outputs], f"{sources_why} {outputs_why}")
         allow(worker, ["s3:PutObject"], [outputs], outputs_why)
         allow(worker, ["dynamodb:GetItem", "dynamodb:UpdateItem"], [jobs])
-        allow(worker, ["dynamodb:GetItem", "dynamodb:PutItem"], [platform.table_arn("rate_limit_table")])
+        allow(worker, ["dynamodb:UpdateItem"], [platform.table_arn("rate_limit_table")])
         platform.read_secret(worker, "openai")

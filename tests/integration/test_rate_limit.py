@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import Counter
+from typing import Any
 
+from listing_vision import aws
 from listing_vision.providers.rate_limit import TokenBucket
 from local.stack import LocalStack
 
@@ -66,6 +69,34 @@ def test_racing_workers_never_spend_one_token_twice(local_stack: LocalStack) -> 
         thread.join()
     # Then exactly the burst was granted: conditional writes let no two workers take the same token
     assert len(granted) == 8 and len(refused) == 4
+
+
+def test_racing_takers_get_their_tokens_without_retrying(local_stack: LocalStack) -> None:
+    # Given a full bucket of 6 and six workers asking for a token at the same moment
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    requests: Counter[int] = Counter()
+    start = threading.Barrier(6)
+
+    def count(**_: Any) -> None:
+        requests[threading.get_ident()] += 1
+
+    def worker() -> None:
+        bucket = TokenBucket(name, rate_per_minute=0.001, burst=6)
+        start.wait()
+        bucket.acquire(timeout_s=1)
+
+    events = aws.client("dynamodb").meta.events
+    events.register("before-call.dynamodb.UpdateItem", count)
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        events.unregister("before-call.dynamodb.UpdateItem", count)
+    # Then each got its token in at most two conditional updates: no read, no lost race to retry
+    assert len(requests) == 6 and max(requests.values()) <= 2, requests
 
 
 def test_a_deadline_past_the_next_token_is_refused(local_stack: LocalStack) -> None:

@@ -1,9 +1,14 @@
 """A token bucket in DynamoDB, shared by every job and every Lambda, so a provider's rate limit
 (e.g. 5 input images per minute) holds across concurrent jobs, not just inside one.
 
-Taking a token is a conditional write on the bucket's last state (optimistic concurrency), so two
-workers never spend the same token; a worker that finds the bucket empty sleeps until the next
-token is due and tries again, up to a deadline.
+The bucket is kept as GCRA (the generic cell rate algorithm, a token bucket stated as one time):
+the item holds `tat`, the moment the bucket is next full again. Taking a token is a single
+conditional update, evaluated atomically by DynamoDB on the current value: from a full bucket,
+`tat = now + interval`; otherwise `tat = tat + interval`, provided that stays within the burst.
+Concurrent takers therefore never read-then-write (no lost races to retry, one round trip each
+while tokens last), and none spends a token twice. A taker that finds the bucket empty learns
+from the refused update when the next token is due, sleeps until then and tries again, up to a
+deadline.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -31,7 +37,7 @@ class TokenBucket:
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.name = name
-        self.rate = rate_per_minute / 60.0  # tokens per second
+        self.interval = 60.0 / rate_per_minute  # seconds per token
         self.burst = burst
         self.table = table or get_settings().rate_limit_table
         self.clock, self.sleep = clock, sleep
@@ -43,18 +49,9 @@ class TokenBucket:
         deadline = self.clock() + timeout_s
         while True:
             now = self.clock()
-            item = self.dynamodb.get_item(
-                TableName=self.table, Key=to_item({"bucket_id": self.name}), ConsistentRead=True
-            ).get("Item")
-            state = from_item(item) if item else None
-            tokens = float(state["tokens"]) if state else float(self.burst)
-            updated = float(state["updated_at"]) if state else now
-            available = min(float(self.burst), tokens + (now - updated) * self.rate)
-            if available >= 1.0:
-                if self._take(available - 1.0, now, state["updated_at"] if state else None):
-                    return
-                continue  # someone else took a token in between: read again
-            wait = (1.0 - available) / self.rate
+            wait = self._take(now)
+            if wait is None:
+                return
             if now + wait > deadline:
                 raise RateLimited(
                     f"The {self.name} rate limit leaves no capacity within {timeout_s:.0f} s.", code="rate_limited"
@@ -63,19 +60,37 @@ class TokenBucket:
             self.waited_s += pause
             self.sleep(pause)
 
-    def _take(self, remaining: float, now: float, previous: float | None) -> bool:
-        """Write the bucket's new state, provided nobody wrote it since we read it (`previous`)."""
-        condition = "attribute_not_exists(bucket_id)" if previous is None else "updated_at = :previous"
-        values = expression_values(previous=previous) if previous is not None else {}
+    def _take(self, now: float) -> float | None:
+        """Take a token at `now`: None when taken, else the seconds until the next one is due."""
+        key = to_item({"bucket_id": self.name})
+        # A full bucket (or a new one): the schedule restarts from now.
+        found = self._update(
+            key, "SET tat = :next", "attribute_not_exists(tat) OR tat <= :now", next=now + self.interval, now=now
+        )
+        if found is None:
+            return None
+        latest = now + (self.burst - 1) * self.interval  # the latest schedule that still leaves a token
+        if found["tat"] <= latest:
+            found = self._update(
+                key, "SET tat = tat + :interval", "tat <= :latest", interval=self.interval, latest=latest
+            )
+            if found is None:
+                return None
+        return max(found["tat"] - latest, 0.001)
+
+    def _update(self, key: dict[str, Any], expression: str, condition: str, **values: float) -> dict[str, Any] | None:
+        """None when the conditional update was applied, else the item as the refusal found it."""
         try:
-            self.dynamodb.put_item(
+            self.dynamodb.update_item(
                 TableName=self.table,
-                Item=to_item({"bucket_id": self.name, "tokens": round(remaining, 6), "updated_at": round(now, 6)}),
+                Key=key,
+                UpdateExpression=expression,
                 ConditionExpression=condition,
-                **({"ExpressionAttributeValues": values} if values else {}),
+                ExpressionAttributeValues=expression_values(**{k: round(v, 6) for k, v in values.items()}),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             if conditional_check_failed(error):
-                return False
+                return from_item(error.response["Item"])  # type: ignore[typeddict-item]
             raise
-        return True
+        return None
