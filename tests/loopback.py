@@ -148,8 +148,10 @@ def anthropic_error(status: int, error_type: str, message: str, headers: dict[st
     return Reply(status, {"type": "error", "error": {"type": error_type, "message": message}}, headers or {})
 
 
-def openai_image(size: int = 1024, seed: int = 0, delay_s: float = 0.0) -> Reply:
-    """An images.edit reply: a made-up scene without the piece (paste-back must restore it)."""
+def openai_image(size: int = 1024, seed: int = 0, delay_s: float = 0.0, grain: float = 0.0) -> Reply:
+    """An images.edit reply: a made-up scene without the piece (paste-back must restore it). `grain`
+    (a standard deviation in grey levels) adds a photograph's noise, which PNG compresses as
+    poorly as a real model's output; without it the scene is smooth and compresses to little."""
     import base64
     import io
 
@@ -160,6 +162,9 @@ def openai_image(size: int = 1024, seed: int = 0, delay_s: float = 0.0) -> Reply
     scene = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize(
         (size, size), Image.Resampling.BICUBIC
     )
+    if grain:
+        pixels = np.asarray(scene).astype(np.float64) + rng.normal(0.0, grain, (size, size, 3))
+        scene = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     buffer = io.BytesIO()
     scene.save(buffer, "PNG")
     body = {"created": int(time.time()), "data": [{"b64_json": base64.b64encode(buffer.getvalue()).decode()}]}

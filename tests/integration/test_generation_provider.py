@@ -12,7 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
-from listing_vision.imaging.compose import edit_inputs
+from listing_vision.imaging.compose import prepare_edits
 from listing_vision.imaging.segment import cut_out
 from local.stack import LocalStack
 from tests.integration.test_generation import earring_photo, stored_source, wait
@@ -70,7 +70,7 @@ def test_every_type_is_delivered_with_the_jewelry_preserved(
     assert b'name="mask"' in body and b'name="image"' in body
     # Inside the eroded product mask, every generated image equals the source cutout (MAD < 1)
     cutout = cut_out(Image.open(io.BytesIO(photo)))
-    placement, _ = edit_inputs(cutout)
+    placement = prepare_edits(cutout).placement
     left, top, right, bottom = placement.box
     scaled = np.asarray(cutout.image.resize((right - left, bottom - top), Image.Resampling.LANCZOS).convert("RGB"))
     keep = np.asarray(Image.fromarray(cutout.eroded_mask(3)).resize((right - left, bottom - top))) > 0
