@@ -33,6 +33,31 @@ from listing_vision.api.gateway_responses import GATEWAY_RESPONSES, template
 OPENAPI_PATH = "/openapi.json"
 
 
+def keyed_method(
+    resource: apigw.IResource,
+    http_method: str,
+    integration: apigw.Integration,
+    keys: apigw.RequestAuthorizer,
+    **options: object,
+) -> apigw.Method:
+    """A method behind the key authorizer and a usage plan's API key: every method of this API."""
+    method = resource.add_method(
+        http_method,
+        integration,
+        authorizer=keys,
+        authorization_type=apigw.AuthorizationType.CUSTOM,
+        api_key_required=True,
+        **options,  # type: ignore[arg-type]
+    )
+    acknowledge(
+        method,
+        "AwsSolutions-COG4",
+        "Callers are storefront services, authorized by a Lambda authorizer on hashed API keys, not users "
+        "of a Cognito user pool.",
+    )
+    return method
+
+
 def vtl_literal_json(value: object) -> str:
     """JSON that API Gateway's mapping templates (Velocity) return verbatim: `$` and `#` start
     Velocity references and directives, and in JSON they can only occur inside strings, where the
@@ -104,19 +129,7 @@ class RestApi(Construct):
         )
         for route in ROUTES:
             resource = self.api.root.resource_for_path(route.path)
-            method = resource.add_method(
-                route.method,
-                apigw.LambdaIntegration(functions[route.function]),
-                authorizer=keys,
-                authorization_type=apigw.AuthorizationType.CUSTOM,
-                api_key_required=True,
-            )
-            acknowledge(
-                method,
-                "AwsSolutions-COG4",
-                "Callers are storefront services, authorized by a Lambda authorizer on hashed API keys, not users "
-                "of a Cognito user pool.",
-            )
+            keyed_method(resource, route.method, apigw.LambdaIntegration(functions[route.function]), keys)
         self._openapi_document(keys)
         for response in GATEWAY_RESPONSES:
             self.api.add_gateway_response(
@@ -164,7 +177,8 @@ class RestApi(Construct):
         Gateway itself (a mock integration), to any client with a key. The local gateway serves the
         same document."""
         resource = self.api.root.add_resource(OPENAPI_PATH.strip("/"))
-        method = resource.add_method(
+        keyed_method(
+            resource,
             "GET",
             apigw.MockIntegration(
                 request_templates={"application/json": '{"statusCode": 200}'},
@@ -176,16 +190,8 @@ class RestApi(Construct):
                     )
                 ],
             ),
+            keys,
             method_responses=[apigw.MethodResponse(status_code="200")],
-            authorizer=keys,
-            authorization_type=apigw.AuthorizationType.CUSTOM,
-            api_key_required=True,
-        )
-        acknowledge(
-            method,
-            "AwsSolutions-COG4",
-            "Callers are storefront services, authorized by a Lambda authorizer on hashed API keys, not users "
-            "of a Cognito user pool.",
         )
 
     def _web_acl(self, name: str, rate_limit: int) -> None:
