@@ -24,13 +24,10 @@ connections, small items (≤ 4 KB):
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-import requests
+from tests.forwarding import Answer, ForwardingProxy
 
 MS = 0.001
 
@@ -69,25 +66,14 @@ def opensearch_operation(method: str, path: str) -> str:
     return "other"
 
 
-class LatencyProxy:
+class LatencyProxy(ForwardingProxy):
     """`kind`: "dynamodb" or "opensearch". `calls` counts requests per operation."""
 
     def __init__(self, target: str, kind: str):
-        self.target = target.rstrip("/")
+        super().__init__(target)
         self.kind = kind
         self.calls: Counter[str] = Counter()
         self.injected_s = 0.0
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._http.daemon_threads = True
-        self._http.request_queue_size = 128
-        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
-
-    def _session(self) -> requests.Session:
-        if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
-        return self._local.session  # type: ignore[no-any-return]
 
     def latency(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[str, float]:
         if self.kind == "dynamodb":
@@ -96,48 +82,17 @@ class LatencyProxy:
         operation = opensearch_operation(method, path)
         return operation, opensearch_latency(operation, body)
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, fmt: str, *args: Any) -> None:
-                pass
-
-            def _forward(self) -> None:
-                started = time.perf_counter()
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                operation, latency = proxy.latency(self.command, self.path, headers, body)
-                answer = proxy._session().request(
-                    self.command, proxy.target + self.path, data=body, headers=headers, timeout=120
-                )
-                wait = latency - (time.perf_counter() - started)
-                if wait > 0:
-                    time.sleep(wait)
-                with proxy._lock:
-                    proxy.calls[operation] += 1
-                    proxy.injected_s += max(0.0, wait)
-                self.send_response(answer.status_code)
-                for name, value in answer.headers.items():
-                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer.content)))
-                self.end_headers()
-                self.wfile.write(answer.content)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
-
-        return Handler
-
-    def start(self) -> LatencyProxy:
-        threading.Thread(target=self._http.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
+    def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        started = time.perf_counter()
+        operation, latency = self.latency(method, path, headers, body)
+        answer = self.forward(method, path, headers, body)
+        wait = latency - (time.perf_counter() - started)
+        if wait > 0:
+            time.sleep(wait)
+        with self._lock:
+            self.calls[operation] += 1
+            self.injected_s += max(0.0, wait)
+        return answer
 
     def reset(self) -> None:
         with self._lock:

@@ -4,13 +4,10 @@ the wire exactly as they would from AWS."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-import requests
+from tests.forwarding import Answer, ForwardingProxy
 
 Match = Callable[[str, str, dict[str, str], bytes], bool]
 
@@ -27,20 +24,21 @@ class Fault:
     hits: int = 0
 
 
-class FaultProxy:
+class FaultProxy(ForwardingProxy):
     def __init__(self, target: str):
-        self.target = target.rstrip("/")
+        super().__init__(target)
         self.faults: list[Fault] = []
-        self._lock = threading.Lock()
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._http.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
-        self._session = requests.Session()
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
             self.faults.append(fault)
         return fault
+
+    def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        fault = self._fault_for(method, path, headers, body)
+        if fault is not None:
+            return Answer(fault.status, fault.body, fault.headers)
+        return self.forward(method, path, headers, body)
 
     def _fault_for(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Fault | None:
         with self._lock:
@@ -49,50 +47,6 @@ class FaultProxy:
                     fault.hits += 1
                     return fault
         return None
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, fmt: str, *args: Any) -> None:
-                pass
-
-            def _forward(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                fault = proxy._fault_for(self.command, self.path, headers, body)
-                if fault is not None:
-                    status, out_headers, payload = fault.status, fault.headers, fault.body
-                else:
-                    answer = proxy._session.request(
-                        self.command, proxy.target + self.path, data=body, headers=headers, timeout=60
-                    )
-                    status, payload = answer.status_code, answer.content
-                    out_headers = {
-                        k: v
-                        for k, v in answer.headers.items()
-                        if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")
-                    }
-                self.send_response(status)
-                for name, value in out_headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
-
-        return Handler
-
-    def start(self) -> FaultProxy:
-        threading.Thread(target=self._http.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
 
 
 def dynamodb_operation(name: str) -> Match:
