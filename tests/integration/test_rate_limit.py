@@ -7,7 +7,10 @@ import uuid
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from listing_vision import aws
+from listing_vision.errors import RateLimited
 from listing_vision.providers.rate_limit import TokenBucket
 from local.stack import LocalStack
 
@@ -39,8 +42,9 @@ def test_three_workers_share_one_rate(local_stack: LocalStack) -> None:
     # Then no window of a minute holds more than the burst plus a minute of refill
     for i, start in enumerate(taken):
         assert sum(1 for t in taken[i:] if t < start + 60) <= 5 + 5
-    # And the twelfth token came no sooner than the limiter's lower bound, (12 - 5) tokens at 5 a minute
-    assert taken[-1] - taken[0] >= (12 - 5) / 5 * 60 * 0.999
+    # And the twelfth token came no sooner than the limiter's lower bound, (12 - 5) tokens at 5 a
+    # minute, less the clock skew it tolerates (a token may come that much early, never more)
+    assert taken[-1] - taken[0] >= (12 - 5) / 5 * 60 - workers[0].skew_s
     assert taken[:5] == [taken[0]] * 5  # the burst is spent at once
 
 
@@ -71,39 +75,66 @@ def test_racing_workers_never_spend_one_token_twice(local_stack: LocalStack) -> 
     assert len(granted) == 8 and len(refused) == 4
 
 
+class CountedUpdates:
+    """The UpdateItem requests each thread sends, counted on the client's event hook."""
+
+    def __init__(self) -> None:
+        self.by_thread: Counter[int] = Counter()
+        self.events = aws.client("dynamodb").meta.events
+
+    def count(self, **_: Any) -> None:
+        self.by_thread[threading.get_ident()] += 1
+
+    def __enter__(self) -> CountedUpdates:
+        self.events.register("before-call.dynamodb.UpdateItem", self.count)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.events.unregister("before-call.dynamodb.UpdateItem", self.count)
+
+
 def test_racing_takers_get_their_tokens_without_retrying(local_stack: LocalStack) -> None:
-    # Given a full bucket of 6 and six workers asking for a token at the same moment
+    # Given a full bucket of 6 and six workers asking for a token at the same moment (time held still)
     name = f"test-{uuid.uuid4().hex[:8]}"
-    requests: Counter[int] = Counter()
+    clock = FakeClock()
     start = threading.Barrier(6)
 
-    def count(**_: Any) -> None:
-        requests[threading.get_ident()] += 1
-
     def worker() -> None:
-        bucket = TokenBucket(name, rate_per_minute=0.001, burst=6)
+        bucket = TokenBucket(name, rate_per_minute=0.001, burst=6, clock=clock.time, sleep=clock.sleep)
         start.wait()
         bucket.acquire(timeout_s=1)
 
-    events = aws.client("dynamodb").meta.events
-    events.register("before-call.dynamodb.UpdateItem", count)
-    try:
+    with CountedUpdates() as updates:
         threads = [threading.Thread(target=worker) for _ in range(6)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-    finally:
-        events.unregister("before-call.dynamodb.UpdateItem", count)
     # Then each got its token in at most two conditional updates: no read, no lost race to retry
-    assert len(requests) == 6 and max(requests.values()) <= 2, requests
+    requests = updates.by_thread
+    assert len(requests) == 6 and max(requests.values()) <= 2 and clock.now == 1_000.0, requests
+
+
+def test_a_taker_whose_clock_is_behind_still_gets_the_burst(local_stack: LocalStack) -> None:
+    # Given a bucket of 5 a minute, restarted by a worker whose clock reads 50 ms later than ours
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    ahead, behind = FakeClock(), FakeClock()
+    ahead.now += 0.05
+    TokenBucket(name, rate_per_minute=5, burst=5, clock=ahead.time, sleep=ahead.sleep).acquire()
+    ours = TokenBucket(name, rate_per_minute=5, burst=5, clock=behind.time, sleep=behind.sleep)
+    # When we take the other four tokens of the burst
+    with CountedUpdates() as updates:
+        for _ in range(4):
+            ours.acquire(timeout_s=1)
+    # Then each came at once, in two requests, without waiting out the 50 ms
+    assert behind.now == 1_000.0 and ours.waited_s == 0.0
+    assert sum(updates.by_thread.values()) == 8
+    # And the sixth token is not in the burst: it waits for the next interval (12 s)
+    with pytest.raises(RateLimited):
+        ours.acquire(timeout_s=10)
 
 
 def test_a_deadline_past_the_next_token_is_refused(local_stack: LocalStack) -> None:
-    import pytest
-
-    from listing_vision.errors import RateLimited
-
     clock = FakeClock()
     bucket = TokenBucket(
         f"test-{uuid.uuid4().hex[:8]}", rate_per_minute=1, burst=1, clock=clock.time, sleep=clock.sleep

@@ -8,7 +8,9 @@ conditional update, evaluated atomically by DynamoDB on the current value: from 
 Concurrent takers therefore never read-then-write (no lost races to retry, one round trip each
 while tokens last), and none spends a token twice. A taker that finds the bucket empty learns
 from the refused update when the next token is due, sleeps until then and tries again, up to a
-deadline.
+deadline. Workers' clocks (and the moments they read them) differ by milliseconds: a taker whose
+`now` is a little behind the one that restarted the schedule would find the burst spent by that
+margin, so a token may be granted up to `skew_s` early (1 % of an interval, at most 0.1 s).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class TokenBucket:
     ):
         self.name = name
         self.interval = 60.0 / rate_per_minute  # seconds per token
+        self.skew_s = min(0.1, 0.01 * self.interval)
         self.burst = burst
         self.table = table or get_settings().rate_limit_table
         self.clock, self.sleep = clock, sleep
@@ -69,7 +72,7 @@ class TokenBucket:
         )
         if found is None:
             return None
-        latest = now + (self.burst - 1) * self.interval  # the latest schedule that still leaves a token
+        latest = now + (self.burst - 1) * self.interval + self.skew_s  # the latest schedule leaving a token
         if found["tat"] <= latest:
             found = self._update(
                 key, "SET tat = tat + :interval", "tat <= :latest", interval=self.interval, latest=latest
