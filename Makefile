@@ -56,7 +56,9 @@ clip-model: $(STAMP)  ## Package the CLIP export (build/clip/model.onnx) as mode
 	@if [ "$(CLIP_DESCRIPTOR)" = "1" ]; then \
 		$(BIN)/python -m serving.clip.package --model $(DESCRIPTOR) --out build/clip/model.tar.gz --allow-descriptor; \
 	elif [ -f "$(CLIP_MODEL)" ]; then \
-		$(BIN)/python -m serving.clip.package --model $(CLIP_MODEL) --out build/clip/model.tar.gz; \
+		$(BIN)/python -m serving.clip.package --model $(CLIP_MODEL) --out build/clip/model.tar.gz \
+			$(foreach v,fp16 int8,$(if $(wildcard $(CLIP_MODEL:.onnx=.$(v).onnx)),--$(v)-model $(CLIP_MODEL:.onnx=.$(v).onnx))) \
+			$(if $(wildcard $(dir $(CLIP_MODEL))model-report.json),--report $(dir $(CLIP_MODEL))model-report.json); \
 	else \
 		echo "No CLIP export at $(CLIP_MODEL). Export one: .venv/bin/python -m serving.clip.export --model openai/clip-vit-base-patch32 --out $(CLIP_MODEL)" >&2; \
 		echo "or deploy the weight-free descriptor on purpose: make clip-model CLIP_DESCRIPTOR=1" >&2; exit 1; \

@@ -84,7 +84,11 @@ class DeploymentConfig(BaseModel):
     clip_instance_type: str = Field("ml.g5.xlarge", description="SageMaker instance type of the CLIP endpoint.")
     clip_image_uri: str | None = Field(None, description="Serving image of the endpoint (default: see clip_endpoint).")
     clip_max_instances: int = Field(4, ge=1, le=20, description="Upper bound of the endpoint's autoscaling.")
-    clip_fp16: bool = Field(False, description="Serve the fp16 export on the GPU.")
+    clip_fp16: bool = Field(
+        False,
+        description="Serve the fp16 export on the GPU. Synth refuses it unless model.tar.gz holds model.fp16.onnx "
+        "and its export report measured it at least 1.3× faster than fp32 on a GPU.",
+    )
     clip_allow_cpu: bool = Field(
         False, description="Let the endpoint serve on CPU (set it with a CPU instance type, e.g. ml.c6i.xlarge)."
     )

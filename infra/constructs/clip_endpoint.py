@@ -30,6 +30,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from infra.nag import acknowledge
+from serving.clip.model_report import fp16_refusal
 
 IMAGE_ACCOUNT = "763104351884"  # AWS Deep Learning Containers
 DEFAULT_IMAGE = (
@@ -62,6 +63,8 @@ def repository_arn(image_uri: str) -> str:
 class ClipEndpoint(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, model_tarball: str, options: EndpointOptions) -> None:
         super().__init__(scope, construct_id)
+        if options.fp16 and (refusal := fp16_refusal(model_tarball)):
+            raise ValueError(refusal)  # an fp16 endpoint must load a packaged model measured faster than fp32
         self.endpoint_name = options.name
         model_data = s3_assets.Asset(self, "ModelData", path=model_tarball)
         self.log_group = logs.LogGroup(

@@ -1,6 +1,7 @@
 """Build `model.tar.gz` in the layout SageMaker expects.
 
 model.onnx                  the encoder (and model.fp16.onnx / model.int8.onnx when given)
+model-report.json           the export's report (parity, fp16 speed), when given: what synth checks
 code/inference.py           serving/clip/inference.py
 code/listing_vision/...     the library modules the handler runs (SERVING_MODULES: the CLIP
                             encoder, the duplicate check's verification), nothing else
@@ -19,13 +20,16 @@ from pathlib import Path
 
 import listing_vision
 from serving.clip import inference
+from serving.clip.model_report import FP16_MODEL, REPORT_NAME
 
 LIBRARY = Path(listing_vision.__file__).parent
 # The handler's imports, with their packages' __init__ files: a test runs the packaged code alone.
 SERVING_MODULES = (
     "__init__.py",
     "embeddings/__init__.py",
+    "embeddings/batching.py",
     "embeddings/clip_onnx.py",
+    "embeddings/multipart.py",
     "embeddings/vision_model.py",
     "imaging/__init__.py",
     "imaging/features.py",
@@ -59,6 +63,7 @@ def build(
     fp16_model: Path | None = None,
     int8_model: Path | None = None,
     allow_descriptor: bool = False,
+    report: Path | None = None,
 ) -> Path:
     if not allow_descriptor and is_descriptor(model):
         raise DescriptorRefused(
@@ -77,7 +82,9 @@ def build(
     with tarfile.open(out, "w:gz") as tar:
         add_bytes(tar, "model.onnx", model.read_bytes())
         if fp16_model:
-            add_bytes(tar, "model.fp16.onnx", fp16_model.read_bytes())
+            add_bytes(tar, FP16_MODEL, fp16_model.read_bytes())
+        if report:
+            add_bytes(tar, REPORT_NAME, report.read_bytes())
         if int8_model:  # served when CLIP_MODEL_FILE=model.int8.onnx (CPU instances)
             add_bytes(tar, "model.int8.onnx", int8_model.read_bytes())
         add_bytes(tar, "code/inference.py", Path(inference.__file__).read_bytes())
@@ -92,12 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--fp16-model", type=Path)
     parser.add_argument("--int8-model", type=Path)
+    parser.add_argument("--report", type=Path, help="the export's model-report.json")
     parser.add_argument("--out", type=Path, default=Path("build/clip/model.tar.gz"))
     parser.add_argument(
         "--allow-descriptor", action="store_true", help="package the weight-free descriptor for the endpoint on purpose"
     )
     args = parser.parse_args(argv)
-    path = build(args.model, args.out, args.fp16_model, args.int8_model, args.allow_descriptor)
+    path = build(args.model, args.out, args.fp16_model, args.int8_model, args.allow_descriptor, args.report)
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     return 0
 

@@ -120,3 +120,12 @@ def test_cdk_json_sets_no_deployment_setting() -> None:
     from infra.config import DeploymentConfig
 
     assert set(context) & set(DeploymentConfig.model_fields) == set()
+
+
+def test_a_stage_asking_for_fp16_without_a_faster_fp16_model_is_refused_at_synth(tmp_path: Path) -> None:
+    # Given a stage that sets clip_fp16, and a model package with no fp16 model measured faster than fp32
+    result = run_app(tmp_path, {**SETTINGS, "clip_fp16": True})
+    # Then the synth stops, saying why and what to do, and writes no template
+    assert result.returncode != 0
+    assert "clip_fp16 is set, but" in result.stderr and "model.fp16.onnx" in result.stderr
+    assert not list((tmp_path / "cdk.out").glob("*.template.json"))

@@ -22,10 +22,13 @@ from PIL import Image
 
 from listing_vision import aws
 from listing_vision.config import get_settings
+from listing_vision.embeddings import multipart
+from listing_vision.embeddings.clip_onnx import ClipEncoder, SessionOptions, decode_image, preprocess
 from listing_vision.embeddings.factory import get_embedder, reset_embedders
 from listing_vision.embeddings.onnx_local import OnnxEmbedder
 from listing_vision.embeddings.sagemaker import SageMakerEmbedder, for_transport, model_error
 from listing_vision.errors import InvalidRequest, UnsupportedMedia
+from listing_vision.imaging.features import MODEL_SIDE_PX
 from serving.clip import inference
 from serving.clip.container import ContainerServer
 from serving.clip.export import export
@@ -65,7 +68,9 @@ def model_dir(tiny_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
             "code/inference.py",
             "code/listing_vision/__init__.py",
             "code/listing_vision/embeddings/__init__.py",
+            "code/listing_vision/embeddings/batching.py",
             "code/listing_vision/embeddings/clip_onnx.py",
+            "code/listing_vision/embeddings/multipart.py",
             "code/listing_vision/embeddings/vision_model.py",
             "code/listing_vision/imaging/__init__.py",
             "code/listing_vision/imaging/features.py",
@@ -222,6 +227,14 @@ def test_container_contract_content_types_and_errors(container: ContainerServer,
     batch = {"images": [base64.b64encode(p.read_bytes()).decode() for p in photos[:3]]}
     answer = requests.post(f"{container.url}/invocations", json=batch, timeout=30)
     assert answer.json()["dim"] == 16 and len(answer.json()["embeddings"]) == 3
+    # the binary form Lambda sends gives the same answer as JSON, features included
+    body, multipart_type = multipart.encode([p.read_bytes() for p in photos[:3]], features=True)
+    binary = requests.post(f"{container.url}/invocations", data=body, headers={"Content-Type": multipart_type})
+    as_json = requests.post(f"{container.url}/invocations", json={**batch, "features": True}, timeout=30)
+    assert binary.status_code == 200 and binary.json()["features"] == as_json.json()["features"]
+    vectors = np.frombuffer(base64.b64decode(binary.json()["embeddings"]), "<f4").reshape(3, 16)
+    assert np.array_equal(vectors, np.asarray(as_json.json()["embeddings"], np.float32))
+    not_an_image, not_an_image_type = multipart.encode([jpeg, b"hello"])
     refused_json = ("application/json", 400, "invalid_request")
     refusals = [
         (b"GIF89a....", "image/gif", 415, "unsupported_content_type"),
@@ -236,6 +249,9 @@ def test_container_contract_content_types_and_errors(container: ContainerServer,
         (json_body({"verify": {"candidates": "all"}}), *refused_json),
         (json_body({"verify": []}), *refused_json),
         (json_body([1, 2]), *refused_json),
+        (body.replace(b"\r\n\r\ntrue", b"\r\n\r\nyes"), multipart_type, 400, "invalid_request"),
+        (body, "multipart/form-data", 400, "invalid_request"),
+        (not_an_image, not_an_image_type, 400, "not_an_image"),
     ]
     for body, content_type, status, code in refusals:
         answer = requests.post(
@@ -311,9 +327,11 @@ def test_large_images_are_downscaled_before_the_endpoint_and_embed_the_same(
     big.save(buffer, "PNG")
     data = buffer.getvalue()
     assert len(data) > 6_000_000
-    # When it is prepared for the endpoint, it is sent at 1,024 px, aspect kept
+    # When it is prepared for the endpoint, it is sent with its short side at what the model side needs, aspect kept
     sent = Image.open(io.BytesIO(for_transport(data, 1024, 40_000_000)))
-    assert max(sent.size) == 1024 and abs(sent.size[0] / sent.size[1] - 4000 / 2600) < 0.01
+    assert min(sent.size) == MODEL_SIDE_PX and abs(sent.size[0] / sent.size[1] - 4000 / 2600) < 0.01
+    # and a panorama's long side is capped
+    assert max(Image.open(io.BytesIO(for_transport(data, 500, 40_000_000))).size) == 500
     # And it embeds through the endpoint as the full image does in process
     remote = SageMakerEmbedder("clip", runtime_client(container.url), dim=16).embed([data])[0]
     local = OnnxEmbedder(model_dir / "model.onnx").embed([data])[0]
@@ -379,3 +397,104 @@ def test_the_descriptor_is_packaged_for_the_endpoint_only_when_asked(tmp_path: P
     pinned = dict(line.split("==") for line in constraints.read_text().split() if "==" in line)
     for package in ("opencv-python-headless", "numpy", "pillow"):
         assert f"{package}=={pinned[package]}" in requirements.split(), package
+
+
+def camera_sized(photos: list[Path], factor: int) -> list[bytes]:
+    """The shipped photos upscaled to camera sizes and saved as JPEG, so decoding can skip pixels."""
+    import io
+
+    blobs = []
+    for path in photos:
+        image = Image.open(path).convert("RGB")
+        buffer = io.BytesIO()
+        image.resize((image.width * factor, image.height * factor), Image.Resampling.LANCZOS).save(
+            buffer, "JPEG", quality=92
+        )
+        blobs.append(buffer.getvalue())
+    return blobs
+
+
+# The host path decodes JPEGs at a reduced DCT scale; these bound how far that moves embeddings
+# from decoding every pixel (what serving did before), so catalogue vectors need no re-embedding.
+PARITY_MIN_COSINE = 0.9995
+PARITY_MEAN_GREY_LEVELS = 0.5
+
+
+def test_decoding_at_reduced_scale_embeds_as_decoding_every_pixel(model_dir: Path, photos: list[Path]) -> None:
+    from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL
+    from listing_vision.embeddings.vision_model import VisionModel
+
+    package = sorted((Path(__file__).resolve().parents[1] / "data" / "package_photos").glob("*.jpg"))
+    for factor in (4, 8):  # decoded at 1/2 and 1/4 scale
+        blobs = camera_sized(photos + package, factor)
+        assert decode_image(blobs[0], reduce_to=384).width < decode_image(blobs[0]).width  # pixels were skipped
+        # Given the full decode's preprocessed pixels and the host path's
+        full = np.stack([preprocess(decode_image(b), 224, "squash") for b in blobs])
+        reduced = np.stack([preprocess(decode_image(b, reduce_to=384), 224, "squash") for b in blobs])
+        grey_levels = np.abs(full - reduced) * CLIP_STD_GREY
+        assert grey_levels.mean() <= PARITY_MEAN_GREY_LEVELS, factor
+        # Then both models embed them alike: the shipped descriptor and a ViT (tiny, random weights)
+        for model in (DESCRIPTOR_MODEL, model_dir / "model.onnx"):
+            encoder = ClipEncoder(model, SessionOptions(prefer_gpu=False))
+            before = encoder.encode_images([decode_image(b) for b in blobs])
+            after = VisionModel(encoder).embed(blobs)
+            assert float((before * after).sum(1).min()) >= PARITY_MIN_COSINE, (factor, model.name)
+
+
+CLIP_STD_GREY = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)[:, None, None] * 255
+
+
+def test_concurrent_requests_through_the_container_get_their_own_answers(
+    container: ContainerServer, model_dir: Path, photos: list[Path]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Given eight clients sending different photos at once (the model shares batches among them)
+    client = runtime_client(container.url)
+    remote = SageMakerEmbedder("clip", client, dim=16)
+    singles = [[p.read_bytes()] for p in photos[:8]]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(remote.embed, singles * 3))
+    # Then each answer is that photo's embedding, as embedded alone in process
+    local = OnnxEmbedder(model_dir / "model.onnx")
+    for blobs, answer in zip(singles * 3, answers, strict=True):
+        assert np.allclose(answer, local.embed(blobs), atol=1e-5)
+
+
+def test_fp16_is_exported_with_fp32_edges_and_refused_at_synth_until_measured_faster(
+    tiny_clip: Path, tmp_path: Path
+) -> None:
+    import onnx
+
+    from serving.clip.model_report import fp16_refusal
+
+    # Given the export with its fp16 variant (no GPU here: its speed cannot be measured)
+    report = export(str(tiny_clip), tmp_path / "model.onnx", fp16=True)
+    fp16 = onnx.load(report.fp16_out or "")
+    # Then it takes and returns fp32, is fp16 inside with attention fused, and agrees with PyTorch
+    assert [i.type.tensor_type.elem_type for i in fp16.graph.input] == [onnx.TensorProto.FLOAT]
+    assert [o.type.tensor_type.elem_type for o in fp16.graph.output] == [onnx.TensorProto.FLOAT]
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in fp16.graph.initializer)
+    assert report.fp16_fused and report.fp16_fused.get("Attention") == TINY["num_hidden_layers"]
+    assert report.fp16_min_cosine is not None and report.fp16_min_cosine >= 0.999
+    assert report.fp16_speedup is None
+    written = json.loads((tmp_path / "model-report.json").read_text())
+    assert written["fp16_min_cosine"] == report.fp16_min_cosine and written["fp16_speedup"] is None
+    # And a package of fp32 alone, or of fp16 never measured, or measured slower, is refused for fp16
+    fp32_only = build_package(tmp_path / "model.onnx", tmp_path / "fp32.tar.gz")
+    assert "has no model.fp16.onnx" in (fp16_refusal(fp32_only) or "")
+    unmeasured = build_package(
+        tmp_path / "model.onnx",
+        tmp_path / "fp16.tar.gz",
+        Path(report.fp16_out or ""),
+        report=tmp_path / "model-report.json",
+    )
+    assert "never measured" in (fp16_refusal(unmeasured) or "")
+    for speedup, refused in ((1.1, True), (1.45, False)):
+        measured = tmp_path / f"report-{speedup}.json"
+        measured.write_text(json.dumps({**written, "fp16_speedup": speedup, "speed_device": "NVIDIA H200"}))
+        tarball = build_package(
+            tmp_path / "model.onnx", tmp_path / f"m-{speedup}.tar.gz", Path(report.fp16_out or ""), report=measured
+        )
+        assert (fp16_refusal(tarball) is not None) == refused, speedup
+    assert "1.10× fp32's speed on NVIDIA H200" in (fp16_refusal(tmp_path / "m-1.1.tar.gz") or "")

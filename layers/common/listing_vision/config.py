@@ -76,8 +76,9 @@ class Settings(BaseSettings):
     embedding_transport_px: int = Field(
         1024,
         ge=224,
-        description="Images sent to the SageMaker endpoint are downscaled to this longest side first (CLIP sees "
-        "224 px), so any accepted image fits its 6 MB payload.",
+        description="Longest side of an image sent to the SageMaker endpoint. Images go with their short side at "
+        "384 px, what the model side needs (CLIP sees 224 px, verification 384), and never longer than this, so "
+        "any accepted image fits its 6 MB payload.",
     )
     max_image_pixels: int = Field(
         40_000_000,

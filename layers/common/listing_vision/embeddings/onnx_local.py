@@ -14,7 +14,6 @@ from listing_vision.embeddings.clip_onnx import (
     InvalidImageError,
     Resize,
     SessionOptions,
-    decode_images,
 )
 from listing_vision.embeddings.vision_model import VisionModel
 from listing_vision.imaging.decode import image_error
@@ -39,17 +38,17 @@ class OnnxEmbedder:
         self.max_pixels = max_pixels
 
     def embed(self, images: Sequence[bytes]) -> np.ndarray:
-        return self.model.embed(self._decode(images))
+        try:
+            return self.model.embed(images, self.max_pixels)
+        except InvalidImageError as error:
+            raise image_error(error) from error
 
     def describe(self, images: Sequence[bytes]) -> list[Description]:
-        embeddings, features = self.model.describe(self._decode(images))
+        try:
+            embeddings, features = self.model.describe(images, self.max_pixels)
+        except InvalidImageError as error:
+            raise image_error(error) from error
         return [Description(vector, found) for vector, found in zip(embeddings, features, strict=True)]
 
     def verify(self, query: ImageFeatures, candidates: Sequence[Candidate], settings: VerifySettings) -> list[Verdict]:
         return self.model.verify(query, candidates, settings)
-
-    def _decode(self, images: Sequence[bytes]) -> list:
-        try:
-            return decode_images(images, self.max_pixels)
-        except InvalidImageError as error:
-            raise image_error(error) from error

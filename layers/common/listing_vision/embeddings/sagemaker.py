@@ -1,11 +1,13 @@
 """Embeddings from the SageMaker endpoint (`sagemaker-runtime` InvokeEndpoint).
 
-Images larger than the model needs are downscaled here first (longest side to
-`EMBEDDING_TRANSPORT_PX`, aspect kept, EXIF orientation applied, re-encoded), so any image the API
-or a presigned upload accepts (up to 50 MB) fits InvokeEndpoint's 6 MB payload; CLIP sees 224 px
-anyway. Images go as one JSON batch per request (`{"images": [base64, ...]}`), split under the
-payload limit. The duplicate check's features and verdicts come from the same endpoint
-(`{"images": [...], "features": true}` and `{"verify": {...}}`, `imaging/features.py`).
+Images are sent no larger than the model side needs: short side at `MODEL_SIDE_PX` (verification's
+working frame; CLIP sees 224 px), long side at most `EMBEDDING_TRANSPORT_PX`, aspect kept, EXIF
+orientation applied, re-encoded; smaller images go as they are. So any image the API or a presigned
+upload accepts (up to 50 MB) fits InvokeEndpoint's 6 MB payload, and the endpoint decodes a few
+hundred thousand pixels an image instead of millions. Images go as `multipart/form-data` (the files
+as they are, no base64: `multipart.py`), batched under the payload limit. The duplicate check's
+features and verdicts come from the same endpoint (`features` = true, and `{"verify": {...}}`,
+`imaging/features.py`).
 
 Timeouts and retries are botocore's (standard mode retries throttling and 5xx). A model error
 becomes the matching domain error whatever its body: the serving code puts its error as one line
@@ -16,40 +18,25 @@ mapped by its status.
 from __future__ import annotations
 
 import base64
-import io
+import binascii
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
-from PIL import Image, ImageOps
 
+from listing_vision.embeddings import multipart
 from listing_vision.embeddings.base import Description
-from listing_vision.embeddings.clip_onnx import InvalidImageError, decode_image
+from listing_vision.embeddings.clip_onnx import InvalidImageError
+from listing_vision.embeddings.transport import for_transport
 from listing_vision.errors import PayloadTooLarge, UnsupportedMedia, UpstreamError, VisionError
 from listing_vision.imaging.decode import image_error
 from listing_vision.imaging.features import Candidate, ImageFeatures, Verdict, VerifySettings, verify_request
 
-MAX_PAYLOAD_BYTES = 5_500_000  # under InvokeEndpoint's 6 MB, leaving room for JSON framing
+MAX_PAYLOAD_BYTES = 5_500_000  # under InvokeEndpoint's 6 MB, leaving room for the multipart framing
 MAX_DESCRIBE_IMAGES = 32  # each answer carries ~60 KB of features: keep it well under 6 MB too
-
-
-def for_transport(image: bytes, max_side: int, max_pixels: int) -> bytes:
-    """The image as sent to the endpoint: unchanged when its longest side is at most `max_side`,
-    otherwise downscaled to it (aspect kept, orientation applied) and re-encoded (PNG keeps
-    transparency; everything else JPEG at quality 95)."""
-    decoded = decode_image(image, max_pixels)
-    if max(decoded.size) <= max_side:
-        return image
-    upright = ImageOps.exif_transpose(decoded)
-    upright.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    if upright.mode in ("RGBA", "LA", "P") and decoded.format == "PNG":
-        upright.save(buffer, "PNG")
-    else:
-        upright.convert("RGB").save(buffer, "JPEG", quality=95)
-    return buffer.getvalue()
+PART_OVERHEAD_BYTES = 200  # a part's delimiter and headers
 
 
 class SageMakerEmbedder:
@@ -64,13 +51,15 @@ class SageMakerEmbedder:
         self.model_id = f"sagemaker:{endpoint_name}"
 
     def embed(self, images: Sequence[bytes]) -> np.ndarray:
-        chunks = [self._embeddings(self._call({"images": batch}), len(batch)) for batch in self._prepared(images)]
+        chunks = [
+            self._embeddings(self._call(*multipart.encode(batch)), len(batch)) for batch in self._prepared(images)
+        ]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
 
     def describe(self, images: Sequence[bytes]) -> list[Description]:
         described: list[Description] = []
         for batch in self._prepared(images, max_images=MAX_DESCRIBE_IMAGES):
-            payload = self._call({"images": batch, "features": True})
+            payload = self._call(*multipart.encode(batch, features=True))
             vectors = self._embeddings(payload, len(batch))
             try:
                 found = [ImageFeatures.from_base64(item) for item in payload["features"]]
@@ -89,7 +78,7 @@ class SageMakerEmbedder:
     def verify(self, query: ImageFeatures, candidates: Sequence[Candidate], settings: VerifySettings) -> list[Verdict]:
         if not candidates:
             return []
-        payload = self._call(verify_request(query, list(candidates), settings))
+        payload = self._call(json.dumps(verify_request(query, list(candidates), settings)).encode(), "application/json")
         try:
             verdicts = [Verdict.from_json(item) for item in payload["verdicts"]]
         except (KeyError, TypeError) as error:
@@ -103,29 +92,36 @@ class SageMakerEmbedder:
             )
         return verdicts
 
-    def _prepared(self, images: Sequence[bytes], max_images: int | None = None) -> Iterator[list[str]]:
+    def _prepared(self, images: Sequence[bytes], max_images: int | None = None) -> Iterator[list[bytes]]:
         try:
             prepared = [for_transport(image, self.transport_px, self.max_pixels) for image in images]
         except InvalidImageError as error:
             raise image_error(error) from error
         return self._batches(prepared, max_images)
 
-    def _batches(self, images: Sequence[bytes], max_images: int | None) -> Iterator[list[str]]:
-        batch: list[str] = []
+    def _batches(self, images: Sequence[bytes], max_images: int | None) -> Iterator[list[bytes]]:
+        batch: list[bytes] = []
         size = 0
         for image in images:
-            encoded = base64.b64encode(image).decode()
-            full = size + len(encoded) > MAX_PAYLOAD_BYTES or (max_images is not None and len(batch) >= max_images)
+            part = len(image) + PART_OVERHEAD_BYTES
+            full = size + part > MAX_PAYLOAD_BYTES or (max_images is not None and len(batch) >= max_images)
             if batch and full:
                 yield batch
                 batch, size = [], 0
-            batch.append(encoded)
-            size += len(encoded)
+            batch.append(image)
+            size += part
         if batch:
             yield batch
 
     def _embeddings(self, payload: dict[str, Any], expected: int) -> np.ndarray:
-        vectors = np.asarray(payload.get("embeddings"), dtype=np.float32)
+        """The answer's embeddings: base64 of little-endian float32 (what a multipart request gets)."""
+        try:
+            vectors = np.frombuffer(base64.b64decode(payload.get("embeddings", ""), validate=True), "<f4")
+            vectors = vectors.reshape(-1, self.dim).astype(np.float32)
+        except (TypeError, ValueError, binascii.Error) as error:
+            raise UpstreamError(
+                f"The embedding endpoint returned no usable embeddings: {error}", code="embedding_shape_mismatch"
+            ) from error
         if vectors.shape != (expected, self.dim):
             raise UpstreamError(
                 f"The embedding endpoint returned shape {vectors.shape}, expected ({expected}, {self.dim}).",
@@ -133,13 +129,10 @@ class SageMakerEmbedder:
             )
         return vectors
 
-    def _call(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _call(self, body: bytes, content_type: str) -> dict[str, Any]:
         try:
             response = self.client.invoke_endpoint(
-                EndpointName=self.endpoint_name,
-                ContentType="application/json",
-                Accept="application/json",
-                Body=json.dumps(request).encode(),
+                EndpointName=self.endpoint_name, ContentType=content_type, Accept="application/json", Body=body
             )
         except ClientError as error:
             raise model_error(error) from error

@@ -2,6 +2,12 @@
 duplicate check. The same code serves in the SageMaker container (packaged beside the inference
 handler, `serving/clip/package.py`) and in process (`onnx_local.py`), so both paths answer alike.
 
+The host path (image files to model input) is what limits throughput, not the model: a GPU embeds
+thousands of images a second. So each image is decoded at the smallest JPEG scale the model side
+needs (`MODEL_SIDE_PX`), resized once, and its features found, on a thread per vCPU (Pillow, OpenCV
+and NumPy release the GIL in the heavy parts); then the whole request, together with any other
+request waiting, goes to the model in one call (`batching.py`).
+
 Verification runs here rather than in Lambda because it needs OpenCV (136 MB unpacked), which
 does not fit a function beside its other layers; the endpoint's instance has the CPU cores for it.
 """
@@ -9,33 +15,48 @@ does not fit a function beside its other layers; the endpoint's instance has the
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
-from PIL import Image
 
-from listing_vision.embeddings.clip_onnx import ClipEncoder
+from listing_vision.embeddings.batching import MicroBatcher
+from listing_vision.embeddings.clip_onnx import (
+    DEFAULT_MAX_PIXELS,
+    ClipEncoder,
+    InvalidImageError,
+    decode_image,
+    indexed,
+    preprocess,
+)
 from listing_vision.imaging import verify
-from listing_vision.imaging.features import Candidate, ImageFeatures, Verdict, VerifySettings
+from listing_vision.imaging.features import MODEL_SIDE_PX, Candidate, ImageFeatures, Verdict, VerifySettings
 
-# OpenCV and NumPy release the GIL in the heavy parts: candidates are verified in parallel.
-VERIFY_THREADS = min(8, os.cpu_count() or 1)
+HOST_THREADS = os.cpu_count() or 1
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class VisionModel:
-    def __init__(self, encoder: ClipEncoder):
+    def __init__(self, encoder: ClipEncoder, threads: int | None = None):
         self.encoder = encoder
         self.dim = encoder.dim
-        self._pool = ThreadPoolExecutor(max_workers=VERIFY_THREADS, thread_name_prefix="verify")
+        self._pool = ThreadPoolExecutor(max_workers=threads or HOST_THREADS, thread_name_prefix="host")
+        self._encode = MicroBatcher(encoder.encode_pixels, encoder.max_batch)
+        # One decode size for embeddings and features alike, so an image embeds the same either way.
+        self._decode_px = max(MODEL_SIDE_PX, encoder.image_size)
 
-    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return self.encoder.encode_images(images)
+    def embed(self, blobs: Sequence[bytes], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+        """Image files → L2-normalised embeddings [N, dim]; InvalidImageError names the first refused."""
+        return self._embeddings(self._prepare(blobs, max_pixels, with_features=False))
 
-    def describe(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, list[ImageFeatures]]:
+    def describe(
+        self, blobs: Sequence[bytes], max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> tuple[np.ndarray, list[ImageFeatures]]:
         """Embeddings [N, dim] and each image's verification features, with the mirrored set."""
-        features = list(self._pool.map(lambda image: verify.extract(image, with_mirror=True), images))
-        return self.embed(images), features
+        prepared = self._prepare(blobs, max_pixels, with_features=True)
+        return self._embeddings(prepared), [found for _, found in prepared if found is not None]
 
     def verify(
         self, query: ImageFeatures, candidates: Sequence[Candidate], settings: VerifySettings | None = None
@@ -43,6 +64,32 @@ class VisionModel:
         """A verdict per candidate, in order."""
         return list(self._pool.map(lambda candidate: verify.check(query, candidate, settings), candidates))
 
+    def in_parallel(self, action: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """`action` over the items on the host threads, in order (for work that releases the GIL)."""
+        return list(self._pool.map(action, items))
+
     @property
     def provider(self) -> str:
         return self.encoder.provider
+
+    def _embeddings(self, prepared: list[tuple[np.ndarray, ImageFeatures | None]]) -> np.ndarray:
+        if not prepared:
+            return np.zeros((0, self.dim), np.float32)
+        return self._encode(np.stack([pixels for pixels, _ in prepared]))
+
+    def _prepare(
+        self, blobs: Sequence[bytes], max_pixels: int, with_features: bool
+    ) -> list[tuple[np.ndarray, ImageFeatures | None]]:
+        def one(blob: bytes) -> tuple[np.ndarray, ImageFeatures | None] | InvalidImageError:
+            try:
+                image = decode_image(blob, max_pixels, reduce_to=self._decode_px)
+            except InvalidImageError as error:
+                return error
+            pixels = preprocess(image, self.encoder.image_size, self.encoder.resize)
+            return pixels, verify.extract(image, with_mirror=True) if with_features else None
+
+        prepared = list(self._pool.map(one, blobs))
+        for index, item in enumerate(prepared):
+            if isinstance(item, InvalidImageError):
+                raise indexed(item, index) from item
+        return prepared  # type: ignore[return-value]  # no errors left

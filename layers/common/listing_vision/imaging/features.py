@@ -26,6 +26,10 @@ import numpy as np
 FORMAT_VERSION = 1
 MAX_RECORD_BYTES = 1_000_000  # uncompressed; a record `extract` makes is about 30 KB (60 KB with the mirror)
 THUMB_SIZE = 64  # colour thumbnail (the image squashed to a square), compared cell by cell
+WORK_SIZE = 384  # features are found on the image squashed to WORK_SIZE × WORK_SIZE
+# The most the model side looks at: verification's working frame (CLIP sees 224 px). Lambda sends
+# images with their short side at this, and the endpoint decodes JPEGs no larger than needed for it.
+MODEL_SIDE_PX = WORK_SIZE
 DESCRIPTOR_BYTES = 32  # ORB
 MatchKind = Literal["near", "verified"]
 

@@ -25,9 +25,15 @@ import numpy as np
 from PIL import Image
 
 from listing_vision.embeddings.clip_onnx import as_rgb
-from listing_vision.imaging.features import THUMB_SIZE, Candidate, ImageFeatures, Verdict, VerifySettings
+from listing_vision.imaging.features import (
+    THUMB_SIZE,
+    WORK_SIZE,
+    Candidate,
+    ImageFeatures,
+    Verdict,
+    VerifySettings,
+)
 
-WORK_SIZE = 384  # features are found on the image squashed to WORK_SIZE × WORK_SIZE
 ORB_FEATURES = 400
 RATIO_TEST = 0.8  # Lowe: best match clearly better than the second
 RANSAC_REPROJECTION_PX = 5.0  # in the working frame (1.3 % of its side)

@@ -1,0 +1,256 @@
+"""The embedding endpoint on a GPU machine: the model alone, and the SageMaker handler end to end.
+
+    python bench/gpu_serving.py --out gpu.jsonl [--baseline-code DIR] [--quick]
+
+Run from the project root on a machine with an NVIDIA GPU, onnxruntime-gpu, PyTorch, transformers,
+OpenCV and Pillow (`bench/GPU.md` says how the figures in the README were made). It prints one
+JSON line per figure and appends it to --out:
+
+- the export (random-init ViT-B/32, the real model's FLOPs) with its fp16 variant and the
+  export's own fp16/fp32 speed check (what synth reads from the package);
+- `ClipEncoder.encode_pixels` img/s, fp32 and fp16, at batch 1, 8, 64 and 256;
+- the handler (`input_fn` → `predict_fn` → `output_fn`), each configuration in its own process,
+  pinned to 4 vCPUs (a g5.xlarge) or given the whole machine: the request Lambda sends now
+  (multipart, images at the model side's size, with and without features) beside the same images
+  at 1,024 px, and concurrent clients sharing batches; with --baseline-code, the handler as it
+  was (JSON of base64 1,024 px JPEGs) in the same run. Figures are medians of raw per-request
+  samples, images/s = images per request / median seconds.
+
+Not a test and not part of `make bench`: CI has no GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = Path("/tmp/gpu-serving")
+
+
+def emit(results: Path, /, **figure: Any) -> None:
+    line = json.dumps(figure)
+    print(line, flush=True)
+    with results.open("a") as file:
+        file.write(line + "\n")
+
+
+def synthetic_jpegs(count: int, width: int = 1024, height: int = 768) -> list[bytes]:
+    """Photo-sized JPEGs with grain (what the issue measured with): a gradient plus noise, quality 88."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    blobs = []
+    for index in range(count):
+        noise = rng.random((height, width, 3)) * 60
+        pixels = (noise + np.linspace(0, 180, width)[None, :, None] + index).clip(0, 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "JPEG", quality=88)
+        blobs.append(buffer.getvalue())
+    return blobs
+
+
+def export_models(out: Path, quick: bool, tiny: bool) -> Path:
+    import numpy as np
+    import onnxruntime as ort
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from listing_vision.embeddings.clip_onnx import ClipEncoder, SessionOptions
+    from serving.clip.export import export, report_json
+
+    emit(out, step="onnxruntime", version=ort.__version__, providers=ort.get_available_providers())
+    if hasattr(ort, "preload_dlls"):
+        ort.preload_dlls()
+    folder = WORK / "vit-b-32"
+    shape: dict[str, Any] = (
+        {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4} if tiny else {}
+    )
+    CLIPVisionModelWithProjection(CLIPVisionConfig(projection_dim=512, **shape)).save_pretrained(folder)
+    started = time.perf_counter()
+    report = export(str(folder), WORK / "model" / "model.onnx", fp16=True)
+    emit(out, step="export", seconds=round(time.perf_counter() - started, 1), **report_json(report))
+    rng = np.random.default_rng(0)
+    for label, path in (("fp32", report.out), ("fp16", report.fp16_out)):
+        encoder = ClipEncoder(path or "", SessionOptions(prefer_gpu=True), max_batch=256)
+        for batch in (1, 8, 64, 256):
+            pixels = rng.standard_normal((batch, 3, 224, 224)).astype(np.float32)
+            seconds = samples(lambda p=pixels, e=encoder: e.encode_pixels(p), 5 if quick else 30)
+            emit(out, step="encode_pixels", model=label, provider=encoder.provider, batch=batch, **rate(batch, seconds))
+    return WORK / "model"
+
+
+def samples(action: Any, count: int, warm: int = 2) -> list[float]:
+    for _ in range(warm):
+        action()
+    taken = []
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(count):
+        started = time.perf_counter()
+        action()
+        taken.append(time.perf_counter() - started)
+    CORES_USED[0] = (time.process_time() - cpu) / (time.perf_counter() - wall)
+    return taken
+
+
+CORES_USED = [0.0]  # CPU seconds per wall second over the last samples(): checks the pinning held
+
+
+def rate(images: int, seconds: list[float]) -> dict[str, Any]:
+    median = statistics.median(seconds)
+    return {
+        "img_per_s": round(images / median, 1),
+        "ms_median": round(median * 1000, 2),
+        "ms_p90": round(sorted(seconds)[int(0.9 * (len(seconds) - 1))] * 1000, 2),
+        "n": len(seconds),
+        "cores_used": round(CORES_USED[0], 2),
+    }
+
+
+def handler(args: argparse.Namespace) -> None:
+    """One configuration, in this process (pinned by the parent): load the model, run the scenarios."""
+    sys.path[:0] = [str(Path(args.code) / "layers" / "common"), str(args.code)]
+    import base64
+
+    from serving.clip import inference
+
+    out = Path(args.out)
+    model = inference.model_fn(args.model_dir)
+    blobs = synthetic_jpegs(64)
+    count = 3 if args.quick else 12
+
+    def call(body: bytes, content_type: str) -> None:
+        inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model), "application/json")
+
+    label = {
+        "code": args.label,
+        "vcpus": args.cpus,
+        "affinity": len(os.sched_getaffinity(0)),  # what the pinning gave (a sandbox may ignore it)
+        "fp16": os.environ.get("CLIP_FP16") == "true",
+    }
+    if args.label == "baseline":  # the request as it was: JSON of base64 1,024 px JPEGs
+        for batch, features in ((16, False), (16, True), (64, False)):
+            payload = json.dumps(
+                {"images": [base64.b64encode(b).decode() for b in blobs[:batch]], "features": features}
+            ).encode()
+            seconds = samples(lambda p=payload: call(p, "application/json"), count, warm=1)
+            emit(
+                out,
+                step="handler",
+                **label,
+                request="json-1024px",
+                batch=batch,
+                features=features,
+                **rate(batch, seconds),
+            )
+        return
+    from listing_vision.embeddings import multipart
+    from listing_vision.embeddings.transport import for_transport
+
+    sent = [for_transport(b, 1024, 40_000_000) for b in blobs]
+    for form, images in (("multipart-model-side", sent), ("multipart-1024px", blobs)):
+        for batch, features in ((16, True), (16, False), (64, True), (64, False)):
+            body, content_type = multipart.encode(images[:batch], features=features)
+            seconds = samples(lambda body=body, ct=content_type: call(body, ct), count, warm=1)
+            emit(out, step="handler", **label, request=form, batch=batch, features=features, **rate(batch, seconds))
+    # Concurrent clients: each sends dedupe's request (one upload, features) or a backfill's (16, no features)
+    for clients, batch, features in ((16, 1, True), (4, 16, True), (4, 16, False)):
+        body, content_type = multipart.encode(sent[:batch], features=features)
+        per_client = 8 if args.quick else 40
+        call(body, content_type)
+        done = threading.Barrier(clients + 1)
+
+        def client(
+            body: bytes = body, content_type: str = content_type, done: threading.Barrier = done, n: int = per_client
+        ) -> None:
+            done.wait()
+            for _ in range(n):
+                call(body, content_type)
+            done.wait()
+
+        batcher = getattr(model, "_encode", None)
+        calls_before = batcher.calls if batcher else 0
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        done.wait()
+        started, cpu = time.perf_counter(), time.process_time()
+        done.wait()
+        elapsed = time.perf_counter() - started
+        cores_used = (time.process_time() - cpu) / elapsed
+        image_count = clients * per_client * batch
+        emit(
+            out,
+            step="handler-concurrent",
+            **label,
+            request="multipart-model-side",
+            clients=clients,
+            batch=batch,
+            features=features,
+            img_per_s=round(image_count / elapsed, 1),
+            cores_used=round(cores_used, 2),
+            model_calls_per_request=round((batcher.calls - calls_before) / (clients * per_client), 3)
+            if batcher
+            else None,
+        )
+
+
+def run_configuration(args: argparse.Namespace, model_dir: Path, code: Path, label: str, cpus: int, fp16: bool) -> None:
+    total = os.cpu_count() or 1
+    command = [sys.executable, str(Path(__file__).resolve()), "handler", "--out", str(args.out)]
+    command += ["--code", str(code), "--label", label, "--cpus", str(min(cpus, total)), "--model-dir", str(model_dir)]
+    command += ["--quick"] if args.quick else []
+    if cpus < total:
+        command = ["taskset", "-c", f"0-{cpus - 1}", *command]
+    env = {
+        **os.environ,
+        "CLIP_FP16": "true" if fp16 else "false",
+        "CLIP_HOST_THREADS": str(min(cpus, total)),
+        "CLIP_ALLOW_CPU": os.environ.get("CLIP_ALLOW_CPU", "false"),
+        "OMP_NUM_THREADS": str(min(cpus, total)),
+    }
+    done = subprocess.run(command, env=env, cwd=str(code), check=False, timeout=900)
+    if done.returncode:
+        emit(Path(args.out), step="handler", code=label, vcpus=cpus, fp16=fp16, error=f"exit {done.returncode}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/gpu_serving.py")
+    parser.add_argument("mode", nargs="?", default="all", choices=("all", "handler"))
+    parser.add_argument("--out", default="gpu-serving.jsonl")
+    parser.add_argument("--baseline-code", type=Path, help="a copy of the project as it was, for the baseline")
+    parser.add_argument("--quick", action="store_true", help="few samples (a dry run)")
+    parser.add_argument("--tiny", action="store_true", help="a tiny ViT instead of ViT-B/32 (a dry run)")
+    parser.add_argument("--code", default=str(ROOT))
+    parser.add_argument("--label", default="new")
+    parser.add_argument("--cpus", type=int, default=0)
+    parser.add_argument("--model-dir", default=str(WORK / "model"))
+    args = parser.parse_args(argv)
+    if args.mode == "handler":
+        handler(args)
+        return 0
+    sys.path[:0] = [str(ROOT / "layers" / "common"), str(ROOT)]
+    WORK.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
+    emit(out, step="machine", cpus=os.cpu_count(), python=sys.version.split()[0])
+    model_dir = export_models(out, args.quick, args.tiny)
+    total = os.cpu_count() or 1
+    for cpus in (4, total):
+        run_configuration(args, model_dir, ROOT, "new", cpus, fp16=False)
+        if args.baseline_code:
+            run_configuration(args, model_dir, args.baseline_code.resolve(), "baseline", cpus, fp16=False)
+    run_configuration(args, model_dir, ROOT, "new", total, fp16=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
