@@ -117,7 +117,9 @@ def rate(images: int, seconds: list[float]) -> dict[str, Any]:
 
 
 def handler(args: argparse.Namespace) -> None:
-    """One configuration, in this process (pinned by the parent): load the model, run the scenarios."""
+    """One configuration, in this process: pin it to its vCPUs, load the model, run the scenarios."""
+    if args.cpus < (os.cpu_count() or 1):
+        os.sched_setaffinity(0, set(range(args.cpus)))
     sys.path[:0] = [str(Path(args.code) / "layers" / "common"), str(args.code)]
     import base64
 
@@ -204,13 +206,106 @@ def handler(args: argparse.Namespace) -> None:
         )
 
 
+SCENARIOS = (  # what Lambda sends: dedupe's upload, a batch described, backfill batches
+    ("dedupe upload", 1, True),
+    ("16 described", 16, True),
+    ("16 embedded", 16, False),
+    ("64 embedded", 64, False),
+)
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One model-server worker process (as TorchServe runs SAGEMAKER_MODEL_SERVER_WORKERS of them):
+    pinned to its vCPUs, it serves one request at a time. Scenarios start together across workers
+    (files in --sync), each runs for --seconds, and the worker reports the images it finished."""
+    first, last = (int(n) for n in args.cpu_list.split("-"))
+    os.sched_setaffinity(0, set(range(first, last + 1)))
+    sys.path[:0] = [str(ROOT / "layers" / "common"), str(ROOT)]
+    from listing_vision.embeddings import multipart
+    from listing_vision.embeddings.transport import for_transport
+    from serving.clip import inference
+
+    model = inference.model_fn(args.model_dir)
+    sent = [for_transport(b, 1024, 40_000_000) for b in synthetic_jpegs(64)]
+    sync = Path(args.sync)
+    for index, (_, batch, features) in enumerate(SCENARIOS):
+        body, content_type = multipart.encode(sent[:batch], features=features)
+        inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model), "application/json")
+        (sync / f"ready-{index}-{args.worker_index}").touch()
+        while not (sync / f"go-{index}").exists():
+            time.sleep(0.01)
+        started, images = time.perf_counter(), 0
+        while time.perf_counter() - started < args.seconds:
+            request = inference.input_fn(body, content_type)
+            inference.output_fn(inference.predict_fn(request, model), "application/json")
+            images += batch
+        elapsed = time.perf_counter() - started
+        partial = sync / f"partial-{index}-{args.worker_index}"
+        partial.write_text(json.dumps({"images": images, "seconds": elapsed}))
+        partial.rename(sync / f"done-{index}-{args.worker_index}")  # seen whole or not at all
+
+
+def run_workers(args: argparse.Namespace, model_dir: Path, vcpus: int, workers: int, fp16: bool) -> None:
+    """`workers` processes on `vcpus` vCPUs (disjoint sets), each with vcpus/workers host threads."""
+    import shutil
+    import tempfile
+
+    sync = Path(tempfile.mkdtemp(prefix="workers-"))
+    share = vcpus // workers
+    env = {
+        **os.environ,
+        "CLIP_FP16": "true" if fp16 else "false",
+        "CLIP_HOST_THREADS": str(share),
+        "OMP_NUM_THREADS": str(share),
+    }
+
+    def command(index: int) -> list[str]:
+        return [
+            *(sys.executable, str(Path(__file__).resolve()), "worker", "--model-dir", str(model_dir)),
+            *("--cpu-list", f"{index * share}-{(index + 1) * share - 1}", "--worker-index", str(index)),
+            *("--sync", str(sync), "--seconds", str(2 if args.quick else 6)),
+        ]
+
+    processes = [subprocess.Popen(command(index), env=env) for index in range(workers)]
+    try:
+        for index, (name, batch, features) in enumerate(SCENARIOS):
+            if not _wait(sync, f"ready-{index}-", workers, processes):
+                break
+            (sync / f"go-{index}").touch()
+            if not _wait(sync, f"done-{index}-", workers, processes):
+                break
+            results = [json.loads((sync / f"done-{index}-{w}").read_text()) for w in range(workers)]
+            emit(
+                Path(args.out),
+                step="workers",
+                vcpus=vcpus,
+                workers=workers,
+                threads_per_worker=share,
+                fp16=fp16,
+                scenario=name,
+                batch=batch,
+                features=features,
+                img_per_s=round(sum(r["images"] / r["seconds"] for r in results), 1),
+            )
+    finally:
+        for process in processes:
+            process.wait(timeout=120)
+        shutil.rmtree(sync, ignore_errors=True)
+
+
+def _wait(sync: Path, prefix: str, count: int, processes: list[subprocess.Popen[bytes]]) -> bool:
+    while len(list(sync.glob(prefix + "*"))) < count:
+        if any(process.poll() not in (None, 0) for process in processes):
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def run_configuration(args: argparse.Namespace, model_dir: Path, code: Path, label: str, cpus: int, fp16: bool) -> None:
     total = os.cpu_count() or 1
     command = [sys.executable, str(Path(__file__).resolve()), "handler", "--out", str(args.out)]
     command += ["--code", str(code), "--label", label, "--cpus", str(min(cpus, total)), "--model-dir", str(model_dir)]
     command += ["--quick"] if args.quick else []
-    if cpus < total:
-        command = ["taskset", "-c", f"0-{cpus - 1}", *command]
     env = {
         **os.environ,
         "CLIP_FP16": "true" if fp16 else "false",
@@ -225,7 +320,7 @@ def run_configuration(args: argparse.Namespace, model_dir: Path, code: Path, lab
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/gpu_serving.py")
-    parser.add_argument("mode", nargs="?", default="all", choices=("all", "handler"))
+    parser.add_argument("mode", nargs="?", default="all", choices=("all", "handler", "worker"))
     parser.add_argument("--out", default="gpu-serving.jsonl")
     parser.add_argument("--baseline-code", type=Path, help="a copy of the project as it was, for the baseline")
     parser.add_argument("--quick", action="store_true", help="few samples (a dry run)")
@@ -234,9 +329,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="new")
     parser.add_argument("--cpus", type=int, default=0)
     parser.add_argument("--model-dir", default=str(WORK / "model"))
+    parser.add_argument("--cpu-list", default="0-0")
+    parser.add_argument("--worker-index", type=int, default=0)
+    parser.add_argument("--sync", default="")
+    parser.add_argument("--seconds", type=float, default=6)
+    parser.add_argument("--only-workers", action="store_true", help="skip the single-process handler figures")
     args = parser.parse_args(argv)
     if args.mode == "handler":
         handler(args)
+        return 0
+    if args.mode == "worker":
+        worker(args)
         return 0
     sys.path[:0] = [str(ROOT / "layers" / "common"), str(ROOT)]
     WORK.mkdir(parents=True, exist_ok=True)
@@ -244,11 +347,18 @@ def main(argv: list[str] | None = None) -> int:
     emit(out, step="machine", cpus=os.cpu_count(), python=sys.version.split()[0])
     model_dir = export_models(out, args.quick, args.tiny)
     total = os.cpu_count() or 1
+    # Model-server workers (processes) × host threads each, on the whole machine and on 4 vCPUs
+    for vcpus, workers in ((total, 4), (total, 2), (total, 8), (total, 1), (4, 1), (4, 2)):
+        if vcpus <= total and workers <= vcpus:
+            run_workers(args, model_dir, vcpus, workers, fp16=False)
+    run_workers(args, model_dir, total, min(4, total), fp16=True)
     for cpus in (4, total):
-        run_configuration(args, model_dir, ROOT, "new", cpus, fp16=False)
         if args.baseline_code:
             run_configuration(args, model_dir, args.baseline_code.resolve(), "baseline", cpus, fp16=False)
-    run_configuration(args, model_dir, ROOT, "new", total, fp16=True)
+        if not args.only_workers:
+            run_configuration(args, model_dir, ROOT, "new", cpus, fp16=False)
+    if not args.only_workers:
+        run_configuration(args, model_dir, ROOT, "new", total, fp16=True)
     return 0
 
 

@@ -84,6 +84,13 @@ class DeploymentConfig(BaseModel):
     clip_instance_type: str = Field("ml.g5.xlarge", description="SageMaker instance type of the CLIP endpoint.")
     clip_image_uri: str | None = Field(None, description="Serving image of the endpoint (default: see clip_endpoint).")
     clip_max_instances: int = Field(4, ge=1, le=20, description="Upper bound of the endpoint's autoscaling.")
+    clip_workers: int | None = Field(
+        None,
+        ge=1,
+        le=96,
+        description="Model-server worker processes on each endpoint instance (SAGEMAKER_MODEL_SERVER_WORKERS); "
+        "unset: one per 2 vCPUs of clip_instance_type, each with 2 host threads.",
+    )
     clip_fp16: bool = Field(
         False,
         description="Serve the fp16 export on the GPU. Synth refuses it unless model.tar.gz holds model.fp16.onnx "

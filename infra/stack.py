@@ -57,6 +57,7 @@ class ListingVisionStack(Stack):
                 retain_logs=config.removal_retains_data,
                 instance_type=config.clip_instance_type,
                 max_instances=config.clip_max_instances,
+                workers=config.clip_workers,
                 fp16=config.clip_fp16,
                 image_uri=config.clip_image_uri or EndpointOptions.image_uri,
             ),

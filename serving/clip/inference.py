@@ -135,7 +135,8 @@ def input_fn(body: bytes | str, content_type: str) -> EmbedRequest | VerifyReque
         return EmbedRequest([raw])
     if media_type == multipart.MEDIA_TYPE:
         try:
-            return EmbedRequest(*multipart.decode(raw, content_type, MAX_IMAGES), binary=True)
+            images, with_features = multipart.decode(raw, content_type, MAX_IMAGES)
+            return EmbedRequest(images, with_features, binary=True)
         except multipart.MalformedBody as error:
             raise ClientError(str(error), "invalid_request") from error
     if media_type != "application/json":

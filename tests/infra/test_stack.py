@@ -219,6 +219,8 @@ def test_the_endpoint_refuses_cpu_and_only_embedding_functions_may_invoke_it(syn
     assert environment["CLIP_ALLOW_CPU"] == "false" and environment["SAGEMAKER_PROGRAM"] == "inference.py"
     (config,) = synthesized.of_type("AWS::SageMaker::EndpointConfig").values()
     assert config["Properties"]["ProductionVariants"][0]["InstanceType"] == "ml.g5.xlarge"
+    # its 4 vCPUs serve as 2 model-server processes of 2 host threads (one process's GIL caps its host path)
+    assert (environment["SAGEMAKER_MODEL_SERVER_WORKERS"], environment["CLIP_HOST_THREADS"]) == ("2", "2")
     roles_of = {}
     for resource in synthesized.of_type("AWS::Lambda::Function").values():
         name = resource["Properties"].get("FunctionName", "")
@@ -267,3 +269,12 @@ def resolve_join(value):
         separator, parts = value["Fn::Join"]
         return separator.join(p if isinstance(p, str) else "X" for p in parts)
     return value
+
+
+def test_model_server_processes_are_sized_from_the_instance_type() -> None:
+    from infra.constructs.clip_endpoint import model_server_layout
+
+    assert model_server_layout("ml.g5.4xlarge") == (8, 2)
+    assert model_server_layout("ml.g5.4xlarge", workers=4) == (4, 4)
+    assert model_server_layout("ml.c5.large") == (1, 2)
+    assert model_server_layout("ml.p5.48xlarge") == (1, 0)  # not in the table: one thread per vCPU

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
+from listing_vision.concurrency import thread_map
 from listing_vision.embeddings import multipart
 from listing_vision.embeddings.base import Description
 from listing_vision.embeddings.clip_onnx import InvalidImageError
@@ -35,8 +36,13 @@ from listing_vision.imaging.decode import image_error
 from listing_vision.imaging.features import Candidate, ImageFeatures, Verdict, VerifySettings, verify_request
 
 MAX_PAYLOAD_BYTES = 5_500_000  # under InvokeEndpoint's 6 MB, leaving room for the multipart framing
-MAX_DESCRIBE_IMAGES = 32  # each answer carries ~60 KB of features: keep it well under 6 MB too
+# A batch goes as several requests of up to REQUEST_IMAGES in flight together: the endpoint serves
+# each request on one model-server worker (a process of 2 host threads), so one large request would
+# leave the instance's other workers idle. Each answer with features carries ~60 KB an image.
+REQUEST_IMAGES = 8
+CONCURRENT_REQUESTS = 8
 PART_OVERHEAD_BYTES = 200  # a part's delimiter and headers
+TRANSPORT_THREADS = 4
 
 
 class SageMakerEmbedder:
@@ -51,29 +57,31 @@ class SageMakerEmbedder:
         self.model_id = f"sagemaker:{endpoint_name}"
 
     def embed(self, images: Sequence[bytes]) -> np.ndarray:
-        chunks = [
-            self._embeddings(self._call(*multipart.encode(batch)), len(batch)) for batch in self._prepared(images)
-        ]
+        def embed_batch(batch: list[bytes]) -> np.ndarray:
+            return self._embeddings(self._call(*multipart.encode(batch)), len(batch))
+
+        chunks = thread_map(embed_batch, self._prepared(images), CONCURRENT_REQUESTS)
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
 
     def describe(self, images: Sequence[bytes]) -> list[Description]:
-        described: list[Description] = []
-        for batch in self._prepared(images, max_images=MAX_DESCRIBE_IMAGES):
-            payload = self._call(*multipart.encode(batch, features=True))
-            vectors = self._embeddings(payload, len(batch))
-            try:
-                found = [ImageFeatures.from_base64(item) for item in payload["features"]]
-            except (KeyError, TypeError, ValueError) as error:
-                raise UpstreamError(
-                    f"The embedding endpoint returned no usable features: {error}", code="embedding_shape_mismatch"
-                ) from error
-            if len(found) != len(batch):
-                raise UpstreamError(
-                    f"The embedding endpoint returned {len(found)} features for {len(batch)} images.",
-                    code="embedding_shape_mismatch",
-                )
-            described += [Description(vector, features) for vector, features in zip(vectors, found, strict=True)]
-        return described
+        described = thread_map(self._describe_batch, self._prepared(images), CONCURRENT_REQUESTS)
+        return [description for batch in described for description in batch]
+
+    def _describe_batch(self, batch: list[bytes]) -> list[Description]:
+        payload = self._call(*multipart.encode(batch, features=True))
+        vectors = self._embeddings(payload, len(batch))
+        try:
+            found = [ImageFeatures.from_base64(item) for item in payload["features"]]
+        except (KeyError, TypeError, ValueError) as error:
+            raise UpstreamError(
+                f"The embedding endpoint returned no usable features: {error}", code="embedding_shape_mismatch"
+            ) from error
+        if len(found) != len(batch):
+            raise UpstreamError(
+                f"The embedding endpoint returned {len(found)} features for {len(batch)} images.",
+                code="embedding_shape_mismatch",
+            )
+        return [Description(vector, features) for vector, features in zip(vectors, found, strict=True)]
 
     def verify(self, query: ImageFeatures, candidates: Sequence[Candidate], settings: VerifySettings) -> list[Verdict]:
         if not candidates:
@@ -92,12 +100,15 @@ class SageMakerEmbedder:
             )
         return verdicts
 
-    def _prepared(self, images: Sequence[bytes], max_images: int | None = None) -> Iterator[list[bytes]]:
+    def _prepared(self, images: Sequence[bytes]) -> list[list[bytes]]:
+        """The images at transport size (Pillow releases the GIL: several at once), in request batches."""
         try:
-            prepared = [for_transport(image, self.transport_px, self.max_pixels) for image in images]
+            prepared = thread_map(
+                lambda image: for_transport(image, self.transport_px, self.max_pixels), images, TRANSPORT_THREADS
+            )
         except InvalidImageError as error:
             raise image_error(error) from error
-        return self._batches(prepared, max_images)
+        return list(self._batches(prepared, REQUEST_IMAGES))
 
     def _batches(self, images: Sequence[bytes], max_images: int | None) -> Iterator[list[bytes]]:
         batch: list[bytes] = []
