@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import threading
 import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
@@ -32,6 +33,12 @@ WORK_SIZE = 384  # features are found on the image squashed to WORK_SIZE × WORK
 MODEL_SIDE_PX = WORK_SIZE
 DESCRIPTOR_BYTES = 32  # ORB
 MatchKind = Literal["near", "verified"]
+# np.load parses each array's header with ast.literal_eval, and CPython's AST construction can fail
+# when threads build ASTs at once ("SystemError: AST constructor recursion depth mismatch",
+# cpython#106905; seen here on 3.11 under the concurrent-upload test); records are parsed on many
+# threads (the endpoint's server threads, Lambda's concurrent requests), so one parse at a time.
+# A parse takes about 0.1 ms.
+_PARSE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -63,7 +70,7 @@ class ImageFeatures:
     def from_bytes(cls, data: bytes) -> ImageFeatures:
         """Parse a serialised record; ValueError when it is not one this version wrote."""
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            with _PARSE_LOCK, np.load(io.BytesIO(data), allow_pickle=False) as archive:
                 if sum(entry.file_size for entry in archive.zip.infolist()) > MAX_RECORD_BYTES:
                     raise ValueError("verification features record too large")  # a zip bomb, not ours
                 version = int(archive["version"])
