@@ -76,11 +76,7 @@ class SageMakerEmbedder:
             raise UpstreamError(
                 f"The embedding endpoint returned no usable features: {error}", code="embedding_shape_mismatch"
             ) from error
-        if len(found) != len(batch):
-            raise UpstreamError(
-                f"The embedding endpoint returned {len(found)} features for {len(batch)} images.",
-                code="embedding_shape_mismatch",
-            )
+        _expect_count(found, len(batch), "features", "images")
         return [Description(vector, features) for vector, features in zip(vectors, found, strict=True)]
 
     def verify(self, query: ImageFeatures, candidates: Sequence[Candidate], settings: VerifySettings) -> list[Verdict]:
@@ -93,11 +89,7 @@ class SageMakerEmbedder:
             raise UpstreamError(
                 f"The embedding endpoint returned no verdicts: {error}", code="embedding_failed"
             ) from error
-        if len(verdicts) != len(candidates):
-            raise UpstreamError(
-                f"The embedding endpoint returned {len(verdicts)} verdicts for {len(candidates)} candidates.",
-                code="embedding_shape_mismatch",
-            )
+        _expect_count(verdicts, len(candidates), "verdicts", "candidates")
         return verdicts
 
     def _prepared(self, images: Sequence[bytes]) -> list[list[bytes]]:
@@ -155,6 +147,13 @@ class SageMakerEmbedder:
         if not isinstance(payload, dict):
             raise UpstreamError("The embedding endpoint answered with something other than a JSON object.")
         return payload
+
+
+def _expect_count(answers: Sequence[object], asked: int, what: str, of: str) -> None:
+    if len(answers) != asked:
+        raise UpstreamError(
+            f"The embedding endpoint returned {len(answers)} {what} for {asked} {of}.", code="embedding_shape_mismatch"
+        )
 
 
 def model_error(error: ClientError) -> VisionError:
