@@ -24,10 +24,17 @@ app = create_resolver()
 STRICT = ConfigDict(extra="forbid")
 
 
+# A piece's side in millimetres: from a hundredth of a millimetre (what a jeweller's gauge reads) to
+# half a metre. A positive float alone is not enough: 1e-300 labels nothing, and DynamoDB numbers
+# stop at 1e-130 (the job store would fail to write it).
+MIN_DIMENSION_MM = 0.01
+MAX_DIMENSION_MM = 500
+
+
 class Dimensions(BaseModel):
     model_config = STRICT
-    width: StrictFloat | StrictInt = Field(gt=0, le=500, description="Millimetres.")
-    height: StrictFloat | StrictInt = Field(gt=0, le=500, description="Millimetres.")
+    width: StrictFloat | StrictInt = Field(ge=MIN_DIMENSION_MM, le=MAX_DIMENSION_MM, description="Millimetres.")
+    height: StrictFloat | StrictInt = Field(ge=MIN_DIMENSION_MM, le=MAX_DIMENSION_MM, description="Millimetres.")
 
 
 class GenerateImagesRequest(BaseModel):

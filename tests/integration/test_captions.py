@@ -291,3 +291,17 @@ def test_a_caption_upload_that_loses_a_near_duplicate_race_is_rolled_back(
     assert vector_index.find_exact(vector_index.milvus_client(), "image_embeddings_ip", sha, website) == []
     record = aws.client("dynamodb").get_item(TableName="image-catalogue", Key={"content_id": {"S": f"{website}#{sha}"}})
     assert record.get("Item", {}).get("status", {}).get("S") == "yielded", (record, body, stored)
+
+
+@pytest.mark.parametrize("size", [(3200, 16), (20_000, 20), (16, 3200)], ids=["3200x16", "20000x20", "16x3200"])
+def test_offline_captions_measure_long_thin_strips(
+    local_stack: LocalStack, provider: Callable[..., None], size: tuple[int, int]
+) -> None:
+    # Given the offline captioner and a strip whose short side is acceptable (>= 16 px)
+    provider(CAPTION_PROVIDER="offline")
+    strip = fresh_image(20_300 + size[0], size, "PNG")
+    # When it is captioned
+    answer = caption(local_stack, strip, check_duplicate="no", type="ring")
+    # Then it is measured and described (reduced to 384 px it would be a strip 1 px high: an IndexError)
+    assert answer.status_code == 200, answer.text
+    assert f"{size[0]}×{size[1]} px" in answer.json()["attributes"]

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 from listing_vision.imaging.compose import amazon_main_image_check, place_on_white
 from listing_vision.imaging.segment import cut_out
 from local.stack import LocalStack
+from tests.stores import changed, fingerprint
 
 
 def earring_photo(seed: int) -> bytes:
@@ -173,3 +174,29 @@ def test_compliance_check_names_each_problem() -> None:
     assert any("800 px" in p for p in problems)
     assert any("pure white" in p for p in problems)
     assert any("spans" in p for p in problems)
+
+
+@pytest.mark.parametrize("width", [1e-300, 5e-131, 0.001], ids=["1e-300", "under-dynamodb-range", "under-0.01-mm"])
+def test_dimensions_too_small_to_mean_anything_are_refused_and_start_nothing(
+    local_stack: LocalStack, width: float
+) -> None:
+    # Given a stored source photo, so the only fault is the dimension
+    source = stored_source(local_stack, earring_photo(71 + int(-np.log10(width))))
+    local_stack.router.drain()
+    before = fingerprint()
+    # When a job asks for a width no gauge reads (1e-300 also underflows DynamoDB's number range)
+    answer = requests.post(
+        f"{local_stack.url}/generate-images",
+        json={
+            "s3_urls": source,
+            "product_type": "ear",
+            "image_types": [3],
+            "dimensions_mm": {"width": width, "height": 5},
+        },
+        timeout=10,
+    )
+    # Then it is refused as an out-of-range field, not a 500, and no job was written or started
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_request"
+    local_stack.router.drain()
+    assert changed(before, fingerprint()) == []

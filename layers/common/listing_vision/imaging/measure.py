@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageOps
 
+from listing_vision.imaging.decode import MIN_IMAGE_SIDE
 from listing_vision.imaging.segment import border_pixels, foreground_mask
 
 ANALYSIS_SIZE = 384
@@ -92,12 +93,24 @@ def _kmeans(pixels: np.ndarray, k: int = 3, rounds: int = 12) -> list[tuple[np.n
     return sorted(((centres[i], float(shares[i])) for i in range(k) if shares[i] > 0), key=lambda c: -c[1])
 
 
+def analysis_copy(image: Image.Image) -> Image.Image:
+    """The image at most `ANALYSIS_SIZE` px on its longer side, proportions kept, but no side under
+    `MIN_IMAGE_SIDE` px (or its own size, if smaller): kept in proportion, a strip (3200×16) would
+    shrink to 384×1, leaving no rows to find edges or a border in, so a strip is squeezed along its
+    length only (fill is a ratio per axis, so it is unchanged)."""
+    small = image.copy()
+    small.thumbnail((ANALYSIS_SIZE, ANALYSIS_SIZE))
+    floor = (min(image.width, MIN_IMAGE_SIDE), min(image.height, MIN_IMAGE_SIDE))
+    if small.width >= floor[0] and small.height >= floor[1]:
+        return small
+    size = (max(small.width, floor[0]), max(small.height, floor[1]))
+    return image.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
+
+
 def measure(image: Image.Image) -> Measurements:
     image = ImageOps.exif_transpose(image).convert("RGB")
     width, height = image.size
-    small = image.copy()
-    small.thumbnail((ANALYSIS_SIZE, ANALYSIS_SIZE))
-    rgb = np.asarray(small)
+    rgb = np.asarray(analysis_copy(image))
     luminance = (rgb @ np.array([0.299, 0.587, 0.114])) / 255.0
     laplacian = (
         -4 * luminance[1:-1, 1:-1]
