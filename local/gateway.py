@@ -12,10 +12,13 @@ a body over 10 MB a 413 `payload_too_large`.
 Framing is answered in the same JSON shape, never with the standard library's HTML pages or a
 dropped connection: a negative, non-numeric or repeated Content-Length is a 400
 `invalid_content_length`; a chunked body (`Transfer-Encoding: chunked`, which API Gateway accepts)
-is decoded, and a malformed one is a 400 `malformed_request`; a body (or headers) that does not
-arrive within `read_timeout_s` is a 408 `request_timeout` and the connection is closed; anything
-else the HTTP parser refuses (a bad request line, headers too large, an unknown method) gets its
-status with a JSON body (FRAMING_ERRORS).
+is decoded, and a malformed one is a 400 `malformed_request`; any other transfer coding (`gzip`,
+`xchunked`, ...) is a 501 `unsupported_transfer_encoding` (RFC 9112 6.1: a coding the server does
+not understand), never read as chunked; headers and body must arrive within `request_deadline_s`
+in all (29 s, API Gateway's limit) and each read within `read_timeout_s`, or the answer is a 408
+`request_timeout` and the connection is closed (a body trickled a byte at a time is cut off);
+anything else the HTTP parser refuses (a bad request line, headers too large, an unknown method)
+gets its status with a JSON body (FRAMING_ERRORS).
 
 With an authorizer (API_AUTH=api_keys), each request first goes to the authorizer function as the
 REQUEST authorizer event API Gateway sends: no `x-api-key` header is a 401 without calling it, its
@@ -46,7 +49,8 @@ API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 LAMBDA_MAX_EVENT = 6 * 1024 * 1024
 STAGE = "local"
 API_ARN = "arn:aws:execute-api:us-east-1:123456789012:local"
-READ_TIMEOUT_S = 30.0  # a request's headers and body must arrive within this (each read)
+READ_TIMEOUT_S = 30.0  # each read of a request's headers and body must return within this
+REQUEST_DEADLINE_S = 29.0  # all of a request's headers and body must arrive within this (API Gateway's 29 s)
 # Codes of the refusals made while reading a request, before any route is known (on AWS the edge
 # makes these; here they get the platform's error shape like everything else).
 FRAMING_ERRORS: dict[int, tuple[str, str]] = {
@@ -56,6 +60,7 @@ FRAMING_ERRORS: dict[int, tuple[str, str]] = {
     414: ("uri_too_long", "The request URI is too long."),
     417: ("expectation_failed", "The Expect header is not supported."),
     431: ("headers_too_large", "The request headers are too large."),
+    501: ("unsupported_transfer_encoding", "Only the chunked transfer coding is supported."),
     505: ("http_version_not_supported", "The HTTP version is not supported."),
 }
 
@@ -83,6 +88,59 @@ def content_length(values: list[str]) -> int:
     if not value.isdigit() or not value.isascii():
         raise FramingError(400, "invalid_content_length", f"Content-Length must be a non-negative integer: {value!r}.")
     return int(value)
+
+
+def is_chunked(values: list[str]) -> bool:
+    """Whether the Transfer-Encoding headers (all of them) frame the body as chunked. Chunked alone
+    is the one coding understood; any other (`gzip`, `xchunked`, `identity`) is a 501, as RFC 9112
+    6.1 asks of a coding the server does not understand, and chunked applied twice (or an empty
+    list of codings) a 400: a body is never read as chunked because its coding merely contains it."""
+    if not values:
+        return False
+    codings = [coding.split(";", 1)[0].strip().lower() for value in values for coding in value.split(",")]
+    unknown = sorted({coding for coding in codings if coding and coding != "chunked"})
+    if unknown:
+        raise FramingError(
+            501, "unsupported_transfer_encoding", f"Unsupported transfer coding {unknown[0][:40]!r}: send chunked."
+        )
+    if codings != ["chunked"]:
+        raise FramingError(400, "malformed_request", "Transfer-Encoding must name chunked exactly once.")
+    return True
+
+
+class DeadlineReader:
+    """A request's input stream, every read bounded by the per-read timeout and by what is left of
+    the request's deadline: the socket's own timeout bounds one read only, so a peer trickling a byte
+    just inside it would otherwise hold the request open for ever. A read past the deadline raises
+    TimeoutError. Reads never take more bytes than asked for (a pipelined request stays unread)."""
+
+    def __init__(self, stream: Any, connection: Any, read_timeout_s: float, deadline: float):
+        self.stream, self.connection = stream, connection
+        self.read_timeout_s, self.deadline = read_timeout_s, deadline
+
+    def _available(self) -> bytes:
+        """What is buffered, after at most one read from the socket (b"" at the end of the stream)."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request's deadline passed")
+        self.connection.settimeout(min(self.read_timeout_s, left))
+        return bytes(self.stream.peek(1))
+
+    def read(self, size: int) -> bytes:
+        out = bytearray()
+        while len(out) < size and (available := self._available()):
+            out += self.stream.read(min(len(available), size - len(out)))
+        return bytes(out)
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = bytearray()
+        while (limit < 0 or len(line) < limit) and (available := self._available()):
+            room = len(available) if limit < 0 else min(len(available), limit - len(line))
+            end = available.find(b"\n", 0, room)
+            line += self.stream.read(end + 1 if end >= 0 else room)
+            if end >= 0:
+                break
+        return bytes(line)
 
 
 def read_chunked(stream: Any, limit: int) -> bytes:
@@ -199,9 +257,11 @@ class Gateway:
         log_requests: bool = True,
         authorizer: str | None = None,
         read_timeout_s: float = READ_TIMEOUT_S,
+        request_deadline_s: float = REQUEST_DEADLINE_S,
     ):
         self.log_requests = log_requests
         self.read_timeout_s = read_timeout_s
+        self.request_deadline_s = request_deadline_s
         self.authorizer = authorizer  # the authorizer function's name, or None: no authorization
         self.call = call  # invoke a function synchronously: (function name, event) -> proxy response
         self.routes = compile_routes(ROUTES)
@@ -266,11 +326,22 @@ class Gateway:
                 self._answer_framing(code, framing_code, message or default)
 
             def parse_request(self) -> bool:
+                # The request line has arrived: from now on its headers and body share one deadline.
+                self.deadline = time.monotonic() + gateway.request_deadline_s
+                stream = self.rfile
+                self.rfile = self._bounded()
                 try:
                     return super().parse_request()
                 except TimeoutError:  # headers that never finish arriving
                     self._answer_framing(408, *FRAMING_ERRORS[408])
                     return False
+                finally:
+                    self.rfile = stream
+                    self.connection.settimeout(gateway.read_timeout_s)
+
+            def _bounded(self) -> Any:
+                """The input stream, its reads bounded by the request's deadline."""
+                return DeadlineReader(self.rfile, self.connection, gateway.read_timeout_s, self.deadline)
 
             def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 try:
@@ -279,13 +350,19 @@ class Gateway:
                     self.close_connection = True  # the client went away: nothing left to tell it
 
             def _read_body(self) -> bytes:
-                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                try:
+                    return self._read_bounded_body()
+                finally:
+                    self.connection.settimeout(gateway.read_timeout_s)
+
+            def _read_bounded_body(self) -> bytes:
+                if is_chunked(self.headers.get_all("Transfer-Encoding") or []):
                     self.close_connection = True  # with Content-Length too, it is ambiguous: do not reuse
-                    return read_chunked(self.rfile, API_GATEWAY_MAX_BODY)
+                    return read_chunked(self._bounded(), API_GATEWAY_MAX_BODY)
                 length = content_length(self.headers.get_all("Content-Length") or [])
                 if length > API_GATEWAY_MAX_BODY:
                     raise FramingError(413, "payload_too_large", "")
-                body = self.rfile.read(length) if length else b""
+                body = self._bounded().read(length) if length else b""
                 if len(body) != length:
                     raise FramingError(400, "malformed_request", "The body ended before its Content-Length.")
                 return body

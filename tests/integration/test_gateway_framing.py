@@ -5,6 +5,7 @@ or a dropped connection."""
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from local.gateway import Gateway
+from local.gateway import REQUEST_DEADLINE_S, Gateway
 from local.stack import LocalStack
 
 HANG_GUARD_S = 60  # only so a broken gateway fails the test instead of hanging it
@@ -58,13 +59,14 @@ def assert_error(answer: Answer, status: int, code: str) -> None:
 
 @pytest.fixture(scope="module")
 def echo_gateway() -> Iterator[str]:
-    """A gateway whose functions answer with what they received, with a short read timeout."""
+    """A gateway whose functions answer with what they received, with a short read timeout and a
+    short deadline for a whole request."""
 
     def call(function: str, event: dict[str, Any]) -> dict[str, Any]:
         body = json.dumps({"function": function, "body": event["body"], "base64": event["isBase64Encoded"]})
         return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": body}
 
-    server = Gateway(call, log_requests=False, read_timeout_s=0.5).serve("127.0.0.1", 0)
+    server = Gateway(call, log_requests=False, read_timeout_s=0.5, request_deadline_s=1.5).serve("127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -99,6 +101,73 @@ def test_a_body_that_stops_arriving_times_out_with_a_408(echo_gateway: str) -> N
     answer = exchange(echo_gateway, post("/uploads", "Content-Length: 100\r\n", b"{" * 10))
     # Then the gateway answers 408 in JSON and closes, rather than waiting for ever
     assert_error(answer, 408, "request_timeout")
+    assert answer.headers["connection"] == "close"
+
+
+def trickle(url: str, raw: bytes, byte: bytes, every_s: float) -> Answer:
+    """Send `raw`, then `byte` every `every_s` until the gateway answers (at most 1,000 times)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=HANG_GUARD_S) as sock:
+        sock.sendall(raw)
+        for _ in range(1_000):
+            if select.select([sock], [], [], every_s)[0]:
+                break
+            try:
+                sock.sendall(byte)
+            except OSError:  # the gateway closed the connection: its answer is waiting
+                break
+        return read_answer(sock)
+
+
+def test_the_production_request_deadline_is_api_gateways() -> None:
+    # Given the gateway's default, then it is API Gateway's 29 s for a whole request
+    assert REQUEST_DEADLINE_S == 29.0
+    assert Gateway(lambda function, event: {}).request_deadline_s == REQUEST_DEADLINE_S
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_body_trickled_inside_the_read_timeout_is_cut_off_at_the_deadline(echo_gateway: str, framing: str) -> None:
+    # Given a request whose body arrives one byte at a time, each byte well inside the 0.5 s read
+    # timeout, so only the whole-request deadline (1.5 s here, 29 s in production) can stop it
+    if framing == "chunked":
+        head, byte = post("/uploads", "Transfer-Encoding: chunked\r\n", b"3E8\r\n"), b"{"
+    else:
+        head, byte = post("/uploads", "Content-Length: 1000\r\n"), b"{"
+    # When it is trickled, a byte every 0.2 s (1,000 bytes would take 200 s)
+    answer = trickle(echo_gateway, head, byte, 0.2)
+    # Then the gateway answers 408 in JSON and closes, before the body is complete
+    assert_error(answer, 408, "request_timeout")
+    assert answer.headers["connection"] == "close"
+
+
+def test_headers_trickled_inside_the_read_timeout_are_cut_off_at_the_deadline(echo_gateway: str) -> None:
+    # Given a request line, then header bytes trickled a byte every 0.2 s (never ending the block)
+    answer = trickle(echo_gateway, b"POST /uploads HTTP/1.1\r\nX-Long: ", b"a", 0.2)
+    # Then a 408 in JSON, at the deadline
+    assert_error(answer, 408, "request_timeout")
+
+
+@pytest.mark.parametrize(
+    ("coding", "status", "code"),
+    [
+        ("xchunked", 501, "unsupported_transfer_encoding"),
+        ("gzip", 501, "unsupported_transfer_encoding"),
+        ("gzip, chunked", 501, "unsupported_transfer_encoding"),
+        ("identity", 501, "unsupported_transfer_encoding"),
+        ("chunked, chunked", 400, "malformed_request"),
+        ("", 400, "malformed_request"),
+    ],
+    ids=["xchunked", "gzip", "gzip-then-chunked", "identity", "chunked-twice", "empty"],
+)
+def test_a_transfer_coding_other_than_chunked_is_refused_not_read_as_chunked(
+    echo_gateway: str, coding: str, status: int, code: str
+) -> None:
+    # Given a body that is validly chunked, under a Transfer-Encoding that is not exactly `chunked`
+    chunked = b"2\r\n{}\r\n0\r\n\r\n"
+    # When it is sent
+    answer = exchange(echo_gateway, post("/uploads", f"Transfer-Encoding: {coding}\r\n", chunked))
+    # Then it is refused (501 for a coding the gateway does not understand, RFC 9112 6.1), never decoded
+    assert_error(answer, status, code)
     assert answer.headers["connection"] == "close"
 
 
