@@ -42,6 +42,16 @@ def png_header(width: int, height: int, idat: bytes = b"") -> bytes:
     return head + (chunk(b"IDAT", idat) if idat else b"") + chunk(b"IEND", b"")
 
 
+def with_chunk(png: bytes, kind: bytes, data: bytes) -> bytes:
+    """The PNG with one more chunk right after its IHDR (where metadata chunks sit)."""
+    end_of_ihdr = 8 + 8 + 13 + 4
+    return png[:end_of_ihdr] + _chunk(kind, data) + png[end_of_ihdr:]
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def jpeg_header(width: int, height: int) -> bytes:
     """The start of a baseline JPEG whose frame header declares width × height, and nothing more."""
     return (
@@ -63,6 +73,8 @@ def sixteen_bit_flat() -> bytes:
 
 PHOTO = fresh_image(9_001, (320, 240))  # an acceptable photo: where a case needs one, the fault is elsewhere
 PNG = fresh_image(9_002, (320, 240), "PNG")
+ZTXT_3MB = b"Comment\x00\x00" + zlib.compress(b"x" * 3_000_000)  # keyword, NUL, method 0, deflate
+ZTXT_17MB = b"Comment\x00\x00" + zlib.compress(b"x" * 17_000_000)  # a zlib bomb in metadata
 
 # Image bytes every image route must refuse: (case, bytes, filename, status, code)
 IMAGES: list[tuple[str, bytes, str, int, str]] = [
@@ -85,6 +97,14 @@ IMAGES: list[tuple[str, bytes, str, int, str]] = [
         "decompression_bomb",
     ),
     ("jpeg-declares-8000x8000", jpeg_header(8_000, 8_000), "a.jpg", 413, "decompression_bomb"),
+    (  # metadata Pillow now inflates past 1 MB does not lift the pixel limit
+        "png-declares-65000x65000-with-3mb-ztxt",
+        with_chunk(png_header(65_000, 65_000, zlib.compress(b"\x00" * 64)), b"zTXt", ZTXT_3MB),
+        "a.png",
+        413,
+        "decompression_bomb",
+    ),
+    ("png-ztxt-inflating-past-16mb", with_chunk(PNG, b"zTXt", ZTXT_17MB), "a.png", 400, "corrupt_image"),
     ("gif", fresh_image(9_004, (64, 64), "GIF"), "a.gif", 415, "unsupported_image_format"),
     ("tiff", fresh_image(9_005, (64, 64), "TIFF"), "a.tif", 415, "unsupported_image_format"),
     ("bmp", fresh_image(9_006, (64, 64), "BMP"), "a.bmp", 415, "unsupported_image_format"),

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -37,6 +37,18 @@ INPUT_NAME = "pixel_values"
 OUTPUT_NAME = "image_embeds"
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 DEFAULT_MAX_PIXELS = 40_000_000  # ~ 8000 × 5000; larger claims are refused before decoding
+# PNG metadata: Pillow inflates every text (tEXt/zTXt/iTXt) and ICC profile (iCCP) chunk when it opens
+# a file, and refuses one over PngImagePlugin.MAX_TEXT_CHUNK (1 MB) as if the image were broken;
+# editors and cameras write XMP and profiles larger than that. Nothing here reads them, so the caps
+# are what a real file carries; they still bound a zlib bomb hidden in metadata (a chunk inflating
+# past them is refused), and the pixel limits (max_pixels, Pillow's own) are untouched.
+PNG_MAX_METADATA_CHUNK = 16 * 1024 * 1024
+PNG_MAX_METADATA = 64 * 1024 * 1024  # all of a file's text chunks together
+PngImagePlugin.MAX_TEXT_CHUNK = PNG_MAX_METADATA_CHUNK
+PngImagePlugin.MAX_TEXT_MEMORY = PNG_MAX_METADATA
+# A JPEG with more frames after the photo (depth maps, previews: what phone cameras write) is MPO to
+# Pillow; its first frame is the photo, and it is a JPEG to everything that reads it.
+JPEG_WITH_FRAMES = "MPO"
 Resize = Literal["clip", "squash"]
 SERVING_RESIZE: Resize = "squash"
 
@@ -73,6 +85,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: i
         raise InvalidImageError(str(error), "decompression_bomb") from error
     except Exception as error:
         raise InvalidImageError("The image header is truncated or corrupt.", "corrupt_image") from error
+    if image.format == JPEG_WITH_FRAMES:
+        image.format = "JPEG"  # frame 0, the photo, is what is decoded (Image.open leaves it there)
     if image.format not in ACCEPTED_FORMATS:
         raise InvalidImageError(
             f"{image.format or 'This'} images are not accepted; send JPEG, PNG or WebP.", "unsupported_image_format"
