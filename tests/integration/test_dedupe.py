@@ -4,14 +4,17 @@ gateway and the real stores (moto S3/DynamoDB, Milvus Lite)."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import requests
+from PIL import Image
 
 from evaluation import variants
 from listing_vision import aws
@@ -439,3 +442,32 @@ def test_an_upload_that_loses_a_near_duplicate_race_is_rolled_back(
     assert [key for key in s3_objects(bucket) if sha in key] == []
     assert milvus_rows(sha, website) == 0
     assert catalogue_record(website, sha)["status"]["S"] == "yielded"
+
+
+def transparent_photo(seed: int, hidden_seed: int) -> bytes:
+    """An RGBA PNG: a photo on its right quarter, the rest fully transparent over another scene
+    drawn from `hidden_seed` (what an editor leaves under a cleared background)."""
+    visible = np.asarray(Image.open(io.BytesIO(fresh_image(seed, (320, 240), "PNG"))).convert("RGB"))
+    hidden = np.asarray(Image.open(io.BytesIO(fresh_image(hidden_seed, (320, 240), "PNG"))).convert("RGB"))
+    rgb = np.where(np.arange(320)[None, :, None] < 240, hidden, visible)
+    alpha = np.where(np.arange(320)[None, :] < 240, 0, 255).repeat(240, axis=0).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_photos_differing_only_under_transparent_pixels_are_duplicates(post: Post) -> None:
+    # Given an RGBA photo stored once
+    first = transparent_photo(4_101, hidden_seed=4_102)
+    stored = post(first, "cutout.png", website="blysk")
+    assert stored.status_code == 200 and stored.json()["duplicate_found"] is False, stored.text
+    # When the same photo comes again with another scene under its fully transparent part (it looks
+    # identical: nothing shows through alpha 0)
+    second = transparent_photo(4_101, hidden_seed=4_103)
+    assert second != first
+    again = post(second, "cutout-again.png", website="blysk")
+    # Then it is answered as a duplicate of the first, not stored a second time
+    assert again.status_code == 200, again.text
+    assert again.json()["duplicate_found"] is True
+    assert key_of(again.json()["results"][0]["path"]) == key_of(stored.json()["s3_url"])
+    assert milvus_rows(storage.sha256_hex(second), "blysk") == 0

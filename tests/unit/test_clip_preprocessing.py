@@ -99,3 +99,39 @@ def test_a_16_bit_grayscale_png_is_scaled_not_clipped(photos: list[Path]) -> Non
     assert decoded.mode == "L" and decoded.format == "PNG"
     assert np.array_equal(np.asarray(decoded), np.asarray(gray))
     assert np.abs(preprocess(decoded, resize="squash") - preprocess(gray, resize="squash")).max() < 1e-5
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_transparency_is_composited_onto_white_so_hidden_pixels_do_not_count(mode: str) -> None:
+    from listing_vision.embeddings.clip_onnx import as_rgb
+
+    # Given two images alike where opaque and different under fully transparent pixels
+    def image(hidden: int) -> Image.Image:
+        rgba = np.zeros((32, 32, 4), np.uint8)
+        rgba[:, :16] = (hidden, 255 - hidden, hidden, 0)  # transparent
+        rgba[:, 16:] = (200, 40, 40, 255)  # opaque red
+        made = Image.fromarray(rgba, "RGBA")
+        if mode == "LA":
+            return made.convert("LA")
+        if mode == "P":  # a palette with one transparent entry
+            return _palette(made)
+        return made
+
+    # When they are converted for the model
+    first, second = np.asarray(as_rgb(image(0))), np.asarray(as_rgb(image(255)))
+    # Then they are the same, the transparent part white
+    assert (first == second).all()
+    assert (first[:, :16] == 255).all()
+
+
+def _palette(rgba: Image.Image) -> Image.Image:
+    """The RGBA image as a palette image whose transparent pixels use a palette entry marked transparent."""
+    alpha = np.asarray(rgba)[..., 3]
+    palette = rgba.convert("RGB").quantize(8)
+    indexes = np.asarray(palette).copy()
+    indexes[alpha == 0] = 7
+    out = Image.fromarray(indexes, "P")
+    colours = (palette.getpalette() or [])[:21] + list(np.asarray(rgba)[0, 0, :3])  # entry 7: the hidden colour
+    out.putpalette(colours)
+    out.info["transparency"] = 7
+    return out

@@ -139,9 +139,21 @@ def indexed(error: InvalidImageError, index: int) -> InvalidImageError:
     return InvalidImageError(f"Image {index}: {error}", error.code)
 
 
+TRANSPARENT_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+BACKDROP = (255, 255, 255)  # what shows through transparency: white, like a product page
+
+
 def as_rgb(image: Image.Image) -> Image.Image:
-    """EXIF orientation applied, 8-bit RGB (16-bit grayscale scaled by `to_8bit`, not clipped)."""
-    return to_8bit(ImageOps.exif_transpose(image)).convert("RGB")
+    """EXIF orientation applied, 8-bit RGB (16-bit grayscale scaled by `to_8bit`, not clipped),
+    transparency composited onto white. Dropping alpha instead would reveal whatever colour the
+    transparent pixels happen to hold, which no viewer shows: two uploads that look identical
+    would embed differently (and be stored twice). Every embedding, feature and measurement path
+    converts here."""
+    upright = to_8bit(ImageOps.exif_transpose(image))
+    if upright.mode not in TRANSPARENT_MODES and "transparency" not in upright.info:
+        return upright.convert("RGB")
+    rgba = upright.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (*BACKDROP, 255)), rgba).convert("RGB")
 
 
 def preprocess(image: Image.Image, size: int = 224, resize: Resize = "clip") -> np.ndarray:

@@ -10,7 +10,7 @@ import io
 
 from PIL import Image, ImageOps
 
-from listing_vision.embeddings.clip_onnx import decode_image
+from listing_vision.embeddings.clip_onnx import as_rgb, decode_image
 from listing_vision.imaging.features import MODEL_SIDE_PX
 
 
@@ -34,5 +34,5 @@ def for_transport(image: bytes, max_side: int, max_pixels: int, short_side: int 
     if upright.mode in ("RGBA", "LA", "P") and decoded.format == "PNG":
         upright.save(buffer, "PNG")
     else:
-        upright.convert("RGB").save(buffer, "JPEG", quality=95)
+        as_rgb(upright).save(buffer, "JPEG", quality=95)
     return buffer.getvalue()

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
+from listing_vision.embeddings.clip_onnx import as_rgb
 from listing_vision.imaging.decode import MIN_IMAGE_SIDE
 from listing_vision.imaging.segment import border_pixels, foreground_mask
 
@@ -108,7 +109,7 @@ def analysis_copy(image: Image.Image) -> Image.Image:
 
 
 def measure(image: Image.Image) -> Measurements:
-    image = ImageOps.exif_transpose(image).convert("RGB")
+    image = as_rgb(image)
     width, height = image.size
     rgb = np.asarray(analysis_copy(image))
     luminance = (rgb @ np.array([0.299, 0.587, 0.114])) / 255.0

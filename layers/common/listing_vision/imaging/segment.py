@@ -15,7 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageFilter
+
+from listing_vision.embeddings.clip_onnx import as_rgb
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def foreground_mask(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cut_out(image: Image.Image, feather_px: int = 2) -> Cutout:
-    rgb_image = ImageOps.exif_transpose(image).convert("RGB")
+    rgb_image = as_rgb(image)
     rgb = np.asarray(rgb_image)
     mask, _ = foreground_mask(rgb)
     size = max(3, (min(rgb.shape[:2]) // 200) * 2 + 1)
