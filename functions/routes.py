@@ -19,7 +19,12 @@ class Route:
 
 ROUTES: tuple[Route, ...] = (
     Route("dedupe", "POST", "/image_similarity_search", (*MULTIPART_BODY, *IMAGE, *GATEWAY)),
-    Route("dedupe", "POST", "/uploads", (*JSON_BODY, "filename_too_long", "storefront_forbidden", *GATEWAY)),
+    Route(
+        "dedupe",
+        "POST",
+        "/uploads",
+        (*JSON_BODY, "filename_too_long", "invalid_filename", "storefront_forbidden", *GATEWAY),
+    ),
     Route("dedupe", "GET", "/uploads/{upload_id}", ("invalid_request", "upload_not_found", *GATEWAY)),
     Route("caption", "POST", "/generate_caption", (*MULTIPART_BODY, *IMAGE, *CAPTION_PROVIDER, *GATEWAY)),
     Route(

@@ -129,6 +129,13 @@ def multipart(fields: list[tuple[str, str | None, bytes]], boundary: str = "corp
     return out + f"--{boundary}--\r\n".encode()
 
 
+def part(name: str, disposition: str | None, value: bytes, boundary: str = "corpusboundary") -> bytes:
+    """One multipart part whose Content-Disposition carries `disposition` as written (a filename
+    parameter, quoted or RFC 5987), for names a client library would escape."""
+    params = f'form-data; name="{name}"' + (f"; {disposition}" if disposition else "")
+    return f"--{boundary}\r\nContent-Disposition: {params}\r\n\r\n".encode() + value + b"\r\n"
+
+
 @dataclass
 class Case:
     id: str
@@ -245,6 +252,20 @@ def form_cases() -> list[Case]:
                 "malformed_multipart",
             ),
         ]
+        for case, disposition, code in (
+            ("filename-nul", 'filename="ring\x00.jpg"', "invalid_filename"),
+            ("filename-rtl-override", 'filename="ring\u202egpj.jpg"', "invalid_filename"),
+            ("filename-newline", "filename*=UTF-8''ring%0D%0AX-Evil%3A%201.jpg", "invalid_filename"),
+            ("filename-star-nul", "filename*=UTF-8''ring%00.jpg", "invalid_filename"),
+            ("filename-star-rtl-override", "filename*=UTF-8''ring%E2%80%AEgpj.jpg", "invalid_filename"),
+            ("filename-star-not-utf8", "filename*=UTF-8''ring%FF.jpg", "malformed_multipart"),
+            ("filename-star-unknown-charset", "filename*=KOI8-R''ring.jpg", "malformed_multipart"),
+        ):
+            body = part("file", disposition, PHOTO) + b"".join(
+                part(k, None, v.encode()) for k, v in {"check_duplicate": "no", **extra}.items()
+            )
+            headers = {"Content-Type": "multipart/form-data; boundary=corpusboundary"}
+            forms.append((case, {"data": body + b"--corpusboundary--\r\n", "headers": headers}, 400, code))
         if route == "/generate_caption":
             forms += [
                 ("no-type", {"files": {"file": photo}}, 400, "invalid_request"),
@@ -288,6 +309,16 @@ def json_cases() -> list[Case]:
                 "malformed_json",
             ),
             ("syntax", {"data": b'{"website": '}, 400, "malformed_json"),
+            (  # ambiguous (parsers disagree on which wins), even where both values are the same
+                "duplicate-key",
+                {
+                    "data": json.dumps(valid).encode()[:-1]
+                    + b", "
+                    + json.dumps(dict([next(iter(valid.items()))]))[1:].encode()
+                },
+                400,
+                "invalid_request",
+            ),
             ("nan", {"data": json.dumps({**valid, "n": float("nan")}).encode()}, 400, "malformed_json"),
             (
                 "utf-16",
@@ -316,6 +347,9 @@ def json_cases() -> list[Case]:
         ("/uploads", "content-type-gif", {"content_type": "image/gif"}, 400, "invalid_request"),
         ("/uploads", "filename-number", {"filename": 12}, 400, "invalid_request"),
         ("/uploads", "filename-256-chars", {"filename": "a" * 252 + ".png"}, 400, "invalid_request"),
+        ("/uploads", "filename-nul", {"filename": "ring\x00.png"}, 400, "invalid_filename"),
+        ("/uploads", "filename-rtl-override", {"filename": "ring\u202egnp.exe"}, 400, "invalid_filename"),
+        ("/uploads", "filename-lone-surrogate", {"filename": "ring\ud800.png"}, 400, "invalid_request"),
         ("/generate-images", "image-types-empty", {"image_types": []}, 400, "invalid_request"),
         ("/generate-images", "image-types-bool", {"image_types": [True]}, 400, "invalid_request"),
         ("/generate-images", "image-types-strings", {"image_types": ["1"]}, 400, "invalid_request"),
@@ -389,6 +423,18 @@ def json_cases() -> list[Case]:
         "/generate-images": generate_ok,
         "/regenerate-image": regenerate_ok,
     }
+    dimensions = json.dumps({**generate_ok, "dimensions_mm": {"width": 5, "height": 5}}).encode()
+    cases.append(
+        Case(
+            "generate-images:duplicate-key-nested",
+            "POST",
+            "/generate-images",
+            400,
+            "invalid_request",
+            "/generate-images",
+            {"data": dimensions.replace(b'"width": 5', b'"width": 5, "width": 6')},
+        )
+    )
     for route, case, change, status, code in fields:
         body = {**valid_of[route], **change}
         body = {k: v for k, v in body.items() if v is not None or case.endswith("null")}

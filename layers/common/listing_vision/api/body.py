@@ -10,7 +10,12 @@ media type, or the request is refused before anything runs:
   `MAX_JSON_DEPTH`): 400 `malformed_json`;
 - multipart without a boundary, one the body does not use or close, or parts that cannot be read:
   400 `malformed_multipart`;
-- a JSON body that is not an object, or a multipart field sent twice: 400 `invalid_request`.
+- a JSON body that is not an object, a multipart field sent twice, or a JSON object naming a key
+  twice (`{"website": "alya", "website": "blysk"}`: which is meant? parsers disagree): 400
+  `invalid_request`.
+
+A part's Content-Disposition is read as RFC 7578 and RFC 6266 say: parameters quoted or not, in
+any order, and `filename*=UTF-8''...` (RFC 5987, percent-encoded UTF-8) preferred to `filename`.
 
 What comes back goes to Powertools' request validation (pydantic), as its own parser's output would.
 """
@@ -20,10 +25,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections import Counter
 from collections.abc import Sequence
+from email.message import Message
 from typing import Any, Literal
 
-from aws_lambda_powertools.event_handler.middlewares.openapi_validation import _parse_multipart_body
+from aws_lambda_powertools.event_handler.openapi.params import UploadFile
 
 from listing_vision.errors import InvalidRequest, UnsupportedMedia
 
@@ -69,7 +76,7 @@ def parse_body(headers: dict[str, str], body: str | None, is_base64: bool, expec
             "The multipart body does not use its boundary, or does not close it.", code="malformed_multipart"
         )
     try:
-        parts = _parse_multipart_body(raw, boundary)
+        parts = parse_multipart(raw, boundary)
     except (ValueError, IndexError) as error:  # UnicodeDecodeError is a ValueError
         raise InvalidRequest("The multipart body cannot be read.", code="malformed_multipart") from error
     repeated = sorted(name for name, value in parts.items() if isinstance(value, list))
@@ -81,12 +88,89 @@ def parse_body(headers: dict[str, str], body: str | None, is_base64: bool, expec
     return parts
 
 
+def parse_multipart(raw: bytes, boundary: str) -> dict[str, Any]:
+    """A multipart/form-data body → {field name: value}: a part with a filename is an UploadFile (its
+    bytes as sent), any other part text (UTF-8); a name sent twice collects a list. Framing as
+    Powertools' own parser splits it; ValueError for a part that cannot be read."""
+    delimiter, end = f"--{boundary}".encode(), f"--{boundary}--".encode()
+    result: dict[str, Any] = {}
+    for section in raw.split(delimiter):
+        if not section or section.strip() in (b"", b"--"):
+            continue
+        chunk = section.removesuffix(end).removeprefix(b"\r\n").removesuffix(b"\r\n")
+        header_end = chunk.find(b"\r\n\r\n")
+        if header_end == -1:
+            continue
+        headers, content = chunk[:header_end].decode("utf-8"), chunk[header_end + 4 :]
+        name, filename, content_type = None, None, None
+        for line in headers.split("\r\n"):
+            header, _, header_value = line.partition(":")
+            if header.strip().lower() == "content-disposition":
+                name, filename = _disposition(header_value)
+            elif header.strip().lower() == "content-type":
+                content_type = header_value.strip()
+        if name is None:
+            continue
+        value: Any = (
+            content.decode("utf-8")
+            if filename is None
+            else UploadFile(content=content, filename=filename, content_type=content_type)
+        )
+        if name in result:
+            existing = result[name]
+            result[name] = [*existing, value] if isinstance(existing, list) else [existing, value]
+        else:
+            result[name] = value
+    return result
+
+
+def _disposition(value: str) -> tuple[str | None, str | None]:
+    """(name, filename) of a form-data Content-Disposition; `filename*` (RFC 5987: charset UTF-8 or
+    ISO-8859-1, percent-encoded) wins over `filename`. ValueError for an undecodable `filename*`."""
+    message = Message()
+    message["Content-Disposition"] = value
+    name, plain, extended = None, None, None
+    params = message.get_params(header="content-disposition", unquote=True) or []
+    for key, param in params[1:]:  # the first is the disposition type, form-data
+        if key == "name" and isinstance(param, str):
+            name = param
+        elif key == "filename" and isinstance(param, tuple):  # filename*=charset'lang'%-encoded
+            charset, _, text = param
+            if (charset or "").lower() not in ("utf-8", "iso-8859-1"):
+                raise ValueError(f"filename* in charset {charset!r}: UTF-8 or ISO-8859-1 only")
+            extended = text.encode("latin-1").decode((charset or "").lower())  # the email module unquotes as latin-1
+        elif key == "filename" and isinstance(param, str):
+            plain = param
+    return name, extended if extended is not None else plain
+
+
+class _RepeatedKeys(Exception):
+    def __init__(self, keys: list[str]):
+        super().__init__(", ".join(keys))
+        self.keys = keys
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing one that names a key twice (JSON's RFC 8259 leaves which one wins open)."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        counts = Counter(key for key, _ in pairs)
+        raise _RepeatedKeys(sorted(key for key, count in counts.items() if count > 1))
+    return value
+
+
 def parse_json(raw: bytes) -> Any:
-    """JSON text → value; `malformed_json` for anything that is not strict JSON of bounded depth."""
+    """JSON text → value; `malformed_json` for anything that is not strict JSON of bounded depth,
+    `invalid_request` for an object that names a key twice."""
     if not raw.strip():
         return None
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+    except _RepeatedKeys as error:
+        raise InvalidRequest(
+            f"Invalid request: {', '.join(key[:40] for key in error.keys[:5])} sent more than once.",
+            details={"fields": [{"field": key[:100], "problem": "Sent more than once"} for key in error.keys[:20]]},
+        ) from error
     except RecursionError as error:
         raise _malformed(f"nested deeper than {MAX_JSON_DEPTH} levels") from error
     except UnicodeDecodeError as error:

@@ -36,6 +36,9 @@ _OURS: tuple[ErrorCode, ...] = (
     ErrorCode("decompression_bomb", 413, "The image claims more than MAX_IMAGE_PIXELS pixels (refused unread)."),
     ErrorCode("file_too_large", 413, "The file is over MAX_UPLOAD_BYTES (use POST /uploads)."),
     ErrorCode("filename_too_long", 400, "The file's name is over 255 bytes of UTF-8 (S3 metadata is capped at 2 KB)."),
+    ErrorCode(
+        "invalid_filename", 400, "The file's name holds control or bidirectional-control characters (NUL, U+202E)."
+    ),
     ErrorCode("image_too_small", 422, "A side is under 16 px."),
     ErrorCode("blank_image", 422, "The image is one flat colour (all white, all black): no product in it."),
     ErrorCode("upload_in_progress", 409, "The same bytes are being stored by another request."),
@@ -94,6 +97,7 @@ IMAGE = (
     "decompression_bomb",
     "file_too_large",
     "filename_too_long",
+    "invalid_filename",
     "image_too_small",
     "blank_image",
     "upload_in_progress",

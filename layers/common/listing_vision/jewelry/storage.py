@@ -9,6 +9,7 @@ The filename is kept as metadata (percent-encoded: S3 metadata is ASCII) and ret
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
@@ -49,8 +50,24 @@ def catalogue_key(sha256: str, image_format: str) -> str:
     return f"{CATALOGUE_PREFIX}{sha256[:2]}/{sha256}.{EXTENSIONS.get(image_format, 'bin')}"
 
 
+# Characters a filename may not hold: they are echoed into responses and S3 metadata, where control
+# characters (NUL, newlines: Cc) cut or forge text, lone surrogates (Cs) are not UTF-8 at all, and
+# bidirectional controls reorder what a person reads ("ring\u202egpj.exe" shows as "ringexe.jpg").
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def check_filename(name: str | None) -> None:
-    """Refuse a filename that would not fit S3's metadata limit (AWS would refuse the write: a 500)."""
+    """Refuse a filename that would not fit S3's metadata limit (AWS would refuse the write: a 500),
+    or that holds a control, bidirectional-control or surrogate character (refused, not stripped:
+    a name silently changed is not the name sent)."""
+    bad = sorted({c for c in name or "" if c in BIDI_CONTROLS or unicodedata.category(c) in ("Cc", "Cs")})
+    if bad:
+        shown = ", ".join(f"U+{ord(c):04X}" for c in bad[:5])
+        raise InvalidRequest(
+            f"The filename holds control or bidirectional-control characters ({shown}).",
+            code="invalid_filename",
+            details={"fields": [{"field": "filename", "problem": f"holds {shown}"}]},
+        )
     if name is not None and len(name.encode("utf-8", errors="surrogatepass")) > MAX_FILENAME_BYTES:
         raise InvalidRequest(
             f"The filename is {len(name.encode('utf-8', errors='surrogatepass')):,} bytes long; "
