@@ -104,6 +104,22 @@ IMAGES: list[tuple[str, bytes, str, int, str]] = [
         413,
         "decompression_bomb",
     ),
+    (  # a tEXt chunk whose length runs past its data into the next chunk
+        "png-truncated-ancillary-chunk",
+        PNG[:33] + struct.pack(">I", 100) + b"tEXtComment\x00hi" + PNG[33:],
+        "a.png",
+        400,
+        "corrupt_image",
+    ),
+    (
+        "png-ancillary-chunk-bad-crc",
+        PNG[:33] + _chunk(b"tEXt", b"Comment\x00hi")[:-4] + b"\0\0\0\0" + PNG[33:],
+        "a.png",
+        400,
+        "corrupt_image",
+    ),
+    ("png-signature-only", b"\x89PNG\r\n\x1a\n", "a.png", 400, "corrupt_image"),
+    ("jpeg-without-end-marker", PHOTO[:-2], "a.jpg", 400, "corrupt_image"),
     ("png-ztxt-inflating-past-16mb", with_chunk(PNG, b"zTXt", ZTXT_17MB), "a.png", 400, "corrupt_image"),
     ("gif", fresh_image(9_004, (64, 64), "GIF"), "a.gif", 415, "unsupported_image_format"),
     ("tiff", fresh_image(9_005, (64, 64), "TIFF"), "a.tif", 415, "unsupported_image_format"),
@@ -435,6 +451,30 @@ def json_cases() -> list[Case]:
             {"data": dimensions.replace(b'"width": 5', b'"width": 5, "width": 6')},
         )
     )
+    # Numbers at the edges, in every numeric field, as raw JSON text (json.dumps cannot write 1e400):
+    # what overflows to infinity or underflows to zero is out of range; what is not a number is not JSON.
+    numeric_fields = (
+        ("/generate-images", "width", {**generate_ok, "dimensions_mm": {"width": "@", "height": 5}}),
+        ("/generate-images", "height", {**generate_ok, "dimensions_mm": {"width": 5, "height": "@"}}),
+        ("/generate-images", "image-types", {**generate_ok, "image_types": ["@"]}),
+        ("/regenerate-image", "image-type", {**regenerate_ok, "image_type": "@"}),
+    )
+    edges = (
+        ("1e400", b"1e400", 400, "invalid_request"),
+        ("-1e400", b"-1e400", 400, "invalid_request"),
+        ("1e-400", b"1e-400", 400, "invalid_request"),
+        ("minus-zero", b"-0.0", 400, "invalid_request"),
+        ("infinity", b"Infinity", 400, "malformed_json"),
+        ("nan", b"NaN", 400, "malformed_json"),
+        ("5000-digits", b"9" * 5000, 400, "malformed_json"),  # over Python's int-parsing limit
+        ("hex", b"0x10", 400, "malformed_json"),
+        ("leading-plus", b"+1", 400, "malformed_json"),
+    )
+    for route, name, template in numeric_fields:
+        text = json.dumps(template).encode()
+        for edge, literal, status, code in edges:
+            raw = text.replace(b'"@"', literal)
+            cases.append(Case(f"{route[1:]}:{name}-{edge}", "POST", route, status, code, route, {"data": raw}))
     for route, case, change, status, code in fields:
         body = {**valid_of[route], **change}
         body = {k: v for k, v in body.items() if v is not None or case.endswith("null")}

@@ -80,6 +80,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: i
     try:
         image = Image.open(io.BytesIO(data))  # reads the header only
     except UnidentifiedImageError as error:
+        if claims_accepted_format(data):  # Pillow says "unidentified" for a PNG whose chunks are broken
+            raise InvalidImageError("The image header is truncated or corrupt.", "corrupt_image") from error
         raise InvalidImageError("The file is not an image we can read.", "not_an_image") from error
     except Image.DecompressionBombError as error:
         raise InvalidImageError(str(error), "decompression_bomb") from error
@@ -105,6 +107,16 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: i
     except Exception as error:
         raise InvalidImageError("The image is truncated or corrupt.", "corrupt_image") from error
     return to_8bit(image)
+
+
+def claims_accepted_format(data: bytes) -> bool:
+    """Whether the bytes start with the signature of a format we accept (PNG, JPEG, WebP): such a
+    file that cannot be opened is a broken image, not something else."""
+    return (
+        data.startswith(b"\x89PNG\r\n\x1a\n")
+        or data.startswith(b"\xff\xd8\xff")
+        or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+    )
 
 
 def to_8bit(image: Image.Image) -> Image.Image:
