@@ -17,6 +17,7 @@ is decoded, and a malformed one is a 400 `malformed_request`; any other transfer
 not understand), never read as chunked; headers and body must arrive within `request_deadline_s`
 in all (29 s, API Gateway's limit) and each read within `read_timeout_s`, or the answer is a 408
 `request_timeout` and the connection is closed (a body trickled a byte at a time is cut off);
+`Expect: 100-continue` gets its interim 100 and any other expectation a 417 `expectation_failed`;
 anything else the HTTP parser refuses (a bad request line, headers too large, an unknown method)
 gets its status with a JSON body (FRAMING_ERRORS).
 
@@ -331,13 +332,19 @@ class Gateway:
                 stream = self.rfile
                 self.rfile = self._bounded()
                 try:
-                    return super().parse_request()
+                    if not super().parse_request():
+                        return False
                 except TimeoutError:  # headers that never finish arriving
                     self._answer_framing(408, *FRAMING_ERRORS[408])
                     return False
                 finally:
                     self.rfile = stream
                     self.connection.settimeout(gateway.read_timeout_s)
+                expect = self.headers.get("Expect", "").strip().lower()
+                if expect and expect != "100-continue":  # the only expectation HTTP/1.1 defines (RFC 9110 10.1.1)
+                    self._answer_framing(417, *FRAMING_ERRORS[417])
+                    return False
+                return True
 
             def _bounded(self) -> Any:
                 """The input stream, its reads bounded by the request's deadline."""

@@ -30,9 +30,10 @@ class Answer:
         return json.loads(self.body)
 
 
-def read_answer(sock: socket.socket, head: bool = False) -> Answer:
-    """One HTTP/1.1 response from the socket (Content-Length framed, as the gateway always frames)."""
-    stream = sock.makefile("rb")
+def read_answer(sock: socket.socket, head: bool = False, stream: Any = None) -> Answer:
+    """One HTTP/1.1 response from the socket (Content-Length framed, as the gateway always frames);
+    pass the same `stream` to read answers that may arrive together."""
+    stream = stream or sock.makefile("rb")
     status_line = stream.readline()
     assert status_line.startswith(b"HTTP/1.1 "), f"not an HTTP answer: {status_line!r}"
     headers: dict[str, str] = {}
@@ -255,3 +256,49 @@ def test_a_chunked_request_reaches_the_real_handler(local_stack: LocalStack) -> 
     # Then the function got the whole body: a presigned upload
     assert answer.status == 200, answer
     assert answer.json()["key"].startswith("incoming/")
+
+
+def test_expect_100_continue_gets_its_interim_answer_then_the_body_is_read(echo_gateway: str) -> None:
+    # Given a client that sends its headers with Expect: 100-continue and waits before the body
+    host, port = echo_gateway.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=HANG_GUARD_S) as sock:
+        sock.sendall(post("/uploads", "Content-Length: 8\r\nExpect: 100-continue\r\n"))
+        stream = sock.makefile("rb")
+        interim = stream.readline()
+        assert stream.readline() == b"\r\n"
+        # When it has been told to continue and sends the body
+        sock.sendall(b'{"a": 1}')
+        answer = read_answer(sock, stream=stream)
+    # Then the interim answer was 100 and the function got the whole body
+    assert interim.startswith(b"HTTP/1.1 100"), interim
+    assert answer.status == 200 and answer.json()["body"] == '{"a": 1}'
+
+
+def test_an_expectation_other_than_100_continue_is_a_417(echo_gateway: str) -> None:
+    # Given a request expecting something HTTP/1.1 does not define
+    answer = exchange(echo_gateway, post("/uploads", "Content-Length: 2\r\nExpect: 200-ok\r\n", b"{}"))
+    # Then 417 in JSON
+    assert_error(answer, 417, "expectation_failed")
+
+
+def test_content_length_and_chunked_together_read_chunked_and_close(echo_gateway: str) -> None:
+    # Given a request with both framings (RFC 9112 6.3: chunked wins; the message is suspect)
+    chunked = b'8\r\n{"a": 1}\r\n0\r\n\r\n'
+    answer = exchange(echo_gateway, post("/uploads", "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n", chunked))
+    # Then the body is the chunked one, and the connection is not reused
+    assert answer.status == 200 and answer.json()["body"] == '{"a": 1}'
+    assert answer.headers["connection"] == "close"
+
+
+def test_a_body_longer_than_its_content_length_is_not_taken_as_a_second_request(echo_gateway: str) -> None:
+    # Given a body with a second request smuggled after its Content-Length
+    smuggled = b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+    host, port = echo_gateway.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=HANG_GUARD_S) as sock:
+        sock.sendall(post("/uploads", "Content-Length: 2\r\n", b"{}" + smuggled))
+        stream = sock.makefile("rb")
+        first = read_answer(sock, stream=stream)
+        second = read_answer(sock, stream=stream)
+    # Then the first request got exactly its 2 bytes, and what followed was read as the next request
+    assert first.status == 200 and first.json()["body"] == "{}"
+    assert_error(second, 404, "route_not_found")
