@@ -82,3 +82,34 @@ def test_a_png_with_large_metadata_is_accepted(local_stack: LocalStack, chunk: s
     # Then it is stored, not called corrupt
     assert answer.status_code == 200, answer.text
     assert stored_content_type(answer.json()["s3_url"]) == "image/png"
+
+
+def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+CONTAINERS = {
+    "apng": lambda a, b: (encoded(a, "PNG", save_all=True, append_images=[b]), "image/png"),
+    "animated-webp": lambda a, b: (encoded(a, "WEBP", save_all=True, append_images=[b]), "image/webp"),
+    "cmyk-jpeg": lambda a, b: (encoded(a.convert("CMYK"), "JPEG"), "image/jpeg"),
+    "palette-with-transparency": lambda a, b: (encoded(a.quantize(64), "PNG", transparency=0), "image/png"),
+    "gray-alpha-png": lambda a, b: (encoded(a.convert("LA"), "PNG"), "image/png"),
+}
+
+
+@pytest.mark.parametrize("kind", list(CONTAINERS))
+def test_other_containers_of_an_accepted_format_are_stored_as_their_first_frame(
+    local_stack: LocalStack, kind: str
+) -> None:
+    # Given a photo in a container cameras and editors write: animated (several frames), CMYK, a
+    # palette with a transparent entry, grayscale with alpha
+    seed = 31_200 + 2 * list(CONTAINERS).index(kind)
+    data, media_type = CONTAINERS[kind](photo(seed), photo(seed + 1))
+    # When it is uploaded
+    answer = search(local_stack, data, f"{kind}.img")
+    # Then it is accepted and stored under its format's media type
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["duplicate_found"] is False
+    assert stored_content_type(answer.json()["s3_url"]) == media_type
