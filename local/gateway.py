@@ -203,7 +203,8 @@ def build_event(
     """The API Gateway REST proxy event (payload format 1.0) for one request."""
     single_headers: dict[str, str] = {}
     multi_headers: dict[str, list[str]] = {}
-    for name, value in headers:
+    for name, raw in headers:
+        value = raw.strip(" \t")  # a field value has no leading or trailing whitespace (RFC 9110 5.5)
         single_headers[name] = value  # API Gateway keeps the last value
         multi_headers.setdefault(name, []).append(value)
     multi_query = parse_qs(query, keep_blank_values=True)
@@ -248,8 +249,10 @@ def build_event(
 
 
 class Gateway:
-    """Routes HTTP requests to handlers; `extra_routes` answer GETs of paths the API does not have
-    (/health, /openapi.json: a dict answered as JSON; /swagger: a str answered as HTML)."""
+    """Routes HTTP requests to handlers; `extra_routes` answer GETs of paths that no function
+    answers (/health, /openapi.json: a dict answered as JSON; /swagger: a str answered as HTML).
+    With an authorizer they need a key as every route does (on AWS /openapi.json is a keyed method),
+    except `open_paths` (the local stack's own /health, which AWS does not have)."""
 
     def __init__(
         self,
@@ -259,6 +262,7 @@ class Gateway:
         authorizer: str | None = None,
         read_timeout_s: float = READ_TIMEOUT_S,
         request_deadline_s: float = REQUEST_DEADLINE_S,
+        open_paths: frozenset[str] = frozenset(),
     ):
         self.log_requests = log_requests
         self.read_timeout_s = read_timeout_s
@@ -267,6 +271,7 @@ class Gateway:
         self.call = call  # invoke a function synchronously: (function name, event) -> proxy response
         self.routes = compile_routes(ROUTES)
         self.extra_routes = extra_routes or {}
+        self.open_paths = open_paths
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for compiled in self.routes:
@@ -390,6 +395,14 @@ class Gateway:
                     return
                 extra = gateway.extra_routes.get(split.path)
                 if extra and self.command == "GET":
+                    if gateway.authorizer and split.path not in gateway.open_paths:
+                        route = Route("gateway", "GET", split.path)  # answered by the gateway itself
+                        headers = list(self.headers.items())
+                        event = build_event(
+                            route, split.path, {}, "GET", headers, split.query, b"", self.client_address[0]
+                        )
+                        if not self._authorize(route, event):
+                            return
                     status, payload = extra()
                     if isinstance(payload, str):  # a page (the Swagger UI)
                         self._answer(status, {"Content-Type": "text/html; charset=utf-8"}, payload.encode())

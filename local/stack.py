@@ -145,17 +145,24 @@ class LocalStack:
         self.demo_loaded = self._load_demo_if_empty()
         if self.auth:
             self.client_keys = self._storefront_clients()
-        self.gateway = gateway = Gateway(
-            self.router.call,
-            extra_routes={"/health": self.health, "/openapi.json": self.openapi, "/swagger": self.swagger},
-            log_requests=self.log_requests,
-            authorizer="authorizer" if self.auth else None,
-        )
+        self.gateway = gateway = self.api_gateway(self.auth)
         self._http = gateway.serve(self.host, self.port)
         self.url = f"http://{self.host}:{self._http.server_address[1]}"
         threading.Thread(target=self._http.serve_forever, name="gateway", daemon=True).start()
         self.startup_s = time.monotonic() - started
         return self
+
+    def api_gateway(self, auth: bool) -> Gateway:
+        """The API in front of this stack's functions; with `auth`, every request needs a client's key
+        (the authorizer function), the OpenAPI document and its Swagger UI too, as on AWS; only the
+        local /health probe (no AWS counterpart) answers without one."""
+        return Gateway(
+            self.router.call,
+            extra_routes={"/health": self.health, "/openapi.json": self.openapi, "/swagger": self.swagger},
+            log_requests=self.log_requests,
+            authorizer="authorizer" if auth else None,
+            open_paths=frozenset({"/health"}),
+        )
 
     def _start_clip_container(self) -> ContainerServer:
         """The CLIP serving code behind the SageMaker container contract, as the endpoint runs it:

@@ -14,8 +14,7 @@ import pytest
 import requests
 
 from listing_vision.api.clients import ApiClients
-from listing_vision.config import get_settings
-from local.gateway import Gateway
+from listing_vision.config import Storefront, get_settings
 from local.stack import LocalStack
 from tests.integration.test_generation import earring_photo
 from tests.stores import changed, fingerprint
@@ -27,6 +26,7 @@ class Clients:
     alya: str  # a key holding alya only
     blysk: str
     everything: str  # both storefronts, and scope=all
+    shop: str  # blysk only, never disabled here
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +35,17 @@ def secured(local_stack: LocalStack) -> Iterator[Clients]:
         env.setenv("API_AUTH", "api_keys")
         get_settings.cache_clear()
         clients = ApiClients()
+        grants: dict[str, tuple[Storefront, ...]] = {
+            "alya": ("alya",),
+            "blysk": ("blysk",),
+            "everything": ("alya", "blysk"),
+            "shop": ("blysk",),
+        }
         keys = {
             name: clients.create(f"test-{name}-{id(env)}", storefronts, search_all=name == "everything")[0]
-            for name, storefronts in (("alya", ("alya",)), ("blysk", ("blysk",)), ("everything", ("alya", "blysk")))
+            for name, storefronts in grants.items()
         }
-        server = Gateway(local_stack.router.call, authorizer="authorizer", log_requests=False).serve("127.0.0.1", 0)
+        server = local_stack.api_gateway(auth=True).serve("127.0.0.1", 0)  # the gateway LOCAL_AUTH=1 runs
         threading.Thread(target=server.serve_forever, daemon=True).start()
         yield Clients(f"http://127.0.0.1:{server.server_address[1]}", **keys)
         server.shutdown()
@@ -63,6 +69,30 @@ def test_without_a_valid_key_nothing_is_reachable(secured: Clients) -> None:
     ApiClients().disable(next(c.client_id for c in ApiClients().list() if c.client_id.startswith("test-blysk")))
     revoked = call(secured, "GET", f"/jobs/{'0' * 32}", secured.blysk)
     assert revoked.status_code == 401
+
+
+def test_a_key_with_trailing_whitespace_is_the_key(secured: Clients) -> None:
+    # Given a valid key sent with optional whitespace after it (RFC 9110: not part of the value)
+    for padded in (f"{secured.shop} ", f"{secured.shop}\t", f"{secured.shop} \t "):
+        # When it asks for a job
+        answer = call(secured, "GET", f"/jobs/{'0' * 32}", padded)
+        # Then the key is accepted: the job is unknown, not the caller
+        assert (answer.status_code, answer.json()["error"]["code"]) == (404, "job_not_found"), answer.text
+
+
+def test_the_api_document_needs_a_key_as_on_aws(secured: Clients) -> None:
+    # Given the gateway LOCAL_AUTH=1 runs, when the OpenAPI document or its Swagger UI is asked without a key
+    for path in ("/openapi.json", "/swagger"):
+        refused = call(secured, "GET", path, None)
+        wrong = call(secured, "GET", path, "lvk_not-a-key")
+        # Then it is refused as every route is (on AWS GET /openapi.json is a keyed method)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (401, "unauthorized"), path
+        assert (wrong.status_code, wrong.json()["error"]["code"]) == (401, "unauthorized"), path
+        # And a client's key reads it
+        assert call(secured, "GET", path, secured.shop).status_code == 200, path
+    assert call(secured, "GET", "/openapi.json", secured.shop).json()["openapi"].startswith("3.")
+    # While the local stack's own health probe (no AWS counterpart) stays open
+    assert call(secured, "GET", "/health", None).status_code == 200
 
 
 def test_a_client_cannot_write_or_search_another_storefront(local_stack: LocalStack, secured: Clients) -> None:
