@@ -23,14 +23,18 @@ def generate_caption(
     file: Annotated[UploadFile, File(description="The jewelry photo (JPEG, PNG or WebP).")],
     type: Annotated[Literal["earring", "necklace", "bracelet", "ring"], Form()],
     check_duplicate: Annotated[Literal["yes", "no"], Form()] = "yes",
-    website: Annotated[Literal["alya", "blysk"], Form()] = "alya",
+    website: Annotated[
+        Literal["alya", "blysk"] | None,
+        Form(description="The storefront; default: the client's own when it holds one, else alya."),
+    ] = None,
     scope: Annotated[Literal["storefront", "all"], Form()] = "storefront",
 ) -> dict[str, Any]:
+    caller = current_caller(app)
     return caption_upload(
-        Upload(file.content, file.filename, website),
+        Upload(file.content, file.filename, caller.storefront(website)),
         type,
         get_embedder(),
-        caller=current_caller(app),
+        caller=caller,
         check_duplicate=check_duplicate == "yes",
         scope=scope,
     )

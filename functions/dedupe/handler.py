@@ -19,6 +19,7 @@ from listing_vision.observability import logger, metrics, tracer
 
 app = create_resolver()
 Website = Literal["alya", "blysk"]
+WEBSITE = "The storefront; default: the client's own when it holds one, else alya."
 
 
 @app.post("/image_similarity_search")
@@ -26,12 +27,13 @@ Website = Literal["alya", "blysk"]
 def image_similarity_search(
     file: Annotated[UploadFile, File(description="The product photo (JPEG, PNG or WebP).")],
     check_duplicate: Annotated[Literal["yes", "no"], Form()] = "yes",
-    website: Annotated[Website, Form()] = "alya",
+    website: Annotated[Website | None, Form(description=WEBSITE)] = None,
     scope: Annotated[Literal["storefront", "all"], Form(description="Search this storefront or all.")] = "storefront",
 ) -> dict[str, Any]:
+    caller = current_caller(app)
     result = DedupeService(get_embedder()).check_and_store(
-        Upload(file.content, file.filename, website),
-        caller=current_caller(app),
+        Upload(file.content, file.filename, caller.storefront(website)),
+        caller=caller,
         check_duplicate=check_duplicate == "yes",
         scope=scope,
         max_bytes=get_settings().max_upload_bytes,
@@ -41,7 +43,9 @@ def image_similarity_search(
 
 class UploadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    website: Website = "alya"
+    # Omitted: the client's storefront (Caller.storefront). An explicit null is refused, as for every field:
+    # the default is not validated, a value is.
+    website: Website = Field(None, description=WEBSITE)  # type: ignore[arg-type]  # None: omitted
     filename: StrictStr | None = Field(None, max_length=255)
     content_type: Literal["image/jpeg", "image/png", "image/webp"] = "image/jpeg"
 
@@ -49,15 +53,18 @@ class UploadRequest(BaseModel):
 @app.post("/uploads")
 @tracer.capture_method
 def create_upload(request: UploadRequest) -> dict[str, Any]:
-    return presigned_upload(current_caller(app), request.website, request.filename, request.content_type)
+    caller = current_caller(app)
+    return presigned_upload(caller, caller.storefront(request.website), request.filename, request.content_type)
 
 
 @app.get("/uploads/<upload_id>")
 @tracer.capture_method
 def get_upload(
-    upload_id: Annotated[str, Path(pattern=UPLOAD_ID_PATTERN)], website: Annotated[Website, Query()] = "alya"
+    upload_id: Annotated[str, Path(pattern=UPLOAD_ID_PATTERN)],
+    website: Annotated[Website | None, Query(description=WEBSITE)] = None,
 ) -> dict[str, Any]:
-    return upload_status(current_caller(app), website, upload_id)
+    caller = current_caller(app)
+    return upload_status(caller, caller.storefront(website), upload_id)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

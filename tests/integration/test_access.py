@@ -95,6 +95,25 @@ def test_the_api_document_needs_a_key_as_on_aws(secured: Clients) -> None:
     assert call(secured, "GET", "/health", None).status_code == 200
 
 
+def test_a_request_without_website_acts_on_the_clients_only_storefront(
+    local_stack: LocalStack, secured: Clients
+) -> None:
+    settings = get_settings()
+    # Given a client holding blysk only, when it stores a photo and asks an upload without naming a website
+    stored = call(
+        secured, "POST", "/image_similarity_search", secured.shop, files=photo(66), data={"check_duplicate": "no"}
+    )
+    upload = call(secured, "POST", "/uploads", secured.shop, json={"content_type": "image/png"})
+    # Then both act on blysk, not on the default alya (which would be a 403)
+    assert stored.status_code == 200, stored.text
+    assert f"/{settings.blysk_bucket}/" in stored.json()["s3_url"]
+    assert upload.status_code == 200, upload.text
+    assert upload.json()["url"].endswith(f"/{settings.blysk_bucket}")
+    # And a client holding both storefronts still defaults to alya
+    both = call(secured, "POST", "/uploads", secured.everything, json={"content_type": "image/png"})
+    assert both.json()["url"].endswith(f"/{settings.alya_bucket}")
+
+
 def test_a_client_cannot_write_or_search_another_storefront(local_stack: LocalStack, secured: Clients) -> None:
     local_stack.router.drain()
     before = fingerprint()

@@ -5,7 +5,8 @@ storefronts and whether it may search every catalogue to the function, in the re
 API Gateway's authorizer cannot read the body, where `website` usually is, so each operation
 checks the caller before it writes or reads anything: another storefront's upload, search or
 presigned upload is a 403 `storefront_forbidden`, and another storefront's job or upload is
-answered as if it did not exist (404). With API_AUTH=none (the local default, loopback only)
+answered as if it did not exist (404). A request that names no storefront acts on the caller's own
+when it holds exactly one, else on the default, alya. With API_AUTH=none (the local default, loopback only)
 every request acts for every storefront.
 """
 
@@ -13,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from listing_vision.config import get_settings
+from listing_vision.config import Storefront, get_settings
 from listing_vision.errors import Forbidden
 
 STOREFRONTS = frozenset({"alya", "blysk"})
+DEFAULT_STOREFRONT: Storefront = "alya"
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,15 @@ class Caller:
 
     def owns(self, website: str) -> bool:
         return website in self.storefronts
+
+    def storefront(self, website: Storefront | None) -> Storefront:
+        """The storefront a request acts on: the one it names, else this caller's only one, else alya."""
+        if website is not None:
+            return website
+        if len(self.storefronts) == 1:
+            (only,) = self.storefronts
+            return cast(Storefront, only)  # caller_from keeps STOREFRONTS only
+        return DEFAULT_STOREFRONT
 
     def require(self, website: str, scope: str = "storefront") -> None:
         """Refuse (403) a storefront this caller does not hold, or a search across all it may not make."""
