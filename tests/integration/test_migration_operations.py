@@ -298,3 +298,62 @@ def test_the_cli_runs_the_migration_through_the_stacks_state_machine_and_functio
     # And a rollback restoring the backup, through the same state machine, gives back exactly the backup
     code, rolled = cli("rollback", "--mode", "restore", "--backup", backup)
     assert code == 0 and rolled["proof"]["identical"] is True, rolled
+
+
+def statuses(dry: dict[str, Any]) -> list[str]:
+    return [row["status"] for row in dry["listings"]]
+
+
+def test_a_run_over_chosen_listings_is_verified_on_them_and_dry_run_says_what_execute_would_do(
+    migration: Migration,
+) -> None:
+    # Given the demo listings, none migrated, and two of them with cached analyses
+    chosen = [row["zpid"] for row in migration.dry_run(sample=None)["listings"] if row["status"] == "would_update"][:2]
+    assert len(chosen) == 2 and statuses(migration.dry_run(zpids=chosen)) == ["would_update"] * 2
+    # When execute migrates those two only
+    result = migration.execute(zpids=chosen)
+    assert result["counts"]["updated"] == 2, result
+    # Then verify of the chosen listings passes (2 of 2 with all three fields), while the index as a whole does not
+    report = migration.verify(zpids=chosen)
+    assert report["passed"] is True, report["failures"]
+    assert (report["total"], report["has_all_three"], report["not_found"]) == (2, 2, 0)
+    assert {spot["zpid"] for spot in report["spot_checks"]} == set(chosen)
+    assert migration.verify()["passed"] is False
+    # And a dry run of them now says what execute would do: skip them (migrated); forced, leave them as they are
+    before = all_sources(migration)
+    assert statuses(migration.dry_run(zpids=chosen)) == ["would_skip_migrated"] * 2
+    assert statuses(migration.dry_run(zpids=chosen, force=True)) == ["would_leave_unchanged"] * 2
+    assert migration.execute(zpids=chosen)["counts"]["skipped_migrated"] == 2
+    forced = migration.execute(zpids=chosen, force=True)["counts"]
+    assert forced["unchanged"] == 2 and "updated" not in forced, forced
+    assert all_sources(migration) == before
+
+
+def test_the_cli_verifies_a_small_run_on_its_zpids(local_stack: LocalStack, capsys: pytest.CaptureFixture[str]) -> None:
+    from listing_vision.realestate import migrate
+    from local import demo_listings
+
+    def cli(*args: str) -> tuple[int, dict[str, Any]]:
+        code = migrate.main(list(args))
+        lines = capsys.readouterr().out.splitlines()
+        start = max(i for i, line in enumerate(lines) if line == "{")
+        return code, json.loads("\n".join(lines[start:]))
+
+    # Given 40 demo listings in the stack's own index, none migrated, and two of them with cached analyses
+    demo_listings.load(40, seed=9)
+    ids = [str(10_000_000 + number * 7 + 3) for number in range(40)]
+    _, dry = cli("dry-run", "--zpids", ",".join(ids))
+    chosen = [row["zpid"] for row in dry["listings"] if row["status"] == "would_update"][:2]
+    assert len(chosen) == 2
+    # When the small test run executes them, in this process and as a state machine execution
+    code, here = cli("execute", "--zpids", ",".join(chosen))
+    # Then it passes, verified on those two listings only
+    assert code == 0 and here["passed"] is True, here["verify"]
+    assert (here["verify"]["total"], here["verify"]["has_all_three"]) == (2, 2)
+    code, sfn = cli("--via-stepfunctions", "execute", "--zpids", ",".join(chosen))
+    assert code == 0 and sfn["passed"] is True and sfn["verify"]["total"] == 2, sfn
+    code, verified = cli("verify", "--zpids", ",".join(chosen))
+    assert code == 0 and verified["total"] == 2, verified
+    # And a dry run of them says execute would skip them
+    _, again = cli("dry-run", "--zpids", ",".join(chosen))
+    assert statuses(again) == ["would_skip_migrated"] * 2

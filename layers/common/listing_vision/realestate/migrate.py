@@ -1,8 +1,8 @@
 """The migration from a terminal: `python -m listing_vision.realestate.migrate OPERATION [options]`.
 
-    coverage  [--sample N]                         dry-run [--sample N | --zpids A,B]
+    coverage  [--sample N]                         dry-run [--sample N | --zpids A,B] [--force]
     backup    [--destination s3://…|PATH]          execute [--zpids …] [--batch-size N] [--force]
-    verify    [--backup LOCATION]                  rollback [--mode remove|restore] [--backup LOCATION]
+    verify    [--backup LOCATION] [--zpids A,B]    rollback [--mode remove|restore] [--backup LOCATION]
     classify-phrases [--dry-run] [--limit N] [--segments N]
 
 By default the operation runs in this process with a progress bar. `--via-stepfunctions` starts it
@@ -82,7 +82,7 @@ def run_here(args: argparse.Namespace) -> dict[str, Any]:
                 result = migration.execute(
                     zpids, int(event.get("batch_size", 100)), bool(event.get("force")), progress=bar.update
                 )
-                result["verify"] = migration.verify(event.get("backup"))
+                result["verify"] = migration.verify(event.get("backup"), zpids=zpids)  # only those chosen
                 result["passed"] = result["verify"]["passed"] and not result["failed"]
                 return result
             return migration.rollback(
@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     dry = commands.add_parser("dry-run", help="before and after, nothing written")
     dry.add_argument("--sample", type=int, default=5)
     dry.add_argument("--zpids")
+    dry.add_argument("--force", action="store_true", help="say what a forced execute would do")
     backup = commands.add_parser("backup", help="every listing's source to JSONL with a checksum manifest")
     backup.add_argument("--destination", help="s3://bucket/key.jsonl or a local path (default: the artifacts bucket)")
     execute = commands.add_parser("execute", help="write the three fields (resumable)")
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     verify = commands.add_parser("verify", help="the success criteria: >= 90 % migrated, nothing else changed")
     verify.add_argument("--backup", help="a backup to prove nothing else changed")
     verify.add_argument("--spot-checks", type=int, default=10)
+    verify.add_argument("--zpids", help="verify these listings only (a small run's)")
     rollback = commands.add_parser("rollback", help="remove the three fields or restore from a backup")
     rollback.add_argument("--mode", choices=["remove", "restore"], default="remove")
     rollback.add_argument("--backup", help="required for --mode restore; proves the result either way")

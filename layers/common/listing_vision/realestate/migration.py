@@ -4,13 +4,15 @@ amenities fields from the cached per-image analyses, without re-analysing a sing
 Operations (each a Step Functions execution and a CLI command, see `migrate.py`):
   coverage  how much of a sample the cache covers (full / partial / none), and how many of its
             feature phrases are classified (taxonomy, phrase cache, offline rule)
-  dry_run   before and after for a sample or listed zpids; writes nothing
+  dry_run   before and after for a sample or listed zpids, and what execute would do with each
+            (decided as execute decides); writes nothing
   backup    every listing's source as JSONL parts (S3 or a path) with a manifest of checksums
   plan      the batches of zpids an execute (or rollback) fans out over, as an S3 manifest
   execute   write the three fields, batch by batch; resumable (migrated listings are skipped
             unless forced; a forced listing whose fields come out the same is not written); every
             write is guarded by the version it was computed from
-  verify    listings with each field (the success figure), spot checks, and proof nothing else changed
+  verify    listings with each field (the success figure), spot checks, and proof nothing else changed;
+            of the listed zpids only, after a run over listed zpids
   rollback  remove the three fields, or restore sources exactly from a backup, then prove it
 
 Every operation that visits every listing streams it in id order, a page at a time, so memory does
@@ -112,6 +114,32 @@ def strip_split(source: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in source.items() if key not in SPLIT_FIELDS}
 
 
+Outcome = Literal["skipped_migrated", "skipped_no_cache", "unchanged", "updated"]
+# What a dry run says for each outcome an execute would have (the execute's count of the same name).
+WOULD: dict[Outcome, str] = {
+    "skipped_migrated": "would_skip_migrated",
+    "skipped_no_cache": "would_skip_no_cache",
+    "unchanged": "would_leave_unchanged",
+    "updated": "would_update",
+}
+
+
+def to_split(doc: ListingDoc, force: bool) -> bool:
+    """Whether execute computes this listing's split: not yet migrated, forced, or left by ingest with
+    images still pending (recomputed from whatever the cache holds now)."""
+    return force or not all(f in doc.source for f in SPLIT_FIELDS) or bool(doc.source.get("visual_features_pending"))
+
+
+def split_outcome(doc: ListingDoc, fields: dict[str, str] | None) -> Outcome:
+    """What execute does with a listing whose split it computed: nothing cached, the same fields
+    (no write), or a write."""
+    if fields is None:
+        return "skipped_no_cache"
+    if all(doc.source.get(name) == value for name, value in fields.items()):
+        return "unchanged"
+    return "updated"
+
+
 class Migration:
     def __init__(
         self,
@@ -205,25 +233,28 @@ class Migration:
             "classified_pct": round(100 * classified / len(distinct), 1) if distinct else 0.0,
         }
 
-    def dry_run(self, sample: int | None = 5, zpids: list[str] | None = None, seed: int = 0) -> dict[str, Any]:
+    def dry_run(
+        self, sample: int | None = 5, zpids: list[str] | None = None, seed: int = 0, force: bool = False
+    ) -> dict[str, Any]:
+        """Before and after for each chosen listing, with what an execute (forced or not) would do
+        with it, decided as execute decides (`to_split`, `split_outcome`); writes nothing."""
         chosen = self._sample(sample, zpids, seed)
         docs = get_docs(self.search, self.index, chosen)
-        splits, _ = self._split_for(docs.values())
+        splits, _ = self._split_for(doc for doc in docs.values() if to_split(doc, force))
         rows: list[dict[str, Any]] = []
         for zpid in chosen:
             if zpid not in docs:
                 rows.append({"zpid": zpid, "status": "not_found"})
                 continue
+            doc = docs[zpid]
+            before = {"visual_features_text": doc.source.get("visual_features_text")}
+            if zpid not in splits:
+                current = {name: doc.source.get(name) for name in SPLIT_FIELDS}
+                rows.append({"zpid": zpid, "status": WOULD["skipped_migrated"], "before": before, "after": current})
+                continue
             coverage, fields = splits[zpid]
-            rows.append(
-                {
-                    "zpid": zpid,
-                    "coverage": coverage,
-                    "status": "would_update" if fields else "would_skip_no_cache",
-                    "before": {"visual_features_text": docs[zpid].source.get("visual_features_text")},
-                    "after": fields,
-                }
-            )
+            status = WOULD[split_outcome(doc, fields)]
+            rows.append({"zpid": zpid, "coverage": coverage, "status": status, "before": before, "after": fields})
         return {"operation": "dry_run", "listings": rows, "written": 0}
 
     # --- backup -----------------------------------------------------------------------------------
@@ -357,13 +388,7 @@ class Migration:
         for round_number in range(MAX_CONFLICT_ROUNDS):
             docs = get_docs(self.search, self.index, pending)
             report.counts["not_found"] += len(set(pending) - set(docs)) if round_number == 0 else 0
-            # Not yet migrated, forced, or left by ingest with images still pending (recomputed from
-            # whatever the cache holds now; only the three fields are written).
-            todo = [
-                doc
-                for doc in docs.values()
-                if force or not all(f in doc.source for f in SPLIT_FIELDS) or doc.source.get("visual_features_pending")
-            ]
+            todo = [doc for doc in docs.values() if to_split(doc, force)]  # only the three fields are written
             if round_number == 0:
                 report.counts["skipped_migrated"] += len(docs) - len(todo)
             splits, unclassified = self._split_for(todo)
@@ -372,13 +397,11 @@ class Migration:
             updates = []
             for doc in todo:
                 coverage, fields = splits[doc.zpid]
-                if fields is None:
-                    report.counts["skipped_no_cache"] += 1
-                    continue
-                if coverage == "partial":
+                outcome = split_outcome(doc, fields)
+                if fields is not None and coverage == "partial":
                     report.counts["partial_coverage"] += 1
-                if all(doc.source.get(name) == value for name, value in fields.items()):
-                    report.counts["unchanged"] += 1  # forced, and it comes out the same: no write
+                if fields is None or outcome != "updated":
+                    report.counts[outcome] += 1  # nothing cached; or forced, and it comes out the same: no write
                     continue
                 updates.append((doc, fields))
             conflicts = report.tally(update_fields_guarded(self.search, self.index, updates), "updated")
@@ -412,11 +435,26 @@ class Migration:
         return {"operation": "execute", "listings": listings, **total.to_json()}
 
     # --- verify -------------------------------------------------------------------------------
-    def verify(self, backup: str | None = None, spot_checks: int = 10, seed: int = 0) -> dict[str, Any]:
+    def verify(
+        self, backup: str | None = None, spot_checks: int = 10, seed: int = 0, zpids: list[str] | None = None
+    ) -> dict[str, Any]:
         """The success criteria: ≥ 90 % of listings with all three fields, and (given a backup)
-        no field other than the three changed on any listing. Fails (passed=false) otherwise."""
+        no field other than the three changed on any listing. Fails (passed=false) otherwise.
+        With `zpids` (a run over chosen listings) the criteria apply to those listings only."""
         self.search.indices.refresh(index=self.index)
-        figures = field_presence(self.search, self.index, SPLIT_FIELDS)
+        listings: Iterable[ListingDoc]
+        saved: Iterable[tuple[str, dict[str, Any]]]
+        if zpids:
+            chosen = sorted(dict.fromkeys(str(z) for z in zpids))  # id order, as merge_by_id needs
+            found = get_docs(self.search, self.index, chosen)
+            listings = [found[zpid] for zpid in chosen if zpid in found]
+            figures = _presence(listings)
+            sources = BackupReader(backup).sources_for(chosen) if backup else {}
+            saved = sorted(sources.items())
+        else:
+            figures = field_presence(self.search, self.index, SPLIT_FIELDS)
+            listings = iter_docs_sorted(self.search, self.index)
+            saved = BackupReader(backup).rows() if backup else iter(())
         total = figures["total"]
         fraction = figures["all_fields"] / total if total else 0.0
         report: dict[str, Any] = {
@@ -430,16 +468,18 @@ class Migration:
                 for name in SPLIT_FIELDS
             },
         }
+        if zpids:
+            report["zpids"] = len(set(map(str, zpids)))
+            report["not_found"] = report["zpids"] - total
         checks: list[str] = []
         if fraction < SUCCESS_FRACTION:
             checks.append(f"only {report['has_all_three_pct']} % of listings have all three fields (need 90 %)")
         # One pass over the index in id order, merged with the backup's parts (also in id order):
         # counts and the first ten ids kept, spot checks drawn by reservoir sampling.
-        saved = BackupReader(backup).rows() if backup else iter(())
         changed_other, missing, gone = _Tally(), _Tally(), _Tally()
         spots: list[tuple[float, str, dict[str, Any]]] = []
         rng = random.Random(seed)
-        for zpid, doc, source in merge_by_id(iter_docs_sorted(self.search, self.index), saved):
+        for zpid, doc, source in merge_by_id(listings, saved):
             if doc is None:
                 gone.add(zpid)
                 continue
@@ -565,6 +605,17 @@ class Migration:
             "missing_count": missing.count,
             "not_in_backup": extra,
         }
+
+
+def _presence(docs: Iterable[ListingDoc]) -> dict[str, int]:
+    """field_presence's figures, for these listings."""
+    figures = Counter({"total": 0, "all_fields": 0, **dict.fromkeys(SPLIT_FIELDS, 0)})
+    for doc in docs:
+        figures["total"] += 1
+        present = [name for name in SPLIT_FIELDS if doc.source.get(name) is not None]  # as `exists`
+        figures.update(present)
+        figures["all_fields"] += len(present) == len(SPLIT_FIELDS)
+    return dict(figures)
 
 
 @dataclass

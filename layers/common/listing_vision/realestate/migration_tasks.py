@@ -55,6 +55,7 @@ class DryRunRequest(_Request):
     operation: Literal["dry_run"]
     sample: int = Field(5, ge=1, le=1_000)
     zpids: Zpids = None
+    force: bool = False  # say what a forced execute would do
 
 
 class BackupRequest(_Request):
@@ -69,6 +70,7 @@ class VerifyRequest(_Request):
     operation: Literal["verify"]
     backup: str | None = Field(None, max_length=1024)
     spot_checks: int = Field(10, ge=0, le=1_000)
+    zpids: Zpids = None  # the criteria on these listings only
 
 
 class ClassifyPhrasesRequest(_Request):
@@ -160,6 +162,7 @@ class RunState(BaseModel):
     mode: Literal["remove", "restore"] = "remove"
     backup: str | None = None
     spot_checks: int = 10
+    zpids: Zpids = None  # a run over chosen listings: verified on those only
     plan: PlanOutput | None = None
     batches: Any = None
 
@@ -189,11 +192,11 @@ def run_task(task: BaseModel, migration: Migration | None = None) -> dict[str, A
     if isinstance(task, CoverageRequest):
         return migration.coverage(sample=task.sample, zpids=task.zpids)
     if isinstance(task, DryRunRequest):
-        return migration.dry_run(sample=task.sample, zpids=task.zpids)
+        return migration.dry_run(sample=task.sample, zpids=task.zpids, force=task.force)
     if isinstance(task, BackupRequest):
         return migration.backup(task.destination)
     if isinstance(task, VerifyRequest):
-        return migration.verify(task.backup, task.spot_checks)
+        return migration.verify(task.backup, task.spot_checks, zpids=task.zpids)
     if isinstance(task, ClassifyPhrasesRequest):
         return run_classify_phrases(task, migration)
     if isinstance(task, PlanTask):
@@ -326,6 +329,6 @@ def finish(state: RunState, migration: Migration) -> dict[str, Any]:
                 BackupReader(state.backup), ignore_split=state.mode == "remove"
             )
         return result
-    result["verify"] = migration.verify(state.backup, state.spot_checks)
+    result["verify"] = migration.verify(state.backup, state.spot_checks, zpids=state.zpids)
     result["passed"] = result["verify"]["passed"] and not summary["batches_failed"]
     return result
