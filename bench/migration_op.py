@@ -9,6 +9,7 @@ one list, which is what verify and backup held before they streamed). Prints a J
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -27,8 +28,16 @@ def peak_rss_kb() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
+OPERATIONS = ("import", "backup", "verify", "plan", "rollback", "hold_all")
+
+
 def main(argv: list[str]) -> int:
-    operation, index, backup = argv
+    parser = argparse.ArgumentParser(prog="python -m bench.migration_op", description=__doc__.splitlines()[0])
+    parser.add_argument("operation", choices=OPERATIONS)
+    parser.add_argument("index", help="the OpenSearch index of listings")
+    parser.add_argument("backup", help="the backup location (written by backup, read by verify and rollback)")
+    args = parser.parse_args(argv)
+    operation, index, backup = args.operation, args.index, args.backup
     migration = Migration(index=index)
     result: dict[str, Any]
     if operation == "import":
@@ -45,7 +54,7 @@ def main(argv: list[str]) -> int:
         held = list(iter_docs_sorted(migration.search, index))
         result = {"held": len(held)}
     else:
-        raise SystemExit(f"unknown operation {operation!r}")
+        raise AssertionError(operation)  # argparse allows OPERATIONS only
     summary = {k: result.get(k) for k in ("count", "total", "listings", "batches", "held") if k in result}
     print(json.dumps({**summary, "peak_rss_kb": peak_rss_kb()}))
     return 0

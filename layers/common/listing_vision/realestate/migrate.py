@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     execute.add_argument("--batch-size", type=int, default=100)
     execute.add_argument("--force", action="store_true", help="recompute listings already migrated")
     execute.add_argument("--backup", help="a backup to prove nothing else changed")
-    verify = commands.add_parser("verify", help="the success criteria: >= 90 % migrated, nothing else changed")
+    verify = commands.add_parser("verify", help="the success criteria: >= 90 %% migrated, nothing else changed")
     verify.add_argument("--backup", help="a backup to prove nothing else changed")
     verify.add_argument("--spot-checks", type=int, default=10)
     verify.add_argument("--zpids", help="verify these listings only (a small run's)")
