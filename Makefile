@@ -32,12 +32,14 @@ test: $(STAMP)  ## Run the whole test suite
 bench: $(STAMP)  ## Run every benchmark in bench/; prints one table and writes bench/results/latest.json
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-LOCAL_AWS := AWS_ENDPOINT_URL=http://127.0.0.1:8001 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
+# A client of the running local stack: its endpoints from the settings `make run` reads (LOCAL_HOST,
+# LOCAL_MOTO_PORT, LOCAL_OPENSEARCH_PORT; local/endpoints.py), never ports written here.
+LOCAL_CLIENT := $(BIN)/python -m local.endpoints
 backfill: $(STAMP)  ## Index images already in a storefront bucket of the running local stack: make backfill WEBSITE=alya
-	$(LOCAL_AWS) $(BIN)/python -m listing_vision.jewelry.backfill --website $(or $(WEBSITE),alya) --via-lambda dedupe-backfill
+	$(LOCAL_CLIENT) $(BIN)/python -m listing_vision.jewelry.backfill --website $(or $(WEBSITE),alya) --via-lambda dedupe-backfill
 
 migrate: $(STAMP)  ## Run a migration operation against the running local stack: make migrate ARGS="coverage --sample 100"
-	$(LOCAL_AWS) OPENSEARCH_URL=http://127.0.0.1:8002 $(BIN)/python -m listing_vision.realestate.migrate $(ARGS)
+	$(LOCAL_CLIENT) $(BIN)/python -m listing_vision.realestate.migrate $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -5,7 +5,9 @@ phrase cache, with its router), per labelled query.
 Both splits are computed here from the cached analyses of every listing in the index and written
 to two scratch indices (deleted afterwards), so the live index is only read and the comparison
 does not depend on what has been migrated. Relevance comes from the demo generator's ground truth
-(local/demo_listings.py), so this runs against a stack holding the demo data.
+(local/demo_listings.py), so this runs against a stack holding the demo data: the running local
+stack, found as `make migrate` finds it (LOCAL_MOTO_PORT, LOCAL_OPENSEARCH_PORT; local/endpoints.py),
+unless AWS_ENDPOINT_URL or OPENSEARCH_URL say otherwise.
 
     python -m evaluation.search_quality [--listings 1588] [--seed 0]
 """
@@ -29,6 +31,7 @@ from listing_vision.realestate.phrase_store import PhraseStore
 from listing_vision.realestate.search import build_query, route
 from listing_vision.realestate.vision_cache import VisionCache
 from local.demo_listings import Truth, generate
+from local.endpoints import Endpoints
 
 SYSTEMS = ("combined", "before", "after")
 Relevant = Callable[[Truth], bool]
@@ -194,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listings", type=int, default=1588, help="the demo data's size (it must be loaded)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    Endpoints.from_environment().apply_defaults()  # the running local stack's, as `make migrate` reaches it
     from listing_vision.config import get_settings
     from listing_vision.realestate.listings_index import opensearch_client
 

@@ -9,29 +9,31 @@ import sys
 import threading
 from pathlib import Path
 
+from local.endpoints import Endpoints
 from local.stack import LocalStack
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
-    parser.add_argument("--host", default=os.environ.get("LOCAL_HOST", "127.0.0.1"))
+    endpoints = Endpoints.from_environment()  # LOCAL_HOST, LOCAL_PORT, ...: what clients read too
+    parser.add_argument("--host", default=endpoints.host, help="address to listen on (LOCAL_HOST); default %(default)s")
     parser.add_argument(
         "--port",
         type=int,
-        default=int(os.environ.get("LOCAL_PORT", "8000")),
-        help="API gateway port (0 picks a free one); default 8000",
+        default=endpoints.port,
+        help="API gateway port (LOCAL_PORT; 0 picks a free one); default %(default)s",
     )
     parser.add_argument(
         "--moto-port",
         type=int,
-        default=int(os.environ.get("LOCAL_MOTO_PORT", "8001")),
-        help="moto (AWS APIs) port; default 8001",
+        default=endpoints.moto_port,
+        help="moto (AWS APIs) port (LOCAL_MOTO_PORT); default %(default)s",
     )
     parser.add_argument(
         "--opensearch-port",
         type=int,
-        default=int(os.environ.get("LOCAL_OPENSEARCH_PORT", "8002")),
-        help="OpenSearch port; default 8002",
+        default=endpoints.opensearch_port,
+        help="OpenSearch port (LOCAL_OPENSEARCH_PORT); default %(default)s",
     )
     parser.add_argument(
         "--state-dir",
