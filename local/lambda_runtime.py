@@ -14,7 +14,10 @@ invocations each get their own environment (a fresh copy of its handler module, 
 state such as the API resolver is never shared between requests), and idle environments are
 reused. Powertools keeps the event being resolved on a class (`BaseRouter.current_event`, one per
 process, which on Lambda is one event at a time): here it is kept per thread, or concurrent
-requests would read each other's bodies (`per_thread_resolver_event`).
+requests would read each other's bodies (`per_thread_resolver_event`). Likewise the keys its Logger
+adds to every record (function name, request id, correlation id) live in the logger's formatter,
+one per process: here they are kept per invocation, or a record would carry the function name of
+whichever invocation started last (`per_invocation_log_keys`).
 """
 
 from __future__ import annotations
@@ -74,6 +77,50 @@ class LocalLambdaContext:
         return max(0, int((self.timeout_s - (time.monotonic() - self._started)) * 1000))
 
 
+# The Powertools formatters' keys of the invocation running in this context: id(formatter) -> keys.
+_log_keys: contextvars.ContextVar[dict[int, dict[str, Any]] | None] = contextvars.ContextVar("log_keys", default=None)
+_log_keys_patched = False
+
+
+def per_invocation_log_keys() -> None:
+    """Make the keys Powertools' formatter adds to every record (`log_format`: what
+    `inject_lambda_context` appends, function_name among them) belong to the invocation: each
+    starts from the formatter's process-wide keys (those set outside any invocation, at import),
+    and threads it starts with its context (listing_vision.concurrency) share them. On Lambda a
+    process runs one invocation at a time; here invocations of different functions run in threads
+    of one process, sharing one formatter."""
+    global _log_keys_patched
+    if _log_keys_patched:
+        return
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    def process_wide(formatter: Any) -> dict[str, Any]:
+        # A formatter made before the patch holds its keys itself, under the property's name.
+        attributes = formatter.__dict__
+        if "_process_log_format" not in attributes:
+            attributes["_process_log_format"] = attributes.pop("log_format", {})
+        return attributes["_process_log_format"]  # type: ignore[no-any-return]
+
+    def get(formatter: Any) -> dict[str, Any]:
+        keys = _log_keys.get()
+        if keys is None:
+            return process_wide(formatter)
+        if id(formatter) not in keys:
+            keys[id(formatter)] = dict(process_wide(formatter))
+        return keys[id(formatter)]
+
+    def put(formatter: Any, value: dict[str, Any]) -> None:
+        keys = _log_keys.get()
+        if keys is None:
+            process_wide(formatter)
+            formatter.__dict__["_process_log_format"] = value
+        else:
+            keys[id(formatter)] = value
+
+    LambdaPowertoolsFormatter.log_format = property(get, put)  # type: ignore[assignment,method-assign]
+    _log_keys_patched = True
+
+
 _resolver_state = threading.local()
 _RESOLVER_ATTRIBUTES = ("current_event", "lambda_context")
 
@@ -118,11 +165,15 @@ def load_handler(spec: FunctionSpec, environment: int = 0) -> Handler:
 
 
 def invoke(handler: Handler, function_name: str, event: dict[str, Any], timeout_s: float = 900.0) -> Any:
-    """Call a handler as Lambda would, with a fresh context, as that function."""
+    """Call a handler as Lambda would, with a fresh context, as that function, its log records
+    carrying its own keys (`per_invocation_log_keys`)."""
+    per_invocation_log_keys()
     token = current_function.set(function_name)
+    keys = _log_keys.set({})
     try:
         return handler(event, LocalLambdaContext(function_name=function_name, timeout_s=timeout_s))
     finally:
+        _log_keys.reset(keys)
         current_function.reset(token)
 
 
