@@ -26,7 +26,12 @@ ROUTES: tuple[Route, ...] = (
         (*JSON_BODY, "filename_too_long", "invalid_filename", "storefront_forbidden", *GATEWAY),
     ),
     Route("dedupe", "GET", "/uploads/{upload_id}", ("invalid_request", "upload_not_found", *GATEWAY)),
-    Route("caption", "POST", "/generate_caption", (*MULTIPART_BODY, *IMAGE, *CAPTION_PROVIDER, *GATEWAY)),
+    Route(
+        "caption",
+        "POST",
+        "/generate_caption",
+        (*MULTIPART_BODY, *IMAGE, "no_piece_found", *CAPTION_PROVIDER, *GATEWAY),
+    ),
     Route(
         "generate",
         "POST",

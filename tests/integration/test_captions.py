@@ -184,13 +184,37 @@ def test_offline_captions_describe_only_what_pixels_show(
     provider(CAPTION_PROVIDER="offline")
     from listing_vision.imaging.measure import JEWELRY_COLOURS
 
-    for photo in photos[:3]:
+    named = {photo.name: photo for photo in photos}
+    for photo in (named["image2.jpg"], named["image5.jpg"], named["image9.jpg"]):  # generation finds a piece in each
         body = caption(local_stack, photo.read_bytes(), check_duplicate="no", website="blysk").json()
         assert body["provider"] == "offline"
         assert body["color"] in JEWELRY_COLOURS
         assert body["quality"] in ("C", "D")  # 300 px photos are under Amazon's 1,000 px minimum
         assert "under Amazon's 1,000 px zoom minimum" in body["description"]
         Caption.model_validate({k: body[k] for k in Caption.model_fields})
+
+
+def test_offline_captions_refuse_a_photo_without_a_piece_as_generation_does(
+    local_stack: LocalStack, photos: list[Path], provider: Callable[..., None]
+) -> None:
+    from listing_vision.imaging.decode import load_image
+    from listing_vision.imaging.segment import NoPieceFound, cut_out
+
+    provider(CAPTION_PROVIDER="offline")
+    # Given scene photos (a fort, a sunset, a plane) that generation cuts no piece out of
+    scenes = [photo for photo in photos if photo.name in ("image6.jpg", "image8.jpg", "image10.jpg")]
+    for photo in scenes:
+        with pytest.raises(NoPieceFound):
+            cut_out(load_image(photo.read_bytes()))
+    before = stored_state()
+    for photo in scenes:
+        # When the offline captioner is asked for a caption of one
+        answer = caption(local_stack, photo.read_bytes(), check_duplicate="no", type="earring")
+        # Then it says there is no piece, with generation's code, instead of naming earrings
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["code"] == "no_piece_found"
+    # And nothing was written
+    assert stored_state() == before
 
 
 def test_offline_grades_follow_the_measurements() -> None:

@@ -41,6 +41,11 @@ _OURS: tuple[ErrorCode, ...] = (
     ),
     ErrorCode("image_too_small", 422, "A side is under 16 px."),
     ErrorCode("blank_image", 422, "The image is one flat colour (all white, all black): no product in it."),
+    ErrorCode(
+        "no_piece_found",
+        422,
+        "No piece stands out from the photo's background (the offline captioner; generation reports it per type).",
+    ),
     ErrorCode("upload_in_progress", 409, "The same bytes are being stored by another request."),
     # access
     ErrorCode("storefront_forbidden", 403, "The client's key does not cover this storefront."),

@@ -3,7 +3,9 @@
 Product photos are shot on light or plain backgrounds: the background colour is the median of the
 image border, the piece is what differs from it by more than the border's own spread, and the
 mask is cleaned with a closing (fills pin-holes in metal highlights) and an opening (drops dust).
-Alpha edges are feathered so the cutout composites without a halo.
+Alpha edges are feathered so the cutout composites without a halo. When nothing is left of the
+mask, there is no piece in the photo (`NoPieceFound`, 422 `no_piece_found`): generation's answer,
+and the offline captioner's, for the same photo.
 
 The closing's square grows with the photo (21 px at 2,000 px), and Pillow's MaxFilter and
 MinFilter cost the square's area per pixel (11 s for a 6 MP photo); on a mask a square filter is
@@ -18,6 +20,14 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from listing_vision.embeddings.clip_onnx import as_rgb
+
+from listing_vision.errors import Unprocessable
+
+
+class NoPieceFound(Unprocessable):
+    """Nothing in the photo stands out from its background: no piece of jewelry to cut out or describe."""
+
+    code = "no_piece_found"
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,7 @@ def cut_out(image: Image.Image, feather_px: int = 2) -> Cutout:
     hard = square_filter(square_filter(hard, 3, "min"), 3, "max")  # opening
     cleaned = Image.fromarray((hard * 255).astype(np.uint8))
     if not hard.any():
-        raise ValueError("no piece stands out from the background")
+        raise NoPieceFound("No piece stands out from the photo's background.")
     ys, xs = np.nonzero(hard)
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     alpha = cleaned.filter(ImageFilter.GaussianBlur(feather_px)) if feather_px else cleaned

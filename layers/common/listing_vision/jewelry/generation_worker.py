@@ -34,7 +34,7 @@ from listing_vision.imaging.compose import (
 )
 from listing_vision.imaging.decode import load_image
 from listing_vision.imaging.png import encode_png
-from listing_vision.imaging.segment import Cutout, cut_out
+from listing_vision.imaging.segment import Cutout, NoPieceFound, cut_out
 from listing_vision.jewelry.image_types import TYPE_SETS, ImageType
 from listing_vision.jewelry.jobs import Job, JobStore
 from listing_vision.observability import logger, metrics
@@ -149,8 +149,8 @@ def _cutout(job: Job) -> tuple[Cutout | None, tuple[str, str] | None]:
         return None, (error.code, f"The source photo cannot be used: {error.message}")
     try:
         return cut_out(image), None
-    except ValueError as error:
-        return None, ("no_piece_found", f"The piece could not be cut out of the photo: {error}")
+    except NoPieceFound as error:
+        return None, (error.code, f"The piece could not be cut out of the photo: {error.message}")
 
 
 def _guarded_render(job: Job, image_type: ImageType, inputs: RunInputs) -> dict[str, Any]:

@@ -2,13 +2,16 @@
 
 It names the piece's dominant colours, grades the photo by measurable properties
 (imaging.measure.QUALITY_RULES) and says so; it never claims stones, metals or styles it cannot
-measure. Every response carries `provider: "offline"`.
+measure. Every response carries `provider: "offline"`. A photo with no piece in it, decided as
+generation decides (imaging.segment.cut_out), is refused with 422 `no_piece_found` rather than
+described as a piece of jewelry.
 """
 
 from __future__ import annotations
 
 from listing_vision.imaging.decode import load_image
 from listing_vision.imaging.measure import grade, measure
+from listing_vision.imaging.segment import cut_out
 from listing_vision.jewelry.caption_prompts import JewelryType
 from listing_vision.jewelry.caption_schema import Caption
 
@@ -24,7 +27,9 @@ class OfflineCaptioner:
     name = "offline"
 
     def caption(self, image: bytes, media_type: str, jewelry_type: JewelryType) -> Caption:
-        m = measure(load_image(image))  # the one decoding path (it refuses tiny and blank images)
+        decoded = load_image(image)  # the one decoding path (it refuses tiny and blank images)
+        cut_out(decoded, feather_px=0)  # is there a piece: NoPieceFound (422 no_piece_found) when not
+        m = measure(decoded)
         letter, reasons = grade(m)
         piece = [(name, share) for name, share in m.colours if name != m.background] or m.colours
         main = piece[0][0] if piece else "neutral"
