@@ -20,7 +20,6 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from listing_vision.embeddings.clip_onnx import as_rgb
-
 from listing_vision.errors import Unprocessable
 
 
