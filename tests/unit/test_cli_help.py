@@ -51,7 +51,8 @@ def command_line_tools() -> list[str]:
     tools = []
     for path in sorted(ROOT.rglob("*.py")):
         relative = path.relative_to(ROOT)
-        if SKIPPED & set(relative.parts) or "ArgumentParser(" not in path.read_text(encoding="utf-8"):
+        hidden = any(part.startswith(".") for part in relative.parts)  # .venv, .git, a developer's scratch folders
+        if hidden or SKIPPED & set(relative.parts) or "ArgumentParser(" not in path.read_text(encoding="utf-8"):
             continue
         in_library = path.is_relative_to(LIBRARY)
         if not in_library and not (path.parent / "__init__.py").exists():
