@@ -26,6 +26,8 @@ import numpy as np
 from PIL import Image
 
 from bench.figures import Figure, timed_ms
+from bench.gpu_serving import synthetic_jpegs
+from listing_vision.embeddings.clip_onnx import CLIP_MEAN, CLIP_STD
 from local.stack import LocalStack
 
 NAME = "clip_host"
@@ -33,8 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = sorted((ROOT / "tests" / "data" / "photos").glob("*.jpg")) + sorted(
     (ROOT / "tests" / "data" / "package_photos").glob("*.jpg")
 )
-CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
-CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 BATCH = 32
 
 
@@ -42,17 +42,6 @@ def naive(blob: bytes) -> np.ndarray:
     """The simple alternative: decode everything, one bicubic resize, normalise, channels first."""
     image = Image.open(io.BytesIO(blob)).convert("RGB").resize((224, 224), Image.Resampling.BICUBIC)
     return ((np.asarray(image, np.float32) / 255 - CLIP_MEAN) / CLIP_STD).transpose(2, 0, 1)
-
-
-def synthetic(count: int) -> list[bytes]:
-    rng = np.random.default_rng(0)
-    blobs = []
-    for index in range(count):
-        pixels = rng.random((768, 1024, 3)) * 60 + np.linspace(0, 180, 1024)[None, :, None] + index
-        buffer = io.BytesIO()
-        Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=88)
-        blobs.append(buffer.getvalue())
-    return blobs
 
 
 def photos(count: int) -> list[bytes]:
@@ -81,7 +70,7 @@ def run(stack: LocalStack | None = None) -> list[Figure]:
     cores = os.cpu_count() or 1
     real = photos(BATCH)
     sets = {
-        "synthetic 1,024 px": synthetic(BATCH),
+        "synthetic 1,024 px": synthetic_jpegs(BATCH),
         "photos 1,024 px": real,
         "photos as Lambda sends them": [for_transport(b, 1024, 40_000_000) for b in real],
     }

@@ -23,7 +23,7 @@ from PIL import Image
 from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.embeddings import multipart
-from listing_vision.embeddings.clip_onnx import ClipEncoder, SessionOptions, decode_image, preprocess
+from listing_vision.embeddings.clip_onnx import CLIP_STD, ClipEncoder, SessionOptions, decode_image, preprocess
 from listing_vision.embeddings.factory import get_embedder, reset_embedders
 from listing_vision.embeddings.onnx_local import OnnxEmbedder
 from listing_vision.embeddings.sagemaker import SageMakerEmbedder, for_transport, model_error
@@ -418,6 +418,7 @@ def camera_sized(photos: list[Path], factor: int) -> list[bytes]:
 # from decoding every pixel (what serving did before), so catalogue vectors need no re-embedding.
 PARITY_MIN_COSINE = 0.9995
 PARITY_MEAN_GREY_LEVELS = 0.5
+CLIP_STD_GREY = CLIP_STD[:, None, None] * 255  # normalised units back to grey levels
 
 
 def test_decoding_at_reduced_scale_embeds_as_decoding_every_pixel(model_dir: Path, photos: list[Path]) -> None:
@@ -439,9 +440,6 @@ def test_decoding_at_reduced_scale_embeds_as_decoding_every_pixel(model_dir: Pat
             before = encoder.encode_images([decode_image(b) for b in blobs])
             after = VisionModel(encoder).embed(blobs)
             assert float((before * after).sum(1).min()) >= PARITY_MIN_COSINE, (factor, model.name)
-
-
-CLIP_STD_GREY = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)[:, None, None] * 255
 
 
 def test_concurrent_requests_through_the_container_get_their_own_answers(

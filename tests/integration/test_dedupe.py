@@ -473,6 +473,16 @@ def test_photos_differing_only_under_transparent_pixels_are_duplicates(post: Pos
     assert milvus_rows(storage.sha256_hex(second), "blysk") == 0
 
 
+def post_raw_multipart(local_stack: LocalStack, body: bytes) -> requests.Response:
+    """A hand-written multipart body (boundary `b0undary`) to the dedupe route, as a client framed it."""
+    return requests.post(
+        f"{local_stack.url}/image_similarity_search",
+        data=body,
+        headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
+        timeout=60,
+    )
+
+
 def test_an_rfc_5987_filename_is_accepted_and_decoded(local_stack: LocalStack) -> None:
     # Given a multipart upload naming its file only as filename*=UTF-8''... (RFC 5987, percent-encoded)
     photo = fresh_image(4_301)
@@ -482,12 +492,7 @@ def test_an_rfc_5987_filename_is_accepted_and_decoded(local_stack: LocalStack) -
         b'--b0undary\r\nContent-Disposition: form-data; name="website"\r\n\r\nblysk\r\n--b0undary--\r\n'
     )
     # When it is posted
-    answer = requests.post(
-        f"{local_stack.url}/image_similarity_search",
-        data=body,
-        headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
-        timeout=60,
-    )
+    answer = post_raw_multipart(local_stack, body)
     # Then it is stored under the decoded name, not refused as a plain field
     assert answer.status_code == 200, answer.text
     assert answer.json()["image_name"] == "bague été.jpg"
@@ -499,12 +504,7 @@ def test_filename_star_wins_over_filename_in_any_parameter_order(local_stack: Lo
     disposition = b'form-data; filename*=UTF-8\'\'%C3%A9.jpg; filename="fallback.jpg"; name="file"'
     body = b"--b0undary\r\nContent-Disposition: " + disposition + b"\r\n\r\n" + photo + b"\r\n--b0undary--\r\n"
     # When it is posted
-    answer = requests.post(
-        f"{local_stack.url}/image_similarity_search",
-        data=body,
-        headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
-        timeout=60,
-    )
+    answer = post_raw_multipart(local_stack, body)
     # Then the extended name is the one kept
     assert answer.status_code == 200, answer.text
     assert answer.json()["image_name"] == "é.jpg"
