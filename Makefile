@@ -44,7 +44,7 @@ migrate: $(STAMP)  ## Run a migration operation against the running local stack:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/common/listing_vision functions local infra bench serving evaluation
+	$(BIN)/mypy layers/common/listing_vision functions local infra bench serving evaluation doubles
 
 openapi: $(STAMP)  ## Write the API's OpenAPI document (generated from the handlers) to build/openapi.json
 	$(BIN)/python -m functions.openapi --out build/openapi.json

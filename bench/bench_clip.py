@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.figures import Figure
-from listing_vision.embeddings.clip_onnx import ClipEncoder, SessionOptions, decode_image, preprocess
+from listing_vision.embeddings.clip_onnx import ClipEncoder, SessionOptions, preprocess
+from listing_vision.imaging.pixels import decode_image
 from local.stack import LocalStack
 
 BATCHES = (1, 8, 32)

@@ -36,6 +36,7 @@ import openai
 from PIL import Image, ImageDraw, ImageFilter
 
 from bench.figures import Figure
+from doubles.loopback import LoopbackServer, Recorded, Reply, openai_error, openai_image
 from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.imaging.compose import paste_back, prepare_edits
@@ -46,7 +47,6 @@ from listing_vision.jewelry import generation_worker
 from listing_vision.jewelry.jobs import Job, JobStore
 from listing_vision.providers.clients import reset_clients
 from local.stack import LocalStack
-from tests.loopback import LoopbackServer, Recorded, Reply, openai_error, openai_image
 
 NAME = "generation"
 SCALE = float(os.environ.get("BENCH_GENERATION_SCALE", "4"))  # real seconds / bench seconds

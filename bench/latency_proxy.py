@@ -27,7 +27,7 @@ import json
 import time
 from collections import Counter
 
-from tests.forwarding import Answer, ForwardingProxy
+from doubles.forwarding import Answer, ForwardingProxy
 
 MS = 0.001
 

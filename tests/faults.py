@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tests.forwarding import Answer, ForwardingProxy
+from doubles.forwarding import Answer, ForwardingProxy
 
 Match = Callable[[str, str, dict[str, str], bytes], bool]
 

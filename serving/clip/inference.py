@@ -40,7 +40,7 @@ from typing import Any, cast
 # Inside model.tar.gz the library modules it needs are packaged under code/listing_vision/
 # (serving/clip/package.py); in the repository they are the shared library itself.
 from listing_vision.embeddings import clip_onnx, multipart, vision_model
-from listing_vision.imaging import features
+from listing_vision.imaging import features, pixels
 
 try:  # the SageMaker inference toolkit maps this error class to its status code
     from sagemaker_inference.errors import GenericInferenceToolkitError as _ToolkitError  # type: ignore
@@ -169,12 +169,12 @@ def _json_images(payload: Any) -> list[bytes]:
 def predict_fn(request: EmbedRequest | VerifyRequest, model: vision_model.VisionModel) -> dict[str, Any]:
     if isinstance(request, VerifyRequest):
         return features.verdicts_json(model.verify(request.query, request.candidates, request.settings))
-    max_pixels = int(os.environ.get("CLIP_MAX_PIXELS", str(clip_onnx.DEFAULT_MAX_PIXELS)))
+    max_pixels = int(os.environ.get("CLIP_MAX_PIXELS", str(pixels.DEFAULT_MAX_PIXELS)))
     try:
         if not request.features:
             return embeddings_json(model.embed(request.images, max_pixels), request.binary)
         embeddings, found = model.describe(request.images, max_pixels)
-    except clip_onnx.InvalidImageError as error:
+    except pixels.InvalidImageError as error:
         raise ClientError(str(error), error.code) from error
     # Serialising features is zlib work that releases the GIL: on the host threads, not this one.
     encoded = model.in_parallel(lambda item: item.to_base64(with_mirror=True), found)

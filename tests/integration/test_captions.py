@@ -12,12 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from listing_vision import aws
-from listing_vision.jewelry import vector_index
-from listing_vision.jewelry.caption_schema import Caption
-from local.stack import LocalStack
-from tests.images import fresh_image
-from tests.loopback import (
+from doubles.loopback import (
     LoopbackServer,
     Recorded,
     Reply,
@@ -26,6 +21,11 @@ from tests.loopback import (
     openai_completion,
     openai_error,
 )
+from listing_vision import aws
+from listing_vision.jewelry import vector_index
+from listing_vision.jewelry.caption_schema import Caption
+from local.stack import LocalStack
+from tests.images import fresh_image
 
 GOOD = {
     "generated_name": "Gold Teardrop Hoop Earrings",

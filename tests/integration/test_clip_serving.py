@@ -23,12 +23,13 @@ from PIL import Image
 from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.embeddings import multipart
-from listing_vision.embeddings.clip_onnx import CLIP_STD, ClipEncoder, SessionOptions, decode_image, preprocess
+from listing_vision.embeddings.clip_onnx import CLIP_STD, ClipEncoder, SessionOptions, preprocess
 from listing_vision.embeddings.factory import get_embedder, reset_embedders
 from listing_vision.embeddings.onnx_local import OnnxEmbedder
 from listing_vision.embeddings.sagemaker import SageMakerEmbedder, for_transport, model_error
 from listing_vision.errors import InvalidRequest, UnsupportedMedia
 from listing_vision.imaging.features import MODEL_SIDE_PX
+from listing_vision.imaging.pixels import decode_image
 from serving.clip import inference
 from serving.clip.container import ContainerServer
 from serving.clip.export import export
@@ -74,6 +75,7 @@ def model_dir(tiny_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
             "code/listing_vision/embeddings/vision_model.py",
             "code/listing_vision/imaging/__init__.py",
             "code/listing_vision/imaging/features.py",
+            "code/listing_vision/imaging/pixels.py",
             "code/listing_vision/imaging/verify.py",
             "code/requirements.txt",
             "model.onnx",

@@ -12,11 +12,11 @@ import pytest
 import requests
 from PIL import Image
 
+from doubles.loopback import LoopbackServer, openai_error, openai_image
 from listing_vision.imaging.compose import prepare_edits
 from listing_vision.imaging.segment import cut_out
 from local.stack import LocalStack
 from tests.integration.test_generation import earring_photo, stored_source, wait
-from tests.loopback import LoopbackServer, openai_error, openai_image
 
 EDITS = "/v1/images/edits"
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from doubles.loopback import LoopbackServer, Reply, anthropic_error, anthropic_message
 from listing_vision import aws
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import opensearch_client
@@ -18,7 +19,6 @@ from listing_vision.realestate.taxonomy import load_taxonomy
 from listing_vision.realestate.vision_cache import CachedImage, VisionCache
 from local.stack import LocalStack
 from tests.images import fresh_image
-from tests.loopback import LoopbackServer, Reply, anthropic_error, anthropic_message
 
 MESSAGES = "/v1/messages"
 EXTERIOR = {

@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+from doubles.loopback import LoopbackServer, Recorded, Reply, anthropic_message, openai_completion, openai_error
 from listing_vision import aws
 from listing_vision.errors import InvalidRequest
 from listing_vision.realestate.features import split_visual_features
@@ -21,7 +22,6 @@ from listing_vision.realestate.taxonomy import load_taxonomy
 from local.stack import LocalStack
 from tests.demo_stores import phrase_table
 from tests.faults import Fault, FaultProxy
-from tests.loopback import LoopbackServer, Recorded, Reply, anthropic_message, openai_completion, openai_error
 
 CHAT = "/v1/chat/completions"
 MESSAGES = "/v1/messages"

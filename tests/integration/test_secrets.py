@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 
+from doubles.loopback import LoopbackServer, Recorded, Reply, anthropic_error, openai_error
 from listing_vision import aws
 from listing_vision.api.clients import ApiClients
 from listing_vision.config import get_settings
@@ -28,7 +29,6 @@ from local.provision import LOCAL_SECRETS
 from local.stack import LocalStack
 from tests.images import fresh_image
 from tests.integration.test_generation import earring_photo, stored_source, wait
-from tests.loopback import LoopbackServer, Recorded, Reply, anthropic_error, openai_error
 
 OPENAI_KEY = "sk-leakcheck-openai-" + "Q7w8E9r0" * 4
 ANTHROPIC_KEY = "sk-ant-leakcheck-" + "Z1x2C3v4" * 4

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from listing_vision.embeddings.clip_onnx import InvalidImageError, decode_image, preprocess
+from listing_vision.embeddings.clip_onnx import preprocess
+from listing_vision.imaging.pixels import InvalidImageError, decode_image
 
 
 def encoded(image: Image.Image, fmt: str = "JPEG", **kwargs: object) -> bytes:
@@ -103,7 +104,7 @@ def test_a_16_bit_grayscale_png_is_scaled_not_clipped(photos: list[Path]) -> Non
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
 def test_transparency_is_composited_onto_white_so_hidden_pixels_do_not_count(mode: str) -> None:
-    from listing_vision.embeddings.clip_onnx import as_rgb
+    from listing_vision.imaging.pixels import as_rgb
 
     # Given two images alike where opaque and different under fully transparent pixels
     def image(hidden: int) -> Image.Image:

@@ -32,8 +32,8 @@ NOT_ON_AWS = {
 # Imports a deployed function never needs, and why.
 OPTIONAL = {
     "tqdm": "progress bars of the command-line tools; they print lines without it (ImportError handled)",
-    "onnxruntime": "imported only when a ClipEncoder is built (in-process inference); deployed functions use "
-    "clip_onnx's decoder alone and embed through the SageMaker endpoint",
+    "onnxruntime": "imported only when a ClipEncoder is built (in-process inference); deployed functions "
+    "embed through the SageMaker endpoint",
 }
 
 

@@ -1,9 +1,13 @@
-"""The shared library's import graph: no cycles, and no module imports a layer above its own.
+"""Import direction: in the shared library and between the repository's packages.
 
-Layers, lowest first: the base modules (settings, errors, redaction, store declarations, clients, logging,
-events), then the capabilities' building blocks (imaging, embeddings, providers, the API edge),
-then the two domains (jewelry, realestate), which never import each other. Lazy imports inside
-functions count too. Nothing in the library imports the functions, the local stack or the tests.
+The library's layers, lowest first: the base modules (settings, errors, redaction, store
+declarations, clients, logging, events); image decoding and measurement (imaging); the
+capabilities built on it (embeddings, providers, the API edge); then the two domains (jewelry,
+realestate), which never import each other. Lazy imports inside functions count too. No cycles.
+
+The repository's packages, lowest first: the library; the Lambda handlers and the SageMaker
+container's code; the CDK app and build scripts, which deploy them; the local stack, which runs
+them with the same declarations; the test doubles and evaluations; the benchmarks; the tests.
 """
 
 from __future__ import annotations
@@ -25,11 +29,25 @@ LAYERS = {
     "listing_vision.events": 1,
     "listing_vision.concurrency": 1,
     "listing_vision.imaging": 2,
-    "listing_vision.embeddings": 2,
-    "listing_vision.providers": 2,
-    "listing_vision.api": 2,
-    "listing_vision.jewelry": 3,
-    "listing_vision.realestate": 3,
+    "listing_vision.embeddings": 3,
+    "listing_vision.providers": 3,
+    "listing_vision.api": 3,
+    "listing_vision.jewelry": 4,
+    "listing_vision.realestate": 4,
+}
+DOMAIN = 4
+ROOT = LIBRARY.parents[2]
+PACKAGES = {
+    "listing_vision": 0,
+    "functions": 1,
+    "serving": 1,
+    "infra": 2,
+    "scripts": 2,
+    "local": 3,
+    "doubles": 4,
+    "evaluation": 4,
+    "bench": 5,
+    "tests": 6,
 }
 
 
@@ -47,19 +65,25 @@ def layer_of(module: str) -> tuple[str, int]:
     raise AssertionError(f"{module} belongs to no layer: add it to LAYERS")
 
 
+def imported(path: Path, modules: set[str]) -> set[str]:
+    """Every absolute import in a file, as module names (lazy ones inside functions included)."""
+    targets: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:  # `from package import module` names a module
+                candidate = f"{node.module}.{alias.name}"
+                targets.add(candidate if candidate in modules else node.module)
+        elif isinstance(node, ast.Import):
+            targets.update(alias.name for alias in node.names)
+    return targets
+
+
 def imports() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     modules = {module_name(path) for path in LIBRARY.rglob("*.py")}
     for path in LIBRARY.rglob("*.py"):
         name = module_name(path)
-        targets: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                for alias in node.names:  # `from package import module` names a module
-                    candidate = f"{node.module}.{alias.name}"
-                    targets.add(candidate if candidate in modules else node.module)
-            elif isinstance(node, ast.Import):
-                targets.update(alias.name for alias in node.names)
+        targets = imported(path, modules)
         graph[name] = {t for t in targets if t.split(".")[0] in ("listing_vision", "functions", "local", "tests")}
     return graph
 
@@ -75,7 +99,7 @@ def test_no_module_imports_a_layer_above_its_own_and_domains_stay_apart() -> Non
         own_prefix, own = layer_of(module)
         for target in targets:
             prefix, level = layer_of(target)
-            if level > own or (level == own == 3 and prefix != own_prefix):
+            if level > own or (level == own == DOMAIN and prefix != own_prefix):
                 violations.append(f"{module} -> {target}")
     assert violations == []
 
@@ -98,3 +122,23 @@ def test_the_import_graph_has_no_cycles() -> None:
         if node not in state:
             visit(node, [node])
     assert cycles == []
+
+
+def test_no_package_of_the_repository_imports_one_above_it() -> None:
+    violations = []
+    for package, level in PACKAGES.items():
+        folder = LIBRARY if package == "listing_vision" else ROOT / package
+        for path in folder.rglob("*.py"):
+            for target in imported(path, set()):
+                above = PACKAGES.get(target.split(".")[0], -1)
+                if above > level:
+                    violations.append(f"{path.relative_to(ROOT)} -> {target}")
+    assert violations == []
+
+
+def test_every_package_of_the_repository_has_a_place_in_the_order() -> None:
+    packages = {path.parent.name for path in ROOT.glob("*/__init__.py")} | {
+        path.parent.name for path in ROOT.glob("*/*.py") if path.parent.name not in (".venv", "node_modules")
+    }
+    unplaced = sorted(p for p in packages if p not in PACKAGES and not p.startswith((".", "build", "cdk.out")))
+    assert unplaced == []

@@ -17,6 +17,7 @@ import pytest
 from botocore.config import Config
 from opensearchpy import OpenSearch
 
+from doubles.loopback import LoopbackServer, openai_completion
 from evaluation.legacy_split import LegacyVocabulary
 from infra.constructs.migration import MigrationOptions
 from listing_vision import aws
@@ -39,7 +40,6 @@ from tests.faults import (
     dynamodb_operation,
     opensearch_path,
 )
-from tests.loopback import LoopbackServer, openai_completion
 
 LISTINGS = 40
 

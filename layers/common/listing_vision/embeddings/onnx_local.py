@@ -8,16 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from listing_vision.embeddings.base import Description
-from listing_vision.embeddings.clip_onnx import (
-    SERVING_RESIZE,
-    ClipEncoder,
-    InvalidImageError,
-    Resize,
-    SessionOptions,
-)
+from listing_vision.embeddings.clip_onnx import SERVING_RESIZE, ClipEncoder, Resize, SessionOptions
 from listing_vision.embeddings.vision_model import VisionModel
 from listing_vision.imaging.decode import image_error
 from listing_vision.imaging.features import Candidate, ImageFeatures, Verdict, VerifySettings
+from listing_vision.imaging.pixels import InvalidImageError
 
 DESCRIPTOR_MODEL = Path(__file__).parent / "models" / "dct_descriptor.onnx"
 

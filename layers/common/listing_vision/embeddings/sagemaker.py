@@ -29,11 +29,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from listing_vision.concurrency import thread_map
 from listing_vision.embeddings import multipart
 from listing_vision.embeddings.base import Description
-from listing_vision.embeddings.clip_onnx import InvalidImageError
 from listing_vision.embeddings.transport import for_transport
 from listing_vision.errors import PayloadTooLarge, UnsupportedMedia, UpstreamError, VisionError
 from listing_vision.imaging.decode import image_error
 from listing_vision.imaging.features import Candidate, ImageFeatures, Verdict, VerifySettings, verify_request
+from listing_vision.imaging.pixels import InvalidImageError
 
 MAX_PAYLOAD_BYTES = 5_500_000  # under InvokeEndpoint's 6 MB, leaving room for the multipart framing
 # A batch goes as several requests of up to REQUEST_IMAGES in flight together: the endpoint serves

@@ -10,8 +10,8 @@ import io
 
 from PIL import Image, ImageOps
 
-from listing_vision.embeddings.clip_onnx import as_rgb, decode_image
 from listing_vision.imaging.features import MODEL_SIDE_PX
+from listing_vision.imaging.pixels import as_rgb, decode_image
 
 
 def for_transport(image: bytes, max_side: int, max_pixels: int, short_side: int = MODEL_SIDE_PX) -> bytes:

@@ -22,16 +22,10 @@ from typing import TypeVar
 import numpy as np
 
 from listing_vision.embeddings.batching import MicroBatcher
-from listing_vision.embeddings.clip_onnx import (
-    DEFAULT_MAX_PIXELS,
-    ClipEncoder,
-    InvalidImageError,
-    decode_image,
-    indexed,
-    preprocess,
-)
+from listing_vision.embeddings.clip_onnx import ClipEncoder, preprocess
 from listing_vision.imaging import verify
 from listing_vision.imaging.features import MODEL_SIDE_PX, Candidate, ImageFeatures, Verdict, VerifySettings
+from listing_vision.imaging.pixels import DEFAULT_MAX_PIXELS, InvalidImageError, decode_image, indexed
 
 HOST_THREADS = os.cpu_count() or 1
 T = TypeVar("T")

@@ -7,8 +7,8 @@ from typing import Any
 
 from PIL import Image
 
-from listing_vision.embeddings.clip_onnx import DEFAULT_MAX_PIXELS, InvalidImageError, decode_image
 from listing_vision.errors import InvalidRequest, PayloadTooLarge, Unprocessable, UnsupportedMedia, VisionError
+from listing_vision.imaging.pixels import DEFAULT_MAX_PIXELS, InvalidImageError, decode_image
 
 # Media type of each accepted format (Pillow's format names), for uploads, stores and providers.
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}

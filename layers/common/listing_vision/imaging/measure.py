@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from listing_vision.embeddings.clip_onnx import as_rgb
 from listing_vision.imaging.decode import MIN_IMAGE_SIDE
+from listing_vision.imaging.pixels import as_rgb
 from listing_vision.imaging.segment import border_pixels, foreground_mask
 
 ANALYSIS_SIZE = 384

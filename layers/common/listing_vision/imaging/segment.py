@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from listing_vision.embeddings.clip_onnx import as_rgb
 from listing_vision.errors import Unprocessable
+from listing_vision.imaging.pixels import as_rgb
 
 
 class NoPieceFound(Unprocessable):

@@ -24,7 +24,6 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from listing_vision.embeddings.clip_onnx import as_rgb
 from listing_vision.imaging.features import (
     THUMB_SIZE,
     WORK_SIZE,
@@ -33,6 +32,7 @@ from listing_vision.imaging.features import (
     Verdict,
     VerifySettings,
 )
+from listing_vision.imaging.pixels import as_rgb
 
 ORB_FEATURES = 400
 RATIO_TEST = 0.8  # Lowe: best match clearly better than the second
