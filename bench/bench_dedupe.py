@@ -43,6 +43,7 @@ from listing_vision.embeddings.factory import get_embedder
 from listing_vision.imaging.features import Candidate
 from listing_vision.jewelry import duplicates, storage, vector_index
 from listing_vision.jewelry.claims import ContentClaims, new_owner
+from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.jewelry.verification_store import VerificationStore
 from local.lambda_runtime import Handler
 from local.stack import LocalStack
@@ -88,7 +89,7 @@ def build_collection(name: str, vectors: np.ndarray, stored: list[tuple[str, str
     client = vector_index.milvus_client()
     if client.has_collection(name):
         client.drop_collection(name)
-    vector_index.ensure_collection(client, name, vectors.shape[1])
+    vector_index.VectorIndex(name).ensure_collection(vectors.shape[1])
     stored = stored or []
     ids: list[int] = []
     for start in range(0, len(vectors), 5000):
@@ -110,12 +111,12 @@ def build_collection(name: str, vectors: np.ndarray, stored: list[tuple[str, str
 
 
 def recall_at_5(name: str, vectors: np.ndarray, ids: list[int], queries: np.ndarray) -> float:
-    client = vector_index.milvus_client()
+    index = vector_index.VectorIndex(name)
     exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :5]
     id_of = np.asarray(ids)
     found = []
     for query, truth in zip(queries, exact, strict=True):
-        hits = vector_index.search(client, name, query, website="alya", limit=5, ef=64)
+        hits = index.search(query, website="alya", limit=5, ef=64)
         found.append(len({h.id for h in hits} & set(id_of[truth].tolist())) / 5)
     return float(np.mean(found))
 
@@ -179,16 +180,14 @@ def per_candidate(collection: str, queries: list[bytes]) -> tuple[list[float], l
     (one BatchGetItem) and one verify call, divided by their number; and each candidate's image from
     S3, described and verified by the model."""
     settings = get_settings().model_copy(update={"milvus_collection": collection})
-    client = vector_index.milvus_client()
+    index = vector_index.VectorIndex(collection)
     embedder = get_embedder()
-    store = VerificationStore(ContentClaims(), embedder)
+    store = VerificationStore(CatalogueStores.from_settings(), embedder)
     stored_features, from_image = [], []
     checks = duplicates.verify_settings(settings)
     s3 = aws.client("s3")
     for query in embedder.describe(queries):
-        hits = vector_index.search(
-            client, collection, query.embedding, website="alya", limit=settings.search_top_k, ef=64
-        )
+        hits = index.search(query.embedding, website="alya", limit=settings.search_top_k, ef=64)
         # synthetic rows have no image and no record: only the real photos are candidates here
         shortlist = [hit for hit in duplicates.candidates(hits, settings) if hit.path.startswith("s3://alyaimg/bench/")]
         if not shortlist:
@@ -295,11 +294,11 @@ def run(stack: LocalStack) -> list[Figure]:
 
 def candidates_per_query(collection: str, queries: list[bytes]) -> float:
     settings = get_settings().model_copy(update={"milvus_collection": collection})
-    client = vector_index.milvus_client()
+    index = vector_index.VectorIndex(collection)
     counts = []
     for data in queries:
         vector = get_embedder().embed([data])[0]
-        hits = vector_index.search(client, collection, vector, website="alya", limit=settings.search_top_k, ef=64)
+        hits = index.search(vector, website="alya", limit=settings.search_top_k, ef=64)
         counts.append(len(duplicates.candidates(hits, settings)))
     return float(np.mean(counts))
 

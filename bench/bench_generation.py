@@ -43,8 +43,9 @@ from listing_vision.imaging.compose import paste_back, prepare_edits
 from listing_vision.imaging.decode import load_image
 from listing_vision.imaging.png import encode_png
 from listing_vision.imaging.segment import cut_out, foreground_mask
-from listing_vision.jewelry import generation_worker
+from listing_vision.jewelry.generation_worker import GenerationWorker
 from listing_vision.jewelry.jobs import Job, JobStore
+from listing_vision.jewelry.storage import ImageStore
 from listing_vision.providers.clients import reset_clients
 from local.stack import LocalStack
 
@@ -144,7 +145,7 @@ def new_job(types: list[int]) -> Job:
 
 def render(job: Job) -> dict[str, Any]:
     """The worker on the job's first run, as its asynchronous invocation would (a 15-minute lease)."""
-    return generation_worker.run_job(job.job_id, job.run_id, lease_s=900)
+    return GenerationWorker(JobStore(), ImageStore.from_settings()).run_job(job.job_id, job.run_id, lease_s=900)
 
 
 def configure(env: dict[str, str]) -> None:

@@ -12,7 +12,7 @@ from functions.specs import FUNCTIONS
 from functions.triggers import S3_TRIGGERS
 from listing_vision import aws
 from listing_vision.config import Settings
-from listing_vision.jewelry.vector_index import ensure_collection, milvus_client
+from listing_vision.jewelry.vector_index import VectorIndex
 from listing_vision.realestate.listings_index import ensure_index, opensearch_client
 from listing_vision.resources import BUCKETS, TABLES, lifecycle_rules
 
@@ -64,7 +64,7 @@ def provision(settings: Settings) -> dict[str, Any]:
                 TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute}
             )
     ensure_index(opensearch_client(), settings.listings_index)
-    ensure_collection(milvus_client(), settings.milvus_collection, settings.embedding_dim)
+    VectorIndex(settings.milvus_collection).ensure_collection(settings.embedding_dim)
     return {
         "buckets": bucket_names(settings),
         "tables": table_names(settings),

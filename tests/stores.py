@@ -38,7 +38,7 @@ def fingerprint(with_tags: bool = False) -> dict[str, Any]:
             for item in page.get("Items", [])
         ]
         found[f"dynamodb:{table}"] = hashlib.sha256("\n".join(sorted(items)).encode()).hexdigest()
-    found["milvus"] = vector_index.count(vector_index.milvus_client(), settings.milvus_collection)
+    found["milvus"] = vector_index.VectorIndex(settings.milvus_collection).count()
     search = opensearch_client()
     search.indices.refresh(index=settings.listings_index)
     hits = search.search(index=settings.listings_index, body={"size": 10_000, "version": True, "_source": False})

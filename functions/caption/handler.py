@@ -8,13 +8,21 @@ from aws_lambda_powertools.event_handler.openapi.params import File, Form, Uploa
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from listing_vision import aws
 from listing_vision.api import create_resolver, current_caller
 from listing_vision.embeddings.factory import get_embedder
-from listing_vision.jewelry.caption_service import caption_upload
-from listing_vision.jewelry.dedupe import Upload
+from listing_vision.jewelry.caption_service import CaptionService
+from listing_vision.jewelry.captions import get_captioner
+from listing_vision.jewelry.dedupe import DedupeService, Upload
+from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.observability import logger, metrics, tracer
 
 app = create_resolver()
+
+
+@aws.per_container
+def captions() -> CaptionService:
+    return CaptionService(DedupeService(get_embedder(), CatalogueStores.from_settings()))
 
 
 @app.post("/generate_caption")
@@ -30,10 +38,10 @@ def generate_caption(
     scope: Annotated[Literal["storefront", "all"], Form()] = "storefront",
 ) -> dict[str, Any]:
     caller = current_caller(app)
-    return caption_upload(
+    return captions().caption_upload(
         Upload(file.content, file.filename, caller.storefront(website)),
         type,
-        get_embedder(),
+        get_captioner(),
         caller=caller,
         check_duplicate=check_duplicate == "yes",
         scope=scope,

@@ -10,16 +10,28 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from listing_vision import aws
 from listing_vision.api import create_resolver, current_caller
 from listing_vision.config import get_settings
 from listing_vision.embeddings.factory import get_embedder
 from listing_vision.jewelry.dedupe import DedupeService, Upload
-from listing_vision.jewelry.uploads import UPLOAD_ID_PATTERN, presigned_upload, upload_status
+from listing_vision.jewelry.stores import CatalogueStores
+from listing_vision.jewelry.uploads import UPLOAD_ID_PATTERN, UploadForms
 from listing_vision.observability import logger, metrics, tracer
 
 app = create_resolver()
 Website = Literal["alya", "blysk"]
 WEBSITE = "The storefront; default: the client's own when it holds one, else alya."
+
+
+@aws.per_container
+def dedupe() -> DedupeService:
+    return DedupeService(get_embedder(), CatalogueStores.from_settings())
+
+
+@aws.per_container
+def upload_forms() -> UploadForms:
+    return UploadForms(CatalogueStores.from_settings().images)
 
 
 @app.post("/image_similarity_search")
@@ -31,7 +43,7 @@ def image_similarity_search(
     scope: Annotated[Literal["storefront", "all"], Form(description="Search this storefront or all.")] = "storefront",
 ) -> dict[str, Any]:
     caller = current_caller(app)
-    result = DedupeService(get_embedder()).check_and_store(
+    result = dedupe().check_and_store(
         Upload(file.content, file.filename, caller.storefront(website)),
         caller=caller,
         check_duplicate=check_duplicate == "yes",
@@ -54,7 +66,9 @@ class UploadRequest(BaseModel):
 @tracer.capture_method
 def create_upload(request: UploadRequest) -> dict[str, Any]:
     caller = current_caller(app)
-    return presigned_upload(caller, caller.storefront(request.website), request.filename, request.content_type)
+    return upload_forms().presigned_upload(
+        caller, caller.storefront(request.website), request.filename, request.content_type
+    )
 
 
 @app.get("/uploads/<upload_id>")
@@ -64,7 +78,7 @@ def get_upload(
     website: Annotated[Website | None, Query(description=WEBSITE)] = None,
 ) -> dict[str, Any]:
     caller = current_caller(app)
-    return upload_status(caller, caller.storefront(website), upload_id)
+    return upload_forms().upload_status(caller, caller.storefront(website), upload_id)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

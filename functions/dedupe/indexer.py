@@ -7,15 +7,23 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from listing_vision import aws
 from listing_vision.embeddings.factory import get_embedder
 from listing_vision.events import s3_objects
+from listing_vision.jewelry.dedupe import DedupeService
+from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.jewelry.uploads import UploadIndexer
 from listing_vision.observability import logger, metrics, tracer
+
+
+@aws.per_container
+def indexer() -> UploadIndexer:
+    return UploadIndexer(DedupeService(get_embedder(), CatalogueStores.from_settings()))
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    outcomes = UploadIndexer(get_embedder()).index_event(s3_objects(event))
+    outcomes = indexer().index_event(s3_objects(event))
     return {"outcomes": [outcome.__dict__ for outcome in outcomes]}

@@ -11,13 +11,21 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
+from listing_vision import aws
 from listing_vision.api import create_resolver, current_caller
 from listing_vision.config import get_settings
-from listing_vision.jewelry import generation
-from listing_vision.jewelry.jobs import JOB_ID_PATTERN
+from listing_vision.jewelry.generation import Generation
+from listing_vision.jewelry.jobs import JOB_ID_PATTERN, JobStore
+from listing_vision.jewelry.storage import ImageStore
 from listing_vision.observability import logger, metrics, tracer
 
 app = create_resolver()
+
+
+@aws.per_container
+def generation() -> Generation:
+    worker = get_settings().generate_worker_function
+    return Generation(JobStore(), ImageStore.from_settings(), aws.client("lambda"), worker)
 
 
 # Strict types (no `true` taken for 1, no "2" for 2) and no unknown fields: a request means what it says.
@@ -59,27 +67,21 @@ class RegenerateImageRequest(BaseModel):
 @tracer.capture_method
 def generate_images(request: GenerateImagesRequest) -> dict[str, Any]:
     dimensions = request.dimensions_mm.model_dump() if request.dimensions_mm else None
-    return generation.submit(
-        request.s3_urls,
-        request.product_type,
-        request.image_types,
-        dimensions,
-        get_settings().generate_worker_function,
-        caller=current_caller(app),
+    return generation().submit(
+        request.s3_urls, request.product_type, request.image_types, dimensions, caller=current_caller(app)
     )
 
 
 @app.post("/regenerate-image", status_code=202)
 @tracer.capture_method
 def regenerate_image(request: RegenerateImageRequest) -> dict[str, Any]:
-    worker = get_settings().generate_worker_function
-    return generation.regenerate(request.job_id, request.image_type, worker, caller=current_caller(app))
+    return generation().regenerate(request.job_id, request.image_type, caller=current_caller(app))
 
 
 @app.get("/jobs/<job_id>")
 @tracer.capture_method
 def get_job(job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)]) -> dict[str, Any]:
-    return generation.get_job(job_id, caller=current_caller(app))
+    return generation().get_job(job_id, caller=current_caller(app))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

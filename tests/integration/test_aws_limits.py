@@ -13,7 +13,8 @@ from listing_vision.api.access import Caller
 from listing_vision.config import get_settings
 from listing_vision.errors import NotFound
 from listing_vision.jewelry.jobs import JobStore
-from listing_vision.jewelry.uploads import upload_status
+from listing_vision.jewelry.storage import ImageStore
+from listing_vision.jewelry.uploads import UploadForms
 from local.stack import LocalStack
 from tests.images import fresh_image
 from tests.stores import changed, fingerprint
@@ -106,6 +107,6 @@ def test_ids_over_the_key_size_are_refused_unread_and_write_nothing(local_stack:
         JobStore().get(LONG)
     assert not_found.value.code == "job_not_found" and LONG not in str(not_found.value)
     with pytest.raises(NotFound) as not_found:
-        upload_status(Caller("c", frozenset({"alya"})), "alya", LONG)
+        UploadForms(ImageStore.from_settings()).upload_status(Caller("c", frozenset({"alya"})), "alya", LONG)
     assert not_found.value.code == "upload_not_found" and LONG not in str(not_found.value)
     assert changed(before, fingerprint()) == []

@@ -32,10 +32,8 @@ def legacy_objects(local_stack: LocalStack, request: pytest.FixtureRequest) -> I
 
 
 def rows_for(website: str, images: list[bytes]) -> int:
-    client = vector_index.milvus_client()
-    return sum(
-        len(vector_index.find_exact(client, "image_embeddings_ip", storage.sha256_hex(i), website)) for i in images
-    )
+    index = vector_index.VectorIndex("image_embeddings_ip")
+    return sum(len(index.find_exact(storage.sha256_hex(i), website)) for i in images)
 
 
 def test_backfill_resumes_after_a_kill_and_reruns_change_nothing(legacy_objects: tuple[str, list[bytes]]) -> None:

@@ -67,9 +67,7 @@ def caption(local_stack: LocalStack, data: bytes | None, **form: str) -> request
 
 def stored_state() -> tuple[int, int]:
     pages = aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket="alyaimg")
-    return sum(p.get("KeyCount", 0) for p in pages), vector_index.count(
-        vector_index.milvus_client(), "image_embeddings_ip"
-    )
+    return sum(p.get("KeyCount", 0) for p in pages), vector_index.VectorIndex("image_embeddings_ip").count()
 
 
 def test_openai_caption_is_validated_and_the_image_stored(
@@ -313,7 +311,7 @@ def test_a_caption_upload_that_loses_a_near_duplicate_race_is_rolled_back(
     bucket = "alyaimg" if website == "alya" else "blyskimg"
     listed = aws.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"catalogue/{sha[:2]}/{sha}")
     assert listed.get("KeyCount", 0) == 0
-    assert vector_index.find_exact(vector_index.milvus_client(), "image_embeddings_ip", sha, website) == []
+    assert vector_index.VectorIndex("image_embeddings_ip").find_exact(sha, website) == []
     record = aws.client("dynamodb").get_item(TableName="image-catalogue", Key={"content_id": {"S": f"{website}#{sha}"}})
     assert record.get("Item", {}).get("status", {}).get("S") == "yielded", (record, body, stored)
 

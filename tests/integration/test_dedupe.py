@@ -42,10 +42,10 @@ def catalogue_record(website: str, sha256: str) -> dict[str, Any]:
 
 
 def milvus_rows(sha256: str | None = None, website: str | None = None) -> int:
-    client = vector_index.milvus_client()
+    index = vector_index.VectorIndex("image_embeddings_ip")
     if sha256 is None:
-        return vector_index.count(client, "image_embeddings_ip")
-    return len(vector_index.find_exact(client, "image_embeddings_ip", sha256, website or "alya"))
+        return index.count()
+    return len(index.find_exact(sha256, website or "alya"))
 
 
 def s3_objects(bucket: str) -> list[str]:

@@ -112,7 +112,7 @@ def test_two_hundred_uploads_at_concurrency_twenty_store_each_image_once(local_s
     # request was told (or tagged) duplicate of that one image
     settings = get_settings()
     s3, dynamodb = aws.client("s3"), aws.client("dynamodb")
-    milvus = vector_index.milvus_client()
+    index = vector_index.VectorIndex(settings.milvus_collection)
     stored_total = duplicates = rolled_back = 0
     for family in families:
         records = {
@@ -126,7 +126,7 @@ def test_two_hundred_uploads_at_concurrency_twenty_store_each_image_once(local_s
         assert len(stored) == 1, (family.index, family.via, records, family.answers)
         ((kept_sha, kept_path),) = stored.items()
         # one vector for the family, the kept image's
-        rows = {sha: vector_index.find_exact(milvus, settings.milvus_collection, sha, "alya") for sha in family.shas}
+        rows = {sha: index.find_exact(sha, "alya") for sha in family.shas}
         assert [sha for sha, found in rows.items() for _ in found] == [kept_sha], (family.index, rows)
         assert rows[kept_sha][0]["path"] == kept_path
         # one object in the catalogue prefix at most, and only the kept one

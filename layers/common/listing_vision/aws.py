@@ -8,8 +8,9 @@ client at moto. Clients are cached per (service, endpoint) and are thread-safe; 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -17,6 +18,8 @@ from botocore.config import Config
 from listing_vision.config import get_settings
 
 _session_lock = threading.Lock()
+_generation = 0  # bumped by reset_clients: what was built with the old clients is rebuilt
+T = TypeVar("T")
 
 
 def _config(read_timeout_s: float | None = None) -> Config:
@@ -50,4 +53,24 @@ def client(service: str, read_timeout_s: float | None = None) -> Any:
 
 def reset_clients() -> None:
     """Forget cached clients (after settings change, in tests and the local stack)."""
+    global _generation
+    _generation += 1
     _cached_client.cache_clear()
+
+
+def per_container(build: Callable[[], T]) -> Callable[[], T]:
+    """`build()` once per container, on first use (importing a handler connects to nothing), and again
+    only when the settings or clients were reset: never in a Lambda container; in the local stack and
+    tests, which point the same process at other stores."""
+    built: dict[tuple[int, int], T] = {}
+    lock = threading.Lock()
+
+    def get() -> T:
+        key = (id(get_settings()), _generation)
+        with lock:
+            if key not in built:
+                built.clear()
+                built[key] = build()
+            return built[key]
+
+    return get

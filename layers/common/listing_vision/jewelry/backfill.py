@@ -26,6 +26,9 @@ from pydantic import BaseModel, Field
 
 from listing_vision import aws
 from listing_vision.config import Storefront, get_settings
+from listing_vision.jewelry.dedupe import DedupeService
+from listing_vision.jewelry.stores import CatalogueStores
+from listing_vision.jewelry.uploads import UploadIndexer
 
 PAGE_SIZE = 64
 
@@ -41,22 +44,25 @@ class BackfillPage(BaseModel):
 
 
 def backfill_page(
-    website: Storefront, start_after: str = "", page_size: int = PAGE_SIZE, prefix: str = ""
+    indexer: UploadIndexer, website: Storefront, start_after: str = "", page_size: int = PAGE_SIZE, prefix: str = ""
 ) -> dict[str, Any]:
     """Index one page of the bucket; returns counts per outcome and where the next page starts."""
-    from listing_vision.embeddings.factory import get_embedder
-    from listing_vision.jewelry.uploads import UploadIndexer
-
-    bucket = get_settings().bucket_for(website)
-    listed = aws.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix, StartAfter=start_after, MaxKeys=page_size)
-    keys = [item["Key"] for item in listed.get("Contents", [])]
-    outcomes = UploadIndexer(get_embedder()).index_objects(bucket, keys) if keys else []
+    bucket = indexer.images.bucket_for(website)
+    keys, truncated = indexer.images.list_page(bucket, prefix, start_after, page_size)
+    outcomes = indexer.index_objects(bucket, keys) if keys else []
     return {
         "website": website,
         "processed": len(keys),
         "counts": dict(Counter(outcome.status for outcome in outcomes)),
-        "next_start_after": keys[-1] if listed.get("IsTruncated") and keys else None,
+        "next_start_after": keys[-1] if truncated and keys else None,
     }
+
+
+def in_process_indexer() -> UploadIndexer:
+    """The upload trigger's indexer, built here (the CLI without --via-lambda)."""
+    from listing_vision.embeddings.factory import get_embedder
+
+    return UploadIndexer(DedupeService(get_embedder(), CatalogueStores.from_settings()))
 
 
 def count_objects(website: Storefront, prefix: str = "", start_after: str = "") -> int:
@@ -71,6 +77,7 @@ def pages(
     website: Storefront, start_after: str, page_size: int, prefix: str, via_lambda: str | None
 ) -> Iterator[dict[str, Any]]:
     cursor: str | None = start_after
+    indexer: UploadIndexer | None = None
     while cursor is not None:
         if via_lambda:
             response = aws.client("lambda", read_timeout_s=900).invoke(
@@ -83,7 +90,8 @@ def pages(
             if response.get("FunctionError"):
                 raise RuntimeError(f"backfill page after {cursor!r} failed: {page}")
         else:
-            page = backfill_page(website, cursor, page_size, prefix)
+            indexer = indexer or in_process_indexer()
+            page = backfill_page(indexer, website, cursor, page_size, prefix)
         yield page
         cursor = page["next_start_after"]
 

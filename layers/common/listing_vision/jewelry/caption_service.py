@@ -11,46 +11,49 @@ from typing import Any
 
 from listing_vision.api.access import Caller
 from listing_vision.config import get_settings
-from listing_vision.embeddings.base import Embedder
 from listing_vision.imaging.decode import MEDIA_TYPES, load_image
 from listing_vision.jewelry.caption_prompts import JewelryType
 from listing_vision.jewelry.caption_schema import Caption, Captioner
-from listing_vision.jewelry.captions import get_captioner
 from listing_vision.jewelry.dedupe import DedupeService, Scope, Upload
 from listing_vision.observability import logger, metrics
 
 
-def caption_upload(
-    upload: Upload,
-    jewelry_type: JewelryType,
-    embedder: Embedder,
-    *,
-    caller: Caller,
-    check_duplicate: bool = True,
-    scope: Scope = "storefront",
-    captioner: Captioner | None = None,
-) -> dict[str, Any]:
-    captioner = captioner or get_captioner()
+class CaptionService:
+    """Given the dedupe service, with its stores. The captioner comes with each request: which one
+    writes (a model, by which key exists, or the offline captioner) is decided per request."""
 
-    def caption() -> Caption:
-        media_type = MEDIA_TYPES.get(load_image(upload.data).format or "", "image/jpeg")
-        return captioner.caption(upload.data, media_type, jewelry_type)
+    def __init__(self, dedupe: DedupeService):
+        self.dedupe = dedupe
 
-    result = DedupeService(embedder).check_and_store(
-        upload,
-        caller=caller,
-        check_duplicate=check_duplicate,
-        scope=scope,
-        max_bytes=get_settings().max_upload_bytes,
-        before_store=caption,
-    )
-    if result.duplicate_found:
-        return result.to_response()
-    metrics.add_metric(name="Captions", unit="Count", value=1)
-    logger.info("caption written", extra={"provider": captioner.name, "type": jewelry_type})
-    return {
-        "display_name": result.image_name,
-        **result.prepared.model_dump(),
-        "s3_url": result.s3_url,
-        "provider": captioner.name,
-    }
+    def caption_upload(
+        self,
+        upload: Upload,
+        jewelry_type: JewelryType,
+        captioner: Captioner,
+        *,
+        caller: Caller,
+        check_duplicate: bool = True,
+        scope: Scope = "storefront",
+    ) -> dict[str, Any]:
+        def caption() -> Caption:
+            media_type = MEDIA_TYPES.get(load_image(upload.data).format or "", "image/jpeg")
+            return captioner.caption(upload.data, media_type, jewelry_type)
+
+        result = self.dedupe.check_and_store(
+            upload,
+            caller=caller,
+            check_duplicate=check_duplicate,
+            scope=scope,
+            max_bytes=get_settings().max_upload_bytes,
+            before_store=caption,
+        )
+        if result.duplicate_found:
+            return result.to_response()
+        metrics.add_metric(name="Captions", unit="Count", value=1)
+        logger.info("caption written", extra={"provider": captioner.name, "type": jewelry_type})
+        return {
+            "display_name": result.image_name,
+            **result.prepared.model_dump(),
+            "s3_url": result.s3_url,
+            "provider": captioner.name,
+        }

@@ -42,13 +42,13 @@ from listing_vision.config import Storefront, get_settings
 from listing_vision.embeddings.base import Description, Embedder
 from listing_vision.errors import Conflict, PayloadTooLarge
 from listing_vision.imaging.decode import load_image
-from listing_vision.jewelry import storage, vector_index
-from listing_vision.jewelry.claims import ContentClaims, ContentRecord, new_owner
+from listing_vision.jewelry import storage
+from listing_vision.jewelry.claims import ContentRecord, new_owner
 from listing_vision.jewelry.duplicates import DuplicateFinder, Match
+from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.observability import logger, metrics
 
 Scope = Literal["storefront", "all"]
-STOREFRONTS: tuple[Storefront, ...] = ("alya", "blysk")
 CLAIM_WAIT_S = 20.0  # under API Gateway's 29 s, with room for the winner to embed and store
 
 
@@ -78,12 +78,16 @@ class Upload:
 
 
 class DedupeService:
-    def __init__(self, embedder: Embedder, claims: ContentClaims | None = None):
+    """Given the model and the catalogue's stores (`stores.py`): the vector index, the buckets, the
+    catalogue table."""
+
+    def __init__(self, embedder: Embedder, stores: CatalogueStores):
         self.embedder = embedder
-        self.claims = claims or ContentClaims()
+        self.vectors = stores.vectors
+        self.images = stores.images
+        self.claims = stores.claims
         self.settings = get_settings()
-        self.milvus = vector_index.milvus_client()
-        self.finder = DuplicateFinder(self.milvus, embedder, self.claims, self.settings)
+        self.finder = DuplicateFinder(stores, embedder, self.settings)
 
     # --- the endpoint's operation -------------------------------------------------------------
     def check_and_store(
@@ -127,7 +131,7 @@ class DedupeService:
                         metrics.add_metric(name=f"{kind.capitalize()}Duplicates", unit="Count", value=1)
                     return DedupeResult(True, results=found, vector=vector)
             prepared = before_store() if before_store is not None else None
-            stored = storage.put_image(upload.website, upload.data, sha256, image.format or "", upload.filename)
+            stored = self.images.put_image(upload.website, upload.data, sha256, image.format or "", upload.filename)
             vector_id = self.stage(described, stored.s3_uri, upload.website, sha256, owner)
             if check_duplicate:
                 winner = self.settle(described, upload.website, scope, sha256, owner)
@@ -156,7 +160,7 @@ class DedupeService:
             False,
             prepared=prepared,
             image_name=upload.filename or stored.key.rsplit("/", 1)[-1],
-            s3_url=storage.public_url(stored),
+            s3_url=self.images.url(stored),
             stored=stored,
             vector=vector,
         )
@@ -188,9 +192,7 @@ class DedupeService:
     # --- near-duplicates arriving together (the module's docstring has the rule) -------------------
     def stage(self, upload: Description, path: str, website: Storefront, sha256: str, owner: str) -> int:
         """Insert our vector, then take our number and stage our claim with it; returns the row id."""
-        vector_id = vector_index.ensure_vector(
-            self.milvus, self.settings.milvus_collection, upload.embedding, path, website, sha256
-        )
+        vector_id = self.vectors.ensure_vector(upload.embedding, path, website, sha256)
         order = self.claims.next_order()  # after the insert was acknowledged: see the module docstring
         self.claims.stage(website, sha256, owner, path, vector_id, order, features=upload.features.to_bytes())
         return vector_id
@@ -243,14 +245,14 @@ class DedupeService:
         may take over the yielded claim finds it gone; then the claim marked yielded, so whoever sees its
         vector ignores it; then the vector removed."""
         if stored is not None:
-            storage.delete_image(stored)
+            self.images.delete(stored)
         self.claims.yield_claim(website, sha256, owner)
-        vector_index.delete(self.milvus, self.settings.milvus_collection, vector_id)
+        self.vectors.delete(vector_id)
 
     def claim_or_existing(self, website: Storefront, sha256: str, owner: str, scope: Scope) -> ContentRecord | None:
         """Claim the content (returns None) or return the stored record of the same bytes,
         waiting while another request holds the claim."""
-        others = [s for s in STOREFRONTS if s != website] if scope == "all" else []
+        others = [s for s in storage.STOREFRONTS if s != website] if scope == "all" else []
         deadline = time.monotonic() + CLAIM_WAIT_S
         delay = 0.05
         while True:
@@ -272,6 +274,5 @@ class DedupeService:
         result = {"id": record.vector_id, "distance": 0.0, "path": self._url(record.path or ""), "match": "exact"}
         return DedupeResult(True, results=[result])
 
-    @staticmethod
-    def _url(s3_uri: str) -> str:
-        return storage.public_url(storage.StoredImage.from_uri(s3_uri))
+    def _url(self, s3_uri: str) -> str:
+        return self.images.url(storage.StoredImage.from_uri(s3_uri))

@@ -20,18 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from listing_vision.config import Settings, get_settings
 from listing_vision.embeddings.base import Description, Embedder
 from listing_vision.imaging.features import Candidate, ImageFeatures, Verdict, VerifySettings
 from listing_vision.jewelry import vector_index
-from listing_vision.jewelry.claims import ContentClaims
+from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.jewelry.verification_store import VerificationStore
 from listing_vision.observability import metrics
-
-if TYPE_CHECKING:
-    from pymilvus import MilvusClient
 
 MatchKind = Literal["exact", "near", "verified"]
 Verifier = Callable[[ImageFeatures, Sequence[Candidate], VerifySettings], list[Verdict]]
@@ -86,21 +83,17 @@ def decide(
 class DuplicateFinder:
     """Retrieval in Milvus, candidates' features from the catalogue, then `decide` on the model."""
 
-    def __init__(
-        self, milvus: MilvusClient, embedder: Embedder, claims: ContentClaims, settings: Settings | None = None
-    ):
-        self.milvus = milvus
+    def __init__(self, stores: CatalogueStores, embedder: Embedder, settings: Settings | None = None):
+        self.vectors = stores.vectors
         self.embedder = embedder
         self.settings = settings or get_settings()
-        self.features = VerificationStore(claims, embedder)
+        self.features = VerificationStore(stores, embedder)
 
     def neighbours(
         self, query: Description, website: str, scope: Literal["storefront", "all"]
     ) -> list[vector_index.Hit]:
         """The retrieval stage: the top k of the catalogue (this storefront's, or all) by embedding."""
-        return vector_index.search(
-            self.milvus,
-            self.settings.milvus_collection,
+        return self.vectors.search(
             query.embedding,
             website=website if scope == "storefront" else None,
             limit=self.settings.search_top_k,

@@ -14,13 +14,13 @@ from urllib.parse import unquote, urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from listing_vision import aws
 from listing_vision.api.access import Caller
 from listing_vision.config import get_settings
 from listing_vision.errors import InvalidRequest, NotFound, UpstreamError
 from listing_vision.jewelry import storage
 from listing_vision.jewelry.image_types import DEFAULT_TYPES, PRODUCT_ALIASES, TYPE_SETS
 from listing_vision.jewelry.jobs import Job, JobStore, RunJob
+from listing_vision.jewelry.storage import ImageStore
 from listing_vision.observability import metrics
 
 
@@ -52,117 +52,121 @@ def resolve_source(url: str) -> tuple[str, str]:
     return bucket, key
 
 
-def submit(
-    s3_urls: str,
-    product_type: str,
-    image_types: list[int] | None,
-    dimensions_mm: dict[str, float] | None,
-    worker_function: str,
-    *,
-    caller: Caller,
-) -> dict[str, Any]:
-    product = PRODUCT_ALIASES.get(product_type.strip().lower())
-    if product is None:
-        raise InvalidRequest(
-            f"Unknown product_type {product_type!r}; use one of {', '.join(sorted(PRODUCT_ALIASES))}.",
-            code="unknown_product_type",
-        )
-    types = list(dict.fromkeys(image_types or DEFAULT_TYPES))
-    unknown = [t for t in types if t not in TYPE_SETS[product]]
-    if unknown:
-        raise InvalidRequest(
-            f"Unknown image types {unknown} for {product}; available: {list(TYPE_SETS[product])}.",
-            code="unknown_image_type",
-        )
-    if dimensions_mm is not None and not all(dimensions_mm.get(k, 0) > 0 for k in ("width", "height")):
-        raise InvalidRequest("dimensions_mm needs positive width and height.", code="invalid_dimensions")
-    bucket, key = resolve_source(s3_urls)
-    caller.require(storage.storefront_of_bucket(bucket) or "")
-    try:
-        aws.client("s3").head_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        raise NotFound(f"No image at {s3_urls!r}.", code="source_not_found") from error
-    website = storage.storefront_of_bucket(bucket) or "alya"
-    store = JobStore()
-    job = store.create(product, website, bucket, key, types, dimensions_mm)
-    start_worker(worker_function, job, store)
-    metrics.add_metric(name="JobsSubmitted", unit="Count", value=1)
-    return {"job_id": job.job_id, "status": job.status, "status_url": f"/jobs/{job.job_id}", "image_types": types}
+class Generation:
+    """Given the jobs table, the buckets, and how to start the worker (a Lambda client and the
+    worker's function name)."""
 
+    def __init__(self, jobs: JobStore, images: ImageStore, lambda_client: Any, worker_function: str):
+        self.jobs = jobs
+        self.images = images
+        self.lambda_client = lambda_client
+        self.worker_function = worker_function
 
-def regenerate(job_id: str, image_type: int, worker_function: str, *, caller: Caller) -> dict[str, Any]:
-    """Run one type of a finished job again; one run at a time (a job in progress is a 409)."""
-    store = JobStore()
-    job = store.end_if_overdue(owned_job(store, job_id, caller))
-    if image_type not in TYPE_SETS[job.product]:  # type: ignore[index]
-        raise InvalidRequest(f"Unknown image type {image_type} for {job.product}.", code="unknown_image_type")
-    run = store.start_run(job_id, [image_type])
-    start_worker(worker_function, run, store)
-    return {"job_id": job_id, "status": run.status, "status_url": f"/jobs/{job_id}", "image_types": [image_type]}
+    def submit(
+        self,
+        s3_urls: str,
+        product_type: str,
+        image_types: list[int] | None,
+        dimensions_mm: dict[str, float] | None,
+        *,
+        caller: Caller,
+    ) -> dict[str, Any]:
+        product = PRODUCT_ALIASES.get(product_type.strip().lower())
+        if product is None:
+            raise InvalidRequest(
+                f"Unknown product_type {product_type!r}; use one of {', '.join(sorted(PRODUCT_ALIASES))}.",
+                code="unknown_product_type",
+            )
+        types = list(dict.fromkeys(image_types or DEFAULT_TYPES))
+        unknown = [t for t in types if t not in TYPE_SETS[product]]
+        if unknown:
+            raise InvalidRequest(
+                f"Unknown image types {unknown} for {product}; available: {list(TYPE_SETS[product])}.",
+                code="unknown_image_type",
+            )
+        if dimensions_mm is not None and not all(dimensions_mm.get(k, 0) > 0 for k in ("width", "height")):
+            raise InvalidRequest("dimensions_mm needs positive width and height.", code="invalid_dimensions")
+        bucket, key = resolve_source(s3_urls)
+        website = self.images.storefront_of_bucket(bucket)
+        caller.require(website or "")
+        try:
+            found = website is not None and self.images.head(storage.StoredImage(bucket, key)) is not None
+        except ClientError as error:  # not ours to read: answered as missing, as before any job exists
+            raise NotFound(f"No image at {s3_urls!r}.", code="source_not_found") from error
+        if not found or website is None:
+            raise NotFound(f"No image at {s3_urls!r}.", code="source_not_found")
+        job = self.jobs.create(product, website, bucket, key, types, dimensions_mm)
+        self.start_worker(job)
+        metrics.add_metric(name="JobsSubmitted", unit="Count", value=1)
+        return {"job_id": job.job_id, "status": job.status, "status_url": f"/jobs/{job.job_id}", "image_types": types}
 
+    def regenerate(self, job_id: str, image_type: int, *, caller: Caller) -> dict[str, Any]:
+        """Run one type of a finished job again; one run at a time (a job in progress is a 409)."""
+        job = self.jobs.end_if_overdue(self.owned_job(job_id, caller))
+        if image_type not in TYPE_SETS[job.product]:  # type: ignore[index]
+            raise InvalidRequest(f"Unknown image type {image_type} for {job.product}.", code="unknown_image_type")
+        run = self.jobs.start_run(job_id, [image_type])
+        self.start_worker(run)
+        return {"job_id": job_id, "status": run.status, "status_url": f"/jobs/{job_id}", "image_types": [image_type]}
 
-def start_worker(function_name: str, job: Job, store: JobStore) -> None:
-    """Invoke the worker asynchronously for the job's current run. If the invoke itself fails, the run
-    is ended at once (`worker_not_started`) rather than left to its deadline."""
-    event = RunJob(job_id=job.job_id, run_id=job.run_id)
-    try:
-        aws.client("lambda").invoke(
-            FunctionName=function_name, InvocationType="Event", Payload=event.model_dump_json().encode()
-        )
-    except (ClientError, BotoCoreError) as error:
-        store.finish(job.job_id, job.run_id, "failed", reason="worker_not_started", message=str(error)[:300])
-        raise UpstreamError("The generation worker could not be started.", code="worker_not_started") from error
+    def get_job(self, job_id: str, *, caller: Caller) -> dict[str, Any]:
+        return self.job_view(self.jobs.end_if_overdue(self.owned_job(job_id, caller)))
 
+    def start_worker(self, job: Job) -> None:
+        """Invoke the worker asynchronously for the job's current run. If the invoke itself fails, the run
+        is ended at once (`worker_not_started`) rather than left to its deadline."""
+        event = RunJob(job_id=job.job_id, run_id=job.run_id)
+        try:
+            self.lambda_client.invoke(
+                FunctionName=self.worker_function, InvocationType="Event", Payload=event.model_dump_json().encode()
+            )
+        except (ClientError, BotoCoreError) as error:
+            self.jobs.finish(job.job_id, job.run_id, "failed", reason="worker_not_started", message=str(error)[:300])
+            raise UpstreamError("The generation worker could not be started.", code="worker_not_started") from error
 
-def job_view(job: Job) -> dict[str, Any]:
-    """GET /jobs/{id}: status and the current run; once it has ended, the catalogue images
-    (`original_image_url`, `gen_images`, `zip_url`), what failed and why, and the run's timing."""
-    view: dict[str, Any] = {
-        "job_id": job.job_id,
-        "status": job.status,
-        "product_type": job.product,
-        "image_types": job.image_types,
-        "run": {"run_id": job.run_id, "image_types": job.run_types},
-    }
-    if job.reason:
-        view["reason"], view["message"] = job.reason, job.message
-    if job.in_progress:
-        return view
-    catalogue = TYPE_SETS[job.product]  # type: ignore[index]
-    generated = get_settings().generated_bucket
+    def owned_job(self, job_id: str, caller: Caller) -> Job:
+        """The job, if it belongs to one of the caller's storefronts; another storefront's does not exist."""
+        job = self.jobs.get(job_id)
+        if not caller.owns(job.website):
+            raise NotFound(f"No job {job_id!r}.", code="job_not_found")
+        return job
 
-    def url(bucket: str, key: str) -> str:
-        return storage.public_url(storage.StoredImage(bucket, key))
-
-    view["original_image_url"] = url(job.source_bucket, job.source_key)
-    view["gen_images"] = [
-        {
-            "image_type": n,
-            "image_type_name": catalogue[n].name,
-            "image_url": url(generated, r["key"]),
-            **({"compliance": r["compliance"]} if "compliance" in r else {}),
+    def job_view(self, job: Job) -> dict[str, Any]:
+        """GET /jobs/{id}: status and the current run; once it has ended, the catalogue images
+        (`original_image_url`, `gen_images`, `zip_url`), what failed and why, and the run's timing."""
+        view: dict[str, Any] = {
+            "job_id": job.job_id,
+            "status": job.status,
+            "product_type": job.product,
+            "image_types": job.image_types,
+            "run": {"run_id": job.run_id, "image_types": job.run_types},
         }
-        for n, r in sorted(job.results.items())
-        if r.get("status") == "ok"
-    ]
-    view["zip_url"] = url(generated, job.zip_key) if job.zip_key else None
-    view["timing"] = job.timing
-    view["failed"] = [
-        {"image_type": n, "image_type_name": catalogue[n].name, "reason": r["reason"], "message": r["message"]}
-        for n, r in sorted(job.results.items())
-        if r.get("status") != "ok"
-    ]
-    return view
+        if job.reason:
+            view["reason"], view["message"] = job.reason, job.message
+        if job.in_progress:
+            return view
+        catalogue = TYPE_SETS[job.product]  # type: ignore[index]
+        generated = get_settings().generated_bucket
 
+        def url(bucket: str, key: str) -> str:
+            return self.images.url(storage.StoredImage(bucket, key))
 
-def owned_job(store: JobStore, job_id: str, caller: Caller) -> Job:
-    """The job, if it belongs to one of the caller's storefronts; another storefront's does not exist."""
-    job = store.get(job_id)
-    if not caller.owns(job.website):
-        raise NotFound(f"No job {job_id!r}.", code="job_not_found")
-    return job
-
-
-def get_job(job_id: str, *, caller: Caller) -> dict[str, Any]:
-    store = JobStore()
-    return job_view(store.end_if_overdue(owned_job(store, job_id, caller)))
+        view["original_image_url"] = url(job.source_bucket, job.source_key)
+        view["gen_images"] = [
+            {
+                "image_type": n,
+                "image_type_name": catalogue[n].name,
+                "image_url": url(generated, r["key"]),
+                **({"compliance": r["compliance"]} if "compliance" in r else {}),
+            }
+            for n, r in sorted(job.results.items())
+            if r.get("status") == "ok"
+        ]
+        view["zip_url"] = url(generated, job.zip_key) if job.zip_key else None
+        view["timing"] = job.timing
+        view["failed"] = [
+            {"image_type": n, "image_type_name": catalogue[n].name, "reason": r["reason"], "message": r["message"]}
+            for n, r in sorted(job.results.items())
+            if r.get("status") != "ok"
+        ]
+        return view

@@ -20,7 +20,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from listing_vision import aws
 from listing_vision.concurrency import thread_map
 from listing_vision.config import get_settings
 from listing_vision.errors import VisionError
@@ -35,32 +34,13 @@ from listing_vision.imaging.compose import (
 from listing_vision.imaging.decode import load_image
 from listing_vision.imaging.png import encode_png
 from listing_vision.imaging.segment import Cutout, NoPieceFound, cut_out
+from listing_vision.jewelry import storage
 from listing_vision.jewelry.image_types import TYPE_SETS, ImageType
 from listing_vision.jewelry.jobs import Job, JobStore
+from listing_vision.jewelry.storage import ImageStore
 from listing_vision.observability import logger, metrics
 from listing_vision.providers.clients import openai_key
 from listing_vision.providers.image_edit import OpenAIImageEditor
-
-
-def run_job(job_id: str, run_id: str, lease_s: float) -> dict[str, Any]:
-    """Run one run of a job: claim it for `lease_s` seconds, render its types, record each outcome,
-    write the ZIP and end the run (done, partial or failed). Whatever is raised on the way, the run
-    ends `failed` with a reason. A redelivered event finds the run taken or finished and does
-    nothing; a retried run (its worker timed out) skips the images this run already delivered."""
-    store = JobStore()
-    job = store.claim(job_id, run_id, lease_s)
-    if job is None:
-        logger.info("run not claimed: finished, superseded or in another worker", extra={"job_id": job_id})
-        return {"job_id": job_id, "run_id": run_id, "status": "skipped"}
-    try:
-        return _render_run(job, store)
-    except Exception as error:  # noqa: BLE001 - the run must end, whatever went wrong
-        reason = error.code if isinstance(error, VisionError) else "internal_error"
-        logger.exception("generation run failed", extra={"job_id": job_id, "run_id": run_id, "reason": reason})
-        message = error.message if isinstance(error, VisionError) else f"{type(error).__name__} while rendering."
-        store.finish(job_id, run_id, "failed", reason=reason, message=message)
-        metrics.add_metric(name="JobsFailed", unit="Count", value=1)
-        return {"job_id": job_id, "run_id": run_id, "status": "failed", "reason": reason}
 
 
 @dataclass(frozen=True)
@@ -74,171 +54,187 @@ class RunInputs:
     editor: OpenAIImageEditor | None = None
 
 
-def _prepare(job: Job, types: list[ImageType]) -> RunInputs:
-    if not types:
-        return RunInputs(None, None)
-    cutout, failure = _cutout(job)
-    if cutout is None or not any(t.renderer == "edit" for t in types) or not openai_key():
-        return RunInputs(cutout, failure)
-    return RunInputs(cutout, failure, prepare_edits(cutout), OpenAIImageEditor())
-
-
-def _render_run(job: Job, store: JobStore) -> dict[str, Any]:
-    types = job.run_types
-    catalogue = TYPE_SETS[job.product]  # type: ignore[index]
-    delivered = {
-        n: r for n, r in job.results.items() if n in types and r.get("run_id") == job.run_id and r["status"] == "ok"
-    }
-    # Edits first: their calls are the long pole, the local renders fit inside them.
-    todo = sorted((t for t in types if t not in delivered), key=lambda t: catalogue[t].renderer != "edit")
-    started = time.perf_counter()
-    inputs = _prepare(job, [catalogue[t] for t in todo])
-    prepared = time.perf_counter() - started
-    editor = inputs.editor
-
-    def timed(number: int) -> dict[str, Any]:
-        started = time.perf_counter()
-        result = _guarded_render(job, catalogue[number], inputs)
-        result |= {"seconds": round(time.perf_counter() - started, 3), "run_id": job.run_id}
-        store.record(job.job_id, number, result)  # as soon as it is known: a retried run keeps it
-        return result
-
-    started = time.perf_counter()
-    results = dict(zip(todo, thread_map(timed, todo, get_settings().image_edit_concurrency), strict=True))
-    total = time.perf_counter() - started
-    sequential = sum(r["seconds"] for r in results.values())
-    # Timing as structured logs and metrics: each image, the batch, the speed-up against the sequential sum.
-    timing = {
-        "prepare_s": round(prepared, 3),
-        "images_s": {str(n): r["seconds"] for n, r in sorted(results.items())},
-        "batch_s": round(total, 3),
-        "sequential_s": round(sequential, 3),
-        "speedup": round(sequential / total, 2) if total else None,
-        "rate_limit_wait_s": round(editor.limiter.waited_s, 3) if editor else 0.0,
-        "reused": sorted(delivered),
-    }
-    logger.info("batch timing", extra={"job_id": job.job_id, **timing})
-    for result in results.values():
-        metrics.add_metric(name="ImageSeconds", unit="Seconds", value=result["seconds"])
-    metrics.add_metric(name="BatchSeconds", unit="Seconds", value=total)
-    metrics.add_metric(name="RateLimitWaitSeconds", unit="Seconds", value=timing["rate_limit_wait_s"])  # alarmed on
-    outcomes = {**delivered, **results}
-    failed = [{"image_type": n, "reason": r["reason"]} for n, r in sorted(outcomes.items()) if r["status"] != "ok"]
-    status = "done" if not failed else "failed" if len(failed) == len(types) else "partial"
-    reason = message = None
-    if status == "failed":
-        reasons = {f["reason"] for f in failed}
-        reason = reasons.pop() if len(reasons) == 1 else "no_image_delivered"
-        message = "No image of this run could be delivered; see `failed` for each type."
-    zip_key = write_zip(store.get(job.job_id))
-    store.finish(job.job_id, job.run_id, status, zip_key, timing, reason, message)
-    logger.info("run finished", extra={"job_id": job.job_id, "status": status, "types": types, "failed": failed})
-    return {"job_id": job.job_id, "run_id": job.run_id, "status": status, "timing": timing, "failed": failed}
-
-
-def _cutout(job: Job) -> tuple[Cutout | None, tuple[str, str] | None]:
-    """The piece cut out of the job's source photo, or why it could not be (for every type)."""
-    try:
-        data = aws.client("s3").get_object(Bucket=job.source_bucket, Key=job.source_key)["Body"].read()
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        return None, ("source_unreadable", f"The source photo could not be read ({code}).")
-    try:
-        image = load_image(data, get_settings().max_image_pixels)
-    except VisionError as error:
-        return None, (error.code, f"The source photo cannot be used: {error.message}")
-    try:
-        return cut_out(image), None
-    except NoPieceFound as error:
-        return None, (error.code, f"The piece could not be cut out of the photo: {error.message}")
-
-
-def _guarded_render(job: Job, image_type: ImageType, inputs: RunInputs) -> dict[str, Any]:
-    """One type's result; anything unexpected fails that type only (the others are still delivered)."""
-    try:
-        return render_type(job, image_type, inputs)
-    except Exception as error:  # noqa: BLE001 - recorded on the type, logged with its stack
-        logger.exception("rendering a type failed", extra={"job_id": job.job_id, "image_type": image_type.number})
-        reason = error.code if isinstance(error, VisionError) else "internal_error"
-        message = error.message if isinstance(error, VisionError) else f"{type(error).__name__} while rendering."
-        return {"status": "failed", "reason": reason, "message": message}
-
-
-def render_type(job: Job, image_type: ImageType, inputs: RunInputs) -> dict[str, Any]:
-    cutout = inputs.cutout
-    if inputs.failure is not None or cutout is None:
-        reason, message = inputs.failure or ("no_piece_found", "The piece could not be cut out of the photo.")
-        return {"status": "failed", "reason": reason, "message": message}
-    if image_type.renderer == "white":
-        placement = place_on_white(cutout)
-        compliance = amazon_main_image_check(placement.canvas)
-        return _store(job, image_type, placement.canvas) | {
-            "compliance": {
-                "compliant": compliance.compliant,
-                "problems": compliance.problems,
-                "fill": round(compliance.fill, 3),
-                "longest_side": compliance.longest_side,
-                "pure_white_background": compliance.pure_white_background,
-            }
-        }
-    if image_type.renderer == "dimensions":
-        if not job.dimensions_mm:
-            return {
-                "status": "failed",
-                "reason": "dimensions_required",
-                "message": "The dimension image needs dimensions_mm {width, height} in millimetres.",
-            }
-        placement = place_on_white(cutout, fill=0.70)  # room for the markings
-        image = dimension_markings(placement, job.dimensions_mm["width"], job.dimensions_mm["height"])
-        return _store(job, image_type, image)
-    if inputs.edits is None or inputs.editor is None:
-        return {
-            "status": "failed",
-            "reason": "provider_unavailable",
-            "message": "No image-edit provider is configured (set OPENAI_API_KEY or OPENAI_API_KEY_SECRET).",
-        }
-    request = inputs.edits
-    try:
-        edited, seconds = inputs.editor.edit(request.image_png, request.mask_png, image_type.prompt)
-    except VisionError as error:
-        return {"status": "failed", "reason": error.code, "message": error.message}
-    try:
-        composite = paste_back(load_image(edited), request)  # the one decoding path
-    except VisionError as error:  # the reply was not an image we can use
-        return {"status": "failed", "reason": "malformed_model_reply", "message": error.message[:200]}
-    return _store(job, image_type, composite) | {"provider_seconds": round(seconds, 3)}
-
-
-def _store(job: Job, image_type: ImageType, image: Image.Image) -> dict[str, Any]:
-    slug = image_type.name.lower().replace(" ", "-")
-    key = f"{output_prefix(job)}{image_type.number}-{slug}.png"
-    aws.client("s3").put_object(
-        Bucket=get_settings().generated_bucket, Key=key, Body=encode_png(image), ContentType="image/png"
-    )
-    metrics.add_metric(name="ImagesRendered", unit="Count", value=1)
-    return {"status": "ok", "key": key}
-
-
 def output_prefix(job: Job) -> str:
     """Where a job's images go in the generated bucket (never a storefront bucket: nothing generated
     is ever indexed as a catalogue photo)."""
     return f"{job.website}/{job.job_id}/"
 
 
-def write_zip(job: Job) -> str | None:
-    """A ZIP of every image the job has, refreshed after each run (and each regeneration)."""
-    done = {n: r for n, r in sorted(job.results.items()) if r.get("status") == "ok"}
-    if not done:
-        return None
-    s3 = aws.client("s3")
-    bucket = get_settings().generated_bucket
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        for result in done.values():
-            archive.writestr(
-                result["key"].rsplit("/", 1)[-1],
-                s3.get_object(Bucket=bucket, Key=result["key"])["Body"].read(),
-            )
-    key = f"{output_prefix(job)}catalogue.zip"
-    s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue(), ContentType="application/zip")
-    return key
+class GenerationWorker:
+    """Given the jobs table and the buckets."""
+
+    def __init__(self, jobs: JobStore, images: ImageStore):
+        self.jobs = jobs
+        self.images = images
+
+    def run_job(self, job_id: str, run_id: str, lease_s: float) -> dict[str, Any]:
+        """Run one run of a job: claim it for `lease_s` seconds, render its types, record each outcome,
+        write the ZIP and end the run (done, partial or failed). Whatever is raised on the way, the run
+        ends `failed` with a reason. A redelivered event finds the run taken or finished and does
+        nothing; a retried run (its worker timed out) skips the images this run already delivered."""
+        store = self.jobs
+        job = store.claim(job_id, run_id, lease_s)
+        if job is None:
+            logger.info("run not claimed: finished, superseded or in another worker", extra={"job_id": job_id})
+            return {"job_id": job_id, "run_id": run_id, "status": "skipped"}
+        try:
+            return self._render_run(job, store)
+        except Exception as error:  # noqa: BLE001 - the run must end, whatever went wrong
+            reason = error.code if isinstance(error, VisionError) else "internal_error"
+            logger.exception("generation run failed", extra={"job_id": job_id, "run_id": run_id, "reason": reason})
+            message = error.message if isinstance(error, VisionError) else f"{type(error).__name__} while rendering."
+            store.finish(job_id, run_id, "failed", reason=reason, message=message)
+            metrics.add_metric(name="JobsFailed", unit="Count", value=1)
+            return {"job_id": job_id, "run_id": run_id, "status": "failed", "reason": reason}
+
+    def _prepare(self, job: Job, types: list[ImageType]) -> RunInputs:
+        if not types:
+            return RunInputs(None, None)
+        cutout, failure = self._cutout(job)
+        if cutout is None or not any(t.renderer == "edit" for t in types) or not openai_key():
+            return RunInputs(cutout, failure)
+        return RunInputs(cutout, failure, prepare_edits(cutout), OpenAIImageEditor())
+
+    def _render_run(self, job: Job, store: JobStore) -> dict[str, Any]:
+        types = job.run_types
+        catalogue = TYPE_SETS[job.product]  # type: ignore[index]
+        delivered = {
+            n: r for n, r in job.results.items() if n in types and r.get("run_id") == job.run_id and r["status"] == "ok"
+        }
+        # Edits first: their calls are the long pole, the local renders fit inside them.
+        todo = sorted((t for t in types if t not in delivered), key=lambda t: catalogue[t].renderer != "edit")
+        started = time.perf_counter()
+        inputs = self._prepare(job, [catalogue[t] for t in todo])
+        prepared = time.perf_counter() - started
+        editor = inputs.editor
+
+        def timed(number: int) -> dict[str, Any]:
+            started = time.perf_counter()
+            result = self._guarded_render(job, catalogue[number], inputs)
+            result |= {"seconds": round(time.perf_counter() - started, 3), "run_id": job.run_id}
+            store.record(job.job_id, number, result)  # as soon as it is known: a retried run keeps it
+            return result
+
+        started = time.perf_counter()
+        results = dict(zip(todo, thread_map(timed, todo, get_settings().image_edit_concurrency), strict=True))
+        total = time.perf_counter() - started
+        sequential = sum(r["seconds"] for r in results.values())
+        # Timing as structured logs and metrics: each image, the batch, the speed-up against the sequential sum.
+        timing = {
+            "prepare_s": round(prepared, 3),
+            "images_s": {str(n): r["seconds"] for n, r in sorted(results.items())},
+            "batch_s": round(total, 3),
+            "sequential_s": round(sequential, 3),
+            "speedup": round(sequential / total, 2) if total else None,
+            "rate_limit_wait_s": round(editor.limiter.waited_s, 3) if editor else 0.0,
+            "reused": sorted(delivered),
+        }
+        logger.info("batch timing", extra={"job_id": job.job_id, **timing})
+        for result in results.values():
+            metrics.add_metric(name="ImageSeconds", unit="Seconds", value=result["seconds"])
+        metrics.add_metric(name="BatchSeconds", unit="Seconds", value=total)
+        metrics.add_metric(name="RateLimitWaitSeconds", unit="Seconds", value=timing["rate_limit_wait_s"])  # alarmed on
+        outcomes = {**delivered, **results}
+        failed = [{"image_type": n, "reason": r["reason"]} for n, r in sorted(outcomes.items()) if r["status"] != "ok"]
+        status = "done" if not failed else "failed" if len(failed) == len(types) else "partial"
+        reason = message = None
+        if status == "failed":
+            reasons = {f["reason"] for f in failed}
+            reason = reasons.pop() if len(reasons) == 1 else "no_image_delivered"
+            message = "No image of this run could be delivered; see `failed` for each type."
+        zip_key = self.write_zip(store.get(job.job_id))
+        store.finish(job.job_id, job.run_id, status, zip_key, timing, reason, message)
+        logger.info("run finished", extra={"job_id": job.job_id, "status": status, "types": types, "failed": failed})
+        return {"job_id": job.job_id, "run_id": job.run_id, "status": status, "timing": timing, "failed": failed}
+
+    def _cutout(self, job: Job) -> tuple[Cutout | None, tuple[str, str] | None]:
+        """The piece cut out of the job's source photo, or why it could not be (for every type)."""
+        try:
+            data = self.images.read(storage.StoredImage(job.source_bucket, job.source_key))
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            return None, ("source_unreadable", f"The source photo could not be read ({code}).")
+        try:
+            image = load_image(data, get_settings().max_image_pixels)
+        except VisionError as error:
+            return None, (error.code, f"The source photo cannot be used: {error.message}")
+        try:
+            return cut_out(image), None
+        except NoPieceFound as error:
+            return None, (error.code, f"The piece could not be cut out of the photo: {error.message}")
+
+    def _guarded_render(self, job: Job, image_type: ImageType, inputs: RunInputs) -> dict[str, Any]:
+        """One type's result; anything unexpected fails that type only (the others are still delivered)."""
+        try:
+            return self.render_type(job, image_type, inputs)
+        except Exception as error:  # noqa: BLE001 - recorded on the type, logged with its stack
+            logger.exception("rendering a type failed", extra={"job_id": job.job_id, "image_type": image_type.number})
+            reason = error.code if isinstance(error, VisionError) else "internal_error"
+            message = error.message if isinstance(error, VisionError) else f"{type(error).__name__} while rendering."
+            return {"status": "failed", "reason": reason, "message": message}
+
+    def render_type(self, job: Job, image_type: ImageType, inputs: RunInputs) -> dict[str, Any]:
+        cutout = inputs.cutout
+        if inputs.failure is not None or cutout is None:
+            reason, message = inputs.failure or ("no_piece_found", "The piece could not be cut out of the photo.")
+            return {"status": "failed", "reason": reason, "message": message}
+        if image_type.renderer == "white":
+            placement = place_on_white(cutout)
+            compliance = amazon_main_image_check(placement.canvas)
+            return self._store(job, image_type, placement.canvas) | {
+                "compliance": {
+                    "compliant": compliance.compliant,
+                    "problems": compliance.problems,
+                    "fill": round(compliance.fill, 3),
+                    "longest_side": compliance.longest_side,
+                    "pure_white_background": compliance.pure_white_background,
+                }
+            }
+        if image_type.renderer == "dimensions":
+            if not job.dimensions_mm:
+                return {
+                    "status": "failed",
+                    "reason": "dimensions_required",
+                    "message": "The dimension image needs dimensions_mm {width, height} in millimetres.",
+                }
+            placement = place_on_white(cutout, fill=0.70)  # room for the markings
+            image = dimension_markings(placement, job.dimensions_mm["width"], job.dimensions_mm["height"])
+            return self._store(job, image_type, image)
+        if inputs.edits is None or inputs.editor is None:
+            return {
+                "status": "failed",
+                "reason": "provider_unavailable",
+                "message": "No image-edit provider is configured (set OPENAI_API_KEY or OPENAI_API_KEY_SECRET).",
+            }
+        request = inputs.edits
+        try:
+            edited, seconds = inputs.editor.edit(request.image_png, request.mask_png, image_type.prompt)
+        except VisionError as error:
+            return {"status": "failed", "reason": error.code, "message": error.message}
+        try:
+            composite = paste_back(load_image(edited), request)  # the one decoding path
+        except VisionError as error:  # the reply was not an image we can use
+            return {"status": "failed", "reason": "malformed_model_reply", "message": error.message[:200]}
+        return self._store(job, image_type, composite) | {"provider_seconds": round(seconds, 3)}
+
+    def _store(self, job: Job, image_type: ImageType, image: Image.Image) -> dict[str, Any]:
+        slug = image_type.name.lower().replace(" ", "-")
+        key = f"{output_prefix(job)}{image_type.number}-{slug}.png"
+        self.images.put(storage.StoredImage(get_settings().generated_bucket, key), encode_png(image), "image/png")
+        metrics.add_metric(name="ImagesRendered", unit="Count", value=1)
+        return {"status": "ok", "key": key}
+
+    def write_zip(self, job: Job) -> str | None:
+        """A ZIP of every image the job has, refreshed after each run (and each regeneration)."""
+        done = {n: r for n, r in sorted(job.results.items()) if r.get("status") == "ok"}
+        if not done:
+            return None
+        bucket = get_settings().generated_bucket
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            for result in done.values():
+                image = storage.StoredImage(bucket, result["key"])
+                archive.writestr(image.key.rsplit("/", 1)[-1], self.images.read(image))
+        key = f"{output_prefix(job)}catalogue.zip"
+        self.images.put(storage.StoredImage(bucket, key), buffer.getvalue(), "application/zip")
+        return key

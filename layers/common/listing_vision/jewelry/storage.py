@@ -11,10 +11,13 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from botocore.exceptions import ClientError
+
 from listing_vision import aws
-from listing_vision.config import Storefront, get_settings
+from listing_vision.config import Settings, Storefront, get_settings
 from listing_vision.errors import InvalidRequest
 from listing_vision.imaging.decode import MEDIA_TYPES
 
@@ -23,6 +26,7 @@ CATALOGUE_PREFIX = "catalogue/"
 # A filename is kept as S3 user metadata, which AWS caps at 2 KB (keys and values, UTF-8) and which
 # percent-encoding can triple: 255 UTF-8 bytes (a file system's own limit) fits with room to spare.
 MAX_FILENAME_BYTES = 255
+STOREFRONTS: tuple[Storefront, ...] = ("alya", "blysk")
 
 
 @dataclass(frozen=True)
@@ -77,54 +81,112 @@ def check_filename(name: str | None) -> None:
         )
 
 
-def put_image(
-    storefront: Storefront, data: bytes, sha256: str, image_format: str, original_name: str | None
-) -> StoredImage:
-    """Write the photo under its content key (idempotent: the same bytes always land on the same key)."""
-    bucket = get_settings().bucket_for(storefront)
-    key = catalogue_key(sha256, image_format)
-    metadata = {"sha256": sha256, "website": storefront}
-    if original_name:
-        metadata["original-name"] = quote(original_name, safe="")
-    aws.client("s3").put_object(
-        Bucket=bucket,
-        Key=key,
-        Body=data,
-        ContentType=MEDIA_TYPES.get(image_format, "application/octet-stream"),
-        Metadata=metadata,
-    )
-    return StoredImage(bucket, key)
-
-
-def delete_image(image: StoredImage) -> None:
-    """Remove a stored photo (one that lost a near-duplicate race, before anyone was told of it)."""
-    aws.client("s3").delete_object(Bucket=image.bucket, Key=image.key)
-
-
 def original_name(metadata: dict[str, str]) -> str | None:
     value = metadata.get("original-name")
     return unquote(value) if value else None
 
 
-def public_url(image: StoredImage) -> str:
-    """What callers get for a stored image: a presigned GET URL, or the plain object URL."""
-    settings = get_settings()
-    s3 = aws.client("s3")
-    if settings.presign_urls:
-        return str(
-            s3.generate_presigned_url(
-                "get_object", Params={"Bucket": image.bucket, "Key": image.key}, ExpiresIn=settings.presign_expiry_s
+MISSING = ("404", "NoSuchKey", "NotFound")
+
+
+class ImageStore:
+    """The storefronts' buckets (and the generated images' bucket): every S3 call the jewelry
+    services make goes through here, so a service is handed its object storage rather than
+    building a client."""
+
+    def __init__(self, s3: Any, settings: Settings):
+        self.s3 = s3
+        self.settings = settings
+
+    @classmethod
+    def from_settings(cls) -> ImageStore:
+        return cls(aws.client("s3"), get_settings())
+
+    # --- where -------------------------------------------------------------------------------
+    def bucket_for(self, storefront: Storefront) -> str:
+        return self.settings.bucket_for(storefront)
+
+    def storefront_of_bucket(self, bucket: str) -> Storefront | None:
+        for storefront in STOREFRONTS:
+            if self.settings.bucket_for(storefront) == bucket:
+                return storefront
+        return None
+
+    # --- catalogue photos ------------------------------------------------------------------------
+    def put_image(
+        self, storefront: Storefront, data: bytes, sha256: str, image_format: str, original_name: str | None
+    ) -> StoredImage:
+        """Write the photo under its content key (idempotent: the same bytes always land on the same key)."""
+        image = StoredImage(self.bucket_for(storefront), catalogue_key(sha256, image_format))
+        metadata = {"sha256": sha256, "website": storefront}
+        if original_name:
+            metadata["original-name"] = quote(original_name, safe="")
+        self.put(image, data, MEDIA_TYPES.get(image_format, "application/octet-stream"), metadata)
+        return image
+
+    def put(self, image: StoredImage, data: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:
+        self.s3.put_object(
+            Bucket=image.bucket, Key=image.key, Body=data, ContentType=content_type, Metadata=metadata or {}
+        )
+
+    def delete(self, image: StoredImage) -> None:
+        """Remove a stored photo (one that lost a near-duplicate race, before anyone was told of it)."""
+        self.s3.delete_object(Bucket=image.bucket, Key=image.key)
+
+    def head(self, image: StoredImage) -> dict[str, Any] | None:
+        """The object's size, metadata and type; None when it is not there."""
+        try:
+            return dict(self.s3.head_object(Bucket=image.bucket, Key=image.key))
+        except ClientError as error:
+            if error.response["Error"]["Code"] in MISSING:
+                return None
+            raise
+
+    def read(self, image: StoredImage) -> bytes:
+        return bytes(self.s3.get_object(Bucket=image.bucket, Key=image.key)["Body"].read())
+
+    def first_key(self, bucket: str, prefix: str) -> str | None:
+        keys, _ = self.list_page(bucket, prefix, "", 1)
+        return keys[0] if keys else None
+
+    def list_page(self, bucket: str, prefix: str, start_after: str, max_keys: int) -> tuple[list[str], bool]:
+        """Up to `max_keys` keys after `start_after`, in key order, and whether more follow."""
+        listed = self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix, StartAfter=start_after, MaxKeys=max_keys)
+        return [str(item["Key"]) for item in listed.get("Contents", [])], bool(listed.get("IsTruncated"))
+
+    # --- tags: what became of an object indexed where it lies ------------------------------------
+    def tags(self, image: StoredImage) -> dict[str, str]:
+        tag_set = self.s3.get_object_tagging(Bucket=image.bucket, Key=image.key)["TagSet"]
+        return {t["Key"]: t["Value"] for t in tag_set}
+
+    def tag(self, image: StoredImage, tags: dict[str, str]) -> None:
+        self.s3.put_object_tagging(
+            Bucket=image.bucket,
+            Key=image.key,
+            Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+        )
+
+    # --- what callers get -------------------------------------------------------------------------
+    def url(self, image: StoredImage) -> str:
+        """What callers get for a stored image: a presigned GET URL, or the plain object URL."""
+        settings = self.settings
+        if settings.presign_urls:
+            return str(
+                self.s3.generate_presigned_url(
+                    "get_object",
+                    Params={"Bucket": image.bucket, "Key": image.key},
+                    ExpiresIn=settings.presign_expiry_s,
+                )
+            )
+        if settings.aws_endpoint_url:
+            return f"{settings.aws_endpoint_url.rstrip('/')}/{image.bucket}/{quote(image.key)}"
+        return f"https://{image.bucket}.s3.{settings.aws_region}.amazonaws.com/{quote(image.key)}"
+
+    def presigned_post(
+        self, image: StoredImage, fields: dict[str, str], conditions: list[Any], expires_in: int
+    ) -> dict[str, Any]:
+        return dict(
+            self.s3.generate_presigned_post(
+                Bucket=image.bucket, Key=image.key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
             )
         )
-    endpoint = settings.aws_endpoint_url or f"https://{image.bucket}.s3.{settings.aws_region}.amazonaws.com"
-    if settings.aws_endpoint_url:
-        return f"{endpoint.rstrip('/')}/{image.bucket}/{quote(image.key)}"
-    return f"{endpoint}/{quote(image.key)}"
-
-
-def storefront_of_bucket(bucket: str) -> Storefront | None:
-    settings = get_settings()
-    for storefront in ("alya", "blysk"):
-        if settings.bucket_for(storefront) == bucket:  # type: ignore[arg-type]
-            return storefront  # type: ignore[return-value]
-    return None

@@ -15,17 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from botocore.exceptions import ClientError
-
-from listing_vision import aws
 from listing_vision.api.access import Caller
 from listing_vision.config import Storefront, get_settings
-from listing_vision.embeddings.base import Description, Embedder
+from listing_vision.embeddings.base import Description
 from listing_vision.errors import NotFound, PayloadTooLarge, VisionError
 from listing_vision.imaging.decode import load_image
 from listing_vision.jewelry import storage
-from listing_vision.jewelry.claims import ContentClaims, new_owner
+from listing_vision.jewelry.claims import new_owner
 from listing_vision.jewelry.dedupe import DedupeService
+from listing_vision.jewelry.storage import ImageStore
 from listing_vision.observability import logger, metrics
 from listing_vision.resources import INCOMING_PREFIX
 from listing_vision.resources import UPLOAD_STATUS_TAG as STATUS_TAG
@@ -57,72 +55,75 @@ class IndexOutcome:
     reason: str | None = None
 
 
-def presigned_upload(caller: Caller, website: Storefront, filename: str | None, content_type: str) -> dict[str, Any]:
-    """A presigned POST for one image of up to MAX_OBJECT_BYTES, into the storefront's incoming/ prefix."""
-    caller.require(website)
-    storage.check_filename(filename)
-    settings = get_settings()
-    extension = UPLOAD_CONTENT_TYPES[content_type]
-    upload_id = uuid.uuid4().hex
-    key = f"{INCOMING_PREFIX}{upload_id}.{extension}"
-    fields = {"Content-Type": content_type}
-    conditions: list[Any] = [
-        {"Content-Type": content_type},
-        ["content-length-range", 1, settings.max_object_bytes],
-    ]
-    if filename:
-        fields["x-amz-meta-original-name"] = quote(filename, safe="")
-        conditions.append({"x-amz-meta-original-name": fields["x-amz-meta-original-name"]})
-    post = aws.client("s3").generate_presigned_post(
-        Bucket=settings.bucket_for(website),
-        Key=key,
-        Fields=fields,
-        Conditions=conditions,
-        ExpiresIn=PRESIGNED_POST_EXPIRY_S,
-    )
-    return {
-        "upload_id": upload_id,
-        "url": post["url"],
-        "fields": post["fields"],
-        "key": key,
-        "expires_in": PRESIGNED_POST_EXPIRY_S,
-        "max_bytes": settings.max_object_bytes,
-    }
+class UploadForms:
+    """POST /uploads and GET /uploads/{id}: presigned forms into a storefront's incoming/ prefix, and
+    what became of each upload (the indexer records it as object tags)."""
 
+    def __init__(self, images: ImageStore):
+        self.images = images
 
-def upload_status(caller: Caller, website: Storefront, upload_id: str) -> dict[str, Any]:
-    """What became of a presigned upload: pending (not yet processed), indexed, duplicate or invalid.
-    Another storefront's uploads do not exist for this caller."""
-    if not re.fullmatch(UPLOAD_ID_PATTERN, upload_id):  # not an id this API made (nor one S3 could key)
-        raise NotFound(f"No such upload in {website}.", code="upload_not_found")
-    if not caller.owns(website):
-        raise NotFound(f"No upload {upload_id!r} in {website}.", code="upload_not_found")
-    bucket = get_settings().bucket_for(website)
-    s3 = aws.client("s3")
-    prefix = f"{INCOMING_PREFIX}{upload_id}."
-    found = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("Contents", [])
-    if not found:
-        raise NotFound(f"No upload {upload_id!r} in {website}.", code="upload_not_found")
-    key = found[0]["Key"]
-    tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
-    answer: dict[str, Any] = {"upload_id": upload_id, "status": tags.get(STATUS_TAG, "pending")}
-    if tags.get("duplicate-of"):
-        answer["duplicate_of"] = storage.public_url(storage.StoredImage.from_uri(tags["duplicate-of"]))
-        answer["match"] = tags.get("duplicate-match", "exact")
-    if tags.get("reason"):
-        answer["reason"] = tags["reason"]
-    if answer["status"] == "indexed":
-        answer["s3_url"] = storage.public_url(storage.StoredImage(bucket, key))
-    return answer
+    def presigned_upload(
+        self, caller: Caller, website: Storefront, filename: str | None, content_type: str
+    ) -> dict[str, Any]:
+        """A presigned POST for one image of up to MAX_OBJECT_BYTES, into the storefront's incoming/ prefix."""
+        caller.require(website)
+        storage.check_filename(filename)
+        settings = get_settings()
+        extension = UPLOAD_CONTENT_TYPES[content_type]
+        upload_id = uuid.uuid4().hex
+        key = f"{INCOMING_PREFIX}{upload_id}.{extension}"
+        fields = {"Content-Type": content_type}
+        conditions: list[Any] = [
+            {"Content-Type": content_type},
+            ["content-length-range", 1, settings.max_object_bytes],
+        ]
+        if filename:
+            fields["x-amz-meta-original-name"] = quote(filename, safe="")
+            conditions.append({"x-amz-meta-original-name": fields["x-amz-meta-original-name"]})
+        target = storage.StoredImage(self.images.bucket_for(website), key)
+        post = self.images.presigned_post(target, fields, conditions, PRESIGNED_POST_EXPIRY_S)
+        return {
+            "upload_id": upload_id,
+            "url": post["url"],
+            "fields": post["fields"],
+            "key": key,
+            "expires_in": PRESIGNED_POST_EXPIRY_S,
+            "max_bytes": settings.max_object_bytes,
+        }
+
+    def upload_status(self, caller: Caller, website: Storefront, upload_id: str) -> dict[str, Any]:
+        """What became of a presigned upload: pending (not yet processed), indexed, duplicate or invalid.
+        Another storefront's uploads do not exist for this caller."""
+        if not re.fullmatch(UPLOAD_ID_PATTERN, upload_id):  # not an id this API made (nor one S3 could key)
+            raise NotFound(f"No such upload in {website}.", code="upload_not_found")
+        if not caller.owns(website):
+            raise NotFound(f"No upload {upload_id!r} in {website}.", code="upload_not_found")
+        bucket = self.images.bucket_for(website)
+        key = self.images.first_key(bucket, f"{INCOMING_PREFIX}{upload_id}.")
+        if key is None:
+            raise NotFound(f"No upload {upload_id!r} in {website}.", code="upload_not_found")
+        tags = self.images.tags(storage.StoredImage(bucket, key))
+        answer: dict[str, Any] = {"upload_id": upload_id, "status": tags.get(STATUS_TAG, "pending")}
+        if tags.get("duplicate-of"):
+            answer["duplicate_of"] = self.images.url(storage.StoredImage.from_uri(tags["duplicate-of"]))
+            answer["match"] = tags.get("duplicate-match", "exact")
+        if tags.get("reason"):
+            answer["reason"] = tags["reason"]
+        if answer["status"] == "indexed":
+            answer["s3_url"] = self.images.url(storage.StoredImage(bucket, key))
+        return answer
 
 
 class UploadIndexer:
-    def __init__(self, embedder: Embedder, claims: ContentClaims | None = None):
-        self.claims = claims or ContentClaims()
-        self.dedupe = DedupeService(embedder, self.claims)
-        self.embedder = embedder
+    """Objects that reach a storefront bucket without the API, deduped and indexed where they lie by
+    the dedupe service's own steps; each outcome recorded as object tags."""
+
+    def __init__(self, dedupe: DedupeService):
+        self.dedupe = dedupe
+        self.claims = dedupe.claims
+        self.images = dedupe.images
+        self.embedder = dedupe.embedder
         self.settings = get_settings()
-        self.s3 = aws.client("s3")
 
     def index_event(self, records: list[tuple[str, str]]) -> list[IndexOutcome]:
         outcomes = []
@@ -135,7 +136,7 @@ class UploadIndexer:
 
         Objects already indexed, or already recorded as duplicates or invalid, are left alone, so
         re-delivered events and reruns change nothing."""
-        website = storage.storefront_of_bucket(bucket)
+        website = self.images.storefront_of_bucket(bucket)
         if website is None:
             return [IndexOutcome(bucket, key, "skipped", reason="not_a_storefront_bucket") for key in keys]
         outcomes: dict[str, IndexOutcome] = {}
@@ -166,12 +167,9 @@ class UploadIndexer:
         return [outcomes[key] for key in keys]
 
     def _prepare(self, bucket: str, key: str, website: Storefront) -> tuple[IndexOutcome | None, _Claimed | None]:
-        try:
-            head = self.s3.head_object(Bucket=bucket, Key=key)
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-                return IndexOutcome(bucket, key, "skipped", reason="object_gone"), None
-            raise
+        head = self.images.head(storage.StoredImage(bucket, key))
+        if head is None:
+            return IndexOutcome(bucket, key, "skipped", reason="object_gone"), None
         path = storage.StoredImage(bucket, key).s3_uri
         sha_claimed = head.get("Metadata", {}).get("sha256")
         if sha_claimed:
@@ -184,7 +182,7 @@ class UploadIndexer:
         try:
             if head["ContentLength"] > self.settings.max_object_bytes:
                 raise PayloadTooLarge("The object is larger than MAX_OBJECT_BYTES.", code="file_too_large")
-            data = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            data = self.images.read(storage.StoredImage(bucket, key))
             load_image(data, self.settings.max_image_pixels)  # refused here: tagged invalid, nothing indexed
         except VisionError as error:
             self._tag(bucket, key, {STATUS_TAG: "invalid", "reason": error.code})
@@ -229,18 +227,10 @@ class UploadIndexer:
         return IndexOutcome(bucket, key, "duplicate", duplicate_of=original)
 
     def _exists(self, bucket: str, key: str) -> bool:
-        try:
-            self.s3.head_object(Bucket=bucket, Key=key)
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
+        return self.images.head(storage.StoredImage(bucket, key)) is not None
 
     def _tags(self, bucket: str, key: str) -> dict[str, str]:
-        return {t["Key"]: t["Value"] for t in self.s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
+        return self.images.tags(storage.StoredImage(bucket, key))
 
     def _tag(self, bucket: str, key: str, tags: dict[str, str]) -> None:
-        self.s3.put_object_tagging(
-            Bucket=bucket, Key=key, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]}
-        )
+        self.images.tag(storage.StoredImage(bucket, key), tags)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,24 +70,6 @@ def close_clients() -> None:
         _clients.clear()
 
 
-def ensure_collection(client: MilvusClient, name: str, dim: int) -> None:
-    """Create the collection and its HNSW/IP index if missing, then load it (search needs it loaded)."""
-    if not client.has_collection(name):
-        from pymilvus import DataType
-
-        schema = client.create_schema(auto_id=True, enable_dynamic_field=False)
-        schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
-        schema.add_field("path", DataType.VARCHAR, max_length=2048)
-        schema.add_field("website", DataType.VARCHAR, max_length=32)
-        schema.add_field("sha256", DataType.VARCHAR, max_length=64)
-        schema.add_field("created_at", DataType.INT64)
-        index = client.prepare_index_params()
-        index.add_index(field_name="embedding", index_type="HNSW", metric_type="IP", params=HNSW_BUILD_PARAMS)
-        client.create_collection(name, schema=schema, index_params=index)
-    client.load_collection(name)
-
-
 @dataclass(frozen=True)
 class Hit:
     id: int
@@ -100,68 +83,93 @@ class Hit:
         return 1.0 - self.score
 
 
-def _exact_filter(sha256: str, website: str) -> str:
-    # Both values are validated upstream (hex digest, storefront enum); quoting is still applied.
-    return f'sha256 == "{sha256}" and website == "{website}"'
+class VectorIndex:
+    """One Milvus collection of catalogue embeddings. The client comes from `connect` on every call
+    (`milvus_client` by default), so a rotated token takes effect without rebuilding the index."""
 
+    def __init__(self, collection: str, connect: Callable[[], MilvusClient] = lambda: milvus_client()):
+        self.collection = collection
+        self.connect = connect
 
-def find_exact(client: MilvusClient, collection: str, sha256: str, website: str) -> list[dict[str, Any]]:
-    """Rows already indexed for these exact bytes in this storefront."""
-    rows = client.query(
-        collection, filter=_exact_filter(sha256, website), output_fields=["id", "path"], consistency_level="Strong"
-    )
-    return list(rows)
+    @classmethod
+    def from_settings(cls) -> VectorIndex:
+        return cls(get_settings().milvus_collection)
 
+    @property
+    def client(self) -> MilvusClient:
+        return self.connect()
 
-def ensure_vector(
-    client: MilvusClient, collection: str, vector: np.ndarray, path: str, website: str, sha256: str
-) -> int:
-    """Insert the vector unless this content is already indexed for the storefront (a retried request
-    after a crash must not add a second row); returns the row id."""
-    existing = find_exact(client, collection, sha256, website)
-    if existing:
-        return int(existing[0]["id"])
-    row = {
-        "embedding": np.asarray(vector, dtype=np.float32).tolist(),
-        "path": path,
-        "website": website,
-        "sha256": sha256,
-        "created_at": int(time.time()),
-    }
-    result = client.insert(collection, [row])
-    return int(result["ids"][0])
+    def ensure_collection(self, dim: int) -> None:
+        """Create the collection and its HNSW/IP index if missing, then load it (search needs it loaded)."""
+        client, name = self.client, self.collection
+        if not client.has_collection(name):
+            from pymilvus import DataType
 
+            schema = client.create_schema(auto_id=True, enable_dynamic_field=False)
+            schema.add_field("id", DataType.INT64, is_primary=True)
+            schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
+            schema.add_field("path", DataType.VARCHAR, max_length=2048)
+            schema.add_field("website", DataType.VARCHAR, max_length=32)
+            schema.add_field("sha256", DataType.VARCHAR, max_length=64)
+            schema.add_field("created_at", DataType.INT64)
+            index = client.prepare_index_params()
+            index.add_index(field_name="embedding", index_type="HNSW", metric_type="IP", params=HNSW_BUILD_PARAMS)
+            client.create_collection(name, schema=schema, index_params=index)
+        client.load_collection(name)
 
-def search(
-    client: MilvusClient, collection: str, vector: np.ndarray, *, website: str | None, limit: int, ef: int
-) -> list[Hit]:
-    """Nearest neighbours by inner product, within one storefront or across all (website=None)."""
-    results = client.search(
-        collection,
-        data=[np.asarray(vector, dtype=np.float32).tolist()],
-        limit=limit,
-        filter=f'website == "{website}"' if website else "",
-        search_params={"metric_type": "IP", "params": {"ef": max(ef, limit)}},
-        output_fields=["path", "website", "sha256"],
-        consistency_level="Strong",  # every insert acknowledged before the search is seen (dedupe.py's rule)
-    )
-    return [
-        Hit(
-            int(hit["id"]),
-            float(hit["distance"]),
-            hit["entity"]["path"],
-            hit["entity"]["website"],
-            hit["entity"].get("sha256", ""),
+    def find_exact(self, sha256: str, website: str) -> list[dict[str, Any]]:
+        """Rows already indexed for these exact bytes in this storefront."""
+        # Both values are validated upstream (hex digest, storefront enum); quoting is still applied.
+        rows = self.client.query(
+            self.collection,
+            filter=f'sha256 == "{sha256}" and website == "{website}"',
+            output_fields=["id", "path"],
+            consistency_level="Strong",
         )
-        for hit in results[0]
-    ]
+        return list(rows)
 
+    def ensure_vector(self, vector: np.ndarray, path: str, website: str, sha256: str) -> int:
+        """Insert the vector unless this content is already indexed for the storefront (a retried request
+        after a crash must not add a second row); returns the row id."""
+        existing = self.find_exact(sha256, website)
+        if existing:
+            return int(existing[0]["id"])
+        row = {
+            "embedding": np.asarray(vector, dtype=np.float32).tolist(),
+            "path": path,
+            "website": website,
+            "sha256": sha256,
+            "created_at": int(time.time()),
+        }
+        result = self.client.insert(self.collection, [row])
+        return int(result["ids"][0])
 
-def delete(client: MilvusClient, collection: str, vector_id: int) -> None:
-    """Remove one row (a near-duplicate that lost the race rolls its vector back)."""
-    client.delete(collection, ids=[vector_id])
+    def search(self, vector: np.ndarray, *, website: str | None, limit: int, ef: int) -> list[Hit]:
+        """Nearest neighbours by inner product, within one storefront or across all (website=None)."""
+        results = self.client.search(
+            self.collection,
+            data=[np.asarray(vector, dtype=np.float32).tolist()],
+            limit=limit,
+            filter=f'website == "{website}"' if website else "",
+            search_params={"metric_type": "IP", "params": {"ef": max(ef, limit)}},
+            output_fields=["path", "website", "sha256"],
+            consistency_level="Strong",  # every insert acknowledged before the search is seen (dedupe.py's rule)
+        )
+        return [
+            Hit(
+                int(hit["id"]),
+                float(hit["distance"]),
+                hit["entity"]["path"],
+                hit["entity"]["website"],
+                hit["entity"].get("sha256", ""),
+            )
+            for hit in results[0]
+        ]
 
+    def delete(self, vector_id: int) -> None:
+        """Remove one row (a near-duplicate that lost the race rolls its vector back)."""
+        self.client.delete(self.collection, ids=[vector_id])
 
-def count(client: MilvusClient, collection: str) -> int:
-    rows = client.query(collection, filter="", output_fields=["count(*)"], consistency_level="Strong")
-    return int(rows[0]["count(*)"])
+    def count(self) -> int:
+        rows = self.client.query(self.collection, filter="", output_fields=["count(*)"], consistency_level="Strong")
+        return int(rows[0]["count(*)"])

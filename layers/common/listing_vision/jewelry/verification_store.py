@@ -17,23 +17,22 @@ from collections.abc import Sequence
 
 from botocore.exceptions import ClientError
 
-from listing_vision import aws
 from listing_vision.concurrency import thread_map
 from listing_vision.config import get_settings
 from listing_vision.embeddings.base import Embedder
 from listing_vision.errors import VisionError, http_status
 from listing_vision.imaging.features import ImageFeatures
 from listing_vision.jewelry import storage, vector_index
-from listing_vision.jewelry.claims import ContentClaims
+from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.observability import logger, metrics
 
-MISSING = ("404", "NoSuchKey", "NotFound")
 FROM_IMAGE_CONCURRENCY = 4  # candidates without stored features, read and described at once
 
 
 class VerificationStore:
-    def __init__(self, claims: ContentClaims, embedder: Embedder):
-        self.claims = claims
+    def __init__(self, stores: CatalogueStores, embedder: Embedder):
+        self.claims = stores.claims
+        self.images = stores.images
         self.embedder = embedder
 
     def for_hits(self, hits: Sequence[vector_index.Hit]) -> list[ImageFeatures | None]:
@@ -58,15 +57,17 @@ class VerificationStore:
         record. None when the image is gone or unreadable."""
         metrics.add_metric(name="VerificationFeaturesFromImage", unit="Count", value=1)
         image = storage.StoredImage.from_uri(hit.path)
-        s3 = aws.client("s3")
+        head = self.images.head(image)
+        if head is None:
+            logger.warning("duplicate candidate's image is gone", extra={"path": hit.path})
+            return None
+        if head["ContentLength"] > get_settings().max_object_bytes:
+            return None
         try:
-            head = s3.head_object(Bucket=image.bucket, Key=image.key)
-            if head["ContentLength"] > get_settings().max_object_bytes:
-                return None
-            data = s3.get_object(Bucket=image.bucket, Key=image.key)["Body"].read()
+            data = self.images.read(image)
             features = self.embedder.describe([data])[0].features
         except ClientError as error:
-            if error.response["Error"]["Code"] not in MISSING:
+            if error.response["Error"]["Code"] not in storage.MISSING:
                 raise
             logger.warning("duplicate candidate's image is gone", extra={"path": hit.path})
             return None
