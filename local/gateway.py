@@ -9,17 +9,8 @@ deployed API's gateway responses answer it (listing_vision.api.gateway_responses
 route or method is a 404 `route_not_found` (OPTIONS, HEAD and TRACE included: no route has them),
 a body over 10 MB a 413 `payload_too_large`.
 
-Framing is answered in the same JSON shape, never with the standard library's HTML pages or a
-dropped connection: a negative, non-numeric or repeated Content-Length is a 400
-`invalid_content_length`; a chunked body (`Transfer-Encoding: chunked`, which API Gateway accepts)
-is decoded, and a malformed one is a 400 `malformed_request`; any other transfer coding (`gzip`,
-`xchunked`, ...) is a 501 `unsupported_transfer_encoding` (RFC 9112 6.1: a coding the server does
-not understand), never read as chunked; headers and body must arrive within `request_deadline_s`
-in all (29 s, API Gateway's limit) and each read within `read_timeout_s`, or the answer is a 408
-`request_timeout` and the connection is closed (a body trickled a byte at a time is cut off);
-`Expect: 100-continue` gets its interim 100 and any other expectation a 417 `expectation_failed`;
-anything else the HTTP parser refuses (a bad request line, headers too large, an unknown method)
-gets its status with a JSON body (FRAMING_ERRORS).
+Framing (Content-Length, chunked bodies, deadlines, Expect) is read by `http_framing`, whose
+refusals are answered in the same JSON shape.
 
 With an authorizer (API_AUTH=api_keys), each request first goes to the authorizer function as the
 REQUEST authorizer event API Gateway sends: no `x-api-key` header is a 401 without calling it, its
@@ -45,130 +36,21 @@ from urllib.parse import parse_qs, urlsplit
 from functions.routes import BINARY_MEDIA_TYPES, ROUTES, Route
 from listing_vision.api.gateway_responses import body as gateway_response
 from listing_vision.errors import PayloadTooLarge, VisionError, http_status
+from local.http_framing import (
+    FRAMING_ERRORS,
+    READ_TIMEOUT_S,
+    REQUEST_DEADLINE_S,
+    DeadlineReader,
+    FramingError,
+    content_length,
+    is_chunked,
+    read_chunked,
+)
 
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 LAMBDA_MAX_EVENT = 6 * 1024 * 1024
 STAGE = "local"
 API_ARN = "arn:aws:execute-api:us-east-1:123456789012:local"
-READ_TIMEOUT_S = 30.0  # each read of a request's headers and body must return within this
-REQUEST_DEADLINE_S = 29.0  # all of a request's headers and body must arrive within this (API Gateway's 29 s)
-# Codes of the refusals made while reading a request, before any route is known (on AWS the edge
-# makes these; here they get the platform's error shape like everything else).
-FRAMING_ERRORS: dict[int, tuple[str, str]] = {
-    400: ("malformed_request", "The request is not valid HTTP."),
-    408: ("request_timeout", "The request was not received in time."),
-    411: ("length_required", "A body needs a Content-Length or chunked transfer encoding."),
-    414: ("uri_too_long", "The request URI is too long."),
-    417: ("expectation_failed", "The Expect header is not supported."),
-    431: ("headers_too_large", "The request headers are too large."),
-    501: ("unsupported_transfer_encoding", "Only the chunked transfer coding is supported."),
-    505: ("http_version_not_supported", "The HTTP version is not supported."),
-}
-
-
-CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]{1,16}")
-
-
-class FramingError(Exception):
-    """A request whose body cannot be read as sent: answered with `status` and `code`, then closed."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def content_length(values: list[str]) -> int:
-    """The one Content-Length of a request (0 without one); a negative, non-numeric or conflicting
-    value is refused, as HTTP requires (RFC 9110 8.6)."""
-    distinct = {value.strip() for value in values}
-    if not distinct:
-        return 0
-    if len(distinct) > 1:
-        raise FramingError(400, "invalid_content_length", "The request has conflicting Content-Length headers.")
-    value = distinct.pop()
-    if not value.isdigit() or not value.isascii():
-        raise FramingError(400, "invalid_content_length", f"Content-Length must be a non-negative integer: {value!r}.")
-    return int(value)
-
-
-def is_chunked(values: list[str]) -> bool:
-    """Whether the Transfer-Encoding headers (all of them) frame the body as chunked. Chunked alone
-    is the one coding understood; any other (`gzip`, `xchunked`, `identity`) is a 501, as RFC 9112
-    6.1 asks of a coding the server does not understand, and chunked applied twice (or an empty
-    list of codings) a 400: a body is never read as chunked because its coding merely contains it."""
-    if not values:
-        return False
-    codings = [coding.split(";", 1)[0].strip().lower() for value in values for coding in value.split(",")]
-    unknown = sorted({coding for coding in codings if coding and coding != "chunked"})
-    if unknown:
-        raise FramingError(
-            501, "unsupported_transfer_encoding", f"Unsupported transfer coding {unknown[0][:40]!r}: send chunked."
-        )
-    if codings != ["chunked"]:
-        raise FramingError(400, "malformed_request", "Transfer-Encoding must name chunked exactly once.")
-    return True
-
-
-class DeadlineReader:
-    """A request's input stream, every read bounded by the per-read timeout and by what is left of
-    the request's deadline: the socket's own timeout bounds one read only, so a peer trickling a byte
-    just inside it would otherwise hold the request open for ever. A read past the deadline raises
-    TimeoutError. Reads never take more bytes than asked for (a pipelined request stays unread)."""
-
-    def __init__(self, stream: Any, connection: Any, read_timeout_s: float, deadline: float):
-        self.stream, self.connection = stream, connection
-        self.read_timeout_s, self.deadline = read_timeout_s, deadline
-
-    def _available(self) -> bytes:
-        """What is buffered, after at most one read from the socket (b"" at the end of the stream)."""
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the request's deadline passed")
-        self.connection.settimeout(min(self.read_timeout_s, left))
-        return bytes(self.stream.peek(1))
-
-    def read(self, size: int) -> bytes:
-        out = bytearray()
-        while len(out) < size and (available := self._available()):
-            out += self.stream.read(min(len(available), size - len(out)))
-        return bytes(out)
-
-    def readline(self, limit: int = -1) -> bytes:
-        line = bytearray()
-        while (limit < 0 or len(line) < limit) and (available := self._available()):
-            room = len(available) if limit < 0 else min(len(available), limit - len(line))
-            end = available.find(b"\n", 0, room)
-            line += self.stream.read(end + 1 if end >= 0 else room)
-            if end >= 0:
-                break
-        return bytes(line)
-
-
-def read_chunked(stream: Any, limit: int) -> bytes:
-    """A chunked body (RFC 9112 7.1), decoded; trailers are read and dropped. Over `limit` bytes is
-    refused as API Gateway refuses a large body; a malformed chunk is a 400."""
-    body = bytearray()
-    while True:
-        line = stream.readline(1026)
-        if not line.endswith(b"\n"):
-            raise FramingError(400, "malformed_request", "A chunk size line is missing or too long.")
-        size_text = line.split(b";", 1)[0].strip()
-        if not CHUNK_SIZE.fullmatch(size_text):
-            raise FramingError(400, "malformed_request", f"Not a chunk size: {size_text[:20]!r}.")
-        size = int(size_text, 16)
-        if size == 0:
-            while True:  # trailers, up to the empty line
-                trailer = stream.readline(8192)
-                if not trailer.endswith(b"\n"):
-                    raise FramingError(400, "malformed_request", "The chunked body ends without its last line.")
-                if trailer in (b"\r\n", b"\n"):
-                    return bytes(body)
-        if len(body) + size > limit:
-            raise FramingError(413, "payload_too_large", "The request body exceeds API Gateway's 10 MB.")
-        chunk = stream.read(size)
-        if len(chunk) != size or stream.readline(3) not in (b"\r\n", b"\n"):
-            raise FramingError(400, "malformed_request", "A chunk is shorter than its size or not terminated.")
-        body += chunk
 
 
 @dataclass(frozen=True)

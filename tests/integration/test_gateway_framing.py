@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from local.gateway import REQUEST_DEADLINE_S, Gateway
+from local.gateway import Gateway
+from local.http_framing import REQUEST_DEADLINE_S
 from local.stack import LocalStack
 
 HANG_GUARD_S = 60  # only so a broken gateway fails the test instead of hanging it
