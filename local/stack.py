@@ -23,7 +23,6 @@ from types import TracebackType
 from typing import Any
 
 import requests
-from moto.server import ThreadedMotoServer
 from osmem_server import OsmemError, OsmemServer, resolve_binary
 
 from functions.specs import FUNCTIONS
@@ -47,6 +46,7 @@ from local.provision import (
     register_functions,
     table_names,
 )
+from local.s3_post_policy import PolicyCheckingMotoServer
 from local.workflow import create_state_machine, synthesize_definition
 from serving.clip.container import ContainerServer
 
@@ -73,6 +73,8 @@ def start_opensearch(addr: str, timeout_s: float = 30.0) -> OsmemServer:
 
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+# The emulators take any credentials; these are the ones the local S3 checks presigned forms against.
+LOCAL_CREDENTIALS = ("local", "local")
 
 
 @dataclass
@@ -95,7 +97,7 @@ class LocalStack:
     demo_loaded: dict[str, int] = field(default_factory=dict)
     migration_arn: str = ""
     provisioned: dict[str, Any] = field(default_factory=dict)
-    _moto: ThreadedMotoServer | None = None
+    _moto: PolicyCheckingMotoServer | None = None
     _osmem: OsmemServer | None = None
     _http: Any = None
     gateway: Gateway | None = None
@@ -114,7 +116,9 @@ class LocalStack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request otherwise
         atomic_dynamodb.install()  # conditional writes atomic, as on DynamoDB
-        self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
+        self._moto = PolicyCheckingMotoServer(
+            dict([LOCAL_CREDENTIALS]), ip_address=self.host, port=self.moto_port, verbose=False
+        )
         self._moto.start()
         moto_host, moto_port = self._moto.get_host_and_port()
         self.moto_url = f"http://{moto_host}:{moto_port}"
@@ -248,8 +252,8 @@ class LocalStack:
         """What the handlers see: every client pointed at the emulators, no real credentials."""
         return {
             "AWS_ENDPOINT_URL": self.moto_url,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS[0],
+            "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS[1],
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",
             "MOTO_PORT": str(moto_port),  # moto's Step Functions interpreter calls Lambda here

@@ -566,6 +566,8 @@ BROKEN_UPLOADS = [
     ("png-1x1", flat("red", (1, 1)), "image/png", "image_too_small"),
     ("png-blank-white", flat("white"), "image/png", "blank_image"),
     ("not-an-image", b"hello", "image/png", "not_an_image"),
+    # a real photo, but a PNG under a form that declared JPEG: served as what it is not
+    ("png-declared-jpeg", PNG, "image/jpeg", "content_type_mismatch"),
 ]
 
 

@@ -22,9 +22,12 @@ _generation = 0  # bumped by reset_clients: what was built with the old clients 
 T = TypeVar("T")
 
 
-def _config(read_timeout_s: float | None = None) -> Config:
+def _config(service: str, read_timeout_s: float | None = None) -> Config:
     settings = get_settings()
     return Config(
+        # Presigned forms and URLs signed with SigV4: S3 refuses SigV2, botocore's default for a
+        # presigned POST in us-east-1, on every bucket created since June 2020.
+        signature_version="s3v4" if service == "s3" else None,
         region_name=settings.aws_region,
         retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
         connect_timeout=settings.aws_connect_timeout_s,
@@ -37,7 +40,9 @@ def _config(read_timeout_s: float | None = None) -> Config:
 def _cached_client(service: str, endpoint_url: str | None, region: str, read_timeout_s: float | None) -> Any:
     # boto3's default session is not thread-safe while creating clients; clients themselves are.
     with _session_lock:
-        return boto3.session.Session().client(service, endpoint_url=endpoint_url, config=_config(read_timeout_s))
+        return boto3.session.Session().client(
+            service, endpoint_url=endpoint_url, config=_config(service, read_timeout_s)
+        )
 
 
 def client(service: str, read_timeout_s: float | None = None) -> Any:

@@ -18,8 +18,8 @@ from urllib.parse import quote
 from listing_vision.api.access import Caller
 from listing_vision.config import Storefront, get_settings
 from listing_vision.embeddings.base import Description
-from listing_vision.errors import NotFound, PayloadTooLarge, VisionError
-from listing_vision.imaging.decode import load_image
+from listing_vision.errors import NotFound, PayloadTooLarge, UnsupportedMedia, VisionError
+from listing_vision.imaging.decode import MEDIA_TYPES, load_image
 from listing_vision.jewelry import storage
 from listing_vision.jewelry.claims import new_owner
 from listing_vision.jewelry.dedupe import DedupeService
@@ -114,6 +114,18 @@ class UploadForms:
         return answer
 
 
+def check_declared_type(key: str, declared: str, image_format: str) -> None:
+    """A presigned upload's Content-Type is pinned by its form (`UploadForms`); bytes of another format
+    under that label would be served as what they are not. Objects put by other means (console, bulk
+    copies, often `binary/octet-stream`) are taken for what their bytes are."""
+    actual = MEDIA_TYPES.get(image_format)
+    if key.startswith(INCOMING_PREFIX) and declared != actual:
+        raise UnsupportedMedia(
+            f"The upload was declared {declared or 'without a type'} but holds a {image_format} image.",
+            code="content_type_mismatch",
+        )
+
+
 class UploadIndexer:
     """Objects that reach a storefront bucket without the API, deduped and indexed where they lie by
     the dedupe service's own steps; each outcome recorded as object tags."""
@@ -183,7 +195,8 @@ class UploadIndexer:
             if head["ContentLength"] > self.settings.max_object_bytes:
                 raise PayloadTooLarge("The object is larger than MAX_OBJECT_BYTES.", code="file_too_large")
             data = self.images.read(storage.StoredImage(bucket, key))
-            load_image(data, self.settings.max_image_pixels)  # refused here: tagged invalid, nothing indexed
+            image = load_image(data, self.settings.max_image_pixels)  # refused here: tagged invalid, nothing indexed
+            check_declared_type(key, head.get("ContentType", ""), image.format or "")
         except VisionError as error:
             self._tag(bucket, key, {STATUS_TAG: "invalid", "reason": error.code})
             metrics.add_metric(name="InvalidUploads", unit="Count", value=1)

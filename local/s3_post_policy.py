@@ -1,0 +1,179 @@
+"""S3's browser-upload (POST Object) policy, enforced on the local S3 as AWS enforces it.
+
+moto stores whatever a form posts: a presigned form whose key, Content-Type or metadata was edited
+would overwrite any object, where AWS refuses it. This WSGI layer in front of moto checks a POST
+form as S3 does before anything is written (AWS's "Creating a POST policy" and "Calculating a
+signature" pages):
+
+- SigV4 only (S3 refuses SigV2 forms on buckets made since 2020), and the signature of the policy,
+  from the form's credential and a known secret;
+- the policy's expiration;
+- every condition: exact matches (`{"key": ...}`, `["eq", "$field", ...]`), `starts-with`, the
+  bucket, and `content-length-range` against the file's size;
+- every form field is covered by a condition (except `policy`, `x-amz-signature`, `file` and
+  `x-ignore-*` fields), so a field added to a form is refused.
+
+A refusal is S3's XML error: 403 `AccessDenied` ("Invalid according to Policy: ..."), or 400
+`EntityTooLarge` / `EntityTooSmall` for a file outside the length range.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import io
+import json
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
+
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.formparser import parse_form_data
+from werkzeug.serving import make_server
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+UNCHECKED_FIELDS = {"policy", "x-amz-signature", "file"}
+
+
+class PolicyRefused(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def denied(message: str) -> PolicyRefused:
+    return PolicyRefused(403, "AccessDenied", f"Invalid according to Policy: {message}")
+
+
+def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    key = f"AWS4{secret}".encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
+
+
+def check_form(bucket: str, fields: dict[str, str], size: int, secrets: dict[str, str], now: datetime) -> None:
+    """Raise `PolicyRefused` unless S3 would accept this form for `bucket` with a file of `size` bytes."""
+    policy_b64 = fields.get("policy")
+    if not policy_b64:
+        raise PolicyRefused(403, "AccessDenied", "Access Denied")  # the buckets are private: no anonymous POST
+    if fields.get("x-amz-algorithm") != "AWS4-HMAC-SHA256":  # SigV2 forms (AWSAccessKeyId, signature)
+        message = "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+        raise PolicyRefused(400, "InvalidRequest", message)
+    credential = fields.get("x-amz-credential", "")
+    access_key, _, scope = credential.partition("/")
+    date, region, service, *_ = [*scope.split("/"), "", "", ""]
+    secret = secrets.get(access_key)
+    if secret is None:
+        raise PolicyRefused(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist.")
+    expected = hmac.new(signing_key(secret, date, region, service), policy_b64.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, fields.get("x-amz-signature", "")):
+        raise PolicyRefused(
+            403,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        )
+    try:
+        policy = json.loads(base64.b64decode(policy_b64, validate=True))
+        expiration = datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
+        conditions = policy["conditions"]
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise PolicyRefused(400, "MalformedPOSTRequest", "The policy is not valid.") from error
+    if expiration <= now:
+        raise denied("Policy expired.")
+    values = {name.lower(): value for name, value in fields.items()} | {"bucket": bucket}
+    covered = {"bucket"}
+    for condition in conditions:
+        covered.add(check_condition(condition, values, size))
+    extra = sorted(
+        name for name in values if name not in covered | UNCHECKED_FIELDS and not name.startswith("x-ignore-")
+    )
+    if extra:
+        raise denied(f"Extra input fields: {', '.join(extra)}")
+
+
+def check_condition(condition: Any, values: dict[str, str], size: int) -> str:
+    """Check one condition; returns the field it covers."""
+    if isinstance(condition, dict) and len(condition) == 1:
+        ((name, expected),) = condition.items()
+        operator, field = "eq", name.lower()
+    elif isinstance(condition, list) and len(condition) == 3 and condition[0] == "content-length-range":
+        low, high = int(condition[1]), int(condition[2])
+        if size > high:
+            raise PolicyRefused(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+        if size < low:
+            raise PolicyRefused(400, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed size")
+        return "content-length-range"
+    elif isinstance(condition, list) and len(condition) == 3 and str(condition[1]).startswith("$"):
+        operator, field, expected = str(condition[0]).lower(), str(condition[1])[1:].lower(), condition[2]
+    else:
+        raise PolicyRefused(400, "MalformedPOSTRequest", f"Unknown policy condition: {json.dumps(condition)}")
+    actual = values.get(field, "")
+    matched = actual == expected if operator == "eq" else operator == "starts-with" and actual.startswith(expected)
+    if not matched:
+        raise denied(f"Policy Condition failed: {json.dumps(condition)}")
+    return field
+
+
+class PostPolicyCheck:
+    """WSGI middleware for moto's server: POST Object forms are checked before moto sees them."""
+
+    def __init__(self, app: WsgiApp, secrets: dict[str, str], clock: Callable[[], datetime] | None = None):
+        self.app = app
+        self.secrets = secrets
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        bucket = self._form_bucket(environ)
+        if bucket is None:
+            return self.app(environ, start_response)
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        _, form, files = parse_form_data(environ)
+        environ["wsgi.input"] = io.BytesIO(body)  # moto reads the form again
+        fields = {name: form[name] for name in form}
+        size = len(files["file"].read()) if "file" in files else 0
+        try:
+            check_form(bucket, fields, size, self.secrets, self.clock())
+        except PolicyRefused as refused:
+            xml = (
+                f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{refused.code}</Code>"
+                f"<Message>{escape(refused.message)}</Message></Error>"
+            ).encode()
+            start_response(
+                f"{refused.status} {'Forbidden' if refused.status == 403 else 'Bad Request'}",
+                [("Content-Type", "application/xml"), ("Content-Length", str(len(xml)))],
+            )
+            return [xml]
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def _form_bucket(environ: Environ) -> str | None:
+        """The bucket of a POST Object form request (path style, as the local endpoint is addressed)."""
+        if environ.get("REQUEST_METHOD") != "POST" or environ.get("QUERY_STRING"):
+            return None
+        if not environ.get("CONTENT_TYPE", "").startswith("multipart/form-data"):
+            return None
+        path = urlsplit(environ.get("PATH_INFO", "")).path.strip("/")
+        return path if path and "/" not in path else None
+
+
+class PolicyCheckingMotoServer(ThreadedMotoServer):
+    """moto's threaded server with `PostPolicyCheck` in front of its application."""
+
+    def __init__(self, secrets: dict[str, str], **options: Any):
+        super().__init__(**options)
+        self.secrets = secrets
+
+    def _server_entry(self) -> None:
+        app = PostPolicyCheck(DomainDispatcherApplication(create_backend_app), self.secrets)
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
