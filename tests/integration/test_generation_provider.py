@@ -114,3 +114,23 @@ def test_a_failed_image_is_reported_and_the_others_delivered(
     view = submit(local_stack, earring_photo(13 + len(reason)), [1, 2, 4])
     assert [(f["image_type"], f["reason"]) for f in view["failed"]] == [(2, reason)]
     assert [g["image_type"] for g in view["gen_images"]] == [1, 4]
+
+
+def test_a_jobs_status_is_over_every_type_and_every_regeneration(
+    local_stack: LocalStack, image_server: LoopbackServer, with_provider: Callable[..., None]
+) -> None:
+    # Given a job whose hand-holding type (2) failed at the provider while white background (1) was delivered
+    with_provider(PROVIDER_MAX_RETRIES="0")
+    image_server.script(EDITS, openai_error(500, "server_error", "boom"))
+    view = submit(local_stack, earring_photo(14), [1, 2])
+    assert view["status"] == "partial" and [f["image_type"] for f in view["failed"]] == [2]
+    regenerate = f"{local_stack.url}/regenerate-image"
+    # When type 1 alone is regenerated and succeeds, the job is still partial: type 2 has no image
+    requests.post(regenerate, timeout=10, json={"job_id": view["job_id"], "image_type": 1}).raise_for_status()
+    view = wait(local_stack, view["job_id"])
+    assert view["status"] == "partial" and [f["image_type"] for f in view["failed"]] == [2]
+    # When the failed type is regenerated and succeeds, every type has its image: the job is done
+    requests.post(regenerate, timeout=10, json={"job_id": view["job_id"], "image_type": 2}).raise_for_status()
+    view = wait(local_stack, view["job_id"])
+    assert view["status"] == "done" and view["failed"] == []
+    assert [g["image_type"] for g in view["gen_images"]] == [1, 2]

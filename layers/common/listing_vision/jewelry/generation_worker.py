@@ -69,8 +69,9 @@ class GenerationWorker:
 
     def run_job(self, job_id: str, run_id: str, lease_s: float) -> dict[str, Any]:
         """Run one run of a job: claim it for `lease_s` seconds, render its types, record each outcome,
-        write the ZIP and end the run (done, partial or failed). Whatever is raised on the way, the run
-        ends `failed` with a reason. A redelivered event finds the run taken or finished and does
+        write the ZIP and end the run. The job's status is over all its types, each by its latest run
+        (`Job.overall_status`). Whatever is raised on the way, the run ends with a reason, its types
+        counted failed. A redelivered event finds the run taken or finished and does
         nothing; a retried run (its worker timed out) skips the images this run already delivered."""
         store = self.jobs
         job = store.claim(job_id, run_id, lease_s)
@@ -83,7 +84,8 @@ class GenerationWorker:
             reason = error.code if isinstance(error, VisionError) else "internal_error"
             logger.exception("generation run failed", extra={"job_id": job_id, "run_id": run_id, "reason": reason})
             message = error.message if isinstance(error, VisionError) else f"{type(error).__name__} while rendering."
-            store.finish(job_id, run_id, "failed", reason=reason, message=message)
+            status = store.get(job_id).overall_status(failing=job.run_types)  # types done before still count
+            store.finish(job_id, run_id, status, reason=reason, message=message)
             metrics.add_metric(name="JobsFailed", unit="Count", value=1)
             return {"job_id": job_id, "run_id": run_id, "status": "failed", "reason": reason}
 
@@ -136,13 +138,14 @@ class GenerationWorker:
         metrics.add_metric(name="RateLimitWaitSeconds", unit="Seconds", value=timing["rate_limit_wait_s"])  # alarmed on
         outcomes = {**delivered, **results}
         failed = [{"image_type": n, "reason": r["reason"]} for n, r in sorted(outcomes.items()) if r["status"] != "ok"]
-        status = "done" if not failed else "failed" if len(failed) == len(types) else "partial"
+        latest = store.get(job.job_id)  # every type's latest result, this run's included
+        status = latest.overall_status()
         reason = message = None
         if status == "failed":
-            reasons = {f["reason"] for f in failed}
-            reason = reasons.pop() if len(reasons) == 1 else "no_image_delivered"
-            message = "No image of this run could be delivered; see `failed` for each type."
-        zip_key = self.write_zip(store.get(job.job_id))
+            reasons = {r.get("reason") for r in latest.results.values()}
+            reason = str(reasons.pop()) if len(reasons) == 1 else "no_image_delivered"
+            message = "No image of this job could be delivered; see `failed` for each type."
+        zip_key = self.write_zip(latest)
         store.finish(job.job_id, job.run_id, status, zip_key, timing, reason, message)
         logger.info("run finished", extra={"job_id": job.job_id, "status": status, "types": types, "failed": failed})
         return {"job_id": job.job_id, "run_id": job.run_id, "status": status, "timing": timing, "failed": failed}

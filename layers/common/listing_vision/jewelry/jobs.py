@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -65,6 +66,14 @@ class Job:
     @property
     def in_progress(self) -> bool:
         return self.status in IN_PROGRESS
+
+    def overall_status(self, failing: Iterable[int] = ()) -> str:
+        """The job's status over every type it has, each by its latest run (a regeneration that
+        succeeds makes its type delivered again): done when all are, failed when none is, partial
+        otherwise. `failing`: types whose run in progress failed as a whole (no result recorded)."""
+        types = set(self.image_types) | set(self.results)
+        delivered = {n for n in types if n not in set(failing) and self.results.get(n, {}).get("status") == "ok"}
+        return "done" if delivered == types else "failed" if not delivered else "partial"
 
 
 def _conditional_failed(error: ClientError) -> bool:
