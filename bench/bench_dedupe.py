@@ -95,6 +95,7 @@ def build_collection(name: str, vectors: np.ndarray, stored: list[tuple[str, str
     for start in range(0, len(vectors), 5000):
         rows = [
             {
+                "id": start + i,  # the bench's own rows: their position (the platform keys rows by content)
                 "embedding": v.tolist(),
                 "path": stored[start + i][0] if start + i < len(stored) else f"s3://alyaimg/synthetic/{start + i}.jpg",
                 "website": "alya",

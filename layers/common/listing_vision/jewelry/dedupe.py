@@ -242,12 +242,13 @@ class DedupeService:
         stored: storage.StoredImage | None,
     ) -> None:
         """Undo a staged image: its object (an API upload's) deleted first, so the upload trigger that
-        may take over the yielded claim finds it gone; then the claim marked yielded, so whoever sees its
-        vector ignores it; then the vector removed."""
+        may take over the yielded claim finds it gone; then the vector removed, before the claim is
+        marked yielded, because a request that takes the claim over writes the same vector id (whoever
+        saw the vector meanwhile waits on the claim, which then reads yielded)."""
         if stored is not None:
             self.images.delete(stored)
-        self.claims.yield_claim(website, sha256, owner)
         self.vectors.delete(vector_id)
+        self.claims.yield_claim(website, sha256, owner)
 
     def claim_or_existing(self, website: Storefront, sha256: str, owner: str, scope: Scope) -> ContentRecord | None:
         """Claim the content (returns None) or return the stored record of the same bytes,

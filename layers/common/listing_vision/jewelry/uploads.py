@@ -24,6 +24,7 @@ from listing_vision.jewelry import storage
 from listing_vision.jewelry.claims import new_owner
 from listing_vision.jewelry.dedupe import DedupeService
 from listing_vision.jewelry.storage import ImageStore
+from listing_vision.jewelry.vector_index import vector_id
 from listing_vision.observability import logger, metrics
 from listing_vision.resources import INCOMING_PREFIX
 from listing_vision.resources import UPLOAD_STATUS_TAG as STATUS_TAG
@@ -147,12 +148,15 @@ class UploadIndexer:
         """Dedupe and index objects of one bucket where they lie, embedding them in one call.
 
         Objects already indexed, or already recorded as duplicates or invalid, are left alone, so
-        re-delivered events and reruns change nothing."""
+        re-delivered events and reruns change nothing. A stored photo whose vector this collection
+        lacks (a backfill into a new collection, or a vector lost) is embedded again and its vector
+        written under its own id (`vector_index.vector_id`)."""
         website = self.images.storefront_of_bucket(bucket)
         if website is None:
             return [IndexOutcome(bucket, key, "skipped", reason="not_a_storefront_bucket") for key in keys]
         outcomes: dict[str, IndexOutcome] = {}
         claimed: list[_Claimed] = []
+        restore: list[_Claimed] = []
         for key in keys:
             outcome, candidate = self._prepare(bucket, key, website)
             if outcome is not None:
@@ -165,14 +169,20 @@ class UploadIndexer:
                 outcomes[key] = IndexOutcome(bucket, key, "skipped", reason="object_gone")
             elif existing is None:
                 claimed.append(candidate)
-            elif existing.path == candidate.path:
+            elif existing.path == candidate.path and self._has_vector(website, candidate.sha256):
                 outcomes[key] = IndexOutcome(bucket, key, "already_indexed")
+            elif existing.path == candidate.path:
+                restore.append(candidate)
             else:
                 outcomes[key] = self._duplicate(bucket, key, existing.path or "", "exact")
         try:
-            described = self.embedder.describe([c.data for c in claimed]) if claimed else []
-            for candidate, description in zip(claimed, described, strict=True):
+            described = self.embedder.describe([c.data for c in claimed + restore]) if claimed or restore else []
+            for candidate, description in zip(claimed, described, strict=False):
                 outcomes[candidate.key] = self._store(candidate, website, description)
+            for candidate, description in zip(restore, described[len(claimed) :], strict=True):
+                self.dedupe.vectors.ensure_vector(description.embedding, candidate.path, website, candidate.sha256)
+                metrics.add_metric(name="VectorsRestored", unit="Count", value=1)
+                outcomes[candidate.key] = IndexOutcome(bucket, candidate.key, "indexed", reason="vector_restored")
         finally:
             for candidate in claimed:  # whatever was not completed goes back (no-op for completed claims)
                 self.claims.release(website, candidate.sha256, candidate.owner)
@@ -186,11 +196,11 @@ class UploadIndexer:
         sha_claimed = head.get("Metadata", {}).get("sha256")
         if sha_claimed:
             record = self.claims.get(website, sha_claimed)
-            if record is not None and record.stored and record.path == path:
+            if record is not None and record.stored and record.path == path and self._has_vector(website, sha_claimed):
                 return IndexOutcome(bucket, key, "already_indexed"), None  # our own API write, or a re-delivery
         recorded = self._tags(bucket, key).get(STATUS_TAG)
-        if recorded in ("indexed", "duplicate", "invalid"):
-            return IndexOutcome(bucket, key, "already_indexed" if recorded == "indexed" else recorded), None
+        if recorded in ("duplicate", "invalid"):
+            return IndexOutcome(bucket, key, recorded), None  # an indexed one is checked for its vector below
         try:
             if head["ContentLength"] > self.settings.max_object_bytes:
                 raise PayloadTooLarge("The object is larger than MAX_OBJECT_BYTES.", code="file_too_large")
@@ -238,6 +248,9 @@ class UploadIndexer:
         metrics.add_metric(name="DuplicateUploads", unit="Count", value=1)
         logger.info("upload is a duplicate", extra={"bucket": bucket, "key": key, "duplicate_of": original})
         return IndexOutcome(bucket, key, "duplicate", duplicate_of=original)
+
+    def _has_vector(self, website: Storefront, sha256: str) -> bool:
+        return self.dedupe.vectors.has(vector_id(website, sha256))
 
     def _exists(self, bucket: str, key: str) -> bool:
         return self.images.head(storage.StoredImage(bucket, key)) is not None

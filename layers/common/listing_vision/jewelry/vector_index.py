@@ -7,6 +7,7 @@ pandas: over a second) is imported with the first client, not with this module.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -83,6 +84,18 @@ class Hit:
         return 1.0 - self.score
 
 
+def vector_id(website: str, sha256: str) -> int:
+    """A row's primary key, from what it describes: the same photo in the same storefront always has
+    the same id (64 bits of SHA-256 of both, as a non-negative INT64). A write repeated after a crash
+    replaces its own row, and ids never depend on a counter a crashed Milvus could hand out again."""
+    digest = hashlib.sha256(f"{website}#{sha256}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+class AutoIdCollection(RuntimeError):
+    """A collection made before rows were keyed by content: its ids are Milvus's own."""
+
+
 class VectorIndex:
     """One Milvus collection of catalogue embeddings. The client comes from `connect` on every call
     (`milvus_client` by default), so a rotated token takes effect without rebuilding the index."""
@@ -102,10 +115,15 @@ class VectorIndex:
     def ensure_collection(self, dim: int) -> None:
         """Create the collection and its HNSW/IP index if missing, then load it (search needs it loaded)."""
         client, name = self.client, self.collection
+        if client.has_collection(name) and client.describe_collection(name).get("auto_id"):
+            raise AutoIdCollection(
+                f"The Milvus collection {name!r} has auto ids (made by an earlier version). Index the buckets "
+                "into a new collection with the backfill (MILVUS_COLLECTION=<new name>), then switch to it."
+            )
         if not client.has_collection(name):
             from pymilvus import DataType
 
-            schema = client.create_schema(auto_id=True, enable_dynamic_field=False)
+            schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
             schema.add_field("id", DataType.INT64, is_primary=True)
             schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
             schema.add_field("path", DataType.VARCHAR, max_length=2048)
@@ -129,20 +147,18 @@ class VectorIndex:
         return list(rows)
 
     def ensure_vector(self, vector: np.ndarray, path: str, website: str, sha256: str) -> int:
-        """Insert the vector unless this content is already indexed for the storefront (a retried request
-        after a crash must not add a second row); returns the row id."""
-        existing = self.find_exact(sha256, website)
-        if existing:
-            return int(existing[0]["id"])
+        """Write this content's row under its own id (`vector_id`): a retried request after a crash
+        replaces it rather than adding a second row; returns the id."""
         row = {
+            "id": vector_id(website, sha256),
             "embedding": np.asarray(vector, dtype=np.float32).tolist(),
             "path": path,
             "website": website,
             "sha256": sha256,
             "created_at": int(time.time()),
         }
-        result = self.client.insert(self.collection, [row])
-        return int(result["ids"][0])
+        self.client.upsert(self.collection, [row])
+        return int(row["id"])
 
     def search(self, vector: np.ndarray, *, website: str | None, limit: int, ef: int) -> list[Hit]:
         """Nearest neighbours by inner product, within one storefront or across all (website=None)."""
@@ -165,6 +181,12 @@ class VectorIndex:
             )
             for hit in results[0]
         ]
+
+    def has(self, row_id: int) -> bool:
+        rows = self.client.query(
+            self.collection, filter=f"id == {int(row_id)}", output_fields=["id"], consistency_level="Strong"
+        )
+        return bool(rows)
 
     def delete(self, vector_id: int) -> None:
         """Remove one row (a near-duplicate that lost the race rolls its vector back)."""
