@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test bench backfill migrate lint synth layer clip-model deploy clean venv openapi
+.PHONY: run test bench backfill reconcile migrate lint synth layer clip-model deploy clean venv openapi
 
 venv: $(STAMP)
 
@@ -37,6 +37,9 @@ bench: $(STAMP)  ## Run every benchmark in bench/; prints one table and writes b
 LOCAL_CLIENT := $(BIN)/python -m local.endpoints
 backfill: $(STAMP)  ## Index images already in a storefront bucket of the running local stack: make backfill WEBSITE=alya
 	$(LOCAL_CLIENT) $(BIN)/python -m listing_vision.jewelry.backfill --website $(or $(WEBSITE),alya) --via-lambda dedupe-backfill
+
+reconcile: $(STAMP)  ## Compare and repair the catalogue's photos, records and vectors on the running local stack: make reconcile [ARGS=--dry-run]
+	$(LOCAL_CLIENT) $(BIN)/python -m listing_vision.jewelry.reconcile --via-lambda dedupe-reconcile $(ARGS)
 
 migrate: $(STAMP)  ## Run a migration operation against the running local stack: make migrate ARGS="coverage --sample 100"
 	$(LOCAL_CLIENT) $(BIN)/python -m listing_vision.realestate.migrate $(ARGS)

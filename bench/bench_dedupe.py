@@ -138,10 +138,18 @@ def per_request_clients(handler: Handler) -> Handler:
     return per_request_clients
 
 
-def retrieval_only(finder: duplicates.DuplicateFinder, query: Description, website: str, scope: str):
-    """One threshold on the same search: neighbours under DUPLICATE_THRESHOLD, nothing verified."""
+def retrieval_only(
+    finder: duplicates.DuplicateFinder,
+    query: Description,
+    website: str,
+    scope: str,
+    exclude: tuple[str, str] | None = None,
+) -> list[duplicates.Match]:
+    """One threshold on the same search (`DuplicateFinder.find`'s signature): neighbours under
+    DUPLICATE_THRESHOLD, the query's own row excluded, nothing verified."""
     hits = finder.neighbours(query, website, scope)  # type: ignore[arg-type]
-    return [duplicates.Match(h, "near") for h in hits if h.distance < finder.settings.duplicate_threshold]
+    kept = [h for h in hits if (h.website, h.sha256) != exclude]
+    return [duplicates.Match(h, "near") for h in kept if h.distance < finder.settings.duplicate_threshold]
 
 
 def latencies(url: str, queries: list[bytes], must_find: bool = True, salt: int = 0) -> list[float]:

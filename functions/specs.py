@@ -85,6 +85,16 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         layers=(MILVUS,),
     ),
     FunctionSpec(
+        "dedupe-reconcile",
+        "dedupe",
+        "reconcile",
+        "dedupe",
+        "Compares the catalogue's photos, records and vectors, and repairs them",
+        900,
+        2048,
+        layers=(MILVUS,),
+    ),
+    FunctionSpec(
         "caption",
         "caption",
         "handler",

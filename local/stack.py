@@ -95,6 +95,7 @@ class LocalStack:
     router: LambdaRouter = field(default_factory=LambdaRouter)
     restored: dict[str, int] = field(default_factory=dict)
     demo_loaded: dict[str, int] = field(default_factory=dict)
+    reconciled: dict[str, Any] = field(default_factory=dict)
     migration_arn: str = ""
     provisioned: dict[str, Any] = field(default_factory=dict)
     _moto: PolicyCheckingMotoServer | None = None
@@ -147,6 +148,8 @@ class LocalStack:
         )
         self.restored = snapshot.restore(self.state_dir, opensearch_client())
         self.demo_loaded = self._load_demo_if_empty()
+        # The catalogue as the last run left it, put back into agreement (an hourly schedule on AWS)
+        self.reconciled = self.router.call("dedupe-reconcile", {})
         if self.auth:
             self.client_keys = self._storefront_clients()
         self.gateway = gateway = self.api_gateway(self.auth)
@@ -332,6 +335,9 @@ class LocalStack:
         ]
         if self.restored:
             lines.append("  Restored      " + json.dumps(self.restored))
+        repaired = {k: v for r in self.reconciled.get("reports", []) for k, v in r["repaired"].items()}
+        if repaired:
+            lines.append("  Reconciled    " + json.dumps(repaired))
         if self.client_keys:
             lines.append("  API keys      " + ", ".join(f"{site}: {key}" for site, key in self.client_keys.items()))
         if self.demo_loaded:

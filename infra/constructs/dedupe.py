@@ -1,20 +1,26 @@
 """Duplicate detection: everything it may touch, in one place.
 
 Functions: `dedupe` (the API: check, store, index; presigned uploads and their status),
-`dedupe-indexer` (S3 ObjectCreated on the storefront buckets; failures to its queue), and
-`dedupe-backfill` (one page of a bucket per direct invoke). They reach: the storefront buckets
+`dedupe-indexer` (S3 ObjectCreated on the storefront buckets; failures to its queue),
+`dedupe-backfill` (one page of a bucket per direct invoke) and `dedupe-reconcile` (hourly, on a
+schedule: the catalogue's objects, records and vectors compared and repaired). They reach: the storefront buckets
 (catalogue writes, presigned uploads under incoming/, object reads and tags), the content
 registry table, the CLIP endpoint, and Milvus (its token secret; the VPC when Milvus is private).
 """
 
 from __future__ import annotations
 
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
 from infra.constructs.platform import Platform, allow, wire_s3_triggers
 from infra.constructs.service_function import ServiceFunction
 
 STOREFRONTS = ("alya_bucket", "blysk_bucket")
+FUNCTION_NAMES = ("dedupe", "dedupe-indexer", "dedupe-backfill", "dedupe-reconcile")
+INDEXERS = ("dedupe-indexer", "dedupe-backfill", "dedupe-reconcile")  # index objects where they lie
 # The catalogue's content records: claims (conditional writes) and, in one BatchGetItem per check,
 # the duplicate candidates' verification features.
 CLAIMS = [
@@ -30,7 +36,7 @@ class Dedupe(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, platform: Platform) -> None:
         super().__init__(scope, construct_id)
         self.functions: dict[str, ServiceFunction] = {
-            name: platform.function(self, name, in_vpc=True) for name in ("dedupe", "dedupe-indexer", "dedupe-backfill")
+            name: platform.function(self, name, in_vpc=True) for name in FUNCTION_NAMES
         }
         buckets = [platform.bucket(setting) for setting in STOREFRONTS]
         for function in self.functions.values():
@@ -53,7 +59,7 @@ class Dedupe(Construct):
         allow(api, ["s3:PutObject"], [bucket.arn_for_objects("incoming/*") for bucket in buckets], incoming)
         allow(api, ["s3:GetObjectTagging"], [bucket.arn_for_objects("incoming/*") for bucket in buckets], incoming)
         allow(api, ["s3:ListBucket"], [bucket.bucket_arn for bucket in buckets])  # an upload's status
-        for name in ("dedupe-indexer", "dedupe-backfill"):
+        for name in INDEXERS:
             tags = ["s3:GetObjectTagging", "s3:PutObjectTagging"]
             allow(
                 self.functions[name],
@@ -61,5 +67,14 @@ class Dedupe(Construct):
                 [bucket.arn_for_objects("*") for bucket in buckets],
                 "Each indexed object, under whatever key it arrived, gets its outcome as tags.",
             )
-        allow(self.functions["dedupe-backfill"], ["s3:ListBucket"], [bucket.bucket_arn for bucket in buckets])
+        for name in ("dedupe-backfill", "dedupe-reconcile"):
+            allow(self.functions[name], ["s3:ListBucket"], [bucket.bucket_arn for bucket in buckets])
+        reconcile = self.functions["dedupe-reconcile"]
+        allow(reconcile, ["dynamodb:Scan"], [platform.table_arn("catalogue_table")], "Every record of a storefront.")
+        events.Rule(
+            self,
+            "ReconcileHourly",
+            schedule=events.Schedule.rate(Duration.hours(1)),
+            targets=[targets.LambdaFunction(reconcile.function, event=events.RuleTargetInput.from_object({}))],
+        )
         wire_s3_triggers(self.functions, platform.storage.buckets)

@@ -72,6 +72,13 @@ class Monitoring(Construct):
             300,
             "A generation run waited over 5 minutes for image-edit tokens: the provider's quota is too low.",
         )
+        self.alarm(
+            "CatalogueRepairs",
+            custom("ReconcileFindings", "dedupe-reconcile", "Sum", Duration.hours(1)),
+            1,
+            "The hourly reconcile found the catalogue's photos, records and vectors disagreeing (and repaired "
+            "what it could; a quarantined conflict needs a person): see its log.",
+        )
         self.dashboard = self._dashboard(watched)
 
     def alarm(

@@ -230,7 +230,7 @@ def test_the_endpoint_refuses_cpu_and_only_embedding_functions_may_invoke_it(syn
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         if any(s["Action"] == "sagemaker:InvokeEndpoint" for s in statements):
             invokers.update(roles_of.get(r["Ref"], r["Ref"]) for r in policy["Properties"]["Roles"])
-    assert invokers == {"dedupe", "dedupe-indexer", "dedupe-backfill", "caption", "listing-ingest"}
+    assert invokers == {"dedupe", "dedupe-indexer", "dedupe-backfill", "dedupe-reconcile", "caption", "listing-ingest"}
 
 
 def test_migration_state_machine_fans_out_with_a_distributed_map(synthesized: Synthesized) -> None:
@@ -278,3 +278,26 @@ def test_model_server_processes_are_sized_from_the_instance_type() -> None:
     assert model_server_layout("ml.g5.4xlarge", workers=4) == (4, 4)
     assert model_server_layout("ml.c5.large") == (1, 2)
     assert model_server_layout("ml.p5.48xlarge") == (1, 0)  # not in the table: one thread per vCPU
+
+
+def test_the_catalogue_is_reconciled_hourly_and_an_alarm_says_when_it_needed_repairs(
+    synthesized: Synthesized,
+) -> None:
+    # Given the synthesized stack, then a schedule invokes the reconcile function every hour with `{}`
+    # (every storefront, repairing), which the function's own event model accepts
+    from listing_vision.jewelry.reconcile import ReconcileRequest
+
+    (rule,) = [r for r in synthesized.of_type("AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]]
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    (target,) = rule["Properties"]["Targets"]
+    ReconcileRequest.model_validate_json(target["Input"])
+    reconcile = next(
+        logical
+        for logical, resource in synthesized.of_type("AWS::Lambda::Function").items()
+        if resource["Properties"].get("FunctionName", "").endswith("-dedupe-reconcile")
+    )
+    assert target["Arn"] == {"Fn::GetAtt": [reconcile, "Arn"]}
+    # And an alarm fires on any finding the reconcile reports
+    alarms = [a["Properties"] for a in synthesized.of_type("AWS::CloudWatch::Alarm").values()]
+    (repairs,) = [a for a in alarms if a.get("MetricName") == "ReconcileFindings"]
+    assert repairs["Dimensions"] == [{"Name": "service", "Value": "dedupe-reconcile"}] and repairs["Threshold"] == 1

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -227,6 +227,38 @@ class ContentClaims:
         except ClientError as error:
             if not conditional_check_failed(error):
                 raise
+
+    def records(self, website: str) -> Iterator[tuple[str, ContentRecord]]:
+        """Every record of a storefront, as (sha256, record): a paginated scan (the reconciler's read)."""
+        pages = self.dynamodb.get_paginator("scan").paginate(
+            TableName=self.table,
+            FilterExpression="begins_with(content_id, :prefix)",
+            ExpressionAttributeValues=expression_values(prefix=f"{website}#"),
+            ProjectionExpression="content_id, #s, #o, #p, vector_id, lease_until, #r",
+            ExpressionAttributeNames={"#s": "status", "#o": "owner", "#p": "path", "#r": "order"},
+            ConsistentRead=True,
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                record = _record(from_item(item))
+                yield record.content_id.partition("#")[2], record
+
+    def forget(self, website: str, sha256: str, expected: ContentRecord) -> bool:
+        """Delete a record that is still exactly as it was read (its status and owner): the reconciler
+        removes a record whose object is gone, or an abandoned claim, never one that moved on since."""
+        try:
+            self.dynamodb.delete_item(
+                TableName=self.table,
+                Key=self._key(website, sha256),
+                ConditionExpression="#s = :status AND #o = :owner",
+                ExpressionAttributeNames={"#s": "status", "#o": "owner"},
+                ExpressionAttributeValues=expression_values(status=expected.status, owner=expected.owner),
+            )
+        except ClientError as error:
+            if conditional_check_failed(error):
+                return False
+            raise
+        return True
 
     def release(self, website: str, sha256: str, owner: str) -> None:
         """Give a claim back without storing (a near-duplicate was found, or storing failed)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -148,6 +149,11 @@ class ImageStore:
     def first_key(self, bucket: str, prefix: str) -> str | None:
         keys, _ = self.list_page(bucket, prefix, "", 1)
         return keys[0] if keys else None
+
+    def keys(self, bucket: str, prefix: str) -> Iterator[str]:
+        """Every key under `prefix`, in key order, a page at a time."""
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            yield from (str(item["Key"]) for item in page.get("Contents", []))
 
     def list_page(self, bucket: str, prefix: str, start_after: str, max_keys: int) -> tuple[list[str], bool]:
         """Up to `max_keys` keys after `start_after`, in key order, and whether more follow."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,6 +181,22 @@ class VectorIndex:
             )
             for hit in results[0]
         ]
+
+    def rows(self, website: str, page: int = 1000) -> Iterator[Hit]:
+        """Every row of a storefront (id, path, sha256; no vectors), a page at a time."""
+        iterator = self.client.query_iterator(
+            self.collection,
+            batch_size=page,
+            filter=f'website == "{website}"',
+            output_fields=["path", "website", "sha256"],
+            consistency_level="Strong",
+        )
+        try:
+            while batch := iterator.next():
+                for row in batch:
+                    yield Hit(int(row["id"]), 0.0, row["path"], row["website"], row.get("sha256", ""))
+        finally:
+            iterator.close()
 
     def has(self, row_id: int) -> bool:
         rows = self.client.query(

@@ -1,0 +1,224 @@
+"""The catalogue's three stores compared, per storefront, and put back into agreement.
+
+A photo is stored in three writes, each to its own durable store (`dedupe.py`): its object in S3,
+its vector in Milvus, its record in the catalogue table. A function that dies between two of them
+leaves them disagreeing; the next retry usually completes the work (every write is keyed by
+content), and this reconciler repairs what no retry will:
+
+| finding                  | meaning                                             | repair                          |
+|--------------------------|-----------------------------------------------------|---------------------------------|
+| `photo_without_vector`   | a stored record and its object, no vector           | embedded again, vector written  |
+| `photo_without_record`   | a catalogue object no record or tag accounts for    | indexed where it lies           |
+| `record_without_object`  | a stored record whose object is gone                | record and vector deleted       |
+| `vector_without_object`  | a vector whose object is gone                       | vector deleted                  |
+| `vector_rolled_back`     | a vector of a claim that yielded or was abandoned   | vector deleted, claim released  |
+| `two_records_one_object` | two stored records name one object                  | quarantined: listed, untouched  |
+
+Claims still within their lease are in flight and left alone. Vectors of images indexed before the
+registry kept records (no record, object present) are legitimate and counted, not changed.
+A dry run reports the same findings and writes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from listing_vision.config import Storefront
+from listing_vision.jewelry import storage
+from listing_vision.jewelry.claims import ContentRecord
+from listing_vision.jewelry.uploads import UploadIndexer
+from listing_vision.jewelry.vector_index import Hit, vector_id
+from listing_vision.observability import logger, metrics
+from listing_vision.resources import INCOMING_PREFIX, UPLOAD_STATUS_TAG
+
+SAMPLE = 10  # ids listed per finding in the report
+
+
+@dataclass
+class Report:
+    website: str
+    dry_run: bool
+    findings: Counter[str] = field(default_factory=Counter)
+    repaired: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    checked: Counter[str] = field(default_factory=Counter)
+
+    def found(self, kind: str, what: str) -> None:
+        self.findings[kind] += 1
+        if len(self.samples[kind]) < SAMPLE:
+            self.samples[kind].append(what)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "website": self.website,
+            "dry_run": self.dry_run,
+            "checked": dict(self.checked),
+            "findings": dict(self.findings),
+            "repaired": dict(self.repaired),
+            "samples": dict(self.samples),
+            "quarantined": self.quarantined,
+            "consistent": not self.findings,
+        }
+
+
+class Reconciler:
+    """Given the upload indexer (which holds the catalogue's stores and the model)."""
+
+    def __init__(self, indexer: UploadIndexer):
+        self.indexer = indexer
+        self.images = indexer.images
+        self.claims = indexer.claims
+        self.vectors = indexer.dedupe.vectors
+
+    def run(self, website: Storefront, dry_run: bool = False) -> dict[str, Any]:
+        report = Report(website, dry_run)
+        records = dict(self.claims.records(website))
+        rows = {row.id: row for row in self.vectors.rows(website)}
+        report.checked.update(records=len(records), vectors=len(rows))
+        self._records(website, records, rows, report)
+        self._vectors(website, records, rows, report)
+        self._objects(website, records, report)
+        for kind, count in report.findings.items():
+            metrics.add_metric(name="ReconcileFindings", unit="Count", value=count)
+            logger.info("reconcile finding", extra={"website": website, "kind": kind, "count": count})
+        metrics.add_metric(name="ReconcileRepairs", unit="Count", value=sum(report.repaired.values()))
+        return report.to_json()
+
+    # --- each stored record: its object and its vector ---------------------------------------------
+    def _records(
+        self, website: Storefront, records: dict[str, ContentRecord], rows: dict[int, Hit], report: Report
+    ) -> None:
+        by_path: dict[str, list[str]] = defaultdict(list)
+        for sha, record in records.items():
+            if record.stored and record.path:
+                by_path[record.path].append(sha)
+        for path, shas in by_path.items():
+            if len(shas) > 1:  # which one is the photo is for a person to decide
+                report.found("two_records_one_object", path)
+                report.quarantined.append({"path": path, "sha256": sorted(shas)})
+        conflicted = {sha for shas in by_path.values() if len(shas) > 1 for sha in shas}
+        for sha, record in records.items():
+            if not record.stored or not record.path or sha in conflicted:
+                continue
+            image = storage.StoredImage.from_uri(record.path)
+            row = vector_id(website, sha)
+            if self.images.head(image) is None:
+                report.found("record_without_object", record.path)
+                if not report.dry_run and self.claims.forget(website, sha, record):
+                    self.vectors.delete(row)
+                    report.repaired["record_without_object"] += 1
+            elif row not in rows and (record.vector_id is None or record.vector_id not in rows):
+                report.found("photo_without_vector", record.path)
+                if not report.dry_run:
+                    outcome = self.indexer.index_objects(image.bucket, [image.key])[0]
+                    report.repaired["photo_without_vector"] += outcome.status == "indexed"
+
+    # --- each vector: a record that accounts for it, an object it points at --------------------------
+    def _vectors(
+        self, website: Storefront, records: dict[str, ContentRecord], rows: dict[int, Hit], report: Report
+    ) -> None:
+        now = time.time()
+        for row in rows.values():
+            record = records.get(row.sha256)
+            if record is not None and record.stored:
+                continue  # checked with its record
+            if record is not None and not record.yielded and record.lease_until >= now:
+                continue  # a claim in flight
+            if record is not None:  # yielded, or a claim whose owner died: its vector was never kept
+                report.found("vector_rolled_back", row.path)
+                if not report.dry_run:
+                    self.vectors.delete(row.id)
+                    if not record.yielded:
+                        self.claims.forget(website, row.sha256, record)
+                    report.repaired["vector_rolled_back"] += 1
+            elif self.images.head(storage.StoredImage.from_uri(row.path)) is None:
+                report.found("vector_without_object", row.path)
+                if not report.dry_run:
+                    self.vectors.delete(row.id)
+                    report.repaired["vector_without_object"] += 1
+            else:
+                report.checked["vectors_before_the_registry"] += 1
+
+    # --- each object of the catalogue's prefixes: accounted for ----------------------------------------
+    def _objects(self, website: Storefront, records: dict[str, ContentRecord], report: Report) -> None:
+        bucket = self.images.bucket_for(website)
+        recorded = {record.path for record in records.values() if record.stored}
+        for prefix in (storage.CATALOGUE_PREFIX, INCOMING_PREFIX):
+            for key in self.images.keys(bucket, prefix):
+                report.checked["objects"] += 1
+                image = storage.StoredImage(bucket, key)
+                if image.s3_uri in recorded:
+                    continue
+                if self.images.tags(image).get(UPLOAD_STATUS_TAG) in ("duplicate", "invalid"):
+                    continue  # its outcome is recorded on it (an indexed one has its record, above)
+                if prefix == storage.CATALOGUE_PREFIX and self._claimed_in_flight(website, key, records):
+                    continue
+                report.found("photo_without_record", image.s3_uri)
+                if not report.dry_run:
+                    outcome = self.indexer.index_objects(bucket, [key])[0]
+                    report.repaired["photo_without_record"] += outcome.status in ("indexed", "duplicate", "invalid")
+
+    @staticmethod
+    def _claimed_in_flight(website: Storefront, key: str, records: dict[str, ContentRecord]) -> bool:
+        """A catalogue object whose content's claim is still leased: its request is storing it now."""
+        sha = key.rsplit("/", 1)[-1].partition(".")[0]
+        record = records.get(sha)
+        return record is not None and not record.stored and not record.yielded and record.lease_until >= time.time()
+
+
+class ReconcileRequest(BaseModel):
+    """The reconcile function's event (the hourly schedule sends `{}`: every storefront, repairing)."""
+
+    model_config = ConfigDict(extra="forbid")
+    operation: Literal["reconcile"] = "reconcile"
+    websites: list[Storefront] = Field(default_factory=lambda: list(storage.STOREFRONTS), min_length=1)
+    dry_run: bool = False
+
+
+def reconcile_all(reconciler: Reconciler, request: ReconcileRequest) -> dict[str, Any]:
+    reports = [reconciler.run(website, request.dry_run) for website in dict.fromkeys(request.websites)]
+    return {"reports": reports, "consistent": all(report["consistent"] for report in reports)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make reconcile [ARGS=--dry-run]`: exit 1 when a dry run finds something to repair."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(
+        prog="python -m listing_vision.jewelry.reconcile", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--website", choices=storage.STOREFRONTS, action="append", help="default: every storefront")
+    parser.add_argument("--dry-run", action="store_true", help="report what is wrong; write nothing")
+    parser.add_argument("--via-lambda", metavar="FUNCTION", help="run in this Lambda function (the reconcile one)")
+    args = parser.parse_args(argv)
+    request = ReconcileRequest(websites=args.website or list(storage.STOREFRONTS), dry_run=args.dry_run)
+    if args.via_lambda:
+        from listing_vision import aws
+
+        response = aws.client("lambda", read_timeout_s=900).invoke(
+            FunctionName=args.via_lambda, Payload=request.model_dump_json().encode()
+        )
+        result = json.loads(response["Payload"].read())
+        if response.get("FunctionError"):
+            print(json.dumps(result, indent=2))
+            return 2
+    else:
+        from listing_vision.embeddings.factory import get_embedder
+        from listing_vision.jewelry.dedupe import DedupeService
+        from listing_vision.jewelry.stores import CatalogueStores
+
+        reconciler = Reconciler(UploadIndexer(DedupeService(get_embedder(), CatalogueStores.from_settings())))
+        result = reconcile_all(reconciler, request)
+    print(json.dumps(result, indent=2))
+    return 0 if result["consistent"] or not args.dry_run else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
