@@ -4,66 +4,30 @@ that writes nothing, then repaired, and the catalogue consistent afterwards."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
 from listing_vision import aws
-from listing_vision.api.access import Caller
-from listing_vision.config import get_settings
 from listing_vision.embeddings.factory import get_embedder
 from listing_vision.jewelry import storage
-from listing_vision.jewelry.claims import ContentClaims, new_owner
-from listing_vision.jewelry.dedupe import DedupeService, Upload
-from listing_vision.jewelry.reconcile import Reconciler
-from listing_vision.jewelry.stores import CatalogueStores
+from listing_vision.jewelry.claims import new_owner
 from listing_vision.jewelry.uploads import UploadIndexer
-from listing_vision.jewelry.vector_index import VectorIndex, milvus_client, vector_id
+from listing_vision.jewelry.vector_index import vector_id
 from local.stack import LocalStack
 from tests.images import fresh_image
-
-CALLER = Caller("reconcile-test", frozenset({"blysk"}))
-
-
-@dataclass
-class Catalogue:
-    stores: CatalogueStores
-    dedupe: DedupeService
-    reconciler: Reconciler
-    bucket: str
-
-    def store(self, seed: int) -> tuple[bytes, str]:
-        data = fresh_image(seed)
-        result = self.dedupe.check_and_store(Upload(data, f"{seed}.jpg", "blysk"), caller=CALLER)
-        assert result.stored is not None
-        return data, result.stored.s3_uri
+from tests.isolated_catalogue import Catalogue, isolated_catalogue
 
 
 @pytest.fixture
 def catalogue(local_stack: LocalStack) -> Iterator[Catalogue]:
-    suffix = uuid.uuid4().hex[:8]
-    bucket, table, collection = f"reconcile-{suffix}", f"reconcile-{suffix}", f"reconcile_{suffix}"
-    aws.client("s3").create_bucket(Bucket=bucket)
-    aws.client("dynamodb").create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "content_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "content_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    vectors = VectorIndex(collection)
-    vectors.ensure_collection(get_settings().embedding_dim)
-    settings = get_settings().model_copy(update={"blysk_bucket": bucket})
-    stores = CatalogueStores(vectors, storage.ImageStore(aws.client("s3"), settings), ContentClaims(table=table))
-    dedupe = DedupeService(get_embedder(), stores)
-    yield Catalogue(stores, dedupe, Reconciler(UploadIndexer(dedupe)), bucket)
-    milvus_client().drop_collection(collection)
+    with isolated_catalogue() as made:
+        yield made
 
 
 def test_a_consistent_catalogue_has_no_findings(catalogue: Catalogue) -> None:
     catalogue.store(81_001)
-    report = catalogue.reconciler.run("blysk", dry_run=True)
+    report = catalogue.reconciler().run("blysk", dry_run=True)
     assert report["consistent"] and report["checked"] == {"records": 1, "vectors": 1, "objects": 1}
 
 
@@ -89,6 +53,11 @@ def test_each_disagreement_is_found_then_repaired(catalogue: Catalogue) -> None:
     orphan = fresh_image(81_014)
     orphan_key = storage.catalogue_key(storage.sha256_hex(orphan), "JPEG")
     s3.put_object(Bucket=catalogue.bucket, Key=orphan_key, Body=orphan, ContentType="image/jpeg")
+    # and a presigned upload indexed by a run that died before tagging it (its status would read pending)
+    upload_key = f"incoming/{'c' * 32}.jpg"
+    s3.put_object(Bucket=catalogue.bucket, Key=upload_key, Body=fresh_image(81_016), ContentType="image/jpeg")
+    UploadIndexer(catalogue.dedupe()).index_objects(catalogue.bucket, [upload_key])
+    s3.delete_object_tagging(Bucket=catalogue.bucket, Key=upload_key)
     # and two records naming one object (for a person to decide)
     twin, twin_path = catalogue.store(81_015)
     twin_owner = new_owner()
@@ -97,7 +66,7 @@ def test_each_disagreement_is_found_then_repaired(catalogue: Catalogue) -> None:
     stores.claims.complete("blysk", other, twin_owner, twin_path, vector_id("blysk", other), None)
 
     # When a dry run looks
-    before = catalogue.reconciler.run("blysk", dry_run=True)
+    before = catalogue.reconciler().run("blysk", dry_run=True)
     # Then it finds each, and writes nothing
     expected = {
         "photo_without_vector": 1,
@@ -105,14 +74,15 @@ def test_each_disagreement_is_found_then_repaired(catalogue: Catalogue) -> None:
         "vector_rolled_back": 1,
         "vector_without_object": 1,
         "photo_without_record": 1,
+        "upload_status_missing": 1,
         "two_records_one_object": 1,
     }
     assert before["findings"] == expected and before["repaired"] == {}
-    assert catalogue.reconciler.run("blysk", dry_run=True)["findings"] == expected
+    assert catalogue.reconciler().run("blysk", dry_run=True)["findings"] == expected
     assert before["quarantined"] == [{"path": twin_path, "sha256": sorted([storage.sha256_hex(twin), other])}]
 
     # When it runs for real
-    after = catalogue.reconciler.run("blysk")
+    after = catalogue.reconciler().run("blysk")
     # Then everything but the quarantined conflict is repaired
     assert after["repaired"] == {k: v for k, v in expected.items() if k != "two_records_one_object"}
     assert stores.vectors.has(vector_id("blysk", storage.sha256_hex(lost_vector)))
@@ -122,8 +92,11 @@ def test_each_disagreement_is_found_then_repaired(catalogue: Catalogue) -> None:
     assert not stores.vectors.has(vector_id("blysk", "0" * 64))
     record = stores.claims.get("blysk", storage.sha256_hex(orphan))
     assert record is not None and record.stored and record.path == f"s3://{catalogue.bucket}/{orphan_key}"
+    assert s3.get_object_tagging(Bucket=catalogue.bucket, Key=upload_key)["TagSet"] == [
+        {"Key": "dedupe-status", "Value": "indexed"}
+    ]
     # And the next run finds only the conflict left for a person
-    assert catalogue.reconciler.run("blysk", dry_run=True)["findings"] == {"two_records_one_object": 1}
+    assert catalogue.reconciler().run("blysk", dry_run=True)["findings"] == {"two_records_one_object": 1}
     assert lost_vector_path and gone_path
 
 

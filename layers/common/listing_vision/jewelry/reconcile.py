@@ -12,6 +12,7 @@ content), and this reconciler repairs what no retry will:
 | `record_without_object`  | a stored record whose object is gone                | record and vector deleted       |
 | `vector_without_object`  | a vector whose object is gone                       | vector deleted                  |
 | `vector_rolled_back`     | a vector of a claim that yielded or was abandoned   | vector deleted, claim released  |
+| `upload_status_missing`  | a presigned upload stored but never tagged indexed  | tagged (its status reads right) |
 | `two_records_one_object` | two stored records name one object                  | quarantined: listed, untouched  |
 
 Claims still within their lease are in flight and left alone. Vectors of images indexed before the
@@ -153,10 +154,18 @@ class Reconciler:
             for key in self.images.keys(bucket, prefix):
                 report.checked["objects"] += 1
                 image = storage.StoredImage(bucket, key)
+                if image.s3_uri in recorded and prefix == storage.CATALOGUE_PREFIX:
+                    continue  # an API upload: its status is its record
+                status = self.images.tags(image).get(UPLOAD_STATUS_TAG)
                 if image.s3_uri in recorded:
+                    if status != "indexed":  # stored, but its uploader would read "pending" for ever
+                        report.found("upload_status_missing", image.s3_uri)
+                        if not report.dry_run:
+                            self.images.tag(image, {UPLOAD_STATUS_TAG: "indexed"})
+                            report.repaired["upload_status_missing"] += 1
                     continue
-                if self.images.tags(image).get(UPLOAD_STATUS_TAG) in ("duplicate", "invalid"):
-                    continue  # its outcome is recorded on it (an indexed one has its record, above)
+                if status in ("duplicate", "invalid"):
+                    continue  # its outcome is recorded on it
                 if prefix == storage.CATALOGUE_PREFIX and self._claimed_in_flight(website, key, records):
                     continue
                 report.found("photo_without_record", image.s3_uri)

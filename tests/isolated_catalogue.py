@@ -1,0 +1,64 @@
+"""A jewelry catalogue of a test's own on the local engines: a bucket (as blysk's), a catalogue
+table and a Milvus collection made for it, handed to the services as their stores. Tests that
+count everything in the stores use it, so other tests' uploads cannot blur their figures."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from listing_vision import aws
+from listing_vision.api.access import Caller
+from listing_vision.config import get_settings
+from listing_vision.embeddings.factory import get_embedder
+from listing_vision.jewelry import storage
+from listing_vision.jewelry.claims import ContentClaims
+from listing_vision.jewelry.dedupe import DedupeService, Upload
+from listing_vision.jewelry.reconcile import Reconciler
+from listing_vision.jewelry.stores import CatalogueStores
+from listing_vision.jewelry.uploads import UploadIndexer
+from listing_vision.jewelry.vector_index import VectorIndex, milvus_client
+from tests.images import fresh_image
+
+CALLER = Caller("isolated-catalogue", frozenset({"blysk"}))
+
+
+@dataclass
+class Catalogue:
+    stores: CatalogueStores
+    bucket: str
+
+    def dedupe(self, stores: CatalogueStores | None = None) -> DedupeService:
+        return DedupeService(get_embedder(), stores or self.stores)
+
+    def reconciler(self) -> Reconciler:
+        return Reconciler(UploadIndexer(self.dedupe()))
+
+    def store(self, seed: int) -> tuple[bytes, str]:
+        data = fresh_image(seed)
+        result = self.dedupe().check_and_store(Upload(data, f"{seed}.jpg", "blysk"), caller=CALLER)
+        assert result.stored is not None
+        return data, result.stored.s3_uri
+
+
+@contextmanager
+def isolated_catalogue(lease_s: int | None = None) -> Iterator[Catalogue]:
+    suffix = uuid.uuid4().hex[:8]
+    bucket, table, collection = f"catalogue-{suffix}", f"catalogue-{suffix}", f"catalogue_{suffix}"
+    aws.client("s3").create_bucket(Bucket=bucket)
+    aws.client("dynamodb").create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "content_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "content_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    vectors = VectorIndex(collection)
+    vectors.ensure_collection(get_settings().embedding_dim)
+    settings = get_settings().model_copy(update={"blysk_bucket": bucket})
+    images = storage.ImageStore(aws.client("s3"), settings)
+    try:
+        yield Catalogue(CatalogueStores(vectors, images, ContentClaims(table=table, lease_s=lease_s)), bucket)
+    finally:
+        milvus_client().drop_collection(collection)
