@@ -17,7 +17,7 @@ from typing import Any
 from bench.figures import Figure
 from listing_vision import aws
 from listing_vision.realestate.features import split_visual_features
-from listing_vision.realestate.listings_index import opensearch_client, scan_docs
+from listing_vision.realestate.listings_index import ListingsIndex, opensearch_client
 from listing_vision.realestate.migration import Migration
 from local import demo_listings as demo
 from local.stack import LocalStack
@@ -31,7 +31,7 @@ def per_listing_loop(index: str, table: str, limit: int | None = None) -> tuple[
     """The per-listing loop: GetItem per image, update per listing, sequential."""
     dynamodb = aws.client("dynamodb")
     search = opensearch_client()
-    docs = sorted(scan_docs(search, index), key=lambda d: d.zpid)[:limit]
+    docs = sorted(ListingsIndex(search, index).scan_docs(), key=lambda d: d.zpid)[:limit]
     started = time.perf_counter()
     for doc in docs:
         analyses = []
@@ -44,8 +44,9 @@ def per_listing_loop(index: str, table: str, limit: int | None = None) -> tuple[
     return len(docs), time.perf_counter() - started
 
 
-def clear_split_fields(index: str) -> None:
-    Migration(index=index).rollback("remove", batch_size=500)
+def clear_split_fields() -> None:
+    """The configured index (the stack's) without the three fields."""
+    Migration.from_settings().rollback("remove", batch_size=500)
 
 
 def run_state_machine(stack: LocalStack, payload: dict[str, Any]) -> tuple[dict[str, Any], float]:
@@ -74,11 +75,11 @@ def run(stack: LocalStack) -> list[Figure]:
             demo.load(size, seed=0)  # ids are stable per seed: a larger load extends the smaller one
             loaded = size
         print(f"  {size:,} listings loaded in {time.perf_counter() - started:.0f} s", flush=True)
-        clear_split_fields(index)
+        clear_split_fields()
         result, ours = run_state_machine(stack, {"operation": "execute", "batch_size": 100})
         assert result["verify"]["passed"], result["verify"]["failures"]
         migrated = result["counts"].get("updated", 0)
-        clear_split_fields(index)
+        clear_split_fields()
         limit = None if size <= BASELINE_SAMPLE * 2 else BASELINE_SAMPLE
         done, seconds = per_listing_loop(index, table, limit)
         baseline = seconds * size / done
@@ -97,5 +98,5 @@ def run(stack: LocalStack) -> list[Figure]:
             )
         )
         print(f"  {size:,}: ours {ours:.1f} s ({migrated:,} updated), per-listing loop {baseline:.1f} s", flush=True)
-    clear_split_fields(index)
+    clear_split_fields()
     return figures

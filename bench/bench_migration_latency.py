@@ -34,9 +34,10 @@ from infra.constructs.migration import MigrationOptions
 from listing_vision import aws
 from listing_vision.events import parse_event
 from listing_vision.realestate.features import split_visual_features
-from listing_vision.realestate.listings_index import iter_docs_sorted, opensearch_client
+from listing_vision.realestate.listings_index import ListingsIndex, opensearch_client
 from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.migration_tasks import MigrationTask, run_task
+from listing_vision.realestate.phrase_store import PhraseStore
 from listing_vision.realestate.vision_cache import VisionCache
 from local import demo_listings as demo
 from local.stack import LocalStack
@@ -71,9 +72,10 @@ class Proxied:
     def migration(self, stack: LocalStack) -> Migration:
         settings = stack.settings
         return Migration(
-            search=self.search,
-            cache=VisionCache(table=settings.vision_cache_table, client=self.client),
-            index=settings.listings_index,
+            ListingsIndex(self.search, settings.listings_index),
+            VisionCache(table=settings.vision_cache_table, client=self.client),
+            PhraseStore(),
+            settings.artifacts_bucket,
         )
 
     def stop(self) -> None:
@@ -90,7 +92,7 @@ class Proxied:
 
 def seed_loop(proxied: Proxied, index: str, table: str, limit: int | None) -> tuple[int, float]:
     """The seed's loop through the proxies: GetItem per image, update per listing, sequential."""
-    docs = list(iter_docs_sorted(opensearch_client(), index))[:limit]
+    docs = list(ListingsIndex(opensearch_client(), index).iter_docs_sorted())[:limit]
     started = time.perf_counter()
     for doc in docs:
         analyses = []
@@ -136,7 +138,7 @@ def run(stack: LocalStack) -> list[Figure]:
                 demo.load(size, seed=0, start=loaded)
                 loaded = size
                 print(f"  {size:,} listings loaded in {time.perf_counter() - started:.0f} s", flush=True)
-            Migration(index=index).rollback("remove", batch_size=500)  # direct, not through the proxies
+            Migration.from_settings().rollback("remove", batch_size=500)  # direct, not through the proxies
             durations.clear()
             proxied.reset()
             started = time.perf_counter()
@@ -154,7 +156,7 @@ def run(stack: LocalStack) -> list[Figure]:
             assert result["verify"]["passed"], result["verify"]["failures"]
             ours_calls, batch_times = proxied.calls(), list(durations.get("execute_batch", []))
             fixed = sum(durations.get("plan", [])) + sum(durations.get("finish", []))
-            Migration(index=index).rollback("remove", batch_size=500)
+            Migration.from_settings().rollback("remove", batch_size=500)
             proxied.reset()
             limit = BASELINE_SAMPLE
             done, seconds = seed_loop(proxied, index, table, limit)
@@ -177,7 +179,7 @@ def run(stack: LocalStack) -> list[Figure]:
             }
     finally:
         proxied.stop()
-        Migration(index=index).rollback("remove", batch_size=500)
+        Migration.from_settings().rollback("remove", batch_size=500)
     figures.extend(million(model))
     return figures
 

@@ -15,8 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from listing_vision.realestate.listings_index import iter_docs_sorted
+from listing_vision.config import get_settings
+from listing_vision.realestate.listings_index import ListingsIndex, opensearch_client
 from listing_vision.realestate.migration import Migration
+from listing_vision.realestate.phrase_store import PhraseStore
+from listing_vision.realestate.vision_cache import VisionCache
 
 
 def peak_rss_kb() -> int:
@@ -38,7 +41,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("backup", help="the backup location (written by backup, read by verify and rollback)")
     args = parser.parse_args(argv)
     operation, index, backup = args.operation, args.index, args.backup
-    migration = Migration(index=index)
+    listings = ListingsIndex(opensearch_client(), index)  # the bench's own index, beside the configured one
+    migration = Migration(listings, VisionCache(), PhraseStore(), get_settings().artifacts_bucket)
     result: dict[str, Any]
     if operation == "import":
         result = {}
@@ -51,7 +55,7 @@ def main(argv: list[str]) -> int:
     elif operation == "rollback":
         result = migration.rollback("restore", backup=backup, batch_size=200)
     elif operation == "hold_all":
-        held = list(iter_docs_sorted(migration.search, index))
+        held = list(listings.iter_docs_sorted())
         result = {"held": len(held)}
     else:
         raise AssertionError(operation)  # argparse allows OPERATIONS only

@@ -26,7 +26,7 @@ from opensearchpy import helpers
 
 from evaluation.legacy_split import LegacyVocabulary, legacy_field, legacy_query
 from listing_vision.realestate.features import SplitFeatures, feature_phrases, split_visual_features
-from listing_vision.realestate.listings_index import ensure_index, ensure_split_mapping, scan_docs
+from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.phrase_store import PhraseStore
 from listing_vision.realestate.search import build_query, route
 from listing_vision.realestate.vision_cache import VisionCache
@@ -78,16 +78,18 @@ def labelled_queries() -> dict[str, Relevant]:
 
 @contextmanager
 def scratch_indices(
-    search: Any, index: str, cache: VisionCache, phrases: PhraseStore, batch: int = 200
+    index: ListingsIndex, cache: VisionCache, phrases: PhraseStore, batch: int = 200
 ) -> Iterator[dict[str, str]]:
     """Two copies of the listings (their combined text), one with each split's three fields."""
+    search = index.client  # the scratch indices live beside it
     suffix = uuid.uuid4().hex[:8]
-    names = {"before": f"{index}-eval-before-{suffix}", "after": f"{index}-eval-after-{suffix}"}
+    names = {"before": f"{index.name}-eval-before-{suffix}", "after": f"{index.name}-eval-after-{suffix}"}
     for name in names.values():
-        ensure_index(search, name)
-        ensure_split_mapping(search, name)
+        scratch = ListingsIndex(search, name)
+        scratch.ensure_index()
+        scratch.ensure_split_mapping()
     try:
-        docs = list(scan_docs(search, index))
+        docs = list(index.scan_docs())
         for start in range(0, len(docs), batch):
             group = docs[start : start + batch]
             cached = cache.get_many(url for doc in group for url in doc.image_urls)
@@ -121,8 +123,7 @@ def scratch_indices(
 
 
 def evaluate(
-    search: Any,
-    index: str,
+    index: ListingsIndex,
     cache: VisionCache | None = None,
     phrases: PhraseStore | None = None,
     listings: int = 1588,
@@ -132,7 +133,7 @@ def evaluate(
     the precision of all of them, and recall (relevant listings matched / relevant listings)."""
     truth = {listing.truth.zpid: listing.truth for listing in generate(listings, seed)}
     rows = []
-    with scratch_indices(search, index, cache or VisionCache(), phrases or PhraseStore()) as names:
+    with scratch_indices(index, cache or VisionCache(), phrases or PhraseStore()) as names:
         for query, relevant in labelled_queries().items():
             wanted = {zpid for zpid, t in truth.items() if relevant(t)}
             row: dict[str, Any] = {
@@ -147,7 +148,7 @@ def evaluate(
                 "after": (names["after"], build_query(query, size=len(truth))),
             }
             for system, (target, body) in bodies.items():
-                hits = search.search(index=target, body=body)["hits"]["hits"]
+                hits = index.client.search(index=target, body=body)["hits"]["hits"]
                 good = [hit["_id"] in wanted for hit in hits]
                 for k in (10, 50):
                     row[f"{system}_p@{k}"] = sum(good[:k]) / k
@@ -198,10 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     Endpoints.from_environment().apply_defaults()  # the running local stack's, as `make migrate` reaches it
-    from listing_vision.config import get_settings
-    from listing_vision.realestate.listings_index import opensearch_client
-
-    result = evaluate(opensearch_client(), get_settings().listings_index, listings=args.listings, seed=args.seed)
+    result = evaluate(ListingsIndex.from_settings(), listings=args.listings, seed=args.seed)
     render(result)
     print(json.dumps({k: v for k, v in result.items() if k != "queries"}))
     return 0

@@ -282,13 +282,13 @@ def load(
 
     from listing_vision import aws
     from listing_vision.config import get_settings
-    from listing_vision.realestate.listings_index import ensure_index, opensearch_client
+    from listing_vision.realestate.listings_index import ListingsIndex, opensearch_client
 
     settings = get_settings()
     index = index or settings.listings_index
     table = table or settings.vision_cache_table
     search = opensearch_client()
-    ensure_index(search, index)
+    ListingsIndex(search, index).ensure_index()
     dynamodb = aws.client("dynamodb")
     docs: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []

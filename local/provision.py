@@ -13,7 +13,7 @@ from functions.triggers import S3_TRIGGERS
 from listing_vision import aws
 from listing_vision.config import Settings
 from listing_vision.jewelry.vector_index import VectorIndex
-from listing_vision.realestate.listings_index import ensure_index, opensearch_client
+from listing_vision.realestate.listings_index import ListingsIndex, opensearch_client
 from listing_vision.resources import BUCKETS, TABLES, lifecycle_rules
 
 
@@ -63,7 +63,7 @@ def provision(settings: Settings) -> dict[str, Any]:
             dynamodb.update_time_to_live(
                 TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute}
             )
-    ensure_index(opensearch_client(), settings.listings_index)
+    ListingsIndex(opensearch_client(), settings.listings_index).ensure_index()
     VectorIndex(settings.milvus_collection).ensure_collection(settings.embedding_dim)
     return {
         "buckets": bucket_names(settings),

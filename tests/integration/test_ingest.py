@@ -143,7 +143,7 @@ def test_without_a_key_nothing_is_invented(local_stack: LocalStack, settings_env
     VisionCache().put(CachedImage(new, EXTERIOR, image_hash="h2"))
     from listing_vision.realestate.migration import Migration
 
-    report = Migration().execute_batch([zpid])
+    report = Migration.from_settings().execute_batch([zpid])
     assert report.counts["updated"] == 1, report
     assert listing(zpid)["exterior_visual_features"].startswith("ranch style white exterior")
 
@@ -189,16 +189,15 @@ def test_a_provider_outage_leaves_the_listing_indexed_and_marked_for_a_rerun(
     )
     document = {"zpid": zpid, "image_urls": [first, second]}
     aws.client("dynamodb")  # the cache table exists already
-    from listing_vision.embeddings.factory import get_embedder
     from listing_vision.realestate.ingest import ListingDocument, ListingIngest
 
-    ingest = ListingIngest(get_embedder())
+    ingest = ListingIngest.from_settings()  # the stack's stores, as the handler builds them
     ingest.concurrency = 1  # deterministic order: the first image gets the good reply
     outcome = ingest.ingest(ListingDocument.model_validate(document))
     assert outcome.analysed == 1 and outcome.pending == [second]
     assert all(f in listing(zpid) for f in SPLIT_FIELDS) and listing(zpid)["visual_features_pending"] == [second]
     # When the provider is back and the document is dropped again, the listing completes
-    completed = ListingIngest(get_embedder()).ingest(ListingDocument.model_validate(document))
+    completed = ListingIngest.from_settings().ingest(ListingDocument.model_validate(document))
     assert completed.cached == 1 and completed.analysed == 1 and completed.pending == []
     assert listing(zpid)["visual_features_pending"] == []
 

@@ -15,7 +15,7 @@ from opensearchpy import OpenSearch
 from listing_vision.errors import InvalidRequest
 from listing_vision.realestate.backups import BackupReader
 from listing_vision.realestate.features import SPLIT_FIELDS
-from listing_vision.realestate.listings_index import ensure_split_mapping, get_docs, update_fields_guarded
+from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.phrase_store import PhraseStore, StoredPhrase
 from listing_vision.realestate.taxonomy import load_taxonomy
@@ -37,16 +37,16 @@ def stores(local_stack: LocalStack) -> Iterator[tuple[str, str]]:
 def migration(local_stack: LocalStack, stores: tuple[str, str]) -> Migration:
     index, table = stores
     return Migration(
-        search=OpenSearch(hosts=[local_stack.opensearch_url]),
-        cache=VisionCache(table=table),
-        index=index,
-        phrases=PhraseStore(table=phrase_table()),
+        ListingsIndex(OpenSearch(hosts=[local_stack.opensearch_url]), index),
+        VisionCache(table=table),
+        PhraseStore(table=phrase_table()),
+        local_stack.settings.artifacts_bucket,
     )
 
 
 def all_sources(migration: Migration) -> dict[str, dict[str, Any]]:
-    migration.search.indices.refresh(index=migration.index)
-    hits = migration.search.search(index=migration.index, size=1000)["hits"]["hits"]
+    migration.listings.refresh()
+    hits = migration.listings.client.search(index=migration.listings.name, size=1000)["hits"]["hits"]
     return {hit["_id"]: hit["_source"] for hit in hits}
 
 
@@ -172,8 +172,9 @@ def test_verify_and_restore_stream_the_index_against_the_backups_parts(migration
     before = all_sources(migration)
     migration.execute(batch_size=6)
     changed, deleted = sorted(before)[5], sorted(before)[17]
-    migration.search.update(index=migration.index, id=changed, body={"doc": {"price": 1}}, refresh=True)
-    migration.search.delete(index=migration.index, id=deleted, refresh=True)
+    search, index = migration.listings.client, migration.listings.name
+    search.update(index=index, id=changed, body={"doc": {"price": 1}}, refresh=True)
+    search.delete(index=index, id=deleted, refresh=True)
     # When verify compares the index with the backup
     report = migration.verify(location, spot_checks=3)
     # Then it finds exactly that change and that loss, and spot-checks three migrated listings
@@ -202,11 +203,12 @@ def test_verify_and_restore_stream_the_index_against_the_backups_parts(migration
 def test_a_concurrent_write_is_never_clobbered(migration: Migration) -> None:
     # Given a listing read by the migration, then changed by someone else (a price update)
     zpid = sorted(all_sources(migration))[0]
-    ensure_split_mapping(migration.search, migration.index)
-    stale = get_docs(migration.search, migration.index, [zpid])[zpid]
-    migration.search.update(index=migration.index, id=zpid, body={"doc": {"price": 123_456}}, refresh=True)
+    listings = migration.listings
+    listings.ensure_split_mapping()
+    stale = listings.get_docs([zpid])[zpid]
+    listings.client.update(index=listings.name, id=zpid, body={"doc": {"price": 123_456}}, refresh=True)
     # When the migration writes from its stale read, the guard refuses it
-    results = update_fields_guarded(migration.search, migration.index, [(stale, {"exterior_visual_features": "x"})])
+    results = listings.update_fields_guarded([(stale, {"exterior_visual_features": "x"})])
     assert results[0].status == 409
     # And the batch operation re-reads, recomputes and succeeds without losing the other write
     report = migration.execute_batch([zpid])
@@ -216,9 +218,10 @@ def test_a_concurrent_write_is_never_clobbered(migration: Migration) -> None:
 
 
 def test_mapping_update_is_idempotent(migration: Migration) -> None:
+    listings = migration.listings
     for _ in range(3):
-        ensure_split_mapping(migration.search, migration.index)
-    properties = migration.search.indices.get_mapping(index=migration.index)[migration.index]["mappings"]["properties"]
+        listings.ensure_split_mapping()
+    properties = listings.client.indices.get_mapping(index=listings.name)[listings.name]["mappings"]["properties"]
     assert all(properties[f] == {"type": "text"} for f in SPLIT_FIELDS)
 
 

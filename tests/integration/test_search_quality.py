@@ -7,6 +7,7 @@ from __future__ import annotations
 from opensearchpy import OpenSearch
 
 from evaluation.search_quality import evaluate, render
+from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.phrase_store import PhraseStore
 from listing_vision.realestate.vision_cache import VisionCache
 from local.stack import LocalStack
@@ -18,7 +19,8 @@ def test_context_queries_and_amenities_both_splits_side_by_side(local_stack: Loc
     index, table = demo_stores("quality", 300, seed=3)
     search = OpenSearch(hosts=[local_stack.opensearch_url])
     # When the labelled queries run three ways
-    result = evaluate(search, index, VisionCache(table=table), PhraseStore(table=phrase_table()), 300, seed=3)
+    listings = ListingsIndex(search, index)
+    result = evaluate(listings, VisionCache(table=table), PhraseStore(table=phrase_table()), 300, seed=3)
     rows = {row["query"]: row for row in result["queries"]}
     shown: list[str] = []
     render(result, shown.append)

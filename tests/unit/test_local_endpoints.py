@@ -70,8 +70,8 @@ def test_search_quality_reads_the_local_stacks_opensearch_port(monkeypatch: pyte
     class Stop(Exception):
         pass
 
-    def evaluate(client: Any, index: str, **_: Any) -> dict[str, Any]:
-        reached.append(client.transport.hosts)
+    def evaluate(index: Any, **_: Any) -> dict[str, Any]:
+        reached.append(index.client.transport.hosts)
         raise Stop
 
     monkeypatch.setattr(search_quality, "evaluate", evaluate)

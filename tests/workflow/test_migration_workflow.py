@@ -21,9 +21,10 @@ from doubles.loopback import LoopbackServer, openai_completion
 from evaluation.legacy_split import LegacyVocabulary
 from infra.constructs.migration import MigrationOptions
 from listing_vision import aws
+from listing_vision.config import get_settings
 from listing_vision.events import parse_event
 from listing_vision.realestate.features import SPLIT_FIELDS, split_visual_features
-from listing_vision.realestate.listings_index import ensure_split_mapping, get_docs, update_fields_guarded
+from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.migration_tasks import MigrationTask, run_task
 from listing_vision.realestate.phrase_store import PhraseStore
@@ -73,10 +74,10 @@ class Sandbox:
             retry_on_timeout=True,
         )
         return Migration(
-            search=search,
-            cache=VisionCache(table=self.table, client=client, sleep=lambda s: None),
-            index=self.index,
-            phrases=PhraseStore(table=self.phrases),
+            ListingsIndex(search, self.index),
+            VisionCache(table=self.table, client=client, sleep=lambda s: None),
+            PhraseStore(table=self.phrases),
+            get_settings().artifacts_bucket,
         )
 
     def run(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -131,8 +132,9 @@ def dynamodb_batch_get(zpid: str):
 
 def sources(box: Sandbox) -> dict[str, dict[str, Any]]:
     migration = box.migration()
-    migration.search.indices.refresh(index=box.index)
-    return {doc["_id"]: doc["_source"] for doc in migration.search.search(index=box.index, size=1000)["hits"]["hits"]}
+    migration.listings.refresh()
+    hits = migration.listings.client.search(index=box.index, size=1000)["hits"]["hits"]
+    return {doc["_id"]: doc["_source"] for doc in hits}
 
 
 def test_throttled_batches_are_retried_and_a_poisoned_batch_is_reported(sandbox: Sandbox) -> None:
@@ -228,14 +230,14 @@ def test_phrases_classified_once_then_a_forced_run_refreshes_the_amenities_safel
     # Given listings migrated by the split before the taxonomy (29 words), and a photo showing a phrase
     # the taxonomy does not know
     migration = sandbox.migration()
-    ensure_split_mapping(migration.search, sandbox.index)
-    docs = get_docs(migration.search, sandbox.index, sorted(sources(sandbox)))
+    migration.listings.ensure_split_mapping()
+    docs = migration.listings.get_docs(sorted(sources(sandbox)))
     cached = migration.cache.get_many(url for doc in docs.values() for url in doc.image_urls)
     legacy = [
         (doc, split_visual_features([cached[u].analysis for u in doc.image_urls if u in cached], LegacyVocabulary()))
         for doc in docs.values()
     ]
-    update_fields_guarded(migration.search, sandbox.index, [(doc, s.as_fields()) for doc, s in legacy])
+    migration.listings.update_fields_guarded([(doc, s.as_fields()) for doc, s in legacy])
     zpid = sorted(docs)[0]
     first_url = docs[zpid].image_urls[0]
     analysis = {"image_type": "exterior", "features": ["glass solarium", "front porch"], "confidence": "high"}

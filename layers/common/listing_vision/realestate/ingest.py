@@ -33,6 +33,7 @@ from listing_vision import aws
 from listing_vision.concurrency import thread_map
 from listing_vision.config import get_settings
 from listing_vision.embeddings.base import Embedder
+from listing_vision.embeddings.factory import get_embedder
 from listing_vision.errors import InvalidRequest, VisionError
 from listing_vision.imaging.decode import MEDIA_TYPES, load_image
 from listing_vision.observability import logger, metrics
@@ -41,7 +42,7 @@ from listing_vision.providers.vision_llm import AnthropicVision, VisionModel
 from listing_vision.realestate.features import feature_phrases, split_visual_features, visual_features_text
 from listing_vision.realestate.image_analysis import analyse
 from listing_vision.realestate.image_fetch import fetch_image
-from listing_vision.realestate.listings_index import get_docs, opensearch_client
+from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.phrase_store import PhraseStore
 from listing_vision.realestate.vision_cache import CachedImage, VisionCache
 
@@ -65,23 +66,28 @@ class IngestOutcome:
 
 
 class ListingIngest:
+    """Ingest over the stores it is given: the vision cache, the phrase cache (read) and the listings
+    index; `vision` None means no key, so nothing is analysed. `from_settings` builds the configured
+    ones (the handler, once per container)."""
+
     def __init__(
         self,
         embedder: Embedder,
-        vision: VisionModel | None = None,
-        cache: VisionCache | None = None,
-        search: Any = None,
-        index: str | None = None,
-        phrases: PhraseStore | None = None,
+        vision: VisionModel | None,
+        cache: VisionCache,
+        phrases: PhraseStore,
+        listings: ListingsIndex,
     ):
-        settings = get_settings()
         self.embedder = embedder
-        self.vision = vision if vision is not None else default_vision()
-        self.cache = cache or VisionCache()
-        self.phrases = phrases or PhraseStore()
-        self.search = search or opensearch_client()
-        self.index = index or settings.listings_index
-        self.concurrency = settings.ingest_concurrency
+        self.vision = vision
+        self.cache = cache
+        self.phrases = phrases
+        self.listings = listings
+        self.concurrency = get_settings().ingest_concurrency
+
+    @classmethod
+    def from_settings(cls) -> ListingIngest:
+        return cls(get_embedder(), default_vision(), VisionCache(), PhraseStore(), ListingsIndex.from_settings())
 
     # --- one document -------------------------------------------------------------------------
     def ingest(self, document: ListingDocument) -> IngestOutcome:
@@ -180,21 +186,11 @@ class ListingIngest:
         """Index the listing unless it is already exactly this (re-delivery changes nothing); a
         concurrent writer in between is detected by the version guard and the write is redone."""
         for _ in range(3):
-            existing = get_docs(self.search, self.index, [zpid]).get(zpid)
+            existing = self.listings.get_docs([zpid]).get(zpid)
             if existing is not None and existing.source == source:
                 return "unchanged"
             try:
-                if existing is None:
-                    self.search.index(index=self.index, id=zpid, body=source, op_type="create", refresh=True)
-                else:
-                    self.search.index(
-                        index=self.index,
-                        id=zpid,
-                        body=source,
-                        if_seq_no=existing.seq_no,
-                        if_primary_term=existing.primary_term,
-                        refresh=True,
-                    )
+                self.listings.put_guarded(zpid, source, over=existing)
                 return "indexed"
             except Exception as error:
                 if getattr(error, "status_code", None) != 409:
@@ -216,7 +212,7 @@ def parse_document(body: bytes) -> ListingDocument:
         ) from error
 
 
-def ingest_object(bucket: str, key: str, embedder: Embedder, **kwargs: Any) -> dict[str, Any]:
+def ingest_object(bucket: str, key: str, ingest: ListingIngest) -> dict[str, Any]:
     """One uploaded object: a listing document is ingested; anything else is recorded and skipped."""
     s3 = aws.client("s3")
     if not key.endswith(".json"):
@@ -231,5 +227,5 @@ def ingest_object(bucket: str, key: str, embedder: Embedder, **kwargs: Any) -> d
             Tagging={"TagSet": [{"Key": "ingest-status", "Value": "invalid"}, {"Key": "reason", "Value": error.code}]},
         )
         return {"key": key, "status": "invalid", "reason": error.code}
-    outcome = ListingIngest(embedder, **kwargs).ingest(document)
+    outcome = ingest.ingest(document)
     return {"key": key, **outcome.__dict__}

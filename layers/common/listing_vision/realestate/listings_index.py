@@ -1,4 +1,5 @@
-"""The OpenSearch index of listings (id = zpid): client and mapping."""
+"""The OpenSearch index of listings (id = zpid): the client, the mapping, and `ListingsIndex`, the
+one index's data-access object (every read and write the real-estate services make of it)."""
 
 from __future__ import annotations
 
@@ -53,12 +54,6 @@ def opensearch_client() -> OpenSearch:
         return _clients[url]
 
 
-def ensure_index(client: OpenSearch, name: str) -> None:
-    """Create the listings index with its mapping if missing (idempotent)."""
-    if not client.indices.exists(index=name):
-        client.indices.create(index=name, body={"mappings": LISTINGS_MAPPING})
-
-
 SPLIT_MAPPING: dict[str, Any] = {
     "properties": {
         "exterior_visual_features": {"type": "text"},
@@ -96,139 +91,164 @@ class WriteResult:
     error: str | None = None
 
 
-def ensure_split_mapping(client: OpenSearch, index: str) -> None:
-    """Add the three split fields to the mapping; running it again changes nothing."""
-    client.indices.put_mapping(index=index, body=SPLIT_MAPPING)
+class ListingsIndex:
+    """One index of listings on one cluster. Services are handed it (`from_settings` in handlers and
+    the CLI); tests and benches build it over other clients or indexes."""
 
+    def __init__(self, client: OpenSearch, name: str):
+        self.client = client
+        self.name = name
 
-def all_ids(client: OpenSearch, index: str) -> list[str]:
-    """Every listing id, sorted (samples are reproducible). Holds them all: for samples; anything
-    that visits every listing streams `iter_ids` instead."""
-    return list(iter_ids(client, index))
+    @classmethod
+    def from_settings(cls) -> ListingsIndex:
+        """The configured index, through the process-wide client."""
+        return cls(opensearch_client(), get_settings().listings_index)
 
+    def ensure_index(self) -> None:
+        """Create the listings index with its mapping if missing (idempotent)."""
+        if not self.client.indices.exists(index=self.name):
+            self.client.indices.create(index=self.name, body={"mappings": LISTINGS_MAPPING})
 
-def _sorted_hits(client: OpenSearch, index: str, source: bool, page: int) -> Iterator[dict[str, Any]]:
-    """Every hit in id order, one page at a time (`search_after` on `_id`): constant memory at any
-    size, and the order backups and plans use, so two such streams can be merged. OpenSearch 2.x
-    sorts on `_id` (`indices.id_field_data.enabled` defaults to true)."""
-    after: list[Any] | None = None
-    while True:
-        body: dict[str, Any] = {
-            "size": page,
-            "query": {"match_all": {}},
-            "sort": [{"_id": "asc"}],
-            "_source": source,
-            "seq_no_primary_term": source,
-        }
-        if after is not None:
-            body["search_after"] = after
-        hits = client.search(index=index, body=body)["hits"]["hits"]
-        yield from hits
-        if len(hits) < page:
-            return
-        after = hits[-1]["sort"]
+    def ensure_split_mapping(self) -> None:
+        """Add the three split fields to the mapping; running it again changes nothing."""
+        self.client.indices.put_mapping(index=self.name, body=SPLIT_MAPPING)
 
+    def refresh(self) -> None:
+        self.client.indices.refresh(index=self.name)
 
-def iter_ids(client: OpenSearch, index: str, page: int = 5_000) -> Iterator[str]:
-    """Every listing id in sorted order, streamed."""
-    for hit in _sorted_hits(client, index, source=False, page=page):
-        yield str(hit["_id"])
+    def count(self) -> int:
+        return int(self.client.count(index=self.name)["count"])
 
+    def all_ids(self) -> list[str]:
+        """Every listing id, sorted (samples are reproducible). Holds them all: for samples; anything
+        that visits every listing streams `iter_ids` instead."""
+        return list(self.iter_ids())
 
-def iter_docs_sorted(client: OpenSearch, index: str, page: int = 200) -> Iterator[ListingDoc]:
-    """Every listing with its version, in id order, a page in memory at a time."""
-    for hit in _sorted_hits(client, index, source=True, page=page):
-        yield ListingDoc(str(hit["_id"]), hit["_source"], hit["_seq_no"], hit["_primary_term"])
+    def _sorted_hits(self, source: bool, page: int) -> Iterator[dict[str, Any]]:
+        """Every hit in id order, one page at a time (`search_after` on `_id`): constant memory at any
+        size, and the order backups and plans use, so two such streams can be merged. OpenSearch 2.x
+        sorts on `_id` (`indices.id_field_data.enabled` defaults to true)."""
+        after: list[Any] | None = None
+        while True:
+            body: dict[str, Any] = {
+                "size": page,
+                "query": {"match_all": {}},
+                "sort": [{"_id": "asc"}],
+                "_source": source,
+                "seq_no_primary_term": source,
+            }
+            if after is not None:
+                body["search_after"] = after
+            hits = self.client.search(index=self.name, body=body)["hits"]["hits"]
+            yield from hits
+            if len(hits) < page:
+                return
+            after = hits[-1]["sort"]
 
+    def iter_ids(self, page: int = 5_000) -> Iterator[str]:
+        """Every listing id in sorted order, streamed."""
+        for hit in self._sorted_hits(source=False, page=page):
+            yield str(hit["_id"])
 
-def get_docs(
-    client: OpenSearch, index: str, zpids: list[str], source: list[str] | None = None
-) -> dict[str, ListingDoc]:
-    """Listings by id with their seq_no/primary_term (absent ids are left out)."""
-    found: dict[str, ListingDoc] = {}
-    for start in range(0, len(zpids), 500):
-        body = {"ids": zpids[start : start + 500]}
-        params = {"_source_includes": ",".join(source)} if source else {}
-        for doc in client.mget(index=index, body=body, params=params)["docs"]:
-            if doc.get("found"):
-                found[doc["_id"]] = ListingDoc(doc["_id"], doc["_source"], doc["_seq_no"], doc["_primary_term"])
-    return found
+    def iter_docs_sorted(self, page: int = 200) -> Iterator[ListingDoc]:
+        """Every listing with its version, in id order, a page in memory at a time."""
+        for hit in self._sorted_hits(source=True, page=page):
+            yield ListingDoc(str(hit["_id"]), hit["_source"], hit["_seq_no"], hit["_primary_term"])
 
+    def get_docs(self, zpids: list[str], source: list[str] | None = None) -> dict[str, ListingDoc]:
+        """Listings by id with their seq_no/primary_term (absent ids are left out)."""
+        found: dict[str, ListingDoc] = {}
+        for start in range(0, len(zpids), 500):
+            body = {"ids": zpids[start : start + 500]}
+            params = {"_source_includes": ",".join(source)} if source else {}
+            for doc in self.client.mget(index=self.name, body=body, params=params)["docs"]:
+                if doc.get("found"):
+                    found[doc["_id"]] = ListingDoc(doc["_id"], doc["_source"], doc["_seq_no"], doc["_primary_term"])
+        return found
 
-def scan_docs(client: OpenSearch, index: str) -> Iterator[ListingDoc]:
-    for hit in helpers.scan(client, index=index, query={"query": {"match_all": {}}}, seq_no_primary_term=True):
-        yield ListingDoc(hit["_id"], hit["_source"], hit["_seq_no"], hit["_primary_term"])
+    def scan_docs(self) -> Iterator[ListingDoc]:
+        for hit in helpers.scan(
+            self.client, index=self.name, query={"query": {"match_all": {}}}, seq_no_primary_term=True
+        ):
+            yield ListingDoc(hit["_id"], hit["_source"], hit["_seq_no"], hit["_primary_term"])
 
-
-def update_fields_guarded(
-    client: OpenSearch, index: str, updates: list[tuple[ListingDoc, dict[str, Any]]]
-) -> list[WriteResult]:
-    """Partial updates of the given fields only, each guarded by the version it was computed from."""
-    actions = [
-        {
-            "_op_type": "update",
-            "_index": index,
-            "_id": doc.zpid,
-            "if_seq_no": doc.seq_no,
-            "if_primary_term": doc.primary_term,
-            "doc": fields,
-        }
-        for doc, fields in updates
-    ]
-    return _bulk(client, index, actions)
-
-
-def replace_sources_guarded(
-    client: OpenSearch, index: str, replacements: list[tuple[ListingDoc, dict[str, Any]]]
-) -> list[WriteResult]:
-    """Whole-document re-index (how fields are removed without scripts), guarded by version."""
-    actions = [
-        {
-            "_op_type": "index",
-            "_index": index,
-            "_id": doc.zpid,
-            "if_seq_no": doc.seq_no,
-            "if_primary_term": doc.primary_term,
-            "_source": source,
-        }
-        for doc, source in replacements
-    ]
-    return _bulk(client, index, actions)
-
-
-def _bulk(client: OpenSearch, index: str, actions: list[dict[str, Any]]) -> list[WriteResult]:
-    """Bulk requests sent to the index's own `_bulk` path, so a role limited to the index suffices."""
-    if not actions:
-        return []
-    results = []
-    for ok, item in helpers.streaming_bulk(
-        client,
-        actions,
-        index=index,
-        raise_on_error=False,
-        raise_on_exception=False,
-        chunk_size=500,
-        max_retries=3,
-        initial_backoff=1,
-        max_backoff=5,
-    ):
-        outcome = next(iter(item.values()))
-        error = outcome.get("error")
-        results.append(
-            WriteResult(
-                str(outcome.get("_id")),
-                200 if ok else int(outcome.get("status", 500)),
-                (error.get("type") if isinstance(error, dict) else str(error)) if error else None,
+    def put_guarded(self, zpid: str, source: dict[str, Any], over: ListingDoc | None) -> None:
+        """Index one listing's whole source: created when `over` is None, else guarded by its version
+        (a concurrent writer makes the client raise its 409 conflict)."""
+        if over is None:
+            self.client.index(index=self.name, id=zpid, body=source, op_type="create", refresh=True)
+        else:
+            self.client.index(
+                index=self.name,
+                id=zpid,
+                body=source,
+                if_seq_no=over.seq_no,
+                if_primary_term=over.primary_term,
+                refresh=True,
             )
-        )
-    return results
 
+    def update_fields_guarded(self, updates: list[tuple[ListingDoc, dict[str, Any]]]) -> list[WriteResult]:
+        """Partial updates of the given fields only, each guarded by the version it was computed from."""
+        actions = [
+            {
+                "_op_type": "update",
+                "_index": self.name,
+                "_id": doc.zpid,
+                "if_seq_no": doc.seq_no,
+                "if_primary_term": doc.primary_term,
+                "doc": fields,
+            }
+            for doc, fields in updates
+        ]
+        return self._bulk(actions)
 
-def field_presence(client: OpenSearch, index: str, fields: tuple[str, ...]) -> dict[str, int]:
-    """The migration's monitoring figures: listings in all, and with each field (an `exists` filter)."""
-    aggs: dict[str, Any] = {name: {"filter": {"exists": {"field": name}}} for name in fields}
-    aggs["all_fields"] = {"filter": {"bool": {"filter": [{"exists": {"field": name}} for name in fields]}}}
-    response = client.search(index=index, body={"size": 0, "track_total_hits": True, "aggs": aggs})
-    figures = {name: int(response["aggregations"][name]["doc_count"]) for name in aggs}
-    figures["total"] = int(response["hits"]["total"]["value"])
-    return figures
+    def replace_sources_guarded(self, replacements: list[tuple[ListingDoc, dict[str, Any]]]) -> list[WriteResult]:
+        """Whole-document re-index (how fields are removed without scripts), guarded by version."""
+        actions = [
+            {
+                "_op_type": "index",
+                "_index": self.name,
+                "_id": doc.zpid,
+                "if_seq_no": doc.seq_no,
+                "if_primary_term": doc.primary_term,
+                "_source": source,
+            }
+            for doc, source in replacements
+        ]
+        return self._bulk(actions)
+
+    def _bulk(self, actions: list[dict[str, Any]]) -> list[WriteResult]:
+        """Bulk requests sent to the index's own `_bulk` path, so a role limited to the index suffices."""
+        if not actions:
+            return []
+        results = []
+        for ok, item in helpers.streaming_bulk(
+            self.client,
+            actions,
+            index=self.name,
+            raise_on_error=False,
+            raise_on_exception=False,
+            chunk_size=500,
+            max_retries=3,
+            initial_backoff=1,
+            max_backoff=5,
+        ):
+            outcome = next(iter(item.values()))
+            error = outcome.get("error")
+            results.append(
+                WriteResult(
+                    str(outcome.get("_id")),
+                    200 if ok else int(outcome.get("status", 500)),
+                    (error.get("type") if isinstance(error, dict) else str(error)) if error else None,
+                )
+            )
+        return results
+
+    def field_presence(self, fields: tuple[str, ...]) -> dict[str, int]:
+        """The migration's monitoring figures: listings in all, and with each field (an `exists` filter)."""
+        aggs: dict[str, Any] = {name: {"filter": {"exists": {"field": name}}} for name in fields}
+        aggs["all_fields"] = {"filter": {"bool": {"filter": [{"exists": {"field": name}} for name in fields]}}}
+        response = self.client.search(index=self.name, body={"size": 0, "track_total_hits": True, "aggs": aggs})
+        figures = {name: int(response["aggregations"][name]["doc_count"]) for name in aggs}
+        figures["total"] = int(response["hits"]["total"]["value"])
+        return figures

@@ -23,7 +23,7 @@ from typing import Any
 from listing_vision import aws
 from listing_vision.events import parse_event
 from listing_vision.realestate.features import SPLIT_FIELDS
-from listing_vision.realestate.listings_index import field_presence
+from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.migration_tasks import (
     ClassifyPhrasesRequest,
@@ -70,12 +70,12 @@ def _event(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_here(args: argparse.Namespace) -> dict[str, Any]:
-    migration = Migration()
+    migration = Migration.from_settings()
     event = _event(args)
     operation = event["operation"]
     zpids = event.get("zpids")
     if operation in ("execute", "rollback"):
-        total = len(zpids) if zpids else migration.search.count(index=migration.index)["count"]
+        total = len(zpids) if zpids else migration.listings.count()
         bar = _bar(total, operation)
         try:
             if operation == "execute":
@@ -115,21 +115,21 @@ def run_on_step_functions(args: argparse.Namespace, poll_s: float = 2.0) -> dict
         "executionArn"
     ]
     print(f"started {execution}", file=sys.stderr, flush=True)
-    migration = Migration()
-    total = migration.search.count(index=migration.index)["count"]
+    listings = ListingsIndex.from_settings()  # the run's progress: listings with all three fields
+    total = listings.count()
     bar = (
         _bar(total, f"{event['operation']} (listings with all three fields)")
         if event["operation"] in ("execute", "rollback")
         else None
     )
-    shown = field_presence(migration.search, migration.index, SPLIT_FIELDS)["all_fields"] if bar else 0
+    shown = listings.field_presence(SPLIT_FIELDS)["all_fields"] if bar else 0
     if bar and event["operation"] == "execute":
         bar.update(shown)
     try:
         while True:
             described = sfn.describe_execution(executionArn=execution)
             if bar:
-                now = field_presence(migration.search, migration.index, SPLIT_FIELDS)["all_fields"]
+                now = listings.field_presence(SPLIT_FIELDS)["all_fields"]
                 delta = now - shown if event["operation"] == "execute" else shown - now
                 if delta > 0:
                     bar.update(delta)

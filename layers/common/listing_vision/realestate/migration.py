@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
-from opensearchpy import OpenSearch
 from opensearchpy.exceptions import TransportError
 
 from listing_vision.config import get_settings
@@ -50,19 +49,7 @@ from listing_vision.observability import logger
 from listing_vision.realestate import artifacts
 from listing_vision.realestate.backups import BackupReader, merge_by_id, write_backup, write_manifest, write_part
 from listing_vision.realestate.features import SPLIT_FIELDS, feature_phrases, split_visual_features
-from listing_vision.realestate.listings_index import (
-    ListingDoc,
-    WriteResult,
-    all_ids,
-    ensure_split_mapping,
-    field_presence,
-    get_docs,
-    iter_docs_sorted,
-    iter_ids,
-    opensearch_client,
-    replace_sources_guarded,
-    update_fields_guarded,
-)
+from listing_vision.realestate.listings_index import ListingDoc, ListingsIndex, WriteResult
 from listing_vision.realestate.phrase_store import PhraseStore
 from listing_vision.realestate.taxonomy import load_taxonomy
 from listing_vision.realestate.vision_cache import VisionCache, coverage_of
@@ -141,25 +128,24 @@ def split_outcome(doc: ListingDoc, fields: dict[str, str] | None) -> Outcome:
 
 
 class Migration:
-    def __init__(
-        self,
-        search: OpenSearch | None = None,
-        cache: VisionCache | None = None,
-        index: str | None = None,
-        phrases: PhraseStore | None = None,
-    ):
-        settings = get_settings()
-        self.search = search or opensearch_client()
-        self.cache = cache or VisionCache()
-        self.phrases = phrases or PhraseStore()
-        self.index = index or settings.listings_index
-        self.artifacts_bucket = settings.artifacts_bucket
+    """Every operation, over the stores it is given (`from_settings` builds the configured ones)."""
+
+    def __init__(self, listings: ListingsIndex, cache: VisionCache, phrases: PhraseStore, artifacts_bucket: str):
+        self.listings = listings
+        self.cache = cache
+        self.phrases = phrases
+        self.artifacts_bucket = artifacts_bucket  # plans, batch records and default backups
+
+    @classmethod
+    def from_settings(cls) -> Migration:
+        """The configured stores: what the handler builds once per container, and the CLI."""
+        return cls(ListingsIndex.from_settings(), VisionCache(), PhraseStore(), get_settings().artifacts_bucket)
 
     # --- reading ------------------------------------------------------------------------------
     def _sample(self, sample: int | None, zpids: list[str] | None, seed: int) -> list[str]:
         if zpids:
             return list(dict.fromkeys(str(z) for z in zpids))
-        ids = all_ids(self.search, self.index)
+        ids = self.listings.all_ids()
         if sample is None or sample >= len(ids):
             return ids
         return sorted(random.Random(seed).sample(ids, sample))
@@ -168,7 +154,7 @@ class Migration:
         """The listed zpids, or every listing's, streamed in id order."""
         if zpids:
             return iter(dict.fromkeys(str(z) for z in zpids))
-        return iter_ids(self.search, self.index)
+        return self.listings.iter_ids()
 
     def _split_for(self, docs: Iterable[ListingDoc]) -> tuple[dict[str, tuple[str, dict[str, str] | None]], int]:
         """zpid → (coverage, the three fields or None when nothing of the listing is cached), and how
@@ -188,7 +174,7 @@ class Migration:
     # --- coverage and dry run -------------------------------------------------------------------
     def coverage(self, sample: int | None = 100, zpids: list[str] | None = None, seed: int = 0) -> dict[str, Any]:
         chosen = self._sample(sample, zpids, seed)
-        docs = get_docs(self.search, self.index, chosen, source=["image_vectors"])
+        docs = self.listings.get_docs(chosen, source=["image_vectors"])
         cached = self.cache.get_many(url for doc in docs.values() for url in doc.image_urls)
         listings: Counter[str] = Counter()
         images = cached_images = 0
@@ -239,7 +225,7 @@ class Migration:
         """Before and after for each chosen listing, with what an execute (forced or not) would do
         with it, decided as execute decides (`to_split`, `split_outcome`); writes nothing."""
         chosen = self._sample(sample, zpids, seed)
-        docs = get_docs(self.search, self.index, chosen)
+        docs = self.listings.get_docs(chosen)
         splits, _ = self._split_for(doc for doc in docs.values() if to_split(doc, force))
         rows: list[dict[str, Any]] = []
         for zpid in chosen:
@@ -260,13 +246,13 @@ class Migration:
     # --- backup -----------------------------------------------------------------------------------
     def backup_location(self, destination: str | None = None) -> str:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        return destination or f"s3://{self.artifacts_bucket}/backups/{self.index}-{stamp}.jsonl"
+        return destination or f"s3://{self.artifacts_bucket}/backups/{self.listings.name}-{stamp}.jsonl"
 
     def backup(self, destination: str | None = None, part_size: int = 500) -> dict[str, Any]:
         """Every listing's full source in id order, as JSONL parts of `part_size` listings and a manifest
         of their checksums (see `backups`); streamed, a page of listings in memory at a time."""
         location = self.backup_location(destination)
-        manifest = write_backup(location, self.index, iter_docs_sorted(self.search, self.index), part_size)
+        manifest = write_backup(location, self.listings.name, self.listings.iter_docs_sorted(), part_size)
         return {
             "operation": "backup",
             **{k: v for k, v in manifest.items() if k != "parts"},
@@ -279,7 +265,7 @@ class Migration:
 
         def docs() -> Iterator[ListingDoc]:
             for group in batches(ordered, 100):
-                found = get_docs(self.search, self.index, group)
+                found = self.listings.get_docs(group)
                 yield from (found[zpid] for zpid in group if zpid in found)
 
         with throttling_as_retryable():
@@ -289,7 +275,7 @@ class Migration:
     def finish_backup(self, destination: str, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """The manifest of a fanned-out backup, from its batches' parts (only when every batch wrote one)."""
         parts = [row["part"] for row in rows if not row.get("failed") and row.get("part")]
-        manifest = write_manifest(destination, self.index, parts)
+        manifest = write_manifest(destination, self.listings.name, parts)
         return {k: v for k, v in manifest.items() if k != "parts"} | {"parts": len(parts)}
 
     @staticmethod
@@ -318,7 +304,7 @@ class Migration:
         if not 1 <= batch_size <= 1000:
             raise InvalidRequest("batch_size must be between 1 and 1000.", code="invalid_batch_size")
         if operation == "execute":
-            ensure_split_mapping(self.search, self.index)
+            self.listings.ensure_split_mapping()
         run_id = run_id or f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         counted = Counter[str]()
 
@@ -386,7 +372,7 @@ class Migration:
         report = BatchReport()
         pending = list(dict.fromkeys(str(z) for z in zpids))
         for round_number in range(MAX_CONFLICT_ROUNDS):
-            docs = get_docs(self.search, self.index, pending)
+            docs = self.listings.get_docs(pending)
             report.counts["not_found"] += len(set(pending) - set(docs)) if round_number == 0 else 0
             todo = [doc for doc in docs.values() if to_split(doc, force)]  # only the three fields are written
             if round_number == 0:
@@ -404,7 +390,7 @@ class Migration:
                     report.counts[outcome] += 1  # nothing cached; or forced, and it comes out the same: no write
                     continue
                 updates.append((doc, fields))
-            conflicts = report.tally(update_fields_guarded(self.search, self.index, updates), "updated")
+            conflicts = report.tally(self.listings.update_fields_guarded(updates), "updated")
             if not conflicts:
                 break
             report.counts["conflicts_retried"] += len(conflicts)
@@ -424,7 +410,7 @@ class Migration:
         progress: Progress | None = None,
     ) -> dict[str, Any]:
         """All (or the listed) listings, batch by batch, in this process (the CLI's path)."""
-        ensure_split_mapping(self.search, self.index)
+        self.listings.ensure_split_mapping()
         total = BatchReport()
         listings = 0
         for group in batches(self._ids(zpids), batch_size):
@@ -441,19 +427,19 @@ class Migration:
         """The success criteria: ≥ 90 % of listings with all three fields, and (given a backup)
         no field other than the three changed on any listing. Fails (passed=false) otherwise.
         With `zpids` (a run over chosen listings) the criteria apply to those listings only."""
-        self.search.indices.refresh(index=self.index)
+        self.listings.refresh()
         listings: Iterable[ListingDoc]
         saved: Iterable[tuple[str, dict[str, Any]]]
         if zpids:
             chosen = sorted(dict.fromkeys(str(z) for z in zpids))  # id order, as merge_by_id needs
-            found = get_docs(self.search, self.index, chosen)
+            found = self.listings.get_docs(chosen)
             listings = [found[zpid] for zpid in chosen if zpid in found]
             figures = _presence(listings)
             sources = BackupReader(backup).sources_for(chosen) if backup else {}
             saved = sorted(sources.items())
         else:
-            figures = field_presence(self.search, self.index, SPLIT_FIELDS)
-            listings = iter_docs_sorted(self.search, self.index)
+            figures = self.listings.field_presence(SPLIT_FIELDS)
+            listings = self.listings.iter_docs_sorted()
             saved = BackupReader(backup).rows() if backup else iter(())
         total = figures["total"]
         fraction = figures["all_fields"] / total if total else 0.0
@@ -531,7 +517,7 @@ class Migration:
         report = BatchReport()
         pending = list(dict.fromkeys(str(z) for z in zpids))
         for _ in range(MAX_CONFLICT_ROUNDS):
-            docs = get_docs(self.search, self.index, pending)
+            docs = self.listings.get_docs(pending)
             replacements = []
             for doc in docs.values():
                 if mode == "restore":
@@ -546,7 +532,7 @@ class Migration:
                     report.counts["unchanged"] += 1
                     continue
                 replacements.append((doc, target))
-            conflicts = report.tally(replace_sources_guarded(self.search, self.index, replacements), "rolled_back")
+            conflicts = report.tally(self.listings.replace_sources_guarded(replacements), "rolled_back")
             if not conflicts:
                 break
             report.counts["conflicts_retried"] += len(conflicts)
@@ -582,10 +568,10 @@ class Migration:
     def compare_with_backup(self, backup: BackupReader, ignore_split: bool = False) -> dict[str, Any]:
         """Every listing's source against the backup (both streamed in id order): identical, or
         identical but for the three fields."""
-        self.search.indices.refresh(index=self.index)
+        self.listings.refresh()
         differing, missing = _Tally(20), _Tally(20)
         compared = extra = 0
-        for zpid, doc, saved in merge_by_id(iter_docs_sorted(self.search, self.index), backup.rows()):
+        for zpid, doc, saved in merge_by_id(self.listings.iter_docs_sorted(), backup.rows()):
             if doc is None:
                 missing.add(zpid)
                 continue

@@ -12,8 +12,8 @@ The state machine (infra/constructs/migration.py) invokes the migration function
   finish              {"operation": "finish", "request": <the execution's state: request, plan, batches>}
 
 The handler parses the event into `MigrationTask` (one model per operation, told apart by
-`operation`) and calls `run_task`. Unknown operations and malformed fields are refused with
-`invalid_event` before anything runs.
+`operation`) and calls `run_task` with the migration it built once per container. Unknown
+operations and malformed fields are refused with `invalid_event` before anything runs.
 """
 
 from __future__ import annotations
@@ -186,9 +186,9 @@ MigrationTask = Annotated[
 ]
 
 
-def run_task(task: BaseModel, migration: Migration | None = None) -> dict[str, Any]:
-    """Run one parsed task (see the module's docstring) and return its JSON result."""
-    migration = migration or Migration()
+def run_task(task: BaseModel, migration: Migration) -> dict[str, Any]:
+    """Run one parsed task (see the module's docstring) over the migration's stores and return its
+    JSON result."""
     if isinstance(task, CoverageRequest):
         return migration.coverage(sample=task.sample, zpids=task.zpids)
     if isinstance(task, DryRunRequest):
