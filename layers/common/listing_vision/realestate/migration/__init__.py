@@ -1,0 +1,87 @@
+"""The visual-features migration: split each listing's aggregated text into exterior, interior and
+amenities fields from the cached per-image analyses, without re-analysing a single image.
+
+Operations (each a Step Functions execution and a CLI command, see `migrate.py`; the task protocol
+is `migration_tasks.py`), and the module of this package that holds each:
+  coverage  (preview)   how much of a sample the cache covers (full / partial / none), and how many
+                        of its feature phrases are classified (taxonomy, phrase cache, offline rule)
+  dry_run   (preview)   before and after for a sample or listed zpids, and what execute would do
+                        with each (decided as execute decides); writes nothing
+  backup    (backup)    every listing's source as JSONL parts (S3 or a path) with a manifest of
+                        checksums
+  plan      (plan)      the batches of zpids an execute (or rollback) fans out over, as an S3
+                        manifest; and the batches' records under the run, which `finish` adds up
+  execute   (execute)   write the three fields, batch by batch; resumable (migrated listings are
+                        skipped unless forced; a forced listing whose fields come out the same is
+                        not written); every write is guarded by the version it was computed from
+  verify    (verify)    listings with each field (the success figure), spot checks, and proof
+                        nothing else changed; of the listed zpids only, after a run over listed zpids
+  rollback  (rollback)  remove the three fields, or restore sources exactly from a backup, then
+                        prove it (`compare_with_backup`)
+What the jobs share (the stores and the reading helpers, the batch report, the errors the state
+machine retries on) is in `common`. `Migration` is every operation over the stores it is given.
+
+Every operation that visits every listing streams it in id order, a page at a time, so memory does
+not grow with the index: plans are written an item at a time, backups a part at a time, and
+verify and rollback merge the index with the backup as two sorted streams (`backups.merge_by_id`).
+
+Only the three split fields are ever written; any other field of a listing stays byte-identical.
+A listing that changed between our read and our write is re-read and recomputed (optimistic
+concurrency), never overwritten. The split's classes of phrases the taxonomy does not know are
+read from the phrase cache in one bulk per batch; the migration never calls a model (the
+`classify_phrases` operation, run before, does: `phrase_classification.py`).
+"""
+
+from __future__ import annotations
+
+from listing_vision.config import get_settings
+from listing_vision.realestate.listings_index import ListingsIndex
+from listing_vision.realestate.migration.backup import Backup
+from listing_vision.realestate.migration.common import (
+    MAX_CONFLICT_ROUNDS,
+    THROTTLING_CODES,
+    BatchFailed,
+    BatchReport,
+    MigrationBase,
+    Progress,
+    Throttled,
+    batches,
+    strip_split,
+    throttling_as_retryable,
+)
+from listing_vision.realestate.migration.execute import Execute, Outcome, split_outcome, to_split
+from listing_vision.realestate.migration.plan import Plan
+from listing_vision.realestate.migration.preview import WOULD, Preview
+from listing_vision.realestate.migration.rollback import Rollback
+from listing_vision.realestate.migration.verify import SUCCESS_FRACTION, Verify
+from listing_vision.realestate.phrase_store import PhraseStore
+from listing_vision.realestate.vision_cache import VisionCache
+
+
+class Migration(Preview, Backup, Plan, Execute, Verify, Rollback):
+    """Every operation, over the stores it is given (`MigrationBase`)."""
+
+    @classmethod
+    def from_settings(cls) -> Migration:
+        """The configured stores: what the handler builds once per container, and the CLI."""
+        return cls(ListingsIndex.from_settings(), VisionCache(), PhraseStore(), get_settings().artifacts_bucket)
+
+
+__all__ = [
+    "MAX_CONFLICT_ROUNDS",
+    "SUCCESS_FRACTION",
+    "THROTTLING_CODES",
+    "WOULD",
+    "BatchFailed",
+    "BatchReport",
+    "Migration",
+    "MigrationBase",
+    "Outcome",
+    "Progress",
+    "Throttled",
+    "batches",
+    "split_outcome",
+    "strip_split",
+    "throttling_as_retryable",
+    "to_split",
+]

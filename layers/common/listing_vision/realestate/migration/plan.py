@@ -1,0 +1,97 @@
+"""plan: the batches of zpids an execute, rollback or backup fans out over, written as an S3
+manifest for the Map state; and the batches' records under the run, which `finish` reads back."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from listing_vision.errors import InvalidRequest
+from listing_vision.realestate import artifacts
+from listing_vision.realestate.migration.common import MigrationBase, batches
+
+
+class Plan(MigrationBase):
+    def plan(
+        self,
+        batch_size: int = 100,
+        zpids: list[str] | None = None,
+        run_id: str | None = None,
+        operation: str = "execute",
+        options: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Write the batches as a JSON array manifest for the Map state's S3 ItemReader."""
+        if not 1 <= batch_size <= 1000:
+            raise InvalidRequest("batch_size must be between 1 and 1000.", code="invalid_batch_size")
+        if operation == "execute":
+            self.listings.ensure_split_mapping()
+        run_id = run_id or f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+        counted = Counter[str]()
+
+        def manifest() -> Iterator[bytes]:
+            # A JSON array, one item a line: the ItemReader reads it whole, `recorded_batches` a line at a time.
+            yield b"["
+            for number, group in enumerate(batches(self._ids(zpids), batch_size)):
+                item = {"run_id": run_id, "operation": f"{operation}_batch", "batch": number, "zpids": group}
+                yield (b"\n" if number == 0 else b",\n") + json.dumps(item | (options or {})).encode()
+                counted["listings"] += len(group)
+                counted["batches"] += 1
+            yield b"\n]\n"
+
+        key = f"migrations/{run_id}/manifest.json"
+        artifacts.write_stream(f"s3://{self.artifacts_bucket}/{key}", manifest(), "application/json")
+        return {
+            "operation": "plan",
+            "run_id": run_id,
+            "listings": counted["listings"],
+            "batches": counted["batches"],
+            "manifest": {"bucket": self.artifacts_bucket, "key": key},
+            "results_prefix": f"migrations/{run_id}/results",
+        }
+
+    def record_batch(self, run_id: str, batch: int, result: dict[str, Any]) -> None:
+        """Each completed batch leaves its result under the run, for `finish` and for audit."""
+        location = f"s3://{self.artifacts_bucket}/migrations/{run_id}/batches/{batch:05d}.json"
+        artifacts.write_bytes(location, json.dumps(result).encode(), "application/json")
+
+    @staticmethod
+    def planned_batches(manifest: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """The plan's items, a line at a time (plans write one item a line; an older one-line array is read whole)."""
+        pending = b""
+        for chunk in artifacts.read_chunks(f"s3://{manifest['bucket']}/{manifest['key']}"):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                yield from _plan_items(line)
+        yield from _plan_items(pending)
+
+    def recorded_batches(self, run_id: str, manifest: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """Every planned batch's result, streamed; a batch with no record failed (its retries and Catch ran out)."""
+        for item in self.planned_batches(manifest):
+            location = f"s3://{self.artifacts_bucket}/migrations/{run_id}/batches/{item['batch']:05d}.json"
+            try:
+                yield json.loads(artifacts.read_bytes(location))
+            except (ClientError, FileNotFoundError):
+                yield (
+                    {
+                        "batch": item["batch"],
+                        "zpids": item["zpids"],
+                        "failed": True,
+                        "error": {"Error": "no result recorded"},
+                    }
+                )
+
+
+def _plan_items(line: bytes) -> Iterator[dict[str, Any]]:
+    text = line.strip().rstrip(b",")
+    if text in (b"", b"[", b"]"):
+        return
+    if text.startswith(b"["):  # a plan written as one line
+        yield from json.loads(text)
+        return
+    yield json.loads(text)
