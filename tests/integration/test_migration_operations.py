@@ -194,10 +194,15 @@ def test_verify_and_restore_stream_the_index_against_the_backups_parts(migration
     reader._checked_lines = recording  # type: ignore[method-assign]
     assert set(reader.sources_for(sorted(before)[8:11])) == set(sorted(before)[8:11])
     assert read == [str(tmp_path / "b.jsonl.parts" / "00002.jsonl")]
-    # And a whole restore puts back every listing the index still has, as the backup holds it
+    # And a whole restore puts back every listing the index still has as the backup holds it, but
+    # the one whose price changed since: a newer write, which it lists and leaves alone
+    changed_source = all_sources(migration)[changed]
     result = migration.rollback("restore", backup=location, batch_size=7)
-    assert result["proof"]["missing"] == [deleted] and result["proof"]["differing_count"] == 0
-    assert all_sources(migration) == {z: s for z, s in before.items() if z != deleted}
+    assert result["counts"]["changed_since_backup"] == 1 and result["left_alone"] == [changed]
+    assert result["proof"]["missing"] == [deleted] and result["proof"]["differing"] == [changed]
+    restored = all_sources(migration)
+    assert restored.pop(changed) == changed_source and changed_source["price"] == 1
+    assert restored == {z: s for z, s in before.items() if z not in (deleted, changed)}
 
 
 def test_a_concurrent_write_is_never_clobbered(migration: Migration) -> None:

@@ -296,6 +296,15 @@ def test_phrases_classified_once_then_a_forced_run_refreshes_the_amenities_safel
         assert {k: v for k, v in after[z].items() if k not in SPLIT_FIELDS} == {
             k: v for k, v in before[z].items() if k not in SPLIT_FIELDS
         }
-    # And a restore from the backup puts every listing back exactly
+    # And a restore from the backup, after an ingest update to one listing, puts every other listing
+    # back exactly and leaves the updated one alone, naming it
+    listings = sandbox.migration().listings
+    newer = sorted(after)[3]
+    listings.client.update(index=sandbox.index, id=newer, body={"doc": {"price": 7}}, refresh=True)
+    updated = sources(sandbox)[newer]
     rolled = json.loads(sandbox.run({"operation": "rollback", "mode": "restore", "backup": backup})["output"])
-    assert rolled["proof"]["identical"] is True and sources(sandbox) == before
+    assert rolled["left_alone"] == [newer] and rolled["counts"]["changed_since_backup"] == 1
+    assert rolled["proof"]["differing"] == [newer]
+    restored = sources(sandbox)
+    assert restored.pop(newer) == updated
+    assert restored == {z: source for z, source in before.items() if z != newer}

@@ -29,6 +29,7 @@ from listing_vision.observability import metrics
 from listing_vision.realestate import artifacts
 from listing_vision.realestate.backups import BackupReader
 from listing_vision.realestate.migration import BatchFailed, Migration
+from listing_vision.realestate.migration.common import LEFT_ALONE_SHOWN
 from listing_vision.realestate.phrase_classification import classify_phrases
 
 
@@ -284,9 +285,11 @@ def summarise_batches(rows: Iterable[dict[str, Any]], parts: list[dict[str, Any]
     """Add up the batches' results, streamed (a backup's parts are collected into `parts`)."""
     counts: Counter[str] = Counter()
     failed = []
+    left_alone: list[str] = []
     batches = 0
     for row in rows:
         batches += 1
+        left_alone += (row.get("left_alone") or [])[: LEFT_ALONE_SHOWN - len(left_alone)]
         if parts is not None and row.get("part") and not row.get("failed"):
             parts.append(row["part"])
         if row.get("failed"):
@@ -298,7 +301,8 @@ def summarise_batches(rows: Iterable[dict[str, Any]], parts: list[dict[str, Any]
                 }
             )
         counts.update(row.get("counts") or {})
-    return {"batches": batches, "batches_failed": len(failed), "failed_batches": failed[:20], "counts": dict(counts)}
+    summary = {"batches": batches, "batches_failed": len(failed), "failed_batches": failed[:20], "counts": dict(counts)}
+    return summary | ({"left_alone": left_alone} if left_alone else {})
 
 
 def finish(state: RunState, migration: Migration) -> dict[str, Any]:

@@ -24,20 +24,26 @@ MAX_CONFLICT_ROUNDS = 5
 Progress = Callable[[int], None]
 
 
+LEFT_ALONE_SHOWN = 20  # zpids a report lists (all are counted)
+
+
 @dataclass
 class BatchReport:
     """What one batch did. Counts add up across batches (`merge`)."""
 
     counts: Counter[str] = field(default_factory=Counter)
     failed: dict[str, str] = field(default_factory=dict)
+    left_alone: list[str] = field(default_factory=list)  # changed by someone else since the backup
 
     def merge(self, other: BatchReport) -> BatchReport:
         self.counts.update(other.counts)
         self.failed.update(other.failed)
+        self.left_alone += other.left_alone
         return self
 
     def to_json(self) -> dict[str, Any]:
-        return {"counts": dict(self.counts), "failed": self.failed}
+        shown = {"left_alone": self.left_alone[:LEFT_ALONE_SHOWN]} if self.left_alone else {}
+        return {"counts": dict(self.counts), "failed": self.failed, **shown}
 
     def tally(self, results: Iterable[WriteResult], written: str) -> list[str]:
         """Count guarded writes (`written` for each success; a listing deleted meanwhile is

@@ -1,4 +1,4 @@
-"""rollback: remove the three fields, or restore sources exactly from a backup, then prove it
+"""rollback: remove the three fields, or restore sources from a backup (never undoing a newer write), then prove it
 (`compare_with_backup`, which `finish` also runs after a fanned-out rollback). Every write is
 guarded by version; a conflict is re-read and redone."""
 
@@ -28,8 +28,10 @@ class Rollback(MigrationBase):
         backup_sources: dict[str, dict[str, Any]] | None = None,
     ) -> BatchReport:
         """Remove the three fields (re-indexing the source without them, since there are no
-        scripts) or put back the backup's source, each write guarded by version. A restoring batch
-        reads only the backup parts its zpids fall in."""
+        scripts) or put back the backup's source, each write guarded by version. A restore writes a
+        listing only while it still holds what the migration left (the backup's fields, the three
+        split fields aside); one changed since is counted `changed_since_backup`, listed in
+        `left_alone` and not written. A restoring batch reads only the backup parts its zpids fall in."""
         if mode == "restore" and backup_sources is None:
             if not backup:
                 raise InvalidRequest("rollback mode 'restore' needs a backup location.", code="backup_required")
@@ -46,6 +48,12 @@ class Rollback(MigrationBase):
                         report.counts["not_in_backup"] += 1
                         continue
                     target = backup_sources[doc.zpid]
+                    if strip_split(doc.source) != strip_split(target):
+                        # Changed since the backup in fields the migration never writes (an ingest
+                        # update): a newer write, which a restore must not undo. Listed, left alone.
+                        report.counts["changed_since_backup"] += 1
+                        report.left_alone.append(doc.zpid)
+                        continue
                 else:
                     target = strip_split(doc.source)
                 if target == doc.source:
