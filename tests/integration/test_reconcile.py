@@ -7,15 +7,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from listing_vision import aws
+from listing_vision.config import get_settings
 from listing_vision.embeddings.factory import get_embedder
 from listing_vision.jewelry import storage
 from listing_vision.jewelry.claims import new_owner
+from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.jewelry.uploads import UploadIndexer
-from listing_vision.jewelry.vector_index import vector_id
+from listing_vision.jewelry.vector_index import VectorIndex, vector_id
 from local.stack import LocalStack
-from tests.images import fresh_image
+from tests.images import fresh_image, resized_copy
 from tests.isolated_catalogue import Catalogue, isolated_catalogue
 
 
@@ -103,3 +106,52 @@ def test_each_disagreement_is_found_then_repaired(catalogue: Catalogue) -> None:
 def test_the_local_stack_reconciles_at_start(local_stack: LocalStack) -> None:
     # The session's stack ran the reconcile function when it started, over every storefront
     assert [report["website"] for report in local_stack.reconciled["reports"]] == ["alya", "blysk"]
+
+
+def test_the_reconcile_function_repairs_each_storefront_of_the_stack(local_stack: LocalStack) -> None:
+    s3, settings = aws.client("s3"), get_settings()
+    index = VectorIndex(settings.milvus_collection)
+    lost, gone, unrecorded = {}, {}, {}
+    for offset, website in enumerate(("alya", "blysk")):
+        bucket = settings.bucket_for(website)  # type: ignore[arg-type]
+
+        def store(data: bytes, website: str = website) -> str:
+            answer = requests.post(
+                f"{local_stack.url}/image_similarity_search",
+                files={"file": ("piece.jpg", data, "image/jpeg")},
+                data={"website": website},
+                timeout=30,
+            )
+            assert answer.status_code == 200 and answer.json()["duplicate_found"] is False, answer.text
+            return storage.sha256_hex(data)
+
+        # Given, in each storefront, a photo whose vector was lost and one whose object was deleted
+        lost[website] = store(fresh_image(82_000 + 10 * offset))
+        index.delete(vector_id(website, lost[website]))
+        gone[website] = store(fresh_image(82_001 + 10 * offset))
+        s3.delete_object(Bucket=bucket, Key=storage.catalogue_key(gone[website], "JPEG"))
+        # and objects written while the upload trigger was off: a new photo, and a smaller copy of a stored one
+        saved = s3.get_bucket_notification_configuration(Bucket=bucket)
+        saved.pop("ResponseMetadata", None)
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+        original = fresh_image(82_002 + 10 * offset)
+        store(original)
+        keys = [f"incoming/{offset}{'d' * 31}.jpg", f"incoming/{offset}{'e' * 31}.jpg"]
+        for key, data in zip(keys, (fresh_image(82_003 + 10 * offset), resized_copy(original)), strict=True):
+            s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="image/jpeg")
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=saved)
+        unrecorded[website] = keys
+    # When the reconcile function runs, as its hourly schedule runs it
+    result = local_stack.router.call("dedupe-reconcile", {})
+    # Then in each storefront the vector is back, the dangling record is gone, and the new photo is
+    # indexed while the copy is recorded as a duplicate of its original
+    for website in ("alya", "blysk"):
+        bucket = settings.bucket_for(website)  # type: ignore[arg-type]
+        assert index.has(vector_id(website, lost[website]))
+        assert CatalogueStores.from_settings().claims.get(website, gone[website]) is None
+        statuses = [
+            {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}.get("dedupe-status")
+            for key in unrecorded[website]
+        ]
+        assert statuses == ["indexed", "duplicate"]
+    assert [report["website"] for report in result["reports"]] == ["alya", "blysk"]

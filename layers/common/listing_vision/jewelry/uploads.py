@@ -170,7 +170,8 @@ class UploadIndexer:
             elif existing is None:
                 claimed.append(candidate)
             elif existing.path == candidate.path and self._has_vector(website, candidate.sha256):
-                self._tag(bucket, key, {STATUS_TAG: "indexed"})  # a run that died after storing never tagged it
+                if not key.startswith(storage.CATALOGUE_PREFIX):  # an API upload's status is its record
+                    self._tag(bucket, key, {STATUS_TAG: "indexed"})  # a run that died after storing never tagged it
                 outcomes[key] = IndexOutcome(bucket, key, "already_indexed")
             elif existing.path == candidate.path:
                 restore.append(candidate)
