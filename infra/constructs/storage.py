@@ -32,7 +32,8 @@ class Storage(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            # S3's log delivery writes under a bucket policy (cdk.json's serverAccessLogsUseBucketPolicy), no ACLs.
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=self.removal,
             auto_delete_objects=not retain,
         )

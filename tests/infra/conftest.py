@@ -1,6 +1,7 @@
 """The CDK stack synthesized once per session with cdk-nag on, without building the layer (an empty
 asset stands in for it), from a deployment configuration naming the same stores the local stack
-uses, so the template's names line up with what the local stack records."""
+uses, so the template's names line up with what the local stack records. The app gets cdk.json's
+feature flags, as the CDK CLI gives them to `make synth` and `make deploy`."""
 
 from __future__ import annotations
 
@@ -48,9 +49,12 @@ class Synthesized:
         return str(self.stack.resolve(self.stack.get_logical_id(construct.node.default_child)))
 
 
-LAYERS = [
-    name for name in json.loads((Path(__file__).parents[2] / "layers/layers.json").read_text()) if name[:2] != "//"
-]
+ROOT = Path(__file__).resolve().parents[2]
+# The feature flags of cdk.json (`@aws-cdk/...`): what the CLI passes to every synth and deploy.
+FEATURE_FLAGS = {
+    key: value for key, value in json.loads((ROOT / "cdk.json").read_text())["context"].items() if key.startswith("@")
+}
+LAYERS = [name for name in json.loads((ROOT / "layers/layers.json").read_text()) if name[:2] != "//"]
 
 
 def synthesize(tmp: Path, settings: dict[str, Any]) -> Synthesized:
@@ -59,7 +63,7 @@ def synthesize(tmp: Path, settings: dict[str, Any]) -> Synthesized:
     tarball = tmp / "model.tar.gz"
     tarball.write_bytes(b"not needed to synthesize")
     outdir = tmp / "cdk.out"
-    app = cdk.App(outdir=str(outdir))
+    app = cdk.App(outdir=str(outdir), context=FEATURE_FLAGS)
     config = validate(settings)
     stack = ListingVisionStack(
         app,

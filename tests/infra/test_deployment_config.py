@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from infra.config import ContextError, validate
-from tests.infra.conftest import LAYERS, SETTINGS
+from tests.infra.conftest import FEATURE_FLAGS, LAYERS, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "infra" / "stages" / "dev.example.json"
@@ -25,7 +25,12 @@ def run_app(tmp_path: Path, context: dict[str, object]) -> subprocess.CompletedP
         (tmp_path / "layers" / name / "python").mkdir(parents=True, exist_ok=True)
     tarball = tmp_path / "model.tar.gz"
     tarball.write_bytes(b"stand-in")
-    settings = {"layers_dir": str(tmp_path / "layers"), "clip_model_tarball": str(tarball), **context}
+    settings = {
+        **FEATURE_FLAGS,  # the CLI merges cdk.json's context in
+        "layers_dir": str(tmp_path / "layers"),
+        "clip_model_tarball": str(tarball),
+        **context,
+    }
     env = {
         **os.environ,
         "CDK_CONTEXT_JSON": json.dumps(settings),
