@@ -39,6 +39,9 @@ class FunctionSpec:
     memory_mb: int
     asynchronous: AsyncDelivery | None = None
     layers: tuple[str, ...] = ()  # beyond `base`
+    # The metric the function emits for each request it refuses by raising (an authorizer's
+    # `Unauthorized`): Lambda counts those as errors, so the errors alarm subtracts them.
+    refusals_metric: str | None = None
 
     @property
     def all_layers(self) -> tuple[str, ...]:
@@ -51,7 +54,14 @@ class FunctionSpec:
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
-        "authorizer", "authorizer", "handler", "api", "Checks API keys: the caller and its storefronts", 10, 256
+        "authorizer",
+        "authorizer",
+        "handler",
+        "api",
+        "Checks API keys: the caller and its storefronts",
+        10,
+        256,
+        refusals_metric="KeysRefused",
     ),
     FunctionSpec(
         "dedupe",

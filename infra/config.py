@@ -22,6 +22,8 @@ OPENSEARCH_ENDPOINT = re.compile(
     r"^https://(?:search|vpc)-(?P<domain>[a-z][a-z0-9-]{2,27})-[a-z0-9]+\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)"
     r"\.es\.amazonaws\.com/?$"
 )
+# An email address, or an HTTPS endpoint: the two SNS protocols that reach a person.
+ALARM_SUBSCRIPTION = re.compile(r"^(?:[^@\s/]+@[^@\s/]+\.[^@\s/]+|https://[^\s/]+\.[^\s/]+(?:/\S*)?)$")
 PLACEHOLDER = re.compile(r"example\.(com|internal|org)|123456789012|<[^>]*>|CHANGE[-_ ]?ME", re.IGNORECASE)
 
 
@@ -103,12 +105,18 @@ class DeploymentConfig(BaseModel):
     waf_requests_per_5_minutes: int = Field(
         2000, ge=100, description="With waf: requests one IP may send in 5 minutes before it is blocked."
     )
-    alarm_email: str | None = Field(
-        None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="Email address the alarms' SNS topic notifies."
+    alarm_subscription: str = Field(
+        pattern=ALARM_SUBSCRIPTION.pattern,
+        description="Who the alarms reach: an email address, or an https:// endpoint (a paging or chat webhook) "
+        "that confirms SNS subscriptions. Confirm the subscription once after the first deploy.",
     )
     migration_max_concurrency: int = Field(10, ge=1, le=1000, description="Batches migrated at once.")
     migration_tolerated_failure_percentage: int = Field(
-        5, ge=0, le=100, description="Share of failed batches the migration tolerates before it fails."
+        5,
+        ge=0,
+        le=100,
+        description="Share of batches that may fail every retry (recorded, reported by Verify); "
+        "beyond it the migration stops starting batches and fails.",
     )
 
     @field_validator("*", mode="before")

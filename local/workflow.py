@@ -4,8 +4,9 @@ Lambda task answered by the in-process handler).
 
 One difference from AWS, by necessity: moto rejects an integer ToleratedFailurePercentage and
 ignores it at run time, so it is removed here (the infrastructure test asserts it on the real
-template). Failed batches are caught and reported by the state machine itself, so the outcome is
-the same.
+template). A failed batch is recorded and fails its child execution as on AWS, and moto's Map
+counts it failed, but carries on whatever the share: locally a run always reaches Verify, which
+reports the failed batches.
 """
 
 from __future__ import annotations

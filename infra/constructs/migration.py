@@ -3,9 +3,14 @@
 One state machine, console-friendly input: `{"operation": "coverage" | "dry_run" | "verify", ...}`
 runs that operation in one task; `{"operation": "execute" | "rollback" | "backup", ...}` runs
 Plan (writes the batch manifest to S3) → a DISTRIBUTED Map reading it (S3 ItemReader; one child
-execution per batch of zpids, MaxConcurrency, ToleratedFailurePercentage, retries with backoff on
-throttling, a Catch that reports a batch that still fails instead of failing the run; results to
-S3) → Verify (for a backup: one JSONL part per batch, then the manifest of their checksums).
+execution per batch of zpids, MaxConcurrency, retries with backoff on throttling; results to S3)
+→ Verify (for a backup: one JSONL part per batch, then the manifest of their checksums).
+
+A batch that still fails after its retries is recorded (with its error, for Verify to report) and
+then fails its child execution, which is what the Map's ToleratedFailurePercentage counts: up to
+that share of failed batches the run carries on and Verify reports them; beyond it the Map stops
+starting batches and the execution fails (States.ExceedToleratedFailureThreshold), which the
+`MigrationFailed` alarm sees. A rerun skips what was migrated.
 Used as is by the stack and, synthesized, by the local stack (local/workflow.py).
 """
 
@@ -99,13 +104,14 @@ class VisualFeaturesMigration(Construct):
         )
 
         batch = invoke("Migrate batch")
-        # A batch that still fails after its retries is recorded as failed (with the error), and the
-        # Map moves on: the other batches are unaffected, and Verify reports it.
+        # A batch that still fails after its retries is recorded as failed (with the error, for Verify),
+        # then fails its child execution: the Map's tolerated failure percentage counts failed children.
         reported = invoke(
             "Record failed batch",
             sfn.TaskInput.from_object({"operation": "record_failure", "request": sfn.JsonPath.object_at("$")}),
         )
-        batch.add_catch(reported, errors=["States.ALL"], result_path="$.error")
+        failed = sfn.Fail(self, "Batch failed", error="BatchFailed", cause="The batch failed every retry (recorded).")
+        batch.add_catch(reported.next(failed), errors=["States.ALL"], result_path="$.error")
         fan_out = sfn.DistributedMap(
             self,
             "Fan out batches",

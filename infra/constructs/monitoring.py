@@ -1,11 +1,15 @@
 """Alarms and one dashboard per stage: what an operator of the platform is woken for.
 
-Every alarm notifies one SNS topic (encrypted, TLS only; an email subscription when context
-`alarm_email` names one). What is watched, and why each threshold:
+Every alarm notifies one SNS topic, TLS only, which the stage's `alarm_subscription` (an email
+address or an HTTPS endpoint) subscribes to. The topic is encrypted with its own KMS key, whose
+policy lets CloudWatch use it: alarms cannot publish to a topic under the AWS managed
+`alias/aws/sns` key, whose policy no one can change. What is watched, and why each threshold:
 
 - the API: a 5xx rate over 1 % (of at least a trickle of requests), p95 latency over 10 s (API
   Gateway cuts a request at 29 s; answers here take well under a second);
-- every function: any unhandled error, any throttle, p95 duration over 80 % of its timeout;
+- every function: any unhandled error, any throttle, p95 duration over 80 % of its timeout (the
+  authorizer refuses an unknown key by raising `Unauthorized`, which Lambda counts as an error: its
+  alarm subtracts the refusals it counts, `KeysRefused`, so a wrong key wakes no one);
 - every failure queue: any message (an event that failed all its retries);
 - the migration: any failed execution, any failed batch (the Map tolerates a few, reported by
   its Verify step as the `BatchesFailed` metric);
@@ -19,10 +23,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -51,15 +56,7 @@ class Monitoring(Construct):
         super().__init__(scope, construct_id)
         config = watched.config
         self.prefix = config.name("alarms")
-        self.topic = sns.Topic(
-            self,
-            "Alarms",
-            topic_name=self.prefix,
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
-            enforce_ssl=True,
-        )
-        if config.alarm_email:
-            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        self.topic = self._topic(config)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         self._api(watched.api, config.stage)
         for name, function in watched.functions.items():
@@ -80,6 +77,50 @@ class Monitoring(Construct):
             "what it could; a quarantined conflict needs a person): see its log.",
         )
         self.dashboard = self._dashboard(watched)
+
+    def _topic(self, config: DeploymentConfig) -> sns.Topic:
+        """The alarms' topic, under a key CloudWatch may use, open to this stage's alarms only."""
+        cloudwatch_service = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+        key = kms.Key(
+            self,
+            "AlarmsKey",
+            description=f"Encrypts {self.prefix}, the SNS topic of the stage's alarms",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN if config.removal_retains_data else RemovalPolicy.DESTROY,
+        )
+        # CloudWatch encrypts what it publishes to the topic with this key (AWS's documented key policy).
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[cloudwatch_service], actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"]
+            )
+        )
+        topic = sns.Topic(self, "Alarms", topic_name=self.prefix, master_key=key, enforce_ssl=True)
+        # enforce_ssl gives the topic a policy, which replaces SNS's default one: allow the alarms again.
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[cloudwatch_service],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "ArnLike": {
+                        "aws:SourceArn": Stack.of(self).format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name=f"{self.prefix}-*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                },
+            )
+        )
+        endpoint = config.alarm_subscription
+        topic.add_subscription(
+            subscriptions.UrlSubscription(endpoint)
+            if endpoint.startswith("https://")
+            else subscriptions.EmailSubscription(endpoint)
+        )
+        return topic
 
     def alarm(
         self, name: str, metric: cloudwatch.IMetric, threshold: float, description: str, periods: int = 1
@@ -114,9 +155,16 @@ class Monitoring(Construct):
     def _function(self, name: str, function: ServiceFunction) -> None:
         fn = function.function
         prefix = "".join(part.capitalize() for part in name.split("-"))
-        self.alarm(
-            f"{prefix}Errors", fn.metric_errors(period=FIVE_MINUTES, statistic="Sum"), 1, f"{name}: an unhandled error."
-        )
+        errors: cloudwatch.IMetric = fn.metric_errors(period=FIVE_MINUTES, statistic="Sum")
+        refusals = function.spec.refusals_metric
+        if refusals:  # requests it refuses by raising: Lambda counts each as an error, but none is one
+            errors = cloudwatch.MathExpression(
+                expression="errors - FILL(refusals, 0)",
+                using_metrics={"errors": errors, "refusals": custom(refusals, name, "Sum", FIVE_MINUTES)},
+                label=f"errors other than {refusals}",
+                period=FIVE_MINUTES,
+            )
+        self.alarm(f"{prefix}Errors", errors, 1, f"{name}: an unhandled error.")
         self.alarm(
             f"{prefix}Throttles", fn.metric_throttles(period=FIVE_MINUTES, statistic="Sum"), 1, f"{name}: throttled."
         )

@@ -28,6 +28,7 @@ SETTINGS: dict[str, Any] = {
     "milvus_token_secret": "milvus-token",
     "openai_key_secret": "openai-key",
     "anthropic_key_secret": "anthropic-key",
+    "alarm_subscription": "oncall@acme.net",
 }
 
 

@@ -68,6 +68,19 @@ def test_placeholders_and_malformed_values_are_refused_naming_the_key(key: str, 
     assert f"-c {key}=..." in str(refused.value)
 
 
+@pytest.mark.parametrize("value", [None, "oncall", "http://hooks.acme.net/alarms", "https://", "on call@acme.net"])
+def test_a_stage_without_a_reachable_alarm_subscription_is_refused(value: str | None) -> None:
+    settings = {k: v for k, v in SETTINGS.items() if k != "alarm_subscription"}
+    with pytest.raises(ContextError) as refused:
+        validate(settings if value is None else {**settings, "alarm_subscription": value})
+    assert "-c alarm_subscription=..." in str(refused.value) and "Who the alarms reach" in str(refused.value)
+
+
+def test_an_email_address_or_an_https_endpoint_subscribes_to_the_alarms() -> None:
+    for value in ("oncall@acme.net", "https://hooks.acme.net/sns/alarms?team=vision"):
+        assert validate({**SETTINGS, "alarm_subscription": value}).alarm_subscription == value
+
+
 def test_a_vpc_needs_its_subnets_zones_and_route_tables() -> None:
     with pytest.raises(ContextError) as refused:
         validate(

@@ -241,10 +241,24 @@ def test_migration_state_machine_fans_out_with_a_distributed_map(synthesized: Sy
     assert fan_out["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     assert fan_out["ItemReader"]["Parameters"]["Key.$"] == "$.plan.manifest.key"
     assert fan_out["MaxConcurrency"] == 10
-    assert fan_out["ToleratedFailurePercentage"] == 5  # moto ignores it, so it is asserted here
     batch = fan_out["ItemProcessor"]["States"]["Migrate batch"]
     assert "Throttled" in batch["Retry"][0]["ErrorEquals"] and batch["Retry"][0]["BackoffRate"] == 2
-    assert batch["Catch"][0]["Next"] == "Record failed batch"
+
+
+def test_the_migrations_failure_tolerance_can_trip(synthesized: Synthesized) -> None:
+    (machine,) = synthesized.of_type("AWS::StepFunctions::StateMachine").values()
+    fan_out = json.loads(resolve_join(machine["Properties"]["DefinitionString"]))["States"]["Fan out batches"]
+    # The Map tolerates the stage's share of failed child executions (moto ignores it, so it is asserted here)
+    assert fan_out["ToleratedFailurePercentage"] == synthesized.config.migration_tolerated_failure_percentage == 5
+    # and a batch that fails every retry is recorded, then fails its child execution: what that share counts
+    states = fan_out["ItemProcessor"]["States"]
+    (catch,) = states["Migrate batch"]["Catch"]
+    assert catch["ErrorEquals"] == ["States.ALL"] and catch["Next"] == "Record failed batch"
+    recorded = states["Record failed batch"]
+    assert recorded["Next"] == "Batch failed" and "End" not in recorded
+    assert (states["Batch failed"]["Type"], states["Batch failed"]["Error"]) == ("Fail", "BatchFailed")
+    # and no state of a batch ends it successfully after a failure
+    assert [name for name, state in states.items() if state.get("End")] == ["Migrate batch"]
 
 
 def test_cdk_nag_is_clean_and_every_acknowledgement_is_used(synthesized: Synthesized) -> None:

@@ -5,6 +5,7 @@ these tests put a second gateway in front of it that runs the authorizer functio
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,6 +70,25 @@ def test_without_a_valid_key_nothing_is_reachable(secured: Clients) -> None:
     ApiClients().disable(next(c.client_id for c in ApiClients().list() if c.client_id.startswith("test-blysk")))
     revoked = call(secured, "GET", f"/jobs/{'0' * 32}", secured.blysk)
     assert revoked.status_code == 401
+
+
+def test_a_wrong_key_is_counted_as_refused_not_only_as_an_error(
+    secured: Clients, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a request with a key no client holds
+    capsys.readouterr()
+    answer = call(secured, "GET", f"/jobs/{'0' * 32}", "lvk_wrong-key")
+    # Then it is refused, and the authorizer reports the refusal as KeysRefused (Lambda counts its
+    # Unauthorized as an error; the errors alarm subtracts these: infra/constructs/monitoring.py)
+    assert answer.status_code == 401
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    refused = [
+        record
+        for record in emitted
+        for group in record["_aws"]["CloudWatchMetrics"]
+        if {"Name": "KeysRefused", "Unit": "Count"} in group["Metrics"]
+    ]
+    assert len(refused) == 1 and refused[0]["KeysRefused"] == [1.0]
 
 
 def test_a_key_with_trailing_whitespace_is_the_key(secured: Clients) -> None:

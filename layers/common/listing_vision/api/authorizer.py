@@ -1,7 +1,9 @@
 """The API's Lambda authorizer: the request's `x-api-key`, looked up by its hash, becomes the
 caller the functions check (api/access.py).
 
-An unknown or disabled key is refused with 401 (API Gateway's `Unauthorized`); a known one is
+An unknown or disabled key is refused with 401 (API Gateway's `Unauthorized`, which only an
+authorizer that raises it can answer; each refusal is counted as `KeysRefused`, so the alarm on the
+function's errors can tell a wrong key from a failure); a known one is
 allowed on every route of the API (the answer is cached per key, so it cannot be per route), with
 the client's id, storefronts and search right as context, and the key as the usage identifier so
 API Gateway meters it against the client's usage plan.
@@ -17,7 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 
 from listing_vision.api.clients import ApiClients
-from listing_vision.observability import logger
+from listing_vision.observability import logger, metrics
 
 KEY_HEADER = "x-api-key"
 
@@ -35,6 +37,7 @@ def authorize(event: APIGatewayAuthorizerRequestEvent, clients: ApiClients | Non
     client = (clients or ApiClients()).find(key)
     if client is None:
         logger.info("request refused: unknown or disabled key")  # never the key itself
+        metrics.add_metric(name="KeysRefused", unit="Count", value=1)  # not an error (infra/constructs/monitoring.py)
         raise Unauthorized()
     response = APIGatewayAuthorizerResponse.from_route_arn(
         event.method_arn,
