@@ -7,7 +7,9 @@ Tests directories are left out, and every module is compiled to bytecode for Pyt
 unchecked-hash .pyc files (valid whatever the files' timestamps become in the zip): Lambda's /opt
 is read-only, so without them every cold start compiles every module it imports. Compiling needs
 a Python 3.12 interpreter (PYTHON312, else `python3.12` on PATH); without one the layers are
-built without bytecode, and it says so. Finally each function's layers (functions/specs.py) plus
+built without bytecode, and it says so. One that is there but does not run as Python 3.12 (a
+pyenv shim of a version not selected, say), or that leaves most modules without bytecode, stops
+the build, saying why. Finally each function's layers (functions/specs.py) plus
 its code must fit Lambda's 250 MB. The build writes a digest of what it was built from
 (`inputs.sha256`), so that the cold-start bench can tell a stale build from a current one.
 
@@ -105,16 +107,50 @@ def build(out: Path, compile_bytecode: bool) -> dict[str, int]:
                 shutil.rmtree(folder, ignore_errors=True)
         sizes[name] = folder_mb(out / name)
     if compile_bytecode:
-        python312 = os.environ.get("PYTHON312") or shutil.which("python3.12")
+        python312 = bytecode_compiler()
         if python312:
             for name in groups:
-                compile_all = [python312, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
-                # Files Pillow or numpy ship for other Pythons fail to compile; what matters compiles.
-                subprocess.run([*compile_all, str(out / name)], check=False, stdout=subprocess.DEVNULL)
+                compile_layer(python312, out / name)
                 sizes[name] = folder_mb(out / name)
         else:
             print("No Python 3.12 found (set PYTHON312): layers built without bytecode, cold starts will be slower.")
     return sizes
+
+
+class BytecodeError(SystemExit):
+    """The Python 3.12 found cannot compile the layers: the message says which and why."""
+
+
+def bytecode_compiler() -> str | None:
+    """The Python 3.12 that compiles the layers (PYTHON312, else `python3.12` on PATH), checked to run
+    as 3.12; None when there is none."""
+    python312 = os.environ.get("PYTHON312") or shutil.which("python3.12")
+    if not python312:
+        return None
+    probe = subprocess.run(
+        [python312, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
+    )
+    if probe.returncode != 0 or probe.stdout.strip() != "3.12":
+        said = (probe.stderr.strip() or probe.stdout.strip() or f"exit status {probe.returncode}").splitlines()[0]
+        raise BytecodeError(
+            f"{python312} does not run as Python 3.12 ({said}): set PYTHON312 to a working Python 3.12, "
+            "or build without bytecode (--no-compile)."
+        )
+    return python312
+
+
+def compile_layer(python: str, folder: Path) -> int:
+    """Compile every module under `folder` to unchecked-hash bytecode; the number compiled. Files
+    Pillow or numpy ship for other Pythons fail to compile, so some failures are expected; a build
+    where most modules got no bytecode stops, with what the compiler said."""
+    compile_all = [python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(folder)]
+    result = subprocess.run(compile_all, check=False, capture_output=True, text=True)
+    modules = sum(1 for _ in folder.rglob("*.py"))
+    compiled = sum(1 for _ in folder.rglob("__pycache__/*.pyc"))
+    if compiled * 2 < modules:
+        said = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
+        raise BytecodeError(f"{python} compiled {compiled} of the {modules} modules in {folder}:\n{said}")
+    return compiled
 
 
 def inputs_digest() -> str:

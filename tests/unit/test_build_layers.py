@@ -1,0 +1,59 @@
+"""The layer build compiles bytecode with a Python 3.12, and says so when it cannot: an interpreter
+that is there but broken (a pyenv shim of a version not selected) stops the build instead of
+leaving every module without bytecode."""
+
+from __future__ import annotations
+
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts.build_layers import BytecodeError, bytecode_compiler, compile_layer
+
+
+def layer(tmp_path: Path) -> Path:
+    package = tmp_path / "layer" / "python" / "package"
+    package.mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        (package / f"{name}.py").write_text(f"{name} = 1\n")
+    return tmp_path / "layer"
+
+
+def broken_interpreter(tmp_path: Path) -> Path:
+    """What `python3.12` is on a machine whose pyenv has 3.12 installed but not selected."""
+    shim = tmp_path / "python3.12"
+    shim.write_text("#!/bin/sh\necho 'pyenv: python3.12: command not found' >&2\nexit 127\n")
+    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+    return shim
+
+
+def test_a_broken_python312_stops_the_build_saying_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHON312", str(broken_interpreter(tmp_path)))
+    with pytest.raises(BytecodeError) as refused:
+        bytecode_compiler()
+    assert "does not run as Python 3.12 (pyenv: python3.12: command not found)" in str(refused.value)
+    assert "PYTHON312" in str(refused.value) and "--no-compile" in str(refused.value)
+
+
+def test_another_python_is_not_taken_for_312(monkeypatch: pytest.MonkeyPatch) -> None:
+    if sys.version_info[:2] == (3, 12):
+        pytest.skip("this interpreter is 3.12")
+    monkeypatch.setenv("PYTHON312", sys.executable)
+    with pytest.raises(BytecodeError, match=r"does not run as Python 3\.12"):
+        bytecode_compiler()
+
+
+def test_a_layer_left_without_bytecode_stops_the_build(tmp_path: Path) -> None:
+    # Given an interpreter that exits without compiling anything
+    folder = layer(tmp_path)
+    with pytest.raises(BytecodeError) as refused:
+        compile_layer(str(broken_interpreter(tmp_path)), folder)
+    assert "compiled 0 of the 3 modules" in str(refused.value) and "command not found" in str(refused.value)
+
+
+def test_a_working_interpreter_compiles_every_module(tmp_path: Path) -> None:
+    folder = layer(tmp_path)
+    assert compile_layer(sys.executable, folder) == 3
+    assert len(list(folder.rglob("__pycache__/*.pyc"))) == 3
