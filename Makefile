@@ -75,9 +75,12 @@ node_modules/.bin/cdk: package.json package-lock.json
 
 CONTEXT ?= infra/stages/dev.json
 CDK_CONTEXT := $(if $(wildcard $(CONTEXT)),-c context_file=$(CONTEXT),)
+# A fresh clone has no stage file yet: synth (never deploy) then uses the example context, saying so,
+# and, without a CLIP package, the weight-free descriptor in its place (infra/app.py says so loudly).
+EXAMPLE_CONTEXT := infra/stages/dev.example.json
 synth: layer node_modules/.bin/cdk  ## Synthesize the CloudFormation template (no AWS account needed): make synth CONTEXT=infra/stages/dev.json
-	@test -f build/clip/model.tar.gz || $(MAKE) clip-model
-	npx cdk synth --no-notices --quiet $(CDK_CONTEXT)
+	@test -f "$(CONTEXT)" || echo "*** No $(CONTEXT): synthesizing the example context, $(EXAMPLE_CONTEXT) ***" >&2
+	npx cdk synth --no-notices --quiet -c context_file=$(if $(wildcard $(CONTEXT)),$(CONTEXT),$(EXAMPLE_CONTEXT)) -c synth_only=true
 
 deploy: layer node_modules/.bin/cdk  ## Deploy to the AWS account in your environment: make deploy CONTEXT=infra/stages/prod.json
 	@test -f build/clip/model.tar.gz || $(MAKE) clip-model

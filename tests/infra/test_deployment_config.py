@@ -19,12 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "infra" / "stages" / "dev.example.json"
 
 
-def run_app(tmp_path: Path, context: dict[str, object]) -> subprocess.CompletedProcess[str]:
-    """`python -m infra.app` as the CDK CLI runs it: context in CDK_CONTEXT_JSON, output to CDK_OUTDIR."""
+def run_app(tmp_path: Path, context: dict[str, object], model: bool = True) -> subprocess.CompletedProcess[str]:
+    """`python -m infra.app` as the CDK CLI runs it: context in CDK_CONTEXT_JSON, output to CDK_OUTDIR
+    (with a stand-in CLIP package, unless `model` is false)."""
     for name in LAYERS:
         (tmp_path / "layers" / name / "python").mkdir(parents=True, exist_ok=True)
     tarball = tmp_path / "model.tar.gz"
-    tarball.write_bytes(b"stand-in")
+    if model:
+        tarball.write_bytes(b"stand-in")
     settings = {
         **FEATURE_FLAGS,  # the CLI merges cdk.json's context in
         "layers_dir": str(tmp_path / "layers"),
@@ -120,6 +122,34 @@ def test_the_example_context_file_synthesizes_with_the_existing_stores_reference
     assert ":domain/hearth-dev/listings-v2" in text
     # and nothing is a placeholder
     assert "example.internal" not in text and "123456789012" not in text
+
+
+def test_without_a_clip_package_make_synth_stands_the_descriptor_in_and_a_deploy_refuses(tmp_path: Path) -> None:
+    # Given a fresh clone: the example context, and no CLIP package built
+    # When the app runs as `make synth` runs it (-c synth_only=true)
+    synth = run_app(tmp_path / "synth", {"context_file": str(EXAMPLE), "synth_only": "true"}, model=False)
+    # Then it synthesizes, saying loudly that the weight-free descriptor stands in for CLIP
+    assert synth.returncode == 0, synth.stderr[-3000:]
+    assert "NOTE: no CLIP model package" in synth.stderr and "do not deploy this cdk.out" in synth.stderr
+    assert list((tmp_path / "synth" / "cdk.out").glob("*.template.json"))
+    # When it runs as `make deploy` does (no synth_only), it refuses, naming what to build
+    deploy = run_app(tmp_path / "deploy", {"context_file": str(EXAMPLE)}, model=False)
+    assert deploy.returncode != 0 and "run `make clip-model` first" in deploy.stderr
+    assert not list((tmp_path / "deploy" / "cdk.out").glob("*.template.json"))
+
+
+def test_make_synth_synthesizes_the_example_context_on_a_fresh_clone() -> None:
+    # `make synth` without a stage file falls back to the example context, and passes synth_only
+    dry_run = subprocess.run(
+        ["make", "-n", "synth", "CONTEXT=infra/stages/no-such-stage.json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MAKEFLAGS": ""},
+    )
+    command = next(line for line in dry_run.stdout.splitlines() if "cdk synth" in line)
+    assert f"-c context_file={EXAMPLE.relative_to(ROOT)}" in command and "-c synth_only=true" in command
+    assert "clip-model" not in dry_run.stdout
 
 
 def test_the_readme_lists_every_context_key_as_generated() -> None:
