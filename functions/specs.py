@@ -5,11 +5,17 @@ registers the same names with the same handlers, so both run the same functions.
 has several functions over the same library where their timeout, memory or scaling differ: an
 API request (API Gateway cuts it at 29 s), indexing an object of up to 50 MB, a backfill page,
 a generation job of several image edits.
+
+Each declares its concurrency on purpose (`reserved_concurrency`): every function not behind the
+API is capped, so a backfill, a migration or a burst of S3 events cannot take the account's
+concurrency from the API functions (asynchronous events over the cap wait in Lambda's queue and
+are retried, up to their maximum age); the API functions are not reserved, so they scale with the
+account's unreserved pool, bounded by the stage's throttle and the clients' usage plans.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,9 @@ class FunctionSpec:
     # The metric the function emits for each request it refuses by raising (an authorizer's
     # `Unauthorized`): Lambda counts those as errors, so the errors alarm subtracts them.
     refusals_metric: str | None = None
+    # Executions at once on AWS (reserved concurrency) and on the local stack; None: the account's
+    # unreserved pool (API functions only). Required, so each function says.
+    reserved_concurrency: int | None = field(kw_only=True)
 
     @property
     def all_layers(self) -> tuple[str, ...]:
@@ -51,6 +60,10 @@ class FunctionSpec:
     def failure_queue(self) -> str | None:
         return f"{self.name}-failures" if self.asynchronous else None
 
+
+# The migration's Map runs at most this many batches at once (context migration_max_concurrency is
+# refused above it), each an invocation of the migration function.
+MIGRATION_CONCURRENCY = 20
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
@@ -62,6 +75,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         10,
         256,
         refusals_metric="KeysRefused",
+        reserved_concurrency=None,
     ),
     FunctionSpec(
         "dedupe",
@@ -72,6 +86,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         29,
         1024,
         layers=(MILVUS,),
+        reserved_concurrency=None,
     ),
     FunctionSpec(
         "dedupe-indexer",
@@ -83,6 +98,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         2048,
         AsyncDelivery(retry_attempts=2, max_event_age_s=6 * 3600),
         layers=(MILVUS,),
+        reserved_concurrency=10,
     ),
     FunctionSpec(
         "dedupe-backfill",
@@ -93,6 +109,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         900,
         2048,
         layers=(MILVUS,),
+        reserved_concurrency=2,
     ),
     FunctionSpec(
         "dedupe-reconcile",
@@ -113,9 +130,17 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         29,
         1024,
         layers=(MILVUS, PROVIDERS),
+        reserved_concurrency=None,
     ),
     FunctionSpec(
-        "generate", "generate", "handler", "generation", "Generation jobs: submit, regenerate, status", 29, 512
+        "generate",
+        "generate",
+        "handler",
+        "generation",
+        "Generation jobs: submit, regenerate, status",
+        29,
+        512,
+        reserved_concurrency=None,
     ),
     FunctionSpec(
         "generate-worker",
@@ -127,6 +152,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         2048,
         AsyncDelivery(retry_attempts=1, max_event_age_s=3600),
         layers=(PROVIDERS,),
+        reserved_concurrency=10,
     ),
     FunctionSpec(
         "listing-ingest",
@@ -138,6 +164,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         1024,
         AsyncDelivery(retry_attempts=2, max_event_age_s=6 * 3600),
         layers=(OPENSEARCH, PROVIDERS),
+        reserved_concurrency=10,
     ),
     FunctionSpec(
         "migration",
@@ -148,6 +175,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         900,
         1024,
         layers=(OPENSEARCH, PROVIDERS),  # classify-phrases asks a model
+        reserved_concurrency=MIGRATION_CONCURRENCY,
     ),
 )
 

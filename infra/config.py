@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from functions.specs import MIGRATION_CONCURRENCY
+
 OPENSEARCH_ENDPOINT = re.compile(
     r"^https://(?:search|vpc)-(?P<domain>[a-z][a-z0-9-]{2,27})-[a-z0-9]+\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)"
     r"\.es\.amazonaws\.com/?$"
@@ -110,7 +112,13 @@ class DeploymentConfig(BaseModel):
         description="Who the alarms reach: an email address, or an https:// endpoint (a paging or chat webhook) "
         "that confirms SNS subscriptions. Confirm the subscription once after the first deploy.",
     )
-    migration_max_concurrency: int = Field(10, ge=1, le=1000, description="Batches migrated at once.")
+    migration_max_concurrency: int = Field(
+        10,
+        ge=1,
+        le=MIGRATION_CONCURRENCY,
+        description="Batches migrated at once (at most the migration function's reserved concurrency, "
+        "functions/specs.py).",
+    )
     migration_tolerated_failure_percentage: int = Field(
         5,
         ge=0,

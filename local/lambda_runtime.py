@@ -12,9 +12,13 @@ function's failure queue (SQS, Lambda's on-failure destination record) when the 
 As on Lambda, an execution environment handles one event at a time: a function's concurrent
 invocations each get their own environment (a fresh copy of its handler module, so module-level
 state such as the API resolver is never shared between requests), and idle environments are
-reused. Powertools keeps the event being resolved on a class (`BaseRouter.current_event`, one per
-process, which on Lambda is one event at a time): here it is kept per thread, or concurrent
-requests would read each other's bodies (`per_thread_resolver_event`). Likewise the keys its Logger
+reused. A function declared with a reserved concurrency runs at most that many at once; a further
+invocation waits for one to finish (on AWS an asynchronous one waits in Lambda's queue likewise,
+and a synchronous one is throttled).
+
+Powertools keeps the event being resolved on a class (`BaseRouter.current_event`, one per process,
+which on Lambda is one event at a time): here it is kept per thread, or concurrent requests would
+read each other's bodies (`per_thread_resolver_event`). Likewise the keys its Logger
 adds to every record (function name, request id, correlation id) live in the logger's formatter,
 one per process: here they are kept per invocation, or a record would carry the function name of
 whichever invocation started last (`per_invocation_log_keys`).
@@ -185,12 +189,14 @@ class Registration:
     failure_queue: str | None = None
     new_environment: Callable[[int], Handler] | None = None  # None: one handler serves every call
     runs_as: str | None = None  # the deployed function this handler stands in for (its role's calls)
+    concurrency: int | None = None  # its reserved concurrency: invocations at once (None: unbounded)
     idle: list[Handler] = field(default_factory=list)
     environments: int = 1
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.idle.append(self.handler)
+        self.slots = threading.BoundedSemaphore(self.concurrency) if self.concurrency else None
 
     def acquire(self) -> Handler:
         """An idle execution environment, or a new one when all are busy."""
@@ -209,11 +215,15 @@ class Registration:
                 self.idle.append(handler)
 
     def run(self, name: str, event: dict[str, Any]) -> Any:
+        if self.slots is not None:
+            self.slots.acquire()
         handler = self.acquire()
         try:
             return invoke(handler, self.runs_as or name, event, self.timeout_s)
         finally:
             self.release(handler)
+            if self.slots is not None:
+                self.slots.release()
 
 
 class LambdaRouter:
@@ -239,14 +249,15 @@ class LambdaRouter:
         failure_queue: str | None = None,
         new_environment: Callable[[int], Handler] | None = None,
         runs_as: str | None = None,
+        concurrency: int | None = None,
     ) -> None:
-        registration = Registration(handler, timeout_s, delivery, failure_queue, new_environment, runs_as)
+        registration = Registration(handler, timeout_s, delivery, failure_queue, new_environment, runs_as, concurrency)
         with self._lock:
             self._handlers[function_name] = registration
 
     def register_spec(self, spec: FunctionSpec) -> None:
-        """A function as declared in functions/specs.py: its handler, timeout and asynchronous delivery,
-        with a new execution environment for each concurrent invocation."""
+        """A function as declared in functions/specs.py: its handler, timeout, asynchronous delivery and
+        reserved concurrency, with a new execution environment for each concurrent invocation."""
         self.register(
             spec.name,
             load_handler(spec),
@@ -254,6 +265,7 @@ class LambdaRouter:
             spec.asynchronous,
             spec.failure_queue,
             new_environment=lambda number: load_handler(spec, number),
+            concurrency=spec.reserved_concurrency,
         )
 
     def call(self, function_name: str, event: dict[str, Any]) -> Any:

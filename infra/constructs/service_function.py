@@ -1,8 +1,8 @@
 """The one function factory: every Lambda of the platform is built here from its declaration
 (functions/specs.py), the same way: Python 3.12, active tracing, JSON logs with a retention, the
-layers it needs, its own role (logs and traces only; its capability grants the rest), and, for a
-function invoked asynchronously, retries and a maximum event age set on purpose and an SQS
-failure queue for what still fails."""
+layers it needs, its declared reserved concurrency, its own role (logs and traces only; its
+capability grants the rest), and, for a function invoked asynchronously, retries and a maximum
+event age set on purpose and an SQS failure queue for what still fails."""
 
 from __future__ import annotations
 
@@ -96,6 +96,7 @@ class ServiceFunction(Construct):
             role=self.role,
             memory_size=spec.memory_mb,
             timeout=Duration.seconds(spec.timeout_s),
+            reserved_concurrent_executions=spec.reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
             logging_format=lambda_.LoggingFormat.JSON,
             log_group=self.log_group,

@@ -57,6 +57,7 @@ def test_a_synth_without_context_fails_at_once_naming_each_missing_key(tmp_path:
 @pytest.mark.parametrize(
     ("key", "value"),
     [
+        ("migration_max_concurrency", 21),  # over the migration function's reserved concurrency
         ("milvus_uri", "https://milvus.example.internal:19530"),
         ("opensearch_endpoint", "https://search-hearth-abc.us-east-1.es.amazonaws.com/<domain>"),
         ("vision_cache_table", "CHANGE-ME"),

@@ -63,6 +63,23 @@ def test_every_declared_function_exists_sized_as_declared(synthesized: Synthesiz
     assert all(functions[name]["Timeout"] <= 29 for name in api_functions)
 
 
+def test_every_function_runs_at_its_declared_concurrency(synthesized: Synthesized) -> None:
+    functions = functions_by_name(synthesized)
+    for spec in FUNCTIONS:
+        assert functions[spec.name].get("ReservedConcurrentExecutions") == spec.reserved_concurrency, spec.name
+    # Every function not behind the API is capped, so no backfill, migration or burst of S3 events can
+    # take the account's concurrency from the API functions
+    api = {route.function for route in ROUTES} | {"authorizer"}
+    assert all(spec.reserved_concurrency for spec in FUNCTIONS if spec.name not in api)
+    # and a stage reserves little enough for a second stage in an account of 1,000 (Lambda keeps 100 unreserved)
+    reserved = sum(spec.reserved_concurrency or 0 for spec in FUNCTIONS)
+    assert 2 * reserved <= 1000 - 100
+    assert f"A stage reserves {reserved} executions" in (Path(__file__).parents[2] / "README.md").read_text()
+    # and the migration's Map never runs more batches than its function may run
+    migration = next(spec for spec in FUNCTIONS if spec.name == "migration")
+    assert synthesized.config.migration_max_concurrency <= (migration.reserved_concurrency or 0)
+
+
 def test_each_function_has_its_own_role_and_log_group_with_retention(synthesized: Synthesized) -> None:
     functions = functions_by_name(synthesized)
     assert len({str(props["Role"]) for props in functions.values()}) == len(FUNCTIONS)
