@@ -48,6 +48,9 @@ class FunctionSpec:
     # The metric the function emits for each request it refuses by raising (an authorizer's
     # `Unauthorized`): Lambda counts those as errors, so the errors alarm subtracts them.
     refusals_metric: str | None = None
+    # Settings (environment variables of listing_vision.config) this function runs with on AWS beyond
+    # the stage's: e.g. provider timeouts that fit API Gateway's 29 s (infra checks it at synth).
+    settings: tuple[tuple[str, str], ...] = ()
     # Executions at once on AWS (reserved concurrency) and on the local stack; None: the account's
     # unreserved pool (API functions only). Required, so each function says.
     reserved_concurrency: int | None = field(kw_only=True)
@@ -130,6 +133,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         29,
         1024,
         layers=(MILVUS, PROVIDERS),
+        # A reply and its one repair, 12 s each and no SDK retry (a retry may wait out a 429's retry-after
+        # of up to 2 minutes): 24 s of the 29, the rest for the duplicate check.
+        settings=(("PROVIDER_TIMEOUT_S", "12"), ("PROVIDER_MAX_RETRIES", "0")),
         reserved_concurrency=None,
     ),
     FunctionSpec(

@@ -18,9 +18,11 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from functions.specs import FunctionSpec
+from functions.routes import ROUTES
+from functions.specs import PROVIDERS, FunctionSpec
 from infra.config import DeploymentConfig
 from infra.nag import acknowledge
+from listing_vision.config import Settings, provider_worst_case_s
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 
@@ -50,6 +52,28 @@ class FailureQueue:
         return lambda_.DestinationConfig(destination=self.queue.queue_arn)
 
 
+API_GATEWAY_LIMIT_S = 29  # API Gateway cuts every request at 29 s
+API_OTHER_WORK_S = 5  # what an API request does besides asking a model: the duplicate check, S3, Milvus
+
+
+def check_provider_budget(spec: FunctionSpec) -> None:
+    """An API function that asks a model must get its answer, in the worst case its settings allow,
+    with time to spare before API Gateway cuts the request: else the synth stops, saying why."""
+    if spec.name not in {route.function for route in ROUTES} or PROVIDERS not in spec.layers:
+        return
+    declared = dict(spec.settings)
+    timeout_s = float(declared.get("PROVIDER_TIMEOUT_S", Settings.model_fields["provider_timeout_s"].default))
+    retries = int(declared.get("PROVIDER_MAX_RETRIES", Settings.model_fields["provider_max_retries"].default))
+    worst = provider_worst_case_s(timeout_s, retries)
+    budget = min(spec.timeout_s, API_GATEWAY_LIMIT_S) - API_OTHER_WORK_S
+    if worst > budget:
+        raise ValueError(
+            f"{spec.name}: a model answer may take {worst:g} s (PROVIDER_TIMEOUT_S={timeout_s:g}, "
+            f"PROVIDER_MAX_RETRIES={retries}), over the {budget} s an API request has for it; "
+            "set its settings in functions/specs.py"
+        )
+
+
 class ServiceFunction(Construct):
     def __init__(
         self,
@@ -63,6 +87,7 @@ class ServiceFunction(Construct):
         network: Network | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        check_provider_budget(spec)
         self.spec = spec
         removal = RemovalPolicy.RETAIN if config.removal_retains_data else RemovalPolicy.DESTROY
         self.log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal)
@@ -100,7 +125,7 @@ class ServiceFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             logging_format=lambda_.LoggingFormat.JSON,
             log_group=self.log_group,
-            environment={"POWERTOOLS_SERVICE_NAME": spec.name, **environment},
+            environment={"POWERTOOLS_SERVICE_NAME": spec.name, **environment, **dict(spec.settings)},
             vpc=network.vpc if network else None,
             vpc_subnets=network.subnets if network else None,
             security_groups=network.security_groups if network else None,

@@ -6,13 +6,18 @@ and cdk-nag clean with every acknowledgement used."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from functions.routes import ROUTES
-from functions.specs import FUNCTIONS
+from functions.specs import BY_NAME, FUNCTIONS
 from functions.triggers import S3_TRIGGERS
+from infra.constructs.service_function import API_GATEWAY_LIMIT_S, API_OTHER_WORK_S, check_provider_budget
 from infra.nag import ACKNOWLEDGED
 from listing_vision.api.gateway_responses import GATEWAY_RESPONSES
+from listing_vision.config import provider_worst_case_s
 from listing_vision.resources import (
     BUCKETS,
     INCOMPLETE_UPLOAD_DAYS,
@@ -78,6 +83,24 @@ def test_every_function_runs_at_its_declared_concurrency(synthesized: Synthesize
     # and the migration's Map never runs more batches than its function may run
     migration = next(spec for spec in FUNCTIONS if spec.name == "migration")
     assert synthesized.config.migration_max_concurrency <= (migration.reserved_concurrency or 0)
+
+
+def test_an_api_function_that_asks_a_model_answers_within_api_gateways_29_s(synthesized: Synthesized) -> None:
+    # Given the caption function (an API route whose code asks a model) as deployed
+    variables = functions_by_name(synthesized)["caption"]["Environment"]["Variables"]
+    timeout_s, retries = float(variables["PROVIDER_TIMEOUT_S"]), int(variables["PROVIDER_MAX_RETRIES"])
+    # Then a reply and its repair, in the worst case its settings allow, leave time for the rest
+    assert provider_worst_case_s(timeout_s, retries) <= API_GATEWAY_LIMIT_S - API_OTHER_WORK_S
+    # and no SDK retry, which could wait out a 429's retry-after of up to 2 minutes
+    assert retries == 0
+
+
+def test_a_provider_budget_over_api_gateways_limit_stops_the_synth() -> None:
+    # Given the caption function with the library's default provider settings (8 s, 2 retries)
+    with pytest.raises(ValueError, match=r"caption: a model answer may take 528 s .* over the 24 s"):
+        check_provider_budget(replace(BY_NAME["caption"], settings=()))
+    # while functions that are not behind the API may take their time
+    check_provider_budget(BY_NAME["listing-ingest"])
 
 
 def test_each_function_has_its_own_role_and_log_group_with_retention(synthesized: Synthesized) -> None:

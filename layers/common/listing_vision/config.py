@@ -227,7 +227,10 @@ class Settings(BaseSettings):
     openai_phrase_model: str = Field("gpt-5.4-mini", description="OpenAI model classifying feature phrases.")
     anthropic_phrase_model: str = Field("claude-haiku-4-5", description="Anthropic model classifying feature phrases.")
     provider_timeout_s: float = Field(
-        8.0, gt=0, description="Timeout of one provider request, seconds (with retries, inside API Gateway's 29 s)."
+        8.0,
+        gt=0,
+        description="Timeout of one provider request, seconds (the API's caption function gets its own, to fit "
+        "API Gateway's 29 s: functions/specs.py).",
     )
     provider_max_retries: int = Field(
         2, ge=0, le=5, description="The SDKs' own retries (429 with retry-after, 5xx, timeouts)."
@@ -247,6 +250,20 @@ class Settings(BaseSettings):
     def bucket_for(self, storefront: Storefront) -> str:
         """The S3 bucket that holds a storefront's images."""
         return {"alya": self.alya_bucket, "blysk": self.blysk_bucket}[storefront]
+
+
+# One model answer takes at most two requests: the reply, and one repair (providers/structured.py).
+PROVIDER_REQUESTS_PER_ANSWER = 2
+# Between tries the SDKs wait up to 8 s, or what a 429's retry-after says, up to 2 minutes.
+PROVIDER_RETRY_WAIT_MAX_S = 120.0
+
+
+def provider_worst_case_s(timeout_s: float, max_retries: int) -> float:
+    """The longest one model answer may take with these settings (PROVIDER_TIMEOUT_S,
+    PROVIDER_MAX_RETRIES): each request tried 1 + max_retries times, each try up to the timeout, and
+    the SDK's wait between tries. Only max_retries=0 bounds it by the timeout alone."""
+    per_request = (1 + max_retries) * timeout_s + max_retries * PROVIDER_RETRY_WAIT_MAX_S
+    return PROVIDER_REQUESTS_PER_ANSWER * per_request
 
 
 @lru_cache(maxsize=1)
