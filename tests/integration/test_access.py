@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,9 @@ from typing import Any
 import pytest
 import requests
 
+from listing_vision import aws
 from listing_vision.api.clients import ApiClients
+from listing_vision.api.clients import main as clients_cli
 from listing_vision.config import Storefront, get_settings
 from local.stack import LocalStack
 from tests.integration.test_generation import earring_photo
@@ -211,3 +214,32 @@ def test_jobs_and_uploads_belong_to_their_storefront(local_stack: LocalStack, se
     assert changed(before, fingerprint()) == []
     # While the job's own storefront sees it
     assert call(secured, "GET", f"/jobs/{job_id}", secured.everything).json()["status"] == "done"
+
+
+def test_clients_create_puts_the_key_in_a_usage_plan_or_refuses(
+    local_stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the stage's usage plan in API Gateway (moto's, as on AWS)
+    run = uuid.uuid4().hex[:8]
+    gateway = aws.client("apigateway")
+    plan_name = f"listing-vision-test-{run}-standard"
+    plan = gateway.create_usage_plan(name=plan_name)["id"]
+
+    def create(client: str, *options: str) -> int:
+        return clients_cli(["create", "--client", f"{client}-{run}", "--storefront", "alya", *options])
+
+    # When a client is created without saying which plan meters it, then the command refuses
+    with pytest.raises(SystemExit) as refused:
+        create("cli-unmetered")
+    assert refused.value.code == 2
+    assert "one of the arguments --usage-plan --no-usage-plan is required" in capsys.readouterr().err
+    # and naming a plan that does not exist creates nothing, and names the plans there are
+    assert create("cli-typo", "--usage-plan", "listing-vision-test-standrad") == 1
+    assert plan_name in capsys.readouterr().err
+    assert all(c.client_id != f"cli-typo-{run}" for c in ApiClients().list())
+    # When it names the stage's plan, then its key is an enabled API key in that plan, as the authorizer returns it
+    assert create("cli", "--usage-plan", plan_name) == 0
+    created = json.loads(capsys.readouterr().out)
+    keys = gateway.get_usage_plan_keys(usagePlanId=plan)["items"]
+    assert [(k["id"], k["value"]) for k in keys] == [(created["api_key_id"], created["key"])]
+    assert ApiClients().find(created["key"]) is not None

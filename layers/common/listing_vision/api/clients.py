@@ -5,12 +5,15 @@ key's SHA-256 (keys are 256 random bits, so an unsalted hash cannot be reversed)
 its storefronts, whether it may search every catalogue (`scope=all`), and whether it is disabled.
 The key itself is shown once, when the client is created.
 
-    python -m listing_vision.api.clients create --client shop-alya --storefront alya [--search-all]
+    python -m listing_vision.api.clients create --client shop-alya --storefront alya [--search-all] \
+        --usage-plan listing-vision-<stage>-standard
     python -m listing_vision.api.clients list
     python -m listing_vision.api.clients disable --client shop-alya
 
-On AWS, `create --usage-plan NAME` also registers the key with API Gateway and attaches it to that
-usage plan (throttling and quotas per client).
+On AWS every method requires the key in a usage plan (throttling and quotas per client), so
+`create` needs `--usage-plan NAME`: it finds the plan first (an unknown plan creates nothing),
+then registers the key with API Gateway in it. Only where no usage plan meters keys (the local
+stack) does `--no-usage-plan` make a client without one; a key made so on AWS can call nothing.
 """
 
 from __future__ import annotations
@@ -119,15 +122,22 @@ def _client(values: dict[str, Any]) -> ApiClient:
     )
 
 
-def register_with_api_gateway(key: str, client_id: str, usage_plan: str) -> str:
+def usage_plan_id(usage_plan: str) -> str:
+    """The id of the API Gateway usage plan of this name, or NotFound naming the plans there are."""
+    plans = aws.client("apigateway").get_usage_plans(limit=500)["items"]
+    found = [plan["id"] for plan in plans if plan["name"] == usage_plan]
+    if not found:
+        known = ", ".join(sorted(plan["name"] for plan in plans)) or "none"
+        raise NotFound(f"No usage plan named {usage_plan!r} (there are: {known}).", code="usage_plan_not_found")
+    return str(found[0])
+
+
+def register_with_api_gateway(key: str, client_id: str, plan_id: str) -> str:
     """Create the key in API Gateway (the authorizer returns it as the usage identifier) and attach
-    it to the usage plan of this name; returns the API key's id."""
+    it to this usage plan; returns the API key's id."""
     gateway = aws.client("apigateway")
-    plans = [p for p in gateway.get_usage_plans(limit=500)["items"] if p["name"] == usage_plan]
-    if not plans:
-        raise NotFound(f"No usage plan named {usage_plan!r}.", code="usage_plan_not_found")
     api_key = gateway.create_api_key(name=client_id, value=key, enabled=True)
-    gateway.create_usage_plan_key(usagePlanId=plans[0]["id"], keyId=api_key["id"], keyType="API_KEY")
+    gateway.create_usage_plan_key(usagePlanId=plan_id, keyId=api_key["id"], keyType="API_KEY")
     return str(api_key["id"])
 
 
@@ -138,7 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--client", required=True)
     create.add_argument("--storefront", action="append", choices=["alya", "blysk"], required=True)
     create.add_argument("--search-all", action="store_true", help="may search every storefront (scope=all)")
-    create.add_argument("--usage-plan", help="on AWS: register the key with API Gateway in this usage plan")
+    metering = create.add_mutually_exclusive_group(required=True)
+    metering.add_argument(
+        "--usage-plan", help="register the key with API Gateway in this plan (listing-vision-<stage>-standard or -bulk)"
+    )
+    metering.add_argument(
+        "--no-usage-plan",
+        action="store_true",
+        help="the local stack only: on AWS a key in no usage plan can call nothing",
+    )
     commands.add_parser("list", help="every client (no keys)")
     disable = commands.add_parser("disable", help="refuse a client's key from now on")
     disable.add_argument("--client", required=True)
@@ -146,10 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     clients = ApiClients()
     try:
         if args.command == "create":
+            plan = usage_plan_id(args.usage_plan) if args.usage_plan else None  # before anything is created
             key, client = clients.create(args.client, tuple(args.storefront), args.search_all)
             answer: dict[str, Any] = {"key": key, **asdict(client)}
-            if args.usage_plan:
-                answer["api_key_id"] = register_with_api_gateway(key, args.client, args.usage_plan)
+            if plan:
+                answer["api_key_id"] = register_with_api_gateway(key, args.client, plan)
             print(json.dumps(answer, indent=2))
         elif args.command == "list":
             print(json.dumps([asdict(c) for c in clients.list()], indent=2))
