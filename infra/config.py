@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -80,10 +80,18 @@ class DeploymentConfig(BaseModel):
     route_table_ids: list[str] = Field(
         default_factory=list, description="Route tables of those subnets (for the S3 and DynamoDB gateway endpoints)."
     )
-    vpc_endpoints: bool = Field(
-        True,
-        description="With a VPC: create the S3 and DynamoDB gateway endpoints and the SageMaker runtime, "
-        "Secrets Manager and Lambda interface endpoints (false: the subnets route through a NAT).",
+    vpc_endpoints: Literal["create", "existing", "none"] | None = Field(
+        None,
+        description="With a VPC (required then): `create` makes the S3 and DynamoDB gateway endpoints and the "
+        "SageMaker runtime and Secrets Manager interface endpoints, with private DNS, which one VPC holds once: "
+        "one stage per VPC; `existing`: the VPC has them already (another stage made them); `none`: the subnets "
+        "reach AWS through a NAT.",
+    )
+    api_gateway_cloudwatch_role: bool = Field(
+        False,
+        description="Create API Gateway's CloudWatch Logs role for the account and region "
+        "(AWS::ApiGateway::Account, one per account: set it in one stage only, or set the role once by hand); "
+        "every stage's API logs need it. Kept when the stage is deleted.",
     )
     clip_instance_type: str = Field("ml.g5.xlarge", description="SageMaker instance type of the CLIP endpoint.")
     clip_image_uri: str | None = Field(None, description="Serving image of the endpoint (default: see clip_endpoint).")
@@ -146,8 +154,13 @@ class DeploymentConfig(BaseModel):
                 raise ValueError("vpc_id needs subnet_ids and security_group_ids")
             if len(self.availability_zones) != len(self.subnet_ids):
                 raise ValueError("availability_zones must give one zone per subnet of subnet_ids")
-            if self.vpc_endpoints and len(self.route_table_ids) != len(self.subnet_ids):
-                raise ValueError("vpc_endpoints needs route_table_ids, one per subnet (or set vpc_endpoints=false)")
+            if self.vpc_endpoints is None:
+                raise ValueError(
+                    "vpc_id needs vpc_endpoints: create (this stage makes them; one stage per VPC), "
+                    "existing (another stage made them) or none (a NAT)"
+                )
+            if self.vpc_endpoints == "create" and len(self.route_table_ids) != len(self.subnet_ids):
+                raise ValueError("vpc_endpoints=create needs route_table_ids, one per subnet")
         return self
 
     @property

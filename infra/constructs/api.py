@@ -90,8 +90,10 @@ class RestApi(Construct):
             rest_api_name=config.name("api"),
             binary_media_types=list(BINARY_MEDIA_TYPES),
             api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER,
-            cloud_watch_role=True,
-            cloud_watch_role_removal_policy=removal,
+            # The account's logging role, one per account and region: made by the stage whose context says so,
+            # and kept when that stage goes, since every stage's logs need it (README: Deploying).
+            cloud_watch_role=config.api_gateway_cloudwatch_role,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if config.api_gateway_cloudwatch_role else None,
             deploy_options=apigw.StageOptions(
                 stage_name=config.stage,
                 tracing_enabled=True,

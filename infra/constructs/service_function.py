@@ -162,3 +162,10 @@ class ServiceFunction(Construct):
             self.role.add_managed_policy(
                 iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
             )
+            acknowledge(
+                self.role,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaVPCAccessExecutionRole]",
+                "Lambda's documented policy for a function's network interfaces in a VPC (EC2's network-interface "
+                "actions, which take no narrower resource) besides its logs.",
+            )

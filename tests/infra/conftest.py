@@ -34,6 +34,7 @@ SETTINGS: dict[str, Any] = {
 
 @dataclass
 class Synthesized:
+    name: str
     config: DeploymentConfig
     stack: ListingVisionStack
     template: Template
@@ -58,7 +59,7 @@ FEATURE_FLAGS = {
 LAYERS = [name for name in json.loads((ROOT / "layers/layers.json").read_text()) if name[:2] != "//"]
 
 
-def synthesize(tmp: Path, settings: dict[str, Any]) -> Synthesized:
+def synthesize(tmp: Path, settings: dict[str, Any], stack_name: str = STACK) -> Synthesized:
     for name in LAYERS:  # an empty asset stands in for each built layer
         (tmp / "layers" / name / "python").mkdir(parents=True)
     tarball = tmp / "model.tar.gz"
@@ -68,7 +69,7 @@ def synthesize(tmp: Path, settings: dict[str, Any]) -> Synthesized:
     config = validate(settings)
     stack = ListingVisionStack(
         app,
-        STACK,
+        stack_name,
         config=config,
         layer_code={name: lambda_.Code.from_asset(str(tmp / "layers" / name)) for name in LAYERS},
         clip_model_tarball=str(tarball),
@@ -76,9 +77,28 @@ def synthesize(tmp: Path, settings: dict[str, Any]) -> Synthesized:
     add_checks(app)  # cdk-nag fails the synth on any finding that is not acknowledged
     app.synth()
     report = json.loads((outdir / "validation-report.json").read_text())
-    return Synthesized(config, stack, Template.from_stack(stack), report)
+    return Synthesized(stack_name, config, stack, Template.from_stack(stack), report)
 
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return synthesize(tmp_path_factory.mktemp("synth"), SETTINGS)
+
+
+# The first stage of an account: in the shared VPC, making its endpoints and the account's API
+# Gateway logging role. (SETTINGS is a later stage: no VPC, no account role.)
+FIRST_STAGE: dict[str, Any] = {
+    **SETTINGS,
+    "vpc_id": "vpc-0a1b2c3d4e5f60718",
+    "subnet_ids": "subnet-0a1b2c3d4e5f60718,subnet-0f1e2d3c4b5a60718",
+    "security_group_ids": "sg-0a1b2c3d4e5f60718",
+    "availability_zones": "us-east-1a,us-east-1b",
+    "route_table_ids": "rtb-0a1b2c3d4e5f60718,rtb-0f1e2d3c4b5a60718",
+    "vpc_endpoints": "create",
+    "api_gateway_cloudwatch_role": True,
+}
+
+
+@pytest.fixture(scope="session")
+def first_stage(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize(tmp_path_factory.mktemp("first-stage"), FIRST_STAGE, "InfraTestFirstStage")

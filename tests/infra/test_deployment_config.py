@@ -98,6 +98,7 @@ def test_a_vpc_needs_its_subnets_zones_and_route_tables() -> None:
             "security_group_ids": "sg-1",
             "availability_zones": "us-east-1a,us-east-1b",
             "route_table_ids": "rtb-1,rtb-2",
+            "vpc_endpoints": "create",
         }
     )
     assert config.subnet_ids == ["subnet-1", "subnet-2"]
@@ -123,6 +124,8 @@ def test_the_example_context_file_synthesizes_with_the_existing_stores_reference
     assert ":domain/hearth-dev/listings-v2" in text
     # and nothing is a placeholder
     assert "example.internal" not in text and "123456789012" not in text
+    # and, the first stage of its account, it makes the account's API Gateway logging role
+    assert [r["Type"] for r in resources].count("AWS::ApiGateway::Account") == 1
 
 
 def test_without_a_clip_package_make_synth_stands_the_descriptor_in_and_a_deploy_refuses(tmp_path: Path) -> None:

@@ -31,7 +31,10 @@ def lint_problems(template: dict[str, object]) -> list[str]:
     ]
 
 
-def test_cfn_lint_finds_no_error_and_only_accepted_warnings(synthesized: Synthesized) -> None:
+@pytest.mark.parametrize("stage", ["synthesized", "first_stage"])
+def test_cfn_lint_finds_no_error_and_only_accepted_warnings(stage: str, request: pytest.FixtureRequest) -> None:
+    # Given a later stage of an account, and its first (in a VPC, making the endpoints and the logging role)
+    synthesized: Synthesized = request.getfixturevalue(stage)
     problems = lint_problems(synthesized.template.to_json())
     # Then nothing but the accepted warnings is reported
     assert [p for p in problems if p.split()[0] not in ACCEPTED_WARNINGS] == []
