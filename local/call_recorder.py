@@ -9,6 +9,10 @@ recorded, so each function that reads a secret is seen doing so. Each call is at
 handler is running (`local.lambda_runtime.current_function`); calls made outside any function
 (provisioning, tests) are not recorded. The infrastructure tests check that each function's
 role in the synthesized template allows every recorded pair, and list the grants no call used.
+
+A read of an object that is not there (GetObject or HeadObject answered 404) also records
+`s3:ListBucket` on its bucket: without that permission S3 answers such a read 403 AccessDenied,
+not 404, and the code that handles a missing object would fail instead.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ S3_ACTIONS = {
     "UploadPart": "s3:PutObject",
     "CompleteMultipartUpload": "s3:PutObject",
 }
+# Reads whose 404 a caller only sees with s3:ListBucket on the bucket (else 403).
+MISSING_OBJECT_READS = ("GetObject", "HeadObject")
 LAMBDA_ACTIONS = {"Invoke": "lambda:InvokeFunction", "InvokeAsync": "lambda:InvokeFunction"}
 _recording: contextvars.ContextVar[bool] = contextvars.ContextVar("recording", default=True)
 
@@ -95,6 +101,7 @@ class CallRecorder:
     def install(self) -> None:
         """Hook every botocore session created from now on, and OpenSearch's transport."""
         botocore.handlers.BUILTIN_HANDLERS.append(("before-parameter-build", self._on_aws_call))
+        botocore.handlers.BUILTIN_HANDLERS.append(("after-call.s3", self._on_s3_answer))
         recorder = self
         original = Transport.perform_request
         self._original_perform_request = original
@@ -127,9 +134,9 @@ class CallRecorder:
         parameters.get_secret = get_secret
 
     def uninstall(self) -> None:
-        handler = ("before-parameter-build", self._on_aws_call)
-        if handler in botocore.handlers.BUILTIN_HANDLERS:
-            botocore.handlers.BUILTIN_HANDLERS.remove(handler)
+        for handler in (("before-parameter-build", self._on_aws_call), ("after-call.s3", self._on_s3_answer)):
+            if handler in botocore.handlers.BUILTIN_HANDLERS:
+                botocore.handlers.BUILTIN_HANDLERS.remove(handler)
         if self._original_perform_request is not None:
             Transport.perform_request = self._original_perform_request  # type: ignore[method-assign]
             self._original_perform_request = None
@@ -150,6 +157,13 @@ class CallRecorder:
             return  # a presigned POST (botocore builds it on CreateBucket's model): recorded with its key above
         for action, resource in describe(service, operation, params):
             self.record(action, resource)
+        if service == "s3" and operation in MISSING_OBJECT_READS:
+            context["recorded_bucket"] = params.get("Bucket", "")
+
+    def _on_s3_answer(self, http_response: Any, model: Any, context: dict[str, Any], **_: Any) -> None:
+        """A read of a missing object: S3 answers it 404 only to a caller that may list the bucket."""
+        if http_response.status_code == 404 and "recorded_bucket" in context:
+            self.record("s3:ListBucket", f"arn:aws:s3:::{context['recorded_bucket']}")
 
 
 def describe(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:

@@ -50,6 +50,9 @@ class Dedupe(Construct):
                 "Presigned GETs answer any stored image or duplicate, and the indexers read whatever arrived: "
                 "console and bulk uploads may use any key of a storefront bucket.",
             )
+            # The API lists an upload's status, the backfill and reconcile their pages, and the indexer reads objects an S3
+            # event names, which may be gone by then: S3 answers a missing object 404 only to a lister, else 403.
+            allow(function, ["s3:ListBucket"], [bucket.bucket_arn for bucket in buckets])
         api = self.functions["dedupe"]
         catalogue = "New photos are stored under catalogue/ with keys made from their content (sha256)."
         allow(api, ["s3:PutObject"], [bucket.arn_for_objects("catalogue/*") for bucket in buckets], catalogue)
@@ -58,7 +61,6 @@ class Dedupe(Construct):
         incoming = "Presigned uploads go under incoming/<upload id>, an id made per request."
         allow(api, ["s3:PutObject"], [bucket.arn_for_objects("incoming/*") for bucket in buckets], incoming)
         allow(api, ["s3:GetObjectTagging"], [bucket.arn_for_objects("incoming/*") for bucket in buckets], incoming)
-        allow(api, ["s3:ListBucket"], [bucket.bucket_arn for bucket in buckets])  # an upload's status
         for name in INDEXERS:
             tags = ["s3:GetObjectTagging", "s3:PutObjectTagging"]
             allow(
@@ -67,8 +69,6 @@ class Dedupe(Construct):
                 [bucket.arn_for_objects("*") for bucket in buckets],
                 "Each indexed object, under whatever key it arrived, gets its outcome as tags.",
             )
-        for name in ("dedupe-backfill", "dedupe-reconcile"):
-            allow(self.functions[name], ["s3:ListBucket"], [bucket.bucket_arn for bucket in buckets])
         reconcile = self.functions["dedupe-reconcile"]
         allow(reconcile, ["dynamodb:Scan"], [platform.table_arn("catalogue_table")], "Every record of a storefront.")
         events.Rule(

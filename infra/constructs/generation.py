@@ -28,6 +28,8 @@ class Generation(Construct):
         outputs_why = "A job's outputs go under <website>/<job id>/ in the generated bucket, ids made per job."
         # The API checks the source exists and presigns the source and the outputs.
         allow(api, ["s3:GetObject"], [*sources, outputs], f"{sources_why} {outputs_why}")
+        # A missing source is a 404 source_not_found: S3 answers it 404 only to a caller that may list, else 403.
+        allow(api, ["s3:ListBucket"], [platform.bucket(setting).bucket_arn for setting in STOREFRONTS])
         allow(api, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [jobs])
         allow(api, ["lambda:InvokeFunction"], [worker.function.function_arn])
         api.function.add_environment("GENERATE_WORKER_FUNCTION", worker.function.function_name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from listing_vision import aws
 from listing_vision.jewelry.vector_index import milvus_client
 from listing_vision.realestate.listings_index import opensearch_client
 from listing_vision.resources import BUCKETS, TABLES
+from local.call_recorder import Call
+from local.lambda_runtime import current_function
 from local.stack import LocalStack
 
 
@@ -142,3 +145,28 @@ def test_lambda_invoke_reaches_the_in_process_handler(local_stack: LocalStack) -
     # And an asynchronous invoke is accepted at once
     queued = lambda_client.invoke(FunctionName="migration", InvocationType="Event", Payload=b"{}")
     assert queued["StatusCode"] == 202
+
+
+def test_a_read_of_a_missing_object_is_recorded_as_needing_list_bucket(local_stack: LocalStack) -> None:
+    # Given calls made as a function (a name no real function has, so nothing else is checked against them)
+    assert local_stack.recorder is not None
+    s3, bucket = aws.client("s3"), local_stack.settings.artifacts_bucket
+    s3.put_object(Bucket=bucket, Key="recorder-probe/there.txt", Body=b"x")
+
+    def reads_as_a_function(*keys: str) -> set[str]:
+        token = current_function.set("recorder-probe")
+        try:
+            for key in keys:
+                for read in (s3.head_object, s3.get_object):
+                    with contextlib.suppress(s3.exceptions.ClientError):  # a missing one raises
+                        read(Bucket=bucket, Key=key)
+        finally:
+            current_function.reset(token)
+        assert local_stack.recorder is not None
+        return {c.action for c in local_stack.recorder.for_function("recorder-probe")}
+
+    # When it reads an object that is there, it needs s3:GetObject only
+    assert reads_as_a_function("recorder-probe/there.txt") == {"s3:GetObject"}
+    # and when it reads one that is not, s3:ListBucket on the bucket too (S3 answers 403 without it, not 404)
+    assert reads_as_a_function("recorder-probe/gone.txt") == {"s3:GetObject", "s3:ListBucket"}
+    assert Call("recorder-probe", "s3:ListBucket", f"arn:aws:s3:::{bucket}") in local_stack.recorder.calls
