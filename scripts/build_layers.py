@@ -82,6 +82,7 @@ def build(out: Path, compile_bytecode: bool) -> dict[str, int]:
         pip = [sys.executable, "-m", "pip"]
     groups = {k: v for k, v in json.loads((ROOT / "layers/layers.json").read_text()).items() if not k.startswith("//")}
     pinned = pins()
+    python312 = bytecode_compiler() if compile_bytecode else None  # a broken one stops the build before it starts
     shutil.rmtree(out, ignore_errors=True)
     base: dict[str, str] = {}
     sizes: dict[str, int] = {}
@@ -106,14 +107,12 @@ def build(out: Path, compile_bytecode: bool) -> dict[str, int]:
             if folder.is_dir() and TESTS.search(folder.relative_to(target).as_posix()):
                 shutil.rmtree(folder, ignore_errors=True)
         sizes[name] = folder_mb(out / name)
-    if compile_bytecode:
-        python312 = bytecode_compiler()
-        if python312:
-            for name in groups:
-                compile_layer(python312, out / name)
-                sizes[name] = folder_mb(out / name)
-        else:
-            print("No Python 3.12 found (set PYTHON312): layers built without bytecode, cold starts will be slower.")
+    if python312:
+        for name in groups:
+            compile_layer(python312, out / name)
+            sizes[name] = folder_mb(out / name)
+    elif compile_bytecode:
+        print("No Python 3.12 found (set PYTHON312): layers built without bytecode, cold starts will be slower.")
     return sizes
 
 
