@@ -17,9 +17,10 @@ from tests.infra.conftest import Synthesized
 
 # cfn-lint warnings the template keeps, by rule, and why each is true and harmless.
 ACCEPTED_WARNINGS = {
-    "W3005": "CDK makes a function (or a state machine, or CDK's own provider) depend on its role's default "
-    "policy and on the role itself (DependsOn), and also reads the role's ARN (GetAtt): the DependsOn on the "
-    "role is redundant, and the one on the policy is what makes the grants exist before the first call.",
+    "W3005": "CDK makes a resource that runs as a role (each function, the state machine, the SageMaker model, "
+    "CDK's own providers) depend on the role and on its default policy (DependsOn), and also reads the role's ARN "
+    "(GetAtt): the DependsOn on the role is redundant, and the one on the policy is what makes the grants exist "
+    "before the first call.",
 }
 
 
