@@ -123,6 +123,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         900,
         2048,
         layers=(MILVUS,),
+        reserved_concurrency=1,  # one reconcile at a time: two would repair the same findings twice
     ),
     FunctionSpec(
         "caption",

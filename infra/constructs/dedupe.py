@@ -50,8 +50,9 @@ class Dedupe(Construct):
                 "Presigned GETs answer any stored image or duplicate, and the indexers read whatever arrived: "
                 "console and bulk uploads may use any key of a storefront bucket.",
             )
-            # The API lists an upload's status, the backfill and reconcile their pages, and the indexer reads objects an S3
-            # event names, which may be gone by then: S3 answers a missing object 404 only to a lister, else 403.
+            # The API lists an upload's status, the backfill and the reconcile their pages, and the indexer
+            # reads objects an S3 event names, which may be gone by then: S3 answers a missing object 404
+            # only to a lister, else 403.
             allow(function, ["s3:ListBucket"], [bucket.bucket_arn for bucket in buckets])
         api = self.functions["dedupe"]
         catalogue = "New photos are stored under catalogue/ with keys made from their content (sha256)."
