@@ -1,5 +1,5 @@
 # The two commands: `make run` (the product, locally) and `make test` (the whole suite).
-# Each creates or updates the virtual environment it needs first.
+# Each creates or updates the virtual environment it needs first. `make test-unit` is the fast loop.
 
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test bench backfill reconcile migrate lint synth layer clip-model deploy clean venv openapi
+.PHONY: run test test-unit test-integration test-workflow test-e2e test-infra bench backfill reconcile migrate lint synth layer clip-model deploy clean venv openapi
 
 venv: $(STAMP)
 
@@ -26,8 +26,35 @@ $(STAMP): $(REQUIREMENTS)
 run: $(STAMP)  ## Start the local stack (API on http://127.0.0.1:8000); Ctrl-C stops it
 	$(BIN)/python -m local
 
-test: $(STAMP)  ## Run the whole test suite
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Tests by tier, each a folder of tests/: unit (no stack), integration (the local engines: one local
+# stack per session), workflow (state machines on moto), e2e (`python -m local` as a process), infra
+# (the synthesized CDK template). Parallel on TEST_WORKERS processes (pytest-xdist), each with its own
+# stack; a module runs whole on one worker, in file order (tests/conftest.py: pytest_xdist_make_scheduler).
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest
+PARALLEL := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
+# The AWS calls each worker's stack recorded (a JSON file per worker), read by the permission tests.
+RECORDED_CALLS := build/test-recorded-calls
+
+test: $(STAMP)  ## Run the whole test suite: every tier in parallel, then the permission tests over every call recorded (PYTEST_ARGS=-x adds options)
+	rm -rf $(RECORDED_CALLS)
+	LOCAL_RECORDED_CALLS=$(RECORDED_CALLS) $(PYTEST) $(PARALLEL) $(PYTEST_ARGS)
+	LOCAL_RECORDED_CALLS=$(RECORDED_CALLS) $(PYTEST) -m after_recording tests/infra
+
+test-unit: $(STAMP)  ## Run the unit tests (no local stack; under a minute): the edit-test loop
+	$(PYTEST) $(PARALLEL) tests/unit $(PYTEST_ARGS)
+
+test-integration: $(STAMP)  ## Run the integration tests against the local engines
+	$(PYTEST) $(PARALLEL) tests/integration $(PYTEST_ARGS)
+
+test-workflow: $(STAMP)  ## Run the workflow tests (state machines on moto's Step Functions)
+	$(PYTEST) $(PARALLEL) tests/workflow $(PYTEST_ARGS)
+
+test-e2e: $(STAMP)  ## Run the end-to-end tests (`python -m local` as a separate process)
+	$(PYTEST) $(PARALLEL) tests/e2e $(PYTEST_ARGS)
+
+test-infra: $(STAMP)  ## Run the infrastructure tests on the synthesized CDK template (the permission tests need `make test`)
+	$(PYTEST) $(PARALLEL) tests/infra $(PYTEST_ARGS)
 
 bench: $(STAMP)  ## Run every benchmark in bench/; prints one table and writes bench/results/latest.json
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -1,35 +1,72 @@
 """Shared fixtures. The local stack (moto, osmem-server, Milvus Lite, the gateway) starts once per
-test session, on free ports and a temporary state folder, exactly as `make run` starts it."""
+test session, on free ports and a temporary state folder, exactly as `make run` starts it. Under
+pytest-xdist (`make test`) each worker is a session with its own stack."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from local.stack import LocalStack
+if TYPE_CHECKING:  # imported when a test first asks for the stack: unit tests never pay for it
+    from local.stack import LocalStack
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 PHOTOS = Path(__file__).parent / "data" / "photos"
+# A folder: each session's stack writes the AWS calls it recorded there as <worker>.json when the
+# session ends, and the permission tests read every file in it (`make test` sets it).
+RECORDED_CALLS = "LOCAL_RECORDED_CALLS"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked `after_recording` read what the others recorded: they run last."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `after_recording` read what the others recorded: they run last. An xdist worker
+    sees only its own share of the calls, so there they are left out; `make test` runs them after
+    the parallel run, over every worker's recording."""
+    recording_readers = [item for item in items if item.get_closest_marker("after_recording")]
+    if recording_readers and os.environ.get("PYTEST_XDIST_WORKER"):
+        config.hook.pytest_deselected(items=recording_readers)
+        items[:] = [item for item in items if not item.get_closest_marker("after_recording")]
     items.sort(key=lambda item: item.get_closest_marker("after_recording") is not None)
+
+
+# Folders whose modules share session fixtures (the synthesized stack; the tiny CLIP export and its
+# container): under `--dist loadscope` each runs whole on one worker, so those are built once.
+RUN_TOGETHER = ("tests/infra/", "tests/integration/clip/")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadscope` (`make test`): a module's tests run on one worker, in order, and so does
+    each folder of RUN_TOGETHER. (xdist's own `loadgroup` would say this with marks, but it no longer
+    groups under pytest 9.2: pytest-dev/pytest-xdist#1386.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesAndFolders(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return next((folder for folder in RUN_TOGETHER if module.startswith(folder)), module)
+
+    return ModulesAndFolders(config, log)
 
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    from local.stack import LocalStack
+
     stack = LocalStack(state_dir=tmp_path_factory.mktemp("state"), port=0, keep_snapshot=False, record_calls=True)
     stack.router.retry_delays_s = (0.05,)  # asynchronous retries in tenths of a second, not minutes
     stack.start()
     yield stack
-    if os.environ.get("LOCAL_RECORDED_CALLS") and stack.recorder is not None:
-        stack.recorder.dump(Path(os.environ["LOCAL_RECORDED_CALLS"]))
+    if os.environ.get(RECORDED_CALLS) and stack.recorder is not None:
+        folder = Path(os.environ[RECORDED_CALLS])
+        folder.mkdir(parents=True, exist_ok=True)
+        stack.recorder.dump(folder / f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.json")
     stack.stop()
 
 

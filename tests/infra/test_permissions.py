@@ -2,30 +2,48 @@
 the integration and workflow tests ran (recorded on the local stack) is allowed by that function's
 role in the synthesized template, and every grant of the role was used by some recorded call.
 
-These tests run after all the others (tests/conftest.py orders them last): they read the calls the
-session's local stack recorded. Run on their own, they have nothing to check and say so.
+These tests run after all the others. In one pytest process (tests/conftest.py orders them last)
+they read the calls the session's local stack recorded; run on their own, they have nothing to check
+and say so. `make test` runs the others in parallel (pytest-xdist, a stack per worker) with
+LOCAL_RECORDED_CALLS naming a folder, each worker's stack writes its calls there, and then runs
+these over every worker's calls: there, a folder with no recording fails.
 """
 
 from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
 
 import pytest
 
 from functions.specs import FUNCTIONS
 from local.call_recorder import Call
-from local.stack import LocalStack
+from tests.conftest import RECORDED_CALLS
 from tests.infra.conftest import Synthesized
 from tests.infra.iam import RolePolicies
 
 pytestmark = pytest.mark.after_recording
 
 
+def calls_written_to(folder: Path) -> set[Call]:
+    """Every call the sessions recorded into the folder (one JSON file per session)."""
+    files = sorted(folder.glob("*.json"))
+    assert files, f"no recorded calls in {folder}: the run before this one (make test) wrote none"
+    return {Call(**row) for file in files for row in json.loads(file.read_text())}
+
+
 @pytest.fixture(scope="module")
-def recorded(local_stack: LocalStack) -> dict[str, set[Call]]:
+def recorded(request: pytest.FixtureRequest) -> dict[str, set[Call]]:
+    if os.environ.get(RECORDED_CALLS):  # written by the sessions of an earlier run
+        calls = calls_written_to(Path(os.environ[RECORDED_CALLS]))
+        return {spec.name: {call for call in calls if call.function == spec.name} for spec in FUNCTIONS}
+    local_stack = request.getfixturevalue("local_stack")  # recorded by this session's stack
     assert local_stack.recorder is not None
-    calls = {spec.name: local_stack.recorder.for_function(spec.name) for spec in FUNCTIONS}
-    if not any(calls.values()):
+    by_function = {spec.name: local_stack.recorder.for_function(spec.name) for spec in FUNCTIONS}
+    if not any(by_function.values()):
         pytest.skip("no calls recorded: run the whole suite (make test), the integration tests record them")
-    return calls
+    return by_function
 
 
 @pytest.fixture(scope="module")
