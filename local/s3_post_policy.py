@@ -15,6 +15,11 @@ signature" pages):
 
 A refusal is S3's XML error: 403 `AccessDenied` ("Invalid according to Policy: ..."), or 400
 `EntityTooLarge` / `EntityTooSmall` for a file outside the length range.
+
+A form's `ObjectCreated:Post` event is also held until the object is complete (`events_after_the_form`):
+moto fires it from inside `put_object`, before it sets the form's Content-Type and metadata, so an
+upload trigger running at once could read an object with neither. AWS sends the event once the
+object exists as posted.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import hashlib
 import hmac
 import io
 import json
+import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +39,8 @@ from xml.sax.saxutils import escape
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.s3 import notifications
+from moto.s3.responses import S3Response
 from werkzeug.formparser import parse_form_data
 from werkzeug.serving import make_server
 
@@ -165,12 +173,45 @@ class PostPolicyCheck:
         return path if path and "/" not in path else None
 
 
+_held_events = threading.local()  # per request thread: the events of the form being stored
+_moto_send_event = notifications.send_event
+_moto_bucket_post = S3Response._bucket_response_post
+
+
+def _send_or_hold(account_id: str, event_name: Any, bucket: Any, key: Any) -> None:
+    held = getattr(_held_events, "events", None)
+    if held is None:
+        _moto_send_event(account_id, event_name, bucket, key)
+    else:
+        held.append((account_id, event_name, bucket, key))
+
+
+def _bucket_post_then_events(self: S3Response, request: Any, bucket_name: str) -> Any:
+    _held_events.events = []
+    try:
+        answer = _moto_bucket_post(self, request, bucket_name)
+        held, _held_events.events = _held_events.events, None
+        for event in held:  # the object now has the form's Content-Type and metadata
+            _moto_send_event(*event)
+        return answer
+    finally:
+        _held_events.events = None
+
+
+def events_after_the_form() -> None:
+    """A POST Object's event notifications sent after moto has stored the whole form (idempotent)."""
+    notifications.send_event = _send_or_hold  # type: ignore[assignment]
+    S3Response._bucket_response_post = _bucket_post_then_events  # type: ignore[method-assign]
+
+
 class PolicyCheckingMotoServer(ThreadedMotoServer):
-    """moto's threaded server with `PostPolicyCheck` in front of its application."""
+    """moto's threaded server with `PostPolicyCheck` in front of its application, and a form's
+    events sent once its object is complete."""
 
     def __init__(self, secrets: dict[str, str], **options: Any):
         super().__init__(**options)
         self.secrets = secrets
+        events_after_the_form()
 
     def _server_entry(self) -> None:
         app = PostPolicyCheck(DomainDispatcherApplication(create_backend_app), self.secrets)

@@ -3,8 +3,10 @@ is refused with S3's XML error and writes nothing (local/s3_post_policy.py)."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
+from urllib.parse import unquote_plus
 
 import boto3
 import pytest
@@ -122,3 +124,28 @@ def test_a_form_signed_with_sigv2_is_refused(local_stack: LocalStack) -> None:
     # Then S3 asks for SigV4, and nothing is stored
     assert (answer.status_code, error_code(answer)) == (400, "InvalidRequest")
     assert not exists("incoming/sigv2.jpg")
+
+
+def test_a_forms_event_is_sent_once_its_object_has_the_forms_type_and_metadata(
+    local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the upload trigger's invocations watched as they are sent: what the object holds then
+    seen_at_event: list[dict[str, Any]] = []
+    send = local_stack.router.invoke
+
+    def watching(function_name: str, payload: Any, asynchronous: bool = False) -> tuple[bytes, bool]:
+        if function_name == "dedupe-indexer":
+            key = json.loads(payload)["Records"][0]["s3"]["object"]["key"]
+            seen_at_event.append(aws.client("s3").head_object(Bucket=BUCKET, Key=unquote_plus(key)))
+        return send(function_name, payload, asynchronous=asynchronous)
+
+    monkeypatch.setattr(local_stack.router, "invoke", watching)
+    # When a client posts a photo with a form from POST /uploads
+    form = grant(local_stack, filename="brooch.jpg")
+    answer = post(form, fresh_image(seed=61_009))
+    assert answer.status_code in (200, 204), answer.text
+    # Then the object its ObjectCreated:Post event announces already has the form's Content-Type and
+    # metadata, as on AWS (moto alone sends the event before setting them: a trigger could read neither)
+    assert len(seen_at_event) == 1
+    assert seen_at_event[0]["ContentType"] == "image/jpeg"
+    assert seen_at_event[0]["Metadata"]["original-name"] == "brooch.jpg"
