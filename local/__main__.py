@@ -53,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("LOCAL_AUTH", "") in ("1", "true", "yes"),
         help="check API keys as deployed: one client per storefront, keys printed at start (LOCAL_AUTH=1)",
     )
+    parser.add_argument(
+        "--snapshot-interval",
+        type=float,
+        default=float(os.environ.get("LOCAL_SNAPSHOT_INTERVAL_S", "5")),
+        help="seconds between snapshots of the stores while running; a killed run loses at most the writes of "
+        "the last interval (LOCAL_SNAPSHOT_INTERVAL_S; 0: only at a clean stop); default %(default)s",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -67,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         demo_listings=args.demo_listings,
         auth=args.auth,
+        snapshot_interval_s=args.snapshot_interval,
     )
     try:
         stack.start()

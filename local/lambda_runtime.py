@@ -9,6 +9,11 @@ function's declared delivery (functions/specs.py): retried after a failure, and 
 function's failure queue (SQS, Lambda's on-failure destination record) when the retries are spent.
 `current_function` names the function whose handler is running, in its thread.
 
+Lambda's queue of asynchronous events is durable: an event it accepted is delivered even if
+nothing else survives. Here, with a journal folder (`LambdaRouter.journal`), each accepted event is
+written there before the invoke answers and removed once delivered (or sent to the failure queue);
+`replay_journal()` at the next start delivers what a killed process left (at least once, as Lambda).
+
 As on Lambda, an execution environment handles one event at a time: a function's concurrent
 invocations each get their own environment (a fresh copy of its handler module, so module-level
 state such as the API resolver is never shared between requests), and idle environments are
@@ -30,6 +35,7 @@ import contextvars
 import importlib
 import importlib.util
 import json
+import os
 import threading
 import time
 import traceback
@@ -39,6 +45,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from functions.specs import AsyncDelivery, FunctionSpec
@@ -229,9 +236,10 @@ class Registration:
 class LambdaRouter:
     """Maps Lambda function names (or ARNs) to in-process handlers and serves moto's Invoke."""
 
-    def __init__(self, retry_delays_s: tuple[float, ...] = (1.0, 2.0)) -> None:
+    def __init__(self, retry_delays_s: tuple[float, ...] = (1.0, 2.0), journal: Path | None = None) -> None:
         # Lambda waits about a minute, then two, between asynchronous retries; locally seconds.
         self.retry_delays_s = retry_delays_s
+        self.journal = journal  # accepted asynchronous events not yet delivered (None: kept in memory only)
         self.invocations: Counter[str] = Counter()  # invocations per function (not counting retries)
         self._handlers: dict[str, Registration] = {}
         self._background = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lambda-async")
@@ -292,10 +300,7 @@ class LambdaRouter:
         with self._lock:
             self.invocations[name] += 1
         if asynchronous:
-            future = self._background.submit(self._deliver, name, registration, event)
-            with self._lock:
-                self._pending.add(future)
-            future.add_done_callback(self._forget)
+            self._accept(name, registration, event, self._journal_event(name, event))
             return b"", False
         try:
             result = registration.run(name, event)
@@ -314,17 +319,51 @@ class LambdaRouter:
             wait(pending, timeout=max(0.0, deadline - time.monotonic()))
         return False
 
+    def _accept(self, name: str, registration: Registration, event: dict[str, Any], entry: Path | None) -> None:
+        future = self._background.submit(self._deliver, name, registration, event, entry)
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
+
+    def _journal_event(self, name: str, event: dict[str, Any]) -> Path | None:
+        """The event on disk before the invoke answers: written beside, then renamed (whole or absent)."""
+        if self.journal is None:
+            return None
+        self.journal.mkdir(parents=True, exist_ok=True)
+        entry = self.journal / f"{time.time_ns():020d}-{uuid.uuid4().hex}.json"
+        partial = entry.with_suffix(".partial")
+        with partial.open("w") as out:
+            json.dump({"function": name, "event": event}, out)
+            out.flush()
+            os.fsync(out.fileno())
+        partial.rename(entry)
+        return entry
+
+    def replay_journal(self) -> int:
+        """Deliver the asynchronous events a killed process accepted and never finished; returns how many."""
+        if self.journal is None or not self.journal.exists():
+            return 0
+        entries = sorted(self.journal.glob("*.json"))
+        for entry in entries:
+            pending = json.loads(entry.read_text())
+            name, registration = self._registration(pending["function"])
+            self._accept(name, registration, pending["event"], entry)
+        for partial in self.journal.glob("*.partial"):  # never accepted: its invoke did not answer
+            partial.unlink()
+        return len(entries)
+
     def _forget(self, future: Future[None]) -> None:
         with self._lock:
             self._pending.discard(future)
 
-    def _deliver(self, name: str, registration: Registration, event: dict[str, Any]) -> None:
-        """An asynchronous invocation: tried, retried as declared, then recorded in the failure queue."""
+    def _deliver(self, name: str, registration: Registration, event: dict[str, Any], entry: Path | None) -> None:
+        """An asynchronous invocation: tried, retried as declared, then recorded in the failure queue;
+        its journal entry removed only then (a process killed before keeps it for the next start)."""
         retries = registration.delivery.retry_attempts if registration.delivery else 0
         for attempt in range(retries + 1):
             try:
                 registration.run(name, event)
-                return
+                break
             except Exception as error:  # noqa: BLE001 - an async invoke has no caller to tell
                 traceback.print_exc()
                 if attempt < retries:
@@ -334,6 +373,8 @@ class LambdaRouter:
                     self._send_failure(
                         registration.runs_as or name, registration.failure_queue, event, error, attempt + 1
                     )
+        if entry is not None:
+            entry.unlink(missing_ok=True)
 
     @staticmethod
     def _send_failure(name: str, queue: str, event: dict[str, Any], error: Exception, attempts: int) -> None:

@@ -1,9 +1,15 @@
-"""Keeps the emulators' data between local runs.
+"""Keeps the emulators' data between local runs, and across a killed process.
 
-moto and osmem-server hold everything in memory, so on a clean stop the local stack writes S3
-objects, DynamoDB items and OpenSearch documents to `<state>/snapshot/` and loads them on the next
-start. The snapshot is replaced atomically (written beside, then renamed), so a crash mid-save
-leaves the previous one intact. Milvus Lite persists by itself in `<state>/milvus.db/`.
+moto and osmem-server hold everything in memory, so the local stack writes S3 objects, DynamoDB
+items and OpenSearch documents to `<state>/snapshot/` every few seconds (`Snapshots`, interval
+`LOCAL_SNAPSHOT_INTERVAL_S`, 5 s by default) and on a clean stop, and loads them on the next start.
+A process killed with -9 loses at most the writes of the last interval (plus the save in progress):
+what was acknowledged before that survives. The snapshot is replaced atomically (written beside,
+then renamed), so a crash mid-save leaves the previous one intact. Object bodies are kept once per
+content in `<state>/blobs/` (by SHA-256), so a save re-reads and re-writes only new objects.
+Milvus Lite persists by itself in `<state>/milvus.db/`; the Lambda runtime keeps its asynchronous
+events in `<state>/lambda-queue/` (local/lambda_runtime.py). The stores are saved independently,
+as AWS's are independent: the reconciler at start puts the catalogue back into agreement.
 
 Each object keeps its content type, metadata and tags (the upload trigger's `dedupe-status` and
 `duplicate-of` live in tags). Restoring is not an upload: DynamoDB is restored first, then the
@@ -15,9 +21,14 @@ registry before it was back, and against its own vector: "duplicate of itself").
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import os
 import shutil
-from collections.abc import Iterator
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -45,19 +56,43 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def _s3_objects(bucket: str) -> Iterator[dict[str, Any]]:
+# (bucket, key, ETag) -> the object's row without its tags: an unchanged object is not read again
+ObjectCache = dict[tuple[str, str, str], dict[str, Any]]
+
+
+def _write_blob(blobs: Path, body: bytes) -> str:
+    digest = hashlib.sha256(body).hexdigest()
+    path = blobs / digest
+    if not path.exists():
+        blobs.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{threading.get_ident()}.partial")
+        partial.write_bytes(body)
+        partial.rename(path)
+    return digest
+
+
+def _s3_objects(bucket: str, blobs: Path, cache: ObjectCache) -> Iterator[dict[str, Any]]:
     s3 = aws.client("s3")
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for item in page.get("Contents", []):
-            obj = s3.get_object(Bucket=bucket, Key=item["Key"])
-            tags = s3.get_object_tagging(Bucket=bucket, Key=item["Key"])["TagSet"]
-            yield {
-                "key": item["Key"],
-                "content_type": obj.get("ContentType", "binary/octet-stream"),
-                "metadata": obj.get("Metadata", {}),
-                "tags": {tag["Key"]: tag["Value"] for tag in tags},
-                "body": base64.b64encode(obj["Body"].read()).decode(),
-            }
+            known = cache.get((bucket, item["Key"], item["ETag"]))
+            if known is None:
+                try:
+                    obj = s3.get_object(Bucket=bucket, Key=item["Key"])
+                except s3.exceptions.NoSuchKey:
+                    continue  # deleted since the listing
+                known = {
+                    "key": item["Key"],
+                    "content_type": obj.get("ContentType", "binary/octet-stream"),
+                    "metadata": obj.get("Metadata", {}),
+                    "blob": _write_blob(blobs, obj["Body"].read()),
+                }
+                cache[(bucket, item["Key"], obj["ETag"])] = known
+            try:
+                tags = s3.get_object_tagging(Bucket=bucket, Key=item["Key"])["TagSet"]
+            except s3.exceptions.ClientError:
+                continue  # deleted since the listing
+            yield {**known, "tags": {tag["Key"]: tag["Value"] for tag in tags}}
 
 
 @contextmanager
@@ -103,15 +138,26 @@ def _index_documents(client: OpenSearch, index: str) -> Iterator[dict[str, Any]]
 
 
 def save(
-    state_dir: Path, buckets: list[str], tables: list[str], search: OpenSearch, indices: list[str]
+    state_dir: Path,
+    buckets: list[str],
+    tables: list[str],
+    search: OpenSearch,
+    indices: list[str],
+    cache: ObjectCache | None = None,
 ) -> dict[str, int]:
-    """Write a full snapshot; returns counts per store."""
+    """Write a full snapshot; returns counts per store. `cache` (kept by the caller between saves)
+    spares reading objects saved before."""
     final = state_dir / "snapshot"
     staging = state_dir / "snapshot.partial"
+    blobs = state_dir / "blobs"
+    cache = {} if cache is None else cache
     shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    # Every write acknowledged before this moment is in this snapshot (each store is read after it)
+    (staging / "meta.json").write_text(json.dumps({"started_at": time.time()}))
     counts: dict[str, int] = {}
     for bucket in buckets:
-        counts[f"s3:{bucket}"] = _write_jsonl(staging / "s3" / f"{bucket}.jsonl", _s3_objects(bucket))
+        counts[f"s3:{bucket}"] = _write_jsonl(staging / "s3" / f"{bucket}.jsonl", _s3_objects(bucket, blobs, cache))
     for table in tables:
         counts[f"dynamodb:{table}"] = _write_jsonl(staging / "dynamodb" / f"{table}.jsonl", _dynamodb_items(table))
     for index in indices:
@@ -121,14 +167,75 @@ def save(
         counts[f"opensearch:{index}"] = _write_jsonl(
             staging / "opensearch" / f"{index}.jsonl", _index_documents(search, index)
         )
-    shutil.rmtree(final, ignore_errors=True)
-    staging.rename(final)
+    _fsync_tree(staging)
+    previous = state_dir / "snapshot.previous"
+    shutil.rmtree(previous, ignore_errors=True)
+    if final.exists():
+        final.rename(previous)
+    staging.rename(final)  # a kill between the two renames: restore() takes snapshot.previous
+    shutil.rmtree(previous, ignore_errors=True)
+    _drop_unused_blobs(final, blobs)
     return counts
+
+
+def _fsync_tree(root: Path) -> None:
+    """The snapshot's files on disk before it replaces the last one (a power cut keeps one whole)."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _drop_unused_blobs(snapshot_dir: Path, blobs: Path) -> None:
+    used = {row["blob"] for path in (snapshot_dir / "s3").glob("*.jsonl") for row in _read_jsonl(path) if "blob" in row}
+    for blob in blobs.glob("*") if blobs.exists() else ():
+        if blob.name not in used and not blob.name.endswith(".partial"):
+            blob.unlink(missing_ok=True)
+
+
+class Snapshots:
+    """Saves every `interval_s` in a background thread, and once more at `stop()`; one save at a time."""
+
+    def __init__(self, save_now: Callable[[ObjectCache], dict[str, int]], interval_s: float):
+        self._save_now = save_now
+        self.interval_s = interval_s
+        self._cache: ObjectCache = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.saves = 0
+
+    def start(self) -> None:
+        if self.interval_s > 0:
+            self._thread = threading.Thread(target=self._run, name="snapshots", daemon=True)
+            self._thread.start()
+
+    def save(self) -> dict[str, int]:
+        with self._lock:
+            counts = self._save_now(self._cache)
+            self.saves += 1
+            return counts
+
+    def stop(self) -> dict[str, int]:
+        """The last save, after the background one (if running) has finished."""
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
+        return self.save()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval_s):
+            try:
+                self.save()
+            except Exception:  # noqa: BLE001 - a save that failed (a store stopping) is retried next interval
+                traceback.print_exc()
 
 
 def restore(state_dir: Path, search: OpenSearch) -> dict[str, int]:
     """Load the last snapshot, if any, into freshly provisioned emulators; returns counts per store."""
     root = state_dir / "snapshot"
+    if not root.exists() and (state_dir / "snapshot.previous").exists():
+        root = state_dir / "snapshot.previous"  # killed between a save's two renames
     counts: dict[str, int] = {}
     if not root.exists():
         return counts
@@ -148,10 +255,12 @@ def restore(state_dir: Path, search: OpenSearch) -> dict[str, int]:
         with notifications_paused(bucket):
             for obj in _read_jsonl(path):
                 tagging = {"Tagging": urlencode(obj["tags"])} if obj.get("tags") else {}
+                blob = state_dir / "blobs" / obj.get("blob", "")
+                body = blob.read_bytes() if "blob" in obj else base64.b64decode(obj["body"])  # older snapshots
                 s3.put_object(
                     Bucket=bucket,
                     Key=obj["key"],
-                    Body=base64.b64decode(obj["body"]),
+                    Body=body,
                     ContentType=obj["content_type"],
                     Metadata=obj["metadata"],
                     **tagging,
@@ -168,3 +277,12 @@ def restore(state_dir: Path, search: OpenSearch) -> dict[str, int]:
         ok, _ = helpers.bulk(search, actions, chunk_size=500, refresh=True)
         counts[f"opensearch:{index}"] = ok
     return counts
+
+
+def started_at(state_dir: Path) -> float | None:
+    """When the snapshot a start would restore began: writes acknowledged before it are in it."""
+    for name in ("snapshot", "snapshot.previous"):
+        meta = state_dir / name / "meta.json"
+        if meta.exists():
+            return float(json.loads(meta.read_text())["started_at"])
+    return None

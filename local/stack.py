@@ -87,6 +87,9 @@ class LocalStack:
     opensearch_port: int = 0
     host: str = "127.0.0.1"
     keep_snapshot: bool = True
+    # Seconds between snapshots while running (0: only at a clean stop): a killed process loses at
+    # most the writes of the last interval (LOCAL_SNAPSHOT_INTERVAL_S)
+    snapshot_interval_s: float = 5.0
     log_requests: bool = True
     demo_listings: int = 0  # load this many demo listings when the listings index is empty
     url: str = ""
@@ -109,6 +112,8 @@ class LocalStack:
     _container: ContainerServer | None = None
     _saved_env: dict[str, str | None] = field(default_factory=dict)
     _limits: AwsLimits | None = None
+    _snapshots: snapshot.Snapshots | None = None
+    replayed: int = 0  # asynchronous events a killed run left undelivered, delivered at this start
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> LocalStack:
@@ -139,6 +144,7 @@ class LocalStack:
             aws.reset_clients()  # clients made from now on carry the recorder's hook
         for spec in FUNCTIONS:
             self.router.register_spec(spec)
+        self.router.journal = self.state_dir / "lambda-queue"  # durable, as Lambda's queue is
         self.router.install()
         create_local_secrets(self.settings)  # before Milvus: its client reads the token from Secrets Manager
         self.provisioned = provision(self.settings)
@@ -150,6 +156,10 @@ class LocalStack:
         self.demo_loaded = self._load_demo_if_empty()
         # The catalogue as the last run left it, put back into agreement (an hourly schedule on AWS)
         self.reconciled = self.router.call("dedupe-reconcile", {})
+        self.replayed = self.router.replay_journal()  # what a killed run accepted and never delivered
+        if self.keep_snapshot:
+            self._snapshots = snapshot.Snapshots(self._save_snapshot, self.snapshot_interval_s)
+            self._snapshots.start()
         if self.auth:
             self.client_keys = self._storefront_clients()
         self.gateway = gateway = self.api_gateway(self.auth)
@@ -214,14 +224,9 @@ class LocalStack:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
-        if self.provisioned and self.keep_snapshot:
-            saved = snapshot.save(
-                self.state_dir,
-                bucket_names(self.settings),
-                table_names(self.settings),
-                opensearch_client(),
-                [self.settings.listings_index],
-            )
+        if self._snapshots is not None:
+            saved = self._snapshots.stop()
+            self._snapshots = None
         close_clients()
         if self._container is not None:
             self._container.stop()
@@ -243,6 +248,16 @@ class LocalStack:
             self._limits = None
         self._restore_environment()
         return saved
+
+    def _save_snapshot(self, cache: snapshot.ObjectCache) -> dict[str, int]:
+        return snapshot.save(
+            self.state_dir,
+            bucket_names(self.settings),
+            table_names(self.settings),
+            opensearch_client(),
+            [self.settings.listings_index],
+            cache,
+        )
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -338,6 +353,8 @@ class LocalStack:
         repaired = {k: v for r in self.reconciled.get("reports", []) for k, v in r["repaired"].items()}
         if repaired:
             lines.append("  Reconciled    " + json.dumps(repaired))
+        if self.replayed:
+            lines.append(f"  Redelivered   {self.replayed} asynchronous events the last run accepted and never ran")
         if self.client_keys:
             lines.append("  API keys      " + ", ".join(f"{site}: {key}" for site, key in self.client_keys.items()))
         if self.demo_loaded:
@@ -354,6 +371,7 @@ class LocalStack:
             "  AWS_ENDPOINT_URL=" + self.moto_url + " AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\",
             "    aws s3 ls   # or any boto3 code: every AWS call goes to the emulators",
             "",
-            "Ctrl-C stops everything and saves S3, DynamoDB and OpenSearch to the state folder.",
+            "Ctrl-C stops everything and saves S3, DynamoDB and OpenSearch to the state folder (also saved every "
+            f"{self.snapshot_interval_s:g} s while running: a killed run loses at most that).",
         ]
         return "\n".join(lines)

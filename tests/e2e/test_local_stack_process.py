@@ -3,7 +3,6 @@ on the same state folder that finds the data of the first."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -183,7 +182,7 @@ def saved(state: Path) -> dict[str, dict[str, Any]]:
     root = state / "snapshot"
     objects = {
         f"{path.stem}/{obj['key']}": {
-            "sha256": hashlib.sha256(base64.b64decode(obj["body"])).hexdigest(),
+            "sha256": hashlib.sha256((state / "blobs" / obj["blob"]).read_bytes()).hexdigest(),  # once per content
             "content_type": obj["content_type"],
             "metadata": obj["metadata"],
             "tags": obj["tags"],

@@ -155,3 +155,31 @@ def test_the_reconcile_function_repairs_each_storefront_of_the_stack(local_stack
         ]
         assert statuses == ["indexed", "duplicate"]
     assert [report["website"] for report in result["reports"]] == ["alya", "blysk"]
+
+
+def test_an_object_whose_claim_is_in_flight_is_left_and_the_rest_repaired(
+    catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stores, s3 = catalogue.stores, aws.client("s3")
+    monkeypatch.setattr("listing_vision.jewelry.dedupe.CLAIM_WAIT_S", 0.2)  # the wait, not the store: shortened
+    # Given a presigned upload whose indexing run was killed holding its content's claim (a live lease)
+    held = fresh_image(81_020)
+    held_key = f"incoming/{'d' * 32}.jpg"
+    s3.put_object(Bucket=catalogue.bucket, Key=held_key, Body=held, ContentType="image/jpeg")
+    assert stores.claims.try_claim("blysk", storage.sha256_hex(held), new_owner())
+    # and a catalogue object with no record
+    orphan = fresh_image(81_021)
+    orphan_key = storage.catalogue_key(storage.sha256_hex(orphan), "JPEG")
+    s3.put_object(Bucket=catalogue.bucket, Key=orphan_key, Body=orphan, ContentType="image/jpeg")
+
+    # When the reconciler runs
+    report = catalogue.reconciler().run("blysk")
+
+    # Then the claimed upload is left to its claim's holder (or a run after the lease), reported, not failed
+    assert report["findings"] == {"photo_without_record": 2}
+    assert report["repaired"] == {"photo_without_record": 1}
+    assert report["checked"]["left_to_a_claim_in_flight"] == 1
+    assert s3.get_object_tagging(Bucket=catalogue.bucket, Key=held_key)["TagSet"] == []
+    # And the rest of the catalogue is reconciled
+    record = stores.claims.get("blysk", storage.sha256_hex(orphan))
+    assert record is not None and record.stored

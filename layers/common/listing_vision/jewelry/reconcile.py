@@ -30,6 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from listing_vision.config import Storefront
+from listing_vision.errors import Conflict
 from listing_vision.jewelry import storage
 from listing_vision.jewelry.claims import ContentRecord
 from listing_vision.jewelry.uploads import UploadIndexer
@@ -117,8 +118,7 @@ class Reconciler:
             elif row not in rows and (record.vector_id is None or record.vector_id not in rows):
                 report.found("photo_without_vector", record.path)
                 if not report.dry_run:
-                    outcome = self.indexer.index_objects(image.bucket, [image.key])[0]
-                    report.repaired["photo_without_vector"] += outcome.status == "indexed"
+                    self._index(image, "photo_without_vector", ("indexed",), report)
 
     # --- each vector: a record that accounts for it, an object it points at --------------------------
     def _vectors(
@@ -170,8 +170,18 @@ class Reconciler:
                     continue
                 report.found("photo_without_record", image.s3_uri)
                 if not report.dry_run:
-                    outcome = self.indexer.index_objects(bucket, [key])[0]
-                    report.repaired["photo_without_record"] += outcome.status in ("indexed", "duplicate", "invalid")
+                    self._index(image, "photo_without_record", ("indexed", "duplicate", "invalid"), report)
+
+    def _index(self, image: storage.StoredImage, kind: str, repaired: tuple[str, ...], report: Report) -> None:
+        """Repair by indexing the object, as its upload trigger would. Its content's claim may be held by
+        another request (storing it now, or killed within its lease): that one is left to its holder, or
+        to a run after the lease, and the rest of the catalogue is still reconciled."""
+        try:
+            outcome = self.indexer.index_objects(image.bucket, [image.key])[0]
+        except Conflict:
+            report.checked["left_to_a_claim_in_flight"] += 1
+            return
+        report.repaired[kind] += outcome.status in repaired
 
     @staticmethod
     def _claimed_in_flight(website: Storefront, key: str, records: dict[str, ContentRecord]) -> bool:
