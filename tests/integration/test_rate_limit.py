@@ -76,21 +76,26 @@ def test_racing_workers_never_spend_one_token_twice(local_stack: LocalStack) -> 
 
 
 class CountedUpdates:
-    """The UpdateItem requests each thread sends, counted on the client's event hook."""
+    """The UpdateItem requests each thread sends to one bucket, counted on the client's event hook.
 
-    def __init__(self) -> None:
+    Only that bucket's key is counted: the stack's own threads (an event redelivered, a job's worker
+    finishing) share the process's client and may update other items meanwhile."""
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
         self.by_thread: Counter[int] = Counter()
         self.events = aws.client("dynamodb").meta.events
 
-    def count(self, **_: Any) -> None:
-        self.by_thread[threading.get_ident()] += 1
+    def count(self, params: dict[str, Any], **_: Any) -> None:
+        if self.bucket in repr(params.get("Key")):
+            self.by_thread[threading.get_ident()] += 1
 
     def __enter__(self) -> CountedUpdates:
-        self.events.register("before-call.dynamodb.UpdateItem", self.count)
+        self.events.register("provide-client-params.dynamodb.UpdateItem", self.count)
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.events.unregister("before-call.dynamodb.UpdateItem", self.count)
+        self.events.unregister("provide-client-params.dynamodb.UpdateItem", self.count)
 
 
 def test_racing_takers_get_their_tokens_without_retrying(local_stack: LocalStack) -> None:
@@ -104,7 +109,7 @@ def test_racing_takers_get_their_tokens_without_retrying(local_stack: LocalStack
         start.wait()
         bucket.acquire(timeout_s=1)
 
-    with CountedUpdates() as updates:
+    with CountedUpdates(name) as updates:
         threads = [threading.Thread(target=worker) for _ in range(6)]
         for thread in threads:
             thread.start()
@@ -123,7 +128,7 @@ def test_a_taker_whose_clock_is_behind_still_gets_the_burst(local_stack: LocalSt
     TokenBucket(name, rate_per_minute=5, burst=5, clock=ahead.time, sleep=ahead.sleep).acquire()
     ours = TokenBucket(name, rate_per_minute=5, burst=5, clock=behind.time, sleep=behind.sleep)
     # When we take the other four tokens of the burst
-    with CountedUpdates() as updates:
+    with CountedUpdates(name) as updates:
         for _ in range(4):
             ours.acquire(timeout_s=1)
     # Then each came at once, in two requests, without waiting out the 50 ms
