@@ -7,7 +7,15 @@ so Step Functions Retry/Catch see what they would on AWS. Asynchronous invocatio
 (`InvocationType=Event`, S3 notifications) answer at once and run in the background with the
 function's declared delivery (functions/specs.py): retried after a failure, and sent to the
 function's failure queue (SQS, Lambda's on-failure destination record) when the retries are spent.
-`current_function` names the function whose handler is running, in its thread.
+`current_function` names the function whose handler is running, in its thread, and
+`current_invocation` the context of the attempt running (each retry is an attempt of its own).
+
+A function can die, as a process does on Lambda (killed, out of memory, exited): a handler that
+raises `FunctionKilled` (a BaseException, so nothing of the function's own catches it) loses its
+execution environment, which is never reused, and its invocation is answered as Lambda answers one
+whose runtime exited, `Runtime.ExitError`; an asynchronous one is retried as declared. Lambda
+retries an asynchronous event with the same request id (`aws_request_id`), so here too: a function
+can tell its own earlier attempt from another invocation by it.
 
 Lambda's queue of asynchronous events is durable: an event it accepted is delivered even if
 nothing else survives. Here, with a journal folder (`LambdaRouter.journal`), each accepted event is
@@ -55,6 +63,14 @@ Handler = Callable[[dict[str, Any], Any], Any]
 current_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_function", default=None)
 
 ACCOUNT_ID = "123456789012"
+EXIT_ERROR = "Runtime.ExitError"
+
+
+class FunctionKilled(BaseException):
+    """The function's process died mid-invocation (kill -9, out of memory): not an Exception, so
+    nothing of the function's own handles it, and the runtime answers `Runtime.ExitError`."""
+
+    request_id = "-"  # the invocation it killed, set by the runtime
 
 
 @dataclass
@@ -87,6 +103,10 @@ class LocalLambdaContext:
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.timeout_s - (time.monotonic() - self._started)) * 1000))
 
+
+current_invocation: contextvars.ContextVar[LocalLambdaContext | None] = contextvars.ContextVar(
+    "current_invocation", default=None
+)
 
 # The Powertools formatters' keys of the invocation running in this context: id(formatter) -> keys.
 _log_keys: contextvars.ContextVar[dict[int, dict[str, Any]] | None] = contextvars.ContextVar("log_keys", default=None)
@@ -175,16 +195,31 @@ def load_handler(spec: FunctionSpec, environment: int = 0) -> Handler:
     return module.lambda_handler  # type: ignore[no-any-return]
 
 
-def invoke(handler: Handler, function_name: str, event: dict[str, Any], timeout_s: float = 900.0) -> Any:
-    """Call a handler as Lambda would, with a fresh context, as that function, its log records
-    carrying its own keys (`per_invocation_log_keys`)."""
+def invoke(
+    handler: Handler,
+    function_name: str,
+    event: dict[str, Any],
+    timeout_s: float = 900.0,
+    request_id: str | None = None,
+) -> Any:
+    """Call a handler as Lambda would, with a fresh context (its request id given for a retry of an
+    asynchronous event), as that function, its log records carrying its own keys
+    (`per_invocation_log_keys`)."""
     per_invocation_log_keys()
+    context = LocalLambdaContext(function_name=function_name, timeout_s=timeout_s)
+    if request_id is not None:
+        context.aws_request_id = request_id
     token = current_function.set(function_name)
+    attempt = current_invocation.set(context)
     keys = _log_keys.set({})
     try:
-        return handler(event, LocalLambdaContext(function_name=function_name, timeout_s=timeout_s))
+        return handler(event, context)
+    except FunctionKilled as killed:
+        killed.request_id = context.aws_request_id
+        raise
     finally:
         _log_keys.reset(keys)
+        current_invocation.reset(attempt)
         current_function.reset(token)
 
 
@@ -221,14 +256,21 @@ class Registration:
             if self.new_environment is not None or handler not in self.idle:
                 self.idle.append(handler)
 
-    def run(self, name: str, event: dict[str, Any]) -> Any:
+    def run(self, name: str, event: dict[str, Any], request_id: str | None = None) -> Any:
         if self.slots is not None:
             self.slots.acquire()
         handler = self.acquire()
+        died = False
         try:
-            return invoke(handler, self.runs_as or name, event, self.timeout_s)
+            return invoke(handler, self.runs_as or name, event, self.timeout_s, request_id)
+        except FunctionKilled:
+            died = True  # its environment is gone with it: never handed to another invocation
+            raise
         finally:
-            self.release(handler)
+            if not died:
+                self.release(handler)
+            elif self.new_environment is None:
+                self.release(handler)  # one handler serves every call: it stands for a fresh one
             if self.slots is not None:
                 self.slots.release()
 
@@ -300,11 +342,12 @@ class LambdaRouter:
         with self._lock:
             self.invocations[name] += 1
         if asynchronous:
-            self._accept(name, registration, event, self._journal_event(name, event))
+            request_id = str(uuid.uuid4())  # kept by every retry of this event, as Lambda keeps it
+            self._accept(name, registration, event, self._journal_event(name, event, request_id), request_id)
             return b"", False
         try:
             result = registration.run(name, event)
-        except Exception as error:  # noqa: BLE001 - becomes the Lambda function error, as on AWS
+        except (Exception, FunctionKilled) as error:  # noqa: BLE001 - becomes the Lambda function error, as on AWS
             return json.dumps(error_payload(error)).encode(), True
         return json.dumps(result).encode(), False
 
@@ -319,13 +362,15 @@ class LambdaRouter:
             wait(pending, timeout=max(0.0, deadline - time.monotonic()))
         return False
 
-    def _accept(self, name: str, registration: Registration, event: dict[str, Any], entry: Path | None) -> None:
-        future = self._background.submit(self._deliver, name, registration, event, entry)
+    def _accept(
+        self, name: str, registration: Registration, event: dict[str, Any], entry: Path | None, request_id: str
+    ) -> None:
+        future = self._background.submit(self._deliver, name, registration, event, entry, request_id)
         with self._lock:
             self._pending.add(future)
         future.add_done_callback(self._forget)
 
-    def _journal_event(self, name: str, event: dict[str, Any]) -> Path | None:
+    def _journal_event(self, name: str, event: dict[str, Any], request_id: str) -> Path | None:
         """The event on disk before the invoke answers: written beside, then renamed (whole or absent)."""
         if self.journal is None:
             return None
@@ -333,7 +378,7 @@ class LambdaRouter:
         entry = self.journal / f"{time.time_ns():020d}-{uuid.uuid4().hex}.json"
         partial = entry.with_suffix(".partial")
         with partial.open("w") as out:
-            json.dump({"function": name, "event": event}, out)
+            json.dump({"function": name, "event": event, "request_id": request_id}, out)
             out.flush()
             os.fsync(out.fileno())
         partial.rename(entry)
@@ -347,7 +392,8 @@ class LambdaRouter:
         for entry in entries:
             pending = json.loads(entry.read_text())
             name, registration = self._registration(pending["function"])
-            self._accept(name, registration, pending["event"], entry)
+            request_id = pending.get("request_id") or str(uuid.uuid4())
+            self._accept(name, registration, pending["event"], entry, request_id)
         for partial in self.journal.glob("*.partial"):  # never accepted: its invoke did not answer
             partial.unlink()
         return len(entries)
@@ -356,16 +402,22 @@ class LambdaRouter:
         with self._lock:
             self._pending.discard(future)
 
-    def _deliver(self, name: str, registration: Registration, event: dict[str, Any], entry: Path | None) -> None:
-        """An asynchronous invocation: tried, retried as declared, then recorded in the failure queue;
-        its journal entry removed only then (a process killed before keeps it for the next start)."""
+    def _deliver(
+        self, name: str, registration: Registration, event: dict[str, Any], entry: Path | None, request_id: str
+    ) -> None:
+        """An asynchronous invocation: tried, retried as declared (each attempt with the event's
+        request id), then recorded in the failure queue; its journal entry removed only then (a
+        process killed before keeps it for the next start)."""
         retries = registration.delivery.retry_attempts if registration.delivery else 0
         for attempt in range(retries + 1):
             try:
-                registration.run(name, event)
+                registration.run(name, event, request_id)
                 break
-            except Exception as error:  # noqa: BLE001 - an async invoke has no caller to tell
-                traceback.print_exc()
+            except (Exception, FunctionKilled) as error:  # noqa: BLE001 - an async invoke has no caller to tell
+                if isinstance(error, FunctionKilled):
+                    print(f"{name} {request_id}: {EXIT_ERROR} ({error})")
+                else:
+                    traceback.print_exc()
                 if attempt < retries:
                     time.sleep(self.retry_delays_s[min(attempt, len(self.retry_delays_s) - 1)])
                     continue
@@ -377,7 +429,7 @@ class LambdaRouter:
             entry.unlink(missing_ok=True)
 
     @staticmethod
-    def _send_failure(name: str, queue: str, event: dict[str, Any], error: Exception, attempts: int) -> None:
+    def _send_failure(name: str, queue: str, event: dict[str, Any], error: BaseException, attempts: int) -> None:
         """Lambda's on-failure destination record, sent to the function's failure queue with the
         function's role (as Lambda does; the queue's URL is looked up outside it)."""
         record = {
@@ -440,8 +492,11 @@ class LambdaRouter:
         self._background.shutdown(wait=True, cancel_futures=True)
 
 
-def error_payload(error: Exception) -> dict[str, Any]:
-    """What Lambda answers for an unhandled error."""
+def error_payload(error: BaseException) -> dict[str, Any]:
+    """What Lambda answers for an unhandled error, or for a function whose runtime died."""
+    if isinstance(error, FunctionKilled):
+        message = f"RequestId: {error.request_id} Error: Runtime exited with error: {error}"
+        return {"errorType": EXIT_ERROR, "errorMessage": message}
     return {
         "errorType": type(error).__name__,
         "errorMessage": str(error),
