@@ -27,4 +27,7 @@ def worker() -> GenerationWorker:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job: RunJob = parse_event(event, RunJob)
-    return worker().run_job(job.job_id, job.run_id, context.get_remaining_time_in_millis() / 1000 + LEASE_MARGIN_S)
+    lease_s = context.get_remaining_time_in_millis() / 1000 + LEASE_MARGIN_S
+    # Lambda retries an asynchronous event with the same request id: the retry of a worker that
+    # died takes over its claim at once
+    return worker().run_job(job.job_id, job.run_id, lease_s, holder=context.aws_request_id)

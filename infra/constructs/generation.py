@@ -35,6 +35,9 @@ class Generation(Construct):
         api.function.add_environment("GENERATE_WORKER_FUNCTION", worker.function.function_name)
         allow(worker, ["s3:GetObject"], [*sources, outputs], f"{sources_why} {outputs_why}")
         allow(worker, ["s3:PutObject"], [outputs], outputs_why)
+        # A retry looks for the image its dead attempt stored (a paid edit, not made twice): a missing
+        # one must read 404, which S3 answers only to a caller that may list
+        allow(worker, ["s3:ListBucket"], [platform.bucket("generated_bucket").bucket_arn])
         allow(worker, ["dynamodb:GetItem", "dynamodb:UpdateItem"], [jobs])
         allow(worker, ["dynamodb:UpdateItem"], [platform.table_arn("rate_limit_table")])
         platform.read_secret(worker, "openai")

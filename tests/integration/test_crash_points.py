@@ -23,61 +23,13 @@ from listing_vision.jewelry.uploads import UploadIndexer
 from listing_vision.jewelry.vector_index import vector_id
 from listing_vision.resources import INCOMING_PREFIX
 from local.stack import LocalStack
+from tests.crash import FunctionDied, Invocation
 from tests.images import fresh_image
 from tests.isolated_catalogue import CALLER, Catalogue, isolated_catalogue
 
 LEASE_S = 1  # a dead request's claim is taken over after this
-WRITES = {
-    "images": {"put_image", "put", "delete", "tag"},
-    "vectors": {"ensure_vector", "delete"},
-    "claims": {"try_claim", "next_order", "stage", "complete", "yield_claim", "release", "set_features", "forget"},
-}
 API_UPLOAD_WRITES = ["try_claim", "put_image", "ensure_vector", "next_order", "stage", "complete"]
 INDEXER_WRITES = ["try_claim", "ensure_vector", "next_order", "stage", "complete", "tag"]
-
-
-class FunctionDied(BaseException):
-    """The invocation is gone (not an Exception: nothing of the function's own handles it)."""
-
-
-class Invocation:
-    """One invocation's view of the stores: it dies right after its `die_after`-th write."""
-
-    def __init__(self, die_after: int):
-        self.die_after = die_after
-        self.writes: list[str] = []
-        self.dead = False
-
-    def stores(self, stores: CatalogueStores) -> CatalogueStores:
-        return CatalogueStores(
-            self._mortal(stores.vectors, WRITES["vectors"]),
-            self._mortal(stores.images, WRITES["images"]),
-            self._mortal(stores.claims, WRITES["claims"]),
-        )
-
-    def _mortal(self, store: Any, writes: set[str]) -> Any:
-        invocation = self
-
-        class Mortal:
-            def __getattr__(self, name: str) -> Any:
-                attribute = getattr(store, name)
-                if not callable(attribute):
-                    return attribute
-
-                def call(*args: Any, **kwargs: Any) -> Any:
-                    if invocation.dead:
-                        raise FunctionDied("the function is dead")
-                    result = attribute(*args, **kwargs)
-                    if name in writes:
-                        invocation.writes.append(name)
-                        if len(invocation.writes) == invocation.die_after:
-                            invocation.dead = True
-                            raise FunctionDied(f"died right after {name}")
-                    return result
-
-                return call
-
-        return Mortal()
 
 
 @pytest.fixture

@@ -5,6 +5,13 @@ repeatable); the generative types need the image-edit provider and, without one,
 failed with reason `provider_unavailable`, never faked. The cutout and the edits' shared request
 are prepared once per run, then every type renders in parallel, edits first so that their calls
 start at once. Outputs and a ZIP of them go to the generated bucket under `<website>/<job>/`.
+
+The order of a run's writes, chosen so that a worker dying after any of them leaves what its retry
+(Lambda's, same request id) completes: claim the run (the retry takes its own claim over); per type,
+take a rate-limit token (a token spent by a dead attempt only costs capacity), store the image
+(tagged with its run id in its metadata), record its result (only while the run is in progress);
+then the ZIP, then end the run. A retry skips the types whose result this run recorded, and reuses
+an edited image this run stored but did not record, so no paid edit is made twice for one image.
 Each run logs the seconds of the preparation, of every image, of the batch and the speed-up
 against their sequential sum.
 """
@@ -42,6 +49,8 @@ from listing_vision.observability import logger, metrics
 from listing_vision.providers.clients import openai_key
 from listing_vision.providers.image_edit import OpenAIImageEditor
 
+RUN_METADATA = "run-id"  # the run that stored a generated image (x-amz-meta-run-id)
+
 
 @dataclass(frozen=True)
 class RunInputs:
@@ -67,14 +76,15 @@ class GenerationWorker:
         self.jobs = jobs
         self.images = images
 
-    def run_job(self, job_id: str, run_id: str, lease_s: float) -> dict[str, Any]:
+    def run_job(self, job_id: str, run_id: str, lease_s: float, holder: str | None = None) -> dict[str, Any]:
         """Run one run of a job: claim it for `lease_s` seconds, render its types, record each outcome,
         write the ZIP and end the run. The job's status is over all its types, each by its latest run
         (`Job.overall_status`). Whatever is raised on the way, the run ends with a reason, its types
-        counted failed. A redelivered event finds the run taken or finished and does
-        nothing; a retried run (its worker timed out) skips the images this run already delivered."""
+        counted failed. A duplicated event finds the run taken or finished and does nothing; a
+        retry of the invocation (`holder`: its request id, the same) takes its claim over and skips
+        the images this run already delivered."""
         store = self.jobs
-        job = store.claim(job_id, run_id, lease_s)
+        job = store.claim(job_id, run_id, lease_s, holder)
         if job is None:
             logger.info("run not claimed: finished, superseded or in another worker", extra={"job_id": job_id})
             return {"job_id": job_id, "run_id": run_id, "status": "skipped"}
@@ -114,7 +124,7 @@ class GenerationWorker:
             started = time.perf_counter()
             result = self._guarded_render(job, catalogue[number], inputs)
             result |= {"seconds": round(time.perf_counter() - started, 3), "run_id": job.run_id}
-            store.record(job.job_id, number, result)  # as soon as it is known: a retried run keeps it
+            store.record(job.job_id, job.run_id, number, result)  # as soon as it is known: a retry keeps it
             return result
 
         started = time.perf_counter()
@@ -209,6 +219,9 @@ class GenerationWorker:
                 "reason": "provider_unavailable",
                 "message": "No image-edit provider is configured (set OPENAI_API_KEY or OPENAI_API_KEY_SECRET).",
             }
+        stored = self._stored_by_this_run(job, image_type)
+        if stored is not None:  # an earlier attempt of this run paid for it, and died before recording it
+            return {"status": "ok", "key": stored, "reused": True}
         request = inputs.edits
         try:
             edited, seconds = inputs.editor.edit(request.image_png, request.mask_png, image_type.prompt)
@@ -220,10 +233,21 @@ class GenerationWorker:
             return {"status": "failed", "reason": "malformed_model_reply", "message": error.message[:200]}
         return self._store(job, image_type, composite) | {"provider_seconds": round(seconds, 3)}
 
-    def _store(self, job: Job, image_type: ImageType, image: Image.Image) -> dict[str, Any]:
+    @staticmethod
+    def _key(job: Job, image_type: ImageType) -> str:
         slug = image_type.name.lower().replace(" ", "-")
-        key = f"{output_prefix(job)}{image_type.number}-{slug}.png"
-        self.images.put(storage.StoredImage(get_settings().generated_bucket, key), encode_png(image), "image/png")
+        return f"{output_prefix(job)}{image_type.number}-{slug}.png"
+
+    def _stored_by_this_run(self, job: Job, image_type: ImageType) -> str | None:
+        """The key of this type's image if this very run stored it (its metadata names the run)."""
+        key = self._key(job, image_type)
+        found = self.images.head(storage.StoredImage(get_settings().generated_bucket, key))
+        return key if found and found.get("Metadata", {}).get(RUN_METADATA) == job.run_id else None
+
+    def _store(self, job: Job, image_type: ImageType, image: Image.Image) -> dict[str, Any]:
+        key = self._key(job, image_type)
+        image_ref = storage.StoredImage(get_settings().generated_bucket, key)
+        self.images.put(image_ref, encode_png(image), "image/png", {RUN_METADATA: job.run_id})
         metrics.add_metric(name="ImagesRendered", unit="Count", value=1)
         return {"status": "ok", "key": key}
 

@@ -8,6 +8,13 @@ that timed out or was never started) is reported failed with reason `worker_time
 writes keep the record consistent under concurrency: one run at a time (a second regeneration is
 a 409), one worker per run (a redelivered event finds the run taken or finished), and results are
 recorded with their run id, so a redelivered run skips the images it already delivered.
+
+A worker can die between two of its writes (killed, out of memory, timed out). Lambda then retries
+the event with the same request id: the claim names the request that holds it, so the retry takes
+its own claim over at once instead of waiting out the dead attempt's lease. A result is written only
+while its run is still the job's run in progress, so a late worker never rewrites a run that was
+ended (by its deadline) or superseded. A run past its deadline ends over what it delivered: `partial`
+keeping the images it stored, each undelivered type recorded failed with `worker_timeout`.
 """
 
 from __future__ import annotations
@@ -194,23 +201,26 @@ class JobStore:
             ) from error
         return self.get(job_id)
 
-    def claim(self, job_id: str, run_id: str, lease_s: float) -> Job | None:
-        """Take this run for one worker until `lease_s` from now. None when the run is finished or
-        superseded, or another worker holds it (a redelivered or duplicated event)."""
+    def claim(self, job_id: str, run_id: str, lease_s: float, holder: str | None = None) -> Job | None:
+        """Take this run for one worker until `lease_s` from now, in the name of `holder` (the
+        invocation's request id, which Lambda keeps when it retries the event: a retry takes over the
+        claim of its own dead attempt at once). None when the run is finished or superseded, or
+        another invocation holds it (a duplicated event)."""
         now = time.time()
         try:
             self.dynamodb.update_item(
                 TableName=self.table,
                 Key=self._key(job_id),
-                UpdateExpression="SET #s = :running, lease_until = :lease, updated_at = :now",
+                UpdateExpression="SET #s = :running, lease_until = :lease, claimed_by = :holder, updated_at = :now",
                 ConditionExpression="run_id = :run AND #s IN (:queued, :running) "
-                "AND (attribute_not_exists(lease_until) OR lease_until < :now_exact)",
+                "AND (attribute_not_exists(lease_until) OR lease_until < :now_exact OR claimed_by = :holder)",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=expression_values(
                     running="running",
                     queued="queued",
                     run=run_id,
                     lease=round(now + lease_s, 3),
+                    holder=holder or uuid.uuid4().hex,  # no holder: no earlier attempt of its own
                     now=int(now),
                     now_exact=round(now, 3),
                 ),
@@ -221,15 +231,26 @@ class JobStore:
             raise
         return self.get(job_id)
 
-    def record(self, job_id: str, image_type: int, result: dict[str, Any]) -> None:
-        """One type's outcome (each type is its own attribute, so parallel types never collide)."""
-        self.dynamodb.update_item(
-            TableName=self.table,
-            Key=self._key(job_id),
-            UpdateExpression="SET #r = :r, updated_at = :now",
-            ExpressionAttributeNames={"#r": f"result_{image_type}"},
-            ExpressionAttributeValues=expression_values(r=result, now=int(time.time())),
-        )
+    def record(self, job_id: str, run_id: str, image_type: int, result: dict[str, Any]) -> bool:
+        """One type's outcome (each type is its own attribute, so parallel types never collide),
+        written only while `run_id` is the job's run in progress; False when it no longer is (ended
+        by its deadline, or superseded): the result is dropped, never rewriting what was reported."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=self._key(job_id),
+                UpdateExpression="SET #r = :r, updated_at = :now",
+                ConditionExpression="run_id = :run AND #s IN (:queued, :running)",
+                ExpressionAttributeNames={"#r": f"result_{image_type}", "#s": "status"},
+                ExpressionAttributeValues=expression_values(
+                    r=result, now=int(time.time()), run=run_id, queued="queued", running="running"
+                ),
+            )
+        except ClientError as error:
+            if conditional_check_failed(error):
+                return False
+            raise
+        return True
 
     def finish(
         self,
@@ -240,8 +261,10 @@ class JobStore:
         timing: dict[str, Any] | None = None,
         reason: str | None = None,
         message: str | None = None,
+        results: dict[int, dict[str, Any]] | None = None,
     ) -> bool:
-        """End this run (if it is still the job's run in progress); False when it had already ended."""
+        """End this run (if it is still the job's run in progress), with `results` of types written
+        in the same update; False when it had already ended."""
         values: dict[str, Any] = {
             "status": status,
             "now": int(time.time()),
@@ -250,18 +273,23 @@ class JobStore:
             "queued": "queued",
             "running": "running",
         }
+        names = {"#s": "status"}
         update = "SET #s = :status, updated_at = :now, timing = :timing"
         for name, value in (("zip_key", zip_key), ("reason", reason), ("message", message)):
             if value:
                 update += f", {name} = :{name}"
                 values[name] = value[:500]
+        for number, result in sorted((results or {}).items()):
+            update += f", #r{number} = :r{number}"
+            names[f"#r{number}"] = f"result_{number}"
+            values[f"r{number}"] = result
         try:
             self.dynamodb.update_item(
                 TableName=self.table,
                 Key=self._key(job_id),
-                UpdateExpression=update + " REMOVE lease_until",
+                UpdateExpression=update + " REMOVE lease_until, claimed_by",
                 ConditionExpression="run_id = :run AND #s IN (:queued, :running)",
-                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues=expression_values(**values),
             )
         except ClientError as error:
@@ -271,16 +299,28 @@ class JobStore:
         return True
 
     def end_if_overdue(self, job: Job) -> Job:
-        """A run still unfinished past its deadline is failed with `worker_timeout` (its worker timed
-        out, crashed, or never started); anything else is returned as it is."""
+        """A run still unfinished past its deadline (its worker timed out, died past its retries, or
+        never started) ends over what it delivered: each of its types without a result of this run
+        is recorded failed with `worker_timeout`, the images it stored are kept, and the job is
+        `partial` (or `failed` when nothing is delivered, `done` when everything was). Anything
+        else is returned as it is."""
         if not job.in_progress or time.time() <= job.deadline_at:
             return job
+        message = "The worker did not finish this run before its deadline; regenerate to try again."
+        undelivered = {
+            number: {"status": "failed", "reason": "worker_timeout", "message": message, "run_id": job.run_id}
+            for number in job.run_types
+            if job.results.get(number, {}).get("run_id") != job.run_id
+        }
+        ended = Job(**{**job.__dict__, "results": {**job.results, **undelivered}})
+        status = ended.overall_status()
         self.finish(
             job.job_id,
             job.run_id,
-            "failed",
-            reason="worker_timeout",
-            message="The worker did not finish this run before its deadline; regenerate to try again.",
+            status,
+            reason="worker_timeout" if status == "failed" else None,
+            message=message,
+            results=undelivered,
         )
         return self.get(job.job_id)
 
