@@ -10,10 +10,12 @@ Two ways to kill, for two kinds of writer:
   request that does (an index, update, bulk or delete; not a search, count or refresh), made
   inside that function's invocation (`local.lambda_runtime.current_function` and
   `current_invocation`). Its first invocations each die right after their `after`-th write (one
-  number per attempt): the write is made, then `FunctionKilled` is raised, and every later call of that attempt
-  raises too (a dead process makes none), so no cleanup of the function's own runs. The runtime
-  answers the invocation `Runtime.ExitError` and the platform's own retry follows: Lambda's retry of
-  an asynchronous event (same request id), Step Functions' Retry of a task.
+  number per attempt; `when`, read inside an invocation, picks which ones count, e.g. a state
+  machine's batch tasks and not its plan): the write is made, then `FunctionKilled` is raised, and
+  every later call of that attempt raises too (a dead process makes none), so no cleanup of the
+  function's own runs. The runtime answers the invocation `Runtime.ExitError` and the platform's
+  own retry follows: Lambda's retry of an asynchronous event (same request id), Step Functions'
+  Retry of a task.
 
 Either way, `writes` lists what the dying attempt wrote, in order, and `left` what a probe found at
 the moment of death, before any retry (the probe runs outside the invocation, so it is not counted).
@@ -79,10 +81,12 @@ class Death:
     function: str
     after: tuple[int, ...] = ()
     probe: Callable[[], Any] | None = None  # what the death left, read at once (outside the invocation)
+    when: Callable[[], bool] | None = None  # which invocations count (read inside one); None: all
     writes: list[list[str]] = field(default_factory=list)  # each attempt's writes, in order
     left: list[Any] = field(default_factory=list)  # the probe's findings, one per death
     _attempts: dict[int, int] = field(default_factory=dict)  # id(invocation context) -> attempt number
     _dead: set[int] = field(default_factory=set)
+    _ignored: set[int] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _attempt(self) -> int | None:
@@ -91,6 +95,11 @@ class Death:
         if current_function.get() != self.function or context is None:
             return None
         with self._lock:
+            if id(context) in self._ignored:
+                return None
+            if id(context) not in self._attempts and self.when is not None and not self.when():
+                self._ignored.add(id(context))
+                return None
             if id(context) not in self._attempts:
                 self._attempts[id(context)] = len(self.writes)
                 self.writes.append([])
@@ -122,10 +131,13 @@ class Death:
 
 @contextmanager
 def dying(
-    function: str, after: int | tuple[int, ...] | None, probe: Callable[[], Any] | None = None
+    function: str,
+    after: int | tuple[int, ...] | None,
+    probe: Callable[[], Any] | None = None,
+    when: Callable[[], bool] | None = None,
 ) -> Iterator[Death]:
     """Kill `function` as `Death` says while inside (every AWS client and OpenSearch transport)."""
-    death = Death(function, (after,) if isinstance(after, int) else after or (), probe)
+    death = Death(function, (after,) if isinstance(after, int) else after or (), probe, when)
     make_api_call = botocore.client.BaseClient._make_api_call
     perform_request = Transport.perform_request
 

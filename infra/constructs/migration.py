@@ -31,6 +31,16 @@ from infra.nag import acknowledge, nag_json, nag_resource
 STATE_MACHINE_NAME = "visual-features-migration"
 # Errors worth retrying: the library raises Throttled when DynamoDB/OpenSearch push back past
 # their clients' own retries, BatchFailed when some listings of a batch could not be written.
+# A function that died between two of its writes (killed, out of memory, timed out) is answered
+# Runtime.ExitError, Sandbox.Timedout or Lambda.Unknown, and an invoke that outlived its client
+# Lambda.ClientExecutionTimeoutException: a batch is resumable (migrated listings are skipped, its
+# record is rewritten whole), so its retry completes what the dead attempt left.
+FUNCTION_DIED = [
+    "Runtime.ExitError",
+    "Sandbox.Timedout",
+    "Lambda.Unknown",
+    "Lambda.ClientExecutionTimeoutException",
+]
 RETRYABLE = [
     "Throttled",
     "BatchFailed",
@@ -38,6 +48,7 @@ RETRYABLE = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
+    *FUNCTION_DIED,
 ]
 
 

@@ -285,6 +285,16 @@ def test_migration_state_machine_fans_out_with_a_distributed_map(synthesized: Sy
     assert "Throttled" in batch["Retry"][0]["ErrorEquals"] and batch["Retry"][0]["BackoffRate"] == 2
 
 
+def test_a_batch_whose_function_died_is_retried(synthesized: Synthesized) -> None:
+    (machine,) = synthesized.of_type("AWS::StepFunctions::StateMachine").values()
+    definition = json.loads(resolve_join(machine["Properties"]["DefinitionString"]))
+    batch = definition["States"]["Fan out batches"]["ItemProcessor"]["States"]["Migrate batch"]
+    # A batch whose function died between two writes (as Lambda reports it) is retried, not caught
+    died = {"Runtime.ExitError", "Sandbox.Timedout", "Lambda.Unknown", "Lambda.ClientExecutionTimeoutException"}
+    assert died <= set(batch["Retry"][0]["ErrorEquals"])
+    assert batch["Retry"][0]["MaxAttempts"] >= 2
+
+
 def test_the_migrations_failure_tolerance_can_trip(synthesized: Synthesized) -> None:
     (machine,) = synthesized.of_type("AWS::StepFunctions::StateMachine").values()
     fan_out = json.loads(resolve_join(machine["Properties"]["DefinitionString"]))["States"]["Fan out batches"]
