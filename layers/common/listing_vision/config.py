@@ -173,8 +173,9 @@ class Settings(BaseSettings):
     generation_deadline_s: int = Field(
         5400,
         ge=60,
-        description="A generation run not finished this long after it was started is reported failed "
-        "(`worker_timeout`): covers the asynchronous queue, the worker's retries and its 15-minute runs.",
+        description="A generation run not finished this long after it was started ends: its undelivered "
+        "types fail with `worker_timeout`, the images it delivered are kept (`partial`). Covers the asynchronous "
+        "queue, the worker's retries and its 15-minute runs.",
     )
     catalogue_table: str = Field(
         "image-catalogue",

@@ -4,7 +4,8 @@ and the event that starts the worker on one run of a job.
 A job is submitted once and may be run again for one type (`/regenerate-image`); each run has its
 own `run_id`. The record moves queued → running → done | partial | failed, and every run ends:
 the worker finishes it whatever it raises, and a run still unfinished past its deadline (a worker
-that timed out or was never started) is reported failed with reason `worker_timeout`. Conditional
+that timed out, died past its retries or was never started) ends with its undelivered types failed
+with reason `worker_timeout`. Conditional
 writes keep the record consistent under concurrency: one run at a time (a second regeneration is
 a 409), one worker per run (a redelivered event finds the run taken or finished), and results are
 recorded with their run id, so a redelivered run skips the images it already delivered.
