@@ -45,6 +45,39 @@ ERROR_BODY: dict[str, Any] = {
 }
 
 
+# Where the API chains: a value of one answer is a parameter of the next call (OpenAPI links, which
+# schemathesis' stateful test follows). (path, method, status) of the answer -> name -> link, its
+# target named as (path, method) and turned into that operation's operationId.
+LINKS: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {
+    ("/uploads", "post", "200"): {
+        "UploadStatus": {
+            "target": ("/uploads/{upload_id}", "get"),
+            "parameters": {"path.upload_id": "$response.body#/upload_id", "query.website": "$request.body#/website"},
+            "description": "What became of the upload just granted (unknown until its photo is posted).",
+        }
+    },
+    ("/generate-images", "post", "202"): {
+        "JobStatus": {
+            "target": ("/jobs/{job_id}", "get"),
+            "parameters": {"path.job_id": "$response.body#/job_id"},
+            "description": "The job just started.",
+        },
+        "Regenerate": {
+            "target": ("/regenerate-image", "post"),
+            "requestBody": {"job_id": "$response.body#/job_id", "image_type": 1},
+            "description": "Generate one of the job's images again.",
+        },
+    },
+    ("/regenerate-image", "post", "202"): {
+        "JobStatus": {
+            "target": ("/jobs/{job_id}", "get"),
+            "parameters": {"path.job_id": "$response.body#/job_id"},
+            "description": "The job regenerating the image.",
+        }
+    },
+}
+
+
 def _apps() -> list[Any]:
     from functions.caption.handler import app as caption
     from functions.dedupe.handler import app as dedupe
@@ -86,6 +119,15 @@ def document() -> dict[str, Any]:
                 },
             }
         operation["responses"] = dict(sorted(responses.items()))
+    for (path, method, answered), links in LINKS.items():
+        response = doc["paths"][path][method]["responses"][answered]
+        response["links"] = {
+            name: {
+                "operationId": doc["paths"][link["target"][0]][link["target"][1]]["operationId"],
+                **{k: v for k, v in link.items() if k != "target"},
+            }
+            for name, link in links.items()
+        }
     return doc
 
 

@@ -43,6 +43,7 @@ from local.http_framing import (
     DeadlineReader,
     FramingError,
     content_length,
+    header_problem,
     is_chunked,
     read_chunked,
 )
@@ -186,7 +187,7 @@ class Gateway:
                     self.wfile.write(body)
 
             def _error(self, error: VisionError, status: int | None = None) -> None:
-                body = json.dumps(error.to_body()).encode()
+                body = json.dumps(error.to_body(), default=str).encode()
                 self._answer(status or http_status(error), {"Content-Type": "application/json"}, body)
 
             def _refuse(self, response_type: str, message: str | None = None) -> None:
@@ -216,10 +217,11 @@ class Gateway:
             def parse_request(self) -> bool:
                 # The request line has arrived: from now on its headers and body share one deadline.
                 self.deadline = time.monotonic() + gateway.request_deadline_s
+                self.expects_continue = False
                 stream = self.rfile
-                self.rfile = self._bounded()
+                self.rfile = reader = self._bounded()
                 try:
-                    if not super().parse_request():
+                    if not super().parse_request():  # reads the headers (handle_expect_100 only notes it)
                         return False
                 except TimeoutError:  # headers that never finish arriving
                     self._answer_framing(408, *FRAMING_ERRORS[408])
@@ -227,11 +229,34 @@ class Gateway:
                 finally:
                     self.rfile = stream
                     self.connection.settimeout(gateway.read_timeout_s)
+                problem = header_problem(reader.lines)
+                if problem:  # refused as CloudFront refuses it, before anything reads the headers
+                    self._answer_framing(400, "malformed_request", f"The request's headers are malformed: {problem}.")
+                    return False
                 expect = self.headers.get("Expect", "").strip().lower()
                 if expect and expect != "100-continue":  # the only expectation HTTP/1.1 defines (RFC 9110 10.1.1)
                     self._answer_framing(417, *FRAMING_ERRORS[417])
                     return False
+                if self.expects_continue:
+                    return self._continue()
                 return True
+
+            def handle_expect_100(self) -> bool:
+                self.expects_continue = True  # answered once the headers are checked (parse_request)
+                return True
+
+            def _continue(self) -> bool:
+                """The interim 100 a client waits for before sending its body, unless the body it
+                announces is already refused: a 413 then, and none of the body is read."""
+                try:
+                    if content_length(self.headers.get_all("Content-Length") or []) > API_GATEWAY_MAX_BODY:
+                        self.close_connection = True
+                        self._refuse("REQUEST_TOO_LARGE")
+                        return False
+                except FramingError as error:
+                    self._answer_framing(error.status, error.code, error.message)
+                    return False
+                return super().handle_expect_100()
 
             def _bounded(self) -> Any:
                 """The input stream, its reads bounded by the request's deadline."""

@@ -8,7 +8,13 @@ is decoded, and a malformed one is a 400 `malformed_request`; any other transfer
 not understand), never read as chunked; headers and body must arrive within `request_deadline_s`
 in all (29 s, API Gateway's limit) and each read within `read_timeout_s`, or the answer is a 408
 `request_timeout` and the connection is closed (a body trickled a byte at a time is cut off);
-`Expect: 100-continue` gets its interim 100 and any other expectation a 417 `expectation_failed`;
+`Expect: 100-continue` gets its interim 100 (unless the Content-Length it announces is already over
+10 MB: a 413 before any of the body is read) and any other expectation a 417 `expectation_failed`;
+header lines are read as API Gateway's edge (CloudFront) reads them, which refuses what HTTP/1.1
+no longer allows and what request smuggling is built from (RFC 9112 5, 5.2; RFC 9110 5.5): a
+header line without a colon, whitespace before the colon (or any name that is not a token), an
+obs-fold continuation line, a line ending in a bare LF, and CR, NUL or another control character
+in a value are a 400 `malformed_request`, never joined, split or passed on;
 anything else the HTTP parser refuses (a bad request line, headers too large, an unknown method)
 gets its status with a JSON body (FRAMING_ERRORS).
 """
@@ -36,6 +42,29 @@ FRAMING_ERRORS: dict[int, tuple[str, str]] = {
 
 
 CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]{1,16}")
+FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a token (RFC 9110 5.6.2)
+CONTROL_IN_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # HTAB is allowed, bytes over 0x7f are obs-text
+
+
+def header_problem(lines: list[bytes]) -> str | None:
+    """What makes a request's raw header lines (as read, each with its line ending; the blank line
+    that ends them may be included) unacceptable, or None."""
+    for line in lines:
+        if line in (b"\r\n", b"\n"):
+            break
+        if not line.endswith(b"\r\n"):
+            return "a header line ends without CRLF"
+        content = line[:-2]
+        if content[:1] in (b" ", b"\t"):
+            return "a header line is folded onto the one before it (obs-fold)"
+        name, colon, value = content.partition(b":")
+        if not colon:
+            return "a header line has no colon"
+        if not FIELD_NAME.fullmatch(name):
+            return f"not a header name: {name[:40]!r} (no whitespace before the colon)"
+        if CONTROL_IN_VALUE.search(value):
+            return f"the value of {name[:40].decode('ascii')} holds a control character (CR, LF, NUL)"
+    return None
 
 
 class FramingError(Exception):
@@ -87,6 +116,7 @@ class DeadlineReader:
     def __init__(self, stream: Any, connection: Any, read_timeout_s: float, deadline: float):
         self.stream, self.connection = stream, connection
         self.read_timeout_s, self.deadline = read_timeout_s, deadline
+        self.lines: list[bytes] = []  # every line read, as read (the headers, for header_problem)
 
     def _available(self) -> bytes:
         """What is buffered, after at most one read from the socket (b"" at the end of the stream)."""
@@ -110,6 +140,7 @@ class DeadlineReader:
             line += self.stream.read(end + 1 if end >= 0 else room)
             if end >= 0:
                 break
+        self.lines.append(bytes(line))
         return bytes(line)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -19,6 +20,13 @@ app = create_resolver()
 @app.get("/conflict")
 def conflict() -> dict[str, Any]:
     raise Conflict("The same upload is being processed.", code="upload_in_progress", details={"retry_after_s": 1})
+
+
+@app.get("/odd-details")
+def odd_details() -> dict[str, Any]:
+    raise Conflict(
+        "Not plain JSON in its details.", code="upload_in_progress", details={"at": Decimal("1.5"), "raw": b"x"}
+    )
 
 
 @app.get("/crash")
@@ -45,6 +53,15 @@ def test_domain_errors_keep_code_details_and_request_id() -> None:
     assert body["error"]["code"] == "upload_in_progress"
     assert body["error"]["details"] == {"retry_after_s": 1}
     assert body["error"]["request_id"]
+
+
+def test_details_that_are_not_plain_json_still_answer_the_error() -> None:
+    # Given a domain error whose details hold values json cannot write (a Decimal, bytes)
+    # When it is answered
+    status, body = call("GET", "/odd-details")
+    # Then the answer is that error, its details written as text, not a 500 raised while writing it
+    assert status == 409 and body["error"]["code"] == "upload_in_progress"
+    assert body["error"]["details"] == {"at": "1.5", "raw": "b'x'"}
 
 
 def test_unexpected_errors_are_500_and_leak_nothing() -> None:

@@ -57,6 +57,31 @@ def sixteen_bit_flat() -> bytes:
     return encode(Image.fromarray(np.full((64, 64), 40_000, dtype=np.uint16)), "PNG")
 
 
+def png_raw(colour: int, depth: int, row_bytes: int, before: bytes = b"", after_ihdr: bytes = b"") -> bytes:
+    """A 64×64 PNG written by hand with any colour type and bit depth (legal or not), noisy rows of
+    `row_bytes`, and chunks `before` its IHDR or right `after_ihdr` it."""
+    rows = np.random.default_rng(colour * 100 + depth).integers(0, 256, (64, row_bytes), dtype=np.uint8)
+    raw = b"".join(b"\0" + row.tobytes() for row in rows)
+    ihdr = _chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, depth, colour, 0, 0, 0))
+    body = before + ihdr + after_ihdr + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+def transparent(pixels: np.ndarray, mode: str, **options: object) -> bytes:
+    return encode(Image.fromarray(pixels, mode), "PNG", **options)
+
+
+NOISE = np.random.default_rng(9_010).integers(0, 256, (300, 400), dtype=np.uint8)
+PALETTE = bytes(np.random.default_rng(9_011).integers(0, 256, 768, dtype=np.uint8))
+
+
+def palette_all_transparent() -> bytes:
+    """Noise through a random palette, every entry of which is fully transparent: plain white on screen."""
+    image = Image.fromarray(NOISE, "P")
+    image.putpalette(PALETTE)
+    return encode(image, "PNG", transparency=bytes(256))
+
+
 PHOTO = fresh_image(9_001, (320, 240))  # an acceptable photo: where a case needs one, the fault is elsewhere
 PNG = fresh_image(9_002, (320, 240), "PNG")
 ZTXT_3MB = b"Comment\x00\x00" + zlib.compress(b"x" * 3_000_000)  # keyword, NUL, method 0, deflate
@@ -118,6 +143,45 @@ IMAGES: list[tuple[str, bytes, str, int, str]] = [
     ("blank-white-jpeg", flat("white", fmt="JPEG"), "a.jpg", 422, "blank_image"),
     ("blank-transparent", flat((0, 0, 0, 0), mode="RGBA"), "a.png", 422, "blank_image"),
     ("blank-16-bit-gray", sixteen_bit_flat(), "a.png", 422, "blank_image"),
+    # Blank as seen, whatever hides under transparency: white with a varying alpha (white on white),
+    # noise under alpha 0, a palette whose every colour is transparent, grey+alpha noise under alpha 0.
+    (
+        "blank-white-with-varying-alpha",
+        transparent(np.dstack([np.full((300, 400, 3), 255, np.uint8), NOISE]), "RGBA"),
+        "a.png",
+        422,
+        "blank_image",
+    ),
+    (
+        "blank-noise-under-alpha-0",
+        transparent(np.dstack([NOISE, NOISE[::-1], NOISE[:, ::-1], np.zeros_like(NOISE)]), "RGBA"),
+        "a.png",
+        422,
+        "blank_image",
+    ),
+    ("blank-palette-all-transparent", palette_all_transparent(), "a.png", 422, "blank_image"),
+    (
+        "blank-gray-alpha-noise-under-alpha-0",
+        transparent(np.dstack([NOISE, np.zeros_like(NOISE)]), "LA"),
+        "a.png",
+        422,
+        "blank_image",
+    ),
+    # PNG structure Pillow is lenient with or trips on: refused as corrupt, never decoded as garbage.
+    ("png-palette-without-plte", png_raw(3, 8, 64), "a.png", 400, "corrupt_image"),
+    ("png-palette-16-bit", png_raw(3, 16, 128, after_ihdr=_chunk(b"PLTE", PALETTE)), "a.png", 400, "corrupt_image"),
+    (
+        "png-first-chunk-not-ihdr",
+        png_raw(2, 8, 192, before=_chunk(b"tEXt", b"Comment\x00hi")),
+        "a.png",
+        400,
+        "corrupt_image",
+    ),
+    ("png-ihdr-twice", png_raw(2, 8, 192, after_ihdr=PNG[8:33]), "a.png", 400, "corrupt_image"),
+    ("png-colour-type-5", png_raw(5, 8, 192), "a.png", 400, "corrupt_image"),
+    ("png-rgb-4-bit", png_raw(2, 4, 96), "a.png", 400, "corrupt_image"),
+    ("png-gray-3-bit", png_raw(0, 3, 24), "a.png", 400, "corrupt_image"),
+    ("png-zero-width", png_header(0, 64, zlib.compress(b"\x00")), "a.png", 400, "corrupt_image"),
     ("over-max-upload-bytes", PHOTO + b"\0" * 4_600_000, "a.jpg", 413, "file_too_large"),
 ]
 

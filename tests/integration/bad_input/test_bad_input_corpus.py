@@ -3,10 +3,13 @@ and a stable code that the route declares (functions/routes.py), and writes noth
 bucket's objects and tags, every table's items, Milvus rows, OpenSearch documents, Step Functions
 executions: tests/stores.py). Broken images sent through a presigned upload end `invalid`.
 
-Classes: image bytes (truncated, fake headers, formats, sizes, blank, 16-bit), multipart framing,
-form fields, JSON shapes and depth, strict types, enum values, ids, URLs, filenames, encodings,
-unknown routes and methods. The cases are built in image_and_form_cases.py and
-json_and_path_cases.py, beside this file.
+Classes: image bytes (truncated, fake headers, formats, sizes, blank as seen through transparency,
+16-bit, PNG structure), multipart framing, form fields (sent as files, repeated, missing), JSON
+shapes and depth, strict types, numeric edges, enum values, ids, URLs, filenames, unicode in every
+text field (full-width, zero-width, confusables, separators, other scripts' digits), encodings,
+unknown routes and methods. The cases are built in image_and_form_cases.py,
+json_and_path_cases.py and unicode_and_field_cases.py, beside this file; raw HTTP header lines and
+API keys are in test_headers_and_keys.py.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from tests.integration.bad_input.image_and_form_cases import (
     jpeg_header,
 )
 from tests.integration.bad_input.json_and_path_cases import json_cases, path_cases
+from tests.integration.bad_input.unicode_and_field_cases import unicode_and_field_cases
 from tests.stores import changed, fingerprint
 
-CASES = image_cases() + form_cases() + json_cases() + path_cases()
+CASES = image_cases() + form_cases() + json_cases() + path_cases() + unicode_and_field_cases()
 DECLARED = {route.path: set(route.errors) for route in ROUTES}
 
 

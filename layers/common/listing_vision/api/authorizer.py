@@ -1,7 +1,9 @@
 """The API's Lambda authorizer: the request's `x-api-key`, looked up by its hash, becomes the
 caller the functions check (api/access.py).
 
-An unknown or disabled key is refused with 401 (API Gateway's `Unauthorized`, which only an
+An unknown or disabled key is refused with 401, and so is a request carrying two different keys (the
+header sent twice: which client is calling? API Gateway would pass the last one, a proxy in front
+might keep the first) (API Gateway's `Unauthorized`, which only an
 authorizer that raises it can answer; each refusal is counted as `KeysRefused`, so the alarm on the
 function's errors can tell a wrong key from a failure); a known one is
 allowed on every route of the API (the answer is cached per key, so it cannot be per route), with
@@ -34,7 +36,13 @@ class Unauthorized(Exception):
 def authorize(event: APIGatewayAuthorizerRequestEvent, clients: ApiClients | None = None) -> dict[str, Any]:
     headers = {name.lower(): value for name, value in (event.headers or {}).items()}
     key = headers.get(KEY_HEADER, "")
-    client = (clients or ApiClients()).find(key)
+    sent = {
+        value.strip(" \t")
+        for name, values in (event.raw_event.get("multiValueHeaders") or {}).items()
+        if name.lower() == KEY_HEADER
+        for value in values or ()
+    }
+    client = None if len(sent) > 1 else (clients or ApiClients()).find(key)
     if client is None:
         logger.info("request refused: unknown or disabled key")  # never the key itself
         metrics.add_metric(name="KeysRefused", unit="Count", value=1)  # not an error (infra/constructs/monitoring.py)

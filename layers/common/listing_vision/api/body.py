@@ -10,9 +10,10 @@ media type, or the request is refused before anything runs:
   `MAX_JSON_DEPTH`): 400 `malformed_json`;
 - multipart without a boundary, one the body does not use or close, or parts that cannot be read:
   400 `malformed_multipart`;
-- a JSON body that is not an object, a multipart field sent twice, or a JSON object naming a key
-  twice (`{"website": "alya", "website": "blysk"}`: which is meant? parsers disagree): 400
-  `invalid_request`.
+- a JSON body that is not an object, a multipart field sent twice, a part with a filename (a file)
+  for a field that takes text (`website`, `type`: a file is not a storefront), or a JSON object
+  naming a key twice (`{"website": "alya", "website": "blysk"}`: which is meant? parsers disagree):
+  400 `invalid_request`.
 
 A part's Content-Disposition is read as RFC 7578 and RFC 6266 say: parameters quoted or not, in
 any order, and `filename*=UTF-8''...` (RFC 5987, percent-encoded UTF-8) preferred to `filename`.
@@ -30,7 +31,7 @@ from collections.abc import Sequence
 from email.message import Message
 from typing import Any, Literal
 
-from aws_lambda_powertools.event_handler.openapi.params import UploadFile
+from aws_lambda_powertools.event_handler.openapi.params import File, UploadFile
 
 from listing_vision.errors import InvalidRequest, UnsupportedMedia
 
@@ -46,8 +47,20 @@ def expected_media_type(body_params: Sequence[Any]) -> MediaType:
     return MULTIPART if kinds - {JSON} else JSON
 
 
-def parse_body(headers: dict[str, str], body: str | None, is_base64: bool, expected: MediaType) -> Any:
-    """The parsed body of a request whose route expects `expected`, or the domain error."""
+def file_fields(body_params: Sequence[Any]) -> frozenset[str]:
+    """The names of a route's File parameters: the only fields a multipart part with a filename may fill."""
+    return frozenset(param.alias for param in body_params if isinstance(param.field_info, File))
+
+
+def parse_body(
+    headers: dict[str, str],
+    body: str | None,
+    is_base64: bool,
+    expected: MediaType,
+    files: frozenset[str] = frozenset(),
+) -> Any:
+    """The parsed body of a request whose route expects `expected` (`files`: its file fields), or the
+    domain error."""
     media_type, params = _content_type(headers)
     raw = _raw_bytes(body, is_base64)
     if expected == JSON:
@@ -84,6 +97,14 @@ def parse_body(headers: dict[str, str], body: str | None, is_base64: bool, expec
         raise InvalidRequest(
             f"Invalid request: {', '.join(repeated)} sent more than once.",
             details={"fields": [{"field": name, "problem": "Sent more than once"} for name in repeated]},
+        )
+    # A file where text is expected would reach the handler as an UploadFile (Powertools does not
+    # validate it against the field's type): refused here, naming the field, never echoing the file.
+    misplaced = sorted(name for name, value in parts.items() if isinstance(value, UploadFile) and name not in files)
+    if misplaced:
+        raise InvalidRequest(
+            f"Invalid request: {', '.join(n[:40] for n in misplaced[:5])} must be a text field, not a file.",
+            details={"fields": [{"field": n[:100], "problem": "Sent as a file; send text"} for n in misplaced[:20]]},
         )
     return parts
 

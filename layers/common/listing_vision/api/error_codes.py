@@ -37,7 +37,10 @@ _OURS: tuple[ErrorCode, ...] = (
     ErrorCode("file_too_large", 413, "The file is over MAX_UPLOAD_BYTES (use POST /uploads)."),
     ErrorCode("filename_too_long", 400, "The file's name is over 255 bytes of UTF-8 (S3 metadata is capped at 2 KB)."),
     ErrorCode(
-        "invalid_filename", 400, "The file's name holds control or bidirectional-control characters (NUL, U+202E)."
+        "invalid_filename",
+        400,
+        "The file's name holds control, bidirectional-control, separator or replacement characters "
+        "(NUL, U+202E, U+2028, U+FFFD).",
     ),
     ErrorCode("image_too_small", 422, "A side is under 16 px."),
     ErrorCode("blank_image", 422, "The image is one flat colour (all white, all black): no product in it."),

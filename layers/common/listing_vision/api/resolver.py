@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 
 from listing_vision.api.access import Caller, caller_from
-from listing_vision.api.body import expected_media_type, parse_body
+from listing_vision.api.body import expected_media_type, file_fields, parse_body
 from listing_vision.errors import InvalidRequest, NotFound, UnsupportedMedia, VisionError, http_status
 from listing_vision.observability import logger
 
@@ -30,7 +30,9 @@ def error_response(error: VisionError, request_id: str | None = None) -> Respons
     return Response(
         status_code=http_status(error),
         content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(error.to_body(request_id)),
+        # default=str: whatever a message's details hold (a Decimal, a date, an object a check named),
+        # the answer is the error it describes, never a 500 raised while writing it.
+        body=json.dumps(error.to_body(request_id), default=str),
     )
 
 
@@ -50,8 +52,9 @@ class _RequestValidation(OpenAPIRequestValidationMiddleware):
 
     def _get_body(self, app: Any) -> Any:
         event = app.current_event
-        expected = expected_media_type(app.context["_route"].dependant.body_params)
-        return parse_body(dict(event.headers or {}), event.body, bool(event.is_base64_encoded), expected)
+        params = app.context["_route"].dependant.body_params
+        expected, files = expected_media_type(params), file_fields(params)
+        return parse_body(dict(event.headers or {}), event.body, bool(event.is_base64_encoded), expected, files)
 
 
 def current_caller(app: APIGatewayRestResolver) -> Caller:

@@ -8,7 +8,7 @@ from typing import Any
 from PIL import Image
 
 from listing_vision.errors import InvalidRequest, PayloadTooLarge, Unprocessable, UnsupportedMedia, VisionError
-from listing_vision.imaging.pixels import DEFAULT_MAX_PIXELS, InvalidImageError, decode_image
+from listing_vision.imaging.pixels import DEFAULT_MAX_PIXELS, InvalidImageError, as_rgb, decode_image
 
 # Media type of each accepted format (Pillow's format names), for uploads, stores and providers.
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -51,9 +51,12 @@ def load_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
 
 
 def is_blank(image: Image.Image) -> bool:
-    """True when every pixel of the image (reduced, in grayscale and per channel) lies within
-    `BLANK_SPREAD` grey levels of the others."""
+    """True when every pixel of the image as it is seen (reduced, transparency composited onto white
+    by `as_rgb`, as every embedding and measurement sees it) lies within `BLANK_SPREAD` levels of the
+    others in each channel. Judging the raw bands instead would call a white image with a varying
+    alpha channel a photo, and a palette image whose every colour is transparent one too: both show
+    as plain white."""
     probe = image.copy()
-    probe.thumbnail((BLANK_PROBE_PX, BLANK_PROBE_PX))
-    bands: Any = probe.convert("RGBA" if "A" in probe.getbands() else "RGB").getextrema()
+    probe.thumbnail((BLANK_PROBE_PX, BLANK_PROBE_PX))  # a palette image stays one (nearest neighbour)
+    bands: Any = as_rgb(probe).getextrema()
     return all(high - low <= BLANK_SPREAD for low, high in bands)  # one (low, high) per band

@@ -8,6 +8,7 @@ platform's error codes), the Lambda embedder, and the SageMaker container, which
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,6 +54,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: i
     claims to be an image is `corrupt_image`, never an unexpected error."""
     if not data:
         raise InvalidImageError("The file is empty.", "empty_file")
+    if data.startswith(PNG_SIGNATURE) and (problem := png_structure_problem(data)):
+        raise InvalidImageError(f"The PNG is malformed: {problem}.", "corrupt_image")
     try:
         image = Image.open(io.BytesIO(data))  # reads the header only
     except UnidentifiedImageError as error:
@@ -85,11 +88,46 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: i
     return to_8bit(image)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# PNG's colour types and the bit depths each allows (PNG spec, 11.2.2 IHDR).
+PNG_DEPTHS = {0: {1, 2, 4, 8, 16}, 2: {8, 16}, 3: {1, 2, 4, 8}, 4: {8, 16}, 6: {8, 16}}
+
+
+def png_structure_problem(data: bytes) -> str | None:
+    """What breaks the PNG's structure up to its first image data, or None: IHDR must come first
+    (13 bytes, once), with a colour type and bit depth the format defines and compression, filter and
+    interlace methods it knows; a palette image needs its PLTE before the data. Pillow is lenient
+    with some of these: it decodes a palette image without PLTE through a made-up grey palette and
+    skips chunks before IHDR, so such a file would be answered as if its pixels were known. Only
+    chunk headers are read (each chunk's data skipped by its length), up to the first IDAT; a file
+    cut short before it is left to the decoder, which calls it corrupt."""
+    if data[12:16] != b"IHDR" or data[8:12] != struct.pack(">I", 13) or len(data) < 8 + 8 + 13:
+        return "the first chunk is not a 13-byte IHDR"
+    width, height, depth, colour, compression, filtering, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    if not width or not height:
+        return f"it declares {width}×{height} pixels"
+    if depth not in PNG_DEPTHS.get(colour, ()):
+        return f"colour type {colour} with bit depth {depth} is not a PNG pixel format"
+    if compression or filtering or interlace > 1:
+        return "unknown compression, filter or interlace method"
+    position, palette = 8 + 8 + 13 + 4, False
+    while position + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        if kind == b"IHDR":
+            return "IHDR appears twice"
+        palette = palette or kind == b"PLTE"
+        if kind == b"IDAT":
+            return "a palette image has no PLTE before its data" if colour == 3 and not palette else None
+        position += 12 + length
+    return None
+
+
 def claims_accepted_format(data: bytes) -> bool:
     """Whether the bytes start with the signature of a format we accept (PNG, JPEG, WebP): such a
     file that cannot be opened is a broken image, not something else."""
     return (
-        data.startswith(b"\x89PNG\r\n\x1a\n")
+        data.startswith(PNG_SIGNATURE)
         or data.startswith(b"\xff\xd8\xff")
         or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
     )

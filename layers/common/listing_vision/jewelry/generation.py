@@ -29,19 +29,10 @@ def resolve_source(url: str) -> tuple[str, str]:
     not one of this deployment's storefront buckets is refused (no server-side request forgery)."""
     settings = get_settings()
     storefront_buckets = {settings.alya_bucket, settings.blysk_bucket}
-    parts = urlsplit(url.strip())
-    bucket = key = ""
-    if parts.scheme == "s3":
-        bucket, key = parts.netloc, parts.path.lstrip("/")
-    elif parts.scheme in ("https", "http"):
-        host = parts.hostname or ""
-        local = urlsplit(settings.aws_endpoint_url).hostname if settings.aws_endpoint_url else None
-        virtual = re.fullmatch(r"([a-z0-9.-]+)\.s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com", host)
-        path_style = re.fullmatch(r"s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com", host) or (local and host == local)
-        if parts.scheme == "https" and virtual:
-            bucket, key = virtual.group(1), parts.path.lstrip("/")
-        elif path_style and (parts.scheme == "https" or host == local):
-            bucket, _, key = parts.path.lstrip("/").partition("/")
+    try:
+        bucket, key = _bucket_and_key(url.strip(), settings.aws_endpoint_url)
+    except ValueError:  # urllib refuses a host NFKC would turn into a separator ("alyaimg／x": U+FF0F)
+        bucket = key = ""
     key = unquote(key)
     if bucket not in storefront_buckets or not key or ".." in key.split("/"):
         raise InvalidRequest(
@@ -49,6 +40,25 @@ def resolve_source(url: str) -> tuple[str, str]:
             code="source_not_allowed",
             details={"url": url[:200]},
         )
+    return bucket, key
+
+
+def _bucket_and_key(url: str, endpoint_url: str | None) -> tuple[str, str]:
+    """(bucket, key) as the URL names them (either empty when it names no S3 object); ValueError for
+    what urllib cannot split."""
+    parts = urlsplit(url)
+    bucket = key = ""
+    if parts.scheme == "s3":
+        bucket, key = parts.netloc, parts.path.lstrip("/")
+    elif parts.scheme in ("https", "http"):
+        host = parts.hostname or ""
+        local = urlsplit(endpoint_url).hostname if endpoint_url else None
+        virtual = re.fullmatch(r"([a-z0-9.-]+)\.s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com", host)
+        path_style = re.fullmatch(r"s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com", host) or (local and host == local)
+        if parts.scheme == "https" and virtual:
+            bucket, key = virtual.group(1), parts.path.lstrip("/")
+        elif path_style and (parts.scheme == "https" or host == local):
+            bucket, _, key = parts.path.lstrip("/").partition("/")
     return bucket, key
 
 

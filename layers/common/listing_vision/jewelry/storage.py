@@ -57,19 +57,24 @@ def catalogue_key(sha256: str, image_format: str) -> str:
 
 # Characters a filename may not hold: they are echoed into responses and S3 metadata, where control
 # characters (NUL, newlines: Cc) cut or forge text, lone surrogates (Cs) are not UTF-8 at all, and
-# bidirectional controls reorder what a person reads ("ring\u202egpj.exe" shows as "ringexe.jpg").
+# bidirectional controls reorder what a person reads ("ring\u202egpj.exe" shows as "ringexe.jpg"),
+# the line and paragraph separators U+2028/U+2029 (Zl, Zp) break lines as a newline does (in logs, in
+# JavaScript before ES2019), and U+FFFD is what a decoder puts where bytes were lost: a name holding
+# it is not the name the client has (the gateway turns a JSON body's invalid UTF-8 into U+FFFD).
 BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+NOT_A_NAME = BIDI_CONTROLS | {"\ufffd"}
+REFUSED_CATEGORIES = ("Cc", "Cs", "Zl", "Zp")
 
 
 def check_filename(name: str | None) -> None:
     """Refuse a filename that would not fit S3's metadata limit (AWS would refuse the write: a 500),
-    or that holds a control, bidirectional-control or surrogate character (refused, not stripped:
-    a name silently changed is not the name sent)."""
-    bad = sorted({c for c in name or "" if c in BIDI_CONTROLS or unicodedata.category(c) in ("Cc", "Cs")})
+    or that holds a control, bidirectional-control, line- or paragraph-separator, surrogate or
+    replacement character (refused, not stripped: a name silently changed is not the name sent)."""
+    bad = sorted({c for c in name or "" if c in NOT_A_NAME or unicodedata.category(c) in REFUSED_CATEGORIES})
     if bad:
         shown = ", ".join(f"U+{ord(c):04X}" for c in bad[:5])
         raise InvalidRequest(
-            f"The filename holds control or bidirectional-control characters ({shown}).",
+            f"The filename holds control, bidirectional-control or separator characters ({shown}).",
             code="invalid_filename",
             details={"fields": [{"field": "filename", "problem": f"holds {shown}"}]},
         )

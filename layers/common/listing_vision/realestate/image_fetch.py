@@ -18,7 +18,11 @@ from listing_vision.errors import InvalidRequest
 
 def allowed(url: str, sources: str) -> bool:
     prefixes = [p.strip() for p in sources.split(",") if p.strip()]
-    return any(url.startswith(prefix) for prefix in prefixes) and ".." not in urlsplit(url).path
+    try:
+        path = urlsplit(url).path
+    except ValueError:  # a host urllib refuses (one NFKC turns into a separator): not a source we allow
+        return False
+    return any(url.startswith(prefix) for prefix in prefixes) and ".." not in path
 
 
 def fetch_image(url: str) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from typing import Any
@@ -26,6 +27,7 @@ from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.migration_tasks import (
+    ZPID_PATTERN,
     ClassifyPhrasesRequest,
     MigrationTask,
     run_classify_phrases,
@@ -55,6 +57,20 @@ def _bar(total: int | None, desc: str, unit: str = "listing") -> Any:
         return Lines()
 
 
+def chosen_zpids(text: str) -> list[str]:
+    """The listing ids of `--zpids A,B`: spaces around each are dropped (`A, B` is how people type a
+    list), and an id that is not one (a full-width or Arabic-Indic digit, a zero-width space, a
+    Cyrillic letter: it would silently match no listing, and execute and rollback take the ids as
+    given) stops the command before anything runs."""
+    zpids = [z.strip(" \t") for z in text.split(",") if z.strip(" \t")]
+    wrong = [z for z in zpids if not re.fullmatch(ZPID_PATTERN, z, re.ASCII)]
+    if wrong:
+        raise SystemExit(
+            f"--zpids: {ascii(wrong[0])[:60]} is not a listing id (ASCII letters, digits, _ or -; 1 to 40)."
+        )
+    return zpids
+
+
 def _event(args: argparse.Namespace) -> dict[str, Any]:
     event: dict[str, Any] = {"operation": args.operation.replace("-", "_")}
     for name in ("sample", "destination", "batch_size", "backup", "mode", "spot_checks", "limit", "segments"):
@@ -62,7 +78,7 @@ def _event(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             event[name] = value
     if getattr(args, "zpids", None):
-        event["zpids"] = [z for z in args.zpids.split(",") if z]
+        event["zpids"] = chosen_zpids(args.zpids)
     for flag in ("force", "dry_run"):
         if getattr(args, flag, False):
             event[flag] = True

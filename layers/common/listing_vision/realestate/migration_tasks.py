@@ -38,7 +38,8 @@ def _as_text(value: Any) -> Any:
 
 
 # Listing ids: console users type numbers as often as strings.
-Zpid = Annotated[str, BeforeValidator(_as_text), Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+ZPID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"  # ASCII only: a full-width or Arabic-Indic digit is another id
+Zpid = Annotated[str, BeforeValidator(_as_text), Field(pattern=ZPID_PATTERN)]
 Zpids = Annotated[list[Zpid] | None, Field(max_length=100_000)]
 
 
