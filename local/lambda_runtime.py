@@ -29,12 +29,8 @@ reused. A function declared with a reserved concurrency runs at most that many a
 invocation waits for one to finish (on AWS an asynchronous one waits in Lambda's queue likewise,
 and a synchronous one is throttled).
 
-Powertools keeps the event being resolved on a class (`BaseRouter.current_event`, one per process,
-which on Lambda is one event at a time): here it is kept per thread, or concurrent requests would
-read each other's bodies (`per_thread_resolver_event`). Likewise the keys its Logger
-adds to every record (function name, request id, correlation id) live in the logger's formatter,
-one per process: here they are kept per invocation, or a record would carry the function name of
-whichever invocation started last (`per_invocation_log_keys`).
+Powertools keeps per-process state that threads here would share: `local.powertools_state`
+makes it per invocation.
 """
 
 from __future__ import annotations
@@ -58,6 +54,7 @@ from typing import Any
 
 from functions.specs import AsyncDelivery, FunctionSpec
 from listing_vision import aws
+from local.powertools_state import own_log_keys, per_thread_resolver_event
 
 Handler = Callable[[dict[str, Any], Any], Any]
 current_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_function", default=None)
@@ -108,77 +105,6 @@ current_invocation: contextvars.ContextVar[LocalLambdaContext | None] = contextv
     "current_invocation", default=None
 )
 
-# The Powertools formatters' keys of the invocation running in this context: id(formatter) -> keys.
-_log_keys: contextvars.ContextVar[dict[int, dict[str, Any]] | None] = contextvars.ContextVar("log_keys", default=None)
-_log_keys_patched = False
-
-
-def per_invocation_log_keys() -> None:
-    """Make the keys Powertools' formatter adds to every record (`log_format`: what
-    `inject_lambda_context` appends, function_name among them) belong to the invocation: each
-    starts from the formatter's process-wide keys (those set outside any invocation, at import),
-    and threads it starts with its context (listing_vision.concurrency) share them. On Lambda a
-    process runs one invocation at a time; here invocations of different functions run in threads
-    of one process, sharing one formatter."""
-    global _log_keys_patched
-    if _log_keys_patched:
-        return
-    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
-
-    def process_wide(formatter: Any) -> dict[str, Any]:
-        # A formatter made before the patch holds its keys itself, under the property's name.
-        attributes = formatter.__dict__
-        if "_process_log_format" not in attributes:
-            attributes["_process_log_format"] = attributes.pop("log_format", {})
-        return attributes["_process_log_format"]  # type: ignore[no-any-return]
-
-    def get(formatter: Any) -> dict[str, Any]:
-        keys = _log_keys.get()
-        if keys is None:
-            return process_wide(formatter)
-        if id(formatter) not in keys:
-            keys[id(formatter)] = dict(process_wide(formatter))
-        return keys[id(formatter)]
-
-    def put(formatter: Any, value: dict[str, Any]) -> None:
-        keys = _log_keys.get()
-        if keys is None:
-            process_wide(formatter)
-            formatter.__dict__["_process_log_format"] = value
-        else:
-            keys[id(formatter)] = value
-
-    LambdaPowertoolsFormatter.log_format = property(get, put)  # type: ignore[assignment,method-assign]
-    _log_keys_patched = True
-
-
-_resolver_state = threading.local()
-_RESOLVER_ATTRIBUTES = ("current_event", "lambda_context")
-
-
-def per_thread_resolver_event() -> None:
-    """Make Powertools' `BaseRouter.current_event` and `lambda_context` per thread: Powertools assigns
-    them on the class (shared by every resolver of the process), which is right on Lambda, where a
-    process serves one event at a time, and wrong here, where execution environments are threads. A
-    property on the class serves instances, one on a metaclass serves `BaseRouter.current_event`."""
-    from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
-
-    meta = type(BaseRouter)
-    if getattr(meta, "_per_thread_event", False):
-        return
-
-    def accessor(name: str) -> property:
-        return property(
-            lambda _self: getattr(_resolver_state, name, None),
-            lambda _self, value: setattr(_resolver_state, name, value),
-        )
-
-    for name in _RESOLVER_ATTRIBUTES:
-        setattr(BaseRouter, name, accessor(name))  # instances: self.current_event
-    namespace: dict[str, Any] = {name: accessor(name) for name in _RESOLVER_ATTRIBUTES}
-    namespace["_per_thread_event"] = True
-    BaseRouter.__class__ = type("PerThreadRouterMeta", (meta,), namespace)  # type: ignore[method-assign]
-
 
 def load_handler(spec: FunctionSpec, environment: int = 0) -> Handler:
     """The `lambda_handler` of functions/<package>/<module>.py: the imported module for the first
@@ -204,21 +130,19 @@ def invoke(
 ) -> Any:
     """Call a handler as Lambda would, with a fresh context (its request id given for a retry of an
     asynchronous event), as that function, its log records carrying its own keys
-    (`per_invocation_log_keys`)."""
-    per_invocation_log_keys()
+    (`own_log_keys`)."""
     context = LocalLambdaContext(function_name=function_name, timeout_s=timeout_s)
     if request_id is not None:
         context.aws_request_id = request_id
     token = current_function.set(function_name)
     attempt = current_invocation.set(context)
-    keys = _log_keys.set({})
     try:
-        return handler(event, context)
+        with own_log_keys():
+            return handler(event, context)
     except FunctionKilled as killed:
         killed.request_id = context.aws_request_id
         raise
     finally:
-        _log_keys.reset(keys)
         current_invocation.reset(attempt)
         current_function.reset(token)
 
