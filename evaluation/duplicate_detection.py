@@ -382,8 +382,7 @@ def render(report: Report) -> str:
     )
     lines += [
         "",
-        "Chosen retrieval threshold (on dev: highest recall with no false duplicate, fewest candidates): "
-        f"{chosen}",
+        f"Chosen retrieval threshold (on dev: highest recall with no false duplicate, fewest candidates): {chosen}",
     ]
     sizes = " / ".join(f"{n:,}" for n in CATALOGUE_SIZES)
     lines += [
