@@ -21,6 +21,7 @@ import os
 import platform
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -45,21 +46,27 @@ PHRASE_FIGURES = (
 SPLIT_ORDER = ("test", "dev", "all")
 
 
-def provenance(command: str) -> dict[str, Any]:
-    """Who measured what, where and when."""
+@cache
+def _commit() -> str:
+    """The commit measured, `-dirty` when tracked files had changes; read once per process, before
+    this run writes any result."""
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=splits.ROOT, capture_output=True, text=True, check=False)
         return done.stdout.strip()
 
     commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def provenance(command: str) -> dict[str, Any]:
+    """Who measured what, where and when."""
     return {
         "command": command,
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}",
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "commit": commit + ("-dirty" if dirty else ""),
+        "commit": _commit(),
     }
 
 
@@ -297,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.write_readme}: {', '.join(MARKERS.values())} rendered from {RESULTS.relative_to(splits.ROOT)}")
         return 0
     runners = {"phrases": phrase_results, "dedupe": dedupe_results}
+    _commit()  # before any result is written
     for name in args.only or sorted(FILES, reverse=True):
         path = write(name, runners[name]())
         print(f"wrote {path.relative_to(splits.ROOT)}")
