@@ -17,7 +17,9 @@ export) embeds every photo, each photo queries the others (exact top-k, SEARCH_T
 retrieved candidate goes through the service's own decision (`duplicates.decide`: the near rule and
 verification). The retrieval threshold chosen is the one with the highest recall whose precision
 on dev reaches the target (the fewest candidates on a tie). It prints the change against the
-current settings and writes `thresholds.json` (the settings, as environment variables) and
+current settings, with `--stage-file infra/stages/<stage>.json` writes `retrieval_threshold` into
+that stage's context file (deploy sets RETRIEVAL_THRESHOLD from it) and prints the diff, and writes
+`thresholds.json` (the settings, as environment variables) and
 `report.html` (score histograms of same and different pairs, the precision/recall curve with the
 chosen point, and thumbnails of the worst false positives and false negatives).
 """
@@ -331,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="a CLIP ONNX export (default: the weight-free descriptor)")
     parser.add_argument("--target-precision", type=float, default=0.99, help="precision to reach on dev (0.99)")
     parser.add_argument("--out", default="build/calibration", help="where thresholds.json and report.html go")
+    parser.add_argument(
+        "--stage-file", help="a stage context file (infra/stages/<stage>.json) to write retrieval_threshold into"
+    )
     parser.add_argument("--demo-groups", metavar="DIR", help="write groups made from tests/data/photos to DIR and stop")
     args = parser.parse_args(argv)
     if args.demo_groups:
@@ -354,7 +359,22 @@ def main(argv: list[str] | None = None) -> int:
             f"recall {Proportion(figures['recall']['successes'], figures['recall']['n']).text()}"
         )
     print(f"wrote {args.out}/thresholds.json and {args.out}/report.html")
+    if args.stage_file:
+        print(write_stage_file(Path(args.stage_file), chosen["RETRIEVAL_THRESHOLD"]))
     return 0
+
+
+def write_stage_file(path: Path, threshold: float) -> str:
+    """Set `retrieval_threshold` in a stage context file, which deploy reads (every other key kept);
+    the change, as a line."""
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such stage file (start from infra/stages/dev.example.json)")
+    context = json.loads(path.read_text())
+    before = context.get("retrieval_threshold")
+    context["retrieval_threshold"] = round(threshold, 4)
+    path.write_text(json.dumps(context, indent=2, ensure_ascii=False) + "\n")
+    shown = "(unset)" if before is None else before
+    return f"{path}: retrieval_threshold: {shown} → {context['retrieval_threshold']}"
 
 
 if __name__ == "__main__":

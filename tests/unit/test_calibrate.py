@@ -53,6 +53,27 @@ def test_it_chooses_on_dev_reports_test_and_writes_an_html_report(
     assert "Worst false positives" in page and "Worst false negatives" in page
 
 
+def test_it_writes_the_threshold_into_a_stage_file_keeping_every_other_key(
+    groups: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a stage context file (the shipped example)
+    stage = tmp_path / "dev.json"
+    shutil.copy(splits.ROOT / "infra" / "stages" / "dev.example.json", stage)
+    before = json.loads(stage.read_text())
+    # When calibrate is pointed at it
+    args = [str(groups), "--out", str(tmp_path / "out"), "--target-precision", "0.9", "--stage-file", str(stage)]
+    assert calibrate.main(args) == 0
+    # Then it holds the chosen threshold, every other key as it was, and the diff was printed
+    after = json.loads(stage.read_text())
+    chosen = json.loads((tmp_path / "out" / "thresholds.json").read_text())["chosen"]["RETRIEVAL_THRESHOLD"]
+    assert after == {**before, "retrieval_threshold": round(chosen, 4)}
+    assert f"retrieval_threshold: (unset) → {round(chosen, 4)}" in capsys.readouterr().out
+    # and a stage file that is not there is refused, nothing written
+    with pytest.raises(SystemExit):
+        calibrate.write_stage_file(tmp_path / "missing.json", 0.3)
+    assert not (tmp_path / "missing.json").exists()
+
+
 def test_the_threshold_is_never_chosen_on_test_designs(groups: Path) -> None:
     # Given the pairs of every query, test designs included
     dataset = f"calibrate:{groups.resolve()}"
