@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation import splits
-from evaluation.stats import Proportion
+from evaluation.stats import Proportion, wilson
 
 RESULTS = Path(__file__).with_name("results")
 README = splits.ROOT / "README.md"
@@ -188,8 +188,8 @@ def _find(data: dict[str, Any], figure: str, split: str, **match: Any) -> dict[s
 def _cell(row: dict[str, Any]) -> str:
     if not row["n"]:
         return "— (n 0)"
-    low, high = row["ci95"]
-    return f"{row['value']:.3f} ({row['successes']}/{row['n']}; {low:.3f}–{high:.3f})"
+    low, high = wilson(row["successes"], row["n"])  # from the counts: rounding twice could move a decimal
+    return f"{row['successes'] / row['n']:.3f} ({row['successes']}/{row['n']}; {low:.3f}–{high:.3f})"
 
 
 def _stamp(data: dict[str, Any]) -> str:

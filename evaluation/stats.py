@@ -68,5 +68,6 @@ def cell(figure: dict[str, Any]) -> str:
     """A figure from `Proportion.as_json` as a table cell: value, n and interval."""
     if not figure["n"]:
         return "— (n 0)"
-    low, high = figure["ci95"]
-    return f"{figure['value']:.3f} (n {figure['n']}; {low:.3f}–{high:.3f})"
+    # From the counts, not the JSON's 4-place values: rounding twice could move the third decimal
+    low, high = wilson(figure["successes"], figure["n"])
+    return f"{figure['successes'] / figure['n']:.3f} (n {figure['n']}; {low:.3f}–{high:.3f})"

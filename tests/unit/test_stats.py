@@ -44,3 +44,5 @@ def test_a_proportion_carries_its_sample_size_and_interval_into_json_and_text() 
     assert figure == {"value": 1.0, "successes": 73, "n": 73, "ci95": [0.95, 1.0]}
     assert cell(figure) == "1.000 (n 73; 0.950–1.000)"
     assert Proportion(0, 0).text() == "— (n 0)" and Proportion(0, 0).as_json()["value"] is None
+    # A value on a rounding edge is rounded once, from the counts: 224/228 = 0.98246 is 0.982
+    assert cell(Proportion(224, 228).as_json()).startswith("0.982 ")
