@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-unit test-integration test-workflow test-e2e test-infra bench backfill reconcile migrate lint synth layer clip-model deploy clean venv openapi
+.PHONY: run test test-unit test-integration test-workflow test-e2e test-infra bench eval backfill reconcile migrate lint synth layer clip-model deploy clean venv openapi
 
 venv: $(STAMP)
 
@@ -58,6 +58,10 @@ test-infra: $(STAMP)  ## Run the infrastructure tests on the synthesized CDK tem
 
 bench: $(STAMP)  ## Run every benchmark in bench/; prints one table and writes bench/results/latest.json
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+eval: $(STAMP)  ## Run the quality evaluations (phrases, duplicate detection; about two minutes): JSON under evaluation/results/, README tables rendered from it
+	$(BIN)/python -m evaluation.results
+	$(BIN)/python -m evaluation.results --write-readme
 
 # A client of the running local stack: its endpoints from the settings `make run` reads (LOCAL_HOST,
 # LOCAL_MOTO_PORT, LOCAL_OPENSEARCH_PORT; local/endpoints.py), never ports written here.

@@ -11,9 +11,16 @@ approximation (`make bench BENCH_ARGS=dedupe` measures HNSW recall).
     python -m evaluation.duplicate_detection                      # the weight-free descriptor
     python -m evaluation.duplicate_detection --model build/clip/model.onnx   # a CLIP export too
 
+Each photo's design is in the dev or the test split (`evaluation/splits.json`, by design: a photo's
+variants go with it). Every query is asked against the whole catalogue (both splits' photos are
+distractors), but the threshold curve, and the retrieval threshold it chooses, use the dev split's
+queries only (`choose_threshold` raises SplitLeak on a test design); the figures are given per split
+with their sample size and 95 % Wilson interval.
+
 Prints, per model: the table per class (found, wrong, missed, precision, recall, and which rule
-matched), the curve over the retrieval threshold with the threshold it chooses, and how retrieval
-would behave in a larger catalogue (the pairwise similarity of unrelated photos, extrapolated).
+matched), the figures per split, the dev curve over the retrieval threshold with the threshold it
+chooses, and how retrieval would behave in a larger catalogue (the pairwise similarity of unrelated
+photos, extrapolated).
 """
 
 from __future__ import annotations
@@ -26,10 +33,13 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from evaluation import splits
 from evaluation import variants as variant_set
+from evaluation.stats import Proportion, cell
 from listing_vision.config import Settings, get_settings
 from listing_vision.embeddings.base import Embedder
 from listing_vision.imaging.features import ImageFeatures
@@ -127,8 +137,12 @@ class Report:
     outcomes: dict[str, list[Outcome]] = field(default_factory=lambda: defaultdict(list))
     rules: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     curve: list[CurvePoint] = field(default_factory=list)
-    chosen_threshold: float | None = None
+    chosen_threshold: float | None = None  # chosen on the dev split's curve only
     scale: dict[str, list[float]] = field(default_factory=dict)
+    split_of: dict[int, str] = field(default_factory=dict)  # query item → its design's split
+    originals: dict[int, str] = field(default_factory=dict)  # query item → its original photo
+    # every curve threshold's outcomes by class (`outcomes` is the configured threshold's)
+    outcomes_at: dict[float, dict[str, list[Outcome]]] = field(default_factory=dict)
 
     def counts(self, kinds: Sequence[str]) -> Counter[str]:
         return Counter(o.verdict() for kind in kinds for o in self.outcomes.get(kind, []))
@@ -149,8 +163,26 @@ def _hits(prepared: Prepared, query: int, mask: np.ndarray, top_k: int) -> list[
     return [Hit(int(i), float(scores[i]), str(i), "alya") for i in best if np.isfinite(scores[i])]
 
 
-def evaluate(prepared: Prepared, settings: Settings | None = None) -> Report:
-    """Every query through retrieval (top-k, exact) and the service's decision."""
+def design_split(dataset: str, original: str) -> str:
+    """The split of a photo's design: from the manifest for the shipped photos, by the manifest's
+    hash rule for a folder it does not cover."""
+    return splits.split_of(dataset, splits.design_of(original))
+
+
+def choose_threshold(curve: list[CurvePoint], designs: Iterable[str], dataset: str = splits.PHOTOS) -> float | None:
+    """The retrieval threshold: highest recall with no false duplicate, then the fewest candidates.
+    Tuning: `designs` (those the curve was measured on) must all be dev, else SplitLeak."""
+    splits.require_dev(dataset, designs, "choosing the retrieval threshold")
+    clean = [point for point in curve if point.false_duplicates == 0]
+    if not clean:
+        return None
+    best = max(point.recall for point in clean)
+    return min(point.threshold for point in clean if point.recall >= best - 1e-9)
+
+
+def evaluate(prepared: Prepared, settings: Settings | None = None, dataset: str = splits.PHOTOS) -> Report:
+    """Every query through retrieval (top-k, exact) and the service's decision; the curve and the
+    threshold it chooses from the dev split's queries only, the figures per split."""
     settings = settings or get_settings()
     items = prepared.items
     loosest = settings.model_copy(update={"retrieval_threshold": max(max(CURVE), settings.retrieval_threshold)})
@@ -190,36 +222,41 @@ def evaluate(prepared: Prepared, settings: Settings | None = None) -> Report:
         )
         for item in items
     }
+    report.originals = {query: items[query].original for _, _, query, _, _ in asked}
+    report.split_of = {query: design_split(dataset, original) for query, original in report.originals.items()}
+    dev_asked = [question for question in asked if report.split_of[question[2]] == "dev"]
     for threshold in sorted({*CURVE, settings.retrieval_threshold}):
         tally: Counter[str] = Counter()
         candidates = 0
         for kind, expected, query, shortlist, matches in asked:
             kept = [m for m in matches if m.hit.distance < threshold]
-            candidates += sum(h.distance < threshold for h in shortlist)
+            candidates += sum(h.distance < threshold for h in shortlist) if report.split_of[query] == "dev" else 0
             # Grayscale has no colour to tell a design's colourways apart: naming them too is not an error.
             acceptable = colourways[items[query].original] if kind == "grayscale" else frozenset()
             outcome = Outcome(query, expected, [(m.hit.id, m.match) for m in kept], acceptable)
+            report.outcomes_at.setdefault(threshold, defaultdict(list))[kind].append(outcome)
+            if threshold == settings.retrieval_threshold:
+                report.outcomes[kind].append(outcome)
+                report.rules[kind].update(rule for _, rule in outcome.found)
+            if report.split_of[query] != "dev":
+                continue  # the curve is for tuning: dev only
             verdict = outcome.verdict()
             tally[verdict] += 1
             if expected is not None:
                 tally["positives"] += 1
                 tally["found"] += verdict == "correct"
-            if threshold == settings.retrieval_threshold:
-                report.outcomes[kind].append(outcome)
-                report.rules[kind].update(rule for _, rule in outcome.found)
         report.curve.append(
             CurvePoint(
                 threshold,
                 tally["found"] / max(tally["positives"], 1),
                 tally["wrong"],
                 tally["false_duplicate"],
-                candidates / max(len(asked), 1),
+                candidates / max(len(dev_asked), 1),
             )
         )
-    clean = [point for point in report.curve if point.false_duplicates == 0]
-    if clean:
-        best = max(point.recall for point in clean)
-        report.chosen_threshold = min(point.threshold for point in clean if point.recall >= best - 1e-9)
+    if dev_asked:
+        designs = {splits.design_of(items[q].original) for _, _, q, _, _ in dev_asked}
+        report.chosen_threshold = choose_threshold(report.curve, designs, dataset)
     report.scale = _scale(prepared, settings)
     return report
 
@@ -244,6 +281,44 @@ def _scale(prepared: Prepared, settings: Settings) -> dict[str, list[float]]:
         above = 1 - np.searchsorted(unrelated, np.array(scores)) / len(unrelated)  # share of unrelated above
         estimates[kind] = [float(np.mean(above * size < settings.search_top_k)) for size in CATALOGUE_SIZES]
     return estimates
+
+
+NEGATIVE_GROUPS = ("colour variants", "unrelated")
+
+
+def figures(report: Report, threshold: float | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per split (dev, test, all) and class group: for duplicate classes the recall (the original
+    found, nothing else named) and the precision of what was flagged; for colour variants and
+    unrelated photos the share kept apart (no false duplicate). Each with n and a 95 % interval.
+    At the configured retrieval threshold, or another of the curve's."""
+    outcomes_by_kind = report.outcomes if threshold is None else report.outcomes_at[threshold]
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for split in (*splits.SPLITS, "all"):
+        by_group: dict[str, dict[str, Any]] = {}
+        for group, kinds in GROUPS.items():
+            outcomes = [
+                o
+                for kind in kinds
+                for o in outcomes_by_kind.get(kind, [])
+                if split == "all" or report.split_of.get(o.query) == split
+            ]
+            verdicts = Counter(o.verdict() for o in outcomes)
+            if group in NEGATIVE_GROUPS:
+                by_group[group] = {"kept_apart": Proportion(verdicts["correct"], len(outcomes)).as_json()}
+            else:
+                flagged = verdicts["correct"] + verdicts["wrong"]
+                by_group[group] = {
+                    "recall": Proportion(verdicts["correct"], len(outcomes)).as_json(),
+                    "precision": Proportion(verdicts["correct"], flagged).as_json(),
+                }
+        designs = {
+            splits.design_of(report_item)
+            for query, report_item in report.originals.items()
+            if split == "all" or report.split_of.get(query) == split
+        }
+        by_group["designs"] = {"n": len(designs)}
+        out[split] = by_group
+    return out
 
 
 def render(report: Report) -> str:
@@ -282,7 +357,17 @@ def render(report: Report) -> str:
                 f"| {label} | {len(outcomes)} | {counts['correct']} | {counts['wrong']} | {counts['missed']} "
                 f"| {precision:.3f} | {recall:.3f}{mark} | {matched} |"
             )
-    lines += ["", "Retrieval threshold curve (recall over all duplicate classes):", ""]
+    lines += ["", "Per split (designs split by evaluation/splits.json; value (n; 95 % Wilson interval)):", ""]
+    lines += ["| split | designs | " + " | ".join(GROUPS) + " |", "|---|---|" + "---|" * len(GROUPS)]
+    for split, groups in figures(report).items():
+        cells = [
+            f"kept apart {cell(groups[g]['kept_apart'])}"
+            if g in NEGATIVE_GROUPS
+            else f"recall {cell(groups[g]['recall'])}"
+            for g in GROUPS
+        ]
+        lines.append(f"| {split} | {groups['designs']['n']} | " + " | ".join(cells) + " |")
+    lines += ["", "Retrieval threshold curve (recall over all duplicate classes; dev split's queries only):", ""]
     lines += [
         "| retrieval threshold | recall | wrong | false duplicates | candidates verified per query |",
         "|---|---|---|---|---|",
@@ -297,7 +382,7 @@ def render(report: Report) -> str:
     )
     lines += [
         "",
-        f"Chosen retrieval threshold (highest recall with no false duplicate, fewest candidates): {chosen}",
+        f"Chosen retrieval threshold (on dev: highest recall with no false duplicate, fewest candidates): {chosen}",
     ]
     sizes = " / ".join(f"{n:,}" for n in CATALOGUE_SIZES)
     lines += [
@@ -335,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     folders = args.photos or DEFAULT_PHOTOS
+    # The shipped photos' designs are split by the manifest; another folder's by the manifest's rule
+    dataset = splits.PHOTOS if not args.photos else "photos:" + ",".join(folders)
     items = build_items(folders, args.seed)
     if not items:
         parser.error(f"no .jpg photos in {', '.join(folders)} (run from the repository root, or pass --photos)")
@@ -349,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     for model in models:
         prepared = prepare(items, OnnxEmbedder(model, resize=settings.clip_resize))
-        report = evaluate(prepared, settings)
+        report = evaluate(prepared, settings, dataset)
         print(render(report), end="\n\n", flush=True)
         ok &= meets_goals(report) if model == str(DESCRIPTOR_MODEL) else True
     return 0 if ok else 1

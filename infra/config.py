@@ -134,6 +134,14 @@ class DeploymentConfig(BaseModel):
         description="Share of batches that may fail every retry (recorded, reported by Verify); "
         "beyond it the migration stops starting batches and fails.",
     )
+    retrieval_threshold: float | None = Field(
+        None,
+        gt=0,
+        le=2,
+        description="Duplicate check: the retrieval distance below which a neighbour is verified (RETRIEVAL_THRESHOLD "
+        "of every function); `python -m evaluation.calibrate --stage-file` writes it for your catalogue and model. "
+        "Unset: the functions' default.",
+    )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -173,6 +181,12 @@ class DeploymentConfig(BaseModel):
     @property
     def removal_retains_data(self) -> bool:
         return self.stage == "prod"
+
+    def settings_environment(self) -> dict[str, str]:
+        """The runtime settings this stage sets in every function's environment (calibrated thresholds)."""
+        if self.retrieval_threshold is None:
+            return {}
+        return {"RETRIEVAL_THRESHOLD": f"{self.retrieval_threshold:g}"}
 
     def name(self, resource: str) -> str:
         """A physical name carrying the stage: `listing-vision-<stage>-<resource>`."""

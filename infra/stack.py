@@ -82,6 +82,7 @@ class ListingVisionStack(Stack):
             "OPENSEARCH_AUTH": "sigv4",
             "LISTINGS_INDEX": config.listings_index,
             "API_AUTH": "api_keys",  # every API request carries a client's key (infra/constructs/api.py)
+            **config.settings_environment(),  # calibrated thresholds (python -m evaluation.calibrate --stage-file)
             **({"MILVUS_TOKEN_SECRET": config.milvus_token_secret} if config.milvus_token_secret else {}),
             **({"OPENAI_API_KEY_SECRET": config.openai_key_secret} if config.openai_key_secret else {}),
             **({"ANTHROPIC_API_KEY_SECRET": config.anthropic_key_secret} if config.anthropic_key_secret else {}),

@@ -79,6 +79,18 @@ def test_a_stage_without_a_reachable_alarm_subscription_is_refused(value: str | 
     assert "-c alarm_subscription=..." in str(refused.value) and "Who the alarms reach" in str(refused.value)
 
 
+def test_a_calibrated_retrieval_threshold_reaches_every_functions_environment_and_is_checked() -> None:
+    # Given a stage without one, the functions keep their default: nothing is set
+    assert validate(SETTINGS).settings_environment() == {}
+    # Given the threshold `python -m evaluation.calibrate --stage-file` wrote, it becomes RETRIEVAL_THRESHOLD
+    assert validate({**SETTINGS, "retrieval_threshold": 0.374}).settings_environment() == {
+        "RETRIEVAL_THRESHOLD": "0.374"
+    }
+    # and a distance no cosine can have is refused, naming the key
+    with pytest.raises(ContextError, match=r"-c retrieval_threshold=\.\.\."):
+        validate({**SETTINGS, "retrieval_threshold": 3})
+
+
 def test_an_email_address_or_an_https_endpoint_subscribes_to_the_alarms() -> None:
     for value in ("oncall@acme.net", "https://hooks.acme.net/sns/alarms?team=vision"):
         assert validate({**SETTINGS, "alarm_subscription": value}).alarm_subscription == value

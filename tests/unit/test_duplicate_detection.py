@@ -13,6 +13,7 @@ import pytest
 
 from evaluation import duplicate_detection as dedupe_eval
 from evaluation import variants
+from evaluation.splits import SplitLeak
 from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL, OnnxEmbedder
 
 PHOTOS = Path(__file__).resolve().parents[1] / "data" / "photos"
@@ -52,6 +53,29 @@ def test_the_report_names_the_rule_and_the_chosen_threshold(report: dedupe_eval.
     assert "| **re-exports** |" in text and "✓" in text and "✗" not in text
     assert report.rules["crop"]["verified"] > 0 and report.rules["resize"]["near"] > 0
     assert report.chosen_threshold is not None and dedupe_eval.meets_goals(report)
+
+
+def test_the_threshold_is_chosen_on_dev_and_figures_are_given_per_split(report: dedupe_eval.Report) -> None:
+    # Given the report on the ten photos, whose designs the manifest puts in dev and test
+    assert set(report.split_of.values()) == {"dev", "test"}
+    # Then every split has figures with their sample size and interval, the splits adding up to all
+    figures = dedupe_eval.figures(report)
+    for group in dedupe_eval.GROUPS:
+        key = "kept_apart" if group in dedupe_eval.NEGATIVE_GROUPS else "recall"
+        assert figures["dev"][group][key]["n"] + figures["test"][group][key]["n"] == figures["all"][group][key]["n"]
+        low, high = figures["test"][group][key]["ci95"]
+        assert low <= figures["test"][group][key]["value"] <= high
+    # and at the threshold chosen on dev, the test split is measured too
+    assert report.chosen_threshold in report.outcomes_at
+    assert dedupe_eval.figures(report, report.chosen_threshold)["test"]["re-exports"]["recall"]["n"] > 0
+
+
+def test_choosing_the_threshold_on_a_test_design_is_refused(report: dedupe_eval.Report) -> None:
+    # Given the designs of the test split, when the threshold is chosen on a curve measured on them
+    test_designs = {report.originals[q] for q, split in report.split_of.items() if split == "test"}
+    # Then it raises SplitLeak: tuning reads dev only
+    with pytest.raises(SplitLeak):
+        dedupe_eval.choose_threshold(report.curve, test_designs)
 
 
 def test_the_command_prints_a_table_per_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -64,6 +64,24 @@ def test_a_negated_amenity_is_not_counted(phrase: str) -> None:
     assert decided is None or decided.label != "amenity"
 
 
+@pytest.mark.parametrize(
+    "phrase", ["pool: none", "garage converted to office", "dock removed", "porch enclosed and converted to a den"]
+)
+def test_an_amenity_said_absent_after_it_is_not_counted(phrase: str) -> None:
+    # Given an amenity followed within three words by an absence word, then it is not counted
+    decided = load_taxonomy().classify(phrase)
+    assert decided is None or decided.label != "amenity"
+
+
+@pytest.mark.parametrize(
+    "phrase", ["pool, no diving board", "pool house", "garage with an old workbench, since converted"]
+)
+def test_an_amenity_followed_by_other_words_still_counts(phrase: str) -> None:
+    # Given "no" after the amenity (not an absence word) or an absence word more than three words on
+    decided = load_taxonomy().classify(phrase)
+    assert decided is not None and decided.label == "amenity"
+
+
 def test_unknown_and_generic_phrases_go_to_the_cache_or_the_offline_rule() -> None:
     taxonomy = load_taxonomy()
     assert taxonomy.classify("solarium") is None

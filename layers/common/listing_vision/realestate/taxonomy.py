@@ -9,8 +9,9 @@ Matching, in full (pure and deterministic):
    read as that singular.
 2. Every term is found wherever it occurs; a match inside a longer overlapping match is dropped,
    so "pool table" (interior) hides "pool" (amenity). An amenity match after a negation in the
-   same segment ("no garage", "without a pool") or right before a likeness word ("spa-blue",
-   "porch-style") is dropped too.
+   same segment ("no garage", "without a pool"), followed within three words by an absence word
+   ("pool: none", "garage converted to office", "porch enclosed and converted") or right before a
+   likeness word ("spa-blue", "porch-style") is dropped too.
 3. Any amenity match left makes the phrase an amenity (a phrase that names an amenity shows the
    home has it). Otherwise a context word decides ("outdoor", "interior"), else the head: the last
    specific match of the first segment (the phrase cut at "with", "of", "in", …) that has one.
@@ -36,6 +37,7 @@ LABELS: tuple[Label, ...] = ("amenity", "exterior", "interior")
 Source = Literal["taxonomy", "cache", "offline_rule"]
 DATA_FILE = "feature_taxonomy.toml"
 _NOT_WORD = re.compile(r"[\W_]+")  # letters and digits of any script are words; the rest separates them
+ABSENCE_WINDOW = 3  # an absence word this many words after an amenity or fewer makes it absent
 MAX_KEY_PHRASE = 200  # a longer canonical phrase is keyed by its start and a hash (DynamoDB keys ≤ 2 KB)
 
 
@@ -85,6 +87,7 @@ class Taxonomy:
     interior_context: frozenset[str]
     replacements: dict[str, str]
     plurals: dict[str, str]
+    absences: frozenset[str] = frozenset()  # right after an amenity: it is absent ("pool: none", "pool removed")
     _terms: dict[tuple[str, ...], Concept] = field(default_factory=dict, repr=False)
     _words: set[str] = field(default_factory=set, repr=False)
     _longest: int = field(default=1, repr=False)
@@ -157,8 +160,11 @@ class Taxonomy:
         return segments
 
     def _discounted(self, match: Match, tokens: list[str], segments: list[int]) -> bool:
-        """An amenity named after a negation in its segment, or only as a look ("spa-blue")."""
+        """An amenity named after a negation in its segment, followed closely by an absence word ("pool:
+        none", "garage converted to office"), or only as a look ("spa-blue")."""
         if match.end < len(tokens) and tokens[match.end] in self.likeness:
+            return True
+        if any(token in self.absences for token in tokens[match.end : match.end + ABSENCE_WINDOW]):
             return True
         segment = segments[match.start]
         opener = next((i for i in range(match.start) if segments[i] == segment), match.start)
@@ -309,6 +315,7 @@ def parse_taxonomy(data: Mapping[str, Any]) -> Taxonomy:
         interior_context=_as_set(grammar.get("interior_context")),
         replacements={str(k): str(v) for k, v in grammar.get("replacements", {}).items()},
         plurals={str(k): str(v) for k, v in data.get("plurals", {}).items()},
+        absences=_as_set(grammar.get("absences")),
     )
 
 

@@ -1,0 +1,93 @@
+"""`python -m evaluation.calibrate` on groups made from the shipped photos, with the descriptor:
+it picks a retrieval threshold on dev designs only, reports test with n and intervals, and writes
+an HTML report with histograms, the precision/recall curve and thumbnails."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from evaluation import calibrate, splits
+from listing_vision.config import get_settings
+from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL, OnnxEmbedder
+
+PHOTOS = Path(__file__).resolve().parents[1] / "data" / "photos"
+CHOSEN = ("image1", "image5", "image3")  # two dev designs and one test design (evaluation/splits.json)
+
+
+@pytest.fixture(scope="module")
+def groups(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Given groups made from three shipped photos: each with its re-exports and edits, and each
+    # colour variant a product of its own (same design)
+    root = tmp_path_factory.mktemp("calibration")
+    (root / "photos").mkdir()
+    for stem in CHOSEN:
+        shutil.copy(PHOTOS / f"{stem}.jpg", root / "photos" / f"{stem}.jpg")
+    assert calibrate.write_demo_groups(root / "groups", [root / "photos"]) == 3
+    return root / "groups"
+
+
+def test_it_chooses_on_dev_reports_test_and_writes_an_html_report(
+    groups: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert {splits.hash_split(stem) for stem in CHOSEN} == {"dev", "test"}
+    # When it is run with the descriptor for a target precision
+    code = calibrate.main([str(groups), "--out", str(tmp_path), "--target-precision", "0.9"])
+    # Then it prints the change against the current setting and the test split's figures
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert f"RETRIEVAL_THRESHOLD: {get_settings().retrieval_threshold} →" in printed and "test: precision" in printed
+    summary = json.loads((tmp_path / "thresholds.json").read_text())
+    assert summary["designs"] == {"dev": 2, "test": 1}
+    assert 0 < summary["chosen"]["RETRIEVAL_THRESHOLD"] <= 2
+    for split in ("dev", "test"):
+        figure = summary[split]["precision"]
+        assert figure["n"] > 0 and figure["ci95"][0] <= figure["value"] <= figure["ci95"][1]
+    assert summary["dev"]["precision"]["value"] >= 0.9  # the target, reached where it was chosen
+    # and the report shows the histograms and curve (inline SVG) and the worst pairs as thumbnails
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<svg") == 2 and "data:image/jpeg;base64," in page
+    assert "Worst false positives" in page and "Worst false negatives" in page
+
+
+def test_it_writes_the_threshold_into_a_stage_file_keeping_every_other_key(
+    groups: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a stage context file (the shipped example)
+    stage = tmp_path / "dev.json"
+    shutil.copy(splits.ROOT / "infra" / "stages" / "dev.example.json", stage)
+    before = json.loads(stage.read_text())
+    # When calibrate is pointed at it
+    args = [str(groups), "--out", str(tmp_path / "out"), "--target-precision", "0.9", "--stage-file", str(stage)]
+    assert calibrate.main(args) == 0
+    # Then it holds the chosen threshold, every other key as it was, and the diff was printed
+    after = json.loads(stage.read_text())
+    chosen = json.loads((tmp_path / "out" / "thresholds.json").read_text())["chosen"]["RETRIEVAL_THRESHOLD"]
+    assert after == {**before, "retrieval_threshold": round(chosen, 4)}
+    assert f"retrieval_threshold: (unset) → {round(chosen, 4)}" in capsys.readouterr().out
+    # and a stage file that is not there is refused, nothing written
+    with pytest.raises(SystemExit):
+        calibrate.write_stage_file(tmp_path / "missing.json", 0.3)
+    assert not (tmp_path / "missing.json").exists()
+
+
+def test_the_threshold_is_never_chosen_on_test_designs(groups: Path) -> None:
+    # Given the pairs of every query, test designs included
+    dataset = f"calibrate:{groups.resolve()}"
+    photos = calibrate.load_groups(groups)
+    embedder = OnnxEmbedder(str(DESCRIPTOR_MODEL))
+    pairs = calibrate.collect(photos, embedder, get_settings(), dataset)
+    assert {p.split for p in pairs} == {"dev", "test"}
+    # When they are handed to the choice, then it refuses
+    with pytest.raises(splits.SplitLeak):
+        calibrate.choose(pairs, photos, 0.9, dataset)
+
+
+def test_a_folder_without_two_groups_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "only").mkdir()
+    shutil.copy(PHOTOS / "image1.jpg", tmp_path / "only" / "a.jpg")
+    with pytest.raises(ValueError, match="two group folders"):
+        calibrate.load_groups(tmp_path)
