@@ -184,6 +184,17 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         layers=(OPENSEARCH, PROVIDERS),  # classify-phrases asks a model
         reserved_concurrency=MIGRATION_CONCURRENCY,
     ),
+    FunctionSpec(
+        "provision",
+        "provision",
+        "handler",
+        "platform",
+        "Creates what CloudFormation does not: the Milvus collection, the listings index, OpenSearch role mappings",
+        300,
+        512,
+        layers=(MILVUS, OPENSEARCH),
+        reserved_concurrency=1,  # run by each deploy's trigger, or by hand: never two at once
+    ),
 )
 
 BY_NAME: dict[str, FunctionSpec] = {spec.name: spec for spec in FUNCTIONS}

@@ -58,6 +58,12 @@ class DeploymentConfig(BaseModel):
     )
     milvus_collection: str = Field("image_embeddings_ip", description="Milvus collection of image embeddings.")
     listings_index: str = Field("listings-v2", description="The OpenSearch index of listings.")
+    opensearch_access: Literal["iam", "fine_grained"] = Field(
+        "iam",
+        description="How the existing domain admits the functions: `iam` (its access policy allows their roles) "
+        "or `fine_grained` (fine-grained access control: the deploy's provisioning maps their roles to an "
+        "OpenSearch role; its own role must be mapped to `security_manager` first, README 'Provisioning').",
+    )
     alya_bucket: str | None = Field(None, description="Existing bucket of the alya storefront (unset: created).")
     blysk_bucket: str | None = Field(None, description="Existing bucket of the blysk storefront (unset: created).")
     listing_image_sources: str | None = Field(

@@ -16,6 +16,7 @@ from infra.constructs.generation import Generation
 from infra.constructs.listings import Listings
 from infra.constructs.monitoring import Monitoring, Watched
 from infra.constructs.platform import Platform
+from infra.constructs.provisioning import Provisioning
 from infra.constructs.service_function import Network, ServiceFunction
 from infra.constructs.storage import Storage
 from infra.log_retention import retain_function_logs
@@ -111,6 +112,16 @@ class ListingVisionStack(Stack):
             self, "Api", platform=self.platform, functions={name: fn.function for name, fn in self.functions.items()}
         )
         self.functions.update(self.api.functions)
+        # What CloudFormation does not create (Milvus collection, listings index, OpenSearch role mapping),
+        # made by a trigger once the stores and every function (whose roles it maps) exist
+        self.provisioning = Provisioning(
+            self,
+            "Provisioning",
+            platform=self.platform,
+            functions=self.functions,
+            after=[self.storage, self.dedupe, self.captions, self.generation, self.listings],
+        )
+        self.functions.update(self.provisioning.functions)
         retain_function_logs(self, self.storage.removal)  # CDK's own functions too (bucket notifications, auto-delete)
         self.monitoring = Monitoring(
             self,

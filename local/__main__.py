@@ -60,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds between snapshots of the stores while running; a killed run loses at most the writes of "
         "the last interval (LOCAL_SNAPSHOT_INTERVAL_S; 0: only at a clean stop); default %(default)s",
     )
+    parser.add_argument(
+        "--skip-provisioning",
+        action="store_true",
+        help="create only what CloudFormation creates (buckets, tables, functions); leave out what the deploy's "
+        "provisioning makes (Milvus collection, listings index): the API answers 503 not_provisioned",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -75,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         demo_listings=args.demo_listings,
         auth=args.auth,
         snapshot_interval_s=args.snapshot_interval,
+        skip_provisioning=args.skip_provisioning,
     )
     try:
         stack.start()

@@ -1,4 +1,8 @@
-"""Creates every store the platform needs on the emulators, idempotently (safe on every start)."""
+"""Creates on the emulators what CloudFormation creates on AWS (buckets, tables, secrets, functions),
+idempotently (safe on every start). The stores CloudFormation does not create (the Milvus
+collection, the listings index) come only from the deploy's provisioning,
+`listing_vision.provisioning.provision`, which the local stack calls after this unless it is
+started with --skip-provisioning."""
 
 from __future__ import annotations
 
@@ -12,8 +16,6 @@ from functions.specs import FUNCTIONS
 from functions.triggers import S3_TRIGGERS
 from listing_vision import aws
 from listing_vision.config import Settings
-from listing_vision.jewelry.vector_index import VectorIndex
-from listing_vision.realestate.listings_index import ListingsIndex, opensearch_client
 from listing_vision.resources import BUCKETS, TABLES, lifecycle_rules
 
 
@@ -26,7 +28,7 @@ def table_names(settings: Settings) -> list[str]:
 
 
 def provision(settings: Settings) -> dict[str, Any]:
-    """Buckets (private), tables, the listings index and the Milvus collection; returns what exists."""
+    """Buckets (private) and tables, as CloudFormation makes them; returns what exists."""
     s3 = aws.client("s3")
     for spec in BUCKETS:
         name = getattr(settings, spec.name_setting)
@@ -63,14 +65,7 @@ def provision(settings: Settings) -> dict[str, Any]:
             dynamodb.update_time_to_live(
                 TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute}
             )
-    ListingsIndex(opensearch_client(), settings.listings_index).ensure_index()
-    VectorIndex(settings.milvus_collection).ensure_collection(settings.embedding_dim)
-    return {
-        "buckets": bucket_names(settings),
-        "tables": table_names(settings),
-        "index": settings.listings_index,
-        "collection": settings.milvus_collection,
-    }
+    return {"buckets": bucket_names(settings), "tables": table_names(settings)}
 
 
 # Secrets the functions read from Secrets Manager on AWS, made locally with stand-in values:

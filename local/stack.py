@@ -101,6 +101,10 @@ class LocalStack:
     reconciled: dict[str, Any] = field(default_factory=dict)
     migration_arn: str = ""
     provisioned: dict[str, Any] = field(default_factory=dict)
+    # Start with only what CloudFormation creates: no Milvus collection, no listings index (the
+    # deploy's provisioning not run yet); `provision_stores()` runs it later
+    skip_provisioning: bool = False
+    provisioning: dict[str, str] = field(default_factory=dict)  # what the last provisioning run did
     _moto: PolicyCheckingMotoServer | None = None
     _osmem: OsmemServer | None = None
     _http: Any = None
@@ -147,15 +151,18 @@ class LocalStack:
         self.router.journal = self.state_dir / "lambda-queue"  # durable, as Lambda's queue is
         self.router.install()
         create_local_secrets(self.settings)  # before Milvus: its client reads the token from Secrets Manager
-        self.provisioned = provision(self.settings)
+        self.provisioned = provision(self.settings)  # what CloudFormation creates on AWS
         register_functions(self.settings)
         self.migration_arn = create_state_machine(
             STATE_MACHINE_NAME, synthesize_definition("migration", self.settings.artifacts_bucket)
         )
+        if not self.skip_provisioning:
+            self.provision_stores()  # what the deploy's provisioning trigger creates on AWS
         self.restored = snapshot.restore(self.state_dir, opensearch_client())
-        self.demo_loaded = self._load_demo_if_empty()
-        # The catalogue as the last run left it, put back into agreement (an hourly schedule on AWS)
-        self.reconciled = self.router.call("dedupe-reconcile", {})
+        if not self.skip_provisioning:
+            self.demo_loaded = self._load_demo_if_empty()
+            # The catalogue as the last run left it, put back into agreement (an hourly schedule on AWS)
+            self.reconciled = self.router.call("dedupe-reconcile", {})
         self.replayed = self.router.replay_journal()  # what a killed run accepted and never delivered
         if self.keep_snapshot:
             self._snapshots = snapshot.Snapshots(self._save_snapshot, self.snapshot_interval_s)
@@ -168,6 +175,13 @@ class LocalStack:
         threading.Thread(target=self._http.serve_forever, name="gateway", daemon=True).start()
         self.startup_s = time.monotonic() - started
         return self
+
+    def provision_stores(self) -> dict[str, str]:
+        """The deploy's provisioning: its function (functions/provision), run as the deploy's trigger runs
+        it; the only way the local stack gets its Milvus collection and listings index. Returns what
+        each step did (`aws lambda invoke --function-name provision` against moto runs it too)."""
+        self.provisioning = self.router.call("provision", {})["provisioned"]
+        return self.provisioning
 
     def api_gateway(self, auth: bool) -> Gateway:
         """The API in front of this stack's functions; with `auth`, every request needs a client's key
@@ -348,6 +362,12 @@ class LocalStack:
             f"  Milvus Lite   {self.settings.milvus_client_uri}",
             f"  State folder  {self.state_dir}",
         ]
+        if self.skip_provisioning:
+            lines.append(
+                "  Provisioning  skipped: no Milvus collection, no listings index; the API answers 503 "
+                "not_provisioned until its provisioning function runs (`aws lambda invoke --function-name provision`, "
+                "AWS_ENDPOINT_URL as below)"
+            )
         if self.restored:
             lines.append("  Restored      " + json.dumps(self.restored))
         repaired = {k: v for r in self.reconciled.get("reports", []) for k, v in r["repaired"].items()}

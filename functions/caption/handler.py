@@ -22,7 +22,9 @@ app = create_resolver()
 
 @aws.per_container
 def captions() -> CaptionService:
-    return CaptionService(DedupeService(get_embedder(), CatalogueStores.from_settings()))
+    stores = CatalogueStores.from_settings()
+    stores.vectors.require()  # 503 not_provisioned until the deploy's provisioning has run (once per container)
+    return CaptionService(DedupeService(get_embedder(), stores))
 
 
 @app.post("/generate_caption")

@@ -26,12 +26,16 @@ WEBSITE = "The storefront; default: the client's own when it holds one, else aly
 
 @aws.per_container
 def dedupe() -> DedupeService:
-    return DedupeService(get_embedder(), CatalogueStores.from_settings())
+    stores = CatalogueStores.from_settings()
+    stores.vectors.require()  # 503 not_provisioned until the deploy's provisioning has run (once per container)
+    return DedupeService(get_embedder(), stores)
 
 
 @aws.per_container
 def upload_forms() -> UploadForms:
-    return UploadForms(CatalogueStores.from_settings().images)
+    stores = CatalogueStores.from_settings()
+    stores.vectors.require()  # an upload accepted now could never be indexed
+    return UploadForms(stores.images)
 
 
 @app.post("/image_similarity_search")

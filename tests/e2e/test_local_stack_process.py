@@ -34,7 +34,7 @@ def clean_environment() -> dict[str, str]:
 
 
 @contextmanager
-def local_stack_process(state_dir: Path) -> Iterator[dict[str, str]]:
+def local_stack_process(state_dir: Path, *extra: str) -> Iterator[dict[str, str]]:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -50,6 +50,7 @@ def local_stack_process(state_dir: Path) -> Iterator[dict[str, str]]:
             str(state_dir),
             "--demo-listings",
             "120",
+            *extra,
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -71,6 +72,8 @@ def local_stack_process(state_dir: Path) -> Iterator[dict[str, str]]:
                 urls["moto"] = line.split()[2]
             elif line.startswith("  OpenSearch"):
                 urls["opensearch"] = line.split()[1]
+            elif line.startswith("  Provisioning"):
+                urls["provisioning"] = line.strip()
             elif line.startswith("READY "):
                 urls["api"] = line.split()[1]
         assert "api" in urls, "".join(output)

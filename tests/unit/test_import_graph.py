@@ -3,7 +3,8 @@
 The library's layers, lowest first: the base modules (settings, errors, redaction, store
 declarations, clients, logging, events); image decoding and measurement (imaging); the
 capabilities built on it (embeddings, providers, the API edge); then the two domains (jewelry,
-realestate), which never import each other. Lazy imports inside functions count too. No cycles.
+realestate), which never import each other; above both, provisioning, which creates the stores of
+each. Lazy imports inside functions count too. No cycles.
 
 The repository's packages, lowest first: the library; the Lambda handlers and the SageMaker
 container's code; the CDK app and build scripts, which deploy them; the local stack, which runs
@@ -34,6 +35,7 @@ LAYERS = {
     "listing_vision.api": 3,
     "listing_vision.jewelry": 4,
     "listing_vision.realestate": 4,
+    "listing_vision.provisioning": 5,
 }
 DOMAIN = 4
 ROOT = LIBRARY.parents[2]

@@ -141,6 +141,16 @@ class Settings(BaseSettings):
     opensearch_auth: Literal["none", "sigv4"] = Field(
         "none", description="`sigv4` signs requests with the function's IAM role (Amazon OpenSearch Service)."
     )
+    opensearch_access: Literal["iam", "fine_grained"] = Field(
+        "iam",
+        description="How the domain admits the functions: `iam` (its access policy names their roles) or "
+        "`fine_grained` (fine-grained access control: provisioning maps their roles to an OpenSearch role).",
+    )
+    opensearch_role_arns: str = Field(
+        "",
+        description="Comma-separated IAM role ARNs provisioning maps to the listings role under fine-grained "
+        "access control (the deploy sets it on the provisioning function).",
+    )
     listings_index: str = Field("listings-v2", description="OpenSearch index of listings (id = zpid).")
     vision_cache_table: str = Field("hearth-vision-cache", description="DynamoDB table of per-image analyses.")
     uploads_bucket: str = Field("listing-uploads", description="S3 bucket where listing documents are dropped.")

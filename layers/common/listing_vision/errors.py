@@ -7,9 +7,14 @@ limit). The HTTP status comes from the error's category via `HTTP_STATUS`, nowhe
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from listing_vision.redaction import redact
+
+T = TypeVar("T", bound=type)
 
 
 class VisionError(Exception):
@@ -94,6 +99,13 @@ class ProviderUnavailable(VisionError):
     code = "provider_unavailable"
 
 
+class NotProvisioned(VisionError):
+    """A store the deploy provisions (the Milvus collection, the OpenSearch index) does not exist yet:
+    provisioning has not run in this stage (listing_vision/provisioning.py). Retry once it has."""
+
+    code = "not_provisioned"
+
+
 HTTP_STATUS: dict[type[VisionError], int] = {
     InvalidRequest: 400,
     Forbidden: 403,
@@ -105,6 +117,7 @@ HTTP_STATUS: dict[type[VisionError], int] = {
     RateLimited: 429,
     UpstreamError: 502,
     ProviderUnavailable: 503,
+    NotProvisioned: 503,
 }
 
 
@@ -114,3 +127,49 @@ def http_status(error: VisionError) -> int:
         if cls in HTTP_STATUS:
             return HTTP_STATUS[cls]
     return 500
+
+
+def missing_store_as_not_provisioned(is_missing: Callable[[BaseException], bool], store: str) -> Callable[[T], T]:
+    """Class decorator for a store's data-access object: every public method (generators included)
+    raises `NotProvisioned` where the store's own error says the collection or index does not exist
+    (`is_missing`), so callers see one domain error instead of a client library's exception."""
+
+    def translate(error: BaseException, owner: Any) -> NotProvisioned:
+        name = getattr(owner, "collection", None) or getattr(owner, "name", "")
+        return NotProvisioned(
+            f"The {store} {name!r} does not exist: provisioning has not run in this stage.",
+            details={"store": store, "name": name},
+        )
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.isgeneratorfunction(method):
+
+            @functools.wraps(method)
+            def generator(self: Any, *args: Any, **kwargs: Any) -> Any:
+                try:
+                    yield from method(self, *args, **kwargs)
+                except Exception as error:
+                    if is_missing(error):
+                        raise translate(error, self) from error
+                    raise
+
+            return generator
+
+        @functools.wraps(method)
+        def plain(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as error:
+                if is_missing(error):
+                    raise translate(error, self) from error
+                raise
+
+        return plain
+
+    def decorate(cls: T) -> T:
+        for attribute, value in list(vars(cls).items()):
+            if not attribute.startswith("_") and inspect.isfunction(value):
+                setattr(cls, attribute, wrap(value))
+        return cls
+
+    return decorate

@@ -78,6 +78,13 @@ _OURS: tuple[ErrorCode, ...] = (
     ErrorCode("provider_overloaded", 502, "The provider is overloaded."),
     ErrorCode("provider_error", 502, "The provider failed."),
     ErrorCode("malformed_model_reply", 502, "The provider's reply did not fit the caption schema, twice."),
+    # the stage
+    ErrorCode(
+        "not_provisioned",
+        503,
+        "A store the deploy provisions (Milvus collection, OpenSearch index) does not exist yet: provisioning has "
+        "not run in this stage (README 'Provisioning'). Retry once it has.",
+    ),
     # anything
     ErrorCode("internal_error", 500, "Our fault: logged with its stack, nothing internal echoed."),
 )
@@ -94,7 +101,11 @@ for _entry in _CODES:
     CODES.setdefault(_entry.code, _entry)  # `rate_limited` is both ours and API Gateway's: one status
 
 # Groups the routes are declared with (functions/routes.py).
-GATEWAY = (*tuple(r.code for r in GATEWAY_RESPONSES if r.code != "route_not_found"), "internal_error")
+GATEWAY = (
+    *tuple(r.code for r in GATEWAY_RESPONSES if r.code != "route_not_found"),
+    "not_provisioned",
+    "internal_error",
+)
 JSON_BODY = ("invalid_request", "malformed_json", "malformed_body", "unsupported_content_type")
 MULTIPART_BODY = ("invalid_request", "malformed_multipart", "malformed_body", "unsupported_content_type")
 IMAGE = (

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from listing_vision.config import get_settings
+from listing_vision.errors import NotProvisioned, missing_store_as_not_provisioned
 from listing_vision.redaction import register_secret
 
 if TYPE_CHECKING:
@@ -96,6 +97,16 @@ class AutoIdCollection(RuntimeError):
     """A collection made before rows were keyed by content: its ids are Milvus's own."""
 
 
+def collection_missing(error: BaseException) -> bool:
+    """Milvus's answer when the collection does not exist (code 100: Lite says "does not exist", a
+    server "collection not found")."""
+    if not type(error).__module__.startswith("pymilvus"):
+        return False
+    message = str(getattr(error, "message", error)).lower()
+    return getattr(error, "code", None) == 100 or "collection not found" in message
+
+
+@missing_store_as_not_provisioned(collection_missing, "Milvus collection")
 class VectorIndex:
     """One Milvus collection of catalogue embeddings. The client comes from `connect` on every call
     (`milvus_client` by default), so a rotated token takes effect without rebuilding the index."""
@@ -112,8 +123,9 @@ class VectorIndex:
     def client(self) -> MilvusClient:
         return self.connect()
 
-    def ensure_collection(self, dim: int) -> None:
-        """Create the collection and its HNSW/IP index if missing, then load it (search needs it loaded)."""
+    def ensure_collection(self, dim: int) -> str:
+        """Create the collection and its HNSW/IP index if missing, then load it (search needs it loaded);
+        returns "created", or "unchanged" when it was already there, indexed and loaded."""
         client, name = self.client, self.collection
         if client.has_collection(name) and client.describe_collection(name).get("auto_id"):
             raise AutoIdCollection(
@@ -133,7 +145,25 @@ class VectorIndex:
             index = client.prepare_index_params()
             index.add_index(field_name="embedding", index_type="HNSW", metric_type="IP", params=HNSW_BUILD_PARAMS)
             client.create_collection(name, schema=schema, index_params=index)
+            client.load_collection(name)
+            return "created"
+        state = client.get_load_state(name).get("state")
+        if str(state).rsplit(".", 1)[-1] == "Loaded":
+            return "unchanged"
         client.load_collection(name)
+        return "loaded"
+
+    def exists(self) -> bool:
+        return bool(self.client.has_collection(self.collection))
+
+    def require(self) -> None:
+        """Raise `NotProvisioned` unless the collection exists (a function checks once per container
+        before it accepts work that needs it)."""
+        if not self.exists():
+            raise NotProvisioned(
+                f"The Milvus collection {self.collection!r} does not exist: provisioning has not run in this stage.",
+                details={"store": "Milvus collection", "name": self.collection},
+            )
 
     def find_exact(self, sha256: str, website: str) -> list[dict[str, Any]]:
         """Rows already indexed for these exact bytes in this storefront."""

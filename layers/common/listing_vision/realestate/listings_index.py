@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from opensearchpy import OpenSearch, helpers
+from opensearchpy import NotFoundError, OpenSearch, helpers
 
 from listing_vision.config import get_settings
+from listing_vision.errors import NotProvisioned, missing_store_as_not_provisioned
 
 _lock = threading.Lock()
 _clients: dict[str, OpenSearch] = {}
@@ -91,6 +92,16 @@ class WriteResult:
     error: str | None = None
 
 
+class MappingConflict(RuntimeError):
+    """The listings index exists with fields mapped otherwise than the platform maps them."""
+
+
+def index_missing(error: BaseException) -> bool:
+    """OpenSearch's answer when the index does not exist."""
+    return isinstance(error, NotFoundError) and error.error == "index_not_found_exception"
+
+
+@missing_store_as_not_provisioned(index_missing, "OpenSearch index")
 class ListingsIndex:
     """One index of listings on one cluster. Services are handed it (`from_settings` in handlers and
     the CLI); tests and benches build it over other clients or indexes."""
@@ -104,10 +115,26 @@ class ListingsIndex:
         """The configured index, through the process-wide client."""
         return cls(opensearch_client(), get_settings().listings_index)
 
-    def ensure_index(self) -> None:
-        """Create the listings index with its mapping if missing (idempotent)."""
+    def ensure_index(self) -> str:
+        """Create the listings index with its mapping if missing; returns "created", or "unchanged" when
+        it exists with the mapping's fields. An index whose fields differ is refused (`MappingConflict`):
+        a field's type cannot change in place, it takes a reindex into a new index."""
         if not self.client.indices.exists(index=self.name):
             self.client.indices.create(index=self.name, body={"mappings": LISTINGS_MAPPING})
+            return "created"
+        mappings: dict[str, Any] = self.client.indices.get_mapping(index=self.name)
+        index_mapping: dict[str, Any] = next(iter(mappings.values()), {})
+        current = index_mapping.get("mappings", {}).get("properties", {})
+        differ = sorted(name for name, spec in LISTINGS_MAPPING["properties"].items() if current.get(name) != spec)
+        if differ:
+            raise MappingConflict(
+                f"The OpenSearch index {self.name!r} maps {', '.join(differ)} otherwise than the platform "
+                f"({LISTINGS_MAPPING['properties']}): reindex into a new index and name it in LISTINGS_INDEX."
+            )
+        return "unchanged"
+
+    def exists(self) -> bool:
+        return bool(self.client.indices.exists(index=self.name))
 
     def ensure_split_mapping(self) -> None:
         """Add the three split fields to the mapping; running it again changes nothing."""
@@ -162,6 +189,8 @@ class ListingsIndex:
             body = {"ids": zpids[start : start + 500]}
             params = {"_source_includes": ",".join(source)} if source else {}
             for doc in self.client.mget(index=self.name, body=body, params=params)["docs"]:
+                if (doc.get("error") or {}).get("type") == "index_not_found_exception":  # per document, not a 404
+                    raise self._not_provisioned()
                 if doc.get("found"):
                     found[doc["_id"]] = ListingDoc(doc["_id"], doc["_source"], doc["_seq_no"], doc["_primary_term"])
         return found
@@ -176,6 +205,8 @@ class ListingsIndex:
         """Index one listing's whole source: created when `over` is None, else guarded by its version
         (a concurrent writer makes the client raise its 409 conflict)."""
         if over is None:
+            if not self.exists():  # indexing would create it, with a guessed mapping
+                raise self._not_provisioned()
             self.client.index(index=self.name, id=zpid, body=source, op_type="create", refresh=True)
         else:
             self.client.index(
@@ -242,7 +273,15 @@ class ListingsIndex:
                     (error.get("type") if isinstance(error, dict) else str(error)) if error else None,
                 )
             )
+        if any(result.error == "index_not_found_exception" for result in results):
+            raise self._not_provisioned()
         return results
+
+    def _not_provisioned(self) -> NotProvisioned:
+        return NotProvisioned(
+            f"The OpenSearch index {self.name!r} does not exist: provisioning has not run in this stage.",
+            details={"store": "OpenSearch index", "name": self.name},
+        )
 
     def field_presence(self, fields: tuple[str, ...]) -> dict[str, int]:
         """The migration's monitoring figures: listings in all, and with each field (an `exists` filter)."""

@@ -1,0 +1,168 @@
+"""Everything the code expects to exist that CloudFormation does not create: one path, run by the
+deploy (the `provision` function, a CDK trigger: infra/constructs/provisioning.py) and by the local
+stack after it has made what CloudFormation would (local/provision.py).
+
+- the Milvus collection (`MILVUS_COLLECTION`), its HNSW/IP index, loaded;
+- the OpenSearch listings index (`LISTINGS_INDEX`) with its mapping;
+- where the domain uses fine-grained access control (`OPENSEARCH_ACCESS=fine_grained`), an
+  OpenSearch role limited to the listings index and the mapping of each function's IAM role
+  (`OPENSEARCH_ROLE_ARNS`) to it, through the security plugin's REST API. With `iam` access the
+  domain's access policy admits the roles and nothing is mapped.
+
+Idempotent: each step reports "created", "updated" or "unchanged", and a second run reports
+"unchanged" everywhere. Until it has run, the data-access objects raise `NotProvisioned`
+(HTTP 503 `not_provisioned`).
+
+    python -m listing_vision.provisioning            # provision what the settings name, print the report
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from opensearchpy import NotFoundError, OpenSearch
+
+from listing_vision.config import Settings, get_settings
+from listing_vision.jewelry.vector_index import VectorIndex
+from listing_vision.realestate.listings_index import ListingsIndex, opensearch_client
+
+SECURITY_API = "/_plugins/_security/api"
+# What the functions do with the listings index (listings_index.py): reads, guarded writes, bulk on
+# the index's own path, scrolls, mapping additions (the migration), refreshes and counts.
+LISTINGS_INDEX_ACTIONS = (
+    "crud",
+    "create_index",
+    "indices:admin/mapping/put",
+    "indices:admin/mappings/get",
+    "indices:admin/refresh*",
+    "indices:admin/exists",
+    "indices:admin/get",
+    "indices:monitor/stats",
+)
+LISTINGS_CLUSTER_ACTIONS = ("cluster_composite_ops", "indices:data/read/scroll*")
+
+
+def listings_role_name(settings: Settings) -> str:
+    return f"listing-vision-{settings.listings_index}"
+
+
+def listings_role(settings: Settings) -> dict[str, Any]:
+    """The OpenSearch role the functions' IAM roles are mapped to: the listings index only."""
+    return {
+        "description": f"listing-vision functions: the {settings.listings_index} index (provisioned by the deploy)",
+        "cluster_permissions": list(LISTINGS_CLUSTER_ACTIONS),
+        "index_permissions": [
+            {"index_patterns": [settings.listings_index], "allowed_actions": list(LISTINGS_INDEX_ACTIONS)}
+        ],
+    }
+
+
+def role_arns(settings: Settings) -> list[str]:
+    return sorted({arn.strip() for arn in settings.opensearch_role_arns.split(",") if arn.strip()})
+
+
+def provision(
+    settings: Settings | None = None,
+    *,
+    vectors: VectorIndex | None = None,
+    listings: ListingsIndex | None = None,
+    search: OpenSearch | None = None,
+) -> dict[str, str]:
+    """Create or bring up to date every provisioned store; returns each step's outcome by name."""
+    settings = settings or get_settings()
+    search = search or opensearch_client()
+    vectors = vectors or VectorIndex(settings.milvus_collection)
+    listings = listings or ListingsIndex(search, settings.listings_index)
+    report: dict[str, str] = {}
+    if settings.opensearch_access == "fine_grained":
+        # First: with fine-grained access control the functions (this one aside) can do nothing until mapped
+        report.update(ensure_role_mapping(search, settings))
+    report[f"milvus:collection:{vectors.collection}"] = vectors.ensure_collection(settings.embedding_dim)
+    report[f"opensearch:index:{listings.name}"] = listings.ensure_index()
+    return report
+
+
+def ensure_role_mapping(search: OpenSearch, settings: Settings) -> dict[str, str]:
+    """The listings role and the mapping of the functions' IAM roles to it (backend roles), each
+    written only when it differs; backend roles someone else mapped to the role are kept."""
+    name = listings_role_name(settings)
+    report: dict[str, str] = {}
+    wanted = listings_role(settings)
+    current = _get(search, f"{SECURITY_API}/roles/{name}")
+    if current is None:
+        _put(search, f"{SECURITY_API}/roles/{name}", wanted)
+        report[f"opensearch:role:{name}"] = "created"
+    elif _role_grants(current) == _role_grants(wanted):
+        report[f"opensearch:role:{name}"] = "unchanged"
+    else:
+        _put(search, f"{SECURITY_API}/roles/{name}", wanted)
+        report[f"opensearch:role:{name}"] = "updated"
+
+    arns = role_arns(settings)
+    mapping = _get(search, f"{SECURITY_API}/rolesmapping/{name}")
+    if mapping is None:
+        _put(search, f"{SECURITY_API}/rolesmapping/{name}", {"backend_roles": arns, "hosts": [], "users": []})
+        report[f"opensearch:rolesmapping:{name}"] = "created"
+    else:
+        backend = sorted(set(mapping.get("backend_roles", [])) | set(arns))
+        if backend == sorted(set(mapping.get("backend_roles", []))):
+            report[f"opensearch:rolesmapping:{name}"] = "unchanged"
+        else:
+            body = {"backend_roles": backend, "hosts": mapping.get("hosts", []), "users": mapping.get("users", [])}
+            _put(search, f"{SECURITY_API}/rolesmapping/{name}", body)
+            report[f"opensearch:rolesmapping:{name}"] = "updated"
+    return report
+
+
+def _role_grants(role: dict[str, Any]) -> tuple[Any, ...]:
+    """What a role grants, in a comparable form (the API adds fields of its own when read back)."""
+    indexes = sorted(
+        (tuple(sorted(p.get("index_patterns", []))), tuple(sorted(p.get("allowed_actions", []))))
+        for p in role.get("index_permissions", [])
+    )
+    return tuple(sorted(role.get("cluster_permissions", []))), tuple(indexes)
+
+
+def _get(search: OpenSearch, path: str) -> dict[str, Any] | None:
+    """One entry of the security API (`{name: entry}` as it answers), or None when it has none."""
+    try:
+        answer = search.transport.perform_request("GET", path)
+    except NotFoundError:
+        return None
+    return next(iter(answer.values()), None) if isinstance(answer, dict) and answer else None
+
+
+def _put(search: OpenSearch, path: str, body: dict[str, Any]) -> None:
+    search.transport.perform_request("PUT", path, body=body)
+
+
+def missing(settings: Settings | None = None, stores: Sequence[str] = ("milvus", "opensearch")) -> list[str]:
+    """The provisioned stores that do not exist (empty once provisioning has run)."""
+    settings = settings or get_settings()
+    absent = []
+    if "milvus" in stores and not VectorIndex(settings.milvus_collection).exists():
+        absent.append(f"milvus:collection:{settings.milvus_collection}")
+    if "opensearch" in stores and not ListingsIndex(opensearch_client(), settings.listings_index).exists():
+        absent.append(f"opensearch:index:{settings.listings_index}")
+    return absent
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m listing_vision.provisioning", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only list what is missing; exit 1 when anything is")
+    args = parser.parse_args(argv)
+    if args.check:
+        absent = missing()
+        print(json.dumps({"missing": absent}))
+        return 1 if absent else 0
+    print(json.dumps(provision(), indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
