@@ -2,25 +2,20 @@
 creates, made on the local engines (Milvus Lite, osmem-server), idempotently; and the stores'
 absence reported as `NotProvisioned` by the data-access objects.
 
-osmem-server has no security plugin, so the fine-grained access control steps run against a small
-stand-in of the plugin's REST API (`SecurityApi`: GET and PUT of roles and role mappings, as the
-plugin answers them); everything else runs on the real engines."""
+osmem-server has no security plugin and no engine that has one installs here, so the fine-grained
+access control steps' decisions are unit-tested as data (tests/unit/test_provisioning_roles.py)
+and their REST calls are not exercised against an engine."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import numpy as np
 import pytest
-from opensearchpy import OpenSearch
 
 from listing_vision.errors import NotProvisioned
 from listing_vision.jewelry.vector_index import VectorIndex, milvus_client
-from listing_vision.provisioning import LISTINGS_INDEX_ACTIONS, provision
+from listing_vision.provisioning import provision
 from listing_vision.realestate.listings_index import LISTINGS_MAPPING, ListingsIndex, MappingConflict, opensearch_client
 from local.stack import LocalStack
 
@@ -109,80 +104,3 @@ def test_missing_stores_are_not_provisioned_errors_and_no_write_creates_them(loc
         listings.put_guarded("1", {"zpid": "1"}, None)
     # And the write did not create the index with a guessed mapping
     assert not listings.exists() and not vectors.exists()
-
-
-class SecurityApi(BaseHTTPRequestHandler):
-    """The security plugin's roles and rolesmapping endpoints: GET answers `{name: entry}` (with the
-    fields the plugin adds) or 404; PUT stores the body. Every PUT is counted."""
-
-    entries: dict[str, dict[str, Any]] = {}
-    puts: list[str] = []
-
-    def do_GET(self) -> None:
-        entry = self.entries.get(self.path)
-        if entry is None:
-            self._answer(404, {"status": "NOT_FOUND", "message": f"Resource '{self.path}' not found."})
-        else:
-            self._answer(200, {self.path.rsplit("/", 1)[-1]: {**entry, "reserved": False, "hidden": False}})
-
-    def do_PUT(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        created = self.path not in self.entries
-        self.entries[self.path] = body
-        self.puts.append(self.path)
-        self._answer(201 if created else 200, {"status": "CREATED" if created else "OK"})
-
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def security_api() -> Iterator[tuple[OpenSearch, type[SecurityApi]]]:
-    SecurityApi.entries, SecurityApi.puts = {}, []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SecurityApi)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield OpenSearch(hosts=[f"http://127.0.0.1:{server.server_address[1]}"], max_retries=0), SecurityApi
-    server.shutdown()
-    server.server_close()
-
-
-def test_fine_grained_access_maps_each_functions_role_once(
-    local_stack: LocalStack,
-    empty_stores: tuple[VectorIndex, ListingsIndex],
-    security_api: tuple[OpenSearch, type[SecurityApi]],
-) -> None:
-    search, api = security_api
-    vectors, listings = empty_stores
-    arns = "arn:aws:iam::123456789012:role/dev-dedupe,arn:aws:iam::123456789012:role/dev-migration"
-    settings = local_stack.settings.model_copy(
-        update={"opensearch_access": "fine_grained", "opensearch_role_arns": arns, "listings_index": listings.name}
-    )
-    # Given a domain with fine-grained access control where an operator already mapped a user to the role
-    api.entries["/_plugins/_security/api/rolesmapping/listing-vision-provisioning-test"] = {
-        "backend_roles": [],
-        "hosts": [],
-        "users": ["ops"],
-    }
-    # When provisioning runs
-    first = provision(settings, vectors=vectors, listings=listings, search=search)
-    # Then the role grants the listings index only, and both functions' roles are mapped to it, the user kept
-    assert first["opensearch:role:listing-vision-provisioning-test"] == "created"
-    assert first["opensearch:rolesmapping:listing-vision-provisioning-test"] == "updated"
-    role = api.entries["/_plugins/_security/api/roles/listing-vision-provisioning-test"]
-    assert role["index_permissions"] == [
-        {"index_patterns": ["provisioning-test"], "allowed_actions": list(LISTINGS_INDEX_ACTIONS)}
-    ]
-    mapping = api.entries["/_plugins/_security/api/rolesmapping/listing-vision-provisioning-test"]
-    assert mapping == {"backend_roles": sorted(arns.split(",")), "hosts": [], "users": ["ops"]}
-    # When it runs again, Then it writes nothing
-    puts = len(api.puts)
-    second = provision(settings, vectors=vectors, listings=listings, search=search)
-    assert set(second.values()) == {"unchanged"} and len(api.puts) == puts

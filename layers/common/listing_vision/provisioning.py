@@ -95,29 +95,33 @@ def ensure_role_mapping(search: OpenSearch, settings: Settings) -> dict[str, str
     if current is None:
         _put(search, f"{SECURITY_API}/roles/{name}", wanted)
         report[f"opensearch:role:{name}"] = "created"
-    elif _role_grants(current) == _role_grants(wanted):
+    elif role_grants(current) == role_grants(wanted):
         report[f"opensearch:role:{name}"] = "unchanged"
     else:
         _put(search, f"{SECURITY_API}/roles/{name}", wanted)
         report[f"opensearch:role:{name}"] = "updated"
 
-    arns = role_arns(settings)
-    mapping = _get(search, f"{SECURITY_API}/rolesmapping/{name}")
-    if mapping is None:
-        _put(search, f"{SECURITY_API}/rolesmapping/{name}", {"backend_roles": arns, "hosts": [], "users": []})
-        report[f"opensearch:rolesmapping:{name}"] = "created"
-    else:
-        backend = sorted(set(mapping.get("backend_roles", [])) | set(arns))
-        if backend == sorted(set(mapping.get("backend_roles", []))):
-            report[f"opensearch:rolesmapping:{name}"] = "unchanged"
-        else:
-            body = {"backend_roles": backend, "hosts": mapping.get("hosts", []), "users": mapping.get("users", [])}
-            _put(search, f"{SECURITY_API}/rolesmapping/{name}", body)
-            report[f"opensearch:rolesmapping:{name}"] = "updated"
+    path = f"{SECURITY_API}/rolesmapping/{name}"
+    outcome, body = mapping_update(_get(search, path), role_arns(settings))
+    if body is not None:
+        _put(search, path, body)
+    report[f"opensearch:rolesmapping:{name}"] = outcome
     return report
 
 
-def _role_grants(role: dict[str, Any]) -> tuple[Any, ...]:
+def mapping_update(current: dict[str, Any] | None, arns: list[str]) -> tuple[str, dict[str, Any] | None]:
+    """(outcome, the role mapping to write or None): the functions' IAM roles added as backend
+    roles to what the mapping holds, the backend roles, hosts and users someone else mapped kept."""
+    if current is None:
+        return "created", {"backend_roles": arns, "hosts": [], "users": []}
+    held = sorted(set(current.get("backend_roles", [])))
+    backend = sorted(set(held) | set(arns))
+    if backend == held:
+        return "unchanged", None
+    return "updated", {"backend_roles": backend, "hosts": current.get("hosts", []), "users": current.get("users", [])}
+
+
+def role_grants(role: dict[str, Any]) -> tuple[Any, ...]:
     """What a role grants, in a comparable form (the API adds fields of its own when read back)."""
     indexes = sorted(
         (tuple(sorted(p.get("index_patterns", []))), tuple(sorted(p.get("allowed_actions", []))))
