@@ -42,7 +42,10 @@ class Usage:
     # Billed seconds an invocation on 6 GB serverless (about 4 vCPUs): the host path measured at 92 images/s
     # on 2 cores (README, Benchmarks: ~22 CPU-ms an image with features) plus ViT-B/32 on CPU at 50 images/s
     # on 4 threads (issue 26, 20 ms an image) is ~30 ms for one image; 0.1 s leaves 3× for a one-image batch,
-    # the verify call and a slower serverless CPU share. An assumption, not a serverless measurement.
+    # the verify call and a slower serverless CPU share. Measured 2026-12-06 on this repository's 2-core CI host
+    # under load (load average ~10): the handler's describe of one upload as Lambda sends it (65 KB, features)
+    # on the descriptor, median of 21, took 77 ms, so ~0.1 s with ViT-B/32's 20 ms. An assumption for
+    # serverless's CPUs, not a serverless measurement.
     seconds_per_invocation: float = 0.1
     megabytes_processed: float = 0.5  # a 1,024 px JPEG in, its features (~60 KB) out, the verify request
 
