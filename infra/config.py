@@ -29,6 +29,14 @@ ALARM_SUBSCRIPTION = re.compile(r"^(?:[^@\s/]+@[^@\s/]+\.[^@\s/]+|https://[^\s/]
 PLACEHOLDER = re.compile(r"example\.(com|internal|org)|123456789012|<[^>]*>|CHANGE[-_ ]?ME", re.IGNORECASE)
 
 
+DEFAULT_INSTANCE_TYPES = {"realtime_gpu": "ml.g5.xlarge", "realtime_cpu": "ml.c6i.xlarge"}
+
+
+def is_gpu_instance(instance_type: str) -> bool:
+    """ml.g4dn, ml.g5, ml.g6, ml.p4d, ...: the SageMaker families with NVIDIA GPUs."""
+    return re.match(r"^ml\.(g\d|p\d)", instance_type) is not None
+
+
 class ContextError(SystemExit):
     """A deployment setting is missing or wrong; the message names the key."""
 
@@ -99,9 +107,28 @@ class DeploymentConfig(BaseModel):
         "(AWS::ApiGateway::Account, one per account: set it in one stage only, or set the role once by hand); "
         "every stage's API logs need it. Kept when the stage is deleted.",
     )
-    clip_instance_type: str = Field("ml.g5.xlarge", description="SageMaker instance type of the CLIP endpoint.")
+    endpoint_mode: Literal["realtime_gpu", "realtime_cpu", "serverless_cpu"] = Field(
+        "realtime_gpu",
+        description="How the CLIP endpoint runs (README, Endpoint modes and cost): `realtime_gpu` (ml.g5.xlarge, "
+        "autoscaled on invocations per instance, for production and backfills), `realtime_cpu` (ml.c6i.xlarge, "
+        "ONNX Runtime on CPU, the same autoscaling), or `serverless_cpu` (SageMaker serverless inference, "
+        "6,144 MB, nothing billed while idle; no instance type, no fp16, no network isolation, requests under "
+        "4 MB, cold starts).",
+    )
+    clip_instance_type: str | None = Field(
+        None,
+        description="SageMaker instance type of a real-time CLIP endpoint (unset: ml.g5.xlarge for realtime_gpu, "
+        "ml.c6i.xlarge for realtime_cpu; refused with serverless_cpu).",
+    )
     clip_image_uri: str | None = Field(None, description="Serving image of the endpoint (default: see clip_endpoint).")
     clip_max_instances: int = Field(4, ge=1, le=20, description="Upper bound of the endpoint's autoscaling.")
+    clip_serverless_max_concurrency: int = Field(
+        5,
+        ge=1,
+        le=200,
+        description="With endpoint_mode=serverless_cpu: invocations served at once (the account's serverless "
+        "concurrency quota bounds the sum over endpoints); more are throttled and retried by the callers.",
+    )
     clip_workers: int | None = Field(
         None,
         ge=1,
@@ -115,7 +142,9 @@ class DeploymentConfig(BaseModel):
         "and its export report measured it at least 1.3× faster than fp32 on a GPU.",
     )
     clip_allow_cpu: bool = Field(
-        False, description="Let the endpoint serve on CPU (set it with a CPU instance type, e.g. ml.c6i.xlarge)."
+        False,
+        description="With endpoint_mode=realtime_gpu: let the endpoint serve on CPU when CUDA is unusable "
+        "(the CPU modes always serve on CPU).",
     )
     waf: bool = Field(False, description="Associate a WAF web ACL with the API (AWS common rules, a rate per IP).")
     waf_requests_per_5_minutes: int = Field(
@@ -176,6 +205,32 @@ class DeploymentConfig(BaseModel):
             if self.vpc_endpoints == "create" and len(self.route_table_ids) != len(self.subnet_ids):
                 raise ValueError("vpc_endpoints=create needs route_table_ids, one per subnet")
         return self
+
+    @model_validator(mode="after")
+    def the_endpoint_mode_can_work(self) -> DeploymentConfig:
+        mode, instance = self.endpoint_mode, self.clip_instance_type
+        if mode == "serverless_cpu":
+            for key in ("clip_instance_type", "clip_max_instances", "clip_workers"):
+                if key in self.model_fields_set and getattr(self, key) is not None:
+                    raise ValueError(
+                        f"endpoint_mode=serverless_cpu has no instances: unset {key} "
+                        "(serverless inference sizes itself; clip_serverless_max_concurrency bounds it)"
+                    )
+        if mode != "realtime_gpu" and self.clip_fp16:
+            raise ValueError(f"clip_fp16 serves on a GPU; endpoint_mode={mode} runs on CPU: unset clip_fp16")
+        if instance and mode == "realtime_cpu" and is_gpu_instance(instance):
+            raise ValueError(f"endpoint_mode=realtime_cpu runs on CPU, but clip_instance_type={instance} is a GPU type")
+        if instance and mode == "realtime_gpu" and not is_gpu_instance(instance) and not self.clip_allow_cpu:
+            raise ValueError(
+                f"clip_instance_type={instance} has no GPU: set endpoint_mode=realtime_cpu "
+                "(or clip_allow_cpu=true to serve a GPU endpoint on CPU on purpose)"
+            )
+        return self
+
+    @property
+    def endpoint_instance_type(self) -> str | None:
+        """The endpoint's instance type: the one set, or the mode's default (None: serverless)."""
+        return self.clip_instance_type or DEFAULT_INSTANCE_TYPES.get(self.endpoint_mode)
 
     @property
     def opensearch_domain(self) -> str:

@@ -10,7 +10,7 @@ from constructs import Construct
 from infra.config import DeploymentConfig
 from infra.constructs.api import RestApi
 from infra.constructs.captions import Captions
-from infra.constructs.clip_endpoint import ClipEndpoint, EndpointOptions
+from infra.constructs.clip_endpoint import ClipEndpoint, endpoint_options
 from infra.constructs.dedupe import Dedupe
 from infra.constructs.generation import Generation
 from infra.constructs.listings import Listings
@@ -52,16 +52,7 @@ class ListingVisionStack(Stack):
             self,
             "Clip",
             model_tarball=clip_model_tarball,
-            options=EndpointOptions(
-                name=config.name("clip"),
-                allow_cpu=config.clip_allow_cpu,
-                retain_logs=config.removal_retains_data,
-                instance_type=config.clip_instance_type,
-                max_instances=config.clip_max_instances,
-                workers=config.clip_workers,
-                fp16=config.clip_fp16,
-                image_uri=config.clip_image_uri or EndpointOptions.image_uri,
-            ),
+            options=endpoint_options(config),
         )
         # The existing domain, by name (CDK's from_domain_endpoint keeps the `search-` prefix in the name).
         domain_arn = self.format_arn(service="es", resource="domain", resource_name=config.opensearch_domain)
@@ -77,6 +68,11 @@ class ListingVisionStack(Stack):
         environment = {
             **self.storage.environment(),
             "SAGEMAKER_ENDPOINT_NAME": self.clip.endpoint_name,
+            **(
+                {"SAGEMAKER_MAX_PAYLOAD_BYTES": str(self.clip.options.max_payload_bytes)}
+                if self.clip.options.max_payload_bytes
+                else {}
+            ),
             "MILVUS_CLIENT_URI": config.milvus_uri,
             "MILVUS_COLLECTION": config.milvus_collection,
             "OPENSEARCH_URL": config.opensearch_endpoint.rstrip("/"),

@@ -1,4 +1,14 @@
-"""The GPU SageMaker endpoint serving the ONNX CLIP encoder, with invocation-based autoscaling.
+"""The SageMaker endpoint serving the ONNX CLIP encoder, in the stage's endpoint mode.
+
+Modes (context `endpoint_mode`, README "Endpoint modes and cost"):
+- `realtime_gpu`: instances (ml.g5.xlarge) with target-tracking autoscaling on invocations per
+  instance, at least one always on. Production, and the mode backfills are fastest on.
+- `realtime_cpu`: the same on CPU instances (ml.c6i.xlarge), ONNX Runtime's CPU provider, on the
+  CPU inference container; a tenth of the GPU's idle cost, ample for a catalogue's upload rate.
+- `serverless_cpu`: SageMaker serverless inference (SERVERLESS_MEMORY_MB, at most
+  `clip_serverless_max_concurrency` invocations at once), nothing billed while idle; cold starts
+  of seconds after idle, requests under 4 MB (the invoking functions are told SERVERLESS_PAYLOAD_BYTES),
+  and no network isolation or VPC (the synth refuses them).
 
 Serving stack, chosen so its CUDA versions match: the AWS PyTorch 2.6 GPU inference container
 (CUDA 12.4, cuDNN 9; its inference toolkit runs code/inference.py and installs
@@ -29,6 +39,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from infra.config import DeploymentConfig
 from infra.nag import acknowledge
 from serving.clip.model_report import fp16_refusal
 
@@ -36,7 +47,13 @@ IMAGE_ACCOUNT = "763104351884"  # AWS Deep Learning Containers
 DEFAULT_IMAGE = (
     f"{IMAGE_ACCOUNT}.dkr.ecr.{Aws.REGION}.amazonaws.com/pytorch-inference:2.6.0-gpu-py312-cu124-ubuntu22.04-sagemaker"
 )
+CPU_IMAGE = (
+    f"{IMAGE_ACCOUNT}.dkr.ecr.{Aws.REGION}.amazonaws.com/pytorch-inference:2.6.0-cpu-py312-ubuntu22.04-sagemaker"
+)
 VARIANT = "AllTraffic"
+SERVERLESS_MEMORY_MB = 6144  # the most serverless inference offers; its vCPUs grow with memory
+# Serverless inference caps a request at 4 MB (real-time: 6 MB); the functions batch under this.
+SERVERLESS_PAYLOAD_BYTES = 3_500_000
 # vCPUs of the instance types an embedding endpoint is likely to run on; the serving processes are
 # sized from them (model_server_layout).
 INSTANCE_VCPUS = {
@@ -74,15 +91,62 @@ def model_server_layout(instance_type: str, workers: int | None = None) -> tuple
 @dataclass(frozen=True)
 class EndpointOptions:
     name: str = "listing-vision-clip"
-    instance_type: str = "ml.g5.xlarge"
+    mode: str = "realtime_gpu"  # realtime_gpu, realtime_cpu or serverless_cpu (module docstring)
+    instance_type: str | None = "ml.g5.xlarge"  # None with serverless_cpu
     image_uri: str = DEFAULT_IMAGE
     min_instances: int = 1
     max_instances: int = 4
     invocations_per_instance_per_minute: int = 600  # target tracking; an embedding request is ~10 ms on a GPU
+    serverless_memory_mb: int = SERVERLESS_MEMORY_MB
+    serverless_max_concurrency: int = 5
     fp16: bool = False
     allow_cpu: bool = False
+    network_isolation: bool = False
     retain_logs: bool = False
     workers: int | None = None  # model-server worker processes; None: from the instance type's vCPUs
+
+    @property
+    def serverless(self) -> bool:
+        return self.mode == "serverless_cpu"
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.mode == "realtime_gpu"
+
+    @property
+    def max_payload_bytes(self) -> int | None:
+        """The request size the invoking functions must stay under, where smaller than their default."""
+        return SERVERLESS_PAYLOAD_BYTES if self.serverless else None
+
+    def refusal(self) -> str | None:
+        """Why these options cannot make a working endpoint, or None."""
+        if self.serverless:
+            if self.network_isolation:
+                return "endpoint_mode=serverless_cpu: serverless inference does not support network isolation."
+            if self.instance_type:
+                return f"endpoint_mode=serverless_cpu has no instances, but instance_type={self.instance_type}."
+        elif not self.instance_type:
+            return f"endpoint_mode={self.mode} needs an instance type."
+        if self.fp16 and not self.on_gpu:
+            return f"clip_fp16 serves on a GPU; endpoint_mode={self.mode} runs on CPU."
+        return None
+
+
+def endpoint_options(config: DeploymentConfig) -> EndpointOptions:
+    """The endpoint a stage's context declares (endpoint_mode and the clip_* keys)."""
+    cpu = config.endpoint_mode != "realtime_gpu"
+    return EndpointOptions(
+        name=config.name("clip"),
+        mode=config.endpoint_mode,
+        instance_type=config.endpoint_instance_type,
+        image_uri=config.clip_image_uri or (CPU_IMAGE if cpu else DEFAULT_IMAGE),
+        max_instances=config.clip_max_instances,
+        serverless_max_concurrency=config.clip_serverless_max_concurrency,
+        fp16=config.clip_fp16,
+        allow_cpu=cpu or config.clip_allow_cpu,
+        retain_logs=config.removal_retains_data,
+        workers=config.clip_workers,
+    )
 
 
 def repository_arn(image_uri: str) -> str:
@@ -96,10 +160,14 @@ def repository_arn(image_uri: str) -> str:
 class ClipEndpoint(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, model_tarball: str, options: EndpointOptions) -> None:
         super().__init__(scope, construct_id)
+        if refusal := options.refusal():
+            raise ValueError(refusal)
+        self.options = options
         if options.fp16 and (refusal := fp16_refusal(model_tarball)):
             raise ValueError(refusal)  # an fp16 endpoint must load a packaged model measured faster than fp32
         self.endpoint_name = options.name
-        workers, threads = model_server_layout(options.instance_type, options.workers)
+        # serverless: 6 GB gets about 4 vCPUs (not published; sized as an xlarge)
+        workers, threads = model_server_layout(options.instance_type or "ml.c6i.xlarge", options.workers)
         model_data = s3_assets.Asset(self, "ModelData", path=model_tarball)
         self.log_group = logs.LogGroup(
             self,
@@ -162,24 +230,33 @@ class ClipEndpoint(Construct):
                 },
             ),
         )
+        if options.network_isolation:
+            model.enable_network_isolation = True
         model.node.add_dependency(role)
-        config = sagemaker.CfnEndpointConfig(
-            self,
-            "Config",
-            production_variants=[
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=VARIANT,
-                    model_name=model.attr_model_name,
-                    instance_type=options.instance_type,
-                    initial_instance_count=options.min_instances,
-                    initial_variant_weight=1.0,
-                )
-            ],
-        )
+        if options.serverless:
+            variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name=VARIANT,
+                model_name=model.attr_model_name,
+                serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                    memory_size_in_mb=options.serverless_memory_mb,
+                    max_concurrency=options.serverless_max_concurrency,
+                ),
+            )
+        else:
+            variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name=VARIANT,
+                model_name=model.attr_model_name,
+                instance_type=options.instance_type,
+                initial_instance_count=options.min_instances,
+                initial_variant_weight=1.0,
+            )
+        config = sagemaker.CfnEndpointConfig(self, "Config", production_variants=[variant])
         self.endpoint = sagemaker.CfnEndpoint(
             self, "Endpoint", endpoint_name=options.name, endpoint_config_name=config.attr_endpoint_config_name
         )
         self.endpoint.node.add_dependency(self.log_group)
+        if options.serverless:
+            return  # serverless inference scales itself, to zero when idle
         target = autoscaling.ScalableTarget(
             self,
             "Scaling",

@@ -14,7 +14,8 @@ policy lets CloudWatch use it: alarms cannot publish to a topic under the AWS ma
 - the migration: any failed execution, any failed batch (the Map tolerates a few, reported by
   its Verify step as the `BatchesFailed` metric);
 - the CLIP endpoint: p95 model latency over 1 s (a batch takes tens of ms on the GPU), any 5xx,
-  GPU utilisation over 90 % for 15 minutes (its autoscaling is at its maximum);
+  saturation for 15 minutes (GPU or CPUs over 90 %, or the serverless concurrency 90 % used: its
+  scaling is at its maximum);
 - the image-edit rate limiter: a run waiting over 5 minutes in all for tokens (the provider's
   quota is too low for the load).
 """
@@ -35,7 +36,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.config import DeploymentConfig
-from infra.constructs.clip_endpoint import VARIANT, ClipEndpoint
+from infra.constructs.clip_endpoint import INSTANCE_VCPUS, VARIANT, ClipEndpoint
 from infra.constructs.service_function import ServiceFunction
 
 NAMESPACE = "ListingVision"  # the functions' own metrics (Powertools, dimension `service`)
@@ -212,11 +213,29 @@ class Monitoring(Construct):
             3,
         )
         self.alarm("EndpointErrors", metric("AWS/SageMaker", "Invocation5XXErrors", "Sum"), 1, "CLIP endpoint 5xx.")
+        # Saturation, in the mode's own terms: the GPU; the CPUs (CPUUtilization sums its cores, 100 % each);
+        # or the share of the serverless concurrency in use (beyond it, invocations are throttled).
+        if endpoint.options.on_gpu:
+            saturated = ("Gpu", "/aws/sagemaker/Endpoints", "GPUUtilization", 90.0, "GPU over 90 %")
+        elif endpoint.options.serverless:
+            saturated = (
+                "Concurrency",
+                "AWS/SageMaker",
+                "ServerlessConcurrentExecutionsUtilization",
+                0.9,
+                "serverless concurrency over 90 %",
+            )
+        else:
+            vcpus = INSTANCE_VCPUS.get(endpoint.options.instance_type or "", 1)
+            saturated = ("Cpu", "/aws/sagemaker/Endpoints", "CPUUtilization", 90.0 * vcpus, "CPUs over 90 %")
+        resource, namespace, name, threshold, what = saturated
+        self.saturation = f"Endpoint{resource}Saturated"
+        raise_it = "clip_serverless_max_concurrency" if endpoint.options.serverless else "clip_max_instances"
         self.alarm(
-            "EndpointGpuSaturated",
-            metric("/aws/sagemaker/Endpoints", "GPUUtilization", "Average"),
-            90,
-            "CLIP endpoint GPU over 90 % for 15 minutes: autoscaling is at its maximum (raise clip_max_instances).",
+            self.saturation,
+            metric(namespace, name, "Average"),
+            threshold,
+            f"CLIP endpoint {what} for 15 minutes: its scaling is at its maximum (raise {raise_it}).",
             3,
         )
 
@@ -265,7 +284,7 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="CLIP endpoint",
                 left=[self.alarms["EndpointLatencyP95"].metric],
-                right=[self.alarms["EndpointGpuSaturated"].metric],
+                right=[self.alarms[self.saturation].metric],
                 width=8,
             ),
             cloudwatch.GraphWidget(

@@ -138,6 +138,14 @@ def test_the_example_context_file_synthesizes_with_the_existing_stores_reference
     assert "example.internal" not in text and "123456789012" not in text
     # and, the first stage of its account, it makes the account's API Gateway logging role
     assert [r["Type"] for r in resources].count("AWS::ApiGateway::Account") == 1
+    # and its embedding endpoint is serverless, so it idles at $0: no instances, nothing autoscaled
+    (config,) = [r for r in resources if r["Type"] == "AWS::SageMaker::EndpointConfig"]
+    (variant,) = config["Properties"]["ProductionVariants"]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 6144, "MaxConcurrency": 5}
+    assert "InstanceType" not in variant and "InitialInstanceCount" not in variant
+    assert not [r for r in resources if r["Type"].startswith("AWS::ApplicationAutoScaling::")]
+    # and the functions calling it batch their requests under serverless inference's 4 MB
+    assert variables["SAGEMAKER_MAX_PAYLOAD_BYTES"] == "3500000"
 
 
 def test_without_a_clip_package_make_synth_stands_the_descriptor_in_and_a_deploy_refuses(tmp_path: Path) -> None:

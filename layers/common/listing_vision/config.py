@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         "384 px, what the model side needs (CLIP sees 224 px, verification 384), and never longer than this, so "
         "any accepted image fits its 6 MB payload.",
     )
+    sagemaker_max_payload_bytes: int = Field(
+        5_500_000,
+        ge=500_000,
+        le=5_500_000,
+        description="Largest request sent to the SageMaker endpoint, bytes: under InvokeEndpoint's 6 MB (the stack "
+        "sets 3,500,000 for a serverless endpoint, whose requests are capped at 4 MB).",
+    )
     max_image_pixels: int = Field(
         40_000_000,
         ge=1,

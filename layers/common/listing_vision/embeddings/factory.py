@@ -39,6 +39,7 @@ def _build(mode: str) -> Embedder:
             settings.embedding_dim,
             transport_px=settings.embedding_transport_px,
             max_pixels=settings.max_image_pixels,
+            max_payload_bytes=settings.sagemaker_max_payload_bytes,
         )
     from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL, OnnxEmbedder
 

@@ -47,13 +47,20 @@ TRANSPORT_THREADS = 4
 
 class SageMakerEmbedder:
     def __init__(
-        self, endpoint_name: str, client: Any, dim: int, transport_px: int = 1024, max_pixels: int = 40_000_000
+        self,
+        endpoint_name: str,
+        client: Any,
+        dim: int,
+        transport_px: int = 1024,
+        max_pixels: int = 40_000_000,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,  # 3.5 MB for a serverless endpoint (4 MB requests)
     ):
         self.endpoint_name = endpoint_name
         self.client = client
         self.dim = dim
         self.transport_px = transport_px
         self.max_pixels = max_pixels
+        self.max_payload_bytes = max_payload_bytes
         self.model_id = f"sagemaker:{endpoint_name}"
 
     def embed(self, images: Sequence[bytes]) -> np.ndarray:
@@ -107,7 +114,7 @@ class SageMakerEmbedder:
         size = 0
         for image in images:
             part = len(image) + PART_OVERHEAD_BYTES
-            full = size + part > MAX_PAYLOAD_BYTES or (max_images is not None and len(batch) >= max_images)
+            full = size + part > self.max_payload_bytes or (max_images is not None and len(batch) >= max_images)
             if batch and full:
                 yield batch
                 batch, size = [], 0
