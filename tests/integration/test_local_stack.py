@@ -103,10 +103,14 @@ def test_bad_form_values_are_400_with_the_field(
 
 
 def test_missing_file_and_wrong_content_type(local_stack: LocalStack) -> None:
-    missing = requests.post(
+    # A form with no file part at all: the missing field is named
+    missing = requests.post(f"{local_stack.url}/image_similarity_search", files={"website": (None, "alya")}, timeout=10)
+    assert missing.status_code == 400 and missing.json()["error"]["details"]["fields"][0]["field"] == "file"
+    # A file under another name: that part is named (a file where none is expected), before the missing one
+    other = requests.post(
         f"{local_stack.url}/image_similarity_search", data={"website": "alya"}, files={"other": ("x", b"1")}, timeout=10
     )
-    assert missing.status_code == 400 and missing.json()["error"]["details"]["fields"][0]["field"] == "file"
+    assert other.status_code == 400 and other.json()["error"]["details"]["fields"][0]["field"] == "other"
     text = requests.post(
         f"{local_stack.url}/image_similarity_search", data=b"hello", headers={"Content-Type": "text/plain"}, timeout=10
     )
