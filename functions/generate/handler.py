@@ -91,7 +91,7 @@ class FinishedJob(BaseModel):
 
 
 PREFER = (
-    "RFC 7240. Without it the request waits for the job, up to GENERATION_SYNC_WAIT_S (24 s by default), and "
+    "RFC 7240. Without it the request waits for the job, up to GENERATION_SYNC_WAIT_S (22 s by default), and "
     "answers 200 with its images, or 202 if it is still running then. `respond-async`: answer 202 at once "
     "(with `wait=N`: after at most N s). `wait=N` alone: wait at most N s."
 )
