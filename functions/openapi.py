@@ -56,6 +56,18 @@ LINKS: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {
             "description": "What became of the upload just granted (unknown until its photo is posted).",
         }
     },
+    ("/generate-images", "post", "200"): {
+        "JobStatus": {
+            "target": ("/jobs/{job_id}", "get"),
+            "parameters": {"path.job_id": "$response.body#/job_id"},
+            "description": "The job just finished.",
+        },
+        "Regenerate": {
+            "target": ("/regenerate-image", "post"),
+            "requestBody": {"job_id": "$response.body#/job_id", "image_type": 1},
+            "description": "Generate one of the job's images again.",
+        },
+    },
     ("/generate-images", "post", "202"): {
         "JobStatus": {
             "target": ("/jobs/{job_id}", "get"),

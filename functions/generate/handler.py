@@ -1,12 +1,14 @@
-"""Catalogue-image generation, the API: POST /generate-images and POST /regenerate-image answer 202
-with a job, whose worker (functions/generate/worker.py) runs asynchronously; GET /jobs/{job_id}
-reports it."""
+"""Catalogue-image generation, the API: POST /generate-images answers 200 with the images when its
+job ends within the synchronous wait, else (and at once with `Prefer: respond-async`) 202 with the
+job, whose worker (functions/generate/worker.py) runs asynchronously; POST /regenerate-image answers
+202; GET /jobs/{job_id} reports a job."""
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
@@ -63,13 +65,75 @@ class RegenerateImageRequest(BaseModel):
     image_type: StrictInt = Field(ge=1, le=5)
 
 
-@app.post("/generate-images", status_code=202)
+class JobAccepted(BaseModel):
+    job_id: str
+    status: str = Field(description="`queued` or `running`.")
+    status_url: str = Field(description="GET it for the job (the same as `Location`).")
+    image_types: list[int]
+
+
+class GeneratedImage(BaseModel):
+    image_type: int
+    image_type_name: str
+    image_url: str
+
+
+class FinishedJob(BaseModel):
+    """The original, synchronous API's answer (`original_image_url`, `gen_images`, `zip_url`), and the
+    job's status, what failed and the run's timing, as GET /jobs/{job_id} reports them."""
+
+    original_image_url: str
+    gen_images: list[GeneratedImage]
+    zip_url: str | None
+    job_id: str
+    status: str = Field(description="`done`, `partial` (some types failed: see `failed`) or `failed`.")
+    failed: list[dict[str, Any]]
+
+
+PREFER = (
+    "RFC 7240. Without it the request waits for the job, up to GENERATION_SYNC_WAIT_S (22 s by default), and "
+    "answers 200 with its images, or 202 if it is still running then. `respond-async`: answer 202 at once "
+    "(with `wait=N`: after at most N s). `wait=N` alone: wait at most N s."
+)
+
+
+@app.post(
+    "/generate-images",
+    responses={
+        200: {
+            "description": "The job ended within the wait: its images (`status` says whether all were made).",
+            "content": {"application/json": {"model": FinishedJob}},
+        },
+        202: {
+            "description": "The job is running (asked with `Prefer: respond-async`, or past the wait): follow "
+            "`Location`.",
+            "headers": {
+                "Location": {"description": "The job: `/jobs/{job_id}`.", "schema": {"type": "string"}},
+                "Preference-Applied": {
+                    "description": "`respond-async` when it was asked.",
+                    "schema": {"type": "string"},
+                },
+            },
+            "content": {"application/json": {"model": JobAccepted}},
+        },
+    },
+)
 @tracer.capture_method
-def generate_images(request: GenerateImagesRequest) -> dict[str, Any]:
+def generate_images(
+    request: GenerateImagesRequest,
+    prefer: Annotated[str | None, Header(alias="Prefer", description=PREFER, max_length=200)] = None,
+) -> Response[dict[str, Any]]:
     dimensions = request.dimensions_mm.model_dump() if request.dimensions_mm else None
-    return generation().submit(
-        request.s3_urls, request.product_type, request.image_types, dimensions, caller=current_caller(app)
+    answer = generation().submit_and_wait(
+        request.s3_urls,
+        request.product_type,
+        request.image_types,
+        dimensions,
+        caller=current_caller(app),
+        prefer=prefer,
+        remaining_s=app.lambda_context.get_remaining_time_in_millis() / 1000,
     )
+    return Response(answer.status_code, content_types.APPLICATION_JSON, answer.body, answer.headers)
 
 
 @app.post("/regenerate-image", status_code=202)

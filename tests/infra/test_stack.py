@@ -17,7 +17,7 @@ from functions.triggers import S3_TRIGGERS
 from infra.constructs.service_function import API_GATEWAY_LIMIT_S, API_OTHER_WORK_S, check_provider_budget
 from infra.nag import ACKNOWLEDGED
 from listing_vision.api.gateway_responses import GATEWAY_RESPONSES
-from listing_vision.config import provider_worst_case_s
+from listing_vision.config import Settings, provider_worst_case_s
 from listing_vision.resources import (
     BUCKETS,
     INCOMPLETE_UPLOAD_DAYS,
@@ -93,6 +93,17 @@ def test_an_api_function_that_asks_a_model_answers_within_api_gateways_29_s(synt
     assert provider_worst_case_s(timeout_s, retries) <= API_GATEWAY_LIMIT_S - API_OTHER_WORK_S
     # and no SDK retry, which could wait out a 429's retry-after of up to 2 minutes
     assert retries == 0
+
+
+def test_a_synchronous_generation_answers_within_api_gateways_29_s_and_under_its_duration_alarm() -> None:
+    # Given the generation API function and the longest its request may wait for a job
+    generate = BY_NAME["generate"]
+    field = Settings.model_fields["generation_sync_wait_s"]
+    longest_s = max(m.le for m in field.metadata if getattr(m, "le", None) is not None)
+    # Then even the longest wait allowed, with the submission's own work, ends before API Gateway cuts it
+    assert longest_s + 1 < min(generate.timeout_s, API_GATEWAY_LIMIT_S)
+    # and the default wait plus a second of submitting stays under the p95-duration alarm (80 % of the timeout)
+    assert field.default + 1 <= 0.8 * generate.timeout_s
 
 
 def test_a_provider_budget_over_api_gateways_limit_stops_the_synth() -> None:

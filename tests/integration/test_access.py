@@ -57,8 +57,10 @@ def secured(local_stack: LocalStack) -> Iterator[Clients]:
     get_settings.cache_clear()
 
 
-def call(secured: Clients, method: str, path: str, key: str | None, **kwargs: Any) -> requests.Response:
-    headers = {"x-api-key": key} if key else {}
+def call(
+    secured: Clients, method: str, path: str, key: str | None, headers: dict[str, str] | None = None, **kwargs: Any
+) -> requests.Response:
+    headers = {**(headers or {}), **({"x-api-key": key} if key else {})}
     return requests.request(method, f"{secured.url}{path}", headers=headers, timeout=30, **kwargs)
 
 
@@ -186,6 +188,7 @@ def test_jobs_and_uploads_belong_to_their_storefront(local_stack: LocalStack, se
         "POST",
         "/generate-images",
         secured.everything,
+        headers={"Prefer": "respond-async"},
         json={"s3_urls": source, "product_type": "ear", "image_types": [1]},
     )
     assert job.status_code == 202, job.text

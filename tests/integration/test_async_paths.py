@@ -22,13 +22,14 @@ from listing_vision.jewelry import vector_index
 from listing_vision.jewelry.jobs import JobStore
 from local.lambda_runtime import invoke
 from local.stack import LocalStack
-from tests.integration.test_generation import earring_photo, stored_source, wait
+from tests.integration.test_generation import RESPOND_ASYNC, earring_photo, stored_source, wait
 
 
 def submit(local_stack: LocalStack, source: str, types: list[int]) -> dict[str, Any]:
     answer = requests.post(
         f"{local_stack.url}/generate-images",
         timeout=10,
+        headers=RESPOND_ASYNC,
         json={"s3_urls": source, "product_type": "ear", "image_types": types},
     )
     assert answer.status_code == 202, answer.text

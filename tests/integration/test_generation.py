@@ -1,4 +1,5 @@
-"""Catalogue-image jobs through the local gateway: 202, the asynchronous worker, GET /jobs/{id}."""
+"""Catalogue-image jobs through the local gateway: 202 with `Prefer: respond-async`, the asynchronous
+worker, GET /jobs/{id}; without the header, the original synchronous answer (test_generation_provider.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from listing_vision.imaging.compose import amazon_main_image_check, place_on_whi
 from listing_vision.imaging.segment import cut_out
 from local.stack import LocalStack
 from tests.stores import changed, fingerprint
+
+# RFC 7240: answer 202 at once (without it, POST /generate-images waits for the job)
+RESPOND_ASYNC = {"Prefer": "respond-async"}
 
 
 def earring_photo(seed: int) -> bytes:
@@ -59,6 +63,7 @@ def test_a_job_renders_the_deterministic_types_and_reports_the_rest(local_stack:
     submitted = requests.post(
         f"{local_stack.url}/generate-images",
         timeout=10,
+        headers=RESPOND_ASYNC,
         json={
             "s3_urls": source,
             "product_type": "ear",
@@ -68,6 +73,8 @@ def test_a_job_renders_the_deterministic_types_and_reports_the_rest(local_stack:
     )
     # Then it is accepted at once, and the worker finishes it
     assert submitted.status_code == 202 and submitted.json()["status"] == "queued"
+    assert submitted.headers["Preference-Applied"] == "respond-async"
+    assert submitted.headers["Location"] == f"/jobs/{submitted.json()['job_id']}"
     view = wait(local_stack, submitted.json()["job_id"])
     assert view["status"] == "partial"  # some types delivered, the others failed with their reasons
     assert set(view) >= {"original_image_url", "gen_images", "zip_url", "failed"}
@@ -97,6 +104,7 @@ def test_type_3_needs_dimensions_and_regenerate_refreshes_one_type(local_stack: 
     job = requests.post(
         f"{local_stack.url}/generate-images",
         timeout=10,
+        headers=RESPOND_ASYNC,
         json={"s3_urls": source, "product_type": "earring", "image_types": [1, 3]},
     ).json()
     view = wait(local_stack, job["job_id"])
@@ -202,3 +210,24 @@ def test_dimensions_too_small_to_mean_anything_are_refused_and_start_nothing(
     assert answer.json()["error"]["code"] == "invalid_request"
     local_stack.router.drain()
     assert changed(before, fingerprint()) == []
+
+
+def test_a_submission_not_finished_within_its_wait_is_answered_202_with_its_location(
+    local_stack: LocalStack,
+) -> None:
+    # Given a stored photo
+    source = stored_source(local_stack, earring_photo(15))
+    # When a client asks not to wait (RFC 7240 `wait=0`), without asking for an asynchronous answer
+    answer = requests.post(
+        f"{local_stack.url}/generate-images",
+        headers={"Prefer": "wait=0"},
+        json={"s3_urls": source, "product_type": "ear", "image_types": [1]},
+        timeout=30,
+    )
+    # Then the job is answered as still running, with where to follow it, and no preference claimed applied
+    assert answer.status_code == 202, answer.text
+    assert answer.headers["Location"] == f"/jobs/{answer.json()['job_id']}"
+    assert "Preference-Applied" not in answer.headers
+    # And the job behind it finishes as any other
+    followed = wait(local_stack, answer.headers["Location"].rsplit("/", 1)[1])
+    assert followed["status"] == "done" and [g["image_type"] for g in followed["gen_images"]] == [1]

@@ -35,7 +35,7 @@ from listing_vision.jewelry.generation_worker import output_prefix
 from listing_vision.jewelry.jobs import JobStore, RunJob
 from local.stack import LocalStack
 from tests.crash import dying, table
-from tests.integration.test_generation import earring_photo, stored_source, wait
+from tests.integration.test_generation import RESPOND_ASYNC, earring_photo, stored_source, wait
 
 EDITS = "/v1/images/edits"
 WORKER = "generate-worker"
@@ -94,6 +94,7 @@ def submit(local_stack: LocalStack, source: str) -> str:
     answer = requests.post(
         f"{local_stack.url}/generate-images",
         timeout=30,
+        headers=RESPOND_ASYNC,
         json={"s3_urls": source, "product_type": "ear", "image_types": TYPES},
     )
     assert answer.status_code == 202, answer.text

@@ -4,6 +4,7 @@ type delivered with the jewelry's own pixels, retries, and failures that cost on
 from __future__ import annotations
 
 import io
+import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from doubles.loopback import LoopbackServer, openai_error, openai_image
 from listing_vision.imaging.compose import prepare_edits
 from listing_vision.imaging.segment import cut_out
 from local.stack import LocalStack
-from tests.integration.test_generation import earring_photo, stored_source, wait
+from tests.integration.test_generation import RESPOND_ASYNC, earring_photo, stored_source, wait
 
 EDITS = "/v1/images/edits"
 
@@ -49,6 +50,7 @@ def submit(local_stack: LocalStack, data: bytes, types: list[int]) -> dict[str, 
     job = requests.post(
         f"{local_stack.url}/generate-images",
         timeout=10,
+        headers=RESPOND_ASYNC,
         json={"s3_urls": source, "product_type": "ear", "image_types": types},
     ).json()
     return wait(local_stack, job["job_id"])
@@ -134,3 +136,30 @@ def test_a_jobs_status_is_over_every_type_and_every_regeneration(
     view = wait(local_stack, view["job_id"])
     assert view["status"] == "done" and view["failed"] == []
     assert [g["image_type"] for g in view["gen_images"]] == [1, 2]
+
+
+def test_the_original_clients_call_answers_synchronously_with_every_image(
+    local_stack: LocalStack, image_server: LoopbackServer, with_provider: Callable[..., None]
+) -> None:
+    # Given the image model up and a stored earring photo
+    with_provider()
+    source = stored_source(local_stack, earring_photo(13))
+    # When a client written for the original, synchronous API calls it as it always did: a plain POST
+    response = requests.post(
+        f"{local_stack.url}/generate-images", json={"s3_urls": source, "product_type": "ear"}, timeout=60
+    )
+    # Then the answer is 200 with the original shape, every default type made
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert set(result) >= {"original_image_url", "gen_images", "zip_url"}
+    gen_images = result["gen_images"]
+    assert [image["image_type"] for image in gen_images] == [1, 2, 4, 5]
+    assert all(set(image) >= {"image_type", "image_type_name", "image_url"} for image in gen_images)
+    assert gen_images[0]["image_type_name"] == "White Background"
+    # And every link it holds can be fetched as the client fetches it: the images, the original, the ZIP
+    for image in gen_images:
+        fetched = requests.get(image["image_url"], timeout=10)
+        assert fetched.status_code == 200 and Image.open(io.BytesIO(fetched.content)).size[0] > 0
+    assert requests.get(result["original_image_url"], timeout=10).status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(requests.get(result["zip_url"], timeout=10).content))
+    assert len(archive.namelist()) == 4

@@ -28,7 +28,7 @@ from local.gateway import Gateway
 from local.provision import LOCAL_SECRETS
 from local.stack import LocalStack
 from tests.images import fresh_image
-from tests.integration.test_generation import earring_photo, stored_source, wait
+from tests.integration.test_generation import RESPOND_ASYNC, earring_photo, stored_source, wait
 
 OPENAI_KEY = "sk-leakcheck-openai-" + "Q7w8E9r0" * 4
 ANTHROPIC_KEY = "sk-ant-leakcheck-" + "Z1x2C3v4" * 4
@@ -112,6 +112,7 @@ def test_no_secret_reaches_a_log_line_a_response_or_a_stored_record(
         requests.post(
             f"{local_stack.url}/generate-images",
             json={"s3_urls": source, "product_type": "ear", "image_types": [2, 4]},
+            headers=RESPOND_ASYNC,
             timeout=10,
         )
     )

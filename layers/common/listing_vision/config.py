@@ -194,6 +194,15 @@ class Settings(BaseSettings):
         "types fail with `worker_timeout`, the images it delivered are kept (`partial`). Covers the asynchronous "
         "queue, the worker's retries and its 15-minute runs.",
     )
+    generation_sync_wait_s: float = Field(
+        22,
+        ge=0,
+        le=26,
+        description="How long `POST /generate-images` without `Prefer: respond-async` waits for its job before "
+        "answering 202 with the job's `Location` instead of 200 with its images (`Prefer: wait=N` asks for less). "
+        "Inside API Gateway's 29 s, with time to answer, and under the function's p95-duration alarm (80 % of its "
+        "29 s); 0 answers every submission at once.",
+    )
     catalogue_table: str = Field(
         "image-catalogue",
         description="DynamoDB table with one record per stored jewelry image content "

@@ -1,14 +1,20 @@
 """Catalogue-image generation, the API side: check a request, record the job, start the worker, report.
 
 Image-edit models take from 10 s to over two minutes per image and API Gateway cuts a request at
-29 s, so the API only records the job and invokes the worker (`generation_worker`) asynchronously;
-GET /jobs/{id} reports it. Sources must be objects in this deployment's storefront buckets (no
-other host, scheme or bucket is fetched).
+29 s, so the API records the job and invokes the worker (`generation_worker`) asynchronously;
+GET /jobs/{id} reports it. A submission is answered as the original, synchronous API answered it
+when the job ends in time: without `Prefer: respond-async` (RFC 7240) the API waits for the job up
+to `GENERATION_SYNC_WAIT_S` (or a shorter `Prefer: wait=N`) and answers 200 with the job's images;
+a job still running then, or any job submitted with `respond-async`, is answered 202 with its
+`Location`. Sources must be objects in this deployment's storefront buckets (no other host, scheme
+or bucket is fetched).
 """
 
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -22,6 +28,47 @@ from listing_vision.jewelry.image_types import DEFAULT_TYPES, PRODUCT_ALIASES, T
 from listing_vision.jewelry.jobs import Job, JobStore, RunJob
 from listing_vision.jewelry.storage import ImageStore
 from listing_vision.observability import metrics
+
+# Time kept back from the API function's remaining time when waiting for a job: to read the job and answer.
+ANSWER_MARGIN_S = 3.0
+POLL_FIRST_S, POLL_MAX_S = 0.2, 1.0  # job reads while waiting: soon at first, then once a second
+
+
+@dataclass(frozen=True)
+class Preference:
+    """What a request's `Prefer` header (RFC 7240) asks of a submission: `respond-async` (answer at
+    once), `wait=N` (wait at most N seconds). Unknown preferences and malformed values are ignored,
+    as the RFC asks."""
+
+    respond_async: bool = False
+    wait_s: float | None = None
+
+    @classmethod
+    def parse(cls, header: str | None) -> Preference:
+        respond_async, wait_s = False, None
+        for preference in (header or "").split(","):
+            token, _, value = preference.split(";", 1)[0].partition("=")
+            token, value = token.strip().lower(), value.strip().strip('"')
+            if token == "respond-async":
+                respond_async = True
+            elif token == "wait" and value.isascii() and value.isdigit():
+                wait_s = float(value)
+        return cls(respond_async, wait_s)
+
+    def wait_for(self, limit_s: float) -> float:
+        """Seconds to wait for the job: none when asked to answer asynchronously without a wait,
+        else what was asked, never over `limit_s`."""
+        asked = self.wait_s if self.wait_s is not None else (0.0 if self.respond_async else limit_s)
+        return max(0.0, min(asked, limit_s))
+
+
+@dataclass
+class Answer:
+    """A submission's HTTP answer: 200 with the finished job, or 202 with where to follow it."""
+
+    status_code: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def resolve_source(url: str) -> tuple[str, str]:
@@ -109,6 +156,46 @@ class Generation:
         self.start_worker(job)
         metrics.add_metric(name="JobsSubmitted", unit="Count", value=1)
         return {"job_id": job.job_id, "status": job.status, "status_url": f"/jobs/{job.job_id}", "image_types": types}
+
+    def submit_and_wait(
+        self,
+        s3_urls: str,
+        product_type: str,
+        image_types: list[int] | None,
+        dimensions_mm: dict[str, float] | None,
+        *,
+        caller: Caller,
+        prefer: str | None = None,
+        remaining_s: float | None = None,
+    ) -> Answer:
+        """Submit, then wait for the job as `prefer` (the `Prefer` header) asks, within
+        `GENERATION_SYNC_WAIT_S` and the API function's `remaining_s`: 200 with the job's view (the
+        original API's `original_image_url`, `gen_images`, `zip_url`) when it has ended, else 202 with
+        the submission and `Location: /jobs/{id}`."""
+        preference = Preference.parse(prefer)
+        limit_s = get_settings().generation_sync_wait_s
+        if remaining_s is not None:
+            limit_s = min(limit_s, remaining_s - ANSWER_MARGIN_S)
+        accepted = self.submit(s3_urls, product_type, image_types, dimensions_mm, caller=caller)
+        job = self.wait(accepted["job_id"], preference.wait_for(limit_s))
+        if job is not None:
+            return Answer(200, self.job_view(job))
+        headers = {"Location": accepted["status_url"]}
+        if preference.respond_async:
+            headers["Preference-Applied"] = "respond-async"
+        return Answer(202, accepted, headers)
+
+    def wait(self, job_id: str, wait_s: float) -> Job | None:
+        """The job once it has ended, read until `wait_s` from now; None when it is still in progress then."""
+        until = time.monotonic() + wait_s
+        pause = POLL_FIRST_S
+        while time.monotonic() < until:
+            time.sleep(min(pause, max(0.0, until - time.monotonic())))
+            job = self.jobs.get(job_id)
+            if not job.in_progress:
+                return job
+            pause = min(pause * 2, POLL_MAX_S)
+        return None
 
     def regenerate(self, job_id: str, image_type: int, *, caller: Caller) -> dict[str, Any]:
         """Run one type of a finished job again; one run at a time (a job in progress is a 409)."""
