@@ -41,6 +41,8 @@ class Listings(Construct):
         )
         # OpenSearch: exactly the requests each makes (the permission test holds this to the recorded calls)
         allow(ingest, ["es:ESHttpPost"], platform.opensearch_paths("{index}/_mget"))
+        # Before a new listing is indexed, the index must exist: indexing would create it with a guessed mapping
+        allow(ingest, ["es:ESHttpHead"], platform.opensearch_paths("{index}"))
         allow(
             ingest,
             ["es:ESHttpPut"],
