@@ -20,6 +20,7 @@ Each kill point and what it left before the retry are printed as a table (`pytes
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -101,6 +102,24 @@ def submit(local_stack: LocalStack, source: str) -> str:
     return str(answer.json()["job_id"])
 
 
+class Submitted:
+    """A job's id, known once the submission is answered. The worker runs as soon as the job is
+    queued, so it can die (and the probe read what it left) before the test thread has the id:
+    the probe waits for it."""
+
+    def __init__(self) -> None:
+        self._id = ""
+        self._known = threading.Event()
+
+    def set(self, job_id: str) -> None:
+        self._id = job_id
+        self._known.set()
+
+    def id(self) -> str:
+        assert self._known.wait(timeout=120), "the job's submission was never answered"
+        return self._id
+
+
 def test_a_worker_killed_after_any_write_ends_its_job_once_after_lambdas_retry(
     local_stack: LocalStack, provider: LoopbackServer
 ) -> None:
@@ -111,21 +130,21 @@ def test_a_worker_killed_after_any_write_ends_its_job_once_after_lambdas_retry(
     assert clean["status"] == "done" and recorded.writes == [RUN_WRITES]
     rows = []
     for kill_point in range(1, len(RUN_WRITES) + 1):
-        job: dict[str, str] = {}
+        job = Submitted()
         edits_before = len(provider.calls(EDITS))
 
-        def probe(job: dict[str, str] = job) -> dict[str, Any]:
-            return state(job["id"], provider)
+        def probe(job: Submitted = job) -> dict[str, Any]:
+            return state(job.id(), provider)
 
         # When a job's worker dies right after its k-th write, and Lambda retries the event
         with dying(WORKER, after=kill_point, probe=probe) as death:
-            job["id"] = submit(local_stack, source)
-            view = wait(local_stack, job["id"])
+            job.set(submit(local_stack, source))
+            view = wait(local_stack, job.id())
         # Then the job ended, every type delivered, each image stored once, and the edit paid once
         assert death.died == 1 and death.writes[0] == RUN_WRITES[:kill_point]
         assert view["status"] == "done" and view["failed"] == [], view
         assert [g["image_type"] for g in view["gen_images"]] == TYPES
-        assert stored(job["id"]) == ["1-white-background.png", "2-hand-holding.png", "catalogue.zip"]
+        assert stored(job.id()) == ["1-white-background.png", "2-hand-holding.png", "catalogue.zip"]
         paid = len(provider.calls(EDITS)) - edits_before
         assert paid == 1, f"the edit was paid {paid} times"
         left, retried = death.left[0], death.writes[1] if len(death.writes) > 1 else []
