@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import signal
 import sys
@@ -97,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"READY {stack.url}", flush=True)
     stop.wait()
     print("\nStopping: saving state ...", flush=True)
+    # a stop that hangs says where: every thread's stack on stderr, each minute until it is done
+    faulthandler.dump_traceback_later(60, repeat=True)
     saved = stack.stop()
+    faulthandler.cancel_dump_traceback_later()
     print(f"Stopped. Saved {sum(saved.values())} records to {stack.state_dir / 'snapshot'}.", flush=True)
     return 0
 

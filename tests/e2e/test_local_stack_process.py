@@ -81,7 +81,12 @@ def local_stack_process(state_dir: Path, *extra: str) -> Iterator[dict[str, str]
     finally:
         # Ctrl-C, as a person would stop it
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=300)  # a hang guard, generous for a loaded machine
+        try:
+            rest, _ = process.communicate(timeout=300)  # a hang guard, generous for a loaded machine
+        except subprocess.TimeoutExpired:
+            process.kill()  # what it printed, thread stacks included (the stop dumps them each minute)
+            rest = process.communicate()[0]
+            raise AssertionError("the stack did not stop within 300 s of Ctrl-C:\n" + "".join(output) + rest) from None
         output.append(rest)
         assert process.returncode == 0, "".join(output)
         assert "Stopped." in rest
