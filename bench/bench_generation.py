@@ -36,7 +36,7 @@ import openai
 from PIL import Image, ImageDraw, ImageFilter
 
 from bench.figures import Figure
-from doubles.loopback import LoopbackServer, Recorded, Reply, openai_error, openai_image
+from doubles.loopback import OPENAI_IMAGE_EDITS, LoopbackServer, Recorded, Reply, openai_error, openai_image
 from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.imaging.compose import paste_back, prepare_edits
@@ -65,7 +65,7 @@ class RateLimitedServer:
         self.lock = threading.Lock()
         scene = openai_image(size=1024, grain=GRAIN, delay_s=LATENCY_S)
         self.image = Reply(scene.status, json.dumps(scene.body).encode(), delay_s=LATENCY_S)
-        self.server = LoopbackServer({"/v1/images/edits": self.reply}).start()
+        self.server = LoopbackServer({OPENAI_IMAGE_EDITS: self.reply}).start()
 
     def reply(self, request: Recorded) -> Reply:
         now = time.monotonic()

@@ -16,6 +16,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+# the routes of the paid APIs the platform calls, as the SDKs send them
+OPENAI_CHAT = "/v1/chat/completions"
+OPENAI_IMAGE_EDITS = "/v1/images/edits"
+ANTHROPIC_MESSAGES = "/v1/messages"
+
 
 @dataclass
 class Reply:

@@ -131,3 +131,13 @@ def provider_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None
 @pytest.fixture(scope="session")
 def photos() -> list[Path]:
     return sorted(PHOTOS.glob("*.jpg"))
+
+
+@pytest.fixture
+def image_server() -> Iterator[Any]:
+    """A loopback OpenAI images.edit server answering each edit with a new generated image."""
+    from doubles.loopback import OPENAI_IMAGE_EDITS, LoopbackServer, openai_image
+
+    server = LoopbackServer({OPENAI_IMAGE_EDITS: lambda request: openai_image(seed=len(server.requests))}).start()
+    yield server
+    server.stop()

@@ -14,6 +14,8 @@ import requests
 from PIL import Image
 
 from doubles.loopback import (
+    ANTHROPIC_MESSAGES,
+    OPENAI_CHAT,
     LoopbackServer,
     Recorded,
     Reply,
@@ -36,8 +38,8 @@ GOOD = {
     "prompt": "A pair of polished yellow gold teardrop hoop earrings with hinged closures, medium size",
     "color": "yellow gold",
 }
-CHAT = "/v1/chat/completions"
-MESSAGES = "/v1/messages"
+CHAT = OPENAI_CHAT
+MESSAGES = ANTHROPIC_MESSAGES
 
 
 @pytest.fixture

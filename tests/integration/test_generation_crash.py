@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 
-from doubles.loopback import LoopbackServer, openai_image
+from doubles.loopback import OPENAI_IMAGE_EDITS, LoopbackServer
 from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.jewelry.generation import resolve_source
@@ -38,7 +38,7 @@ from local.stack import LocalStack
 from tests.crash import dying, table
 from tests.integration.test_generation import RESPOND_ASYNC, earring_photo, stored_source, wait
 
-EDITS = "/v1/images/edits"
+EDITS = OPENAI_IMAGE_EDITS
 WORKER = "generate-worker"
 TYPES = [1, 2]  # white background (rendered here) and hand holding (a paid edit)
 RUN_WRITES = [
@@ -51,13 +51,6 @@ RUN_WRITES = [
     "PutObject generated/catalogue.zip",
     "UpdateItem jobs",  # the end of the run
 ]
-
-
-@pytest.fixture
-def image_server() -> Iterator[LoopbackServer]:
-    server = LoopbackServer({EDITS: lambda request: openai_image(seed=len(server.requests))}).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,20 +13,13 @@ import pytest
 import requests
 from PIL import Image
 
-from doubles.loopback import LoopbackServer, openai_error, openai_image
+from doubles.loopback import OPENAI_IMAGE_EDITS, LoopbackServer, openai_error
 from listing_vision.imaging.compose import prepare_edits
 from listing_vision.imaging.segment import cut_out
 from local.stack import LocalStack
 from tests.integration.test_generation import RESPOND_ASYNC, earring_photo, stored_source, wait
 
-EDITS = "/v1/images/edits"
-
-
-@pytest.fixture
-def image_server() -> Iterator[LoopbackServer]:
-    server = LoopbackServer({EDITS: lambda request: openai_image(seed=len(server.requests))}).start()
-    yield server
-    server.stop()
+EDITS = OPENAI_IMAGE_EDITS
 
 
 @pytest.fixture

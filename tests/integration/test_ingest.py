@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from doubles.loopback import LoopbackServer, Reply, anthropic_error, anthropic_message
+from doubles.loopback import ANTHROPIC_MESSAGES, LoopbackServer, Reply, anthropic_error, anthropic_message
 from listing_vision import aws
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import opensearch_client
@@ -20,7 +20,7 @@ from listing_vision.realestate.vision_cache import CachedImage, VisionCache
 from local.stack import LocalStack
 from tests.images import fresh_image
 
-MESSAGES = "/v1/messages"
+MESSAGES = ANTHROPIC_MESSAGES
 EXTERIOR = {
     "image_type": "exterior",
     "features": ["front porch", "vinyl siding"],

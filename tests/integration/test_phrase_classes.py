@@ -12,7 +12,16 @@ from typing import Any
 import boto3
 import pytest
 
-from doubles.loopback import LoopbackServer, Recorded, Reply, anthropic_message, openai_completion, openai_error
+from doubles.loopback import (
+    ANTHROPIC_MESSAGES,
+    OPENAI_CHAT,
+    LoopbackServer,
+    Recorded,
+    Reply,
+    anthropic_message,
+    openai_completion,
+    openai_error,
+)
 from listing_vision import aws
 from listing_vision.errors import InvalidRequest
 from listing_vision.realestate.features import split_visual_features
@@ -23,8 +32,8 @@ from local.stack import LocalStack
 from tests.demo_stores import phrase_table
 from tests.faults import Fault, FaultProxy
 
-CHAT = "/v1/chat/completions"
-MESSAGES = "/v1/messages"
+CHAT = OPENAI_CHAT
+MESSAGES = ANTHROPIC_MESSAGES
 # What the loopback "model" answers: these words make an amenity, anything else is interior.
 AMENITY_WORDS = {"solarium": "outdoor living", "cinema": "recreation", "corral": "outbuilding"}
 

@@ -20,7 +20,16 @@ from typing import Any
 import pytest
 import requests
 
-from doubles.loopback import LoopbackServer, Recorded, Reply, anthropic_error, openai_error
+from doubles.loopback import (
+    ANTHROPIC_MESSAGES,
+    OPENAI_CHAT,
+    OPENAI_IMAGE_EDITS,
+    LoopbackServer,
+    Recorded,
+    Reply,
+    anthropic_error,
+    openai_error,
+)
 from listing_vision import aws
 from listing_vision.api.clients import ApiClients
 from listing_vision.config import get_settings
@@ -32,7 +41,7 @@ from tests.integration.test_generation import RESPOND_ASYNC, earring_photo, stor
 
 OPENAI_KEY = "sk-leakcheck-openai-" + "Q7w8E9r0" * 4
 ANTHROPIC_KEY = "sk-ant-leakcheck-" + "Z1x2C3v4" * 4
-CHAT, EDITS, MESSAGES = "/v1/chat/completions", "/v1/images/edits", "/v1/messages"
+CHAT, EDITS, MESSAGES = OPENAI_CHAT, OPENAI_IMAGE_EDITS, ANTHROPIC_MESSAGES
 
 
 def echoing(status: int, key: str) -> Reply:
