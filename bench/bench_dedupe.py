@@ -89,7 +89,7 @@ def build_collection(name: str, vectors: np.ndarray, stored: list[tuple[str, str
     client = vector_index.milvus_client()
     if client.has_collection(name):
         client.drop_collection(name)
-    vector_index.VectorIndex(name).ensure_collection(vectors.shape[1])
+    vector_index.VectorIndex(name).ensure_collection(vectors.shape[1], get_embedder().model_signature)
     stored = stored or []
     ids: list[int] = []
     for start in range(0, len(vectors), 5000):

@@ -115,7 +115,7 @@ class ListingVisionStack(Stack):
             "Provisioning",
             platform=self.platform,
             functions=self.functions,
-            after=[self.storage, self.dedupe, self.captions, self.generation, self.listings],
+            after=[self.storage, self.clip, self.dedupe, self.captions, self.generation, self.listings],
         )
         self.functions.update(self.provisioning.functions)
         retain_function_logs(self, self.storage.removal)  # CDK's own functions too (bucket notifications, auto-delete)

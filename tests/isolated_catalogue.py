@@ -55,7 +55,7 @@ def isolated_catalogue(lease_s: int | None = None) -> Iterator[Catalogue]:
         BillingMode="PAY_PER_REQUEST",
     )
     vectors = VectorIndex(collection)
-    vectors.ensure_collection(get_settings().embedding_dim)
+    vectors.ensure_collection(get_settings().embedding_dim, get_embedder().model_signature)
     settings = get_settings().model_copy(update={"blysk_bucket": bucket})
     images = storage.ImageStore(aws.client("s3"), settings)
     try:

@@ -22,9 +22,9 @@ app = create_resolver()
 
 @aws.per_container
 def captions() -> CaptionService:
-    stores = CatalogueStores.from_settings()
-    stores.vectors.require()  # 503 not_provisioned until the deploy's provisioning has run (once per container)
-    return CaptionService(DedupeService(get_embedder(), stores))
+    dedupe = DedupeService(get_embedder(), CatalogueStores.from_settings())
+    dedupe.require_ready()  # 503 not_provisioned / model_mismatch until provisioning has made the collection
+    return CaptionService(dedupe)
 
 
 @app.post("/generate_caption")

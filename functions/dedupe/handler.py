@@ -26,9 +26,9 @@ WEBSITE = "The storefront; default: the client's own when it holds one, else aly
 
 @aws.per_container
 def dedupe() -> DedupeService:
-    stores = CatalogueStores.from_settings()
-    stores.vectors.require()  # 503 not_provisioned until the deploy's provisioning has run (once per container)
-    return DedupeService(get_embedder(), stores)
+    service = DedupeService(get_embedder(), CatalogueStores.from_settings())
+    service.require_ready()  # 503 not_provisioned / model_mismatch until provisioning has made the collection
+    return service
 
 
 @aws.per_container

@@ -44,6 +44,7 @@ class Provisioning(Construct):
         self.function = platform.function(self, "provision", in_vpc=True)
         self.functions: dict[str, ServiceFunction] = {"provision": self.function}
         platform.read_secret(self.function, "milvus")
+        platform.clip.grant_invoke(self.function.role)  # the collection records the endpoint's model signature
         allow(self.function, ["es:ESHttpHead", "es:ESHttpPut"], platform.opensearch_paths("{index}"))
         allow(self.function, ["es:ESHttpGet"], platform.opensearch_paths("{index}/_mapping"))
         # The functions that call the listings index: their roles are what fine-grained access control maps

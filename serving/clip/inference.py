@@ -11,6 +11,9 @@ Requests, answered in `application/json`:
   - `{"verify": {"query": "<base64 npz>", "candidates": [{"features": "<base64 npz>", "near": bool}],
     "settings": {...}}}`: `{"verdicts": [{"same", "match", "reason", ...}]}`, one per candidate
     (`listing_vision/imaging/features.py` defines the forms).
+  - `{"model": true}`: `{"model": "<signature>", "dim": D}`, what the vectors depend on (model bytes
+    and preprocessing, `clip_onnx.model_signature`). Every embedding answer carries it too, so a
+    caller notices a model swapped under it (a blue/green deployment) before it stores a vector.
 Undecodable images, unsupported formats, decompression bombs and malformed requests are a 400
 with `{"error": {"code", "message"}}`, never a 500.
 
@@ -121,13 +124,18 @@ class EmbedRequest:
 
 
 @dataclass(frozen=True)
+class ModelRequest:
+    """Which model this endpoint serves (its signature), asked once by each caller at start."""
+
+
+@dataclass(frozen=True)
 class VerifyRequest:
     query: features.ImageFeatures
     candidates: list[features.Candidate]
     settings: features.VerifySettings
 
 
-def input_fn(body: bytes | str, content_type: str) -> EmbedRequest | VerifyRequest:
+def input_fn(body: bytes | str, content_type: str) -> EmbedRequest | VerifyRequest | ModelRequest:
     """Decode the request, refusing anything that is not a safe image or a well-formed request."""
     media_type = (content_type or "").split(";")[0].strip().lower()
     raw = body.encode() if isinstance(body, str) else body
@@ -145,6 +153,8 @@ def input_fn(body: bytes | str, content_type: str) -> EmbedRequest | VerifyReque
         payload = json.loads(raw)
     except ValueError as error:
         raise ClientError("The request body is not JSON.", "invalid_request") from error
+    if payload == {"model": True}:
+        return ModelRequest()
     if isinstance(payload, dict) and "verify" in payload:
         try:
             return VerifyRequest(*features.parse_verify_request(payload))
@@ -166,19 +176,22 @@ def _json_images(payload: Any) -> list[bytes]:
         raise ClientError("An entry of 'images' is not valid base64.", "invalid_request") from error
 
 
-def predict_fn(request: EmbedRequest | VerifyRequest, model: vision_model.VisionModel) -> dict[str, Any]:
+def predict_fn(request: EmbedRequest | VerifyRequest | ModelRequest, model: vision_model.VisionModel) -> dict[str, Any]:
+    if isinstance(request, ModelRequest):
+        return {"model": model.encoder.signature, "dim": model.dim}
     if isinstance(request, VerifyRequest):
         return features.verdicts_json(model.verify(request.query, request.candidates, request.settings))
     max_pixels = int(os.environ.get("CLIP_MAX_PIXELS", str(pixels.DEFAULT_MAX_PIXELS)))
+    signed = {"model": model.encoder.signature}
     try:
         if not request.features:
-            return embeddings_json(model.embed(request.images, max_pixels), request.binary)
+            return {**embeddings_json(model.embed(request.images, max_pixels), request.binary), **signed}
         embeddings, found = model.describe(request.images, max_pixels)
     except pixels.InvalidImageError as error:
         raise ClientError(str(error), error.code) from error
     # Serialising features is zlib work that releases the GIL: on the host threads, not this one.
     encoded = model.in_parallel(lambda item: item.to_base64(with_mirror=True), found)
-    return {**embeddings_json(embeddings, request.binary), "features": encoded}
+    return {**embeddings_json(embeddings, request.binary), **signed, "features": encoded}
 
 
 def embeddings_json(embeddings: Any, binary: bool) -> dict[str, Any]:

@@ -60,6 +60,21 @@ def test_the_trigger_runs_after_the_stores_and_every_function_whose_role_it_maps
         assert synthesized.logical_id(function.role) in depends, name
 
 
+def test_the_trigger_runs_once_the_endpoint_can_name_its_model(synthesized: Synthesized) -> None:
+    # Given the collection records the signature of the model the endpoint serves (vector_index.py)
+    stack = synthesized.stack
+    endpoint = str(stack.resolve(stack.get_logical_id(stack.clip.endpoint)))
+    # Then the trigger waits for the endpoint, and the provisioning function may invoke it (that one only)
+    assert synthesized.resources[endpoint]["Type"] == "AWS::SageMaker::Endpoint"
+    assert endpoint in trigger_of(synthesized)["DependsOn"]
+    policies = RolePolicies(synthesized.stack, synthesized.template.to_json())
+
+    def invoked(function: str) -> set[str]:
+        return {grant.resource for grant in policies.grants(function) if grant.action == "sagemaker:InvokeEndpoint"}
+
+    assert invoked("provision") == invoked("dedupe") and len(invoked("provision")) == 1
+
+
 def test_the_provisioning_function_gets_the_stores_it_provisions(synthesized: Synthesized) -> None:
     environment = environment_of(synthesized)
     assert environment["MILVUS_COLLECTION"] == synthesized.config.milvus_collection

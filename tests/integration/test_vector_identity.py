@@ -74,7 +74,7 @@ def collection_switched_to(name: str) -> Iterator[VectorIndex]:
     get_settings.cache_clear()
     aws.reset_clients()
     index = VectorIndex(name)
-    index.ensure_collection(get_settings().embedding_dim)
+    index.ensure_collection(get_settings().embedding_dim, get_embedder().model_signature)
     try:
         yield index
     finally:
@@ -126,6 +126,6 @@ def test_a_collection_with_auto_ids_is_refused_with_the_way_out(local_stack: Loc
     try:
         # When it is to be used, then it is refused with the way out: a backfill into a new collection
         with pytest.raises(AutoIdCollection, match="backfill"):
-            VectorIndex("image_embeddings_auto").ensure_collection(8)
+            VectorIndex("image_embeddings_auto").ensure_collection(8, "any-model")
     finally:
         client.drop_collection("image_embeddings_auto")

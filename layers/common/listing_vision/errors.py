@@ -106,6 +106,14 @@ class NotProvisioned(VisionError):
     code = "not_provisioned"
 
 
+class ModelMismatch(NotProvisioned):
+    """The embedding model (its bytes or preprocessing) differs from the model whose vectors the
+    Milvus collection holds: searching or writing would mix incomparable vectors. The way out is a
+    backfill into a new collection, then switching to it (README "Changing the model")."""
+
+    code = "model_mismatch"
+
+
 HTTP_STATUS: dict[type[VisionError], int] = {
     InvalidRequest: 400,
     Forbidden: 403,

@@ -2,7 +2,8 @@
 deploy (the `provision` function, a CDK trigger: infra/constructs/provisioning.py) and by the local
 stack after it has made what CloudFormation would (local/provision.py).
 
-- the Milvus collection (`MILVUS_COLLECTION`), its HNSW/IP index, loaded;
+- the Milvus collection (`MILVUS_COLLECTION`), its HNSW/IP index, loaded, recording the signature of
+  the model whose vectors it holds (asked of the embedding endpoint: `vector_index.py`);
 - the OpenSearch listings index (`LISTINGS_INDEX`) with its mapping;
 - where the domain uses fine-grained access control (`OPENSEARCH_ACCESS=fine_grained`), an
   OpenSearch role limited to the listings index and the mapping of each function's IAM role
@@ -70,8 +71,10 @@ def provision(
     vectors: VectorIndex | None = None,
     listings: ListingsIndex | None = None,
     search: OpenSearch | None = None,
+    model: str | None = None,
 ) -> dict[str, str]:
-    """Create or bring up to date every provisioned store; returns each step's outcome by name."""
+    """Create or bring up to date every provisioned store; returns each step's outcome by name.
+    `model`: the signature of the vectors the collection holds (default: the stage's embedder's)."""
     settings = settings or get_settings()
     search = search or opensearch_client()
     vectors = vectors or VectorIndex(settings.milvus_collection)
@@ -80,7 +83,11 @@ def provision(
     if settings.opensearch_access == "fine_grained":
         # First: with fine-grained access control the functions (this one aside) can do nothing until mapped
         report.update(ensure_role_mapping(search, settings))
-    report[f"milvus:collection:{vectors.collection}"] = vectors.ensure_collection(settings.embedding_dim)
+    if model is None:
+        from listing_vision.embeddings.factory import get_embedder
+
+        model = get_embedder().model_signature
+    report[f"milvus:collection:{vectors.collection}"] = vectors.ensure_collection(settings.embedding_dim, model)
     report[f"opensearch:index:{listings.name}"] = listings.ensure_index()
     return report
 

@@ -30,6 +30,12 @@ class Embedder(Protocol):
     model_id: str
     dim: int
 
+    @property
+    def model_signature(self) -> str:
+        """What the vectors depend on (model bytes and preprocessing: `clip_onnx.model_signature`); the
+        collection they go to must record the same (`VectorIndex.require`)."""
+        ...
+
     def embed(self, images: Sequence[bytes]) -> np.ndarray: ...
 
     def describe(self, images: Sequence[bytes]) -> list[Description]: ...

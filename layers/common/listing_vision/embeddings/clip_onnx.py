@@ -14,10 +14,15 @@ rescale 1/255, CLIP mean/std, channels first):
   all of it and a copy squashed to a square embeds like its original, where a centre crop would
   cut different content away. Vectors from the two modes are not comparable: changing the mode
   means re-embedding the catalogue (the backfill).
+
+What a vector depends on, the model file's bytes and the preprocessing, is the encoder's
+`signature`; the catalogue's collection records the signature of the vectors it holds
+(`jewelry/vector_index.py`), so vectors of two models are never mixed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Sequence
@@ -106,6 +111,17 @@ def providers(prefer_gpu: bool) -> list[str]:
     return [*chosen, "CPUExecutionProvider"]
 
 
+def model_signature(model_path: str | os.PathLike[str], resize: Resize, image_size: int) -> str:
+    """What makes two vectors comparable: the same model bytes (SHA-256, so fp32, fp16 and int8
+    exports differ, whatever the file is called) and the same preprocessing, e.g.
+    `sha256:1f2e3d4c5b6a7988/squash-224`."""
+    digest = hashlib.sha256()
+    with open(model_path, "rb") as model:
+        while chunk := model.read(1 << 20):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()[:16]}/{resize}-{image_size}"
+
+
 class ClipEncoder:
     """An ONNX image encoder (`pixel_values` [N,3,224,224] → embeddings [N,D]) with CLIP preprocessing.
 
@@ -134,6 +150,7 @@ class ClipEncoder:
         self.input_type = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
         self.image_size = int(inputs[0].shape[-1]) if isinstance(inputs[0].shape[-1], int) else 224
         self.dim = int(self.session.get_outputs()[0].shape[-1])
+        self.signature = model_signature(model_path, self.resize, self.image_size)
         self._lock = threading.Lock()
 
     @property

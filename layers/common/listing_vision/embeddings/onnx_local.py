@@ -30,6 +30,7 @@ class OnnxEmbedder:
         self.model = VisionModel(self.encoder)
         self.dim = self.encoder.dim
         self.model_id = f"onnx:{self.model_path.name}"
+        self.model_signature = self.encoder.signature
         self.max_pixels = max_pixels
 
     def embed(self, images: Sequence[bytes]) -> np.ndarray:

@@ -9,6 +9,10 @@ as they are, no base64: `multipart.py`), batched under the payload limit. The du
 features and verdicts come from the same endpoint (`features` = true, and `{"verify": {...}}`,
 `imaging/features.py`).
 
+The endpoint's model signature (`clip_onnx.model_signature`) is asked once, and every embedding
+answer carries it: an answer from another model (one swapped in by a deployment while this
+container runs) raises `ModelMismatch` rather than return vectors the collection cannot compare.
+
 Timeouts and retries are botocore's (standard mode retries throttling and 5xx). A model error
 becomes the matching domain error whatever its body: the serving code puts its error as one line
 of JSON first, the inference toolkit adds a stack trace as text, and a body that is not ours is
@@ -30,7 +34,7 @@ from listing_vision.concurrency import thread_map
 from listing_vision.embeddings import multipart
 from listing_vision.embeddings.base import Description
 from listing_vision.embeddings.transport import for_transport
-from listing_vision.errors import PayloadTooLarge, UnsupportedMedia, UpstreamError, VisionError
+from listing_vision.errors import ModelMismatch, PayloadTooLarge, UnsupportedMedia, UpstreamError, VisionError
 from listing_vision.imaging.decode import image_error
 from listing_vision.imaging.features import Candidate, ImageFeatures, Verdict, VerifySettings, verify_request
 from listing_vision.imaging.pixels import InvalidImageError
@@ -62,6 +66,27 @@ class SageMakerEmbedder:
         self.max_pixels = max_pixels
         self.max_payload_bytes = max_payload_bytes
         self.model_id = f"sagemaker:{endpoint_name}"
+        self._signature: str | None = None
+
+    @property
+    def model_signature(self) -> str:
+        """The endpoint's model signature, asked on first use and then pinned for this container."""
+        if self._signature is None:
+            answer = self._call(json.dumps({"model": True}).encode(), "application/json")
+            if not isinstance(answer.get("model"), str):
+                raise UpstreamError("The embedding endpoint did not name its model.", code="embedding_failed")
+            self._signature = answer["model"]
+        return self._signature
+
+    def _check_model(self, payload: dict[str, Any]) -> None:
+        served = payload.get("model")
+        if served != self.model_signature:
+            raise ModelMismatch(
+                f"The embedding endpoint now serves model {served!r}, not {self.model_signature!r} whose vectors this "
+                "function's collection holds: refused until the endpoint serves that model again (a deployment "
+                "rolled back), or the stage is switched to a collection of the new model's vectors.",
+                details={"served": served, "expected": self.model_signature},
+            )
 
     def embed(self, images: Sequence[bytes]) -> np.ndarray:
         def embed_batch(batch: list[bytes]) -> np.ndarray:
@@ -125,6 +150,7 @@ class SageMakerEmbedder:
 
     def _embeddings(self, payload: dict[str, Any], expected: int) -> np.ndarray:
         """The answer's embeddings: base64 of little-endian float32 (what a multipart request gets)."""
+        self._check_model(payload)
         try:
             vectors = np.frombuffer(base64.b64decode(payload.get("embeddings", ""), validate=True), "<f4")
             vectors = vectors.reshape(-1, self.dim).astype(np.float32)

@@ -88,6 +88,16 @@ class DedupeService:
         self.claims = stores.claims
         self.settings = get_settings()
         self.finder = DuplicateFinder(stores, embedder, self.settings)
+        self._ready_for: str | None = None  # the model signature the collection was checked for
+
+    def require_ready(self) -> None:
+        """Before any search or vector write: the collection exists and holds vectors of the model
+        the embedder serves (`NotProvisioned`, `ModelMismatch`: 503). Checked once per model: the
+        endpoint's embedder pins the signature it was checked with, and refuses any answer of another."""
+        signature = self.embedder.model_signature
+        if signature != self._ready_for:
+            self.vectors.require(signature)
+            self._ready_for = signature
 
     # --- the endpoint's operation -------------------------------------------------------------
     def check_and_store(
@@ -121,6 +131,7 @@ class DedupeService:
         stored: storage.StoredImage | None = None
         vector_id: int | None = None
         try:
+            self.require_ready()
             described = self.embedder.describe([upload.data])[0]
             vector = described.embedding
             if check_duplicate:

@@ -178,6 +178,8 @@ class UploadIndexer:
             else:
                 outcomes[key] = self._duplicate(bucket, key, existing.path or "", "exact")
         try:
+            if claimed or restore:
+                self.dedupe.require_ready()  # never index into a collection of another model's vectors
             described = self.embedder.describe([c.data for c in claimed + restore]) if claimed or restore else []
             for candidate, description in zip(claimed, described, strict=False):
                 outcomes[candidate.key] = self._store(candidate, website, description)

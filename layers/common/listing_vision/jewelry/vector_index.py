@@ -1,5 +1,10 @@
 """The Milvus collection of jewelry image embeddings (IP metric on normalised vectors).
 
+A collection holds the vectors of one model: it records the model's signature (model bytes and
+preprocessing, `clip_onnx.model_signature`) as its `embedding.model` property when provisioning
+makes it, and `require` refuses a function whose model differs (`ModelMismatch`). Changing the
+model is a backfill into a new collection, then a switch (`MILVUS_COLLECTION`), never mixed vectors.
+
 One client per process: Milvus Lite allows one process per data directory, and a server
 connection is expensive to set up, so no client is created per request. pymilvus (which imports
 pandas: over a second) is imported with the first client, not with this module.
@@ -18,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from listing_vision.config import get_settings
-from listing_vision.errors import NotProvisioned, missing_store_as_not_provisioned
+from listing_vision.errors import ModelMismatch, NotProvisioned, missing_store_as_not_provisioned
 from listing_vision.redaction import register_secret
 
 if TYPE_CHECKING:
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
 _lock = threading.Lock()
 
 HNSW_BUILD_PARAMS = {"M": 16, "efConstruction": 200}
+MODEL_PROPERTY = "embedding.model"  # the collection property naming the model of its vectors
 
 
 def is_lite_uri(uri: str) -> bool:
@@ -123,15 +129,21 @@ class VectorIndex:
     def client(self) -> MilvusClient:
         return self.connect()
 
-    def ensure_collection(self, dim: int) -> str:
-        """Create the collection and its HNSW/IP index if missing, then load it (search needs it loaded);
-        returns "created", or "unchanged" when it was already there, indexed and loaded."""
+    def ensure_collection(self, dim: int, model: str) -> str:
+        """Create the collection for `model`'s vectors and its HNSW/IP index if missing, then load it
+        (search needs it loaded); returns "created", "loaded", "model recorded" (a collection made before
+        collections recorded their model: it is taken to hold this model's vectors), or "unchanged"
+        when it was already there, indexed, loaded and recorded. A collection of another model's
+        vectors is refused with the way out."""
         client, name = self.client, self.collection
         if client.has_collection(name) and client.describe_collection(name).get("auto_id"):
             raise AutoIdCollection(
                 f"The Milvus collection {name!r} has auto ids (made by an earlier version). Index the buckets "
                 "into a new collection with the backfill (MILVUS_COLLECTION=<new name>), then switch to it."
             )
+        recorded = self.model() if client.has_collection(name) else None
+        if recorded is not None and recorded != model:
+            raise self._mismatch(recorded, model)
         if not client.has_collection(name):
             from pymilvus import DataType
 
@@ -144,26 +156,55 @@ class VectorIndex:
             schema.add_field("created_at", DataType.INT64)
             index = client.prepare_index_params()
             index.add_index(field_name="embedding", index_type="HNSW", metric_type="IP", params=HNSW_BUILD_PARAMS)
-            client.create_collection(name, schema=schema, index_params=index)
+            client.create_collection(name, schema=schema, index_params=index, properties={MODEL_PROPERTY: model})
             client.load_collection(name)
             return "created"
+        outcome = "unchanged"
+        if recorded is None:
+            client.alter_collection_properties(name, properties={MODEL_PROPERTY: model})
+            outcome = "model recorded"
         state = client.get_load_state(name).get("state")
-        if str(state).rsplit(".", 1)[-1] == "Loaded":
-            return "unchanged"
-        client.load_collection(name)
-        return "loaded"
+        if str(state).rsplit(".", 1)[-1] != "Loaded":
+            client.load_collection(name)
+            outcome = "loaded" if outcome == "unchanged" else outcome
+        return outcome
 
     def exists(self) -> bool:
         return bool(self.client.has_collection(self.collection))
 
-    def require(self) -> None:
-        """Raise `NotProvisioned` unless the collection exists (a function checks once per container
-        before it accepts work that needs it)."""
+    def model(self) -> str | None:
+        """The signature of the model whose vectors this collection holds (None: not recorded)."""
+        properties = self.client.describe_collection(self.collection).get("properties") or {}
+        return properties.get(MODEL_PROPERTY)
+
+    def require(self, model: str | None = None) -> None:
+        """Raise `NotProvisioned` unless the collection exists, and, given a model signature,
+        `ModelMismatch` unless the collection holds that model's vectors (a function checks before
+        it searches or writes: `DedupeService.require_ready`)."""
         if not self.exists():
             raise NotProvisioned(
                 f"The Milvus collection {self.collection!r} does not exist: provisioning has not run in this stage.",
                 details={"store": "Milvus collection", "name": self.collection},
             )
+        if model is None:
+            return
+        recorded = self.model()
+        if recorded is None:
+            raise NotProvisioned(
+                f"The Milvus collection {self.collection!r} does not record the model of its vectors: "
+                "the stage's provisioning has not run since the upgrade.",
+                details={"store": "Milvus collection", "name": self.collection},
+            )
+        if recorded != model:
+            raise self._mismatch(recorded, model)
+
+    def _mismatch(self, recorded: str, model: str) -> ModelMismatch:
+        return ModelMismatch(
+            f"The Milvus collection {self.collection!r} holds vectors of model {recorded}, and this stage's "
+            f"embedding model is {model}: their vectors cannot be compared. Backfill the catalogue into a new "
+            "collection with this model (MILVUS_COLLECTION=<new name>), then switch the stage to it.",
+            details={"collection": self.collection, "collection_model": recorded, "model": model},
+        )
 
     def find_exact(self, sha256: str, website: str) -> list[dict[str, Any]]:
         """Rows already indexed for these exact bytes in this storefront."""
