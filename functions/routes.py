@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from listing_vision.api.error_codes import CAPTION_PROVIDER, GATEWAY, IMAGE, JSON_BODY, MULTIPART_BODY
+from listing_vision.api.error_codes import CAPTION_PROVIDER, GATEWAY, IDEMPOTENCY, IMAGE, JSON_BODY, MULTIPART_BODY
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ ROUTES: tuple[Route, ...] = (
         "caption",
         "POST",
         "/generate_caption",
-        (*MULTIPART_BODY, *IMAGE, "no_piece_found", *CAPTION_PROVIDER, *GATEWAY),
+        (*MULTIPART_BODY, *IMAGE, "no_piece_found", *CAPTION_PROVIDER, *IDEMPOTENCY, *GATEWAY),
     ),
     Route(
         "generate",
@@ -45,6 +45,7 @@ ROUTES: tuple[Route, ...] = (
             "source_not_found",
             "storefront_forbidden",
             "worker_not_started",
+            *IDEMPOTENCY,
             *GATEWAY,
         ),
     ),
@@ -52,7 +53,15 @@ ROUTES: tuple[Route, ...] = (
         "generate",
         "POST",
         "/regenerate-image",
-        (*JSON_BODY, "job_not_found", "unknown_image_type", "job_in_progress", "worker_not_started", *GATEWAY),
+        (
+            *JSON_BODY,
+            "job_not_found",
+            "unknown_image_type",
+            "job_in_progress",
+            "worker_not_started",
+            *IDEMPOTENCY,
+            *GATEWAY,
+        ),
     ),
     Route("generate", "GET", "/jobs/{job_id}", ("invalid_request", "job_not_found", *GATEWAY)),
 )

@@ -2,14 +2,17 @@
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
+import hashlib
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler.openapi.params import File, Form, UploadFile
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import File, Form, Header, UploadFile
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from listing_vision import aws
 from listing_vision.api import create_resolver, current_caller
+from listing_vision.api.idempotency import HEADER_DESCRIPTION, HEADER_SCHEMA, PaidCalls, parse_key, replay_headers
 from listing_vision.embeddings.factory import get_embedder
 from listing_vision.jewelry.caption_service import CaptionService
 from listing_vision.jewelry.captions import get_captioner
@@ -27,6 +30,9 @@ def captions() -> CaptionService:
     return CaptionService(dedupe)
 
 
+paid_calls = aws.per_container(PaidCalls)
+
+
 @app.post("/generate_caption")
 @tracer.capture_method
 def generate_caption(
@@ -38,16 +44,28 @@ def generate_caption(
         Form(description="The storefront; default: the client's own when it holds one, else alya."),
     ] = None,
     scope: Annotated[Literal["storefront", "all"], Form()] = "storefront",
-) -> dict[str, Any]:
-    caller = current_caller(app)
-    return captions().caption_upload(
-        Upload(file.content, file.filename, caller.storefront(website)),
-        type,
-        get_captioner(),
-        caller=caller,
-        check_duplicate=check_duplicate == "yes",
-        scope=scope,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description=HEADER_DESCRIPTION, json_schema_extra=HEADER_SCHEMA)
+    ] = None,
+) -> Response[dict[str, Any]]:
+    key, caller = parse_key(idempotency_key), current_caller(app)
+    upload = Upload(file.content, file.filename, caller.storefront(website))
+    # The request as it means it: the photo's bytes by their hash (a retry's multipart boundary differs)
+    request = {
+        "file_sha256": hashlib.sha256(file.content).hexdigest(),
+        "filename": file.filename,
+        "type": type,
+        "check_duplicate": check_duplicate,
+        "website": upload.website,
+        "scope": scope,
+    }
+    once = paid_calls().bind("generate-caption", key, caller, request, app.lambda_context)
+    outcome = once(
+        lambda: captions().caption_upload(
+            upload, type, get_captioner(), caller=caller, check_duplicate=check_duplicate == "yes", scope=scope
+        )
     )
+    return Response(200, content_types.APPLICATION_JSON, outcome.result, replay_headers(outcome))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

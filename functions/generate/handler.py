@@ -9,12 +9,14 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from listing_vision import aws
 from listing_vision.api import create_resolver, current_caller
+from listing_vision.api.idempotency import HEADER_DESCRIPTION, HEADER_SCHEMA, PaidCalls, parse_key, replay_headers
 from listing_vision.config import get_settings
 from listing_vision.jewelry.generation import Generation
 from listing_vision.jewelry.jobs import JOB_ID_PATTERN, JobStore
@@ -28,6 +30,12 @@ app = create_resolver()
 def generation() -> Generation:
     worker = get_settings().generate_worker_function
     return Generation(JobStore(), ImageStore.from_settings(), aws.client("lambda"), worker)
+
+
+paid_calls = aws.per_container(PaidCalls)
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", description=HEADER_DESCRIPTION, json_schema_extra=HEADER_SCHEMA)
+]
 
 
 # Strict types (no `true` taken for 1, no "2" for 2) and no unknown fields: a request means what it says.
@@ -97,11 +105,18 @@ PREFER = (
 )
 
 
+REPLAYED: OpenAPIResponseHeader = {
+    "description": "`true` when a retry with the same `Idempotency-Key` is answered for the first request's job.",
+    "schema": {"type": "string"},
+}
+
+
 @app.post(
     "/generate-images",
     responses={
         200: {
             "description": "The job ended within the wait: its images (`status` says whether all were made).",
+            "headers": {"Idempotent-Replayed": REPLAYED},
             "content": {"application/json": {"model": FinishedJob}},
         },
         202: {
@@ -113,6 +128,7 @@ PREFER = (
                     "description": "`respond-async` when it was asked.",
                     "schema": {"type": "string"},
                 },
+                "Idempotent-Replayed": REPLAYED,
             },
             "content": {"application/json": {"model": JobAccepted}},
         },
@@ -122,24 +138,32 @@ PREFER = (
 def generate_images(
     request: GenerateImagesRequest,
     prefer: Annotated[str | None, Header(alias="Prefer", description=PREFER, max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response[dict[str, Any]]:
+    key, caller = parse_key(idempotency_key), current_caller(app)
     dimensions = request.dimensions_mm.model_dump() if request.dimensions_mm else None
     answer = generation().submit_and_wait(
         request.s3_urls,
         request.product_type,
         request.image_types,
         dimensions,
-        caller=current_caller(app),
+        caller=caller,
         prefer=prefer,
         remaining_s=app.lambda_context.get_remaining_time_in_millis() / 1000,
+        once=paid_calls().bind("generate-images", key, caller, request.model_dump(mode="json"), app.lambda_context),
     )
     return Response(answer.status_code, content_types.APPLICATION_JSON, answer.body, answer.headers)
 
 
 @app.post("/regenerate-image", status_code=202)
 @tracer.capture_method
-def regenerate_image(request: RegenerateImageRequest) -> dict[str, Any]:
-    return generation().regenerate(request.job_id, request.image_type, caller=current_caller(app))
+def regenerate_image(
+    request: RegenerateImageRequest, idempotency_key: IdempotencyKey = None
+) -> Response[dict[str, Any]]:
+    key, caller = parse_key(idempotency_key), current_caller(app)
+    once = paid_calls().bind("regenerate-image", key, caller, request.model_dump(mode="json"), app.lambda_context)
+    outcome = once(lambda: generation().regenerate(request.job_id, request.image_type, caller=caller))
+    return Response(202, content_types.APPLICATION_JSON, outcome.result, replay_headers(outcome))
 
 
 @app.get("/jobs/<job_id>")

@@ -2,7 +2,8 @@
 
 Function: `caption` (the API). It runs the duplicate check first (the content registry, the CLIP
 endpoint, Milvus), asks OpenAI or Anthropic for the caption (their key secrets), and stores a new
-photo in its storefront bucket under catalogue/.
+photo in its storefront bucket under catalogue/. A request with an `Idempotency-Key` is recorded in the
+idempotency table (Powertools idempotency), so its retry is answered from there.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from constructs import Construct
 
 from infra.constructs.dedupe import CLAIMS, STOREFRONTS
-from infra.constructs.platform import Platform, allow
+from infra.constructs.platform import IDEMPOTENCY, Platform, allow
 
 
 class Captions(Construct):
@@ -20,6 +21,7 @@ class Captions(Construct):
         self.functions = {"caption": self.function}
         buckets = [platform.bucket(setting) for setting in STOREFRONTS]
         allow(self.function, CLAIMS, [platform.table_arn("catalogue_table")])
+        allow(self.function, IDEMPOTENCY, [platform.table_arn("idempotency_table")])
         allow(
             self.function,
             ["s3:GetObject"],

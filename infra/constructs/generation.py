@@ -3,7 +3,8 @@
 Functions: `generate` (the API: records jobs, invokes the worker, reports jobs) and
 `generate-worker` (invoked asynchronously; retried once, failures to its queue). They reach: the
 storefront buckets (the source photos, read only), the generated bucket (outputs and ZIPs), the
-jobs table, the rate-limit table (the worker's shared token bucket) and OpenAI's key secret.
+jobs table, the idempotency table (the API's `Idempotency-Key` records), the rate-limit table (the
+worker's shared token bucket) and OpenAI's key secret.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from constructs import Construct
 
 from infra.constructs.dedupe import STOREFRONTS
-from infra.constructs.platform import Platform, allow
+from infra.constructs.platform import IDEMPOTENCY, Platform, allow
 from infra.constructs.service_function import ServiceFunction
 
 
@@ -31,6 +32,7 @@ class Generation(Construct):
         # A missing source is a 404 source_not_found: S3 answers it 404 only to a caller that may list, else 403.
         allow(api, ["s3:ListBucket"], [platform.bucket(setting).bucket_arn for setting in STOREFRONTS])
         allow(api, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [jobs])
+        allow(api, IDEMPOTENCY, [platform.table_arn("idempotency_table")])
         allow(api, ["lambda:InvokeFunction"], [worker.function.function_arn])
         api.function.add_environment("GENERATE_WORKER_FUNCTION", worker.function.function_name)
         allow(worker, ["s3:GetObject"], [*sources, outputs], f"{sources_why} {outputs_why}")

@@ -23,6 +23,11 @@ from infra.constructs.service_function import Network, ServiceFunction
 from infra.constructs.storage import Storage
 from infra.nag import ACKNOWLEDGED, acknowledge, nag_resource
 
+# What Powertools' DynamoDB idempotency layer calls (listing_vision/api/idempotency.py): a conditional put
+# of the in-progress record, the answer's update, and the record's deletion when the call fails. No read:
+# a put refused because the key holds a record returns that record (ReturnValuesOnConditionCheckFailure).
+IDEMPOTENCY = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+
 # The singleton CDK adds to a stack the first time a bucket notification is configured.
 NOTIFICATIONS_HANDLER = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
 

@@ -203,6 +203,18 @@ class Settings(BaseSettings):
         "Inside API Gateway's 29 s, with time to answer, and under the function's p95-duration alarm (80 % of its "
         "29 s); 0 answers every submission at once.",
     )
+    idempotency_table: str = Field(
+        "idempotency",
+        description="DynamoDB table of `Idempotency-Key` records (Powertools idempotency): each paid call's "
+        "answer per client and key, replayed to a retry.",
+    )
+    idempotency_expiry_s: int = Field(
+        86_400,
+        ge=60,
+        le=30 * 86_400,
+        description="How long a request's `Idempotency-Key` holds its answer: a retry within it is answered "
+        "from the record and starts nothing new; after it, the key is free again.",
+    )
     catalogue_table: str = Field(
         "image-catalogue",
         description="DynamoDB table with one record per stored jewelry image content "

@@ -83,6 +83,12 @@ TABLES: tuple[TableSpec, ...] = (
         "catalogue_table", "content_id", "expires_at", "stored jewelry images by content (claims, exact duplicates)"
     ),
     TableSpec(
+        "idempotency_table",
+        "id",
+        "expiration",
+        "Idempotency-Key records of paid calls and their answers (Powertools idempotency's key and TTL attributes)",
+    ),
+    TableSpec(
         "api_clients_table", "key_hash", None, "API clients: their keys' hashes and the storefronts they may use"
     ),
 )

@@ -1,12 +1,13 @@
 """The bad-input corpus, part two: JSON shapes and depth, duplicate keys, strict types, numbers at the
-edges, enum values, URLs and filenames on the JSON routes; ids in paths, unknown routes and methods."""
+edges, enum values, URLs and filenames on the JSON routes; ids in paths, unknown routes and methods;
+`Idempotency-Key` values on the three paid routes."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from tests.integration.bad_input.image_and_form_cases import JOB, UPLOAD, Case
+from tests.integration.bad_input.image_and_form_cases import JOB, PHOTO, UPLOAD, Case
 
 
 def deep(levels: int) -> bytes:
@@ -233,3 +234,39 @@ def path_cases() -> list[Case]:
         Case("route:trailing-segment", "GET", f"/jobs/{JOB}/x", 404, "route_not_found"),
     ]
     return cases
+
+
+# Idempotency-Key values refused before anything is read or written: 1 to 255 visible ASCII characters.
+BAD_IDEMPOTENCY_KEYS: list[tuple[str, str | bytes]] = [
+    ("256-chars", "k" * 256),
+    ("4000-chars", "k" * 4000),
+    ("space-inside", "order 42"),
+    ("tab-inside", "order\t42"),
+    ("latin-1-obs-text", "cl\xe9".encode("latin-1")),
+    ("utf-8-bytes", "ключ".encode()),
+    ("empty", ""),
+]
+
+
+def idempotency_key_cases() -> list[Case]:
+    requests_by_route: dict[str, dict[str, Any]] = {
+        "/generate-images": {"json": {"s3_urls": "s3://alyaimg/catalogue/none.jpg", "product_type": "ear"}},
+        "/regenerate-image": {"json": {"job_id": JOB, "image_type": 1}},
+        "/generate_caption": {
+            "files": {"file": ("ring.jpg", PHOTO, "image/jpeg")},
+            "data": {"type": "ring", "check_duplicate": "no"},
+        },
+    }
+    return [
+        Case(
+            f"{route[1:]}:idempotency-key-{name}",
+            "POST",
+            route,
+            400,
+            "invalid_idempotency_key",
+            route,
+            {**request, "headers": {"Idempotency-Key": key}},
+        )
+        for route, request in requests_by_route.items()
+        for name, key in BAD_IDEMPOTENCY_KEYS
+    ]

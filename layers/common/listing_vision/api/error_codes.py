@@ -50,6 +50,10 @@ _OURS: tuple[ErrorCode, ...] = (
         "No piece stands out from the photo's background (the offline captioner; generation reports it per type).",
     ),
     ErrorCode("upload_in_progress", 409, "The same bytes are being stored by another request."),
+    # retries (Idempotency-Key)
+    ErrorCode("invalid_idempotency_key", 400, "Idempotency-Key is empty, over 255 characters or not visible ASCII."),
+    ErrorCode("idempotency_key_reused", 422, "This Idempotency-Key was used for another request (another body)."),
+    ErrorCode("idempotency_in_progress", 409, "The first request with this Idempotency-Key is still running."),
     # access
     ErrorCode("storefront_forbidden", 403, "The client's key does not cover this storefront."),
     ErrorCode("scope_forbidden", 403, "The client may search its own storefronts only."),
@@ -106,6 +110,7 @@ GATEWAY = (
     "not_provisioned",
     "internal_error",
 )
+IDEMPOTENCY = ("invalid_idempotency_key", "idempotency_key_reused", "idempotency_in_progress")
 JSON_BODY = ("invalid_request", "malformed_json", "malformed_body", "unsupported_content_type")
 MULTIPART_BODY = ("invalid_request", "malformed_multipart", "malformed_body", "unsupported_content_type")
 IMAGE = (

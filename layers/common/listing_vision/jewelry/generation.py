@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -21,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from listing_vision.api.access import Caller
+from listing_vision.api.idempotency import Outcome, replay_headers
 from listing_vision.config import get_settings
 from listing_vision.errors import InvalidRequest, NotFound, UpstreamError
 from listing_vision.jewelry import storage
@@ -167,20 +169,33 @@ class Generation:
         caller: Caller,
         prefer: str | None = None,
         remaining_s: float | None = None,
+        once: Callable[[Callable[[], dict[str, Any]]], Outcome] | None = None,
     ) -> Answer:
         """Submit, then wait for the job as `prefer` (the `Prefer` header) asks, within
         `GENERATION_SYNC_WAIT_S` and the API function's `remaining_s`: 200 with the job's view (the
         original API's `original_image_url`, `gen_images`, `zip_url`) when it has ended, else 202 with
-        the submission and `Location: /jobs/{id}`."""
+        the submission and `Location: /jobs/{id}`.
+
+        `once` (an `Idempotency-Key`: api/idempotency.py) makes the submission itself idempotent, not
+        the answer: a retry gets the first request's job, never a second one, and is answered for that
+        job as it is now (waited for as the first request was), 200 once it has ended, else 202 with
+        its current status. A client retrying after a timeout wants the images, not a stale 202."""
         preference = Preference.parse(prefer)
         limit_s = get_settings().generation_sync_wait_s
         if remaining_s is not None:
             limit_s = min(limit_s, remaining_s - ANSWER_MARGIN_S)
-        accepted = self.submit(s3_urls, product_type, image_types, dimensions_mm, caller=caller)
+
+        def submit() -> dict[str, Any]:
+            return self.submit(s3_urls, product_type, image_types, dimensions_mm, caller=caller)
+
+        outcome = once(submit) if once is not None else Outcome(submit())
+        accepted = outcome.result
         job = self.wait(accepted["job_id"], preference.wait_for(limit_s))
         if job is not None:
-            return Answer(200, self.job_view(job))
-        headers = {"Location": accepted["status_url"]}
+            return Answer(200, self.job_view(job), replay_headers(outcome))
+        if outcome.replayed:
+            accepted = {**accepted, "status": self.jobs.get(accepted["job_id"]).status}
+        headers = {"Location": accepted["status_url"], **replay_headers(outcome)}
         if preference.respond_async:
             headers["Preference-Applied"] = "respond-async"
         return Answer(202, accepted, headers)
