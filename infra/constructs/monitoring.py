@@ -11,6 +11,10 @@ policy lets CloudWatch use it: alarms cannot publish to a topic under the AWS ma
   authorizer refuses an unknown key by raising `Unauthorized`, which Lambda counts as an error: its
   alarm subtracts the refusals it counts, `KeysRefused`, so a wrong key wakes no one);
 - every failure queue: any message (an event that failed all its retries);
+- a release (infra/constructs/releases.py) is rolled back when its function's errors, throttles or
+  p95-duration alarm goes off while CodeDeploy shifts traffic; not on its failure queue's, which
+  counts messages that may predate the release (a backlog awaiting a redrive would block every
+  release of the function that fixes it);
 - the migration: any failed execution, any failed batch (the Map tolerates a few, reported by
   its Verify step as the `BatchesFailed` metric);
 - the CLIP endpoint: p95 model latency over 1 s (a batch takes tens of ms on the GPU), any 5xx,
@@ -125,7 +129,7 @@ class Monitoring(Construct):
 
     def alarm(
         self, name: str, metric: cloudwatch.IMetric, threshold: float, description: str, periods: int = 1
-    ) -> None:
+    ) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
             self,
             name,
@@ -139,6 +143,7 @@ class Monitoring(Construct):
         )
         alarm.add_alarm_action(actions.SnsAction(self.topic))
         self.alarms[name] = alarm
+        return alarm
 
     def _api(self, api: apigw.RestApi, stage: str) -> None:
         requests = api.metric_count(period=FIVE_MINUTES, statistic="Sum")
@@ -165,18 +170,20 @@ class Monitoring(Construct):
                 label=f"errors other than {refusals}",
                 period=FIVE_MINUTES,
             )
-        self.alarm(f"{prefix}Errors", errors, 1, f"{name}: an unhandled error.")
-        self.alarm(
+        failing = self.alarm(f"{prefix}Errors", errors, 1, f"{name}: an unhandled error.")
+        throttled = self.alarm(
             f"{prefix}Throttles", fn.metric_throttles(period=FIVE_MINUTES, statistic="Sum"), 1, f"{name}: throttled."
         )
         limit_ms = 0.8 * function.spec.timeout_s * 1000
-        self.alarm(
+        slow = self.alarm(
             f"{prefix}DurationP95",
             fn.metric_duration(period=FIVE_MINUTES, statistic="p95"),
             limit_ms,
             f"{name}: p95 duration over 80 % of its {function.spec.timeout_s} s timeout.",
             3,
         )
+        for alarm in (failing, throttled, slow):  # any of them during a release rolls it back
+            function.release.add_alarm(alarm)
         if function.failure_queue is not None:
             depth = function.failure_queue.metric_approximate_number_of_messages_visible(
                 period=FIVE_MINUTES, statistic="Maximum"
