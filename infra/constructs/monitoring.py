@@ -14,7 +14,8 @@ policy lets CloudWatch use it: alarms cannot publish to a topic under the AWS ma
 - a release (infra/constructs/releases.py) is rolled back when its function's errors, throttles or
   p95-duration alarm goes off while CodeDeploy shifts traffic; not on its failure queue's, which
   counts messages that may predate the release (a backlog awaiting a redrive would block every
-  release of the function that fixes it);
+  release of the function that fixes it); a model update of the CLIP endpoint, on its 5xx or
+  p95-latency alarm during its baking period (infra/constructs/clip_endpoint.py);
 - the migration: any failed execution, any failed batch (the Map tolerates a few, reported by
   its Verify step as the `BatchesFailed` metric);
 - the CLIP endpoint: p95 model latency over 1 s (a batch takes tens of ms on the GPU), any 5xx,
@@ -212,14 +213,17 @@ class Monitoring(Construct):
                 namespace=namespace, metric_name=name, dimensions_map=dimensions, statistic=statistic, period=period
             )
 
-        self.alarm(
+        slow = self.alarm(
             "EndpointLatencyP95",
             metric("AWS/SageMaker", "ModelLatency", "p95"),
             1_000_000,  # microseconds
             "CLIP endpoint p95 model latency over 1 s.",
             3,
         )
-        self.alarm("EndpointErrors", metric("AWS/SageMaker", "Invocation5XXErrors", "Sum"), 1, "CLIP endpoint 5xx.")
+        failing = self.alarm(
+            "EndpointErrors", metric("AWS/SageMaker", "Invocation5XXErrors", "Sum"), 1, "CLIP endpoint 5xx."
+        )
+        endpoint.roll_back_on([failing, slow])  # a model update that errs or slows is rolled back
         # Saturation, in the mode's own terms: the GPU; the CPUs (CPUUtilization sums its cores, 100 % each);
         # or the share of the serverless concurrency in use (beyond it, invocations are throttled).
         if endpoint.options.on_gpu:

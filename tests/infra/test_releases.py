@@ -173,3 +173,65 @@ def test_the_example_dev_stage_releases_all_at_once() -> None:
     example = json.loads((ROOT / "infra/stages/dev.example.json").read_text())
     assert example["release"] == "all_at_once"
     assert deployment_config(example["release"]).deployment_config_name == "CodeDeployDefault.LambdaAllAtOnce"
+
+
+def test_a_model_update_is_blue_green_baked_and_rolled_back_on_the_endpoints_alarms(
+    synthesized: Synthesized,
+) -> None:
+    # Given the CLIP endpoint and its alarms
+    from infra.constructs.clip_endpoint import BAKE_S, UPDATE_TIMEOUT_S
+
+    monitoring = synthesized.stack.monitoring
+    (endpoint,) = synthesized.of_type("AWS::SageMaker::Endpoint").values()
+    deployment = endpoint["Properties"]["DeploymentConfig"]
+    # Then an update makes a new fleet beside the old, shifts all traffic to it, and bakes it before the old goes
+    policy = deployment["BlueGreenUpdatePolicy"]
+    assert policy["TrafficRoutingConfiguration"] == {"Type": "ALL_AT_ONCE"}
+    assert policy["TerminationWaitInSeconds"] == BAKE_S >= 15 * 60  # the p95 alarm's three 5-minute periods
+    assert 600 <= BAKE_S < policy["MaximumExecutionTimeoutInSeconds"] == UPDATE_TIMEOUT_S <= 28800
+    # and rolls back when the endpoint's 5xx or p95-latency alarm goes off meanwhile
+    named = [alarm["AlarmName"] for alarm in deployment["AutoRollbackConfiguration"]["Alarms"]]
+    expected = [monitoring.alarms[name] for name in ("EndpointErrors", "EndpointLatencyP95")]
+    assert named == [{"Ref": synthesized.logical_id(alarm)} for alarm in expected]
+    # which SageMaker may read with the endpoint's role, and only those
+    role = synthesized.logical_id(synthesized.stack.clip.role)
+    reads = [
+        statement["Resource"]
+        for policy in synthesized.of_type("AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Action"] == "cloudwatch:DescribeAlarms"
+    ]
+    assert reads == [[{"Fn::GetAtt": [synthesized.logical_id(alarm), "Arn"]} for alarm in expected]]
+
+
+@pytest.mark.parametrize(
+    ("function_name", "qualifier", "resource"),
+    [
+        ("generate-worker:live", None, "function:generate-worker:live"),
+        ("arn:aws:lambda:us-east-1:123456789012:function:migration:live", None, "function:migration:live"),
+        ("generate-worker", "live", "function:generate-worker:live"),
+        ("generate-worker", None, "function:generate-worker"),
+    ],
+)
+def test_a_recorded_invoke_keeps_its_qualifier_as_iam_sees_it(
+    function_name: str, qualifier: str | None, resource: str
+) -> None:
+    # Given an invoke as the code makes it (a name, an ARN, or a separate Qualifier)
+    from local.call_recorder import describe
+
+    params = {"FunctionName": function_name, **({"Qualifier": qualifier} if qualifier else {})}
+    # When the recorder describes it, then the resource is the qualified ARN a grant must cover
+    ((action, arn),) = describe("lambda", "Invoke", params)
+    assert action == "lambda:InvokeFunction" and arn == f"arn:aws:lambda:us-east-1:123456789012:{resource}"
+
+
+def test_a_grant_on_the_alias_does_not_allow_invoking_latest() -> None:
+    # Given the grant the generate function has (its worker's alias), then $LATEST stays refused, as on AWS
+    from local.call_recorder import Call
+    from tests.infra.iam import Grant
+
+    alias = "arn:aws:lambda:us-east-1:123456789012:function:generate-worker:live"
+    grant = Grant("lambda:InvokeFunction", alias)
+    assert grant.allows(Call("generate", "lambda:InvokeFunction", alias))
+    assert not grant.allows(Call("generate", "lambda:InvokeFunction", alias.removesuffix(":live")))
