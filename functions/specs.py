@@ -64,6 +64,11 @@ class FunctionSpec:
         return f"{self.name}-failures" if self.asynchronous else None
 
 
+# Every function is released as a version behind this alias, and everything that invokes a function
+# (API Gateway, the authorizer, S3 notifications, Step Functions, EventBridge, other functions) names
+# the alias, never $LATEST: a release moves the alias (infra/constructs/releases.py).
+RELEASE_ALIAS = "live"
+
 # The migration's Map runs at most this many batches at once (context migration_max_concurrency is
 # refused above it), each an invocation of the migration function.
 MIGRATION_CONCURRENCY = 20

@@ -29,6 +29,20 @@ ALARM_SUBSCRIPTION = re.compile(r"^(?:[^@\s/]+@[^@\s/]+\.[^@\s/]+|https://[^\s/]
 PLACEHOLDER = re.compile(r"example\.(com|internal|org)|123456789012|<[^>]*>|CHANGE[-_ ]?ME", re.IGNORECASE)
 
 
+# How a release shifts each function's alias to its new version: CodeDeploy's predefined Lambda
+# configurations (infra/constructs/releases.py maps each name to one).
+Release = Literal[
+    "all_at_once",
+    "canary_10_percent_5_minutes",
+    "canary_10_percent_10_minutes",
+    "canary_10_percent_15_minutes",
+    "canary_10_percent_30_minutes",
+    "linear_10_percent_every_1_minute",
+    "linear_10_percent_every_2_minutes",
+    "linear_10_percent_every_3_minutes",
+    "linear_10_percent_every_10_minutes",
+]
+
 DEFAULT_INSTANCE_TYPES = {"realtime_gpu": "ml.g5.xlarge", "realtime_cpu": "ml.c6i.xlarge"}
 
 
@@ -149,6 +163,13 @@ class DeploymentConfig(BaseModel):
     waf: bool = Field(False, description="Associate a WAF web ACL with the API (AWS common rules, a rate per IP).")
     waf_requests_per_5_minutes: int = Field(
         2000, ge=100, description="With waf: requests one IP may send in 5 minutes before it is blocked."
+    )
+    release: Release = Field(
+        "canary_10_percent_5_minutes",
+        description="How a release shifts traffic to each function's new version (CodeDeploy, README 'Releasing "
+        "and rolling back'): `canary_10_percent_N_minutes` (10 % for N minutes, then all), "
+        "`linear_10_percent_every_N_minute(s)` (10 % more every N minutes) or `all_at_once`; the function's "
+        "alarms roll it back while it runs.",
     )
     alarm_subscription: str = Field(
         pattern=ALARM_SUBSCRIPTION.pattern,

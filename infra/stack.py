@@ -17,6 +17,7 @@ from infra.constructs.listings import Listings
 from infra.constructs.monitoring import Monitoring, Watched
 from infra.constructs.platform import Platform
 from infra.constructs.provisioning import Provisioning
+from infra.constructs.releases import Releases
 from infra.constructs.service_function import Network, ServiceFunction
 from infra.constructs.storage import Storage
 from infra.log_retention import retain_function_logs
@@ -91,6 +92,7 @@ class ListingVisionStack(Stack):
             clip=self.clip,
             environment=environment,
             opensearch_domain_arn=domain_arn,
+            releases=Releases(self, "Releases", config=config),
             network=self._network(config),
             secrets=secrets,
         )
@@ -105,7 +107,7 @@ class ListingVisionStack(Stack):
             **self.listings.functions,
         }
         self.api = RestApi(
-            self, "Api", platform=self.platform, functions={name: fn.function for name, fn in self.functions.items()}
+            self, "Api", platform=self.platform, functions={name: fn.alias for name, fn in self.functions.items()}
         )
         self.functions.update(self.api.functions)
         # What CloudFormation does not create (Milvus collection, listings index, OpenSearch role mapping),

@@ -177,7 +177,11 @@ def describe(service: str, operation: str, params: dict[str, Any]) -> list[tuple
         tables = list(params.get("RequestItems", {})) or [params.get("TableName", "")]
         return [(f"dynamodb:{operation}", f"arn:aws:dynamodb:{arn}:table/{table}") for table in tables]
     if service == "lambda":
-        name = str(params.get("FunctionName", "")).split(":function:")[-1].split(":")[0]
+        # The qualifier stays in the ARN, as IAM sees it: a grant on the alias `name:live` does not allow
+        # invoking `name` ($LATEST), nor the other way round
+        name = str(params.get("FunctionName", "")).split(":function:")[-1]
+        if params.get("Qualifier"):
+            name = f"{name}:{params['Qualifier']}"
         return [(LAMBDA_ACTIONS.get(operation, f"lambda:{operation}"), f"arn:aws:lambda:{arn}:function:{name}")]
     if service == "runtime.sagemaker":
         return [(f"sagemaker:{operation}", f"arn:aws:sagemaker:{arn}:endpoint/{params['EndpointName'].lower()}")]

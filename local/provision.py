@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from functions.specs import FUNCTIONS
+from functions.specs import FUNCTIONS, RELEASE_ALIAS
 from functions.triggers import S3_TRIGGERS
 from listing_vision import aws
 from listing_vision.config import Settings
@@ -86,7 +86,8 @@ def create_local_secrets(settings: Settings) -> None:
 def register_functions(settings: Settings) -> None:
     """Register every declared function with moto's Lambda, create the failure queue of each one
     invoked asynchronously, and subscribe functions to S3 events exactly as functions/triggers.py
-    declares (same buckets, events, prefix and suffix filters), as CDK does on AWS. Invocations run
+    declares (same buckets, events, prefix and suffix filters), each to the function's `live` alias,
+    as CDK does on AWS. Invocations run
     the in-process handlers (local/lambda_runtime.py); the code registered here is a placeholder
     moto requires."""
     iam = aws.client("iam")
@@ -116,6 +117,7 @@ def register_functions(settings: Settings) -> None:
                 Timeout=spec.timeout_s,
                 MemorySize=spec.memory_mb,
             )["FunctionArn"]
+        arns[spec.name] = _live_alias(lambda_client, spec.name)
         if spec.failure_queue:
             sqs.create_queue(QueueName=spec.failure_queue)
     configurations: dict[str, list[dict[str, Any]]] = {}
@@ -132,6 +134,17 @@ def register_functions(settings: Settings) -> None:
         s3.put_bucket_notification_configuration(
             Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": functions}
         )
+
+
+def _live_alias(lambda_client: Any, name: str) -> str:
+    """The function's `live` alias on a published version, as a deploy leaves it; its ARN is what
+    the S3 notifications name (on AWS too: infra/constructs/releases.py)."""
+    try:
+        return str(lambda_client.get_alias(FunctionName=name, Name=RELEASE_ALIAS)["AliasArn"])
+    except ClientError:
+        version = lambda_client.publish_version(FunctionName=name)["Version"]
+        alias = lambda_client.create_alias(FunctionName=name, Name=RELEASE_ALIAS, FunctionVersion=version)
+        return str(alias["AliasArn"])
 
 
 def failure_queues() -> list[str]:

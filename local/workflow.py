@@ -15,6 +15,7 @@ import json
 import tempfile
 from typing import Any
 
+from functions.specs import RELEASE_ALIAS
 from listing_vision import aws
 from local.lambda_runtime import ACCOUNT_ID
 
@@ -52,8 +53,9 @@ def synthesize_definition(function_name: str, artifacts_bucket: str, options: An
     with tempfile.TemporaryDirectory() as outdir:
         app = cdk.App(outdir=outdir)
         stack = cdk.Stack(app, "LocalMigration", env=cdk.Environment(account=ACCOUNT_ID, region=REGION))
+        # The function's alias, as the stack gives the construct (the tasks invoke the released version)
         function = lambda_.Function.from_function_arn(
-            stack, "Function", f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}"
+            stack, "Function", f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}:{RELEASE_ALIAS}"
         )
         bucket = s3.Bucket.from_bucket_name(stack, "Artifacts", artifacts_bucket)
         VisualFeaturesMigration(

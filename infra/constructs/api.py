@@ -125,7 +125,7 @@ class RestApi(Construct):
         keys = apigw.RequestAuthorizer(
             self,
             "ApiKeys",
-            handler=self.authorizer_function.function,
+            handler=self.authorizer_function.alias,
             identity_sources=[apigw.IdentitySource.header(KEY_HEADER)],
             results_cache_ttl=Duration.minutes(5),
         )

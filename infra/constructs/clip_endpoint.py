@@ -22,6 +22,13 @@ The endpoint also answers the duplicate check's model side: features of uploads 
 candidates (ORB + RANSAC + colour, OpenCV on the instance's CPUs; opencv-python-headless is in
 code/requirements.txt). Lambda functions never load OpenCV, which does not fit beside their layers.
 
+A model change (a new model.tar.gz, image or setting makes a new model and endpoint configuration)
+is rolled out by SageMaker's deployment guardrails (`roll_back_on`, wired by Monitoring): blue/green,
+the new fleet taking all traffic at once and baking for BAKE_S while the old one stays up, and rolled
+back to the old fleet if the endpoint's error or latency alarm goes off meanwhile (or the update
+fails). All at once in every mode: guardrails exclude serverless endpoints only from rolling updates,
+and a canary step needs a fleet of two instances or more to be a fraction of it.
+
 Only functions given `grant_invoke` may call it; the endpoint's own role reads its model
 artefact (that one object), pulls its image (that one repository) and writes its own log group.
 """
@@ -29,10 +36,12 @@ artefact (that one object), pulls its image (that one repository) and writes its
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_applicationautoscaling as autoscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
@@ -157,6 +166,13 @@ def repository_arn(image_uri: str) -> str:
     return f"arn:{Aws.PARTITION}:ecr:{match['region']}:{match['account']}:repository/{match['repo']}"
 
 
+# The baking period of a model update: the new fleet serves everything this long, watched by the
+# endpoint's alarms, before the old fleet goes (the p95-latency alarm needs three 5-minute periods).
+BAKE_S = 900
+# Creating the new fleet (a GPU instance and the image pull) plus the baking period, with room to spare
+UPDATE_TIMEOUT_S = 3600
+
+
 class ClipEndpoint(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, model_tarball: str, options: EndpointOptions) -> None:
         super().__init__(scope, construct_id)
@@ -176,7 +192,7 @@ class ClipEndpoint(Construct):
             retention=logs.RetentionDays.ONE_MONTH,
             removal_policy=RemovalPolicy.RETAIN if options.retain_logs else RemovalPolicy.DESTROY,
         )
-        role = iam.Role(
+        self.role = role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
@@ -273,6 +289,23 @@ class ClipEndpoint(Construct):
             predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
             scale_in_cooldown=Duration.minutes(5),
             scale_out_cooldown=Duration.minutes(1),
+        )
+
+    def roll_back_on(self, alarms: Sequence[cloudwatch.IAlarm]) -> None:
+        """Blue/green model updates, baked for BAKE_S and rolled back when one of these alarms goes
+        off (SageMaker reads them with the endpoint's role: DescribeAlarms on them)."""
+        self.endpoint.deployment_config = sagemaker.CfnEndpoint.DeploymentConfigProperty(
+            blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
+                traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(type="ALL_AT_ONCE"),
+                termination_wait_in_seconds=BAKE_S,
+                maximum_execution_timeout_in_seconds=UPDATE_TIMEOUT_S,
+            ),
+            auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+                alarms=[sagemaker.CfnEndpoint.AlarmProperty(alarm_name=alarm.alarm_name) for alarm in alarms]
+            ),
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=[a.alarm_arn for a in alarms])
         )
 
     @property

@@ -76,6 +76,6 @@ class Dedupe(Construct):
             self,
             "ReconcileHourly",
             schedule=events.Schedule.rate(Duration.hours(1)),
-            targets=[targets.LambdaFunction(reconcile.function, event=events.RuleTargetInput.from_object({}))],
+            targets=[targets.LambdaFunction(reconcile.alias, event=events.RuleTargetInput.from_object({}))],
         )
         wire_s3_triggers(self.functions, platform.storage.buckets)

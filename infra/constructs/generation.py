@@ -33,8 +33,9 @@ class Generation(Construct):
         allow(api, ["s3:ListBucket"], [platform.bucket(setting).bucket_arn for setting in STOREFRONTS])
         allow(api, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [jobs])
         allow(api, IDEMPOTENCY, [platform.table_arn("idempotency_table")])
-        allow(api, ["lambda:InvokeFunction"], [worker.function.function_arn])
-        api.function.add_environment("GENERATE_WORKER_FUNCTION", worker.function.function_name)
+        # The worker's alias (name:live): the invoke and its grant name the released version, never $LATEST
+        allow(api, ["lambda:InvokeFunction"], [worker.alias.function_arn])
+        api.function.add_environment("GENERATE_WORKER_FUNCTION", worker.alias.function_name)
         allow(worker, ["s3:GetObject"], [*sources, outputs], f"{sources_why} {outputs_why}")
         allow(worker, ["s3:PutObject"], [outputs], outputs_why)
         # A retry looks for the image its dead attempt stored (a paid edit, not made twice): a missing

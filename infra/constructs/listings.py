@@ -74,7 +74,7 @@ class Listings(Construct):
         self.migration = VisualFeaturesMigration(
             self,
             "VisualFeaturesMigration",
-            function=migration.function,
+            function=migration.alias,
             artifacts=artifacts,
             options=MigrationOptions(
                 max_concurrency=config.migration_max_concurrency,

@@ -11,6 +11,11 @@ policy lets CloudWatch use it: alarms cannot publish to a topic under the AWS ma
   authorizer refuses an unknown key by raising `Unauthorized`, which Lambda counts as an error: its
   alarm subtracts the refusals it counts, `KeysRefused`, so a wrong key wakes no one);
 - every failure queue: any message (an event that failed all its retries);
+- a release (infra/constructs/releases.py) is rolled back when its function's errors, throttles or
+  p95-duration alarm goes off while CodeDeploy shifts traffic; not on its failure queue's, which
+  counts messages that may predate the release (a backlog awaiting a redrive would block every
+  release of the function that fixes it); a model update of the CLIP endpoint, on its 5xx or
+  p95-latency alarm during its baking period (infra/constructs/clip_endpoint.py);
 - the migration: any failed execution, any failed batch (the Map tolerates a few, reported by
   its Verify step as the `BatchesFailed` metric);
 - the CLIP endpoint: p95 model latency over 1 s (a batch takes tens of ms on the GPU), any 5xx,
@@ -125,7 +130,7 @@ class Monitoring(Construct):
 
     def alarm(
         self, name: str, metric: cloudwatch.IMetric, threshold: float, description: str, periods: int = 1
-    ) -> None:
+    ) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
             self,
             name,
@@ -139,6 +144,7 @@ class Monitoring(Construct):
         )
         alarm.add_alarm_action(actions.SnsAction(self.topic))
         self.alarms[name] = alarm
+        return alarm
 
     def _api(self, api: apigw.RestApi, stage: str) -> None:
         requests = api.metric_count(period=FIVE_MINUTES, statistic="Sum")
@@ -165,18 +171,20 @@ class Monitoring(Construct):
                 label=f"errors other than {refusals}",
                 period=FIVE_MINUTES,
             )
-        self.alarm(f"{prefix}Errors", errors, 1, f"{name}: an unhandled error.")
-        self.alarm(
+        failing = self.alarm(f"{prefix}Errors", errors, 1, f"{name}: an unhandled error.")
+        throttled = self.alarm(
             f"{prefix}Throttles", fn.metric_throttles(period=FIVE_MINUTES, statistic="Sum"), 1, f"{name}: throttled."
         )
         limit_ms = 0.8 * function.spec.timeout_s * 1000
-        self.alarm(
+        slow = self.alarm(
             f"{prefix}DurationP95",
             fn.metric_duration(period=FIVE_MINUTES, statistic="p95"),
             limit_ms,
             f"{name}: p95 duration over 80 % of its {function.spec.timeout_s} s timeout.",
             3,
         )
+        for alarm in (failing, throttled, slow):  # any of them during a release rolls it back
+            function.release.add_alarm(alarm)
         if function.failure_queue is not None:
             depth = function.failure_queue.metric_approximate_number_of_messages_visible(
                 period=FIVE_MINUTES, statistic="Maximum"
@@ -205,14 +213,17 @@ class Monitoring(Construct):
                 namespace=namespace, metric_name=name, dimensions_map=dimensions, statistic=statistic, period=period
             )
 
-        self.alarm(
+        slow = self.alarm(
             "EndpointLatencyP95",
             metric("AWS/SageMaker", "ModelLatency", "p95"),
             1_000_000,  # microseconds
             "CLIP endpoint p95 model latency over 1 s.",
             3,
         )
-        self.alarm("EndpointErrors", metric("AWS/SageMaker", "Invocation5XXErrors", "Sum"), 1, "CLIP endpoint 5xx.")
+        failing = self.alarm(
+            "EndpointErrors", metric("AWS/SageMaker", "Invocation5XXErrors", "Sum"), 1, "CLIP endpoint 5xx."
+        )
+        endpoint.roll_back_on([failing, slow])  # a model update that errs or slows is rolled back
         # Saturation, in the mode's own terms: the GPU; the CPUs (CPUUtilization sums its cores, 100 % each);
         # or the share of the serverless concurrency in use (beyond it, invocations are throttled).
         if endpoint.options.on_gpu:

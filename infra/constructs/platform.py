@@ -19,6 +19,7 @@ from functions.specs import spec
 from functions.triggers import S3_TRIGGERS
 from infra.config import DeploymentConfig
 from infra.constructs.clip_endpoint import ClipEndpoint
+from infra.constructs.releases import Releases
 from infra.constructs.service_function import Network, ServiceFunction
 from infra.constructs.storage import Storage
 from infra.nag import ACKNOWLEDGED, acknowledge, nag_resource
@@ -40,6 +41,7 @@ class Platform:
     clip: ClipEndpoint
     environment: dict[str, str]
     opensearch_domain_arn: str
+    releases: Releases
     network: Network | None = None
     secrets: dict[str, secretsmanager.ISecret] = field(default_factory=dict)  # milvus, openai, anthropic
 
@@ -54,6 +56,7 @@ class Platform:
             config=self.config,
             layers=[self.layers[layer] for layer in declared.all_layers],
             environment=self.environment,
+            releases=self.releases,
             network=self.network if in_vpc else None,
         )
 
@@ -106,7 +109,7 @@ def wire_s3_triggers(functions: Mapping[str, ServiceFunction], buckets: Mapping[
         if function is None:
             continue
         filters = [s3.NotificationKeyFilter(prefix=trigger.prefix or None, suffix=trigger.suffix or None)]
-        function.function.add_event_source(
+        function.alias.add_event_source(
             event_sources.S3EventSourceV2(
                 buckets[trigger.bucket_setting],
                 events=[event_type(event) for event in trigger.events],

@@ -1,8 +1,10 @@
 """The one function factory: every Lambda of the platform is built here from its declaration
 (functions/specs.py), the same way: Python 3.12, active tracing, JSON logs with a retention, the
 layers it needs, its declared reserved concurrency, its own role (logs and traces only; its
-capability grants the rest), and, for a function invoked asynchronously, retries and a maximum
-event age set on purpose and an SQS failure queue for what still fails."""
+capability grants the rest), a version behind the `live` alias that every invoker names, released
+through CodeDeploy (infra/constructs/releases.py), and, for a function invoked asynchronously,
+retries and a maximum event age set on purpose (on the alias, which is what is invoked) and an SQS
+failure queue for what still fails."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import jsii
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -19,8 +22,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from functions.routes import ROUTES
-from functions.specs import PROVIDERS, FunctionSpec
+from functions.specs import PROVIDERS, RELEASE_ALIAS, FunctionSpec
 from infra.config import DeploymentConfig
+from infra.constructs.releases import Releases
 from infra.nag import acknowledge
 from listing_vision.config import Settings, provider_worst_case_s
 
@@ -84,6 +88,7 @@ class ServiceFunction(Construct):
         config: DeploymentConfig,
         layers: list[lambda_.ILayerVersion],
         environment: dict[str, str],
+        releases: Releases,
         network: Network | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -122,6 +127,9 @@ class ServiceFunction(Construct):
             memory_size=spec.memory_mb,
             timeout=Duration.seconds(spec.timeout_s),
             reserved_concurrent_executions=spec.reserved_concurrency,
+            # A new version per change; the previous ones stay (deleted with the function), so a release can be
+            # rolled back by hand to the version before it (README 'Releasing and rolling back')
+            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
             tracing=lambda_.Tracing.ACTIVE,
             logging_format=lambda_.LoggingFormat.JSON,
             log_group=self.log_group,
@@ -130,8 +138,13 @@ class ServiceFunction(Construct):
             vpc_subnets=network.subnets if network else None,
             security_groups=network.security_groups if network else None,
         )
+        # What callers invoke: the alias, moved to each new version by CodeDeploy (the version is
+        # published whenever the code, layers or configuration change; old versions stay to roll back to)
+        self.alias = lambda_.Alias(self, "Live", alias_name=RELEASE_ALIAS, version=self.function.current_version)
+        self.release: codedeploy.LambdaDeploymentGroup = releases.release(self, self.alias, spec.name)
         if spec.asynchronous is not None and self.failure_queue is not None:
-            self.function.configure_async_invoke(
+            # Lambda applies the retry settings of the qualifier invoked: the alias's, not $LATEST's
+            self.alias.configure_async_invoke(
                 retry_attempts=spec.asynchronous.retry_attempts,
                 max_event_age=Duration.seconds(spec.asynchronous.max_event_age_s),
                 on_failure=FailureQueue(self.failure_queue),

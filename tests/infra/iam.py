@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from functions.specs import RELEASE_ALIAS
 from infra.stack import ListingVisionStack
 from listing_vision.config import Settings
 from local.call_recorder import ACCOUNT_ID, REGION, Call
@@ -56,6 +57,8 @@ class RolePolicies:
             logical = self._logical(stack, function.function)
             self.refs[logical] = name
             self.arns[logical] = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
+            # Ref of an alias is its ARN (the function's, qualified by the alias name)
+            self.refs[self._logical(stack, function.alias)] = f"{self.arns[logical]}:{RELEASE_ALIAS}"
             self.roles[name] = self._logical(stack, function.role)
             if function.failure_queue is not None:  # Lambda (not the function's code) sends to it
                 queue = self._logical(stack, function.failure_queue)

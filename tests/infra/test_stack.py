@@ -169,6 +169,9 @@ def test_every_asynchronous_path_retries_on_purpose_and_ends_in_a_failure_queue(
         (config,) = [
             c["Properties"] for c in configs.values() if c["Properties"]["FunctionName"] == {"Ref": function_id}
         ]
+        # set on the alias, the qualifier every invoker names (a $LATEST setting would not apply to it)
+        alias_id = synthesized.logical_id(synthesized.stack.functions[spec.name].alias)
+        assert config["Qualifier"] == {"Fn::Select": [7, {"Fn::Split": [":", {"Ref": alias_id}]}]}
         assert config["MaximumRetryAttempts"] == spec.asynchronous.retry_attempts
         assert config["MaximumEventAgeInSeconds"] == spec.asynchronous.max_event_age_s
         queue_id = queue_names[f"listing-vision-test-{spec.failure_queue}"]
@@ -178,15 +181,14 @@ def test_every_asynchronous_path_retries_on_purpose_and_ends_in_a_failure_queue(
 def test_s3_triggers_are_exactly_the_declared_ones(synthesized: Synthesized) -> None:
     storage = synthesized.stack.storage
     bucket_setting = {synthesized.logical_id(b): s for s, b in storage.buckets.items() if b.node.default_child}
-    spec_of = {
-        logical: name.removeprefix("listing-vision-test-") for name, logical in logical_ids_by_name(synthesized).items()
-    }
+    # Each notification invokes the function's alias (the released version), never $LATEST
+    spec_of = {synthesized.logical_id(fn.alias): name for name, fn in synthesized.stack.functions.items()}
     wired = set()
     for resource in synthesized.of_type("Custom::S3BucketNotifications").values():
         bucket = bucket_setting[resource["Properties"]["BucketName"]["Ref"]]
         for config in resource["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]:
             rules = {r["Name"]: r["Value"] for r in config.get("Filter", {}).get("Key", {}).get("FilterRules", [])}
-            target = spec_of[config["LambdaFunctionArn"]["Fn::GetAtt"][0]]
+            target = spec_of[config["LambdaFunctionArn"]["Ref"]]
             wired.add((bucket, target, tuple(config["Events"]), rules.get("prefix", ""), rules.get("suffix", "")))
     declared = {(t.bucket_setting, t.function, t.events, t.prefix, t.suffix) for t in S3_TRIGGERS}
     assert wired == declared
@@ -368,12 +370,9 @@ def test_the_catalogue_is_reconciled_hourly_and_an_alarm_says_when_it_needed_rep
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
     (target,) = rule["Properties"]["Targets"]
     ReconcileRequest.model_validate_json(target["Input"])
-    reconcile = next(
-        logical
-        for logical, resource in synthesized.of_type("AWS::Lambda::Function").items()
-        if resource["Properties"].get("FunctionName", "").endswith("-dedupe-reconcile")
-    )
-    assert target["Arn"] == {"Fn::GetAtt": [reconcile, "Arn"]}
+    # (its alias: the released version)
+    reconcile = synthesized.logical_id(synthesized.stack.functions["dedupe-reconcile"].alias)
+    assert target["Arn"] == {"Ref": reconcile}
     # And an alarm fires on any finding the reconcile reports
     alarms = [a["Properties"] for a in synthesized.of_type("AWS::CloudWatch::Alarm").values()]
     (repairs,) = [a for a in alarms if a.get("MetricName") == "ReconcileFindings"]

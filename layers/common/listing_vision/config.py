@@ -185,7 +185,9 @@ class Settings(BaseSettings):
     jobs_table: str = Field("jobs", description="DynamoDB table of image-generation jobs.")
     rate_limit_table: str = Field("rate-limits", description="DynamoDB table of shared token buckets.")
     generate_worker_function: str = Field(
-        "generate-worker", description="Lambda function that renders generation jobs (invoked asynchronously)."
+        "generate-worker:live",
+        description="Lambda function that renders generation jobs (invoked asynchronously), with the alias "
+        "it is released behind: invoking `name:live`, never `$LATEST`, is what its grant allows.",
     )
     generation_deadline_s: int = Field(
         5400,
