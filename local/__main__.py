@@ -7,7 +7,7 @@ import faulthandler
 import os
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 
 from local.endpoints import Endpoints
@@ -69,9 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    stop = threading.Event()
+    # A signal only sets a flag, and the main thread looks at it twice a second. The kernel may deliver
+    # Ctrl-C to any of the stack's threads, and Python runs the handler only once the main thread runs
+    # Python code again: a main thread blocked in an untimed wait (Event.wait()) never would. Nor does the
+    # handler take a lock (Event.set() does, and could deadlock with the main thread holding it).
+    stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
 
     stack = LocalStack(
         state_dir=args.state_dir,
@@ -96,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(stack.describe(), flush=True)
     print(f"READY {stack.url}", flush=True)
-    stop.wait()
+    while not stopping:
+        time.sleep(0.5)
     print("\nStopping: saving state ...", flush=True)
     # a stop that hangs says where: every thread's stack on stderr, each minute until it is done
     faulthandler.dump_traceback_later(60, repeat=True)

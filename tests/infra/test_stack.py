@@ -283,7 +283,16 @@ def test_the_endpoint_refuses_cpu_and_only_embedding_functions_may_invoke_it(syn
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         if any(s["Action"] == "sagemaker:InvokeEndpoint" for s in statements):
             invokers.update(roles_of.get(r["Ref"], r["Ref"]) for r in policy["Properties"]["Roles"])
-    assert invokers == {"dedupe", "dedupe-indexer", "dedupe-backfill", "dedupe-reconcile", "caption", "listing-ingest"}
+    # (provision asks it which model it serves: the collection records that)
+    assert invokers == {
+        "dedupe",
+        "dedupe-indexer",
+        "dedupe-backfill",
+        "dedupe-reconcile",
+        "caption",
+        "listing-ingest",
+        "provision",
+    }
 
 
 def test_migration_state_machine_fans_out_with_a_distributed_map(synthesized: Synthesized) -> None:
