@@ -221,7 +221,7 @@ class UploadIndexer:
                     claimed.append(candidate)
                 elif own and self._has_vector(website, candidate.sha256):
                     self._settle_upload(website, candidate)  # a run that died after storing never settled it
-                    if not key.startswith(storage.CATALOGUE_PREFIX):  # an API upload's status is its record
+                    if candidate.path == candidate.lies_at and not key.startswith(storage.CATALOGUE_PREFIX):
                         self._tag(bucket, key, {STATUS_TAG: "indexed"})  # a run that died after storing never tagged it
                     outcomes[key] = IndexOutcome(bucket, key, "already_indexed")
                 elif own:
