@@ -19,7 +19,9 @@ A refusal is S3's XML error: 403 `AccessDenied` ("Invalid according to Policy: .
 A form's `ObjectCreated:Post` event is also held until the object is complete (`events_after_the_form`):
 moto fires it from inside `put_object`, before it sets the form's Content-Type and metadata, so an
 upload trigger running at once could read an object with neither. AWS sends the event once the
-object exists as posted.
+object exists as posted. And a POST replaces an object whole, tags included (the new object has only
+the tags its form sets), where moto keeps the tags of the object it overwrote in an unversioned
+bucket: a form posted again would read as the first post's outcome.
 """
 
 from __future__ import annotations
@@ -186,10 +188,32 @@ def _send_or_hold(account_id: str, event_name: Any, bucket: Any, key: Any) -> No
         held.append((account_id, event_name, bucket, key))
 
 
+_posting = threading.Lock()
+_keys_posting: dict[tuple[str, str], threading.Lock] = {}
+
+
+def _key_lock(bucket_name: str, key: str) -> threading.Lock:
+    with _posting:
+        return _keys_posting.setdefault((bucket_name, key), threading.Lock())
+
+
 def _bucket_post_then_events(self: S3Response, request: Any, bucket_name: str) -> Any:
+    """One form's object stored, its tags reset, its events sent. Posts of one key take turns: moto
+    closes the bytes of an object it overwrites, so a post overlapping another's event would fail
+    (a 500 where S3 stores both, the last one winning)."""
+    key = (self.querystring.get("key") or [""])[0]
+    with _key_lock(bucket_name, key):
+        return _post_then_events(self, request, bucket_name)
+
+
+def _post_then_events(self: S3Response, request: Any, bucket_name: str) -> Any:
     _held_events.events = []
     try:
         answer = _moto_bucket_post(self, request, bucket_name)
+        if str(answer[0]).startswith("2"):  # a new object: only the tags its form set (ours set none)
+            key = self.backend.get_object(bucket_name, self.querystring["key"][0])
+            if key is not None:
+                self.backend.tagger.delete_all_tags_for_resource(key.arn)
         held, _held_events.events = _held_events.events, None
         for event in held:  # the object now has the form's Content-Type and metadata
             _moto_send_event(*event)

@@ -167,6 +167,7 @@ WRITES = {
     "images": {"put_image", "put", "delete", "tag"},
     "vectors": {"ensure_vector", "delete"},
     "claims": {"try_claim", "next_order", "stage", "complete", "yield_claim", "release", "set_features", "forget"},
+    "uploads": {"claim", "settle", "release", "note_reuse"},
 }
 
 
@@ -183,6 +184,7 @@ class Invocation:
             self._mortal(stores.vectors, WRITES["vectors"]),
             self._mortal(stores.images, WRITES["images"]),
             self._mortal(stores.claims, WRITES["claims"]),
+            self._mortal(stores.uploads, WRITES["uploads"]),
         )
 
     def _mortal(self, store: Any, writes: set[str]) -> Any:

@@ -18,6 +18,7 @@ from listing_vision.jewelry.claims import ContentClaims
 from listing_vision.jewelry.dedupe import DedupeService, Upload
 from listing_vision.jewelry.reconcile import Reconciler
 from listing_vision.jewelry.stores import CatalogueStores
+from listing_vision.jewelry.upload_claims import UploadClaims
 from listing_vision.jewelry.uploads import UploadIndexer
 from listing_vision.jewelry.vector_index import VectorIndex, milvus_client
 from tests.images import fresh_image
@@ -59,6 +60,7 @@ def isolated_catalogue(lease_s: int | None = None) -> Iterator[Catalogue]:
     settings = get_settings().model_copy(update={"blysk_bucket": bucket})
     images = storage.ImageStore(aws.client("s3"), settings)
     try:
-        yield Catalogue(CatalogueStores(vectors, images, ContentClaims(table=table, lease_s=lease_s)), bucket)
+        claims, uploads = ContentClaims(table=table, lease_s=lease_s), UploadClaims(table=table, lease_s=lease_s)
+        yield Catalogue(CatalogueStores(vectors, images, claims, uploads), bucket)
     finally:
         milvus_client().drop_collection(collection)

@@ -35,7 +35,7 @@ def dedupe() -> DedupeService:
 def upload_forms() -> UploadForms:
     stores = CatalogueStores.from_settings()
     stores.vectors.require()  # an upload accepted now could never be indexed
-    return UploadForms(stores.images)
+    return UploadForms(stores.images, stores.uploads)
 
 
 @app.post("/image_similarity_search")

@@ -1,5 +1,6 @@
 """Images that reach a storefront bucket without the API (console, bulk and presigned uploads): each
-S3 ObjectCreated record is deduped and indexed where it lies, its outcome recorded as object tags."""
+S3 ObjectCreated record is deduped and indexed (where it lies; a presigned upload through its copy under
+its content key, its form spent once), its outcome recorded as object tags."""
 
 from __future__ import annotations
 

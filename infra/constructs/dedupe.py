@@ -20,7 +20,7 @@ from infra.constructs.service_function import ServiceFunction
 
 STOREFRONTS = ("alya_bucket", "blysk_bucket")
 FUNCTION_NAMES = ("dedupe", "dedupe-indexer", "dedupe-backfill", "dedupe-reconcile")
-INDEXERS = ("dedupe-indexer", "dedupe-backfill", "dedupe-reconcile")  # index objects where they lie
+INDEXERS = ("dedupe-indexer", "dedupe-backfill", "dedupe-reconcile")  # index objects (inbox uploads by copy)
 # The catalogue's content records: claims (conditional writes) and, in one BatchGetItem per check,
 # the duplicate candidates' verification features.
 CLAIMS = [
@@ -62,7 +62,9 @@ class Dedupe(Construct):
         incoming = "Presigned uploads go under incoming/<upload id>, an id made per request."
         allow(api, ["s3:PutObject"], [bucket.arn_for_objects("incoming/*") for bucket in buckets], incoming)
         allow(api, ["s3:GetObjectTagging"], [bucket.arn_for_objects("incoming/*") for bucket in buckets], incoming)
+        copies = "A presigned upload's photo is copied from its inbox (incoming/) to its content key under catalogue/."
         for name in INDEXERS:
+            allow(self.functions[name], ["s3:PutObject"], [b.arn_for_objects("catalogue/*") for b in buckets], copies)
             tags = ["s3:GetObjectTagging", "s3:PutObjectTagging"]
             allow(
                 self.functions[name],

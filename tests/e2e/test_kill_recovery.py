@@ -258,7 +258,8 @@ def reconcile_dry_run(stack: Stack) -> subprocess.CompletedProcess[str]:
 
 
 def stored_contents(stack: Stack) -> list[str]:
-    """The SHA-256 of every photo the catalogue holds: API uploads, and presigned ones indexed where they lie."""
+    """The SHA-256 of every photo the catalogue holds: API uploads, and presigned ones by their copy under
+    their content key (their `incoming/` object is only the form's inbox)."""
     s3 = boto3.client(
         "s3", endpoint_url=stack.moto, region_name="us-east-1", aws_access_key_id="l", aws_secret_access_key="l"
     )
@@ -268,9 +269,7 @@ def stored_contents(stack: Stack) -> list[str]:
             for item in page.get("Contents", []):
                 key = item["Key"]
                 if key.startswith("incoming/"):
-                    tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
-                    if tags.get("dedupe-status") != "indexed":
-                        continue  # a duplicate or refused upload is not a catalogue photo
+                    continue  # an inbox: an indexed upload's photo is its catalogue copy, the rest are not photos
                 body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
                 contents.append(hashlib.sha256(body).hexdigest())
     return contents

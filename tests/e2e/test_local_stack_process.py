@@ -241,8 +241,18 @@ def test_a_restart_keeps_every_tag_and_record_and_runs_no_trigger(tmp_path: Path
         outcomes = wait_until_processed(api, uploads)
         assert [outcomes.get(upload_id) for upload_id in uploads] == ["indexed", "duplicate", "invalid"]
         before = stores(urls["moto"])
+    # The catalogue holds the three photos stored through the API and the indexed upload's copy under
+    # its content key (its inbox object is only an inbox); none carries tags (their records say it all)
     catalogue = [key for key in before["objects"] if key.startswith("alyaimg/catalogue/")]
-    assert len(catalogue) == 3 and all(not before["objects"][key]["tags"] for key in catalogue)
+    new_photo = hashlib.sha256(photos[3].read_bytes()).hexdigest()
+    assert len(catalogue) == 4 and all(not before["objects"][key]["tags"] for key in catalogue)
+    assert f"alyaimg/catalogue/{new_photo[:2]}/{new_photo}.jpg" in catalogue
+    # and the catalogue table holds the four photos' records, and the one upload id the indexed upload
+    # spent (the duplicate and the refused upload spend none: their forms could post again)
+    (table,) = [name for name in before["items"] if name.endswith("catalogue")]
+    records = [json.loads(row)["content_id"]["S"] for row in before["items"][table]]
+    assert sum(record.startswith("alya#") for record in records) == 4
+    assert [record for record in records if record.startswith("upload#")] == [f"upload#alya#{uploads[0]}"]
     # When the stack is started again on its state folder
     with local_stack_process(state) as urls:
         # Then every object, with its tags, and every record are as they were

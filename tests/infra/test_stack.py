@@ -146,13 +146,15 @@ def test_buckets_expire_what_the_declarations_say(synthesized: Synthesized) -> N
             assert rule["ExpirationInDays"] == expiry.days and rule["Status"] == "Enabled"
             assert rule.get("Prefix", "") == expiry.prefix
             assert {(t["Key"], t["Value"]) for t in rule.get("TagFilters", [])} == set(expiry.tags)
-    # Storefronts expire only duplicate and invalid uploads, never a catalogue photo; generated
-    # images outlive the job that answers their URLs
+    # Storefronts expire only duplicate and invalid uploads and second posts of a spent upload form,
+    # never a catalogue photo; generated images outlive the job that answers their URLs
     storefront = {e.rule_id: e for e in next(s for s in BUCKETS if s.name_setting == "alya_bucket").expiries}
     assert {e.tags for e in storefront.values()} == {
         (("dedupe-status", "duplicate"),),
         (("dedupe-status", "invalid"),),
+        (("dedupe-status", "form_reused"),),
     }
+    assert all(e.prefix == "incoming/" for e in storefront.values())
     generated = next(s for s in BUCKETS if s.name_setting == "generated_bucket").expiries
     assert [e.days for e in generated] == [JOB_RETENTION_DAYS + 1]
 
@@ -398,3 +400,23 @@ def test_a_calibrated_retrieval_threshold_is_set_in_every_functions_environment(
     environments = [f["Properties"].get("Environment", {}).get("Variables", {}) for f in functions.values()]
     dedupe = [env for env in environments if "SAGEMAKER_ENDPOINT_NAME" in env]
     assert dedupe and all(env.get("RETRIEVAL_THRESHOLD") == "0.374" for env in dedupe)
+
+
+def test_every_indexer_may_copy_an_inbox_upload_into_the_catalogue_and_nowhere_else(synthesized: Synthesized) -> None:
+    # Given the synthesized roles, in the local stack's names
+    from infra.constructs.dedupe import INDEXERS
+    from local.call_recorder import Call
+    from tests.infra.iam import RolePolicies
+
+    policies = RolePolicies(synthesized.stack, synthesized.template.to_json())
+
+    def may(function: str, action: str, key: str) -> bool:
+        call = Call(function, action, f"arn:aws:s3:::alyaimg/{key}")
+        return any(grant.allows(call) for grant in policies.grants(function))
+
+    # Then the S3-triggered indexer, the backfill and the reconcile may write a photo's catalogue copy
+    # (a presigned upload is catalogued by copy from its inbox), but write nothing else of a storefront
+    for function in INDEXERS:
+        assert may(function, "s3:PutObject", "catalogue/ab/" + "ab" * 32 + ".jpg"), function
+        assert not may(function, "s3:PutObject", "incoming/" + "0" * 32 + ".jpg"), function
+        assert not may(function, "s3:DeleteObject", "catalogue/ab/" + "ab" * 32 + ".jpg"), function

@@ -14,6 +14,7 @@ from listing_vision.config import get_settings
 from listing_vision.errors import NotFound
 from listing_vision.jewelry.jobs import JobStore
 from listing_vision.jewelry.storage import ImageStore
+from listing_vision.jewelry.upload_claims import UploadClaims
 from listing_vision.jewelry.uploads import UploadForms
 from local.stack import LocalStack
 from tests.images import fresh_image
@@ -107,6 +108,7 @@ def test_ids_over_the_key_size_are_refused_unread_and_write_nothing(local_stack:
         JobStore().get(LONG)
     assert not_found.value.code == "job_not_found" and LONG not in str(not_found.value)
     with pytest.raises(NotFound) as not_found:
-        UploadForms(ImageStore.from_settings()).upload_status(Caller("c", frozenset({"alya"})), "alya", LONG)
+        forms = UploadForms(ImageStore.from_settings(), UploadClaims())
+        forms.upload_status(Caller("c", frozenset({"alya"})), "alya", LONG)
     assert not_found.value.code == "upload_not_found" and LONG not in str(not_found.value)
     assert changed(before, fingerprint()) == []

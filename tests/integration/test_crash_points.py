@@ -29,7 +29,12 @@ from tests.isolated_catalogue import CALLER, Catalogue, isolated_catalogue
 
 LEASE_S = 1  # a dead request's claim is taken over after this
 API_UPLOAD_WRITES = ["try_claim", "put_image", "ensure_vector", "next_order", "stage", "complete"]
-INDEXER_WRITES = ["try_claim", "ensure_vector", "next_order", "stage", "complete", "tag"]
+# A presigned upload: its upload id and content claimed, its vector staged, its catalogue copy written
+# once it has won, its record completed, its upload id spent, its inbox object tagged (uploads.py)
+INDEXER_WRITES = [
+    *("claim", "try_claim", "ensure_vector", "next_order", "stage"),
+    *("put_image", "complete", "settle", "tag"),
+]
 
 
 @pytest.fixture
@@ -101,6 +106,10 @@ def test_an_s3_triggered_index_killed_after_any_write_ends_indexed_once(catalogu
     # When S3 delivers the event again and the reconciler runs
     writes, _ = die_then_recover(catalogue, kill_point, index)
     assert writes == INDEXER_WRITES[:kill_point]
-    # Then the object is indexed exactly once where it lies, and tagged so
-    assert_stored_once(catalogue, data, f"s3://{catalogue.bucket}/{key}")
+    # Then the photo is catalogued exactly once, by its copy under its content key, and its inbox object
+    # and its upload id say so
+    sha = storage.sha256_hex(data)
+    assert_stored_once(catalogue, data, f"s3://{catalogue.bucket}/{storage.catalogue_key(sha, 'JPEG')}")
     assert catalogue.stores.images.tags(storage.StoredImage(catalogue.bucket, key)) == {"dedupe-status": "indexed"}
+    spent = catalogue.stores.uploads.get("blysk", f"{kill_point:032x}")
+    assert spent is not None and spent.catalogued and spent.sha256 == sha

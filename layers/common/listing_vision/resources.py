@@ -71,6 +71,13 @@ STOREFRONT_EXPIRIES = (
         INCOMING_PREFIX,
         ((UPLOAD_STATUS_TAG, "invalid"),),
     ),
+    Expiry(
+        "reused-upload-forms",
+        7,
+        "a second post of an upload form whose photo is catalogued: never indexed, kept a week for support",
+        INCOMING_PREFIX,
+        ((UPLOAD_STATUS_TAG, "form_reused"),),
+    ),
 )
 
 

@@ -86,6 +86,7 @@ class DedupeService:
         self.vectors = stores.vectors
         self.images = stores.images
         self.claims = stores.claims
+        self.uploads = stores.uploads
         self.settings = get_settings()
         self.finder = DuplicateFinder(stores, embedder, self.settings)
         self._ready_for: str | None = None  # the model signature the collection was checked for

@@ -12,7 +12,7 @@ content), and this reconciler repairs what no retry will:
 | `record_without_object`  | a stored record whose object is gone                | record and vector deleted       |
 | `vector_without_object`  | a vector whose object is gone                       | vector deleted                  |
 | `vector_rolled_back`     | a vector of a claim that yielded or was abandoned   | vector deleted, claim released  |
-| `upload_status_missing`  | a presigned upload stored but never tagged indexed  | tagged (its status reads right) |
+| `upload_status_missing`  | a presigned upload catalogued but never tagged      | tagged (its status reads right) |
 | `two_records_one_object` | two stored records name one object                  | quarantined: listed, untouched  |
 
 Claims still within their lease are in flight and left alone. Vectors of images indexed before the
@@ -33,7 +33,7 @@ from listing_vision.config import Storefront
 from listing_vision.errors import Conflict
 from listing_vision.jewelry import storage
 from listing_vision.jewelry.claims import ContentRecord
-from listing_vision.jewelry.uploads import UploadIndexer
+from listing_vision.jewelry.uploads import UploadIndexer, inbox_upload_id
 from listing_vision.jewelry.vector_index import Hit, vector_id
 from listing_vision.observability import logger, metrics
 from listing_vision.resources import INCOMING_PREFIX, UPLOAD_STATUS_TAG
@@ -164,8 +164,17 @@ class Reconciler:
                             self.images.tag(image, {UPLOAD_STATUS_TAG: "indexed"})
                             report.repaired["upload_status_missing"] += 1
                     continue
-                if status in ("duplicate", "invalid"):
+                if status in ("duplicate", "invalid", "form_reused"):
                     continue  # its outcome is recorded on it
+                if status == "indexed" and prefix == INCOMING_PREFIX:
+                    continue  # an inbox upload: its photo is its catalogue copy, checked by its record
+                upload_id = inbox_upload_id(key) if prefix == INCOMING_PREFIX else None
+                settled = self.indexer.uploads.get(website, upload_id) if upload_id else None
+                if settled is not None and settled.catalogued:  # catalogued by a run that died before tagging
+                    report.found("upload_status_missing", image.s3_uri)
+                    if not report.dry_run:  # indexed again: the photo itself is tagged, another post form_reused
+                        self._index(image, "upload_status_missing", ("already_indexed", "form_reused"), report)
+                    continue
                 if prefix == storage.CATALOGUE_PREFIX and self._claimed_in_flight(website, key, records):
                     continue
                 report.found("photo_without_record", image.s3_uri)

@@ -120,13 +120,22 @@ class ImageStore:
 
     # --- catalogue photos ------------------------------------------------------------------------
     def put_image(
-        self, storefront: Storefront, data: bytes, sha256: str, image_format: str, original_name: str | None
+        self,
+        storefront: Storefront,
+        data: bytes,
+        sha256: str,
+        image_format: str,
+        original_name: str | None,
+        upload_id: str | None = None,
     ) -> StoredImage:
-        """Write the photo under its content key (idempotent: the same bytes always land on the same key)."""
+        """Write the photo under its content key (idempotent: the same bytes always land on the same key).
+        A presigned upload's copy names its upload id, so a retry knows the object as its own."""
         image = StoredImage(self.bucket_for(storefront), catalogue_key(sha256, image_format))
         metadata = {"sha256": sha256, "website": storefront}
         if original_name:
             metadata["original-name"] = quote(original_name, safe="")
+        if upload_id:
+            metadata["upload-id"] = upload_id
         self.put(image, data, MEDIA_TYPES.get(image_format, "application/octet-stream"), metadata)
         return image
 
