@@ -41,6 +41,7 @@ from bench.figures import Figure
 from bench.latency_proxy import LatencyProxy
 from infra.constructs.migration import MigrationOptions
 from listing_vision import aws
+from listing_vision.concurrency import worker_cpu
 from listing_vision.events import parse_event
 from listing_vision.realestate.features import split_visual_features
 from listing_vision.realestate.listings_index import ListingsIndex, opensearch_client
@@ -117,7 +118,7 @@ def seed_loop(proxied: Proxied, index: str, table: str, limit: int | None) -> tu
 class Phases:
     """Requests and CPU by phase. Plan and finish run alone (before and after the Map), so the
     proxies' counts around them are theirs; the Map's are the rest. S3 is counted at the client
-    (a botocore hook), CPU with `time.thread_time()` in each task's thread."""
+    (a botocore hook), CPU with `time.thread_time()` in each task's thread and its workers."""
 
     def __init__(self, proxied: Proxied):
         self.proxied = proxied
@@ -145,11 +146,14 @@ class Phases:
             self.phase = phase
             before_requests, before_units = Counter(self.proxied.calls()), Counter(self.proxied.units())
         started, cpu = time.perf_counter(), time.thread_time()
+        workers: list[float] = []  # the CPU of the task's own worker threads (concurrency.thread_map)
+        token = worker_cpu.set(workers)
         try:
             return work()
         finally:
+            worker_cpu.reset(token)
             with self.lock:
-                self.cpu[phase] = self.cpu.get(phase, 0.0) + time.thread_time() - cpu
+                self.cpu[phase] = self.cpu.get(phase, 0.0) + time.thread_time() - cpu + sum(workers)
                 self.seconds.setdefault(operation, []).append(time.perf_counter() - started)
                 if alone:
                     self.requests[phase] = Counter(self.proxied.calls()) - before_requests
