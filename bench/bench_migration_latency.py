@@ -1,37 +1,47 @@
-"""The migration against the seed's per-listing loop at in-region AWS latencies (`latency_proxy`).
+"""The migration against the seed's per-listing loop at in-region AWS latencies (`latency_proxy`),
+and the model of 1,000,000 listings built from what the run asked of each service (`migration_model`).
 
 Both run against the local stack through two latency proxies (DynamoDB in front of moto,
-OpenSearch in front of osmem-server), in the same run, at 1,588 and 20,000 listings:
+OpenSearch in front of osmem-server), in the same run, at each size of BENCH_LATENCY_SIZES
+(default 2,000 listings, small enough for a 2-core machine; `BENCH_LATENCY_SIZES=2000,20000`
+adds the 20,000-listing run, about 15 minutes here with the loading):
 
   ours      one execution of the state machine (Plan → distributed Map, MaxConcurrency 10 → Verify),
             its tasks answered by the migration code with clients pointed at the proxies
   baseline  the seed's loop: per listing, one GetItem per image and one update, sequential
             (measured on the first 200 listings and scaled: it is sequential, one listing after another)
 
-From the 20,000-listing run it models 1,000,000 listings at MaxConcurrency 10 and 40: each Map
-batch's measured duration (inside its task), the plan and verify time scaled by listings, us-east-1
-on-demand prices, and the OpenSearch update rate that concurrency asks of the domain. S3 requests
-(plan manifest, batch records) go to moto directly, without injected latency.
+The largest run is measured by phase (plan, the Map's batches, finish): requests by kind and
+their keys/ids/actions (the proxies; S3 at its client), and the migration code's own CPU
+(`time.thread_time()` of each task's thread, the emulators excluded). `migration_model` turns
+those into 1,000,000 listings at in-region latencies for several MaxConcurrency values and batch
+sizes, with the OpenSearch write rate and the cost each asks for, and predicts the measured run
+itself at the injected latencies (the cross-check, printed beside the measured time). The record
+is written to bench/records/migration_latency.json, which `python -m bench.migration_report
+--write-readme` renders into the README.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
 import threading
 import time
 import uuid
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from opensearchpy import OpenSearch
 
+from bench import migration_model as model
 from bench.figures import Figure
 from bench.latency_proxy import LatencyProxy
 from infra.constructs.migration import MigrationOptions
 from listing_vision import aws
+from listing_vision.concurrency import worker_cpu
 from listing_vision.events import parse_event
 from listing_vision.realestate.features import split_visual_features
 from listing_vision.realestate.listings_index import ListingsIndex, opensearch_client
@@ -44,15 +54,12 @@ from local.stack import LocalStack
 from local.workflow import create_state_machine, synthesize_definition
 
 NAME = "migration_latency"
-SIZES = tuple(int(n) for n in os.environ.get("BENCH_LATENCY_SIZES", "1588,20000").split(","))
+SIZES = tuple(int(n) for n in os.environ.get("BENCH_LATENCY_SIZES", "2000").split(","))
+RECORD = Path(__file__).parent / "records" / "migration_latency.json"
 BASELINE_SAMPLE = 200  # the loop is sequential: its time a listing, scaled
 BATCH = 100
-# us-east-1 on-demand prices (2026): Lambda x86 $0.0000166667 per GB-s and $0.20 per million
-# requests; DynamoDB on-demand $0.125 per million read request units (0.5 RRU per eventually
-# consistent read ≤ 4 KB); Step Functions standard $0.025 per 1,000 state transitions.
-LAMBDA_GB_S, LAMBDA_REQUEST, RRU, TRANSITION = 0.0000166667, 0.2e-6, 0.125e-6, 0.025e-3
-LAMBDA_GB = 1.0  # the migration function's memory (functions/specs.py: 1,024 MB)
-TRANSITIONS_PER_BATCH = 4  # child execution: start, task, succeed, plus the Map's own bookkeeping
+CONCURRENCY = MigrationOptions().max_concurrency  # the measured run's
+MODELLED = ((10, 100), (20, 100), (40, 100), (20, 250), (40, 250), (20, 500))  # (MaxConcurrency, batch size)
 
 
 class Proxied:
@@ -85,6 +92,9 @@ class Proxied:
     def calls(self) -> dict[str, int]:
         return {**self.dynamodb.calls, **{f"os_{k}": v for k, v in self.opensearch.calls.items()}}
 
+    def units(self) -> dict[str, int]:
+        return {**self.dynamodb.units, **{f"os_{k}": v for k, v in self.opensearch.units.items()}}
+
     def reset(self) -> None:
         self.dynamodb.reset()
         self.opensearch.reset()
@@ -105,20 +115,74 @@ def seed_loop(proxied: Proxied, index: str, table: str, limit: int | None) -> tu
     return len(docs), time.perf_counter() - started
 
 
+class Phases:
+    """Requests and CPU by phase. Plan and finish run alone (before and after the Map), so the
+    proxies' counts around them are theirs; the Map's are the rest. S3 is counted at the client
+    (a botocore hook), CPU with `time.thread_time()` in each task's thread and its workers."""
+
+    def __init__(self, proxied: Proxied):
+        self.proxied = proxied
+        self.lock = threading.Lock()
+        self.phase = "map"
+        self.s3: dict[str, Counter[str]] = {}
+        self.requests: dict[str, Counter[str]] = {}
+        self.units: dict[str, Counter[str]] = {}
+        self.cpu: dict[str, float] = {}
+        self.seconds: dict[str, list[float]] = {}
+        aws.client("s3").meta.events.register("before-call.s3", self.count_s3)
+
+    def reset(self) -> None:
+        self.proxied.reset()
+        self.s3, self.requests, self.units, self.cpu, self.seconds = {}, {}, {}, {}, {}
+
+    def count_s3(self, model: Any, **_: Any) -> None:
+        with self.lock:
+            self.s3.setdefault(self.phase, Counter())[f"s3_{model.name}"] += 1
+
+    def task(self, operation: str, work: Any) -> Any:
+        phase = {"plan": "plan", "finish": "finish"}.get(operation, "map")
+        alone = phase != "map"
+        if alone:
+            self.phase = phase
+            before_requests, before_units = Counter(self.proxied.calls()), Counter(self.proxied.units())
+        started, cpu = time.perf_counter(), time.thread_time()
+        workers: list[float] = []  # the CPU of the task's own worker threads (concurrency.thread_map)
+        token = worker_cpu.set(workers)
+        try:
+            return work()
+        finally:
+            worker_cpu.reset(token)
+            with self.lock:
+                self.cpu[phase] = self.cpu.get(phase, 0.0) + time.thread_time() - cpu + sum(workers)
+                self.seconds.setdefault(operation, []).append(time.perf_counter() - started)
+                if alone:
+                    self.requests[phase] = Counter(self.proxied.calls()) - before_requests
+                    self.units[phase] = Counter(self.proxied.units()) - before_units
+                    self.phase = "map"
+
+    def measured(self, listings: int, batches: int) -> model.Measured:
+        total_requests, total_units = Counter(self.proxied.calls()), Counter(self.proxied.units())
+        phases = {}
+        for name in ("plan", "finish"):
+            total_requests -= self.requests.get(name, Counter())
+            total_units -= self.units.get(name, Counter())
+        for name in ("plan", "map", "finish"):
+            requests = total_requests if name == "map" else self.requests.get(name, Counter())
+            units = total_units if name == "map" else self.units.get(name, Counter())
+            s3 = self.s3.get(name, Counter())
+            phases[name] = model.Phase(dict(requests + s3), dict(units + s3), round(self.cpu.get(name, 0.0), 4))
+        return model.Measured(listings, BATCH, batches, **phases)
+
+
 def run(stack: LocalStack) -> list[Figure]:
     settings = stack.settings
     index, table = settings.listings_index, settings.vision_cache_table
     proxied = Proxied(stack)
-    durations: dict[str, list[float]] = {}
-    lock = threading.Lock()
+    phases = Phases(proxied)
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        started = time.perf_counter()
-        try:
-            return run_task(parse_event(event, MigrationTask), proxied.migration(stack))
-        finally:
-            with lock:
-                durations.setdefault(str(event.get("operation")), []).append(time.perf_counter() - started)
+        operation = str(event.get("operation"))
+        return phases.task(operation, lambda: run_task(parse_event(event, MigrationTask), proxied.migration(stack)))
 
     function = "regenerate-latency-bench"
     stack.router.register(function, handler)
@@ -130,7 +194,7 @@ def run(stack: LocalStack) -> list[Figure]:
     search = opensearch_client()
     loaded = search.count(index=index)["count"] if search.indices.exists(index=index) else 0
     figures: list[Figure] = []
-    model: dict[str, Any] = {}
+    record: dict[str, Any] = {}
     try:
         for size in SIZES:
             if size > loaded:
@@ -139,8 +203,7 @@ def run(stack: LocalStack) -> list[Figure]:
                 loaded = size
                 print(f"  {size:,} listings loaded in {time.perf_counter() - started:.0f} s", flush=True)
             Migration.from_settings().rollback("remove", batch_size=500)  # direct, not through the proxies
-            durations.clear()
-            proxied.reset()
+            phases.reset()
             started = time.perf_counter()
             execution = sfn.start_execution(
                 stateMachineArn=machine,
@@ -154,64 +217,85 @@ def run(stack: LocalStack) -> list[Figure]:
                 raise RuntimeError(f"execution {described['status']}: {described.get('cause')}")
             result = json.loads(described["output"])
             assert result["verify"]["passed"], result["verify"]["failures"]
-            ours_calls, batch_times = proxied.calls(), list(durations.get("execute_batch", []))
-            fixed = sum(durations.get("plan", [])) + sum(durations.get("finish", []))
+            measured = phases.measured(size, len(phases.seconds.get("execute_batch", [])))
             Migration.from_settings().rollback("remove", batch_size=500)
             proxied.reset()
-            limit = BASELINE_SAMPLE
-            done, seconds = seed_loop(proxied, index, table, limit)
-            baseline = seconds * size / done
+            done, seconds = seed_loop(proxied, index, table, BASELINE_SAMPLE)
             loop_calls = proxied.calls()
-            label = f"{size:,} listings" + f" (loop scaled from {done:,})"
+            baseline = seconds * size / done
+            label = f"{size:,} listings (loop scaled from {done:,})"
             baseline_name = "the seed's loop at the same latencies: GetItem per image, update per listing"
             figures.append(Figure(NAME, f"wall time at AWS latencies, {label}", ours, baseline, "s", baseline_name))
+            ours_per_listing = sum(measured.requests_per_listing().values())
+            loop_per_listing = sum(loop_calls.values()) / done
+            figures.append(
+                Figure(
+                    NAME,
+                    f"requests per listing, {size:,} listings (plan, batches, records, verify)",
+                    ours_per_listing,
+                    loop_per_listing,
+                    "requests",
+                    "the seed's loop: GetItem per image, update per listing",
+                )
+            )
+            check = model.cross_check(measured, CONCURRENCY)
             print(
-                f"  {size:,}: ours {ours:.1f} s ({len(batch_times)} batches, mean"
-                f" {statistics.mean(batch_times):.2f} s, plan+finish {fixed:.1f} s; calls {ours_calls});"
-                f" loop {baseline:.0f} s (calls on {done:,}: {loop_calls})",
+                f"  {size:,}: ours {ours:.1f} s, the model's prediction at the injected latencies"
+                f" {check.seconds:.1f} s (plan {check.plan_s:.1f}, Map {check.map_s:.1f}, finish {check.finish_s:.1f});"
+                f" requests {measured.to_json()}; loop {baseline:.0f} s (calls on {done:,}: {loop_calls})",
                 flush=True,
             )
-            model = {
-                "listings": size,
-                "batch_s": statistics.mean(batch_times),
-                "fixed_s": fixed,
+            figures.append(
+                Figure(
+                    NAME,
+                    f"the model's prediction of this run, {size:,} listings at the injected latencies",
+                    check.seconds,
+                    ours,
+                    "s",
+                    "measured (emulators' CPU and the local Step Functions included)",
+                )
+            )
+            record = {
+                "measured": measured.to_json(),
+                "wall_s": ours,
+                "predicted_s": check.seconds,
                 "loop_s_per_listing": seconds / done,
+                "loop_requests_per_listing": loop_per_listing,
+                "requests_per_listing": measured.requests_per_listing(),
             }
     finally:
         proxied.stop()
         Migration.from_settings().rollback("remove", batch_size=500)
-    figures.extend(million(model))
+    figures.extend(million(record))
+    RECORD.parent.mkdir(parents=True, exist_ok=True)
+    RECORD.write_text(json.dumps(record | {"date": time.strftime("%Y-%m-%d")}, indent=2) + "\n")
     return figures
 
 
-def million(measured: dict[str, Any], listings: int = 1_000_000) -> list[Figure]:
-    """1,000,000 listings modelled from the largest run: its mean batch duration and its plan and
-    verify time scaled by listings; prices as above."""
-    batches = listings // BATCH
-    scale = listings / measured["listings"]
-    images = 20 * listings  # the demo's mean: 20 images a listing
+def million(record: dict[str, Any], listings: int = 1_000_000) -> list[Figure]:
+    """1,000,000 listings at in-region latencies (`migration_model.AWS`), per (MaxConcurrency,
+    batch size), against the seed's loop's measured time a listing × 1,000,000."""
+    measured = model.Measured.from_json(record["measured"])
+    loop_min = listings * record["loop_s_per_listing"] / 60
     figures = []
-    for concurrency in (10, 40):
-        seconds = batches / concurrency * measured["batch_s"] + measured["fixed_s"] * scale
-        cost = (
-            batches * measured["batch_s"] * LAMBDA_GB * LAMBDA_GB_S
-            + batches * LAMBDA_REQUEST
-            + images * 0.5 * RRU
-            + batches * TRANSITIONS_PER_BATCH * TRANSITION
-        )
-        writes = concurrency * BATCH / measured["batch_s"]
+    for concurrency, batch_size in MODELLED:
+        p = model.predict(measured, model.AWS, listings, batch_size, concurrency)
+        before = model.predict(measured, model.AWS, listings, batch_size, concurrency, model.SEQUENTIAL)
         print(
-            f"  model 1,000,000 at MaxConcurrency {concurrency}: {seconds / 60:.0f} min, ${cost:.2f},"
-            f" OpenSearch {writes:,.0f} partial updates/s while the Map runs",
+            f"  model 1,000,000, MaxConcurrency {concurrency}, batches of {batch_size}: {p.seconds / 60:.1f} min"
+            f" (plan {p.plan_s:.0f} s, Map {p.map_s:.0f} s at {p.batch_s:.2f} s a batch, finish {p.finish_s:.0f} s),"
+            f" ${p.dollars:.2f} {dict((k, round(v, 2)) for k, v in p.cost.items())},"
+            f" OpenSearch {p.docs_per_s:,.0f} docs/s; with reads one after another (before this change)"
+            f" {before.seconds / 60:.1f} min",
             flush=True,
         )
         figures.append(
             Figure(
                 NAME,
-                f"model: 1,000,000 listings, MaxConcurrency {concurrency}"
-                f" (${cost:.2f}; OpenSearch {writes:,.0f} updates/s)",
-                seconds / 60,
-                listings * measured["loop_s_per_listing"] / 60,
+                f"model: 1,000,000 listings, MaxConcurrency {concurrency}, batches of {batch_size}"
+                f" (${p.dollars:.2f}; OpenSearch {p.docs_per_s:,.0f} updates/s)",
+                p.seconds / 60,
+                loop_min,
                 "min",
                 "the seed's loop, its measured time a listing × 1,000,000",
             )

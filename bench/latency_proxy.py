@@ -32,12 +32,27 @@ from doubles.forwarding import Answer, ForwardingProxy
 MS = 0.001
 
 
+def dynamodb_units(operation: str, body: bytes) -> int:
+    """Keys of a BatchGetItem (1 for any other request)."""
+    if operation == "BatchGetItem":
+        return sum(len(request.get("Keys", [])) for request in json.loads(body)["RequestItems"].values())
+    return 1
+
+
+def opensearch_units(operation: str, body: bytes) -> int:
+    """Ids of an mget, actions of a bulk (1 for any other request)."""
+    if operation == "mget":
+        return len(json.loads(body or b"{}").get("ids", []))
+    if operation == "bulk":
+        return sum(1 for line in body.splitlines() if line.startswith((b'{"update"', b'{"index"', b'{"create"')))
+    return 1
+
+
 def dynamodb_latency(operation: str, body: bytes) -> float:
     if operation == "GetItem":
         return 4 * MS
     if operation == "BatchGetItem":
-        keys = sum(len(request.get("Keys", [])) for request in json.loads(body)["RequestItems"].values())
-        return 4 * MS + 0.2 * MS * keys
+        return 4 * MS + 0.2 * MS * dynamodb_units(operation, body)
     return 5 * MS
 
 
@@ -45,12 +60,11 @@ def opensearch_latency(operation: str, body: bytes) -> float:
     if operation == "get":
         return 3 * MS
     if operation == "mget":
-        return 5 * MS + 0.1 * MS * len(json.loads(body or b"{}").get("ids", []))
+        return 5 * MS + 0.1 * MS * opensearch_units(operation, body)
     if operation == "update":
         return 8 * MS
     if operation == "bulk":
-        actions = sum(1 for line in body.splitlines() if line.startswith((b'{"update"', b'{"index"', b'{"create"')))
-        return 10 * MS + 1 * MS * actions
+        return 10 * MS + 1 * MS * opensearch_units(operation, body)
     if operation == "search":
         return 10 * MS
     return 5 * MS
@@ -67,12 +81,14 @@ def opensearch_operation(method: str, path: str) -> str:
 
 
 class LatencyProxy(ForwardingProxy):
-    """`kind`: "dynamodb" or "opensearch". `calls` counts requests per operation."""
+    """`kind`: "dynamodb" or "opensearch". `calls` counts requests per operation, `units` their keys,
+    ids or actions."""
 
     def __init__(self, target: str, kind: str):
         super().__init__(target)
         self.kind = kind
         self.calls: Counter[str] = Counter()
+        self.units: Counter[str] = Counter()
         self.injected_s = 0.0
 
     def latency(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[str, float]:
@@ -89,12 +105,15 @@ class LatencyProxy(ForwardingProxy):
         wait = latency - (time.perf_counter() - started)
         if wait > 0:
             time.sleep(wait)
+        units = (dynamodb_units if self.kind == "dynamodb" else opensearch_units)(operation, body)
         with self._lock:
             self.calls[operation] += 1
+            self.units[operation] += units
             self.injected_s += max(0.0, wait)
         return answer
 
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
+            self.units.clear()
             self.injected_s = 0.0

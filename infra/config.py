@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from functions.specs import MIGRATION_CONCURRENCY
+from infra import migration_sizing
 
 OPENSEARCH_ENDPOINT = re.compile(
     r"^https://(?:search|vpc)-(?P<domain>[a-z][a-z0-9-]{2,27})-[a-z0-9]+\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)"
@@ -190,6 +191,31 @@ class DeploymentConfig(BaseModel):
         description="Share of batches that may fail every retry (recorded, reported by Verify); "
         "beyond it the migration stops starting batches and fails.",
     )
+    migration_batch_size: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Listings per Map batch (one child execution, one invoke, one batch record); an execution's "
+        "own batch_size wins.",
+    )
+    migration_bulk_size: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Partial updates per OpenSearch _bulk request of a batch (at most the batch size).",
+    )
+    opensearch_data_nodes: int = Field(
+        3,
+        ge=1,
+        le=200,
+        description="Data nodes of the listings domain: with opensearch_instance_type, what the migration may "
+        "write (README 'Sizing the migration'); synth refuses a migration_max_concurrency the domain cannot take.",
+    )
+    opensearch_instance_type: str = Field(
+        "r6g.xlarge.search",
+        pattern=migration_sizing.INSTANCE_TYPE.pattern,
+        description="Instance type of the listings domain's data nodes (e.g. r6g.large.search).",
+    )
     retrieval_threshold: float | None = Field(
         None,
         gt=0,
@@ -245,6 +271,22 @@ class DeploymentConfig(BaseModel):
             raise ValueError(
                 f"clip_instance_type={instance} has no GPU: set endpoint_mode=realtime_cpu "
                 "(or clip_allow_cpu=true to serve a GPU endpoint on CPU on purpose)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def the_migration_fits_the_domain(self) -> DeploymentConfig:
+        if self.migration_bulk_size > self.migration_batch_size:
+            raise ValueError("migration_bulk_size must not exceed migration_batch_size (a bulk is part of a batch)")
+        nodes, instance, batch = self.opensearch_data_nodes, self.opensearch_instance_type, self.migration_batch_size
+        asked = migration_sizing.requested_updates_per_s(self.migration_max_concurrency, batch)
+        safe = migration_sizing.safe_updates_per_s(nodes, instance)
+        if asked > safe:
+            most = migration_sizing.max_concurrency_for(nodes, instance, batch)
+            raise ValueError(
+                f"migration_max_concurrency={self.migration_max_concurrency} with batches of {batch} asks the domain "
+                f"for up to {asked:,.0f} partial updates/s; {nodes} × {instance} takes about {safe:,.0f} "
+                f"(infra/migration_sizing.py): set migration_max_concurrency ≤ {most}, or state a larger domain"
             )
         return self
 

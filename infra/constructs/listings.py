@@ -79,6 +79,8 @@ class Listings(Construct):
             options=MigrationOptions(
                 max_concurrency=config.migration_max_concurrency,
                 tolerated_failure_percentage=config.migration_tolerated_failure_percentage,
+                batch_size=config.migration_batch_size,
+                bulk_size=config.migration_bulk_size,
             ),
             name=config.name("visual-features-migration"),
         )

@@ -56,6 +56,8 @@ RETRYABLE = [
 class MigrationOptions:
     max_concurrency: int = 10
     tolerated_failure_percentage: int = 5
+    batch_size: int = 100  # listings per Map item, unless the execution's input says otherwise
+    bulk_size: int = 100  # partial updates per _bulk request of a batch
     batch_retry_attempts: int = 4
     retry_interval_s: int = 2
     timeout_hours: int = 6
@@ -109,6 +111,9 @@ class VisualFeaturesMigration(Construct):
                 {
                     "operation": "plan",
                     "request": sfn.JsonPath.object_at("$"),
+                    # the stage's sizing (infra/migration_sizing.py), which an execution's own batch_size overrides
+                    "batch_size": options.batch_size,
+                    "bulk_size": options.bulk_size,
                 }
             ),
             result_path="$.plan",

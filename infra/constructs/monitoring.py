@@ -17,7 +17,8 @@ policy lets CloudWatch use it: alarms cannot publish to a topic under the AWS ma
   release of the function that fixes it); a model update of the CLIP endpoint, on its 5xx or
   p95-latency alarm during its baking period (infra/constructs/clip_endpoint.py);
 - the migration: any failed execution, any failed batch (the Map tolerates a few, reported by
-  its Verify step as the `BatchesFailed` metric);
+  its Verify step as the `BatchesFailed` metric), and bulk writes the domain rejected (429) in
+  three 5-minute periods running (`BulkRejected`: it is asked for more than it takes);
 - the CLIP endpoint: p95 model latency over 1 s (a batch takes tens of ms on the GPU), any 5xx,
   saturation for 15 minutes (GPU or CPUs over 90 %, or the serverless concurrency 90 % used: its
   scaling is at its maximum);
@@ -203,6 +204,15 @@ class Monitoring(Construct):
             custom("BatchesFailed", "migration", "Sum", FIVE_MINUTES),
             1,
             "Migration batches failed every retry (the run carried on; Verify lists them).",
+        )
+        # A few rejections are the backoff working; rejections in three 5-minute periods running mean
+        # the Map asks more of the domain than it takes (infra/migration_sizing.py): lower the concurrency.
+        self.alarm(
+            "MigrationBulkRejected",
+            custom("BulkRejected", "migration", "Sum", FIVE_MINUTES),
+            1,
+            "OpenSearch kept rejecting the migration's bulk writes (429): lower migration_max_concurrency.",
+            3,
         )
 
     def _endpoint(self, endpoint: ClipEndpoint) -> None:

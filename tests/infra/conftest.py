@@ -29,6 +29,11 @@ SETTINGS: dict[str, Any] = {
     "openai_key_secret": "openai-key",
     "anthropic_key_secret": "anthropic-key",
     "alarm_subscription": "oncall@acme.net",
+    # the migration sized to a domain of 3 × r6g.xlarge (infra/migration_sizing.py), not the defaults
+    "opensearch_data_nodes": 3,
+    "opensearch_instance_type": "r6g.xlarge.search",
+    "migration_batch_size": 200,
+    "migration_bulk_size": 50,
 }
 
 

@@ -71,6 +71,22 @@ def test_placeholders_and_malformed_values_are_refused_naming_the_key(key: str, 
     assert f"-c {key}=..." in str(refused.value)
 
 
+def test_a_migration_concurrency_the_domain_cannot_take_is_refused_with_the_most_it_can() -> None:
+    # Given a small domain (2 × r6g.large: about 1,000 partial updates/s for the migration)
+    small = {**SETTINGS, "opensearch_data_nodes": 2, "opensearch_instance_type": "r6g.large.search"}
+    # When the stage asks for 10 batches of 100 at once (≈ 1,500 updates/s at in-region latencies)
+    with pytest.raises(ContextError) as refused:
+        validate({**small, "migration_max_concurrency": 10, "migration_batch_size": 100})
+    # Then the synth stops, saying what it asks, what the domain takes and the concurrency that fits
+    assert "1,493 partial updates/s" in str(refused.value) and "≤ 6" in str(refused.value)
+    assert validate({**small, "migration_max_concurrency": 6, "migration_batch_size": 100})
+    # and a bulk larger than its batch, or an instance type that is none, is refused too
+    with pytest.raises(ContextError, match="migration_bulk_size must not exceed"):
+        validate({**SETTINGS, "migration_batch_size": 100, "migration_bulk_size": 200})
+    with pytest.raises(ContextError, match=r"-c opensearch_instance_type=\.\.\."):
+        validate({**SETTINGS, "opensearch_instance_type": "r6g.large"})
+
+
 @pytest.mark.parametrize("value", [None, "oncall", "http://hooks.acme.net/alarms", "https://", "on call@acme.net"])
 def test_a_stage_without_a_reachable_alarm_subscription_is_refused(value: str | None) -> None:
     settings = {k: v for k, v in SETTINGS.items() if k != "alarm_subscription"}

@@ -47,6 +47,10 @@ def test_the_api_migration_endpoint_and_rate_limiter_are_watched(synthesized: Sy
     assert found["MigrationFailed"]["MetricName"] == "ExecutionsFailed" and found["MigrationFailed"]["Threshold"] == 1
     batches = found["MigrationBatchesFailed"]
     assert (batches["Namespace"], batches["MetricName"]) == ("ListingVision", "BatchesFailed")
+    # the domain rejecting bulk writes period after period: the Map asks more than it takes
+    rejected = found["MigrationBulkRejected"]
+    assert (rejected["Namespace"], rejected["MetricName"]) == ("ListingVision", "BulkRejected")
+    assert (rejected["Statistic"], rejected["Threshold"], rejected["EvaluationPeriods"]) == ("Sum", 1, 3)
     latency = found["EndpointLatencyP95"]
     assert (latency["MetricName"], latency["Threshold"]) == ("ModelLatency", 1_000_000)  # microseconds: 1 s
     assert found["EndpointErrors"]["MetricName"] == "Invocation5XXErrors"

@@ -309,6 +309,18 @@ def test_migration_state_machine_fans_out_with_a_distributed_map(synthesized: Sy
     assert "Throttled" in batch["Retry"][0]["ErrorEquals"] and batch["Retry"][0]["BackoffRate"] == 2
 
 
+def test_the_migration_runs_at_the_stages_sizing(synthesized: Synthesized) -> None:
+    (machine,) = synthesized.of_type("AWS::StepFunctions::StateMachine").values()
+    definition = json.loads(resolve_join(machine["Properties"]["DefinitionString"]))
+    config = synthesized.config
+    # Given a stage that sizes the migration to its domain (batches of 200, bulks of 50)
+    assert (config.migration_batch_size, config.migration_bulk_size) == (200, 50)
+    # Then the Map runs the stage's concurrency, and Plan cuts the stage's batches and bulks
+    assert definition["States"]["Fan out batches"]["MaxConcurrency"] == config.migration_max_concurrency
+    payload = definition["States"]["Plan"]["Parameters"]
+    assert (payload["batch_size"], payload["bulk_size"]) == (200, 50)
+
+
 def test_a_batch_whose_function_died_is_retried(synthesized: Synthesized) -> None:
     (machine,) = synthesized.of_type("AWS::StepFunctions::StateMachine").values()
     definition = json.loads(resolve_join(machine["Properties"]["DefinitionString"]))

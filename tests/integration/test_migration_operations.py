@@ -13,16 +13,17 @@ import pytest
 from opensearchpy import OpenSearch
 
 from listing_vision.errors import InvalidRequest
+from listing_vision.observability import metrics
 from listing_vision.realestate.backups import BackupReader
 from listing_vision.realestate.features import SPLIT_FIELDS
-from listing_vision.realestate.listings_index import ListingsIndex
+from listing_vision.realestate.listings_index import BULK_ROUNDS, ListingsIndex
 from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.phrase_store import PhraseStore, StoredPhrase
 from listing_vision.realestate.taxonomy import load_taxonomy
 from listing_vision.realestate.vision_cache import CachedImage, VisionCache
 from local.stack import LocalStack
 from tests.demo_stores import demo_stores, phrase_table
-from tests.faults import Fault, FaultProxy
+from tests.faults import BulkRejectingProxy, Fault, FaultProxy
 
 LISTINGS = 30
 
@@ -58,15 +59,19 @@ def test_cache_reads_go_in_chunks_of_100_and_retry_unprocessed_keys(
     urls = [f"https://photos.example/x/{i}.jpg" for i in range(250)]
     for url in urls:
         cache.put(CachedImage(url, {"image_type": "interior", "features": ["tile floors"]}, image_hash="h"))
-    # Given DynamoDB handing back part of every first answer as UnprocessedKeys (through a proxy)
+    # Given DynamoDB handing back the first chunk's keys unprocessed the first time it is read
+    # (through a proxy; the chunks are read in parallel, so it is told by its keys, not its turn)
     proxy = FaultProxy(local_stack.moto_url).start()
     calls: list[int] = []
+    handed_back: list[bool] = []
 
     def partial_answer(method: str, path: str, headers: dict[str, str], body: bytes) -> bool:
         if headers.get("X-Amz-Target", "").endswith(".BatchGetItem"):
             keys = json.loads(body)["RequestItems"][table]["Keys"]
             calls.append(len(keys))
-            return len(calls) == 1  # the first call answers with everything unprocessed
+            if keys[0] == {"image_url": {"S": urls[0]}} and not handed_back:
+                handed_back.append(True)
+                return True
         return False
 
     unprocessed = {
@@ -98,9 +103,65 @@ def test_cache_reads_go_in_chunks_of_100_and_retry_unprocessed_keys(
         proxy.stop()
     # Then every item arrives, in chunks of at most 100, the unprocessed ones retried after a backoff
     assert set(found) == set(urls)
-    assert calls[0] == 100 and max(calls) <= 100 and sum(calls) == 250 + 100
+    assert sorted(calls) == [50, 100, 100, 100] and sum(calls) == 250 + 100
     assert reader.unprocessed_retries == 1 and len(slept) == 1 and 0 < slept[0] <= 0.05
     assert found[urls[0]].analysis == {"image_type": "interior", "features": ["tile floors"]}
+
+
+def rejected_metric() -> float:
+    return sum(metrics.metric_set.get("BulkRejected", {}).get("Value", []))
+
+
+def test_bulk_rejections_back_off_with_jitter_and_are_retried_then_bounded(
+    local_stack: LocalStack, migration: Migration
+) -> None:
+    before = all_sources(migration)
+    zpids = sorted(before)
+    metrics.clear_metrics()
+    # Given a domain whose write queue is full for a moment: the first 3 actions of each of the next
+    # 2 bulk requests rejected (429, es_rejected_execution_exception), never reaching the engine
+    proxy = BulkRejectingProxy(local_stack.opensearch_url, reject=3, requests=2).start()
+    slept: list[float] = []
+    busy = Migration(
+        ListingsIndex(OpenSearch(hosts=[proxy.url]), migration.listings.name, sleep=slept.append),
+        migration.cache,
+        migration.phrases,
+        migration.artifacts_bucket,
+    )
+    try:
+        # When a batch is migrated in bulks of 5
+        report = busy.execute_batch(zpids, bulk_size=5)
+    finally:
+        proxy.stop()
+    # Then the 6 rejected updates were sent again after one jittered backoff, and every listing is written
+    assert len(proxy.rejected) == 6 and not report.failed
+    assert len(slept) == 1 and 0 <= slept[0] <= 0.5
+    assert rejected_metric() == 6
+    after = all_sources(migration)
+    written = [z for z in zpids if all(f in after[z] for f in SPLIT_FIELDS)]
+    assert set(proxy.rejected) <= set(written) and report.counts["updated"] == len(written)
+    # and nothing but the three fields changed
+    assert all({k: v for k, v in after[z].items() if k not in SPLIT_FIELDS} == before[z] for z in zpids)
+
+    # Given the domain rejecting every bulk request's first action, for good
+    migration.rollback("remove")
+    metrics.clear_metrics()
+    proxy = BulkRejectingProxy(local_stack.opensearch_url, reject=1, requests=1_000).start()
+    slept.clear()
+    busy.listings.client = OpenSearch(hosts=[proxy.url])
+    try:
+        report = busy.execute_batch(zpids, bulk_size=5)
+    finally:
+        proxy.stop()
+    # Then the rejected listing is retried a bounded number of times, each after a longer possible
+    # wait, and reported failed (the state machine retries the batch later); the others are written
+    first = proxy.rejected[0]
+    assert proxy.rejected.count(first) == BULK_ROUNDS and len(slept) == BULK_ROUNDS - 1
+    assert all(0 <= wait <= 0.5 * 2**n for n, wait in enumerate(slept))
+    assert report.failed[first].startswith("429") and rejected_metric() >= BULK_ROUNDS
+    after = all_sources(migration)
+    assert not any(f in after[first] for f in SPLIT_FIELDS)
+    metrics.clear_metrics()
 
 
 def test_coverage_and_dry_run_write_nothing(migration: Migration) -> None:

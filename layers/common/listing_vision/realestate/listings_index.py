@@ -3,8 +3,10 @@ one index's data-access object (every read and write the real-estate services ma
 
 from __future__ import annotations
 
+import random
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +14,7 @@ from opensearchpy import NotFoundError, OpenSearch, helpers
 
 from listing_vision.config import get_settings
 from listing_vision.errors import NotProvisioned, missing_store_as_not_provisioned
+from listing_vision.observability import metrics
 
 _lock = threading.Lock()
 _clients: dict[str, OpenSearch] = {}
@@ -85,6 +88,15 @@ class ListingDoc:
         return [v["image_url"] for v in vectors if isinstance(v, dict) and v.get("image_url")]
 
 
+# A bulk action the domain rejected (its write queue full) is sent again: at most BULK_ROUNDS
+# sends in all, after a full-jitter backoff of up to BULK_BACKOFF_S × 2^round (capped), so
+# concurrent batches that were rejected together do not come back together.
+BULK_ROUNDS = 4
+BULK_BACKOFF_S = 0.5
+BULK_BACKOFF_CAP_S = 8.0
+REJECTED = "es_rejected_execution_exception"
+
+
 @dataclass(frozen=True)
 class WriteResult:
     zpid: str
@@ -106,9 +118,12 @@ class ListingsIndex:
     """One index of listings on one cluster. Services are handed it (`from_settings` in handlers and
     the CLI); tests and benches build it over other clients or indexes."""
 
-    def __init__(self, client: OpenSearch, name: str):
+    bulk_backoff_s = BULK_BACKOFF_S
+
+    def __init__(self, client: OpenSearch, name: str, sleep: Callable[[float], None] = time.sleep):
         self.client = client
         self.name = name
+        self.sleep = sleep
 
     @classmethod
     def from_settings(cls) -> ListingsIndex:
@@ -218,7 +233,9 @@ class ListingsIndex:
                 refresh=True,
             )
 
-    def update_fields_guarded(self, updates: list[tuple[ListingDoc, dict[str, Any]]]) -> list[WriteResult]:
+    def update_fields_guarded(
+        self, updates: list[tuple[ListingDoc, dict[str, Any]]], bulk_size: int | None = None
+    ) -> list[WriteResult]:
         """Partial updates of the given fields only, each guarded by the version it was computed from."""
         actions = [
             {
@@ -231,9 +248,11 @@ class ListingsIndex:
             }
             for doc, fields in updates
         ]
-        return self._bulk(actions)
+        return self._bulk(actions, bulk_size)
 
-    def replace_sources_guarded(self, replacements: list[tuple[ListingDoc, dict[str, Any]]]) -> list[WriteResult]:
+    def replace_sources_guarded(
+        self, replacements: list[tuple[ListingDoc, dict[str, Any]]], bulk_size: int | None = None
+    ) -> list[WriteResult]:
         """Whole-document re-index (how fields are removed without scripts), guarded by version."""
         actions = [
             {
@@ -246,36 +265,56 @@ class ListingsIndex:
             }
             for doc, source in replacements
         ]
-        return self._bulk(actions)
+        return self._bulk(actions, bulk_size)
 
-    def _bulk(self, actions: list[dict[str, Any]]) -> list[WriteResult]:
-        """Bulk requests sent to the index's own `_bulk` path, so a role limited to the index suffices."""
+    def _bulk(self, actions: list[dict[str, Any]], bulk_size: int | None = None) -> list[WriteResult]:
+        """Bulk requests of `bulk_size` actions (default 500) sent to the index's own `_bulk` path, so
+        a role limited to the index suffices. Actions the domain rejects (429, or its write queue full:
+        `es_rejected_execution_exception`) are sent again after a backoff with full jitter, at most
+        BULK_ROUNDS rounds in all, each round counted in the `BulkRejected` metric; still rejected,
+        they are returned as such (the batch fails and the state machine retries it later)."""
         if not actions:
             return []
-        results = []
+        results: dict[int, WriteResult] = {}
+        pending = list(range(len(actions)))
+        for attempt in range(BULK_ROUNDS):
+            rejected = []
+            for position, result in zip(
+                pending, self._bulk_once([actions[i] for i in pending], bulk_size), strict=True
+            ):
+                results[position] = result
+                if result.status == 429 or result.error == REJECTED:
+                    rejected.append(position)
+            if not rejected:
+                break
+            metrics.add_metric(name="BulkRejected", unit="Count", value=len(rejected))  # alarmed on
+            if attempt + 1 < BULK_ROUNDS:
+                self.sleep(random.uniform(0, min(BULK_BACKOFF_CAP_S, self.bulk_backoff_s * 2**attempt)))
+            pending = rejected
+        ordered = [results[i] for i in range(len(actions))]
+        if any(result.error == "index_not_found_exception" for result in ordered):
+            raise self._not_provisioned()
+        return ordered
+
+    def _bulk_once(self, actions: list[dict[str, Any]], bulk_size: int | None) -> Iterator[WriteResult]:
+        """One pass over the actions, a result per action in order (a request the client gave up on
+        yields its actions with that request's status)."""
         for ok, item in helpers.streaming_bulk(
             self.client,
             actions,
             index=self.name,
             raise_on_error=False,
             raise_on_exception=False,
-            chunk_size=500,
-            max_retries=3,
-            initial_backoff=1,
-            max_backoff=5,
+            chunk_size=bulk_size or 500,
+            max_retries=0,  # rejections are retried by `_bulk`, with jitter and counted
         ):
             outcome = next(iter(item.values()))
             error = outcome.get("error")
-            results.append(
-                WriteResult(
-                    str(outcome.get("_id")),
-                    200 if ok else int(outcome.get("status", 500)),
-                    (error.get("type") if isinstance(error, dict) else str(error)) if error else None,
-                )
+            yield WriteResult(
+                str(outcome.get("_id")),
+                200 if ok else int(outcome.get("status", 500)),
+                (error.get("type") if isinstance(error, dict) else str(error)) if error else None,
             )
-        if any(result.error == "index_not_found_exception" for result in results):
-            raise self._not_provisioned()
-        return results
 
     def _not_provisioned(self) -> NotProvisioned:
         return NotProvisioned(

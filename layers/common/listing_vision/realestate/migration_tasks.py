@@ -116,6 +116,10 @@ FanOutRequest = Annotated[ExecuteRequest | RollbackRequest | BackupRequest, Fiel
 class PlanTask(_Request):
     operation: Literal["plan"]
     request: FanOutRequest
+    # The stage's sizing, from the state machine: the batch size unless the request sets its own,
+    # and the partial updates per _bulk request of each batch.
+    batch_size: int | None = Field(None, ge=1, le=1_000)
+    bulk_size: int | None = Field(None, ge=1, le=1_000)
 
 
 class BatchTask(_Request):
@@ -129,6 +133,7 @@ class BatchTask(_Request):
     mode: Literal["remove", "restore"] = "remove"
     backup: str | None = None
     destination: str | None = None  # backup_batch: the backup its part belongs to
+    bulk_size: int | None = Field(None, ge=1, le=1_000)  # partial updates per _bulk request
 
 
 class CaughtError(BaseModel):
@@ -210,7 +215,11 @@ def run_task(task: BaseModel, migration: Migration) -> dict[str, Any]:
             options = {"destination": migration.backup_location(request.destination)}
         else:
             options = {"mode": request.mode, **({"backup": request.backup} if request.backup else {})}
-        planned = migration.plan(request.batch_size, request.zpids, request.run_id, request.operation, options)
+        if task.bulk_size and not isinstance(request, BackupRequest):
+            options["bulk_size"] = task.bulk_size
+        own = "batch_size" in request.model_fields_set
+        batch_size = request.batch_size if own or task.batch_size is None else task.batch_size
+        planned = migration.plan(batch_size, request.zpids, request.run_id, request.operation, options)
         return planned | ({"destination": options["destination"]} if "destination" in options else {})
     if isinstance(task, BatchTask):
         return run_batch(task, migration)
@@ -243,9 +252,9 @@ def run_batch(task: BatchTask, migration: Migration) -> dict[str, Any]:
         migration.record_batch(task.run_id, task.batch, result)
         return result
     if task.operation == "execute_batch":
-        report = migration.execute_batch(task.zpids, task.force)
+        report = migration.execute_batch(task.zpids, task.force, task.bulk_size)
     else:
-        report = migration.rollback_batch(task.zpids, task.mode, task.backup)
+        report = migration.rollback_batch(task.zpids, task.mode, task.backup, bulk_size=task.bulk_size)
     if report.failed:
         raise BatchFailed(f"{len(report.failed)} listings failed: {json.dumps(report.failed)[:500]}")
     result = {"batch": task.batch, "zpids": task.zpids, **report.to_json()}

@@ -2,15 +2,16 @@
 
 An item holds the analysis (JSON text, or a map in older items), the embedding (float32 bytes),
 `image_hash`, the raw `llm_response` and the model names. Reads go in BatchGetItem chunks of 100
-(the API's limit) with `UnprocessedKeys` retried with exponential backoff and jitter
-(`dynamodb_batch`); URLs are de-duplicated first. Only what a caller asks for is projected (the
-migration never reads embeddings). `scan_analyses` reads every analysis, one segment of a
-parallel scan at a time (for classify-phrases).
+(the API's limit), READ_PARALLELISM of them at once, with `UnprocessedKeys` retried with
+exponential backoff and jitter (`dynamodb_batch`); URLs are de-duplicated first. Only what a
+caller asks for is projected (the migration never reads embeddings). `scan_analyses` reads every
+analysis, one segment of a parallel scan at a time (for classify-phrases).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,11 +20,15 @@ from typing import Any, Literal
 import numpy as np
 
 from listing_vision import aws
+from listing_vision.concurrency import thread_map
 from listing_vision.config import get_settings
-from listing_vision.dynamodb_batch import batch_get
+from listing_vision.dynamodb_batch import GET_LIMIT, batch_get
 from listing_vision.dynamodb_items import from_item, to_item
 
 Coverage = Literal["full", "partial", "none"]
+# BatchGetItems of one `get_many` in flight at once: a migration batch of 100 listings reads ≈ 20
+# of 100 keys, which one after another were its longest wait (bench/migration_model.py).
+READ_PARALLELISM = 4
 
 
 @dataclass(frozen=True)
@@ -52,9 +57,11 @@ class VisionCache:
         self.dynamodb = client or aws.client("dynamodb")
         self.sleep = sleep
         self.unprocessed_retries = 0  # how often DynamoDB handed keys back (reported by the migration)
+        self._retries_lock = threading.Lock()
 
     def _count_retry(self) -> None:
-        self.unprocessed_retries += 1
+        with self._retries_lock:
+            self.unprocessed_retries += 1
 
     def get_many(self, urls: Iterable[str], with_embeddings: bool = False) -> dict[str, CachedImage]:
         """Cached analyses by URL; URLs without an item are absent from the result."""
@@ -66,9 +73,15 @@ class VisionCache:
         if with_embeddings:
             projection += ", image_hash, analysis_model, embedding, embedding_model, llm_response"
         keys = [to_item({"image_url": url}) for url in unique]
-        for item in batch_get(self.dynamodb, self.table, keys, projection, self.sleep, self._count_retry):
-            cached = _cached_image(item)
-            found[cached.image_url] = cached
+
+        def read(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return list(batch_get(self.dynamodb, self.table, chunk, projection, self.sleep, self._count_retry))
+
+        chunks = [keys[start : start + GET_LIMIT] for start in range(0, len(keys), GET_LIMIT)]
+        for items in thread_map(read, chunks, READ_PARALLELISM):
+            for item in items:
+                cached = _cached_image(item)
+                found[cached.image_url] = cached
         return found
 
     def scan_analyses(self, segment: int = 0, segments: int = 1) -> Iterator[dict[str, Any]]:

@@ -39,13 +39,13 @@ def split_outcome(doc: ListingDoc, fields: dict[str, str] | None) -> Outcome:
 
 
 class Execute(MigrationBase):
-    def execute_batch(self, zpids: list[str], force: bool = False) -> BatchReport:
+    def execute_batch(self, zpids: list[str], force: bool = False, bulk_size: int | None = None) -> BatchReport:
         """Migrate one batch: skip migrated listings (unless forced), write the three fields guarded
-        by version; on a conflict re-read, recompute and try again."""
+        by version (`bulk_size` updates a _bulk request); on a conflict re-read, recompute and try again."""
         with throttling_as_retryable():
-            return self._execute_batch(zpids, force)
+            return self._execute_batch(zpids, force, bulk_size)
 
-    def _execute_batch(self, zpids: list[str], force: bool) -> BatchReport:
+    def _execute_batch(self, zpids: list[str], force: bool, bulk_size: int | None) -> BatchReport:
         report = BatchReport()
         pending = list(dict.fromkeys(str(z) for z in zpids))
         for round_number in range(MAX_CONFLICT_ROUNDS):
@@ -67,7 +67,7 @@ class Execute(MigrationBase):
                     report.counts[outcome] += 1  # nothing cached; or forced, and it comes out the same: no write
                     continue
                 updates.append((doc, fields))
-            conflicts = report.tally(self.listings.update_fields_guarded(updates), "updated")
+            conflicts = report.tally(self.listings.update_fields_guarded(updates, bulk_size), "updated")
             if not conflicts:
                 break
             report.counts["conflicts_retried"] += len(conflicts)

@@ -26,6 +26,7 @@ class Rollback(MigrationBase):
         mode: Literal["remove", "restore"] = "remove",
         backup: str | None = None,
         backup_sources: dict[str, dict[str, Any]] | None = None,
+        bulk_size: int | None = None,
     ) -> BatchReport:
         """Remove the three fields (re-indexing the source without them, since there are no
         scripts) or put back the backup's source, each write guarded by version. A restore writes a
@@ -60,7 +61,7 @@ class Rollback(MigrationBase):
                     report.counts["unchanged"] += 1
                     continue
                 replacements.append((doc, target))
-            conflicts = report.tally(self.listings.replace_sources_guarded(replacements), "rolled_back")
+            conflicts = report.tally(self.listings.replace_sources_guarded(replacements, bulk_size), "rolled_back")
             if not conflicts:
                 break
             report.counts["conflicts_retried"] += len(conflicts)
