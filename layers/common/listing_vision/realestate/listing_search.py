@@ -114,7 +114,7 @@ def _invalid(message: str, field: str) -> InvalidRequest:
 
 def _unknown_amenity(name: str) -> InvalidRequest:
     return InvalidRequest(
-        f"{name!r} is not an amenity the feature taxonomy knows (pool, garage, hot tub, fire pit, …).",
+        f"{name[:80]!r} is not an amenity the feature taxonomy knows (pool, garage, hot tub, fire pit, …).",
         code="unknown_amenity",
         details={"amenity": name[:80]},
     )
