@@ -33,7 +33,9 @@ def listings() -> ListingsIndex:
 
 class FoundListing(BaseModel):
     zpid: str
-    score: float = Field(description="1 when `q` occurs in its field as a phrase, else 0; ties go by zpid.")
+    score: float = Field(
+        description="Relevance to `q` (OpenSearch's score; the same for every hit without `q`); ties go by zpid."
+    )
     exterior_visual_features: str | None
     interior_visual_features: str | None
     amenities_visual_features: str | None

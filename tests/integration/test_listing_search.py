@@ -142,10 +142,57 @@ def test_pages_return_every_hit_exactly_once_in_the_one_queries_order(
     # When it is read a few listings at a time, twice
     first, pages = every_page(local_stack, **params, exterior=marker)
     again, _ = every_page(local_stack, **params, exterior=marker)
-    # Then the pages hold every hit exactly once, in the big query's order, every time
+    # Then the pages hold every hit exactly once, in the big query's order, every time, best first
     assert first == [hit["zpid"] for hit in one["listings"]] == again
+    scores = [hit["score"] for hit in one["listings"]]
+    assert scores == sorted(scores, reverse=True)
     assert len(set(first)) == len(first) == one["total"]
     assert pages == -(-one["total"] // params["limit"])  # no empty last page
+
+
+def test_listings_come_in_relevance_order_the_better_match_first(local_stack: LocalStack) -> None:
+    # Given listings whose interiors hold "granite countertops" among few words (the better match:
+    # the same words weigh more in a short field) or among many, three of each (ties), and one without
+    marker = f"mark{uuid.uuid4().hex[:10]}"
+    interiors = {
+        "short": "granite countertops",
+        "long": "granite countertops, hardwood floors, white cabinets, stainless steel appliances, "
+        "tile backsplash, recessed lighting, crown molding, walk-in closet",
+        "none": "hardwood floors, white cabinets",
+    }
+    docs = {
+        f"8{uuid.uuid4().int % 10**9:09d}": {"exterior_visual_features": f"brick exterior, {marker}", "kind": kind}
+        for kind in interiors
+        for _ in range(3)
+    }
+    index = ListingsIndex.from_settings()
+    index.ensure_split_mapping()
+    sources = (
+        {
+            "zpid": zpid,
+            "exterior_visual_features": doc["exterior_visual_features"],
+            "interior_visual_features": interiors[doc["kind"]],
+            "amenities_visual_features": "",
+        }
+        for zpid, doc in docs.items()
+    )
+    helpers.bulk(index.client, ({"_index": index.name, "_id": d["zpid"], "_source": d} for d in sources))
+    index.refresh()
+    try:
+        # When they are searched for those words, one at a time and all at once
+        one = search(local_stack, q="granite countertops", exterior=marker, limit=100).json()
+        paged, _ = every_page(local_stack, q="granite countertops", exterior=marker, limit=1)
+    finally:
+        helpers.bulk(index.client, ({"_op_type": "delete", "_index": index.name, "_id": z} for z in docs))
+        index.refresh()
+    # Then only the listings holding the words come, scores never rising, the short interiors first
+    kinds = [docs[hit["zpid"]]["kind"] for hit in one["listings"]]
+    assert kinds == ["short"] * 3 + ["long"] * 3, kinds
+    scores = [hit["score"] for hit in one["listings"]]
+    assert scores == sorted(scores, reverse=True) and scores[2] > scores[3], scores
+    # And ties go by zpid, the same order page by page
+    assert [hit["zpid"] for hit in one["listings"][:3]] == sorted(z for z, d in docs.items() if d["kind"] == "short")
+    assert paged == [hit["zpid"] for hit in one["listings"]]
 
 
 def test_a_cursor_serves_only_its_own_query_and_refuses_tampering(

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import base64
 
+from listing_vision.realestate.listing_search import MAX_RESULT_WINDOW, ListingQuery, encode_cursor
 from tests.integration.bad_input.image_and_form_cases import Case
 
 ROUTE = "/listings/search"
 # A cursor in the right shape whose digest was not made by the search: made up, not altered from one
-FORGED = base64.urlsafe_b64encode(b'[1,0.0,"1"]').decode().rstrip("=") + ".AAAAAAAAAAAAAAAAAAAAAA"
+FORGED = base64.urlsafe_b64encode(b"[2,20]").decode().rstrip("=") + ".AAAAAAAAAAAAAAAAAAAAAA"
+# Cursors with a right digest for q=pool (it is a check, not a secret) but an offset no search returns
+PAST_WINDOW = encode_cursor(ListingQuery(q="pool"), MAX_RESULT_WINDOW)
+OFFSET_ZERO = encode_cursor(ListingQuery(q="pool"), 0)
 
 
 def search_cases() -> list[Case]:
@@ -63,6 +67,8 @@ def search_cases() -> list[Case]:
         ("cursor-not-base64", {"cursor": "!!!!.AAAA"}, 400, "invalid_cursor"),
         ("cursor-forged", {"cursor": FORGED}, 400, "invalid_cursor"),
         ("cursor-unicode", {"cursor": "é.é"}, 400, "invalid_cursor"),
+        ("cursor-past-result-window", {"q": "pool", "cursor": PAST_WINDOW}, 400, "invalid_cursor"),
+        ("cursor-offset-zero", {"q": "pool", "cursor": OFFSET_ZERO}, 400, "invalid_cursor"),
         ("cursor-401-chars", {"cursor": "A" * 401}, 400, "invalid_request"),
     ]
     return [

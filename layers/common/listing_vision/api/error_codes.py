@@ -29,7 +29,12 @@ _OURS: tuple[ErrorCode, ...] = (
     ErrorCode("malformed_body", 400, "The body is not valid base64 where API Gateway encoded it."),
     ErrorCode("unsupported_content_type", 415, "The body's media type is not the route's (JSON or multipart)."),
     ErrorCode("unknown_parameter", 400, "A query parameter the operation does not take (`details.known` lists them)."),
-    ErrorCode("invalid_cursor", 400, "The cursor is garbled, altered, or from another query: start again without it."),
+    ErrorCode(
+        "invalid_cursor",
+        400,
+        "The cursor is garbled, altered, from another query, or past the 10,000-hit result window: start again "
+        "without it (narrow the search to see further).",
+    ),
     # images
     ErrorCode("empty_file", 400, "The file is empty."),
     ErrorCode("not_an_image", 400, "The file is not an image."),

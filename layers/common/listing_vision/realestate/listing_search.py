@@ -8,14 +8,18 @@
   (`unknown_amenity`), since it could never match. `exterior=` and `interior=` require all their
   words in that field. The migration writes only the three text fields, so filters are matches on
   them, not boolean fields.
-- Pages: `search_after` on `[_score desc, zpid asc]`, a total order, so a page starts exactly
-  after the last hit of the one before and the pages together are the one big query's hits in its
-  order. The score is exact by construction: every hit matches the filters (no score) and scores 1
-  when `q` occurs in its field as a phrase, else 0 (`constant_score`). Scores built from index
-  statistics (BM25) differ between shard copies and move when other listings change, and as
-  floats they round when written into a cursor; then `search_after` repeats or skips the hits
-  of a tie, and ties are the rule here (many listings hold the same words).
-- The cursor is opaque: the last hit's sort values with a digest over them and the query, so a
+- Relevance: `q` is scored as OpenSearch scores it (BM25 on its routed field, the query the
+  search evaluation measured), so the listing whose field says it best comes first; the filters
+  only narrow (filter context, no score). Without `q` every hit scores the same.
+- Pages: `from`/`size` under the sort `[_score desc, zpid asc]`, a total order (the zpid breaks
+  ties), so for an unchanged index the pages together are the one big query's hits, each once and
+  in its order. `search_after` on `_score` would avoid offsets, but a float score does not survive
+  the trip through a cursor exactly (a stand-in rounds it) and then the hits of a tie repeat or
+  vanish. The price of offsets: a listing written or deleted between two pages shifts the later
+  pages by one (a hit seen twice or never), as with any offset paging; and OpenSearch answers only
+  within `max_result_window` (MAX_RESULT_WINDOW, 10,000 hits), so the last page ends there, without
+  a `next_cursor`, and a cursor past it is refused: narrow the search to see further.
+- The cursor is opaque: the next page's offset with a digest over it and the query, so a
   garbled cursor, or one from another query, is refused (`invalid_cursor`) rather than paging
   something else. It grants nothing a caller could not ask for directly, so it is checked, not
   signed with a secret.
@@ -29,7 +33,6 @@ import functools
 import hashlib
 import hmac
 import json
-import math
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +41,7 @@ from typing import Any
 from listing_vision.errors import InvalidRequest
 from listing_vision.realestate.features import SPLIT_FIELDS, normalise
 from listing_vision.realestate.listings_index import ListingsIndex
-from listing_vision.realestate.search import FIELD_OF, amenity_query, build_query, route
+from listing_vision.realestate.search import FIELD_OF, amenity_query, build_query
 from listing_vision.realestate.taxonomy import Taxonomy, load_taxonomy
 
 PARAMETERS = ("q", "amenities", "exterior", "interior", "cursor", "limit")
@@ -46,11 +49,11 @@ MAX_TEXT_CHARS = 200  # q, exterior, interior: a query, not a document
 MAX_AMENITIES = 10
 MAX_AMENITIES_CHARS = 400  # the comma-separated list
 MAX_CURSOR_CHARS = 400
-MAX_ZPID_CHARS = 64
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 SORT: list[dict[str, str]] = [{"_score": "desc"}, {"zpid": "asc"}]
-_CURSOR_VERSION = 1
+_CURSOR_VERSION = 2  # 1 carried search_after sort values
+MAX_RESULT_WINDOW = 10_000  # OpenSearch's index.max_result_window: from + size may not pass it
 
 
 @functools.cache
@@ -71,16 +74,13 @@ class ListingQuery:
     def fingerprint(self) -> bytes:
         return json.dumps([self.q, list(self.amenities), self.exterior, self.interior]).encode()
 
-    def body(self, size: int, after: tuple[float, str] | None = None) -> dict[str, Any]:
-        """The OpenSearch request for one page of `size` hits after `after` (a hit's sort values)."""
+    def body(self, size: int, offset: int = 0) -> dict[str, Any]:
+        """The OpenSearch request for the `size` hits from `offset` on, best first."""
         taxonomy = _taxonomy()
+        must: list[dict[str, Any]] = []
         filters: list[dict[str, Any]] = []
-        should: list[dict[str, Any]] = []
         if self.q:
-            routed = route(self.q)
-            filters.append(build_query(self.q)["query"])
-            phrase = {"match_phrase": {routed.field: routed.text}}
-            should.append({"constant_score": {"filter": phrase, "boost": 1}})
+            must.append(build_query(self.q)["query"])  # scored: the relevance the search evaluation measured
         for amenity in self.amenities:
             expanded = amenity_query(amenity, taxonomy=taxonomy)
             if expanded is None:  # parse() refused it already; a caller building the query itself gets this
@@ -89,23 +89,21 @@ class ListingQuery:
         for text, field in ((self.exterior, FIELD_OF["exterior"]), (self.interior, FIELD_OF["interior"])):
             if text:
                 filters.append({"match": {field: {"query": text, "operator": "and"}}})
-        body: dict[str, Any] = {
+        return {
+            "from": offset,
             "size": size,
-            "query": {"bool": {"filter": filters or [{"match_all": {}}], "should": should}},
+            "query": {"bool": {"must": must or [{"match_all": {}}], "filter": filters}},
             "sort": SORT,
             "track_total_hits": True,
             "_source": ["zpid", *SPLIT_FIELDS],
         }
-        if after is not None:
-            body["search_after"] = list(after)
-        return body
 
 
 @dataclass(frozen=True)
 class SearchRequest:
     query: ListingQuery
     limit: int = DEFAULT_LIMIT
-    after: tuple[float, str] | None = None
+    offset: int = 0
 
 
 def _invalid(message: str, field: str) -> InvalidRequest:
@@ -164,7 +162,7 @@ def parse(parameters: Mapping[str, Sequence[str]]) -> SearchRequest:
     if not limit_text.isascii() or not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
         raise _invalid(f"limit is a whole number from 1 to {MAX_LIMIT}.", "limit")
     cursor = single.get("cursor")
-    return SearchRequest(query, int(limit_text), decode_cursor(cursor, query) if cursor else None)
+    return SearchRequest(query, int(limit_text), decode_cursor(cursor, query) if cursor else 0)
 
 
 def _digest(query: ListingQuery, payload: bytes) -> str:
@@ -172,8 +170,8 @@ def _digest(query: ListingQuery, payload: bytes) -> str:
     return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 
-def encode_cursor(query: ListingQuery, after: tuple[float, str]) -> str:
-    payload = json.dumps([_CURSOR_VERSION, after[0], after[1]], separators=(",", ":")).encode()
+def encode_cursor(query: ListingQuery, offset: int) -> str:
+    payload = json.dumps([_CURSOR_VERSION, offset], separators=(",", ":")).encode()
     return f"{base64.urlsafe_b64encode(payload).decode().rstrip('=')}.{_digest(query, payload)}"
 
 
@@ -185,9 +183,18 @@ def _bad_cursor(reason: str) -> InvalidRequest:
     )
 
 
-def decode_cursor(cursor: str, query: ListingQuery) -> tuple[float, str]:
-    """The sort values a cursor of `encode_cursor` carries; refuses (`invalid_cursor`) one that is
-    garbled, altered, or made for another query."""
+def _past_window(offset: int) -> InvalidRequest:
+    return InvalidRequest(
+        f"The cursor points past the first {MAX_RESULT_WINDOW:,} hits, the most a search pages through: "
+        "narrow the search (q, amenities, exterior, interior) to see further.",
+        code="invalid_cursor",
+        details={"reason": "past the result window", "offset": offset, "max_result_window": MAX_RESULT_WINDOW},
+    )
+
+
+def decode_cursor(cursor: str, query: ListingQuery) -> int:
+    """The offset a cursor of `encode_cursor` carries; refuses (`invalid_cursor`) one that is
+    garbled, altered, made for another query, or past MAX_RESULT_WINDOW."""
     if len(cursor) > MAX_CURSOR_CHARS or not cursor.isascii() or cursor.count(".") != 1:
         raise _bad_cursor("malformed")
     encoded, digest = cursor.split(".")
@@ -198,26 +205,25 @@ def decode_cursor(cursor: str, query: ListingQuery) -> tuple[float, str]:
     if not hmac.compare_digest(digest, _digest(query, payload)):
         raise _bad_cursor("altered, or made for another query")
     try:
-        version, score, zpid = json.loads(payload)
+        version, offset = json.loads(payload)
     except (ValueError, TypeError):
         raise _bad_cursor("malformed") from None
-    valid_score = isinstance(score, int | float) and not isinstance(score, bool) and math.isfinite(score)
-    valid_zpid = isinstance(zpid, str) and 0 < len(zpid) <= MAX_ZPID_CHARS
-    if version != _CURSOR_VERSION or not valid_score or not valid_zpid:
+    if version != _CURSOR_VERSION or not isinstance(offset, int) or isinstance(offset, bool) or offset < 1:
         raise _bad_cursor("malformed")
-    return float(score), zpid
+    if offset >= MAX_RESULT_WINDOW:
+        raise _past_window(offset)
+    return offset
 
 
 def search(index: ListingsIndex, request: SearchRequest) -> dict[str, Any]:
-    """One page: up to `limit` listings, best first, and the cursor of the next page (None at the end)."""
-    body = request.query.body(request.limit + 1, request.after)  # one more: is there a next page?
-    response = index.search(body)
-    hits = response["hits"]["hits"]
-    page = hits[: request.limit]
-    next_cursor = None
-    if len(hits) > request.limit:
-        score, zpid = page[-1]["sort"]
-        next_cursor = encode_cursor(request.query, (float(score), str(zpid)))
+    """One page: up to `limit` listings, best first, and the cursor of the next page (None after the
+    last hit, or once the page reaches MAX_RESULT_WINDOW)."""
+    size = min(request.limit, MAX_RESULT_WINDOW - request.offset)  # from + size within the window
+    response = index.search(request.query.body(size, request.offset))
+    page = response["hits"]["hits"]
+    total = int(response["hits"]["total"]["value"])
+    end = request.offset + len(page)
+    more = len(page) == size and end < total and end < MAX_RESULT_WINDOW
     return {
         "listings": [
             {
@@ -227,6 +233,6 @@ def search(index: ListingsIndex, request: SearchRequest) -> dict[str, Any]:
             }
             for hit in page
         ],
-        "total": int(response["hits"]["total"]["value"]),
-        "next_cursor": next_cursor,
+        "total": total,
+        "next_cursor": encode_cursor(request.query, end) if more else None,
     }
