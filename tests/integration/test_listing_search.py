@@ -12,6 +12,7 @@ import pytest
 import requests
 from opensearchpy import helpers
 
+from listing_vision.realestate.listing_search import MAX_RESULT_WINDOW, ListingQuery, encode_cursor
 from listing_vision.realestate.listings_index import ListingsIndex
 from local.stack import LocalStack
 
@@ -216,3 +217,34 @@ def test_a_cursor_serves_only_its_own_query_and_refuses_tampering(
         answer = search(local_stack, **params)
         assert answer.status_code == 400, answer.text
         assert answer.json()["error"]["code"] == "invalid_cursor"
+
+
+def test_paging_ends_at_the_result_window_and_refuses_cursors_past_it(local_stack: LocalStack) -> None:
+    # Given more listings matching one search than OpenSearch's result window lets a search page through
+    marker = f"mark{uuid.uuid4().hex[:10]}"
+    zpids = [f"9{n:09d}{marker[-4:]}" for n in range(MAX_RESULT_WINDOW + 5)]
+    index = ListingsIndex.from_settings()
+    index.ensure_split_mapping()
+    helpers.bulk(
+        index.client,
+        ({"_index": index.name, "_id": z, "_source": {"zpid": z, "exterior_visual_features": marker}} for z in zpids),
+        chunk_size=2000,
+    )
+    index.refresh()
+    try:
+        # When the page that reaches the window is asked for (its cursor made as the search makes it)
+        query = ListingQuery(exterior=marker)
+        last = search(local_stack, exterior=marker, limit=5, cursor=encode_cursor(query, MAX_RESULT_WINDOW - 2))
+        past = search(local_stack, exterior=marker, cursor=encode_cursor(query, MAX_RESULT_WINDOW))
+    finally:
+        helpers.bulk(index.client, ({"_op_type": "delete", "_index": index.name, "_id": z} for z in zpids))
+        index.refresh()
+    # Then it holds the window's last hits and no next cursor, though more listings match
+    assert last.status_code == 200, last.text
+    body = last.json()
+    assert [hit["zpid"] for hit in body["listings"]] == sorted(zpids)[MAX_RESULT_WINDOW - 2 : MAX_RESULT_WINDOW]
+    assert body["total"] == len(zpids) and body["next_cursor"] is None
+    # And a cursor past the window is refused, saying why
+    assert past.status_code == 400, past.text
+    assert past.json()["error"]["code"] == "invalid_cursor"
+    assert past.json()["error"]["details"]["reason"] == "past the result window"
