@@ -94,8 +94,9 @@ def _apps() -> list[Any]:
     from functions.caption.handler import app as caption
     from functions.dedupe.handler import app as dedupe
     from functions.generate.handler import app as generate
+    from functions.regenerate.search import app as listing_search
 
-    return [dedupe, caption, generate]
+    return [dedupe, caption, generate, listing_search]
 
 
 def document() -> dict[str, Any]:

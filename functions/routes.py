@@ -15,6 +15,9 @@ class Route:
     path: str  # API Gateway resource path; `{name}` is a path parameter
     # the error codes it answers (listing_vision/api/error_codes.py), API Gateway's included
     errors: tuple[str, ...] = field(default=(), compare=False)
+    # Its own throttle in every usage plan, per client (requests per second, burst), where it must be
+    # lower than the plan's: a route that costs a store more per request than the others
+    throttle: tuple[float, int] | None = field(default=None, compare=False)
 
 
 ROUTES: tuple[Route, ...] = (
@@ -64,6 +67,14 @@ ROUTES: tuple[Route, ...] = (
         ),
     ),
     Route("generate", "GET", "/jobs/{job_id}", ("invalid_request", "job_not_found", *GATEWAY)),
+    Route(
+        "listing-search",
+        "GET",
+        "/listings/search",
+        ("invalid_request", "unknown_parameter", "unknown_amenity", "invalid_cursor", *GATEWAY),
+        # each search is an OpenSearch query over every listing: a client gets fewer than the plan's rate
+        throttle=(5, 10),
+    ),
 )
 
 # Content types API Gateway passes to Lambda base64-encoded (RestApi binaryMediaTypes).

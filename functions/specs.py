@@ -179,6 +179,17 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         reserved_concurrency=10,
     ),
     FunctionSpec(
+        "listing-search",
+        "regenerate",
+        "search",
+        "listings",
+        "Searches listings by their split visual features",
+        29,
+        512,
+        layers=(OPENSEARCH,),
+        reserved_concurrency=None,
+    ),
+    FunctionSpec(
         "migration",
         "regenerate",
         "handler",

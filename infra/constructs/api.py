@@ -7,8 +7,10 @@ key), which finds the client by its key's hash in the `api-clients` table and pa
 storefronts to the functions, which refuse other storefronts (api/access.py). The key is also the
 usage identifier (API key source AUTHORIZER), so each client is throttled and metered by its usage
 plan (`standard` or `bulk`; `python -m listing_vision.api.clients create --usage-plan …`
-registers a key). Optionally a WAF web ACL (context `waf`): AWS's common rule set and a rate limit
-per source IP. `GET /openapi.json` answers the API's OpenAPI document (functions/openapi.py).
+registers a key); a route that declares its own throttle (GET /listings/search) has it in every
+plan, per client (a key is in one plan per stage, so a route cannot have a plan of its own).
+Optionally a WAF web ACL (context `waf`): AWS's common rule set and a rate limit per source IP.
+`GET /openapi.json` answers the API's OpenAPI document (functions/openapi.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from functions.openapi import document as openapi_document
-from functions.routes import BINARY_MEDIA_TYPES, ROUTES
+from functions.routes import BINARY_MEDIA_TYPES, ROUTES, Route
 from infra.constructs.platform import Platform, allow
 from infra.nag import acknowledge
 from listing_vision.api.authorizer import KEY_HEADER
@@ -66,6 +68,21 @@ def vtl_literal_json(value: object) -> str:
 
 
 USAGE_PLANS = {"standard": (20, 40, 100_000), "bulk": (50, 100, 1_000_000)}
+
+
+def route_throttles(methods: dict[Route, apigw.Method], rate: float, burst: int) -> list[apigw.ThrottlingPerMethod]:
+    """A usage plan's per-method throttles: each route that declares its own (functions/routes.py)
+    gets it, never above the plan's own rate and burst."""
+    return [
+        apigw.ThrottlingPerMethod(
+            method=method,
+            throttle=apigw.ThrottleSettings(
+                rate_limit=min(route.throttle[0], rate), burst_limit=min(route.throttle[1], burst)
+            ),
+        )
+        for route, method in methods.items()
+        if route.throttle is not None
+    ]
 
 
 class RestApi(Construct):
@@ -129,9 +146,12 @@ class RestApi(Construct):
             identity_sources=[apigw.IdentitySource.header(KEY_HEADER)],
             results_cache_ttl=Duration.minutes(5),
         )
+        methods: dict[Route, apigw.Method] = {}
         for route in ROUTES:
             resource = self.api.root.resource_for_path(route.path)
-            keyed_method(resource, route.method, apigw.LambdaIntegration(functions[route.function]), keys)
+            methods[route] = keyed_method(
+                resource, route.method, apigw.LambdaIntegration(functions[route.function]), keys
+            )
         self._openapi_document(keys)
         for response in GATEWAY_RESPONSES:
             self.api.add_gateway_response(
@@ -149,7 +169,7 @@ class RestApi(Construct):
                 throttle=apigw.ThrottleSettings(rate_limit=rate, burst_limit=burst),
                 quota=apigw.QuotaSettings(limit=per_day, period=apigw.Period.DAY),
             )
-            plan.add_api_stage(stage=self.api.deployment_stage)
+            plan.add_api_stage(stage=self.api.deployment_stage, throttle=route_throttles(methods, rate, burst))
             self.usage_plans[name] = plan
         acknowledge(
             self.api,

@@ -1,7 +1,8 @@
 """Real-estate listings: everything the ingest and the migration may touch, in one place.
 
 Functions: `listing-ingest` (S3 ObjectCreated on the uploads bucket, `.json` documents; failures to
-its queue) and `migration` (the tasks of the visual-features state machine, built here too).
+its queue), `listing-search` (GET /listings/search: it only searches the listings index) and
+`migration` (the tasks of the visual-features state machine, built here too).
 They reach: the existing vision-cache table (read; ingest also caches new analyses; the migration's
 classify-phrases scans it), the phrase cache table (read by both splits; classify-phrases writes
 it), the existing OpenSearch domain (the listings index; the migration pages with search_after, no
@@ -24,8 +25,15 @@ class Listings(Construct):
         super().__init__(scope, construct_id)
         config = platform.config
         ingest = platform.function(self, "listing-ingest", in_vpc=True)
+        search = platform.function(self, "listing-search", in_vpc=True)
         migration = platform.function(self, "migration", in_vpc=True)
-        self.functions: dict[str, ServiceFunction] = {"listing-ingest": ingest, "migration": migration}
+        self.functions: dict[str, ServiceFunction] = {
+            "listing-ingest": ingest,
+            "listing-search": search,
+            "migration": migration,
+        }
+        # Search reads the listings index and nothing else: its `_search` path only
+        allow(search, ["es:ESHttpPost"], platform.opensearch_paths("{index}/_search"))
         cache = platform.table_arn("vision_cache_table")
         phrases = platform.table_arn("feature_phrases_table")
         uploads = platform.bucket("uploads_bucket")

@@ -107,7 +107,7 @@ def test_fine_grained_access_maps_the_opensearch_functions_roles(fine_grained: S
             ",",
             [
                 {"Fn::GetAtt": [fine_grained.logical_id(listings[name].role), "Arn"]}
-                for name in ("listing-ingest", "migration")
+                for name in ("listing-ingest", "listing-search", "migration")
             ],
         ]
     }

@@ -42,7 +42,7 @@ def test_the_first_stage_makes_exactly_the_endpoints_its_functions_call(first_st
     # Given the AWS services the roles of the functions in the VPC may call (what Lambda itself does with the
     # role, outside the VPC, aside: logs, traces, the on-failure destination's queue)
     roles = roles_in_vpc(first_stage)
-    assert len(roles) == 8  # the four dedupe functions, caption, listing-ingest, migration, provision
+    assert len(roles) == 9  # the four dedupe functions, caption, listing-ingest, listing-search, migration, provision
     called = set()
     for policy in first_stage.of_type("AWS::IAM::Policy").values():
         if roles & {r["Ref"] for r in policy["Properties"]["Roles"]}:
@@ -79,6 +79,7 @@ def test_every_function_that_reaches_milvus_or_opensearch_runs_in_the_vpc(first_
         "dedupe-reconcile",
         "caption",
         "listing-ingest",
+        "listing-search",
         "migration",
         "provision",
     }

@@ -7,8 +7,9 @@ Classes: image bytes (truncated, fake headers, formats, sizes, blank as seen thr
 16-bit, PNG structure), multipart framing, form fields (sent as files, repeated, missing), JSON
 shapes and depth, strict types, numeric edges, enum values, ids, URLs, filenames, unicode in every
 text field (full-width, zero-width, confusables, separators, other scripts' digits), encodings,
-unknown routes and methods, `Idempotency-Key` values. The cases are built in image_and_form_cases.py,
-json_and_path_cases.py and unicode_and_field_cases.py, beside this file; raw HTTP header lines and
+unknown routes and methods, `Idempotency-Key` values, the search's query string. The cases are built
+in image_and_form_cases.py, json_and_path_cases.py, unicode_and_field_cases.py and search_cases.py,
+beside this file; raw HTTP header lines and
 API keys are in test_headers_and_keys.py.
 """
 
@@ -33,10 +34,19 @@ from tests.integration.bad_input.image_and_form_cases import (
     jpeg_header,
 )
 from tests.integration.bad_input.json_and_path_cases import idempotency_key_cases, json_cases, path_cases
+from tests.integration.bad_input.search_cases import search_cases
 from tests.integration.bad_input.unicode_and_field_cases import unicode_and_field_cases
 from tests.stores import changed, fingerprint
 
-CASES = image_cases() + form_cases() + json_cases() + path_cases() + unicode_and_field_cases() + idempotency_key_cases()
+CASES = (
+    image_cases()
+    + form_cases()
+    + json_cases()
+    + path_cases()
+    + unicode_and_field_cases()
+    + idempotency_key_cases()
+    + search_cases()
+)
 DECLARED = {route.path: set(route.errors) for route in ROUTES}
 
 

@@ -28,6 +28,13 @@ _OURS: tuple[ErrorCode, ...] = (
     ErrorCode("malformed_multipart", 400, "multipart/form-data without a boundary, or with parts that cannot be read."),
     ErrorCode("malformed_body", 400, "The body is not valid base64 where API Gateway encoded it."),
     ErrorCode("unsupported_content_type", 415, "The body's media type is not the route's (JSON or multipart)."),
+    ErrorCode("unknown_parameter", 400, "A query parameter the operation does not take (`details.known` lists them)."),
+    ErrorCode(
+        "invalid_cursor",
+        400,
+        "The cursor is garbled, altered, from another query, or past the 10,000-hit result window: start again "
+        "without it (narrow the search to see further).",
+    ),
     # images
     ErrorCode("empty_file", 400, "The file is empty."),
     ErrorCode("not_an_image", 400, "The file is not an image."),
@@ -63,6 +70,7 @@ _OURS: tuple[ErrorCode, ...] = (
     ErrorCode("job_in_progress", 409, "The job is still running: one run at a time."),
     ErrorCode("unknown_product_type", 400, "product_type is not one of the catalogue's."),
     ErrorCode("unknown_image_type", 400, "An image type the product does not have."),
+    ErrorCode("unknown_amenity", 400, "An amenity the feature taxonomy does not know (it could never match)."),
     ErrorCode("invalid_dimensions", 400, "dimensions_mm needs positive width and height."),
     ErrorCode("source_not_allowed", 400, "s3_urls does not name an object in a storefront bucket."),
     ErrorCode("source_not_found", 404, "No object at s3_urls."),

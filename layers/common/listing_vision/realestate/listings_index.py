@@ -158,6 +158,10 @@ class ListingsIndex:
     def refresh(self) -> None:
         self.client.indices.refresh(index=self.name)
 
+    def search(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One search of the index, on its own `_search` path (a role limited to the index suffices)."""
+        return dict(self.client.search(index=self.name, body=body))
+
     def count(self) -> int:
         return int(self.client.count(index=self.name)["count"])
 

@@ -1,0 +1,88 @@
+"""Listing search, the API: GET /listings/search pages listings matching a query and filters on
+their split visual features (listing_vision.realestate.listing_search)."""
+
+# No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
+
+from listing_vision import aws
+from listing_vision.api import create_resolver, current_caller
+from listing_vision.observability import logger, metrics, tracer
+from listing_vision.realestate import listing_search
+from listing_vision.realestate.listing_search import (
+    DEFAULT_LIMIT,
+    MAX_AMENITIES_CHARS,
+    MAX_CURSOR_CHARS,
+    MAX_LIMIT,
+    MAX_TEXT_CHARS,
+)
+from listing_vision.realestate.listings_index import ListingsIndex
+
+app = create_resolver()
+
+
+@aws.per_container
+def listings() -> ListingsIndex:
+    return ListingsIndex.from_settings()
+
+
+class FoundListing(BaseModel):
+    zpid: str
+    score: float = Field(
+        description="Relevance to `q` (OpenSearch's score; the same for every hit without `q`); ties go by zpid."
+    )
+    exterior_visual_features: str | None
+    interior_visual_features: str | None
+    amenities_visual_features: str | None
+
+
+class SearchPage(BaseModel):
+    listings: list[FoundListing]
+    total: int = Field(description="Listings matching the query and filters, over all pages.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+@app.get("/listings/search", responses={200: {"description": "One page of listings, best first."}})
+@tracer.capture_method
+def search_listings(
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_TEXT_CHARS,
+            description="Words, searched in the split field they describe (exterior, interior or amenities).",
+        ),
+    ] = None,
+    amenities: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_AMENITIES_CHARS,
+            description="Comma-separated amenities the listing must have (`pool,garage`), in any words for them.",
+        ),
+    ] = None,
+    exterior: Annotated[
+        str | None, Query(max_length=MAX_TEXT_CHARS, description="Words the exterior features must all hold.")
+    ] = None,
+    interior: Annotated[
+        str | None, Query(max_length=MAX_TEXT_CHARS, description="Words the interior features must all hold.")
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=MAX_CURSOR_CHARS, description="`next_cursor` of the page before.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Listings per page.")] = DEFAULT_LIMIT,
+) -> SearchPage:
+    current_caller(app)  # any client with a key: listings belong to no storefront
+    parameters = app.current_event.multi_value_query_string_parameters or {}
+    request = listing_search.parse(parameters)  # also refuses what the declaration above cannot
+    return SearchPage.model_validate(listing_search.search(listings(), request))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
