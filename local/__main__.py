@@ -73,9 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C to any of the stack's threads, and Python runs the handler only once the main thread runs
     # Python code again: a main thread blocked in an untimed wait (Event.wait()) never would. Nor does the
     # handler take a lock (Event.set() does, and could deadlock with the main thread holding it).
+    # A second Ctrl-C, during a stop that takes too long, ends the process at once (the default action).
     stopping: list[int] = []
+
+    def request_stop(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+        signal.signal(signum, signal.SIG_DFL)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+        signal.signal(sig, request_stop)
 
     stack = LocalStack(
         state_dir=args.state_dir,
@@ -105,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\nStopping: saving state ...", flush=True)
     # a stop that hangs says where: every thread's stack on stderr, each minute until it is done
     faulthandler.dump_traceback_later(60, repeat=True)
-    saved = stack.stop()
-    faulthandler.cancel_dump_traceback_later()
+    try:
+        saved = stack.stop()
+    finally:
+        faulthandler.cancel_dump_traceback_later()
     print(f"Stopped. Saved {sum(saved.values())} records to {stack.state_dir / 'snapshot'}.", flush=True)
     return 0
 

@@ -33,8 +33,8 @@ def dedupe() -> DedupeService:
 
 @aws.per_container
 def upload_forms() -> UploadForms:
+    dedupe()  # a form only when its photo can be indexed: the collection exists and holds the model's vectors
     stores = CatalogueStores.from_settings()
-    stores.vectors.require()  # an upload accepted now could never be indexed
     return UploadForms(stores.images, stores.uploads)
 
 

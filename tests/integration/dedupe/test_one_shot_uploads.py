@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 import requests
 
 from listing_vision import aws
@@ -126,20 +127,22 @@ def test_a_form_posted_twice_at_once_catalogues_one_photo(local_stack: LocalStac
         assert answered["status"] == "indexed" and requests.get(answered["s3_url"], timeout=30).content == stored[0]
 
 
-def test_the_backfill_catalogues_an_inbox_upload_by_its_copy(local_stack: LocalStack) -> None:
-    s3, photo = aws.client("s3"), fresh_image(27_331)
+@pytest.mark.parametrize("website", ["alya", "blysk"])  # each storefront's bucket: the role's grant on each
+def test_the_backfill_catalogues_an_inbox_upload_by_its_copy(local_stack: LocalStack, website: str) -> None:
+    s3, photo = aws.client("s3"), fresh_image(27_331 if website == "blysk" else 27_332)
+    bucket = f"{website}img"
     # Given a presigned upload that arrived while the upload trigger was off
-    form = grant(local_stack, "blysk")
-    saved = s3.get_bucket_notification_configuration(Bucket="blyskimg")
+    form = grant(local_stack, website)
+    saved = s3.get_bucket_notification_configuration(Bucket=bucket)
     saved.pop("ResponseMetadata", None)
-    s3.put_bucket_notification_configuration(Bucket="blyskimg", NotificationConfiguration={})
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
     try:
         post_with(form, photo)
     finally:
-        s3.put_bucket_notification_configuration(Bucket="blyskimg", NotificationConfiguration=saved)
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=saved)
     # When the backfill function indexes the inbox
-    pages = list(backfill.pages("blysk", "", 10, form["key"], via_lambda="dedupe-backfill"))
+    pages = list(backfill.pages(website, "", 10, form["key"], via_lambda="dedupe-backfill"))
     # Then the photo is catalogued under its content key, and the form is spent
     assert pages[0]["counts"] == {"indexed": 1}
-    assert catalogue_record("blysk", storage.sha256_hex(photo))["path"]["S"] == catalogue_uri(photo, "blyskimg")
-    assert status(local_stack, form, "blysk")["status"] == "indexed"
+    assert catalogue_record(website, storage.sha256_hex(photo))["path"]["S"] == catalogue_uri(photo, bucket)
+    assert status(local_stack, form, website)["status"] == "indexed"
