@@ -39,10 +39,11 @@ def test_the_search_route_is_keyed_and_throttled_in_every_usage_plan(synthesized
         for r in synthesized.of_type("AWS::ApiGateway::Method").values()
         if r["Properties"]["ResourceId"] == {"Ref": search}
     ]
-    # Then GET /listings/search is behind the same key authorizer as every route, integrated with its function
+    # Then GET /listings/search is behind the same key authorizer as every route, integrated with its
+    # function's released version (the `live` alias)
     assert method["HttpMethod"] == "GET" and method["AuthorizationType"] == "CUSTOM" and method["ApiKeyRequired"]
-    function = synthesized.logical_id(synthesized.stack.functions["listing-search"].function)
-    assert function in json_text(method["Integration"]["Uri"])
+    alias = synthesized.logical_id(synthesized.stack.functions["listing-search"].alias)
+    assert alias in json_text(method["Integration"]["Uri"])
     # And each usage plan throttles it per client below the plan's own rate; no other route has a throttle of its own
     plans = {
         p["Properties"]["UsagePlanName"]: p["Properties"]
