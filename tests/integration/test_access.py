@@ -78,9 +78,10 @@ def test_without_a_valid_key_nothing_is_reachable(secured: Clients) -> None:
 
 
 def test_a_wrong_key_is_counted_as_refused_not_only_as_an_error(
-    secured: Clients, capsys: pytest.CaptureFixture[str]
+    secured: Clients, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a request with a key no client holds
+    # Given a request with a key no client holds, to the authorizer running as version 3
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "3")
     capsys.readouterr()
     answer = call(secured, "GET", f"/jobs/{'0' * 32}", "lvk_wrong-key")
     # Then it is refused, and the authorizer reports the refusal as KeysRefused (Lambda counts its
@@ -94,6 +95,8 @@ def test_a_wrong_key_is_counted_as_refused_not_only_as_an_error(
         if {"Name": "KeysRefused", "Unit": "Count"} in group["Metrics"]
     ]
     assert len(refused) == 1 and refused[0]["KeysRefused"] == [1.0]
+    # counted for that version, as the errors it is subtracted from are (per ExecutedVersion)
+    assert refused[0]["ExecutedVersion"] == "3"
 
 
 def test_a_key_with_trailing_whitespace_is_the_key(secured: Clients) -> None:
