@@ -199,7 +199,8 @@ def test_a_retried_caption_answers_the_caption_not_duplicate(
     retry = caption(local_stack, headers, photo)
     # Then it gets the same caption, and the provider was asked once
     assert retry.status_code == 200, retry.text
-    assert retry.json() == first.json() and retry.headers[REPLAYED] == "true"
+    # (its link is signed again when answered: it may carry another date)
+    assert without_signatures(retry.json()) == without_signatures(first.json()) and retry.headers[REPLAYED] == "true"
     assert len(chat_server.calls(CHAT)) == 1
     # And the same key with another photo is a 422 that asks nothing of the provider
     other = caption(local_stack, headers, fresh_image(30_701))

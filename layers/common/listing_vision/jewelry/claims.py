@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,9 +155,11 @@ class ContentClaims:
         vector_id: int,
         image_name: str | None,
         features: bytes | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         """Turn our claim into the stored record (kept for good: no TTL), with the image's
-        verification features when given."""
+        verification features when given, and `extra` attributes (a caption written on arrival:
+        `caption_records.py`) in the same write."""
         values: dict[str, Any] = {
             "stored": STORED,
             "path": path,
@@ -173,12 +175,16 @@ class ContentClaims:
         if features is not None:
             update += f", {FEATURES} = :features"
             values["features"] = features
+        names = {"#s": "status", "#p": "path", "#o": "owner"}
+        for n, (name, value) in enumerate((extra or {}).items()):
+            update += f", #x{n} = :x{n}"
+            names[f"#x{n}"], values[f"x{n}"] = name, value
         self.dynamodb.update_item(
             TableName=self.table,
             Key=self._key(website, sha256),
             UpdateExpression=update + " REMOVE expires_at, lease_until",
             ConditionExpression="#o = :owner AND #s <> :yielded",
-            ExpressionAttributeNames={"#s": "status", "#p": "path", "#o": "owner"},
+            ExpressionAttributeNames=names,
             ExpressionAttributeValues=expression_values(**values),
         )
 
