@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,15 +27,6 @@ from tests.integration.test_captions import CHAT, GOOD
 
 CAPTION_FIELDS = ("generated_name", "quality", "description", "attributes", "prompt", "color")
 SECOND = {**GOOD, "generated_name": "Teardrop Hoops In Gold", "quality": "A"}
-
-
-@pytest.fixture
-def chat(provider_env: Callable[..., None]) -> Iterator[LoopbackServer]:
-    """The loopback OpenAI chat server as the caption provider (a good caption unless scripted)."""
-    server = LoopbackServer({CHAT: lambda request: openai_completion(json.dumps(GOOD))}).start()
-    provider_env(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{server.url}/v1")
-    yield server
-    server.stop()
 
 
 def image_id(photo: bytes) -> str:
@@ -77,7 +68,7 @@ def record(website: str, photo_id: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("website", ["alya", "blysk"])
 def test_a_new_photos_caption_is_kept_and_its_duplicate_answers_it(
-    local_stack: LocalStack, chat: LoopbackServer, website: str
+    local_stack: LocalStack, openai_chat: LoopbackServer, website: str
 ) -> None:
     # Given a new photo captioned through /generate_caption
     photo = fresh_image(40_100 + len(website))
@@ -111,7 +102,7 @@ def test_a_new_photos_caption_is_kept_and_its_duplicate_answers_it(
     assert duplicate["caption"]["image_id"] == body["image_id"] and said(duplicate["caption"]) == GOOD
     assert duplicate["caption"]["created_at"] == body["created_at"]
     assert requests.get(duplicate["caption"]["s3_url"], timeout=10).content == photo
-    assert len(chat.calls(CHAT)) == 1
+    assert len(openai_chat.calls(CHAT)) == 1
 
 
 def presigned_upload(local_stack: LocalStack, photo: bytes, website: str) -> None:
@@ -137,7 +128,7 @@ def straight_upload(local_stack: LocalStack, photo: bytes, website: str) -> None
 @pytest.mark.parametrize("arrival", [presigned_upload, straight_upload], ids=["presigned-form", "straight-to-s3"])
 def test_a_photo_uploaded_without_the_api_is_captioned_by_id_and_keeps_its_history(
     local_stack: LocalStack,
-    chat: LoopbackServer,
+    openai_chat: LoopbackServer,
     website: str,
     arrival: Callable[[LocalStack, bytes, str], None],
 ) -> None:
@@ -152,14 +143,14 @@ def test_a_photo_uploaded_without_the_api_is_captioned_by_id_and_keeps_its_histo
     assert empty.status_code == 200 and empty.json()["captions"] == [] and empty.json()["caption_count"] == 0
     # When it is captioned by id, and captioned again after the provider's answer changed
     first = recaption(local_stack, photo_id, website)
-    chat.script(CHAT, openai_completion(json.dumps(SECOND)))
+    openai_chat.script(CHAT, openai_completion(json.dumps(SECOND)))
     second = recaption(local_stack, photo_id, website, type="ring")
     # Then each is a new caption of that photo, read from its bucket (the provider saw its very bytes)
     assert first.status_code == 200 and second.status_code == 200, (first.text, second.text)
     assert (first.json()["number"], second.json()["number"]) == (1, 2)
     assert said(first.json()) == GOOD and said(second.json()) == SECOND and second.json()["type"] == "ring"
     assert all(c.json()["image_id"] == photo_id for c in (first, second))
-    assert len(chat.calls(CHAT)) == 2
+    assert len(openai_chat.calls(CHAT)) == 2
     # And the latest is the second, while the history keeps both, newest first
     assert said(read(local_stack, photo_id, website).json()) == SECOND
     history = read(local_stack, photo_id, website, "captions").json()
@@ -169,7 +160,7 @@ def test_a_photo_uploaded_without_the_api_is_captioned_by_id_and_keeps_its_histo
 
 
 def test_a_retried_recaption_is_paid_once_and_its_replay_carries_fresh_links(
-    local_stack: LocalStack, chat: LoopbackServer, provider_env: Callable[..., None]
+    local_stack: LocalStack, openai_chat: LoopbackServer, provider_env: Callable[..., None]
 ) -> None:
     # Given a stored photo, captioned again with an Idempotency-Key
     photo = fresh_image(40_301)
@@ -183,7 +174,7 @@ def test_a_retried_recaption_is_paid_once_and_its_replay_carries_fresh_links(
     assert len(recorded) == 1 and "s3://" in recorded[0] and "Signature" not in recorded[0], recorded
     # When the client retries later, with links now made to last another lifetime
     provider_env(
-        OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{chat.url}/v1", PRESIGN_EXPIRY_S="7200"
+        OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{openai_chat.url}/v1", PRESIGN_EXPIRY_S="7200"
     )  # (a changed setting tells a link made now from one recorded then)
     retry = recaption(local_stack, photo_id, "alya", headers)
     # Then it is the first answer, replayed, with its link signed at the retry, and nothing was paid again
@@ -194,7 +185,7 @@ def test_a_retried_recaption_is_paid_once_and_its_replay_carries_fresh_links(
     assert parse_qs(urlsplit(first.json()["s3_url"]).query)["X-Amz-Expires"] == ["3600"]
     assert parse_qs(urlsplit(retry.json()["s3_url"]).query)["X-Amz-Expires"] == ["7200"]
     assert requests.get(retry.json()["s3_url"], timeout=10).content == photo
-    assert len(chat.calls(CHAT)) == 1
+    assert len(openai_chat.calls(CHAT)) == 1
     # And the photo keeps one caption, and the same key for another type is refused
     assert read(local_stack, photo_id, "alya", "captions").json()["caption_count"] == 1
     other = recaption(local_stack, photo_id, "alya", headers, type="ring")
@@ -202,7 +193,7 @@ def test_a_retried_recaption_is_paid_once_and_its_replay_carries_fresh_links(
 
 
 def test_a_replayed_generate_caption_renders_its_links_at_the_retry(
-    local_stack: LocalStack, chat: LoopbackServer, provider_env: Callable[..., None]
+    local_stack: LocalStack, openai_chat: LoopbackServer, provider_env: Callable[..., None]
 ) -> None:
     # Given a new photo captioned with a key
     photo, headers = fresh_image(40_401), {"Idempotency-Key": str(uuid.uuid4())}
@@ -211,17 +202,17 @@ def test_a_replayed_generate_caption_renders_its_links_at_the_retry(
     first = requests.post(url, files=files, data={"type": "earring"}, headers=headers, timeout=60)
     assert first.status_code == 200, first.text
     # When it is retried once links are made with another lifetime
-    provider_env(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{chat.url}/v1", PRESIGN_EXPIRY_S="7200")
+    provider_env(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{openai_chat.url}/v1", PRESIGN_EXPIRY_S="7200")
     retry = requests.post(url, files=files, data={"type": "earring"}, headers=headers, timeout=60)
     # Then the replay's link is made at the retry (not the recorded one), and works
     assert retry.headers["Idempotent-Replayed"] == "true"
     assert parse_qs(urlsplit(retry.json()["s3_url"]).query)["X-Amz-Expires"] == ["7200"]
     assert requests.get(retry.json()["s3_url"], timeout=10).content == photo
-    assert len(chat.calls(CHAT)) == 1
+    assert len(openai_chat.calls(CHAT)) == 1
 
 
 def test_an_unknown_photo_is_not_found_and_captioning_it_pays_nothing(
-    local_stack: LocalStack, chat: LoopbackServer
+    local_stack: LocalStack, openai_chat: LoopbackServer
 ) -> None:
     # Given an id no stored photo has, in either storefront
     unknown = hashlib.sha256(b"never stored").hexdigest()
@@ -234,4 +225,4 @@ def test_an_unknown_photo_is_not_found_and_captioning_it_pays_nothing(
         ]
         # Then each is a 404 image_not_found, and the provider was not asked
         assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [(404, "image_not_found")] * 3
-    assert chat.calls(CHAT) == []
+    assert openai_chat.calls(CHAT) == []
