@@ -88,7 +88,7 @@ layer: $(STAMP)  ## Build the Lambda layers (layers/layers.json) into build/laye
 
 CLIP_MODEL ?= build/clip/model.onnx
 DESCRIPTOR := layers/common/listing_vision/embeddings/models/dct_descriptor.onnx
-clip-model: $(STAMP)  ## Package the CLIP export (build/clip/model.onnx) as model.tar.gz; CLIP_DESCRIPTOR=1 packages the weight-free descriptor on purpose
+clip-model: $(STAMP)  ## Package the CLIP export (build/clip/model.onnx) as model.tar.gz, with the wheels its container installs offline; CLIP_DESCRIPTOR=1 packages the weight-free descriptor on purpose
 	@if [ "$(CLIP_DESCRIPTOR)" = "1" ]; then \
 		$(BIN)/python -m serving.clip.package --model $(DESCRIPTOR) --out build/clip/model.tar.gz --allow-descriptor; \
 	elif [ -f "$(CLIP_MODEL)" ]; then \

@@ -23,6 +23,7 @@ from aws_cdk import aws_lambda as lambda_
 from infra import config as deployment
 from infra.nag import add_checks
 from infra.stack import ListingVisionStack
+from serving.clip.package import installs_offline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +42,11 @@ def main() -> None:
         if str(context("synth_only")).lower() != "true":
             sys.exit(f"No CLIP model package at {tarball}: run `make clip-model` first.")
         tarball = descriptor_for_synth(tarball)
+    elif str(context("synth_only")).lower() != "true" and not installs_offline(tarball):
+        sys.exit(
+            f"The CLIP model package {tarball} would download its dependencies at start (no wheels in it), "
+            "which the endpoint's network isolation forbids: rebuild it with `make clip-model`."
+        )
     ListingVisionStack(
         app,
         f"ListingVision-{settings.stage}",

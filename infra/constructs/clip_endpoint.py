@@ -12,7 +12,8 @@ Modes (context `endpoint_mode`, README "Endpoint modes and cost"):
 
 Serving stack, chosen so its CUDA versions match: the AWS PyTorch 2.6 GPU inference container
 (CUDA 12.4, cuDNN 9; its inference toolkit runs code/inference.py and installs
-code/requirements.txt) with onnxruntime-gpu 1.26.0, the last PyPI build linking CUDA 12 and
+code/requirements.txt, here the hash-pinned wheels packed in the model: serving/clip/wheels.py) with
+onnxruntime-gpu 1.26.0, the last PyPI build linking CUDA 12 and
 cuDNN 9 (1.27 and later link CUDA 13 libraries, which this container lacks, so ONNX Runtime
 would fall back to CPU). `model_fn` preloads the CUDA libraries, logs the execution providers it
 got, and refuses to serve on CPU unless `CLIP_ALLOW_CPU` is set (context `clip_allow_cpu`, for
@@ -153,6 +154,9 @@ def endpoint_options(config: DeploymentConfig) -> EndpointOptions:
         serverless_max_concurrency=config.clip_serverless_max_concurrency,
         fp16=config.clip_fp16,
         allow_cpu=cpu or config.clip_allow_cpu,
+        # The container installs its wheels from the model package (serving/clip/wheels.py) and calls
+        # nothing outside: isolated wherever the mode allows (serverless inference does not)
+        network_isolation=config.endpoint_mode != "serverless_cpu",
         retain_logs=config.removal_retains_data,
         workers=config.clip_workers,
     )

@@ -5,9 +5,12 @@ model-report.json           the export's report (parity, fp16 speed), when given
 code/inference.py           serving/clip/inference.py
 code/listing_vision/...     the library modules the handler runs (SERVING_MODULES: the CLIP
                             encoder, the duplicate check's verification), nothing else
-code/requirements.txt       onnxruntime-gpu, opencv-python-headless, numpy, pillow (pinned)
+code/requirements.txt       no index, the wheels beside it, every package pinned by hash
+code/wheels/*.whl           onnxruntime-gpu, opencv-python-headless, numpy, pillow and their
+                            dependencies, for the serving image's platform (serving/clip/wheels.py):
+                            the endpoint installs them at start and downloads nothing
 
-python -m serving.clip.package --model build/clip/model.onnx --out build/clip/model.tar.gz
+python -m serving.clip.package --model build/clip/model.onnx --out build/clip/model.tar.gz [--wheels DIR]
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import argparse
 import io
 import sys
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import listing_vision
 from serving.clip import inference
+from serving.clip import wheels as container_wheels
 from serving.clip.model_report import FP16_MODEL, REPORT_NAME
 
 LIBRARY = Path(listing_vision.__file__).parent
@@ -37,14 +42,6 @@ SERVING_MODULES = (
     "imaging/verify.py",
 )
 
-# The container's own Python runs these; onnxruntime-gpu replaces the CPU build used locally.
-# 1.26.0 is the last onnxruntime-gpu on PyPI linking CUDA 12 and cuDNN 9, what the serving image
-# (PyTorch 2.6 DLC, CUDA 12.4) has; its cuda/cudnn extras name the matching nvidia libraries,
-# which that image's PyTorch already installs (infra/constructs/clip_endpoint.py explains).
-# OpenCV (headless: the serving image has no display libraries) runs the duplicate verification.
-CONTAINER_REQUIREMENTS = (
-    "onnxruntime-gpu[cuda,cudnn]==1.26.0\nopencv-python-headless==4.10.0.84\nnumpy==2.4.6\npillow==13.0.0\n"
-)
 DESCRIPTOR_DOC = "Weight-free retrieval descriptor"
 
 
@@ -65,7 +62,11 @@ def build(
     int8_model: Path | None = None,
     allow_descriptor: bool = False,
     report: Path | None = None,
+    wheels: Sequence[Path] | None = None,
 ) -> Path:
+    """The package SageMaker unpacks into /opt/ml/model. `wheels` (serving/clip/wheels.py) are what
+    the container installs at start; without them the package has no requirements.txt and serves
+    only in a process that has its dependencies already (tests, benchmarks, the synth-only stand-in)."""
     if not allow_descriptor and is_descriptor(model):
         raise DescriptorRefused(
             f"{model} is the weight-free descriptor, not CLIP. Export real CLIP first "
@@ -91,8 +92,27 @@ def build(
         add_bytes(tar, "code/inference.py", Path(inference.__file__).read_bytes())
         for module in SERVING_MODULES:
             add_bytes(tar, f"code/listing_vision/{module}", (LIBRARY / module).read_bytes())
-        add_bytes(tar, "code/requirements.txt", CONTAINER_REQUIREMENTS.encode())
+        if wheels is not None:
+            add_bytes(tar, REQUIREMENTS, container_wheels.requirements_file(wheels).encode())
+            for wheel in wheels:
+                tar.add(wheel, f"code/{container_wheels.WHEELS_DIR}/{wheel.name}")
     return out
+
+
+REQUIREMENTS = "code/requirements.txt"
+
+
+def installs_offline(tarball: Path) -> bool:
+    """Whether the package's container installs its dependencies from its own wheels, by hash (what
+    a deploy needs: the model runs with network isolation)."""
+    try:
+        with tarfile.open(tarball) as tar:
+            member = tar.extractfile(REQUIREMENTS)
+            lines = member.read().decode().splitlines() if member else []
+    except (tarfile.TarError, KeyError, OSError):
+        return False
+    packages = [line for line in lines if line and not line.startswith(("#", "--"))]
+    return "--no-index" in lines and bool(packages) and all("--hash=sha256:" in line for line in packages)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,8 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--allow-descriptor", action="store_true", help="package the weight-free descriptor for the endpoint on purpose"
     )
+    parser.add_argument(
+        "--wheels",
+        type=Path,
+        help="a folder holding the container's wheels already (default: download them into build/clip/wheels)",
+    )
     args = parser.parse_args(argv)
-    path = build(args.model, args.out, args.fp16_model, args.int8_model, args.allow_descriptor, args.report)
+    wheels = sorted(args.wheels.glob("*.whl")) if args.wheels else container_wheels.download(Path("build/clip/wheels"))
+    path = build(args.model, args.out, args.fp16_model, args.int8_model, args.allow_descriptor, args.report, wheels)
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     return 0
 

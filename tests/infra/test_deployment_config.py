@@ -4,10 +4,12 @@ table and domain and creating no cache table."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -19,14 +21,25 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "infra" / "stages" / "dev.example.json"
 
 
+def stand_in_package(tarball: Path, requirements: str) -> None:
+    """A CLIP package holding only its requirements: all a synth reads of it."""
+    with tarfile.open(tarball, "w:gz") as tar:
+        info = tarfile.TarInfo("code/requirements.txt")
+        info.size = len(requirements.encode())
+        tar.addfile(info, io.BytesIO(requirements.encode()))
+
+
+OFFLINE_REQUIREMENTS = f"--no-index\n--find-links wheels\nnumpy==2.4.6 --hash=sha256:{'0' * 64}\n"
+
+
 def run_app(tmp_path: Path, context: dict[str, object], model: bool = True) -> subprocess.CompletedProcess[str]:
     """`python -m infra.app` as the CDK CLI runs it: context in CDK_CONTEXT_JSON, output to CDK_OUTDIR
-    (with a stand-in CLIP package, unless `model` is false)."""
+    (with a stand-in CLIP package that installs offline, unless `model` is false)."""
     for name in LAYERS:
         (tmp_path / "layers" / name / "python").mkdir(parents=True, exist_ok=True)
     tarball = tmp_path / "model.tar.gz"
-    if model:
-        tarball.write_bytes(b"stand-in")
+    if model and not tarball.exists():
+        stand_in_package(tarball, OFFLINE_REQUIREMENTS)
     settings = {
         **FEATURE_FLAGS,  # the CLI merges cdk.json's context in
         "layers_dir": str(tmp_path / "layers"),
@@ -216,4 +229,14 @@ def test_a_stage_asking_for_fp16_without_a_faster_fp16_model_is_refused_at_synth
     # Then the synth stops, saying why and what to do, and writes no template
     assert result.returncode != 0
     assert "clip_fp16 is set, but" in result.stderr and "model.fp16.onnx" in result.stderr
+    assert not list((tmp_path / "cdk.out").glob("*.template.json"))
+
+
+def test_a_deploy_refuses_a_clip_package_that_would_download_its_dependencies_at_start(tmp_path: Path) -> None:
+    # Given a CLIP package whose requirements name an index, not the wheels packed beside them
+    tmp_path.mkdir(exist_ok=True)
+    stand_in_package(tmp_path / "model.tar.gz", "onnxruntime-gpu==1.26.0\nnumpy==2.4.6\n")
+    # When the app runs as `make deploy` does, Then it refuses, naming the way out, and synthesizes nothing
+    deploy = run_app(tmp_path, {"context_file": str(EXAMPLE)})
+    assert deploy.returncode != 0 and "rebuild it with `make clip-model`" in deploy.stderr
     assert not list((tmp_path / "cdk.out").glob("*.template.json"))

@@ -34,6 +34,9 @@ def test_the_default_mode_is_a_gpu_endpoint_autoscaled_on_invocations(synthesize
     (policy,) = endpoint_resources(template, "AWS::ApplicationAutoScaling::ScalingPolicy")
     tracking = policy["TargetTrackingScalingPolicyConfiguration"]
     assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+    # and its model runs with network isolation (it installs the wheels packed in its model package)
+    (model,) = endpoint_resources(template, "AWS::SageMaker::Model")
+    assert model["EnableNetworkIsolation"] is True
     # and the functions keep their 6 MB requests (no payload cap is set)
     assert all(
         "SAGEMAKER_MAX_PAYLOAD_BYTES" not in f["Properties"].get("Environment", {}).get("Variables", {})
@@ -53,6 +56,8 @@ def test_the_cpu_mode_runs_cpu_instances_on_the_cpu_container_and_says_cpu_is_in
     container = model["PrimaryContainer"]
     assert container["Environment"]["CLIP_ALLOW_CPU"] == "true" and container["Environment"]["CLIP_FP16"] == "false"
     assert "pytorch-inference:2.6.0-cpu-" in str(container["Image"])
+    # and, like the GPU mode, with network isolation
+    assert model["EnableNetworkIsolation"] is True
 
 
 def test_the_serverless_mode_has_no_instances_no_autoscaling_and_runs_on_cpu() -> None:

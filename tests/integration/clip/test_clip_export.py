@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from listing_vision.embeddings.clip_onnx import CLIP_STD, ClipEncoder, SessionOp
 from listing_vision.embeddings.onnx_local import OnnxEmbedder
 from listing_vision.imaging.pixels import decode_image
 from serving.clip import inference
+from serving.clip import wheels as container_wheels
 from serving.clip.export import export
 from serving.clip.package import build as build_package
 from tests.integration.clip.conftest import TINY
@@ -107,15 +107,13 @@ def test_the_descriptor_is_packaged_for_the_endpoint_only_when_asked(tmp_path: P
     assert not (tmp_path / "model.tar.gz").exists()
     # unless asked for explicitly
     assert build_package(DESCRIPTOR_MODEL, tmp_path / "model.tar.gz", allow_descriptor=True).is_file()
-    # and the container's requirements pin the onnxruntime-gpu that links the serving image's CUDA 12
-    with tarfile.open(tmp_path / "model.tar.gz") as tar:
-        requirements = tar.extractfile("code/requirements.txt").read().decode()  # type: ignore[union-attr]
-    assert "onnxruntime-gpu[cuda,cudnn]==1.26.0" in requirements
-    # and the rest of what the packaged code imports is pinned as the tests here run it
+    # and the container's wheels are the onnxruntime-gpu that links the serving image's CUDA 12,
+    assert "onnxruntime-gpu==1.26.0" in container_wheels.CONTAINER_REQUIREMENTS
+    # and the rest of what the packaged code imports, pinned as the tests here run it
     constraints = Path(__file__).resolve().parents[3] / "constraints.txt"
     pinned = dict(line.split("==") for line in constraints.read_text().split() if "==" in line)
     for package in ("opencv-python-headless", "numpy", "pillow"):
-        assert f"{package}=={pinned[package]}" in requirements.split(), package
+        assert f"{package}=={pinned[package]}" in container_wheels.CONTAINER_REQUIREMENTS, package
 
 
 def camera_sized(photos: list[Path], factor: int) -> list[bytes]:
