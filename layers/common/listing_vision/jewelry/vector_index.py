@@ -269,6 +269,27 @@ class VectorIndex:
         finally:
             iterator.close()
 
+    def row(self, row_id: int, website: str) -> Hit | None:
+        """One storefront's row by its id (no vector); None when there is none."""
+        rows = self.client.query(
+            self.collection,
+            filter=f'id == {int(row_id)} and website == "{website}"',
+            output_fields=["path", "website", "sha256"],
+            consistency_level="Strong",
+        )
+        return next((Hit(int(r["id"]), 0.0, r["path"], r["website"], r.get("sha256", "")) for r in rows), None)
+
+    def at_path(self, path: str, website: str) -> list[Hit]:
+        """A storefront's rows indexed at this S3 location (no vectors)."""
+        rows = self.client.query(
+            self.collection,
+            filter="path == {path} and website == {website}",
+            filter_params={"path": path, "website": website},  # bound, not spliced: a key may hold quotes
+            output_fields=["path", "website", "sha256"],
+            consistency_level="Strong",
+        )
+        return [Hit(int(r["id"]), 0.0, r["path"], r["website"], r.get("sha256", "")) for r in rows]
+
     def has(self, row_id: int) -> bool:
         rows = self.client.query(
             self.collection, filter=f"id == {int(row_id)}", output_fields=["id"], consistency_level="Strong"
