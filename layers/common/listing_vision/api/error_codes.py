@@ -67,7 +67,6 @@ _OURS: tuple[ErrorCode, ...] = (
     # resources
     ErrorCode("upload_not_found", 404, "No such upload in this storefront."),
     ErrorCode("job_not_found", 404, "No such job (or another storefront's)."),
-    ErrorCode("image_not_found", 404, "No such image in the storefront (never stored, already deleted, or not yours)."),
     ErrorCode(
         "image_not_deletable",
         409,
@@ -75,6 +74,11 @@ _OURS: tuple[ErrorCode, ...] = (
     ),
     ErrorCode("image_delete_in_progress", 409, "Another request is deleting this image; retry shortly."),
     ErrorCode("job_in_progress", 409, "The job is still running: one run at a time."),
+    ErrorCode(
+        "image_not_found", 404, "No stored photo with this id (its bytes' SHA-256) in this storefront (or deleted)."
+    ),
+    ErrorCode("caption_not_found", 404, "The photo has no caption yet (POST /images/{id}/caption makes one)."),
+    ErrorCode("caption_in_progress", 409, "Other captions of the photo are being written at this moment; retry."),
     ErrorCode("unknown_product_type", 400, "product_type is not one of the catalogue's."),
     ErrorCode("unknown_image_type", 400, "An image type the product does not have."),
     ErrorCode("unknown_amenity", 400, "An amenity the feature taxonomy does not know (it could never match)."),
