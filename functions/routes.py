@@ -34,7 +34,10 @@ ROUTES: tuple[Route, ...] = (
         "dedupe",
         "DELETE",
         "/images/{image_id}",
-        ("invalid_request", "image_not_found", "image_not_deletable", "image_delete_in_progress", *GATEWAY),
+        (
+            *("invalid_request", "storefront_forbidden", "image_not_found"),
+            *("image_not_deletable", "image_delete_in_progress", *GATEWAY),
+        ),
     ),
     Route(
         "caption",

@@ -96,9 +96,8 @@ def catalogue() -> Catalogue:
 
 
 class ListedImage(BaseModel):
-    id: int = Field(description="The image's id, as duplicate answers give it (`results[].id`).")
-    sha256: str = Field(description="SHA-256 of the stored bytes; DELETE /images/{image_id} takes it too.")
-    image_name: str | None
+    image_id: str = Field(description="The photo's id: the SHA-256 of its bytes (DELETE /images/{image_id}).")
+    image_name: str | None = Field(description="The file name it was uploaded with, where it had one.")
     s3_url: str | None
     created_at: int | None = Field(description="When it was stored (Unix seconds).")
 
@@ -118,9 +117,18 @@ def list_images(
         str | None, Query(max_length=catalogue_module.MAX_CURSOR_CHARS, description="`next_cursor` of the page before.")
     ] = None,
     limit: Annotated[
-        int, Query(ge=1, le=catalogue_module.MAX_LIMIT, description="Images per page, at most.")
+        int,
+        Query(
+            ge=1,
+            le=catalogue_module.MAX_LIMIT,
+            description=f"Images per page, at most: 1 to {catalogue_module.MAX_LIMIT} "
+            f"(default {catalogue_module.DEFAULT_LIMIT}).",
+        ),
     ] = catalogue_module.DEFAULT_LIMIT,
 ) -> ImagePage:
+    """The storefront's stored photos, a page at a time in a stable order. Each request reads a bounded
+    part of the catalogue table, so a page may hold fewer than `limit` images (even none) and still
+    have a `next_cursor`; the last page has none. A cursor is tied to its storefront."""
     caller = current_caller(app)
     listed = catalogue().list_images(caller, caller.storefront(website), cursor, limit)
     return ImagePage.model_validate(listed)
@@ -133,10 +141,13 @@ def list_images(
 @tracer.capture_method
 def delete_image(
     image_id: Annotated[
-        str, Path(pattern=IMAGE_ID_PATTERN, description="The image's `id` (as GET /images lists it) or its SHA-256.")
+        str,
+        Path(pattern=IMAGE_ID_PATTERN, description="The photo's id: the SHA-256 of its bytes, in hex (`image_id`)."),
     ],
     website: Annotated[Website | None, Query(description=WEBSITE)] = None,
 ) -> Response[None]:
+    """Delete a stored photo: its object under catalogue/, its vector, its record and captions. The same
+    photo uploaded afterwards is new, not a duplicate. A second delete answers 404 `image_not_found`."""
     caller = current_caller(app)
     catalogue().delete(caller, caller.storefront(website), image_id)
     return Response(status_code=204, body=None)

@@ -19,11 +19,30 @@ delete that dies between two writes is finished by a rerun or by the reconciler:
 The record goes last: until then it is what stops a new upload of the same bytes from writing an
 object that this delete would then remove. After step 4 the same photo uploads as new.
 
-The image id is the one duplicate answers give (`results[].id`, the vector id) or the image's SHA-256;
-both are scoped to the storefront named. A second delete of the same image answers 404
-`image_not_found`, as an id never stored does: either way the image is not in the catalogue. Only
-photos stored under `catalogue/` (by the API or a presigned upload) are deleted through the API; a
-photo indexed where it was put (a console upload) is deleted in S3, and the trigger does the rest.
+A delete that dies is finished, or undone, so the catalogue never keeps a half-deleted image:
+- a rerun of the same DELETE after the dead deleter's lease has passed takes the mark over and goes on
+  (before that, it answers 409 `image_delete_in_progress`, as a second delete at the same moment does);
+- the reconciler (`reconcile.py`) finishes it when the object is already gone (`delete_unfinished`:
+  vector and record deleted), and restores the record to `stored` when the object is still there
+  (`delete_abandoned`). It restores rather than deletes because that DELETE answered an error: the
+  catalogue then reads as the client was told, and the client's retry deletes it; and because this
+  repair then never deletes a photo nobody asked it to (a stalled deleter's object is kept);
+- an upload of the same bytes after the lease has passed takes the content over (`try_claim`) and
+  stores it as new, rewriting the same object key and vector id; the dead delete can no longer remove
+  the record (`end_delete` is conditional on its owner).
+
+The image id is the one every route of `/images/{id}` takes: the SHA-256 of the photo's bytes (hex),
+scoped to the storefront named (another storefront's key is refused: 403 `storefront_forbidden`). A
+second delete of the same image answers 404 `image_not_found`, as an id never stored does: either way
+the image is not in the catalogue. The captions kept on the record (`caption_records.py`) go with it.
+Only photos stored under `catalogue/` (by the API or a presigned upload) are deleted through the API
+(409 `image_not_deletable` otherwise); a photo indexed where it was put (a console upload) is deleted
+in S3, and the trigger does the rest.
+
+GET /images reads at most `MAX_SCAN_PAGES` DynamoDB pages per request (a Scan, each page at most 1 MB
+and `limit * 4` items), so a page may come back short, even empty, with a `next_cursor` to go on from.
+The cursor is opaque and carries a digest tied to the storefront: a cursor of alya's listing used
+for blysk's, or altered, is refused (400 `invalid_cursor`).
 """
 
 from __future__ import annotations
@@ -46,10 +65,11 @@ from listing_vision.jewelry.uploads import IndexOutcome
 from listing_vision.jewelry.vector_index import vector_id
 from listing_vision.observability import logger, metrics
 
-IMAGE_ID_PATTERN = r"^([0-9a-f]{64}|[0-9]{1,19})$"  # a SHA-256, or a vector id (a non-negative INT64)
+IMAGE_ID_PATTERN = r"^[0-9a-f]{64}$"  # the SHA-256 of the photo's bytes, as captions take it
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 MAX_CURSOR_CHARS = 200
 MAX_SCAN_PAGES = 5  # Scan pages read per GET /images (each up to 1 MB): a page may come back short
+MIN_SCAN_ITEMS = 100  # items per Scan page: `limit * 4`, at least this many
 _CURSOR_VERSION = 1
 _CATALOGUE_KEY = re.compile(r"^catalogue/[0-9a-f]{2}/([0-9a-f]{64})\.[a-z]+$")
 
@@ -67,7 +87,9 @@ class Catalogue:
         next cursor: the listing reads a bounded part of the table per request."""
         caller.require(website)
         after = decode_cursor(cursor, website) if cursor else None
-        page, next_after = self.claims.stored_page(website, after, limit, MAX_SCAN_PAGES)
+        page, next_after = self.claims.stored_page(
+            website, after, limit, MAX_SCAN_PAGES, max(limit * 4, MIN_SCAN_ITEMS)
+        )
         return {
             "images": [self._listed(website, sha, record) for sha, record in page],
             "next_cursor": encode_cursor(website, next_after) if next_after else None,
@@ -76,8 +98,7 @@ class Catalogue:
     def _listed(self, website: Storefront, sha256: str, record: ContentRecord) -> dict[str, Any]:
         path = record.path or ""
         return {
-            "id": record.vector_id if record.vector_id is not None else vector_id(website, sha256),
-            "sha256": sha256,
+            "image_id": sha256,
             "image_name": record.image_name,
             "s3_url": self.images.url(storage.StoredImage.from_uri(path)) if path else None,
             "created_at": record.created_at,
@@ -85,14 +106,12 @@ class Catalogue:
 
     # --- DELETE /images/{id} -------------------------------------------------------------------------
     def delete(self, caller: Caller, website: Storefront, image_id: str) -> None:
-        """Remove a stored image: object, vector, record (the module's docstring has the order).
-        Another storefront's images do not exist for this caller (404, as for jobs and uploads)."""
-        missing = NotFound(f"No image {image_id!r} in {website}.", code="image_not_found")
-        if not re.fullmatch(IMAGE_ID_PATTERN, image_id) or not caller.owns(website):
+        """Remove a stored image: object, vector, record (the module's docstring has the order)."""
+        caller.require(website)
+        missing = NotFound(f"No image {image_id} in {website}.", code="image_not_found")
+        if not re.fullmatch(IMAGE_ID_PATTERN, image_id):
             raise missing
-        sha256 = image_id if len(image_id) == 64 else self._sha_of_vector(website, int(image_id))
-        if sha256 is None:
-            raise missing
+        sha256 = image_id
         record = self.claims.get(website, sha256)
         if record is None or not (record.stored or record.deleting) or not record.path:
             raise missing
@@ -124,12 +143,6 @@ class Catalogue:
             self.images.delete(image)
         self.vectors.delete(vector_id(website, sha256))
         self.claims.end_delete(website, sha256, owner)
-
-    def _sha_of_vector(self, website: Storefront, row_id: int) -> str | None:
-        if row_id >= 2**63:
-            return None
-        row = self.vectors.row(row_id, website)
-        return row.sha256 if row is not None and row.sha256 else None
 
     # --- S3 ObjectRemoved: a photo deleted in its bucket -----------------------------------------------
     def removed(self, records: list[tuple[str, str]]) -> list[IndexOutcome]:
@@ -203,6 +216,7 @@ def decode_cursor(cursor: str, website: str) -> str:
         version, after = json.loads(payload)
     except (ValueError, TypeError):
         raise _bad_cursor("malformed") from None
-    if version != _CURSOR_VERSION or not isinstance(after, str) or not after.startswith(f"{website}#"):
+    # `after` is the key of the table's item the last read ended on: any item's (another storefront's too)
+    if version != _CURSOR_VERSION or not isinstance(after, str) or not after:
         raise _bad_cursor("malformed")
     return after

@@ -320,12 +320,13 @@ class ContentClaims:
         return True
 
     def stored_page(
-        self, website: str, after: str | None, limit: int, max_reads: int
+        self, website: str, after: str | None, limit: int, max_reads: int, page_items: int
     ) -> tuple[list[tuple[str, ContentRecord]], str | None]:
         """Up to `limit` stored records of a storefront, as (sha256, record), in the table's own order
         (stable), from the one after content id `after`; and the content id to continue after (None:
         the end). A Scan reads the whole table's items, other storefronts' too, so at most `max_reads`
-        of its pages are read per call: a page may come back short, with a content id to go on from."""
+        of its pages (of `page_items` items each, at most) are read per call: a page may come back short,
+        with a content id to go on from."""
         found: list[tuple[str, ContentRecord]] = []
         start: dict[str, Any] | None = to_item({"content_id": after}) if after else None
         for _ in range(max_reads):
@@ -335,7 +336,7 @@ class ContentClaims:
                 "ExpressionAttributeValues": expression_values(prefix=f"{website}#", stored=STORED),
                 "ExpressionAttributeNames": {"#s": "status", "#o": "owner", "#p": "path"},
                 "ProjectionExpression": "content_id, #s, #o, #p, vector_id, image_name, created_at",
-                "Limit": max(limit * 4, 100),
+                "Limit": page_items,
                 "ConsistentRead": True,
             }
             if start:
