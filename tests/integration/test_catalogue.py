@@ -147,7 +147,7 @@ def test_a_photo_indexed_where_it_was_put_is_deleted_in_s3_and_the_trigger_remov
     # Given a photo put straight into the bucket (a console upload: indexed where it lies, under a key
     # with quotes and a backslash, as a console allows)
     photo, s3 = fresh_image(52_200 + len(website)), aws.client("s3")
-    bucket, key = get_settings().bucket_for(website), f"console/{uuid.uuid4().hex} \"ring's\" \\1.jpg"  # type: ignore[arg-type]
+    bucket, key = get_settings().bucket_for(website), f'console/{uuid.uuid4().hex} "ring\'s" \\1.jpg'  # type: ignore[arg-type]
     s3.put_object(Bucket=bucket, Key=key, Body=photo, ContentType="image/jpeg")
     local_stack.router.drain()
     photo_id = image_id(photo)
