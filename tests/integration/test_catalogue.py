@@ -3,13 +3,19 @@ storefront's stored photos (paged, a cursor tied to the storefront), DELETE /ima
 object, vector and record (its captions with it), a second delete answers 404, a delete in progress
 409, a photo indexed where it was put 409 (deleted in S3 instead: the ObjectRemoved trigger removes
 its vector and record), and a deleted photo uploads as new. The listing reads a bounded part of the
-table per request (on a catalogue of the test's own, so the figures are the test's)."""
+table per request (on a catalogue of the test's own, so the figures are the test's). The README's
+example runs as written."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import re
+import subprocess
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -221,3 +227,34 @@ def test_a_listing_reads_a_bounded_part_of_the_table_per_page_and_misses_nothing
     assert any(page["images"] == [] and page["next_cursor"] for page in pages)
     listed = [image["image_id"] for page in pages for image in page["images"]]
     assert sorted(listed) == sorted(stored)
+
+
+def readme_example(name: str) -> str:
+    """The bash block after `<!-- example: NAME -->` in the README."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    found = re.search(rf"<!-- example: {name} -->\n```bash\n(.*?)```", text, re.DOTALL)
+    assert found, f"no README example {name!r}"
+    return found.group(1)
+
+
+def test_the_readme_example_lists_and_deletes_as_it_says(local_stack: LocalStack, tmp_path: Path) -> None:
+    # Given a photo of alya stored as ring.jpg, beside two more (so the listing has a second page)
+    photo = fresh_image(52_500)
+    for data in (photo, fresh_image(52_501), fresh_image(52_502)):
+        store(local_stack, data, "alya")
+    (tmp_path / "ring.jpg").write_bytes(photo)
+    # When the README's example runs, with bash as a shell stops at the first failure
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", readme_example("catalogue")],
+        cwd=tmp_path,
+        env={**os.environ, "API": local_stack.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # Then each line says what its comment says: two pages of ids, 204, then image_not_found
+    assert run.returncode == 0, run.stderr
+    first, second, deleted, again = run.stdout.splitlines()
+    assert len(json.loads(first)) <= 2 and len(json.loads(second)) <= 2
+    assert (deleted, again) == ("204", "image_not_found")
+    assert catalogue_record("alya", image_id(photo)) == {}
