@@ -258,3 +258,26 @@ def test_the_readme_example_lists_and_deletes_as_it_says(local_stack: LocalStack
     assert len(json.loads(first)) <= 2 and len(json.loads(second)) <= 2
     assert (deleted, again) == ("204", "image_not_found")
     assert catalogue_record("alya", image_id(photo)) == {}
+
+
+def test_a_presigned_uploads_status_says_deleted_once_its_photo_is_deleted(local_stack: LocalStack) -> None:
+    # Given a photo posted through a presigned form and indexed
+    photo = fresh_image(52_600)
+    grant = requests.post(
+        f"{local_stack.url}/uploads", json={"website": "blysk", "content_type": "image/jpeg"}, timeout=30
+    ).json()
+    posted = requests.post(
+        grant["url"], data=grant["fields"], files={"file": ("x.jpg", photo, "image/jpeg")}, timeout=30
+    )
+    assert posted.status_code in (200, 204), posted.text
+    local_stack.router.drain()
+    status = f"{local_stack.url}/uploads/{grant['upload_id']}"
+    assert requests.get(status, params={"website": "blysk"}, timeout=30).json()["status"] == "indexed"
+    # When its photo is deleted from the catalogue
+    assert delete(local_stack, image_id(photo), "blysk").status_code == 204
+    local_stack.router.drain()
+    # Then the upload's status says so, rather than linking to a photo that is gone
+    assert requests.get(status, params={"website": "blysk"}, timeout=30).json() == {
+        "upload_id": grant["upload_id"],
+        "status": "deleted",
+    }
