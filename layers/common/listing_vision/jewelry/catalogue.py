@@ -29,7 +29,9 @@ A delete that dies is finished, or undone, so the catalogue never keeps a half-d
   repair then never deletes a photo nobody asked it to (a stalled deleter's object is kept);
 - an upload of the same bytes after the lease has passed takes the content over (`try_claim`) and
   stores it as new, rewriting the same object key and vector id; the dead delete can no longer remove
-  the record (`end_delete` is conditional on its owner).
+  the record (`end_delete` is conditional on its owner). The indexer handling a late ObjectCreated
+  event of the photo is such an upload: it waits while the delete's lease holds, then finds the
+  object gone (and leaves the content free), or there (a dead delete: the photo is indexed again).
 
 The image id is the one every route of `/images/{id}` takes: the SHA-256 of the photo's bytes (hex),
 scoped to the storefront named (another storefront's key is refused: 403 `storefront_forbidden`). A
@@ -40,7 +42,7 @@ Only photos stored under `catalogue/` (by the API or a presigned upload) are del
 in S3, and the trigger does the rest.
 
 GET /images reads at most `MAX_SCAN_PAGES` DynamoDB pages per request (a Scan, each page at most 1 MB
-and `limit * 4` items), so a page may come back short, even empty, with a `next_cursor` to go on from.
+and `max(limit * 4, MIN_SCAN_ITEMS)` items, other storefronts' included), so a page may come back short, even empty, with a `next_cursor` to go on from.
 The cursor is opaque and carries a digest tied to the storefront: a cursor of alya's listing used
 for blysk's, or altered, is refused (400 `invalid_cursor`).
 """
