@@ -42,9 +42,10 @@ Only photos stored under `catalogue/` (by the API or a presigned upload) are del
 in S3, and the trigger does the rest.
 
 GET /images reads at most `MAX_SCAN_PAGES` DynamoDB pages per request (a Scan, each page at most 1 MB
-and `max(limit * 4, MIN_SCAN_ITEMS)` items, other storefronts' included), so a page may come back short, even empty, with a `next_cursor` to go on from.
-The cursor is opaque and carries a digest tied to the storefront: a cursor of alya's listing used
-for blysk's, or altered, is refused (400 `invalid_cursor`).
+and `max(limit * 4, MIN_SCAN_ITEMS)` items, other storefronts' included), so a page may come back
+short, even empty, with a `next_cursor` to go on from. The cursor is opaque and carries a digest tied
+to the storefront: a cursor of alya's listing used for blysk's, or altered, is refused (400
+`invalid_cursor`).
 """
 
 from __future__ import annotations
