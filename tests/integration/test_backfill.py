@@ -3,12 +3,17 @@ is done on a rerun."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from listing_vision import aws
+from listing_vision.config import get_settings
 from listing_vision.embeddings.base import Description
+from listing_vision.embeddings.factory import get_embedder
+from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL, OnnxEmbedder
 from listing_vision.jewelry import backfill, storage, uploads, vector_index
 from local.stack import LocalStack
 from tests.images import fresh_image, resized_copy
@@ -97,3 +102,64 @@ def test_a_page_holds_the_leases_of_one_batch_at_a_time(
     items = dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]
     assert not [i for i in items if i["content_id"]["S"].startswith(f"{website}#") and i["status"]["S"] == "pending"]
     assert rows_for(website, images) == 6
+
+
+def test_a_model_change_fills_a_new_collection_while_the_stage_serves_from_its_own(
+    local_stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    website, prefix, target = "blysk", "model-change/", "model_change_vectors"
+    # The same model file with another preprocessing: another model, whose vectors the stage cannot search
+    new_model = OnnxEmbedder(DESCRIPTOR_MODEL, resize="clip")
+    live = vector_index.VectorIndex(get_settings().milvus_collection)
+    images = put_without_events(local_stack, website, prefix, 9400)
+    shas = [storage.sha256_hex(image) for image in images]
+    # Given a catalogue indexed in the stage's collection, with the stage's model
+    assert backfill.main(["--website", website, "--prefix", prefix]) == 0
+    assert rows_for(website, images) == 6
+    capsys.readouterr()
+    try:
+        # When the backfill fills a new collection with the new model, in this process
+        args = ["--website", website, "--prefix", prefix, "--collection", target]
+        assert backfill.main([*args, "--model", str(DESCRIPTOR_MODEL), "--resize", "clip"]) == 0
+        # Then every catalogued photo has the new model's vector there (the copy stays a duplicate)
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert summary == {"website": website, "objects": 7, "collection": target, "indexed": 6, "duplicate": 1}
+        fresh = vector_index.VectorIndex(target)
+        assert fresh.model() == new_model.model_signature != live.model()
+        assert sum(len(fresh.find_exact(sha, website)) for sha in shas) == 6
+        # And a resized copy embedded by the new model finds its photo in it
+        [hit] = fresh.search(new_model.embed([resized_copy(images[1])])[0], website=website, limit=1, ef=64)
+        assert hit.sha256 == shas[1] and hit.score > 0.9
+        # And the stage's collection and answers are as before: its model, its rows, a copy found as a duplicate
+        assert live.model() == get_embedder().model_signature and rows_for(website, images) == 6
+        answer = requests.post(
+            f"{local_stack.url}/image_similarity_search",
+            files={"file": ("copy.jpg", resized_copy(images[2]), "image/jpeg")},
+            data={"website": website, "check_duplicate": "yes"},
+            timeout=30,
+        )
+        assert answer.status_code == 200 and answer.json()["duplicate_found"] is True, answer.text
+        # And a rerun (after the stage switches, it catches photos uploaded meanwhile) writes nothing new
+        assert backfill.main([*args, "--model", str(DESCRIPTOR_MODEL), "--resize", "clip"]) == 0
+        rerun = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert rerun["already_indexed"] == 6 and "indexed" not in rerun
+        assert fresh.count() == 6
+    finally:
+        vector_index.milvus_client().drop_collection(target)
+
+
+def test_a_model_change_never_writes_the_new_models_vectors_into_a_collection_of_another(
+    local_stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live = vector_index.VectorIndex(get_settings().milvus_collection)
+    before = live.count()
+    # When the new model is pointed at the stage's own collection, Then it is refused with the way out
+    args = ["--website", "alya", "--collection", live.collection, "--model", str(DESCRIPTOR_MODEL)]
+    assert backfill.main([*args, "--resize", "clip"]) == 2
+    assert "model_mismatch" in capsys.readouterr().err
+    assert live.count() == before
+    # And the in-process options cannot be sent to a function, which embeds with the stage's endpoint
+    with pytest.raises(SystemExit):
+        backfill.main(["--website", "alya", "--collection", "x", "--via-lambda", "dedupe-backfill"])
+    with pytest.raises(SystemExit):
+        backfill.main(["--website", "alya", "--model", str(DESCRIPTOR_MODEL)])

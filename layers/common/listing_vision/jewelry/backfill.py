@@ -11,6 +11,17 @@ and a killed run resumes from its last page (`--start-after`).
 
 `--via-lambda` invokes the dedupe function once per page (`{"operation": "backfill", ...}`): use it
 against a deployed stack, or against `make run` (whose Milvus Lite belongs to that process).
+
+A model change fills a new collection while the stage keeps serving from its own (one model's vectors
+per collection, so the live API cannot search a collection of the new model):
+
+    python -m listing_vision.jewelry.backfill --website alya --collection image_embeddings_v2 \
+        --model build/clip/model.onnx
+
+embeds in this process with that ONNX file (`--resize` its preprocessing) and writes vectors only to
+`--collection`, made for that model if missing and refused if it holds another model's. Photos and
+their records are read, not changed, so the live collection and the API are untouched; photos
+uploaded meanwhile are caught by a rerun after the stage switches (README, Changing the model).
 """
 
 from __future__ import annotations
@@ -20,15 +31,21 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any, Literal
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from listing_vision import aws
 from listing_vision.config import Storefront, get_settings
+from listing_vision.errors import VisionError
 from listing_vision.jewelry.dedupe import DedupeService
 from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.jewelry.uploads import UploadIndexer
+from listing_vision.jewelry.vector_index import VectorIndex
+
+if TYPE_CHECKING:  # the ONNX modules load only when --model is given (onnxruntime is in no layer)
+    from listing_vision.embeddings.clip_onnx import Resize
 
 PAGE_SIZE = 64
 
@@ -58,11 +75,25 @@ def backfill_page(
     }
 
 
-def in_process_indexer() -> UploadIndexer:
-    """The upload trigger's indexer, built here (the CLI without --via-lambda)."""
+def in_process_indexer(
+    collection: str | None = None, model: str | None = None, resize: Resize | None = None
+) -> UploadIndexer:
+    """The upload trigger's indexer, built here (the CLI without --via-lambda): the stage's model and
+    collection, or `model` (an ONNX file embedded in this process) writing into `collection`, which is
+    made for that model if missing (`VectorIndex.ensure_collection` refuses one of another model's)."""
     from listing_vision.embeddings.factory import get_embedder
 
-    return UploadIndexer(DedupeService(get_embedder(), CatalogueStores.from_settings()))
+    embedder = get_embedder()
+    if model is not None:
+        from listing_vision.embeddings.onnx_local import OnnxEmbedder
+
+        embedder = OnnxEmbedder(model, resize=resize or get_settings().clip_resize)
+    stores = CatalogueStores.from_settings()
+    if collection is not None:
+        vectors = VectorIndex(collection)
+        vectors.ensure_collection(getattr(embedder, "dim", get_settings().embedding_dim), embedder.model_signature)
+        stores = replace(stores, vectors=vectors)
+    return UploadIndexer(DedupeService(embedder, stores))
 
 
 def count_objects(website: Storefront, prefix: str = "", start_after: str = "") -> int:
@@ -74,10 +105,16 @@ def count_objects(website: Storefront, prefix: str = "", start_after: str = "") 
 
 
 def pages(
-    website: Storefront, start_after: str, page_size: int, prefix: str, via_lambda: str | None
+    website: Storefront,
+    start_after: str,
+    page_size: int,
+    prefix: str,
+    via_lambda: str | None,
+    indexer: UploadIndexer | None = None,
 ) -> Iterator[dict[str, Any]]:
+    """The pages from `start_after` on, each run by `via_lambda` or in this process (by `indexer`,
+    the stage's own when not given)."""
     cursor: str | None = start_after
-    indexer: UploadIndexer | None = None
     while cursor is not None:
         if via_lambda:
             response = aws.client("lambda", read_timeout_s=900).invoke(
@@ -105,7 +142,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-after", default="", help="resume after this key (printed by a killed run)")
     parser.add_argument("--page-size", type=int, default=PAGE_SIZE, help="objects per page (one embedding batch)")
     parser.add_argument("--via-lambda", metavar="FUNCTION", help="run each page in this Lambda function")
+    model_change = parser.add_argument_group("a model change (in this process only)")
+    model_change.add_argument("--collection", help="write vectors to this Milvus collection, not the stage's")
+    model_change.add_argument("--model", metavar="ONNX", help="embed with this ONNX file in this process")
+    model_change.add_argument(
+        "--resize", choices=["squash", "clip"], help="--model's preprocessing (default CLIP_RESIZE)"
+    )
     args = parser.parse_args(argv)
+    if args.via_lambda and (args.collection or args.model):
+        parser.error("--collection and --model run in this process: the function embeds with the stage's endpoint")
+    if args.model and not args.collection:
+        parser.error("--model needs --collection: the stage's collection holds the stage's model's vectors")
+    if args.resize and not args.model:
+        parser.error("--resize applies to --model")
+    indexer = None
+    if args.collection:
+        try:
+            indexer = in_process_indexer(args.collection, args.model, args.resize)
+        except VisionError as error:  # a collection of another model's vectors, or an unreadable model
+            print(f"{error.code}: {error}", file=sys.stderr)
+            return 2
     total = count_objects(args.website, args.prefix, args.start_after)
     try:
         from tqdm import tqdm
@@ -116,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     totals: Counter[str] = Counter()
     last = args.start_after
     try:
-        for page in pages(args.website, args.start_after, args.page_size, args.prefix, args.via_lambda):
+        for page in pages(args.website, args.start_after, args.page_size, args.prefix, args.via_lambda, indexer):
             totals.update(page["counts"])
             last = page["next_start_after"] or last
             if bar is not None:
@@ -130,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if bar is not None:
             bar.close()
-    print(json.dumps({"website": args.website, "objects": total, **dict(totals)}))
+    into = {"collection": args.collection} if args.collection else {}
+    print(json.dumps({"website": args.website, "objects": total, **into, **dict(totals)}))
     return 0
 
 

@@ -139,7 +139,8 @@ class VectorIndex:
         if client.has_collection(name) and client.describe_collection(name).get("auto_id"):
             raise AutoIdCollection(
                 f"The Milvus collection {name!r} has auto ids (made by an earlier version). Index the buckets "
-                "into a new collection with the backfill (MILVUS_COLLECTION=<new name>), then switch to it."
+                "into a new collection with the backfill (--collection <new name>), then set the stage's "
+                "milvus_collection to it."
             )
         recorded = self.model() if client.has_collection(name) else None
         if recorded is not None and recorded != model:
@@ -202,7 +203,8 @@ class VectorIndex:
         return ModelMismatch(
             f"The Milvus collection {self.collection!r} holds vectors of model {recorded}, and this stage's "
             f"embedding model is {model}: their vectors cannot be compared. Backfill the catalogue into a new "
-            "collection with this model (MILVUS_COLLECTION=<new name>), then switch the stage to it.",
+            "collection with this model (backfill --collection <new name> --model <file>), then switch the "
+            "stage to it (milvus_collection).",
             details={"collection": self.collection, "collection_model": recorded, "model": model},
         )
 
