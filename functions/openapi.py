@@ -117,6 +117,8 @@ def document() -> dict[str, Any]:
     for route in ROUTES:
         operation = doc["paths"][route.path][route.method.lower()]
         responses = {k: v for k, v in operation.get("responses", {}).items() if not k.startswith(("4", "5"))}
+        if "204" in responses:  # No Content: Powertools documents the handler's None as a JSON body
+            responses["204"] = {k: v for k, v in responses["204"].items() if k != "content"}
         for status, codes in by_status(route.errors).items():
             responses[str(status)] = {
                 "description": ", ".join(f"`{code}`" for code in codes),

@@ -23,6 +23,10 @@ S3_TRIGGERS: tuple[S3Trigger, ...] = (
     # Images put straight into a storefront bucket (console, bulk, presigned uploads) are indexed.
     S3Trigger("alya_bucket", "dedupe-indexer"),
     S3Trigger("blysk_bucket", "dedupe-indexer"),
+    # A photo deleted in a storefront bucket takes its vector and catalogue record with it (any key: a
+    # console upload is indexed where it lies; removals of keys no image was stored at change nothing).
+    S3Trigger("alya_bucket", "dedupe-indexer", events=("s3:ObjectRemoved:*",)),
+    S3Trigger("blysk_bucket", "dedupe-indexer", events=("s3:ObjectRemoved:*",)),
     # Listing documents dropped into the uploads bucket are ingested (photos beside them are not).
     S3Trigger("uploads_bucket", "listing-ingest", suffix=".json"),
 )

@@ -166,7 +166,10 @@ def dying(
 WRITES = {
     "images": {"put_image", "put", "delete", "tag"},
     "vectors": {"ensure_vector", "delete"},
-    "claims": {"try_claim", "next_order", "stage", "complete", "yield_claim", "release", "set_features", "forget"},
+    "claims": {
+        *("try_claim", "next_order", "stage", "complete", "yield_claim", "release", "set_features", "forget"),
+        *("begin_delete", "end_delete", "undo_delete"),
+    },
     "uploads": {"claim", "settle", "release", "note_reuse"},
 }
 

@@ -1,10 +1,12 @@
 """Duplicate detection for the jewelry storefronts, the API: POST /image_similarity_search (check,
-store, index), POST /uploads (presigned upload for large files), GET /uploads/{upload_id}."""
+store, index), POST /uploads (presigned upload for large files), GET /uploads/{upload_id}, and the
+catalogue's lifecycle: GET /images (a storefront's stored images, paged), DELETE /images/{image_id}."""
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
 from typing import Annotated, Any, Literal
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import File, Form, Path, Query, UploadFile
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -14,6 +16,8 @@ from listing_vision import aws
 from listing_vision.api import create_resolver, current_caller
 from listing_vision.config import get_settings
 from listing_vision.embeddings.factory import get_embedder
+from listing_vision.jewelry import catalogue as catalogue_module
+from listing_vision.jewelry.catalogue import IMAGE_ID_PATTERN, Catalogue
 from listing_vision.jewelry.dedupe import DedupeService, Upload
 from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.jewelry.uploads import UPLOAD_ID_PATTERN, UploadForms
@@ -83,6 +87,70 @@ def get_upload(
 ) -> dict[str, Any]:
     caller = current_caller(app)
     return upload_forms().upload_status(caller, caller.storefront(website), upload_id)
+
+
+@aws.per_container
+def catalogue() -> Catalogue:
+    dedupe()  # the collection exists and holds the model's vectors
+    return Catalogue(CatalogueStores.from_settings())
+
+
+class ListedImage(BaseModel):
+    image_id: str = Field(description="The photo's id: the SHA-256 of its bytes (DELETE /images/{image_id}).")
+    image_name: str | None = Field(description="The file name it was uploaded with, where it had one.")
+    s3_url: str | None
+    created_at: int | None = Field(description="When it was stored (Unix seconds).")
+
+
+class ImagePage(BaseModel):
+    images: list[ListedImage]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last. A page may be short and still have one."
+    )
+
+
+@app.get("/images", responses={200: {"description": "One page of the storefront's stored images."}})
+@tracer.capture_method
+def list_images(
+    website: Annotated[Website | None, Query(description=WEBSITE)] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=catalogue_module.MAX_CURSOR_CHARS, description="`next_cursor` of the page before.")
+    ] = None,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=catalogue_module.MAX_LIMIT,
+            description=f"Images per page, at most: 1 to {catalogue_module.MAX_LIMIT} "
+            f"(default {catalogue_module.DEFAULT_LIMIT}).",
+        ),
+    ] = catalogue_module.DEFAULT_LIMIT,
+) -> ImagePage:
+    """The storefront's stored photos, a page at a time in a stable order. Each request reads a bounded
+    part of the catalogue table, so a page may hold fewer than `limit` images (even none) and still
+    have a `next_cursor`; the last page has none. A cursor is tied to its storefront."""
+    caller = current_caller(app)
+    listed = catalogue().list_images(caller, caller.storefront(website), cursor, limit)
+    return ImagePage.model_validate(listed)
+
+
+@app.delete(
+    "/images/<image_id>",
+    responses={204: {"description": "Deleted: the object, its vector and its record. Deleting it again answers 404."}},
+)
+@tracer.capture_method
+def delete_image(
+    image_id: Annotated[
+        str,
+        Path(pattern=IMAGE_ID_PATTERN, description="The photo's id: the SHA-256 of its bytes, in hex (`image_id`)."),
+    ],
+    website: Annotated[Website | None, Query(description=WEBSITE)] = None,
+) -> Response[None]:
+    """Delete a stored photo: its object under catalogue/, its vector, its record and captions. The same
+    photo uploaded afterwards is new, not a duplicate. A second delete answers 404 `image_not_found`."""
+    caller = current_caller(app)
+    catalogue().delete(caller, caller.storefront(website), image_id)
+    return Response(status_code=204, body=None)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

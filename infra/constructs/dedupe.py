@@ -1,7 +1,7 @@
 """Duplicate detection: everything it may touch, in one place.
 
 Functions: `dedupe` (the API: check, store, index; presigned uploads and their status),
-`dedupe-indexer` (S3 ObjectCreated on the storefront buckets; failures to its queue),
+`dedupe-indexer` (S3 ObjectCreated and ObjectRemoved on the storefront buckets; failures to its queue),
 `dedupe-backfill` (one page of a bucket per direct invoke) and `dedupe-reconcile` (hourly, on a
 schedule: the catalogue's objects, records and vectors compared and repaired). They reach: the storefront buckets
 (catalogue writes, presigned uploads under incoming/, object reads and tags), the content
@@ -57,7 +57,10 @@ class Dedupe(Construct):
         api = self.functions["dedupe"]
         catalogue = "New photos are stored under catalogue/ with keys made from their content (sha256)."
         allow(api, ["s3:PutObject"], [bucket.arn_for_objects("catalogue/*") for bucket in buckets], catalogue)
-        rolled_back = "A new photo that loses to a near-duplicate stored at the same moment is deleted again."
+        rolled_back = (
+            "A new photo that loses to a near-duplicate stored at the same moment is deleted again, and "
+            "DELETE /images/{id} deletes a stored photo: both only under catalogue/, where the API stores."
+        )
         allow(api, ["s3:DeleteObject"], [bucket.arn_for_objects("catalogue/*") for bucket in buckets], rolled_back)
         incoming = "Presigned uploads go under incoming/<upload id>, an id made per request."
         allow(api, ["s3:PutObject"], [bucket.arn_for_objects("incoming/*") for bucket in buckets], incoming)
@@ -74,6 +77,8 @@ class Dedupe(Construct):
             )
         reconcile = self.functions["dedupe-reconcile"]
         allow(reconcile, ["dynamodb:Scan"], [platform.table_arn("catalogue_table")], "Every record of a storefront.")
+        # GET /images pages a storefront's records (a bounded Scan per request: catalogue.py)
+        allow(api, ["dynamodb:Scan"], [platform.table_arn("catalogue_table")])
         events.Rule(
             self,
             "ReconcileHourly",

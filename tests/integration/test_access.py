@@ -290,3 +290,45 @@ def test_another_storefronts_captions_are_refused(local_stack: LocalStack, secur
     assert (mine.status_code, mine.json()["error"]["code"]) == (404, "image_not_found")
     theirs = call(secured, "GET", f"/images/{photo_id}/caption", secured.shop)
     assert (theirs.status_code, theirs.json()["error"]["code"]) == (404, "caption_not_found")
+
+
+def test_another_storefronts_catalogue_cannot_be_listed_or_deleted(local_stack: LocalStack, secured: Clients) -> None:
+    import hashlib
+
+    # Given a photo of blysk (stored by a client holding both storefronts)
+    data = earring_photo(68)
+    stored = call(
+        secured,
+        "POST",
+        "/image_similarity_search",
+        secured.everything,
+        files={"file": ("r.jpg", data, "image/jpeg")},
+        data={"website": "blysk", "check_duplicate": "no"},
+    )
+    assert stored.status_code == 200, stored.text
+    photo_id = hashlib.sha256(data).hexdigest()
+    local_stack.router.drain()
+    before = fingerprint()
+    # When an alya client lists blysk's catalogue or deletes the photo in blysk
+    answers = [
+        call(secured, "GET", "/images", secured.alya, params={"website": "blysk"}),
+        call(secured, "DELETE", f"/images/{photo_id}", secured.alya, params={"website": "blysk"}),
+    ]
+    # Then each is the access error, and nothing was written (the photo is all there)
+    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [(403, "storefront_forbidden")] * 2
+    local_stack.router.drain()
+    assert changed(before, fingerprint()) == []
+    # While in its own storefront the id names no photo, and blysk's client lists and deletes it
+    mine = call(secured, "DELETE", f"/images/{photo_id}", secured.alya)
+    assert (mine.status_code, mine.json()["error"]["code"]) == (404, "image_not_found")
+    listed: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = call(
+            secured, "GET", "/images", secured.shop, params={"limit": 200, **({"cursor": cursor} if cursor else {})}
+        )
+        listed += [image["image_id"] for image in page.json()["images"]]
+        if (cursor := page.json()["next_cursor"]) is None:
+            break
+    assert photo_id in listed
+    assert call(secured, "DELETE", f"/images/{photo_id}", secured.shop).status_code == 204

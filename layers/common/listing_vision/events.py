@@ -44,3 +44,14 @@ def is_s3_event(event: Any) -> bool:
 def s3_objects(event: Any) -> list[tuple[str, str]]:
     """(bucket, key) of each record of an S3 notification, the key URL-decoded as S3 encodes it."""
     return [(record.s3.bucket.name, unquote_plus(record.s3.get_object.key)) for record in S3Event(event).records]
+
+
+def s3_removed(event: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The records of an S3 notification split in two: objects created and objects removed
+    (`ObjectRemoved:*`), each as (bucket, key) as `s3_objects` gives them."""
+    created: list[tuple[str, str]] = []
+    removed: list[tuple[str, str]] = []
+    for record in S3Event(event).records:
+        found = (record.s3.bucket.name, unquote_plus(record.s3.get_object.key))
+        (removed if record.event_name.startswith("ObjectRemoved") else created).append(found)
+    return created, removed

@@ -1,5 +1,6 @@
 """The bad-input corpus, part two: JSON shapes and depth, duplicate keys, strict types, numbers at the
 edges, enum values, URLs and filenames on the JSON routes; ids in paths, unknown routes and methods;
+the catalogue listing's limits and cursors;
 `Idempotency-Key` values on the three paid routes."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from listing_vision.jewelry.catalogue import MAX_CURSOR_CHARS, MAX_LIMIT, encode_cursor
 from tests.integration.bad_input.image_and_form_cases import JOB, PHOTO, UPLOAD, Case
 
 
@@ -247,6 +249,19 @@ def path_cases() -> list[Case]:
                 {"json": {"type": "ring"}},
             ),
         ]
+        cases.append(Case(f"image-delete:{name}", "DELETE", f"/images/{ident}", status, code, "/images/{image_id}"))
+    cases.append(
+        Case(
+            "image-delete:website-unknown",
+            "DELETE",
+            f"/images/{unknown_image}",
+            400,
+            "invalid_request",
+            "/images/{image_id}",
+            {"params": {"website": "amazon"}},
+        )
+    )
+    cases += catalogue_listing_cases()
     recaption = f"/images/{unknown_image}/caption"
     for name, kwargs in (
         ("type-unknown", {"json": {"type": "tiara"}}),
@@ -294,6 +309,33 @@ def path_cases() -> list[Case]:
         Case("route:trailing-segment", "GET", f"/jobs/{JOB}/x", 404, "route_not_found"),
     ]
     return cases
+
+
+def catalogue_listing_cases() -> list[Case]:
+    """GET /images: limits out of bounds, cursors garbled, altered, too long or another storefront's."""
+    alya_cursor = encode_cursor("alya", "alya#" + "0" * 64)
+    altered = encode_cursor("alya", "alya#" + "1" * 64).split(".")[0] + "." + alya_cursor.split(".")[1]
+    listing: list[tuple[str, dict[str, str], str]] = [
+        ("limit-zero", {"limit": "0"}, "invalid_request"),
+        ("limit-negative", {"limit": "-1"}, "invalid_request"),
+        ("limit-over-max", {"limit": str(MAX_LIMIT + 1)}, "invalid_request"),
+        ("limit-huge", {"limit": "9" * 40}, "invalid_request"),
+        ("limit-fraction", {"limit": "1.5"}, "invalid_request"),
+        ("limit-text", {"limit": "ten"}, "invalid_request"),
+        ("limit-empty", {"limit": ""}, "invalid_request"),
+        ("website-unknown", {"website": "amazon"}, "invalid_request"),
+        ("cursor-garbled", {"cursor": "not-a-cursor"}, "invalid_cursor"),
+        ("cursor-two-dots", {"cursor": "a.b.c"}, "invalid_cursor"),
+        ("cursor-not-base64", {"cursor": "!!!!.AAAA"}, "invalid_cursor"),
+        ("cursor-altered", {"cursor": altered}, "invalid_cursor"),
+        ("cursor-other-storefront", {"cursor": alya_cursor, "website": "blysk"}, "invalid_cursor"),
+        ("cursor-too-long", {"cursor": "A" * (MAX_CURSOR_CHARS + 1)}, "invalid_request"),
+        ("cursor-unicode", {"cursor": "é.é"}, "invalid_cursor"),
+    ]
+    return [
+        Case(f"images-list:{name}", "GET", "/images", 400, code, "/images", {"params": params})
+        for name, params, code in listing
+    ]
 
 
 # Idempotency-Key values refused before anything is read or written: 1 to 255 visible ASCII characters.

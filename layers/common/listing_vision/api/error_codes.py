@@ -32,8 +32,8 @@ _OURS: tuple[ErrorCode, ...] = (
     ErrorCode(
         "invalid_cursor",
         400,
-        "The cursor is garbled, altered, from another query, or past the 10,000-hit result window: start again "
-        "without it (narrow the search to see further).",
+        "The cursor is garbled, altered, from another query or storefront, or past the 10,000-hit result window "
+        "of listing search: start again without it (narrow the search to see further).",
     ),
     # images
     ErrorCode("empty_file", 400, "The file is empty."),
@@ -67,8 +67,16 @@ _OURS: tuple[ErrorCode, ...] = (
     # resources
     ErrorCode("upload_not_found", 404, "No such upload in this storefront."),
     ErrorCode("job_not_found", 404, "No such job (or another storefront's)."),
+    ErrorCode(
+        "image_not_deletable",
+        409,
+        "The image was indexed where it was put in S3, not stored by the API: delete the object in S3 instead.",
+    ),
+    ErrorCode("image_delete_in_progress", 409, "Another request is deleting this image; retry shortly."),
     ErrorCode("job_in_progress", 409, "The job is still running: one run at a time."),
-    ErrorCode("image_not_found", 404, "No stored photo with this id (its bytes' SHA-256) in this storefront."),
+    ErrorCode(
+        "image_not_found", 404, "No stored photo with this id (its bytes' SHA-256) in this storefront (or deleted)."
+    ),
     ErrorCode("caption_not_found", 404, "The photo has no caption yet (POST /images/{id}/caption makes one)."),
     ErrorCode("caption_in_progress", 409, "Other captions of the photo are being written at this moment; retry."),
     ErrorCode("unknown_product_type", 400, "product_type is not one of the catalogue's."),

@@ -14,6 +14,11 @@ request that saw its vector can still tell it was rolled back; the content can b
 
 A stored record also keeps the image's duplicate-verification features (`verification_features`,
 about 25 KB), so a duplicate check reads all its candidates' features in one BatchGetItem.
+
+A stored record being deleted (`catalogue.py`) is first marked *deleting* under a lease: it no longer
+answers as a duplicate, and it still holds the content, so the same bytes cannot be stored again
+until the delete has removed the object and the vector and then the record (or its lease has run out:
+its deleter died, and a new upload takes the content over, rewriting the same keys).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from listing_vision.jewelry.leases import PENDING, Leases
 
 STORED = "stored"
 YIELDED = "yielded"  # lost to an earlier near-duplicate (or failed) after inserting: rolled back
+DELETING = "deleting"  # a stored image being deleted (catalogue.py): no longer a duplicate of anything
 SEQUENCE_ID = "_sequence"  # the counter item staging draws from (not a content id: those hold a '#')
 YIELDED_KEPT_S = 86_400
 FEATURES = "verification_features"
@@ -49,10 +55,15 @@ class ContentRecord:
     image_name: str | None = None
     lease_until: float = 0.0
     order: int | None = None  # set when staged: the sequence number taken after its vector was inserted
+    created_at: int | None = None
 
     @property
     def stored(self) -> bool:
         return self.status == STORED
+
+    @property
+    def deleting(self) -> bool:
+        return self.status == DELETING
 
     @property
     def yielded(self) -> bool:
@@ -86,8 +97,10 @@ class ContentClaims:
 
     def try_claim(self, website: str, sha256: str, owner: str) -> bool:
         """Claim the content for storing; False when another live claim or a stored record holds it (a
-        yielded one is free again)."""
-        return self.leases.take(content_id(website, sha256), owner, {}, free_statuses=(YIELDED,))
+        yielded one is free again, and so is one being deleted whose deleter died: its lease has run out)."""
+        return self.leases.take(
+            content_id(website, sha256), owner, {}, free_statuses=(YIELDED,), leased_statuses=(DELETING,)
+        )
 
     def next_order(self) -> int:
         """The next number of the one sequence (an atomic counter): taken after a vector is inserted, so
@@ -247,6 +260,99 @@ class ContentClaims:
             raise
         return True
 
+    # --- deleting a stored image (catalogue.py has the order of the deletes) ------------------------
+    def begin_delete(self, website: str, sha256: str, owner: str) -> ContentRecord | None:
+        """Mark a stored record (or one whose deleter died: its lease has passed) `deleting`, held by
+        `owner` for a lease; None when it is neither (gone, in flight, or being deleted by another)."""
+        now = time.time()
+        try:
+            response = self.dynamodb.update_item(
+                TableName=self.table,
+                Key=self._key(website, sha256),
+                UpdateExpression="SET #s = :deleting, #o = :owner, lease_until = :lease",
+                ConditionExpression="#s = :stored OR (#s = :deleting AND lease_until < :now)",
+                ExpressionAttributeNames={"#s": "status", "#o": "owner"},
+                ExpressionAttributeValues=expression_values(
+                    deleting=DELETING, stored=STORED, owner=owner, lease=round(now + self.lease_s, 3), now=round(now, 3)
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if conditional_check_failed(error):
+                return None
+            raise
+        return _record(from_item(response["Attributes"]))
+
+    def end_delete(self, website: str, sha256: str, owner: str) -> bool:
+        """Remove the record (and its verification features) once its object and vector are gone."""
+        try:
+            self.dynamodb.delete_item(
+                TableName=self.table,
+                Key=self._key(website, sha256),
+                ConditionExpression="#s = :deleting AND #o = :owner",
+                ExpressionAttributeNames={"#s": "status", "#o": "owner"},
+                ExpressionAttributeValues=expression_values(deleting=DELETING, owner=owner),
+            )
+        except ClientError as error:
+            if conditional_check_failed(error):
+                return False
+            raise
+        return True
+
+    def undo_delete(self, website: str, sha256: str, expected: ContentRecord) -> bool:
+        """Put back as stored a record whose deleter died before deleting its object (the reconciler:
+        the image is all there, and its DELETE answered an error; running it again deletes it)."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=self._key(website, sha256),
+                UpdateExpression="SET #s = :stored REMOVE lease_until",
+                ConditionExpression="#s = :deleting AND #o = :owner AND lease_until < :now",
+                ExpressionAttributeNames={"#s": "status", "#o": "owner"},
+                ExpressionAttributeValues=expression_values(
+                    stored=STORED, deleting=DELETING, owner=expected.owner, now=round(time.time(), 3)
+                ),
+            )
+        except ClientError as error:
+            if conditional_check_failed(error):
+                return False
+            raise
+        return True
+
+    def stored_page(
+        self, website: str, after: str | None, limit: int, max_reads: int, page_items: int
+    ) -> tuple[list[tuple[str, ContentRecord]], str | None]:
+        """Up to `limit` stored records of a storefront, as (sha256, record), in the table's own order
+        (stable), from the one after content id `after`; and the content id to continue after (None:
+        the end). A Scan reads the whole table's items, other storefronts' too, so at most `max_reads`
+        of its pages (of `page_items` items each, at most) are read per call: a page may come back short,
+        with a content id to go on from."""
+        found: list[tuple[str, ContentRecord]] = []
+        start: dict[str, Any] | None = to_item({"content_id": after}) if after else None
+        for _ in range(max_reads):
+            request: dict[str, Any] = {
+                "TableName": self.table,
+                "FilterExpression": "begins_with(content_id, :prefix) AND #s = :stored",
+                "ExpressionAttributeValues": expression_values(prefix=f"{website}#", stored=STORED),
+                "ExpressionAttributeNames": {"#s": "status", "#o": "owner", "#p": "path"},
+                "ProjectionExpression": "content_id, #s, #o, #p, vector_id, image_name, created_at",
+                "Limit": page_items,
+                "ConsistentRead": True,
+            }
+            if start:
+                request["ExclusiveStartKey"] = start
+            page = self.dynamodb.scan(**request)
+            for item in page.get("Items", []):
+                record = _record(from_item(item))
+                found.append((record.content_id.partition("#")[2], record))
+                if len(found) == limit:
+                    more = item is not page["Items"][-1] or "LastEvaluatedKey" in page
+                    return found, record.content_id if more else None
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return found, None
+        return found, str(from_item(start)["content_id"]) if start else None
+
     def release(self, website: str, sha256: str, owner: str) -> None:
         """Give a claim back without storing (a near-duplicate was found, or storing failed)."""
         self.leases.give_back(content_id(website, sha256), owner)
@@ -262,4 +368,5 @@ def _record(item: dict[str, Any]) -> ContentRecord:
         image_name=item.get("image_name"),
         lease_until=float(item.get("lease_until", 0.0)),
         order=int(item["order"]) if item.get("order") is not None else None,
+        created_at=int(item["created_at"]) if item.get("created_at") is not None else None,
     )

@@ -28,9 +28,17 @@ class Leases:
         self.table = table
         self.lease_s = lease_s
 
-    def take(self, item_id: str, owner: str, fields: dict[str, Any], free_statuses: tuple[str, ...] = ()) -> bool:
+    def take(
+        self,
+        item_id: str,
+        owner: str,
+        fields: dict[str, Any],
+        free_statuses: tuple[str, ...] = (),
+        leased_statuses: tuple[str, ...] = (),
+    ) -> bool:
         """Hold `item_id` for `owner` (with `fields` stored on it); False when another live lease holds it
-        or it is settled in a status not in `free_statuses`."""
+        or it is settled in a status not in `free_statuses`. `leased_statuses`: other statuses held under
+        a lease (as pending is), free once that lease has run out."""
         now = time.time()
         item = {
             **fields,
@@ -41,7 +49,9 @@ class Leases:
             "expires_at": int(now + self.lease_s + ABANDONED_KEPT_S),
         }
         free = {f"free{index}": status for index, status in enumerate(free_statuses)}
-        condition = f"attribute_not_exists({KEY}) OR (#s = :pending AND lease_until < :now)"
+        leased = {f"leased{index}": status for index, status in enumerate(leased_statuses)}
+        held = ", ".join(f":{name}" for name in ("pending", *leased))
+        condition = f"attribute_not_exists({KEY}) OR (#s IN ({held}) AND lease_until < :now)"
         condition += "".join(f" OR #s = :{name}" for name in free)
         try:
             self.dynamodb.put_item(
@@ -49,7 +59,7 @@ class Leases:
                 Item=to_item(item),
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=expression_values(pending=PENDING, now=round(now, 3), **free),
+                ExpressionAttributeValues=expression_values(pending=PENDING, now=round(now, 3), **free, **leased),
             )
         except ClientError as error:
             if conditional_check_failed(error):

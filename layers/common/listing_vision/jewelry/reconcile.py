@@ -14,6 +14,8 @@ content), and this reconciler repairs what no retry will:
 | `vector_rolled_back`     | a vector of a claim that yielded or was abandoned   | vector deleted, claim released  |
 | `upload_status_missing`  | a presigned upload catalogued but never tagged      | tagged (its status reads right) |
 | `two_records_one_object` | two stored records name one object                  | quarantined: listed, untouched  |
+| `delete_unfinished`      | a delete died (its lease passed), its object gone   | vector and record deleted       |
+| `delete_abandoned`       | a delete died before deleting its object            | record put back as stored       |
 
 Claims still within their lease are in flight and left alone. Vectors of images indexed before the
 registry kept records (no record, object present) are legitimate and counted, not changed.
@@ -32,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from listing_vision.config import Storefront
 from listing_vision.errors import Conflict
 from listing_vision.jewelry import storage
-from listing_vision.jewelry.claims import ContentRecord
+from listing_vision.jewelry.claims import ContentRecord, new_owner
 from listing_vision.jewelry.uploads import UploadIndexer, inbox_upload_id
 from listing_vision.jewelry.vector_index import Hit, vector_id
 from listing_vision.observability import logger, metrics
@@ -106,6 +108,8 @@ class Reconciler:
                 report.quarantined.append({"path": path, "sha256": sorted(shas)})
         conflicted = {sha for shas in by_path.values() if len(shas) > 1 for sha in shas}
         for sha, record in records.items():
+            if record.deleting and record.lease_until < time.time() and record.path:
+                self._unfinished_delete(website, sha, record, report)
             if not record.stored or not record.path or sha in conflicted:
                 continue
             image = storage.StoredImage.from_uri(record.path)
@@ -120,6 +124,23 @@ class Reconciler:
                 if not report.dry_run:
                     self._index(image, "photo_without_vector", ("indexed",), report)
 
+    def _unfinished_delete(self, website: Storefront, sha: str, record: ContentRecord, report: Report) -> None:
+        """A delete that died (`catalogue.py`): finished when its object is gone; else the image is put
+        back (this function deletes no photo: the client's DELETE, which answered an error, is rerun)."""
+        assert record.path
+        if self.images.head(storage.StoredImage.from_uri(record.path)) is None:
+            report.found("delete_unfinished", record.path)
+            if not report.dry_run:
+                owner = new_owner()
+                if self.claims.begin_delete(website, sha, owner) is not None:
+                    self.vectors.delete(vector_id(website, sha))
+                    self.claims.end_delete(website, sha, owner)
+                    report.repaired["delete_unfinished"] += 1
+        else:
+            report.found("delete_abandoned", record.path)
+            if not report.dry_run and self.claims.undo_delete(website, sha, record):
+                report.repaired["delete_abandoned"] += 1
+
     # --- each vector: a record that accounts for it, an object it points at --------------------------
     def _vectors(
         self, website: Storefront, records: dict[str, ContentRecord], rows: dict[int, Hit], report: Report
@@ -127,7 +148,7 @@ class Reconciler:
         now = time.time()
         for row in rows.values():
             record = records.get(row.sha256)
-            if record is not None and record.stored:
+            if record is not None and (record.stored or record.deleting):
                 continue  # checked with its record
             if record is not None and not record.yielded and record.lease_until >= now:
                 continue  # a claim in flight
@@ -149,7 +170,7 @@ class Reconciler:
     # --- each object of the catalogue's prefixes: accounted for ----------------------------------------
     def _objects(self, website: Storefront, records: dict[str, ContentRecord], report: Report) -> None:
         bucket = self.images.bucket_for(website)
-        recorded = {record.path for record in records.values() if record.stored}
+        recorded = {record.path for record in records.values() if record.stored or record.deleting}
         for prefix in (storage.CATALOGUE_PREFIX, INCOMING_PREFIX):
             for key in self.images.keys(bucket, prefix):
                 report.checked["objects"] += 1

@@ -119,7 +119,8 @@ class UploadForms:
         }
 
     def upload_status(self, caller: Caller, website: Storefront, upload_id: str) -> dict[str, Any]:
-        """What became of a presigned upload: pending (not yet processed), indexed, duplicate or invalid.
+        """What became of a presigned upload: pending (not yet processed), indexed, duplicate, invalid, or
+        deleted (catalogued, then deleted from the catalogue).
         Another storefront's uploads do not exist for this caller."""
         if not re.fullmatch(UPLOAD_ID_PATTERN, upload_id):  # not an id this API made (nor one S3 could key)
             raise NotFound(f"No such upload in {website}.", code="upload_not_found")
@@ -127,6 +128,8 @@ class UploadForms:
             raise NotFound(f"No upload {upload_id!r} in {website}.", code="upload_not_found")
         settled = self.uploads.get(website, upload_id)
         if settled is not None and settled.catalogued and settled.path:  # its photo is in the catalogue
+            if self.images.head(storage.StoredImage.from_uri(settled.path)) is None:  # since deleted (catalogue.py)
+                return {"upload_id": upload_id, "status": "deleted"}
             answer: dict[str, Any] = {"upload_id": upload_id, "status": "indexed"}
             answer["s3_url"] = self.images.url(storage.StoredImage.from_uri(settled.path))
             if settled.reused_at is not None:

@@ -271,6 +271,22 @@ class VectorIndex:
         finally:
             iterator.close()
 
+    def at_path(self, path: str, website: str) -> list[Hit]:
+        """A storefront's rows indexed at this S3 location (no vectors). The path is quoted as a string
+        literal of Milvus's expressions (a key may hold quotes and backslashes; Milvus Lite has no bound
+        filter parameters); a key with control characters, which no literal holds, is looked for among
+        the storefront's rows."""
+        if any(ord(char) < 0x20 for char in path):
+            return [row for row in self.rows(website) if row.path == path]
+        literal = '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        rows = self.client.query(
+            self.collection,
+            filter=f'path == {literal} and website == "{website}"',
+            output_fields=["path", "website", "sha256"],
+            consistency_level="Strong",
+        )
+        return [Hit(int(r["id"]), 0.0, r["path"], r["website"], r.get("sha256", "")) for r in rows]
+
     def has(self, row_id: int) -> bool:
         rows = self.client.query(
             self.collection, filter=f"id == {int(row_id)}", output_fields=["id"], consistency_level="Strong"

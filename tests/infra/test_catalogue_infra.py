@@ -1,0 +1,78 @@
+"""The catalogue's lifecycle as deployed: GET /images and DELETE /images/{image_id} are keyed methods
+integrated with the dedupe function's released version; that function may delete photos only under
+the storefronts' catalogue/ prefix and may Scan the catalogue table (the listing); a photo deleted in
+a storefront bucket notifies the indexer (ObjectRemoved), which may remove records but no object."""
+
+from __future__ import annotations
+
+import json
+
+from functions.routes import ROUTES
+from functions.triggers import S3_TRIGGERS
+from local.call_recorder import ACCOUNT_ID, REGION, Call
+from tests.infra.conftest import Synthesized
+from tests.infra.iam import RolePolicies
+
+PHOTO_KEY = "catalogue/ab/" + "ab" * 32 + ".jpg"
+TABLE = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/image-catalogue"
+
+
+def test_the_catalogue_routes_are_keyed_methods_of_the_dedupe_functions_live_alias(synthesized: Synthesized) -> None:
+    # Given the declared routes and the API's resources
+    declared = {(r.method, r.path): r.function for r in ROUTES if r.path in ("/images", "/images/{image_id}")}
+    assert declared == {("GET", "/images"): "dedupe", ("DELETE", "/images/{image_id}"): "dedupe"}
+    resources = synthesized.of_type("AWS::ApiGateway::Resource")
+    (images,) = [logical for logical, r in resources.items() if r["Properties"]["PathPart"] == "images"]
+    (image,) = [
+        logical
+        for logical, r in resources.items()
+        if r["Properties"]["PathPart"] == "{image_id}" and r["Properties"]["ParentId"] == {"Ref": images}
+    ]
+    methods = {
+        (r["Properties"]["HttpMethod"], r["Properties"]["ResourceId"]["Ref"]): r["Properties"]
+        for r in synthesized.of_type("AWS::ApiGateway::Method").values()
+        if isinstance(r["Properties"].get("ResourceId"), dict)
+    }
+    alias = synthesized.logical_id(synthesized.stack.functions["dedupe"].alias)
+    # Then each is behind the key authorizer and invokes the dedupe function's released version
+    for key in (("GET", images), ("DELETE", image)):
+        method = methods[key]
+        assert method["AuthorizationType"] == "CUSTOM" and method["ApiKeyRequired"], key
+        assert alias in json.dumps(method["Integration"]["Uri"]), key
+
+
+def test_the_api_deletes_photos_only_under_catalogue_and_may_scan_the_catalogue(synthesized: Synthesized) -> None:
+    # Given the synthesized roles, in the local stack's names
+    policies = RolePolicies(synthesized.stack, synthesized.template.to_json())
+
+    def may(function: str, action: str, resource: str) -> bool:
+        return any(grant.allows(Call(function, action, resource)) for grant in policies.grants(function))
+
+    # Then the API may delete a stored photo of either storefront under catalogue/, and nothing else
+    for bucket in ("alyaimg", "blyskimg"):
+        assert may("dedupe", "s3:DeleteObject", f"arn:aws:s3:::{bucket}/{PHOTO_KEY}"), bucket
+        for key in ("console/ring.jpg", "incoming/" + "0" * 32, "bulk/catalogue/x.jpg", "catalogue"):
+            assert not may("dedupe", "s3:DeleteObject", f"arn:aws:s3:::{bucket}/{key}"), (bucket, key)
+    assert not may("dedupe", "s3:DeleteObject", f"arn:aws:s3:::generated/{PHOTO_KEY}")
+    # And it may page the catalogue table (GET /images) and delete its records, but scan no other table
+    assert may("dedupe", "dynamodb:Scan", TABLE) and may("dedupe", "dynamodb:DeleteItem", TABLE)
+    assert not may("dedupe", "dynamodb:Scan", f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/jobs")
+    # While the indexer, told of a photo deleted in S3, removes its record but may delete no photo
+    assert may("dedupe-indexer", "dynamodb:DeleteItem", TABLE) and may("dedupe-indexer", "dynamodb:UpdateItem", TABLE)
+    for bucket in ("alyaimg", "blyskimg"):
+        assert not may("dedupe-indexer", "s3:DeleteObject", f"arn:aws:s3:::{bucket}/{PHOTO_KEY}"), bucket
+
+
+def test_a_photo_deleted_in_either_storefront_bucket_notifies_the_indexer(synthesized: Synthesized) -> None:
+    # Given the declared triggers (the template holds exactly these: test_stack.py checks it)
+    removed = {(t.bucket_setting, t.function, t.prefix) for t in S3_TRIGGERS if t.events == ("s3:ObjectRemoved:*",)}
+    # Then every removal in either storefront bucket, under any key, reaches the indexer
+    assert removed == {("alya_bucket", "dedupe-indexer", ""), ("blysk_bucket", "dedupe-indexer", "")}
+    # And the template wires them so
+    wired = [
+        config
+        for resource in synthesized.of_type("Custom::S3BucketNotifications").values()
+        for config in resource["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
+        if config["Events"] == ["s3:ObjectRemoved:*"]
+    ]
+    assert len(wired) == 2 and all("Filter" not in config for config in wired)
