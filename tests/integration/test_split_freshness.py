@@ -202,3 +202,16 @@ def test_listings_migrated_before_records_were_kept_are_recorded_without_being_r
     # And the listings' documents still hold the three fields and nothing of the records
     doc = next(iter(migration.listings.get_docs(sorted(versions)[:1]).values()))
     assert all(f in doc.source for f in SPLIT_FIELDS) and not {"taxonomy", "analyses"} & set(doc.source)
+
+
+def test_a_rollback_leaves_the_records_and_the_next_execute_rewrites_only_the_listings(stores: Stores) -> None:
+    # Given the index migrated, then rolled back (the three fields removed; the records stay)
+    migration, first = migrated(stores)
+    migration.rollback("remove", batch_size=10)
+    splits = migration.coverage(sample=None)["splits"]
+    assert (splits["migrated"], splits["unmigrated"]) == (0, LISTINGS)
+    # When execute runs again
+    result = migration.execute(batch_size=10)
+    # Then every listing is migrated again, and its record, already naming these inputs, is not rewritten
+    assert result["counts"]["updated"] == first["counts"]["updated"] and "recorded" not in result["counts"]
+    assert stores.writes() == 0 and migration.coverage(sample=None)["splits"]["fresh"] == first["counts"]["updated"]

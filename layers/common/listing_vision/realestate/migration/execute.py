@@ -89,7 +89,10 @@ class Execute(MigrationBase):
                     continue
                 updates.append((doc, fields))
             results = self.listings.update_fields_guarded(updates, bulk_size)
-            to_record.update({r.zpid: inputs[r.zpid][1] for r in results if r.status == 200})
+            for result in results:
+                recorded, current = inputs[result.zpid]
+                if result.status == 200 and recorded != current:  # (after a rollback it may hold these)
+                    to_record[result.zpid] = current
             conflicts = report.tally(results, "updated")
             if not conflicts:
                 break
