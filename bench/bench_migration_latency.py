@@ -48,6 +48,7 @@ from listing_vision.realestate.listings_index import ListingsIndex, opensearch_c
 from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.migration_tasks import MigrationTask, run_task
 from listing_vision.realestate.phrase_store import PhraseStore
+from listing_vision.realestate.split_records import SplitRecords
 from listing_vision.realestate.vision_cache import VisionCache
 from local import demo_listings as demo
 from local.stack import LocalStack
@@ -83,6 +84,7 @@ class Proxied:
             VisionCache(table=settings.vision_cache_table, client=self.client),
             PhraseStore(),
             settings.artifacts_bucket,
+            SplitRecords(client=self.client),  # through the DynamoDB proxy: its requests are counted
         )
 
     def stop(self) -> None:

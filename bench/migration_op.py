@@ -19,6 +19,7 @@ from listing_vision.config import get_settings
 from listing_vision.realestate.listings_index import ListingsIndex, opensearch_client
 from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.phrase_store import PhraseStore
+from listing_vision.realestate.split_records import SplitRecords
 from listing_vision.realestate.vision_cache import VisionCache
 
 
@@ -42,7 +43,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     operation, index, backup = args.operation, args.index, args.backup
     listings = ListingsIndex(opensearch_client(), index)  # the bench's own index, beside the configured one
-    migration = Migration(listings, VisionCache(), PhraseStore(), get_settings().artifacts_bucket)
+    migration = Migration(listings, VisionCache(), PhraseStore(), get_settings().artifacts_bucket, SplitRecords())
     result: dict[str, Any]
     if operation == "import":
         result = {}

@@ -1,5 +1,5 @@
 """Private stores for one test: a listings index and vision-cache table filled with demo data, and
-an empty phrase cache."""
+an empty phrase cache (and split records)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,16 @@ def demo_stores(prefix: str, listings: int, seed: int) -> tuple[str, str]:
 
 def phrase_table(prefix: str = "phrases") -> str:
     """A fresh, empty phrase cache table, keyed as the declared one."""
-    spec = next(spec for spec in TABLES if spec.name_setting == "feature_phrases_table")
+    return declared_table("feature_phrases_table", prefix)
+
+
+def split_records_table(prefix: str = "splits") -> str:
+    """A fresh, empty split records table, keyed as the declared one."""
+    return declared_table("listing_splits_table", prefix)
+
+
+def declared_table(setting: str, prefix: str) -> str:
+    spec = next(spec for spec in TABLES if spec.name_setting == setting)
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     aws.client("dynamodb").create_table(
         TableName=name,

@@ -5,10 +5,12 @@ its queue), `listing-search` (GET /listings/search: it only searches the listing
 `migration` (the tasks of the visual-features state machine, built here too).
 They reach: the existing vision-cache table (read; ingest also caches new analyses; the migration's
 classify-phrases scans it), the phrase cache table (read by both splits; classify-phrases writes
-it), the existing OpenSearch domain (the listings index; the migration pages with search_after, no
-scrolls), the uploads bucket (documents and photos; tags on invalid documents), the artifacts bucket
-(manifests, batch results, backups), the CLIP endpoint (ingest), Anthropic's key secret (ingest's
-analyses, classify-phrases), and the VPC when OpenSearch is private.
+it), the split records table (what each listing's split came from: both write it, the migration
+reads it to find stale splits), the existing OpenSearch domain (the listings index; the migration
+pages with search_after, no scrolls), the uploads bucket (documents and photos; tags on invalid
+documents), the artifacts bucket (manifests, batch results, backups), the CLIP endpoint (ingest),
+Anthropic's key secret (ingest's analyses, classify-phrases), and the VPC when OpenSearch is
+private.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class Listings(Construct):
         ingest.function.add_environment("LISTING_IMAGE_SOURCES", sources)
         allow(ingest, ["dynamodb:BatchGetItem", "dynamodb:PutItem"], [cache])
         allow(ingest, ["dynamodb:BatchGetItem"], [phrases])  # the stored classes of unknown phrases
+        splits = platform.table_arn("listing_splits_table")
+        # What each split came from: written with the listing, read back on a re-delivery
+        allow(ingest, ["dynamodb:BatchGetItem", "dynamodb:PutItem"], [splits])
         allow(
             ingest,
             ["s3:GetObject", "s3:PutObjectTagging"],
@@ -62,6 +67,8 @@ class Listings(Construct):
         # classify-phrases scans the cache and writes the phrase cache; coverage scans the latter
         allow(migration, ["dynamodb:BatchGetItem", "dynamodb:Scan"], [cache])
         allow(migration, ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:Scan"], [phrases])
+        # execute, dry_run and coverage read the split records a batch at a time; execute writes them
+        allow(migration, ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"], [splits])
         # classify-phrases asks Anthropic (the listings' provider, the one key this role may read)
         platform.read_secret(migration, "anthropic")
         migration.function.add_environment("PHRASE_CLASSIFIER", "anthropic")

@@ -14,6 +14,7 @@ from doubles.loopback import ANTHROPIC_MESSAGES, LoopbackServer, Reply, anthropi
 from listing_vision import aws
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import opensearch_client
+from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.phrase_store import PhraseStore, StoredPhrase
 from listing_vision.realestate.taxonomy import load_taxonomy
 from listing_vision.realestate.vision_cache import CachedImage, VisionCache
@@ -107,6 +108,16 @@ def test_a_new_listing_is_indexed_with_the_split_fields(
     assert fresh[kitchen].image_hash and fresh[kitchen].embedding is not None
     analysed = len(claude.calls(MESSAGES))
     assert analysed == 4  # 2 images + one repair + the 529 retried by the SDK
+    # And its split is recorded as the migration records it: coverage counts it fresh, not stale
+    splits = Migration.from_settings().coverage(zpids=[zpid])["splits"]
+    assert (splits["migrated"], splits["fresh"], splits["stale"]) == (1, 1, 0), splits
+    record_key = {"listing_key": {"S": f"listings-v2#{zpid}"}}
+    aws.client("dynamodb").update_item(  # marked, to see below whether a re-delivery rewrites it
+        TableName="hearth-listing-splits",
+        Key=record_key,
+        UpdateExpression="SET split_at = :zero",
+        ExpressionAttributeValues={":zero": {"N": "0"}},
+    )
     # When the same event is delivered again, nothing changes and nothing is re-analysed
     version = opensearch_client().get(index="listings-v2", id=zpid)["_version"]
     handler = local_stack.router.handler_for("listing-ingest")
@@ -124,6 +135,8 @@ def test_a_new_listing_is_indexed_with_the_split_fields(
     result = invoke(handler, "listing-ingest", event)
     assert result["outcomes"][0]["status"] == "unchanged"
     assert opensearch_client().get(index="listings-v2", id=zpid)["_version"] == version
+    record = aws.client("dynamodb").get_item(TableName="hearth-listing-splits", Key=record_key)["Item"]
+    assert record["split_at"] == {"N": "0"}  # its split record is read, found the same, not rewritten
     assert len(claude.calls(MESSAGES)) == analysed
 
 

@@ -19,10 +19,11 @@ from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import BULK_ROUNDS, ListingsIndex
 from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.phrase_store import PhraseStore, StoredPhrase
+from listing_vision.realestate.split_records import SplitRecords
 from listing_vision.realestate.taxonomy import load_taxonomy
 from listing_vision.realestate.vision_cache import CachedImage, VisionCache
 from local.stack import LocalStack
-from tests.demo_stores import demo_stores, phrase_table
+from tests.demo_stores import demo_stores, phrase_table, split_records_table
 from tests.faults import BulkRejectingProxy, Fault, FaultProxy
 
 LISTINGS = 30
@@ -42,6 +43,7 @@ def migration(local_stack: LocalStack, stores: tuple[str, str]) -> Migration:
         VisionCache(table=table),
         PhraseStore(table=phrase_table()),
         local_stack.settings.artifacts_bucket,
+        SplitRecords(table=split_records_table()),
     )
 
 
@@ -127,6 +129,7 @@ def test_bulk_rejections_back_off_with_jitter_and_are_retried_then_bounded(
         migration.cache,
         migration.phrases,
         migration.artifacts_bucket,
+        migration.records,
     )
     try:
         # When a batch is migrated in bulks of 5

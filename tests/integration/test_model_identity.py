@@ -30,6 +30,7 @@ from listing_vision.provisioning import provision
 from listing_vision.realestate.ingest import ListingDocument, ListingIngest, default_vision
 from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.phrase_store import PhraseStore
+from listing_vision.realestate.split_records import SplitRecords
 from listing_vision.realestate.vision_cache import VisionCache
 from local.stack import LocalStack
 from serving.clip.container import ContainerServer
@@ -171,7 +172,8 @@ def test_listing_ingest_records_the_model_that_embedded_each_photo_whichever_it_
         provider_env(ANTHROPIC_API_KEY="sk-ant-test", ANTHROPIC_BASE_URL=claude.url)
         # Given an ingest whose endpoint was first asked for its model, then moved to the other variant
         embedder = SageMakerEmbedder("clip", runtime(current), get_settings().embedding_dim)
-        ingest = ListingIngest(embedder, default_vision(), VisionCache(), PhraseStore(), ListingsIndex.from_settings())
+        stores = (VisionCache(), PhraseStore(), ListingsIndex.from_settings(), SplitRecords())
+        ingest = ListingIngest(embedder, default_vision(), *stores)
         pinned = embedder.model_signature
         embedder.client = runtime(other)
         zpid = str(uuid.uuid4().int % 10**8)

@@ -3,8 +3,8 @@
 A service module never builds a client or a store itself; it receives them through its constructor.
 The only places that build them from the settings are named `from_settings` (what a handler calls,
 once per container) or are a command line's `main`. Data-access modules (claims, jobs, storage,
-vector_index, listings_index, vision_cache, phrase_store, artifacts, image_fetch) are where clients
-live, and are not checked here.
+vector_index, listings_index, vision_cache, phrase_store, split_records, artifacts, image_fetch) are
+where clients live, and are not checked here.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ STORES = {
     "ListingsIndex",
     "VisionCache",
     "PhraseStore",
+    "SplitRecords",
 }
 COMPOSITION_ROOTS = {"from_settings", "main"}
 # Edge adapters that read the event's own object before any service runs, and why.

@@ -4,12 +4,14 @@ construct's, run by moto's interpreter).
 
 A batch's writes, recorded from a run that nobody kills: the guarded update of its listings (one
 `_bulk` request: OpenSearch receives it whole or not at all, so there is no kill point inside it),
-then the batch's record under the run (S3). The batch's function dies right after each in turn;
+then the split records of those listings (one BatchWriteItem), then the batch's record under the
+run (S3). The batch's function dies right after each in turn;
 Lambda answers `Runtime.ExitError`, Step Functions' Retry runs the batch again, and then:
 
 - the run succeeds and verify passes;
 - every listing of the batch is migrated exactly once (its document's version went up by one: the
-  retry skips what the dead attempt migrated, nothing is written twice) and none is lost;
+  retry skips what the dead attempt migrated and recorded, and re-splits without writing what it
+  migrated but did not record; nothing is written twice) and none is lost;
 - the batch's record says what the retry did.
 
 Each kill point and what it left before the retry are printed as a table (`pytest -s`).
@@ -34,7 +36,7 @@ from tests.workflow.test_migration_workflow import Sandbox, sources
 sandbox = workflow.sandbox  # the private index, cache and state machine of the workflow tests
 BATCH = 4
 OPERATION: contextvars.ContextVar[str] = contextvars.ContextVar("operation", default="")
-BATCH_WRITES = ["POST /{index}/_bulk", "PutObject artifacts/00000.json"]
+BATCH_WRITES = ["POST /{index}/_bulk", "BatchWriteItem", "PutObject artifacts/00000.json"]
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def test_a_batch_killed_after_any_write_resumes_to_the_same_verified_state(sandb
     with dying(batches, after=None, when=a_batch) as recorded:
         clean = execute(groups[0])
     assert [[w.rsplit("/", 1)[-1] if w.startswith("PutObject") else w for w in a] for a in recorded.writes] == [
-        [expected[0], "00000.json"]
+        [expected[0], expected[1], "00000.json"]
     ]
     assert clean["passed"] and clean["counts"]["updated"] == BATCH
     rows = []
@@ -111,17 +113,20 @@ def test_a_batch_killed_after_any_write_resumes_to_the_same_verified_state(sandb
         # And every listing is migrated, each written exactly once (its version up by one), none lost
         assert migrated(sandbox, group) == BATCH
         assert versions(sandbox, group) == {z: v + 1 for z, v in versions_before.items()}
-        # And the batch's record says what the retry did: the listings the dead attempt migrated, skipped
+        # And the batch's record says what the retry did: the listings the dead attempt migrated,
+        # skipped when their split was recorded, else re-split to the same fields and only recorded
         counts = result["counts"]
         left = death.left[0]
         assert counts.get("updated", 0) == BATCH - left["migrated"]
-        assert counts.get("skipped_migrated", 0) == left["migrated"]
+        assert counts.get("skipped_migrated", 0) + counts.get("unchanged", 0) == left["migrated"]
+        assert counts.get("recorded", 0) == BATCH - counts.get("skipped_migrated", 0)
         rows.append(
             (
                 str(kill_point),
                 death.writes[0][-1],
                 f"{left['migrated']}/{BATCH} listings migrated, {left['records']} batch record",
                 f"verify passed, updated {counts.get('updated', 0)}, skipped {counts.get('skipped_migrated', 0)}, "
+                f"same split recorded {counts.get('unchanged', 0)}, "
                 f"each version +1, retry wrote {len(death.writes[1])}",
             )
         )

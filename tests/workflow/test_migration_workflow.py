@@ -28,6 +28,7 @@ from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.migration_tasks import MigrationTask, run_task
 from listing_vision.realestate.phrase_store import PhraseStore
+from listing_vision.realestate.split_records import SplitRecords
 from listing_vision.realestate.vision_cache import CachedImage, VisionCache
 from local.stack import LocalStack
 from local.workflow import create_state_machine, synthesize_definition
@@ -78,6 +79,7 @@ class Sandbox:
             VisionCache(table=self.table, client=client, sleep=lambda s: None),
             PhraseStore(table=self.phrases),
             get_settings().artifacts_bucket,
+            SplitRecords(client=client, sleep=lambda s: None),  # keyed by this private index
         )
 
     def run(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -172,6 +172,11 @@ class Settings(BaseSettings):
         description="DynamoDB table caching the class of each feature phrase the taxonomy does not know "
         "(one item per phrase and taxonomy version).",
     )
+    listing_splits_table: str = Field(
+        "hearth-listing-splits",
+        description="DynamoDB table recording, per listing, the taxonomy version and the hash of the cached "
+        "analyses its split came from (what makes a split stale).",
+    )
     phrase_classifier: Literal["auto", "openai", "anthropic", "offline"] = Field(
         "auto",
         description="Who classifies feature phrases the taxonomy does not know (`classify-phrases`): `auto` picks "

@@ -84,6 +84,12 @@ STOREFRONT_EXPIRIES = (
 TABLES: tuple[TableSpec, ...] = (
     TableSpec("vision_cache_table", "image_url", None, "per-image vision analyses and embeddings", "always"),
     TableSpec("feature_phrases_table", "phrase_key", None, "classes of feature phrases the taxonomy does not know"),
+    TableSpec(
+        "listing_splits_table",
+        "listing_key",
+        None,
+        "per listing: the taxonomy version and the hash of the cached analyses its split came from",
+    ),
     TableSpec("jobs_table", "job_id", "expires_at", "image-generation jobs and their results"),
     TableSpec("rate_limit_table", "bucket_id", None, "token buckets shared by every job (provider rate limits)"),
     TableSpec(

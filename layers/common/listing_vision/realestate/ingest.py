@@ -10,11 +10,12 @@ Document (JSON, any key under the bucket):
 For each image, in the given order: the cached analysis when there is one; otherwise the image is
 fetched (only from LISTING_IMAGE_SOURCES), analysed by Claude (structured output, validated, the
 raw reply kept as `llm_response`) and embedded, and the result cached with its hash and model
-names. The split is the migration's own function. Analyses run with bounded concurrency. An
-image that cannot be analysed now (no key, provider down, fetch failed) is listed in
-`visual_features_pending` and the listing is indexed with what is known; an image that is not an
-image is listed in `invalid_images` and never retried. Delivering the same document again
-changes nothing; dropping it again after pending images can be analysed completes it.
+names. The split is the migration's own function, and what it came from is recorded as the
+migration records it (`split_records`), so a freshly ingested listing is not counted stale.
+Analyses run with bounded concurrency. An image that cannot be analysed now (no key, provider
+down, fetch failed) is listed in `visual_features_pending` and the listing is indexed with what
+is known; an image that is not an image is listed in `invalid_images` and never retried.
+Delivering the same document again changes nothing; dropping it again after pending images can be analysed completes it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from listing_vision.realestate.image_analysis import analyse
 from listing_vision.realestate.image_fetch import fetch_image
 from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.phrase_store import PhraseStore
+from listing_vision.realestate.split_records import SplitInputs, SplitRecords, split_inputs
+from listing_vision.realestate.taxonomy import load_taxonomy
 from listing_vision.realestate.vision_cache import CachedImage, VisionCache
 
 
@@ -77,17 +80,20 @@ class ListingIngest:
         cache: VisionCache,
         phrases: PhraseStore,
         listings: ListingsIndex,
+        records: SplitRecords,
     ):
         self.embedder = embedder
         self.vision = vision
         self.cache = cache
         self.phrases = phrases
         self.listings = listings
+        self.records = records
         self.concurrency = get_settings().ingest_concurrency
 
     @classmethod
     def from_settings(cls) -> ListingIngest:
-        return cls(get_embedder(), default_vision(), VisionCache(), PhraseStore(), ListingsIndex.from_settings())
+        stores = (VisionCache(), PhraseStore(), ListingsIndex.from_settings(), SplitRecords())
+        return cls(get_embedder(), default_vision(), *stores)
 
     # --- one document -------------------------------------------------------------------------
     def ingest(self, document: ListingDocument) -> IngestOutcome:
@@ -132,6 +138,8 @@ class ListingIngest:
             "invalid_images": invalid,
         }
         status = self._write(document.zpid, source)
+        inputs = split_inputs(urls, {url: image.analysis for url, image in known.items()}, load_taxonomy().fingerprint)
+        self._record(document.zpid, inputs, status)
         metrics.add_metric(name="ListingsIngested", unit="Count", value=1)
         if pending:
             metrics.add_metric(name="ImagesPending", unit="Count", value=len(pending))
@@ -183,6 +191,14 @@ class ListingIngest:
         )
         self.cache.put(cached)
         return cached
+
+    def _record(self, zpid: str, inputs: SplitInputs, status: str) -> None:
+        """What the split just indexed came from (so the migration does not count it stale); a
+        re-delivery that changed nothing writes it only if it is missing or differs."""
+        index = self.listings.name
+        if status == "unchanged" and self.records.get(index, zpid) == inputs:
+            return
+        self.records.put(index, zpid, inputs)
 
     def _write(self, zpid: str, source: dict[str, Any]) -> str:
         """Index the listing unless it is already exactly this (re-delivery changes nothing); a

@@ -23,6 +23,7 @@ Matching, in full (pure and deterministic):
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -88,6 +89,9 @@ class Taxonomy:
     replacements: dict[str, str]
     plurals: dict[str, str]
     absences: frozenset[str] = frozenset()  # right after an amenity: it is absent ("pool: none", "pool removed")
+    # The version and a hash of the parsed file: what a listing's split record names (an edit
+    # without a version bump still makes the splits it classified stale).
+    fingerprint: str = ""
     _terms: dict[tuple[str, ...], Concept] = field(default_factory=dict, repr=False)
     _words: set[str] = field(default_factory=set, repr=False)
     _longest: int = field(default=1, repr=False)
@@ -316,7 +320,12 @@ def parse_taxonomy(data: Mapping[str, Any]) -> Taxonomy:
         replacements={str(k): str(v) for k, v in grammar.get("replacements", {}).items()},
         plurals={str(k): str(v) for k, v in data.get("plurals", {}).items()},
         absences=_as_set(grammar.get("absences")),
+        fingerprint=f"{data['version']}+{_content_hash(data)}",
     )
+
+
+def _content_hash(data: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 @cache

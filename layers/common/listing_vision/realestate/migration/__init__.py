@@ -3,17 +3,19 @@ amenities fields from the cached per-image analyses, without re-analysing a sing
 
 Operations (each a Step Functions execution and a CLI command, see `migrate.py`; the task protocol
 is `migration_tasks.py`), and the module of this package that holds each:
-  coverage  (preview)   how much of a sample the cache covers (full / partial / none), and how many
-                        of its feature phrases are classified (taxonomy, phrase cache, offline rule)
+  coverage  (preview)   how much of a sample the cache covers (full / partial / none), how many of
+                        its splits are stale, and how many of its feature phrases are classified
+                        (taxonomy, phrase cache, offline rule)
   dry_run   (preview)   before and after for a sample or listed zpids, and what execute would do
                         with each (decided as execute decides); writes nothing
   backup    (backup)    every listing's source as JSONL parts (S3 or a path) with a manifest of
                         checksums
   plan      (plan)      the batches of zpids an execute (or rollback) fans out over, as an S3
                         manifest; and the batches' records under the run, which `finish` adds up
-  execute   (execute)   write the three fields, batch by batch; resumable (migrated listings are
-                        skipped unless forced; a forced listing whose fields come out the same is
-                        not written); every write is guarded by the version it was computed from
+  execute   (execute)   write the three fields, batch by batch; resumable (listings whose split is
+                        fresh are skipped unless forced: `split_records` holds the taxonomy and the
+                        hash of the cached analyses each came from; a listing whose fields come
+                        out the same is not written); every write is guarded by its version
   verify    (verify)    listings with each field (the success figure), spot checks, and proof
                         nothing else changed; of the listed zpids only, after a run over listed zpids
   rollback  (rollback)  remove the three fields, or restore sources exactly from a backup, then
@@ -25,7 +27,8 @@ Every operation that visits every listing streams it in id order, a page at a ti
 not grow with the index: plans are written an item at a time, backups a part at a time, and
 verify and rollback merge the index with the backup as two sorted streams (`backups.merge_by_id`).
 
-Only the three split fields are ever written; any other field of a listing stays byte-identical.
+Only the three split fields are ever written; any other field of a listing stays byte-identical
+(what a split came from is kept beside it, in the split records table).
 A listing that changed between our read and our write is re-read and recomputed (optimistic
 concurrency), never overwritten. The split's classes of phrases the taxonomy does not know are
 read from the phrase cache in one bulk per batch; the migration never calls a model (the
@@ -49,12 +52,13 @@ from listing_vision.realestate.migration.common import (
     strip_split,
     throttling_as_retryable,
 )
-from listing_vision.realestate.migration.execute import Execute, Outcome, split_outcome, to_split
+from listing_vision.realestate.migration.execute import Execute, Outcome, split_outcome, split_state, to_split
 from listing_vision.realestate.migration.plan import Plan
 from listing_vision.realestate.migration.preview import WOULD, Preview
 from listing_vision.realestate.migration.rollback import Rollback
 from listing_vision.realestate.migration.verify import SUCCESS_FRACTION, Verify
 from listing_vision.realestate.phrase_store import PhraseStore
+from listing_vision.realestate.split_records import SplitRecords
 from listing_vision.realestate.vision_cache import VisionCache
 
 
@@ -64,7 +68,8 @@ class Migration(Preview, Backup, Plan, Execute, Verify, Rollback):
     @classmethod
     def from_settings(cls) -> Migration:
         """The configured stores: what the handler builds once per container, and the CLI."""
-        return cls(ListingsIndex.from_settings(), VisionCache(), PhraseStore(), get_settings().artifacts_bucket)
+        stores = (ListingsIndex.from_settings(), VisionCache(), PhraseStore())
+        return cls(*stores, get_settings().artifacts_bucket, SplitRecords())
 
 
 __all__ = [
@@ -81,6 +86,7 @@ __all__ = [
     "Throttled",
     "batches",
     "split_outcome",
+    "split_state",
     "strip_split",
     "throttling_as_retryable",
     "to_split",

@@ -18,10 +18,13 @@ from listing_vision.errors import UpstreamError
 from listing_vision.realestate.features import SPLIT_FIELDS, feature_phrases, split_visual_features
 from listing_vision.realestate.listings_index import ListingDoc, ListingsIndex, WriteResult
 from listing_vision.realestate.phrase_store import PhraseStore
-from listing_vision.realestate.vision_cache import VisionCache, coverage_of
+from listing_vision.realestate.split_records import SplitInputs, SplitRecords, split_inputs
+from listing_vision.realestate.taxonomy import Taxonomy, load_taxonomy
+from listing_vision.realestate.vision_cache import CachedImage, VisionCache, coverage_of
 
 MAX_CONFLICT_ROUNDS = 5
 Progress = Callable[[int], None]
+Inputs = dict[str, tuple[SplitInputs | None, SplitInputs]]  # zpid → (recorded, current)
 
 
 LEFT_ALONE_SHOWN = 20  # zpids a report lists (all are counted)
@@ -90,11 +93,21 @@ class MigrationBase:
     """The stores every job reads and writes, handed in (`Migration.from_settings` builds the
     configured ones), and the reading helpers the jobs share."""
 
-    def __init__(self, listings: ListingsIndex, cache: VisionCache, phrases: PhraseStore, artifacts_bucket: str):
+    def __init__(
+        self,
+        listings: ListingsIndex,
+        cache: VisionCache,
+        phrases: PhraseStore,
+        artifacts_bucket: str,
+        records: SplitRecords,
+        taxonomy: Taxonomy | None = None,
+    ):
         self.listings = listings
         self.cache = cache
         self.phrases = phrases
         self.artifacts_bucket = artifacts_bucket  # plans, batch records and default backups
+        self.records = records  # what each listing's split came from
+        self.taxonomy = taxonomy or load_taxonomy()
 
     def _sample(self, sample: int | None, zpids: list[str] | None, seed: int) -> list[str]:
         if zpids:
@@ -110,14 +123,28 @@ class MigrationBase:
             return iter(dict.fromkeys(str(z) for z in zpids))
         return self.listings.iter_ids()
 
-    def _split_for(self, docs: Iterable[ListingDoc]) -> tuple[dict[str, tuple[str, dict[str, str] | None]], int]:
-        """zpid → (coverage, the three fields or None when nothing of the listing is cached), and how
-        many distinct phrases of these listings neither the taxonomy nor the phrase cache classes
-        (the offline rule decides them)."""
+    def _inputs_for(self, docs: Iterable[ListingDoc]) -> tuple[Inputs, dict[str, CachedImage]]:
+        """zpid → (the listing's split record, the inputs its split would come from now), and the
+        cached images of these listings: one read of the records and one of the cache, both batched."""
         docs = list(docs)
         cached = self.cache.get_many(url for doc in docs for url in doc.image_urls)
-        phrases = {phrase for image in cached.values() for phrase in feature_phrases(image.analysis)[1]}
-        classifier, unclassified = self.phrases.classifier_for(phrases)
+        recorded = self.records.get_many(self.listings.name, (doc.zpid for doc in docs)) if docs else {}
+        analyses = {url: image.analysis for url, image in cached.items()}
+        current = {doc.zpid: split_inputs(doc.image_urls, analyses, self.taxonomy.fingerprint) for doc in docs}
+        return {zpid: (recorded.get(zpid), inputs) for zpid, inputs in current.items()}, cached
+
+    def _split_for(
+        self, docs: Iterable[ListingDoc], cached: dict[str, CachedImage] | None = None
+    ) -> tuple[dict[str, tuple[str, dict[str, str] | None]], int]:
+        """zpid → (coverage, the three fields or None when nothing of the listing is cached), and how
+        many distinct phrases of these listings neither the taxonomy nor the phrase cache classes
+        (the offline rule decides them). `cached`: the cache's items already read for these listings."""
+        docs = list(docs)
+        if cached is None:
+            cached = self.cache.get_many(url for doc in docs for url in doc.image_urls)
+        urls = {url for doc in docs for url in doc.image_urls}
+        phrases = {phrase for url in urls if url in cached for phrase in feature_phrases(cached[url].analysis)[1]}
+        classifier, unclassified = self.phrases.classifier_for(phrases, self.taxonomy)
         out: dict[str, tuple[str, dict[str, str] | None]] = {}
         for doc in docs:
             analyses = [cached[url].analysis for url in doc.image_urls if url in cached]
