@@ -68,6 +68,11 @@ _OURS: tuple[ErrorCode, ...] = (
     ErrorCode("upload_not_found", 404, "No such upload in this storefront."),
     ErrorCode("job_not_found", 404, "No such job (or another storefront's)."),
     ErrorCode("job_in_progress", 409, "The job is still running: one run at a time."),
+    ErrorCode(
+        "job_already_finished",
+        409,
+        "The job ended (done, partial or failed) before it could be cancelled: nothing changed.",
+    ),
     ErrorCode("image_not_found", 404, "No stored photo with this id (its bytes' SHA-256) in this storefront."),
     ErrorCode("caption_not_found", 404, "The photo has no caption yet (POST /images/{id}/caption makes one)."),
     ErrorCode("caption_in_progress", 409, "Other captions of the photo are being written at this moment; retry."),
