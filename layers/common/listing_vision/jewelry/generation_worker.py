@@ -161,11 +161,10 @@ class GenerationWorker:
             reasons = {r.get("reason") for r in latest.results.values()}
             reason = str(reasons.pop()) if len(reasons) == 1 else "no_image_delivered"
             message = "No image of this job could be delivered; see `failed` for each type."
-        zip_key = self.write_zip(latest)
-        if latest.status == "cancelled" or not store.finish(
-            job.job_id, job.run_id, status, zip_key, timing, reason, message
-        ):
+        if latest.status == "cancelled":  # under this run: its ZIP is written, the cancel announced it
             return self._settle_cancelled(job, timing, failed)
+        if not store.finish(job.job_id, job.run_id, status, self.write_zip(latest), timing, reason, message):
+            return self._settle_cancelled(job, timing, failed)  # ended meanwhile: cancelled, or past its deadline
         logger.info("run finished", extra={"job_id": job.job_id, "status": status, "types": types, "failed": failed})
         return {"job_id": job.job_id, "run_id": job.run_id, "status": status, "timing": timing, "failed": failed}
 
