@@ -15,7 +15,7 @@ that moment (`delivered`, `failed`, `pending`: types of a cancelled run not rend
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -23,11 +23,20 @@ from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.observability import logger, metrics
 
-if TYPE_CHECKING:
-    from listing_vision.jewelry.jobs import Job
-
 SOURCE = "listing-vision.generation"
 DETAIL_TYPE = "Generation job finished"
+
+
+class Job(Protocol):
+    """What an event tells of a job (jobs.Job, which imports this module)."""
+
+    job_id: str
+    run_id: str
+    website: str
+    status: str
+    reason: str | None
+    image_types: list[int]
+    results: dict[int, dict[str, Any]]
 
 
 def detail(job: Job) -> dict[str, Any]:
