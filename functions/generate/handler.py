@@ -96,7 +96,10 @@ class FinishedJob(BaseModel):
     gen_images: list[GeneratedImage]
     zip_url: str | None
     job_id: str
-    status: str = Field(description="`done`, `partial` (some types failed: see `failed`) or `failed`.")
+    status: str = Field(
+        description="`done`, `partial` (some types failed: see `failed`), `failed` or `cancelled` "
+        "(DELETE /jobs/{job_id})."
+    )
     failed: list[dict[str, Any]]
 
 
