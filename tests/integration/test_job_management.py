@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ import requests
 from doubles.loopback import OPENAI_IMAGE_EDITS, LoopbackServer, openai_image
 from listing_vision import aws
 from listing_vision.config import get_settings
+from listing_vision.errors import Conflict
 from listing_vision.jewelry.job_events import DETAIL_TYPE, SOURCE
 from listing_vision.jewelry.jobs import JobStore, RunJob
 from local.stack import LocalStack
@@ -227,3 +229,34 @@ def test_one_event_per_run_however_often_its_end_is_retried(
     wait(local_stack, job_id)
     runs = [e["run_id"] for e in finish_events.of(job_id)]
     assert len(runs) == 2 and runs[0] == job.run_id and runs[1] != job.run_id
+
+
+def test_a_cancel_racing_the_workers_end_announces_the_job_once(
+    local_stack: LocalStack, finish_events: FinishEvents
+) -> None:
+    # Given jobs in progress (recorded directly: no worker runs them)
+    store = JobStore()
+    jobs = [store.create("earring", "alya", get_settings().alya_bucket, f"race/{n}.jpg", [1], None) for n in range(8)]
+    # When each is cancelled and ended by its worker at the same moment
+    outcomes: dict[str, dict[str, Any]] = {}
+
+    def cancel(job_id: str) -> None:
+        try:
+            outcomes.setdefault(job_id, {})["cancelled"] = JobStore().cancel(job_id)[1]
+        except Conflict:
+            outcomes.setdefault(job_id, {})["cancelled"] = False
+
+    def finish(job_id: str, run_id: str) -> None:
+        outcomes.setdefault(job_id, {})["finished"] = JobStore().finish(job_id, run_id, "done")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for job in jobs:
+            pool.submit(cancel, job.job_id)
+            pool.submit(finish, job.job_id, job.run_id)
+    # Then exactly one of the two ended each job, and that one alone announced it, with its status
+    for job in jobs:
+        won = outcomes[job.job_id]
+        assert won["cancelled"] != won["finished"], won
+        status = "cancelled" if won["cancelled"] else "done"
+        assert store.get(job.job_id).status == status
+        assert [e["status"] for e in finish_events.of(job.job_id)] == [status]
