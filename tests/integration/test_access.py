@@ -228,15 +228,15 @@ def test_a_client_cannot_list_or_cancel_another_storefronts_jobs(local_stack: Lo
         secured,
         "POST",
         "/image_similarity_search",
-        secured.blysk,
-        files=photo(66),
+        secured.shop,
+        files=photo(71),
         data={"website": "blysk", "check_duplicate": "no"},
     )
     job = call(
         secured,
         "POST",
         "/generate-images",
-        secured.blysk,
+        secured.shop,
         headers={"Prefer": "respond-async"},
         json={"s3_urls": stored.json()["s3_url"], "product_type": "ear", "image_types": [1]},
     )
@@ -260,7 +260,7 @@ def test_a_client_cannot_list_or_cancel_another_storefronts_jobs(local_stack: Lo
     local_stack.router.drain()
     assert changed(before, fingerprint()) == []
     # While without a website each lists its own storefront's jobs only
-    own = call(secured, "GET", "/jobs", secured.blysk, params={"limit": 100}).json()
+    own = call(secured, "GET", "/jobs", secured.shop, params={"limit": 100}).json()
     assert own["website"] == "blysk" and job_id in {j["job_id"] for j in own["jobs"]}
     assert call(secured, "GET", "/jobs", secured.alya, params={"limit": 100}).json()["website"] == "alya"
 
