@@ -105,6 +105,18 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("generate", "GET", "/jobs/{job_id}", ("invalid_request", "job_not_found", *GATEWAY)),
     Route(
+        "generate",
+        "GET",
+        "/jobs",
+        ("invalid_request", "unknown_parameter", "invalid_cursor", "storefront_forbidden", *GATEWAY),
+    ),
+    Route(
+        "generate",
+        "DELETE",
+        "/jobs/{job_id}",
+        ("invalid_request", "storefront_forbidden", "job_not_found", "job_already_finished", *GATEWAY),
+    ),
+    Route(
         "listing-search",
         "GET",
         "/listings/search",

@@ -175,7 +175,14 @@ def describe(service: str, operation: str, params: dict[str, Any]) -> list[tuple
         return [(action, f"arn:aws:s3:::{bucket}/{key}" if key is not None else f"arn:aws:s3:::{bucket}")]
     if service == "dynamodb":
         tables = list(params.get("RequestItems", {})) or [params.get("TableName", "")]
-        return [(f"dynamodb:{operation}", f"arn:aws:dynamodb:{arn}:table/{table}") for table in tables]
+        index = f"/index/{params['IndexName']}" if params.get("IndexName") else ""  # a query of an index needs its ARN
+        return [(f"dynamodb:{operation}", f"arn:aws:dynamodb:{arn}:table/{table}{index}") for table in tables]
+    if service == "events" and operation == "PutEvents":
+        buses = {str(entry.get("EventBusName") or "default") for entry in params.get("Entries", [])}
+        return [
+            ("events:PutEvents", bus if bus.startswith("arn:") else f"arn:aws:events:{arn}:event-bus/{bus}")
+            for bus in sorted(buses)
+        ]
     if service == "lambda":
         # The qualifier stays in the ARN, as IAM sees it: a grant on the alias `name:live` does not allow
         # invoking `name` ($LATEST), nor the other way round

@@ -16,7 +16,7 @@ from functions.specs import FUNCTIONS, RELEASE_ALIAS
 from functions.triggers import S3_TRIGGERS
 from listing_vision import aws
 from listing_vision.config import Settings
-from listing_vision.resources import BUCKETS, TABLES, lifecycle_rules
+from listing_vision.resources import BUCKETS, EVENT_BUSES, TABLES, TableSpec, lifecycle_rules
 
 
 def bucket_names(settings: Settings) -> list[str]:
@@ -54,18 +54,62 @@ def provision(settings: Settings) -> dict[str, Any]:
     for table in TABLES:
         name = getattr(settings, table.name_setting)
         if name in existing:
+            _add_missing_indexes(dynamodb, name, table)
             continue
         dynamodb.create_table(
             TableName=name,
             KeySchema=[{"AttributeName": table.partition_key, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": table.partition_key, "AttributeType": "S"}],
+            AttributeDefinitions=_attributes(table, table.indexes),
             BillingMode="PAY_PER_REQUEST",
+            **({"GlobalSecondaryIndexes": [_index(index) for index in table.indexes]} if table.indexes else {}),
         )
         if table.ttl_attribute:
             dynamodb.update_time_to_live(
                 TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute}
             )
+    events = aws.client("events")
+    for bus in EVENT_BUSES:
+        try:
+            events.create_event_bus(Name=getattr(settings, bus.name_setting))
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+                raise
     return {"buckets": bucket_names(settings), "tables": table_names(settings)}
+
+
+def _attributes(table: TableSpec, indexes: Any) -> list[dict[str, str]]:
+    """The key attributes of the table and of `indexes` (the index sort keys are numbers)."""
+    types = {table.partition_key: "S"}
+    for index in indexes:
+        types.setdefault(index.partition_key, "S")
+        types.setdefault(index.sort_key, "N")
+    return [{"AttributeName": name, "AttributeType": kind} for name, kind in types.items()]
+
+
+def _index(index: Any) -> dict[str, Any]:
+    return {
+        "IndexName": index.name,
+        "KeySchema": [
+            {"AttributeName": index.partition_key, "KeyType": "HASH"},
+            {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+
+
+def _add_missing_indexes(dynamodb: Any, name: str, table: TableSpec) -> None:
+    """A table kept from an earlier run (a state snapshot) gets the indexes declared since."""
+    held = {
+        index["IndexName"]
+        for index in dynamodb.describe_table(TableName=name)["Table"].get("GlobalSecondaryIndexes", [])
+    }
+    missing = [index for index in table.indexes if index.name not in held]
+    if missing:
+        dynamodb.update_table(
+            TableName=name,
+            AttributeDefinitions=_attributes(table, missing),
+            GlobalSecondaryIndexUpdates=[{"Create": _index(index)} for index in missing],
+        )
 
 
 # Secrets the functions read from Secrets Manager on AWS, made locally with stand-in values:

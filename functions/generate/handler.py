@@ -1,14 +1,15 @@
 """Catalogue-image generation, the API: POST /generate-images answers 200 with the images when its
 job ends within the synchronous wait, else (and at once with `Prefer: respond-async`) 202 with the
 job, whose worker (functions/generate/worker.py) runs asynchronously; POST /regenerate-image answers
-202; GET /jobs/{job_id} reports a job."""
+202; GET /jobs/{job_id} reports a job; GET /jobs lists a storefront's jobs; DELETE /jobs/{job_id}
+cancels one."""
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Header, Path
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -17,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 from listing_vision import aws
 from listing_vision.api import create_resolver, current_caller
 from listing_vision.api.idempotency import HEADER_DESCRIPTION, HEADER_SCHEMA, PaidCalls, parse_key, replay_headers
-from listing_vision.config import get_settings
+from listing_vision.config import Storefront, get_settings
+from listing_vision.jewelry import job_listing
 from listing_vision.jewelry.generation import Generation
 from listing_vision.jewelry.jobs import JOB_ID_PATTERN, JobStore
 from listing_vision.jewelry.storage import ImageStore
@@ -94,7 +96,10 @@ class FinishedJob(BaseModel):
     gen_images: list[GeneratedImage]
     zip_url: str | None
     job_id: str
-    status: str = Field(description="`done`, `partial` (some types failed: see `failed`) or `failed`.")
+    status: str = Field(
+        description="`done`, `partial` (some types failed: see `failed`), `failed` or `cancelled` "
+        "(DELETE /jobs/{job_id})."
+    )
     failed: list[dict[str, Any]]
 
 
@@ -170,6 +175,67 @@ def regenerate_image(
 @tracer.capture_method
 def get_job(job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)]) -> dict[str, Any]:
     return generation().get_job(job_id, caller=current_caller(app))
+
+
+WEBSITE = "The storefront; default: the client's own when it holds one, else alya."
+JobStatus = Literal["queued", "running", "done", "partial", "failed", "cancelled"]
+
+
+class JobSummary(BaseModel):
+    job_id: str
+    website: str
+    status: str = Field(description="`queued`, `running`, `done`, `partial`, `failed` or `cancelled`.")
+    product_type: str
+    image_types: list[int]
+    delivered: int = Field(description="Images delivered so far.")
+    created_at: int = Field(description="Unix seconds.")
+    updated_at: int = Field(description="Unix seconds.")
+    status_url: str
+
+
+class JobPage(BaseModel):
+    website: str
+    status: str | None
+    jobs: list[JobSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null after the last. A page may hold fewer than `limit` "
+        "jobs (even none) with a cursor: each request reads a bounded number of jobs."
+    )
+
+
+@app.get("/jobs", responses={200: {"description": "One page of the storefront's jobs, newest first."}})
+@tracer.capture_method
+def list_jobs(
+    website: Annotated[Storefront | None, Query(description=WEBSITE)] = None,
+    status: Annotated[JobStatus | None, Query(description="Only jobs with this status.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=job_listing.MAX_CURSOR_CHARS, description="`next_cursor` of the page before.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=job_listing.MAX_LIMIT, description="Jobs per page.")] = (
+        job_listing.DEFAULT_LIMIT
+    ),
+) -> JobPage:
+    job_listing.check_parameters(app.current_event.multi_value_query_string_parameters or {})
+    page = generation().list_jobs(website, status, cursor, limit, caller=current_caller(app))
+    return JobPage.model_validate(page)
+
+
+@app.delete(
+    "/jobs/<job_id>",
+    responses={
+        200: {
+            "description": "The job is cancelled (200, not 202: the cancel is recorded before the answer, and no "
+            "image starts after it; an edit already paid for when it came is kept). The job as GET /jobs/{job_id} "
+            "reports it, `status` `cancelled`. Cancelling it again answers the same."
+        }
+    },
+)
+@tracer.capture_method
+def cancel_job(
+    job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)],
+    website: Annotated[Storefront | None, Query(description="The job's storefront (optional).")] = None,
+) -> dict[str, Any]:
+    return generation().cancel(job_id, website, caller=current_caller(app))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

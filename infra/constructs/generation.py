@@ -14,6 +14,7 @@ from constructs import Construct
 from infra.constructs.dedupe import STOREFRONTS
 from infra.constructs.platform import IDEMPOTENCY, Platform, allow
 from infra.constructs.service_function import ServiceFunction
+from listing_vision.resources import JOBS_BY_WEBSITE
 
 
 class Generation(Construct):
@@ -25,6 +26,8 @@ class Generation(Construct):
         sources = [platform.bucket(setting).arn_for_objects("*") for setting in STOREFRONTS]
         outputs = platform.bucket("generated_bucket").arn_for_objects("*")
         jobs = platform.table_arn("jobs_table")
+        jobs_by_website = f"{jobs}/index/{JOBS_BY_WEBSITE.name}"
+        bus = platform.storage.buses["job_events_bus"].event_bus_arn
         sources_why = "A job's source is any photo of the storefront buckets, under any key."
         outputs_why = "A job's outputs go under <website>/<job id>/ in the generated bucket, ids made per job."
         # The API checks the source exists and presigns the source and the outputs.
@@ -32,6 +35,9 @@ class Generation(Construct):
         # A missing source is a 404 source_not_found: S3 answers it 404 only to a caller that may list, else 403.
         allow(api, ["s3:ListBucket"], [platform.bucket(setting).bucket_arn for setting in STOREFRONTS])
         allow(api, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [jobs])
+        allow(api, ["dynamodb:Query"], [jobs_by_website])  # GET /jobs: a storefront's, newest first
+        # A cancel, or a run ended past its deadline, announces the job: its write wins, then one event
+        allow(api, ["events:PutEvents"], [bus])
         allow(api, IDEMPOTENCY, [platform.table_arn("idempotency_table")])
         # The worker's alias (name:live): the invoke and its grant name the released version, never $LATEST
         allow(api, ["lambda:InvokeFunction"], [worker.alias.function_arn])
@@ -42,5 +48,6 @@ class Generation(Construct):
         # one must read 404, which S3 answers only to a caller that may list
         allow(worker, ["s3:ListBucket"], [platform.bucket("generated_bucket").bucket_arn])
         allow(worker, ["dynamodb:GetItem", "dynamodb:UpdateItem"], [jobs])
+        allow(worker, ["events:PutEvents"], [bus])  # each run it ends, once
         allow(worker, ["dynamodb:UpdateItem"], [platform.table_arn("rate_limit_table")])
         platform.read_secret(worker, "openai")

@@ -13,11 +13,12 @@ from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import DeploymentConfig
-from listing_vision.resources import BUCKETS, TABLES, BucketSpec, TableSpec, lifecycle_rules
+from listing_vision.resources import BUCKETS, EVENT_BUSES, TABLES, BucketSpec, TableSpec, lifecycle_rules
 
 
 class Storage(Construct):
@@ -39,6 +40,15 @@ class Storage(Construct):
         )
         self.buckets: dict[str, s3.IBucket] = {spec.name_setting: self._bucket(spec) for spec in BUCKETS}
         self.tables: dict[str, dynamodb.ITable] = {spec.name_setting: self._table(spec) for spec in TABLES}
+        self.buses: dict[str, events.EventBus] = {
+            spec.name_setting: events.EventBus(
+                self,
+                _logical_id(spec.name_setting),
+                event_bus_name=config.name(spec.name_setting.removesuffix("_bus").replace("_", "-")),
+                description=spec.purpose,
+            )
+            for spec in EVENT_BUSES
+        }
 
     def _bucket(self, spec: BucketSpec) -> s3.IBucket:
         existing = getattr(self.config, spec.name_setting, None) if spec.existing != "never" else None
@@ -63,7 +73,7 @@ class Storage(Construct):
             return dynamodb.Table.from_table_name(
                 self, _logical_id(spec.name_setting), getattr(self.config, spec.name_setting)
             )
-        return dynamodb.Table(
+        table = dynamodb.Table(
             self,
             _logical_id(spec.name_setting),
             table_name=self.config.name(spec.name_setting.removesuffix("_table").replace("_", "-")),
@@ -75,11 +85,20 @@ class Storage(Construct):
             ),
             removal_policy=self.removal,
         )
+        for index in spec.indexes:  # the same declaration the local stack creates them from
+            table.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=dynamodb.Attribute(name=index.partition_key, type=dynamodb.AttributeType.STRING),
+                sort_key=dynamodb.Attribute(name=index.sort_key, type=dynamodb.AttributeType.NUMBER),
+                projection_type=dynamodb.ProjectionType.ALL,
+            )
+        return table
 
     def environment(self) -> dict[str, str]:
         """Settings variables naming every bucket and table (see listing_vision.config)."""
         env = {name.upper(): bucket.bucket_name for name, bucket in self.buckets.items()}
         env.update({name.upper(): table.table_name for name, table in self.tables.items()})
+        env.update({name.upper(): bus.event_bus_name for name, bus in self.buses.items()})
         return env
 
 

@@ -52,6 +52,10 @@ class RolePolicies:
                 logical = self._logical(stack, table)
                 self.refs[logical] = defaults[setting]
                 self.arns[logical] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{defaults[setting]}"
+        for setting, bus in stack.storage.buses.items():
+            logical = self._logical(stack, bus)
+            self.refs[logical] = defaults[setting]
+            self.arns[logical] = f"arn:aws:events:{REGION}:{ACCOUNT_ID}:event-bus/{defaults[setting]}"
         self.roles: dict[str, str] = {}  # function name -> role logical id
         for name, function in stack.functions.items():
             logical = self._logical(stack, function.function)

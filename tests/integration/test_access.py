@@ -222,6 +222,49 @@ def test_jobs_and_uploads_belong_to_their_storefront(local_stack: LocalStack, se
     assert call(secured, "GET", f"/jobs/{job_id}", secured.everything).json()["status"] == "done"
 
 
+def test_a_client_cannot_list_or_cancel_another_storefronts_jobs(local_stack: LocalStack, secured: Clients) -> None:
+    # Given a job of blysk
+    stored = call(
+        secured,
+        "POST",
+        "/image_similarity_search",
+        secured.shop,
+        files=photo(71),
+        data={"website": "blysk", "check_duplicate": "no"},
+    )
+    job = call(
+        secured,
+        "POST",
+        "/generate-images",
+        secured.shop,
+        headers={"Prefer": "respond-async"},
+        json={"s3_urls": stored.json()["s3_url"], "product_type": "ear", "image_types": [1]},
+    )
+    job_id = job.json()["job_id"]
+    local_stack.router.drain()
+    before = fingerprint()
+    # When an alya client lists blysk's jobs or cancels the job, naming blysk or not
+    answers = [
+        call(secured, "GET", "/jobs", secured.alya, params={"website": "blysk"}),
+        call(secured, "DELETE", f"/jobs/{job_id}", secured.alya, params={"website": "blysk"}),
+        call(secured, "DELETE", f"/jobs/{job_id}", secured.alya),
+        call(secured, "DELETE", f"/jobs/{job_id}", secured.alya, params={"website": "alya"}),
+    ]
+    # Then naming blysk is refused (403) and otherwise the job does not exist for it (404), writing nothing
+    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [
+        (403, "storefront_forbidden"),
+        (403, "storefront_forbidden"),
+        (404, "job_not_found"),
+        (404, "job_not_found"),
+    ]
+    local_stack.router.drain()
+    assert changed(before, fingerprint()) == []
+    # While without a website each lists its own storefront's jobs only
+    own = call(secured, "GET", "/jobs", secured.shop, params={"limit": 100}).json()
+    assert own["website"] == "blysk" and job_id in {j["job_id"] for j in own["jobs"]}
+    assert call(secured, "GET", "/jobs", secured.alya, params={"limit": 100}).json()["website"] == "alya"
+
+
 def test_clients_create_puts_the_key_in_a_usage_plan_or_refuses(
     local_stack: LocalStack, capsys: pytest.CaptureFixture[str]
 ) -> None:

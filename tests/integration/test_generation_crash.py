@@ -50,6 +50,7 @@ RUN_WRITES = [
     "UpdateItem jobs",  # its result
     "PutObject generated/catalogue.zip",
     "UpdateItem jobs",  # the end of the run
+    "PutEvents",  # its announcement (a retry finds the run ended: nothing is announced twice)
 ]
 
 

@@ -189,6 +189,11 @@ class Settings(BaseSettings):
     # --- Jobs and idempotency --------------------------------------------------------------
     jobs_table: str = Field("jobs", description="DynamoDB table of image-generation jobs.")
     rate_limit_table: str = Field("rate-limits", description="DynamoDB table of shared token buckets.")
+    job_events_bus: str = Field(
+        "job-events",
+        description="EventBridge bus on which each finished generation run is announced "
+        "(detail-type `Generation job finished`).",
+    )
     generate_worker_function: str = Field(
         "generate-worker:live",
         description="Lambda function that renders generation jobs (invoked asynchronously), with the alias "

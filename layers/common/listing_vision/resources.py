@@ -19,14 +19,34 @@ Existing = Literal["never", "optional", "always"]
 
 
 @dataclass(frozen=True)
+class IndexSpec:
+    """A global secondary index: its name, partition key (a string) and sort key (a number),
+    projecting every attribute."""
+
+    name: str
+    partition_key: str
+    sort_key: str
+
+
+@dataclass(frozen=True)
 class TableSpec:
-    """A DynamoDB table: the setting holding its name, its partition key, its TTL attribute."""
+    """A DynamoDB table: the setting holding its name, its partition key, its TTL attribute, its
+    global secondary indexes."""
 
     name_setting: str
     partition_key: str
     ttl_attribute: str | None = None
     purpose: str = ""
     existing: Existing = "never"
+    indexes: tuple[IndexSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class EventBusSpec:
+    """An EventBridge bus the platform creates: the setting holding its name, what goes on it."""
+
+    name_setting: str
+    purpose: str
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,7 @@ class BucketSpec:
 INCOMING_PREFIX = "incoming/"  # presigned uploads land here (listing_vision.jewelry.uploads)
 UPLOAD_STATUS_TAG = "dedupe-status"  # the outcome the upload trigger records on each object
 JOB_RETENTION_DAYS = 30  # a generation job's record lives this long (its TTL)
+JOBS_BY_WEBSITE = IndexSpec("website-created", "website", "created_at")  # GET /jobs: a storefront's, newest first
 NONCURRENT_VERSION_DAYS = 30  # an overwritten or deleted object version is kept this long
 INCOMPLETE_UPLOAD_DAYS = 7  # a multipart upload never completed is abandoned after this
 
@@ -90,7 +111,9 @@ TABLES: tuple[TableSpec, ...] = (
         None,
         "per listing: the taxonomy version and the hash of the cached analyses its split came from",
     ),
-    TableSpec("jobs_table", "job_id", "expires_at", "image-generation jobs and their results"),
+    TableSpec(
+        "jobs_table", "job_id", "expires_at", "image-generation jobs and their results", indexes=(JOBS_BY_WEBSITE,)
+    ),
     TableSpec("rate_limit_table", "bucket_id", None, "token buckets shared by every job (provider rate limits)"),
     TableSpec(
         "catalogue_table", "content_id", "expires_at", "stored jewelry images by content (claims, exact duplicates)"
@@ -122,6 +145,10 @@ BUCKETS: tuple[BucketSpec, ...] = (
     ),
     BucketSpec("artifacts_bucket", "migration manifests, results and backups"),
     BucketSpec("uploads_bucket", "listing documents (and their photos) dropped for ingest"),
+)
+
+EVENT_BUSES: tuple[EventBusSpec, ...] = (
+    EventBusSpec("job_events_bus", "one event per finished generation run (done, partial, failed, cancelled)"),
 )
 
 

@@ -304,7 +304,8 @@ def path_cases() -> list[Case]:
         ),
         Case("route:unknown", "GET", "/nope", 404, "route_not_found"),
         Case("route:get-on-post", "GET", "/image_similarity_search", 404, "route_not_found"),
-        Case("route:delete-job", "DELETE", f"/jobs/{JOB}", 404, "route_not_found"),
+        Case("route:put-job", "PUT", f"/jobs/{JOB}", 404, "route_not_found"),
+        Case("route:delete-jobs", "DELETE", "/jobs", 404, "route_not_found"),
         Case("route:post-health", "POST", "/health", 404, "route_not_found"),
         Case("route:trailing-segment", "GET", f"/jobs/{JOB}/x", 404, "route_not_found"),
     ]

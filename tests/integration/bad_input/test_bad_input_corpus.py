@@ -33,6 +33,7 @@ from tests.integration.bad_input.image_and_form_cases import (
     image_cases,
     jpeg_header,
 )
+from tests.integration.bad_input.jobs_cases import jobs_cases
 from tests.integration.bad_input.json_and_path_cases import idempotency_key_cases, json_cases, path_cases
 from tests.integration.bad_input.search_cases import search_cases
 from tests.integration.bad_input.unicode_and_field_cases import unicode_and_field_cases
@@ -46,6 +47,7 @@ CASES = (
     + unicode_and_field_cases()
     + idempotency_key_cases()
     + search_cases()
+    + jobs_cases()
 )
 DECLARED = {route.path: set(route.errors) for route in ROUTES}
 

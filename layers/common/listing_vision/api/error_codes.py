@@ -75,6 +75,11 @@ _OURS: tuple[ErrorCode, ...] = (
     ErrorCode("image_delete_in_progress", 409, "Another request is deleting this image; retry shortly."),
     ErrorCode("job_in_progress", 409, "The job is still running: one run at a time."),
     ErrorCode(
+        "job_already_finished",
+        409,
+        "The job ended (done, partial or failed) before it could be cancelled: nothing changed.",
+    ),
+    ErrorCode(
         "image_not_found", 404, "No stored photo with this id (its bytes' SHA-256) in this storefront (or deleted)."
     ),
     ErrorCode("caption_not_found", 404, "The photo has no caption yet (POST /images/{id}/caption makes one)."),

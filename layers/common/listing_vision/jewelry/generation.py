@@ -25,7 +25,7 @@ from listing_vision.api.access import Caller
 from listing_vision.api.idempotency import Outcome, replay_headers
 from listing_vision.config import get_settings
 from listing_vision.errors import InvalidRequest, NotFound, UpstreamError
-from listing_vision.jewelry import storage
+from listing_vision.jewelry import job_listing, storage
 from listing_vision.jewelry.image_types import DEFAULT_TYPES, PRODUCT_ALIASES, TYPE_SETS
 from listing_vision.jewelry.jobs import Job, JobStore, RunJob
 from listing_vision.jewelry.storage import ImageStore
@@ -223,6 +223,29 @@ class Generation:
 
     def get_job(self, job_id: str, *, caller: Caller) -> dict[str, Any]:
         return self.job_view(self.jobs.end_if_overdue(self.owned_job(job_id, caller)))
+
+    def list_jobs(
+        self, website: str | None, status: str | None, cursor: str | None, limit: int, *, caller: Caller
+    ) -> dict[str, Any]:
+        """GET /jobs: a page of the storefront's jobs, newest first (job_listing.py); another
+        storefront's is a 403 `storefront_forbidden`."""
+        storefront = caller.storefront(website)  # type: ignore[arg-type]
+        caller.require(storefront)
+        return job_listing.page(self.jobs, storefront, status, cursor, limit)
+
+    def cancel(self, job_id: str, website: str | None, *, caller: Caller) -> dict[str, Any]:
+        """DELETE /jobs/{id}: the job ends `cancelled`, keeping what it delivered; its worker starts
+        no further image. Cancelling a cancelled job answers the same; a job that ended otherwise is a
+        409 `job_already_finished`. `website`, when given, must be the caller's (403) and the job's (404)."""
+        if website is not None:
+            caller.require(website)
+        job = self.jobs.end_if_overdue(self.owned_job(job_id, caller))  # a run past its deadline has ended
+        if website is not None and job.website != website:
+            raise NotFound(f"No job {job_id!r}.", code="job_not_found")
+        cancelled, now = self.jobs.cancel(job.job_id)
+        if now:
+            metrics.add_metric(name="JobsCancelled", unit="Count", value=1)
+        return self.job_view(cancelled)
 
     def start_worker(self, job: Job) -> None:
         """Invoke the worker asynchronously for the job's current run. If the invoke itself fails, the run

@@ -43,13 +43,19 @@ from listing_vision.imaging.png import encode_png
 from listing_vision.imaging.segment import Cutout, NoPieceFound, cut_out
 from listing_vision.jewelry import storage
 from listing_vision.jewelry.image_types import TYPE_SETS, ImageType
-from listing_vision.jewelry.jobs import Job, JobStore
+from listing_vision.jewelry.jobs import CANCELLED_MESSAGE, Job, JobStore
 from listing_vision.jewelry.storage import ImageStore
 from listing_vision.observability import logger, metrics
 from listing_vision.providers.clients import openai_key
 from listing_vision.providers.image_edit import OpenAIImageEditor
 
 RUN_METADATA = "run-id"  # the run that stored a generated image (x-amz-meta-run-id)
+
+
+class Cancelled(VisionError):
+    """The job was cancelled (or the run superseded) before this image's paid call started."""
+
+    code = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -155,10 +161,23 @@ class GenerationWorker:
             reasons = {r.get("reason") for r in latest.results.values()}
             reason = str(reasons.pop()) if len(reasons) == 1 else "no_image_delivered"
             message = "No image of this job could be delivered; see `failed` for each type."
-        zip_key = self.write_zip(latest)
-        store.finish(job.job_id, job.run_id, status, zip_key, timing, reason, message)
+        if latest.status == "cancelled":  # under this run: its ZIP is written, the cancel announced it
+            return self._settle_cancelled(job, timing, failed)
+        if not store.finish(job.job_id, job.run_id, status, self.write_zip(latest), timing, reason, message):
+            return self._settle_cancelled(job, timing, failed)  # ended meanwhile: cancelled, or past its deadline
         logger.info("run finished", extra={"job_id": job.job_id, "status": status, "types": types, "failed": failed})
         return {"job_id": job.job_id, "run_id": job.run_id, "status": status, "timing": timing, "failed": failed}
+
+    def _settle_cancelled(self, job: Job, timing: dict[str, Any], failed: list[dict[str, Any]]) -> dict[str, Any]:
+        """The run was ended under the worker: when by a cancel, the ZIP of what it delivered (the
+        cancel announced the job already); else (its deadline, a newer run) nothing is written."""
+        latest = self.jobs.get(job.job_id)
+        if latest.status != "cancelled" or latest.run_id != job.run_id:
+            logger.info("run ended elsewhere", extra={"job_id": job.job_id, "status": latest.status})
+            return {"job_id": job.job_id, "run_id": job.run_id, "status": latest.status, "failed": failed}
+        self.jobs.settle_cancelled(job.job_id, job.run_id, self.write_zip(latest), timing)
+        logger.info("run cancelled", extra={"job_id": job.job_id, "failed": failed})
+        return {"job_id": job.job_id, "run_id": job.run_id, "status": "cancelled", "timing": timing, "failed": failed}
 
     def _cutout(self, job: Job) -> tuple[Cutout | None, tuple[str, str] | None]:
         """The piece cut out of the job's source photo, or why it could not be (for every type)."""
@@ -177,7 +196,11 @@ class GenerationWorker:
             return None, (error.code, f"The piece could not be cut out of the photo: {error.message}")
 
     def _guarded_render(self, job: Job, image_type: ImageType, inputs: RunInputs) -> dict[str, Any]:
-        """One type's result; anything unexpected fails that type only (the others are still delivered)."""
+        """One type's result; anything unexpected fails that type only (the others are still delivered).
+        A job cancelled (or a run superseded) starts no further image: the job is read before each
+        local render, and before each paid edit once the rate limit lets it go (`_unless_cancelled`)."""
+        if image_type.renderer != "edit" and self.jobs.cancelled(job.job_id, job.run_id):
+            return {"status": "failed", "reason": "cancelled", "message": CANCELLED_MESSAGE}
         try:
             return self.render_type(job, image_type, inputs)
         except Exception as error:  # noqa: BLE001 - recorded on the type, logged with its stack
@@ -224,7 +247,9 @@ class GenerationWorker:
             return {"status": "ok", "key": stored, "reused": True}
         request = inputs.edits
         try:
-            edited, seconds = inputs.editor.edit(request.image_png, request.mask_png, image_type.prompt)
+            edited, seconds = inputs.editor.edit(
+                request.image_png, request.mask_png, image_type.prompt, before_call=lambda: self._unless_cancelled(job)
+            )
         except VisionError as error:
             return {"status": "failed", "reason": error.code, "message": error.message}
         try:
@@ -232,6 +257,10 @@ class GenerationWorker:
         except VisionError as error:  # the reply was not an image we can use
             return {"status": "failed", "reason": "malformed_model_reply", "message": error.message[:200]}
         return self._store(job, image_type, composite) | {"provider_seconds": round(seconds, 3)}
+
+    def _unless_cancelled(self, job: Job) -> None:
+        if self.jobs.cancelled(job.job_id, job.run_id):
+            raise Cancelled(CANCELLED_MESSAGE)
 
     @staticmethod
     def _key(job: Job, image_type: ImageType) -> str:

@@ -34,12 +34,15 @@ from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.dynamodb_items import conditional_check_failed, expression_values, from_item, to_item
 from listing_vision.errors import Conflict, NotFound
+from listing_vision.jewelry.job_events import JobEvents
 from listing_vision.resources import JOB_RETENTION_DAYS
 
 TTL_S = JOB_RETENTION_DAYS * 86_400  # the generated bucket keeps its images a day longer
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 IN_PROGRESS = ("queued", "running")
-FINISHED = ("done", "partial", "failed")
+FINISHED = ("done", "partial", "failed", "cancelled")
+STATUSES = (*IN_PROGRESS, *FINISHED)
+CANCELLED_MESSAGE = "The job was cancelled before this image was started."
 
 
 class RunJob(BaseModel):
@@ -53,7 +56,7 @@ class RunJob(BaseModel):
 @dataclass
 class Job:
     job_id: str
-    status: str  # queued | running | done | partial | failed
+    status: str  # queued | running | done | partial | failed | cancelled
     product: str
     website: str
     source_bucket: str
@@ -89,11 +92,20 @@ def _conditional_failed(error: ClientError) -> bool:
 
 
 class JobStore:
-    def __init__(self, table: str | None = None):
+    """The jobs table; `events` announces each run that ends (job_events.py)."""
+
+    def __init__(self, table: str | None = None, events: JobEvents | None = None):
         settings = get_settings()
         self.table = table or settings.jobs_table
         self.deadline_s = settings.generation_deadline_s
         self.dynamodb = aws.client("dynamodb")
+        self._events = events
+
+    @property
+    def events(self) -> JobEvents:
+        if self._events is None:
+            self._events = JobEvents()
+        return self._events
 
     def create(
         self,
@@ -147,28 +159,77 @@ class JobStore:
         item = self.dynamodb.get_item(TableName=self.table, Key=self._key(job_id), ConsistentRead=True).get("Item")
         if not item:
             raise NotFound(f"No job {job_id!r}.", code="job_not_found")
-        values = from_item(item)
-        results = {int(name.split("_", 1)[1]): value for name, value in values.items() if name.startswith("result_")}
-        return Job(
-            job_id=job_id,
-            status=values["status"],
-            product=values["product"],
-            website=values["website"],
-            source_bucket=values["source_bucket"],
-            source_key=values["source_key"],
-            image_types=[int(t) for t in values["image_types"]],
-            dimensions_mm=values.get("dimensions_mm"),
-            results=results,
-            zip_key=values.get("zip_key"),
-            timing=values.get("timing", {}),
-            run_id=values.get("run_id", ""),
-            run_types=[int(t) for t in values.get("run_types", values["image_types"])],
-            deadline_at=float(values.get("deadline_at", 0)),
-            reason=values.get("reason"),
-            message=values.get("message"),
-            created_at=values["created_at"],
-            updated_at=values["updated_at"],
-        )
+        return job_from_item(item)
+
+    def cancel(self, job_id: str) -> tuple[Job, bool]:
+        """End a job in progress as `cancelled` (its worker starts no further image: it reads the job
+        before each one), keeping the results recorded; (the job, True) when this call cancelled it,
+        (the job, False) when it was already cancelled. A job that ended otherwise is a 409."""
+        now = int(time.time())
+        try:
+            answer = self.dynamodb.update_item(
+                TableName=self.table,
+                Key=self._key(job_id),
+                UpdateExpression="SET #s = :cancelled, reason = :cancelled, message = :message, "
+                "cancelled_at = :now, updated_at = :now REMOVE lease_until",
+                ConditionExpression="attribute_exists(job_id) AND #s IN (:queued, :running)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=expression_values(
+                    cancelled="cancelled",
+                    message="Cancelled by the client; the images delivered before are kept.",
+                    now=now,
+                    queued="queued",
+                    running="running",
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if not conditional_check_failed(error):
+                raise
+            job = self.get(job_id)  # NotFound for an unknown job
+            if job.status == "cancelled":
+                return job, False
+            raise Conflict(
+                f"The job has already finished ({job.status}); there is nothing to cancel.",
+                code="job_already_finished",
+                details={"status": job.status},
+            ) from error
+        job = job_from_item(answer["Attributes"])
+        self.events.finished(job)  # after the write that won: one event per run
+        return job, True
+
+    def cancelled(self, job_id: str, run_id: str) -> bool:
+        """Whether this run may start no further image: the job was cancelled, or the run is no longer its run."""
+        item = self.dynamodb.get_item(
+            TableName=self.table,
+            Key=self._key(job_id),
+            ConsistentRead=True,
+            ProjectionExpression="#s, run_id",
+            ExpressionAttributeNames={"#s": "status"},
+        ).get("Item")
+        values = from_item(item) if item else {}
+        return values.get("status") == "cancelled" or values.get("run_id") != run_id
+
+    def settle_cancelled(self, job_id: str, run_id: str, zip_key: str | None, timing: dict[str, Any]) -> bool:
+        """The ZIP and timing of a run that was cancelled under its worker (the images it delivered are kept)."""
+        values: dict[str, Any] = {"run": run_id, "cancelled": "cancelled", "timing": timing}
+        update = "SET timing = :timing"
+        if zip_key:
+            update, values["zip"] = update + ", zip_key = :zip", zip_key
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=self._key(job_id),
+                UpdateExpression=update + " REMOVE claimed_by",
+                ConditionExpression="run_id = :run AND #s = :cancelled",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=expression_values(**values),
+            )
+        except ClientError as error:
+            if conditional_check_failed(error):
+                return False
+            raise
+        return True
 
     def start_run(self, job_id: str, types: list[int]) -> Job:
         """A new run of a finished job (a regeneration); a job still in progress is a 409."""
@@ -180,7 +241,7 @@ class JobStore:
                 Key=self._key(job_id),
                 UpdateExpression="SET #s = :queued, run_id = :run, run_types = :types, deadline_at = :deadline, "
                 "updated_at = :now REMOVE lease_until, reason, message",
-                ConditionExpression="attribute_exists(job_id) AND #s IN (:done, :partial, :failed)",
+                ConditionExpression="attribute_exists(job_id) AND #s IN (:done, :partial, :failed, :cancelled)",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=expression_values(
                     queued="queued",
@@ -191,6 +252,7 @@ class JobStore:
                     done="done",
                     partial="partial",
                     failed="failed",
+                    cancelled="cancelled",
                 ),
             )
         except ClientError as error:
@@ -234,17 +296,23 @@ class JobStore:
 
     def record(self, job_id: str, run_id: str, image_type: int, result: dict[str, Any]) -> bool:
         """One type's outcome (each type is its own attribute, so parallel types never collide),
-        written only while `run_id` is the job's run in progress; False when it no longer is (ended
-        by its deadline, or superseded): the result is dropped, never rewriting what was reported."""
+        written only while `run_id` is the job's run in progress, or was when it was cancelled (an
+        image paid for before the cancel is kept); False when it no longer is (ended by its deadline,
+        or superseded): the result is dropped, never rewriting what was reported."""
         try:
             self.dynamodb.update_item(
                 TableName=self.table,
                 Key=self._key(job_id),
                 UpdateExpression="SET #r = :r, updated_at = :now",
-                ConditionExpression="run_id = :run AND #s IN (:queued, :running)",
+                ConditionExpression="run_id = :run AND #s IN (:queued, :running, :cancelled)",
                 ExpressionAttributeNames={"#r": f"result_{image_type}", "#s": "status"},
                 ExpressionAttributeValues=expression_values(
-                    r=result, now=int(time.time()), run=run_id, queued="queued", running="running"
+                    r=result,
+                    now=int(time.time()),
+                    run=run_id,
+                    queued="queued",
+                    running="running",
+                    cancelled="cancelled",
                 ),
             )
         except ClientError as error:
@@ -285,18 +353,20 @@ class JobStore:
             names[f"#r{number}"] = f"result_{number}"
             values[f"r{number}"] = result
         try:
-            self.dynamodb.update_item(
+            answer = self.dynamodb.update_item(
                 TableName=self.table,
                 Key=self._key(job_id),
                 UpdateExpression=update + " REMOVE lease_until, claimed_by",
                 ConditionExpression="run_id = :run AND #s IN (:queued, :running)",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=expression_values(**values),
+                ReturnValues="ALL_NEW",
             )
         except ClientError as error:
             if conditional_check_failed(error):
                 return False
             raise
+        self.events.finished(job_from_item(answer["Attributes"]))  # only the write that ended the run announces it
         return True
 
     def end_if_overdue(self, job: Job) -> Job:
@@ -328,3 +398,29 @@ class JobStore:
     @staticmethod
     def _key(job_id: str) -> dict[str, Any]:
         return to_item({"job_id": job_id})
+
+
+def job_from_item(item: dict[str, Any]) -> Job:
+    """A job from its item (DynamoDB's typed attributes)."""
+    values = from_item(item)
+    results = {int(name.split("_", 1)[1]): value for name, value in values.items() if name.startswith("result_")}
+    return Job(
+        job_id=values["job_id"],
+        status=values["status"],
+        product=values["product"],
+        website=values["website"],
+        source_bucket=values["source_bucket"],
+        source_key=values["source_key"],
+        image_types=[int(t) for t in values["image_types"]],
+        dimensions_mm=values.get("dimensions_mm"),
+        results=results,
+        zip_key=values.get("zip_key"),
+        timing=values.get("timing", {}),
+        run_id=values.get("run_id", ""),
+        run_types=[int(t) for t in values.get("run_types", values["image_types"])],
+        deadline_at=float(values.get("deadline_at", 0)),
+        reason=values.get("reason"),
+        message=values.get("message"),
+        created_at=values["created_at"],
+        updated_at=values["updated_at"],
+    )

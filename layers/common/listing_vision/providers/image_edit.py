@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import time
+from collections.abc import Callable
 
 from listing_vision.config import get_settings
 from listing_vision.errors import UpstreamError
@@ -27,9 +28,19 @@ class OpenAIImageEditor:
             "openai-image-edits", settings.image_edit_rate_per_minute, settings.image_edit_burst
         )
 
-    def edit(self, image_png: bytes, mask_png: bytes, prompt: str, size: str = "1024x1024") -> tuple[bytes, float]:
-        """The edited image (PNG bytes) and the seconds the provider took."""
+    def edit(
+        self,
+        image_png: bytes,
+        mask_png: bytes,
+        prompt: str,
+        size: str = "1024x1024",
+        before_call: Callable[[], None] | None = None,
+    ) -> tuple[bytes, float]:
+        """The edited image (PNG bytes) and the seconds the provider took. `before_call` runs once the
+        rate limit lets the call go, right before it is paid for: what it raises stops the call."""
         self.limiter.acquire()
+        if before_call is not None:
+            before_call()
         extra = {} if self.fidelity == "off" or self.model.startswith("dall-e") else {"input_fidelity": self.fidelity}
         started = time.perf_counter()
         try:
