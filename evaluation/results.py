@@ -129,11 +129,11 @@ def dedupe_results() -> dict[str, Any]:
                         rows.append(
                             _row(f"{group}: {figure.replace('_', ' ')}", split, value, threshold=which, per="group")
                         )
-    kinds = (*dd.variant_set.RE_EXPORTS, *dd.variant_set.GEOMETRIC, *dd.variant_set.COLOUR_VARIANTS, "unrelated")
+    kinds = (*dd.variant_set.RE_EXPORTS, *dd.variant_set.GEOMETRIC, *dd.NEGATIVE_KINDS)
     for kind in kinds:  # per class, both splits, at the configured threshold
         outcomes = report.outcomes.get(kind, [])
         correct = sum(o.verdict() == "correct" for o in outcomes)
-        figure = "kept apart" if kind in (*dd.variant_set.COLOUR_VARIANTS, "unrelated") else "recall"
+        figure = "kept apart" if kind in dd.NEGATIVE_KINDS else "recall"
         rows.append(
             _row(
                 f"{kind}: {figure}",
