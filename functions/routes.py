@@ -36,6 +36,33 @@ ROUTES: tuple[Route, ...] = (
         (*MULTIPART_BODY, *IMAGE, "no_piece_found", *CAPTION_PROVIDER, *IDEMPOTENCY, *GATEWAY),
     ),
     Route(
+        "caption",
+        "GET",
+        "/images/{image_id}/caption",
+        ("invalid_request", "storefront_forbidden", "image_not_found", "caption_not_found", *GATEWAY),
+    ),
+    Route(
+        "caption",
+        "GET",
+        "/images/{image_id}/captions",
+        ("invalid_request", "storefront_forbidden", "image_not_found", *GATEWAY),
+    ),
+    Route(
+        "caption",
+        "POST",
+        "/images/{image_id}/caption",
+        (
+            *JSON_BODY,
+            "storefront_forbidden",
+            "image_not_found",
+            "caption_in_progress",
+            "no_piece_found",
+            *CAPTION_PROVIDER,
+            *IDEMPOTENCY,
+            *GATEWAY,
+        ),
+    ),
+    Route(
         "generate",
         "POST",
         "/generate-images",

@@ -1,4 +1,6 @@
-"""POST /generate_caption: an LLM caption for a jewelry photo, after the duplicate check."""
+"""POST /generate_caption: an LLM caption for a jewelry photo, after the duplicate check; the captions
+of stored photos by id: GET /images/{image_id}/caption (the latest), GET /images/{image_id}/captions
+(all kept, newest first), POST /images/{image_id}/caption (caption it again)."""
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
@@ -6,21 +8,32 @@ import hashlib
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import File, Form, Header, UploadFile
+from aws_lambda_powertools.event_handler.openapi.params import File, Form, Header, Path, Query, UploadFile
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict
 
 from listing_vision import aws
 from listing_vision.api import create_resolver, current_caller
 from listing_vision.api.idempotency import HEADER_DESCRIPTION, HEADER_SCHEMA, PaidCalls, parse_key, replay_headers
 from listing_vision.embeddings.factory import get_embedder
-from listing_vision.jewelry.caption_service import CaptionService
+from listing_vision.jewelry.caption_records import CaptionRecords
+from listing_vision.jewelry.caption_service import CaptionService, StoredCaptions
 from listing_vision.jewelry.captions import get_captioner
 from listing_vision.jewelry.dedupe import DedupeService, Upload
+from listing_vision.jewelry.storage import ImageStore
 from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.observability import logger, metrics, tracer
 
 app = create_resolver()
+JewelryType = Literal["earring", "necklace", "bracelet", "ring"]
+Website = Literal["alya", "blysk"]
+WEBSITE = "The storefront; default: the client's own when it holds one, else alya."
+IMAGE_ID = "The photo's id: the SHA-256 of its bytes, in hex (any photo stored, however it arrived)."
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", description=HEADER_DESCRIPTION, json_schema_extra=HEADER_SCHEMA)
+]
+ImageId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description=IMAGE_ID)]
 
 
 @aws.per_container
@@ -30,6 +43,12 @@ def captions() -> CaptionService:
     return CaptionService(dedupe)
 
 
+@aws.per_container
+def stored_captions() -> StoredCaptions:
+    """Reading and re-captioning by id need the buckets and the catalogue table only (no Milvus)."""
+    return StoredCaptions(ImageStore.from_settings(), CaptionRecords())
+
+
 paid_calls = aws.per_container(PaidCalls)
 
 
@@ -37,17 +56,15 @@ paid_calls = aws.per_container(PaidCalls)
 @tracer.capture_method
 def generate_caption(
     file: Annotated[UploadFile, File(description="The jewelry photo (JPEG, PNG or WebP).")],
-    type: Annotated[Literal["earring", "necklace", "bracelet", "ring"], Form()],
+    type: Annotated[JewelryType, Form()],
     check_duplicate: Annotated[Literal["yes", "no"], Form()] = "yes",
-    website: Annotated[
-        Literal["alya", "blysk"] | None,
-        Form(description="The storefront; default: the client's own when it holds one, else alya."),
-    ] = None,
+    website: Annotated[Website | None, Form(description=WEBSITE)] = None,
     scope: Annotated[Literal["storefront", "all"], Form()] = "storefront",
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", description=HEADER_DESCRIPTION, json_schema_extra=HEADER_SCHEMA)
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response[dict[str, Any]]:
+    """A new photo: its caption (stored with it, `image_id` naming it). A duplicate: `duplicate_found`,
+    the `results` (each with its `image_id`) and `caption`, the nearest one's latest stored caption
+    (null when it has none); no caption is paid for."""
     key, caller = parse_key(idempotency_key), current_caller(app)
     upload = Upload(file.content, file.filename, caller.storefront(website))
     # The request as it means it: the photo's bytes by their hash (a retry's multipart boundary differs)
@@ -65,7 +82,56 @@ def generate_caption(
             upload, type, get_captioner(), caller=caller, check_duplicate=check_duplicate == "yes", scope=scope
         )
     )
-    return Response(200, content_types.APPLICATION_JSON, outcome.result, replay_headers(outcome))
+    # The record holds stored locations; each answer, a replay too, gets URLs made now
+    return Response(
+        200, content_types.APPLICATION_JSON, stored_captions().render(outcome.result), replay_headers(outcome)
+    )
+
+
+class RecaptionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: JewelryType
+
+
+@app.get("/images/<image_id>/caption")
+@tracer.capture_method
+def get_caption(
+    image_id: ImageId, website: Annotated[Website | None, Query(description=WEBSITE)] = None
+) -> dict[str, Any]:
+    """The photo's latest caption, with its provider, model and time."""
+    caller = current_caller(app)
+    captions = stored_captions()
+    return captions.render(captions.latest(caller, caller.storefront(website), image_id))
+
+
+@app.get("/images/<image_id>/captions")
+@tracer.capture_method
+def list_captions(
+    image_id: ImageId, website: Annotated[Website | None, Query(description=WEBSITE)] = None
+) -> dict[str, Any]:
+    """Every caption the photo keeps (the newest 20), newest first; `caption_count` counts all ever written."""
+    caller = current_caller(app)
+    captions = stored_captions()
+    return captions.render(captions.history(caller, caller.storefront(website), image_id))
+
+
+@app.post("/images/<image_id>/caption")
+@tracer.capture_method
+def recaption(
+    image_id: ImageId,
+    request: RecaptionRequest,
+    website: Annotated[Website | None, Query(description=WEBSITE)] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response[dict[str, Any]]:
+    """Caption the stored photo again (a paid call: the configured provider); earlier captions are kept."""
+    key, caller = parse_key(idempotency_key), current_caller(app)
+    storefront = caller.storefront(website)
+    caller.require(storefront)  # before a key is recorded: another storefront's photo is a 403
+    captions = stored_captions()
+    asked = {"image_id": image_id, "website": storefront, "type": request.type}
+    once = paid_calls().bind("recaption", key, caller, asked, app.lambda_context)
+    outcome = once(lambda: captions.recaption(caller, storefront, image_id, request.type, get_captioner()))
+    return Response(200, content_types.APPLICATION_JSON, captions.render(outcome.result), replay_headers(outcome))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -166,9 +166,10 @@ def repository_arn(image_uri: str) -> str:
     return f"arn:{Aws.PARTITION}:ecr:{match['region']}:{match['account']}:repository/{match['repo']}"
 
 
-# The baking period of a model update: the new fleet serves everything this long, watched by the
-# endpoint's alarms, before the old fleet goes (the p95-latency alarm needs three 5-minute periods).
-BAKE_S = 900
+# The baking period of a model update (WaitIntervalInSeconds: SageMaker watches the rollback alarms
+# this long after the shift): the new fleet serves everything, the old one stays up, and only then
+# goes. The endpoint's alarms decide within 3 one-minute periods (monitoring.RELEASE_PERIODS).
+BAKE_S = 600
 # Creating the new fleet (a GPU instance and the image pull) plus the baking period, with room to spare
 UPDATE_TIMEOUT_S = 3600
 
@@ -292,12 +293,14 @@ class ClipEndpoint(Construct):
         )
 
     def roll_back_on(self, alarms: Sequence[cloudwatch.IAlarm]) -> None:
-        """Blue/green model updates, baked for BAKE_S and rolled back when one of these alarms goes
-        off (SageMaker reads them with the endpoint's role: DescribeAlarms on them)."""
+        """Blue/green model updates, baked for BAKE_S (the traffic routing's wait interval, during which
+        SageMaker watches these alarms) and rolled back when one of them goes off (SageMaker reads them
+        with the endpoint's role: DescribeAlarms on them); the old fleet goes when the bake passes."""
         self.endpoint.deployment_config = sagemaker.CfnEndpoint.DeploymentConfigProperty(
             blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
-                traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(type="ALL_AT_ONCE"),
-                termination_wait_in_seconds=BAKE_S,
+                traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+                    type="ALL_AT_ONCE", wait_interval_in_seconds=BAKE_S
+                ),
                 maximum_execution_timeout_in_seconds=UPDATE_TIMEOUT_S,
             ),
             auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(

@@ -7,20 +7,26 @@ policy lets CloudWatch use it: alarms cannot publish to a topic under the AWS ma
 
 - the API: a 5xx rate over 1 % (of at least a trickle of requests), p95 latency over 10 s (API
   Gateway cuts a request at 29 s; answers here take well under a second);
-- every function: any unhandled error, any throttle, p95 duration over 80 % of its timeout (the
-  authorizer refuses an unknown key by raising `Unauthorized`, which Lambda counts as an error: its
-  alarm subtracts the refusals it counts, `KeysRefused`, so a wrong key wakes no one);
+- every function: any unhandled error, any throttle, p95 duration over 80 % of its timeout in 2
+  of 3 minutes (the authorizer refuses an unknown key by raising `Unauthorized`, which Lambda
+  counts as an error: its alarm subtracts the refusals it counts, `KeysRefused`, so a wrong key
+  wakes no one);
 - every failure queue: any message (an event that failed all its retries);
-- a release (infra/constructs/releases.py) is rolled back when its function's errors, throttles or
-  p95-duration alarm goes off while CodeDeploy shifts traffic; not on its failure queue's, which
+- a release (infra/constructs/releases.py) is rolled back when one of its function's release alarms
+  goes off while CodeDeploy shifts traffic: errors and p95 duration of the NEW version (Lambda's
+  `ExecutedVersion` under the `live` alias: the old version's errors roll back no good release),
+  throttles of the alias (concurrency is the function's, not a version's), and for an API function
+  its new version's 5xx answers (`Answered5xx`, which the resolver counts: the function returns its
+  failures as 500, so Lambda's errors never see them; this one pages no one, `Api5xxRate` does).
+  In 1-minute periods, so each fits the shortest canary (5 minutes). Not its failure queue's, which
   counts messages that may predate the release (a backlog awaiting a redrive would block every
-  release of the function that fixes it); a model update of the CLIP endpoint, on its 5xx or
+  release of the function that fixes it). A model update of the CLIP endpoint, on its 5xx or
   p95-latency alarm during its baking period (infra/constructs/clip_endpoint.py);
 - the migration: any failed execution, any failed batch (the Map tolerates a few, reported by
   its Verify step as the `BatchesFailed` metric), and bulk writes the domain rejected (429) in
   three 5-minute periods running (`BulkRejected`: it is asked for more than it takes);
-- the CLIP endpoint: p95 model latency over 1 s (a batch takes tens of ms on the GPU), any 5xx,
-  saturation for 15 minutes (GPU or CPUs over 90 %, or the serverless concurrency 90 % used: its
+- the CLIP endpoint: p95 model latency over 1 s in 2 of 3 minutes (a batch takes tens of ms on
+  the GPU), any 5xx, saturation for 15 minutes (GPU or CPUs over 90 %, or the serverless concurrency 90 % used: its
   scaling is at its maximum);
 - the image-edit rate limiter: a run waiting over 5 minutes in all for tokens (the provider's
   quota is too low for the load).
@@ -41,12 +47,19 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from functions.routes import ROUTES
+from functions.specs import RELEASE_ALIAS
 from infra.config import DeploymentConfig
 from infra.constructs.clip_endpoint import INSTANCE_VCPUS, VARIANT, ClipEndpoint
 from infra.constructs.service_function import ServiceFunction
 
 NAMESPACE = "ListingVision"  # the functions' own metrics (Powertools, dimension `service`)
 FIVE_MINUTES = Duration.minutes(5)
+# The release alarms' period: evaluated over at most RELEASE_PERIODS of it, they fit the shortest
+# canary (5 minutes) and the endpoint's baking period (clip_endpoint.BAKE_S).
+ONE_MINUTE = Duration.minutes(1)
+RELEASE_PERIODS = 3
+API_FUNCTIONS = frozenset(route.function for route in ROUTES)
 
 
 @dataclass(frozen=True)
@@ -130,8 +143,18 @@ class Monitoring(Construct):
         return topic
 
     def alarm(
-        self, name: str, metric: cloudwatch.IMetric, threshold: float, description: str, periods: int = 1
+        self,
+        name: str,
+        metric: cloudwatch.IMetric,
+        threshold: float,
+        description: str,
+        periods: int = 1,
+        *,
+        datapoints: int | None = None,
+        notify: bool = True,
     ) -> cloudwatch.Alarm:
+        """An alarm on `datapoints` (all, unset) of the last `periods` periods; `notify=False` for one
+        only a release is rolled back on (another alarm pages for the same trouble)."""
         alarm = cloudwatch.Alarm(
             self,
             name,
@@ -140,10 +163,12 @@ class Monitoring(Construct):
             metric=metric,
             threshold=threshold,
             evaluation_periods=periods,
+            datapoints_to_alarm=datapoints,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        alarm.add_alarm_action(actions.SnsAction(self.topic))
+        if notify:
+            alarm.add_alarm_action(actions.SnsAction(self.topic))
         self.alarms[name] = alarm
         return alarm
 
@@ -163,29 +188,55 @@ class Monitoring(Construct):
     def _function(self, name: str, function: ServiceFunction) -> None:
         fn = function.function
         prefix = "".join(part.capitalize() for part in name.split("-"))
-        errors: cloudwatch.IMetric = fn.metric_errors(period=FIVE_MINUTES, statistic="Sum")
+        # What a release is judged by: the alias's invocations that ran the version it is moving to
+        # (the template's current version: CloudFormation updates these alarms before CodeDeploy starts)
+        version = function.alias.version.version
+        alias = {"FunctionName": fn.function_name, "Resource": f"{fn.function_name}:{RELEASE_ALIAS}"}
+        new = {**alias, "ExecutedVersion": version}
+
+        def measured(metric_name: str, dimensions: dict[str, str], statistic: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace="AWS/Lambda",
+                metric_name=metric_name,
+                dimensions_map=dimensions,
+                statistic=statistic,
+                period=ONE_MINUTE,
+            )
+
+        errors: cloudwatch.IMetric = measured("Errors", new, "Sum")
         refusals = function.spec.refusals_metric
         if refusals:  # requests it refuses by raising: Lambda counts each as an error, but none is one
             errors = cloudwatch.MathExpression(
                 expression="errors - FILL(refusals, 0)",
-                using_metrics={"errors": errors, "refusals": custom(refusals, name, "Sum", FIVE_MINUTES)},
+                using_metrics={"errors": errors, "refusals": per_version(refusals, name, version)},
                 label=f"errors other than {refusals}",
-                period=FIVE_MINUTES,
+                period=ONE_MINUTE,
             )
-        failing = self.alarm(f"{prefix}Errors", errors, 1, f"{name}: an unhandled error.")
-        throttled = self.alarm(
-            f"{prefix}Throttles", fn.metric_throttles(period=FIVE_MINUTES, statistic="Sum"), 1, f"{name}: throttled."
-        )
-        limit_ms = 0.8 * function.spec.timeout_s * 1000
-        slow = self.alarm(
-            f"{prefix}DurationP95",
-            fn.metric_duration(period=FIVE_MINUTES, statistic="p95"),
-            limit_ms,
-            f"{name}: p95 duration over 80 % of its {function.spec.timeout_s} s timeout.",
-            3,
-        )
-        for alarm in (failing, throttled, slow):  # any of them during a release rolls it back
+        released = [
+            self.alarm(f"{prefix}Errors", errors, 1, f"{name}: an unhandled error (its live version)."),
+            self.alarm(f"{prefix}Throttles", measured("Throttles", alias, "Sum"), 1, f"{name}: throttled."),
+            self.alarm(
+                f"{prefix}DurationP95",
+                measured("Duration", new, "p95"),
+                0.8 * function.spec.timeout_s * 1000,
+                f"{name}: p95 duration over 80 % of its {function.spec.timeout_s} s timeout (its live version).",
+                RELEASE_PERIODS,
+                datapoints=2,
+            ),
+        ]
+        if name in API_FUNCTIONS:  # it answers its failures as 5xx, which Lambda does not count as errors
+            released.append(
+                self.alarm(
+                    f"{prefix}Answered5xx",
+                    per_version("Answered5xx", name, version),
+                    1,
+                    f"{name}: its new version answered 5xx (rolls a release back; Api5xxRate pages).",
+                    notify=False,
+                )
+            )
+        for alarm in released:  # any of them during a release rolls it back
             function.release.add_alarm(alarm)
+            function.alias.node.add_dependency(alarm)  # watching the new version before traffic moves
         if function.failure_queue is not None:
             depth = function.failure_queue.metric_approximate_number_of_messages_visible(
                 period=FIVE_MINUTES, statistic="Maximum"
@@ -218,7 +269,7 @@ class Monitoring(Construct):
     def _endpoint(self, endpoint: ClipEndpoint) -> None:
         dimensions = {"EndpointName": endpoint.endpoint_name, "VariantName": VARIANT}
 
-        def metric(namespace: str, name: str, statistic: str, period: Duration = FIVE_MINUTES) -> cloudwatch.Metric:
+        def metric(namespace: str, name: str, statistic: str, period: Duration = ONE_MINUTE) -> cloudwatch.Metric:
             return cloudwatch.Metric(
                 namespace=namespace, metric_name=name, dimensions_map=dimensions, statistic=statistic, period=period
             )
@@ -227,8 +278,9 @@ class Monitoring(Construct):
             "EndpointLatencyP95",
             metric("AWS/SageMaker", "ModelLatency", "p95"),
             1_000_000,  # microseconds
-            "CLIP endpoint p95 model latency over 1 s.",
-            3,
+            "CLIP endpoint p95 model latency over 1 s (2 of 3 minutes).",
+            RELEASE_PERIODS,
+            datapoints=2,
         )
         failing = self.alarm(
             "EndpointErrors", metric("AWS/SageMaker", "Invocation5XXErrors", "Sum"), 1, "CLIP endpoint 5xx."
@@ -254,7 +306,7 @@ class Monitoring(Construct):
         raise_it = "clip_serverless_max_concurrency" if endpoint.options.serverless else "clip_max_instances"
         self.alarm(
             self.saturation,
-            metric(namespace, name, "Average"),
+            metric(namespace, name, "Average", FIVE_MINUTES),
             threshold,
             f"CLIP endpoint {what} for 15 minutes: its scaling is at its maximum (raise {raise_it}).",
             3,
@@ -323,4 +375,15 @@ def custom(name: str, service: str, statistic: str, period: Duration) -> cloudwa
     """A metric the functions emit (Powertools: namespace ListingVision, dimension service)."""
     return cloudwatch.Metric(
         namespace=NAMESPACE, metric_name=name, dimensions_map={"service": service}, statistic=statistic, period=period
+    )
+
+
+def per_version(name: str, service: str, version: str) -> cloudwatch.Metric:
+    """A count a function emits per version (listing_vision.observability.count_per_version)."""
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": service, "ExecutedVersion": version},
+        statistic="Sum",
+        period=ONE_MINUTE,
     )

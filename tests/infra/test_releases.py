@@ -13,6 +13,7 @@ import pytest
 
 from functions.specs import FUNCTIONS, RELEASE_ALIAS
 from infra.config import ContextError, Release, validate
+from infra.constructs.monitoring import API_FUNCTIONS
 from infra.constructs.releases import deployment_config
 from tests.infra.conftest import SETTINGS, Synthesized
 
@@ -143,11 +144,102 @@ def test_each_alias_is_released_by_codedeploy_and_rolled_back_on_its_functions_a
             "DEPLOYMENT_STOP_ON_REQUEST",
             "DEPLOYMENT_STOP_ON_ALARM",
         }
-        # watching exactly this function's errors, throttles and p95-duration alarms
+        # watching exactly this function's errors, throttles and p95-duration alarms, and an API
+        # function's 5xx answers (it returns its failures as 500s, which Lambda's Errors never count)
         assert group["AlarmConfiguration"]["Enabled"] is True
         watched = {alarm_ids[alarm["Name"]["Ref"]] for alarm in group["AlarmConfiguration"]["Alarms"]}
         prefix = "".join(part.capitalize() for part in name.split("-"))
-        assert watched == {f"{prefix}Errors", f"{prefix}Throttles", f"{prefix}DurationP95"}
+        answered = {f"{prefix}Answered5xx"} if name in API_FUNCTIONS else set()
+        assert watched == {f"{prefix}Errors", f"{prefix}Throttles", f"{prefix}DurationP95"} | answered
+    assert {"dedupe", "caption", "generate", "listing-search"} <= API_FUNCTIONS
+
+
+def deployment_group(synthesized: Synthesized, name: str) -> dict[str, Any]:
+    """The properties of the deployment group that moves function `name`'s alias."""
+    resources = synthesized.resources
+    alias = resources[synthesized.logical_id(synthesized.stack.functions[name].alias)]
+    return dict(
+        resources[alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]["DeploymentGroupName"]["Ref"]]["Properties"]
+    )
+
+
+def release_alarms(synthesized: Synthesized, name: str) -> dict[str, dict[str, Any]]:
+    """The alarms that group rolls back on, by their names less the function's prefix (Errors,
+    Throttles, DurationP95, Answered5xx)."""
+    resources = synthesized.resources
+    prefix = "".join(part.capitalize() for part in name.split("-"))
+    found = {}
+    for watched in deployment_group(synthesized, name)["AlarmConfiguration"]["Alarms"]:
+        alarm = resources[watched["Name"]["Ref"]]["Properties"]
+        found[alarm["AlarmName"].removeprefix(f"listing-vision-test-alarms-{prefix}")] = alarm
+    return found
+
+
+def metric_stats(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics an alarm reads: its own, or those of its metric-math expression."""
+    if "MetricName" in alarm:
+        keys = ("Namespace", "MetricName", "Dimensions", "Period")
+        return [{key: alarm[key] for key in keys}]
+    return [
+        {**m["MetricStat"]["Metric"], "Period": m["MetricStat"]["Period"]}
+        for m in alarm["Metrics"]
+        if "MetricStat" in m
+    ]
+
+
+def test_each_release_is_judged_by_its_new_version_behind_the_alias(synthesized: Synthesized) -> None:
+    # Given each function's alias and the version it moves to (the template's current version)
+    resources = synthesized.resources
+    for name, function in synthesized.stack.functions.items():
+        alias = resources[synthesized.logical_id(function.alias)]
+        (version_id,) = references(alias["Properties"]["FunctionVersion"])
+        function_ref = {"Ref": synthesized.logical_id(function.function)}
+        new_version = {"Fn::GetAtt": [version_id, "Version"]}
+        on_alias = [
+            {"Name": "FunctionName", "Value": function_ref},
+            {"Name": "Resource", "Value": {"Fn::Join": ["", [function_ref, f":{RELEASE_ALIAS}"]]}},
+        ]
+        alarms = release_alarms(synthesized, name)
+        # Then its errors and p95 duration are the alias's invocations that ran the new version
+        # (Lambda's ExecutedVersion), so the old version's errors roll back no good release
+        for watched in ("Errors", "DurationP95"):
+            lambda_metrics = [m for m in metric_stats(alarms[watched]) if m["Namespace"] == "AWS/Lambda"]
+            assert [m["Dimensions"] for m in lambda_metrics] == [
+                [{"Name": "ExecutedVersion", "Value": new_version}, *on_alias]  # CloudFormation's order
+            ], (name, watched)
+        # its throttles the alias's (concurrency is the function's, shared by both versions)
+        assert metric_stats(alarms["Throttles"])[0]["Dimensions"] == on_alias
+        # the counts the function emits per version (an API function's 5xx answers, the authorizer's
+        # refusals its errors alarm subtracts) are the new version's too
+        own = [m for alarm in alarms.values() for m in metric_stats(alarm) if m["Namespace"] == "ListingVision"]
+        for metric in own:
+            assert metric["Dimensions"] == [
+                {"Name": "ExecutedVersion", "Value": new_version},
+                {"Name": "service", "Value": name},
+            ], name
+        if name in API_FUNCTIONS:
+            answered = alarms["Answered5xx"]
+            assert (answered["MetricName"], answered["Statistic"], answered["Threshold"]) == ("Answered5xx", "Sum", 1)
+            assert "AlarmActions" not in answered  # it rolls back; Api5xxRate is the one that pages
+        # and CloudFormation points them at the new version before CodeDeploy moves the alias
+        assert {
+            watched["Name"]["Ref"] for watched in deployment_group(synthesized, name)["AlarmConfiguration"]["Alarms"]
+        } <= set(alias["DependsOn"])
+
+
+def test_every_release_alarm_decides_within_the_shortest_canary(synthesized: Synthesized) -> None:
+    # Given the shortest traffic shift a stage may choose: 10 % for 5 minutes, then all
+    shortest_s = 5 * 60
+    assert min(int(r.split("_")[3]) for r in get_args(Release) if r.startswith("canary")) * 60 == shortest_s
+    for name in synthesized.stack.functions:
+        for watched, alarm in release_alarms(synthesized, name).items():
+            # Then each release alarm reads 1-minute periods, and decides within the canary
+            periods = {m["Period"] for m in metric_stats(alarm)}
+            assert periods == {60}, (name, watched)
+            assert alarm["EvaluationPeriods"] * 60 < shortest_s, (name, watched)
+    # the p95 duration on 2 of 3 minutes (one slow minute, a cold start say, is not a failed release)
+    slow = release_alarms(synthesized, "dedupe")["DurationP95"]
+    assert (slow["EvaluationPeriods"], slow["DatapointsToAlarm"]) == (3, 2)
 
 
 @pytest.mark.parametrize("release", get_args(Release))
@@ -184,15 +276,22 @@ def test_a_model_update_is_blue_green_baked_and_rolled_back_on_the_endpoints_ala
     monitoring = synthesized.stack.monitoring
     (endpoint,) = synthesized.of_type("AWS::SageMaker::Endpoint").values()
     deployment = endpoint["Properties"]["DeploymentConfig"]
-    # Then an update makes a new fleet beside the old, shifts all traffic to it, and bakes it before the old goes
+    # Then an update makes a new fleet beside the old, shifts all traffic to it, and bakes it (the wait
+    # interval after the shift, when SageMaker watches the alarms) before the old goes
     policy = deployment["BlueGreenUpdatePolicy"]
-    assert policy["TrafficRoutingConfiguration"] == {"Type": "ALL_AT_ONCE"}
-    assert policy["TerminationWaitInSeconds"] == BAKE_S >= 15 * 60  # the p95 alarm's three 5-minute periods
+    assert policy["TrafficRoutingConfiguration"] == {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": BAKE_S}
+    assert "TerminationWaitInSeconds" not in policy  # no unwatched wait after the bake, on two fleets' bill
     assert 600 <= BAKE_S < policy["MaximumExecutionTimeoutInSeconds"] == UPDATE_TIMEOUT_S <= 28800
     # and rolls back when the endpoint's 5xx or p95-latency alarm goes off meanwhile
     named = [alarm["AlarmName"] for alarm in deployment["AutoRollbackConfiguration"]["Alarms"]]
     expected = [monitoring.alarms[name] for name in ("EndpointErrors", "EndpointLatencyP95")]
     assert named == [{"Ref": synthesized.logical_id(alarm)} for alarm in expected]
+    # each of which decides well within the bake: 1-minute periods, the p95 on 2 of 3
+    for alarm in expected:
+        props = synthesized.resources[synthesized.logical_id(alarm)]["Properties"]
+        assert props["Period"] == 60 and props["EvaluationPeriods"] * 60 <= BAKE_S / 2
+    latency = synthesized.resources[synthesized.logical_id(expected[1])]["Properties"]
+    assert (latency["EvaluationPeriods"], latency["DatapointsToAlarm"]) == (3, 2)
     # which SageMaker may read with the endpoint's role, and only those
     role = synthesized.logical_id(synthesized.stack.clip.role)
     reads = [

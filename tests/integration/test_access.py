@@ -78,9 +78,10 @@ def test_without_a_valid_key_nothing_is_reachable(secured: Clients) -> None:
 
 
 def test_a_wrong_key_is_counted_as_refused_not_only_as_an_error(
-    secured: Clients, capsys: pytest.CaptureFixture[str]
+    secured: Clients, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a request with a key no client holds
+    # Given a request with a key no client holds, to the authorizer running as version 3
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "3")
     capsys.readouterr()
     answer = call(secured, "GET", f"/jobs/{'0' * 32}", "lvk_wrong-key")
     # Then it is refused, and the authorizer reports the refusal as KeysRefused (Lambda counts its
@@ -94,6 +95,8 @@ def test_a_wrong_key_is_counted_as_refused_not_only_as_an_error(
         if {"Name": "KeysRefused", "Unit": "Count"} in group["Metrics"]
     ]
     assert len(refused) == 1 and refused[0]["KeysRefused"] == [1.0]
+    # counted for that version, as the errors it is subtracted from are (per ExecutedVersion)
+    assert refused[0]["ExecutedVersion"] == "3"
 
 
 def test_a_key_with_trailing_whitespace_is_the_key(secured: Clients) -> None:
@@ -246,3 +249,44 @@ def test_clients_create_puts_the_key_in_a_usage_plan_or_refuses(
     keys = gateway.get_usage_plan_keys(usagePlanId=plan)["items"]
     assert [(k["id"], k["value"]) for k in keys] == [(created["api_key_id"], created["key"])]
     assert ApiClients().find(created["key"]) is not None
+
+
+def test_another_storefronts_captions_are_refused(local_stack: LocalStack, secured: Clients) -> None:
+    import hashlib
+
+    # Given a photo of blysk (stored by a client holding both storefronts)
+    data = earring_photo(67)
+    stored = call(
+        secured,
+        "POST",
+        "/image_similarity_search",
+        secured.everything,
+        files={"file": ("r.jpg", data, "image/jpeg")},
+        data={"website": "blysk", "check_duplicate": "no"},
+    )
+    assert stored.status_code == 200, stored.text
+    photo_id = hashlib.sha256(data).hexdigest()
+    local_stack.router.drain()
+    before = fingerprint()
+    # When an alya client reads, lists or asks for its captions in blysk
+    answers = [
+        call(secured, "GET", f"/images/{photo_id}/caption", secured.alya, params={"website": "blysk"}),
+        call(secured, "GET", f"/images/{photo_id}/captions", secured.alya, params={"website": "blysk"}),
+        call(
+            secured,
+            "POST",
+            f"/images/{photo_id}/caption",
+            secured.alya,
+            params={"website": "blysk"},
+            json={"type": "ring"},
+        ),
+    ]
+    # Then each is the access error, and nothing was written
+    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [(403, "storefront_forbidden")] * 3
+    local_stack.router.drain()
+    assert changed(before, fingerprint()) == []
+    # While in its own storefront the id names no photo, and blysk's client sees it (without a caption yet)
+    mine = call(secured, "GET", f"/images/{photo_id}/caption", secured.alya)
+    assert (mine.status_code, mine.json()["error"]["code"]) == (404, "image_not_found")
+    theirs = call(secured, "GET", f"/images/{photo_id}/caption", secured.shop)
+    assert (theirs.status_code, theirs.json()["error"]["code"]) == (404, "caption_not_found")

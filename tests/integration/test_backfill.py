@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from listing_vision import aws
-from listing_vision.jewelry import backfill, storage, vector_index
+from listing_vision.embeddings.base import Description
+from listing_vision.jewelry import backfill, storage, uploads, vector_index
 from local.stack import LocalStack
 from tests.images import fresh_image, resized_copy
 
@@ -17,18 +18,22 @@ from tests.images import fresh_image, resized_copy
 def legacy_objects(local_stack: LocalStack, request: pytest.FixtureRequest) -> Iterator[tuple[str, list[bytes]]]:
     """Seven images already in a storefront's bucket before indexing existed: six distinct, one resized copy."""
     website = request.param
+    yield website, put_without_events(local_stack, website, "legacy/", 9000 if website == "blysk" else 9100)
+
+
+def put_without_events(local_stack: LocalStack, website: str, prefix: str, seed: int) -> list[bytes]:
+    """Six distinct images and a resized copy of the first, put with the bucket's notifications off."""
     bucket = local_stack.settings.bucket_for(website)
     s3 = aws.client("s3")
     saved = s3.get_bucket_notification_configuration(Bucket=bucket)
     saved.pop("ResponseMetadata", None)
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
-    seed = 9000 if website == "blysk" else 9100
     images = [fresh_image(seed + i) for i in range(6)]
     for index, image in enumerate(images):
-        s3.put_object(Bucket=bucket, Key=f"legacy/{index:03d}.jpg", Body=image)
-    s3.put_object(Bucket=bucket, Key="legacy/099-small-copy-of-000.jpg", Body=resized_copy(images[0]))
+        s3.put_object(Bucket=bucket, Key=f"{prefix}{index:03d}.jpg", Body=image)
+    s3.put_object(Bucket=bucket, Key=f"{prefix}099-small-copy-of-000.jpg", Body=resized_copy(images[0]))
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=saved)
-    yield website, images
+    return images
 
 
 def rows_for(website: str, images: list[bytes]) -> int:
@@ -58,3 +63,37 @@ def test_backfill_resumes_after_a_kill_and_reruns_change_nothing(legacy_objects:
     assert rows_for(website, images) == 6
     rerun = list(backfill.pages(website, "", 4, "legacy/", via_lambda=None))
     assert sum(page["counts"].get("indexed", 0) for page in rerun) == 0
+
+
+@pytest.mark.parametrize("website", ["alya", "blysk"])
+def test_a_page_holds_the_leases_of_one_batch_at_a_time(
+    local_stack: LocalStack, website: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page may hold 1,000 keys; its content claims must not be held across all of it, or a slow page
+    outlasts `claim_lease_s` and another run takes its claims over while it is still storing."""
+    # Given seven unindexed objects and an indexer that holds at most three keys' leases at once
+    images = put_without_events(local_stack, website, "batched/", 9200 if website == "blysk" else 9300)
+    monkeypatch.setattr(uploads, "HOLD_BATCH", 3)
+    indexer = backfill.in_process_indexer()
+    table = indexer.claims.table
+    dynamodb = aws.client("dynamodb")
+    pending_at_each_embedding: list[int] = []
+    describe = indexer.embedder.describe
+
+    def describe_and_count_held_claims(data: list[bytes]) -> list[Description]:
+        items = dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]
+        held = [i for i in items if i["content_id"]["S"].startswith(f"{website}#") and i["status"]["S"] == "pending"]
+        pending_at_each_embedding.append(len(held))
+        return describe(data)
+
+    monkeypatch.setattr(indexer.embedder, "describe", describe_and_count_held_claims)
+    # When one page of all seven objects is indexed
+    page = backfill.backfill_page(indexer, website, "", 10, "batched/")
+    # Then it is embedded in batches of three, each holding only its own claims
+    assert page["processed"] == 7 and page["counts"] == {"indexed": 6, "duplicate": 1}
+    assert len(pending_at_each_embedding) == 3
+    assert max(pending_at_each_embedding) <= 3
+    # And no claim is left held after the page
+    items = dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]
+    assert not [i for i in items if i["content_id"]["S"].startswith(f"{website}#") and i["status"]["S"] == "pending"]
+    assert rows_for(website, images) == 6

@@ -5,14 +5,17 @@ a vector is stored, and healed when it answers from the collection's model again
 
 from __future__ import annotations
 
+import json
 import shutil
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 import requests
 
+from doubles.loopback import ANTHROPIC_MESSAGES, LoopbackServer, anthropic_message
 from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.embeddings.factory import get_embedder
@@ -24,9 +27,14 @@ from listing_vision.jewelry.claims import ContentClaims
 from listing_vision.jewelry.dedupe import DedupeService, Upload
 from listing_vision.jewelry.vector_index import VectorIndex, milvus_client
 from listing_vision.provisioning import provision
+from listing_vision.realestate.ingest import ListingDocument, ListingIngest, default_vision
+from listing_vision.realestate.listings_index import ListingsIndex
+from listing_vision.realestate.phrase_store import PhraseStore
+from listing_vision.realestate.vision_cache import VisionCache
 from local.stack import LocalStack
 from serving.clip.container import ContainerServer
 from tests.images import fresh_image
+from tests.integration.test_ingest import KITCHEN
 from tests.isolated_catalogue import CALLER, isolated_catalogue
 
 # The same model file with CLIPImageProcessor's centre crop: another preprocessing, so another model
@@ -147,5 +155,36 @@ def test_an_endpoint_answering_from_another_model_stores_nothing_until_it_answer
             result = service.check_and_store(Upload(fresh_image(72_103), "piece.jpg", "blysk"), caller=CALLER)
             assert result.duplicate_found is False and catalogue.stores.vectors.count() == 1
     finally:
+        current.stop()
+        other.stop()
+
+
+def test_listing_ingest_records_the_model_that_embedded_each_photo_whichever_it_is(
+    local_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider_env: Callable[..., None]
+) -> None:
+    """The vision cache holds no one model's vectors: an endpoint that moved to another model while a
+    container runs is no error for ingest (no collection to contradict), but each vector names its model."""
+    current = container(tmp_path / "current", monkeypatch, "squash")
+    other = container(tmp_path / "other", monkeypatch, "clip")
+    claude = LoopbackServer({ANTHROPIC_MESSAGES: lambda request: anthropic_message(json.dumps(KITCHEN))}).start()
+    try:
+        provider_env(ANTHROPIC_API_KEY="sk-ant-test", ANTHROPIC_BASE_URL=claude.url)
+        # Given an ingest whose endpoint was first asked for its model, then moved to the other variant
+        embedder = SageMakerEmbedder("clip", runtime(current), get_settings().embedding_dim)
+        ingest = ListingIngest(embedder, default_vision(), VisionCache(), PhraseStore(), ListingsIndex.from_settings())
+        pinned = embedder.model_signature
+        embedder.client = runtime(other)
+        zpid = str(uuid.uuid4().int % 10**8)
+        key = f"photos/{zpid}/01.jpg"
+        aws.client("s3").put_object(Bucket="listing-uploads", Key=key, Body=fresh_image(72_201))
+        url = f"s3://listing-uploads/{key}"
+        # When a listing with a new photo is ingested
+        outcome = ingest.ingest(ListingDocument(zpid=zpid, image_urls=[url]))
+        # Then the photo is analysed and cached, its vector recorded as the new model's, not the pinned one's
+        assert outcome.analysed == 1 and outcome.pending == []
+        cached = VisionCache().get_many([url], with_embeddings=True)[url]
+        assert cached.embedding_model == OTHER_MODEL != pinned
+    finally:
+        claude.stop()
         current.stop()
         other.stop()

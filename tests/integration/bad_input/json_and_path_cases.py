@@ -215,7 +215,67 @@ def path_cases() -> list[Case]:
         ("glob", "*", 400, "invalid_request"),
         ("unknown", UPLOAD, 404, "upload_not_found"),
     ]
+    unknown_image = "0" * 64  # no photo's SHA-256 here
+    images = [
+        ("short", "abc", 400, "invalid_request"),
+        ("upper", "A" * 64, 400, "invalid_request"),
+        ("65-chars", "0" * 65, 400, "invalid_request"),
+        ("dot-dot", "..%2F..%2Fetc", 400, "invalid_request"),
+        ("unknown", unknown_image, 404, "image_not_found"),
+    ]
     cases = [Case(f"jobs:{n}", "GET", f"/jobs/{i}", s, c, "/jobs/{job_id}") for n, i, s, c in jobs]
+    for name, ident, status, code in images:
+        cases += [
+            Case(
+                f"image-caption:{name}", "GET", f"/images/{ident}/caption", status, code, "/images/{image_id}/caption"
+            ),
+            Case(
+                f"image-captions:{name}",
+                "GET",
+                f"/images/{ident}/captions",
+                status,
+                code,
+                "/images/{image_id}/captions",
+            ),
+            Case(
+                f"image-recaption:{name}",
+                "POST",
+                f"/images/{ident}/caption",
+                status,
+                code,
+                "/images/{image_id}/caption",
+                {"json": {"type": "ring"}},
+            ),
+        ]
+    recaption = f"/images/{unknown_image}/caption"
+    for name, kwargs in (
+        ("type-unknown", {"json": {"type": "tiara"}}),
+        ("type-missing", {"json": {}}),
+        ("unknown-field", {"json": {"type": "ring", "surprise": 1}}),
+        ("website-unknown", {"json": {"type": "ring"}, "params": {"website": "amazon"}}),
+    ):
+        cases.append(
+            Case(
+                f"image-recaption:{name}",
+                "POST",
+                recaption,
+                400,
+                "invalid_request",
+                "/images/{image_id}/caption",
+                kwargs,
+            )
+        )
+    cases.append(
+        Case(
+            "image-caption:website-unknown",
+            "GET",
+            f"/images/{unknown_image}/caption",
+            400,
+            "invalid_request",
+            "/images/{image_id}/caption",
+            {"params": {"website": "amazon"}},
+        )
+    )
     cases += [Case(f"uploads-id:{n}", "GET", f"/uploads/{i}", s, c, "/uploads/{upload_id}") for n, i, s, c in uploads]
     cases += [
         Case(
@@ -256,12 +316,13 @@ def idempotency_key_cases() -> list[Case]:
             "files": {"file": ("ring.jpg", PHOTO, "image/jpeg")},
             "data": {"type": "ring", "check_duplicate": "no"},
         },
+        "/images/{image_id}/caption": {"json": {"type": "ring"}},
     }
     return [
         Case(
             f"{route[1:]}:idempotency-key-{name}",
             "POST",
-            route,
+            route.replace("{image_id}", "0" * 64),
             400,
             "invalid_idempotency_key",
             route,

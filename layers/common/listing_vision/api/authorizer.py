@@ -4,8 +4,8 @@ caller the functions check (api/access.py).
 An unknown or disabled key is refused with 401, and so is a request carrying two different keys (the
 header sent twice: which client is calling? API Gateway would pass the last one, a proxy in front
 might keep the first) (API Gateway's `Unauthorized`, which only an
-authorizer that raises it can answer; each refusal is counted as `KeysRefused`, so the alarm on the
-function's errors can tell a wrong key from a failure); a known one is
+authorizer that raises it can answer; each refusal is counted as `KeysRefused` per function version,
+so the alarm on the version's errors can tell a wrong key from a failure); a known one is
 allowed on every route of the API (the answer is cached per key, so it cannot be per route), with
 the client's id, storefronts and search right as context, and the key as the usage identifier so
 API Gateway meters it against the client's usage plan.
@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 
 from listing_vision.api.clients import ApiClients
-from listing_vision.observability import logger, metrics
+from listing_vision.observability import count_per_version, logger
 
 KEY_HEADER = "x-api-key"
 
@@ -45,7 +45,7 @@ def authorize(event: APIGatewayAuthorizerRequestEvent, clients: ApiClients | Non
     client = None if len(sent) > 1 else (clients or ApiClients()).find(key)
     if client is None:
         logger.info("request refused: unknown or disabled key")  # never the key itself
-        metrics.add_metric(name="KeysRefused", unit="Count", value=1)  # not an error (infra/constructs/monitoring.py)
+        count_per_version("KeysRefused")  # not an error: its errors alarm subtracts these (infra monitoring)
         raise Unauthorized()
     response = APIGatewayAuthorizerResponse.from_route_arn(
         event.method_arn,

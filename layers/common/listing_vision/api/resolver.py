@@ -4,11 +4,17 @@ Every 4xx/5xx leaves here with the shape `{"error": {"code", "message", "details
 domain errors (`listing_vision.errors`) keep their code; request validation becomes
 `invalid_request` naming the offending fields; an unknown route `route_not_found`; anything
 unexpected `internal_error`, logged with its stack but never echoed to the caller.
+
+Every 5xx answer, whichever way it was made, is counted as `Answered5xx` for the function's running
+version (observability.count_per_version): Lambda counts none of them as errors (the function
+returned), so this is what rolls back a release whose new version fails its requests
+(infra/constructs/monitoring.py).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -22,7 +28,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from listing_vision.api.access import Caller, caller_from
 from listing_vision.api.body import expected_media_type, file_fields, parse_body
 from listing_vision.errors import InvalidRequest, NotFound, UnsupportedMedia, VisionError, http_status
-from listing_vision.observability import logger
+from listing_vision.observability import count_per_version, logger
 
 
 def error_response(error: VisionError, request_id: str | None = None) -> Response:
@@ -57,6 +63,17 @@ class _RequestValidation(OpenAPIRequestValidationMiddleware):
         return parse_body(dict(event.headers or {}), event.body, bool(event.is_base64_encoded), expected, files)
 
 
+class _CountingResolver(APIGatewayRestResolver):
+    """Powertools' REST resolver, counting the 5xx answers it gives (the exception handlers' and any
+    a route returns itself)."""
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        answer = super().resolve(event, context)
+        if int(answer.get("statusCode") or 0) >= 500:
+            count_per_version("Answered5xx")  # a release is rolled back on it
+        return answer
+
+
 def current_caller(app: APIGatewayRestResolver) -> Caller:
     """The caller of the request being handled (api/access.py)."""
     return caller_from(app.current_event.raw_event.get("requestContext") or {})
@@ -64,7 +81,7 @@ def current_caller(app: APIGatewayRestResolver) -> Caller:
 
 def create_resolver(**kwargs: Any) -> APIGatewayRestResolver:
     """An APIGatewayRestResolver with request validation (and OpenAPI) on and errors mapped."""
-    app = APIGatewayRestResolver(enable_validation=True, **kwargs)
+    app = _CountingResolver(enable_validation=True, **kwargs)
     # Powertools builds its validation middleware on first use unless one is set (api_gateway.py,
     # `_request_validation_middleware`): ours differs only in how the body is read.
     app._request_validation_middleware = _RequestValidation()  # type: ignore[attr-defined]

@@ -38,6 +38,11 @@ class Embedder(Protocol):
 
     def embed(self, images: Sequence[bytes]) -> np.ndarray: ...
 
+    def embed_with_model(self, images: Sequence[bytes]) -> tuple[np.ndarray, str]:
+        """Embeddings and the signature of the model that made them, whichever it is: for a store that
+        records each vector's model (the vision cache) rather than holding one model's vectors."""
+        ...
+
     def describe(self, images: Sequence[bytes]) -> list[Description]: ...
 
     def verify(

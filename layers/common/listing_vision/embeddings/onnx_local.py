@@ -39,6 +39,9 @@ class OnnxEmbedder:
         except InvalidImageError as error:
             raise image_error(error) from error
 
+    def embed_with_model(self, images: Sequence[bytes]) -> tuple[np.ndarray, str]:
+        return self.embed(images), self.model_signature
+
     def describe(self, images: Sequence[bytes]) -> list[Description]:
         try:
             embeddings, features = self.model.describe(images, self.max_pixels)

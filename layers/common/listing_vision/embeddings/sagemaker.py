@@ -78,14 +78,15 @@ class SageMakerEmbedder:
             self._signature = answer["model"]
         return self._signature
 
-    def _check_model(self, payload: dict[str, Any]) -> None:
+    def _check_model(self, payload: dict[str, Any], expected: str | None = None) -> None:
         served = payload.get("model")
-        if served != self.model_signature:
+        expected = expected or self.model_signature
+        if served != expected:
             raise ModelMismatch(
-                f"The embedding endpoint now serves model {served!r}, not {self.model_signature!r} whose vectors this "
+                f"The embedding endpoint now serves model {served!r}, not {expected!r} whose vectors this "
                 "function's collection holds: refused until the endpoint serves that model again (a deployment "
                 "rolled back), or the stage is switched to a collection of the new model's vectors.",
-                details={"served": served, "expected": self.model_signature},
+                details={"served": served, "expected": expected},
             )
 
     def embed(self, images: Sequence[bytes]) -> np.ndarray:
@@ -94,6 +95,25 @@ class SageMakerEmbedder:
 
         chunks = thread_map(embed_batch, self._prepared(images), CONCURRENT_REQUESTS)
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
+
+    def embed_with_model(self, images: Sequence[bytes]) -> tuple[np.ndarray, str]:
+        """Not held to the pinned model: every batch must come from one model, the one returned."""
+
+        def answer(batch: list[bytes]) -> tuple[dict[str, Any], int]:
+            return self._call(*multipart.encode(batch)), len(batch)
+
+        answers = thread_map(answer, self._prepared(images), CONCURRENT_REQUESTS)
+        if not answers:
+            return np.zeros((0, self.dim), np.float32), self.model_signature
+        served = {answer.get("model") for answer, _ in answers}
+        if len(served) != 1 or not isinstance(model := served.pop(), str):
+            raise UpstreamError(
+                "The embedding endpoint answered one request from several models (a deployment shifting traffic); "
+                "try again.",
+                code="embedding_failed",
+            )
+        chunks = [self._embeddings(answer, count, model) for answer, count in answers]
+        return np.concatenate(chunks), model
 
     def describe(self, images: Sequence[bytes]) -> list[Description]:
         described = thread_map(self._describe_batch, self._prepared(images), CONCURRENT_REQUESTS)
@@ -148,9 +168,10 @@ class SageMakerEmbedder:
         if batch:
             yield batch
 
-    def _embeddings(self, payload: dict[str, Any], expected: int) -> np.ndarray:
-        """The answer's embeddings: base64 of little-endian float32 (what a multipart request gets)."""
-        self._check_model(payload)
+    def _embeddings(self, payload: dict[str, Any], expected: int, model: str | None = None) -> np.ndarray:
+        """The answer's embeddings (base64 of little-endian float32, what a multipart request gets), from
+        `model` (by default the pinned one)."""
+        self._check_model(payload, model)
         try:
             vectors = np.frombuffer(base64.b64decode(payload.get("embeddings", ""), validate=True), "<f4")
             vectors = vectors.reshape(-1, self.dim).astype(np.float32)

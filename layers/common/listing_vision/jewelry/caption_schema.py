@@ -30,6 +30,7 @@ class Caption(BaseModel):
 
 
 class Captioner(Protocol):
-    name: str
+    name: str  # the provider: openai, anthropic, offline
+    model: str  # the model it asks (stored with each caption)
 
     def caption(self, image: bytes, media_type: str, jewelry_type: JewelryType) -> Caption: ...

@@ -22,6 +22,7 @@ class ModelCaptioner:
     def __init__(self, vision: VisionModel):
         self.vision = vision
         self.name = vision.name
+        self.model = vision.model
 
     def caption(self, image: bytes, media_type: str, jewelry_type: JewelryType) -> Caption:
         return self.vision.ask(image, media_type, SYSTEM, user_prompt(jewelry_type), Caption).parsed

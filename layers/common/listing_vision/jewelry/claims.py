@@ -3,8 +3,8 @@
 Checking for a duplicate and then inserting lets two identical uploads arriving together both
 pass the check and both be stored. Here an upload first claims its content id
 (`<website>#<sha256>`) with a conditional write; exactly one request wins and stores, the others
-wait for its record and answer with the stored original. A claim is a lease: if its owner dies,
-another request may take it over once `claim_lease_s` has passed.
+wait for its record and answer with the stored original. A claim is a lease (`leases.py`): if its
+owner dies, another request may take it over once `claim_lease_s` has passed.
 
 Two *different* files that are near-duplicates of each other hold different claims, so the
 registry also orders them (`dedupe.py` has the rule): a claim that has inserted its vector is
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +30,8 @@ from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.dynamodb_batch import batch_get
 from listing_vision.dynamodb_items import conditional_check_failed, expression_values, from_item, to_item
+from listing_vision.jewelry.leases import PENDING, Leases
 
-PENDING = "pending"
 STORED = "stored"
 YIELDED = "yielded"  # lost to an earlier near-duplicate (or failed) after inserting: rolled back
 SEQUENCE_ID = "_sequence"  # the counter item staging draws from (not a content id: those hold a '#')
@@ -73,6 +73,7 @@ class ContentClaims:
         self.table = table or settings.catalogue_table
         self.lease_s = lease_s or settings.claim_lease_s
         self.dynamodb = aws.client("dynamodb")
+        self.leases = Leases(self.dynamodb, self.table, self.lease_s)
 
     def _key(self, website: str, sha256: str) -> dict[str, Any]:
         return to_item({"content_id": content_id(website, sha256)})
@@ -84,29 +85,9 @@ class ContentClaims:
         return _record(from_item(item)) if item else None
 
     def try_claim(self, website: str, sha256: str, owner: str) -> bool:
-        """Claim the content for storing; False when another live claim or a stored record holds it."""
-        now = time.time()
-        claim = {
-            "content_id": content_id(website, sha256),
-            "status": PENDING,
-            "owner": owner,
-            "lease_until": round(now + self.lease_s, 3),
-            "expires_at": int(now + self.lease_s + 86_400),  # TTL clears abandoned claims
-        }
-        try:
-            self.dynamodb.put_item(
-                TableName=self.table,
-                Item=to_item(claim),
-                ConditionExpression="attribute_not_exists(content_id) OR #s = :yielded "
-                "OR (#s = :pending AND lease_until < :now)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=expression_values(pending=PENDING, yielded=YIELDED, now=round(now, 3)),
-            )
-        except ClientError as error:
-            if conditional_check_failed(error):
-                return False
-            raise
-        return True
+        """Claim the content for storing; False when another live claim or a stored record holds it (a
+        yielded one is free again)."""
+        return self.leases.take(content_id(website, sha256), owner, {}, free_statuses=(YIELDED,))
 
     def next_order(self) -> int:
         """The next number of the one sequence (an atomic counter): taken after a vector is inserted, so
@@ -174,9 +155,11 @@ class ContentClaims:
         vector_id: int,
         image_name: str | None,
         features: bytes | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         """Turn our claim into the stored record (kept for good: no TTL), with the image's
-        verification features when given."""
+        verification features when given, and `extra` attributes (a caption written on arrival:
+        `caption_records.py`) in the same write."""
         values: dict[str, Any] = {
             "stored": STORED,
             "path": path,
@@ -192,12 +175,16 @@ class ContentClaims:
         if features is not None:
             update += f", {FEATURES} = :features"
             values["features"] = features
+        names = {"#s": "status", "#p": "path", "#o": "owner"}
+        for n, (name, value) in enumerate((extra or {}).items()):
+            update += f", #x{n} = :x{n}"
+            names[f"#x{n}"], values[f"x{n}"] = name, value
         self.dynamodb.update_item(
             TableName=self.table,
             Key=self._key(website, sha256),
             UpdateExpression=update + " REMOVE expires_at, lease_until",
             ConditionExpression="#o = :owner AND #s <> :yielded",
-            ExpressionAttributeNames={"#s": "status", "#p": "path", "#o": "owner"},
+            ExpressionAttributeNames=names,
             ExpressionAttributeValues=expression_values(**values),
         )
 
@@ -262,17 +249,7 @@ class ContentClaims:
 
     def release(self, website: str, sha256: str, owner: str) -> None:
         """Give a claim back without storing (a near-duplicate was found, or storing failed)."""
-        try:
-            self.dynamodb.delete_item(
-                TableName=self.table,
-                Key=self._key(website, sha256),
-                ConditionExpression="#o = :owner AND #s = :pending",
-                ExpressionAttributeNames={"#o": "owner", "#s": "status"},
-                ExpressionAttributeValues=expression_values(owner=owner, pending=PENDING),
-            )
-        except ClientError as error:
-            if not conditional_check_failed(error):
-                raise
+        self.leases.give_back(content_id(website, sha256), owner)
 
 
 def _record(item: dict[str, Any]) -> ContentRecord:

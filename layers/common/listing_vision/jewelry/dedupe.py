@@ -31,7 +31,7 @@ The first check (before storing) counts a candidate once its image is stored, th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -52,12 +52,24 @@ Scope = Literal["storefront", "all"]
 CLAIM_WAIT_S = 20.0  # under API Gateway's 29 s, with room for the winner to embed and store
 
 
+@dataclass(frozen=True)
+class FoundImage:
+    """A duplicate's catalogue image, by id: its storefront, its sha256 (the image id; None for a
+    vector indexed before records kept it) and where it lies (an s3:// URI, rendered as a URL in answers)."""
+
+    website: str
+    sha256: str | None
+    path: str
+
+
 @dataclass
 class DedupeResult:
     """The two answers: a duplicate (nothing stored) or a new image (stored and indexed)."""
 
     duplicate_found: bool
     results: list[dict[str, Any]] = field(default_factory=list)
+    found: list[FoundImage] = field(default_factory=list)  # the images behind `results`, in order
+    sha256: str | None = None  # a new image's id
     image_name: str | None = None
     s3_url: str | None = None
     stored: storage.StoredImage | None = None
@@ -110,10 +122,13 @@ class DedupeService:
         scope: Scope = "storefront",
         max_bytes: int | None = None,
         before_store: Callable[[], Any] | None = None,
+        record_attributes: Callable[[Any], Mapping[str, Any]] | None = None,
     ) -> DedupeResult:
         """Check, then store and index a new image. `before_store` runs after the duplicate check and
-        before anything is written (captions use it): if it fails, nothing is stored. A caller who may
-        not use the upload's storefront (or search all of them) is refused before anything else."""
+        before anything is written (captions use it): if it fails, nothing is stored. What it returned
+        adds `record_attributes(prepared)` to the stored record, in the write that completes it. A
+        caller who may not use the upload's storefront (or search all of them) is refused before
+        anything else."""
         caller.require(upload.website, scope)
         storage.check_filename(upload.filename)
         if max_bytes is not None and len(upload.data) > max_bytes:
@@ -136,12 +151,12 @@ class DedupeService:
             described = self.embedder.describe([upload.data])[0]
             vector = described.embedding
             if check_duplicate:
-                found = self.duplicates(described, upload.website, scope, own=sha256)
-                if found:
+                matches = self.duplicate_matches(described, upload.website, scope, own=sha256)
+                if matches:
                     self.claims.release(upload.website, sha256, owner)
-                    for kind in {result["match"] for result in found}:
+                    for kind in {found.match for found in matches}:
                         metrics.add_metric(name=f"{kind.capitalize()}Duplicates", unit="Count", value=1)
-                    return DedupeResult(True, results=found, vector=vector)
+                    return self._duplicate_of(matches, vector)
             prepared = before_store() if before_store is not None else None
             stored = self.images.put_image(upload.website, upload.data, sha256, image.format or "", upload.filename)
             vector_id = self.stage(described, stored.s3_uri, upload.website, sha256, owner)
@@ -151,7 +166,7 @@ class DedupeService:
                     self.roll_back(upload.website, sha256, owner, vector_id, stored)
                     metrics.add_metric(name="RaceDuplicates", unit="Count", value=1)
                     logger.info("near-duplicate race lost", extra={"winner": winner.hit.path})
-                    return DedupeResult(True, results=[self._result(winner)], vector=vector)
+                    return self._duplicate_of([winner], vector)
             self.claims.complete(
                 upload.website,
                 sha256,
@@ -160,6 +175,7 @@ class DedupeService:
                 vector_id,
                 upload.filename,
                 features=described.features.to_bytes(),
+                extra=record_attributes(prepared) if record_attributes is not None else None,
             )
         except BaseException:
             if vector_id is not None:  # others may have seen our vector: roll back, marked yielded
@@ -175,6 +191,7 @@ class DedupeService:
             s3_url=self.images.url(stored),
             stored=stored,
             vector=vector,
+            sha256=sha256,
         )
 
     # --- pieces ---------------------------------------------------------------------------------
@@ -187,11 +204,6 @@ class DedupeService:
         same bytes were settled by the registry already."""
         exclude = (website, own) if own else None
         return self.confirmed(self.finder.find(upload, website, scope, exclude=exclude))
-
-    def duplicates(
-        self, upload: Description, website: Storefront, scope: Scope, own: str | None = None
-    ) -> list[dict[str, Any]]:
-        return [self._result(found) for found in self.duplicate_matches(upload, website, scope, own)]
 
     def _result(self, found: Match) -> dict[str, Any]:
         return {
@@ -283,9 +295,14 @@ class DedupeService:
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
 
+    def _duplicate_of(self, matches: list[Match], vector: np.ndarray) -> DedupeResult:
+        found = [FoundImage(m.hit.website, m.hit.sha256 or None, m.hit.path) for m in matches]
+        return DedupeResult(True, results=[self._result(m) for m in matches], found=found, vector=vector)
+
     def _duplicate_of_record(self, record: ContentRecord) -> DedupeResult:
         result = {"id": record.vector_id, "distance": 0.0, "path": self._url(record.path or ""), "match": "exact"}
-        return DedupeResult(True, results=[result])
+        website, _, sha256 = record.content_id.partition("#")
+        return DedupeResult(True, results=[result], found=[FoundImage(website, sha256, record.path or "")])
 
     def _url(self, s3_uri: str) -> str:
         return self.images.url(storage.StoredImage.from_uri(s3_uri))

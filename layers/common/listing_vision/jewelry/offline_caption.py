@@ -25,6 +25,7 @@ def article(word: str) -> str:
 
 class OfflineCaptioner:
     name = "offline"
+    model = "pixel-measures"  # no model: templated text from imaging.measure
 
     def caption(self, image: bytes, media_type: str, jewelry_type: JewelryType) -> Caption:
         decoded = load_image(image)  # the one decoding path (it refuses tiny and blank images)

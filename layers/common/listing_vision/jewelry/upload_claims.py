@@ -11,9 +11,9 @@ Only a catalogued photo settles an id. An upload found invalid (bad bytes, a typ
 declared) or a duplicate writes nothing here (bad input writes nothing anywhere; its outcome is on
 its inbox object's tags), so its uploader may post a corrected file with the same form.
 
-While a photo is being catalogued its id is held by a lease (`pending`, as content claims are:
-`claims.py`), so two posts of one form indexed at the same moment catalogue one photo; an indexer
-that died holding it is taken over once the lease has passed.
+While a photo is being catalogued its id is held by a lease (`leases.py`, as content claims are), so
+two posts of one form indexed at the same moment catalogue one photo; an indexer that died holding it
+is taken over once the lease has passed.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from botocore.exceptions import ClientError
 from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.dynamodb_items import conditional_check_failed, expression_values, from_item, to_item
+from listing_vision.jewelry.leases import Leases
 
-PENDING = "pending"
 CATALOGUED = "catalogued"
 UPLOAD_PREFIX = "upload#"  # never a storefront's content id (`<website>#<sha256>`): the reconciler's scan skips it
 
@@ -58,6 +58,7 @@ class UploadClaims:
         self.table = table or settings.catalogue_table
         self.lease_s = lease_s or settings.claim_lease_s
         self.dynamodb = aws.client("dynamodb")
+        self.leases = Leases(self.dynamodb, self.table, self.lease_s)
 
     def _key(self, website: str, upload_id: str) -> dict[str, Any]:
         return to_item({"content_id": upload_item_id(website, upload_id)})
@@ -82,28 +83,7 @@ class UploadClaims:
     def claim(self, website: str, upload_id: str, owner: str, sha256: str) -> bool:
         """Hold the upload id while its photo is catalogued; False when it is settled or held (within
         its lease) by another indexing run."""
-        now = time.time()
-        item = {
-            "content_id": upload_item_id(website, upload_id),
-            "status": PENDING,
-            "owner": owner,
-            "sha256": sha256,
-            "lease_until": round(now + self.lease_s, 3),
-            "expires_at": int(now + self.lease_s + 86_400),  # TTL clears a claim whose holder died for good
-        }
-        try:
-            self.dynamodb.put_item(
-                TableName=self.table,
-                Item=to_item(item),
-                ConditionExpression="attribute_not_exists(content_id) OR (#s = :pending AND lease_until < :now)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=expression_values(pending=PENDING, now=round(now, 3)),
-            )
-        except ClientError as error:
-            if conditional_check_failed(error):
-                return False
-            raise
-        return True
+        return self.leases.take(upload_item_id(website, upload_id), owner, {"sha256": sha256})
 
     def settle(self, website: str, upload_id: str, owner: str, path: str) -> None:
         """The id's photo is catalogued at `path`: the id is spent for good (no TTL)."""
@@ -121,17 +101,7 @@ class UploadClaims:
     def release(self, website: str, upload_id: str, owner: str) -> None:
         """Give the id back uncatalogued (its photo was a duplicate, or indexing failed): the form may be
         used again."""
-        try:
-            self.dynamodb.delete_item(
-                TableName=self.table,
-                Key=self._key(website, upload_id),
-                ConditionExpression="#o = :owner AND #s = :pending",
-                ExpressionAttributeNames={"#o": "owner", "#s": "status"},
-                ExpressionAttributeValues=expression_values(owner=owner, pending=PENDING),
-            )
-        except ClientError as error:
-            if not conditional_check_failed(error):
-                raise
+        self.leases.give_back(upload_item_id(website, upload_id), owner)
 
     def note_reuse(self, website: str, upload_id: str) -> None:
         """Record that the settled form was posted again (the post itself changed no catalogue photo)."""

@@ -50,6 +50,7 @@ from listing_vision.resources import UPLOAD_STATUS_TAG as STATUS_TAG
 PRESIGNED_POST_EXPIRY_S = 900
 UPLOAD_ID_PATTERN = r"^[0-9a-f]{32}$"  # uuid4().hex
 UPLOAD_CONTENT_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+HOLD_BATCH = 32  # keys whose leases one indexing step holds at once: one embedding call
 
 
 @dataclass(frozen=True)
@@ -192,10 +193,21 @@ class UploadIndexer:
         Objects already indexed, or already recorded as duplicates, invalid or a reused form, are left
         alone, so re-delivered events and reruns change nothing. A stored photo whose vector this
         collection lacks (a backfill into a new collection, or a vector lost) is embedded again and its
-        vector written under its own id (`vector_index.vector_id`)."""
+        vector written under its own id (`vector_index.vector_id`).
+
+        Keys go in batches of `HOLD_BATCH`: a batch's leases (upload ids, content claims) are taken,
+        used and given back before the next batch is claimed, so no lease is held across a whole page
+        (up to 1,000 keys), which could outlast `claim_lease_s` and let another run take it over."""
         website = self.images.storefront_of_bucket(bucket)
         if website is None:
             return [IndexOutcome(bucket, key, "skipped", reason="not_a_storefront_bucket") for key in keys]
+        outcomes: list[IndexOutcome] = []
+        for start in range(0, len(keys), HOLD_BATCH):
+            outcomes += self._index_batch(bucket, website, keys[start : start + HOLD_BATCH])
+        return outcomes
+
+    def _index_batch(self, bucket: str, website: Storefront, keys: list[str]) -> list[IndexOutcome]:
+        """One batch of `index_objects`: claimed, embedded in one call, stored, its leases given back."""
         outcomes: dict[str, IndexOutcome] = {}
         claimed: list[_Claimed] = []
         restore: list[_Claimed] = []

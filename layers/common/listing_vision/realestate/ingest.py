@@ -166,7 +166,9 @@ class ListingIngest:
         media_type = MEDIA_TYPES.get(image.format or "", "image/jpeg")
         try:
             analysis, raw = analyse(self.vision, data, media_type)
-            embedding = self.embedder.embed([data])[0]
+            # Whatever model the endpoint serves now, recorded with the vector: the cache holds no one
+            # model's vectors, so a model swapped in while this container runs is no error here.
+            embeddings, embedding_model = self.embedder.embed_with_model([data])
         except VisionError as error:
             logger.warning("image analysis failed", extra={"url": url, "code": error.code})
             return "pending"
@@ -174,10 +176,10 @@ class ListingIngest:
             image_url=url,
             analysis=analysis.model_dump(),
             image_hash=hashlib.sha256(data).hexdigest(),
-            embedding=np.asarray(embedding, dtype=np.float32),
+            embedding=np.asarray(embeddings[0], dtype=np.float32),
             llm_response=raw,
             analysis_model=self.vision.model,
-            embedding_model=self.embedder.model_id,
+            embedding_model=embedding_model,
         )
         self.cache.put(cached)
         return cached
