@@ -236,11 +236,15 @@ def evaluate(prepared: Prepared, settings: Settings | None = None, dataset: str 
     # Matches at the loosest threshold; the curve filters them. OpenCV releases the GIL: threads help.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         asked = list(pool.map(ask, questions))
+    # What a grayscale copy cannot tell apart: its design's colour variants, other metals and their copies
+    design_items: dict[str, set[int]] = defaultdict(set)
+    for i, other in enumerate(items):
+        design_items[splits.design_of(other.original)].add(i)
     colourways = {
         item.original: frozenset(
             i
-            for i, other in enumerate(items)
-            if other.original == item.original and other.kind in variant_set.COLOUR_VARIANTS
+            for i in design_items[splits.design_of(item.original)]
+            if items[i].original != item.original or items[i].kind in variant_set.COLOUR_VARIANTS
         )
         for item in items
     }
@@ -253,7 +257,7 @@ def evaluate(prepared: Prepared, settings: Settings | None = None, dataset: str 
         for kind, expected, query, shortlist, matches in asked:
             kept = [m for m in matches if m.hit.distance < threshold]
             candidates += sum(h.distance < threshold for h in shortlist) if report.split_of[query] == "dev" else 0
-            # Grayscale has no colour to tell a design's colourways apart: naming them too is not an error.
+            # Grayscale has no colour to tell a design's colourways (and their copies) apart: naming them is no error.
             original = items[query].original
             acceptable = colourways[original] | metals[original] if kind == "grayscale" else frozenset()
             forbidden = metals[original] if kind == METAL_COLOURWAY else frozenset()

@@ -226,6 +226,12 @@ def dedupe_table(data: dict[str, Any]) -> str:
     from evaluation import duplicate_detection as dd
 
     thresholds = data["retrieval_threshold"]
+    # None: every threshold on the dev curve has a false duplicate, so none is chosen
+    chosen = (
+        "none: false duplicates at every one"
+        if thresholds["chosen_on_dev"] is None
+        else f"{thresholds['chosen_on_dev']:g}"
+    )
     designs = data["designs"]
     lines = [
         f"{data['photos']} photos ({designs['test']} designs in test, {designs['dev']} in dev), "
@@ -234,7 +240,7 @@ def dedupe_table(data: dict[str, Any]) -> str:
         "variants and unrelated photos: share kept apart (no false duplicate).",
         "",
         "| class | **test** at the configured threshold "
-        f"({thresholds['configured']:g}) | **test** at the threshold chosen on dev ({thresholds['chosen_on_dev']:g}) "
+        f"({thresholds['configured']:g}) | **test** at the threshold chosen on dev ({chosen}) "
         "| dev (configured) | all (configured) |",
         "|---|---|---|---|---|",
     ]
@@ -242,7 +248,9 @@ def dedupe_table(data: dict[str, Any]) -> str:
         figure = f"{group}: {'kept apart' if group in dd.NEGATIVE_GROUPS else 'recall'}"
         cells = [
             _find(data, figure, "test", threshold="configured", per="group"),
-            _find(data, figure, "test", threshold="chosen on dev", per="group"),
+            _find(data, figure, "test", threshold="chosen on dev", per="group")
+            if thresholds["chosen_on_dev"] is not None
+            else {"n": 0},
             _find(data, figure, "dev", threshold="configured", per="group"),
             _find(data, figure, "all", threshold="configured", per="group"),
         ]

@@ -151,6 +151,10 @@ def variants(name: str, data: bytes, seed: int = 15) -> Iterator[Variant]:
     yield Variant(name, "grayscale", "rgb png", encode(image.convert("L").convert("RGB"), "PNG"))
     first = float(rng.uniform(40, 80))  # three hues 120° apart, each at least 40° from the original's
     rgb = np.asarray(image)
+    if "@" in name:
+        # A design shot in several metals (`ring7@gold`) has real colourways (the evaluation's "metal
+        # colourways"); recoloured or hue-turned, its metals would become copies of one another.
+        return
     # A photo with no colour (a silver or black piece on a grey backdrop) has no hue to turn: its
     # "hue variants" are the same picture, so they are not made.
     if mean_chroma(rgb, np.ones(rgb.shape[:2], np.float32)) >= HUE_MIN_CHROMA:

@@ -162,6 +162,8 @@ def colour_disagreement(
     # A cell may take its best match among its neighbours: small misalignments are not colour changes.
     query_lab = cv2.GaussianBlur(lab(query), (3, 3), 0)
     candidate_lab = cv2.GaussianBlur(_lab(warped), (3, 3), 0)
+    if is_grayscale(candidate) and not is_grayscale(query):
+        return 1.0, "colours"  # a colour upload of a photo catalogued only in grayscale shows colours it lacks
     grayscale = is_grayscale(query) and not is_grayscale(candidate)
     if grayscale:
         candidate_lab[..., 0] = _luma_lightness(warped)
