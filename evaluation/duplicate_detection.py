@@ -32,17 +32,15 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from evaluation import splits
 from evaluation import variants as variant_set
+from evaluation.duplicate_items import Item, Prepared, build_items, prepare
 from evaluation.stats import Proportion, cell
 from listing_vision.config import Settings, get_settings
-from listing_vision.embeddings.base import Embedder
-from listing_vision.imaging.features import ImageFeatures
 from listing_vision.jewelry import duplicates
 from listing_vision.jewelry.vector_index import Hit
 
@@ -62,51 +60,6 @@ UNRELATED_QUERY_KINDS = ("original", "crop", "rotate")  # asked with their whole
 METAL_QUERY_KINDS = UNRELATED_QUERY_KINDS
 CURVE = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 CATALOGUE_SIZES = (1_000, 10_000, 100_000)
-
-
-@dataclass(frozen=True)
-class Item:
-    original: str
-    kind: str  # "original", a variant class
-    detail: str
-    data: bytes
-
-    @property
-    def name(self) -> str:
-        return f"{self.original}:{self.kind}:{self.detail}"
-
-
-def build_items(photo_dirs: Iterable[str | Path], seed: int = 15) -> list[Item]:
-    items: list[Item] = []
-    for folder in photo_dirs:
-        for photo in sorted(Path(folder).glob("*.jpg")):
-            data = photo.read_bytes()
-            items.append(Item(photo.stem, "original", "", data))
-            items += [Item(v.original, v.kind, v.detail, v.data) for v in variant_set.variants(photo.stem, data, seed)]
-    if len({item.name for item in items}) != len(items):
-        raise ValueError("two photos share a name; give each original a distinct file name")
-    return items
-
-
-@dataclass
-class Prepared:
-    """The items with what the service computes for each upload: the embedding and the features."""
-
-    items: list[Item]
-    vectors: np.ndarray
-    features: list[ImageFeatures]
-    embedder: Embedder  # verifies, as the service's does
-
-    @property
-    def model(self) -> str:
-        return self.embedder.model_id
-
-
-def prepare(items: list[Item], embedder: Embedder, batch: int = 32) -> Prepared:
-    batches = [items[start : start + batch] for start in range(0, len(items), batch)]
-    described = [d for chunk in batches for d in embedder.describe([item.data for item in chunk])]
-    vectors = np.stack([d.embedding for d in described])
-    return Prepared(items, vectors, [d.features for d in described], embedder)
 
 
 @dataclass
