@@ -37,6 +37,9 @@ MAX_EVALUATED = 500  # items read per request, whatever the filter skips
 MAX_QUERIES = 5
 MAX_CURSOR_CHARS = 400
 _CURSOR_VERSION = 1
+# A cursor's created_at is a job's (Unix seconds): one past this is no job's, and one of more than
+# DynamoDB's 38 digits would fail in the query's serializer (a 500) rather than be refused
+_MAX_CREATED_AT = 2**63 - 1
 
 
 def _digest(website: str, status: str | None, payload: bytes) -> str:
@@ -83,7 +86,7 @@ def decode_cursor(cursor: str, website: str, status: str | None) -> dict[str, An
         or not re.fullmatch(JOB_ID_PATTERN, job_id)
         or not isinstance(created_at, int)
         or isinstance(created_at, bool)
-        or created_at < 0
+        or not 0 <= created_at <= _MAX_CREATED_AT
     ):
         raise _bad_cursor("malformed")
     return to_item({"job_id": job_id, "website": website, "created_at": created_at})
