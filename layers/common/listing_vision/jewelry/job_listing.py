@@ -26,6 +26,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from listing_vision.api import query_parameters
 from listing_vision.dynamodb_items import expression_values, from_item, to_item
 from listing_vision.errors import InvalidRequest
 from listing_vision.jewelry.jobs import JOB_ID_PATTERN, STATUSES, JobStore, job_from_item
@@ -97,17 +98,7 @@ PARAMETERS = ("website", "status", "cursor", "limit")
 
 def check_parameters(parameters: Mapping[str, Sequence[str]]) -> None:
     """Refuse a query parameter the listing does not take (`unknown_parameter`), or one given twice."""
-    unknown = sorted(name for name in parameters if name not in PARAMETERS)
-    if unknown:
-        raise InvalidRequest(
-            f"Unknown query parameter {unknown[0][:40]!r}: the job listing takes {', '.join(PARAMETERS)}.",
-            code="unknown_parameter",
-            details={"parameters": [name[:40] for name in unknown[:5]], "known": list(PARAMETERS)},
-        )
-    for name, values in parameters.items():
-        if len(values) != 1:
-            message = f"{name} is given {len(values)} times; give it once."
-            raise InvalidRequest(message, details={"fields": [{"field": name, "problem": message}]})
+    query_parameters.check_parameters(parameters, PARAMETERS, "the job listing")
 
 
 def check_status(status: str | None) -> str | None:
