@@ -78,7 +78,8 @@ def slow_edits(provider_env: Callable[..., None]) -> Iterator[LoopbackServer]:
 
 
 def submit(local_stack: LocalStack, website: str, seed: int, types: list[int]) -> str:
-    source = stored_source(local_stack, earring_photo(seed), website)
+    # Seeds of their own: another module storing the same bytes first would make this upload a duplicate
+    source = stored_source(local_stack, earring_photo(5_000 + seed), website)
     answer = requests.post(
         f"{local_stack.url}/generate-images",
         timeout=10,
