@@ -429,3 +429,17 @@ def test_the_cli_verifies_a_small_run_on_its_zpids(local_stack: LocalStack, caps
     # And a dry run of them says execute would skip them
     _, again = cli("dry-run", "--zpids", ",".join(chosen))
     assert statuses(again) == ["would_skip_migrated"] * 2
+
+
+@pytest.mark.parametrize("args", [["coverage", "--sample", "0"], ["dry-run", "--sample", "-1"]])
+def test_an_option_out_of_range_is_a_usage_error_not_a_traceback(
+    local_stack: LocalStack, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    from listing_vision.realestate import migrate
+
+    # When the CLI is given a sample size the operation refuses, Then it exits 2 naming the option's rule
+    with pytest.raises(SystemExit) as refused:
+        migrate.main(args)
+    assert refused.value.code == 2
+    error = capsys.readouterr().err
+    assert "sample: Input should be greater than or equal to 1" in error and "Traceback" not in error

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from listing_vision import aws
+from listing_vision.errors import InvalidRequest
 from listing_vision.events import parse_event
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import ListingsIndex
@@ -203,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     classify.add_argument("--limit", type=int, help="classify at most N phrases in this run (rerun to go on)")
     classify.add_argument("--segments", type=int, help="parallel scan segments of the vision cache (default 4)")
     args = parser.parse_args(argv)
-    result = run_on_step_functions(args) if args.via_stepfunctions else run_here(args)
+    try:
+        result = run_on_step_functions(args) if args.via_stepfunctions else run_here(args)
+    except InvalidRequest as error:  # an option out of its range (--sample 0): a usage error, not a traceback
+        parser.error(str(error).removeprefix("The event is not valid: "))
     print(json.dumps(result, indent=2, default=str))
     if result.get("passed") is False:
         return 1
