@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
+from listing_vision import aws
 from listing_vision.errors import NotFound
 from listing_vision.jewelry import storage
 from listing_vision.jewelry.catalogue import Catalogue as CatalogueService
 from listing_vision.jewelry.dedupe import Upload
 from listing_vision.jewelry.stores import CatalogueStores
-from listing_vision.jewelry.vector_index import vector_id
+from listing_vision.jewelry.vector_index import Hit, VectorIndex, vector_id
 from local.stack import LocalStack
 from tests.crash import FunctionDied, Invocation
 from tests.images import resized_copy
@@ -88,3 +90,36 @@ def test_an_upload_of_the_same_bytes_takes_over_a_delete_that_died(catalogue: Ca
     # Then they are stored as new, under the same keys, and the catalogue is consistent
     assert not again.duplicate_found and again.stored is not None and again.stored.s3_uri == path
     assert catalogue.reconciler().run("blysk", dry_run=True)["consistent"]
+
+
+class ReuploadedWhileChecked(VectorIndex):
+    """The catalogue's own collection, where the same photo is uploaded again (its object put back)
+    while the ObjectRemoved trigger reads the vectors of the path: the race a trigger must not lose."""
+
+    def __init__(self, index: VectorIndex, image: storage.StoredImage, data: bytes):
+        super().__init__(index.collection, index.connect)
+        self.image, self.data = image, data
+
+    def at_path(self, path: str, website: str) -> list[Hit]:
+        rows = super().at_path(path, website)
+        aws.client("s3").put_object(Bucket=self.image.bucket, Key=self.image.key, Body=self.data)
+        return rows
+
+
+def test_a_photo_uploaded_again_while_the_removed_trigger_runs_keeps_its_record_and_vector(
+    catalogue: Catalogue,
+) -> None:
+    # Given a stored photo deleted in S3, and its upload again landing while the trigger checks its rows
+    data, path = catalogue.store(93_100)
+    sha, stores = storage.sha256_hex(data), catalogue.stores
+    image = storage.StoredImage.from_uri(path)
+    aws.client("s3").delete_object(Bucket=image.bucket, Key=image.key)
+    racing = replace(stores, vectors=ReuploadedWhileChecked(stores.vectors, image, data))
+    # When the ObjectRemoved trigger runs
+    [outcome] = CatalogueService(racing).removed([(image.bucket, image.key)])
+    # Then it leaves the photo whole: object, record (stored, not deleting) and vector
+    assert (outcome.status, outcome.reason) == ("skipped", "object_present")
+    record = stores.claims.get("blysk", sha)
+    assert record is not None and record.stored and record.path == path
+    assert stores.vectors.has(vector_id("blysk", sha))
+    assert stores.images.head(image) is not None

@@ -169,9 +169,13 @@ class Catalogue:
             record = self.claims.get(website, sha)
             if record is not None and record.stored and record.path == image.s3_uri:
                 owner = new_owner()
-                if self.claims.begin_delete(website, sha, owner) is not None:
-                    self.finish(website, sha, owner, None)
-                    removed = True
+                if self.claims.begin_delete(website, sha, owner) is None:
+                    continue
+                if self.images.head(image) is not None:  # put back since the check above (a re-upload)
+                    self.claims.cancel_delete(website, sha, owner)  # marked now, so no later upload races us
+                    return IndexOutcome(bucket, key, "skipped", reason="object_present")
+                self.finish(website, sha, owner, None)
+                removed = True
             elif record is None:  # a vector no record accounts for (indexed before records were kept)
                 for row in rows:
                     if row.sha256 == sha:

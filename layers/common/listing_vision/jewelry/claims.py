@@ -299,6 +299,23 @@ class ContentClaims:
             raise
         return True
 
+    def cancel_delete(self, website: str, sha256: str, owner: str) -> bool:
+        """Put back as stored a record `owner` marked for deleting and has deleted nothing of yet."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=self._key(website, sha256),
+                UpdateExpression="SET #s = :stored REMOVE lease_until",
+                ConditionExpression="#s = :deleting AND #o = :owner",
+                ExpressionAttributeNames={"#s": "status", "#o": "owner"},
+                ExpressionAttributeValues=expression_values(stored=STORED, deleting=DELETING, owner=owner),
+            )
+        except ClientError as error:
+            if conditional_check_failed(error):
+                return False
+            raise
+        return True
+
     def undo_delete(self, website: str, sha256: str, expected: ContentRecord) -> bool:
         """Put back as stored a record whose deleter died before deleting its object (the reconciler:
         the image is all there, and its DELETE answered an error; running it again deletes it)."""
