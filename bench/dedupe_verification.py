@@ -20,6 +20,7 @@ computes the figures from those samples and renders the README block.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ def measure(stack: LocalStack, collection: str, near_queries: list[bytes], size:
     """The raw samples of one run: requests (two stages against one threshold) and model calls."""
     from evaluation.results import provenance
 
+    measured = provenance("BENCH_DEDUPE_ONLY=verification python -m bench dedupe")  # the commit before the run
+    load_before = os.getloadavg()[0]
     geometric = geometric_queries(PHOTOS)
     requests = {
         "near, two stages": latencies(stack.url, near_queries),
@@ -101,13 +104,15 @@ def measure(stack: LocalStack, collection: str, near_queries: list[bytes], size:
         requests["geometric, retrieval only"] = latencies(stack.url, geometric, must_find=False, salt=7)
     finally:
         duplicates.DuplicateFinder.find = original_find  # type: ignore[method-assign]
+    model = model_samples(collection, geometric)
     return {
-        **provenance("BENCH_DEDUPE_ONLY=verification python -m bench dedupe"),
+        **measured,
+        "load_average_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],  # at start and end
         "collection_vectors": size,
         "photos": len(PHOTOS),
         "queries": {"near": len(near_queries), "geometric": len(geometric), "kinds": list(GEOMETRIC)},
         "requests_ms": {name: [round(ms, 3) for ms in values] for name, values in requests.items()},
-        "model_ms": model_samples(collection, geometric),
+        "model_ms": model,
     }
 
 

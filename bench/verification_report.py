@@ -93,7 +93,10 @@ def table(data: dict[str, Any]) -> str:
     lines += [
         "",
         f"Goal ≤ {GOAL_P95_MS:g} ms p95 per candidate, per verify call: {verdict} ({_ms(worst)} ms). "
-        f"Measured by `{data['command']}`, commit {data['commit']}, {data['date'][:10]}, {data['machine']}.",
+        f"Measured by `{data['command']}`, commit {data['commit']}, {data['date'][:10]}, {data['machine']}, "
+        "load average (1 min) at start and end "
+        + " / ".join(f"{load:g}" for load in data.get("load_average_1min", []))
+        + ".",
     ]
     return "\n".join(lines)
 
