@@ -22,6 +22,7 @@ README = ROOT / "README.md"
 MARKER = "dedupe-verification"
 NAME = "dedupe"
 GOAL_P95_MS = 15.0  # per candidate, per verify call
+BANDS = ((1, 3), (4, 6), (7, 99))  # candidates per call
 
 
 def load(path: Path = RECORD) -> dict[str, Any]:
@@ -88,9 +89,19 @@ def table(data: dict[str, Any]) -> str:
             f"{_ms(p50.baseline)} / {_ms(p95.baseline)} ms, {p50.baseline_name} | "
             f"{p50.ratio:.2f}× / {p95.ratio:.2f}× |"
         )
+    bands = []
+    for low, high in BANDS:
+        band = [call["ms"] / call["candidates"] for call in calls if low <= call["candidates"] <= high]
+        if band:
+            label = f"{low}–{high}" if high < 99 else f"{low} or more"
+            bands.append(f"{label}: {_ms(statistics.median(band))} ms (n = {len(band)})")
+    one_each = [ms for query in model["one_call_each"] for ms in query]
     worst = percentile(per_candidate(data), 95)
     verdict = "met" if worst <= GOAL_P95_MS else "**missed**"
     lines += [
+        "",
+        "Per candidate at the median, by the call's number of candidates: " + "; ".join(bands) + ". "
+        f"A one-candidate call (the baseline's): {_ms(statistics.median(one_each))} ms at the median.",
         "",
         f"Goal ≤ {GOAL_P95_MS:g} ms p95 per candidate, per verify call: {verdict} ({_ms(worst)} ms). "
         f"Measured by `{data['command']}`, commit {data['commit']}, {data['date'][:10]}, {data['machine']}, "
