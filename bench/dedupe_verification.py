@@ -90,7 +90,9 @@ def measure(stack: LocalStack, collection: str, near_queries: list[bytes], size:
     """The raw samples of one run: requests (two stages against one threshold) and model calls."""
     from evaluation.results import provenance
 
-    measured = provenance("BENCH_DEDUPE_ONLY=verification python -m bench dedupe")  # the commit before the run
+    only = os.environ.get("BENCH_DEDUPE_ONLY") == "verification"
+    command = "BENCH_DEDUPE_ONLY=verification python -m bench dedupe" if only else "python -m bench dedupe"
+    measured = provenance(command)  # the commit before the run
     load_before = os.getloadavg()[0]
     geometric = geometric_queries(PHOTOS)
     requests = {
