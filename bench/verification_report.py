@@ -8,6 +8,7 @@ per-request samples, none is a difference of percentiles or a total divided by a
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -118,14 +119,24 @@ def readme_block(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.verification_report",
+        description="The README's verification-cost table, from the recorded samples.",
+    )
+    parser.add_argument(
+        "--write-readme",
+        nargs="?",
+        const=str(README),
+        metavar="README",
+        help="replace the table between the README's dedupe-verification markers (runs nothing)",
+    )
+    args = parser.parse_args(argv)
     rendered = table(load())
-    if args[:1] == ["--write-readme"]:
+    if args.write_readme:
         from listing_vision.config import replace_between_markers
 
-        target = args[1] if len(args) > 1 else str(README)
-        replace_between_markers(target, MARKER, rendered)
-        print(f"{target}: {MARKER} rendered from {RECORD.relative_to(ROOT)}")
+        replace_between_markers(args.write_readme, MARKER, rendered)
+        print(f"{args.write_readme}: {MARKER} rendered from {RECORD.relative_to(ROOT)}")
     else:
         print(rendered)
     return 0
