@@ -32,76 +32,34 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from evaluation import splits
 from evaluation import variants as variant_set
+from evaluation.duplicate_items import Item, Prepared, build_items, prepare
 from evaluation.stats import Proportion, cell
 from listing_vision.config import Settings, get_settings
-from listing_vision.embeddings.base import Embedder
-from listing_vision.imaging.features import ImageFeatures
 from listing_vision.jewelry import duplicates
 from listing_vision.jewelry.vector_index import Hit
 
-DEFAULT_PHOTOS = ("tests/data/photos", "tests/data/package_photos")
+DEFAULT_PHOTOS = splits.PHOTO_FOLDERS
+METAL_COLOURWAY = "metal colourway"  # a design's photo asked against its other metals' photos
 GROUPS = {
     "re-exports": variant_set.RE_EXPORTS,
     "crops, rotations, mirrors, grayscale": variant_set.GEOMETRIC,
     "colour variants": variant_set.COLOUR_VARIANTS,
+    "metal colourways": (METAL_COLOURWAY,),
     "unrelated": ("unrelated",),
 }
 GOALS = {"re-exports": 0.99, "crops, rotations, mirrors, grayscale": 0.90}
-UNRELATED_QUERY_KINDS = ("original", "crop", "rotate")  # asked with their whole family out of the catalogue
+UNRELATED_QUERY_KINDS = ("original", "crop", "rotate")  # asked with their whole design out of the catalogue
+# A design shot in several metals (`ring7@gold.jpg`, `ring7@silver.jpg`): each of these is asked with
+# its own photo's family out and the design's other metals in; naming any of them is a false duplicate.
+METAL_QUERY_KINDS = UNRELATED_QUERY_KINDS
 CURVE = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 CATALOGUE_SIZES = (1_000, 10_000, 100_000)
-
-
-@dataclass(frozen=True)
-class Item:
-    original: str
-    kind: str  # "original", a variant class
-    detail: str
-    data: bytes
-
-    @property
-    def name(self) -> str:
-        return f"{self.original}:{self.kind}:{self.detail}"
-
-
-def build_items(photo_dirs: Iterable[str | Path], seed: int = 15) -> list[Item]:
-    items: list[Item] = []
-    for folder in photo_dirs:
-        for photo in sorted(Path(folder).glob("*.jpg")):
-            data = photo.read_bytes()
-            items.append(Item(photo.stem, "original", "", data))
-            items += [Item(v.original, v.kind, v.detail, v.data) for v in variant_set.variants(photo.stem, data, seed)]
-    if len({item.name for item in items}) != len(items):
-        raise ValueError("two photos share a name; give each original a distinct file name")
-    return items
-
-
-@dataclass
-class Prepared:
-    """The items with what the service computes for each upload: the embedding and the features."""
-
-    items: list[Item]
-    vectors: np.ndarray
-    features: list[ImageFeatures]
-    embedder: Embedder  # verifies, as the service's does
-
-    @property
-    def model(self) -> str:
-        return self.embedder.model_id
-
-
-def prepare(items: list[Item], embedder: Embedder, batch: int = 32) -> Prepared:
-    batches = [items[start : start + batch] for start in range(0, len(items), batch)]
-    described = [d for chunk in batches for d in embedder.describe([item.data for item in chunk])]
-    vectors = np.stack([d.embedding for d in described])
-    return Prepared(items, vectors, [d.features for d in described], embedder)
 
 
 @dataclass
@@ -110,10 +68,12 @@ class Outcome:
     expected: int | None  # index of the original a duplicate must name; None: must be new
     found: list[tuple[int, str]]  # (item index, match rule)
     also_acceptable: frozenset[int] = frozenset()  # a grayscale copy may also name its design's other colours
+    forbidden: frozenset[int] = frozenset()  # a metal colourway: what it must not name (its design's other metals)
 
     def verdict(self) -> str:
         if self.expected is None:
-            return "false_duplicate" if self.found else "correct"
+            named = {index for index, _ in self.found}
+            return "false_duplicate" if (named & self.forbidden if self.forbidden else named) else "correct"
         named = {index for index, _ in self.found}
         if self.expected not in named:
             return "wrong" if named else "missed"
@@ -148,11 +108,16 @@ class Report:
         return Counter(o.verdict() for kind in kinds for o in self.outcomes.get(kind, []))
 
 
-def _catalogue_mask(items: Sequence[Item], query: int, whole_family_out: bool) -> np.ndarray:
-    """Which items are in the catalogue when `query` is uploaded."""
+def _catalogue_mask(items: Sequence[Item], query: int, out: str) -> np.ndarray:
+    """Which items are in the catalogue when `query` is uploaded. `out`: "none" (the query's
+    original and its colour variants stay), "family" (every item of the query's photo leaves) or
+    "design" (every item of every photo of its design leaves: its other metals too)."""
     family = np.array([item.original == items[query].original for item in items])
+    if out == "design":
+        design = splits.design_of(items[query].original)
+        family = np.array([splits.design_of(item.original) == design for item in items])
     kept_from_family = np.array([item.kind == "original" or item.kind in variant_set.COLOUR_VARIANTS for item in items])
-    mask = ~family | (kept_from_family & (not whole_family_out))
+    mask = ~family | (kept_from_family & (out == "none"))
     mask[query] = False
     return mask
 
@@ -188,18 +153,28 @@ def evaluate(prepared: Prepared, settings: Settings | None = None, dataset: str 
     loosest = settings.model_copy(update={"retrieval_threshold": max(max(CURVE), settings.retrieval_threshold)})
     report = Report(prepared.model, settings, len(items))
     index_of_original = {item.original: i for i, item in enumerate(items) if item.kind == "original"}
+    # A design's other metals: the originals that share its design (`ring7@gold` → `ring7@silver`, ...)
+    metals = {
+        original: frozenset(
+            i
+            for other, i in index_of_original.items()
+            if other != original and splits.design_of(other) == splits.design_of(original)
+        )
+        for original in index_of_original
+    }
     questions = [
-        (kind, query, family_out)
+        (kind, query, out)
         for query, item in enumerate(items)
-        for kind, family_out in (
-            ([(item.kind, False)] if item.kind != "original" else [])
-            + ([("unrelated", True)] if item.kind in UNRELATED_QUERY_KINDS else [])
+        for kind, out in (
+            ([(item.kind, "none")] if item.kind != "original" else [])
+            + ([("unrelated", "design")] if item.kind in UNRELATED_QUERY_KINDS else [])
+            + ([(METAL_COLOURWAY, "family")] if item.kind in METAL_QUERY_KINDS and metals[item.original] else [])
         )
     ]
 
-    def ask(question: tuple[str, int, bool]) -> tuple[str, int | None, int, list[Hit], list[duplicates.Match]]:
-        kind, query, family_out = question
-        hits = _hits(prepared, query, _catalogue_mask(items, query, family_out), settings.search_top_k)
+    def ask(question: tuple[str, int, str]) -> tuple[str, int | None, int, list[Hit], list[duplicates.Match]]:
+        kind, query, out = question
+        hits = _hits(prepared, query, _catalogue_mask(items, query, out), settings.search_top_k)
         shortlist = duplicates.candidates(hits, loosest)
         matches = duplicates.decide(
             shortlist,
@@ -214,11 +189,15 @@ def evaluate(prepared: Prepared, settings: Settings | None = None, dataset: str 
     # Matches at the loosest threshold; the curve filters them. OpenCV releases the GIL: threads help.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         asked = list(pool.map(ask, questions))
+    # What a grayscale copy cannot tell apart: its design's colour variants, other metals and their copies
+    design_items: dict[str, set[int]] = defaultdict(set)
+    for i, other in enumerate(items):
+        design_items[splits.design_of(other.original)].add(i)
     colourways = {
         item.original: frozenset(
             i
-            for i, other in enumerate(items)
-            if other.original == item.original and other.kind in variant_set.COLOUR_VARIANTS
+            for i in design_items[splits.design_of(item.original)]
+            if items[i].original != item.original or items[i].kind in variant_set.COLOUR_VARIANTS
         )
         for item in items
     }
@@ -231,9 +210,11 @@ def evaluate(prepared: Prepared, settings: Settings | None = None, dataset: str 
         for kind, expected, query, shortlist, matches in asked:
             kept = [m for m in matches if m.hit.distance < threshold]
             candidates += sum(h.distance < threshold for h in shortlist) if report.split_of[query] == "dev" else 0
-            # Grayscale has no colour to tell a design's colourways apart: naming them too is not an error.
-            acceptable = colourways[items[query].original] if kind == "grayscale" else frozenset()
-            outcome = Outcome(query, expected, [(m.hit.id, m.match) for m in kept], acceptable)
+            # Grayscale has no colour to tell a design's colourways (and their copies) apart: naming them is no error.
+            original = items[query].original
+            acceptable = colourways[original] | metals[original] if kind == "grayscale" else frozenset()
+            forbidden = metals[original] if kind == METAL_COLOURWAY else frozenset()
+            outcome = Outcome(query, expected, [(m.hit.id, m.match) for m in kept], acceptable, forbidden)
             report.outcomes_at.setdefault(threshold, defaultdict(list))[kind].append(outcome)
             if threshold == settings.retrieval_threshold:
                 report.outcomes[kind].append(outcome)
@@ -283,7 +264,8 @@ def _scale(prepared: Prepared, settings: Settings) -> dict[str, list[float]]:
     return estimates
 
 
-NEGATIVE_GROUPS = ("colour variants", "unrelated")
+NEGATIVE_GROUPS = ("colour variants", "metal colourways", "unrelated")
+NEGATIVE_KINDS = (*variant_set.COLOUR_VARIANTS, METAL_COLOURWAY, "unrelated")
 
 
 def figures(report: Report, threshold: float | None = None) -> dict[str, dict[str, dict[str, Any]]]:
@@ -343,7 +325,7 @@ def render(report: Report) -> str:
             counts = report.counts(members)
             rules = sum((report.rules[k] for k in members), Counter())
             label = f"**{group}**" if kind == group else kind
-            if kind in variant_set.COLOUR_VARIANTS or (group in ("colour variants", "unrelated") and kind == group):
+            if kind in NEGATIVE_KINDS or (group in NEGATIVE_GROUPS and kind == group):
                 false = counts["false_duplicate"] + counts["wrong"]
                 lines.append(f"| {label} | {len(outcomes)} | — | — | — | — | — | {false} false duplicates |")
                 continue
@@ -404,7 +386,7 @@ def meets_goals(report: Report) -> bool:
         outcomes = [o for k in GROUPS[group] for o in report.outcomes.get(k, [])]
         if outcomes and Counter(o.verdict() for o in outcomes)["correct"] / len(outcomes) < goal:
             return False
-    negatives = [*variant_set.COLOUR_VARIANTS, "unrelated"]
+    negatives = NEGATIVE_KINDS
     return sum(o.verdict() != "correct" for k in negatives for o in report.outcomes.get(k, [])) == 0
 
 

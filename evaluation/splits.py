@@ -42,7 +42,7 @@ PHRASE_SETS = {
     "negated_feature_phrases.csv": "hash",
     "probe_feature_phrases.csv": "dev",
 }
-PHOTO_FOLDERS = ("tests/data/photos", "tests/data/package_photos")
+PHOTO_FOLDERS = ("tests/data/photos", "tests/data/package_photos", "tests/data/jewelry")
 PHOTOS = "photos"  # the dataset name of the evaluation photos' designs
 
 

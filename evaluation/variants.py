@@ -27,6 +27,7 @@ DUPLICATE_CLASSES = RE_EXPORTS + GEOMETRIC
 # Mean Lab colour of the metals a piece is recoloured to (sRGB yellow gold 212,175,55; silver 192,192,196).
 GOLD_LAB = (72.0, 2.0, 58.0)
 SILVER_LAB = (78.0, 0.5, -1.5)
+HUE_MIN_CHROMA = 1.0  # mean Lab chroma of the frame under which a photo has no hue to turn (renders: 0.26–0.45)
 
 
 @dataclass(frozen=True)
@@ -149,9 +150,16 @@ def variants(name: str, data: bytes, seed: int = 15) -> Iterator[Variant]:
     yield Variant(name, "grayscale", "L jpeg", encode(image.convert("L"), quality=90))
     yield Variant(name, "grayscale", "rgb png", encode(image.convert("L").convert("RGB"), "PNG"))
     first = float(rng.uniform(40, 80))  # three hues 120° apart, each at least 40° from the original's
-    for degrees in (first, first + 120, first + 240):
-        yield Variant(name, "hue", f"{degrees:.0f}°", encode(rotate_hue(image, degrees), quality=90))
     rgb = np.asarray(image)
+    if "@" in name:
+        # A design shot in several metals (`ring7@gold`) has real colourways (the evaluation's "metal
+        # colourways"); recoloured or hue-turned, its metals would become copies of one another.
+        return
+    # A photo with no colour (a silver or black piece on a grey backdrop) has no hue to turn: its
+    # "hue variants" are the same picture, so they are not made.
+    if mean_chroma(rgb, np.ones(rgb.shape[:2], np.float32)) >= HUE_MIN_CHROMA:
+        for degrees in (first, first + 120, first + 240):
+            yield Variant(name, "hue", f"{degrees:.0f}°", encode(rotate_hue(image, degrees), quality=90))
     if mean_chroma(rgb, piece_region(rgb)) > 12:  # a coloured piece turned silver
         yield Variant(name, "metal", "to silver", encode(recolour_metal(image, SILVER_LAB), quality=90))
     yield Variant(name, "metal", "to gold", encode(recolour_metal(image, GOLD_LAB), quality=90))

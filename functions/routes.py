@@ -29,13 +29,18 @@ ROUTES: tuple[Route, ...] = (
         (*JSON_BODY, "filename_too_long", "invalid_filename", "storefront_forbidden", *GATEWAY),
     ),
     Route("dedupe", "GET", "/uploads/{upload_id}", ("invalid_request", "upload_not_found", *GATEWAY)),
-    Route("dedupe", "GET", "/images", ("invalid_request", "invalid_cursor", "storefront_forbidden", *GATEWAY)),
+    Route(
+        "dedupe",
+        "GET",
+        "/images",
+        ("invalid_request", "unknown_parameter", "invalid_cursor", "storefront_forbidden", *GATEWAY),
+    ),
     Route(
         "dedupe",
         "DELETE",
         "/images/{image_id}",
         (
-            *("invalid_request", "storefront_forbidden", "image_not_found"),
+            *("invalid_request", "unknown_parameter", "storefront_forbidden", "image_not_found"),
             *("image_not_deletable", "image_delete_in_progress", *GATEWAY),
         ),
     ),

@@ -196,10 +196,12 @@ def _drop_unused_blobs(snapshot_dir: Path, blobs: Path) -> None:
 class Snapshots:
     """Saves every `interval_s` in a background thread, and once more at `stop()`; one save at a time."""
 
-    def __init__(self, save_now: Callable[[ObjectCache], dict[str, int]], interval_s: float):
+    def __init__(
+        self, save_now: Callable[[ObjectCache], dict[str, int]], interval_s: float, cache: ObjectCache | None = None
+    ):
         self._save_now = save_now
         self.interval_s = interval_s
-        self._cache: ObjectCache = {}
+        self._cache: ObjectCache = {} if cache is None else cache  # restore() fills it: the first save reads no body
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -231,8 +233,9 @@ class Snapshots:
                 traceback.print_exc()
 
 
-def restore(state_dir: Path, search: OpenSearch) -> dict[str, int]:
-    """Load the last snapshot, if any, into freshly provisioned emulators; returns counts per store."""
+def restore(state_dir: Path, search: OpenSearch, cache: ObjectCache | None = None) -> dict[str, int]:
+    """Load the last snapshot, if any, into freshly provisioned emulators; returns counts per store.
+    `cache` (given to the saves after) learns each restored object, so the next save reads it no more."""
     root = state_dir / "snapshot"
     if not root.exists() and (state_dir / "snapshot.previous").exists():
         root = state_dir / "snapshot.previous"  # killed between a save's two renames
@@ -257,7 +260,7 @@ def restore(state_dir: Path, search: OpenSearch) -> dict[str, int]:
                 tagging = {"Tagging": urlencode(obj["tags"])} if obj.get("tags") else {}
                 blob = state_dir / "blobs" / obj.get("blob", "")
                 body = blob.read_bytes() if "blob" in obj else base64.b64decode(obj["body"])  # older snapshots
-                s3.put_object(
+                put = s3.put_object(
                     Bucket=bucket,
                     Key=obj["key"],
                     Body=body,
@@ -265,6 +268,9 @@ def restore(state_dir: Path, search: OpenSearch) -> dict[str, int]:
                     Metadata=obj["metadata"],
                     **tagging,
                 )
+                if cache is not None and "blob" in obj:
+                    row = {name: obj[name] for name in ("key", "content_type", "metadata", "blob")}
+                    cache[(bucket, obj["key"], put["ETag"])] = row
                 counts[f"s3:{bucket}"] += 1
     for path in sorted((root / "opensearch").glob("*.jsonl")):
         index = path.stem

@@ -158,14 +158,15 @@ class LocalStack:
         )
         if not self.skip_provisioning:
             self.provision_stores()  # what the deploy's provisioning trigger creates on AWS
-        self.restored = snapshot.restore(self.state_dir, opensearch_client())
+        restored_objects: snapshot.ObjectCache = {}
+        self.restored = snapshot.restore(self.state_dir, opensearch_client(), restored_objects)
         if not self.skip_provisioning:
             self.demo_loaded = self._load_demo_if_empty()
             # The catalogue as the last run left it, put back into agreement (an hourly schedule on AWS)
             self.reconciled = self.router.call("dedupe-reconcile", {})
         self.replayed = self.router.replay_journal()  # what a killed run accepted and never delivered
         if self.keep_snapshot:
-            self._snapshots = snapshot.Snapshots(self._save_snapshot, self.snapshot_interval_s)
+            self._snapshots = snapshot.Snapshots(self._save_snapshot, self.snapshot_interval_s, restored_objects)
             self._snapshots.start()
         if self.auth:
             self.client_keys = self._storefront_clients()

@@ -7,12 +7,20 @@ ignores it at run time, so it is removed here (the infrastructure test asserts i
 template). A failed batch is recorded and fails its child execution as on AWS, and moto's Map
 counts it failed, but carries on whatever the share: locally a run always reaches Verify, which
 reports the failed batches.
+
+Synthesizing starts CDK's Node.js runtime (seconds, at every start of the stack), so the definition
+is kept in `build/local-cache/`, under a digest of its inputs: the arguments, aws-cdk-lib's version
+and the source of infra/ and of this module (any change there synthesizes afresh).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import tempfile
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from functions.specs import RELEASE_ALIAS
@@ -20,6 +28,8 @@ from listing_vision import aws
 from local.lambda_runtime import ACCOUNT_ID
 
 REGION = "us-east-1"
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "build" / "local-cache"
 PSEUDO = {
     "AWS::Partition": "aws",
     "AWS::Region": REGION,
@@ -43,7 +53,28 @@ def resolve(value: Any) -> Any:
 
 
 def synthesize_definition(function_name: str, artifacts_bucket: str, options: Any = None) -> dict[str, Any]:
-    """The state machine's ASL, from the same construct the stack deploys."""
+    """The state machine's ASL, from the same construct the stack deploys (kept once synthesized)."""
+    key = _inputs_digest(function_name, artifacts_bucket, options)
+    cached = CACHE / f"migration-asl-{key}.json"
+    if cached.exists():
+        return dict(json.loads(cached.read_text()))
+    definition = _synthesize(function_name, artifacts_bucket, options)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(f".{os.getpid()}.partial")  # concurrent starts: each writes whole, then renames
+    partial.write_text(json.dumps(definition))
+    partial.replace(cached)
+    return definition
+
+
+def _inputs_digest(function_name: str, artifacts_bucket: str, options: Any) -> str:
+    digest = hashlib.sha256(repr((function_name, artifacts_bucket, options, metadata.version("aws-cdk-lib"))).encode())
+    sources = [*(ROOT / "infra").rglob("*.py"), ROOT / "local" / "workflow.py", ROOT / "functions" / "specs.py"]
+    for source in sorted(sources):
+        digest.update(source.relative_to(ROOT).as_posix().encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def _synthesize(function_name: str, artifacts_bucket: str, options: Any) -> dict[str, Any]:
     import aws_cdk as cdk
     from aws_cdk import aws_lambda as lambda_
     from aws_cdk import aws_s3 as s3

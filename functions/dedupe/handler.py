@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from listing_vision import aws
 from listing_vision.api import create_resolver, current_caller
+from listing_vision.api.query_parameters import check_parameters
 from listing_vision.config import get_settings
 from listing_vision.embeddings.factory import get_embedder
 from listing_vision.jewelry import catalogue as catalogue_module
@@ -109,6 +110,9 @@ class ImagePage(BaseModel):
     )
 
 
+LIST_PARAMETERS = ("website", "cursor", "limit")
+
+
 @app.get("/images", responses={200: {"description": "One page of the storefront's stored images."}})
 @tracer.capture_method
 def list_images(
@@ -129,6 +133,7 @@ def list_images(
     """The storefront's stored photos, a page at a time in a stable order. Each request reads a bounded
     part of the catalogue table, so a page may hold fewer than `limit` images (even none) and still
     have a `next_cursor`; the last page has none. A cursor is tied to its storefront."""
+    check_parameters(app.current_event.multi_value_query_string_parameters or {}, LIST_PARAMETERS, "GET /images")
     caller = current_caller(app)
     listed = catalogue().list_images(caller, caller.storefront(website), cursor, limit)
     return ImagePage.model_validate(listed)
@@ -148,6 +153,7 @@ def delete_image(
 ) -> Response[None]:
     """Delete a stored photo: its object under catalogue/, its vector, its record and captions. The same
     photo uploaded afterwards is new, not a duplicate. A second delete answers 404 `image_not_found`."""
+    check_parameters(app.current_event.multi_value_query_string_parameters or {}, ("website",), "DELETE /images")
     caller = current_caller(app)
     catalogue().delete(caller, caller.storefront(website), image_id)
     return Response(status_code=204, body=None)

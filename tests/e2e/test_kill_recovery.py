@@ -1,6 +1,10 @@
-"""`kill -9` of the whole local stack at seeded points, during concurrent uploads (API and presigned), a
-migration and a generation job; restarted after each kill on the same state folder. Each kill comes a
-seeded delay after a snapshot covers one of the round's uploads, so every restart has something to keep.
+"""`kill -9` of the whole local stack at chosen points, during concurrent uploads (API and presigned), a
+migration and generation jobs; restarted after each kill on the same state folder. Each round aims its
+kill at one phase (KILL_PLAN): once a snapshot covers one of the round's uploads (so every restart has
+something to keep) and that phase is under way (a migration running, an accepted asynchronous event not
+yet delivered, a generation job acknowledged and not ended, an API upload or a presigned upload in
+flight) a seeded fraction of a second later, the stack is killed. Over the run, the kills must have
+caught each phase under way at least once.
 
 The stack keeps its stores by snapshots every `--snapshot-interval` seconds and its accepted
 asynchronous events in a journal (local/snapshot.py, local/lambda_runtime.py), so a kill loses at
@@ -15,7 +19,8 @@ journal's events delivered) the test checks what that promises:
 - at the end, every acknowledged job has ended, and the migration, run again, reaches the same
   verified state a clean run does.
 
-Each kill point and what it left before the restart's reconcile are printed (`pytest -s`).
+Each kill point, what was under way at it, why each client stopped, what the kill left before the
+restart's reconcile and where the round's time went are printed (`pytest -s`).
 """
 
 from __future__ import annotations
@@ -39,19 +44,24 @@ import pytest
 import requests
 
 from local import snapshot
+from tests.e2e.kill_clients import World, a_snapshot_covers_an_upload, under_way, when_under_way, workload
 from tests.e2e.test_local_stack_process import clean_environment
-from tests.images import fresh_image
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
-KILLS = 10
 SEED = 2027
+# The phase each round's kill aims at, in order (the migration first: its first run of the test migrates
+# the demo listings; each later one recomputes them). Five aimed rounds catch every phase, where ten delays
+# after a snapshot did not (by then the clients had mostly ended: most kills caught no upload).
+KILL_PLAN = ("migration", "generation", "undelivered_event", "api_upload", "presigned_upload")
+PHASES = frozenset(KILL_PLAN)
 SNAPSHOT_INTERVAL_S = 1.0
 JOB_DEADLINE_S = 60  # GENERATION_DEADLINE_S for this stack: a run whose worker was killed ends by then
-DEMO_LISTINGS = 60
+# Few listings (each brings its vision cache rows, which every snapshot and restore handles), migrated in
+# small batches (kill_clients.MIGRATION_BATCH)
+DEMO_LISTINGS = 20
 CLAIM_LEASE_S = 5
-UPLOADS_PER_CLIENT = 8  # per round: the catalogue stays small, so ten rounds fit in a few minutes
 
 
 @dataclass
@@ -126,107 +136,6 @@ def running(state: Path) -> Iterator[Stack]:
     finally:
         if stack.process.poll() is None:
             stack.kill()
-
-
-@dataclass
-class Upload:
-    data: bytes
-    acknowledged_at: float
-    checked: bool = False  # found after a restart once already
-
-
-@dataclass
-class World:
-    """What the clients were told: acknowledged uploads and jobs."""
-
-    uploads: list[Upload] = field(default_factory=list)
-    jobs: dict[str, float] = field(default_factory=dict)  # job id -> when it was acknowledged
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def workload(stack: Stack, world: World, seed: int, stop: threading.Event) -> list[threading.Thread]:
-    """Concurrent clients until the kill: API uploads, presigned uploads, a generation job, a migration."""
-    api = stack.api
-
-    def api_uploads(worker: int) -> None:
-        for number in range(UPLOADS_PER_CLIENT):
-            if stop.is_set():
-                return
-            data = fresh_image(seed=seed * 10_000 + worker * 1_000 + number)
-            try:
-                answer = requests.post(f"{api}/image_similarity_search", files={"file": ("p.jpg", data)}, timeout=30)
-            except requests.RequestException:
-                return  # the stack died under it
-            if answer.status_code == 200 and answer.json()["duplicate_found"] is False:
-                with world.lock:
-                    world.uploads.append(Upload(data, time.time()))
-
-    def presigned_uploads() -> None:
-        for number in range(UPLOADS_PER_CLIENT):
-            if stop.is_set():
-                return
-            data = fresh_image(seed=seed * 10_000 + 9_000 + number)
-            try:
-                grant = requests.post(f"{api}/uploads", json={"filename": "u.jpg"}, timeout=30).json()
-                requests.post(grant["url"], data=grant["fields"], files={"file": ("u.jpg", data)}, timeout=30)
-            except (requests.RequestException, ValueError, KeyError):
-                return
-
-    def generation() -> None:
-        data = fresh_image(seed=seed * 10_000 + 8_000)
-        try:
-            stored = requests.post(f"{api}/image_similarity_search", files={"file": ("g.jpg", data)}, timeout=30)
-            if stored.status_code != 200 or "s3_url" not in stored.json():
-                return
-            with world.lock:
-                world.uploads.append(Upload(data, time.time()))
-            job = requests.post(
-                f"{api}/generate-images",
-                json={"s3_urls": stored.json()["s3_url"], "product_type": "ring", "image_types": [1, 3]},
-                headers={"Prefer": "respond-async"},
-                timeout=30,
-            )
-        except requests.RequestException:
-            return
-        if job.status_code == 202:
-            with world.lock:
-                world.jobs[job.json()["job_id"]] = time.time()
-
-    def migration() -> None:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "listing_vision.realestate.migrate",
-                "--via-stepfunctions",
-                "execute",
-                "--batch-size",
-                "10",
-            ],
-            cwd=ROOT,
-            env=stack.client_environment(),
-            capture_output=True,
-            timeout=300,
-        )
-
-    threads = [threading.Thread(target=api_uploads, args=(worker,), daemon=True) for worker in range(3)]
-    threads += [threading.Thread(target=target, daemon=True) for target in (presigned_uploads, generation, migration)]
-    for thread in threads:
-        thread.start()
-    return threads
-
-
-def a_snapshot_covers_an_upload(state: Path, world: World, since: float) -> None:
-    """Waits for a snapshot begun after an upload acknowledged since `since`, so every kill has
-    something the snapshot promises to keep (the check after the restart must find it)."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        began = snapshot.started_at(state)
-        with world.lock:
-            if began is not None and any(since <= u.acknowledged_at < began for u in world.uploads):
-                return
-        time.sleep(0.05)
-    raise AssertionError("no snapshot covered an upload within 120 s")
 
 
 def left_by_the_kill(state: Path) -> dict[str, Any]:
@@ -309,39 +218,53 @@ def test_kill_9_at_seeded_points_loses_nothing_older_than_the_snapshot(tmp_path:
     state = tmp_path / "state"
     schedule = random.Random(SEED)
     world = World()
-    kill_after = [round(schedule.uniform(0.0, 3.0), 2) for _ in range(KILLS)]
-    print(f"\nkill -9 this long after a snapshot covers one of the round's uploads (s): {kill_after}")
+    plan = [(phase, round(schedule.uniform(0.0, 0.3), 2)) for phase in KILL_PLAN]
+    print(f"\nkill -9 at these phases, under way at least this long after a snapshot covers an upload (s): {plan}")
     left: dict[str, Any] = {"snapshot_started_at": None}
-    for round_number, delay in enumerate(kill_after):
+    caught: set[str] = set()
+    for round_number, (phase, delay) in enumerate(plan):
+        began = time.monotonic()
         with running(state) as stack:
             # Given a stack restarted on what the last kill left
+            started = time.monotonic()
             checked = check_after_restart(stack, state, world, left["snapshot_started_at"])
             print(f"round {round_number}: restart after {left}: {checked}; {restart_summary(stack)}")
-            # When clients upload, generate and migrate, and the whole stack is killed at a seeded moment
+            # When clients upload, generate and migrate, and the whole stack is killed once a snapshot
+            # covers one of the round's uploads and the round's phase is under way
             stop = threading.Event()
-            round_started = time.time()
-            threads = workload(stack, world, seed=round_number + 1, stop=stop)
+            round_started, checked_at = time.time(), time.monotonic()
+            world.ended = []
+            threads, processes = workload(stack.api, stack.client_environment(), world, round_number + 1, stop)
             a_snapshot_covers_an_upload(state, world, since=round_started)
+            covered = time.monotonic()
             time.sleep(delay)
+            reached = when_under_way(phase, world, state)
+            at_kill = under_way(world, state)
             stack.kill()
+            killed = time.monotonic()
             stop.set()
+            for process in processes:  # a client of the dead stack: nothing checks how it ends
+                if process.poll() is None:
+                    process.kill()
             for thread in threads:
                 thread.join(timeout=60)
         left = left_by_the_kill(state)
-    # Then after the last restart, as after every one, nothing dangling, nothing lost before the window
+        caught |= at_kill
+        print(
+            f"  killed aiming at {phase}{'' if reached else ' (not under way within the wait)'}; "
+            f"under way: {sorted(at_kill)}; clients: {world.ended}\n"
+            f"  round's seconds: start {started - began:.1f}, checks {checked_at - started:.1f}, "
+            f"a snapshot covering an upload {covered - checked_at:.1f}, the phase {killed - covered:.1f}, "
+            f"clients' end {time.monotonic() - killed:.1f}"
+        )
+    # Then every phase was under way at some kill
+    assert caught >= PHASES, f"phases no kill caught under way: {sorted(PHASES - caught)}"
+    # And after the last restart, as after every one, nothing dangling, nothing lost before the window
+    began = time.monotonic()
     with running(state) as stack:
         checked = check_after_restart(stack, state, world, left["snapshot_started_at"], everything=True)
-        print(f"final restart after {left}: {checked}; {restart_summary(stack)}")
-        # And every job a client was told of has ended (a killed worker's run: by its deadline)
-        deadline = time.monotonic() + JOB_DEADLINE_S + 60
-        open_jobs = dict(world.jobs)
-        while open_jobs and time.monotonic() < deadline:
-            for job_id in list(open_jobs):
-                answer = requests.get(f"{stack.api}/jobs/{job_id}", timeout=30)
-                if answer.status_code == 404 or answer.json()["status"] in ("done", "partial", "failed"):
-                    open_jobs.pop(job_id)  # 404: acknowledged within the window and lost with it
-            time.sleep(1)
-        assert not open_jobs, f"jobs that never ended: {open_jobs}"
+        print(f"final restart after {left}: {checked}; {restart_summary(stack)} ({time.monotonic() - began:.1f} s)")
+        began = time.monotonic()
         # And the migration, run again, reaches the verified state of a clean run
         migrated = subprocess.run(
             [sys.executable, "-m", "listing_vision.realestate.migrate", "--via-stepfunctions", "execute"],
@@ -361,6 +284,20 @@ def test_kill_9_at_seeded_points_loses_nothing_older_than_the_snapshot(tmp_path:
             timeout=300,
         )
         assert verified.returncode == 0 and '"passed": true' in verified.stdout, verified.stdout + verified.stderr
+        print(f"  migration run again and verified ({time.monotonic() - began:.1f} s)")
+        began = time.monotonic()
+        # And every job a client was told of has ended (a killed worker's run: by its deadline; waited for
+        # after the migration's checks, which take part of that time)
+        deadline = time.monotonic() + JOB_DEADLINE_S + 60
+        open_jobs = dict(world.jobs)
+        while open_jobs and time.monotonic() < deadline:
+            for job_id in list(open_jobs):
+                answer = requests.get(f"{stack.api}/jobs/{job_id}", timeout=30)
+                if answer.status_code == 404 or answer.json()["status"] in ("done", "partial", "failed"):
+                    open_jobs.pop(job_id)  # 404: acknowledged within the window and lost with it
+            time.sleep(1)
+        assert not open_jobs, f"jobs that never ended: {open_jobs}"
+        print(f"  every job ended ({time.monotonic() - began:.1f} s)")
         stack.process.send_signal(signal.SIGINT)
         stack.process.wait(timeout=120)
 

@@ -375,3 +375,50 @@ def test_another_storefronts_catalogue_cannot_be_listed_or_deleted(local_stack: 
             break
     assert photo_id in listed
     assert call(secured, "DELETE", f"/images/{photo_id}", secured.shop).status_code == 204
+
+
+def test_a_clients_key_is_rotated_without_downtime_then_the_old_one_revoked(
+    secured: Clients, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    gateway = aws.client("apigateway")
+    plan_name = f"listing-vision-rotate-{run}-standard"
+    plan = gateway.create_usage_plan(name=plan_name)["id"]
+    client = f"shop-rotating-{run}"
+
+    def cli(*args: str) -> dict[str, Any]:
+        assert clients_cli(list(args)) == 0
+        return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
+
+    def works(key: str) -> bool:
+        answer = call(secured, "GET", "/jobs", key, params={"website": "alya", "limit": 1})
+        assert answer.status_code in (200, 401), answer.text
+        return answer.status_code == 200
+
+    # Given a client with a key in the stage's usage plan
+    old = cli("create", "--client", client, "--storefront", "alya", "--usage-plan", plan_name)
+    assert works(old["key"])
+    # When it is given a second key, Then both work, and both are in the plan
+    new = cli("rotate", "--client", client, "--usage-plan", plan_name)
+    assert new["storefronts"] == ["alya"] and new["keys"] == [old["key_id"], new["key_id"]]
+    assert works(old["key"]) and works(new["key"])
+    assert {k["value"] for k in gateway.get_usage_plan_keys(usagePlanId=plan)["items"]} == {old["key"], new["key"]}
+    # And the client is listed once, with the ids of both keys (never the keys)
+    listed = [c for c in cli("list") if c["client_id"] == client]  # type: ignore[union-attr]
+    assert len(listed) == 1 and sorted(listed[0]["keys"]) == sorted([old["key_id"], new["key_id"]])
+    assert listed[0]["disabled"] is False
+    assert old["key"] not in json.dumps(listed)
+    # When the old key is revoked by its id, Then it is refused, in the table and in API Gateway, and the new one works
+    assert cli("revoke", "--client", client, "--key-id", old["key_id"]) == {
+        "revoked": old["key_id"],
+        "client_id": client,
+    }
+    assert not works(old["key"]) and works(new["key"])
+    assert gateway.get_api_key(apiKey=old["api_key_id"])["enabled"] is False
+    assert gateway.get_api_key(apiKey=new["api_key_id"])["enabled"] is True
+    # And a key id the client does not hold, or a client that does not exist, changes nothing
+    assert clients_cli(["revoke", "--client", client, "--key-id", "0" * 12]) == 1
+    assert clients_cli(["revoke", "--client", "shop-alya-nobody", "--key-id", new["key_id"]]) == 1
+    assert clients_cli(["rotate", "--client", f"nobody-{run}", "--no-usage-plan"]) == 1
+    assert "key_not_found" not in capsys.readouterr().out
+    assert works(new["key"])

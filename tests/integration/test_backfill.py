@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -163,3 +164,20 @@ def test_a_model_change_never_writes_the_new_models_vectors_into_a_collection_of
         backfill.main(["--website", "alya", "--collection", "x", "--via-lambda", "dedupe-backfill"])
     with pytest.raises(SystemExit):
         backfill.main(["--website", "alya", "--model", str(DESCRIPTOR_MODEL)])
+
+
+@pytest.mark.parametrize("model", ["missing.onnx", "not-a-model.onnx"])
+def test_a_model_change_with_a_model_file_it_cannot_load_is_refused_before_anything_is_written(
+    local_stack: LocalStack, capsys: pytest.CaptureFixture[str], tmp_path: Path, model: str
+) -> None:
+    # Given a --model that does not exist, or a file that is no ONNX model
+    path = tmp_path / model
+    if model == "not-a-model.onnx":
+        path.write_text("not a model\n")
+    target = "backfill_unloadable_model"
+    # When the backfill is run with it into a new collection
+    answer = backfill.main(["--website", "alya", "--collection", target, "--model", str(path)])
+    # Then it is refused with the file named (an error line, not onnxruntime's traceback), and no collection is made
+    assert answer == 2
+    assert f"invalid_request: --model {path}: not an ONNX model" in capsys.readouterr().err
+    assert not vector_index.milvus_client().has_collection(target)

@@ -193,6 +193,30 @@ def test_a_cursor_is_tied_to_its_storefront(local_stack: LocalStack) -> None:
     assert listing(local_stack, "alya", cursor=cursor).status_code == 200
 
 
+def test_a_misspelt_website_is_refused_not_read_as_the_default_storefront(local_stack: LocalStack) -> None:
+    # Given the same photo stored in both storefronts (its id names both copies)
+    photo = fresh_image(52_700)
+    for website in WEBSITES:
+        store(local_stack, photo, website)
+    photo_id, url = image_id(photo), local_stack.url
+    before = fingerprint()
+    # When a client holding both storefronts (the local stack's keyless one: alya by default) means blysk's
+    # copy but misspells `website`, deleting and listing, or gives a parameter twice
+    answers = [
+        requests.delete(f"{url}/images/{photo_id}", params={"Website": "blysk"}, timeout=30),
+        requests.delete(f"{url}/images/{photo_id}", params={"site": "blysk"}, timeout=30),
+        requests.get(f"{url}/images", params={"Website": "blysk"}, timeout=30),
+        requests.delete(f"{url}/images/{photo_id}?website=blysk&website=alya", timeout=30),
+    ]
+    # Then each is refused, naming what the route takes; nothing is written: alya's copy is not deleted
+    assert [error(answer) for answer in answers] == [(400, "unknown_parameter")] * 3 + [(400, "invalid_request")]
+    assert answers[0].json()["error"]["details"]["known"] == ["website"]
+    local_stack.router.drain()
+    assert changed(before, fingerprint()) == []
+    # While spelt right, each storefront's copy is deleted on its own
+    assert [delete(local_stack, photo_id, website).status_code for website in WEBSITES] == [204, 204]
+
+
 def test_a_listing_reads_a_bounded_part_of_the_table_per_page_and_misses_nothing(
     local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -63,8 +63,9 @@ def test_the_threshold_is_chosen_on_dev_and_figures_are_given_per_split(report: 
     for group in dedupe_eval.GROUPS:
         key = "kept_apart" if group in dedupe_eval.NEGATIVE_GROUPS else "recall"
         assert figures["dev"][group][key]["n"] + figures["test"][group][key]["n"] == figures["all"][group][key]["n"]
-        low, high = figures["test"][group][key]["ci95"]
-        assert low <= figures["test"][group][key]["value"] <= high
+        if figures["test"][group][key]["n"]:  # metal colourways: none among these photos
+            low, high = figures["test"][group][key]["ci95"]
+            assert low <= figures["test"][group][key]["value"] <= high
     # and at the threshold chosen on dev, the test split is measured too
     assert report.chosen_threshold in report.outcomes_at
     assert dedupe_eval.figures(report, report.chosen_threshold)["test"]["re-exports"]["recall"]["n"] > 0

@@ -3,6 +3,8 @@ one storefront and one filter only, and the API's status enum is the job store's
 
 from __future__ import annotations
 
+import base64
+import json
 import typing
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from functions.generate.handler import JobStatus
 from listing_vision.dynamodb_items import to_item
 from listing_vision.errors import InvalidRequest
-from listing_vision.jewelry.job_listing import decode_cursor, encode_cursor
+from listing_vision.jewelry.job_listing import _digest, decode_cursor, encode_cursor
 from listing_vision.jewelry.jobs import STATUSES
 
 KEY = to_item({"job_id": "ab" * 16, "website": "alya", "created_at": 1_780_000_000})
@@ -30,3 +32,15 @@ def test_a_cursor_gives_back_its_key_for_its_own_storefront_and_status() -> None
         with pytest.raises(InvalidRequest) as refused:
             decode_cursor(cursor, website, status)
         assert refused.value.code == "invalid_cursor"
+
+
+@pytest.mark.parametrize("created_at", [10**40, 2**63, -1])
+def test_a_cursor_whose_time_no_job_has_is_refused_not_failed_on(created_at: int) -> None:
+    # Given a cursor with the listing's own digest (a check, not a secret: anyone can make one) over a
+    # created_at no job has, one beyond DynamoDB's 38 digits included
+    payload = json.dumps([1, "ab" * 16, created_at]).encode()
+    cursor = f"{base64.urlsafe_b64encode(payload).decode().rstrip('=')}.{_digest('alya', None, payload)}"
+    # When it is decoded, Then it is refused as a cursor the listing never returned (not a 500)
+    with pytest.raises(InvalidRequest) as refused:
+        decode_cursor(cursor, "alya", None)
+    assert refused.value.code == "invalid_cursor"

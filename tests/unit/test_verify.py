@@ -47,9 +47,10 @@ def test_colour_variants_match_geometrically_and_are_refused_on_colour(
     verdicts: dict[str, list[Verdict]], kind: str
 ) -> None:
     # Given hue rotations and gold/silver recolours of the same photos
-    # Then none is the same photo, and it is the colour test that says so (the geometry fits)
+    # Then none is the same photo, and it is a colour test that says so (the geometry fits):
+    # cell by cell, or the piece of a product shot against its background
     assert [v for v in verdicts[kind] if v.same] == []
-    assert {v.reason for v in verdicts[kind]} == {"colours_differ"}
+    assert {v.reason for v in verdicts[kind]} <= {"colours_differ", "piece_differs"}
 
 
 def test_unrelated_real_photos_never_verify(photos: list[Path]) -> None:

@@ -8,7 +8,14 @@ The key itself is shown once, when the client is created.
     python -m listing_vision.api.clients create --client shop-alya --storefront alya [--search-all] \
         --usage-plan listing-vision-<stage>-standard
     python -m listing_vision.api.clients list
+    python -m listing_vision.api.clients rotate --client shop-alya --usage-plan listing-vision-<stage>-standard
+    python -m listing_vision.api.clients revoke --client shop-alya --key-id 3f2a9c0d1e4b
     python -m listing_vision.api.clients disable --client shop-alya
+
+Rotating a key without downtime: `rotate` gives the client a second key (same storefronts, same
+plan) and lists the ids of the keys it still holds; both work until the client has moved to the new
+one, then `revoke` refuses the old one by its id (the first 12 hex digits of its hash, never the key
+itself) in the table and in API Gateway. `disable` refuses every key of the client.
 
 On AWS every method requires the key in a usage plan (throttling and quotas per client), so
 `create` needs `--usage-plan NAME`: it finds the plan first (an unknown plan creates nothing),
@@ -43,10 +50,19 @@ class ApiClient:
     storefronts: tuple[Storefront, ...]
     search_all: bool = False
     disabled: bool = False
+    keys: tuple[str, ...] = ()  # the ids of its enabled keys (in `list`)
 
 
 def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+KEY_ID_LENGTH = 12
+
+
+def key_id(digest: str) -> str:
+    """How a key is named once issued: a prefix of its hash (the key itself is never shown again)."""
+    return digest[:KEY_ID_LENGTH]
 
 
 def new_key() -> str:
@@ -74,43 +90,94 @@ class ApiClients:
         """A new client and its key (shown only here)."""
         if any(c.client_id == client_id for c in self.list()):
             raise Conflict(f"A client {client_id!r} exists already.", code="client_exists")
-        key = new_key()
         client = ApiClient(client_id, tuple(storefronts), search_all)
+        return self._issue(client), client
+
+    def rotate(self, client_id: str) -> tuple[str, ApiClient]:
+        """Another key for an enabled client, with its storefronts; its other keys keep working."""
+        items = self._items(client_id)
+        enabled = [item for item in items if not item.get("disabled")]
+        if not enabled:
+            raise NotFound(f"No enabled client {client_id!r}.", code="client_not_found")
+        client = _client(enabled[0])
+        key = self._issue(client)
+        return key, ApiClient(**{**asdict(client), "keys": (*_key_ids(enabled), key_id(key_hash(key)))})
+
+    def revoke(self, client_id: str, key: str) -> dict[str, Any]:
+        """Refuse one of the client's keys from now on (by its id); returns its record."""
+        matches = [item for item in self._items(client_id) if key_id(item["key_hash"]) == key]
+        if len(key) != KEY_ID_LENGTH or not matches:
+            raise NotFound(f"Client {client_id!r} has no key {key!r}.", code="key_not_found")
+        self._disable(matches[0]["key_hash"])
+        return matches[0]
+
+    def remember_gateway_key(self, key: str, api_key_id: str) -> None:
+        """The API Gateway key made for this key, so revoking one disables the other."""
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key=to_item({"key_hash": key_hash(key)}),
+            UpdateExpression="SET api_key_id = :id",
+            ExpressionAttributeValues=expression_values(id=api_key_id),
+        )
+
+    def _issue(self, client: ApiClient) -> str:
+        key = new_key()
         item = {
             "key_hash": key_hash(key),
-            "client_id": client_id,
-            "storefronts": list(storefronts),
-            "search_all": search_all,
+            "client_id": client.client_id,
+            "storefronts": list(client.storefronts),
+            "search_all": client.search_all,
             "disabled": False,
             "created_at": int(time.time()),
         }
         self.dynamodb.put_item(
             TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(key_hash)"
         )
-        return key, client
+        return key
 
-    def list(self) -> list[ApiClient]:
-        pages = self.dynamodb.get_paginator("scan").paginate(TableName=self.table)
-        return sorted(
-            (_client(from_item(item)) for page in pages for item in page.get("Items", [])), key=lambda c: c.client_id
-        )
-
-    def disable(self, client_id: str) -> None:
+    def _items(self, client_id: str) -> list[dict[str, Any]]:
         pages = self.dynamodb.get_paginator("scan").paginate(
             TableName=self.table,
             FilterExpression="client_id = :id",
             ExpressionAttributeValues=expression_values(id=client_id),
         )
-        hashes = [from_item(item)["key_hash"] for page in pages for item in page.get("Items", [])]
-        if not hashes:
+        return sorted((from_item(item) for page in pages for item in page.get("Items", [])), key=_created)
+
+    def _disable(self, digest: str) -> None:
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key=to_item({"key_hash": digest}),
+            UpdateExpression="SET disabled = :yes",
+            ExpressionAttributeValues=expression_values(yes=True),
+        )
+
+    def list(self) -> list[ApiClient]:
+        """Every client once, however many keys it holds (disabled when none is enabled)."""
+        pages = self.dynamodb.get_paginator("scan").paginate(TableName=self.table)
+        by_client: dict[str, list[dict[str, Any]]] = {}
+        for item in sorted((from_item(item) for page in pages for item in page.get("Items", [])), key=_created):
+            by_client.setdefault(item["client_id"], []).append(item)
+        clients = []
+        for items in by_client.values():
+            enabled = [item for item in items if not item.get("disabled")]
+            first = _client((enabled or items)[0])
+            clients.append(ApiClient(**{**asdict(first), "disabled": not enabled, "keys": _key_ids(enabled)}))
+        return sorted(clients, key=lambda c: c.client_id)
+
+    def disable(self, client_id: str) -> None:
+        items = self._items(client_id)
+        if not items:
             raise NotFound(f"No client {client_id!r}.", code="client_not_found")
-        for digest in hashes:
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key=to_item({"key_hash": digest}),
-                UpdateExpression="SET disabled = :yes",
-                ExpressionAttributeValues=expression_values(yes=True),
-            )
+        for item in items:
+            self._disable(item["key_hash"])
+
+
+def _created(item: dict[str, Any]) -> tuple[int, str]:
+    return int(item.get("created_at", 0)), item["key_hash"]
+
+
+def _key_ids(items: list[dict[str, Any]]) -> tuple[str, ...]:
+    return tuple(key_id(item["key_hash"]) for item in items)
 
 
 def _client(values: dict[str, Any]) -> ApiClient:
@@ -132,6 +199,12 @@ def usage_plan_id(usage_plan: str) -> str:
     return str(found[0])
 
 
+def disable_in_api_gateway(api_key_id: str) -> None:
+    aws.client("apigateway").update_api_key(
+        apiKey=api_key_id, patchOperations=[{"op": "replace", "path": "/enabled", "value": "false"}]
+    )
+
+
 def register_with_api_gateway(key: str, client_id: str, plan_id: str) -> str:
     """Create the key in API Gateway (the authorizer returns it as the usage identifier) and attach
     it to this usage plan; returns the API key's id."""
@@ -148,33 +221,50 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--client", required=True)
     create.add_argument("--storefront", action="append", choices=["alya", "blysk"], required=True)
     create.add_argument("--search-all", action="store_true", help="may search every storefront (scope=all)")
-    metering = create.add_mutually_exclusive_group(required=True)
-    metering.add_argument(
-        "--usage-plan", help="register the key with API Gateway in this plan (listing-vision-<stage>-standard or -bulk)"
-    )
-    metering.add_argument(
-        "--no-usage-plan",
-        action="store_true",
-        help="the local stack only: on AWS a key in no usage plan can call nothing",
-    )
-    commands.add_parser("list", help="every client (no keys)")
-    disable = commands.add_parser("disable", help="refuse a client's key from now on")
+    rotate = commands.add_parser("rotate", help="another key for a client (the old ones keep working); prints it once")
+    rotate.add_argument("--client", required=True)
+    for command in (create, rotate):
+        metering = command.add_mutually_exclusive_group(required=True)
+        metering.add_argument(
+            "--usage-plan",
+            help="register the key with API Gateway in this plan (listing-vision-<stage>-standard or -bulk)",
+        )
+        metering.add_argument(
+            "--no-usage-plan",
+            action="store_true",
+            help="the local stack only: on AWS a key in no usage plan can call nothing",
+        )
+    revoke = commands.add_parser("revoke", help="refuse one key of a client from now on, by its id")
+    revoke.add_argument("--client", required=True)
+    revoke.add_argument("--key-id", required=True, help="as `rotate` and `list` print it")
+    commands.add_parser("list", help="every client, with the ids of its enabled keys (never the keys)")
+    disable = commands.add_parser("disable", help="refuse every key of a client from now on")
     disable.add_argument("--client", required=True)
     args = parser.parse_args(argv)
     clients = ApiClients()
     try:
-        if args.command == "create":
+        answer: Any
+        if args.command in ("create", "rotate"):
             plan = usage_plan_id(args.usage_plan) if args.usage_plan else None  # before anything is created
-            key, client = clients.create(args.client, tuple(args.storefront), args.search_all)
-            answer: dict[str, Any] = {"key": key, **asdict(client)}
+            if args.command == "create":
+                key, client = clients.create(args.client, tuple(args.storefront), args.search_all)
+            else:
+                key, client = clients.rotate(args.client)
+            answer = {"key": key, "key_id": key_id(key_hash(key)), **asdict(client)}
             if plan:
                 answer["api_key_id"] = register_with_api_gateway(key, args.client, plan)
-            print(json.dumps(answer, indent=2))
+                clients.remember_gateway_key(key, answer["api_key_id"])
+        elif args.command == "revoke":
+            revoked = clients.revoke(args.client, args.key_id)
+            if revoked.get("api_key_id"):
+                disable_in_api_gateway(revoked["api_key_id"])
+            answer = {"revoked": args.key_id, "client_id": args.client}
         elif args.command == "list":
-            print(json.dumps([asdict(c) for c in clients.list()], indent=2))
+            answer = [asdict(c) for c in clients.list()]
         else:
             clients.disable(args.client)
-            print(json.dumps({"disabled": args.client}))
+            answer = {"disabled": args.client}
+        print(json.dumps(answer, indent=2))
     except (Conflict, NotFound, ClientError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -143,7 +143,8 @@ class Verdict:
     """One candidate's answer. `match` is set exactly when the candidate is the same photo."""
 
     same: bool
-    reason: str  # same_photo | too_few_matches | implausible_geometry | colours_differ | tones_differ | no_overlap
+    # same_photo | too_few_matches | implausible_geometry | colours_differ | tones_differ | piece_differs | no_overlap
+    reason: str
     inliers: int = 0
     mirrored: bool = False
     colour_disagreement: float = 0.0

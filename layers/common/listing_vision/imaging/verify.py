@@ -5,10 +5,14 @@ working frame (so a copy squashed to a square looks like its original), ORB keyp
 patent-free) are matched with Lowe's ratio test, and an affine model (rotation, scale, crop,
 squash, shear) is fitted with RANSAC; a mirror image is matched through the query's mirrored
 features. Then the colours must agree where the two overlap under that model: hue and chroma,
-cell by cell in CIE Lab, after brightness and contrast are allowed for. A grayscale query is
-exempt from the colour test (it has none), but its tones must still follow the candidate's.
-Colour variants of a design (a hue rotation, gold recoloured as silver) pass the geometry and
-fail the colour test: they are different products.
+cell by cell in CIE Lab, after brightness and contrast are allowed for. A grayscale query (no
+chroma at all: an export, not a silver piece, whose photo keeps faint tints) is exempt from the
+colour test, but its tones must still follow the candidate's. On a product shot (a piece on a plain
+backdrop) the piece is also compared as a whole, against its background: a thin hoop or chain in
+gold, silver, rose gold or black is a few cells, which the cell test forgives, but its colour and
+its lightness against the backdrop tell the metals apart. Colour variants of a design (a hue
+rotation, gold recoloured as silver, the same ring in another metal) pass the geometry and fail
+the colour test: they are different products.
 
 What an indexed image contributes is `ImageFeatures` (`features.py`): keypoints, descriptors and a
 small colour thumbnail, computed once when it is stored. This module needs OpenCV, so it runs on
@@ -44,7 +48,18 @@ STRONG_CHROMA = 15.0  # a cell this colourful cannot have turned grey in a re-ex
 MIN_COLOURED_CELLS = 4  # fewer coloured cells than this: nothing to compare
 CLIPPED = 250  # a channel at or above this has lost its colour to clipping (brightness changes)
 DARK_LIGHTNESS = 15.0  # below this Lab lightness, hue is noise
-GRAYSCALE_QUERY_CHROMA = 4.0  # 99th percentile of chroma under this: the image is grayscale
+# A grayscale export has no chroma at all (R = G = B in every pixel: a mean of 0.01–0.05 in the
+# thumbnail, float rounding); a neutral product shot (silver, black metal on a grey background) keeps
+# the camera's faint tints (0.12 at the least on the renders, after a contrast cut).
+GRAYSCALE_MEAN_CHROMA = 0.08
+# The piece of a product shot: the cells this far (Lab ΔE) from the border's median colour.
+PIECE_DELTA_E = 12.0
+MAX_PIECE_SHARE = 0.45  # a larger "piece" is a scene: only the cell-by-cell tests apply
+MIN_PIECE_CELLS = 8
+PIECE_CONTRAST_RANGE = (0.6, 1.6)  # how much a re-export may scale the piece's colour against its background
+MAX_PIECE_COLOUR = 4.0  # Lab a,b: the piece's colour against its background (and the background's), so scaled
+MIN_PIECE_TONE = 6.0  # lightness difference between piece and background below which tone is not compared
+MAX_PIECE_TONE_LOG = 0.5  # |ln| of the ratio of the two pieces' lightness against their backgrounds
 
 
 def lab(features: ImageFeatures) -> np.ndarray:
@@ -53,8 +68,9 @@ def lab(features: ImageFeatures) -> np.ndarray:
 
 
 def is_grayscale(features: ImageFeatures) -> bool:
+    """No colour anywhere in the frame: a grayscale export (not a silver piece, whose photo keeps faint tints)."""
     colours = lab(features)
-    return bool(np.percentile(np.hypot(colours[..., 1], colours[..., 2]), 99) < GRAYSCALE_QUERY_CHROMA)
+    return bool(np.hypot(colours[..., 1], colours[..., 2]).mean() <= GRAYSCALE_MEAN_CHROMA)
 
 
 def _orb() -> cv2.ORB:
@@ -120,12 +136,9 @@ def _plausible(linear: np.ndarray) -> bool:
     )
 
 
-def colour_disagreement(
-    query: ImageFeatures, candidate: ImageFeatures, model: np.ndarray | None, settings: VerifySettings
-) -> tuple[float, str]:
-    """Share of overlapping thumbnail cells whose colours (or, for a grayscale query, tones)
-    disagree, with which test applied. `model` maps query → candidate in working-frame pixels
-    (None: the frames coincide)."""
+def _overlap(query: ImageFeatures, candidate: ImageFeatures, model: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate's thumbnail warped onto the query's (`model` maps query → candidate in
+    working-frame pixels; None: the frames coincide), and the query cells it covers."""
     scale = THUMB_SIZE / WORK_SIZE
     to_candidate = np.eye(2, 3, dtype=np.float64) if model is None else model.astype(np.float64).copy()
     to_candidate[:, 2] *= scale  # the same map in thumbnail pixels
@@ -133,16 +146,94 @@ def colour_disagreement(
     size = (THUMB_SIZE, THUMB_SIZE)
     warped = cv2.warpAffine(candidate.thumbnail, to_candidate, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
     inside = cv2.warpAffine(np.full(size, 255, np.uint8), to_candidate, size, flags=flags, borderValue=(0,))
-    valid = cv2.erode(inside, np.ones((3, 3), np.uint8)) == 255
+    return warped, cv2.erode(inside, np.ones((3, 3), np.uint8)) == 255
+
+
+def colour_disagreement(
+    query: ImageFeatures, candidate: ImageFeatures, model: np.ndarray | None, settings: VerifySettings
+) -> tuple[float, str]:
+    """Share of overlapping thumbnail cells whose colours (or, for a grayscale query, tones)
+    disagree, with which test applied; 1.0 with "piece" when the piece of a product shot has
+    another colour or tone than the candidate's (a metal colourway). `model` maps query →
+    candidate in working-frame pixels (None: the frames coincide)."""
+    warped, valid = _overlap(query, candidate, model)
     if valid.sum() < 0.05 * valid.size:
         return 1.0, "no_overlap"
     # A cell may take its best match among its neighbours: small misalignments are not colour changes.
     query_lab = cv2.GaussianBlur(lab(query), (3, 3), 0)
     candidate_lab = cv2.GaussianBlur(_lab(warped), (3, 3), 0)
-    if is_grayscale(query) and not is_grayscale(candidate):
-        return _tone_disagreement(query_lab[..., 0], _luma_lightness(warped), valid), "tones"
+    if is_grayscale(candidate) and not is_grayscale(query):
+        return 1.0, "colours"  # a colour upload of a photo catalogued only in grayscale shows colours it lacks
+    grayscale = is_grayscale(query) and not is_grayscale(candidate)
+    if grayscale:
+        candidate_lab[..., 0] = _luma_lightness(warped)
+    if _piece_differs(query_lab, candidate_lab, valid, query.thumbnail, warped, compare_colour=not grayscale):
+        return 1.0, "piece"
+    if grayscale:
+        return _tone_disagreement(query_lab[..., 0], candidate_lab[..., 0], valid), "tones"
     reliable = valid & _reliable(query.thumbnail, query_lab) & _reliable(warped, candidate_lab)
     return _chroma_disagreement(query_lab, candidate_lab, reliable, settings), "colours"
+
+
+def _piece_differs(
+    query_lab: np.ndarray,
+    candidate_lab: np.ndarray,
+    valid: np.ndarray,
+    query_rgb: np.ndarray,
+    candidate_rgb: np.ndarray,
+    compare_colour: bool,
+) -> bool:
+    """A product shot (a piece on a plain background): does the candidate's piece, where the
+    query's is, stand out from its background in another tone or colour? The cell test misses
+    this on a thin piece (a chain, a hoop): it lets each cell take its best-matching neighbour
+    and counts shares of the whole frame. Aggregated over the piece it is robust to
+    misalignment, and measured against the background, to brightness and contrast changes."""
+    contrast = piece_contrast(query_lab, candidate_lab, valid, query_rgb, candidate_rgb)
+    if contrast is None:
+        return False
+    tone, colour = contrast
+    return tone > MAX_PIECE_TONE_LOG or (compare_colour and colour > MAX_PIECE_COLOUR)
+
+
+def piece_contrast(
+    query_lab: np.ndarray,
+    candidate_lab: np.ndarray,
+    valid: np.ndarray,
+    query_rgb: np.ndarray,
+    candidate_rgb: np.ndarray,
+) -> tuple[float, float] | None:
+    """(tone, colour): how differently the two pieces stand out from their backgrounds, as |ln| of
+    the ratio of their lightness contrasts and as the Lab a,b distance of their colour contrasts
+    once scaled as a re-export may; None when the query is not a product shot."""
+    ring = np.ones(valid.shape, bool)
+    ring[3:-3, 3:-3] = False
+    background = np.median(query_lab[ring], axis=0)
+    piece = valid & (np.linalg.norm(query_lab - background, axis=2) > PIECE_DELTA_E)
+    rest = valid & ~piece
+    if piece.sum() < MIN_PIECE_CELLS or piece.sum() > MAX_PIECE_SHARE * valid.sum() or rest.sum() < MIN_PIECE_CELLS:
+        return None
+    query_tone = float(query_lab[piece][:, 0].mean() - np.median(query_lab[rest][:, 0]))
+    candidate_tone = float(candidate_lab[piece][:, 0].mean() - np.median(candidate_lab[rest][:, 0]))
+    tone = 0.0
+    if max(abs(query_tone), abs(candidate_tone)) >= MIN_PIECE_TONE:
+        tone = abs(float(np.log(query_tone / candidate_tone))) if query_tone * candidate_tone > 0 else np.inf
+    # Colour only where neither photo has lost it to clipping or darkness, on the piece and around it.
+    reliable = _reliable(query_rgb, query_lab) & _reliable(candidate_rgb, candidate_lab)
+    coloured, around = piece & reliable, rest & reliable
+    if coloured.sum() < MIN_PIECE_CELLS or around.sum() < MIN_PIECE_CELLS:
+        return tone, 0.0
+    query_back = np.median(query_lab[around][:, 1:], axis=0)
+    candidate_back = np.median(candidate_lab[around][:, 1:], axis=0)
+    query_ab = query_lab[coloured][:, 1:].mean(axis=0) - query_back
+    candidate_ab = candidate_lab[coloured][:, 1:].mean(axis=0) - candidate_back
+    # The piece against its background, and the background itself (a tinted backdrop turned).
+    return tone, max(_scaled_distance(query_ab, candidate_ab), _scaled_distance(query_back, candidate_back))
+
+
+def _scaled_distance(query_ab: np.ndarray, candidate_ab: np.ndarray) -> float:
+    """Lab a,b distance once the candidate's is scaled as a brightness or contrast change may."""
+    scale = np.clip(query_ab @ candidate_ab / max(float(candidate_ab @ candidate_ab), 1e-6), *PIECE_CONTRAST_RANGE)
+    return float(np.linalg.norm(query_ab - scale * candidate_ab))
 
 
 def _reliable(rgb: np.ndarray, lab: np.ndarray) -> np.ndarray:
@@ -238,7 +329,7 @@ def colour_verdict(
     disagreement, test = colour_disagreement(query, candidate, model, settings)
     limit = settings.max_tone_disagreement if test == "tones" else settings.max_colour_disagreement
     if disagreement > limit:
-        reason = "tones_differ" if test == "tones" else "colours_differ"
+        reason = {"tones": "tones_differ", "piece": "piece_differs"}.get(test, "colours_differ")
         return Verdict(False, reason, inliers, mirrored, disagreement)
     return Verdict(True, "same_photo", inliers, mirrored, disagreement)
 

@@ -38,7 +38,7 @@ from pydantic import BaseModel, Field
 
 from listing_vision import aws
 from listing_vision.config import Storefront, get_settings
-from listing_vision.errors import VisionError
+from listing_vision.errors import InvalidRequest, VisionError
 from listing_vision.jewelry.dedupe import DedupeService
 from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.jewelry.uploads import UploadIndexer
@@ -83,11 +83,18 @@ def in_process_indexer(
     made for that model if missing (`VectorIndex.ensure_collection` refuses one of another model's)."""
     from listing_vision.embeddings.factory import get_embedder
 
-    embedder = get_embedder()
     if model is not None:
         from listing_vision.embeddings.onnx_local import OnnxEmbedder
 
-        embedder = OnnxEmbedder(model, resize=resize or get_settings().clip_resize)
+        try:
+            embedder: Any = OnnxEmbedder(model, resize=resize or get_settings().clip_resize)
+        except Exception as error:  # noqa: BLE001 - onnxruntime raises plain Exception subclasses (NoSuchFile, InvalidProtobuf)
+            raise InvalidRequest(
+                f"--model {model}: not an ONNX model this process can load ({str(error)[:300]})",
+                details={"model": str(model)},
+            ) from None
+    else:
+        embedder = get_embedder()
     stores = CatalogueStores.from_settings()
     if collection is not None:
         vectors = VectorIndex(collection)

@@ -26,6 +26,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from listing_vision.api import query_parameters
 from listing_vision.dynamodb_items import expression_values, from_item, to_item
 from listing_vision.errors import InvalidRequest
 from listing_vision.jewelry.jobs import JOB_ID_PATTERN, STATUSES, JobStore, job_from_item
@@ -37,6 +38,9 @@ MAX_EVALUATED = 500  # items read per request, whatever the filter skips
 MAX_QUERIES = 5
 MAX_CURSOR_CHARS = 400
 _CURSOR_VERSION = 1
+# A cursor's created_at is a job's (Unix seconds): one past this is no job's, and one of more than
+# DynamoDB's 38 digits would fail in the query's serializer (a 500) rather than be refused
+_MAX_CREATED_AT = 2**63 - 1
 
 
 def _digest(website: str, status: str | None, payload: bytes) -> str:
@@ -83,7 +87,7 @@ def decode_cursor(cursor: str, website: str, status: str | None) -> dict[str, An
         or not re.fullmatch(JOB_ID_PATTERN, job_id)
         or not isinstance(created_at, int)
         or isinstance(created_at, bool)
-        or created_at < 0
+        or not 0 <= created_at <= _MAX_CREATED_AT
     ):
         raise _bad_cursor("malformed")
     return to_item({"job_id": job_id, "website": website, "created_at": created_at})
@@ -94,17 +98,7 @@ PARAMETERS = ("website", "status", "cursor", "limit")
 
 def check_parameters(parameters: Mapping[str, Sequence[str]]) -> None:
     """Refuse a query parameter the listing does not take (`unknown_parameter`), or one given twice."""
-    unknown = sorted(name for name in parameters if name not in PARAMETERS)
-    if unknown:
-        raise InvalidRequest(
-            f"Unknown query parameter {unknown[0][:40]!r}: the job listing takes {', '.join(PARAMETERS)}.",
-            code="unknown_parameter",
-            details={"parameters": [name[:40] for name in unknown[:5]], "known": list(PARAMETERS)},
-        )
-    for name, values in parameters.items():
-        if len(values) != 1:
-            message = f"{name} is given {len(values)} times; give it once."
-            raise InvalidRequest(message, details={"fields": [{"field": name, "problem": message}]})
+    query_parameters.check_parameters(parameters, PARAMETERS, "the job listing")
 
 
 def check_status(status: str | None) -> str | None:
