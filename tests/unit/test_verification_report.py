@@ -41,6 +41,12 @@ def test_the_committed_readme_block_is_the_one_the_recorded_samples_give() -> No
     data = report.load()
     # Then the README block between the dedupe-verification markers is exactly its table
     assert report.readme_block(report.README.read_text()) == report.table(data)
+    # and the status row's claim about the goal is the block's verdict
+    met = "per verify call: met" in report.table(data)
+    (status,) = [
+        line for line in report.README.read_text().splitlines() if "p95 per candidate" in line and "| built" in line
+    ]
+    assert ("per candidate met locally" in status) == met and ("**missed**" in status) == (not met)
     # and each call's sample counts its own candidates
     assert all(call["candidates"] >= 1 and call["ms"] > 0 for call in data["model_ms"]["verify_calls"])
 
