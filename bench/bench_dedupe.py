@@ -10,14 +10,8 @@ pattern, new Milvus and AWS clients for every request (the same handler with its
 emptied before each call). Recall@5 of HNSW at ef 64 is measured against exact search (numpy) on
 the same vectors.
 
-Verification, at 10k vectors, in the same run: requests for crops, rotations, mirrors and
-grayscale copies (which only verification finds) and the near copies, each against the
-retrieval-only path (a one-threshold decision on the same handler: no features, no
-verification); and the cost per candidate (each query's candidates' features read in one
-BatchGetItem and verified in one model call, divided by their number), against reading each
-candidate's image instead (GET, then the model describes and verifies it), which is what
-verification would cost without the features kept in the catalogue records. The model side is the
-local stack's: the SageMaker container contract over HTTP, on this machine's CPU.
+Verification, at 10k vectors, in the same run, from raw samples: `bench/dedupe_verification.py`
+(`BENCH_DEDUPE_ONLY=verification` runs that part alone).
 """
 
 from __future__ import annotations
@@ -40,11 +34,8 @@ from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.embeddings.base import Description
 from listing_vision.embeddings.factory import get_embedder
-from listing_vision.imaging.features import Candidate
 from listing_vision.jewelry import duplicates, storage, vector_index
 from listing_vision.jewelry.claims import ContentClaims, new_owner
-from listing_vision.jewelry.stores import CatalogueStores
-from listing_vision.jewelry.verification_store import VerificationStore
 from local.lambda_runtime import Handler
 from local.stack import LocalStack
 
@@ -184,34 +175,57 @@ def geometric_queries(photos: list[Path]) -> list[bytes]:
     return queries
 
 
-def per_candidate(collection: str, queries: list[bytes]) -> tuple[list[float], list[float], int]:
-    """Milliseconds per candidate, per query: the candidates' features from their catalogue records
-    (one BatchGetItem) and one verify call, divided by their number; and each candidate's image from
-    S3, described and verified by the model."""
-    settings = get_settings().model_copy(update={"milvus_collection": collection})
-    index = vector_index.VectorIndex(collection)
-    embedder = get_embedder()
-    store = VerificationStore(CatalogueStores.from_settings(), embedder)
-    stored_features, from_image = [], []
-    checks = duplicates.verify_settings(settings)
-    s3 = aws.client("s3")
-    for query in embedder.describe(queries):
-        hits = index.search(query.embedding, website="alya", limit=settings.search_top_k, ef=64)
-        # synthetic rows have no image and no record: only the real photos are candidates here
-        shortlist = [hit for hit in duplicates.candidates(hits, settings) if hit.path.startswith("s3://alyaimg/bench/")]
-        if not shortlist:
-            continue
-        started = time.perf_counter()
-        found = store.for_hits(shortlist)
-        embedder.verify(query.features, [Candidate(f) for f in found if f is not None], checks)
-        stored_features.append((time.perf_counter() - started) * 1000 / len(shortlist))
-        for hit in shortlist:
-            started = time.perf_counter()
-            location = storage.StoredImage.from_uri(hit.path)
-            body = s3.get_object(Bucket=location.bucket, Key=location.key)["Body"].read()
-            embedder.verify(query.features, [Candidate(embedder.describe([body])[0].features)], checks)
-            from_image.append((time.perf_counter() - started) * 1000)
-    return stored_features, from_image, len(queries)
+def size_figures(
+    stack: LocalStack,
+    handler: Handler,
+    queries: list[bytes],
+    name: str,
+    vectors: np.ndarray,
+    ids: list[int],
+    label: str,
+    rng: np.random.Generator,
+) -> list[Figure]:
+    """Requests against per-request clients, and HNSW recall, on one collection."""
+    figures: list[Figure] = []
+    ours = latencies(stack.url, queries)
+    stack.router.register("dedupe", per_request_clients(handler))
+    baseline = latencies(stack.url, queries)
+    stack.router.register_spec(spec("dedupe"))
+    figures.append(
+        Figure(
+            NAME,
+            f"request p50, {label}",
+            statistics.median(ours),
+            statistics.median(baseline),
+            "ms",
+            "new clients per request",
+        )
+    )
+    figures.append(
+        Figure(
+            NAME,
+            f"request p95, {label}",
+            percentile(ours, 95),
+            percentile(baseline, 95),
+            "ms",
+            "new clients per request",
+        )
+    )
+    probe = vectors[rng.choice(len(vectors), 100, replace=False)]
+    probe = probe + 0.02 * rng.standard_normal(probe.shape).astype(np.float32)
+    probe /= np.linalg.norm(probe, axis=1, keepdims=True)
+    figures.append(
+        Figure(
+            NAME,
+            f"HNSW recall@5 at ef 64, clustered, {label}",
+            recall_at_5(name, vectors, ids, probe),
+            1.0,
+            "recall",
+            "exact search",
+            higher_is_better=True,
+        )
+    )
+    return figures
 
 
 def run(stack: LocalStack) -> list[Figure]:
@@ -223,9 +237,10 @@ def run(stack: LocalStack) -> list[Figure]:
     queries = [near_copy(p) for p in photos]
     handler = stack.router.handler_for("dedupe")
     figures: list[Figure] = []
+    only_verification = os.environ.get("BENCH_DEDUPE_ONLY") == "verification"
     previous = os.environ.get("MILVUS_COLLECTION")
     try:
-        for size in SIZES:
+        for size in (VERIFY_SIZE,) if only_verification else SIZES:
             name = f"bench_{size}"
             vectors = np.concatenate([photo_vectors, clustered(size - len(photos), rng)])
             started = time.perf_counter()
@@ -233,49 +248,17 @@ def run(stack: LocalStack) -> list[Figure]:
             build_s = time.perf_counter() - started
             os.environ["MILVUS_COLLECTION"] = name
             get_settings.cache_clear()
-            ours = latencies(stack.url, queries)
-            stack.router.register("dedupe", per_request_clients(handler))
-            baseline = latencies(stack.url, queries)
-            stack.router.register_spec(spec("dedupe"))
             label = f"{size // 1000}k vectors"
-            figures.append(
-                Figure(
-                    NAME,
-                    f"request p50, {label}",
-                    statistics.median(ours),
-                    statistics.median(baseline),
-                    "ms",
-                    "new clients per request",
-                )
-            )
-            figures.append(
-                Figure(
-                    NAME,
-                    f"request p95, {label}",
-                    percentile(ours, 95),
-                    percentile(baseline, 95),
-                    "ms",
-                    "new clients per request",
-                )
-            )
-            probe = vectors[rng.choice(len(vectors), 100, replace=False)]
-            probe = probe + 0.02 * rng.standard_normal(probe.shape).astype(np.float32)
-            probe /= np.linalg.norm(probe, axis=1, keepdims=True)
-            figures.append(
-                Figure(
-                    NAME,
-                    f"HNSW recall@5 at ef 64, clustered, {label}",
-                    recall_at_5(name, vectors, ids, probe),
-                    1.0,
-                    "recall",
-                    "exact search",
-                    higher_is_better=True,
-                )
-            )
+            if not only_verification:
+                figures += size_figures(stack, handler, queries, name, vectors, ids, label, rng)
             if size == VERIFY_SIZE:
-                figures += verification_figures(stack, name, queries)
+                from bench import dedupe_verification
+
+                figures += dedupe_verification.record(stack, name, queries, size)
             print(f"  {label}: collection built and loaded in {build_s:.1f} s", flush=True)
             vector_index.milvus_client().drop_collection(name)
+        if only_verification:
+            return figures
         worst = uniform(10_000, rng)
         ids = build_collection("bench_uniform", worst)
         probe = uniform(100, rng)
@@ -299,92 +282,3 @@ def run(stack: LocalStack) -> list[Figure]:
         get_settings.cache_clear()
         stack.router.register_spec(spec("dedupe"))
     return figures
-
-
-def candidates_per_query(collection: str, queries: list[bytes]) -> float:
-    settings = get_settings().model_copy(update={"milvus_collection": collection})
-    index = vector_index.VectorIndex(collection)
-    counts = []
-    for data in queries:
-        vector = get_embedder().embed([data])[0]
-        hits = index.search(vector, website="alya", limit=settings.search_top_k, ef=64)
-        counts.append(len(duplicates.candidates(hits, settings)))
-    return float(np.mean(counts))
-
-
-def verification_figures(stack: LocalStack, collection: str, near_queries: list[bytes]) -> list[Figure]:
-    """Two stages against retrieval only, on the same handler and collection; cost per candidate."""
-    geometric = geometric_queries(PHOTOS)
-    per_query = candidates_per_query(collection, near_queries)  # before any request stores a copy
-    two_stage_near = latencies(stack.url, near_queries)
-    two_stage_geometric = latencies(stack.url, geometric, must_find=False, salt=1)
-    original_find = duplicates.DuplicateFinder.find
-    duplicates.DuplicateFinder.find = retrieval_only  # type: ignore[method-assign,assignment]
-    try:
-        one_threshold_near = latencies(stack.url, near_queries)
-        one_threshold_geometric = latencies(stack.url, geometric, must_find=False, salt=7)
-    finally:
-        duplicates.DuplicateFinder.find = original_find  # type: ignore[method-assign]
-    stored_features, from_image, _ = per_candidate(collection, geometric)
-    added = [
-        (statistics.median(two_stage_near) - statistics.median(one_threshold_near)) / per_query,
-        (percentile(two_stage_near, 95) - percentile(one_threshold_near, 95)) / per_query,
-    ]
-    print(
-        f"  verification added per candidate (near copies, {per_query:.1f} candidates per query): "
-        f"p50 {added[0]:.1f} ms, p95 {added[1]:.1f} ms",
-        flush=True,
-    )
-    same = "retrieval only, same handler"
-    misses = "retrieval only (misses most of them, and stores them)"
-    image = "candidate image from S3 + describe + verify"
-    return [
-        Figure(
-            NAME,
-            "near copies, two stages: p50, 10k",
-            statistics.median(two_stage_near),
-            statistics.median(one_threshold_near),
-            "ms",
-            same,
-        ),
-        Figure(
-            NAME,
-            "near copies, two stages: p95, 10k",
-            percentile(two_stage_near, 95),
-            percentile(one_threshold_near, 95),
-            "ms",
-            same,
-        ),
-        Figure(
-            NAME,
-            "crops/rotations/mirrors/grayscale, two stages: p50, 10k",
-            statistics.median(two_stage_geometric),
-            statistics.median(one_threshold_geometric),
-            "ms",
-            misses,
-        ),
-        Figure(
-            NAME,
-            "crops/rotations/mirrors/grayscale, two stages: p95, 10k",
-            percentile(two_stage_geometric, 95),
-            percentile(one_threshold_geometric, 95),
-            "ms",
-            misses,
-        ),
-        Figure(
-            NAME,
-            f"per candidate, features from the catalogue + verify: p50 (n={len(stored_features)} queries)",
-            statistics.median(stored_features),
-            statistics.median(from_image),
-            "ms",
-            image,
-        ),
-        Figure(
-            NAME,
-            "per candidate, features from the catalogue + verify: p95",
-            percentile(stored_features, 95),
-            percentile(from_image, 95),
-            "ms",
-            image,
-        ),
-    ]

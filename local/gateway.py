@@ -168,6 +168,9 @@ class Gateway:
 
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in two writes: with Nagle on, the body waits for the
+            # client's delayed ACK of the headers, 40 ms on every keep-alive request
+            disable_nagle_algorithm = True
             timeout = gateway.read_timeout_s  # socketserver sets it on the connection: each read is bounded
 
             def log_message(self, fmt: str, *args: Any) -> None:  # one line a request, to stderr

@@ -35,6 +35,9 @@ class ContainerServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in two writes: with Nagle on, the body waits for the
+            # client's delayed ACK of the headers, 40 ms on every keep-alive request
+            disable_nagle_algorithm = True
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 pass
