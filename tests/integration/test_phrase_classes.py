@@ -23,7 +23,6 @@ from doubles.loopback import (
     openai_error,
 )
 from listing_vision import aws
-from listing_vision.errors import InvalidRequest
 from listing_vision.realestate.features import split_visual_features
 from listing_vision.realestate.phrase_classification import classify_phrases
 from listing_vision.realestate.phrase_store import PhraseStore, StoredPhrase
@@ -245,9 +244,9 @@ def test_the_cli_runs_classify_phrases_over_the_configured_cache(
     assert report["operation"] == "classify_phrases" and report["dry_run"] is True
     assert report["analyses"] > 0 and report["known_to_taxonomy"] > 0 and report["unknown"] >= 3
     # A bad option is refused before anything is read or written
-    with pytest.raises(InvalidRequest) as refused:
+    with pytest.raises(SystemExit) as refused:
         migrate.main(["classify-phrases", "--segments", "0"])
-    assert refused.value.code == "invalid_event" and "segments" in refused.value.message
+    assert refused.value.code == 2 and "segments: Input should be greater than or equal to 1" in capsys.readouterr().err
 
 
 def test_classify_phrases_and_coverage_run_in_the_deployed_migration_function(
