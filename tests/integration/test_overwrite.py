@@ -117,6 +117,25 @@ def test_a_key_overwritten_by_a_photo_stored_elsewhere_leaves_it_a_duplicate_and
     assert catalogue.reconciler().run("blysk", dry_run=True)["consistent"]
 
 
+def test_a_catalogue_key_overwritten_then_its_photo_uploaded_again_ends_with_the_photo(catalogue: Catalogue) -> None:
+    # Given photo A stored by the API under its content key, then other bytes B put straight at that key
+    a, b = fresh_image(97_070), fresh_image(97_071)
+    stored = catalogue.dedupe().check_and_store(Upload(a, "a.jpg", "blysk"), caller=CALLER)
+    assert stored.stored is not None
+    key = stored.stored.key
+    put(catalogue, b, key)
+    # When the key's event is handled
+    assert index(catalogue, key=key).status == "indexed"
+    # Then B is what the key is catalogued as, and A is gone from the catalogue
+    only(catalogue, b, gone=a, key=key)
+    # When A is uploaded through the API again (it writes its content key back), and that write's event handled
+    again = catalogue.dedupe().check_and_store(Upload(a, "a-again.jpg", "blysk"), caller=CALLER)
+    assert not again.duplicate_found
+    assert index(catalogue, key=key).status == "already_indexed"
+    # Then the key is A's again, and B's record and vector are gone
+    only(catalogue, a, gone=b, key=key)
+
+
 @pytest.mark.parametrize("order", ["B,A", "A,B", "B,A,B,A"])
 def test_events_late_out_of_order_or_twice_end_one_to_one(catalogue: Catalogue, order: str) -> None:
     # Given A put and indexed, then B put at the same key

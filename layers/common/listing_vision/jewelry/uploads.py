@@ -278,7 +278,9 @@ class UploadIndexer:
         if sha_claimed:
             record = self.claims.get(website, sha_claimed)
             if record is not None and record.stored and record.path == path and self._has_vector(website, sha_claimed):
-                return IndexOutcome(bucket, key, "already_indexed"), None  # our own API write, or a re-delivery
+                # our own API write, or a re-delivery; one that rewrote an overwritten key settles it
+                self.owners.settle(website, storage.StoredImage(bucket, key), sha_claimed, str(head.get("ETag", "")))
+                return IndexOutcome(bucket, key, "already_indexed"), None
         recorded = self._tags(bucket, key).get(STATUS_TAG)
         if recorded in ("duplicate", "invalid", "form_reused"):
             return IndexOutcome(bucket, key, recorded), None  # an indexed one is checked for its vector below
