@@ -97,8 +97,9 @@ def test_the_same_bytes_put_again_change_nothing(catalogue: Catalogue) -> None:
     only(catalogue, a, gone=b"never stored")
 
 
+@pytest.mark.parametrize("dies_after_tagging", [False, True])
 def test_a_key_overwritten_by_a_photo_stored_elsewhere_leaves_it_a_duplicate_and_drops_the_old_record(
-    catalogue: Catalogue,
+    catalogue: Catalogue, dies_after_tagging: bool
 ) -> None:
     # Given photo A at the key, and photo B stored by the API (under its content key)
     a, b = fresh_image(97_020), fresh_image(97_021)
@@ -106,11 +107,20 @@ def test_a_key_overwritten_by_a_photo_stored_elsewhere_leaves_it_a_duplicate_and
     index(catalogue)
     stored = catalogue.dedupe().check_and_store(Upload(b, "b.jpg", "blysk"), caller=CALLER)
     assert stored.stored is not None
-    # When B's bytes are put at A's key
+    # When B's bytes are put at A's key (and the run dies right after tagging it, before it settles the key)
     put(catalogue, b)
-    outcome = index(catalogue)
+    if dies_after_tagging:
+        invocation = Invocation(die_after=1)
+        with pytest.raises(FunctionDied):
+            index(catalogue, invocation.stores(catalogue.stores))
+        assert invocation.writes == ["tag"]
+        assert catalogue.stores.claims.get("blysk", storage.sha256_hex(a)) is not None
+    outcome = index(catalogue)  # (the event redelivered)
     # Then the key is a duplicate of B's photo, and nothing claims it any more
-    assert (outcome.status, outcome.duplicate_of) == ("duplicate", stored.stored.s3_uri)
+    assert outcome.status == "duplicate"
+    assert (
+        catalogue.stores.images.tags(storage.StoredImage(catalogue.bucket, KEY))["duplicate-of"] == stored.stored.s3_uri
+    )
     path = f"s3://{catalogue.bucket}/{KEY}"
     assert catalogue.stores.vectors.at_path(path, "blysk") == []
     assert catalogue.stores.claims.get("blysk", storage.sha256_hex(a)) is None
@@ -134,6 +144,21 @@ def test_a_catalogue_key_overwritten_then_its_photo_uploaded_again_ends_with_the
     assert index(catalogue, key=key).status == "already_indexed"
     # Then the key is A's again, and B's record and vector are gone
     only(catalogue, a, gone=b, key=key)
+
+
+def test_a_key_overwritten_with_what_is_no_photo_keeps_nothing_catalogued_there(catalogue: Catalogue) -> None:
+    # Given photo A at the key
+    a = fresh_image(97_080)
+    put(catalogue, a)
+    index(catalogue)
+    # When a text file is put at the same key
+    put(catalogue, b"not a photo any more")
+    outcome = index(catalogue)
+    # Then it is recorded invalid, and A's record and vector are gone
+    assert (outcome.status, outcome.reason) == ("invalid", "not_an_image")
+    assert catalogue.stores.vectors.at_path(f"s3://{catalogue.bucket}/{KEY}", "blysk") == []
+    assert catalogue.stores.claims.get("blysk", storage.sha256_hex(a)) is None
+    assert catalogue.reconciler().run("blysk", dry_run=True)["consistent"]
 
 
 @pytest.mark.parametrize("order", ["B,A", "A,B", "B,A,B,A"])

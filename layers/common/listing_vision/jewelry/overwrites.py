@@ -85,11 +85,14 @@ class KeyOwners:
     def settle(self, website: str, image: storage.StoredImage, sha256: str, etag: str) -> list[str]:
         """After indexing the bytes `sha256` read at `image` (ETag `etag`): the record and vector of every
         content claiming this key that the key no longer holds are removed, ours included when the key
-        changed since it was read. Returns the contents removed."""
+        changed since it was read (`sha256` empty: bytes found invalid or a duplicate, which no record
+        here may name). Returns the contents removed."""
         path = image.s3_uri
         rows = self.vectors.at_path(path, website)
         named = named_content(image.key)
-        contents = dict.fromkeys([sha256, *([named] if named else []), *(row.sha256 for row in rows if row.sha256)])
+        contents = dict.fromkeys(sha for sha in [sha256, named, *(row.sha256 for row in rows)] if sha)
+        if not contents:
+            return []  # nothing claims the key (`sha256` empty: the key's bytes are no stored photo)
         now = self.current(image, sha256, etag)
         removed: list[str] = []
         for other in contents:  # usually only our own, which the key holds: nothing to do

@@ -282,8 +282,12 @@ class UploadIndexer:
                 self.owners.settle(website, storage.StoredImage(bucket, key), sha_claimed, str(head.get("ETag", "")))
                 return IndexOutcome(bucket, key, "already_indexed"), None
         recorded = self._tags(bucket, key).get(STATUS_TAG)
+        in_place = inbox_upload_id(key) is None
         if recorded in ("duplicate", "invalid", "form_reused"):
+            if in_place:  # a run that died after tagging never settled an overwritten key: its bytes claim nothing
+                self.owners.settle(website, storage.StoredImage(bucket, key), "", str(head.get("ETag", "")))
             return IndexOutcome(bucket, key, recorded), None  # an indexed one is checked for its vector below
+        data, etag = b"", str(head.get("ETag", ""))
         try:
             if head["ContentLength"] > self.settings.max_object_bytes:
                 raise PayloadTooLarge("The object is larger than MAX_OBJECT_BYTES.", code="file_too_large")
@@ -291,6 +295,10 @@ class UploadIndexer:
             image = load_image(data, self.settings.max_image_pixels)  # refused here: tagged invalid, nothing indexed
             check_declared_type(key, head.get("ContentType", ""), image.format or "")
         except VisionError as error:
+            if in_place:  # a key overwritten with what is no photo: nothing stays catalogued there
+                self.owners.settle(
+                    website, storage.StoredImage(bucket, key), storage.sha256_hex(data) if data else "", etag
+                )
             # Its tags are its outcome; its upload id is not claimed, so the form can post a fixed file
             self._tag(bucket, key, {STATUS_TAG: "invalid", "reason": error.code})
             metrics.add_metric(name="InvalidUploads", unit="Count", value=1)
