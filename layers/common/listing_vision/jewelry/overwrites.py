@@ -3,7 +3,7 @@ straight to the bucket or through any writer that reuses a key) keeps only the r
 the bytes it now holds.
 
 The indexer (`uploads.py`), once it has indexed the bytes it read at a key (stored them, found them
-already stored, or found them a duplicate), calls `KeyOwners.settle`: every *other* content that
+already stored, a duplicate, or no valid photo), calls `KeyOwners.settle`: every *other* content that
 claims the key (its record names the key as its path; found by the key's vector rows, and by the
 content a `catalogue/` key names) is removed with the delete machinery of `catalogue.py`: marked
 `deleting` (`ContentClaims.begin_delete`), the key read again, then its vector and its record
@@ -21,9 +21,12 @@ indexer reads the key's *current* bytes whatever event woke it):
   trigger does. A claim still pending (another run storing it) cannot be marked: that run's own check
   settles it. One being deleted by another is left to it;
 - a run that dies between storing and removing leaves two records on the key until the redelivered
-  event, which finds its bytes already stored and settles the key again; one that dies after marking
-  leaves a mark that the retry takes over once its lease has passed (the reconciler, too, finishes a
-  dead mark whose key another stored record claims).
+  event, which finds its bytes already stored (or its tag recorded) and settles the key again; one
+  that dies after marking leaves a mark that the retry takes over once its lease has passed. One that
+  dies between the old content's vector and its record leaves that record marked `deleting` (no
+  image, nobody's duplicate, not listed) where no vector names the key any more: the retry cannot
+  find it, and the reconciler finishes it (`delete_unfinished`: a dead mark whose key another stored
+  record claims is finished, not undone), as it finishes a DELETE that died at the same step.
 
 The key's current bytes are known by their ETag (read with them), and hashed again only when it changed.
 """

@@ -6,11 +6,12 @@ API's two-stage decision, `duplicates.py`) and records the outcome on the object
 (`dedupe-status`: indexed | duplicate | invalid | form_reused; `duplicate-of` and `duplicate-match`,
 `near` or `verified`; `reason`). Re-delivery of the same event changes nothing.
 
-A console or bulk upload is indexed where it lies. A presigned upload's key, `incoming/<upload id>`,
-is only an inbox: the same form can post there again until it expires, so a valid photo is copied to
-its content key under `catalogue/` (which no form can name) and that copy is indexed, and the upload
-id is claimed once (`upload_claims.py`). A second post of a form whose photo is catalogued changes no
-catalogue photo, record or vector: it is tagged `form_reused`.
+A console or bulk upload is indexed where it lies; its key then keeps only the record and vector of
+the bytes it holds now (`overwrites.py`: other bytes written over an indexed key). A presigned
+upload's key, `incoming/<upload id>`, is only an inbox: the same form can post there again until it
+expires, so a valid photo is copied to its content key under `catalogue/` (which no form can name)
+and that copy is indexed, and the upload id is claimed once (`upload_claims.py`). A second post of a
+form whose photo is catalogued changes no catalogue photo, record or vector: it is tagged `form_reused`.
 
 The order of an inbox upload's writes, each keyed so a retry repeats it harmlessly:
 upload id claimed (a lease) → content claimed (a lease) → vector staged (its path the catalogue key)
