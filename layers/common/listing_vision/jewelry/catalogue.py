@@ -59,9 +59,9 @@ from listing_vision.config import Storefront
 from listing_vision.errors import Conflict, NotFound
 from listing_vision.jewelry import storage
 from listing_vision.jewelry.claims import ContentRecord, new_owner
+from listing_vision.jewelry.overwrites import finish_delete, named_content
 from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.jewelry.uploads import IndexOutcome
-from listing_vision.jewelry.vector_index import vector_id
 from listing_vision.observability import logger, metrics
 
 IMAGE_ID_PATTERN = r"^[0-9a-f]{64}$"  # the SHA-256 of the photo's bytes, as captions take it
@@ -69,7 +69,6 @@ DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 MAX_CURSOR_CHARS = 200
 MAX_SCAN_PAGES = 5  # Scan pages read per GET /images (each up to 1 MB): a page may come back short
 MIN_SCAN_ITEMS = 100  # items per Scan page: `limit * 4`, at least this many
-_CATALOGUE_KEY = re.compile(r"^catalogue/[0-9a-f]{2}/([0-9a-f]{64})\.[a-z]+$")
 
 
 class Catalogue:
@@ -137,10 +136,7 @@ class Catalogue:
     def finish(self, website: Storefront, sha256: str, owner: str, image: storage.StoredImage | None) -> None:
         """Steps 2 to 4 of a delete whose record `owner` has marked; `image`: None when the object is
         already gone (the trigger: the photo was deleted in S3)."""
-        if image is not None:
-            self.images.delete(image)
-        self.vectors.delete(vector_id(website, sha256))
-        self.claims.end_delete(website, sha256, owner)
+        finish_delete(self.images, self.vectors, self.claims, website, sha256, owner, image)
 
     # --- S3 ObjectRemoved: a photo deleted in its bucket -----------------------------------------------
     def removed(self, records: list[tuple[str, str]]) -> list[IndexOutcome]:
@@ -157,8 +153,8 @@ class Catalogue:
         if self.images.head(image) is not None:
             return IndexOutcome(bucket, key, "skipped", reason="object_present")
         rows = self.vectors.at_path(image.s3_uri, website)
-        named = _CATALOGUE_KEY.match(key)
-        shas = dict.fromkeys([*([named.group(1)] if named else []), *(row.sha256 for row in rows if row.sha256)])
+        named = named_content(key)
+        shas = dict.fromkeys([*([named] if named else []), *(row.sha256 for row in rows if row.sha256)])
         removed = False
         for sha in shas:
             record = self.claims.get(website, sha)

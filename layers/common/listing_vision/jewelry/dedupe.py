@@ -196,14 +196,16 @@ class DedupeService:
 
     # --- pieces ---------------------------------------------------------------------------------
     def duplicate_matches(
-        self, upload: Description, website: Storefront, scope: Scope, own: str | None = None
+        self, upload: Description, website: Storefront, scope: Scope, own: str | None = None, not_at: str | None = None
     ) -> list[Match]:
         """Catalogue images that are the same photo (`near` or `verified`), nearest first; an image
         still being stored by another request counts once it is stored (it is waited for). `own`: the
         upload's sha256, whose row (a rolled-back attempt's, not yet deleted) is not a candidate: the
-        same bytes were settled by the registry already."""
+        same bytes were settled by the registry already. `not_at`: the key the upload lies at, whose
+        other rows are of bytes it no longer holds (an overwritten key: `overwrites.py`)."""
         exclude = (website, own) if own else None
-        return self.confirmed(self.finder.find(upload, website, scope, exclude=exclude))
+        found = self.finder.find(upload, website, scope, exclude=exclude)
+        return self.confirmed([match for match in found if not_at is None or match.hit.path != not_at])
 
     def _result(self, found: Match) -> dict[str, Any]:
         return {
@@ -221,13 +223,16 @@ class DedupeService:
         self.claims.stage(website, sha256, owner, path, vector_id, order, features=upload.features.to_bytes())
         return vector_id
 
-    def settle(self, upload: Description, website: Storefront, scope: Scope, sha256: str, owner: str) -> Match | None:
+    def settle(
+        self, upload: Description, website: Storefront, scope: Scope, sha256: str, owner: str, not_at: str | None = None
+    ) -> Match | None:
         """After staging: the near-duplicate that wins over us (stored, or staged earlier and then
-        stored), or None when we are to be kept."""
+        stored), or None when we are to be kept (`not_at`: as `duplicate_matches` takes it)."""
         record = self.claims.get(website, sha256)
         if record is None or record.owner != owner or record.order is None:
             raise Conflict("The upload's claim was taken over; try again.", code="upload_in_progress")
         matches = self.finder.find(upload, website, scope, exclude=(website, sha256))
+        matches = [match for match in matches if not_at is None or match.hit.path != not_at]
         return next(iter(self.confirmed(matches, mine=record.order)), None)
 
     def confirmed(self, matches: list[Match], mine: int | None = None) -> list[Match]:

@@ -15,6 +15,7 @@ content), and this reconciler repairs what no retry will:
 | `upload_status_missing`  | a presigned upload catalogued but never tagged      | tagged (its status reads right) |
 | `two_records_one_object` | two stored records name one object                  | quarantined: listed, untouched  |
 | `delete_unfinished`      | a delete died (its lease passed), its object gone   | vector and record deleted       |
+|                          | or overwritten (another stored record claims it)    | (the object is left alone)      |
 | `delete_abandoned`       | a delete died before deleting its object            | record put back as stored       |
 
 Claims still within their lease are in flight and left alone. Vectors of images indexed before the
@@ -109,7 +110,7 @@ class Reconciler:
         conflicted = {sha for shas in by_path.values() if len(shas) > 1 for sha in shas}
         for sha, record in records.items():
             if record.deleting and record.lease_until < time.time() and record.path:
-                self._unfinished_delete(website, sha, record, report)
+                self._unfinished_delete(website, sha, record, report, overwritten=bool(by_path.get(record.path)))
             if not record.stored or not record.path or sha in conflicted:
                 continue
             image = storage.StoredImage.from_uri(record.path)
@@ -124,11 +125,15 @@ class Reconciler:
                 if not report.dry_run:
                     self._index(image, "photo_without_vector", ("indexed",), report)
 
-    def _unfinished_delete(self, website: Storefront, sha: str, record: ContentRecord, report: Report) -> None:
-        """A delete that died (`catalogue.py`): finished when its object is gone; else the image is put
-        back (this function deletes no photo: the client's DELETE, which answered an error, is rerun)."""
+    def _unfinished_delete(
+        self, website: Storefront, sha: str, record: ContentRecord, report: Report, overwritten: bool
+    ) -> None:
+        """A delete that died (`catalogue.py`): finished when its object is gone, or holds another stored
+        image's bytes (`overwritten`: the indexer removing the record of an overwritten key died,
+        `overwrites.py`; the object is kept); else the image is put back (this function deletes no
+        photo: the client's DELETE, which answered an error, is rerun)."""
         assert record.path
-        if self.images.head(storage.StoredImage.from_uri(record.path)) is None:
+        if overwritten or self.images.head(storage.StoredImage.from_uri(record.path)) is None:
             report.found("delete_unfinished", record.path)
             if not report.dry_run:
                 owner = new_owner()

@@ -160,6 +160,12 @@ class ImageStore:
     def read(self, image: StoredImage) -> bytes:
         return bytes(self.s3.get_object(Bucket=image.bucket, Key=image.key)["Body"].read())
 
+    def read_with_etag(self, image: StoredImage) -> tuple[bytes, str]:
+        """The object's bytes and the ETag of that version (`overwrites.py` tells by it whether the key
+        still holds them)."""
+        response = self.s3.get_object(Bucket=image.bucket, Key=image.key)
+        return bytes(response["Body"].read()), str(response.get("ETag", ""))
+
     def first_key(self, bucket: str, prefix: str) -> str | None:
         keys, _ = self.list_page(bucket, prefix, "", 1)
         return keys[0] if keys else None

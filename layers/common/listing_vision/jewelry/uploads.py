@@ -6,11 +6,12 @@ API's two-stage decision, `duplicates.py`) and records the outcome on the object
 (`dedupe-status`: indexed | duplicate | invalid | form_reused; `duplicate-of` and `duplicate-match`,
 `near` or `verified`; `reason`). Re-delivery of the same event changes nothing.
 
-A console or bulk upload is indexed where it lies. A presigned upload's key, `incoming/<upload id>`,
-is only an inbox: the same form can post there again until it expires, so a valid photo is copied to
-its content key under `catalogue/` (which no form can name) and that copy is indexed, and the upload
-id is claimed once (`upload_claims.py`). A second post of a form whose photo is catalogued changes no
-catalogue photo, record or vector: it is tagged `form_reused`.
+A console or bulk upload is indexed where it lies; its key then keeps only the record and vector of
+the bytes it holds now (`overwrites.py`: other bytes written over an indexed key). A presigned
+upload's key, `incoming/<upload id>`, is only an inbox: the same form can post there again until it
+expires, so a valid photo is copied to its content key under `catalogue/` (which no form can name)
+and that copy is indexed, and the upload id is claimed once (`upload_claims.py`). A second post of a
+form whose photo is catalogued changes no catalogue photo, record or vector: it is tagged `form_reused`.
 
 The order of an inbox upload's writes, each keyed so a retry repeats it harmlessly:
 upload id claimed (a lease) → content claimed (a lease) → vector staged (its path the catalogue key)
@@ -40,6 +41,7 @@ from listing_vision.jewelry import dedupe as dedupe_module
 from listing_vision.jewelry import storage
 from listing_vision.jewelry.claims import new_owner
 from listing_vision.jewelry.dedupe import DedupeService
+from listing_vision.jewelry.overwrites import KeyOwners
 from listing_vision.jewelry.storage import ImageStore
 from listing_vision.jewelry.upload_claims import UploadClaims, UploadRecord
 from listing_vision.jewelry.vector_index import vector_id
@@ -66,6 +68,7 @@ class _Claimed:
     name: str
     image_format: str = ""
     upload_id: str | None = None  # an inbox upload: copied to `path`, its upload id claimed once
+    etag: str = ""  # the ETag of the bytes read (`overwrites.py`: whether the key still holds them)
 
     @property
     def lies_at(self) -> str:
@@ -183,6 +186,7 @@ class UploadIndexer:
         self.images = dedupe.images
         self.embedder = dedupe.embedder
         self.settings = get_settings()
+        self.owners = KeyOwners(self.images, dedupe.vectors, self.claims)
 
     def index_event(self, records: list[tuple[str, str]]) -> list[IndexOutcome]:
         outcomes = []
@@ -215,6 +219,7 @@ class UploadIndexer:
         claimed: list[_Claimed] = []
         restore: list[_Claimed] = []
         held: list[_Claimed] = []  # inbox uploads whose upload id this run holds
+        in_place: list[_Claimed] = []  # objects indexed where they lie: their key is settled after
         try:
             for key in keys:
                 outcome, candidate = self._prepare(bucket, key, website)
@@ -228,6 +233,7 @@ class UploadIndexer:
                 existing = self.dedupe.claim_or_existing(website, candidate.sha256, candidate.owner, "storefront")
                 if existing is not None and candidate.upload_id and existing.path == candidate.lies_at:
                     candidate = replace(candidate, path=candidate.lies_at)  # indexed where it lay, before inboxes
+                in_place += [candidate] if candidate.path == candidate.lies_at else []
                 own = existing is not None and existing.path == candidate.path and self._ours(candidate)
                 if existing is None and not self._exists(bucket, key):  # an API upload that lost its race, deleted
                     self.claims.yield_claim(website, candidate.sha256, candidate.owner)  # stays marked rolled back
@@ -258,6 +264,10 @@ class UploadIndexer:
                 self.claims.release(website, candidate.sha256, candidate.owner)
             for candidate in held:  # an upload id not settled (a duplicate, a failure) may be used again
                 self.uploads.release(website, candidate.upload_id or "", candidate.owner)
+        for candidate in in_place:  # a key overwritten keeps only what it holds now (`overwrites.py`)
+            if outcomes[candidate.key].status in ("indexed", "already_indexed", "duplicate"):
+                image = storage.StoredImage(bucket, candidate.key)
+                self.owners.settle(website, image, candidate.sha256, candidate.etag)
         return [outcomes[key] for key in keys]
 
     def _prepare(self, bucket: str, key: str, website: Storefront) -> tuple[IndexOutcome | None, _Claimed | None]:
@@ -269,17 +279,27 @@ class UploadIndexer:
         if sha_claimed:
             record = self.claims.get(website, sha_claimed)
             if record is not None and record.stored and record.path == path and self._has_vector(website, sha_claimed):
-                return IndexOutcome(bucket, key, "already_indexed"), None  # our own API write, or a re-delivery
+                # our own API write, or a re-delivery; one that rewrote an overwritten key settles it
+                self.owners.settle(website, storage.StoredImage(bucket, key), sha_claimed, str(head.get("ETag", "")))
+                return IndexOutcome(bucket, key, "already_indexed"), None
         recorded = self._tags(bucket, key).get(STATUS_TAG)
+        in_place = inbox_upload_id(key) is None
         if recorded in ("duplicate", "invalid", "form_reused"):
+            if in_place:  # a run that died after tagging never settled an overwritten key: its bytes claim nothing
+                self.owners.settle(website, storage.StoredImage(bucket, key), "", str(head.get("ETag", "")))
             return IndexOutcome(bucket, key, recorded), None  # an indexed one is checked for its vector below
+        data, etag = b"", str(head.get("ETag", ""))
         try:
             if head["ContentLength"] > self.settings.max_object_bytes:
                 raise PayloadTooLarge("The object is larger than MAX_OBJECT_BYTES.", code="file_too_large")
-            data = self.images.read(storage.StoredImage(bucket, key))
+            data, etag = self.images.read_with_etag(storage.StoredImage(bucket, key))
             image = load_image(data, self.settings.max_image_pixels)  # refused here: tagged invalid, nothing indexed
             check_declared_type(key, head.get("ContentType", ""), image.format or "")
         except VisionError as error:
+            if in_place:  # a key overwritten with what is no photo: nothing stays catalogued there
+                self.owners.settle(
+                    website, storage.StoredImage(bucket, key), storage.sha256_hex(data) if data else "", etag
+                )
             # Its tags are its outcome; its upload id is not claimed, so the form can post a fixed file
             self._tag(bucket, key, {STATUS_TAG: "invalid", "reason": error.code})
             metrics.add_metric(name="InvalidUploads", unit="Count", value=1)
@@ -288,7 +308,7 @@ class UploadIndexer:
         sha256, image_format, upload_id = storage.sha256_hex(data), image.format or "", inbox_upload_id(key)
         if upload_id is not None:  # indexed through its copy under its content key (the module docstring)
             path = storage.StoredImage(bucket, storage.catalogue_key(sha256, image_format)).s3_uri
-        return None, _Claimed(bucket, key, path, data, sha256, new_owner(), name, image_format, upload_id)
+        return None, _Claimed(bucket, key, path, data, sha256, new_owner(), name, image_format, upload_id, etag)
 
     def _claim_upload(self, website: Storefront, candidate: _Claimed) -> IndexOutcome | None:
         """Hold the candidate's upload id (None), or the outcome when the id is spent: the same photo
@@ -335,13 +355,18 @@ class UploadIndexer:
             self._tag(candidate.bucket, candidate.key, {STATUS_TAG: "indexed"})
 
     def _store(self, candidate: _Claimed, website: Storefront, upload: Description) -> IndexOutcome:
-        found = self.dedupe.duplicate_matches(upload, website, "storefront", own=candidate.sha256)
+        # another content's row at this very key is no duplicate: the key holds these bytes now (overwritten)
+        found = self.dedupe.duplicate_matches(
+            upload, website, "storefront", own=candidate.sha256, not_at=candidate.path
+        )
         if found:
             return self._duplicate(candidate.bucket, candidate.key, found[0].hit.path, found[0].match)
         # Stored as the API stores (dedupe.py): staged, settled against near-duplicates arriving at once
         vector_id = self.dedupe.stage(upload, candidate.path, website, candidate.sha256, candidate.owner)
         try:
-            winner = self.dedupe.settle(upload, website, "storefront", candidate.sha256, candidate.owner)
+            winner = self.dedupe.settle(
+                upload, website, "storefront", candidate.sha256, candidate.owner, not_at=candidate.path
+            )
         except BaseException:
             self.dedupe.roll_back(website, candidate.sha256, candidate.owner, vector_id, None)
             raise
