@@ -7,7 +7,8 @@ const PAGE_SIZE = 6;
 let cursors = [null]; // the cursor of each page seen; the last is the page shown
 
 function card(image, onDelete) {
-  const name = image.image_name || image.image_id.slice(0, 12);
+  // several photos may share a file name: the start of the id tells them apart (also to a screen reader)
+  const name = `${image.image_name || "photo"} (${image.image_id.slice(0, 8)})`;
   const when = image.created_at ? new Date(image.created_at * 1000).toLocaleString() : "";
   return el(
     "li",

@@ -184,7 +184,8 @@ def test_browse_the_catalogue_by_page_and_delete_after_confirming(
     expect(cards).to_have_count(6)
     # When a photo's Delete is pressed and the dialog dismissed with Escape
     first = cards.first
-    name = first.locator("figcaption strong").inner_text()
+    name = first.locator("figcaption strong").inner_text()  # its file name and the start of its id
+    assert re.fullmatch(r"piece\.jpg \([0-9a-f]{8}\)", name)
     image_id = re.search(r"/([0-9a-f]{64})\.", first.locator("img").get_attribute("src") or "")
     assert image_id
     first.get_by_role("button", name=f"Delete {name}").click()
