@@ -37,6 +37,7 @@ function initKey() {
   const input = document.getElementById("api-key");
   input.value = sessionStorage.getItem("apiKey") || "";
   input.addEventListener("change", () => sessionStorage.setItem("apiKey", input.value.trim()));
+  document.getElementById("settings").addEventListener("submit", (event) => event.preventDefault());
 }
 
 initTabs();

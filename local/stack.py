@@ -361,6 +361,7 @@ class LocalStack:
         lines = [
             f"Local stack up in {self.startup_s:.1f} s.",
             f"  API gateway   {self.url}          (health: {self.url}/health)",
+            f"  Console       {self.url}/console/ (review in the browser: uploads, catalogue, generation)",
             f"  AWS (moto)    {self.moto_url}     S3, DynamoDB, Step Functions, Lambda",
             f"  OpenSearch    {self.opensearch_url}",
             f"  Milvus Lite   {self.settings.milvus_client_uri}",
