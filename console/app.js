@@ -2,6 +2,7 @@
 // and the optional API key; each tab is its own module.
 import { initCatalogue } from "./catalogue.js";
 import { initGenerate, useSource } from "./generate.js";
+import { initListings } from "./listings.js";
 import { initReview } from "./review.js";
 
 const tabs = () => [...document.querySelectorAll('[role="tab"]')];
@@ -45,6 +46,7 @@ initKey();
 initReview();
 initCatalogue();
 initGenerate();
+initListings();
 document.addEventListener("console:generate", (event) => {
   useSource(event.detail.url);
   selectTab(document.getElementById("tab-generate"));

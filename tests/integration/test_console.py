@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,8 +17,11 @@ from typing import Any
 
 import pytest
 import requests
+from opensearchpy import helpers
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from listing_vision.realestate.features import SPLIT_FIELDS
+from listing_vision.realestate.listings_index import ListingsIndex
 from local.console_site import CONSOLE_DIR
 from local.stack import LocalStack
 from tests.browser import CHROMIUM_ARGS, axe_source, chromium
@@ -242,3 +246,40 @@ def test_generate_watch_the_gallery_regenerate_and_download(
     expect(gallery.locator('[data-type="1"] img')).not_to_have_attribute("src", before or "")
     expect(page.locator("#generate-status")).to_have_text(re.compile(r": (partial|done)$"))
     screenshot(page, "generation-regenerated")
+
+
+def test_the_listings_tab_shows_the_migrations_progress(
+    console: Callable[..., Page], local_stack: LocalStack, axe: str
+) -> None:
+    # Given three more listings in the index: two migrated (all three split fields), one not yet
+    index = ListingsIndex.from_settings()
+    index.ensure_split_mapping()
+    before = requests.get(f"{local_stack.url}/listings/migration", timeout=10).json()
+    migrated = {name: "brick exterior" for name in SPLIT_FIELDS}
+    docs = {
+        f"9{uuid.uuid4().int % 10**9:09d}": source for source in (migrated, migrated, {"visual_features_text": "x"})
+    }
+    helpers.bulk(index.client, ({"_index": index.name, "_id": z, "_source": {"zpid": z, **d}} for z, d in docs.items()))
+    index.refresh()
+    try:
+        # When the read-only progress API is asked, and the listings tab is opened
+        after = requests.get(f"{local_stack.url}/listings/migration", timeout=10).json()
+        page = console()
+        page.get_by_role("tab", name="Listings").click()
+        # Then both count the new listings, and the tab shows the API's figures
+        assert after["total"] == before["total"] + 3
+        assert after["all_fields"]["listings"] == before["all_fields"]["listings"] + 2
+        assert after["target_pct"] == 90.0
+        status = page.locator("#listings-status")
+        expect(status).to_contain_text(f"{after['total']:,} listings; {after['all_fields']['listings']:,} (")
+        rows = page.get_by_role("table", name="Listings holding each split field").locator("tbody tr")
+        expect(rows).to_have_count(4)
+        expect(rows.last).to_contain_text(f"All three{after['all_fields']['listings']:,}")
+        screenshot(page, "listings")
+        accessible(page, axe)
+    finally:
+        helpers.bulk(index.client, ({"_op_type": "delete", "_index": index.name, "_id": z} for z in docs))
+        index.refresh()
+    # And a parameter the API does not take is refused
+    refused = requests.get(f"{local_stack.url}/listings/migration", params={"run_id": "x"}, timeout=10)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (400, "unknown_parameter")
