@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import threading
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -20,6 +21,8 @@ import requests
 from opensearchpy import helpers
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from listing_vision.api.clients import ApiClients
+from listing_vision.config import get_settings
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import ListingsIndex
 from local.console_site import CONSOLE_DIR
@@ -49,18 +52,34 @@ def axe() -> str:
 
 
 @pytest.fixture
+def keyed(local_stack: LocalStack) -> Iterator[tuple[str, str]]:
+    """A second gateway in front of the stack that runs the authorizer (what LOCAL_AUTH=1 runs, as
+    test_access.py does), and a client key holding blysk only: (its URL, the key)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("API_AUTH", "api_keys")
+        get_settings.cache_clear()
+        key = ApiClients().create(f"console-{uuid.uuid4().hex[:8]}", ("blysk",))[0]
+        server = local_stack.api_gateway(auth=True).serve("127.0.0.1", 0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{server.server_address[1]}", key
+        server.shutdown()
+        server.server_close()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def console(browser: Browser, local_stack: LocalStack) -> Iterator[Callable[..., Page]]:
     """Opens the console in a fresh context; afterwards, no page had a script error or a CSP refusal."""
     problems: list[str] = []
     contexts = []
 
-    def open_console(viewport: dict[str, int] = LAPTOP) -> Page:
+    def open_console(viewport: dict[str, int] = LAPTOP, url: str | None = None) -> Page:
         context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
         contexts.append(context)
         page = context.new_page()
         page.on("console", lambda message: PROBLEMS.search(message.text) and problems.append(message.text))
         page.on("pageerror", lambda error: problems.append(str(error)))
-        page.goto(f"{local_stack.url}/console")  # redirected to /console/
+        page.goto(f"{url or local_stack.url}/console")  # redirected to /console/
         expect(page.locator("body")).to_have_attribute("data-ready", "true")
         return page
 
@@ -89,10 +108,11 @@ def fits_the_width(page: Page) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth"))
 
 
-def store(local_stack: LocalStack, data: bytes, website: str) -> dict[str, Any]:
+def store(local_stack: LocalStack, data: bytes, website: str, url: str = "", key: str = "") -> dict[str, Any]:
     answer = requests.post(
-        f"{local_stack.url}/image_similarity_search",
+        f"{url or local_stack.url}/image_similarity_search",
         timeout=30,
+        headers={"x-api-key": key} if key else {},
         files={"file": ("piece.jpg", data, "image/jpeg")},
         data={"check_duplicate": "no", "website": website},
     )
@@ -283,3 +303,28 @@ def test_the_listings_tab_shows_the_migrations_progress(
     # And a parameter the API does not take is refused
     refused = requests.get(f"{local_stack.url}/listings/migration", params={"run_id": "x"}, timeout=10)
     assert (refused.status_code, refused.json()["error"]["code"]) == (400, "unknown_parameter")
+
+
+def test_under_keys_the_console_sends_the_typed_key_and_shows_the_storefronts_it_may_not_read(
+    console: Callable[..., Page], local_stack: LocalStack, keyed: tuple[str, str]
+) -> None:
+    url, key = keyed
+    store(local_stack, earring_photo(901), "blysk", url, key)
+    # Given the console served by the keyed gateway (its files need no key), when the catalogue is opened without one
+    page = console(url=url)
+    page.get_by_label("Storefront", exact=True).select_option("blysk")
+    page.get_by_role("tab", name="Catalogue").click()
+    # Then the API's refusal shows
+    expect(page.get_by_role("alert")).to_contain_text("unauthorized")
+    # When the blysk client's key is typed in, the catalogue shows blysk's photos
+    page.get_by_label("API key").fill(key)
+    page.get_by_label("API key").press("Tab")
+    page.get_by_role("button", name="Load the first page").click()
+    expect(page.locator("#catalogue-grid > li").first).to_be_visible()
+    # And alya, which the key does not hold, is refused as the API refuses it
+    page.get_by_label("Storefront", exact=True).select_option("alya")
+    expect(page.get_by_role("alert")).to_contain_text("storefront_forbidden")
+    screenshot(page, "keyed-forbidden")
+    # And the key stays in the tab's session storage, never in the page
+    assert page.evaluate("sessionStorage.getItem('apiKey')") == key
+    assert key not in page.content()
