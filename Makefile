@@ -121,4 +121,4 @@ deploy: layer node_modules/.bin/cdk  ## Deploy to the AWS account in your enviro
 	npx cdk deploy --no-notices --require-approval broadening $(CDK_CONTEXT)
 
 clean:
-	rm -rf $(VENV) build cdk.out node_modules
+	rm -rf $(VENV) build cdk.out node_modules tests/browser/node_modules

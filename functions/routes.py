@@ -129,6 +129,7 @@ ROUTES: tuple[Route, ...] = (
         # each search is an OpenSearch query over every listing: a client gets fewer than the plan's rate
         throttle=(5, 10),
     ),
+    Route("listing-search", "GET", "/listings/migration", ("invalid_request", "unknown_parameter", *GATEWAY)),
 )
 
 # Content types API Gateway passes to Lambda base64-encoded (RestApi binaryMediaTypes).

@@ -55,6 +55,15 @@ API_ARN = "arn:aws:execute-api:us-east-1:123456789012:local"
 
 
 @dataclass(frozen=True)
+class Page:
+    """A file an extra route answers as it is (the review console's pages, scripts and styles)."""
+
+    content_type: str
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
 class CompiledRoute:
     route: Route
     pattern: re.Pattern[str]
@@ -133,14 +142,15 @@ def build_event(
 
 class Gateway:
     """Routes HTTP requests to handlers; `extra_routes` answer GETs of paths that no function
-    answers (/health, /openapi.json: a dict answered as JSON; /swagger: a str answered as HTML).
+    answers (/health, /openapi.json: a dict answered as JSON; /swagger: a str answered as HTML;
+    /console/...: a Page, answered with its own type and headers).
     With an authorizer they need a key as every route does (on AWS /openapi.json is a keyed method),
     except `open_paths` (the local stack's own /health, which AWS does not have)."""
 
     def __init__(
         self,
         call: Callable[[str, dict[str, Any]], Any],
-        extra_routes: dict[str, Callable[[], tuple[int, dict[str, Any] | str]]] | None = None,
+        extra_routes: dict[str, Callable[[], tuple[int, dict[str, Any] | str | Page]]] | None = None,
         log_requests: bool = True,
         authorizer: str | None = None,
         read_timeout_s: float = READ_TIMEOUT_S,
@@ -314,6 +324,9 @@ class Gateway:
                         if not self._authorize(route, event):
                             return
                     status, payload = extra()
+                    if isinstance(payload, Page):  # a console file, with its own headers (its CSP)
+                        self._answer(status, {"Content-Type": payload.content_type, **payload.headers}, payload.body)
+                        return
                     if isinstance(payload, str):  # a page (the Swagger UI)
                         self._answer(status, {"Content-Type": "text/html; charset=utf-8"}, payload.encode())
                         return

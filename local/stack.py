@@ -187,13 +187,16 @@ class LocalStack:
     def api_gateway(self, auth: bool) -> Gateway:
         """The API in front of this stack's functions; with `auth`, every request needs a client's key
         (the authorizer function), the OpenAPI document and its Swagger UI too, as on AWS; only the
-        local /health probe (no AWS counterpart) answers without one."""
+        local /health probe (no AWS counterpart) and the review console's static files answer without one."""
+        from local.console_site import console_routes
+
+        console = console_routes(image_origins=(self.moto_url,))  # photos are presigned URLs to moto's S3
         return Gateway(
             self.router.call,
-            extra_routes={"/health": self.health, "/openapi.json": self.openapi, "/swagger": self.swagger},
+            extra_routes={"/health": self.health, "/openapi.json": self.openapi, "/swagger": self.swagger, **console},
             log_requests=self.log_requests,
             authorizer="authorizer" if auth else None,
-            open_paths=frozenset({"/health"}),
+            open_paths=frozenset({"/health", *console}),  # the console's files hold no secret
         )
 
     def _start_clip_container(self) -> ContainerServer:
@@ -358,6 +361,7 @@ class LocalStack:
         lines = [
             f"Local stack up in {self.startup_s:.1f} s.",
             f"  API gateway   {self.url}          (health: {self.url}/health)",
+            f"  Console       {self.url}/console/ (review in the browser: uploads, catalogue, generation)",
             f"  AWS (moto)    {self.moto_url}     S3, DynamoDB, Step Functions, Lambda",
             f"  OpenSearch    {self.opensearch_url}",
             f"  Milvus Lite   {self.settings.milvus_client_uri}",

@@ -1,5 +1,6 @@
 """Listing search, the API: GET /listings/search pages listings matching a query and filters on
-their split visual features (listing_vision.realestate.listing_search)."""
+their split visual features (listing_vision.realestate.listing_search); GET /listings/migration
+reports how far the visual-features migration has got (listing_vision.realestate.migration_progress)."""
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
@@ -12,8 +13,9 @@ from pydantic import BaseModel, Field
 
 from listing_vision import aws
 from listing_vision.api import create_resolver, current_caller
+from listing_vision.api.query_parameters import check_parameters
 from listing_vision.observability import logger, metrics, tracer
-from listing_vision.realestate import listing_search
+from listing_vision.realestate import listing_search, migration_progress
 from listing_vision.realestate.listing_search import (
     DEFAULT_LIMIT,
     MAX_AMENITIES_CHARS,
@@ -79,6 +81,31 @@ def search_listings(
     parameters = app.current_event.multi_value_query_string_parameters or {}
     request = listing_search.parse(parameters)  # also refuses what the declaration above cannot
     return SearchPage.model_validate(listing_search.search(listings(), request))
+
+
+class FieldShare(BaseModel):
+    listings: int
+    pct: float = Field(description="Percent of all listings.")
+
+
+class MigrationProgress(BaseModel):
+    total: int = Field(description="Listings in the index.")
+    fields: dict[str, FieldShare] = Field(description="Listings holding each of the three split fields.")
+    all_fields: FieldShare = Field(description="Listings holding all three: the migration's monitoring figure.")
+    target_pct: float = Field(description="The share with all three that `verify` requires.")
+    meets_target: bool
+
+
+@app.get(
+    "/listings/migration",
+    responses={200: {"description": "How many listings hold the split fields (read-only; the index's figures)."}},
+)
+@tracer.capture_method
+def migration_status() -> MigrationProgress:
+    current_caller(app)  # any client with a key, as search
+    parameters = app.current_event.multi_value_query_string_parameters or {}
+    check_parameters(parameters, (), "GET /listings/migration")
+    return MigrationProgress.model_validate(migration_progress.progress(listings()))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -121,6 +121,9 @@ def test_the_api_document_needs_a_key_as_on_aws(secured: Clients) -> None:
     assert call(secured, "GET", "/openapi.json", secured.shop).json()["openapi"].startswith("3.")
     # While the local stack's own health probe (no AWS counterpart) stays open
     assert call(secured, "GET", "/health", None).status_code == 200
+    # And so do the review console's static files (no secret in them: its API calls send the key typed into it)
+    console = call(secured, "GET", "/console/app.js", None)
+    assert console.status_code == 200 and console.headers["Content-Type"].startswith("text/javascript")
 
 
 def test_a_request_without_website_acts_on_the_clients_only_storefront(

@@ -1,6 +1,6 @@
 """The bad-input corpus, part four: the query string of GET /listings/search (unknown and repeated
 parameters, over-long and control-character text, amenities the taxonomy does not know, limits at
-their edges, cursors that no search returned)."""
+their edges, cursors that no search returned) and of GET /listings/migration (it takes none)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from listing_vision.realestate.listing_search import MAX_RESULT_WINDOW, ListingQ
 from tests.integration.bad_input.image_and_form_cases import Case
 
 ROUTE = "/listings/search"
+PROGRESS = "/listings/migration"
 # A cursor in the right shape whose digest was not made by the search: made up, not altered from one
 FORGED = base64.urlsafe_b64encode(b"[2,20]").decode().rstrip("=") + ".AAAAAAAAAAAAAAAAAAAAAA"
 # Cursors with a right digest for q=pool (it is a check, not a secret) but an offset no search returns
@@ -71,7 +72,14 @@ def search_cases() -> list[Case]:
         ("cursor-offset-zero", {"q": "pool", "cursor": OFFSET_ZERO}, 400, "invalid_cursor"),
         ("cursor-401-chars", {"cursor": "A" * 401}, 400, "invalid_request"),
     ]
+    progress = [  # GET /listings/migration takes no parameter: a misspelt one is refused, not ignored
+        ("unknown-parameter", {"run_id": "20260101T000000Z-abcd1234"}, 400, "unknown_parameter"),
+        ("unknown-parameter-website", {"website": "alya"}, 400, "unknown_parameter"),
+    ]
     return [
         Case(f"listings-search:{name}", "GET", ROUTE, status, code, ROUTE, {"params": params})
         for name, params, status, code in queries
+    ] + [
+        Case(f"listings-migration:{name}", "GET", PROGRESS, status, code, PROGRESS, {"params": params})
+        for name, params, status, code in progress
     ]

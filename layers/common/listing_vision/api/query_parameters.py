@@ -14,7 +14,7 @@ def check_parameters(parameters: Mapping[str, Sequence[str]], known: Sequence[st
     unknown = sorted(name for name in parameters if name not in known)
     if unknown:
         raise InvalidRequest(
-            f"Unknown query parameter {unknown[0][:40]!r}: {operation} takes {', '.join(known)}.",
+            f"Unknown query parameter {unknown[0][:40]!r}: {operation} takes {', '.join(known) or 'none'}.",
             code="unknown_parameter",
             details={"parameters": [name[:40] for name in unknown[:5]], "known": list(known)},
         )

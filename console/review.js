@@ -1,0 +1,96 @@
+// Upload and review: POST /image_similarity_search (or POST /generate_caption when a type is chosen),
+// then the verdict: each duplicate side by side with the upload, or the new photo and its caption.
+import { call, storefront } from "./api.js";
+import { el, errorMessage, replace } from "./ui.js";
+
+const CAPTION_FIELDS = [
+  ["generated_name", "Name"],
+  ["quality", "Quality"],
+  ["color", "Colour"],
+  ["attributes", "Attributes"],
+  ["description", "Description"],
+  ["provider", "Captioned by"],
+];
+
+function figure(src, alt, ...caption) {
+  return el("figure", {}, el("img", { src, alt, loading: "lazy" }), el("figcaption", {}, ...caption));
+}
+
+function duplicates(body, upload, name) {
+  const matches = body.results || [];
+  return [
+    el("h3", { class: "verdict duplicate" }, `Duplicate: ${matches.length} match${matches.length === 1 ? "" : "es"}`),
+    el(
+      "ul",
+      { class: "pairs", "aria-label": "Matches" },
+      matches.map((match, index) =>
+        el(
+          "li",
+          { class: "pair" },
+          figure(upload, `Your upload, ${name}`, "Your upload"),
+          figure(
+            match.path,
+            `Match ${index + 1}`,
+            el("strong", {}, `Match ${index + 1}: ${match.match}`),
+            ` · distance ${Number(match.distance).toFixed(3)}`,
+          ),
+        ),
+      ),
+    ),
+  ];
+}
+
+function stored(body, upload, name) {
+  const fields = CAPTION_FIELDS.filter(([key]) => body[key] !== undefined && body[key] !== null);
+  return [
+    el("h3", { class: "verdict new" }, "New photo: stored"),
+    figure(body.s3_url || upload, `The stored photo, ${name}`, body.image_name || body.display_name || name),
+    fields.length
+      ? el(
+          "dl",
+          { class: "caption", "aria-label": "Caption" },
+          fields.map(([key, label]) => [el("dt", {}, label), el("dd", {}, body[key])]),
+        )
+      : null,
+  ];
+}
+
+export function initReview() {
+  const form = document.getElementById("review-form");
+  const input = form.elements.file;
+  const drop = document.getElementById("drop");
+  const result = document.getElementById("review-result");
+  drop.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    input.files = event.dataTransfer.files;
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = input.files[0];
+    if (!file) {
+      replace(result, errorMessage({ message: "Choose a photo first." }));
+      input.focus();
+      return;
+    }
+    const type = form.elements.type.value;
+    const data = new FormData();
+    data.append("file", file);
+    data.append("website", storefront());
+    data.append("scope", form.elements.scope.value);
+    if (type) data.append("type", type);
+    replace(result, el("p", { class: "status" }, "Checking…"));
+    try {
+      const { body } = await call("POST", type ? "/generate_caption" : "/image_similarity_search", { form: data });
+      const upload = URL.createObjectURL(file);
+      replace(result, body.duplicate_found ? duplicates(body, upload, file.name) : stored(body, upload, file.name));
+    } catch (error) {
+      replace(result, errorMessage(error));
+    }
+  });
+}

@@ -1,0 +1,69 @@
+"""The review console's files (console/), answered by the local gateway under /console/.
+
+Static files only: the console has no server of its own and calls the same API routes as any client.
+Every file goes out with a strict Content-Security-Policy: scripts, styles and API calls from this
+origin only (no inline script or style, no eval), images from here, from the photos' presigned S3
+URLs (`image_origins`) and from the browser's own copy of a photo being uploaded (blob:)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from local.gateway import Page
+
+CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
+PREFIX = "/console/"
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+
+
+def content_security_policy(image_origins: tuple[str, ...]) -> str:
+    images = " ".join(("'self'", "blob:", *image_origins))
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src {images}",
+            "connect-src 'self'",
+            "form-action 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        )
+    )
+
+
+def security_headers(image_origins: tuple[str, ...]) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": content_security_policy(image_origins),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache",
+    }
+
+
+def _serve(path: Path, headers: dict[str, str]) -> tuple[int, Page]:
+    return 200, Page(CONTENT_TYPES[path.suffix], path.read_bytes(), headers)
+
+
+def _redirect() -> tuple[int, Page]:
+    return 308, Page("text/plain; charset=utf-8", b"", {"Location": PREFIX})
+
+
+def console_routes(image_origins: tuple[str, ...]) -> dict[str, Callable[[], tuple[int, Page]]]:
+    """GET routes for the gateway's `extra_routes`: /console redirects to /console/ (so the page's
+    relative links resolve), /console/ is index.html, and each file of console/ is at its name
+    (read on each request: an edited file shows on reload)."""
+    headers = security_headers(image_origins)
+    routes: dict[str, Callable[[], tuple[int, Page]]] = {PREFIX.rstrip("/"): _redirect}
+    for path in sorted(CONSOLE_DIR.iterdir()):
+        if path.suffix in CONTENT_TYPES:
+            routes[PREFIX + path.name] = partial(_serve, path, headers)
+    routes[PREFIX] = routes[PREFIX + "index.html"]
+    return routes
