@@ -23,6 +23,8 @@ from listing_vision.config import get_settings
 from listing_vision.jewelry.job_events import DETAIL_TYPE, SOURCE, JobEvents
 from listing_vision.jewelry.webhook_delivery import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from local.stack import LocalStack
+from tests.integration import test_access
+from tests.integration.test_access import Clients, call
 from tests.stores import changed, fingerprint
 
 HOOK = "/hook"
@@ -46,6 +48,10 @@ def receiver() -> Iterator[LoopbackServer]:
     server = LoopbackServer({HOOK: lambda request: Reply(204, b"")}).start()
     yield server
     server.stop()
+
+
+# The gateway with the authorizer, and a key per storefront (test_access.py's)
+keyed = pytest.fixture(scope="module", name="keyed")(test_access.secured.__wrapped__)
 
 
 @pytest.fixture
@@ -188,3 +194,46 @@ def test_each_attempt_is_logged(
     # Then the function logged one line per attempt, with the job and the outcome
     mine = [r for r in caplog.records if r.getMessage() == "webhook attempt" and getattr(r, "job_id", "") == job.job_id]
     assert [(getattr(r, "attempt", None), getattr(r, "status_code", None)) for r in mine] == [(1, 500), (2, 200)]
+
+
+def test_a_client_sees_and_changes_only_its_own_storefronts_webhooks(
+    local_stack: LocalStack, keyed: Clients, receiver: LoopbackServer, quick_retries: None
+) -> None:
+    # Given alya's client registered for alya, and the client holding both storefronts registered for alya too
+    url = f"{receiver.url}{HOOK}"
+    mine = call(keyed, "PUT", "/webhooks", keyed.alya, params={"website": "alya"}, json={"url": url})
+    assert mine.status_code == 201, mine.text
+    both = call(keyed, "PUT", "/webhooks", keyed.everything, params={"website": "alya"}, json={"url": url})
+    assert both.status_code == 201 and both.json()["secret"] != mine.json()["secret"]
+    before = fingerprint()
+    # When alya's client reaches for blysk's webhook, its deliveries, or registers one there
+    for method, path, kwargs in (
+        ("GET", "/webhooks", {}),
+        ("DELETE", "/webhooks", {}),
+        ("GET", "/webhooks/deliveries", {}),
+        ("PUT", "/webhooks", {"json": {"url": url}}),
+    ):
+        answer = call(keyed, method, path, keyed.alya, params={"website": "blysk"}, **kwargs)
+        # Then it is refused, and nothing changed
+        assert answer.status_code == 403 and answer.json()["error"]["code"] == "storefront_forbidden", answer.text
+    assert changed(before, fingerprint()) == []
+    # And a registration is the client's own: blysk's client has none for its storefront
+    none = call(keyed, "GET", "/webhooks", keyed.blysk, params={"website": "blysk"})
+    assert none.status_code == 404 and none.json()["error"]["code"] == "webhook_not_found"
+    # When an alya job finishes, then each of the two registrations gets it under its own secret and record
+    job = FinishedJob("alya")
+    finish(local_stack, job)
+    signed = [r for r in receiver.calls(HOOK) if r.json()["detail"]["job_id"] == job.job_id]
+    assert len(signed) == 2
+    secrets = {mine.json()["secret"], both.json()["secret"]}
+    for request in signed:
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        timestamp, signature = headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()]
+        assert sum(verify(s, timestamp, request.body, signature, now=time.time()) for s in secrets) == 1
+    for key in (keyed.alya, keyed.everything):
+        listed = call(keyed, "GET", "/webhooks/deliveries", key, params={"website": "alya"}).json()["deliveries"]
+        assert [d["status"] for d in listed if d["job_id"] == job.job_id] == ["delivered"]
+    # And the two clients' deletes remove their own registration only
+    assert call(keyed, "DELETE", "/webhooks", keyed.alya, params={"website": "alya"}).status_code == 204
+    assert call(keyed, "GET", "/webhooks", keyed.everything, params={"website": "alya"}).status_code == 200
+    assert call(keyed, "DELETE", "/webhooks", keyed.everything, params={"website": "alya"}).status_code == 204
