@@ -7,6 +7,7 @@ the local stack sets WEBHOOK_ALLOW_LOOPBACK; the default (AWS) refuses them."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.jewelry.job_events import DETAIL_TYPE, SOURCE, JobEvents
 from listing_vision.jewelry.webhook_delivery import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from listing_vision.jewelry.webhooks import Registration, WebhookStore
 from local.stack import LocalStack
 from tests.integration import test_access
 from tests.integration.test_access import Clients, call
@@ -196,6 +198,38 @@ def test_each_attempt_is_logged(
     assert [(getattr(r, "attempt", None), getattr(r, "status_code", None)) for r in mine] == [(1, 500), (2, 200)]
 
 
+def test_a_delivery_that_breaks_is_retried_by_lambda_then_kept_in_the_failure_queue(
+    local_stack: LocalStack, receiver: LoopbackServer, quick_retries: None
+) -> None:
+    # Given two webhooks of alya, one whose secret was lost (its parameter deleted behind the API's back)
+    assert register(local_stack, "alya", f"{receiver.url}{HOOK}").status_code == 201
+    other = register_as(local_stack, "someone-else", "alya", f"{receiver.url}{HOOK}")
+    aws.client("ssm").delete_parameter(Name=other.secret_parameter)
+    sqs = aws.client("sqs")
+    queue = sqs.get_queue_url(QueueName="webhook-delivery-failures")["QueueUrl"]
+    job = FinishedJob("alya")
+    try:
+        # When an alya job finishes
+        finish(local_stack, job)
+        # Then the sound webhook got it once, though Lambda ran the event three times
+        assert len([r for r in receiver.calls(HOOK) if r.json()["detail"]["job_id"] == job.job_id]) == 1
+        # And the event is in the function's failure queue after the declared retries
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        records = [json.loads(m["Body"]) for m in messages]
+        (record,) = [r for r in records if r["requestPayload"]["detail"]["job_id"] == job.job_id]
+        assert record["requestContext"]["approximateInvokeCount"] == 3
+        assert "broke off" in record["responsePayload"]["errorMessage"]
+    finally:
+        WebhookStore().delete("alya", "someone-else")
+
+
+def register_as(local_stack: LocalStack, client_id: str, website: str, url: str) -> Registration:
+    """A registration of another client (the keyless stack acts as `anonymous`), made as the API makes it."""
+    WebhookStore().register(website, client_id, url)
+    return WebhookStore().get(website, client_id)
+
+
+# Last in the module: the keyed gateway (API_AUTH=api_keys) stays on until the module ends
 def test_a_client_sees_and_changes_only_its_own_storefronts_webhooks(
     local_stack: LocalStack, keyed: Clients, receiver: LoopbackServer, quick_retries: None
 ) -> None:

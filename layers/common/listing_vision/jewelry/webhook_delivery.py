@@ -76,15 +76,25 @@ class WebhookDelivery:
 
     def deliver_event(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Deliver one EventBridge finish event to every webhook of its storefront; their records."""
-        if event.get("source") != SOURCE or event.get("detail-type") != DETAIL_TYPE:
-            logger.warning("not a job finish event", extra={"source": event.get("source")})
-            return []
+        if event.get("source") != SOURCE or event.get("detail-type") != DETAIL_TYPE or "id" not in event:
+            # the rule passes nothing else: an error, so Lambda's retries and failure queue keep it
+            raise ValueError(f"not a job finish event: source {str(event.get('source'))[:80]!r}")
         detail = event.get("detail") or {}
-        registrations = self.store.for_website(str(detail.get("website")))
-        return [self.deliver(registration, event) for registration in registrations]
+        records, failed = [], []
+        for registration in self.store.for_website(str(detail.get("website"))):
+            try:
+                records.append(self.deliver(registration, event))
+            except Exception:  # noqa: BLE001 - the others are still delivered; raised below
+                logger.exception("webhook delivery broke", extra={"webhook": registration.key})
+                failed.append(registration.key)
+        if failed:
+            # Lambda retries the event (deliveries that ended are not sent again), then the failure queue
+            raise RuntimeError(f"{len(failed)} webhook deliveries broke off: {', '.join(failed)}")
+        return records
 
     def deliver(self, registration: Registration, event: dict[str, Any]) -> dict[str, Any]:
         delivery_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{event.get('id')}/{registration.key}").hex
+        secret = self.store.secret(registration)  # before the record: no record without a signed attempt
         record = self._open(delivery_id, registration, event)
         if record["status"] in ENDED:
             return record
@@ -99,7 +109,6 @@ class WebhookDelivery:
             sort_keys=True,
             separators=(",", ":"),
         ).encode()
-        secret = self.store.secret(registration)
         attempt = len(record["attempts"])
         status = "failed"
         while attempt < self.attempts:
