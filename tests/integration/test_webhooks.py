@@ -53,7 +53,7 @@ def receiver() -> Iterator[LoopbackServer]:
 
 
 # The gateway with the authorizer, and a key per storefront (test_access.py's)
-keyed = pytest.fixture(scope="module", name="keyed")(test_access.secured.__wrapped__)
+keyed = pytest.fixture(scope="module", name="keyed")(test_access.secured.__wrapped__)  # type: ignore[attr-defined]
 
 
 @pytest.fixture
