@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from doubles.loopback import LoopbackServer, Reply
+from doubles.loopback import OPENAI_IMAGE_EDITS, LoopbackServer, Reply
 from functions.triggers import EVENT_TRIGGERS
 from listing_vision import aws
 from listing_vision.config import get_settings
@@ -25,8 +25,9 @@ from listing_vision.jewelry.job_events import DETAIL_TYPE, SOURCE, JobEvents
 from listing_vision.jewelry.webhook_delivery import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from listing_vision.jewelry.webhooks import Registration, WebhookStore
 from local.stack import LocalStack
-from tests.integration import test_access
+from tests.integration import test_access, test_job_management
 from tests.integration.test_access import Clients, call
+from tests.integration.test_job_management import submit
 from tests.stores import changed, fingerprint
 
 HOOK = "/hook"
@@ -54,6 +55,9 @@ def receiver() -> Iterator[LoopbackServer]:
 
 # The gateway with the authorizer, and a key per storefront (test_access.py's)
 keyed = pytest.fixture(scope="module", name="keyed")(test_access.secured.__wrapped__)  # type: ignore[attr-defined]
+
+# The loopback images.edit provider, an edit a second (test_job_management.py's)
+edits = pytest.fixture(name="edits")(test_job_management.slow_edits.__wrapped__)  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -227,6 +231,33 @@ def register_as(local_stack: LocalStack, client_id: str, website: str, url: str)
     """A registration of another client (the keyless stack acts as `anonymous`), made as the API makes it."""
     WebhookStore().register(website, client_id, url)
     return WebhookStore().get(website, client_id)
+
+
+def test_a_real_job_that_is_cancelled_reaches_the_webhook(
+    local_stack: LocalStack, receiver: LoopbackServer, quick_retries: None, edits: LoopbackServer
+) -> None:
+    # Given a webhook of blysk, and a blysk job of two paid edits, the first under way
+    answer = register(local_stack, "blysk", f"{receiver.url}{HOOK}")
+    assert answer.status_code == 201
+    job_id = submit(local_stack, "blysk", 610, [2, 4])
+    deadline = time.monotonic() + 30
+    while not edits.calls(OPENAI_IMAGE_EDITS) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # When the client cancels it
+    assert requests.delete(f"{local_stack.url}/jobs/{job_id}", params={"website": "blysk"}, timeout=10).ok
+    assert local_stack.router.drain(120)
+    # Then the webhook got the job's one finish, cancelled, signed with the secret it was given
+    (request,) = [r for r in receiver.calls(HOOK) if r.json()["detail"]["job_id"] == job_id]
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    assert verify(
+        answer.json()["secret"],
+        headers["x-webhook-timestamp"],
+        request.body,
+        headers["x-webhook-signature"],
+        time.time(),
+    )
+    assert (request.json()["detail"]["status"], request.json()["detail"]["reason"]) == ("cancelled", "cancelled")
+    assert [d["status"] for d in deliveries(local_stack, "blysk", job_id)] == ["delivered"]
 
 
 # Last in the module: the keyed gateway (API_AUTH=api_keys) stays on until the module ends
