@@ -79,12 +79,7 @@ def check_url(url: str, allow_loopback: bool | None = None) -> list[str]:
         raise _invalid("the host does not resolve") from None
     addresses = sorted({str(info[4][0]) for info in infos})
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        if ip.is_loopback and allow:
-            continue
-        if not ip.is_global or ip.is_multicast:
+        if not all(_public(ip, allow) for ip in _meanings(ipaddress.ip_address(address.split("%")[0]))):
             raise InvalidRequest(
                 "The webhook URL's host resolves to an address that is not public (private, loopback, link-local "
                 "or reserved): webhooks are delivered to public addresses only.",
@@ -92,6 +87,23 @@ def check_url(url: str, allow_loopback: bool | None = None) -> list[str]:
                 details={"host": parts.hostname[:100]},
             )
     return addresses
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _meanings(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The address and every IPv4 address an IPv6 one carries (mapped, 6to4, Teredo, NAT64): each must be public."""
+    found: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        found += [v4 for v4 in (ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())) if v4 is not None]
+        if ip in _NAT64:
+            found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopback: bool) -> bool:
+    return (ip.is_loopback and allow_loopback) or (ip.is_global and not ip.is_multicast)
 
 
 @dataclass(frozen=True)
