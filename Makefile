@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-unit test-integration test-workflow test-e2e test-infra bench eval backfill reconcile migrate lint synth layer clip-model deploy clean venv openapi
+.PHONY: run test test-durations test-unit test-integration test-workflow test-e2e test-infra bench eval backfill reconcile migrate lint synth layer clip-model deploy clean venv openapi
 
 venv: $(STAMP)
 
@@ -40,6 +40,9 @@ test: $(STAMP)  ## Run the whole test suite: every tier in parallel, then the pe
 	rm -rf $(RECORDED_CALLS)
 	LOCAL_RECORDED_CALLS=$(RECORDED_CALLS) $(PYTEST) $(PARALLEL) $(PYTEST_ARGS)
 	LOCAL_RECORDED_CALLS=$(RECORDED_CALLS) $(PYTEST) -m after_recording tests/infra
+
+test-durations:  ## After `make test`: keep its seconds per module as the order the next runs hand work out in (tests/scheduling.py)
+	cp build/test-durations.json tests/durations.json
 
 test-unit: $(STAMP)  ## Run the unit tests (no local stack; under a minute): the edit-test loop
 	$(PYTEST) $(PARALLEL) tests/unit $(PYTEST_ARGS)

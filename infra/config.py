@@ -122,6 +122,12 @@ class DeploymentConfig(BaseModel):
         "(AWS::ApiGateway::Account, one per account: set it in one stage only, or set the role once by hand); "
         "every stage's API logs need it. Kept when the stage is deleted.",
     )
+    retain_data: bool | None = Field(
+        None,
+        description="Keep the stage's stores (storefront buckets, tables, logs) when the stack deletes or "
+        "replaces them: `cdk destroy` then leaves them in the account (README 'Tearing down without losing "
+        "catalogue data'). Unset: kept for the `prod` stage only; other stages delete them, objects included.",
+    )
     endpoint_mode: Literal["realtime_gpu", "realtime_cpu", "serverless_cpu"] = Field(
         "realtime_gpu",
         description="How the CLIP endpoint runs (README, Endpoint modes and cost): `realtime_gpu` (ml.g5.xlarge, "
@@ -304,7 +310,7 @@ class DeploymentConfig(BaseModel):
 
     @property
     def removal_retains_data(self) -> bool:
-        return self.stage == "prod"
+        return self.retain_data if self.retain_data is not None else self.stage == "prod"
 
     def settings_environment(self) -> dict[str, str]:
         """The runtime settings this stage sets in every function's environment (calibrated thresholds)."""

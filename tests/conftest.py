@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests import scheduling
+
 if TYPE_CHECKING:  # imported when a test first asks for the stack: unit tests never pay for it
     from local.stack import LocalStack
 
@@ -34,25 +36,44 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.get_closest_marker("after_recording") is not None)
 
 
-# Folders whose modules share session fixtures (the synthesized stack; the tiny CLIP export and its
-# container): under `--dist loadscope` each runs whole on one worker, so those are built once.
-RUN_TOGETHER = ("tests/infra/", "tests/integration/clip/")
-
-
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """`--dist loadscope` (`make test`): a module's tests run on one worker, in order, and so does
-    each folder of RUN_TOGETHER. (xdist's own `loadgroup` would say this with marks, but it no longer
-    groups under pytest 9.2: pytest-dev/pytest-xdist#1386.)"""
+    each folder of RUN_TOGETHER; the longest units are handed out first (tests/scheduling.py). (xdist's
+    own `loadgroup` would say this with marks, but it no longer groups under pytest 9.2:
+    pytest-dev/pytest-xdist#1386.)"""
     if config.getvalue("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class ModulesAndFolders(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return next((folder for folder in RUN_TOGETHER if module.startswith(folder)), module)
+    seconds = scheduling.recorded_seconds()
 
-    return ModulesAndFolders(config, log)
+    class LongestUnitsFirst(LoadScopeScheduling):
+        ordered = False
+
+        def _split_scope(self, nodeid: str) -> str:
+            return scheduling.unit_of(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self.ordered:  # the first call comes once the whole queue is built
+                scheduling.longest_first(self.workqueue, seconds)
+                self.ordered = True
+            super()._assign_work_unit(node)
+
+    return LongestUnitsFirst(config, log)
+
+
+_UNIT_TIMER = scheduling.UnitTimer()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller (or a run without xdist)
+        _UNIT_TIMER.add(report)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A parallel run writes its units' seconds (build/test-durations.json) for `make test-durations`."""
+    if not os.environ.get("PYTEST_XDIST_WORKER") and session.config.getvalue("dist") == "loadscope":
+        _UNIT_TIMER.write()
 
 
 @pytest.fixture(scope="session")

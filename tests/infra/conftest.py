@@ -91,7 +91,8 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 
 
 # The first stage of an account: in the shared VPC, making its endpoints and the account's API
-# Gateway logging role. (SETTINGS is a later stage: no VPC, no account role.)
+# Gateway logging role, keeping its stores when deleted. (SETTINGS is a later stage: no VPC, no account
+# role, stores deleted with it.)
 FIRST_STAGE: dict[str, Any] = {
     **SETTINGS,
     "vpc_id": "vpc-0a1b2c3d4e5f60718",
@@ -101,6 +102,7 @@ FIRST_STAGE: dict[str, Any] = {
     "route_table_ids": "rtb-0a1b2c3d4e5f60718,rtb-0f1e2d3c4b5a60718",
     "vpc_endpoints": "create",
     "api_gateway_cloudwatch_role": True,
+    "retain_data": True,  # a stage whose stores outlive it (README 'Tearing down without losing catalogue data')
 }
 
 

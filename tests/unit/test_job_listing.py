@@ -3,8 +3,6 @@ one storefront and one filter only, and the API's status enum is the job store's
 
 from __future__ import annotations
 
-import base64
-import json
 import typing
 
 import pytest
@@ -12,7 +10,7 @@ import pytest
 from functions.generate.handler import JobStatus
 from listing_vision.dynamodb_items import to_item
 from listing_vision.errors import InvalidRequest
-from listing_vision.jewelry.job_listing import _digest, decode_cursor, encode_cursor
+from listing_vision.jewelry.job_listing import _CURSORS, _scope, decode_cursor, encode_cursor
 from listing_vision.jewelry.jobs import STATUSES
 
 KEY = to_item({"job_id": "ab" * 16, "website": "alya", "created_at": 1_780_000_000})
@@ -38,8 +36,7 @@ def test_a_cursor_gives_back_its_key_for_its_own_storefront_and_status() -> None
 def test_a_cursor_whose_time_no_job_has_is_refused_not_failed_on(created_at: int) -> None:
     # Given a cursor with the listing's own digest (a check, not a secret: anyone can make one) over a
     # created_at no job has, one beyond DynamoDB's 38 digits included
-    payload = json.dumps([1, "ab" * 16, created_at]).encode()
-    cursor = f"{base64.urlsafe_b64encode(payload).decode().rstrip('=')}.{_digest('alya', None, payload)}"
+    cursor = _CURSORS.seal(_scope("alya", None), "ab" * 16, created_at)
     # When it is decoded, Then it is refused as a cursor the listing never returned (not a 500)
     with pytest.raises(InvalidRequest) as refused:
         decode_cursor(cursor, "alya", None)

@@ -166,6 +166,12 @@ class Settings(BaseSettings):
         description="Comma-separated URL prefixes listing images may be fetched from; anything else is refused.",
     )
     ingest_concurrency: int = Field(4, ge=1, le=32, description="Images analysed at once per listing.")
+    image_analyses_per_minute: float = Field(
+        50.0,
+        gt=0,
+        description="Listing photos `migrate analyse-missing` sends to the vision model per minute, across every "
+        "process running it (a token bucket in the rate-limit table; ingest of new listings is not limited by it).",
+    )
     max_listing_image_bytes: int = Field(20_000_000, ge=1, description="Largest listing image fetched.")
     feature_phrases_table: str = Field(
         "hearth-feature-phrases",

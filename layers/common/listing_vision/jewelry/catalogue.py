@@ -50,17 +50,13 @@ to the storefront: a cursor of alya's listing used for blysk's, or altered, is r
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import re
 from typing import Any
 
 from listing_vision.api.access import Caller
+from listing_vision.api.cursors import CursorKind
 from listing_vision.config import Storefront
-from listing_vision.errors import Conflict, InvalidRequest, NotFound
+from listing_vision.errors import Conflict, NotFound
 from listing_vision.jewelry import storage
 from listing_vision.jewelry.claims import ContentRecord, new_owner
 from listing_vision.jewelry.stores import CatalogueStores
@@ -73,7 +69,6 @@ DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 MAX_CURSOR_CHARS = 200
 MAX_SCAN_PAGES = 5  # Scan pages read per GET /images (each up to 1 MB): a page may come back short
 MIN_SCAN_ITEMS = 100  # items per Scan page: `limit * 4`, at least this many
-_CURSOR_VERSION = 1
 _CATALOGUE_KEY = re.compile(r"^catalogue/[0-9a-f]{2}/([0-9a-f]{64})\.[a-z]+$")
 
 
@@ -189,41 +184,18 @@ class Catalogue:
 
 
 # --- the cursor: where the page before ended, checked against the storefront ---------------------------
-def _digest(website: str, payload: bytes) -> str:
-    mac = hashlib.sha256(b"catalogue-cursor\n" + website.encode() + b"\n" + payload).digest()[:16]
-    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+_CURSORS = CursorKind(b"catalogue-cursor", 1, MAX_CURSOR_CHARS, "listing", "storefront")
 
 
 def encode_cursor(website: str, after: str) -> str:
-    payload = json.dumps([_CURSOR_VERSION, after], separators=(",", ":")).encode()
-    return f"{base64.urlsafe_b64encode(payload).decode().rstrip('=')}.{_digest(website, payload)}"
-
-
-def _bad_cursor(reason: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"The cursor is not one this listing returned ({reason}): start again without it.",
-        code="invalid_cursor",
-        details={"reason": reason},
-    )
+    return _CURSORS.seal(website.encode(), after)
 
 
 def decode_cursor(cursor: str, website: str) -> str:
     """The content id a cursor of `encode_cursor` carries; refuses (`invalid_cursor`) one that is
     garbled, altered, or made for another storefront's listing."""
-    if len(cursor) > MAX_CURSOR_CHARS or not cursor.isascii() or cursor.count(".") != 1:
-        raise _bad_cursor("malformed")
-    encoded, digest = cursor.split(".")
-    try:
-        payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    except (binascii.Error, ValueError):
-        raise _bad_cursor("malformed") from None
-    if not hmac.compare_digest(digest, _digest(website, payload)):
-        raise _bad_cursor("altered, or made for another storefront")
-    try:
-        version, after = json.loads(payload)
-    except (ValueError, TypeError):
-        raise _bad_cursor("malformed") from None
+    (after,) = _CURSORS.unseal(cursor, website.encode(), arity=1)
     # `after` is the key of the table's item the last read ended on: any item's (another storefront's too)
-    if version != _CURSOR_VERSION or not isinstance(after, str) or not after:
-        raise _bad_cursor("malformed")
+    if not isinstance(after, str) or not after:
+        raise _CURSORS.refuse("malformed")
     return after

@@ -17,16 +17,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from listing_vision.api import query_parameters
+from listing_vision.api.cursors import CursorKind
 from listing_vision.dynamodb_items import expression_values, from_item, to_item
 from listing_vision.errors import InvalidRequest
 from listing_vision.jewelry.jobs import JOB_ID_PATTERN, STATUSES, JobStore, job_from_item
@@ -37,59 +34,36 @@ MAX_LIMIT = 100
 MAX_EVALUATED = 500  # items read per request, whatever the filter skips
 MAX_QUERIES = 5
 MAX_CURSOR_CHARS = 400
-_CURSOR_VERSION = 1
 # A cursor's created_at is a job's (Unix seconds): one past this is no job's, and one of more than
 # DynamoDB's 38 digits would fail in the query's serializer (a 500) rather than be refused
 _MAX_CREATED_AT = 2**63 - 1
 
 
-def _digest(website: str, status: str | None, payload: bytes) -> str:
-    scope = json.dumps([website, status or ""]).encode()
-    mac = hashlib.sha256(b"jobs-cursor\n" + scope + b"\n" + payload).digest()[:16]
-    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+_CURSORS = CursorKind(b"jobs-cursor", 1, MAX_CURSOR_CHARS, "listing", "storefront or status")
+
+
+def _scope(website: str, status: str | None) -> bytes:
+    return json.dumps([website, status or ""]).encode()
 
 
 def encode_cursor(website: str, status: str | None, key: dict[str, Any]) -> str:
     """The cursor of the page after `key` (an item's key in the index, as DynamoDB gives it)."""
     values = from_item(key)
-    payload = json.dumps([_CURSOR_VERSION, values["job_id"], int(values["created_at"])], separators=(",", ":"))
-    encoded = payload.encode()
-    return f"{base64.urlsafe_b64encode(encoded).decode().rstrip('=')}.{_digest(website, status, encoded)}"
-
-
-def _bad_cursor(reason: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"The cursor is not one this listing returned ({reason}): start again without it.",
-        code="invalid_cursor",
-        details={"reason": reason},
-    )
+    return _CURSORS.seal(_scope(website, status), values["job_id"], int(values["created_at"]))
 
 
 def decode_cursor(cursor: str, website: str, status: str | None) -> dict[str, Any]:
     """The index key a cursor of `encode_cursor` carries (DynamoDB's typed form); refuses one that
     is garbled, altered, or made for another storefront or status."""
-    if len(cursor) > MAX_CURSOR_CHARS or not cursor.isascii() or cursor.count(".") != 1:
-        raise _bad_cursor("malformed")
-    encoded, digest = cursor.split(".")
-    try:
-        payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    except (binascii.Error, ValueError):
-        raise _bad_cursor("malformed") from None
-    if not hmac.compare_digest(digest, _digest(website, status, payload)):
-        raise _bad_cursor("altered, or made for another storefront or status")
-    try:
-        version, job_id, created_at = json.loads(payload)
-    except (ValueError, TypeError):
-        raise _bad_cursor("malformed") from None
+    job_id, created_at = _CURSORS.unseal(cursor, _scope(website, status), arity=2)
     if (
-        version != _CURSOR_VERSION
-        or not isinstance(job_id, str)
+        not isinstance(job_id, str)
         or not re.fullmatch(JOB_ID_PATTERN, job_id)
         or not isinstance(created_at, int)
         or isinstance(created_at, bool)
         or not 0 <= created_at <= _MAX_CREATED_AT
     ):
-        raise _bad_cursor("malformed")
+        raise _CURSORS.refuse("malformed")
     return to_item({"job_id": job_id, "website": website, "created_at": created_at})
 
 

@@ -106,7 +106,7 @@ class ListingIngest:
         if misses and self.vision is None:
             pending = misses  # no key: nothing is invented
         elif misses:
-            for url, outcome in zip(misses, thread_map(self._analyse, misses, self.concurrency), strict=True):
+            for url, outcome in zip(misses, thread_map(self.analyse_image, misses, self.concurrency), strict=True):
                 if isinstance(outcome, CachedImage):
                     fresh[url] = outcome
                 elif outcome == "invalid":
@@ -156,7 +156,7 @@ class ListingIngest:
         )
         return IngestOutcome(document.zpid, status, len(urls), len(cached), len(fresh), pending, invalid)
 
-    def _analyse(self, url: str) -> CachedImage | str:
+    def analyse_image(self, url: str) -> CachedImage | str:
         """A fresh analysis and embedding, cached; or "invalid" (never retried) or "pending"."""
         assert self.vision is not None
         try:

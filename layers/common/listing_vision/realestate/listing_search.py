@@ -27,17 +27,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
-import hashlib
-import hmac
 import json
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from listing_vision.api.cursors import CursorKind
 from listing_vision.errors import InvalidRequest
 from listing_vision.realestate.features import SPLIT_FIELDS, normalise
 from listing_vision.realestate.listings_index import ListingsIndex
@@ -52,7 +49,6 @@ MAX_CURSOR_CHARS = 400
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 SORT: list[dict[str, str]] = [{"_score": "desc"}, {"zpid": "asc"}]
-_CURSOR_VERSION = 2  # 1 carried search_after sort values
 MAX_RESULT_WINDOW = 10_000  # OpenSearch's index.max_result_window: from + size may not pass it
 
 
@@ -165,53 +161,26 @@ def parse(parameters: Mapping[str, Sequence[str]]) -> SearchRequest:
     return SearchRequest(query, int(limit_text), decode_cursor(cursor, query) if cursor else 0)
 
 
-def _digest(query: ListingQuery, payload: bytes) -> str:
-    mac = hashlib.sha256(b"listing-search-cursor\n" + query.fingerprint() + b"\n" + payload).digest()[:16]
-    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+_CURSORS = CursorKind(b"listing-search-cursor", 2, MAX_CURSOR_CHARS, "search", "query")  # 1 carried search_after
 
 
 def encode_cursor(query: ListingQuery, offset: int) -> str:
-    payload = json.dumps([_CURSOR_VERSION, offset], separators=(",", ":")).encode()
-    return f"{base64.urlsafe_b64encode(payload).decode().rstrip('=')}.{_digest(query, payload)}"
-
-
-def _bad_cursor(reason: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"The cursor is not one this search returned ({reason}): start again without it.",
-        code="invalid_cursor",
-        details={"reason": reason},
-    )
-
-
-def _past_window(offset: int) -> InvalidRequest:
-    return InvalidRequest(
-        f"The cursor points past the first {MAX_RESULT_WINDOW:,} hits, the most a search pages through: "
-        "narrow the search (q, amenities, exterior, interior) to see further.",
-        code="invalid_cursor",
-        details={"reason": "past the result window", "offset": offset, "max_result_window": MAX_RESULT_WINDOW},
-    )
+    return _CURSORS.seal(query.fingerprint(), offset)
 
 
 def decode_cursor(cursor: str, query: ListingQuery) -> int:
     """The offset a cursor of `encode_cursor` carries; refuses (`invalid_cursor`) one that is
     garbled, altered, made for another query, or past MAX_RESULT_WINDOW."""
-    if len(cursor) > MAX_CURSOR_CHARS or not cursor.isascii() or cursor.count(".") != 1:
-        raise _bad_cursor("malformed")
-    encoded, digest = cursor.split(".")
-    try:
-        payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    except (binascii.Error, ValueError):
-        raise _bad_cursor("malformed") from None
-    if not hmac.compare_digest(digest, _digest(query, payload)):
-        raise _bad_cursor("altered, or made for another query")
-    try:
-        version, offset = json.loads(payload)
-    except (ValueError, TypeError):
-        raise _bad_cursor("malformed") from None
-    if version != _CURSOR_VERSION or not isinstance(offset, int) or isinstance(offset, bool) or offset < 1:
-        raise _bad_cursor("malformed")
+    (offset,) = _CURSORS.unseal(cursor, query.fingerprint(), arity=1)
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 1:
+        raise _CURSORS.refuse("malformed")
     if offset >= MAX_RESULT_WINDOW:
-        raise _past_window(offset)
+        raise InvalidRequest(
+            f"The cursor points past the first {MAX_RESULT_WINDOW:,} hits, the most a search pages through: "
+            "narrow the search (q, amenities, exterior, interior) to see further.",
+            code="invalid_cursor",
+            details={"reason": "past the result window", "offset": offset, "max_result_window": MAX_RESULT_WINDOW},
+        )
     return offset
 
 

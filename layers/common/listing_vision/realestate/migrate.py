@@ -4,6 +4,7 @@
     backup    [--destination s3://…|PATH]          execute [--zpids …] [--batch-size N] [--force]
     verify    [--backup LOCATION] [--zpids A,B]    rollback [--mode remove|restore] [--backup LOCATION]
     classify-phrases [--dry-run] [--limit N] [--segments N]
+    analyse-missing  [--dry-run] [--limit N] [--zpids A,B]   (in this process only)
 
 By default the operation runs in this process with a progress bar. `--via-stepfunctions` starts it
 as an execution of the `visual-features-migration` state machine instead (fan-out over batches)
@@ -24,6 +25,7 @@ from typing import Any
 from listing_vision import aws
 from listing_vision.errors import InvalidRequest
 from listing_vision.events import parse_event
+from listing_vision.realestate import missing_analyses
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.migration import Migration
@@ -111,6 +113,14 @@ def run_here(args: argparse.Namespace) -> dict[str, Any]:
             )
         finally:
             bar.close()
+    if operation == "analyse_missing":
+        bar = _bar(None, "analyse-missing", unit="image")
+        try:
+            return missing_analyses.run(
+                migration, zpids, event.get("limit"), bool(event.get("dry_run")), progress=bar.update
+            )
+        finally:
+            bar.close()
     task = parse_event(event, MigrationTask)
     if isinstance(task, ClassifyPhrasesRequest):
         bar = _bar(None, "classify-phrases", unit="phrase")  # how many is known once the cache has been read
@@ -169,6 +179,12 @@ def run_on_step_functions(args: argparse.Namespace, poll_s: float = 2.0) -> dict
     return {"execution": execution, **json.loads(described["output"])}
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m listing_vision.realestate.migrate", description=__doc__.splitlines()[0]
@@ -203,7 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     classify.add_argument("--dry-run", action="store_true", help="count what would be classified; store nothing")
     classify.add_argument("--limit", type=int, help="classify at most N phrases in this run (rerun to go on)")
     classify.add_argument("--segments", type=int, help="parallel scan segments of the vision cache (default 4)")
+    analyse = commands.add_parser(
+        "analyse-missing", help="analyse the listings' images the vision cache lacks, then split those listings"
+    )
+    analyse.add_argument("--dry-run", action="store_true", help="count what would be analysed; call no model")
+    analyse.add_argument("--limit", type=_positive, help="analyse at most N images in this run (rerun to go on)")
+    analyse.add_argument("--zpids", help="these listings only")
     args = parser.parse_args(argv)
+    if args.operation == "analyse-missing" and args.via_stepfunctions:
+        parser.error("analyse-missing runs in this process only (it calls the vision model; rerun to resume)")
     try:
         result = run_on_step_functions(args) if args.via_stepfunctions else run_here(args)
     except InvalidRequest as error:  # an option out of its range (--sample 0): a usage error, not a traceback
