@@ -302,6 +302,8 @@ class LocalStack:
             "POWERTOOLS_TRACE_DISABLED": "true",
             # The local receivers are loopback servers; on AWS (the default) a loopback URL is refused
             "WEBHOOK_ALLOW_LOOPBACK": "true",
+            # Retries waited in seconds, as the local Lambda runtime's: a receiver gone away costs 7.5 s, not 30
+            "WEBHOOK_BACKOFF_S": "0.5",
             "API_AUTH": "api_keys" if self.auth else "none",
             "POWERTOOLS_SERVICE_NAME": "listing-vision-local",
         }
