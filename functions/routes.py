@@ -20,6 +20,8 @@ class Route:
     throttle: tuple[float, int] | None = field(default=None, compare=False)
 
 
+WEBHOOK_SCOPE = ("unknown_parameter", "storefront_forbidden")
+
 ROUTES: tuple[Route, ...] = (
     Route("dedupe", "POST", "/image_similarity_search", (*MULTIPART_BODY, *IMAGE, *GATEWAY)),
     Route(
@@ -121,6 +123,19 @@ ROUTES: tuple[Route, ...] = (
         "/jobs/{job_id}",
         ("invalid_request", "storefront_forbidden", "job_not_found", "job_already_finished", *GATEWAY),
     ),
+    Route(
+        "generate",
+        "PUT",
+        "/webhooks",
+        (
+            *JSON_BODY,
+            *("unknown_parameter", "storefront_forbidden", "invalid_webhook_url", "webhook_url_forbidden"),
+            *GATEWAY,
+        ),
+    ),
+    Route("generate", "GET", "/webhooks", ("invalid_request", *WEBHOOK_SCOPE, "webhook_not_found", *GATEWAY)),
+    Route("generate", "DELETE", "/webhooks", ("invalid_request", *WEBHOOK_SCOPE, *GATEWAY)),
+    Route("generate", "GET", "/webhooks/deliveries", ("invalid_request", *WEBHOOK_SCOPE, *GATEWAY)),
     Route(
         "listing-search",
         "GET",

@@ -167,6 +167,21 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         reserved_concurrency=10,
     ),
     FunctionSpec(
+        "webhook-delivery",
+        "generate",
+        "webhook_delivery",
+        "generation",
+        "Delivers each finished generation run to the storefront's webhooks, signed, with retries",
+        # every registration of a storefront in turn, each up to WEBHOOK_ATTEMPTS tries of at most
+        # WEBHOOK_TIMEOUT_S with doubling waits (5 x 10 s + 2+4+8+16 s = 80 s per webhook by default)
+        600,
+        256,
+        # EventBridge invokes it asynchronously: a crash (not a receiver's failure, which its record
+        # keeps) is retried twice, then the event goes to its failure queue
+        AsyncDelivery(retry_attempts=2, max_event_age_s=3600),
+        reserved_concurrency=5,
+    ),
+    FunctionSpec(
         "listing-ingest",
         "regenerate",
         "ingest",

@@ -1,5 +1,6 @@
-"""Which S3 events invoke which function, declared once: read by CDK (bucket notifications) and by
-the local stack (the emulator's notifications), so the two cannot differ.
+"""Which S3 events and which EventBridge events invoke which function, declared once: read by CDK
+(bucket notifications, event rules) and by the local stack (the emulator's notifications and rules,
+local/event_rules.py), so the two cannot differ.
 
 Generated catalogue images go to their own bucket, so nothing the platform generates is ever
 indexed as a catalogue photo.
@@ -30,3 +31,36 @@ S3_TRIGGERS: tuple[S3Trigger, ...] = (
     # Listing documents dropped into the uploads bucket are ingested (photos beside them are not).
     S3Trigger("uploads_bucket", "listing-ingest", suffix=".json"),
 )
+
+
+@dataclass(frozen=True)
+class EventTrigger:
+    """An EventBridge rule on one of the platform's buses (resources.EVENT_BUSES) whose target is a
+    function's `live` alias; a failed invoke is retried by EventBridge, then sent to the function's
+    failure queue, its dead-letter queue."""
+
+    rule: str  # the rule's name (on AWS prefixed with the stack's stage)
+    bus_setting: str  # the setting naming the bus
+    function: str  # a name of functions/specs.py
+    source: str
+    detail_type: str
+    retry_attempts: int = 8  # EventBridge's retries of a failed invoke (throttled, Lambda unavailable)
+    max_event_age_s: int = 3600
+
+
+EVENT_TRIGGERS: tuple[EventTrigger, ...] = (
+    # Each finished generation run is delivered to the storefront's webhooks (jewelry/webhook_delivery.py);
+    # source and detail-type as jewelry/job_events.py puts them (tests/unit check they agree)
+    EventTrigger(
+        "job-finished-webhooks",
+        "job_events_bus",
+        "webhook-delivery",
+        source="listing-vision.generation",
+        detail_type="Generation job finished",
+    ),
+)
+
+
+def event_pattern(trigger: EventTrigger) -> dict[str, list[str]]:
+    """The rule's event pattern, as EventBridge's PutRule takes it."""
+    return {"source": [trigger.source], "detail-type": [trigger.detail_type]}

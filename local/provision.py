@@ -7,13 +7,14 @@ started with --skip-provisioning."""
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from functions.specs import FUNCTIONS, RELEASE_ALIAS
-from functions.triggers import S3_TRIGGERS
+from functions.triggers import EVENT_TRIGGERS, S3_TRIGGERS, event_pattern
 from listing_vision import aws
 from listing_vision.config import Settings
 from listing_vision.resources import BUCKETS, EVENT_BUSES, TABLES, TableSpec, lifecycle_rules
@@ -178,6 +179,25 @@ def register_functions(settings: Settings) -> None:
         s3.put_bucket_notification_configuration(
             Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": functions}
         )
+    put_event_rules(settings, arns)
+
+
+def put_event_rules(settings: Settings, aliases: dict[str, str]) -> None:
+    """The EventBridge rules functions/triggers.py declares, each targeting its function's `live`
+    alias, as CDK makes them (delivered to the local runtime by local/event_rules.py)."""
+    events = aws.client("events")
+    for trigger in EVENT_TRIGGERS:
+        bus = getattr(settings, trigger.bus_setting)
+        events.put_rule(Name=trigger.rule, EventBusName=bus, EventPattern=json.dumps(event_pattern(trigger)))
+        target = {
+            "Id": trigger.function,
+            "Arn": aliases[trigger.function],
+            "RetryPolicy": {
+                "MaximumRetryAttempts": trigger.retry_attempts,
+                "MaximumEventAgeInSeconds": trigger.max_event_age_s,
+            },
+        }
+        events.put_targets(Rule=trigger.rule, EventBusName=bus, Targets=[target])
 
 
 def _live_alias(lambda_client: Any, name: str) -> str:

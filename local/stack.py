@@ -36,6 +36,7 @@ from listing_vision.resources import TABLES
 from local import atomic_dynamodb, snapshot
 from local.aws_limits import AwsLimits
 from local.call_recorder import CallRecorder
+from local.event_rules import EventRules
 from local.gateway import Gateway
 from local.lambda_runtime import LambdaRouter
 from local.provision import (
@@ -116,6 +117,7 @@ class LocalStack:
     _container: ContainerServer | None = None
     _saved_env: dict[str, str | None] = field(default_factory=dict)
     _limits: AwsLimits | None = None
+    _event_rules: EventRules = field(default_factory=EventRules)
     _snapshots: snapshot.Snapshots | None = None
     replayed: int = 0  # asynchronous events a killed run left undelivered, delivered at this start
 
@@ -150,6 +152,7 @@ class LocalStack:
             self.router.register_spec(spec)
         self.router.journal = self.state_dir / "lambda-queue"  # durable, as Lambda's queue is
         self.router.install()
+        self._event_rules.install(self.router)  # EventBridge rules that target functions
         create_local_secrets(self.settings)  # before Milvus: its client reads the token from Secrets Manager
         self.provisioned = provision(self.settings)  # what CloudFormation creates on AWS
         register_functions(self.settings)
@@ -254,6 +257,7 @@ class LocalStack:
         if self._osmem is not None:
             self._osmem.close()
             self._osmem = None
+        self._event_rules.uninstall()
         self.router.uninstall()
         if self._moto is not None:
             with suppress(requests.RequestException):
@@ -299,6 +303,10 @@ class LocalStack:
             "SAGEMAKER_ENDPOINT_NAME": "clip",
             "SAGEMAKER_RUNTIME_URL": self._container.url if self._container else "",
             "POWERTOOLS_TRACE_DISABLED": "true",
+            # The local receivers are loopback servers; on AWS (the default) a loopback URL is refused
+            "WEBHOOK_ALLOW_LOOPBACK": "true",
+            # Retries waited in seconds, as the local Lambda runtime's: a receiver gone away costs 7.5 s, not 30
+            "WEBHOOK_BACKOFF_S": "0.5",
             "API_AUTH": "api_keys" if self.auth else "none",
             "POWERTOOLS_SERVICE_NAME": "listing-vision-local",
         }

@@ -16,13 +16,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from listing_vision import aws
-from listing_vision.api import create_resolver, current_caller
+from listing_vision.api import create_resolver, current_caller, query_parameters
 from listing_vision.api.idempotency import HEADER_DESCRIPTION, HEADER_SCHEMA, PaidCalls, parse_key, replay_headers
 from listing_vision.config import Storefront, get_settings
 from listing_vision.jewelry import job_listing
 from listing_vision.jewelry.generation import Generation
 from listing_vision.jewelry.jobs import JOB_ID_PATTERN, JobStore
 from listing_vision.jewelry.storage import ImageStore
+from listing_vision.jewelry.webhook_delivery import MAX_LIMIT, list_deliveries
+from listing_vision.jewelry.webhooks import MAX_URL_CHARS, WebhookStore
 from listing_vision.observability import logger, metrics, tracer
 
 app = create_resolver()
@@ -236,6 +238,93 @@ def cancel_job(
     website: Annotated[Storefront | None, Query(description="The job's storefront (optional).")] = None,
 ) -> dict[str, Any]:
     return generation().cancel(job_id, website, caller=current_caller(app))
+
+
+webhooks = aws.per_container(WebhookStore)
+HOOK_WEBSITE = (
+    "The storefront whose finished jobs are announced; default: the client's own when it holds one, else alya."
+)
+
+
+class WebhookRequest(BaseModel):
+    model_config = STRICT
+    url: StrictStr = Field(
+        min_length=1,
+        max_length=MAX_URL_CHARS,
+        description="An http(s) URL whose host resolves to public addresses only; each finished run of the "
+        "storefront's jobs is POSTed to it, signed (README: Webhooks).",
+    )
+
+
+class Webhook(BaseModel):
+    website: str
+    url: str
+    created_at: int = Field(description="Unix seconds.")
+
+
+class RegisteredWebhook(Webhook):
+    secret: str = Field(
+        description="The signing secret, answered only here: `X-Webhook-Signature` is `sha256=` + hex "
+        "HMAC-SHA256 of `<X-Webhook-Timestamp>.<body>` under it. Registering again replaces it."
+    )
+
+
+class WebhookDeliveries(BaseModel):
+    website: str
+    deliveries: list[dict[str, Any]] = Field(
+        description="Newest first: `delivery_id`, `job_id`, `run_id`, `job_status`, `url`, `status` (`pending`, "
+        "`delivered`, `failed`, `refused`), `attempts` (each: `attempt`, `at`, `status_code` or `error`, `ms`), "
+        "`created_at`."
+    )
+
+
+def _hook_scope(website: Storefront | None, known: tuple[str, ...], operation: str) -> tuple[str, str]:
+    query_parameters.check_parameters(app.current_event.multi_value_query_string_parameters or {}, known, operation)
+    caller = current_caller(app)
+    chosen = caller.storefront(website)
+    caller.require(chosen)
+    return chosen, caller.client_id
+
+
+@app.put(
+    "/webhooks",
+    responses={201: {"description": "Registered (or replaced): the secret, shown this once."}},
+)
+@tracer.capture_method
+def put_webhook(
+    request: WebhookRequest, website: Annotated[Storefront | None, Query(description=HOOK_WEBSITE)] = None
+) -> Response[RegisteredWebhook]:
+    chosen, client_id = _hook_scope(website, ("website",), "PUT /webhooks")
+    registered = RegisteredWebhook.model_validate(webhooks().register(chosen, client_id, request.url))
+    return Response(201, content_types.APPLICATION_JSON, registered)
+
+
+@app.get("/webhooks", responses={200: {"description": "The client's webhook of the storefront (no secret)."}})
+@tracer.capture_method
+def get_webhook(website: Annotated[Storefront | None, Query(description=HOOK_WEBSITE)] = None) -> Webhook:
+    chosen, client_id = _hook_scope(website, ("website",), "GET /webhooks")
+    return Webhook.model_validate(webhooks().get(chosen, client_id).public())
+
+
+@app.delete("/webhooks", responses={204: {"description": "No webhook any more (also when there was none)."}})
+@tracer.capture_method
+def delete_webhook(website: Annotated[Storefront | None, Query(description=HOOK_WEBSITE)] = None) -> Response[None]:
+    chosen, client_id = _hook_scope(website, ("website",), "DELETE /webhooks")
+    webhooks().delete(chosen, client_id)
+    return Response(204, None, None)
+
+
+@app.get(
+    "/webhooks/deliveries",
+    responses={200: {"description": "The client's latest deliveries to its webhook of the storefront."}},
+)
+@tracer.capture_method
+def get_webhook_deliveries(
+    website: Annotated[Storefront | None, Query(description=HOOK_WEBSITE)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Deliveries, newest first.")] = 20,
+) -> WebhookDeliveries:
+    chosen, client_id = _hook_scope(website, ("website", "limit"), "GET /webhooks/deliveries")
+    return WebhookDeliveries(website=chosen, deliveries=list_deliveries(webhooks(), chosen, client_id, limit))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

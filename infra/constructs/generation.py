@@ -1,7 +1,10 @@
 """Catalogue-image generation: everything it may touch, in one place.
 
 Functions: `generate` (the API: records jobs, invokes the worker, reports jobs) and
-`generate-worker` (invoked asynchronously; retried once, failures to its queue). They reach: the
+`generate-worker` (invoked asynchronously; retried once, failures to its queue), and
+`webhook-delivery` (an EventBridge rule on the jobs bus: each finished run POSTed to the storefront's
+webhooks; the rule retries a failed invoke, then sends the event to the function's failure queue,
+also Lambda's on-failure destination). They reach: the
 storefront buckets (the source photos, read only), the generated bucket (outputs and ZIPs), the
 jobs table, the idempotency table (the API's `Idempotency-Key` records), the rate-limit table (the
 worker's shared token bucket) and OpenAI's key secret.
@@ -9,12 +12,16 @@ worker's shared token bucket) and OpenAI's key secret.
 
 from __future__ import annotations
 
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
+from functions.triggers import EVENT_TRIGGERS, event_pattern
 from infra.constructs.dedupe import STOREFRONTS
 from infra.constructs.platform import IDEMPOTENCY, Platform, allow
 from infra.constructs.service_function import ServiceFunction
-from listing_vision.resources import JOBS_BY_WEBSITE
+from listing_vision.resources import JOBS_BY_WEBSITE, WEBHOOKS_BY_OWNER
 
 
 class Generation(Construct):
@@ -51,3 +58,43 @@ class Generation(Construct):
         allow(worker, ["events:PutEvents"], [bus])  # each run it ends, once
         allow(worker, ["dynamodb:UpdateItem"], [platform.table_arn("rate_limit_table")])
         platform.read_secret(worker, "openai")
+        self.webhooks(platform, api)
+
+    def webhooks(self, platform: Platform, api: ServiceFunction) -> None:
+        """PUT/GET/DELETE /webhooks (the API) and their delivery: the webhooks table, each registration's
+        secret as an SSM SecureString under the stage's path (the account's aws/ssm key: no KMS grant)."""
+        delivery = platform.function(self, "webhook-delivery")
+        self.functions["webhook-delivery"] = delivery
+        table = platform.table_arn("webhooks_table")
+        by_owner = f"{table}/index/{WEBHOOKS_BY_OWNER.name}"
+        prefix = f"/{platform.config.name('webhooks')}"
+        parameters = Stack.of(self).format_arn(service="ssm", resource="parameter", resource_name=f"{prefix[1:]}/*")
+        why = "Each registration's secret is a parameter of its own under the stage's webhooks path."
+        for function in (api, delivery):
+            function.function.add_environment("WEBHOOK_SECRETS_PREFIX", prefix)
+        allow(api, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"], [table])
+        allow(api, ["dynamodb:Query"], [by_owner])  # GET /webhooks/deliveries
+        allow(api, ["ssm:PutParameter", "ssm:DeleteParameter"], [parameters], why)
+        allow(delivery, ["dynamodb:Query"], [by_owner])  # the storefront's registrations
+        allow(delivery, ["dynamodb:PutItem", "dynamodb:UpdateItem"], [table])  # each delivery's record
+        allow(delivery, ["ssm:GetParameter"], [parameters], why)
+        for trigger in EVENT_TRIGGERS:
+            if trigger.function != "webhook-delivery":
+                continue
+            pattern = event_pattern(trigger)
+            assert delivery.failure_queue is not None  # an asynchronous function has one
+            events.Rule(
+                self,
+                "".join(part.capitalize() for part in trigger.rule.split("-")),
+                rule_name=platform.config.name(trigger.rule),
+                event_bus=platform.storage.buses[trigger.bus_setting],
+                event_pattern=events.EventPattern(source=pattern["source"], detail_type=pattern["detail-type"]),
+                targets=[
+                    targets.LambdaFunction(
+                        delivery.alias,
+                        dead_letter_queue=delivery.failure_queue,
+                        retry_attempts=trigger.retry_attempts,
+                        max_event_age=Duration.seconds(trigger.max_event_age_s),
+                    )
+                ],
+            )

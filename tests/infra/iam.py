@@ -68,7 +68,10 @@ class RolePolicies:
                 queue = self._logical(stack, function.failure_queue)
                 self.arns[queue] = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{function.spec.failure_queue}"
         # Physical names the stack gives (with its stage) -> the local stack's names
-        self.names = {stack.config.name("clip"): local_endpoint}
+        self.names = {
+            stack.config.name("clip"): local_endpoint,
+            f"/{stack.config.name('webhooks')}": str(defaults["webhook_secrets_prefix"]),
+        }
 
     @staticmethod
     def _logical(stack: ListingVisionStack, construct: Any) -> str:

@@ -58,6 +58,8 @@ def test_job_events_go_on_the_jobs_bus_only(synthesized: Synthesized) -> None:
     # And the API queries the jobs index, never the table itself, and the worker does not query
     queries = {g.resource for g in policies.grants("generate") if g.action == "dynamodb:Query"}
     assert queries == {
-        f"arn:aws:dynamodb:us-east-1:123456789012:table/{get_settings().jobs_table}/index/website-created"
+        f"arn:aws:dynamodb:us-east-1:123456789012:table/{get_settings().jobs_table}/index/website-created",
+        # GET /webhooks/deliveries (tests/infra/test_webhooks_infra.py)
+        f"arn:aws:dynamodb:us-east-1:123456789012:table/{get_settings().webhooks_table}/index/owner-created",
     }
     assert not [g for g in policies.grants("generate-worker") if g.action == "dynamodb:Query"]

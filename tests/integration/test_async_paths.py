@@ -154,6 +154,7 @@ UNHANDLED = {
     "dedupe-indexer": {"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": "alyaimg"}}}]},
     "generate-worker": {"operation": "run_job", "job_id": "not-a-job"},
     "listing-ingest": {"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": "listing-uploads"}}}]},
+    "webhook-delivery": {"source": "elsewhere", "detail-type": "Something else", "detail": {}},
 }
 
 

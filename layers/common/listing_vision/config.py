@@ -200,6 +200,22 @@ class Settings(BaseSettings):
         description="EventBridge bus on which each finished generation run is announced "
         "(detail-type `Generation job finished`).",
     )
+    webhooks_table: str = Field("webhooks", description="DynamoDB table of webhook registrations and deliveries.")
+    webhook_secrets_prefix: str = Field(
+        "/listing-vision/webhooks",
+        pattern=r"^(/[A-Za-z0-9_.-]+)+$",
+        description="SSM path under which each webhook's signing secret is kept (a SecureString parameter).",
+    )
+    webhook_allow_loopback: bool = Field(
+        False,
+        description="Let a webhook URL resolve to a loopback address (the local stack's test receivers); private, "
+        "link-local and other non-public addresses are refused whatever this says.",
+    )
+    webhook_attempts: int = Field(5, ge=1, le=8, description="Webhook delivery attempts (5xx, timeouts) per event.")
+    webhook_backoff_s: float = Field(
+        2.0, ge=0, le=60, description="Wait before a webhook's second attempt; doubled before each further one."
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, le=30, description="Seconds a webhook receiver has to answer.")
     generate_worker_function: str = Field(
         "generate-worker:live",
         description="Lambda function that renders generation jobs (invoked asynchronously), with the alias "

@@ -74,6 +74,9 @@ INCOMING_PREFIX = "incoming/"  # presigned uploads land here (listing_vision.jew
 UPLOAD_STATUS_TAG = "dedupe-status"  # the outcome the upload trigger records on each object
 JOB_RETENTION_DAYS = 30  # a generation job's record lives this long (its TTL)
 JOBS_BY_WEBSITE = IndexSpec("website-created", "website", "created_at")  # GET /jobs: a storefront's, newest first
+# Webhooks: a storefront's registrations (`hooks#<website>`) and a client's deliveries (`deliveries#<website>#<client>`)
+WEBHOOKS_BY_OWNER = IndexSpec("owner-created", "owner", "created_at")
+WEBHOOK_DELIVERY_DAYS = 30  # a webhook delivery's record lives this long (its TTL)
 NONCURRENT_VERSION_DAYS = 30  # an overwritten or deleted object version is kept this long
 INCOMPLETE_UPLOAD_DAYS = 7  # a multipart upload never completed is abandoned after this
 
@@ -113,6 +116,13 @@ TABLES: tuple[TableSpec, ...] = (
     ),
     TableSpec(
         "jobs_table", "job_id", "expires_at", "image-generation jobs and their results", indexes=(JOBS_BY_WEBSITE,)
+    ),
+    TableSpec(
+        "webhooks_table",
+        "webhook_key",
+        "expires_at",
+        "webhook registrations (their secrets are SSM SecureString parameters) and delivery records",
+        indexes=(WEBHOOKS_BY_OWNER,),
     ),
     TableSpec("rate_limit_table", "bucket_id", None, "token buckets shared by every job (provider rate limits)"),
     TableSpec(

@@ -84,6 +84,18 @@ _OURS: tuple[ErrorCode, ...] = (
     ),
     ErrorCode("caption_not_found", 404, "The photo has no caption yet (POST /images/{id}/caption makes one)."),
     ErrorCode("caption_in_progress", 409, "Other captions of the photo are being written at this moment; retry."),
+    ErrorCode("webhook_not_found", 404, "This client registered no webhook for this storefront."),
+    ErrorCode(
+        "invalid_webhook_url",
+        400,
+        "The webhook URL is not an absolute http(s) URL with a host (no credentials, no fragment), or its host "
+        "does not resolve.",
+    ),
+    ErrorCode(
+        "webhook_url_forbidden",
+        400,
+        "The webhook URL's host resolves to a private, loopback, link-local or otherwise non-public address.",
+    ),
     ErrorCode("unknown_product_type", 400, "product_type is not one of the catalogue's."),
     ErrorCode("unknown_image_type", 400, "An image type the product does not have."),
     ErrorCode("unknown_amenity", 400, "An amenity the feature taxonomy does not know (it could never match)."),
