@@ -153,7 +153,7 @@ class Generation:
         caller: Caller,
     ) -> dict[str, Any]:
         product, types = check_order(product_type, image_types, dimensions_mm)
-        return self.start(self.check_source(s3_urls, caller), product, types, dimensions_mm)
+        return self.start(self.check_source(s3_urls, caller), product, types, dimensions_mm, caller)
 
     def check_source(self, s3_url: str, caller: Caller) -> tuple[str, str, str]:
         """(website, bucket, key) of a source photo the caller may use; 400 `source_not_allowed`,
@@ -170,11 +170,16 @@ class Generation:
         return website, bucket, key
 
     def start(
-        self, source: tuple[str, str, str], product: str, types: list[int], dimensions_mm: dict[str, float] | None
+        self,
+        source: tuple[str, str, str],
+        product: str,
+        types: list[int],
+        dimensions_mm: dict[str, float] | None,
+        caller: Caller,
     ) -> dict[str, Any]:
         """Record a job for a checked source photo and start its worker: the submission's answer."""
         website, bucket, key = source
-        job = self.jobs.create(product, website, bucket, key, types, dimensions_mm)
+        job = self.jobs.create(product, website, bucket, key, types, dimensions_mm, caller.client_id)
         self.start_worker(job)
         metrics.add_metric(name="JobsSubmitted", unit="Count", value=1)
         return {"job_id": job.job_id, "status": job.status, "status_url": f"/jobs/{job.job_id}", "image_types": types}
@@ -244,7 +249,7 @@ class Generation:
         job = self.jobs.end_if_overdue(self.owned_job(job_id, caller))
         if image_type not in TYPE_SETS[job.product]:  # type: ignore[index]
             raise InvalidRequest(f"Unknown image type {image_type} for {job.product}.", code="unknown_image_type")
-        run = self.jobs.start_run(job_id, [image_type])
+        run = self.jobs.start_run(job_id, [image_type], caller.client_id)
         self.start_worker(run)
         return {"job_id": job_id, "status": run.status, "status_url": f"/jobs/{job_id}", "image_types": [image_type]}
 

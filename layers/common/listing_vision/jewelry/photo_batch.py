@@ -92,7 +92,12 @@ class PhotoBatch:
         for url, outcome in checked:
             if not isinstance(outcome, VisionError):
                 try:
-                    photos.append({"s3_url": url, **self.generation.start(outcome, product, types, self.dimensions_mm)})
+                    photos.append(
+                        {
+                            "s3_url": url,
+                            **self.generation.start(outcome, product, types, self.dimensions_mm, self.caller),
+                        }
+                    )
                     continue
                 except VisionError as error:  # worker_not_started: that job is ended failed, the others go on
                     outcome = error
