@@ -43,11 +43,20 @@ def check_list(s3_urls: list[str]) -> None:
             code="too_many_photos",
             details={"limit": MAX_PHOTOS, "count": len(s3_urls)},
         )
-    seen: set[str] = set()
-    for url in s3_urls:
+    seen: dict[str, int] = {}
+    for index, url in enumerate(s3_urls):
         if url.strip() in seen:
-            raise InvalidRequest("s3_urls names a photo twice.", code="duplicate_photos", details={"url": url[:200]})
-        seen.add(url.strip())
+            raise duplicate(seen[url.strip()], index)
+        seen[url.strip()] = index
+
+
+def duplicate(first: int, again: int) -> InvalidRequest:
+    """The refusal of a list naming one photo twice, by the positions (a URL may be a signed one: not echoed)."""
+    return InvalidRequest(
+        f"s3_urls names the same photo at positions {first} and {again}.",
+        code="duplicate_photos",
+        details={"positions": [first, again]},
+    )
 
 
 class PhotoBatch:
@@ -71,17 +80,15 @@ class PhotoBatch:
 
         check_list(s3_urls)
         product, types = check_order(self.product_type, self.image_types, self.dimensions_mm)
-        objects: set[tuple[str, str]] = set()
-        for url in s3_urls:  # the same object named in two forms (s3:// and https://) is a duplicate too
+        objects: dict[tuple[str, str], int] = {}
+        for index, url in enumerate(s3_urls):  # the same object named in two forms (s3://, https://) too
             try:
                 named = resolve_source(url)
             except VisionError:
                 continue  # that photo's own error, below
             if named in objects:
-                raise InvalidRequest(
-                    "s3_urls names a photo twice.", code="duplicate_photos", details={"url": url[:200]}
-                )
-            objects.add(named)
+                raise duplicate(objects[named], index)
+            objects[named] = index
         checked: list[tuple[str, tuple[str, str, str] | VisionError]] = []
         for url in s3_urls:
             try:
