@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import time
+import uuid
 from urllib.parse import urlsplit
 
 import requests
@@ -95,3 +96,25 @@ def test_a_list_that_cannot_be_a_batch_writes_nothing(local_stack: LocalStack) -
     assert answer.json()["error"]["details"] == {"positions": [0, 1]}  # not the URLs: they may be signed
     local_stack.router.drain()
     assert changed(before, fingerprint()) == []
+
+
+def test_a_retried_list_with_its_idempotency_key_starts_no_job_twice(local_stack: LocalStack) -> None:
+    # Given a list of two photos sent with an Idempotency-Key, asynchronously
+    urls = [stored_source(local_stack, earring_photo(86)), stored_source(local_stack, earring_photo(87))]
+    headers = {**RESPOND_ASYNC, "Idempotency-Key": str(uuid.uuid4())}
+    body = {"s3_urls": urls, "product_type": "ear", "image_types": [1]}
+    first = requests.post(f"{local_stack.url}/generate-images", headers=headers, json=body, timeout=30)
+    assert first.status_code == 202, first.text
+    jobs = [p["job_id"] for p in first.json()["photos"]]
+    for job_id in jobs:
+        wait(local_stack, job_id)
+    local_stack.router.drain()
+    before = fingerprint()
+    # When the client retries it (it lost the answer)
+    again = requests.post(f"{local_stack.url}/generate-images", headers=headers, json=body, timeout=30)
+    local_stack.router.drain()
+    assert changed(before, fingerprint()) == []  # no job, no image, no record written
+    # Then it is answered for the same jobs, now ended, and no job was started for the retry
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true", again.text
+    assert [p["job_id"] for p in again.json()["photos"]] == jobs
+    assert all(p["status"] == "done" and p["gen_images"] for p in again.json()["photos"])
