@@ -90,6 +90,8 @@ ROUTES: tuple[Route, ...] = (
             "invalid_dimensions",
             "source_not_allowed",
             "source_not_found",
+            "too_many_photos",
+            "duplicate_photos",
             "storefront_forbidden",
             "worker_not_started",
             *IDEMPOTENCY,

@@ -230,6 +230,13 @@ class DeploymentConfig(BaseModel):
         "of every function); `python -m evaluation.calibrate --stage-file` writes it for your catalogue and model. "
         "Unset: the functions' default.",
     )
+    image_edits_per_client_per_day: int | None = Field(
+        None,
+        ge=0,
+        description="Image edits each client key may start per UTC day (IMAGE_EDITS_PER_CLIENT_PER_DAY of every "
+        "function, declared in listing_vision.config with its default; the local stack reads the same setting). "
+        "Unset: that default.",
+    )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -313,10 +320,14 @@ class DeploymentConfig(BaseModel):
         return self.retain_data if self.retain_data is not None else self.stage == "prod"
 
     def settings_environment(self) -> dict[str, str]:
-        """The runtime settings this stage sets in every function's environment (calibrated thresholds)."""
-        if self.retrieval_threshold is None:
-            return {}
-        return {"RETRIEVAL_THRESHOLD": f"{self.retrieval_threshold:g}"}
+        """The runtime settings this stage sets in every function's environment (calibrated thresholds,
+        the image-edit quota)."""
+        settings = {}
+        if self.retrieval_threshold is not None:
+            settings["RETRIEVAL_THRESHOLD"] = f"{self.retrieval_threshold:g}"
+        if self.image_edits_per_client_per_day is not None:
+            settings["IMAGE_EDITS_PER_CLIENT_PER_DAY"] = str(self.image_edits_per_client_per_day)
+        return settings
 
     def name(self, resource: str) -> str:
         """A physical name carrying the stage: `listing-vision-<stage>-<resource>`."""

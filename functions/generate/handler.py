@@ -22,6 +22,7 @@ from listing_vision.config import Storefront, get_settings
 from listing_vision.jewelry import job_listing
 from listing_vision.jewelry.generation import Generation
 from listing_vision.jewelry.jobs import JOB_ID_PATTERN, JobStore
+from listing_vision.jewelry.photo_batch import MAX_PHOTOS
 from listing_vision.jewelry.storage import ImageStore
 from listing_vision.jewelry.webhook_delivery import MAX_LIMIT, list_deliveries
 from listing_vision.jewelry.webhooks import MAX_URL_CHARS, WebhookStore
@@ -59,10 +60,15 @@ class Dimensions(BaseModel):
     height: StrictFloat | StrictInt = Field(ge=MIN_DIMENSION_MM, le=MAX_DIMENSION_MM, description="Millimetres.")
 
 
+SourceUrl = Annotated[StrictStr, Field(max_length=2048)]
+
+
 class GenerateImagesRequest(BaseModel):
     model_config = STRICT
-    s3_urls: StrictStr = Field(
-        max_length=2048, description="The source photo in a storefront bucket (s3:// or https://)."
+    s3_urls: SourceUrl | Annotated[list[SourceUrl], Field(min_length=1)] = Field(
+        description="The source photo in a storefront bucket (s3:// or https://), or a list of 1 to "
+        f"{MAX_PHOTOS} of them (a job per photo; answered as `photos`: see PhotoResults). More is a 400 "
+        "`too_many_photos`, the same photo twice a 400 `duplicate_photos`."
     )
     product_type: StrictStr = Field(max_length=20, description="`ear`/`earring`, `necklace`, `bracelet` or `ring`.")
     image_types: list[StrictInt] | None = Field(
@@ -105,6 +111,29 @@ class FinishedJob(BaseModel):
     failed: list[dict[str, Any]]
 
 
+class PhotoError(BaseModel):
+    code: str = Field(description="As the error table: `source_not_found`, `source_not_allowed`, ...")
+    message: str
+
+
+class PhotoEntry(BaseModel):
+    """One photo of a list: its job in the single-photo shape (FinishedJob once it has ended, else
+    JobAccepted's fields), or `status` `failed` with the `error` that kept it from starting."""
+
+    model_config = ConfigDict(extra="allow")
+    s3_url: str = Field(description="The photo as the request named it.")
+    status: str
+    job_id: str | None = None
+    error: PhotoError | None = None
+
+
+class PhotoResults(BaseModel):
+    """The answer to a list of `s3_urls`: one entry per photo, in the request's order. 200 when no
+    job is still in progress, 202 otherwise (each entry has its `status_url`; no `Location`)."""
+
+    photos: list[PhotoEntry]
+
+
 PREFER = (
     "RFC 7240. Without it the request waits for the job, up to GENERATION_SYNC_WAIT_S (22 s by default), and "
     "answers 200 with its images, or 202 if it is still running then. `respond-async`: answer 202 at once "
@@ -124,7 +153,7 @@ REPLAYED: OpenAPIResponseHeader = {
         200: {
             "description": "The job ended within the wait: its images (`status` says whether all were made).",
             "headers": {"Idempotent-Replayed": REPLAYED},
-            "content": {"application/json": {"model": FinishedJob}},
+            "content": {"application/json": {"model": FinishedJob | PhotoResults}},
         },
         202: {
             "description": "The job is running (asked with `Prefer: respond-async`, or past the wait): follow "
@@ -137,7 +166,7 @@ REPLAYED: OpenAPIResponseHeader = {
                 },
                 "Idempotent-Replayed": REPLAYED,
             },
-            "content": {"application/json": {"model": JobAccepted}},
+            "content": {"application/json": {"model": JobAccepted | PhotoResults}},
         },
     },
 )

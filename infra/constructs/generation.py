@@ -56,7 +56,8 @@ class Generation(Construct):
         allow(worker, ["s3:ListBucket"], [platform.bucket("generated_bucket").bucket_arn])
         allow(worker, ["dynamodb:GetItem", "dynamodb:UpdateItem"], [jobs])
         allow(worker, ["events:PutEvents"], [bus])  # each run it ends, once
-        allow(worker, ["dynamodb:UpdateItem"], [platform.table_arn("rate_limit_table")])
+        # The shared token bucket, the clients' turns at it (read to register) and their daily edit quotas
+        allow(worker, ["dynamodb:GetItem", "dynamodb:UpdateItem"], [platform.table_arn("rate_limit_table")])
         platform.read_secret(worker, "openai")
         self.webhooks(platform, api)
 

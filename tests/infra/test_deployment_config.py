@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from infra.config import ContextError, validate
+from listing_vision.config import Settings
 from tests.infra.conftest import FEATURE_FLAGS, LAYERS, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,6 +119,18 @@ def test_a_calibrated_retrieval_threshold_reaches_every_functions_environment_an
     # and a distance no cosine can have is refused, naming the key
     with pytest.raises(ContextError, match=r"-c retrieval_threshold=\.\.\."):
         validate({**SETTINGS, "retrieval_threshold": 3})
+
+
+def test_the_stages_image_edit_quota_reaches_every_function_as_the_setting_the_local_stack_reads() -> None:
+    # Given a stage without one, the functions keep listing_vision.config's default (the local stack's too)
+    assert "IMAGE_EDITS_PER_CLIENT_PER_DAY" not in validate(SETTINGS).settings_environment()
+    # Given a quota in the stage context, it is the setting every function reads
+    environment = validate({**SETTINGS, "image_edits_per_client_per_day": 50}).settings_environment()
+    assert environment == {"IMAGE_EDITS_PER_CLIENT_PER_DAY": "50"}
+    assert Settings.model_fields["image_edits_per_client_per_day"].default == 200  # the one declaration
+    # and a negative quota is refused, naming the key
+    with pytest.raises(ContextError, match=r"-c image_edits_per_client_per_day=\.\.\."):
+        validate({**SETTINGS, "image_edits_per_client_per_day": -1})
 
 
 def test_an_email_address_or_an_https_endpoint_subscribes_to_the_alarms() -> None:

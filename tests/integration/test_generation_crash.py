@@ -2,10 +2,10 @@
 fails (tests/crash.py kills the deployed function on the local stack).
 
 A run's writes, recorded from a run that nobody kills: the claim of the run (jobs table), the
-rate-limit token of the paid edit (rate-limit table), the edited image (generated bucket), its
-result (jobs table), the white-background image and its result, the ZIP, the end of the run. The
-worker dies right after each in turn; Lambda's own retry of the asynchronous event follows (same
-request id), and then:
+quota charge, the turn and the rate-limit token of the paid edit (rate-limit table), the edited
+image (generated bucket), its result (jobs table), the white-background image and its result, the
+ZIP, the end of the run. The worker dies right after each in turn; Lambda's own retry of the
+asynchronous event follows (same request id), and then:
 
 - the job ends (`done`), never stuck running;
 - no image is stored twice (one object per type, and the ZIP), and every delivered image is kept;
@@ -43,7 +43,11 @@ WORKER = "generate-worker"
 TYPES = [1, 2]  # white background (rendered here) and hand holding (a paid edit)
 RUN_WRITES = [
     "UpdateItem jobs",  # the claim
+    "UpdateItem rate-limits",  # the run's edits counted against its client's daily quota
+    "UpdateItem rate-limits",  # the edit's turn: its ticket in the queue
+    "UpdateItem rate-limits",  # its look at the queue (its turn)
     "UpdateItem rate-limits",  # the edit's token
+    "UpdateItem rate-limits",  # its ticket leaves the queue
     "PutObject generated/2-hand-holding.png",
     "UpdateItem jobs",  # its result
     "PutObject generated/1-white-background.png",
@@ -162,11 +166,11 @@ def test_a_run_whose_every_attempt_dies_ends_partial_at_its_deadline_keeping_wha
     jobs.deadline_s = 1
     job = jobs.create("earring", "alya", bucket, key, TYPES, None)
     # When its worker dies right after recording the edited image, and its retry right after the claim
-    with dying(WORKER, after=(4, 1)) as death:
+    with dying(WORKER, after=(8, 1)) as death:
         event = RunJob(job_id=job.job_id, run_id=job.run_id).model_dump()
         local_stack.router.invoke(WORKER, json.dumps(event), asynchronous=True)
         assert local_stack.router.drain(60)
-    assert death.died == 2 and death.writes == [RUN_WRITES[:4], RUN_WRITES[:1]]
+    assert death.died == 2 and death.writes == [RUN_WRITES[:8], RUN_WRITES[:1]]
     assert jobs.get(job.job_id).status == "running"  # the retries are spent
     # Then once its deadline has passed, the job has ended partial, keeping the image it delivered
     while time.time() <= job.deadline_at:

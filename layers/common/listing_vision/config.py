@@ -288,6 +288,12 @@ class Settings(BaseSettings):
     )
     image_edit_burst: int = Field(5, ge=1, description="Edits that may start at once before the rate applies.")
     image_edit_concurrency: int = Field(4, ge=1, le=16, description="Edits in flight per job.")
+    image_edits_per_client_per_day: int = Field(
+        200,
+        ge=0,
+        description="Image edits each client key may start per UTC day; a run over it ends `quota_exceeded` "
+        "(stage context `image_edits_per_client_per_day`).",
+    )
     anthropic_api_key: str | None = Field(
         None, description="Anthropic key (local use; on AWS use ANTHROPIC_API_KEY_SECRET)."
     )

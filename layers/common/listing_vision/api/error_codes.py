@@ -102,6 +102,8 @@ _OURS: tuple[ErrorCode, ...] = (
     ErrorCode("invalid_dimensions", 400, "dimensions_mm needs positive width and height."),
     ErrorCode("source_not_allowed", 400, "s3_urls does not name an object in a storefront bucket."),
     ErrorCode("source_not_found", 404, "No object at s3_urls."),
+    ErrorCode("too_many_photos", 400, "s3_urls lists more photos than one request takes (10)."),
+    ErrorCode("duplicate_photos", 400, "s3_urls names the same photo twice (in any URL form)."),
     ErrorCode("worker_not_started", 502, "The generation worker could not be invoked (the run is ended failed)."),
     # upstream
     ErrorCode("embedding_failed", 502, "The embedding endpoint failed."),

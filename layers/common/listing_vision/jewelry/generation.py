@@ -111,6 +111,28 @@ def _bucket_and_key(url: str, endpoint_url: str | None) -> tuple[str, str]:
     return bucket, key
 
 
+def check_order(
+    product_type: str, image_types: list[int] | None, dimensions_mm: dict[str, float] | None
+) -> tuple[str, list[int]]:
+    """(product, types) of a generation request, or its 400: what is checked before any source."""
+    product = PRODUCT_ALIASES.get(product_type.strip().lower())
+    if product is None:
+        raise InvalidRequest(
+            f"Unknown product_type {product_type!r}; use one of {', '.join(sorted(PRODUCT_ALIASES))}.",
+            code="unknown_product_type",
+        )
+    types = list(dict.fromkeys(image_types or DEFAULT_TYPES))
+    unknown = [t for t in types if t not in TYPE_SETS[product]]
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown image types {unknown} for {product}; available: {list(TYPE_SETS[product])}.",
+            code="unknown_image_type",
+        )
+    if dimensions_mm is not None and not all(dimensions_mm.get(k, 0) > 0 for k in ("width", "height")):
+        raise InvalidRequest("dimensions_mm needs positive width and height.", code="invalid_dimensions")
+    return product, types
+
+
 class Generation:
     """Given the jobs table, the buckets, and how to start the worker (a Lambda client and the
     worker's function name)."""
@@ -130,38 +152,41 @@ class Generation:
         *,
         caller: Caller,
     ) -> dict[str, Any]:
-        product = PRODUCT_ALIASES.get(product_type.strip().lower())
-        if product is None:
-            raise InvalidRequest(
-                f"Unknown product_type {product_type!r}; use one of {', '.join(sorted(PRODUCT_ALIASES))}.",
-                code="unknown_product_type",
-            )
-        types = list(dict.fromkeys(image_types or DEFAULT_TYPES))
-        unknown = [t for t in types if t not in TYPE_SETS[product]]
-        if unknown:
-            raise InvalidRequest(
-                f"Unknown image types {unknown} for {product}; available: {list(TYPE_SETS[product])}.",
-                code="unknown_image_type",
-            )
-        if dimensions_mm is not None and not all(dimensions_mm.get(k, 0) > 0 for k in ("width", "height")):
-            raise InvalidRequest("dimensions_mm needs positive width and height.", code="invalid_dimensions")
-        bucket, key = resolve_source(s3_urls)
+        product, types = check_order(product_type, image_types, dimensions_mm)
+        return self.start(self.check_source(s3_urls, caller), product, types, dimensions_mm, caller)
+
+    def check_source(self, s3_url: str, caller: Caller) -> tuple[str, str, str]:
+        """(website, bucket, key) of a source photo the caller may use; 400 `source_not_allowed`,
+        403 `storefront_forbidden`, 404 `source_not_found`. Writes nothing."""
+        bucket, key = resolve_source(s3_url)
         website = self.images.storefront_of_bucket(bucket)
         caller.require(website or "")
         try:
             found = website is not None and self.images.head(storage.StoredImage(bucket, key)) is not None
         except ClientError as error:  # not ours to read: answered as missing, as before any job exists
-            raise NotFound(f"No image at {s3_urls!r}.", code="source_not_found") from error
+            raise NotFound(f"No image at {s3_url!r}.", code="source_not_found") from error
         if not found or website is None:
-            raise NotFound(f"No image at {s3_urls!r}.", code="source_not_found")
-        job = self.jobs.create(product, website, bucket, key, types, dimensions_mm)
+            raise NotFound(f"No image at {s3_url!r}.", code="source_not_found")
+        return website, bucket, key
+
+    def start(
+        self,
+        source: tuple[str, str, str],
+        product: str,
+        types: list[int],
+        dimensions_mm: dict[str, float] | None,
+        caller: Caller,
+    ) -> dict[str, Any]:
+        """Record a job for a checked source photo and start its worker: the submission's answer."""
+        website, bucket, key = source
+        job = self.jobs.create(product, website, bucket, key, types, dimensions_mm, caller.client_id)
         self.start_worker(job)
         metrics.add_metric(name="JobsSubmitted", unit="Count", value=1)
         return {"job_id": job.job_id, "status": job.status, "status_url": f"/jobs/{job.job_id}", "image_types": types}
 
     def submit_and_wait(
         self,
-        s3_urls: str,
+        s3_urls: str | list[str],
         product_type: str,
         image_types: list[int] | None,
         dimensions_mm: dict[str, float] | None,
@@ -179,11 +204,18 @@ class Generation:
         `once` (an `Idempotency-Key`: api/idempotency.py) makes the submission itself idempotent, not
         the answer: a retry gets the first request's job, never a second one, and is answered for that
         job as it is now (waited for as the first request was), 200 once it has ended, else 202 with
-        its current status. A client retrying after a timeout wants the images, not a stale 202."""
+        its current status. A client retrying after a timeout wants the images, not a stale 202.
+
+        A list of sources is a job per photo, answered together (photo_batch.py)."""
         preference = Preference.parse(prefer)
         limit_s = get_settings().generation_sync_wait_s
         if remaining_s is not None:
             limit_s = min(limit_s, remaining_s - ANSWER_MARGIN_S)
+        if isinstance(s3_urls, list):
+            from listing_vision.jewelry.photo_batch import PhotoBatch  # it builds on this module
+
+            batch = PhotoBatch(self, product_type, image_types, dimensions_mm, caller)
+            return batch.submit_and_wait(s3_urls, preference, limit_s, once)
 
         def submit() -> dict[str, Any]:
             return self.submit(s3_urls, product_type, image_types, dimensions_mm, caller=caller)
@@ -217,7 +249,7 @@ class Generation:
         job = self.jobs.end_if_overdue(self.owned_job(job_id, caller))
         if image_type not in TYPE_SETS[job.product]:  # type: ignore[index]
             raise InvalidRequest(f"Unknown image type {image_type} for {job.product}.", code="unknown_image_type")
-        run = self.jobs.start_run(job_id, [image_type])
+        run = self.jobs.start_run(job_id, [image_type], caller.client_id)
         self.start_worker(run)
         return {"job_id": job_id, "status": run.status, "status_url": f"/jobs/{job_id}", "image_types": [image_type]}
 

@@ -12,8 +12,10 @@ take a rate-limit token (a token spent by a dead attempt only costs capacity), s
 (tagged with its run id in its metadata), record its result (only while the run is in progress);
 then the ZIP, then end the run. A retry skips the types whose result this run recorded, and reuses
 an edited image this run stored but did not record, so no paid edit is made twice for one image.
-Each run logs the seconds of the preparation, of every image, of the batch and the speed-up
-against their sequential sum.
+A run first charges its paid edits to its client's daily quota (edit_quota.py: over it, the run
+ends `quota_exceeded` having paid for nothing; a retry is not charged twice), and each edit waits
+for its client's turn at the rate limit (fair_turns.py). Each run logs the seconds of the
+preparation, of every image, of the batch and the speed-up against their sequential sum.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from listing_vision.imaging.decode import load_image
 from listing_vision.imaging.png import encode_png
 from listing_vision.imaging.segment import Cutout, NoPieceFound, cut_out
 from listing_vision.jewelry import storage
+from listing_vision.jewelry.edit_quota import EditQuota
 from listing_vision.jewelry.image_types import TYPE_SETS, ImageType
 from listing_vision.jewelry.jobs import CANCELLED_MESSAGE, Job, JobStore
 from listing_vision.jewelry.storage import ImageStore
@@ -111,7 +114,7 @@ class GenerationWorker:
         cutout, failure = self._cutout(job)
         if cutout is None or not any(t.renderer == "edit" for t in types) or not openai_key():
             return RunInputs(cutout, failure)
-        return RunInputs(cutout, failure, prepare_edits(cutout), OpenAIImageEditor())
+        return RunInputs(cutout, failure, prepare_edits(cutout), OpenAIImageEditor(client=job.client_id))
 
     def _render_run(self, job: Job, store: JobStore) -> dict[str, Any]:
         types = job.run_types
@@ -121,6 +124,8 @@ class GenerationWorker:
         }
         # Edits first: their calls are the long pole, the local renders fit inside them.
         todo = sorted((t for t in types if t not in delivered), key=lambda t: catalogue[t].renderer != "edit")
+        if not self._charge_quota(job, [catalogue[t] for t in todo]):
+            return self._refuse_over_quota(job, todo)
         started = time.perf_counter()
         inputs = self._prepare(job, [catalogue[t] for t in todo])
         prepared = time.perf_counter() - started
@@ -167,6 +172,28 @@ class GenerationWorker:
             return self._settle_cancelled(job, timing, failed)  # ended meanwhile: cancelled, or past its deadline
         logger.info("run finished", extra={"job_id": job.job_id, "status": status, "types": types, "failed": failed})
         return {"job_id": job.job_id, "run_id": job.run_id, "status": status, "timing": timing, "failed": failed}
+
+    @staticmethod
+    def _charge_quota(job: Job, types: list[ImageType]) -> bool:
+        """Count the run's paid edits against its client's daily quota (edit_quota.py); False: over it.
+        Nothing is charged when no edit would be paid for (none asked, or no provider)."""
+        edits = sum(1 for t in types if t.renderer == "edit")
+        return not edits or not openai_key() or EditQuota().charge(job.client_id, job.run_id, edits)
+
+    def _refuse_over_quota(self, job: Job, todo: list[int]) -> dict[str, Any]:
+        """End the run over the client's quota before anything is rendered or paid for: each of its
+        types failed with `quota_exceeded`."""
+        message = "This client's image edits for today are used up (IMAGE_EDITS_PER_CLIENT_PER_DAY)."
+        refused = {
+            n: {"status": "failed", "reason": "quota_exceeded", "message": message, "run_id": job.run_id} for n in todo
+        }
+        status = Job(**{**job.__dict__, "results": {**job.results, **refused}}).overall_status()
+        reason = "quota_exceeded" if status == "failed" else None
+        self.jobs.finish(job.job_id, job.run_id, status, reason=reason, message=message, results=refused)
+        metrics.add_metric(name="EditQuotaRefusals", unit="Count", value=1)
+        logger.info("run refused by the edit quota", extra={"job_id": job.job_id, "client_id": job.client_id})
+        failed = [{"image_type": n, "reason": "quota_exceeded"} for n in todo]
+        return {"job_id": job.job_id, "run_id": job.run_id, "status": status, "failed": failed}
 
     def _settle_cancelled(self, job: Job, timing: dict[str, Any], failed: list[dict[str, Any]]) -> dict[str, Any]:
         """The run was ended under the worker: when by a cancel, the ZIP of what it delivered (the
@@ -248,7 +275,11 @@ class GenerationWorker:
         request = inputs.edits
         try:
             edited, seconds = inputs.editor.edit(
-                request.image_png, request.mask_png, image_type.prompt, before_call=lambda: self._unless_cancelled(job)
+                request.image_png,
+                request.mask_png,
+                image_type.prompt,
+                before_call=lambda: self._unless_cancelled(job),
+                turn=f"{job.run_id}-{image_type.number}",  # a retry of this run takes its dead attempt's turn
             )
         except VisionError as error:
             return {"status": "failed", "reason": error.code, "message": error.message}

@@ -73,6 +73,7 @@ class Job:
     message: str | None = None
     created_at: int = 0
     updated_at: int = 0
+    client_id: str = "anonymous"  # the client key that asked for the current run (its edit quota and turn)
 
     @property
     def in_progress(self) -> bool:
@@ -115,6 +116,7 @@ class JobStore:
         key: str,
         image_types: list[int],
         dimensions_mm: dict[str, float] | None,
+        client_id: str = "anonymous",
     ) -> Job:
         now = time.time()
         job = Job(
@@ -131,6 +133,7 @@ class JobStore:
             deadline_at=round(now + self.deadline_s, 3),
             created_at=int(now),
             updated_at=int(now),
+            client_id=client_id,
         )
         item = {
             "job_id": job.job_id,
@@ -147,6 +150,7 @@ class JobStore:
             "created_at": job.created_at,
             "updated_at": job.updated_at,
             "expires_at": job.created_at + TTL_S,
+            "client_id": client_id,
         }
         self.dynamodb.put_item(
             TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(job_id)"
@@ -231,8 +235,8 @@ class JobStore:
             raise
         return True
 
-    def start_run(self, job_id: str, types: list[int]) -> Job:
-        """A new run of a finished job (a regeneration); a job still in progress is a 409."""
+    def start_run(self, job_id: str, types: list[int], client_id: str = "anonymous") -> Job:
+        """A new run of a finished job (a regeneration) for this client; a job still in progress is a 409."""
         now = time.time()
         run_id = uuid.uuid4().hex
         try:
@@ -240,7 +244,7 @@ class JobStore:
                 TableName=self.table,
                 Key=self._key(job_id),
                 UpdateExpression="SET #s = :queued, run_id = :run, run_types = :types, deadline_at = :deadline, "
-                "updated_at = :now REMOVE lease_until, reason, message",
+                "updated_at = :now, client_id = :client REMOVE lease_until, reason, message",
                 ConditionExpression="attribute_exists(job_id) AND #s IN (:done, :partial, :failed, :cancelled)",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=expression_values(
@@ -249,6 +253,7 @@ class JobStore:
                     types=types,
                     deadline=round(now + self.deadline_s, 3),
                     now=int(now),
+                    client=client_id,
                     done="done",
                     partial="partial",
                     failed="failed",
@@ -423,4 +428,5 @@ def job_from_item(item: dict[str, Any]) -> Job:
         message=values.get("message"),
         created_at=values["created_at"],
         updated_at=values["updated_at"],
+        client_id=values.get("client_id", "anonymous"),
     )

@@ -1,0 +1,152 @@
+"""Many photos in one POST /generate-images: `s3_urls` as a list of up to MAX_PHOTOS sources.
+
+Each photo is its own job (its own `job_id`, worker, results, regeneration and cancel), so one
+failing photo never fails the others. The request as a whole is refused (400, nothing written)
+when the list is too long or names a photo twice (the same object in any URL form), or when what
+every photo shares is wrong (`product_type`, `image_types`, `dimensions_mm`). A photo that cannot
+be used (`source_not_allowed`, `storefront_forbidden`, `source_not_found`, `worker_not_started`)
+gets an entry carrying its error, and the others their jobs. A photo whose piece cannot be cut out
+is a job that ends `failed` (its types' reason `no_piece_found`), as with one photo.
+
+The answer is `{"photos": [...]}`, one entry per source in the request's order, each with its
+`s3_url` and either its `error` or its job in the single-photo shape: the finished job's view
+(`original_image_url`, `gen_images`, `zip_url`, ...) once it has ended, else the submission
+(`job_id`, `status`, `status_url`). 200 when no job is still in progress after the wait (the
+same wait as one photo: `Prefer`, GENERATION_SYNC_WAIT_S), else 202 (no `Location`: each entry
+has its `status_url`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from listing_vision.api.access import Caller
+from listing_vision.api.idempotency import Outcome, replay_headers
+from listing_vision.errors import InvalidRequest, VisionError
+
+if TYPE_CHECKING:
+    from listing_vision.jewelry.generation import Answer, Generation, Preference
+
+MAX_PHOTOS = 10
+POLL_FIRST_S, POLL_MAX_S = 0.2, 1.0
+
+
+def check_list(s3_urls: list[str]) -> None:
+    """400 for a list that cannot be a batch: empty, over MAX_PHOTOS, or the same URL twice."""
+    if not s3_urls:
+        raise InvalidRequest("s3_urls names no photo.", code="invalid_request", details={"fields": ["s3_urls"]})
+    if len(s3_urls) > MAX_PHOTOS:
+        raise InvalidRequest(
+            f"s3_urls names {len(s3_urls)} photos; at most {MAX_PHOTOS} per request.",
+            code="too_many_photos",
+            details={"limit": MAX_PHOTOS, "count": len(s3_urls)},
+        )
+    seen: dict[str, int] = {}
+    for index, url in enumerate(s3_urls):
+        if url.strip() in seen:
+            raise duplicate(seen[url.strip()], index)
+        seen[url.strip()] = index
+
+
+def duplicate(first: int, again: int) -> InvalidRequest:
+    """The refusal of a list naming one photo twice, by the positions (a URL may be a signed one: not echoed)."""
+    return InvalidRequest(
+        f"s3_urls names the same photo at positions {first} and {again}.",
+        code="duplicate_photos",
+        details={"positions": [first, again]},
+    )
+
+
+class PhotoBatch:
+    """One request's photos: what they share (product, types, dimensions) and who asks."""
+
+    def __init__(
+        self,
+        generation: Generation,
+        product_type: str,
+        image_types: list[int] | None,
+        dimensions_mm: dict[str, float] | None,
+        caller: Caller,
+    ):
+        self.generation = generation
+        self.product_type, self.image_types, self.dimensions_mm = product_type, image_types, dimensions_mm
+        self.caller = caller
+
+    def submit(self, s3_urls: list[str]) -> dict[str, Any]:
+        """Check everything first (a refusal writes nothing), then start a job per usable photo."""
+        from listing_vision.jewelry.generation import check_order, resolve_source
+
+        check_list(s3_urls)
+        product, types = check_order(self.product_type, self.image_types, self.dimensions_mm)
+        objects: dict[tuple[str, str], int] = {}
+        for index, url in enumerate(s3_urls):  # the same object named in two forms (s3://, https://) too
+            try:
+                named = resolve_source(url)
+            except VisionError:
+                continue  # that photo's own error, below
+            if named in objects:
+                raise duplicate(objects[named], index)
+            objects[named] = index
+        checked: list[tuple[str, tuple[str, str, str] | VisionError]] = []
+        for url in s3_urls:
+            try:
+                checked.append((url, self.generation.check_source(url, self.caller)))
+            except VisionError as error:
+                checked.append((url, error))
+        photos = []
+        for url, outcome in checked:
+            if not isinstance(outcome, VisionError):
+                try:
+                    photos.append(
+                        {
+                            "s3_url": url,
+                            **self.generation.start(outcome, product, types, self.dimensions_mm, self.caller),
+                        }
+                    )
+                    continue
+                except VisionError as error:  # worker_not_started: that job is ended failed, the others go on
+                    outcome = error
+            photos.append(
+                {"s3_url": url, "status": "failed", "error": {"code": outcome.code, "message": outcome.message}}
+            )
+        return {"photos": photos}
+
+    def submit_and_wait(
+        self,
+        s3_urls: list[str],
+        preference: Preference,
+        limit_s: float,
+        once: Callable[[Callable[[], dict[str, Any]]], Outcome] | None,
+    ) -> Answer:
+        from listing_vision.jewelry.generation import Answer
+
+        outcome = once(lambda: self.submit(s3_urls)) if once is not None else Outcome(self.submit(s3_urls))
+        photos = self.wait(outcome.result["photos"], preference.wait_for(limit_s))
+        running = any(p["status"] in ("queued", "running") for p in photos)
+        headers = replay_headers(outcome)
+        if running and preference.respond_async:
+            headers["Preference-Applied"] = "respond-async"
+        return Answer(202 if running else 200, {"photos": photos}, headers)
+
+    def wait(self, photos: list[dict[str, Any]], wait_s: float) -> list[dict[str, Any]]:
+        """Each photo's entry after waiting up to `wait_s` for its job: the job's view once it has
+        ended, else its submission with its current status."""
+        jobs = self.generation.jobs
+        entries = {i: p for i, p in enumerate(photos)}
+        pending = {i for i, p in entries.items() if "job_id" in p}
+        until, pause, first = time.monotonic() + wait_s, POLL_FIRST_S, True
+        while pending and (first or time.monotonic() < until):
+            if not first:
+                time.sleep(min(pause, max(0.0, until - time.monotonic())))
+                pause = min(pause * 2, POLL_MAX_S)
+            first = False
+            for i in sorted(pending):
+                job = jobs.end_if_overdue(jobs.get(entries[i]["job_id"]))
+                if not job.in_progress:
+                    entries[i] = {"s3_url": entries[i]["s3_url"], **self.generation.job_view(job)}
+                    pending.discard(i)
+                else:
+                    entries[i] = {**entries[i], "status": job.status}
+        return [entries[i] for i in range(len(photos))]
