@@ -45,6 +45,12 @@ def declared(cdk_json: Path = CDK_JSON) -> list[StorefrontSpec]:
     return [StorefrontSpec.model_validate(entry) for entry in entries]
 
 
+def in_stage_file(path: Path) -> list[StorefrontSpec]:
+    """The storefronts a stage context file (infra/stages/*.json) declares; cdk.json's when it declares none."""
+    entries = json.loads(path.read_text()).get("storefronts")
+    return [StorefrontSpec.model_validate(entry) for entry in entries] if entries else declared()
+
+
 def check_names(names: Iterable[str]) -> list[str]:
     """The names, refused when there are none or one repeats."""
     listed = list(names)
