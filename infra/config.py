@@ -350,6 +350,12 @@ def load(context: Callable[[str], Any], root: Path) -> DeploymentConfig:
         if not path.is_file():
             raise ContextError(f"context_file: {path} does not exist.")
         values.update({k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("//")})
+        retired = sorted(k for k in values if k.endswith("_bucket") and k not in DeploymentConfig.model_fields)
+        if retired:  # a storefront's bucket key of old, which would now be ignored and a new bucket made
+            raise ContextError(
+                f"context_file: {', '.join(retired)}: a storefront's bucket is now part of `storefronts`, "
+                'e.g. "storefronts": [{"name": "NAME", "bucket": "EXISTING-BUCKET"}] (README "Adding a storefront").'
+            )
     cdk_json = root / "cdk.json"
     defaults = json.loads(cdk_json.read_text()).get("context", {}) if cdk_json.is_file() else {}
     for key in DeploymentConfig.model_fields:

@@ -111,3 +111,12 @@ def test_a_stage_file_declares_its_storefronts_over_cdk_json_and_c_over_both(tmp
     # And -c storefronts (text, as the CLI gives it) wins over the file
     given = {**cdk_json, "context_file": str(stage), "storefronts": json.dumps([{"name": "dore"}])}
     assert load(context(given), ROOT).storefront_names == ("dore",)
+
+
+def test_a_stage_file_with_a_storefront_bucket_key_of_old_is_refused_not_ignored(tmp_path: Path) -> None:
+    # Given a stage file from before `storefronts`, naming an existing bucket the old way
+    stage = tmp_path / "stage.json"
+    stage.write_text(json.dumps({**SETTINGS, "alya_bucket": "alya-prod-photos"}))
+    # When it is loaded, Then the synth stops, saying where the bucket goes now (ignoring it would create a new one)
+    with pytest.raises(ContextError, match="alya_bucket: a storefront's bucket is now part of `storefronts`"):
+        load(lambda key: str(stage) if key == "context_file" else None, ROOT)
