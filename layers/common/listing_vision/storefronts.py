@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 # CloudFormation logical id, of an environment value and of S3 keys, unquoted everywhere.
 NAME_PATTERN = r"^[a-z][a-z0-9]{1,31}$"
 # The repository's declaration (absent inside a deployed function, which gets STOREFRONTS from CDK).
-CDK_JSON = Path(__file__).resolve().parents[3] / "cdk.json"
+# layers/common/listing_vision/ in a checkout; /opt/python/listing_vision/ in a function: no cdk.json there.
+CDK_JSON = Path(__file__).resolve().parent.parent.parent.parent / "cdk.json"
 
 
 class StorefrontSpec(BaseModel):
