@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, GetJsonSchemaHandler, model_validator
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from listing_vision import storefronts as declaration
@@ -22,7 +22,9 @@ from listing_vision import storefronts as declaration
 def _configured_storefront(value: str) -> str:
     names = get_settings().storefront_names
     if value not in names:
-        raise ValueError(f"Input should be one of {', '.join(repr(name) for name in names)}")
+        # the error a Literal of the names would give (type literal_error), not a "Value error, ..."
+        expected = ", ".join(repr(name) for name in names)
+        raise PydanticCustomError("literal_error", "Input should be one of {expected}", {"expected": expected})
     return value
 
 
