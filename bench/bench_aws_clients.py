@@ -22,7 +22,7 @@ REPEATS = 200
 
 
 def run(stack: LocalStack) -> list[Figure]:
-    bucket, key = stack.settings.alya_bucket, "bench/object.bin"
+    bucket, key = stack.settings.bucket_for(stack.settings.default_storefront), "bench/object.bin"
     aws.client("s3").put_object(Bucket=bucket, Key=key, Body=b"x" * 50_000)
 
     def cached() -> None:

@@ -8,7 +8,13 @@ indexed as a catalogue photo.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from listing_vision.storefronts import bucket_setting
+
+# Stands for each storefront's bucket: a trigger on it is one trigger per configured storefront.
+EACH_STOREFRONT = "each_storefront_bucket"
 
 
 @dataclass(frozen=True)
@@ -22,12 +28,10 @@ class S3Trigger:
 
 S3_TRIGGERS: tuple[S3Trigger, ...] = (
     # Images put straight into a storefront bucket (console, bulk, presigned uploads) are indexed.
-    S3Trigger("alya_bucket", "dedupe-indexer"),
-    S3Trigger("blysk_bucket", "dedupe-indexer"),
+    S3Trigger(EACH_STOREFRONT, "dedupe-indexer"),
     # A photo deleted in a storefront bucket takes its vector and catalogue record with it (any key: a
     # console upload is indexed where it lies; removals of keys no image was stored at change nothing).
-    S3Trigger("alya_bucket", "dedupe-indexer", events=("s3:ObjectRemoved:*",)),
-    S3Trigger("blysk_bucket", "dedupe-indexer", events=("s3:ObjectRemoved:*",)),
+    S3Trigger(EACH_STOREFRONT, "dedupe-indexer", events=("s3:ObjectRemoved:*",)),
     # Listing documents dropped into the uploads bucket are ingested (photos beside them are not).
     S3Trigger("uploads_bucket", "listing-ingest", suffix=".json"),
 )
@@ -64,3 +68,15 @@ EVENT_TRIGGERS: tuple[EventTrigger, ...] = (
 def event_pattern(trigger: EventTrigger) -> dict[str, list[str]]:
     """The rule's event pattern, as EventBridge's PutRule takes it."""
     return {"source": [trigger.source], "detail-type": [trigger.detail_type]}
+
+
+def s3_triggers(storefronts: Iterable[str]) -> list[S3Trigger]:
+    """The triggers with each storefront's bucket named: what CDK and the local stack subscribe."""
+    names = list(storefronts)
+    expanded: list[S3Trigger] = []
+    for trigger in S3_TRIGGERS:
+        if trigger.bucket_setting == EACH_STOREFRONT:
+            expanded.extend(replace(trigger, bucket_setting=bucket_setting(name)) for name in names)
+        else:
+            expanded.append(trigger)
+    return expanded

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from functions.specs import MIGRATION_CONCURRENCY
 from infra import migration_sizing
+from listing_vision.storefronts import StorefrontSpec, check_names
+from listing_vision.storefronts import declared as declared_storefronts
 
 OPENSEARCH_ENDPOINT = re.compile(
     r"^https://(?:search|vpc)-(?P<domain>[a-z][a-z0-9-]{2,27})-[a-z0-9]+\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)"
@@ -87,8 +89,12 @@ class DeploymentConfig(BaseModel):
         "or `fine_grained` (fine-grained access control: the deploy's provisioning maps their roles to an "
         "OpenSearch role; its own role must be mapped to `security_manager` first, README 'Provisioning').",
     )
-    alya_bucket: str | None = Field(None, description="Existing bucket of the alya storefront (unset: created).")
-    blysk_bucket: str | None = Field(None, description="Existing bucket of the blysk storefront (unset: created).")
+    storefronts: list[StorefrontSpec] = Field(
+        default_factory=declared_storefronts,
+        min_length=1,
+        description='The storefronts, each `{"name": ..., "bucket": existing bucket or unset: created}`; the first '
+        "is the default (README 'Adding a storefront'). Each gets its bucket, triggers and grants.",
+    )
     listing_image_sources: str | None = Field(
         None,
         description="Extra comma-separated URL prefixes listing photos may be fetched from (the uploads bucket "
@@ -250,6 +256,24 @@ class DeploymentConfig(BaseModel):
     def comma_separated(cls, value: Any) -> Any:
         return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
+    @field_validator("storefronts", mode="before")
+    @classmethod
+    def storefronts_as_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value  # -c storefronts='[...]' arrives as text
+
+    @field_validator("storefronts")
+    @classmethod
+    def storefronts_unique(cls, value: list[StorefrontSpec]) -> list[StorefrontSpec]:
+        check_names(spec.name for spec in value)
+        return value
+
+    @property
+    def storefront_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.storefronts)
+
+    def storefront(self, name: str) -> StorefrontSpec:
+        return next(spec for spec in self.storefronts if spec.name == name)
+
     @model_validator(mode="after")
     def a_vpc_is_complete(self) -> DeploymentConfig:
         if self.vpc_id:
@@ -343,9 +367,18 @@ def load(context: Callable[[str], Any], root: Path) -> DeploymentConfig:
         if not path.is_file():
             raise ContextError(f"context_file: {path} does not exist.")
         values.update({k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("//")})
+        retired = sorted(k for k in values if k.endswith("_bucket") and k not in DeploymentConfig.model_fields)
+        if retired:  # a storefront's bucket key of old, which would now be ignored and a new bucket made
+            raise ContextError(
+                f"context_file: {', '.join(retired)}: a storefront's bucket is now part of `storefronts`, "
+                'e.g. "storefronts": [{"name": "NAME", "bucket": "EXISTING-BUCKET"}] (README "Adding a storefront").'
+            )
+    cdk_json = root / "cdk.json"
+    defaults = json.loads(cdk_json.read_text()).get("context", {}) if cdk_json.is_file() else {}
     for key in DeploymentConfig.model_fields:
         value = context(key)
-        if value is not None:
+        # cdk.json's context reaches here as context too: a stage file's value wins over it, -c over both
+        if value is not None and not (key in values and key in defaults and value == defaults[key]):
             values[key] = value
     return validate(values)
 
@@ -387,6 +420,8 @@ def context_table() -> str:
             shown = "**required**"
         else:
             default = field.get_default(call_default_factory=True)
+            if isinstance(default, list) and default and isinstance(default[0], BaseModel):
+                default = [item.model_dump(exclude_none=True) for item in default]
             shown = "(unset)" if default in (None, []) else f"`{json.dumps(default)}`"
         rows.append(f"| `{key}` | {shown} | {field.description} |")
     return "\n".join(rows)

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from listing_vision import storefronts
 from local.endpoints import Endpoints
 from local.stack import LocalStack
 
@@ -67,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         help="create only what CloudFormation creates (buckets, tables, functions); leave out what the deploy's "
         "provisioning makes (Milvus collection, listings index): the API answers 503 not_provisioned",
     )
+    parser.add_argument(
+        "--context-file",
+        type=Path,
+        default=os.environ.get("LOCAL_CONTEXT_FILE") or None,
+        help="a stage context file (infra/stages/*.json) whose `storefronts` the stack runs, as a deploy of it "
+        "would (LOCAL_CONTEXT_FILE); default: cdk.json's",
+    )
     args = parser.parse_args(argv)
 
     # A signal only sets a flag, and the main thread looks at it twice a second. The kernel may deliver
@@ -93,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         auth=args.auth,
         snapshot_interval_s=args.snapshot_interval,
         skip_provisioning=args.skip_provisioning,
+        storefronts=storefronts.in_stage_file(args.context_file) if args.context_file else None,
     )
     try:
         stack.start()

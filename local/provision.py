@@ -14,14 +14,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from functions.specs import FUNCTIONS, RELEASE_ALIAS
-from functions.triggers import EVENT_TRIGGERS, S3_TRIGGERS, event_pattern
+from functions.triggers import EVENT_TRIGGERS, event_pattern, s3_triggers
 from listing_vision import aws
 from listing_vision.config import Settings
-from listing_vision.resources import BUCKETS, EVENT_BUSES, TABLES, TableSpec, lifecycle_rules
+from listing_vision.resources import EVENT_BUSES, TABLES, TableSpec, bucket_name, buckets, lifecycle_rules
 
 
 def bucket_names(settings: Settings) -> list[str]:
-    return [getattr(settings, spec.name_setting) for spec in BUCKETS]
+    return [bucket_name(settings, spec) for spec in buckets(settings.storefront_names)]
 
 
 def table_names(settings: Settings) -> list[str]:
@@ -31,8 +31,8 @@ def table_names(settings: Settings) -> list[str]:
 def provision(settings: Settings) -> dict[str, Any]:
     """Buckets (private) and tables, as CloudFormation makes them; returns what exists."""
     s3 = aws.client("s3")
-    for spec in BUCKETS:
-        name = getattr(settings, spec.name_setting)
+    for spec in buckets(settings.storefront_names):
+        name = bucket_name(settings, spec)
         try:
             s3.create_bucket(Bucket=name)
         except ClientError as error:
@@ -166,14 +166,15 @@ def register_functions(settings: Settings) -> None:
         if spec.failure_queue:
             sqs.create_queue(QueueName=spec.failure_queue)
     configurations: dict[str, list[dict[str, Any]]] = {}
-    for trigger in S3_TRIGGERS:
+    by_setting = {spec.name_setting: bucket_name(settings, spec) for spec in buckets(settings.storefront_names)}
+    for trigger in s3_triggers(settings.storefront_names):
         rules = [
             {"Name": name, "Value": value} for name, value in (("prefix", trigger.prefix), ("suffix", trigger.suffix))
         ]
         configuration: dict[str, Any] = {"LambdaFunctionArn": arns[trigger.function], "Events": list(trigger.events)}
         if any(rule["Value"] for rule in rules):
             configuration["Filter"] = {"Key": {"FilterRules": [rule for rule in rules if rule["Value"]]}}
-        configurations.setdefault(getattr(settings, trigger.bucket_setting), []).append(configuration)
+        configurations.setdefault(by_setting[trigger.bucket_setting], []).append(configuration)
     s3 = aws.client("s3")
     for bucket, functions in configurations.items():
         s3.put_bucket_notification_configuration(

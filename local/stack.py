@@ -28,11 +28,13 @@ from osmem_server import OsmemError, OsmemServer, resolve_binary
 from functions.specs import FUNCTIONS
 from infra.constructs.migration import STATE_MACHINE_NAME
 from listing_vision import aws
+from listing_vision import storefronts as declaration
 from listing_vision.config import Settings, get_settings
 from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL
 from listing_vision.jewelry.vector_index import close_clients, milvus_client
 from listing_vision.realestate.listings_index import opensearch_client
 from listing_vision.resources import TABLES
+from listing_vision.storefronts import StorefrontSpec
 from local import atomic_dynamodb, snapshot
 from local.aws_limits import AwsLimits
 from local.call_recorder import CallRecorder
@@ -120,6 +122,8 @@ class LocalStack:
     _event_rules: EventRules = field(default_factory=EventRules)
     _snapshots: snapshot.Snapshots | None = None
     replayed: int = 0  # asynchronous events a killed run left undelivered, delivered at this start
+    # The storefronts (the stage context's declaration, listing_vision.storefronts); None: cdk.json's
+    storefronts: list[StorefrontSpec] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> LocalStack:
@@ -221,7 +225,7 @@ class LocalStack:
         clients = ApiClients()
         existing = {client.client_id for client in clients.list()}
         keys = {}
-        for website in ("alya", "blysk"):
+        for website in self.settings.storefront_names:
             name = f"local-{website}-{int(time.time())}" if f"local-{website}" in existing else f"local-{website}"
             keys[website], _ = clients.create(name, (website,))
         return keys
@@ -309,6 +313,10 @@ class LocalStack:
             "WEBHOOK_BACKOFF_S": "0.5",
             "API_AUTH": "api_keys" if self.auth else "none",
             "POWERTOOLS_SERVICE_NAME": "listing-vision-local",
+            # The same declaration CDK reads, with the local bucket names
+            "STOREFRONTS": declaration.runtime_value(
+                self.storefronts if self.storefronts is not None else declaration.declared(), declaration.local_bucket
+            ),
         }
 
     def _configure_environment(self, moto_port: int) -> None:
@@ -356,7 +364,7 @@ class LocalStack:
                 checks[name] = f"error: {error}"
 
         settings = self.settings
-        check("s3", lambda: aws.client("s3").head_bucket(Bucket=settings.alya_bucket))
+        check("s3", lambda: aws.client("s3").head_bucket(Bucket=settings.bucket_for(settings.default_storefront)))
         check("dynamodb", lambda: aws.client("dynamodb").describe_table(TableName=settings.jobs_table))
         check("stepfunctions", lambda: aws.client("stepfunctions").list_state_machines(maxResults=1))
         check("opensearch", lambda: opensearch_client().indices.get(index=settings.listings_index))
@@ -400,7 +408,7 @@ class LocalStack:
             "Try:",
             f"  curl {self.url}/health",
             f"  curl -F file=@tests/data/photos/image1.jpg {self.url}/image_similarity_search"
-            + (f" -H 'x-api-key: {self.client_keys['alya']}'" if self.client_keys else ""),
+            + (f" -H 'x-api-key: {self.client_keys[self.settings.default_storefront]}'" if self.client_keys else ""),
             "  AWS_ENDPOINT_URL=" + self.moto_url + " AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\",
             "    aws s3 ls   # or any boto3 code: every AWS call goes to the emulators",
             "",

@@ -57,7 +57,7 @@ def isolated_catalogue(lease_s: int | None = None) -> Iterator[Catalogue]:
     )
     vectors = VectorIndex(collection)
     vectors.ensure_collection(get_settings().embedding_dim, get_embedder().model_signature)
-    settings = get_settings().model_copy(update={"blysk_bucket": bucket})
+    settings = get_settings().model_copy(update={"storefronts": {**get_settings().storefronts, "blysk": bucket}})
     images = storage.ImageStore(aws.client("s3"), settings)
     try:
         claims, uploads = ContentClaims(table=table, lease_s=lease_s), UploadClaims(table=table, lease_s=lease_s)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from listing_vision import aws
 from listing_vision.api import create_resolver, current_caller
 from listing_vision.api.idempotency import HEADER_DESCRIPTION, HEADER_SCHEMA, PaidCalls, parse_key, replay_headers
+from listing_vision.config import Storefront
 from listing_vision.embeddings.factory import get_embedder
 from listing_vision.jewelry.caption_records import CaptionRecords
 from listing_vision.jewelry.caption_service import CaptionService, StoredCaptions
@@ -27,8 +28,8 @@ from listing_vision.observability import logger, metrics, tracer
 
 app = create_resolver()
 JewelryType = Literal["earring", "necklace", "bracelet", "ring"]
-Website = Literal["alya", "blysk"]
-WEBSITE = "The storefront; default: the client's own when it holds one, else alya."
+Website = Storefront
+WEBSITE = "The storefront; default: the client's own when it holds one, else the first configured."
 IMAGE_ID = "The photo's id: the SHA-256 of its bytes, in hex (any photo stored, however it arrived)."
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", description=HEADER_DESCRIPTION, json_schema_extra=HEADER_SCHEMA)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from listing_vision import aws
 from listing_vision.api import create_resolver, current_caller
 from listing_vision.api.query_parameters import check_parameters
-from listing_vision.config import get_settings
+from listing_vision.config import Storefront, get_settings
 from listing_vision.embeddings.factory import get_embedder
 from listing_vision.jewelry import catalogue as catalogue_module
 from listing_vision.jewelry.catalogue import IMAGE_ID_PATTERN, Catalogue
@@ -25,8 +25,8 @@ from listing_vision.jewelry.uploads import UPLOAD_ID_PATTERN, UploadForms
 from listing_vision.observability import logger, metrics, tracer
 
 app = create_resolver()
-Website = Literal["alya", "blysk"]
-WEBSITE = "The storefront; default: the client's own when it holds one, else alya."
+Website = Storefront
+WEBSITE = "The storefront; default: the client's own when it holds one, else the first configured."
 
 
 @aws.per_container
@@ -66,7 +66,7 @@ class UploadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # Omitted: the client's storefront (Caller.storefront). An explicit null is refused, as for every field:
     # the default is not validated, a value is.
-    website: Website = Field(None, description=WEBSITE)  # type: ignore[arg-type]  # None: omitted
+    website: Website = Field(None, description=WEBSITE)  # type: ignore[assignment]  # None: omitted
     filename: StrictStr | None = Field(None, max_length=255)
     content_type: Literal["image/jpeg", "image/png", "image/webp"] = "image/jpeg"
 

@@ -208,7 +208,7 @@ def get_job(job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)]) -> dict[str, A
     return generation().get_job(job_id, caller=current_caller(app))
 
 
-WEBSITE = "The storefront; default: the client's own when it holds one, else alya."
+WEBSITE = "The storefront; default: the client's own when it holds one, else the first configured."
 JobStatus = Literal["queued", "running", "done", "partial", "failed", "cancelled"]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from constructs import Construct
 
-from infra.constructs.dedupe import CLAIMS, STOREFRONTS
+from infra.constructs.dedupe import CLAIMS
 from infra.constructs.platform import IDEMPOTENCY, Platform, allow
 
 
@@ -19,7 +19,7 @@ class Captions(Construct):
         super().__init__(scope, construct_id)
         self.function = platform.function(self, "caption", in_vpc=True)
         self.functions = {"caption": self.function}
-        buckets = [platform.bucket(setting) for setting in STOREFRONTS]
+        buckets = platform.storefront_buckets()
         allow(self.function, CLAIMS, [platform.table_arn("catalogue_table")])
         allow(self.function, IDEMPOTENCY, [platform.table_arn("idempotency_table")])
         allow(

@@ -18,7 +18,6 @@ from constructs import Construct
 from infra.constructs.platform import Platform, allow, wire_s3_triggers
 from infra.constructs.service_function import ServiceFunction
 
-STOREFRONTS = ("alya_bucket", "blysk_bucket")
 FUNCTION_NAMES = ("dedupe", "dedupe-indexer", "dedupe-backfill", "dedupe-reconcile")
 INDEXERS = ("dedupe-indexer", "dedupe-backfill", "dedupe-reconcile")  # index objects (inbox uploads by copy)
 # The catalogue's content records: claims (conditional writes) and, in one BatchGetItem per check,
@@ -38,7 +37,7 @@ class Dedupe(Construct):
         self.functions: dict[str, ServiceFunction] = {
             name: platform.function(self, name, in_vpc=True) for name in FUNCTION_NAMES
         }
-        buckets = [platform.bucket(setting) for setting in STOREFRONTS]
+        buckets = platform.storefront_buckets()
         for function in self.functions.values():
             allow(function, CLAIMS, [platform.table_arn("catalogue_table")])
             platform.clip.grant_invoke(function.role)
@@ -85,4 +84,4 @@ class Dedupe(Construct):
             schedule=events.Schedule.rate(Duration.hours(1)),
             targets=[targets.LambdaFunction(reconcile.alias, event=events.RuleTargetInput.from_object({}))],
         )
-        wire_s3_triggers(self.functions, platform.storage.buckets)
+        wire_s3_triggers(self.functions, platform.storage.buckets, platform.config.storefront_names)

@@ -18,7 +18,6 @@ from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
 from functions.triggers import EVENT_TRIGGERS, event_pattern
-from infra.constructs.dedupe import STOREFRONTS
 from infra.constructs.platform import IDEMPOTENCY, Platform, allow
 from infra.constructs.service_function import ServiceFunction
 from listing_vision.resources import JOBS_BY_WEBSITE, WEBHOOKS_BY_OWNER
@@ -30,7 +29,7 @@ class Generation(Construct):
         api = platform.function(self, "generate")
         worker = platform.function(self, "generate-worker")
         self.functions: dict[str, ServiceFunction] = {"generate": api, "generate-worker": worker}
-        sources = [platform.bucket(setting).arn_for_objects("*") for setting in STOREFRONTS]
+        sources = [bucket.arn_for_objects("*") for bucket in platform.storefront_buckets()]
         outputs = platform.bucket("generated_bucket").arn_for_objects("*")
         jobs = platform.table_arn("jobs_table")
         jobs_by_website = f"{jobs}/index/{JOBS_BY_WEBSITE.name}"
@@ -40,7 +39,7 @@ class Generation(Construct):
         # The API checks the source exists and presigns the source and the outputs.
         allow(api, ["s3:GetObject"], [*sources, outputs], f"{sources_why} {outputs_why}")
         # A missing source is a 404 source_not_found: S3 answers it 404 only to a caller that may list, else 403.
-        allow(api, ["s3:ListBucket"], [platform.bucket(setting).bucket_arn for setting in STOREFRONTS])
+        allow(api, ["s3:ListBucket"], [bucket.bucket_arn for bucket in platform.storefront_buckets()])
         allow(api, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [jobs])
         allow(api, ["dynamodb:Query"], [jobs_by_website])  # GET /jobs: a storefront's, newest first
         # A cancel, or a run ended past its deadline, announces the job: its write wins, then one event

@@ -85,7 +85,7 @@ class Listings(Construct):
             platform.opensearch_paths("{index}/_mget", "{index}/_search", "{index}/_refresh", "{index}/_bulk"),
         )
         allow(migration, ["es:ESHttpPut"], platform.opensearch_paths("{index}/_mapping"))
-        wire_s3_triggers(self.functions, platform.storage.buckets)
+        wire_s3_triggers(self.functions, platform.storage.buckets, platform.config.storefront_names)
         self.migration = VisualFeaturesMigration(
             self,
             "VisualFeaturesMigration",

@@ -16,13 +16,14 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from functions.specs import spec
-from functions.triggers import S3_TRIGGERS
+from functions.triggers import s3_triggers
 from infra.config import DeploymentConfig
 from infra.constructs.clip_endpoint import ClipEndpoint
 from infra.constructs.releases import Releases
 from infra.constructs.service_function import Network, ServiceFunction
 from infra.constructs.storage import Storage
 from infra.nag import ACKNOWLEDGED, acknowledge, nag_resource
+from listing_vision.storefronts import bucket_setting
 
 # What Powertools' DynamoDB idempotency layer calls (listing_vision/api/idempotency.py): a conditional put
 # of the in-progress record, the answer's update, and the record's deletion when the call fails. No read:
@@ -63,6 +64,10 @@ class Platform:
     def bucket(self, setting: str) -> s3.IBucket:
         return self.storage.buckets[setting]
 
+    def storefront_buckets(self) -> list[s3.IBucket]:
+        """Each configured storefront's bucket (the stage context's `storefronts`)."""
+        return [self.bucket(bucket_setting(name)) for name in self.config.storefront_names]
+
     def table_arn(self, setting: str) -> str:
         return self.storage.tables[setting].table_arn
 
@@ -101,10 +106,12 @@ def event_type(event: str) -> s3.EventType:
     return s3.EventType[re.sub(r"(?<!^)(?=[A-Z])", "_", "".join(parts)).upper()]
 
 
-def wire_s3_triggers(functions: Mapping[str, ServiceFunction], buckets: Mapping[str, s3.IBucket]) -> None:
+def wire_s3_triggers(
+    functions: Mapping[str, ServiceFunction], buckets: Mapping[str, s3.IBucket], storefronts: Sequence[str]
+) -> None:
     """The S3 notifications functions/triggers.py declares for these functions (the same declaration
     the local stack subscribes from)."""
-    for trigger in S3_TRIGGERS:
+    for trigger in s3_triggers(storefronts):
         function = functions.get(trigger.function)
         if function is None:
             continue

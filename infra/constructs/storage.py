@@ -9,6 +9,7 @@ referenced by name keeps its own (README: Deployment).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
@@ -18,7 +19,8 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import DeploymentConfig
-from listing_vision.resources import BUCKETS, EVENT_BUSES, TABLES, BucketSpec, TableSpec, lifecycle_rules
+from listing_vision.resources import EVENT_BUSES, TABLES, BucketSpec, TableSpec, buckets, lifecycle_rules
+from listing_vision.storefronts import bucket_setting
 
 
 class Storage(Construct):
@@ -38,7 +40,9 @@ class Storage(Construct):
             removal_policy=self.removal,
             auto_delete_objects=not retain,
         )
-        self.buckets: dict[str, s3.IBucket] = {spec.name_setting: self._bucket(spec) for spec in BUCKETS}
+        self.buckets: dict[str, s3.IBucket] = {
+            spec.name_setting: self._bucket(spec) for spec in buckets(config.storefront_names)
+        }
         self.tables: dict[str, dynamodb.ITable] = {spec.name_setting: self._table(spec) for spec in TABLES}
         self.buses: dict[str, events.EventBus] = {
             spec.name_setting: events.EventBus(
@@ -51,7 +55,7 @@ class Storage(Construct):
         }
 
     def _bucket(self, spec: BucketSpec) -> s3.IBucket:
-        existing = getattr(self.config, spec.name_setting, None) if spec.existing != "never" else None
+        existing = self.config.storefront(spec.storefront).bucket if spec.storefront else None
         if existing:
             return s3.Bucket.from_bucket_name(self, _logical_id(spec.name_setting), existing)
         return s3.Bucket(
@@ -96,7 +100,10 @@ class Storage(Construct):
 
     def environment(self) -> dict[str, str]:
         """Settings variables naming every bucket and table (see listing_vision.config)."""
-        env = {name.upper(): bucket.bucket_name for name, bucket in self.buckets.items()}
+        keys = {name: bucket_setting(name) for name in self.config.storefront_names}
+        # name -> bucket in declaration order (the first is the default); CDK joins the bucket tokens in
+        env = {"STOREFRONTS": json.dumps({name: self.buckets[key].bucket_name for name, key in keys.items()})}
+        env.update({name.upper(): b.bucket_name for name, b in self.buckets.items() if name not in keys.values()})
         env.update({name.upper(): table.table_name for name, table in self.tables.items()})
         env.update({name.upper(): bus.event_bus_name for name, bus in self.buses.items()})
         return env

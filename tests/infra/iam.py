@@ -16,6 +16,7 @@ from typing import Any
 from functions.specs import RELEASE_ALIAS
 from infra.stack import ListingVisionStack
 from listing_vision.config import Settings
+from listing_vision.storefronts import bucket_setting, local_bucket
 from local.call_recorder import ACCOUNT_ID, REGION, Call
 
 PSEUDO = {
@@ -43,6 +44,8 @@ class RolePolicies:
         self.refs: dict[str, str] = {}  # logical id -> what Ref gives (a name)
         self.arns: dict[str, str] = {}  # logical id -> what Fn::GetAtt Arn gives
         defaults = {name: field.default for name, field in Settings.model_fields.items()}
+        # each storefront's bucket by its local name (listing_vision.storefronts)
+        defaults.update({bucket_setting(spec.name): local_bucket(spec) for spec in stack.config.storefronts})
         for setting, bucket in stack.storage.buckets.items():
             if bucket.node.default_child is not None:
                 logical = self._logical(stack, bucket)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from functions.routes import ROUTES
-from functions.triggers import S3_TRIGGERS
+from functions.triggers import s3_triggers
 from local.call_recorder import ACCOUNT_ID, REGION, Call
 from tests.infra.conftest import Synthesized
 from tests.infra.iam import RolePolicies
@@ -65,7 +65,8 @@ def test_the_api_deletes_photos_only_under_catalogue_and_may_scan_the_catalogue(
 
 def test_a_photo_deleted_in_either_storefront_bucket_notifies_the_indexer(synthesized: Synthesized) -> None:
     # Given the declared triggers (the template holds exactly these: test_stack.py checks it)
-    removed = {(t.bucket_setting, t.function, t.prefix) for t in S3_TRIGGERS if t.events == ("s3:ObjectRemoved:*",)}
+    triggers = s3_triggers(synthesized.config.storefront_names)
+    removed = {(t.bucket_setting, t.function, t.prefix) for t in triggers if t.events == ("s3:ObjectRemoved:*",)}
     # Then every removal in either storefront bucket, under any key, reaches the indexer
     assert removed == {("alya_bucket", "dedupe-indexer", ""), ("blysk_bucket", "dedupe-indexer", "")}
     # And the template wires them so

@@ -13,7 +13,7 @@ import pytest
 
 from functions.routes import ROUTES
 from functions.specs import BY_NAME, FUNCTIONS
-from functions.triggers import S3_TRIGGERS
+from functions.triggers import s3_triggers
 from infra.constructs.service_function import API_GATEWAY_LIMIT_S, API_OTHER_WORK_S, check_provider_budget
 from infra.nag import ACKNOWLEDGED
 from listing_vision.api.gateway_responses import GATEWAY_RESPONSES
@@ -24,6 +24,7 @@ from listing_vision.resources import (
     JOB_RETENTION_DAYS,
     NONCURRENT_VERSION_DAYS,
     TABLES,
+    buckets,
 )
 from tests.infra.conftest import Synthesized
 
@@ -131,7 +132,7 @@ def test_each_function_has_its_own_role_and_log_group_with_retention(synthesized
 def test_buckets_expire_what_the_declarations_say(synthesized: Synthesized) -> None:
     # Given the lifecycle declarations of listing_vision.resources, which the local stack applies too
     storage = synthesized.stack.storage
-    for spec in BUCKETS:
+    for spec in buckets(synthesized.config.storefront_names):
         bucket = synthesized.resources[synthesized.logical_id(storage.buckets[spec.name_setting])]
         rules = {rule["Id"]: rule for rule in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
         # Then every created bucket drops old versions and abandoned multipart uploads
@@ -148,7 +149,7 @@ def test_buckets_expire_what_the_declarations_say(synthesized: Synthesized) -> N
             assert {(t["Key"], t["Value"]) for t in rule.get("TagFilters", [])} == set(expiry.tags)
     # Storefronts expire only duplicate and invalid uploads and second posts of a spent upload form,
     # never a catalogue photo; generated images outlive the job that answers their URLs
-    storefront = {e.rule_id: e for e in next(s for s in BUCKETS if s.name_setting == "alya_bucket").expiries}
+    storefront = {e.rule_id: e for e in next(s for s in buckets(["alya"]) if s.name_setting == "alya_bucket").expiries}
     assert {e.tags for e in storefront.values()} == {
         (("dedupe-status", "duplicate"),),
         (("dedupe-status", "invalid"),),
@@ -192,7 +193,8 @@ def test_s3_triggers_are_exactly_the_declared_ones(synthesized: Synthesized) -> 
             rules = {r["Name"]: r["Value"] for r in config.get("Filter", {}).get("Key", {}).get("FilterRules", [])}
             target = spec_of[config["LambdaFunctionArn"]["Ref"]]
             wired.add((bucket, target, tuple(config["Events"]), rules.get("prefix", ""), rules.get("suffix", "")))
-    declared = {(t.bucket_setting, t.function, t.events, t.prefix, t.suffix) for t in S3_TRIGGERS}
+    triggers = s3_triggers(synthesized.config.storefront_names)
+    declared = {(t.bucket_setting, t.function, t.events, t.prefix, t.suffix) for t in triggers}
     assert wired == declared
     # Generated outputs have their own bucket, which triggers nothing: they are never indexed
     assert "generated_bucket" not in {bucket for bucket, *_ in wired}

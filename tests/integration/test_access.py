@@ -137,12 +137,12 @@ def test_a_request_without_website_acts_on_the_clients_only_storefront(
     upload = call(secured, "POST", "/uploads", secured.shop, json={"content_type": "image/png"})
     # Then both act on blysk, not on the default alya (which would be a 403)
     assert stored.status_code == 200, stored.text
-    assert f"/{settings.blysk_bucket}/" in stored.json()["s3_url"]
+    assert f"/{settings.bucket_for('blysk')}/" in stored.json()["s3_url"]
     assert upload.status_code == 200, upload.text
-    assert upload.json()["url"].endswith(f"/{settings.blysk_bucket}")
+    assert upload.json()["url"].endswith(f"/{settings.bucket_for('blysk')}")
     # And a client holding both storefronts still defaults to alya
     both = call(secured, "POST", "/uploads", secured.everything, json={"content_type": "image/png"})
-    assert both.json()["url"].endswith(f"/{settings.alya_bucket}")
+    assert both.json()["url"].endswith(f"/{settings.bucket_for('alya')}")
 
 
 def test_a_client_cannot_write_or_search_another_storefront(local_stack: LocalStack, secured: Clients) -> None:

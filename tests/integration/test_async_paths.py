@@ -54,7 +54,7 @@ def test_a_finished_jobs_outputs_are_not_catalogue_photos(local_stack: LocalStac
     settings = get_settings()
     assert f"/{settings.generated_bucket}/" in view["gen_images"][0]["image_url"]
     assert milvus_paths() == indexed_before
-    storefront = aws.client("s3").list_objects_v2(Bucket=settings.blysk_bucket).get("Contents", [])
+    storefront = aws.client("s3").list_objects_v2(Bucket=settings.bucket_for("blysk")).get("Contents", [])
     assert not [o for o in storefront if "generated" in o["Key"]]
     # And the white-background image, uploaded as a product photo, is new, not "a duplicate of generated/…"
     white = requests.get(view["gen_images"][0]["image_url"], timeout=10).content

@@ -29,12 +29,14 @@ def test_the_local_stack_refuses_what_aws_refuses(local_stack: LocalStack) -> No
     before = fingerprint()
     # When an object is written with 3 KB of user metadata
     with pytest.raises(ClientError) as metadata:
-        s3.put_object(Bucket=settings.alya_bucket, Key="limits/a.jpg", Body=b"x", Metadata={"original-name": LONG})
+        s3.put_object(
+            Bucket=settings.bucket_for("alya"), Key="limits/a.jpg", Body=b"x", Metadata={"original-name": LONG}
+        )
     # Then S3's own error
     assert metadata.value.response["Error"]["Code"] == "MetadataTooLarge"
     # When a key over 1,024 bytes is written
     with pytest.raises(ClientError) as key:
-        s3.put_object(Bucket=settings.alya_bucket, Key="k" * 1_025, Body=b"x")
+        s3.put_object(Bucket=settings.bucket_for("alya"), Key="k" * 1_025, Body=b"x")
     assert key.value.response["Error"]["Code"] == "KeyTooLongError"
     # When DynamoDB is asked for, or given, a partition key over 2,048 bytes
     for call in (
@@ -48,9 +50,9 @@ def test_the_local_stack_refuses_what_aws_refuses(local_stack: LocalStack) -> No
         assert too_long.value.response["Error"]["Code"] == "ValidationException"
         assert "2048 bytes" in too_long.value.response["Error"]["Message"]
     # And at the limits themselves, all is accepted as on AWS
-    s3.put_object(Bucket=settings.alya_bucket, Key="limits/ok.jpg", Body=b"x", Metadata={"a": "b" * 2_047})
+    s3.put_object(Bucket=settings.bucket_for("alya"), Key="limits/ok.jpg", Body=b"x", Metadata={"a": "b" * 2_047})
     dynamodb.get_item(TableName=settings.jobs_table, Key={"job_id": {"S": "j" * 2_048}})
-    s3.delete_object(Bucket=settings.alya_bucket, Key="limits/ok.jpg")
+    s3.delete_object(Bucket=settings.bucket_for("alya"), Key="limits/ok.jpg")
     assert changed(before, fingerprint()) == []
 
 

@@ -131,8 +131,8 @@ def test_two_hundred_uploads_at_concurrency_twenty_store_each_image_once(local_s
         assert rows[kept_sha][0]["path"] == kept_path
         # one object in the catalogue prefix at most, and only the kept one
         for sha in family.shas:
-            listed = s3.list_objects_v2(Bucket=settings.alya_bucket, Prefix=f"catalogue/{sha[:2]}/{sha}")
-            keys = [f"s3://{settings.alya_bucket}/{item['Key']}" for item in listed.get("Contents", [])]
+            listed = s3.list_objects_v2(Bucket=settings.bucket_for("alya"), Prefix=f"catalogue/{sha[:2]}/{sha}")
+            keys = [f"s3://{settings.bucket_for('alya')}/{item['Key']}" for item in listed.get("Contents", [])]
             in_catalogue = sha == kept_sha and "/catalogue/" in kept_path  # kept through the API
             assert keys == ([kept_path] if in_catalogue else []), (family.index, "catalogue objects", keys)
         # every answer names the kept image

@@ -237,7 +237,9 @@ def test_a_cancel_racing_the_workers_end_announces_the_job_once(
 ) -> None:
     # Given jobs in progress (recorded directly: no worker runs them)
     store = JobStore()
-    jobs = [store.create("earring", "alya", get_settings().alya_bucket, f"race/{n}.jpg", [1], None) for n in range(8)]
+    jobs = [
+        store.create("earring", "alya", get_settings().bucket_for("alya"), f"race/{n}.jpg", [1], None) for n in range(8)
+    ]
     # When each is cancelled and ended by its worker at the same moment
     outcomes: dict[str, dict[str, Any]] = {}
 

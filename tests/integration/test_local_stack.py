@@ -13,7 +13,7 @@ import requests
 from listing_vision import aws
 from listing_vision.jewelry.vector_index import milvus_client
 from listing_vision.realestate.listings_index import opensearch_client
-from listing_vision.resources import BUCKETS, TABLES
+from listing_vision.resources import TABLES, bucket_name, buckets
 from local.call_recorder import Call
 from local.lambda_runtime import current_function
 from local.stack import LocalStack
@@ -21,8 +21,8 @@ from local.stack import LocalStack
 
 def test_every_bucket_exists_and_is_private(local_stack: LocalStack) -> None:
     s3 = aws.client("s3")
-    for spec in BUCKETS:
-        name = getattr(local_stack.settings, spec.name_setting)
+    for spec in buckets(local_stack.settings.storefront_names):
+        name = bucket_name(local_stack.settings, spec)
         block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
         assert all(block.values()), name
 

@@ -87,7 +87,7 @@ def test_a_collection_of_another_models_vectors_is_refused_and_nothing_is_writte
     # And nothing was written: no vector, no object, no record
     assert collection_of_another_model.count() == 0
     assert "Contents" not in aws.client("s3").list_objects_v2(
-        Bucket=settings.blysk_bucket, Prefix=f"catalogue/{sha[:2]}/"
+        Bucket=settings.bucket_for("blysk"), Prefix=f"catalogue/{sha[:2]}/"
     )
     assert ContentClaims().get("blysk", sha) is None
     # And provisioning refuses to adopt it for this model too

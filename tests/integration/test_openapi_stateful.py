@@ -50,7 +50,7 @@ def narrowed(doc: dict[str, Any], bucket: str) -> dict[str, Any]:
 
 def test_linked_calls_keep_to_the_document(local_stack: LocalStack) -> None:
     # Given a photo in a storefront bucket, and the document's links
-    bucket = get_settings().alya_bucket
+    bucket = get_settings().bucket_for("alya")
     aws.client("s3").put_object(Bucket=bucket, Key=SEED_KEY, Body=PHOTO.read_bytes(), ContentType="image/jpeg")
     schema = schemathesis.openapi.from_dict(narrowed(document(), bucket))
     schema.config.generation.update(modes=[GenerationMode.POSITIVE])  # chains start from valid calls

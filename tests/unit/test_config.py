@@ -29,11 +29,12 @@ def test_defaults_work_without_any_environment(monkeypatch: pytest.MonkeyPatch) 
 
 def test_environment_overrides_and_types(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DUPLICATE_THRESHOLD", "0.1")
-    monkeypatch.setenv("BLYSK_BUCKET", "blysk-prod-images")
+    monkeypatch.setenv("STOREFRONTS", '{"blysk": "blysk-prod-images", "corvo": "corvoimg"}')
     monkeypatch.setenv("SEARCH_TOP_K", "7")
     settings = get_settings()
     assert settings.duplicate_threshold == pytest.approx(0.1)
     assert settings.bucket_for("blysk") == "blysk-prod-images"
+    assert settings.storefront_names == ("blysk", "corvo") and settings.default_storefront == "blysk"
     assert settings.search_top_k == 7
 
 

@@ -20,6 +20,7 @@ LIBRARY = Path(__file__).resolve().parents[2] / "layers" / "common" / "listing_v
 
 LAYERS = {
     "listing_vision.config": 0,
+    "listing_vision.storefronts": 0,
     "listing_vision.errors": 0,
     "listing_vision.resources": 0,
     "listing_vision.redaction": 0,

@@ -7,13 +7,37 @@ prints the table that README.md carries (a test keeps the two in step).
 
 from __future__ import annotations
 
+import json
+import re
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, GetJsonSchemaHandler, model_validator
+from pydantic_core import CoreSchema, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Storefront = Literal["alya", "blysk"]
+from listing_vision import storefronts as declaration
+
+
+def _configured_storefront(value: str) -> str:
+    names = get_settings().storefront_names
+    if value not in names:
+        # the error a Literal of the names would give (type literal_error), not a "Value error, ..."
+        expected = ", ".join(repr(name) for name in names)
+        raise PydanticCustomError("literal_error", "Input should be one of {expected}", {"expected": expected})
+    return value
+
+
+class _ConfiguredNames:
+    """The OpenAPI schema of a storefront: an enum of the configured names, made when the document is."""
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return {**handler(schema), "enum": list(get_settings().storefront_names)}
+
+
+# A storefront's name, valid when the configuration declares it (STOREFRONTS); anything else is a
+# validation error (400 invalid_request in the API), as a Literal's would be.
+Storefront = Annotated[str, AfterValidator(_configured_storefront), _ConfiguredNames()]
 
 
 class Settings(BaseSettings):
@@ -37,8 +61,11 @@ class Settings(BaseSettings):
     aws_read_timeout_s: float = Field(30.0, gt=0, description="botocore read timeout, seconds.")
 
     # --- Jewelry storefronts ---------------------------------------------------------------
-    alya_bucket: str = Field("alyaimg", description="S3 bucket of the `alya` storefront.")
-    blysk_bucket: str = Field("blyskimg", description="S3 bucket of the `blysk` storefront.")
+    storefronts: dict[str, str] = Field(
+        default_factory=lambda: {spec.name: declaration.local_bucket(spec) for spec in declaration.declared()},
+        description="The storefronts and their S3 buckets, JSON name → bucket; the first is the default. The deploy "
+        "and the local stack set it from the stage context's `storefronts`; unset: cdk.json's, with local names.",
+    )
     generated_bucket: str = Field("generated", description="S3 bucket for generated catalogue images and ZIPs.")
     artifacts_bucket: str = Field("artifacts", description="S3 bucket for migration manifests, results and backups.")
     presign_urls: bool = Field(
@@ -326,9 +353,26 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _storefronts_declared(self) -> Settings:
+        for name in declaration.check_names(self.storefronts):
+            if not re.match(declaration.NAME_PATTERN, name):
+                raise ValueError(f"storefront name {name!r} must match {declaration.NAME_PATTERN}")
+        return self
+
+    @property
+    def storefront_names(self) -> tuple[str, ...]:
+        """The configured storefronts, in declaration order."""
+        return tuple(self.storefronts)
+
+    @property
+    def default_storefront(self) -> str:
+        """The storefront of a request that names none (and whose caller holds several): the first declared."""
+        return next(iter(self.storefronts))
+
     def bucket_for(self, storefront: Storefront) -> str:
         """The S3 bucket that holds a storefront's images."""
-        return {"alya": self.alya_bucket, "blysk": self.blysk_bucket}[storefront]
+        return self.storefronts[storefront]
 
 
 # One model answer takes at most two requests: the reply, and one repair (providers/structured.py).
@@ -355,8 +399,8 @@ def settings_table() -> str:
     """The settings as a Markdown table: variable, default, meaning."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        default = field.default
-        shown = "(unset)" if default is None else f"`{default}`"
+        default = field.get_default(call_default_factory=True)
+        shown = "(unset)" if default is None else f"`{json.dumps(default) if isinstance(default, dict) else default}`"
         rows.append(f"| `{name.upper()}` | {shown} | {field.description} |")
     return "\n".join(rows)
 

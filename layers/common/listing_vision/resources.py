@@ -12,8 +12,11 @@ platform creates also drops old object versions and abandoned multipart uploads.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from listing_vision.storefronts import bucket_setting
 
 Existing = Literal["never", "optional", "always"]
 
@@ -68,6 +71,7 @@ class BucketSpec:
     purpose: str
     existing: Existing = "never"
     expiries: tuple[Expiry, ...] = ()
+    storefront: str | None = None  # the storefront whose photos it holds (named by STOREFRONTS, not a setting)
 
 
 INCOMING_PREFIX = "incoming/"  # presigned uploads land here (listing_vision.jewelry.uploads)
@@ -139,9 +143,8 @@ TABLES: tuple[TableSpec, ...] = (
     ),
 )
 
+# The platform's own buckets; each storefront adds one more (`buckets`).
 BUCKETS: tuple[BucketSpec, ...] = (
-    BucketSpec("alya_bucket", "alya storefront product photos", "optional", STOREFRONT_EXPIRIES),
-    BucketSpec("blysk_bucket", "blysk storefront product photos", "optional", STOREFRONT_EXPIRIES),
     BucketSpec(
         "generated_bucket",
         "generated catalogue images and ZIPs",
@@ -160,6 +163,20 @@ BUCKETS: tuple[BucketSpec, ...] = (
 EVENT_BUSES: tuple[EventBusSpec, ...] = (
     EventBusSpec("job_events_bus", "one event per finished generation run (done, partial, failed, cancelled)"),
 )
+
+
+def buckets(storefronts: Iterable[str]) -> tuple[BucketSpec, ...]:
+    """Every bucket: one per storefront (listing_vision.storefronts), then the platform's own."""
+    per_storefront = tuple(
+        BucketSpec(bucket_setting(name), f"{name} storefront product photos", "optional", STOREFRONT_EXPIRIES, name)
+        for name in storefronts
+    )
+    return per_storefront + BUCKETS
+
+
+def bucket_name(settings: Any, spec: BucketSpec) -> str:
+    """The bucket's name in these settings (listing_vision.config.Settings)."""
+    return str(settings.bucket_for(spec.storefront) if spec.storefront else getattr(settings, spec.name_setting))
 
 
 def lifecycle_rules(spec: BucketSpec) -> list[dict[str, Any]]:

@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="a new client; prints its key once")
     create.add_argument("--client", required=True)
-    create.add_argument("--storefront", action="append", choices=["alya", "blysk"], required=True)
+    create.add_argument("--storefront", action="append", choices=get_settings().storefront_names, required=True)
     create.add_argument("--search-all", action="store_true", help="may search every storefront (scope=all)")
     rotate = commands.add_parser("rotate", help="another key for a client (the old ones keep working); prints it once")
     rotate.add_argument("--client", required=True)

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m listing_vision.jewelry.backfill", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--website", choices=["alya", "blysk"], required=True)
+    parser.add_argument("--website", choices=get_settings().storefront_names, required=True)
     parser.add_argument("--prefix", default="", help="only keys under this prefix")
     parser.add_argument("--start-after", default="", help="resume after this key (printed by a killed run)")
     parser.add_argument("--page-size", type=int, default=PAGE_SIZE, help="objects per page (one embedding batch)")

@@ -282,7 +282,7 @@ class DedupeService:
     def claim_or_existing(self, website: Storefront, sha256: str, owner: str, scope: Scope) -> ContentRecord | None:
         """Claim the content (returns None) or return the stored record of the same bytes,
         waiting while another request holds the claim."""
-        others = [s for s in storage.STOREFRONTS if s != website] if scope == "all" else []
+        others = [s for s in get_settings().storefront_names if s != website] if scope == "all" else []
         deadline = time.monotonic() + CLAIM_WAIT_S
         delay = 0.05
         while True:

@@ -77,7 +77,7 @@ def resolve_source(url: str) -> tuple[str, str]:
     """(bucket, key) of a storefront image named by an S3 URL in any common form; anything that is
     not one of this deployment's storefront buckets is refused (no server-side request forgery)."""
     settings = get_settings()
-    storefront_buckets = {settings.alya_bucket, settings.blysk_bucket}
+    storefront_buckets = set(settings.storefronts.values())
     try:
         bucket, key = _bucket_and_key(url.strip(), settings.aws_endpoint_url)
     except ValueError:  # urllib refuses a host NFKC would turn into a separator ("alyaimg／x": U+FF0F)

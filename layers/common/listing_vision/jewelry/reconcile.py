@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from listing_vision.config import Storefront
+from listing_vision.config import Storefront, get_settings
 from listing_vision.errors import Conflict
 from listing_vision.jewelry import storage
 from listing_vision.jewelry.claims import ContentRecord, new_owner
@@ -231,7 +231,7 @@ class ReconcileRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     operation: Literal["reconcile"] = "reconcile"
-    websites: list[Storefront] = Field(default_factory=lambda: list(storage.STOREFRONTS), min_length=1)
+    websites: list[Storefront] = Field(default_factory=lambda: list(get_settings().storefront_names), min_length=1)
     dry_run: bool = False
 
 
@@ -248,11 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m listing_vision.jewelry.reconcile", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--website", choices=storage.STOREFRONTS, action="append", help="default: every storefront")
+    parser.add_argument(
+        "--website", choices=get_settings().storefront_names, action="append", help="default: every storefront"
+    )
     parser.add_argument("--dry-run", action="store_true", help="report what is wrong; write nothing")
     parser.add_argument("--via-lambda", metavar="FUNCTION", help="run in this Lambda function (the reconcile one)")
     args = parser.parse_args(argv)
-    request = ReconcileRequest(websites=args.website or list(storage.STOREFRONTS), dry_run=args.dry_run)
+    request = ReconcileRequest(websites=args.website or list(get_settings().storefront_names), dry_run=args.dry_run)
     if args.via_lambda:
         from listing_vision import aws
 

@@ -27,7 +27,6 @@ CATALOGUE_PREFIX = "catalogue/"
 # A filename is kept as S3 user metadata, which AWS caps at 2 KB (keys and values, UTF-8) and which
 # percent-encoding can triple: 255 UTF-8 bytes (a file system's own limit) fits with room to spare.
 MAX_FILENAME_BYTES = 255
-STOREFRONTS: tuple[Storefront, ...] = ("alya", "blysk")
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ class ImageStore:
         return self.settings.bucket_for(storefront)
 
     def storefront_of_bucket(self, bucket: str) -> Storefront | None:
-        for storefront in STOREFRONTS:
+        for storefront in self.settings.storefront_names:
             if self.settings.bucket_for(storefront) == bucket:
                 return storefront
         return None
