@@ -19,7 +19,7 @@ from listing_vision import aws
 from listing_vision.api import create_resolver, current_caller, query_parameters
 from listing_vision.api.idempotency import HEADER_DESCRIPTION, HEADER_SCHEMA, PaidCalls, parse_key, replay_headers
 from listing_vision.config import Storefront, get_settings
-from listing_vision.jewelry import job_listing
+from listing_vision.jewelry import job_listing, photo_batch
 from listing_vision.jewelry.generation import Generation
 from listing_vision.jewelry.jobs import JOB_ID_PATTERN, JobStore
 from listing_vision.jewelry.photo_batch import MAX_PHOTOS
@@ -178,7 +178,8 @@ def generate_images(
 ) -> Response[dict[str, Any]]:
     key, caller = parse_key(idempotency_key), current_caller(app)
     dimensions = request.dimensions_mm.model_dump() if request.dimensions_mm else None
-    answer = generation().submit_and_wait(
+    answer = photo_batch.submit_and_wait(
+        generation(),
         request.s3_urls,
         request.product_type,
         request.image_types,

@@ -184,9 +184,14 @@ class Generation:
         metrics.add_metric(name="JobsSubmitted", unit="Count", value=1)
         return {"job_id": job.job_id, "status": job.status, "status_url": f"/jobs/{job.job_id}", "image_types": types}
 
+    def wait_limit_s(self, remaining_s: float | None) -> float:
+        """How long a synchronous answer may wait: GENERATION_SYNC_WAIT_S, within the API function's time left."""
+        limit_s = get_settings().generation_sync_wait_s
+        return limit_s if remaining_s is None else min(limit_s, remaining_s - ANSWER_MARGIN_S)
+
     def submit_and_wait(
         self,
-        s3_urls: str | list[str],
+        s3_urls: str,
         product_type: str,
         image_types: list[int] | None,
         dimensions_mm: dict[str, float] | None,
@@ -207,15 +212,7 @@ class Generation:
         its current status. A client retrying after a timeout wants the images, not a stale 202.
 
         A list of sources is a job per photo, answered together (photo_batch.py)."""
-        preference = Preference.parse(prefer)
-        limit_s = get_settings().generation_sync_wait_s
-        if remaining_s is not None:
-            limit_s = min(limit_s, remaining_s - ANSWER_MARGIN_S)
-        if isinstance(s3_urls, list):
-            from listing_vision.jewelry.photo_batch import PhotoBatch  # it builds on this module
-
-            batch = PhotoBatch(self, product_type, image_types, dimensions_mm, caller)
-            return batch.submit_and_wait(s3_urls, preference, limit_s, once)
+        preference, limit_s = Preference.parse(prefer), self.wait_limit_s(remaining_s)
 
         def submit() -> dict[str, Any]:
             return self.submit(s3_urls, product_type, image_types, dimensions_mm, caller=caller)

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from listing_vision.api.access import Caller
 from listing_vision.api.idempotency import Outcome, replay_headers
 from listing_vision.errors import InvalidRequest, VisionError
-
-if TYPE_CHECKING:
-    from listing_vision.jewelry.generation import Answer, Generation, Preference
+from listing_vision.jewelry.generation import Answer, Generation, Preference, check_order, resolve_source
 
 MAX_PHOTOS = 10
 POLL_FIRST_S, POLL_MAX_S = 0.2, 1.0
@@ -76,8 +74,6 @@ class PhotoBatch:
 
     def submit(self, s3_urls: list[str]) -> dict[str, Any]:
         """Check everything first (a refusal writes nothing), then start a job per usable photo."""
-        from listing_vision.jewelry.generation import check_order, resolve_source
-
         check_list(s3_urls)
         product, types = check_order(self.product_type, self.image_types, self.dimensions_mm)
         objects: dict[tuple[str, str], int] = {}
@@ -120,8 +116,6 @@ class PhotoBatch:
         limit_s: float,
         once: Callable[[Callable[[], dict[str, Any]]], Outcome] | None,
     ) -> Answer:
-        from listing_vision.jewelry.generation import Answer
-
         outcome = once(lambda: self.submit(s3_urls)) if once is not None else Outcome(self.submit(s3_urls))
         photos = self.wait(outcome.result["photos"], preference.wait_for(limit_s))
         running = any(p["status"] in ("queued", "running") for p in photos)
@@ -150,3 +144,32 @@ class PhotoBatch:
                 else:
                     entries[i] = {**entries[i], "status": job.status}
         return [entries[i] for i in range(len(photos))]
+
+
+def submit_and_wait(
+    generation: Generation,
+    s3_urls: str | list[str],
+    product_type: str,
+    image_types: list[int] | None,
+    dimensions_mm: dict[str, float] | None,
+    *,
+    caller: Caller,
+    prefer: str | None = None,
+    remaining_s: float | None = None,
+    once: Callable[[Callable[[], dict[str, Any]]], Outcome] | None = None,
+) -> Answer:
+    """POST /generate-images: one photo (the seed's string) is answered as Generation answers it;
+    a list is a job per photo, answered together."""
+    if isinstance(s3_urls, str):
+        return generation.submit_and_wait(
+            s3_urls,
+            product_type,
+            image_types,
+            dimensions_mm,
+            caller=caller,
+            prefer=prefer,
+            remaining_s=remaining_s,
+            once=once,
+        )
+    batch = PhotoBatch(generation, product_type, image_types, dimensions_mm, caller)
+    return batch.submit_and_wait(s3_urls, Preference.parse(prefer), generation.wait_limit_s(remaining_s), once)
