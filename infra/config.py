@@ -433,6 +433,6 @@ if __name__ == "__main__":  # pragma: no cover - documentation helper
     from listing_vision.config import replace_between_markers
 
     if sys.argv[1:2] == ["--write-readme"]:
-        replace_between_markers(sys.argv[2] if len(sys.argv) > 2 else "README.md", "context", context_table())
+        replace_between_markers(sys.argv[2] if len(sys.argv) > 2 else "docs/deploying.md", "context", context_table())
     else:
         print(context_table())
