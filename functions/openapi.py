@@ -103,7 +103,7 @@ def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route, with each route's error responses."""
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
-        "info": {"title": TITLE, "version": VERSION, "description": "Jewelry image services (see the README)."},
+        "info": {"title": TITLE, "version": VERSION, "description": "Jewelry image services (docs/jewelry-api.md)."},
         "paths": {},
         "components": {"schemas": {"ErrorBody": ERROR_BODY}},
     }
