@@ -90,6 +90,9 @@ def check_url(url: str, allow_loopback: bool | None = None) -> list[str]:
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# The only IPv6 space a public receiver has: Python 3.11's is_global also passes IPv4-compatible
+# (::a9fe:a9fe), IPv4-translated (::ffff:0:a00:1), local-use NAT64 (64:ff9b:1::/48) and site-local ones
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
 
 
 def _meanings(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -103,7 +106,11 @@ def _meanings(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddre
 
 
 def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopback: bool) -> bool:
-    return (ip.is_loopback and allow_loopback) or (ip.is_global and not ip.is_multicast)
+    if ip.is_loopback and allow_loopback:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and ip not in _GLOBAL_UNICAST and ip not in _NAT64:
+        return False
+    return ip.is_global and not ip.is_multicast
 
 
 @dataclass(frozen=True)
