@@ -278,6 +278,27 @@ def test_a_2xx_is_delivered_without_reading_the_receivers_body(
     assert [(a["attempt"], a.get("status_code"), a.get("error")) for a in record["attempts"]] == [(1, 200, None)]
 
 
+def test_a_registration_is_signed_with_its_own_secret_while_another_put_is_half_done(
+    local_stack: LocalStack, receiver: LoopbackServer, quick_retries: None
+) -> None:
+    # Given a webhook of blysk registered through the API, its secret answered
+    answer = register(local_stack, "blysk", f"{receiver.url}{HOOK}")
+    assert answer.status_code == 201, answer.text
+    secret = answer.json()["secret"]
+    # And a second PUT of the same client half done: its new secret written, its registration not yet
+    # (two PUTs at once interleave so; the item left last may be the other PUT's)
+    name = WebhookStore().get("blysk", "anonymous").secret_parameter
+    aws.client("ssm").put_parameter(Name=name, Value="whsec_of-a-put-not-finished", Type="SecureString", Overwrite=True)
+    job = FinishedJob("blysk")
+    # When a blysk job finishes
+    finish(local_stack, job)
+    # Then the delivery to the registered URL is signed with the secret answered with that URL
+    (request,) = [r for r in receiver.calls(HOOK) if r.json()["detail"]["job_id"] == job.job_id]
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    timestamp, signature = headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()]
+    assert verify(secret, timestamp, request.body, signature, now=time.time())
+
+
 def register_as(local_stack: LocalStack, client_id: str, website: str, url: str) -> Registration:
     """A registration of another client (the keyless stack acts as `anonymous`), made as the API makes it."""
     WebhookStore().register(website, client_id, url)

@@ -9,7 +9,9 @@ The secret is an SSM SecureString parameter (`<webhook_secrets_prefix>/<website>
 not a hash: the signature is an HMAC, which the sender can only compute holding the secret itself.
 SecureString keeps it encrypted at rest (KMS, the account's aws/ssm key) and readable only by the
 roles granted that path, at no cost per parameter (a Secrets Manager secret costs $0.40 a month
-each). The table keeps the URL and the parameter's name, never the secret.
+each). The table keeps the URL and the parameter's name and version, never the secret: the item names
+the version written with it, so two PUTs at once leave the URL of one with that one's secret (the
+latest version may be the other's).
 
 A URL is refused unless it is an absolute http(s) URL whose host resolves only to public addresses:
 private, loopback, link-local, multicast, reserved and unspecified ones are refused (no request to
@@ -120,6 +122,7 @@ class Registration:
     url: str
     created_at: int
     secret_parameter: str
+    secret_version: int | None = None  # None: an item written before versions were kept (the latest)
 
     @property
     def key(self) -> str:
@@ -131,8 +134,14 @@ class Registration:
 
 def _registration(item: dict[str, Any]) -> Registration:
     values = from_item(item)
+    version = values.get("secret_version")
     return Registration(
-        values["website"], values["client_id"], values["url"], int(values["created_at"]), values["secret_parameter"]
+        values["website"],
+        values["client_id"],
+        values["url"],
+        int(values["created_at"]),
+        values["secret_parameter"],
+        None if version is None else int(version),
     )
 
 
@@ -157,8 +166,8 @@ class WebhookStore:
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         # The secret first: a registration is never readable without its secret (a failed put of the
         # item leaves a parameter the next registration overwrites)
-        self.ssm.put_parameter(Name=parameter, Value=secret, Type="SecureString", Overwrite=True)
-        registration = Registration(website, client_id, url, int(time.time()), parameter)
+        written = self.ssm.put_parameter(Name=parameter, Value=secret, Type="SecureString", Overwrite=True)
+        registration = Registration(website, client_id, url, int(time.time()), parameter, int(written["Version"]))
         item = {
             "webhook_key": registration.key,
             "owner": f"hooks#{website}",
@@ -167,6 +176,7 @@ class WebhookStore:
             "client_id": client_id,
             "url": url,
             "secret_parameter": parameter,
+            "secret_version": registration.secret_version,
         }
         self.dynamodb.put_item(TableName=self.table, Item=to_item(item))
         return {**registration.public(), "secret": secret}
@@ -208,5 +218,8 @@ class WebhookStore:
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def secret(self, registration: Registration) -> str:
-        answer = self.ssm.get_parameter(Name=registration.secret_parameter, WithDecryption=True)
+        name = registration.secret_parameter
+        if registration.secret_version is not None:
+            name = f"{name}:{registration.secret_version}"
+        answer = self.ssm.get_parameter(Name=name, WithDecryption=True)
         return str(answer["Parameter"]["Value"])
