@@ -24,6 +24,7 @@ def webhook_cases() -> list[Case]:
         ("space", "https://example.com/ho ok", "invalid_webhook_url"),
         ("non-ascii-host", "https://exämple.com/hook", "invalid_webhook_url"),
         ("bad-port", "https://example.com:99999/hook", "invalid_webhook_url"),
+        ("port-zero", "http://8.8.8.8:0/hook", "invalid_webhook_url"),  # a public address, no port to reach
         ("unresolvable", "https://no-such-host.invalid/hook", "invalid_webhook_url"),
         ("private-10", "http://10.0.0.5/hook", "webhook_url_forbidden"),
         ("private-192", "https://192.168.1.1/hook", "webhook_url_forbidden"),

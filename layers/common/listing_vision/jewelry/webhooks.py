@@ -65,6 +65,8 @@ def check_url(url: str, allow_loopback: bool | None = None) -> list[str]:
         port = parts.port
     except ValueError:
         raise _invalid("not a URL") from None
+    if port == 0:
+        raise _invalid("port 0")
     if parts.scheme not in ("http", "https"):
         raise _invalid("only http and https URLs are delivered to")
     if not parts.hostname:
