@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from functions.specs import MIGRATION_CONCURRENCY
 from infra import migration_sizing
-from listing_vision.storefronts import StorefrontSpec, check_names
+from listing_vision.storefronts import StorefrontSpec, check_buckets, check_names
 from listing_vision.storefronts import declared as declared_storefronts
 
 OPENSEARCH_ENDPOINT = re.compile(
@@ -268,6 +268,7 @@ class DeploymentConfig(BaseModel):
     @classmethod
     def storefronts_unique(cls, value: list[StorefrontSpec]) -> list[StorefrontSpec]:
         check_names(spec.name for spec in value)
+        check_buckets(spec.bucket for spec in value if spec.bucket)
         return value
 
     @property

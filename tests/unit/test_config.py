@@ -49,6 +49,7 @@ def test_environment_overrides_and_types(monkeypatch: pytest.MonkeyPatch) -> Non
         ("VERIFY_MAX_COLOUR_DISAGREEMENT", "1.5"),
         ("CLIP_RESIZE", "stretch"),
         ("RETRIEVAL_THRESHOLD", "0.01"),  # tighter than DUPLICATE_THRESHOLD: near matches never retrieved
+        ("STOREFRONTS", '{"alya": "photos", "blysk": "photos"}'),  # one bucket, two storefronts: whose photo?
     ],
 )
 def test_out_of_range_settings_are_refused_at_start(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:

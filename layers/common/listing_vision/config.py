@@ -358,6 +358,7 @@ class Settings(BaseSettings):
         for name in declaration.check_names(self.storefronts):
             if not re.match(declaration.NAME_PATTERN, name):
                 raise ValueError(f"storefront name {name!r} must match {declaration.NAME_PATTERN}")
+        declaration.check_buckets(self.storefronts.values())
         return self
 
     @property
