@@ -52,10 +52,12 @@ pytestmark = pytest.mark.e2e
 
 SEED = 2027
 # The phase each round's kill aims at, in order (the migration first: its first run of the test migrates
-# the demo listings; each later one recomputes them). Five aimed rounds catch every phase, where ten delays
-# after a snapshot did not (by then the clients had mostly ended: most kills caught no upload).
-KILL_PLAN = ("migration", "generation", "undelivered_event", "api_upload", "presigned_upload")
-PHASES = frozenset(KILL_PLAN)
+# the demo listings; each later one recomputes them). Aimed rounds catch every phase, where ten delays
+# after a snapshot did not (by then the clients had mostly ended: most kills caught no upload); each phase
+# is aimed at twice, at two seeded delays, so the run kills at ten points.
+PHASES_AIMED_AT = ("migration", "generation", "undelivered_event", "api_upload", "presigned_upload")
+KILL_PLAN = PHASES_AIMED_AT * 2
+PHASES = frozenset(PHASES_AIMED_AT)
 SNAPSHOT_INTERVAL_S = 1.0
 JOB_DEADLINE_S = 60  # GENERATION_DEADLINE_S for this stack: a run whose worker was killed ends by then
 # Few listings (each brings its vision cache rows, which every snapshot and restore handles), migrated in
@@ -218,7 +220,7 @@ def test_kill_9_at_seeded_points_loses_nothing_older_than_the_snapshot(tmp_path:
     state = tmp_path / "state"
     schedule = random.Random(SEED)
     world = World()
-    plan = [(phase, round(schedule.uniform(0.0, 0.3), 2)) for phase in KILL_PLAN]
+    plan = [(phase, round(schedule.uniform(0.0, 0.6), 2)) for phase in KILL_PLAN]
     print(f"\nkill -9 at these phases, under way at least this long after a snapshot covers an upload (s): {plan}")
     left: dict[str, Any] = {"snapshot_started_at": None}
     caught: set[str] = set()

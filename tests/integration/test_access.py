@@ -20,6 +20,7 @@ from listing_vision.api.clients import ApiClients
 from listing_vision.api.clients import main as clients_cli
 from listing_vision.config import Storefront, get_settings
 from local.stack import LocalStack
+from tests.cli_output import printed_json
 from tests.integration.test_generation import earring_photo
 from tests.stores import changed, fingerprint
 
@@ -291,7 +292,7 @@ def test_clients_create_puts_the_key_in_a_usage_plan_or_refuses(
     assert all(c.client_id != f"cli-typo-{run}" for c in ApiClients().list())
     # When it names the stage's plan, then its key is an enabled API key in that plan, as the authorizer returns it
     assert create("cli", "--usage-plan", plan_name) == 0
-    created = json.loads(capsys.readouterr().out)
+    created = printed_json(capsys.readouterr().out)
     keys = gateway.get_usage_plan_keys(usagePlanId=plan)["items"]
     assert [(k["id"], k["value"]) for k in keys] == [(created["api_key_id"], created["key"])]
     assert ApiClients().find(created["key"]) is not None
@@ -391,7 +392,7 @@ def test_a_clients_key_is_rotated_without_downtime_then_the_old_one_revoked(
 
     def cli(*args: str) -> dict[str, Any]:
         assert clients_cli(list(args)) == 0
-        return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
+        return printed_json(capsys.readouterr().out)  # type: ignore[no-any-return]
 
     def works(key: str) -> bool:
         answer = call(secured, "GET", "/jobs", key, params={"website": "alya", "limit": 1})

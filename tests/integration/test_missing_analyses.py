@@ -19,6 +19,7 @@ from listing_vision.realestate.listings_index import opensearch_client
 from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.vision_cache import CachedImage, VisionCache
 from local.stack import LocalStack
+from tests.cli_output import printed_json
 from tests.images import fresh_image
 
 KITCHEN = {
@@ -60,7 +61,7 @@ def run(*args: str, capsys: Any) -> tuple[int, dict[str, Any]]:
         status = migrate.main(["analyse-missing", *args])
     except SystemExit as exit_:  # a usage error
         return int(exit_.code or 0), {}
-    return status, json.loads(capsys.readouterr().out)
+    return status, printed_json(capsys.readouterr().out)
 
 
 def listing(zpid: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from listing_vision.realestate.phrase_classification import classify_phrases
 from listing_vision.realestate.phrase_store import PhraseStore, StoredPhrase
 from listing_vision.realestate.taxonomy import load_taxonomy
 from local.stack import LocalStack
+from tests.cli_output import printed_json
 from tests.demo_stores import phrase_table
 from tests.faults import Fault, FaultProxy
 
@@ -240,7 +241,7 @@ def test_the_cli_runs_classify_phrases_over_the_configured_cache(
 
     VisionCache().put(CachedImage(f"https://photos.hearth.example/cli/{uuid.uuid4().hex}.jpg", analyses()[0]))
     assert migrate.main(["classify-phrases", "--dry-run", "--segments", "2"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = printed_json(capsys.readouterr().out)
     assert report["operation"] == "classify_phrases" and report["dry_run"] is True
     assert report["analyses"] > 0 and report["known_to_taxonomy"] > 0 and report["unknown"] >= 3
     # A bad option is refused before anything is read or written
@@ -260,7 +261,7 @@ def test_classify_phrases_and_coverage_run_in_the_deployed_migration_function(
 
     def cli(*args: str) -> dict[str, Any]:
         assert migrate.main(["--via-stepfunctions", *args]) == 0
-        return dict(json.loads(capsys.readouterr().out))
+        return dict(printed_json(capsys.readouterr().out))
 
     # Given demo listings in the stack's own stores (their photos name phrases the taxonomy does not
     # know), and an Anthropic key in Secrets Manager, as deployed
