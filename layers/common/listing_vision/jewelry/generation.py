@@ -25,7 +25,7 @@ from listing_vision.api.access import Caller
 from listing_vision.api.idempotency import Outcome, replay_headers
 from listing_vision.config import get_settings
 from listing_vision.errors import InvalidRequest, NotFound, UpstreamError
-from listing_vision.jewelry import job_listing, storage
+from listing_vision.jewelry import job_listing, links, storage
 from listing_vision.jewelry.image_types import DEFAULT_TYPES, PRODUCT_ALIASES, TYPE_SETS
 from listing_vision.jewelry.jobs import Job, JobStore, RunJob
 from listing_vision.jewelry.storage import ImageStore
@@ -79,7 +79,8 @@ def resolve_source(url: str) -> tuple[str, str]:
     settings = get_settings()
     storefront_buckets = set(settings.storefronts.values())
     try:
-        bucket, key = _bucket_and_key(url.strip(), settings.aws_endpoint_url)
+        named = links.from_cdn_url(settings, url.strip())  # a stable link this deployment answered
+        bucket, key = named or _bucket_and_key(url.strip(), settings.aws_endpoint_url)
     except ValueError:  # urllib refuses a host NFKC would turn into a separator ("alyaimg／x": U+FF0F)
         bucket = key = ""
     key = unquote(key)

@@ -1,0 +1,94 @@
+"""Links that last (`image_links`): with `cdn`, the links an answer holds are stable CDN URLs (CloudFront
+on AWS, local/cdn.py here) that still fetch the same bytes after a presigned URL would have expired;
+with `presigned`, the link dies at its expiry. The CDN serves only the declared prefixes: a storefront's
+catalogue and the generated images, never its uploads."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+import requests
+
+from listing_vision import aws
+from listing_vision.config import get_settings
+from local.stack import LocalStack
+from tests.images import fresh_image
+from tests.integration.test_generation import RESPOND_ASYNC, earring_photo, wait
+
+
+def stored(local_stack: LocalStack, photo: bytes, website: str = "alya") -> dict[str, str]:
+    answer = requests.post(
+        f"{local_stack.url}/image_similarity_search",
+        files={"file": ("ring.jpg", photo, "image/jpeg")},
+        data={"website": website, "check_duplicate": "no"},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    local_stack.router.drain()
+    return dict(answer.json())
+
+
+def test_a_cdn_link_returned_yesterday_still_fetches_the_photo_today(
+    local_stack: LocalStack, provider_env: Callable[..., None]
+) -> None:
+    # Given presigned links that live one second, and a photo stored once with cdn links, once with presigned
+    provider_env(IMAGE_LINKS="cdn", PRESIGN_EXPIRY_S="1")
+    photo = fresh_image(uuid.uuid4().int % 2**32)
+    stable = stored(local_stack, photo)["s3_url"]
+    provider_env(IMAGE_LINKS="presigned", PRESIGN_EXPIRY_S="1")
+    presigned = stored(local_stack, fresh_image(uuid.uuid4().int % 2**32))["s3_url"]
+    assert stable.startswith(f"{local_stack.cdn.url}/alyaimg/catalogue/") if local_stack.cdn else False
+    assert "X-Amz-Expires=1" in presigned
+    # When both are fetched after the presigned link's expiry has passed
+    time.sleep(2.5)
+    kept, expired = requests.get(stable, timeout=10), requests.get(presigned, timeout=10)
+    # Then the cdn link answers the same bytes, as an <img> would load them, and the presigned one is refused
+    assert kept.status_code == 200 and kept.content == photo
+    assert kept.headers["Content-Type"] == "image/jpeg"
+    assert expired.status_code == 403
+
+
+def test_a_jobs_generated_images_and_zip_have_stable_links_and_its_cdn_source_is_accepted(
+    local_stack: LocalStack, provider_env: Callable[..., None]
+) -> None:
+    # Given a catalogue photo whose answer held a cdn link
+    provider_env(IMAGE_LINKS="cdn", PRESIGN_EXPIRY_S="1")
+    source = stored(local_stack, earring_photo(7))["s3_url"]
+    # When a job is made from that very link (what a client stored) and has ended
+    submitted = requests.post(
+        f"{local_stack.url}/generate-images",
+        headers=RESPOND_ASYNC,
+        json={"s3_urls": source, "product_type": "ear", "image_types": [1]},
+        timeout=30,
+    )
+    assert submitted.status_code == 202, submitted.text
+    view = wait(local_stack, submitted.json()["job_id"])
+    # Then every link is a cdn URL that still answers after presigned links would have expired
+    assert view["original_image_url"] == source
+    links = [view["zip_url"], *(image["image_url"] for image in view["gen_images"])]
+    assert links and all(link.startswith(f"{local_stack.cdn.url}/generated/") for link in links if local_stack.cdn)
+    time.sleep(1.5)
+    for link in links:
+        answer = requests.get(link, timeout=10)
+        assert answer.status_code == 200 and answer.content
+
+
+def test_the_cdn_serves_only_the_catalogue_and_generated_images(local_stack: LocalStack) -> None:
+    # Given an object in a storefront's uploads prefix and one in its catalogue
+    s3, bucket = aws.client("s3"), get_settings().storefronts["alya"]
+    s3.put_object(Bucket=bucket, Key="incoming/secret.jpg", Body=b"private bytes")
+    assert local_stack.cdn is not None
+    base = local_stack.cdn.url
+    # When the CDN is asked for the upload, for a missing catalogue key, an unknown bucket and a path escape
+    asked = [
+        f"{base}/{bucket}/incoming/secret.jpg",
+        f"{base}/{bucket}/catalogue/00/missing.jpg",
+        f"{base}/artifacts/anything",
+        f"{base}/{bucket}/catalogue/../incoming/secret.jpg",
+    ]
+    answers = [requests.get(url, timeout=10) for url in asked]
+    # Then each is refused as CloudFront with origin access control refuses it: 403 AccessDenied
+    assert [answer.status_code for answer in answers] == [403, 403, 403, 403]
+    assert all(b"AccessDenied" in answer.content and b"private" not in answer.content for answer in answers)
