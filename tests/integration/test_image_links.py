@@ -5,6 +5,8 @@ catalogue and the generated images, never its uploads."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -15,7 +17,10 @@ from listing_vision import aws
 from listing_vision.config import get_settings
 from local.stack import LocalStack
 from tests.images import fresh_image
+from tests.integration import test_access
+from tests.integration.test_access import Clients, call
 from tests.integration.test_generation import RESPOND_ASYNC, earring_photo, wait
+from tests.stores import changed, fingerprint
 
 
 def stored(local_stack: LocalStack, photo: bytes, website: str = "alya") -> dict[str, str]:
@@ -92,3 +97,82 @@ def test_the_cdn_serves_only_the_catalogue_and_generated_images(local_stack: Loc
     # Then each is refused as CloudFront with origin access control refuses it: 403 AccessDenied
     assert [answer.status_code for answer in answers] == [403, 403, 403, 403]
     assert all(b"AccessDenied" in answer.content and b"private" not in answer.content for answer in answers)
+
+
+# --- private links: API paths that check the key and redirect to a fresh presigned URL ------------------
+secured = test_access.secured  # the authorizer's gateway, a key per storefront (module-scoped)
+
+
+def test_a_private_link_redirects_its_storefronts_client_to_the_photo_after_expiry(
+    secured: Clients, provider_env: Callable[..., None]
+) -> None:
+    # Given a photo stored by alya's client with private links, and presigned URLs that live one second
+    provider_env(IMAGE_LINKS="private", PRESIGN_EXPIRY_S="1")
+    photo = fresh_image(uuid.uuid4().int % 2**32)
+    files = {"file": ("ring.jpg", photo, "image/jpeg")}
+    answer = call(secured, "POST", "/image_similarity_search", secured.alya, files=files, data={"website": "alya"})
+    link = answer.json()["s3_url"]
+    assert re.fullmatch(r"/images/[0-9a-f]{64}\?website=alya", link), link
+    # When alya's client follows it after any presigned URL of the time would have expired
+    time.sleep(1.5)
+    followed = call(secured, "GET", link, secured.alya, allow_redirects=False)
+    # Then it is a 302 to a fresh presigned URL of the same bytes
+    assert followed.status_code == 302, followed.text
+    assert requests.get(followed.headers["Location"], timeout=10).content == photo
+
+
+def test_a_private_link_refuses_another_storefront_and_an_unknown_id_writing_nothing(
+    secured: Clients, provider_env: Callable[..., None]
+) -> None:
+    # Given a photo of alya's, linked privately
+    provider_env(IMAGE_LINKS="private")
+    files = {"file": ("ring.jpg", fresh_image(uuid.uuid4().int % 2**32), "image/jpeg")}
+    link = call(secured, "POST", "/image_similarity_search", secured.alya, files=files, data={"website": "alya"})
+    path = link.json()["s3_url"]
+    before = fingerprint()
+    # When blysk's client follows it, and alya's client asks for an id never stored or not an id at all
+    foreign = call(secured, "GET", path, secured.blysk, allow_redirects=False)
+    unknown = call(secured, "GET", f"/images/{'ab' * 32}?website=alya", secured.alya, allow_redirects=False)
+    malformed = call(secured, "GET", "/images/not-an-id?website=alya", secured.alya, allow_redirects=False)
+    # Then blysk's is a 403, the others 404 or 400, with their codes, and no store changed
+    assert (foreign.status_code, foreign.json()["error"]["code"]) == (403, "storefront_forbidden")
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "image_not_found")
+    assert (malformed.status_code, malformed.json()["error"]["code"]) == (400, "invalid_request")
+    assert changed(before, fingerprint()) == []
+
+
+def test_a_jobs_private_links_redirect_to_its_outputs_for_its_storefront_only(
+    local_stack: LocalStack, secured: Clients, provider_env: Callable[..., None]
+) -> None:
+    # Given an ended alya job, answered with private links
+    provider_env(IMAGE_LINKS="private")
+    photo = earring_photo(8)
+    files, form = {"file": ("earring.jpg", photo, "image/jpeg")}, {"website": "alya", "check_duplicate": "no"}
+    answer = call(secured, "POST", "/image_similarity_search", secured.alya, files=files, data=form)
+    assert re.fullmatch(r"/images/[0-9a-f]{64}\?website=alya", answer.json()["s3_url"])
+    sha = hashlib.sha256(photo).hexdigest()
+    submitted = call(
+        secured,
+        "POST",
+        "/generate-images",
+        secured.alya,
+        headers=RESPOND_ASYNC,
+        json={"s3_urls": f"s3://alyaimg/catalogue/{sha[:2]}/{sha}.jpg", "product_type": "ear", "image_types": [1]},
+    )
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["job_id"]
+    local_stack.router.drain()  # the worker has run the job
+    view = call(secured, "GET", f"/jobs/{job_id}", secured.alya).json()
+    assert view["status"] == "done", view
+    assert view["zip_url"] == f"/jobs/{job_id}/zip"
+    assert [image["image_url"] for image in view["gen_images"]] == [f"/jobs/{job_id}/images/1"]
+    # When alya's client follows them, blysk's client follows the ZIP, and a type never made is asked
+    for link in (view["zip_url"], view["gen_images"][0]["image_url"]):
+        followed = call(secured, "GET", link, secured.alya, allow_redirects=False)
+        # Then each redirects to its bytes
+        assert followed.status_code == 302 and requests.get(followed.headers["Location"], timeout=10).content
+    foreign = call(secured, "GET", view["zip_url"], secured.blysk, allow_redirects=False)
+    missing = call(secured, "GET", f"/jobs/{job_id}/images/2", secured.alya, allow_redirects=False)
+    # And another storefront's job does not exist for blysk, nor an image the job did not make
+    assert (foreign.status_code, foreign.json()["error"]["code"]) == (404, "job_not_found")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "image_not_found")

@@ -254,6 +254,21 @@ class Generation:
     def get_job(self, job_id: str, *, caller: Caller) -> dict[str, Any]:
         return self.job_view(self.jobs.end_if_overdue(self.owned_job(job_id, caller)))
 
+    def output_link(self, job_id: str, image_type: int | None, *, caller: Caller) -> str:
+        """A fresh presigned URL of a job's generated image (`image_type`) or, with None, its ZIP: what a
+        private link (links.py) redirects to. Another storefront's job is a 404 `job_not_found`, as it is
+        everywhere; an output the job does not have (not delivered, not yet zipped) a 404 `image_not_found`."""
+        job = self.owned_job(job_id, caller)
+        if image_type is None:
+            key = job.zip_key
+        else:
+            result = job.results.get(image_type, {})
+            key = result.get("key") if result.get("status") == "ok" else None
+        if not key:
+            what = "ZIP" if image_type is None else f"image of type {image_type}"
+            raise NotFound(f"Job {job_id!r} has no {what}.", code="image_not_found")
+        return self.images.presigned_url(storage.StoredImage(get_settings().generated_bucket, str(key)))
+
     def list_jobs(
         self, website: str | None, status: str | None, cursor: str | None, limit: int, *, caller: Caller
     ) -> dict[str, Any]:

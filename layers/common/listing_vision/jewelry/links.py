@@ -3,6 +3,9 @@
 - `cdn`: a stable URL, `<the bucket's CDN base URL>/<key>` (`CDN_URLS`, bucket → base URL): on AWS a
   CloudFront distribution per bucket with origin access control (infra/constructs/cdn.py), locally the
   local stack's CDN server (local/cdn.py). It does not expire, so a link kept today works tomorrow.
+- `private`: an API path that checks the caller's key and answers 302 to a fresh presigned URL:
+  `/images/{id}?website=` for a catalogue photo, `/jobs/{id}/images/{type}` and `/jobs/{id}/zip` for a
+  job's outputs. It never expires either, and only the storefront's clients can follow it.
 - `presigned`: a presigned GET URL (`PRESIGN_EXPIRY_S`), what every answer held before.
 
 Only product photos meant to be shown are served: a storefront bucket's `catalogue/` prefix and the
@@ -13,12 +16,13 @@ policies and the local CDN server are both made from it.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 from urllib.parse import quote, urlsplit
 
 from listing_vision.config import Settings
 
-LinkMode = Literal["cdn", "presigned"]
+LinkMode = Literal["cdn", "private", "presigned"]
 CATALOGUE_PREFIX = "catalogue/"
 STOREFRONT_PREFIXES: tuple[str, ...] = (CATALOGUE_PREFIX,)  # a storefront bucket: its catalogue, not uploads
 GENERATED_PREFIXES: tuple[str, ...] = ("",)  # the generated bucket holds only a job's images and ZIP
@@ -53,3 +57,21 @@ def from_cdn_url(settings: Settings, url: str) -> tuple[str, str] | None:
         if base and url.startswith(prefix):
             return bucket, urlsplit(url[len(prefix) :]).path
     return None
+
+
+GENERATED_IMAGE = re.compile(r"(?P<website>[^/]+)/(?P<job>[^/]+)/(?P<type>\d+)-[^/]+")
+GENERATED_ZIP = re.compile(r"(?P<website>[^/]+)/(?P<job>[^/]+)/catalogue\.zip")
+CATALOGUE_PHOTO = re.compile(re.escape(CATALOGUE_PREFIX) + r"[0-9a-f]{2}/(?P<id>[0-9a-f]{64})\.\w+")
+
+
+def private_path(settings: Settings, bucket: str, key: str) -> str | None:
+    """The API path that redirects to the object (`private`), or None where no route serves it."""
+    if bucket == settings.generated_bucket:
+        if found := GENERATED_ZIP.fullmatch(key):
+            return f"/jobs/{found['job']}/zip"
+        if found := GENERATED_IMAGE.fullmatch(key):
+            return f"/jobs/{found['job']}/images/{found['type']}"
+        return None
+    storefront = next((name for name, named in settings.storefronts.items() if named == bucket), None)
+    found = CATALOGUE_PHOTO.fullmatch(key)
+    return f"/images/{found['id']}?website={storefront}" if storefront and found else None

@@ -194,24 +194,31 @@ class ImageStore:
 
     # --- what callers get -------------------------------------------------------------------------
     def url(self, image: StoredImage) -> str:
-        """What callers get for a stored image: its stable CDN URL (`image_links` `cdn`, for the objects a
-        CDN serves: `links.py`), else a presigned GET URL, or the plain object URL."""
+        """What callers get for a stored image (`links.py`): its stable CDN URL (`image_links` `cdn`) or API
+        path (`private`) where one serves it, else a presigned GET URL, or the plain object URL."""
         settings = self.settings
+        stable = None
         if settings.image_links == "cdn":
             stable = links.cdn_url(settings, image.bucket, image.key)
-            if stable:
-                return stable
+        elif settings.image_links == "private":
+            stable = links.private_path(settings, image.bucket, image.key)
+        if stable:
+            return stable
         if settings.presign_urls:
-            return str(
-                self.s3.generate_presigned_url(
-                    "get_object",
-                    Params={"Bucket": image.bucket, "Key": image.key},
-                    ExpiresIn=settings.presign_expiry_s,
-                )
-            )
+            return self.presigned_url(image)
         if settings.aws_endpoint_url:
             return f"{settings.aws_endpoint_url.rstrip('/')}/{image.bucket}/{quote(image.key)}"
         return f"https://{image.bucket}.s3.{settings.aws_region}.amazonaws.com/{quote(image.key)}"
+
+    def presigned_url(self, image: StoredImage) -> str:
+        """A presigned GET URL, good for `presign_expiry_s` (what a private link redirects to)."""
+        return str(
+            self.s3.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": image.bucket, "Key": image.key},
+                ExpiresIn=self.settings.presign_expiry_s,
+            )
+        )
 
     def presigned_post(
         self, image: StoredImage, fields: dict[str, str], conditions: list[Any], expires_in: int
