@@ -127,6 +127,7 @@ class LocalStack:
     storefronts: list[StorefrontSpec] | None = None
     # Links to catalogue and generated images (`image_links`): `cdn` URLs are served by `cdn` (local/cdn.py)
     image_links: str = "presigned"
+    cdn_port: int = 0  # 0: a free one (`python -m local` keeps one, so links outlive a restart)
     cdn: LocalCdn | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -146,7 +147,7 @@ class LocalStack:
         self._osmem = start_opensearch(f"{self.host}:{self.opensearch_port}")
         self.opensearch_url = self._osmem.url
         self._container = self._start_clip_container()
-        self.cdn = LocalCdn(self.host).start()  # CloudFront's stand-in: its URLs go into CDN_URLS
+        self.cdn = LocalCdn(self.host, self.cdn_port).start()  # CloudFront's stand-in: its URLs go into CDN_URLS
         self._configure_environment(moto_port)
         self._limits = AwsLimits(
             {getattr(self.settings, spec.name_setting): spec.partition_key for spec in TABLES}
@@ -202,7 +203,8 @@ class LocalStack:
         local /health probe (no AWS counterpart) and the review console's static files answer without one."""
         from local.console_site import console_routes
 
-        console = console_routes(image_origins=(self.moto_url,))  # photos are presigned URLs to moto's S3
+        # photos are presigned URLs to moto's S3, or the local CDN's (image_links cdn)
+        console = console_routes(image_origins=(self.moto_url, *((self.cdn.url,) if self.cdn else ())))
         return Gateway(
             self.router.call,
             extra_routes={"/health": self.health, "/openapi.json": self.openapi, "/swagger": self.swagger, **console},
@@ -395,6 +397,7 @@ class LocalStack:
             f"  API gateway   {self.url}          (health: {self.url}/health)",
             f"  Console       {self.url}/console/ (review in the browser: uploads, catalogue, generation)",
             f"  AWS (moto)    {self.moto_url}     S3, DynamoDB, Step Functions, Lambda",
+            f"  CDN           {self.cdn.url if self.cdn else '-'}     image links: {self.image_links}",
             f"  OpenSearch    {self.opensearch_url}",
             f"  Milvus Lite   {self.settings.milvus_client_uri}",
             f"  State folder  {self.state_dir}",
