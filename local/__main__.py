@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cdn-port",
         type=int,
-        default=int(os.environ.get("LOCAL_CDN_PORT", "8003")),
-        help="the local CDN's port: cdn image links name it, so keep it to keep them (LOCAL_CDN_PORT); "
-        "default %(default)s",
+        default=int(os.environ["LOCAL_CDN_PORT"]) if os.environ.get("LOCAL_CDN_PORT") else None,
+        help="the local CDN's port: cdn image links name it, so keep it to keep them (LOCAL_CDN_PORT); default: "
+        "the API's port + 3 (8003), or a free one with --port 0",
     )
     parser.add_argument(
         "--state-dir",
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         moto_port=args.moto_port,
         opensearch_port=args.opensearch_port,
-        cdn_port=args.cdn_port,
+        cdn_port=args.cdn_port if args.cdn_port is not None else (args.port + 3 if args.port else 0),
         host=args.host,
         demo_listings=args.demo_listings,
         auth=args.auth,
