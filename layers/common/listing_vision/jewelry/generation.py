@@ -159,6 +159,9 @@ class Generation:
     def check_source(self, s3_url: str, caller: Caller) -> tuple[str, str, str]:
         """(website, bucket, key) of a source photo the caller may use; 400 `source_not_allowed`,
         403 `storefront_forbidden`, 404 `source_not_found`. Writes nothing."""
+        private = links.from_private_path(s3_url.strip())
+        if private:  # a private link (links.py) this deployment answered: the photo under its content key
+            return self._private_source(s3_url, *private, caller)
         bucket, key = resolve_source(s3_url)
         website = self.images.storefront_of_bucket(bucket)
         caller.require(website or "")
@@ -169,6 +172,21 @@ class Generation:
         if not found or website is None:
             raise NotFound(f"No image at {s3_url!r}.", code="source_not_found")
         return website, bucket, key
+
+    def _private_source(self, s3_url: str, website: str, image_id: str, caller: Caller) -> tuple[str, str, str]:
+        bucket = get_settings().storefronts.get(website)
+        if bucket is None:
+            raise InvalidRequest(
+                "s3_urls must name an image in this deployment's storefront buckets.",
+                code="source_not_allowed",
+                details={"url": s3_url[:200]},
+            )
+        caller.require(website)
+        for image_format in storage.EXTENSIONS:
+            key = storage.catalogue_key(image_id, image_format)
+            if self.images.head(storage.StoredImage(bucket, key)) is not None:
+                return website, bucket, key
+        raise NotFound(f"No image at {s3_url!r}.", code="source_not_found")
 
     def start(
         self,

@@ -75,3 +75,13 @@ def private_path(settings: Settings, bucket: str, key: str) -> str | None:
     storefront = next((name for name, named in settings.storefronts.items() if named == bucket), None)
     found = CATALOGUE_PHOTO.fullmatch(key)
     return f"/images/{found['id']}?website={storefront}" if storefront and found else None
+
+
+PRIVATE_PHOTO = re.compile(r"(?:https?://[^?#\s]+)?/images/(?P<id>[0-9a-f]{64})\?website=(?P<website>[a-z0-9-]+)")
+
+
+def from_private_path(url: str) -> tuple[str, str] | None:
+    """(website, image id) of a catalogue photo's private link (`private_path`; the API's URL before it
+    allowed), or None."""
+    found = PRIVATE_PHOTO.fullmatch(url)
+    return (found["website"], found["id"]) if found else None
