@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-durations test-unit test-integration test-workflow test-e2e test-infra bench eval backfill reconcile migrate lint synth layer clip-model deploy clean venv openapi
+.PHONY: docs docs-serve run test test-durations test-unit test-integration test-workflow test-e2e test-infra bench eval backfill reconcile migrate lint synth layer clip-model deploy clean venv openapi
 
 venv: $(STAMP)
 
@@ -62,7 +62,7 @@ test-infra: $(STAMP)  ## Run the infrastructure tests on the synthesized CDK tem
 bench: $(STAMP)  ## Run every benchmark in bench/; prints one table and writes bench/results/latest.json
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-eval: $(STAMP)  ## Run the quality evaluations (phrases, duplicate detection; about two minutes): JSON under evaluation/results/, README tables rendered from it
+eval: $(STAMP)  ## Run the quality evaluations (phrases, duplicate detection; about two minutes): JSON under evaluation/results/, the tables of docs/evaluation.md rendered from it
 	$(BIN)/python -m evaluation.results
 	$(BIN)/python -m evaluation.results --write-readme
 
@@ -82,6 +82,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/common/listing_vision functions local infra bench serving evaluation doubles
+
+# The docs site (MkDocs Material, mkdocs.yml): pages under docs/, built into build/site.
+export NO_MKDOCS_2_WARNING := 1
+docs: $(STAMP)  ## Build the docs site strictly into build/site (a broken link, anchor or missing page fails)
+	$(BIN)/python -m mkdocs build --strict
+
+docs-serve: $(STAMP)  ## Serve the docs site on http://127.0.0.1:8100, rebuilt on every change
+	$(BIN)/python -m mkdocs serve --strict --dev-addr 127.0.0.1:8100
 
 openapi: $(STAMP)  ## Write the API's OpenAPI document (generated from the handlers) to build/openapi.json
 	$(BIN)/python -m functions.openapi --out build/openapi.json

@@ -1,7 +1,7 @@
-"""The README's GPU serving tables, generated from the raw results of `bench/gpu_serving.py`.
+"""The GPU serving tables of docs/benchmarks.md, generated from the raw results of `bench/gpu_serving.py`.
 
     python -m bench.gpu_report                 # print the tables
-    python -m bench.gpu_report --write-readme  # replace them in README.md
+    python -m bench.gpu_report --write-readme  # replace them in docs/benchmarks.md
 
 The results are the JSON lines a GPU run wrote, kept in `bench/gpu/` (no GPU in CI: these are the
 record of the runs, not a test).
@@ -74,6 +74,6 @@ if __name__ == "__main__":  # pragma: no cover - documentation helper
     if sys.argv[1:2] == ["--write-readme"]:
         from listing_vision.config import replace_between_markers
 
-        replace_between_markers("README.md", "gpu-serving", tables())
+        replace_between_markers("docs/benchmarks.md", "gpu-serving", tables())
     else:
         print(tables())

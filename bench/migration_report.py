@@ -1,7 +1,7 @@
-"""The README's migration-at-scale tables, generated from the record `bench_migration_latency` wrote.
+"""The migration-at-scale tables of docs/benchmarks.md, generated from the record `bench_migration_latency` wrote.
 
     python -m bench.migration_report                 # print the tables
-    python -m bench.migration_report --write-readme  # replace them in README.md
+    python -m bench.migration_report --write-readme  # replace them in docs/benchmarks.md
 
 The record (bench/records/migration_latency.json) holds what the run measured: requests by kind
 and phase, the code's CPU, the wall times. The 1,000,000-listing rows are computed from it here by
@@ -93,6 +93,6 @@ if __name__ == "__main__":  # pragma: no cover - documentation helper
 
     text = tables(load())
     if sys.argv[1:2] == ["--write-readme"]:
-        replace_between_markers(sys.argv[2] if len(sys.argv) > 2 else "README.md", "migration-model", text)
+        replace_between_markers(sys.argv[2] if len(sys.argv) > 2 else "docs/benchmarks.md", "migration-model", text)
     else:
         print(text)

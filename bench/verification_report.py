@@ -1,9 +1,9 @@
-"""The README's verification-cost table, computed from the raw samples `bench.dedupe_verification`
+"""The verification-cost table of docs/benchmarks.md, computed from the raw samples `bench.dedupe_verification`
 recorded (bench/records/dedupe_verification.json): every percentile here is of per-call or
 per-request samples, none is a difference of percentiles or a total divided by a count.
 
     python -m bench.verification_report                 # print the table
-    python -m bench.verification_report --write-readme  # replace it in README.md
+    python -m bench.verification_report --write-readme  # replace it in docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from bench.figures import Figure, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "bench" / "records" / "dedupe_verification.json"
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "benchmarks.md"  # where the table lives
 MARKER = "dedupe-verification"
 NAME = "dedupe"
 GOAL_P95_MS = 15.0  # per candidate, per verify call
@@ -121,14 +121,14 @@ def readme_block(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.verification_report",
-        description="The README's verification-cost table, from the recorded samples.",
+        description="The verification-cost table of docs/benchmarks.md, from the recorded samples.",
     )
     parser.add_argument(
         "--write-readme",
         nargs="?",
-        const=str(README),
-        metavar="README",
-        help="replace the table between the README's dedupe-verification markers (runs nothing)",
+        const=str(PAGE),
+        metavar="PAGE",
+        help="replace the table between the page's dedupe-verification markers (runs nothing)",
     )
     args = parser.parse_args(argv)
     rendered = table(load())

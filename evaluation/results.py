@@ -1,13 +1,13 @@
 """`make eval`: run the quality evaluations, write their figures as JSON under evaluation/results/,
-and render the README's quality tables from those files.
+and render the quality tables of docs/evaluation.md from those files.
 
     python -m evaluation.results                 # run the evaluations, write evaluation/results/*.json
     python -m evaluation.results --only phrases  # one of them (phrases: fast; dedupe: about a minute)
-    python -m evaluation.results --write-readme  # render README.md's quality tables from the JSON
+    python -m evaluation.results --write-readme  # render docs/evaluation.md's quality tables from the JSON
 
 Each file holds one evaluation's run: the command, the machine, the date (UTC), the commit (with
 `-dirty` when the working tree had changes), and its figures, each a row `{figure, split, n, value,
-successes, ci95}` (95 % Wilson interval, `evaluation/stats.py`). The README's tables between the
+successes, ci95}` (95 % Wilson interval, `evaluation/stats.py`). The tables of docs/evaluation.md between the
 `phrase-quality` and `dedupe-quality` markers are rendered from these files only, and a unit test
 fails when they disagree, so no quality figure in them is typed by hand.
 """
@@ -29,7 +29,7 @@ from evaluation import splits
 from evaluation.stats import Proportion, wilson
 
 RESULTS = Path(__file__).with_name("results")
-README = splits.ROOT / "README.md"
+PAGE = splits.ROOT / "docs" / "evaluation.md"  # where the quality tables live
 FILES = {"phrases": "phrase_classes.json", "dedupe": "duplicate_detection.json"}
 MARKERS = {"phrases": "phrase-quality", "dedupe": "dedupe-quality"}
 PHRASE_FIGURES = (
@@ -281,7 +281,7 @@ def dedupe_table(data: dict[str, Any]) -> str:
 
 
 def tables(folder: Path = RESULTS) -> dict[str, str]:
-    """README marker → its table, rendered from the JSON results."""
+    """Page marker → its table, rendered from the JSON results."""
     return {
         MARKERS["phrases"]: phrase_table(load("phrases", folder)),
         MARKERS["dedupe"]: dedupe_table(load("dedupe", folder)),
@@ -299,9 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--write-readme",
         nargs="?",
-        const=str(README),
-        metavar="README",
-        help="render the README's quality tables from the JSON results (runs nothing)",
+        const=str(PAGE),
+        metavar="PAGE",
+        help="render the quality tables of docs/evaluation.md from the JSON results (runs nothing)",
     )
     args = parser.parse_args(argv)
     if args.write_readme:

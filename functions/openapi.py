@@ -2,11 +2,11 @@
 resolver) and the route declarations (functions/routes.py: the error codes each route answers,
 listing_vision/api/error_codes.py: their statuses). The local gateway serves it at /openapi.json
 (and a Swagger UI at /swagger), API Gateway answers it at /openapi.json on AWS
-(infra/constructs/api.py); `make openapi` writes build/openapi.json; the README's table of
-error codes per route is generated from the same declarations.
+(infra/constructs/api.py); `make openapi` writes build/openapi.json; the table of
+error codes per route in docs/error-codes.md is generated from the same declarations.
 
     python -m functions.openapi --out build/openapi.json
-    python -m functions.openapi --write-readme       # refresh the README's table
+    python -m functions.openapi --write-readme       # refresh the table in docs/error-codes.md
     python -m functions.openapi --check-readme       # fail when it is stale
 """
 
@@ -24,7 +24,7 @@ from listing_vision.api.error_codes import CODES, by_status
 
 TITLE = "listing-vision"
 VERSION = "1.0.0"
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "error-codes.md"  # the table of codes per route
 START, END = "<!-- route-errors:start (generated: python -m functions.openapi) -->", "<!-- route-errors:end -->"
 
 ERROR_BODY: dict[str, Any] = {
@@ -109,7 +109,7 @@ def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route, with each route's error responses."""
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
-        "info": {"title": TITLE, "version": VERSION, "description": "Jewelry image services (see the README)."},
+        "info": {"title": TITLE, "version": VERSION, "description": "Jewelry image services (docs/jewelry-api.md)."},
         "paths": {},
         "components": {"schemas": {"ErrorBody": ERROR_BODY}},
     }
@@ -168,7 +168,7 @@ def swagger_html(doc: dict[str, Any]) -> str:
 
 
 def readme_table() -> str:
-    """The README's table: each route, and the codes it answers by status (API Gateway's own below)."""
+    """The table of docs/error-codes.md: each route, and the codes it answers by status (API Gateway's own below)."""
     gateway = set(_gateway_codes())
     lines = ["| route | status: codes |", "|---|---|"]
     for route in ROUTES:
@@ -190,22 +190,22 @@ def _gateway_codes() -> tuple[str, ...]:
 def _readme_with_table(text: str) -> str:
     pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
     if not pattern.search(text):
-        raise SystemExit(f"README.md has no {START} … {END} markers")
+        raise SystemExit(f"{PAGE.name} has no {START} … {END} markers")
     return pattern.sub(lambda _: f"{START}\n{readme_table()}\n{END}", text)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, help="write the document here (default: stdout)")
-    parser.add_argument("--write-readme", action="store_true", help="refresh the README's table of error codes")
-    parser.add_argument("--check-readme", action="store_true", help="exit 1 when the README's table is stale")
+    parser.add_argument("--write-readme", action="store_true", help="refresh the table in docs/error-codes.md")
+    parser.add_argument("--check-readme", action="store_true", help="exit 1 when docs/error-codes.md is stale")
     args = parser.parse_args(argv)
     if args.write_readme or args.check_readme:
-        text = README.read_text()
+        text = PAGE.read_text()
         fresh = _readme_with_table(text)
         if args.check_readme:
             return 0 if fresh == text else 1
-        README.write_text(fresh)
+        PAGE.write_text(fresh)
         return 0
     text = json.dumps(document(), indent=2) + "\n"
     if args.out:

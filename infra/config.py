@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from functions.specs import MIGRATION_CONCURRENCY
 from infra import migration_sizing
-from listing_vision.storefronts import StorefrontSpec, check_names
+from listing_vision.storefronts import StorefrontSpec, check_buckets, check_names
 from listing_vision.storefronts import declared as declared_storefronts
 
 OPENSEARCH_ENDPOINT = re.compile(
@@ -59,7 +59,7 @@ class ContextError(SystemExit):
 
 
 class DeploymentConfig(BaseModel):
-    """Every context key of the stack (README "Deploying" explains each, with an example)."""
+    """Every context key of the stack (docs/deploying.md explains each, with an example)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -87,13 +87,13 @@ class DeploymentConfig(BaseModel):
         "iam",
         description="How the existing domain admits the functions: `iam` (its access policy allows their roles) "
         "or `fine_grained` (fine-grained access control: the deploy's provisioning maps their roles to an "
-        "OpenSearch role; its own role must be mapped to `security_manager` first, README 'Provisioning').",
+        "OpenSearch role; its own role must be mapped to `security_manager` first, docs/deploying.md, Provisioning).",
     )
     storefronts: list[StorefrontSpec] = Field(
         default_factory=declared_storefronts,
         min_length=1,
         description='The storefronts, each `{"name": ..., "bucket": existing bucket or unset: created}`; the first '
-        "is the default (README 'Adding a storefront'). Each gets its bucket, triggers and grants.",
+        "is the default (docs/deploying.md, Adding a storefront). Each gets its bucket, triggers and grants.",
     )
     listing_image_sources: str | None = Field(
         None,
@@ -131,12 +131,13 @@ class DeploymentConfig(BaseModel):
     retain_data: bool | None = Field(
         None,
         description="Keep the stage's stores (storefront buckets, tables, logs) when the stack deletes or "
-        "replaces them: `cdk destroy` then leaves them in the account (README 'Tearing down without losing "
+        "replaces them: `cdk destroy` then leaves them in the account (docs/deploying.md, 'Tearing down without losing "
         "catalogue data'). Unset: kept for the `prod` stage only; other stages delete them, objects included.",
     )
     endpoint_mode: Literal["realtime_gpu", "realtime_cpu", "serverless_cpu"] = Field(
         "realtime_gpu",
-        description="How the CLIP endpoint runs (README, Endpoint modes and cost): `realtime_gpu` (ml.g5.xlarge, "
+        description="How the CLIP endpoint runs (docs/deploying.md, Endpoint modes and cost): "
+        "`realtime_gpu` (ml.g5.xlarge, "
         "autoscaled on invocations per instance, for production and backfills), `realtime_cpu` (ml.c6i.xlarge, "
         "ONNX Runtime on CPU, the same autoscaling), or `serverless_cpu` (SageMaker serverless inference, "
         "6,144 MB, nothing billed while idle; no instance type, no fp16, no network isolation, requests under "
@@ -179,8 +180,9 @@ class DeploymentConfig(BaseModel):
     )
     release: Release = Field(
         "canary_10_percent_5_minutes",
-        description="How a release shifts traffic to each function's new version (CodeDeploy, README 'Releasing "
-        "and rolling back'): `canary_10_percent_N_minutes` (10 % for N minutes, then all), "
+        description="How a release shifts traffic to each function's new version (CodeDeploy, "
+        "docs/deploying.md, 'Releasing and rolling back'): `canary_10_percent_N_minutes` (10 % for N minutes, "
+        "then all), "
         "`linear_10_percent_every_N_minute(s)` (10 % more every N minutes) or `all_at_once`; the function's "
         "alarms roll it back while it runs.",
     )
@@ -221,7 +223,8 @@ class DeploymentConfig(BaseModel):
         ge=1,
         le=200,
         description="Data nodes of the listings domain: with opensearch_instance_type, what the migration may "
-        "write (README 'Sizing the migration'); synth refuses a migration_max_concurrency the domain cannot take.",
+        "write (docs/migration.md, Sizing the migration); synth refuses a migration_max_concurrency the domain "
+        "cannot take.",
     )
     opensearch_instance_type: str = Field(
         "r6g.xlarge.search",
@@ -273,6 +276,7 @@ class DeploymentConfig(BaseModel):
     @classmethod
     def storefronts_unique(cls, value: list[StorefrontSpec]) -> list[StorefrontSpec]:
         check_names(spec.name for spec in value)
+        check_buckets(spec.bucket for spec in value if spec.bucket)
         return value
 
     @property
@@ -379,7 +383,8 @@ def load(context: Callable[[str], Any], root: Path) -> DeploymentConfig:
         if retired:  # a storefront's bucket key of old, which would now be ignored and a new bucket made
             raise ContextError(
                 f"context_file: {', '.join(retired)}: a storefront's bucket is now part of `storefronts`, "
-                'e.g. "storefronts": [{"name": "NAME", "bucket": "EXISTING-BUCKET"}] (README "Adding a storefront").'
+                'e.g. "storefronts": [{"name": "NAME", "bucket": "EXISTING-BUCKET"}] '
+                "(docs/deploying.md, Adding a storefront)."
             )
     cdk_json = root / "cdk.json"
     defaults = json.loads(cdk_json.read_text()).get("context", {}) if cdk_json.is_file() else {}
@@ -441,6 +446,6 @@ if __name__ == "__main__":  # pragma: no cover - documentation helper
     from listing_vision.config import replace_between_markers
 
     if sys.argv[1:2] == ["--write-readme"]:
-        replace_between_markers(sys.argv[2] if len(sys.argv) > 2 else "README.md", "context", context_table())
+        replace_between_markers(sys.argv[2] if len(sys.argv) > 2 else "docs/deploying.md", "context", context_table())
     else:
         print(context_table())

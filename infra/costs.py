@@ -2,8 +2,8 @@
 
 `python -m infra.costs` synthesizes the endpoint of the example dev stage (infra/stages/dev.example.json)
 once per mode, reads from each template what is billed (instance type and minimum count, or the
-serverless memory), prices it with PRICES and prints the README's table; `--write-readme` writes
-it between the `endpoint-costs` markers. tests/infra checks the README is current.
+serverless memory), prices it with PRICES and prints the table of docs/deploying.md; `--write-readme`
+writes it between the `endpoint-costs` markers there. tests/infra checks the page is current.
 
 Usage-priced figures (the serverless mode) follow the assumptions in USAGE; instance-priced modes
 cost their idle price at these upload rates, since one instance serves far more (measured: ViT-B/32
@@ -144,6 +144,7 @@ if __name__ == "__main__":  # pragma: no cover - documentation helper
     from listing_vision.config import replace_between_markers
 
     if sys.argv[1:2] == ["--write-readme"]:
-        replace_between_markers(sys.argv[2] if len(sys.argv) > 2 else "README.md", "endpoint-costs", cost_table())
+        page = sys.argv[2] if len(sys.argv) > 2 else "docs/deploying.md"
+        replace_between_markers(page, "endpoint-costs", cost_table())
     else:
         print(cost_table())

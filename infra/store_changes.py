@@ -11,8 +11,8 @@ index of a table at once. This compares the deployed template with the one about
     python -m infra.store_changes deployed.json cdk.out/listing-vision-dev.template.json
 
 It prints one line per store and exits 1 when a store would be replaced or removed, or an update
-would be refused; 0 otherwise. `--stores TEMPLATE` prints the stores of one template as JSON (the
-snapshot tests/infra/stores.json is made with it).
+would be refused; 2 when a file is not a template; 0 otherwise. `--stores TEMPLATE` prints the
+stores of one template as JSON (the snapshot tests/infra/stores.json is made with it).
 """
 
 from __future__ import annotations
@@ -92,9 +92,22 @@ def compare(deployed: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]])
     return changes
 
 
+class NotATemplate(Exception):
+    pass
+
+
 def _template(path: Path) -> dict[str, Any]:
-    body = json.loads(path.read_text())
-    return json.loads(body) if isinstance(body, str) else body  # get-template may give the body as a string
+    """A template's JSON; NotATemplate for a file that is none (a template without Resources would
+    make every store of the other one look added, and the deploy safe)."""
+    try:
+        body = json.loads(path.read_text())
+        body = json.loads(body) if isinstance(body, str) else body  # get-template may give the body as a string
+    except (OSError, ValueError) as error:
+        raise NotATemplate(f"{path}: not a JSON template ({error})") from None
+    if not isinstance(body, dict) or not isinstance(body.get("Resources"), dict):
+        hint = " (get-template's whole answer: add --query TemplateBody)" if isinstance(body, dict) else ""
+        raise NotATemplate(f"{path}: not a CloudFormation template, it has no Resources{hint}")
+    return body
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,12 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("new", type=Path, nargs="?", help="the template about to be deployed (cdk.out)")
     parser.add_argument("--stores", type=Path, metavar="TEMPLATE", help="print this template's stores as JSON")
     args = parser.parse_args(argv)
-    if args.stores:
-        print(json.dumps(stores(_template(args.stores)), indent=1, sort_keys=True))
-        return 0
-    if not (args.deployed and args.new):
-        parser.error("give the deployed template and the new one, or --stores TEMPLATE")
-    changes = compare(stores(_template(args.deployed)), stores(_template(args.new)))
+    try:
+        if args.stores:
+            print(json.dumps(stores(_template(args.stores)), indent=1, sort_keys=True))
+            return 0
+        if not (args.deployed and args.new):
+            parser.error("give the deployed template and the new one, or --stores TEMPLATE")
+        changes = compare(stores(_template(args.deployed)), stores(_template(args.new)))
+    except NotATemplate as error:
+        print(f"store_changes: {error}", file=sys.stderr)
+        return 2
     for change in changes:
         print(change.line())
     unsafe = [change for change in changes if change.change in UNSAFE]

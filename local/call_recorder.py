@@ -197,8 +197,9 @@ def describe(service: str, operation: str, params: dict[str, Any]) -> list[tuple
         name = secret.split(":secret:")[-1] if secret.startswith("arn:") else secret + SECRET_SUFFIX
         return [(f"secretsmanager:{operation}", f"arn:aws:secretsmanager:{arn}:secret:{name}")]
     if service == "ssm":
-        # A parameter's ARN is `parameter` + its name when the name is a path (`/a/b`), as the webhooks' are
-        name = str(params.get("Name", ""))
+        # A parameter's ARN is `parameter` + its name when the name is a path (`/a/b`), as the webhooks' are;
+        # a version selector (`name:3`, a character names cannot hold) is no part of it
+        name = str(params.get("Name", "")).split(":")[0]
         return [(f"ssm:{operation}", f"arn:aws:ssm:{arn}:parameter{name if name.startswith('/') else '/' + name}")]
     if service == "sqs":
         queue = str(params.get("QueueUrl") or params.get("QueueName", "")).rstrip("/").rsplit("/", 1)[-1]

@@ -121,11 +121,27 @@ class BytecodeError(SystemExit):
 
 
 def bytecode_compiler() -> str | None:
-    """The Python 3.12 that compiles the layers (PYTHON312, else `python3.12` on PATH), checked to run
-    as 3.12; None when there is none."""
-    python312 = os.environ.get("PYTHON312") or shutil.which("python3.12")
-    if not python312:
-        return None
+    """The Python 3.12 that compiles the layers, checked to run as 3.12: PYTHON312 when set, else
+    `python3.12` on PATH, else one pyenv has installed (a pyenv shim on PATH fails when 3.12 is
+    installed but not selected); None when there is none."""
+    chosen = os.environ.get("PYTHON312")
+    if chosen:
+        return _probe_312(chosen)
+    candidates = [found] if (found := shutil.which("python3.12")) else []
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    candidates += [str(path) for path in sorted(pyenv_root.glob("versions/3.12*/bin/python3.12"), reverse=True)]
+    first_error: BytecodeError | None = None
+    for candidate in candidates:
+        try:
+            return _probe_312(candidate)
+        except BytecodeError as error:
+            first_error = first_error or error
+    if first_error:
+        raise first_error
+    return None
+
+
+def _probe_312(python312: str) -> str:
     probe = subprocess.run(
         [python312, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
     )

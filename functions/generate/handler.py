@@ -315,7 +315,7 @@ class WebhookRequest(BaseModel):
         min_length=1,
         max_length=MAX_URL_CHARS,
         description="An http(s) URL whose host resolves to public addresses only; each finished run of the "
-        "storefront's jobs is POSTed to it, signed (README: Webhooks).",
+        "storefront's jobs is POSTed to it, signed (docs/jewelry-api.md, Webhooks).",
     )
 
 

@@ -218,10 +218,10 @@ def test_make_synth_synthesizes_the_example_context_on_a_fresh_clone() -> None:
     assert "clip-model" not in dry_run.stdout
 
 
-def test_the_readme_lists_every_context_key_as_generated() -> None:
+def test_the_deploying_page_lists_every_context_key_as_generated() -> None:
     from infra.config import context_table
 
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "deploying.md").read_text()
     start = text.index("<!-- context:start")
     body = text[text.index("\n", start) + 1 : text.index("<!-- context:end -->")].strip()
     assert body == context_table()

@@ -1,5 +1,5 @@
 """The embedding endpoint's modes (context `endpoint_mode`): what each synthesizes, what the synth
-refuses, and the README's cost table as generated from the templates."""
+refuses, and the cost table of docs/deploying.md as generated from the templates."""
 
 from __future__ import annotations
 
@@ -124,9 +124,9 @@ def test_serverless_cost_grows_with_uploads_and_idles_at_zero() -> None:
     assert billed.per_month(1_000, usage) == pytest.approx(30_000 * 2 * 0.1 * 6 * costs.SERVERLESS_USD_PER_GB_SECOND)
 
 
-def test_the_readme_cost_table_is_generated_from_the_templates() -> None:
-    # Given the README's endpoint cost table
-    text = (ROOT / "README.md").read_text()
+def test_the_deploying_page_cost_table_is_generated_from_the_templates() -> None:
+    # Given the endpoint cost table of docs/deploying.md
+    text = (ROOT / "docs" / "deploying.md").read_text()
     start = text.index("\n", text.index("<!-- endpoint-costs:start")) + 1
     end = text.index("<!-- endpoint-costs:end -->")
     # Then it is what `python -m infra.costs` generates now (regenerate with --write-readme)

@@ -122,7 +122,8 @@ def test_fine_grained_access_maps_the_opensearch_functions_roles(fine_grained: S
             assert Grant(action, f"{domain}/_plugins/_security/api/{kind}/listing-vision-listings-v2") in grants
 
 
-def test_the_readme_says_how_to_rerun_provisioning() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+def test_the_docs_say_how_to_rerun_provisioning() -> None:
+    docs = Path(__file__).parents[2] / "docs"
+    readme = (docs / "deploying.md").read_text() + (docs / "configuration.md").read_text()
     assert "aws lambda invoke --function-name listing-vision-<stage>-provision" in readme
     assert "python -m local --skip-provisioning" in readme

@@ -80,7 +80,8 @@ def test_every_function_runs_at_its_declared_concurrency(synthesized: Synthesize
     # and a stage reserves little enough for a second stage in an account of 1,000 (Lambda keeps 100 unreserved)
     reserved = sum(spec.reserved_concurrency or 0 for spec in FUNCTIONS)
     assert 2 * reserved <= 1000 - 100
-    assert f"A stage reserves {reserved} executions" in (Path(__file__).parents[2] / "README.md").read_text()
+    deploying = (Path(__file__).parents[2] / "docs" / "deploying.md").read_text()
+    assert f"A stage reserves {reserved} executions" in deploying
     # and the migration's Map never runs more batches than its function may run
     migration = next(spec for spec in FUNCTIONS if spec.name == "migration")
     assert synthesized.config.migration_max_concurrency <= (migration.reserved_concurrency or 0)

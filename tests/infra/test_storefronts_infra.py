@@ -84,6 +84,8 @@ def test_an_existing_bucket_named_in_context_is_referenced_not_created(tmp_path:
     [
         [],  # none
         [{"name": "alya"}, {"name": "alya"}],  # twice
+        # two storefronts in one bucket: a photo's bucket says whose it is (access, dedupe, triggers)
+        [{"name": "alya", "bucket": "shared-photos"}, {"name": "blysk", "bucket": "shared-photos"}],
         [{"name": "Alya"}],  # not a plain lower-case name
         [{"name": "alya", "partition": "x"}],  # an unknown key
         "not json",

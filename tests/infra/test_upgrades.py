@@ -70,6 +70,29 @@ def test_the_check_names_each_store_a_deploy_would_lose(synthesized: Synthesized
     assert capsys.readouterr().out.splitlines()[-1].endswith(": safe")
 
 
+def test_a_file_that_is_no_template_is_refused_not_called_safe(
+    synthesized: Synthesized, tmp_path: Path, capsys: Any
+) -> None:
+    # Given the new template, and as the deployed one: get-template's whole answer (no --query
+    # TemplateBody), a template without Resources, a file that is not JSON, and none at all
+    (tmp_path / "new.json").write_text(json.dumps(_template(synthesized)))
+    wrong = {
+        "whole-answer.json": json.dumps({"TemplateBody": _template(synthesized), "StagesAvailable": ["Original"]}),
+        "no-resources.json": json.dumps({"AWSTemplateFormatVersion": "2010-09-09"}),
+        "list.json": "[]",
+        "not-json.json": "Resources:\n  Table:\n",
+    }
+    for name, text in wrong.items():
+        (tmp_path / name).write_text(text)
+    for name in [*wrong, "missing.json"]:
+        # When the check is given it as the deployed template
+        status = store_changes.main([str(tmp_path / name), str(tmp_path / "new.json")])
+        captured = capsys.readouterr()
+        # Then it stops with status 2 naming the file, instead of calling every store "added" and the deploy safe
+        assert status == 2, (name, captured.out)
+        assert name in captured.err and "safe" not in captured.out
+
+
 @pytest.mark.parametrize("stage", ["retaining", "deleting"])
 def test_a_stage_keeps_its_stores_when_deleted_only_if_it_retains_data(
     stage: str, synthesized: Synthesized, first_stage: Synthesized

@@ -260,23 +260,23 @@ def test_a_listing_reads_a_bounded_part_of_the_table_per_page_and_misses_nothing
     assert sorted(listed) == sorted(stored)
 
 
-def readme_example(name: str) -> str:
-    """The bash block after `<!-- example: NAME -->` in the README."""
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+def docs_example(name: str) -> str:
+    """The bash block after `<!-- example: NAME -->` in docs/jewelry-api.md."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "jewelry-api.md").read_text()
     found = re.search(rf"<!-- example: {name} -->\n```bash\n(.*?)```", text, re.DOTALL)
-    assert found, f"no README example {name!r}"
+    assert found, f"no docs/jewelry-api.md example {name!r}"
     return found.group(1)
 
 
-def test_the_readme_example_lists_and_deletes_as_it_says(local_stack: LocalStack, tmp_path: Path) -> None:
+def test_the_docs_example_lists_and_deletes_as_it_says(local_stack: LocalStack, tmp_path: Path) -> None:
     # Given a photo of alya stored as ring.jpg, beside two more (so the listing has a second page)
     photo = fresh_image(52_500)
     for data in (photo, fresh_image(52_501), fresh_image(52_502)):
         store(local_stack, data, "alya")
     (tmp_path / "ring.jpg").write_bytes(photo)
-    # When the README's example runs, with bash as a shell stops at the first failure
+    # When the docs' example runs, with bash as a shell stops at the first failure
     run = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", readme_example("catalogue")],
+        ["bash", "-euo", "pipefail", "-c", docs_example("catalogue")],
         cwd=tmp_path,
         env={**os.environ, "API": local_stack.url},
         capture_output=True,

@@ -8,10 +8,12 @@ the local stack sets WEBHOOK_ALLOW_LOOPBACK; the default (AWS) refuses them."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -229,6 +231,72 @@ def test_a_delivery_that_breaks_is_retried_by_lambda_then_kept_in_the_failure_qu
         assert "broke off" in record["responsePayload"]["errorMessage"]
     finally:
         WebhookStore().delete("alya", "someone-else")
+
+
+@pytest.fixture
+def endless_body() -> Iterator[str]:
+    """A receiver that answers 200 with a body declared 1 TB long and never sent: a hostile or broken
+    receiver's answer, which the sender must not read (its memory and time are not the receiver's)."""
+    release = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", str(10**12))
+            self.end_headers()
+            self.wfile.write(b"{")
+            self.wfile.flush()
+            release.wait(30)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}{HOOK}"
+    release.set()
+    WebhookStore().delete("alya", "anonymous")
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_2xx_is_delivered_without_reading_the_receivers_body(
+    local_stack: LocalStack, endless_body: str, quick_retries: None
+) -> None:
+    # Given a webhook whose receiver answers 200 and then an endless body
+    assert register(local_stack, "alya", endless_body).status_code == 201
+    job = FinishedJob("alya")
+    # When the job finishes
+    finish(local_stack, job)
+    # Then the delivery ended delivered on its first attempt (the answer's status is all that counts)
+    (record,) = deliveries(local_stack, "alya", job.job_id)
+    assert record["status"] == "delivered"
+    assert [(a["attempt"], a.get("status_code"), a.get("error")) for a in record["attempts"]] == [(1, 200, None)]
+
+
+def test_a_registration_is_signed_with_its_own_secret_while_another_put_is_half_done(
+    local_stack: LocalStack, receiver: LoopbackServer, quick_retries: None
+) -> None:
+    # Given a webhook of blysk registered through the API, its secret answered
+    answer = register(local_stack, "blysk", f"{receiver.url}{HOOK}")
+    assert answer.status_code == 201, answer.text
+    secret = answer.json()["secret"]
+    # And a second PUT of the same client half done: its new secret written, its registration not yet
+    # (two PUTs at once interleave so; the item left last may be the other PUT's)
+    name = WebhookStore().get("blysk", "anonymous").secret_parameter
+    aws.client("ssm").put_parameter(Name=name, Value="whsec_of-a-put-not-finished", Type="SecureString", Overwrite=True)
+    job = FinishedJob("blysk")
+    # When a blysk job finishes
+    finish(local_stack, job)
+    # Then the delivery to the registered URL is signed with the secret answered with that URL
+    (request,) = [r for r in receiver.calls(HOOK) if r.json()["detail"]["job_id"] == job.job_id]
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    timestamp, signature = headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()]
+    assert verify(secret, timestamp, request.body, signature, now=time.time())
 
 
 def register_as(local_stack: LocalStack, client_id: str, website: str, url: str) -> Registration:

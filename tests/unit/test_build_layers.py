@@ -37,6 +37,23 @@ def test_a_broken_python312_stops_the_build_saying_why(tmp_path: Path, monkeypat
     assert "PYTHON312" in str(refused.value) and "--no-compile" in str(refused.value)
 
 
+def test_a_pyenv_312_is_found_behind_a_broken_shim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given no PYTHON312, a broken `python3.12` shim first on PATH, and a 3.12 that pyenv installed
+    monkeypatch.delenv("PYTHON312", raising=False)
+    monkeypatch.setenv("PATH", f"{broken_interpreter(tmp_path).parent}:/usr/bin:/bin")
+    installed = tmp_path / "pyenv" / "versions" / "3.12.9" / "bin" / "python3.12"
+    installed.parent.mkdir(parents=True)
+    installed.write_text("#!/bin/sh\necho 3.12\n")
+    installed.chmod(installed.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    # When the build looks for its compiler, Then it takes pyenv's 3.12 rather than stopping
+    assert bytecode_compiler() == str(installed)
+    # And with nothing installed behind the shim, it stops saying why, as before
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "none"))
+    with pytest.raises(BytecodeError, match=r"pyenv: python3\.12: command not found"):
+        bytecode_compiler()
+
+
 def test_another_python_is_not_taken_for_312(monkeypatch: pytest.MonkeyPatch) -> None:
     if sys.version_info[:2] == (3, 12):
         pytest.skip("this interpreter is 3.12")

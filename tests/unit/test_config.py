@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from listing_vision.config import Settings, get_settings, settings_table
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+SETTINGS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 def test_defaults_work_without_any_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,6 +49,7 @@ def test_environment_overrides_and_types(monkeypatch: pytest.MonkeyPatch) -> Non
         ("VERIFY_MAX_COLOUR_DISAGREEMENT", "1.5"),
         ("CLIP_RESIZE", "stretch"),
         ("RETRIEVAL_THRESHOLD", "0.01"),  # tighter than DUPLICATE_THRESHOLD: near matches never retrieved
+        ("STOREFRONTS", '{"alya": "photos", "blysk": "photos"}'),  # one bucket, two storefronts: whose photo?
     ],
 )
 def test_out_of_range_settings_are_refused_at_start(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -65,9 +66,9 @@ def test_settings_are_read_once_and_cached(monkeypatch: pytest.MonkeyPatch) -> N
     assert get_settings().search_ef == 128
 
 
-def test_readme_documents_every_setting() -> None:
-    # Given the README's settings table
-    text = README.read_text()
+def test_docs_document_every_setting() -> None:
+    # Given the settings table of docs/configuration.md
+    text = SETTINGS_PAGE.read_text()
     documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", text, flags=re.MULTILINE))
     # Then every setting, and nothing else, is listed
     assert documented >= {name.upper() for name in Settings.model_fields}

@@ -1,4 +1,4 @@
-"""The README's count of the bad-input corpus is the corpus's size, not a number typed once."""
+"""The count of the bad-input corpus in the README and the docs is the corpus's size, not a number typed once."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from pathlib import Path
 
 from tests.integration.bad_input.test_bad_input_corpus import CASES
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def test_the_readme_states_the_corpus_size() -> None:
-    # Given the README's mentions of the corpus, Then each gives the number of cases it holds
-    text = README.read_text()
+    # Given the mentions of the corpus in the README and the docs pages, Then each gives the number of cases it holds
+    text = "\n".join(page.read_text() for page in PAGES)
     mentions = re.findall(r"bad-input corpus \((\d+) cases", text) + re.findall(
         r"`tests/integration/bad_input/` sends (\d+)", text
     )

@@ -1,4 +1,4 @@
-"""`make eval`'s results: the README's quality tables are rendered from the JSON under
+"""`make eval`'s results: the quality tables of docs/evaluation.md are rendered from the JSON under
 evaluation/results/, each figure names its split, sample size and interval, and the committed
 phrase figures are what the code measures now."""
 
@@ -10,15 +10,15 @@ from pathlib import Path
 
 from evaluation import results
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "evaluation.md"
 
 
-def test_the_readme_quality_tables_are_the_ones_the_json_results_give() -> None:
+def test_the_docs_quality_tables_are_the_ones_the_json_results_give() -> None:
     # Given the committed JSON results, when their tables are rendered
-    text = README.read_text()
-    # Then each README block is exactly that table (run `make eval`, or --write-readme, to refresh)
+    text = PAGE.read_text()
+    # Then each block of the page is exactly that table (run `make eval`, or --write-readme, to refresh)
     for marker, table in results.tables().items():
-        assert results.readme_block(text, marker) == table, f"README block {marker} disagrees with its JSON"
+        assert results.readme_block(text, marker) == table, f"docs/evaluation.md block {marker} disagrees with its JSON"
 
 
 def test_every_figure_names_its_split_sample_size_interval_and_provenance() -> None:
@@ -42,12 +42,12 @@ def test_a_table_that_disagrees_with_its_json_is_caught(tmp_path: Path) -> None:
     row = next(r for r in data["figures"] if r["figure"] == "amenity recall" and r["split"] == "test")
     row.update(successes=row["successes"] - 1, value=round((row["successes"] - 1) / row["n"], 4))
     (tmp_path / results.FILES["phrases"]).write_text(json.dumps(data))
-    # When its tables are rendered, then the README's phrase block no longer matches
-    block = results.readme_block(README.read_text(), results.MARKERS["phrases"])
+    # When its tables are rendered, then the page's phrase block no longer matches
+    block = results.readme_block(PAGE.read_text(), results.MARKERS["phrases"])
     assert results.tables(tmp_path)[results.MARKERS["phrases"]] != block
-    # and --write-readme puts the rendered tables into a README between its markers
-    readme = tmp_path / "README.md"
-    shutil.copy(README, readme)
+    # and --write-readme puts the rendered tables into a copy of the page between its markers
+    readme = tmp_path / "evaluation.md"
+    shutil.copy(PAGE, readme)
     assert results.main(["--write-readme", str(readme)]) == 0
     for marker, table in results.tables().items():
         assert results.readme_block(readme.read_text(), marker) == table

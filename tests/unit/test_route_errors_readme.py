@@ -1,4 +1,4 @@
-"""The README's table of error codes per route is generated from the route declarations, as the
+"""The table of error codes per route (docs/error-codes.md) is generated from the route declarations, as the
 OpenAPI document is; every declared code has one status, the one the domain errors map it to."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from functions.routes import ROUTES
 from listing_vision.api.error_codes import CODES
 
 
-def test_the_readme_table_of_route_errors_is_current() -> None:
-    # Given the README, When its table is checked against the declarations, Then it is current
+def test_the_docs_table_of_route_errors_is_current() -> None:
+    # Given docs/error-codes.md, When its table is checked against the declarations, Then it is current
     assert main(["--check-readme"]) == 0, "run: python -m functions.openapi --write-readme"
     # And it names every route
     assert all(f"`{route.method} {route.path}`" in readme_table() for route in ROUTES)

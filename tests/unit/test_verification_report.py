@@ -1,4 +1,4 @@
-"""The README's verification-cost block is computed from the raw samples the dedupe bench
+"""The verification-cost block of docs/benchmarks.md is computed from the raw samples the dedupe bench
 recorded: per-call samples, never a difference of percentiles or a total divided by a count."""
 
 from __future__ import annotations
@@ -36,16 +36,15 @@ def record(calls: list[tuple[float, int]]) -> dict[str, Any]:
     }
 
 
-def test_the_committed_readme_block_is_the_one_the_recorded_samples_give() -> None:
+def test_the_committed_docs_block_is_the_one_the_recorded_samples_give() -> None:
     # Given the committed record of the dedupe bench's verification samples
     data = report.load()
-    # Then the README block between the dedupe-verification markers is exactly its table
-    assert report.readme_block(report.README.read_text()) == report.table(data)
-    # and the status row's claim about the goal is the block's verdict
+    # Then the docs block between the dedupe-verification markers is exactly its table
+    assert report.readme_block(report.PAGE.read_text()) == report.table(data)
+    # and the README status row's claim about the goal is the block's verdict
     met = "per verify call: met" in report.table(data)
-    (status,) = [
-        line for line in report.README.read_text().splitlines() if "p95 per candidate" in line and "| built" in line
-    ]
+    readme = (report.ROOT / "README.md").read_text()
+    (status,) = [line for line in readme.splitlines() if "p95 per candidate" in line and "| built" in line]
     assert ("per candidate met locally" in status) == met and ("**missed**" in status) == (not met)
     # and each call's sample counts its own candidates
     assert all(call["candidates"] >= 1 and call["ms"] > 0 for call in data["model_ms"]["verify_calls"])
@@ -72,11 +71,11 @@ def test_a_block_that_disagrees_with_its_samples_is_caught_and_rewritten(tmp_pat
     # Given the committed record with one verify call made slower
     data = report.load()
     data["model_ms"]["verify_calls"][0]["ms"] += 1000.0
-    # When its table is rendered, then the README's block no longer matches it
-    assert report.table(data) != report.readme_block(report.README.read_text())
-    # and --write-readme puts the committed record's table into a README between its markers
-    readme = tmp_path / "README.md"
-    shutil.copy(report.README, readme)
+    # When its table is rendered, then the page's block no longer matches it
+    assert report.table(data) != report.readme_block(report.PAGE.read_text())
+    # and --write-readme puts the committed record's table into a copy of the page between its markers
+    readme = tmp_path / "benchmarks.md"
+    shutil.copy(report.PAGE, readme)
     text = readme.read_text().replace(report.readme_block(readme.read_text()), "stale")
     readme.write_text(text)
     assert report.main(["--write-readme", str(readme)]) == 0

@@ -2,7 +2,7 @@
 
 Every setting has a default that works on the local stack, so nothing needs configuring to run
 locally. On AWS, CDK sets the variables for each function. `python -m listing_vision.config`
-prints the table that README.md carries (a test keeps the two in step).
+prints the table that docs/configuration.md carries (a test keeps the two in step).
 """
 
 from __future__ import annotations
@@ -369,6 +369,7 @@ class Settings(BaseSettings):
         for name in declaration.check_names(self.storefronts):
             if not re.match(declaration.NAME_PATTERN, name):
                 raise ValueError(f"storefront name {name!r} must match {declaration.NAME_PATTERN}")
+        declaration.check_buckets(self.storefronts.values())
         return self
 
     @property
@@ -417,7 +418,7 @@ def settings_table() -> str:
 
 
 def replace_between_markers(path: str, marker: str, table: str) -> None:
-    """Replace what lies between a README's `<!-- marker:start … -->` and `<!-- marker:end -->`."""
+    """Replace what lies between a page's `<!-- marker:start … -->` and `<!-- marker:end -->` (README or docs/)."""
     from pathlib import Path
 
     readme = Path(path)
@@ -428,7 +429,7 @@ def replace_between_markers(path: str, marker: str, table: str) -> None:
 
 
 def write_readme_table(path: str) -> None:
-    """Replace the table between the README's settings markers with the current one."""
+    """Replace the table between the settings markers (docs/configuration.md) with the current one."""
     replace_between_markers(path, "settings", settings_table())
 
 
@@ -436,6 +437,6 @@ if __name__ == "__main__":  # pragma: no cover - documentation helper
     import sys
 
     if sys.argv[1:2] == ["--write-readme"]:
-        write_readme_table(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+        write_readme_table(sys.argv[2] if len(sys.argv) > 2 else "docs/configuration.md")
     else:
         print(settings_table())

@@ -62,6 +62,15 @@ def check_names(names: Iterable[str]) -> list[str]:
     return listed
 
 
+def check_buckets(buckets: Iterable[str]) -> None:
+    """Refuse one bucket named for two storefronts: a photo's bucket says whose it is (its access, its
+    duplicates, its bucket's triggers)."""
+    listed = list(buckets)
+    shared = sorted({bucket for bucket in listed if listed.count(bucket) > 1})
+    if shared:
+        raise ValueError(f"a bucket is declared for two storefronts (the stage context's `storefronts`): {shared}")
+
+
 def local_bucket(spec: StorefrontSpec) -> str:
     """The bucket a storefront has on the local stack: the declared one, else `<name>img`."""
     return spec.bucket or f"{spec.name}img"

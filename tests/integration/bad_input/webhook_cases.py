@@ -24,6 +24,7 @@ def webhook_cases() -> list[Case]:
         ("space", "https://example.com/ho ok", "invalid_webhook_url"),
         ("non-ascii-host", "https://exämple.com/hook", "invalid_webhook_url"),
         ("bad-port", "https://example.com:99999/hook", "invalid_webhook_url"),
+        ("port-zero", "http://8.8.8.8:0/hook", "invalid_webhook_url"),  # a public address, no port to reach
         ("unresolvable", "https://no-such-host.invalid/hook", "invalid_webhook_url"),
         ("private-10", "http://10.0.0.5/hook", "webhook_url_forbidden"),
         ("private-192", "https://192.168.1.1/hook", "webhook_url_forbidden"),
@@ -34,6 +35,11 @@ def webhook_cases() -> list[Case]:
         ("ipv6-nat64-private", "http://[64:ff9b::a00:1]/hook", "webhook_url_forbidden"),
         ("ipv6-6to4-private", "http://[2002:a00:1::1]/hook", "webhook_url_forbidden"),
         ("ipv6-link-local", "http://[fe80::1]/hook", "webhook_url_forbidden"),
+        # IPv6 outside global unicast (2000::/3) that Python's is_global calls global: refused too
+        ("ipv4-compatible-metadata", "http://[::a9fe:a9fe]/latest/meta-data/", "webhook_url_forbidden"),
+        ("ipv4-translated-private", "http://[::ffff:0:a00:1]/hook", "webhook_url_forbidden"),
+        ("ipv6-local-nat64-metadata", "http://[64:ff9b:1::a9fe:a9fe]/hook", "webhook_url_forbidden"),
+        ("ipv6-site-local", "http://[fec0::1]/hook", "webhook_url_forbidden"),
         ("carrier-nat", "http://100.64.0.1/hook", "webhook_url_forbidden"),
         ("decimal-private", "http://167772161/hook", "webhook_url_forbidden"),
         ("url-too-long", "https://example.com/" + "a" * 2048, "invalid_request"),

@@ -125,7 +125,7 @@ _OURS: tuple[ErrorCode, ...] = (
         "not_provisioned",
         503,
         "A store the deploy provisions (Milvus collection, OpenSearch index) does not exist yet: provisioning has "
-        "not run in this stage (README 'Provisioning'). Retry once it has.",
+        "not run in this stage (docs/deploying.md, Provisioning). Retry once it has.",
     ),
     # anything
     ErrorCode("internal_error", 500, "Our fault: logged with its stack, nothing internal echoed."),

@@ -13,10 +13,11 @@ timestamps (replays).
 
 An attempt that times out, cannot connect or is answered 5xx is retried after WEBHOOK_BACKOFF_S,
 doubled each time, up to WEBHOOK_ATTEMPTS attempts; a 2xx ends it `delivered`; any other answer (4xx,
-a redirect, which is never followed) ends it `failed` at once. Each attempt is logged and appended to
-the delivery's record (GET /webhooks/deliveries), which ends `delivered`, `failed` or `refused` (the
-URL no longer resolves to a public address). The record is made once per (event, registration): a
-Lambda retry of the same event continues it and never re-sends a delivery that ended.
+a redirect, which is never followed) ends it `failed` at once; the answer's body is never read. Each
+attempt is logged and appended to the delivery's record (GET /webhooks/deliveries), which ends
+`delivered`, `failed` or `refused` (the URL no longer resolves to a public address). The record is
+made once per (event, registration): a Lambda retry of the same event continues it and never re-sends
+a delivery that ended.
 """
 
 from __future__ import annotations
@@ -156,9 +157,19 @@ class WebhookDelivery:
             SIGNATURE_HEADER: sign(secret, timestamp, body),
         }
         try:
+            # The answer's body is never read: its status is all that counts, and a receiver's body (a
+            # declared terabyte, or one never sent) must cost no memory or time here
             answer = self.pool.request(
-                "POST", url, body=body, headers=headers, timeout=self.timeout_s, redirect=False, retries=False
+                "POST",
+                url,
+                body=body,
+                headers=headers,
+                timeout=self.timeout_s,
+                redirect=False,
+                retries=False,
+                preload_content=False,
             )
+            answer.close()  # the connection goes with it: never reused with an unread body
         except urllib3.exceptions.TimeoutError:
             outcome.update(error="timeout")
             return outcome, True

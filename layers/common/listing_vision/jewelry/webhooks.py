@@ -9,7 +9,9 @@ The secret is an SSM SecureString parameter (`<webhook_secrets_prefix>/<website>
 not a hash: the signature is an HMAC, which the sender can only compute holding the secret itself.
 SecureString keeps it encrypted at rest (KMS, the account's aws/ssm key) and readable only by the
 roles granted that path, at no cost per parameter (a Secrets Manager secret costs $0.40 a month
-each). The table keeps the URL and the parameter's name, never the secret.
+each). The table keeps the URL and the parameter's name and version, never the secret: the item names
+the version written with it, so two PUTs at once leave the URL of one with that one's secret (the
+latest version may be the other's).
 
 A URL is refused unless it is an absolute http(s) URL whose host resolves only to public addresses:
 private, loopback, link-local, multicast, reserved and unspecified ones are refused (no request to
@@ -63,6 +65,8 @@ def check_url(url: str, allow_loopback: bool | None = None) -> list[str]:
         port = parts.port
     except ValueError:
         raise _invalid("not a URL") from None
+    if port == 0:
+        raise _invalid("port 0")
     if parts.scheme not in ("http", "https"):
         raise _invalid("only http and https URLs are delivered to")
     if not parts.hostname:
@@ -90,6 +94,9 @@ def check_url(url: str, allow_loopback: bool | None = None) -> list[str]:
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# The only IPv6 space a public receiver has: Python 3.11's is_global also passes IPv4-compatible
+# (::a9fe:a9fe), IPv4-translated (::ffff:0:a00:1), local-use NAT64 (64:ff9b:1::/48) and site-local ones
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
 
 
 def _meanings(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -103,7 +110,11 @@ def _meanings(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddre
 
 
 def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopback: bool) -> bool:
-    return (ip.is_loopback and allow_loopback) or (ip.is_global and not ip.is_multicast)
+    if ip.is_loopback and allow_loopback:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and ip not in _GLOBAL_UNICAST and ip not in _NAT64:
+        return False
+    return ip.is_global and not ip.is_multicast
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,7 @@ class Registration:
     url: str
     created_at: int
     secret_parameter: str
+    secret_version: int | None = None  # None: an item written before versions were kept (the latest)
 
     @property
     def key(self) -> str:
@@ -124,8 +136,14 @@ class Registration:
 
 def _registration(item: dict[str, Any]) -> Registration:
     values = from_item(item)
+    version = values.get("secret_version")
     return Registration(
-        values["website"], values["client_id"], values["url"], int(values["created_at"]), values["secret_parameter"]
+        values["website"],
+        values["client_id"],
+        values["url"],
+        int(values["created_at"]),
+        values["secret_parameter"],
+        None if version is None else int(version),
     )
 
 
@@ -150,8 +168,8 @@ class WebhookStore:
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         # The secret first: a registration is never readable without its secret (a failed put of the
         # item leaves a parameter the next registration overwrites)
-        self.ssm.put_parameter(Name=parameter, Value=secret, Type="SecureString", Overwrite=True)
-        registration = Registration(website, client_id, url, int(time.time()), parameter)
+        written = self.ssm.put_parameter(Name=parameter, Value=secret, Type="SecureString", Overwrite=True)
+        registration = Registration(website, client_id, url, int(time.time()), parameter, int(written["Version"]))
         item = {
             "webhook_key": registration.key,
             "owner": f"hooks#{website}",
@@ -160,6 +178,7 @@ class WebhookStore:
             "client_id": client_id,
             "url": url,
             "secret_parameter": parameter,
+            "secret_version": registration.secret_version,
         }
         self.dynamodb.put_item(TableName=self.table, Item=to_item(item))
         return {**registration.public(), "secret": secret}
@@ -201,5 +220,8 @@ class WebhookStore:
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def secret(self, registration: Registration) -> str:
-        answer = self.ssm.get_parameter(Name=registration.secret_parameter, WithDecryption=True)
+        name = registration.secret_parameter
+        if registration.secret_version is not None:
+            name = f"{name}:{registration.secret_version}"
+        answer = self.ssm.get_parameter(Name=name, WithDecryption=True)
         return str(answer["Parameter"]["Value"])
