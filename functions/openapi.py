@@ -99,6 +99,12 @@ def _apps() -> list[Any]:
     return [dedupe, caption, generate, listing_search]
 
 
+LOCATION = {
+    "description": "A presigned GET URL of the object, good for PRESIGN_EXPIRY_S seconds.",
+    "schema": {"type": "string", "format": "uri"},
+}
+
+
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route, with each route's error responses."""
     doc: dict[str, Any] = {
@@ -117,8 +123,11 @@ def document() -> dict[str, Any]:
     for route in ROUTES:
         operation = doc["paths"][route.path][route.method.lower()]
         responses = {k: v for k, v in operation.get("responses", {}).items() if not k.startswith(("4", "5"))}
-        if "204" in responses:  # No Content: Powertools documents the handler's None as a JSON body
-            responses["204"] = {k: v for k, v in responses["204"].items() if k != "content"}
+        for empty in ("204", "302"):  # no body: Powertools documents the handler's None as a JSON body
+            if empty in responses:
+                responses[empty] = {k: v for k, v in responses[empty].items() if k != "content"}
+        if "302" in responses:  # a private link (listing_vision.jewelry.links): where the object is, for now
+            responses["302"]["headers"] = {"Location": LOCATION}
         for status, codes in by_status(route.errors).items():
             responses[str(status)] = {
                 "description": ", ".join(f"`{code}`" for code in codes),

@@ -39,6 +39,12 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "dedupe",
+        "GET",
+        "/images/{image_id}",
+        ("invalid_request", "unknown_parameter", "storefront_forbidden", "image_not_found", *GATEWAY),
+    ),
+    Route(
+        "dedupe",
         "DELETE",
         "/images/{image_id}",
         (
@@ -113,6 +119,13 @@ ROUTES: tuple[Route, ...] = (
         ),
     ),
     Route("generate", "GET", "/jobs/{job_id}", ("invalid_request", "job_not_found", *GATEWAY)),
+    Route("generate", "GET", "/jobs/{job_id}/zip", ("invalid_request", "job_not_found", "image_not_found", *GATEWAY)),
+    Route(
+        "generate",
+        "GET",
+        "/jobs/{job_id}/images/{image_type}",
+        ("invalid_request", "job_not_found", "image_not_found", *GATEWAY),
+    ),
     Route(
         "generate",
         "GET",

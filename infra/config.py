@@ -239,6 +239,14 @@ class DeploymentConfig(BaseModel):
         "of every function); `python -m evaluation.calibrate --stage-file` writes it for your catalogue and model. "
         "Unset: the functions' default.",
     )
+    image_links: Literal["cdn", "private", "presigned"] = Field(
+        "cdn",
+        description="Links the API answers for catalogue and generated images (IMAGE_LINKS): `cdn`, stable URLs of a "
+        "CloudFront distribution per bucket (origin access control; only `catalogue/` and generated images readable), "
+        "`private` (API paths that check the key and answer 302 to a fresh presigned URL) or `presigned` (an hour). "
+        "A storefront bucket named in `storefronts` (not created here) gets no distribution: "
+        "its links stay presigned.",
+    )
     image_edits_per_client_per_day: int | None = Field(
         None,
         ge=0,

@@ -10,6 +10,7 @@ from constructs import Construct
 from infra.config import DeploymentConfig
 from infra.constructs.api import RestApi
 from infra.constructs.captions import Captions
+from infra.constructs.cdn import ImageCdn
 from infra.constructs.clip_endpoint import ClipEndpoint, endpoint_options
 from infra.constructs.dedupe import Dedupe
 from infra.constructs.generation import Generation
@@ -37,6 +38,7 @@ class ListingVisionStack(Stack):
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.config = config
         self.storage = Storage(self, "Storage", config=config)
+        self.cdn = ImageCdn(self, "Cdn", config=config, buckets=self.storage.buckets)
         # One layer per dependency group (layers/layers.json); each function gets only its own.
         self.layers = {
             name: lambda_.LayerVersion(
@@ -68,6 +70,7 @@ class ListingVisionStack(Stack):
         }
         environment = {
             **self.storage.environment(),
+            **self.cdn.environment(),  # stable links to catalogue and generated images
             "SAGEMAKER_ENDPOINT_NAME": self.clip.endpoint_name,
             **(
                 {"SAGEMAKER_MAX_PAYLOAD_BYTES": str(self.clip.options.max_payload_bytes)}

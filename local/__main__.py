@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import json
 import os
 import signal
 import sys
@@ -36,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=endpoints.opensearch_port,
         help="OpenSearch port (LOCAL_OPENSEARCH_PORT); default %(default)s",
+    )
+    parser.add_argument(
+        "--cdn-port",
+        type=int,
+        default=int(os.environ["LOCAL_CDN_PORT"]) if os.environ.get("LOCAL_CDN_PORT") else None,
+        help="the local CDN's port: cdn image links name it, so keep it to keep them (LOCAL_CDN_PORT); default: "
+        "the API's port + 3 (8003), or a free one with --port 0",
     )
     parser.add_argument(
         "--state-dir",
@@ -75,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         help="a stage context file (infra/stages/*.json) whose `storefronts` the stack runs, as a deploy of it "
         "would (LOCAL_CONTEXT_FILE); default: cdk.json's",
     )
+    parser.add_argument(
+        "--image-links",
+        choices=("cdn", "private", "presigned"),
+        default=os.environ.get("LOCAL_IMAGE_LINKS") or None,
+        help="links to catalogue and generated images (LOCAL_IMAGE_LINKS); default: the stage context's "
+        "`image_links` (--context-file's, else the deploy's default, cdn): cdn links resolve through the local CDN",
+    )
     args = parser.parse_args(argv)
 
     # A signal only sets a flag, and the main thread looks at it twice a second. The kernel may deliver
@@ -96,12 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         moto_port=args.moto_port,
         opensearch_port=args.opensearch_port,
+        cdn_port=args.cdn_port if args.cdn_port is not None else (args.port + 3 if args.port else 0),
         host=args.host,
         demo_listings=args.demo_listings,
         auth=args.auth,
         snapshot_interval_s=args.snapshot_interval,
         skip_provisioning=args.skip_provisioning,
         storefronts=storefronts.in_stage_file(args.context_file) if args.context_file else None,
+        image_links=args.image_links or declared_image_links(args.context_file),
     )
     try:
         stack.start()
@@ -126,6 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         faulthandler.cancel_dump_traceback_later()
     print(f"Stopped. Saved {sum(saved.values())} records to {stack.state_dir / 'snapshot'}.", flush=True)
     return 0
+
+
+def declared_image_links(context_file: Path | None) -> str:
+    """The stage context's `image_links`: the context file's, else the default a deploy gets (infra/config.py)."""
+    from infra.config import DeploymentConfig
+
+    named = json.loads(context_file.read_text()).get("image_links") if context_file else None
+    return str(named or DeploymentConfig.model_fields["image_links"].default)
 
 
 if __name__ == "__main__":

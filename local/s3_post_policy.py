@@ -22,6 +22,9 @@ upload trigger running at once could read an object with neither. AWS sends the 
 object exists as posted. And a POST replaces an object whole, tags included (the new object has only
 the tags its form sets), where moto keeps the tags of the object it overwrote in an unversioned
 bucket: a form posted again would read as the first post's outcome.
+
+A presigned URL (SigV4 query: `X-Amz-Date` + `X-Amz-Expires`) past its expiry is refused 403 AccessDenied
+"Request has expired", as S3 refuses it; moto would serve it.
 """
 
 from __future__ import annotations
@@ -34,9 +37,9 @@ import io
 import json
 import threading
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -141,6 +144,8 @@ class PostPolicyCheck:
         self.clock = clock or (lambda: datetime.now(UTC))
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if presigned_url_expired(environ.get("QUERY_STRING", ""), self.clock()):
+            return self._refuse(PolicyRefused(403, "AccessDenied", "Request has expired"), start_response)
         bucket = self._form_bucket(environ)
         if bucket is None:
             return self.app(environ, start_response)
@@ -153,16 +158,20 @@ class PostPolicyCheck:
         try:
             check_form(bucket, fields, size, self.secrets, self.clock())
         except PolicyRefused as refused:
-            xml = (
-                f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{refused.code}</Code>"
-                f"<Message>{escape(refused.message)}</Message></Error>"
-            ).encode()
-            start_response(
-                f"{refused.status} {'Forbidden' if refused.status == 403 else 'Bad Request'}",
-                [("Content-Type", "application/xml"), ("Content-Length", str(len(xml)))],
-            )
-            return [xml]
+            return self._refuse(refused, start_response)
         return self.app(environ, start_response)
+
+    @staticmethod
+    def _refuse(refused: PolicyRefused, start_response: StartResponse) -> Iterable[bytes]:
+        xml = (
+            f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{refused.code}</Code>"
+            f"<Message>{escape(refused.message)}</Message></Error>"
+        ).encode()
+        start_response(
+            f"{refused.status} {'Forbidden' if refused.status == 403 else 'Bad Request'}",
+            [("Content-Type", "application/xml"), ("Content-Length", str(len(xml)))],
+        )
+        return [xml]
 
     @staticmethod
     def _form_bucket(environ: Environ) -> str | None:
@@ -173,6 +182,20 @@ class PostPolicyCheck:
             return None
         path = urlsplit(environ.get("PATH_INFO", "")).path.strip("/")
         return path if path and "/" not in path else None
+
+
+def presigned_url_expired(query: str, now: datetime) -> bool:
+    """Whether a SigV4 presigned URL's query (X-Amz-Date + X-Amz-Expires) has expired: S3 answers such a
+    request 403 AccessDenied "Request has expired"; moto serves it."""
+    values = parse_qs(query)
+    if "X-Amz-Expires" not in values or "X-Amz-Date" not in values:
+        return False
+    try:
+        signed = datetime.strptime(values["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        expires = int(values["X-Amz-Expires"][0])
+    except ValueError:
+        return False  # malformed: moto's own signature check answers it
+    return now > signed + timedelta(seconds=expires)
 
 
 _held_events = threading.local()  # per request thread: the events of the form being stored

@@ -38,6 +38,7 @@ from listing_vision.storefronts import StorefrontSpec
 from local import atomic_dynamodb, snapshot
 from local.aws_limits import AwsLimits
 from local.call_recorder import CallRecorder
+from local.cdn import LocalCdn
 from local.event_rules import EventRules
 from local.gateway import Gateway
 from local.lambda_runtime import LambdaRouter
@@ -124,6 +125,10 @@ class LocalStack:
     replayed: int = 0  # asynchronous events a killed run left undelivered, delivered at this start
     # The storefronts (the stage context's declaration, listing_vision.storefronts); None: cdk.json's
     storefronts: list[StorefrontSpec] | None = None
+    # Links to catalogue and generated images (`image_links`): `cdn` URLs are served by `cdn` (local/cdn.py)
+    image_links: str = "presigned"
+    cdn_port: int = 0  # 0: a free one (`python -m local` keeps one, so links outlive a restart)
+    cdn: LocalCdn | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> LocalStack:
@@ -142,6 +147,7 @@ class LocalStack:
         self._osmem = start_opensearch(f"{self.host}:{self.opensearch_port}")
         self.opensearch_url = self._osmem.url
         self._container = self._start_clip_container()
+        self.cdn = LocalCdn(self.host, self.cdn_port).start()  # CloudFront's stand-in: its URLs go into CDN_URLS
         self._configure_environment(moto_port)
         self._limits = AwsLimits(
             {getattr(self.settings, spec.name_setting): spec.partition_key for spec in TABLES}
@@ -197,7 +203,8 @@ class LocalStack:
         local /health probe (no AWS counterpart) and the review console's static files answer without one."""
         from local.console_site import console_routes
 
-        console = console_routes(image_origins=(self.moto_url,))  # photos are presigned URLs to moto's S3
+        # photos are presigned URLs to moto's S3, or the local CDN's (image_links cdn)
+        console = console_routes(image_origins=(self.moto_url, *((self.cdn.url,) if self.cdn else ())))
         return Gateway(
             self.router.call,
             extra_routes={"/health": self.health, "/openapi.json": self.openapi, "/swagger": self.swagger, **console},
@@ -253,6 +260,9 @@ class LocalStack:
             saved = self._snapshots.stop()
             self._snapshots = None
         close_clients()
+        if self.cdn is not None:
+            self.cdn.stop()
+            self.cdn = None
         if self._container is not None:
             self._container.stop()
             self._container = None
@@ -314,10 +324,18 @@ class LocalStack:
             "API_AUTH": "api_keys" if self.auth else "none",
             "POWERTOOLS_SERVICE_NAME": "listing-vision-local",
             # The same declaration CDK reads, with the local bucket names
-            "STOREFRONTS": declaration.runtime_value(
-                self.storefronts if self.storefronts is not None else declaration.declared(), declaration.local_bucket
-            ),
+            "STOREFRONTS": declaration.runtime_value(self._storefronts(), declaration.local_bucket),
+            "IMAGE_LINKS": self.image_links,
+            "CDN_URLS": json.dumps(self.cdn.base_urls(self._image_buckets()) if self.cdn else {}),
         }
+
+    def _storefronts(self) -> list[StorefrontSpec]:
+        return self.storefronts if self.storefronts is not None else declaration.declared()
+
+    def _image_buckets(self) -> list[str]:
+        """The buckets a CDN serves: each storefront's, and the generated images' (local names)."""
+        storefronts = [declaration.local_bucket(spec) for spec in self._storefronts()]
+        return [*storefronts, Settings().generated_bucket]
 
     def _configure_environment(self, moto_port: int) -> None:
         for name, value in self.environment(moto_port).items():
@@ -379,6 +397,7 @@ class LocalStack:
             f"  API gateway   {self.url}          (health: {self.url}/health)",
             f"  Console       {self.url}/console/ (review in the browser: uploads, catalogue, generation)",
             f"  AWS (moto)    {self.moto_url}     S3, DynamoDB, Step Functions, Lambda",
+            f"  CDN           {self.cdn.url if self.cdn else '-'}     image links: {self.image_links}",
             f"  OpenSearch    {self.opensearch_url}",
             f"  Milvus Lite   {self.settings.milvus_client_uri}",
             f"  State folder  {self.state_dir}",

@@ -1,6 +1,7 @@
 """Duplicate detection for the jewelry storefronts, the API: POST /image_similarity_search (check,
 store, index), POST /uploads (presigned upload for large files), GET /uploads/{upload_id}, and the
-catalogue's lifecycle: GET /images (a storefront's stored images, paged), DELETE /images/{image_id}."""
+catalogue's lifecycle: GET /images (a storefront's stored images, paged), GET /images/{image_id} (302 to
+the photo: a private link), DELETE /images/{image_id}."""
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
@@ -137,6 +138,31 @@ def list_images(
     caller = current_caller(app)
     listed = catalogue().list_images(caller, caller.storefront(website), cursor, limit)
     return ImagePage.model_validate(listed)
+
+
+@app.get(
+    "/images/<image_id>",
+    responses={
+        302: {
+            "description": "The photo: `Location` is a fresh presigned URL of it. This is the link `s3_url` holds "
+            "when `image_links` is `private`; it does not expire, and only the storefront's clients can follow it."
+        }
+    },
+)
+@tracer.capture_method
+def get_image(
+    image_id: Annotated[
+        str,
+        Path(pattern=IMAGE_ID_PATTERN, description="The photo's id: the SHA-256 of its bytes, in hex (`image_id`)."),
+    ],
+    website: Annotated[Website | None, Query(description=WEBSITE)] = None,
+) -> Response[None]:
+    """Redirect to a stored photo (302 to a fresh presigned URL): 403 `storefront_forbidden` for another
+    storefront's client, 404 `image_not_found` for an id the storefront does not hold."""
+    check_parameters(app.current_event.multi_value_query_string_parameters or {}, ("website",), "GET /images/{id}")
+    caller = current_caller(app)
+    location = catalogue().presigned_link(caller, caller.storefront(website), image_id)
+    return Response(status_code=302, body=None, headers={"Location": location, "Cache-Control": "no-store"})
 
 
 @app.delete(

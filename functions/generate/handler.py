@@ -209,6 +209,39 @@ def get_job(job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)]) -> dict[str, A
     return generation().get_job(job_id, caller=current_caller(app))
 
 
+PRIVATE_LINK = "This is the link it holds when `image_links` is `private`: it does not expire, and only the job's "
+PRIVATE_LINK += "storefront's clients can follow it."
+
+
+def _redirect(location: str) -> Response[None]:
+    return Response(status_code=302, body=None, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+@app.get(
+    "/jobs/<job_id>/zip",
+    responses={302: {"description": f"The job's ZIP: `Location` is a fresh presigned URL (`zip_url`). {PRIVATE_LINK}"}},
+)
+@tracer.capture_method
+def get_job_zip(job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)]) -> Response[None]:
+    """Redirect to the job's ZIP; 404 `image_not_found` until it has one."""
+    return _redirect(generation().output_link(job_id, None, caller=current_caller(app)))
+
+
+@app.get(
+    "/jobs/<job_id>/images/<image_type>",
+    responses={
+        302: {"description": f"A generated image: `Location` is a fresh presigned URL (`image_url`). {PRIVATE_LINK}"}
+    },
+)
+@tracer.capture_method
+def get_job_image(
+    job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)],
+    image_type: Annotated[int, Path(ge=1, le=99, description="The image type's number (`image_type`).")],
+) -> Response[None]:
+    """Redirect to one of the job's generated images; 404 `image_not_found` for a type it has not delivered."""
+    return _redirect(generation().output_link(job_id, image_type, caller=current_caller(app)))
+
+
 WEBSITE = "The storefront; default: the client's own when it holds one, else the first configured."
 JobStatus = Literal["queued", "running", "done", "partial", "failed", "cancelled"]
 

@@ -72,6 +72,17 @@ class Settings(BaseSettings):
         True, description="Answer presigned GET URLs (`true`) or plain object URLs (`false`, for public CDNs)."
     )
     presign_expiry_s: int = Field(3600, ge=1, le=604800, description="Lifetime of presigned URLs, seconds.")
+    image_links: Literal["cdn", "private", "presigned"] = Field(
+        "presigned",
+        description="Links to catalogue and generated images: `cdn` (stable URLs from `cdn_urls`), `private` (API "
+        "paths that check the key and redirect to a fresh presigned URL) or `presigned`. "
+        "The stage context's `image_links` sets it on AWS (default `cdn`).",
+    )
+    cdn_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON bucket → CDN base URL (a CloudFront distribution's, or the local stack's CDN server); "
+        "set by the deploy and the local stack.",
+    )
     max_upload_bytes: int = Field(
         4_500_000,
         ge=1,

@@ -35,6 +35,7 @@ from tests.integration.bad_input.image_and_form_cases import (
 )
 from tests.integration.bad_input.jobs_cases import jobs_cases
 from tests.integration.bad_input.json_and_path_cases import idempotency_key_cases, json_cases, path_cases
+from tests.integration.bad_input.link_cases import link_cases
 from tests.integration.bad_input.search_cases import search_cases
 from tests.integration.bad_input.unicode_and_field_cases import unicode_and_field_cases
 from tests.integration.bad_input.webhook_cases import webhook_cases
@@ -50,6 +51,7 @@ CASES = (
     + search_cases()
     + jobs_cases()
     + webhook_cases()
+    + link_cases()
 )
 DECLARED: dict[str, set[str]] = {}  # a path's codes, whichever of its methods answers them
 for _route in ROUTES:

@@ -101,6 +101,16 @@ class Catalogue:
             "created_at": record.created_at,
         }
 
+    # --- GET /images/{id}: a private link (links.py) --------------------------------------------------
+    def presigned_link(self, caller: Caller, website: Storefront, image_id: str) -> str:
+        """A fresh presigned URL of a stored photo, for the storefront's own clients only (403 otherwise);
+        404 `image_not_found` for an id it does not hold. Reads only."""
+        caller.require(website)
+        record = self.claims.get(website, image_id) if re.fullmatch(IMAGE_ID_PATTERN, image_id) else None
+        if record is None or not record.stored or not record.path:
+            raise NotFound(f"No image {image_id} in {website}.", code="image_not_found")
+        return self.images.presigned_url(storage.StoredImage.from_uri(record.path))
+
     # --- DELETE /images/{id} -------------------------------------------------------------------------
     def delete(self, caller: Caller, website: Storefront, image_id: str) -> None:
         """Remove a stored image: object, vector, record (the module's docstring has the order)."""

@@ -25,7 +25,7 @@ from listing_vision.api.access import Caller
 from listing_vision.api.idempotency import Outcome, replay_headers
 from listing_vision.config import get_settings
 from listing_vision.errors import InvalidRequest, NotFound, UpstreamError
-from listing_vision.jewelry import job_listing, storage
+from listing_vision.jewelry import job_listing, links, storage
 from listing_vision.jewelry.image_types import DEFAULT_TYPES, PRODUCT_ALIASES, TYPE_SETS
 from listing_vision.jewelry.jobs import Job, JobStore, RunJob
 from listing_vision.jewelry.storage import ImageStore
@@ -79,7 +79,8 @@ def resolve_source(url: str) -> tuple[str, str]:
     settings = get_settings()
     storefront_buckets = set(settings.storefronts.values())
     try:
-        bucket, key = _bucket_and_key(url.strip(), settings.aws_endpoint_url)
+        named = links.from_cdn_url(settings, url.strip())  # a stable link this deployment answered
+        bucket, key = named or _bucket_and_key(url.strip(), settings.aws_endpoint_url)
     except ValueError:  # urllib refuses a host NFKC would turn into a separator ("alyaimg／x": U+FF0F)
         bucket = key = ""
     key = unquote(key)
@@ -158,6 +159,9 @@ class Generation:
     def check_source(self, s3_url: str, caller: Caller) -> tuple[str, str, str]:
         """(website, bucket, key) of a source photo the caller may use; 400 `source_not_allowed`,
         403 `storefront_forbidden`, 404 `source_not_found`. Writes nothing."""
+        private = links.from_private_path(s3_url.strip())
+        if private:  # a private link (links.py) this deployment answered: the photo under its content key
+            return self._private_source(s3_url, *private, caller)
         bucket, key = resolve_source(s3_url)
         website = self.images.storefront_of_bucket(bucket)
         caller.require(website or "")
@@ -168,6 +172,21 @@ class Generation:
         if not found or website is None:
             raise NotFound(f"No image at {s3_url!r}.", code="source_not_found")
         return website, bucket, key
+
+    def _private_source(self, s3_url: str, website: str, image_id: str, caller: Caller) -> tuple[str, str, str]:
+        bucket = get_settings().storefronts.get(website)
+        if bucket is None:
+            raise InvalidRequest(
+                "s3_urls must name an image in this deployment's storefront buckets.",
+                code="source_not_allowed",
+                details={"url": s3_url[:200]},
+            )
+        caller.require(website)
+        for image_format in storage.EXTENSIONS:
+            key = storage.catalogue_key(image_id, image_format)
+            if self.images.head(storage.StoredImage(bucket, key)) is not None:
+                return website, bucket, key
+        raise NotFound(f"No image at {s3_url!r}.", code="source_not_found")
 
     def start(
         self,
@@ -252,6 +271,21 @@ class Generation:
 
     def get_job(self, job_id: str, *, caller: Caller) -> dict[str, Any]:
         return self.job_view(self.jobs.end_if_overdue(self.owned_job(job_id, caller)))
+
+    def output_link(self, job_id: str, image_type: int | None, *, caller: Caller) -> str:
+        """A fresh presigned URL of a job's generated image (`image_type`) or, with None, its ZIP: what a
+        private link (links.py) redirects to. Another storefront's job is a 404 `job_not_found`, as it is
+        everywhere; an output the job does not have (not delivered, not yet zipped) a 404 `image_not_found`."""
+        job = self.owned_job(job_id, caller)
+        if image_type is None:
+            key = job.zip_key
+        else:
+            result = job.results.get(image_type, {})
+            key = result.get("key") if result.get("status") == "ok" else None
+        if not key:
+            what = "ZIP" if image_type is None else f"image of type {image_type}"
+            raise NotFound(f"Job {job_id!r} has no {what}.", code="image_not_found")
+        return self.images.presigned_url(storage.StoredImage(get_settings().generated_bucket, str(key)))
 
     def list_jobs(
         self, website: str | None, status: str | None, cursor: str | None, limit: int, *, caller: Caller

@@ -3,7 +3,7 @@
 Keys are generated from the content (`catalogue/<sha256[:2]>/<sha256>.<ext>`), never from the
 uploaded filename, so they are safe, and two identical uploads can only ever write one object.
 The filename is kept as metadata (percent-encoded: S3 metadata is ASCII) and returned as
-`image_name`. Callers get a presigned GET URL (or the plain object URL when configured).
+`image_name`. Callers get a stable CDN URL or a presigned GET URL (`links.py`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from listing_vision import aws
 from listing_vision.config import Settings, Storefront, get_settings
 from listing_vision.errors import InvalidRequest
 from listing_vision.imaging.decode import MEDIA_TYPES
+from listing_vision.jewelry import links
+from listing_vision.jewelry.links import CATALOGUE_PREFIX
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
-CATALOGUE_PREFIX = "catalogue/"
 # A filename is kept as S3 user metadata, which AWS caps at 2 KB (keys and values, UTF-8) and which
 # percent-encoding can triple: 255 UTF-8 bytes (a file system's own limit) fits with room to spare.
 MAX_FILENAME_BYTES = 255
@@ -193,19 +194,31 @@ class ImageStore:
 
     # --- what callers get -------------------------------------------------------------------------
     def url(self, image: StoredImage) -> str:
-        """What callers get for a stored image: a presigned GET URL, or the plain object URL."""
+        """What callers get for a stored image (`links.py`): its stable CDN URL (`image_links` `cdn`) or API
+        path (`private`) where one serves it, else a presigned GET URL, or the plain object URL."""
         settings = self.settings
+        stable = None
+        if settings.image_links == "cdn":
+            stable = links.cdn_url(settings, image.bucket, image.key)
+        elif settings.image_links == "private":
+            stable = links.private_path(settings, image.bucket, image.key)
+        if stable:
+            return stable
         if settings.presign_urls:
-            return str(
-                self.s3.generate_presigned_url(
-                    "get_object",
-                    Params={"Bucket": image.bucket, "Key": image.key},
-                    ExpiresIn=settings.presign_expiry_s,
-                )
-            )
+            return self.presigned_url(image)
         if settings.aws_endpoint_url:
             return f"{settings.aws_endpoint_url.rstrip('/')}/{image.bucket}/{quote(image.key)}"
         return f"https://{image.bucket}.s3.{settings.aws_region}.amazonaws.com/{quote(image.key)}"
+
+    def presigned_url(self, image: StoredImage) -> str:
+        """A presigned GET URL, good for `presign_expiry_s` (what a private link redirects to)."""
+        return str(
+            self.s3.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": image.bucket, "Key": image.key},
+                ExpiresIn=self.settings.presign_expiry_s,
+            )
+        )
 
     def presigned_post(
         self, image: StoredImage, fields: dict[str, str], conditions: list[Any], expires_in: int
