@@ -182,9 +182,8 @@ class DeploymentConfig(BaseModel):
         "canary_10_percent_5_minutes",
         description="How a release shifts traffic to each function's new version (CodeDeploy, "
         "docs/deploying.md, 'Releasing and rolling back'): `canary_10_percent_N_minutes` (10 % for N minutes, "
-        "then all), "
-        "`linear_10_percent_every_N_minute(s)` (10 % more every N minutes) or `all_at_once`; the function's "
-        "alarms roll it back while it runs.",
+        "then all), `linear_10_percent_every_N_minute(s)` (10 % more every N minutes) or `all_at_once`; the "
+        "function's alarms roll it back while it runs.",
     )
     alarm_subscription: str = Field(
         pattern=ALARM_SUBSCRIPTION.pattern,

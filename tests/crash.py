@@ -87,6 +87,9 @@ class Death:
     _attempts: dict[int, int] = field(default_factory=dict)  # id(invocation context) -> attempt number
     _dead: set[int] = field(default_factory=set)
     _ignored: set[int] = field(default_factory=set)
+    # The contexts counted above, kept alive: an id is unique only while its object lives, and a retry's
+    # context allocated where a dead attempt's was would otherwise be taken for it (and die at its first call)
+    _seen: list[Any] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _attempt(self) -> int | None:
@@ -99,8 +102,10 @@ class Death:
                 return None
             if id(context) not in self._attempts and self.when is not None and not self.when():
                 self._ignored.add(id(context))
+                self._seen.append(context)
                 return None
             if id(context) not in self._attempts:
+                self._seen.append(context)
                 self._attempts[id(context)] = len(self.writes)
                 self.writes.append([])
             return self._attempts[id(context)]

@@ -20,7 +20,11 @@ TABLE = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/image-catalogue"
 def test_the_catalogue_routes_are_keyed_methods_of_the_dedupe_functions_live_alias(synthesized: Synthesized) -> None:
     # Given the declared routes and the API's resources
     declared = {(r.method, r.path): r.function for r in ROUTES if r.path in ("/images", "/images/{image_id}")}
-    assert declared == {("GET", "/images"): "dedupe", ("DELETE", "/images/{image_id}"): "dedupe"}
+    assert declared == {
+        ("GET", "/images"): "dedupe",
+        ("GET", "/images/{image_id}"): "dedupe",  # a private link (IMAGE_LINKS=private): 302 to the photo
+        ("DELETE", "/images/{image_id}"): "dedupe",
+    }
     resources = synthesized.of_type("AWS::ApiGateway::Resource")
     (images,) = [logical for logical, r in resources.items() if r["Properties"]["PathPart"] == "images"]
     (image,) = [
@@ -35,7 +39,7 @@ def test_the_catalogue_routes_are_keyed_methods_of_the_dedupe_functions_live_ali
     }
     alias = synthesized.logical_id(synthesized.stack.functions["dedupe"].alias)
     # Then each is behind the key authorizer and invokes the dedupe function's released version
-    for key in (("GET", images), ("DELETE", image)):
+    for key in (("GET", images), ("GET", image), ("DELETE", image)):
         method = methods[key]
         assert method["AuthorizationType"] == "CUSTOM" and method["ApiKeyRequired"], key
         assert alias in json.dumps(method["Integration"]["Uri"]), key
