@@ -26,7 +26,11 @@ def test_the_catalogue_routes_are_keyed_methods_of_the_dedupe_functions_live_ali
         ("DELETE", "/images/{image_id}"): "dedupe",
     }
     resources = synthesized.of_type("AWS::ApiGateway::Resource")
-    (images,) = [logical for logical, r in resources.items() if r["Properties"]["PathPart"] == "images"]
+    (images,) = [  # /images, under the API's root (not /jobs/{job_id}/images)
+        logical
+        for logical, r in resources.items()
+        if r["Properties"]["PathPart"] == "images" and "Fn::GetAtt" in r["Properties"]["ParentId"]
+    ]
     (image,) = [
         logical
         for logical, r in resources.items()
