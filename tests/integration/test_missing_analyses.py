@@ -21,16 +21,7 @@ from listing_vision.realestate.vision_cache import CachedImage, VisionCache
 from local.stack import LocalStack
 from tests.cli_output import printed_json
 from tests.images import fresh_image
-
-KITCHEN = {
-    "image_type": "interior",
-    "features": ["granite countertops", "white cabinets"],
-    "architecture_style": None,
-    "exterior_color": None,
-    "materials": [],
-    "visual_features": ["natural light"],
-    "confidence": "medium",
-}
+from tests.integration.test_ingest import KITCHEN  # the analysis the loopback model answers there too
 
 
 @pytest.fixture
