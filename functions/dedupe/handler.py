@@ -112,6 +112,9 @@ class ImagePage(BaseModel):
 
 
 LIST_PARAMETERS = ("website", "cursor", "limit")
+ImageIdPath = Annotated[
+    str, Path(pattern=IMAGE_ID_PATTERN, description="The photo's id: the SHA-256 of its bytes, in hex (`image_id`).")
+]
 
 
 @app.get("/images", responses={200: {"description": "One page of the storefront's stored images."}})
@@ -151,10 +154,7 @@ def list_images(
 )
 @tracer.capture_method
 def get_image(
-    image_id: Annotated[
-        str,
-        Path(pattern=IMAGE_ID_PATTERN, description="The photo's id: the SHA-256 of its bytes, in hex (`image_id`)."),
-    ],
+    image_id: ImageIdPath,
     website: Annotated[Website | None, Query(description=WEBSITE)] = None,
 ) -> Response[None]:
     """Redirect to a stored photo (302 to a fresh presigned URL): 403 `storefront_forbidden` for another
@@ -171,10 +171,7 @@ def get_image(
 )
 @tracer.capture_method
 def delete_image(
-    image_id: Annotated[
-        str,
-        Path(pattern=IMAGE_ID_PATTERN, description="The photo's id: the SHA-256 of its bytes, in hex (`image_id`)."),
-    ],
+    image_id: ImageIdPath,
     website: Annotated[Website | None, Query(description=WEBSITE)] = None,
 ) -> Response[None]:
     """Delete a stored photo: its object under catalogue/, its vector, its record and captions. The same
