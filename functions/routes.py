@@ -53,6 +53,18 @@ ROUTES: tuple[Route, ...] = (
         ),
     ),
     Route(
+        "dedupe",
+        "PUT",
+        "/verdicts",
+        (*JSON_BODY, "storefront_forbidden", "same_image_pair", "image_not_found", *GATEWAY),
+    ),
+    Route(
+        "dedupe",
+        "GET",
+        "/verdicts",
+        ("invalid_request", "unknown_parameter", "invalid_cursor", "storefront_forbidden", *GATEWAY),
+    ),
+    Route(
         "caption",
         "POST",
         "/generate_caption",
