@@ -1,20 +1,27 @@
 """Reviewers' verdicts on duplicate pairs through the local stack (PUT /verdicts, GET /verdicts): a
 duplicate answer names each match's image, a verdict on the pair is stored per storefront, recording
 the pair again (either way round) replaces it, and the listing pages with a cursor tied to its scope.
-Bad input is in the bad-input corpus (bad_input/verdict_cases.py); access in test_access.py."""
+`python -m evaluation.calibrate --verdicts-from-api` exports them as labels. Bad input is in the
+bad-input corpus (bad_input/verdict_cases.py); access in test_access.py."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import requests
 from PIL import Image
 
+from evaluation import calibrate
 from local.stack import LocalStack
 from tests.integration.test_generation import earring_photo
 from tests.stores import changed, fingerprint
+
+PHOTOS = Path(__file__).resolve().parents[1] / "data" / "photos"
 
 
 def sha(data: bytes) -> str:
@@ -104,7 +111,12 @@ def test_verdicts_are_listed_a_page_at_a_time_with_a_cursor_tied_to_its_scope(lo
     pages = []
     cursor, last = None, ""
     while True:
-        params = {"website": "blysk", "image_id": sha(hub), "limit": 1, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, Any] = {
+            "website": "blysk",
+            "image_id": sha(hub),
+            "limit": 1,
+            **({"cursor": cursor} if cursor else {}),
+        }
         page = requests.get(f"{url}/verdicts", params=params, timeout=10).json()
         pages.append(page["verdicts"])
         if (cursor := page["next_cursor"]) is None:
@@ -114,7 +126,35 @@ def test_verdicts_are_listed_a_page_at_a_time_with_a_cursor_tied_to_its_scope(lo
     assert sorted(v["image_id"] for page in pages for v in page) == sorted(others)
     # And a cursor used for another image's listing, or another storefront's, is refused, writing nothing
     before = fingerprint()
-    for params in ({"website": "blysk", "image_id": others[0]}, {"website": "alya", "image_id": sha(hub)}):
-        refused = requests.get(f"{url}/verdicts", params={**params, "cursor": last}, timeout=10)
+    for scope in ({"website": "blysk", "image_id": others[0]}, {"website": "alya", "image_id": sha(hub)}):
+        refused = requests.get(f"{url}/verdicts", params={**scope, "cursor": last}, timeout=10)
         assert (refused.status_code, refused.json()["error"]["code"]) == (400, "invalid_cursor")
     assert changed(before, fingerprint()) == []
+
+
+def test_calibrate_takes_a_storefronts_verdicts_from_the_api_with_their_photos(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    url = local_stack.url
+    # Given two stored photos of alya that a reviewer called the same piece, and one upload (not
+    # stored) called not a duplicate of the first
+    first, second, upload = earring_photo(7501), reencoded(earring_photo(7501)), earring_photo(7502)
+    store(url, first, "alya")
+    store(url, second, "alya")
+    assert put(url, website="alya", image_id=sha(second), matched_image_id=sha(first), verdict="same_piece").ok
+    assert put(url, website="alya", image_id=sha(upload), matched_image_id=sha(first), verdict="not_duplicate").ok
+    # And groups of two other products
+    groups = tmp_path / "groups"
+    for stem in ("image1", "image5"):
+        (groups / stem).mkdir(parents=True)
+        shutil.copy(PHOTOS / f"{stem}.jpg", groups / stem / "original.jpg")
+    # When calibrate fetches alya's verdicts from the API
+    out = tmp_path / "out"
+    calibrate.main([str(groups), "--out", str(out), "--verdicts-from-api", url, "--website", "alya"])
+    # Then the verdicts were saved, the stored photos fetched by id, and the pair between them used
+    saved = {(v["image_id"], v["verdict"]) for v in json.loads((out / "verdicts.json").read_text())["verdicts"]}
+    assert {(sha(second), "same_piece"), (sha(upload), "not_duplicate")} <= saved
+    fetched = {path.name for path in (out / "verdict-photos").iterdir()}
+    assert {f"{sha(first)}.img", f"{sha(second)}.img"} <= fetched and f"{sha(upload)}.img" not in fetched
+    figures = json.loads((out / "thresholds.json").read_text())["verdicts"]
+    assert figures["used"] >= 1 and figures["skipped_photo_not_found"] >= 1  # the upload's photo is nowhere
