@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 from opensearchpy import helpers
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from listing_vision.api.clients import ApiClients
@@ -167,8 +168,33 @@ def test_upload_a_new_photo_then_its_duplicate(
     pair = result.locator(".pair").first
     expect(pair.locator("img")).to_have_count(2)
     expect(pair.locator("figcaption").nth(1)).to_have_text(re.compile(r"Match 1: exact · distance 0\.000"))
+    # And the same bytes are no pair to judge: no verdict buttons
+    expect(pair.get_by_role("group", name="Your verdict on match 1")).to_contain_text("The same photo")
     screenshot(page, "review-duplicate")
     accessible(page, axe)
+    # When a re-encoded copy is checked, a pair with the reviewer's two buttons and no verdict yet
+    copy = reencoded(photo)
+    page.get_by_label("Photo (JPEG, PNG or WebP)").set_input_files({**upload, "name": "copy.jpg", "buffer": copy})
+    page.get_by_role("button", name="Check the photo").click()
+    verdicts = result.locator(".pair").first.get_by_role("group", name="Your verdict on match 1")
+    expect(verdicts.locator(".status")).to_have_text("No verdict yet")
+    # And "Not a duplicate" is pressed from the keyboard, then "Same piece" clicked
+    verdicts.get_by_role("button", name="Not a duplicate").focus()
+    page.keyboard.press("Enter")
+    expect(verdicts.locator(".status")).to_have_text("Recorded: Not a duplicate")
+    expect(verdicts.get_by_role("button", name="Not a duplicate")).to_have_attribute("aria-pressed", "true")
+    verdicts.get_by_role("button", name="Same piece").click()
+    # Then the page shows the last one, and the API holds that one only on the pair (it replaced the first)
+    expect(verdicts.locator(".status")).to_have_text("Recorded: Same piece")
+    expect(verdicts.get_by_role("button", name="Not a duplicate")).to_have_attribute("aria-pressed", "false")
+    copy_id, photo_id = hashlib.sha256(copy).hexdigest(), hashlib.sha256(photo).hexdigest()
+    on_copy = requests.get(f"{local_stack.url}/verdicts", params={"website": "alya", "image_id": copy_id}, timeout=10)
+    assert [(v["matched_image_id"], v["verdict"]) for v in on_copy.json()["verdicts"]] == [(photo_id, "same_piece")]
+    screenshot(page, "review-verdict")
+    accessible(page, axe)
+    # And checking the copy again shows the verdict recorded
+    page.get_by_role("button", name="Check the photo").click()
+    expect(page.locator("#review-result .verdicts .status").first).to_have_text("Recorded: Same piece")
     # And on a phone the same verdict fits the screen's width
     phone = console(PHONE)
     phone.get_by_label("Photo (JPEG, PNG or WebP)").set_input_files(upload)
@@ -182,6 +208,12 @@ def test_upload_a_new_photo_then_its_duplicate(
     )
     phone.get_by_role("button", name="Check the photo").click()
     expect(phone.get_by_role("alert")).to_have_text("not_an_image: The file is not an image we can read.")
+
+
+def reencoded(data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("RGB").save(buffer, "JPEG", quality=70)
+    return buffer.getvalue()
 
 
 def our_card(page: Page, cards: Any, ours: set[str]) -> tuple[Any, re.Match[str]]:
