@@ -172,6 +172,12 @@ ROUTES: tuple[Route, ...] = (
         throttle=(5, 10),
     ),
     Route("listing-search", "GET", "/listings/migration", ("invalid_request", "unknown_parameter", *GATEWAY)),
+    Route(
+        "listing-search",
+        "GET",
+        "/listings/{zpid}",
+        ("invalid_request", "unknown_parameter", "listing_not_found", *GATEWAY),
+    ),
 )
 
 # Content types API Gateway passes to Lambda base64-encoded (RestApi binaryMediaTypes).

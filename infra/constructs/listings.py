@@ -34,8 +34,10 @@ class Listings(Construct):
             "listing-search": search,
             "migration": migration,
         }
-        # Search reads the listings index and nothing else: its `_search` path only
+        # Search reads the listings index and nothing else: its `_search` and `_mget` paths only
         allow(search, ["es:ESHttpPost"], platform.opensearch_paths("{index}/_search"))
+        # GET /listings/{zpid} reads one listing's shown fields: an `_mget` of its id
+        allow(search, ["es:ESHttpPost"], platform.opensearch_paths("{index}/_mget"))
         cache = platform.table_arn("vision_cache_table")
         phrases = platform.table_arn("feature_phrases_table")
         uploads = platform.bucket("uploads_bucket")
