@@ -91,17 +91,38 @@ class FieldShare(BaseModel):
     pct: float = Field(description="Percent of all listings.")
 
 
+class LastRun(BaseModel):
+    run_id: str | None
+    operation: str | None = Field(description="execute, rollback or backup.")
+    finished_at: int | None = Field(description="When its finish step ran (Unix seconds).")
+    batches: int
+    batches_done: int
+    batches_failed: int
+    failed_batches: list[dict[str, Any]] = Field(description="The first 20 failed batches: number, zpids, error.")
+    passed: bool | None = Field(description="Whether it passed (verify's criteria and no failed batch, for execute).")
+    verify: dict[str, Any] | None = Field(
+        description="Verify's figures after an execute: passed, failures, total, has_all_three(_pct), "
+        "other_fields_changed (given a backup)."
+    )
+
+
 class MigrationProgress(BaseModel):
     total: int = Field(description="Listings in the index.")
     fields: dict[str, FieldShare] = Field(description="Listings holding each of the three split fields.")
     all_fields: FieldShare = Field(description="Listings holding all three: the migration's monitoring figure.")
     target_pct: float = Field(description="The share with all three that `verify` requires.")
     meets_target: bool
+    last_run: LastRun | None = Field(description="The last finished Step Functions run; null before any.")
 
 
 @app.get(
     "/listings/migration",
-    responses={200: {"description": "How many listings hold the split fields (read-only; the index's figures)."}},
+    responses={
+        200: {
+            "description": "How many listings hold the split fields (read-only; the index's figures), and the "
+            "last finished run's batches and verify results."
+        }
+    },
 )
 @tracer.capture_method
 def migration_status() -> MigrationProgress:

@@ -22,10 +22,12 @@ def test_listing_search_may_only_search_the_listings_index(synthesized: Synthesi
     domain = synthesized.stack.platform.opensearch_domain_arn
     # Then it holds two: POST on the listings index's _search and _mget paths (GET /listings/{zpid}); no
     # writes, no other index, no other store
-    assert grants == {
+    # And GetObject on the last migration run's record (GET /listings/migration)
+    assert grants - {("s3:GetObject", "arn:aws:s3:::artifacts/migrations/last-run.json")} == {
         ("es:ESHttpPost", policies.resolve(synthesized.stack.resolve(f"{domain}/listings-v2/{path}")))
         for path in ("_search", "_mget")
     }
+    assert ("s3:GetObject", "arn:aws:s3:::artifacts/migrations/last-run.json") in grants
     # And fine-grained access control maps its role to the listings role, as the other OpenSearch functions
     assert "listing-search" in synthesized.stack.provisioning.mapped
 
