@@ -381,6 +381,48 @@ def test_another_storefronts_catalogue_cannot_be_listed_or_deleted(local_stack: 
     assert call(secured, "DELETE", f"/images/{photo_id}", secured.shop).status_code == 204
 
 
+def test_another_storefronts_verdicts_can_be_neither_recorded_nor_read(
+    local_stack: LocalStack, secured: Clients
+) -> None:
+    import hashlib
+
+    # Given a photo of blysk and a verdict on a pair holding it, recorded by blysk's client
+    data = earring_photo(69)
+    stored = call(
+        secured,
+        "POST",
+        "/image_similarity_search",
+        secured.shop,
+        files={"file": ("r.jpg", data, "image/jpeg")},
+        data={"check_duplicate": "no"},
+    )
+    assert stored.status_code == 200, stored.text
+    photo_id, upload_id = hashlib.sha256(data).hexdigest(), "c" * 64
+    verdict = {"image_id": upload_id, "matched_image_id": photo_id, "verdict": "same_piece"}
+    mine = call(secured, "PUT", "/verdicts", secured.shop, json=verdict)
+    assert (mine.status_code, mine.json()["website"]) == (200, "blysk"), mine.text
+    local_stack.router.drain()
+    before = fingerprint()
+    # When an alya client records a verdict in blysk, or lists blysk's verdicts
+    answers = [
+        call(
+            secured, "PUT", "/verdicts", secured.alya, json={**verdict, "website": "blysk", "verdict": "not_duplicate"}
+        ),
+        call(secured, "GET", "/verdicts", secured.alya, params={"website": "blysk"}),
+    ]
+    # Then each is the access error, and nothing was written
+    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [(403, "storefront_forbidden")] * 2
+    local_stack.router.drain()
+    assert changed(before, fingerprint()) == []
+    # While in its own storefront the matched photo is unknown, and alya lists none of blysk's verdicts
+    own = call(secured, "PUT", "/verdicts", secured.alya, json=verdict)
+    assert (own.status_code, own.json()["error"]["code"]) == (404, "image_not_found")
+    assert call(secured, "GET", "/verdicts", secured.alya, params={"image_id": photo_id}).json()["verdicts"] == []
+    # And blysk's client reads its verdict unchanged
+    theirs = call(secured, "GET", "/verdicts", secured.shop, params={"image_id": photo_id}).json()["verdicts"]
+    assert [(v["image_id"], v["verdict"]) for v in theirs] == [(upload_id, "same_piece")]
+
+
 def test_a_clients_key_is_rotated_without_downtime_then_the_old_one_revoked(
     secured: Clients, capsys: pytest.CaptureFixture[str]
 ) -> None:
