@@ -28,6 +28,7 @@ attempts, and the invocation fails, so Lambda's retry of the event continues it.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import hmac
 import http.client
@@ -107,7 +108,11 @@ class WebhookDelivery:
         if not registrations:
             return []
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(registrations))) as pool:
-            futures = [(r, pool.submit(self.deliver, r, event, deadline)) for r in registrations]
+            # each in a copy of this invocation's context (its function, its logger's keys), as if inline
+            futures = [
+                (r, pool.submit(contextvars.copy_context().run, self.deliver, r, event, deadline))
+                for r in registrations
+            ]
             for registration, future in futures:
                 try:
                     record = future.result()
