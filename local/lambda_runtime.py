@@ -21,6 +21,10 @@ Lambda's queue of asynchronous events is durable: an event it accepted is delive
 nothing else survives. Here, with a journal folder (`LambdaRouter.journal`), each accepted event is
 written there before the invoke answers and removed once delivered (or sent to the failure queue);
 `replay_journal()` at the next start delivers what a killed process left (at least once, as Lambda).
+Where the stores themselves are only saved now and then (the local stack's snapshots), an event's
+effects are durable only once a snapshot taken after its delivery is saved: with `hold_until_saved`
+its entry is kept (renamed `.delivered`) until `saved()` reports such a snapshot, so a process killed between a delivery
+and the next snapshot redelivers the event rather than losing what it wrote.
 
 As on Lambda, an execution environment handles one event at a time: a function's concurrent
 invocations each get their own environment (a fresh copy of its handler module, so module-level
@@ -47,6 +51,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,6 +211,9 @@ class LambdaRouter:
         # Lambda waits about a minute, then two, between asynchronous retries; locally seconds.
         self.retry_delays_s = retry_delays_s
         self.journal = journal  # accepted asynchronous events not yet delivered (None: kept in memory only)
+        # keep a delivered event's entry until a snapshot begun after its delivery is saved (`saved()`)
+        self.hold_until_saved = False
+        self._delivered: list[tuple[float, Path]] = []  # (when delivered, its entry), held for a snapshot
         self.invocations: Counter[str] = Counter()  # invocations per function (not counting retries)
         self._handlers: dict[str, Registration] = {}
         self._background = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lambda-async")
@@ -312,7 +320,8 @@ class LambdaRouter:
         """Deliver the asynchronous events a killed process accepted and never finished; returns how many."""
         if self.journal is None or not self.journal.exists():
             return 0
-        entries = sorted(self.journal.glob("*.json"))
+        # delivered ones too (`.delivered`) whose effects no snapshot held: run again, as Lambda may
+        entries = sorted([*self.journal.glob("*.json"), *self.journal.glob("*.delivered")], key=lambda p: p.name)
         for entry in entries:
             pending = json.loads(entry.read_text())
             name, registration = self._registration(pending["function"])
@@ -349,8 +358,27 @@ class LambdaRouter:
                     self._send_failure(
                         registration.runs_as or name, registration.failure_queue, event, error, attempt + 1
                     )
-        if entry is not None:
+        if entry is None:
+            return
+        if self.hold_until_saved:
+            # renamed (`.delivered`: not waiting to run, but replayed all the same if no snapshot holds it)
+            held = entry.with_suffix(".delivered")
+            with suppress(FileNotFoundError):
+                entry.rename(held)
+            with self._lock:
+                self._delivered.append((time.time(), held))
+        else:
             entry.unlink(missing_ok=True)
+
+    def saved(self, started_at: float) -> int:
+        """A snapshot begun at `started_at` (wall clock) is saved: the entries of the events delivered
+        before then go (their effects are in it); returns how many went."""
+        with self._lock:
+            done = [entry for at, entry in self._delivered if at <= started_at]
+            self._delivered = [(at, entry) for at, entry in self._delivered if at > started_at]
+        for entry in done:
+            entry.unlink(missing_ok=True)
+        return len(done)
 
     @staticmethod
     def _send_failure(name: str, queue: str, event: dict[str, Any], error: BaseException, attempts: int) -> None:
