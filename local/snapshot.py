@@ -10,7 +10,9 @@ then renamed), so a crash mid-save leaves the previous one intact. Object bodies
 content in `<state>/blobs/` (by SHA-256), so a save re-reads and re-writes only new objects.
 Milvus Lite persists by itself in `<state>/milvus.db/`; the Lambda runtime keeps its asynchronous
 events in `<state>/lambda-queue/` (local/lambda_runtime.py). The stores are saved independently,
-as AWS's are independent: the reconciler at start puts the catalogue back into agreement.
+as AWS's are independent: the reconciler at start puts the catalogue back into agreement. They are
+read in the reverse of the order the pipelines write them (tables, then buckets), so a record kept
+always has its object; an object kept without its record is a state a crash on AWS leaves too.
 
 Each object keeps its content type, metadata and tags (the upload trigger's `dedupe-status` and
 `duplicate-of` live in tags). Restoring is not an upload: DynamoDB is restored first, then the
@@ -165,11 +167,15 @@ def save(
     # Every write acknowledged before this moment is in this snapshot (each store is read after it)
     (staging / "meta.json").write_text(json.dumps({"started_at": time.time()}))
     counts: dict[str, int] = {}
-    for bucket in buckets:
-        counts[f"s3:{bucket}"] = _write_jsonl(staging / "s3" / f"{bucket}.jsonl", _s3_objects(bucket, blobs, cache))
+    # The tables (and secrets) before the buckets: a photo's object is written before its record, a job's
+    # images before its record, so a record read first has its object in the later read of the bucket
+    # (saving the buckets first kept the records of objects put while the buckets were read, never
+    # their objects: after a kill -9, records whose object is gone, which AWS never shows)
     for table in tables:
         counts[f"dynamodb:{table}"] = _write_jsonl(staging / "dynamodb" / f"{table}.jsonl", _dynamodb_items(table))
     counts["ssm"] = _write_jsonl(staging / "ssm" / "parameters.jsonl", _ssm_parameters())
+    for bucket in buckets:
+        counts[f"s3:{bucket}"] = _write_jsonl(staging / "s3" / f"{bucket}.jsonl", _s3_objects(bucket, blobs, cache))
     for index in indices:
         mapping = search.indices.get_mapping(index=index)[index]["mappings"]
         (staging / "opensearch").mkdir(parents=True, exist_ok=True)
