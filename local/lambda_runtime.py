@@ -21,10 +21,8 @@ Lambda's queue of asynchronous events is durable: an event it accepted is delive
 nothing else survives. Here, with a journal folder (`LambdaRouter.journal`), each accepted event is
 written there before the invoke answers and removed once delivered (or sent to the failure queue);
 `replay_journal()` at the next start delivers what a killed process left (at least once, as Lambda).
-Where the stores themselves are only saved now and then (the local stack's snapshots), an event's
-effects are durable only once a snapshot taken after its delivery is saved: with `hold_until_saved`
-its entry is kept (renamed `.delivered`) until `saved()` reports such a snapshot, so a process killed between a delivery
-and the next snapshot redelivers the event rather than losing what it wrote.
+With `hold_until_saved` (stores saved by snapshots) a delivered event's entry is kept, `.delivered`,
+until `saved()` reports a snapshot begun after it: a kill before that redelivers it, losing nothing.
 
 As on Lambda, an execution environment handles one event at a time: a function's concurrent
 invocations each get their own environment (a fresh copy of its handler module, so module-level
@@ -51,7 +49,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -320,7 +317,7 @@ class LambdaRouter:
         """Deliver the asynchronous events a killed process accepted and never finished; returns how many."""
         if self.journal is None or not self.journal.exists():
             return 0
-        # delivered ones too (`.delivered`) whose effects no snapshot held: run again, as Lambda may
+        # and delivered ones no snapshot held (`.delivered`): run again, as Lambda may
         entries = sorted([*self.journal.glob("*.json"), *self.journal.glob("*.delivered")], key=lambda p: p.name)
         for entry in entries:
             pending = json.loads(entry.read_text())
@@ -358,21 +355,16 @@ class LambdaRouter:
                     self._send_failure(
                         registration.runs_as or name, registration.failure_queue, event, error, attempt + 1
                     )
-        if entry is None:
-            return
-        if self.hold_until_saved:
-            # renamed (`.delivered`: not waiting to run, but replayed all the same if no snapshot holds it)
-            held = entry.with_suffix(".delivered")
-            with suppress(FileNotFoundError):
-                entry.rename(held)
+        if entry is not None and self.hold_until_saved:
+            held = entry.with_suffix(".delivered")  # not waiting to run; replayed if no snapshot holds it
+            entry.rename(held)
             with self._lock:
                 self._delivered.append((time.time(), held))
-        else:
+        elif entry is not None:
             entry.unlink(missing_ok=True)
 
     def saved(self, started_at: float) -> int:
-        """A snapshot begun at `started_at` (wall clock) is saved: the entries of the events delivered
-        before then go (their effects are in it); returns how many went."""
+        """A snapshot begun at `started_at` is saved: the entries of events delivered before then go."""
         with self._lock:
             done = [entry for at, entry in self._delivered if at <= started_at]
             self._delivered = [(at, entry) for at, entry in self._delivered if at > started_at]
