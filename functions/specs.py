@@ -172,8 +172,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "webhook_delivery",
         "generation",
         "Delivers each finished generation run to the storefront's webhooks, signed, with retries",
-        # every registration of a storefront in turn, each up to WEBHOOK_ATTEMPTS tries of at most
-        # WEBHOOK_TIMEOUT_S with doubling waits (5 x 10 s + 2+4+8+16 s = 80 s per webhook by default)
+        # every registration of a storefront at once, each up to WEBHOOK_ATTEMPTS tries of at most
+        # WEBHOOK_TIMEOUT_S in all with doubling waits (5 x 10 s + 2+4+8+16 s = 80 s by default); an
+        # attempt that would outlast the invocation is left to Lambda's retry of the event
         600,
         256,
         # EventBridge invokes it asynchronously: a crash (not a receiver's failure, which its record

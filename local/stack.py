@@ -161,6 +161,8 @@ class LocalStack:
         for spec in FUNCTIONS:
             self.router.register_spec(spec)
         self.router.journal = self.state_dir / "lambda-queue"  # durable, as Lambda's queue is
+        # a delivered event's entry stays until a snapshot holds its effects (the stores are saved now and then)
+        self.router.hold_until_saved = self.keep_snapshot
         self.router.install()
         self._event_rules.install(self.router)  # EventBridge rules that target functions
         create_local_secrets(self.settings)  # before Milvus: its client reads the token from Secrets Manager
@@ -286,7 +288,8 @@ class LocalStack:
         return saved
 
     def _save_snapshot(self, cache: snapshot.ObjectCache) -> dict[str, int]:
-        return snapshot.save(
+        started_at = time.time()  # no later than the snapshot's own start: what was delivered before is in it
+        counts = snapshot.save(
             self.state_dir,
             bucket_names(self.settings),
             table_names(self.settings),
@@ -294,6 +297,8 @@ class LocalStack:
             [self.settings.listings_index],
             cache,
         )
+        self.router.saved(started_at)
+        return counts
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -414,7 +419,10 @@ class LocalStack:
         if repaired:
             lines.append("  Reconciled    " + json.dumps(repaired))
         if self.replayed:
-            lines.append(f"  Redelivered   {self.replayed} asynchronous events the last run accepted and never ran")
+            lines.append(
+                f"  Redelivered   {self.replayed} asynchronous events the last run accepted and did not run "
+                "(or ran after its last snapshot)"
+            )
         if self.client_keys:
             lines.append("  API keys      " + ", ".join(f"{site}: {key}" for site, key in self.client_keys.items()))
         if self.demo_loaded:

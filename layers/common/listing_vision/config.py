@@ -253,7 +253,13 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = Field(
         2.0, ge=0, le=60, description="Wait before a webhook's second attempt; doubled before each further one."
     )
-    webhook_timeout_s: float = Field(10.0, gt=0, le=30, description="Seconds a webhook receiver has to answer.")
+    webhook_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=30,
+        description="Seconds one webhook attempt may take in all (connect, TLS, sending, the answer's status and "
+        "headers).",
+    )
     generate_worker_function: str = Field(
         "generate-worker:live",
         description="Lambda function that renders generation jobs (invoked asynchronously), with the alias "
