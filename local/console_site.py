@@ -1,9 +1,9 @@
 """The review console's files (console/), answered by the local gateway under /console/.
 
 Static files only: the console has no server of its own and calls the same API routes as any client.
-Every file goes out with a strict Content-Security-Policy: scripts, styles and API calls from this
-origin only (no inline script or style, no eval), images from here, from the photos' presigned S3
-URLs (`image_origins`) and from the browser's own copy of a photo being uploaded (blob:)."""
+Every file goes out with the strict Content-Security-Policy CloudFront sends on AWS, from the same
+declaration (listing_vision.api.console_policy): here images come from the photos' presigned S3 URLs
+(`image_origins`) and the API is this origin."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from listing_vision.api.console_policy import REFERRER_POLICY, content_security_policy
 from local.gateway import Page
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
@@ -23,27 +24,11 @@ CONTENT_TYPES = {
 }
 
 
-def content_security_policy(image_origins: tuple[str, ...]) -> str:
-    images = " ".join(("'self'", "blob:", *image_origins))
-    return "; ".join(
-        (
-            "default-src 'none'",
-            "script-src 'self'",
-            "style-src 'self'",
-            f"img-src {images}",
-            "connect-src 'self'",
-            "form-action 'none'",
-            "base-uri 'none'",
-            "frame-ancestors 'none'",
-        )
-    )
-
-
 def security_headers(image_origins: tuple[str, ...]) -> dict[str, str]:
     return {
         "Content-Security-Policy": content_security_policy(image_origins),
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        "Referrer-Policy": REFERRER_POLICY,
         "Cache-Control": "no-cache",
     }
 

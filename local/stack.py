@@ -211,6 +211,7 @@ class LocalStack:
             log_requests=self.log_requests,
             authorizer="authorizer" if auth else None,
             open_paths=frozenset({"/health", *console}),  # the console's files hold no secret
+            cors_origins=tuple(get_settings().console_origins),  # none by default: the console is this origin
         )
 
     def _start_clip_container(self) -> ContainerServer:
