@@ -16,8 +16,6 @@ API Gateway meters it against the client's usage plan.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
@@ -41,13 +39,11 @@ class Unauthorized(Exception):
         super().__init__("Unauthorized")
 
 
-def authorize(
-    event: APIGatewayAuthorizerRequestEvent, clients: ApiClients | None = None, now: Callable[[], float] = time.time
-) -> dict[str, Any]:
+def authorize(event: APIGatewayAuthorizerRequestEvent, clients: ApiClients | None = None) -> dict[str, Any]:
     headers = {name.lower(): value for name, value in (event.headers or {}).items()}
     key = headers.get(KEY_HEADER, "")
     if not key and headers.get(TOKEN_HEADER):
-        return _authorize_person(event, headers[TOKEN_HEADER], now)
+        return _authorize_person(event, headers[TOKEN_HEADER])
     sent = {
         value.strip(" \t")
         for name, values in (event.raw_event.get("multiValueHeaders") or {}).items()
@@ -73,14 +69,14 @@ def authorize(
     return response.asdict()
 
 
-def _authorize_person(event: APIGatewayAuthorizerRequestEvent, authorization: str, now: Callable[[], float]) -> dict:
+def _authorize_person(event: APIGatewayAuthorizerRequestEvent, authorization: str) -> dict[str, Any]:
     """A person signed in to the user pool: allowed with the storefronts their groups name (none: denied, 403)."""
     scheme, _, token = authorization.strip().partition(" ")
     pool = UserPool.configured()
     try:
         if scheme.lower() != "bearer" or not token.strip() or pool is None:
             raise InvalidToken("not_a_bearer_token" if pool else "no_user_pool")
-        claims = verify(token.strip(), pool, now)
+        claims = verify(token.strip(), pool)
     except InvalidToken as refused:
         logger.info("request refused: invalid token", extra={"reason": refused.reason})  # never the token itself
         count_per_version("KeysRefused")
