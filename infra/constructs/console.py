@@ -168,6 +168,7 @@ class Console(Construct):
             access_token_validity=Duration.hours(1),
         )
         self.issuer = f"https://cognito-idp.{Stack.of(self).region}.amazonaws.com/{self.user_pool.user_pool_id}"
+        CfnOutput(self, "UserPoolId", value=self.user_pool.user_pool_id, description="People: the console's user pool")
 
     def environment(self) -> dict[str, str]:
         """What the functions read: the pool the authorizer trusts, the origins the API answers."""
