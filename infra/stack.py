@@ -48,7 +48,14 @@ class ListingVisionStack(Stack):
             config=config,
             storage=self.storage,
             image_origins=[
-                *(f"https://{self.storage.buckets[s].bucket_regional_domain_name}" for s in self.cdn.image_buckets()),
+                *(  # presigned links name a bucket by its global or its regional host, by region
+                    f"https://{host}"
+                    for s in self.cdn.image_buckets()
+                    for host in (
+                        self.storage.buckets[s].bucket_domain_name,
+                        self.storage.buckets[s].bucket_regional_domain_name,
+                    )
+                ),
                 *(f"https://{d.distribution_domain_name}" for d in self.cdn.distributions.values()),
             ],
         )
