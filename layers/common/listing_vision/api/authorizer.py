@@ -24,7 +24,6 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 
 from listing_vision.api.clients import ApiClients
-from listing_vision.api.user_tokens import InvalidToken, UserPool, person, storefronts_of, verify
 from listing_vision.config import get_settings
 from listing_vision.observability import count_per_version, logger
 
@@ -71,6 +70,9 @@ def authorize(event: APIGatewayAuthorizerRequestEvent, clients: ApiClients | Non
 
 def _authorize_person(event: APIGatewayAuthorizerRequestEvent, authorization: str) -> dict[str, Any]:
     """A person signed in to the user pool: allowed with the storefronts their groups name (none: denied, 403)."""
+    # joserfc and cryptography load on a person's first request only: a key's requests never need them
+    from listing_vision.api.user_tokens import InvalidToken, UserPool, person, storefronts_of, verify
+
     scheme, _, token = authorization.strip().partition(" ")
     pool = UserPool.configured()
     try:
