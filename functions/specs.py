@@ -31,7 +31,7 @@ class AsyncDelivery:
 # The Lambda layers, by what they hold (layers/layers.json lists their packages): every function
 # gets `base` and only the others its code imports, which keeps each function within Lambda's
 # 250 MB and its cold start short.
-MILVUS, OPENSEARCH, PROVIDERS = "milvus", "opensearch", "providers"
+MILVUS, OPENSEARCH, PROVIDERS, TOKENS = "milvus", "opensearch", "providers", "tokens"
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "authorizer",
         "handler",
         "api",
-        "Checks API keys: the caller and its storefronts",
+        "Checks API keys and people's tokens: the caller and its storefronts",
         10,
         256,
+        layers=(TOKENS,),
         refusals_metric="KeysRefused",
         reserved_concurrency=None,
     ),

@@ -199,20 +199,26 @@ class LocalStack:
         self.provisioning = self.router.call("provision", {})["provisioned"]
         return self.provisioning
 
-    def api_gateway(self, auth: bool) -> Gateway:
+    def api_gateway(self, auth: bool, console_config: dict[str, Any] | None = None) -> Gateway:
         """The API in front of this stack's functions; with `auth`, every request needs a client's key
         (the authorizer function), the OpenAPI document and its Swagger UI too, as on AWS; only the
         local /health probe (no AWS counterpart) and the review console's static files answer without one."""
         from local.console_site import console_routes
 
         # photos are presigned URLs to moto's S3, or the local CDN's (image_links cdn)
-        console = console_routes(image_origins=(self.moto_url, *((self.cdn.url,) if self.cdn else ())))
+        sign_in = ((console_config or {}).get("signIn") or {}).get("domain")
+        console = console_routes(
+            image_origins=(self.moto_url, *((self.cdn.url,) if self.cdn else ())),
+            config=console_config,
+            connect_origins=(sign_in,) if sign_in else (),
+        )
         return Gateway(
             self.router.call,
             extra_routes={"/health": self.health, "/openapi.json": self.openapi, "/swagger": self.swagger, **console},
             log_requests=self.log_requests,
             authorizer="authorizer" if auth else None,
             open_paths=frozenset({"/health", *console}),  # the console's files hold no secret
+            cors_origins=tuple(get_settings().console_origins),  # none by default: the console is this origin
         )
 
     def _start_clip_container(self) -> ContainerServer:
