@@ -26,7 +26,8 @@ from functions.specs import PROVIDERS, RELEASE_ALIAS, FunctionSpec
 from infra.config import DeploymentConfig
 from infra.constructs.releases import Releases
 from infra.nag import acknowledge
-from listing_vision.config import Settings, provider_worst_case_s
+from listing_vision.config import Settings
+from listing_vision.providers.worst_case import provider_worst_case_s
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 

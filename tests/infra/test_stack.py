@@ -17,7 +17,8 @@ from functions.triggers import s3_triggers
 from infra.constructs.service_function import API_GATEWAY_LIMIT_S, API_OTHER_WORK_S, check_provider_budget
 from infra.nag import ACKNOWLEDGED
 from listing_vision.api.gateway_responses import GATEWAY_RESPONSES
-from listing_vision.config import Settings, provider_worst_case_s
+from listing_vision.config import Settings
+from listing_vision.providers.worst_case import provider_worst_case_s
 from listing_vision.resources import (
     BUCKETS,
     INCOMPLETE_UPLOAD_DAYS,
