@@ -139,7 +139,9 @@ def run_page(page: Path, ports: dict[str, int]) -> list[str]:
                 elif command.expected:
                     wrong = mismatches(with_ports(command.expected, ports), output)
                     if wrong:
-                        failures.append(f"{where}: {command.text}\n  " + "\n  ".join(wrong) + f"\n  output: {output[:1500]}")
+                        failures.append(
+                            f"{where}: {command.text}\n  " + "\n  ".join(wrong) + f"\n  output: {output[:1500]}"
+                        )
     finally:
         shell.close()
     return failures
@@ -159,7 +161,9 @@ def test_the_not_run_blocks_are_the_listed_ones() -> None:
 
 def test_every_example_runs_and_shows_what_it_answers(stack: dict[str, int]) -> None:
     # Given a local stack as `make run` starts it, and the pages in the order a reader meets them
-    ordered = [docs_examples.ROOT / "docs" / "quickstart.md", docs_examples.ROOT / "README.md"]
+    # (the migration before the listings page: its searches find the split fields the migration wrote)
+    first = ["docs/quickstart.md", "README.md", "docs/jewelry-api.md", "docs/migration.md", "docs/listings.md"]
+    ordered = [docs_examples.ROOT / name for name in first]
     ordered += [page for page in pages() if page not in ordered]
     failures: list[str] = []
     ran = 0

@@ -15,13 +15,13 @@ def test_a_block_splits_into_commands_with_their_shown_outputs() -> None:
         '# {"duplicate_found": false,',
         '#  "s3_url": "http://127.0.0.1:8003/alyaimg/…"}',
         "# the same again (prose)",
-        "echo '{\"a\": 1,",
-        "  \"b\": 2}' > /tmp/x.json",
+        'echo \'{"a": 1,',
+        '  "b": 2}\' > /tmp/x.json',
     ]
     # When it is parsed
     block = parse_block("page.md", 10, lines, None)
     # Then there are two commands; the first carries both output lines and not the prose
-    assert [c.text.splitlines()[0] for c in block.commands] == ["curl -s -F file=@x.jpg \\", "echo '{\"a\": 1,"]
+    assert [c.text.splitlines()[0] for c in block.commands] == ["curl -s -F file=@x.jpg \\", 'echo \'{"a": 1,']
     assert block.commands[0].expected == '{"duplicate_found": false, "s3_url": "http://127.0.0.1:8003/alyaimg/…"}'
     assert block.commands[1].expected == ""
     assert block.commands[0].line == 12
@@ -29,7 +29,9 @@ def test_a_block_splits_into_commands_with_their_shown_outputs() -> None:
 
 def test_outputs_match_in_substance_and_a_wrong_value_is_named() -> None:
     # Given a shown output with a plain value, a pattern with …, and a key shown only by …
-    shown = '{"duplicate_found": true, "results": [{"id": …, "distance": 0.0, "path": "http://h/alyaimg/90/901b….jpg"}]}'
+    shown = (
+        '{"duplicate_found": true, "results": [{"id": …, "distance": 0.0, "path": "http://h/alyaimg/90/901b….jpg"}]}'
+    )
     real = '{"duplicate_found":true,"results":[{"id":376530,"distance":0.0,"path":"http://h/alyaimg/90/901bcd.jpg","x":1}]}'
     # Then the real answer matches; a different value or a missing key is reported by name
     assert mismatches(shown, real) == []
