@@ -107,8 +107,8 @@ def blocks(path: Path) -> list[Block]:
     index = 0
     in_tour = False
     while index < len(lines):
-        if lines[index].startswith("<!-- tour:"):
-            in_tour = lines[index].startswith("<!-- tour:start")
+        if lines[index].startswith(("<!-- the tour begins", "<!-- the tour ends")):
+            in_tour = lines[index].startswith("<!-- the tour begins")
         if lines[index].strip() == "```bash":
             above = next((lines[i] for i in range(index - 1, -1, -1) if lines[i].strip()), "")
             marker = NOT_RUN.search(above)

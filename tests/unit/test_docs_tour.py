@@ -1,5 +1,5 @@
-"""The tour lives once: the README shows the Quickstart's tour verbatim (between the `tour:start` and
-`tour:end` markers), so the two cannot drift. The Quickstart's copy is the one the docs-example test
+"""The tour lives once: the README shows the Quickstart's tour verbatim (between the `the tour begins` and
+`the tour ends` comments), so the two cannot drift. The Quickstart's copy is the one the docs-example test
 runs (tests/e2e/test_docs_examples.py)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TOUR = re.compile(r"<!-- tour:start.*?<!-- tour:end -->", re.DOTALL)
+TOUR = re.compile(r"<!-- the tour begins.*?<!-- the tour ends -->", re.DOTALL)
 
 
 def test_the_readme_tour_is_the_quickstart_tour_verbatim() -> None:
