@@ -1,5 +1,5 @@
 """docs/api-reference.md is generated from the OpenAPI document and examples recorded from a local
-stack (functions/api_reference.py): the page is current, every operation has a recorded request and
+stack (local/api_reference.py): the page is current, every operation has a recorded request and
 answer, and each example is valid against the document's own schemas."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from functions import api_reference
 from functions.openapi import document
+from local import api_reference
 
 
 @cache
@@ -36,7 +36,7 @@ def test_the_page_is_current() -> None:
     text = api_reference.PAGE.read_text(encoding="utf-8")
     # When it is rendered again from the document and the recording
     fresh = api_reference.page_with_reference(text, doc(), api_reference.recorded())
-    # Then nothing changed (else: python -m functions.api_reference --write-readme, or --record for a new route)
+    # Then nothing changed (else: python -m local.api_reference --write-readme, or --record for a new route)
     assert fresh == text
 
 

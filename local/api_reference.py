@@ -1,10 +1,10 @@
 """The API reference page (docs/api-reference.md), generated: every operation of the OpenAPI document
 (functions/openapi.py), its parameters, body and answers, with a request and a response example
-recorded from a local stack (functions/api_examples.json; nothing typed by hand).
+recorded from a local stack (local/api_examples.json; nothing typed by hand).
 
-    python -m functions.api_reference --record         # call every route on a fresh local stack, keep the exchanges
-    python -m functions.api_reference --write-readme   # render the page from the document and the recording
-    python -m functions.api_reference --check-readme   # exit 1 when the page is stale
+    python -m local.api_reference --record         # call every route on a fresh local stack, keep the exchanges
+    python -m local.api_reference --write-readme   # render the page from the document and the recording
+    python -m local.api_reference --check-readme   # exit 1 when the page is stale
 
 A route with no recorded exchange is listed with "no recorded example" (and the test of the page
 fails until `--record` covers it: add its call to _calls()).
@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "api-reference.md"
 RECORDING = Path(__file__).resolve().parent / "api_examples.json"
-START = "<!-- api-reference:start (generated: python -m functions.api_reference) -->"
+START = "<!-- api-reference:start (generated: python -m local.api_reference) -->"
 END = "<!-- api-reference:end -->"
 JEWELRY = ROOT / "tests" / "data" / "jewelry"
 DOCUMENTED = {"api": "http://127.0.0.1:8000", "moto": "http://127.0.0.1:8001", "cdn": "http://127.0.0.1:8003"}
@@ -269,7 +269,7 @@ def _operation_section(method: str, path: str, op: dict[str, Any], exchanges: li
     if answers:
         lines += ["Answers: " + "; ".join(answers) + ".", ""]
     if not exchanges:
-        lines += ["No recorded example (add its call to `_calls()` in functions/api_reference.py, `--record`).", ""]
+        lines += ["No recorded example (add its call to `_calls()` in local/api_reference.py, `--record`).", ""]
     for exchange in exchanges:
         response = exchange["response"]
         lines += ["Request:", "", "```bash", _curl(exchange["request"]), "```", ""]
