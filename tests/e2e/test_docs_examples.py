@@ -5,7 +5,6 @@ markdown, and the list below names each: a new one fails until it is added, with
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -75,11 +74,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
             time.sleep(0.5)
         log.seek(0)
         assert process.poll() is None and "READY " in log.read(), Path(log.name).read_text()
-        os.environ.update({k: v for k, v in env.items() if k.startswith("LOCAL_")})
         yield ports
     finally:
-        for name in ("LOCAL_PORT", "LOCAL_MOTO_PORT", "LOCAL_OPENSEARCH_PORT", "LOCAL_CDN_PORT", "LOCAL_STATE_DIR"):
-            os.environ.pop(name, None)
         process.send_signal(signal.SIGINT)  # Ctrl-C, as a person stops it: it saves its state first
         try:
             process.wait(timeout=300)
