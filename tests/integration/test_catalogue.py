@@ -278,7 +278,7 @@ def test_the_docs_example_lists_and_deletes_as_it_says(local_stack: LocalStack, 
     run = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", docs_example("catalogue")],
         cwd=tmp_path,
-        env={**os.environ, "API": local_stack.url},
+        env={**os.environ, "API": local_stack.url, "PHOTO": "ring.jpg"},
         capture_output=True,
         text=True,
         timeout=120,

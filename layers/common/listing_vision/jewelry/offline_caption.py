@@ -17,6 +17,27 @@ from listing_vision.jewelry.caption_schema import Caption
 
 TYPE_NAMES = {"earring": "Earrings", "necklace": "Necklace", "bracelet": "Bracelet", "ring": "Ring"}
 BACKGROUND_TONES = {"white", "pearl", "silver", "pale gold"}
+# Polished metal mirrors the studio: on a light background its highlights measure white or pearl and
+# its shadows grey, whatever the metal. The hue that survives shading is the metal's own, so a warm
+# metal tone on a good part of the piece names it, and light highlights never do.
+WARM_METALS = {"yellow gold", "pale gold", "rose gold", "copper", "bronze"}
+HIGHLIGHTS = {"white", "pearl"}
+WARM_METAL_MIN_SHARE = 0.15
+
+
+def main_colour(colours: list[tuple[str, float]], background: str) -> tuple[str, list[tuple[str, float]]]:
+    """The piece's colour and its colours (largest first) without the background's: the largest warm
+    metal tone covering at least WARM_METAL_MIN_SHARE; else, on a light background, the largest
+    colour that is not a highlight (a silver piece on a silver-grey sweep stays silver); else the
+    largest colour that is not the background's."""
+    if background in BACKGROUND_TONES:
+        piece = [(name, share) for name, share in colours if name not in HIGHLIGHTS]
+    else:
+        piece = [(name, share) for name, share in colours if name != background]
+    piece = piece or colours
+    warm = [(name, share) for name, share in piece if name in WARM_METALS and share >= WARM_METAL_MIN_SHARE]
+    main = warm[0][0] if warm else piece[0][0] if piece else "neutral"
+    return main, [(name, share) for name, share in piece if name != main]
 
 
 def article(word: str) -> str:
@@ -32,8 +53,7 @@ class OfflineCaptioner:
         cut_out(decoded, feather_px=0)  # is there a piece: NoPieceFound (422 no_piece_found) when not
         m = measure(decoded)
         letter, reasons = grade(m)
-        piece = [(name, share) for name, share in m.colours if name != m.background] or m.colours
-        main = piece[0][0] if piece else "neutral"
+        main, accents = main_colour(m.colours, m.background)
         noun = TYPE_NAMES[jewelry_type]
         tone = "light" if m.background in BACKGROUND_TONES else m.background
         colours = ", ".join(f"{name} {share:.0%}" for name, share in m.colours[:3])
@@ -51,7 +71,7 @@ class OfflineCaptioner:
             )[:500],
             prompt=(
                 f"{'A pair of' if jewelry_type == 'earring' else 'A'} {main} {noun.lower()}"
-                f"{' with ' + ' and '.join(n for n, _ in piece[1:3]) + ' accents' if piece[1:3] else ''}, "
+                f"{' with ' + ' and '.join(n for n, _ in accents[:2]) + ' accents' if accents else ''}, "
                 "photographed as an isolated product, true to its shape and proportions"
             ),
             color=main,
