@@ -6,7 +6,8 @@ must write nothing (and start nothing) leaves them all equal.
 
 S3 has no call that lists tags for many objects, so tags cost one GetObjectTagging per object: on a
 session's stack that earlier modules filled, two fingerprints per case took seconds. When moto runs
-in this process (the tests' local stack), the tags are read from its S3 backend in one pass instead,
+in this process (the tests' local stack), the tags are read from its S3 backend in one pass instead
+(local/snapshot.py's in_process_tags, as the stack's snapshots read them),
 for exactly the keys the listing returned; otherwise (or if that backend does not hold every listed
 key) one request per object as before. tests/integration/test_store_fingerprint.py checks that both
 reads agree and that a changed tag changes the fingerprint.
@@ -23,25 +24,9 @@ from listing_vision.config import get_settings
 from listing_vision.jewelry import vector_index
 from listing_vision.realestate.listings_index import opensearch_client
 from local.provision import bucket_names, table_names
+from local.snapshot import in_process_tags
 
 Tags = list[tuple[str, str]]
-
-
-def in_process_tags(bucket: str, keys: list[str]) -> dict[str, Tags] | None:
-    """These objects' tags from moto's S3 backend in this process; None if it does not hold them all."""
-    from moto.s3.models import s3_backends
-
-    for by_partition in list(s3_backends.values()):
-        for backend in list(by_partition.values()):
-            held = backend.buckets.get(bucket)
-            if held is None:
-                continue
-            objects = {key: held.keys.get(key) for key in keys}
-            if any(obj is None or not hasattr(obj, "arn") for obj in objects.values()):
-                return None
-            tagger = backend.tagger
-            return {key: sorted(tagger.get_tag_dict_for_resource(obj.arn).items()) for key, obj in objects.items()}
-    return None
 
 
 def api_tags(bucket: str, keys: list[str]) -> dict[str, Tags]:
@@ -65,7 +50,8 @@ def fingerprint(with_tags: bool = False) -> dict[str, Any]:
         keys = [item["Key"] for item in items]
         tags: dict[str, Tags] = {}
         if with_tags:
-            tags = in_process_tags(bucket, keys) or api_tags(bucket, keys)
+            held = in_process_tags(bucket, keys)
+            tags = api_tags(bucket, keys) if held is None else {key: sorted(t.items()) for key, t in held.items()}
         objects = [(item["Key"], item["Size"], item["ETag"], tags.get(item["Key"], [])) for item in items]
         found[f"s3:{bucket}"] = sorted(objects)
     dynamodb = aws.client("dynamodb")
