@@ -103,11 +103,14 @@ layer: $(STAMP)  ## Build the Lambda layers (layers/layers.json) into build/laye
 
 CLIP_MODEL ?= build/clip/model.onnx
 DESCRIPTOR := layers/common/listing_vision/embeddings/models/dct_descriptor.onnx
-clip-model: $(STAMP)  ## Package the CLIP export (build/clip/model.onnx) as model.tar.gz, with the wheels its container installs offline; CLIP_DESCRIPTOR=1 packages the weight-free descriptor on purpose
+# The ONNX Runtime the package carries (serving/clip/targets.py): gpu for endpoint_mode realtime_gpu,
+# cpu for realtime_cpu and serverless_cpu; by default the stage's (CONTEXT, else the example context)
+CLIP_TARGET ?= $(shell $(BIN)/python -m serving.clip.targets $(if $(wildcard $(CONTEXT)),$(CONTEXT),$(EXAMPLE_CONTEXT)))
+clip-model: $(STAMP)  ## Package the CLIP export (build/clip/model.onnx) as model.tar.gz, with the wheels its container installs offline for the stage's endpoint mode (CLIP_TARGET=gpu|cpu overrides); CLIP_DESCRIPTOR=1 packages the weight-free descriptor on purpose
 	@if [ "$(CLIP_DESCRIPTOR)" = "1" ]; then \
-		$(BIN)/python -m serving.clip.package --model $(DESCRIPTOR) --out build/clip/model.tar.gz --allow-descriptor; \
+		$(BIN)/python -m serving.clip.package --model $(DESCRIPTOR) --out build/clip/model.tar.gz --allow-descriptor --target $(CLIP_TARGET); \
 	elif [ -f "$(CLIP_MODEL)" ]; then \
-		$(BIN)/python -m serving.clip.package --model $(CLIP_MODEL) --out build/clip/model.tar.gz \
+		$(BIN)/python -m serving.clip.package --model $(CLIP_MODEL) --out build/clip/model.tar.gz --target $(CLIP_TARGET) \
 			$(foreach v,fp16 int8,$(if $(wildcard $(CLIP_MODEL:.onnx=.$(v).onnx)),--$(v)-model $(CLIP_MODEL:.onnx=.$(v).onnx))) \
 			$(if $(wildcard $(dir $(CLIP_MODEL))model-report.json),--report $(dir $(CLIP_MODEL))model-report.json); \
 	else \

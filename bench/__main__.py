@@ -1,4 +1,5 @@
-"""`python -m bench [name ...]`: run bench/bench_*.py, print one table, write bench/results/latest.json.
+"""`python -m bench [name ...]`: run bench/bench_*.py, print one table, write bench/results/latest.json
+and each benchmark's record, bench/records/NAME.figures.json (bench/records.py renders the docs' tables).
 
 Each module defines `run(stack) -> list[Figure]`; all share one local stack. Benchmarks never run
 inside `make test`: they measure, the tests check.
@@ -9,13 +10,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.figures import Figure
+from bench import records
+from bench.figures import Figure, number
 from local.stack import LocalStack
 
 BENCH_DIR = Path(__file__).parent
@@ -30,11 +33,6 @@ def discover(selected: list[str]) -> list[str]:
             sys.exit(f"unknown benchmark(s): {', '.join(sorted(unknown))}; have: {', '.join(names)}")
         names = [n for n in names if n.removeprefix("bench_") in selected]
     return names
-
-
-def number(value: float, unit: str) -> str:
-    # Similarities need their decimals; everything else reads best at 3–4 significant digits.
-    return f"{value:.5f}" if unit in ("cos", "recall") else f"{value:,.4g}"
 
 
 def table(figures: list[Figure]) -> str:
@@ -67,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     ):
         for name in discover(args.names):
             print(f"running {name} ...", flush=True)
-            figures.extend(importlib.import_module(f"bench.{name}").run(stack))
+            began, load_before = time.time(), os.getloadavg()[0]
+            measured = importlib.import_module(f"bench.{name}").run(stack)
+            print(f"recorded in {records.write(name.removeprefix('bench_'), measured, began, load_before)}")
+            figures.extend(measured)
     print()
     print(table(figures))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                     "python": platform.python_version(),
                     "platform": platform.platform(),
                     "processor": platform.processor(),
-                    "cpus": __import__("os").cpu_count(),
+                    "cpus": os.cpu_count(),
                 },
                 "figures": [f.to_json() for f in figures],
             },

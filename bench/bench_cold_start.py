@@ -27,7 +27,7 @@ from pathlib import Path
 from bench.figures import Figure
 from functions.specs import FUNCTIONS, FunctionSpec
 from local.stack import LocalStack
-from scripts.build_layers import DIGEST_FILE, inputs_digest, is_current
+from scripts.build_layers import DIGEST_FILE, bytecode_compiler, inputs_digest, is_current
 
 NAME = "cold_start"
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +47,8 @@ FIRST_REQUEST = {
 
 
 def python312() -> str | None:
-    return os.environ.get("PYTHON312") or shutil.which("python3.12")
+    """The Python 3.12 the layer build uses (a pyenv-installed one when the shim on PATH fails)."""
+    return bytecode_compiler()
 
 
 def ensure_layers(interpreter: str) -> None:

@@ -32,6 +32,13 @@ class Figure:
         return {**asdict(self), "ratio": self.ratio}
 
 
+def number(value: float, unit: str) -> str:
+    # Similarities need their decimals; everything else reads best at 3–4 significant digits.
+    if unit in ("cos", "recall"):
+        return f"{value:.5f}"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.4g}"
+
+
 def timed_ms(action: Callable[[], object], repeats: int, warmup: int = 2) -> list[float]:
     """Wall-clock milliseconds of each of `repeats` calls, after `warmup` unmeasured ones."""
     for _ in range(warmup):

@@ -1,5 +1,6 @@
 // The console's shell: tabs (the WAI-ARIA tabs pattern: arrow keys, Home and End), the storefront
 // and the optional API key; each tab is its own module.
+import { initAuth } from "./auth.js";
 import { initCatalogue } from "./catalogue.js";
 import { initGenerate, useSource } from "./generate.js";
 import { initListings } from "./listings.js";
@@ -43,6 +44,7 @@ function initKey() {
 
 initTabs();
 initKey();
+initAuth();
 initReview();
 initCatalogue();
 initGenerate();

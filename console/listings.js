@@ -1,6 +1,8 @@
 // Listings: the visual-features migration's progress, from GET /listings/migration (read-only):
-// how many listings hold each split field and all three, against the share `verify` requires.
+// how many listings hold each split field and all three, against the share `verify` requires, and the
+// last finished run's batches done and failed and verify's results; and one listing (listing.js).
 import { call } from "./api.js";
+import { initListing } from "./listing.js";
 import { el, errorMessage, replace, say } from "./ui.js";
 
 const FIELDS = {
@@ -20,9 +22,30 @@ function row(name, share) {
   );
 }
 
+function lastRun(run) {
+  if (!run) return el("p", { class: "hint" }, "No run has finished yet.");
+  const verify = run.verify;
+  const outcome = run.passed === true ? "passed" : run.passed === false ? "failed" : "finished";
+  const when = run.finished_at ? new Date(run.finished_at * 1000).toISOString().replace(".000", "") : "";
+  const facts = [
+    ["Run", `${run.run_id} (${run.operation})`],
+    ["Finished", `${when}: ${outcome}`],
+    ["Batches done", run.batches_done.toLocaleString()],
+    ["Batches failed", run.batches_failed.toLocaleString()],
+  ];
+  if (verify) {
+    facts.push(["Verify", `${verify.passed ? "passed" : "failed"}: ${Number(verify.has_all_three_pct).toFixed(1)} % of ${verify.total} with all three`]);
+    if (verify.failures && verify.failures.length) facts.push(["Verify failures", verify.failures.join("; ")]);
+  }
+  for (const failed of run.failed_batches) facts.push([`Batch ${failed.batch}`, `${failed.zpids} listings: ${failed.error}`]);
+  return el("dl", { class: "caption", "aria-label": "Last run" }, facts.map(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]));
+}
+
 export function initListings() {
   const status = document.getElementById("listings-status");
   const table = document.getElementById("listings-progress");
+  const run = document.getElementById("listings-run");
+  initListing();
 
   async function show() {
     say(status, "Loading…");
@@ -42,8 +65,10 @@ export function initListings() {
         row("All three", all),
       );
       table.hidden = false;
+      replace(run, lastRun(body.last_run));
     } catch (error) {
       table.hidden = true;
+      replace(run);
       replace(status, errorMessage(error));
     }
   }

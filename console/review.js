@@ -1,7 +1,9 @@
 // Upload and review: POST /image_similarity_search (or POST /generate_caption when a type is chosen),
-// then the verdict: each duplicate side by side with the upload, or the new photo and its caption.
+// then the verdict: each duplicate side by side with the upload, with a reviewer's buttons to record
+// whether the pair is the same piece (verdicts.js), or the new photo and its caption.
 import { call, storefront } from "./api.js";
 import { el, errorMessage, replace } from "./ui.js";
+import { imageId, recordedFor, verdictControls } from "./verdicts.js";
 
 const CAPTION_FIELDS = [
   ["generated_name", "Name"],
@@ -16,7 +18,7 @@ function figure(src, alt, ...caption) {
   return el("figure", {}, el("img", { src, alt, loading: "lazy" }), el("figcaption", {}, ...caption));
 }
 
-function duplicates(body, upload, name) {
+function duplicates(body, upload, name, uploadId, recorded) {
   const matches = body.results || [];
   return [
     el("h3", { class: "verdict duplicate" }, `Duplicate: ${matches.length} match${matches.length === 1 ? "" : "es"}`),
@@ -34,6 +36,7 @@ function duplicates(body, upload, name) {
             el("strong", {}, `Match ${index + 1}: ${match.match}`),
             ` · distance ${Number(match.distance).toFixed(3)}`,
           ),
+          verdictControls(uploadId, match, index + 1, recorded[match.image_id]),
         ),
       ),
     ),
@@ -88,7 +91,13 @@ export function initReview() {
     try {
       const { body } = await call("POST", type ? "/generate_caption" : "/image_similarity_search", { form: data });
       const upload = URL.createObjectURL(file);
-      replace(result, body.duplicate_found ? duplicates(body, upload, file.name) : stored(body, upload, file.name));
+      if (body.duplicate_found) {
+        const uploadId = await imageId(file);
+        const recorded = await recordedFor(uploadId).catch(() => ({})); // the buttons still work without them
+        replace(result, duplicates(body, upload, file.name, uploadId, recorded));
+      } else {
+        replace(result, stored(body, upload, file.name));
+      }
     } catch (error) {
       replace(result, errorMessage(error));
     }

@@ -4,6 +4,8 @@ threshold for a target precision and an HTML report out.
     python -m evaluation.calibrate GROUPS [--model build/clip/model.onnx] [--target-precision 0.99]
                                           [--out build/calibration]
     python -m evaluation.calibrate --demo-groups DIR   # write groups made from the shipped photos
+    python -m evaluation.calibrate GROUPS --verdicts FILE [--verdict-photos DIR]
+    python -m evaluation.calibrate GROUPS --verdicts-from-api URL --website W [--api-key K]
 
 GROUPS holds one folder per product; the photos in a folder are the same product (re-exports,
 crops, other shots of one piece), photos in different folders are different products. Colourways
@@ -22,6 +24,10 @@ that stage's context file (deploy sets RETRIEVAL_THRESHOLD from it) and prints t
 `thresholds.json` (the settings, as environment variables) and
 `report.html` (score histograms of same and different pairs, the precision/recall curve with the
 chosen point, and thumbnails of the worst false positives and false negatives).
+
+Reviewers' verdicts (PUT /verdicts: "same piece", "not a duplicate") are extra pair labels: each
+overrides what the folders say of its pair, and photos in no folder join as products of their own
+(`evaluation/verdict_labels.py` says where they come from and how photos are found by their id).
 """
 
 from __future__ import annotations
@@ -40,8 +46,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from evaluation import splits
+from evaluation import splits, verdict_labels
 from evaluation.stats import Proportion
+from evaluation.verdict_labels import Labels, Verdict
 from listing_vision.config import Settings, get_settings
 from listing_vision.embeddings.base import Embedder
 from listing_vision.jewelry import duplicates
@@ -83,8 +90,27 @@ def load_groups(folder: Path) -> list[Photo]:
     return photos
 
 
-def collect(photos: Sequence[Photo], embedder: Embedder, settings: Settings, dataset: str) -> list[Pair]:
-    """Every photo against all the others: top-k retrieval, then the service's decision."""
+def with_verdict_photos(photos: list[Photo], folder: Path | None) -> list[Photo]:
+    """The groups' photos, then each photo of `folder` the groups do not hold (by content), as a product
+    of its own: a verdict names it by id, and only verdicts join it to another."""
+    if folder is None:
+        return photos
+    known = verdict_labels.photo_ids(p.path for p in photos)
+    extra = verdict_labels.photo_ids(sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")))
+    return photos + [Photo(f"verdict-{sha[:12]}", path) for sha, path in extra.items() if sha not in known]
+
+
+def labels_of(photos: Sequence[Photo], verdicts: Sequence[Verdict] = ()) -> Labels:
+    ids = [verdict_labels.image_id(p.path) for p in photos] if verdicts else []
+    return Labels([p.group for p in photos], ids, verdicts)
+
+
+def collect(
+    photos: Sequence[Photo], embedder: Embedder, settings: Settings, dataset: str, labels: Labels | None = None
+) -> list[Pair]:
+    """Every photo against all the others: top-k retrieval, then the service's decision; a pair is the
+    same product by `labels` (the groups, and the verdicts over them)."""
+    labels = labels or labels_of(photos)
     described = []
     for start in range(0, len(photos), 32):
         described += embedder.describe([p.path.read_bytes() for p in photos[start : start + 32]])
@@ -107,14 +133,16 @@ def collect(photos: Sequence[Photo], embedder: Embedder, settings: Settings, dat
         matched = {m.hit.id: m.match for m in verdicts}
         split = splits.split_of(dataset, photo.design)
         for hit in shortlist:
-            same = photos[hit.id].group == photo.group
+            same = labels.same(query, hit.id)
             reason = str(matched.get(hit.id, "not matched"))
             pairs.append(Pair(query, hit.id, hit.distance, same, hit.id in matched, reason, split))
     return pairs
 
 
-def positives(photos: Sequence[Photo], queries: Iterable[int]) -> int:
-    """Same-product pairs a perfect check would flag, one per (query, other photo of its group)."""
+def positives(photos: Sequence[Photo], queries: Iterable[int], labels: Labels | None = None) -> int:
+    """Same-product pairs a perfect check would flag, one per (query, other photo of its product)."""
+    if labels is not None:
+        return sum(labels.positives(q) for q in queries)
     sizes: dict[str, int] = {}
     for photo in photos:
         sizes[photo.group] = sizes.get(photo.group, 0) + 1
@@ -139,14 +167,16 @@ def curve(pairs: Sequence[Pair], total_positives: int) -> list[dict[str, Any]]:
     return points
 
 
-def choose(pairs: Sequence[Pair], photos: Sequence[Photo], target: float, dataset: str) -> dict[str, Any] | None:
+def choose(
+    pairs: Sequence[Pair], photos: Sequence[Photo], target: float, dataset: str, labels: Labels | None = None
+) -> dict[str, Any] | None:
     """The threshold with the highest recall whose precision reaches `target` (fewest candidates on a
     tie). Tuning: every pair's query must be a dev design, else SplitLeak."""
     splits.require_dev(dataset, {photos[p.query].design for p in pairs}, "calibrate's threshold choice")
     queries = {p.query for p in pairs} | {
         i for i, photo in enumerate(photos) if splits.split_of(dataset, photo.design) == "dev"
     }
-    points = curve(pairs, positives(photos, queries))
+    points = curve(pairs, positives(photos, queries, labels))
     good = [p for p in points if (p["precision"].value or 0) >= target]
     if not good:
         return None
@@ -261,14 +291,21 @@ pre{{background:#f4f4f4;padding:8px}}</style></head><body>
 
 
 def calibrate(
-    folder: Path, embedder: Embedder, target: float, out: Path, settings: Settings | None = None
+    folder: Path,
+    embedder: Embedder,
+    target: float,
+    out: Path,
+    settings: Settings | None = None,
+    verdicts: Sequence[Verdict] = (),
+    verdict_photos: Path | None = None,
 ) -> dict[str, Any]:
     settings = settings or get_settings()
     dataset = f"calibrate:{folder.resolve()}"
-    photos = load_groups(folder)
-    pairs = collect(photos, embedder, settings, dataset)
+    photos = with_verdict_photos(load_groups(folder), verdict_photos)
+    labels = labels_of(photos, verdicts)
+    pairs = collect(photos, embedder, settings, dataset, labels)
     dev = [p for p in pairs if p.split == "dev"]
-    chosen = choose(dev, photos, target, dataset)
+    chosen = choose(dev, photos, target, dataset, labels)
     dev_queries = [i for i, ph in enumerate(photos) if splits.split_of(dataset, ph.design) == "dev"]
     test_queries = [i for i, ph in enumerate(photos) if splits.split_of(dataset, ph.design) == "test"]
     summary: dict[str, Any] = {
@@ -281,6 +318,7 @@ def calibrate(
         "target_precision": target,
         "current": {"RETRIEVAL_THRESHOLD": settings.retrieval_threshold},
         "chosen": None,
+        **({"verdicts": dict(labels.summary())} if verdicts else {}),
     }
     if chosen is not None:
         threshold = chosen["threshold"]
@@ -290,12 +328,12 @@ def calibrate(
             flagged = [p for p in subset if p.decided and p.distance < threshold]
             summary[split] = {
                 "precision": Proportion(sum(p.same for p in flagged), len(flagged)).as_json(),
-                "recall": Proportion(sum(p.same for p in flagged), positives(photos, queries)).as_json(),
+                "recall": Proportion(sum(p.same for p in flagged), positives(photos, queries, labels)).as_json(),
             }
     out.mkdir(parents=True, exist_ok=True)
     (out / "thresholds.json").write_text(json.dumps(summary, indent=1) + "\n")
     (out / "report.html").write_text(
-        report_html(summary, pairs, photos, curve(dev, positives(photos, dev_queries)), chosen)
+        report_html(summary, pairs, photos, curve(dev, positives(photos, dev_queries, labels)), chosen)
     )
     return summary
 
@@ -336,6 +374,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stage-file", help="a stage context file (infra/stages/<stage>.json) to write retrieval_threshold into"
     )
+    labelled = parser.add_mutually_exclusive_group()
+    labelled.add_argument("--verdicts", metavar="FILE", help="reviewers' verdicts (GET /verdicts' JSON) as pair labels")
+    labelled.add_argument("--verdicts-from-api", metavar="URL", help="fetch every verdict of --website from the API")
+    parser.add_argument("--website", help="the storefront whose verdicts --verdicts-from-api fetches")
+    parser.add_argument("--api-key", help="a client key for --verdicts-from-api (where the API needs one)")
+    parser.add_argument("--verdict-photos", metavar="DIR", help="photos the verdicts name that the groups do not hold")
     parser.add_argument("--demo-groups", metavar="DIR", help="write groups made from tests/data/photos to DIR and stop")
     args = parser.parse_args(argv)
     if args.demo_groups:
@@ -345,7 +389,26 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give a folder of groups (or --demo-groups DIR to make one)")
     settings = get_settings()
     embedder = OnnxEmbedder(args.model or str(DESCRIPTOR_MODEL), resize=settings.clip_resize)
-    summary = calibrate(Path(args.groups), embedder, args.target_precision, Path(args.out), settings)
+    verdicts: list[Verdict] = []
+    photos_dir = Path(args.verdict_photos) if args.verdict_photos else None
+    if args.verdicts:
+        verdicts = verdict_labels.load_file(Path(args.verdicts))
+    elif args.verdicts_from_api:
+        if not args.website:
+            parser.error("--verdicts-from-api needs --website")
+        verdicts, fetched = verdict_labels.fetch_from_api(
+            args.verdicts_from_api, args.website, Path(args.out), args.api_key
+        )
+        if photos_dir is not None:  # the given photos and the fetched ones, in one folder
+            for path in photos_dir.iterdir():
+                if path.is_file() and not (fetched / path.name).exists():
+                    (fetched / path.name).write_bytes(path.read_bytes())
+        photos_dir = fetched
+    summary = calibrate(
+        Path(args.groups), embedder, args.target_precision, Path(args.out), settings, verdicts, photos_dir
+    )
+    if "verdicts" in summary:
+        print("verdicts: " + ", ".join(f"{key} {value}" for key, value in summary["verdicts"].items()))
     current, chosen = summary["current"], summary["chosen"]
     if chosen is None:
         print(f"no retrieval threshold reaches precision {args.target_precision} on dev; report in {args.out}")

@@ -53,6 +53,18 @@ ROUTES: tuple[Route, ...] = (
         ),
     ),
     Route(
+        "dedupe",
+        "PUT",
+        "/verdicts",
+        (*JSON_BODY, "storefront_forbidden", "same_image_pair", "image_not_found", *GATEWAY),
+    ),
+    Route(
+        "dedupe",
+        "GET",
+        "/verdicts",
+        ("invalid_request", "unknown_parameter", "invalid_cursor", "storefront_forbidden", *GATEWAY),
+    ),
+    Route(
         "caption",
         "POST",
         "/generate_caption",
@@ -160,6 +172,12 @@ ROUTES: tuple[Route, ...] = (
         throttle=(5, 10),
     ),
     Route("listing-search", "GET", "/listings/migration", ("invalid_request", "unknown_parameter", *GATEWAY)),
+    Route(
+        "listing-search",
+        "GET",
+        "/listings/{zpid}",
+        ("invalid_request", "unknown_parameter", "listing_not_found", *GATEWAY),
+    ),
 )
 
 # Content types API Gateway passes to Lambda base64-encoded (RestApi binaryMediaTypes).

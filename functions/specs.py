@@ -31,7 +31,7 @@ class AsyncDelivery:
 # The Lambda layers, by what they hold (layers/layers.json lists their packages): every function
 # gets `base` and only the others its code imports, which keeps each function within Lambda's
 # 250 MB and its cold start short.
-MILVUS, OPENSEARCH, PROVIDERS = "milvus", "opensearch", "providers"
+MILVUS, OPENSEARCH, PROVIDERS, TOKENS = "milvus", "opensearch", "providers", "tokens"
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "authorizer",
         "handler",
         "api",
-        "Checks API keys: the caller and its storefronts",
+        "Checks API keys and people's tokens: the caller and its storefronts",
         10,
         256,
+        layers=(TOKENS,),
         refusals_metric="KeysRefused",
         reserved_concurrency=None,
     ),
@@ -172,8 +173,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "webhook_delivery",
         "generation",
         "Delivers each finished generation run to the storefront's webhooks, signed, with retries",
-        # every registration of a storefront in turn, each up to WEBHOOK_ATTEMPTS tries of at most
-        # WEBHOOK_TIMEOUT_S with doubling waits (5 x 10 s + 2+4+8+16 s = 80 s per webhook by default)
+        # every registration of a storefront at once, each up to WEBHOOK_ATTEMPTS tries of at most
+        # WEBHOOK_TIMEOUT_S in all with doubling waits (5 x 10 s + 2+4+8+16 s = 80 s by default); an
+        # attempt that would outlast the invocation is left to Lambda's retry of the event
         600,
         256,
         # EventBridge invokes it asynchronously: a crash (not a receiver's failure, which its record

@@ -3,7 +3,7 @@
 Every deployment setting comes from context and is checked first (infra/config.py); the README's
 "Deploying" section lists each key. Build inputs: `layers_dir` (build/layers, from `make layer`:
 one folder per layer of layers/layers.json) and `clip_model_tarball` (build/clip/model.tar.gz, from
-`make clip-model`).
+`make clip-model`, for the stage's endpoint mode: the synth refuses the other mode's package).
 
 `make synth` passes `-c synth_only=true`: without a CLIP package it synthesizes with the weight-free
 descriptor packaged in its place (build/clip/descriptor-synth-only.tar.gz), and says so loudly, so a
@@ -24,6 +24,7 @@ from infra import config as deployment
 from infra.nag import add_checks
 from infra.stack import ListingVisionStack
 from serving.clip.package import installs_offline
+from serving.clip.targets import target_refusal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,6 +48,8 @@ def main() -> None:
             f"The CLIP model package {tarball} would download its dependencies at start (no wheels in it), "
             "which the endpoint's network isolation forbids: rebuild it with `make clip-model`."
         )
+    if refusal := target_refusal(tarball, settings.endpoint_mode):
+        sys.exit(refusal)  # its ONNX Runtime is the other mode's (the construct refuses it too)
     ListingVisionStack(
         app,
         f"ListingVision-{settings.stage}",

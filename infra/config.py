@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -178,6 +178,9 @@ class DeploymentConfig(BaseModel):
     waf_requests_per_5_minutes: int = Field(
         2000, ge=100, description="With waf: requests one IP may send in 5 minutes before it is blocked."
     )
+    console_origins: list[Annotated[str, Field(pattern=r"^https://[^/\s]+$")]] = Field(
+        [], description='Origins besides the console\'s CloudFront one whose browsers may call the API (CORS), '
+        'e.g. `["https://review.acme.net"]`.')  # fmt: skip
     release: Release = Field(
         "canary_10_percent_5_minutes",
         description="How a release shifts traffic to each function's new version (CodeDeploy, "
@@ -246,13 +249,9 @@ class DeploymentConfig(BaseModel):
         "A storefront bucket named in `storefronts` (not created here) gets no distribution: "
         "its links stay presigned.",
     )
-    image_edits_per_client_per_day: int | None = Field(
-        None,
-        ge=0,
-        description="Image edits each client key may start per UTC day (IMAGE_EDITS_PER_CLIENT_PER_DAY of every "
-        "function, declared in listing_vision.config with its default; the local stack reads the same setting). "
-        "Unset: that default.",
-    )
+    image_edits_per_client_per_day: int | None = Field(None, ge=0, description="Image edits each client key may "
+        "start per UTC day (IMAGE_EDITS_PER_CLIENT_PER_DAY of every function, declared in listing_vision.config with "
+        "its default; the local stack reads the same setting). Unset: that default.")  # fmt: skip
 
     @field_validator("*", mode="before")
     @classmethod

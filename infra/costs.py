@@ -91,9 +91,9 @@ def billed(template: dict[str, Any], mode: str) -> Billed:
     return Billed(mode, str(variant["InstanceType"]), minimum, None)
 
 
-def synthesize_endpoint(mode: str, root: Path) -> dict[str, Any]:
+def synthesize_endpoint(mode: str, root: Path, package: Path | None = None) -> dict[str, Any]:
     """The endpoint of the example dev stage in `mode`, synthesized alone (the rest of the stack bills
-    by use and does not depend on the mode)."""
+    by use and does not depend on the mode), with `package` as its model (default: a stand-in)."""
     import aws_cdk as cdk
 
     from infra.config import validate
@@ -106,8 +106,9 @@ def synthesize_endpoint(mode: str, root: Path) -> dict[str, Any]:
         settings.pop("clip_serverless_max_concurrency", None)
     config = validate(settings)
     with tempfile.TemporaryDirectory() as tmp:
-        tarball = Path(tmp) / "model.tar.gz"
-        tarball.write_bytes(b"not read to synthesize")
+        tarball = package or Path(tmp) / "model.tar.gz"
+        if package is None:
+            tarball.write_bytes(b"not read to synthesize")
         app = cdk.App(outdir=str(Path(tmp) / "cdk.out"))
         stack = cdk.Stack(app, f"Costs-{mode.replace('_', '-')}")
         ClipEndpoint(stack, "Clip", model_tarball=str(tarball), options=endpoint_options(config))

@@ -12,6 +12,7 @@ from infra.constructs.api import RestApi
 from infra.constructs.captions import Captions
 from infra.constructs.cdn import ImageCdn
 from infra.constructs.clip_endpoint import ClipEndpoint, endpoint_options
+from infra.constructs.console import Console
 from infra.constructs.dedupe import Dedupe
 from infra.constructs.generation import Generation
 from infra.constructs.listings import Listings
@@ -39,6 +40,25 @@ class ListingVisionStack(Stack):
         self.config = config
         self.storage = Storage(self, "Storage", config=config)
         self.cdn = ImageCdn(self, "Cdn", config=config, buckets=self.storage.buckets)
+        # The review console and the people who sign in to it; its photos come from the image buckets
+        # (presigned links) and their distributions.
+        self.console = Console(
+            self,
+            "Console",
+            config=config,
+            storage=self.storage,
+            image_origins=[
+                *(  # presigned links name a bucket by its global or its regional host, by region
+                    f"https://{host}"
+                    for s in self.cdn.image_buckets()
+                    for host in (
+                        self.storage.buckets[s].bucket_domain_name,
+                        self.storage.buckets[s].bucket_regional_domain_name,
+                    )
+                ),
+                *(f"https://{d.distribution_domain_name}" for d in self.cdn.distributions.values()),
+            ],
+        )
         # One layer per dependency group (layers/layers.json); each function gets only its own.
         self.layers = {
             name: lambda_.LayerVersion(
@@ -82,7 +102,8 @@ class ListingVisionStack(Stack):
             "OPENSEARCH_URL": config.opensearch_endpoint.rstrip("/"),
             "OPENSEARCH_AUTH": "sigv4",
             "LISTINGS_INDEX": config.listings_index,
-            "API_AUTH": "api_keys",  # every API request carries a client's key (infra/constructs/api.py)
+            "API_AUTH": "api_keys",  # a client's key or a person's token on every request (infra/constructs/api.py)
+            **self.console.environment(),  # the user pool the authorizer trusts, the origins the API answers (CORS)
             **config.settings_environment(),  # calibrated thresholds (python -m evaluation.calibrate --stage-file)
             **({"MILVUS_TOKEN_SECRET": config.milvus_token_secret} if config.milvus_token_secret else {}),
             **({"OPENAI_API_KEY_SECRET": config.openai_key_secret} if config.openai_key_secret else {}),
@@ -110,8 +131,13 @@ class ListingVisionStack(Stack):
             **self.listings.functions,
         }
         self.api = RestApi(
-            self, "Api", platform=self.platform, functions={name: fn.alias for name, fn in self.functions.items()}
+            self,
+            "Api",
+            platform=self.platform,
+            functions={name: fn.alias for name, fn in self.functions.items()},
+            console=self.console,
         )
+        self.console.deploy(self.api.api.url)
         self.functions.update(self.api.functions)
         # What CloudFormation does not create (Milvus collection, listings index, OpenSearch role mapping),
         # made by a trigger once the stores and every function (whose roles it maps) exist

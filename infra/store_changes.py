@@ -32,6 +32,7 @@ STORES: dict[str, tuple[str, ...]] = {
     "AWS::SQS::Queue": ("QueueName", "FifoQueue"),
     "AWS::KMS::Key": (),  # removing one schedules its deletion, and what it encrypted becomes unreadable
     "AWS::Events::EventBus": ("Name",),
+    "AWS::Cognito::UserPool": ("AliasAttributes", "UsernameAttributes", "UsernameConfiguration"),  # its people
 }
 UNSAFE = ("replaced", "removed", "refused")
 

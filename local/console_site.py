@@ -1,16 +1,19 @@
 """The review console's files (console/), answered by the local gateway under /console/.
 
 Static files only: the console has no server of its own and calls the same API routes as any client.
-Every file goes out with a strict Content-Security-Policy: scripts, styles and API calls from this
-origin only (no inline script or style, no eval), images from here, from the photos' presigned S3
-URLs (`image_origins`) and from the browser's own copy of a photo being uploaded (blob:)."""
+Every file goes out with the strict Content-Security-Policy CloudFront sends on AWS, from the same
+declaration (listing_vision.api.console_policy): here images come from the photos' presigned S3 URLs
+(`image_origins`) and the API is this origin."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
+from listing_vision.api.console_policy import REFERRER_POLICY, content_security_policy
 from local.gateway import Page
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
@@ -23,27 +26,11 @@ CONTENT_TYPES = {
 }
 
 
-def content_security_policy(image_origins: tuple[str, ...]) -> str:
-    images = " ".join(("'self'", "blob:", *image_origins))
-    return "; ".join(
-        (
-            "default-src 'none'",
-            "script-src 'self'",
-            "style-src 'self'",
-            f"img-src {images}",
-            "connect-src 'self'",
-            "form-action 'none'",
-            "base-uri 'none'",
-            "frame-ancestors 'none'",
-        )
-    )
-
-
-def security_headers(image_origins: tuple[str, ...]) -> dict[str, str]:
+def security_headers(image_origins: tuple[str, ...], connect_origins: tuple[str, ...] = ()) -> dict[str, str]:
     return {
-        "Content-Security-Policy": content_security_policy(image_origins),
+        "Content-Security-Policy": content_security_policy(image_origins, connect_origins),
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        "Referrer-Policy": REFERRER_POLICY,
         "Cache-Control": "no-cache",
     }
 
@@ -56,14 +43,23 @@ def _redirect() -> tuple[int, Page]:
     return 308, Page("text/plain; charset=utf-8", b"", {"Location": PREFIX})
 
 
-def console_routes(image_origins: tuple[str, ...]) -> dict[str, Callable[[], tuple[int, Page]]]:
+def _config(config: dict[str, Any], headers: dict[str, str]) -> tuple[int, Page]:
+    return 200, Page("application/json", json.dumps(config).encode(), headers)
+
+
+def console_routes(
+    image_origins: tuple[str, ...], config: dict[str, Any] | None = None, connect_origins: tuple[str, ...] = ()
+) -> dict[str, Callable[[], tuple[int, Page]]]:
     """GET routes for the gateway's `extra_routes`: /console redirects to /console/ (so the page's
     relative links resolve), /console/ is index.html, and each file of console/ is at its name
-    (read on each request: an edited file shows on reload)."""
-    headers = security_headers(image_origins)
+    (read on each request: an edited file shows on reload). config.json is what the deploy writes on
+    AWS (infra/constructs/console.py: the API's URL, the sign-in); here `{}` (the API is this origin,
+    no sign-in) unless a test names a sign-in, whose origin it adds to `connect_origins`."""
+    headers = security_headers(image_origins, connect_origins)
     routes: dict[str, Callable[[], tuple[int, Page]]] = {PREFIX.rstrip("/"): _redirect}
     for path in sorted(CONSOLE_DIR.iterdir()):
         if path.suffix in CONTENT_TYPES:
             routes[PREFIX + path.name] = partial(_serve, path, headers)
     routes[PREFIX] = routes[PREFIX + "index.html"]
+    routes[PREFIX + "config.json"] = partial(_config, config or {}, headers)
     return routes

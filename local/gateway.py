@@ -6,14 +6,16 @@ when its Content-Type is one of the API's binary media types (multipart kept byt
 the function's proxy response is written back. Limits mirror AWS: 10 MB request (API Gateway),
 6 MB event (Lambda synchronous invoke). What the gateway itself refuses is answered as the
 deployed API's gateway responses answer it (listing_vision.api.gateway_responses): an unknown
-route or method is a 404 `route_not_found` (OPTIONS, HEAD and TRACE included: no route has them),
-a body over 10 MB a 413 `payload_too_large`.
+route or method is a 404 `route_not_found` (HEAD and TRACE included: no route has them),
+a body over 10 MB a 413 `payload_too_large`. CORS as the deployed API (listing_vision.api.console_policy):
+an OPTIONS preflight of a route is answered 204, and it and the gateway's own refusals carry CORS
+headers for `cors_origins` only (the functions' answers carry their own, as on AWS).
 
 Framing (Content-Length, chunked bodies, deadlines, Expect) is read by `http_framing`, whose
 refusals are answered in the same JSON shape.
 
 With an authorizer (API_AUTH=api_keys), each request first goes to the authorizer function as the
-REQUEST authorizer event API Gateway sends: no `x-api-key` header is a 401 without calling it, its
+REQUEST authorizer event API Gateway sends: no `x-api-key` or `Authorization` header is a 401 without calling it, its
 `Unauthorized` a 401, a policy that does not allow the route a 403, and an allowed request reaches
 the function with the authorizer's context in `requestContext.authorizer`, as on AWS.
 """
@@ -34,6 +36,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from functions.routes import BINARY_MEDIA_TYPES, ROUTES, Route
+from listing_vision.api.console_policy import cors_headers, preflight_headers
 from listing_vision.api.gateway_responses import body as gateway_response
 from listing_vision.errors import PayloadTooLarge, VisionError, http_status
 from local.http_framing import (
@@ -156,7 +159,9 @@ class Gateway:
         read_timeout_s: float = READ_TIMEOUT_S,
         request_deadline_s: float = REQUEST_DEADLINE_S,
         open_paths: frozenset[str] = frozenset(),
+        cors_origins: tuple[str, ...] = (),
     ):
+        self.cors_origins = cors_origins  # browsers' origins the API answers (the console's)
         self.log_requests = log_requests
         self.read_timeout_s = read_timeout_s
         self.request_deadline_s = request_deadline_s
@@ -206,7 +211,12 @@ class Gateway:
             def _refuse(self, response_type: str, message: str | None = None) -> None:
                 """What API Gateway itself answers (its gateway response for this type)."""
                 status, payload = gateway_response(response_type, str(uuid.uuid4()), message)
-                self._answer(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
+                headers = {"Content-Type": "application/json", **self._cors()}
+                self._answer(status, headers, json.dumps(payload).encode())
+
+            def _cors(self) -> dict[str, str]:
+                headers = getattr(self, "headers", None)  # none yet when the request line was refused
+                return cors_headers(dict(headers.items()), gateway.cors_origins) if headers else {}
 
             def _answer_framing(self, status: int, code: str, message: str) -> None:
                 """A refusal made while reading the request: the platform's shape, then the connection closes."""
@@ -332,6 +342,9 @@ class Gateway:
                         return
                     self._answer(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
                     return
+                if self.command == "OPTIONS" and any(c.pattern.match(split.path) for c in gateway.routes):
+                    self._answer(204, preflight_headers(dict(self.headers.items()), gateway.cors_origins), b"")
+                    return  # a preflight: API Gateway answers it itself, for every route, without a key
                 matched = gateway.match(self.command, split.path)
                 if matched is None:  # API Gateway: "Missing Authentication Token", answered as route_not_found
                     self._refuse("MISSING_AUTHENTICATION_TOKEN", f"No route for {self.command} {split.path}.")
@@ -368,7 +381,7 @@ class Gateway:
             def _authorize(self, route: Route, event: dict[str, Any]) -> bool:
                 """Run the authorizer as API Gateway does; False when the request was refused."""
                 headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-                if not headers.get("x-api-key"):
+                if not headers.get("x-api-key") and not headers.get("authorization"):  # a key or a person's token
                     self._refuse("UNAUTHORIZED")
                     return False
                 method_arn = f"{API_ARN}/{STAGE}/{route.method}{event['path']}"

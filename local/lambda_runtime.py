@@ -21,6 +21,8 @@ Lambda's queue of asynchronous events is durable: an event it accepted is delive
 nothing else survives. Here, with a journal folder (`LambdaRouter.journal`), each accepted event is
 written there before the invoke answers and removed once delivered (or sent to the failure queue);
 `replay_journal()` at the next start delivers what a killed process left (at least once, as Lambda).
+With `hold_until_saved` (stores saved by snapshots) a delivered event's entry is kept, `.delivered`,
+until `saved()` reports a snapshot begun after it: a kill before that redelivers it, losing nothing.
 
 As on Lambda, an execution environment handles one event at a time: a function's concurrent
 invocations each get their own environment (a fresh copy of its handler module, so module-level
@@ -206,6 +208,9 @@ class LambdaRouter:
         # Lambda waits about a minute, then two, between asynchronous retries; locally seconds.
         self.retry_delays_s = retry_delays_s
         self.journal = journal  # accepted asynchronous events not yet delivered (None: kept in memory only)
+        # keep a delivered event's entry until a snapshot begun after its delivery is saved (`saved()`)
+        self.hold_until_saved = False
+        self._delivered: list[tuple[float, Path]] = []  # (when delivered, its entry), held for a snapshot
         self.invocations: Counter[str] = Counter()  # invocations per function (not counting retries)
         self._handlers: dict[str, Registration] = {}
         self._background = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lambda-async")
@@ -312,7 +317,8 @@ class LambdaRouter:
         """Deliver the asynchronous events a killed process accepted and never finished; returns how many."""
         if self.journal is None or not self.journal.exists():
             return 0
-        entries = sorted(self.journal.glob("*.json"))
+        # and delivered ones no snapshot held (`.delivered`): run again, as Lambda may
+        entries = sorted([*self.journal.glob("*.json"), *self.journal.glob("*.delivered")], key=lambda p: p.name)
         for entry in entries:
             pending = json.loads(entry.read_text())
             name, registration = self._registration(pending["function"])
@@ -349,8 +355,22 @@ class LambdaRouter:
                     self._send_failure(
                         registration.runs_as or name, registration.failure_queue, event, error, attempt + 1
                     )
-        if entry is not None:
+        if entry is not None and self.hold_until_saved:
+            held = entry.with_suffix(".delivered")  # not waiting to run; replayed if no snapshot holds it
+            entry.rename(held)
+            with self._lock:
+                self._delivered.append((time.time(), held))
+        elif entry is not None:
             entry.unlink(missing_ok=True)
+
+    def saved(self, started_at: float) -> int:
+        """A snapshot begun at `started_at` is saved: the entries of events delivered before then go."""
+        with self._lock:
+            done = [entry for at, entry in self._delivered if at <= started_at]
+            self._delivered = [(at, entry) for at, entry in self._delivered if at > started_at]
+        for entry in done:
+            entry.unlink(missing_ok=True)
+        return len(done)
 
     @staticmethod
     def _send_failure(name: str, queue: str, event: dict[str, Any], error: BaseException, attempts: int) -> None:

@@ -1,15 +1,18 @@
 """Keeps the emulators' data between local runs, and across a killed process.
 
 moto and osmem-server hold everything in memory, so the local stack writes S3 objects, DynamoDB
-items and OpenSearch documents to `<state>/snapshot/` every few seconds (`Snapshots`, interval
-`LOCAL_SNAPSHOT_INTERVAL_S`, 5 s by default) and on a clean stop, and loads them on the next start.
+items, SSM parameters (the webhooks' secrets) and OpenSearch documents to `<state>/snapshot/` every
+few seconds (`Snapshots`, interval `LOCAL_SNAPSHOT_INTERVAL_S`, 5 s by default)
+and on a clean stop, and loads them on the next start.
 A process killed with -9 loses at most the writes of the last interval (plus the save in progress):
 what was acknowledged before that survives. The snapshot is replaced atomically (written beside,
 then renamed), so a crash mid-save leaves the previous one intact. Object bodies are kept once per
 content in `<state>/blobs/` (by SHA-256), so a save re-reads and re-writes only new objects.
 Milvus Lite persists by itself in `<state>/milvus.db/`; the Lambda runtime keeps its asynchronous
 events in `<state>/lambda-queue/` (local/lambda_runtime.py). The stores are saved independently,
-as AWS's are independent: the reconciler at start puts the catalogue back into agreement.
+as AWS's are independent: the reconciler at start puts the catalogue back into agreement. They are
+read in the reverse of the order the pipelines write them (tables, then buckets), so a record kept
+always has its object; an object kept without its record is a state a crash on AWS leaves too.
 
 Each object keeps its content type, metadata and tags (the upload trigger's `dedupe-status` and
 `duplicate-of` live in tags). Restoring is not an upload: DynamoDB is restored first, then the
@@ -157,6 +160,14 @@ def _dynamodb_items(table: str) -> Iterator[dict[str, Any]]:
             yield _binary_as_text(item, encode=True)
 
 
+def _ssm_parameters() -> Iterator[dict[str, Any]]:
+    """Every SSM parameter (the webhooks' secrets), decrypted as the functions read it, with its version."""
+    pages = aws.client("ssm").get_paginator("get_parameters_by_path")
+    for page in pages.paginate(Path="/", Recursive=True, WithDecryption=True):
+        for parameter in page["Parameters"]:
+            yield {name.lower(): parameter[name] for name in ("Name", "Type", "Value", "Version")}
+
+
 def _index_documents(client: OpenSearch, index: str) -> Iterator[dict[str, Any]]:
     for hit in helpers.scan(client, index=index, query={"query": {"match_all": {}}}, preserve_order=False):
         yield {"_id": hit["_id"], "_source": hit["_source"]}
@@ -181,10 +192,15 @@ def save(
     # Every write acknowledged before this moment is in this snapshot (each store is read after it)
     (staging / "meta.json").write_text(json.dumps({"started_at": time.time()}))
     counts: dict[str, int] = {}
-    for bucket in buckets:
-        counts[f"s3:{bucket}"] = _write_jsonl(staging / "s3" / f"{bucket}.jsonl", _s3_objects(bucket, blobs, cache))
+    # The tables (and secrets) before the buckets: a photo's object is written before its record, a job's
+    # images before its record, so a record read first has its object in the later read of the bucket
+    # (saving the buckets first kept the records of objects put while the buckets were read, never
+    # their objects: after a kill -9, records whose object is gone, which AWS never shows)
     for table in tables:
         counts[f"dynamodb:{table}"] = _write_jsonl(staging / "dynamodb" / f"{table}.jsonl", _dynamodb_items(table))
+    counts["ssm"] = _write_jsonl(staging / "ssm" / "parameters.jsonl", _ssm_parameters())
+    for bucket in buckets:
+        counts[f"s3:{bucket}"] = _write_jsonl(staging / "s3" / f"{bucket}.jsonl", _s3_objects(bucket, blobs, cache))
     for index in indices:
         mapping = search.indices.get_mapping(index=index)[index]["mappings"]
         (staging / "opensearch").mkdir(parents=True, exist_ok=True)
@@ -276,6 +292,12 @@ def restore(state_dir: Path, search: OpenSearch, cache: ObjectCache | None = Non
             while requests:
                 requests = dynamodb.batch_write_item(RequestItems=requests).get("UnprocessedItems") or {}
         counts[f"dynamodb:{table}"] = len(items)
+    ssm = aws.client("ssm")
+    for parameter in _read_jsonl(root / "ssm" / "parameters.jsonl") if (root / "ssm").exists() else ():
+        # written as often as its version: an item naming `name:version` finds the value there
+        for _ in range(min(int(parameter["version"]), 100)):
+            ssm.put_parameter(Name=parameter["name"], Value=parameter["value"], Type=parameter["type"], Overwrite=True)
+        counts["ssm"] = counts.get("ssm", 0) + 1
     s3 = aws.client("s3")  # after DynamoDB, and with no event fired: a restore is not an upload
     for path in sorted((root / "s3").glob("*.jsonl")):
         bucket = path.stem

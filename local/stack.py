@@ -161,6 +161,8 @@ class LocalStack:
         for spec in FUNCTIONS:
             self.router.register_spec(spec)
         self.router.journal = self.state_dir / "lambda-queue"  # durable, as Lambda's queue is
+        # a delivered event's entry stays until a snapshot holds its effects (the stores are saved now and then)
+        self.router.hold_until_saved = self.keep_snapshot
         self.router.install()
         self._event_rules.install(self.router)  # EventBridge rules that target functions
         create_local_secrets(self.settings)  # before Milvus: its client reads the token from Secrets Manager
@@ -197,20 +199,26 @@ class LocalStack:
         self.provisioning = self.router.call("provision", {})["provisioned"]
         return self.provisioning
 
-    def api_gateway(self, auth: bool) -> Gateway:
+    def api_gateway(self, auth: bool, console_config: dict[str, Any] | None = None) -> Gateway:
         """The API in front of this stack's functions; with `auth`, every request needs a client's key
         (the authorizer function), the OpenAPI document and its Swagger UI too, as on AWS; only the
         local /health probe (no AWS counterpart) and the review console's static files answer without one."""
         from local.console_site import console_routes
 
         # photos are presigned URLs to moto's S3, or the local CDN's (image_links cdn)
-        console = console_routes(image_origins=(self.moto_url, *((self.cdn.url,) if self.cdn else ())))
+        sign_in = ((console_config or {}).get("signIn") or {}).get("domain")
+        console = console_routes(
+            image_origins=(self.moto_url, *((self.cdn.url,) if self.cdn else ())),
+            config=console_config,
+            connect_origins=(sign_in,) if sign_in else (),
+        )
         return Gateway(
             self.router.call,
             extra_routes={"/health": self.health, "/openapi.json": self.openapi, "/swagger": self.swagger, **console},
             log_requests=self.log_requests,
             authorizer="authorizer" if auth else None,
             open_paths=frozenset({"/health", *console}),  # the console's files hold no secret
+            cors_origins=tuple(get_settings().console_origins),  # none by default: the console is this origin
         )
 
     def _start_clip_container(self) -> ContainerServer:
@@ -286,7 +294,8 @@ class LocalStack:
         return saved
 
     def _save_snapshot(self, cache: snapshot.ObjectCache) -> dict[str, int]:
-        return snapshot.save(
+        started_at = time.time()  # no later than the snapshot's own start: what was delivered before is in it
+        counts = snapshot.save(
             self.state_dir,
             bucket_names(self.settings),
             table_names(self.settings),
@@ -294,6 +303,8 @@ class LocalStack:
             [self.settings.listings_index],
             cache,
         )
+        self.router.saved(started_at)
+        return counts
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -414,7 +425,10 @@ class LocalStack:
         if repaired:
             lines.append("  Reconciled    " + json.dumps(repaired))
         if self.replayed:
-            lines.append(f"  Redelivered   {self.replayed} asynchronous events the last run accepted and never ran")
+            lines.append(
+                f"  Redelivered   {self.replayed} asynchronous events the last run accepted and did not run "
+                "(or ran after its last snapshot)"
+            )
         if self.client_keys:
             lines.append("  API keys      " + ", ".join(f"{site}: {key}" for site, key in self.client_keys.items()))
         if self.demo_loaded:

@@ -176,3 +176,18 @@ def image_server() -> Iterator[Any]:
     server = LoopbackServer({OPENAI_IMAGE_EDITS: lambda request: openai_image(seed=len(server.requests))}).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def edit_provider(provider_env: Callable[..., None]) -> Callable[..., None]:
+    """Point the stack at a loopback images.edit server as OpenAI, with a rate limit too generous to
+    wait on; `settings` add to that or override it (a concurrency, retries, a quota)."""
+
+    def configure(server: Any, **settings: str) -> None:
+        provider_env(
+            OPENAI_API_KEY="sk-test",
+            OPENAI_BASE_URL=f"{server.url}/v1",
+            **{"IMAGE_EDIT_RATE_PER_MINUTE": "6000", "IMAGE_EDIT_BURST": "50", **settings},
+        )
+
+    return configure

@@ -1,7 +1,8 @@
 """Duplicate detection for the jewelry storefronts, the API: POST /image_similarity_search (check,
 store, index), POST /uploads (presigned upload for large files), GET /uploads/{upload_id}, and the
 catalogue's lifecycle: GET /images (a storefront's stored images, paged), GET /images/{image_id} (302 to
-the photo: a private link), DELETE /images/{image_id}."""
+the photo: a private link), DELETE /images/{image_id}; and reviewers' verdicts on duplicate pairs:
+PUT /verdicts, GET /verdicts (listing_vision.jewelry.verdicts)."""
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
@@ -19,10 +20,12 @@ from listing_vision.api.query_parameters import check_parameters
 from listing_vision.config import Storefront, get_settings
 from listing_vision.embeddings.factory import get_embedder
 from listing_vision.jewelry import catalogue as catalogue_module
+from listing_vision.jewelry import verdicts as verdicts_module
 from listing_vision.jewelry.catalogue import IMAGE_ID_PATTERN, Catalogue
 from listing_vision.jewelry.dedupe import DedupeService, Upload
 from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.jewelry.uploads import UPLOAD_ID_PATTERN, UploadForms
+from listing_vision.jewelry.verdicts import Verdict, Verdicts
 from listing_vision.observability import logger, metrics, tracer
 
 app = create_resolver()
@@ -112,6 +115,9 @@ class ImagePage(BaseModel):
 
 
 LIST_PARAMETERS = ("website", "cursor", "limit")
+ImageIdPath = Annotated[
+    str, Path(pattern=IMAGE_ID_PATTERN, description="The photo's id: the SHA-256 of its bytes, in hex (`image_id`).")
+]
 
 
 @app.get("/images", responses={200: {"description": "One page of the storefront's stored images."}})
@@ -151,10 +157,7 @@ def list_images(
 )
 @tracer.capture_method
 def get_image(
-    image_id: Annotated[
-        str,
-        Path(pattern=IMAGE_ID_PATTERN, description="The photo's id: the SHA-256 of its bytes, in hex (`image_id`)."),
-    ],
+    image_id: ImageIdPath,
     website: Annotated[Website | None, Query(description=WEBSITE)] = None,
 ) -> Response[None]:
     """Redirect to a stored photo (302 to a fresh presigned URL): 403 `storefront_forbidden` for another
@@ -171,10 +174,7 @@ def get_image(
 )
 @tracer.capture_method
 def delete_image(
-    image_id: Annotated[
-        str,
-        Path(pattern=IMAGE_ID_PATTERN, description="The photo's id: the SHA-256 of its bytes, in hex (`image_id`)."),
-    ],
+    image_id: ImageIdPath,
     website: Annotated[Website | None, Query(description=WEBSITE)] = None,
 ) -> Response[None]:
     """Delete a stored photo: its object under catalogue/, its vector, its record and captions. The same
@@ -183,6 +183,79 @@ def delete_image(
     caller = current_caller(app)
     catalogue().delete(caller, caller.storefront(website), image_id)
     return Response(status_code=204, body=None)
+
+
+@aws.per_container
+def verdicts() -> Verdicts:
+    return Verdicts(CatalogueStores.from_settings().claims)
+
+
+IMAGE_ID = "An image id: the SHA-256 of the photo's bytes, in hex."
+
+
+class VerdictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    website: Website = Field(None, description=WEBSITE)  # type: ignore[assignment]  # None: omitted
+    image_id: StrictStr = Field(
+        pattern=IMAGE_ID_PATTERN, description="The upload's id (the SHA-256 of its bytes; it need not be stored)."
+    )
+    matched_image_id: StrictStr = Field(
+        pattern=IMAGE_ID_PATTERN,
+        description="The matched image's id (`image_id` of a duplicate's result): stored in the storefront.",
+    )
+    verdict: Verdict = Field(description="`same_piece`: the same piece; `not_duplicate`: a different piece.")
+
+
+class RecordedVerdict(BaseModel):
+    website: str
+    image_id: str
+    matched_image_id: str
+    verdict: Verdict
+    recorded_at: int = Field(description="When it was recorded (Unix seconds).")
+    recorded_by: str | None = Field(description="The client that recorded it.")
+
+
+class VerdictPage(BaseModel):
+    verdicts: list[RecordedVerdict]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last. A page may be short and still have one."
+    )
+
+
+@app.put("/verdicts", responses={200: {"description": "The verdict as recorded (it replaces the pair's one before)."}})
+@tracer.capture_method
+def record_verdict(request: VerdictRequest) -> RecordedVerdict:
+    """Record a reviewer's verdict on a duplicate pair, in either order: the pair is unordered, and
+    recording it again replaces its verdict. 404 `image_not_found` when the matched image is not stored
+    in the storefront; 400 `same_image_pair` for one image twice."""
+    caller = current_caller(app)
+    recorded = verdicts().record(
+        caller, caller.storefront(request.website), request.image_id, request.matched_image_id, request.verdict
+    )
+    return RecordedVerdict.model_validate(recorded)
+
+
+@app.get("/verdicts", responses={200: {"description": "One page of the storefront's verdicts."}})
+@tracer.capture_method
+def list_verdicts(
+    website: Annotated[Website | None, Query(description=WEBSITE)] = None,
+    image_id: Annotated[
+        str | None, Query(pattern=IMAGE_ID_PATTERN, description="Only the verdicts on pairs holding this image.")
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=verdicts_module.MAX_CURSOR_CHARS, description="`next_cursor` of the page before.")
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=verdicts_module.MAX_LIMIT, description="Verdicts per page, at most.")
+    ] = verdicts_module.DEFAULT_LIMIT,
+) -> VerdictPage:
+    """The storefront's verdicts, a page at a time (the labels `python -m evaluation.calibrate
+    --verdicts-from-api` exports). A cursor is tied to its storefront and `image_id`."""
+    parameters = app.current_event.multi_value_query_string_parameters or {}
+    check_parameters(parameters, ("website", "image_id", "cursor", "limit"), "GET /verdicts")
+    caller = current_caller(app)
+    listed = verdicts().page(caller, caller.storefront(website), image_id, cursor, limit)
+    return VerdictPage.model_validate(listed)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

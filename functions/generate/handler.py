@@ -13,7 +13,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator
+from pydantic_core import PydanticCustomError
 
 from listing_vision import aws
 from listing_vision.api import create_resolver, current_caller, query_parameters
@@ -75,6 +76,48 @@ class GenerateImagesRequest(BaseModel):
         None, min_length=1, max_length=5, description="Omitted or null: [1, 2, 4, 5]; an empty list is refused."
     )
     dimensions_mm: Dimensions | None = Field(None, description="Needed for type 3 (dimension image).")
+
+    @field_validator("s3_urls", mode="before")
+    @classmethod
+    def _one_url_or_a_list(cls, value: object) -> object:
+        """What the client sent wrong, in its terms (the union's own errors name pydantic's types)."""
+        expected = f"a URL (a string of at most 2048 characters) or a list of 1 to {MAX_PHOTOS} of them"
+        if isinstance(value, str):
+            if len(value) > 2048:
+                raise PydanticCustomError(
+                    "s3_urls",
+                    "s3_urls is {length} characters long: expected {expected}.",
+                    {"length": len(value), "expected": expected},
+                )
+            return value
+        if not isinstance(value, list):
+            raise PydanticCustomError(
+                "s3_urls", "s3_urls is {kind}: expected {expected}.", {"kind": _json_kind(value), "expected": expected}
+            )
+        if not value:
+            raise PydanticCustomError(
+                "s3_urls", "s3_urls is an empty list: expected {expected}.", {"expected": expected}
+            )
+        for number, url in enumerate(value):
+            if not isinstance(url, str) or len(url) > 2048:
+                what = f"{len(url)} characters long" if isinstance(url, str) else _json_kind(url)
+                raise PydanticCustomError(
+                    "s3_urls",
+                    "s3_urls[{number}] is {what}: expected {expected}.",
+                    {"number": number, "what": what, "expected": expected},
+                )
+        return value
+
+
+def _json_kind(value: object) -> str:
+    """A JSON value's kind as a client would name it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "an object" if isinstance(value, dict) else "a list" if isinstance(value, list) else "a string"
 
 
 class RegenerateImageRequest(BaseModel):

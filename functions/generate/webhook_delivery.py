@@ -18,5 +18,5 @@ delivery = aws.per_container(WebhookDelivery)
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    records = delivery().deliver_event(event)
+    records = delivery().deliver_event(event, context.get_remaining_time_in_millis() / 1000)
     return {"deliveries": [{"delivery_id": r["delivery_id"], "status": r["status"]} for r in records]}

@@ -1,12 +1,14 @@
 """Listing search, the API: GET /listings/search pages listings matching a query and filters on
 their split visual features (listing_vision.realestate.listing_search); GET /listings/migration
-reports how far the visual-features migration has got (listing_vision.realestate.migration_progress)."""
+reports how far the visual-features migration has got (listing_vision.realestate.migration_progress);
+GET /listings/{zpid} shows one listing's photos and its text before and after the split
+(listing_vision.realestate.listing_view)."""
 
 # No `from __future__ import annotations` here: Powertools reads the route annotations at run time.
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
@@ -15,7 +17,7 @@ from listing_vision import aws
 from listing_vision.api import create_resolver, current_caller
 from listing_vision.api.query_parameters import check_parameters
 from listing_vision.observability import logger, metrics, tracer
-from listing_vision.realestate import listing_search, migration_progress
+from listing_vision.realestate import listing_search, listing_view, migration_progress
 from listing_vision.realestate.listing_search import (
     DEFAULT_LIMIT,
     MAX_AMENITIES_CHARS,
@@ -23,6 +25,7 @@ from listing_vision.realestate.listing_search import (
     MAX_LIMIT,
     MAX_TEXT_CHARS,
 )
+from listing_vision.realestate.listing_view import ZPID_PATTERN
 from listing_vision.realestate.listings_index import ListingsIndex
 
 app = create_resolver()
@@ -88,17 +91,38 @@ class FieldShare(BaseModel):
     pct: float = Field(description="Percent of all listings.")
 
 
+class LastRun(BaseModel):
+    run_id: str | None
+    operation: str | None = Field(description="execute, rollback or backup.")
+    finished_at: int | None = Field(description="When its finish step ran (Unix seconds).")
+    batches: int
+    batches_done: int
+    batches_failed: int
+    failed_batches: list[dict[str, Any]] = Field(description="The first 20 failed batches: number, zpids, error.")
+    passed: bool | None = Field(description="Whether it passed (verify's criteria and no failed batch, for execute).")
+    verify: dict[str, Any] | None = Field(
+        description="Verify's figures after an execute: passed, failures, total, has_all_three(_pct), "
+        "other_fields_changed (given a backup)."
+    )
+
+
 class MigrationProgress(BaseModel):
     total: int = Field(description="Listings in the index.")
     fields: dict[str, FieldShare] = Field(description="Listings holding each of the three split fields.")
     all_fields: FieldShare = Field(description="Listings holding all three: the migration's monitoring figure.")
     target_pct: float = Field(description="The share with all three that `verify` requires.")
     meets_target: bool
+    last_run: LastRun | None = Field(description="The last finished Step Functions run; null before any.")
 
 
 @app.get(
     "/listings/migration",
-    responses={200: {"description": "How many listings hold the split fields (read-only; the index's figures)."}},
+    responses={
+        200: {
+            "description": "How many listings hold the split fields (read-only; the index's figures), and the "
+            "last finished run's batches and verify results."
+        }
+    },
 )
 @tracer.capture_method
 def migration_status() -> MigrationProgress:
@@ -106,6 +130,34 @@ def migration_status() -> MigrationProgress:
     parameters = app.current_event.multi_value_query_string_parameters or {}
     check_parameters(parameters, (), "GET /listings/migration")
     return MigrationProgress.model_validate(migration_progress.progress(listings()))
+
+
+class ListingPhoto(BaseModel):
+    url: str = Field(description="As the listing holds it (an s3:// URI or an http(s) URL).")
+    link: str | None = Field(description="The URL to open it at; null for an s3:// URI.")
+
+
+class ListingView(BaseModel):
+    zpid: str
+    photos: list[ListingPhoto]
+    before: dict[str, str | None] = Field(description="`visual_features_text`: the aggregated text the split reads.")
+    after: dict[str, str | None] = Field(description="The three split fields; null where not split yet.")
+    split: bool = Field(description="Whether the listing holds all three fields, its images all analysed.")
+    images_pending: bool = Field(description="Ingest left it with images still to analyse.")
+
+
+@app.get(
+    "/listings/<zpid>",
+    responses={200: {"description": "One listing's photos and its text before and after the split (read-only)."}},
+)
+@tracer.capture_method
+def get_listing(
+    zpid: Annotated[str, Path(pattern=ZPID_PATTERN, description="The listing's id.")],
+) -> ListingView:
+    current_caller(app)  # any client with a key, as search: listings belong to no storefront
+    parameters = app.current_event.multi_value_query_string_parameters or {}
+    check_parameters(parameters, (), "GET /listings/{zpid}")
+    return ListingView.model_validate(listing_view.view(listings(), zpid))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

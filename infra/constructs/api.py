@@ -2,9 +2,10 @@
 
 One resource per route of functions/routes.py, each to its function; API Gateway's own errors in
 the platform's error shape (listing_vision.api.gateway_responses). Every method is authorized by
-the `authorizer` function (a REQUEST authorizer on `x-api-key`, its answer cached 5 minutes per
-key), which finds the client by its key's hash in the `api-clients` table and passes the client's
-storefronts to the functions, which refuse other storefronts (api/access.py). The key is also the
+the `authorizer` function (a REQUEST authorizer, run on every request), which finds the client by its
+key's hash (`x-api-key`) in the `api-clients` table, or checks a person's user-pool token
+(`Authorization: Bearer`, infra/constructs/console.py), and passes the caller's storefronts to the
+functions, which refuse other storefronts (api/access.py). CORS for the console's origins only. The key is also the
 usage identifier (API key source AUTHORIZER), so each client is throttled and metered by its usage
 plan (`standard` or `bulk`; `python -m listing_vision.api.clients create --usage-plan …`
 registers a key); a route that declares its own throttle (GET /listings/search) has it in every
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, Fn, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -26,10 +27,12 @@ from constructs import Construct
 
 from functions.openapi import document as openapi_document
 from functions.routes import BINARY_MEDIA_TYPES, ROUTES, Route
+from infra.constructs.console import Console
 from infra.constructs.platform import Platform, allow
 from infra.nag import acknowledge
-from listing_vision.api.authorizer import KEY_HEADER
+from listing_vision.api.console_policy import ALLOW_HEADERS, ALLOW_METHODS, MAX_AGE_S
 from listing_vision.api.gateway_responses import GATEWAY_RESPONSES, template
+from listing_vision.api.user_tokens import USAGE_KEY_PREFIX
 
 # name -> (requests per second, burst, requests per day)
 OPENAPI_PATH = "/openapi.json"
@@ -54,8 +57,8 @@ def keyed_method(
     acknowledge(
         method,
         "AwsSolutions-COG4",
-        "Callers are storefront services, authorized by a Lambda authorizer on hashed API keys, not users "
-        "of a Cognito user pool.",
+        "The Lambda authorizer checks both kinds of caller: storefront services' hashed API keys and people's "
+        "Cognito user-pool tokens (signature, issuer, client, expiry); a Cognito authorizer could not take keys.",
     )
     return method
 
@@ -93,6 +96,7 @@ class RestApi(Construct):
         *,
         platform: Platform,
         functions: dict[str, lambda_.IFunction],
+        console: Console,
     ) -> None:
         super().__init__(scope, construct_id)
         config = platform.config
@@ -106,6 +110,14 @@ class RestApi(Construct):
             "Api",
             rest_api_name=config.name("api"),
             binary_media_types=list(BINARY_MEDIA_TYPES),
+            # Preflights (OPTIONS) answered by API Gateway itself, for the console's origins only
+            # (listing_vision.api.console_policy; the functions add the same headers to their answers).
+            default_cors_preflight_options=apigw.CorsOptions(
+                allow_origins=console.origins,
+                allow_methods=list(ALLOW_METHODS),
+                allow_headers=list(ALLOW_HEADERS),
+                max_age=Duration.seconds(MAX_AGE_S),
+            ),
             api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER,
             # The account's logging role, one per account and region: made by the stage whose context says so,
             # and kept when that stage goes, since every stage's logs need it (README: Deploying).
@@ -143,8 +155,11 @@ class RestApi(Construct):
             self,
             "ApiKeys",
             handler=self.authorizer_function.alias,
-            identity_sources=[apigw.IdentitySource.header(KEY_HEADER)],
-            results_cache_ttl=Duration.minutes(5),
+            # A key (x-api-key) or a person's token (Authorization): API Gateway requires every identity
+            # source it names, so it names none and the authorizer refuses a request with neither. Without an
+            # identity source its answers cannot be cached: it runs on every request.
+            identity_sources=[],
+            results_cache_ttl=Duration.seconds(0),
         )
         methods: dict[Route, apigw.Method] = {}
         for route in ROUTES:
@@ -158,7 +173,13 @@ class RestApi(Construct):
                 response.response_type,
                 type=apigw.ResponseType.of(response.response_type),
                 status_code=str(response.status) if response.status else None,
-                response_headers={"Content-Type": "'application/json'"},
+                # API Gateway cannot choose among origins here: its refusals name the console's own
+                # (readable there, by no other origin's browser)
+                response_headers={
+                    "Content-Type": "'application/json'",
+                    "Access-Control-Allow-Origin": f"'{console.origin}'",
+                    "Vary": "'Origin'",
+                },
                 templates={"application/json": template(response)},
             )
         self.usage_plans = {}
@@ -171,6 +192,14 @@ class RestApi(Construct):
             )
             plan.add_api_stage(stage=self.api.deployment_stage, throttle=route_throttles(methods, rate, burst))
             self.usage_plans[name] = plan
+        # People's requests (user-pool tokens) are metered together on one key of the standard plan, named
+        # after the console's app client: not a secret, sent as x-api-key it matches no client.
+        people = self.api.add_api_key(
+            "PeopleKey",
+            api_key_name=config.name("people"),
+            value=Fn.join("", [USAGE_KEY_PREFIX, console.client.user_pool_client_id]),
+        )
+        self.usage_plans["standard"].add_api_key(people)
         acknowledge(
             self.api,
             "AwsSolutions-APIG2",

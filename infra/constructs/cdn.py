@@ -89,6 +89,10 @@ class ImageCdn(Construct):
             acknowledge(distribution, f"AwsSolutions-{rule}", reason)
         return distribution
 
+    def image_buckets(self) -> list[str]:
+        """The settings of every bucket whose photos the API links to: each storefront's, the generated one."""
+        return [*(bucket_setting(name) for name in self.config.storefront_names), "generated_bucket"]
+
     def environment(self) -> dict[str, str]:
         """IMAGE_LINKS and CDN_URLS (bucket → `https://<distribution domain>`) for every function."""
         urls = {

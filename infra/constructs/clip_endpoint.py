@@ -5,6 +5,9 @@ Modes (context `endpoint_mode`, README "Endpoint modes and cost"):
   instance, at least one always on. Production, and the mode backfills are fastest on.
 - `realtime_cpu`: the same on CPU instances (ml.c6i.xlarge), ONNX Runtime's CPU provider, on the
   CPU inference container; a tenth of the GPU's idle cost, ample for a catalogue's upload rate.
+  The CPU modes serve a package built for the `cpu` target (the CPU `onnxruntime` wheel), the GPU
+  mode one built for `gpu` (onnxruntime-gpu); the synth refuses a package of the other target
+  (serving/clip/targets.py), naming the `make clip-model CLIP_TARGET=...` to run.
 - `serverless_cpu`: SageMaker serverless inference (SERVERLESS_MEMORY_MB, at most
   `clip_serverless_max_concurrency` invocations at once), nothing billed while idle; cold starts
   of seconds after idle, requests under 4 MB (the invoking functions are told SERVERLESS_PAYLOAD_BYTES),
@@ -52,6 +55,7 @@ from constructs import Construct
 from infra.config import DeploymentConfig
 from infra.nag import acknowledge
 from serving.clip.model_report import fp16_refusal
+from serving.clip.targets import target_refusal
 
 IMAGE_ACCOUNT = "763104351884"  # AWS Deep Learning Containers
 DEFAULT_IMAGE = (
@@ -184,6 +188,8 @@ class ClipEndpoint(Construct):
         if refusal := options.refusal():
             raise ValueError(refusal)
         self.options = options
+        if refusal := target_refusal(model_tarball, options.mode):
+            raise ValueError(refusal)  # the package's ONNX Runtime is the other mode's (serving/clip/targets.py)
         if options.fp16 and (refusal := fp16_refusal(model_tarball)):
             raise ValueError(refusal)  # an fp16 endpoint must load a packaged model measured faster than fp32
         self.endpoint_name = options.name

@@ -34,8 +34,10 @@ class Listings(Construct):
             "listing-search": search,
             "migration": migration,
         }
-        # Search reads the listings index and nothing else: its `_search` path only
+        # Search reads the listings index (its `_search` and `_mget` paths) and the last run's record only
         allow(search, ["es:ESHttpPost"], platform.opensearch_paths("{index}/_search"))
+        # GET /listings/{zpid} reads one listing's shown fields: an `_mget` of its id
+        allow(search, ["es:ESHttpPost"], platform.opensearch_paths("{index}/_mget"))
         cache = platform.table_arn("vision_cache_table")
         phrases = platform.table_arn("feature_phrases_table")
         uploads = platform.bucket("uploads_bucket")
@@ -73,6 +75,8 @@ class Listings(Construct):
         platform.read_secret(migration, "anthropic")
         migration.function.add_environment("PHRASE_CLASSIFIER", "anthropic")
         artifacts = platform.bucket("artifacts_bucket")
+        # GET /listings/migration shows the last finished run, which the migration's finish step records
+        allow(search, ["s3:GetObject"], [artifacts.arn_for_objects("migrations/last-run.json")])
         allow(
             migration,
             ["s3:GetObject", "s3:PutObject"],

@@ -5,12 +5,15 @@ model-report.json           the export's report (parity, fp16 speed), when given
 code/inference.py           serving/clip/inference.py
 code/listing_vision/...     the library modules the handler runs (SERVING_MODULES: the CLIP
                             encoder, the duplicate check's verification), nothing else
-code/requirements.txt       no index, the wheels beside it, every package pinned by hash
-code/wheels/*.whl           onnxruntime-gpu, opencv-python-headless, numpy, pillow and their
-                            dependencies, for the serving image's platform (serving/clip/wheels.py):
+code/requirements.txt       no index, the wheels beside it, every package pinned by hash, and the
+                            target the package is for (`# target: gpu|cpu`, which synth checks)
+code/wheels/*.whl           the target's ONNX Runtime (gpu: onnxruntime-gpu; cpu: onnxruntime),
+                            opencv-python-headless, numpy, pillow and their dependencies, for the
+                            serving image's platform (serving/clip/wheels.py, serving/clip/targets.py):
                             the endpoint installs them at start and downloads nothing
 
-python -m serving.clip.package --model build/clip/model.onnx --out build/clip/model.tar.gz [--wheels DIR]
+python -m serving.clip.package --model build/clip/model.onnx --out build/clip/model.tar.gz \
+    [--target gpu|cpu] [--wheels DIR]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import listing_vision
 from serving.clip import inference
 from serving.clip import wheels as container_wheels
 from serving.clip.model_report import FP16_MODEL, REPORT_NAME
+from serving.clip.targets import ONNXRUNTIME, REQUIREMENTS, TARGETS
 
 LIBRARY = Path(listing_vision.__file__).parent
 # The handler's imports, with their packages' __init__ files: a test runs the packaged code alone.
@@ -63,10 +67,14 @@ def build(
     allow_descriptor: bool = False,
     report: Path | None = None,
     wheels: Sequence[Path] | None = None,
+    target: str | None = None,
 ) -> Path:
     """The package SageMaker unpacks into /opt/ml/model. `wheels` (serving/clip/wheels.py) are what
-    the container installs at start; without them the package has no requirements.txt and serves
-    only in a process that has its dependencies already (tests, benchmarks, the synth-only stand-in)."""
+    the container installs at start, for `target` (gpu or cpu; None: what their ONNX Runtime is),
+    refused when they are another target's; without them the package has no requirements.txt and
+    serves only in a process that has its dependencies already (tests, benchmarks, the synth-only
+    stand-in)."""
+    requirements = None if wheels is None else container_wheels.requirements_file(wheels, target)
     if not allow_descriptor and is_descriptor(model):
         raise DescriptorRefused(
             f"{model} is the weight-free descriptor, not CLIP. Export real CLIP first "
@@ -92,14 +100,11 @@ def build(
         add_bytes(tar, "code/inference.py", Path(inference.__file__).read_bytes())
         for module in SERVING_MODULES:
             add_bytes(tar, f"code/listing_vision/{module}", (LIBRARY / module).read_bytes())
-        if wheels is not None:
-            add_bytes(tar, REQUIREMENTS, container_wheels.requirements_file(wheels).encode())
+        if wheels is not None and requirements is not None:
+            add_bytes(tar, REQUIREMENTS, requirements.encode())
             for wheel in wheels:
                 tar.add(wheel, f"code/{container_wheels.WHEELS_DIR}/{wheel.name}")
     return out
-
-
-REQUIREMENTS = "code/requirements.txt"
 
 
 def installs_offline(tarball: Path) -> bool:
@@ -128,12 +133,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--wheels",
         type=Path,
-        help="a folder holding the container's wheels already (default: download them into build/clip/wheels)",
+        help="a folder holding the target's wheels already (default: download them into build/clip/wheels/TARGET)",
+    )
+    parser.add_argument(
+        "--target",
+        choices=TARGETS,
+        default="gpu",
+        help="the ONNX Runtime packed: gpu for endpoint_mode realtime_gpu, cpu for realtime_cpu and serverless_cpu",
     )
     args = parser.parse_args(argv)
-    wheels = sorted(args.wheels.glob("*.whl")) if args.wheels else container_wheels.download(Path("build/clip/wheels"))
-    path = build(args.model, args.out, args.fp16_model, args.int8_model, args.allow_descriptor, args.report, wheels)
-    print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    if args.wheels:
+        wheels = sorted(args.wheels.glob("*.whl"))
+    else:
+        requirements = container_wheels.container_requirements(args.target)
+        wheels = container_wheels.download(Path("build/clip/wheels") / args.target, requirements)
+    path = build(
+        args.model, args.out, args.fp16_model, args.int8_model, args.allow_descriptor, args.report, wheels, args.target
+    )
+    print(f"wrote {path} ({path.stat().st_size:,} bytes, target {args.target}: {ONNXRUNTIME[args.target]})")
     return 0
 
 

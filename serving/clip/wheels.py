@@ -5,12 +5,15 @@ The AWS PyTorch inference container runs `pip install -r code/requirements.txt` 
 model. The file written here says `--no-index` and `--find-links wheels` (pip reads a relative
 folder beside the requirements file), and pins every package, dependencies included, to the hash
 of the wheel packed beside it. So the start is reproducible, and it works with the model's network
-isolation (`EnableNetworkIsolation`). The CUDA and cuDNN libraries onnxruntime-gpu loads are not
-packed: the PyTorch image's own PyTorch installs them as nvidia pip packages, which ONNX Runtime
-preloads (`inference._preload_cuda_libraries`; infra/constructs/clip_endpoint.py names the image).
+isolation (`EnableNetworkIsolation`). The ONNX Runtime is the target's (serving/clip/targets.py):
+onnxruntime-gpu for the GPU mode, the CPU `onnxruntime` for the CPU modes. The CUDA and cuDNN
+libraries onnxruntime-gpu loads are not packed: the PyTorch image's own PyTorch installs them as
+nvidia pip packages, which ONNX Runtime preloads (`inference._preload_cuda_libraries`;
+infra/constructs/clip_endpoint.py names the image).
 
-    python -m serving.clip.wheels --dest build/clip/wheels      # the container's platform (default)
-    python -m serving.clip.wheels --dest /tmp/wheels --here     # this interpreter's (the offline test)
+    python -m serving.clip.wheels --dest build/clip/wheels/gpu               # the container's platform (default)
+    python -m serving.clip.wheels --dest build/clip/wheels/cpu --target cpu  # the CPU modes' wheels
+    python -m serving.clip.wheels --dest /tmp/wheels --here                  # this interpreter's (the offline test)
 """
 
 from __future__ import annotations
@@ -22,16 +25,15 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
-# What code/inference.py imports. onnxruntime-gpu 1.26.0 is the last PyPI build linking CUDA 12 and
-# cuDNN 9, what the serving image (PyTorch 2.6 DLC, CUDA 12.4) has; OpenCV (headless: the image has
-# no display libraries) runs the duplicate verification.
-CONTAINER_REQUIREMENTS = (
-    "onnxruntime-gpu==1.26.0",
+from serving.clip.targets import ONNXRUNTIME, PROJECT_TARGETS, target_line
+
+# What code/inference.py imports besides ONNX Runtime (the target's: serving/clip/targets.py).
+# OpenCV (headless: the image has no display libraries) runs the duplicate verification.
+SHARED_REQUIREMENTS = (
     "opencv-python-headless==4.10.0.84",
     "numpy==2.4.6",
     "pillow==13.0.0",
@@ -39,9 +41,27 @@ CONTAINER_REQUIREMENTS = (
 WHEELS_DIR = "wheels"
 
 
+def container_requirements(target: str = "gpu") -> tuple[str, ...]:
+    """What the container installs for a target: gpu (endpoint_mode realtime_gpu) or cpu."""
+    return (ONNXRUNTIME[target], *SHARED_REQUIREMENTS)
+
+
+CONTAINER_REQUIREMENTS = container_requirements("gpu")
+
+
 def local_requirements() -> tuple[str, ...]:
-    """The same packages for this machine (the offline start test): the CPU ONNX Runtime it runs."""
-    return (f"onnxruntime=={version('onnxruntime')}", *CONTAINER_REQUIREMENTS[1:])
+    """The CPU target's packages, downloaded for this machine by the offline start test (its
+    ONNX Runtime is the one constraints.txt pins, which the tests run)."""
+    return container_requirements("cpu")
+
+
+def wheels_target(wheels: Iterable[Path]) -> str | None:
+    """The target these wheels are for (from their ONNX Runtime), None when they hold none."""
+    projects = {str(parse_wheel_filename(wheel.name)[0]) for wheel in wheels}
+    found = {PROJECT_TARGETS[project] for project in projects if project in PROJECT_TARGETS}
+    if len(found) > 1:
+        raise ValueError("both ONNX Runtime builds among the wheels: pack one target's")
+    return found.pop() if found else None
 
 
 @dataclass(frozen=True)
@@ -81,9 +101,15 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def requirements_file(wheels: Iterable[Path]) -> str:
+def requirements_file(wheels: Iterable[Path], target: str | None = None) -> str:
     """`code/requirements.txt` for these wheels: no index, the wheels' folder, each package pinned to
-    its version and its wheels' hashes (hash-checking mode then refuses anything else)."""
+    its version and its wheels' hashes (hash-checking mode then refuses anything else), and the
+    target they are for (given, or read from their ONNX Runtime), which synth checks."""
+    wheels = list(wheels)
+    packed = wheels_target(wheels)
+    if target and packed and packed != target:
+        raise ValueError(f"the wheels hold {packed}'s ONNX Runtime, not {target}'s ({ONNXRUNTIME[target]})")
+    target = target or packed
     hashes: dict[tuple[str, str], list[str]] = defaultdict(list)
     for wheel in wheels:
         project, release, _, _ = parse_wheel_filename(wheel.name)
@@ -95,6 +121,7 @@ def requirements_file(wheels: Iterable[Path]) -> str:
         raise ValueError(f"two versions of one package among the wheels: {sorted(hashes)}")
     lines = [
         "# Installed from the wheels beside this file, by hash; nothing is downloaded (serving/clip/wheels.py).",
+        *([target_line(target)] if target else []),
         "--no-index",
         f"--find-links {WHEELS_DIR}",
     ]
@@ -105,10 +132,14 @@ def requirements_file(wheels: Iterable[Path]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serving.clip.wheels", description=__doc__.splitlines()[0])
-    parser.add_argument("--dest", type=Path, default=Path("build/clip/wheels"))
+    parser.add_argument("--dest", type=Path, default=Path("build/clip/wheels/gpu"))
+    parser.add_argument("--target", choices=tuple(ONNXRUNTIME), default="gpu", help="the endpoint modes' ONNX Runtime")
     parser.add_argument("--here", action="store_true", help="for this interpreter, with the CPU ONNX Runtime")
     args = parser.parse_args(argv)
-    wheels = download(args.dest, local_requirements(), None) if args.here else download(args.dest)
+    if args.here:
+        wheels = download(args.dest, local_requirements(), None)
+    else:
+        wheels = download(args.dest, container_requirements(args.target))
     print(requirements_file(wheels), end="")
     return 0
 

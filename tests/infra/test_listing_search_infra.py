@@ -1,6 +1,7 @@
-"""GET /listings/search as deployed: its function may only search the listings index, its method is
-behind the key authorizer like every route, each usage plan throttles it below the plan's own rate
-(per client), and fine-grained access control maps its role like the other OpenSearch functions."""
+"""GET /listings/search as deployed: its function may only search the listings index (and read listings
+by id, GET /listings/{zpid}), its method is behind the key authorizer like every route, each usage plan
+throttles it below the plan's own rate (per client), and fine-grained access control maps its role like
+the other OpenSearch functions."""
 
 from __future__ import annotations
 
@@ -19,8 +20,14 @@ def test_listing_search_may_only_search_the_listings_index(synthesized: Synthesi
     policies = RolePolicies(synthesized.stack, synthesized.template.to_json())
     grants = {(grant.action, grant.resource) for grant in policies.grants("listing-search")}
     domain = synthesized.stack.platform.opensearch_domain_arn
-    # Then it holds one: POST on the listings index's _search path (no writes, no other index, no other store)
-    assert grants == {("es:ESHttpPost", policies.resolve(synthesized.stack.resolve(f"{domain}/listings-v2/_search")))}
+    # Then it holds two: POST on the listings index's _search and _mget paths (GET /listings/{zpid}); no
+    # writes, no other index, no other store
+    # And GetObject on the last migration run's record (GET /listings/migration)
+    assert grants - {("s3:GetObject", "arn:aws:s3:::artifacts/migrations/last-run.json")} == {
+        ("es:ESHttpPost", policies.resolve(synthesized.stack.resolve(f"{domain}/listings-v2/{path}")))
+        for path in ("_search", "_mget")
+    }
+    assert ("s3:GetObject", "arn:aws:s3:::artifacts/migrations/last-run.json") in grants
     # And fine-grained access control maps its role to the listings role, as the other OpenSearch functions
     assert "listing-search" in synthesized.stack.provisioning.mapped
 
@@ -38,6 +45,7 @@ def test_the_search_route_is_keyed_and_throttled_in_every_usage_plan(synthesized
         r["Properties"]
         for r in synthesized.of_type("AWS::ApiGateway::Method").values()
         if r["Properties"]["ResourceId"] == {"Ref": search}
+        and r["Properties"]["HttpMethod"] != "OPTIONS"  # its CORS preflight (test_console_infra.py)
     ]
     # Then GET /listings/search is behind the same key authorizer as every route, integrated with its
     # function's released version (the `live` alias)

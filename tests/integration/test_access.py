@@ -5,10 +5,12 @@ these tests put a second gateway in front of it that runs the authorizer functio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +69,35 @@ def call(
 
 def photo(seed: int) -> dict[str, Any]:
     return {"file": ("ring.jpg", earring_photo(seed), "image/jpeg")}
+
+
+def store_in_blysk(secured: Clients, key: str, seed: int) -> tuple[str, str]:
+    """A photo stored in blysk by the client holding `key`: (its s3_url, its image id)."""
+    data = earring_photo(seed)
+    stored = call(
+        secured,
+        "POST",
+        "/image_similarity_search",
+        key,
+        files={"file": ("ring.jpg", data, "image/jpeg")},
+        data={"website": "blysk", "check_duplicate": "no"},
+    )
+    assert stored.status_code == 200, stored.text
+    return stored.json()["s3_url"], hashlib.sha256(data).hexdigest()
+
+
+@contextmanager
+def nothing_written(local_stack: LocalStack) -> Iterator[None]:
+    """The stores are the same after the block as before it (once the events it caused are delivered)."""
+    local_stack.router.drain()
+    before = fingerprint()
+    yield
+    local_stack.router.drain()
+    assert changed(before, fingerprint()) == []
+
+
+def codes(answers: list[requests.Response]) -> list[tuple[int, str]]:
+    return [(a.status_code, a.json()["error"]["code"]) for a in answers]
 
 
 def test_without_a_valid_key_nothing_is_reachable(secured: Clients) -> None:
@@ -147,32 +178,28 @@ def test_a_request_without_website_acts_on_the_clients_only_storefront(
 
 
 def test_a_client_cannot_write_or_search_another_storefront(local_stack: LocalStack, secured: Clients) -> None:
-    local_stack.router.drain()
-    before = fingerprint()
     # Given an alya client, when it stores, captions or asks an upload in blysk, or searches all
-    refused = [
-        call(secured, "POST", "/image_similarity_search", secured.alya, files=photo(61), data={"website": "blysk"}),
-        call(secured, "POST", "/image_similarity_search", secured.alya, files=photo(62), data={"scope": "all"}),
-        call(
-            secured,
-            "POST",
-            "/generate_caption",
-            secured.alya,
-            files=photo(63),
-            data={"type": "ring", "website": "blysk"},
-        ),
-        call(secured, "POST", "/uploads", secured.alya, json={"website": "blysk", "content_type": "image/png"}),
-    ]
+    with nothing_written(local_stack):
+        refused = [
+            call(secured, "POST", "/image_similarity_search", secured.alya, files=photo(61), data={"website": "blysk"}),
+            call(secured, "POST", "/image_similarity_search", secured.alya, files=photo(62), data={"scope": "all"}),
+            call(
+                secured,
+                "POST",
+                "/generate_caption",
+                secured.alya,
+                files=photo(63),
+                data={"type": "ring", "website": "blysk"},
+            ),
+            call(secured, "POST", "/uploads", secured.alya, json={"website": "blysk", "content_type": "image/png"}),
+        ]
     # Then each is refused with 403 and a stable code, and nothing was written anywhere
-    codes = [(r.status_code, r.json()["error"]["code"]) for r in refused]
-    assert codes == [
+    assert codes(refused) == [
         (403, "storefront_forbidden"),
         (403, "scope_forbidden"),
         (403, "storefront_forbidden"),
         (403, "storefront_forbidden"),
     ]
-    local_stack.router.drain()
-    assert changed(before, fingerprint()) == []
     # While its own storefront works, and a client holding both may search all
     assert call(secured, "POST", "/image_similarity_search", secured.alya, files=photo(64)).status_code == 200
     both = call(secured, "POST", "/image_similarity_search", secured.everything, files=photo(64), data={"scope": "all"})
@@ -181,15 +208,7 @@ def test_a_client_cannot_write_or_search_another_storefront(local_stack: LocalSt
 
 def test_jobs_and_uploads_belong_to_their_storefront(local_stack: LocalStack, secured: Clients) -> None:
     # Given a job and an upload of blysk (made by a client holding both storefronts)
-    stored = call(
-        secured,
-        "POST",
-        "/image_similarity_search",
-        secured.everything,
-        files=photo(65),
-        data={"website": "blysk", "check_duplicate": "no"},
-    )
-    source = stored.json()["s3_url"]
+    source, _ = store_in_blysk(secured, secured.everything, 65)
     job = call(
         secured,
         "POST",
@@ -203,66 +222,53 @@ def test_jobs_and_uploads_belong_to_their_storefront(local_stack: LocalStack, se
     upload = call(
         secured, "POST", "/uploads", secured.everything, json={"website": "blysk", "content_type": "image/jpeg"}
     )
-    upload_id = upload.json()["upload_id"]
-    before = fingerprint()
+    upload_id, job_id = upload.json()["upload_id"], job.json()["job_id"]
     # When an alya client asks for them, regenerates the job, or generates from blysk's photo
-    job_id = job.json()["job_id"]
-    answers = [
-        call(secured, "GET", f"/jobs/{job_id}", secured.alya),
-        call(secured, "POST", "/regenerate-image", secured.alya, json={"job_id": job_id, "image_type": 1}),
-        call(secured, "GET", f"/uploads/{upload_id}", secured.alya, params={"website": "blysk"}),
-        call(secured, "POST", "/generate-images", secured.alya, json={"s3_urls": source, "product_type": "ear"}),
-    ]
+    with nothing_written(local_stack):
+        answers = [
+            call(secured, "GET", f"/jobs/{job_id}", secured.alya),
+            call(secured, "POST", "/regenerate-image", secured.alya, json={"job_id": job_id, "image_type": 1}),
+            call(secured, "GET", f"/uploads/{upload_id}", secured.alya, params={"website": "blysk"}),
+            call(secured, "POST", "/generate-images", secured.alya, json={"s3_urls": source, "product_type": "ear"}),
+        ]
     # Then they do not exist for it (404), and a job from another storefront's photo is refused (403)
-    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [
+    assert codes(answers) == [
         (404, "job_not_found"),
         (404, "job_not_found"),
         (404, "upload_not_found"),
         (403, "storefront_forbidden"),
     ]
-    local_stack.router.drain()
-    assert changed(before, fingerprint()) == []
     # While the job's own storefront sees it
     assert call(secured, "GET", f"/jobs/{job_id}", secured.everything).json()["status"] == "done"
 
 
 def test_a_client_cannot_list_or_cancel_another_storefronts_jobs(local_stack: LocalStack, secured: Clients) -> None:
     # Given a job of blysk
-    stored = call(
-        secured,
-        "POST",
-        "/image_similarity_search",
-        secured.shop,
-        files=photo(71),
-        data={"website": "blysk", "check_duplicate": "no"},
-    )
+    source, _ = store_in_blysk(secured, secured.shop, 71)
     job = call(
         secured,
         "POST",
         "/generate-images",
         secured.shop,
         headers={"Prefer": "respond-async"},
-        json={"s3_urls": stored.json()["s3_url"], "product_type": "ear", "image_types": [1]},
+        json={"s3_urls": source, "product_type": "ear", "image_types": [1]},
     )
     job_id = job.json()["job_id"]
-    local_stack.router.drain()
-    before = fingerprint()
     # When an alya client lists blysk's jobs or cancels the job, naming blysk or not
-    answers = [
-        call(secured, "GET", "/jobs", secured.alya, params={"website": "blysk"}),
-        call(secured, "DELETE", f"/jobs/{job_id}", secured.alya, params={"website": "blysk"}),
-        call(secured, "DELETE", f"/jobs/{job_id}", secured.alya),
-        call(secured, "DELETE", f"/jobs/{job_id}", secured.alya, params={"website": "alya"}),
-    ]
+    with nothing_written(local_stack):
+        answers = [
+            call(secured, "GET", "/jobs", secured.alya, params={"website": "blysk"}),
+            call(secured, "DELETE", f"/jobs/{job_id}", secured.alya, params={"website": "blysk"}),
+            call(secured, "DELETE", f"/jobs/{job_id}", secured.alya),
+            call(secured, "DELETE", f"/jobs/{job_id}", secured.alya, params={"website": "alya"}),
+        ]
     # Then naming blysk is refused (403) and otherwise the job does not exist for it (404), writing nothing
-    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [
+    assert codes(answers) == [
         (403, "storefront_forbidden"),
         (403, "storefront_forbidden"),
         (404, "job_not_found"),
         (404, "job_not_found"),
     ]
-    local_stack.router.drain()
-    assert changed(before, fingerprint()) == []
     # While without a website each lists its own storefront's jobs only
     own = call(secured, "GET", "/jobs", secured.shop, params={"limit": 100}).json()
     assert own["website"] == "blysk" and job_id in {j["job_id"] for j in own["jobs"]}
@@ -299,39 +305,18 @@ def test_clients_create_puts_the_key_in_a_usage_plan_or_refuses(
 
 
 def test_another_storefronts_captions_are_refused(local_stack: LocalStack, secured: Clients) -> None:
-    import hashlib
-
     # Given a photo of blysk (stored by a client holding both storefronts)
-    data = earring_photo(67)
-    stored = call(
-        secured,
-        "POST",
-        "/image_similarity_search",
-        secured.everything,
-        files={"file": ("r.jpg", data, "image/jpeg")},
-        data={"website": "blysk", "check_duplicate": "no"},
-    )
-    assert stored.status_code == 200, stored.text
-    photo_id = hashlib.sha256(data).hexdigest()
-    local_stack.router.drain()
-    before = fingerprint()
+    _, photo_id = store_in_blysk(secured, secured.everything, 67)
     # When an alya client reads, lists or asks for its captions in blysk
-    answers = [
-        call(secured, "GET", f"/images/{photo_id}/caption", secured.alya, params={"website": "blysk"}),
-        call(secured, "GET", f"/images/{photo_id}/captions", secured.alya, params={"website": "blysk"}),
-        call(
-            secured,
-            "POST",
-            f"/images/{photo_id}/caption",
-            secured.alya,
-            params={"website": "blysk"},
-            json={"type": "ring"},
-        ),
-    ]
+    blysk = {"website": "blysk"}
+    with nothing_written(local_stack):
+        answers = [
+            call(secured, "GET", f"/images/{photo_id}/caption", secured.alya, params=blysk),
+            call(secured, "GET", f"/images/{photo_id}/captions", secured.alya, params=blysk),
+            call(secured, "POST", f"/images/{photo_id}/caption", secured.alya, params=blysk, json={"type": "ring"}),
+        ]
     # Then each is the access error, and nothing was written
-    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [(403, "storefront_forbidden")] * 3
-    local_stack.router.drain()
-    assert changed(before, fingerprint()) == []
+    assert codes(answers) == [(403, "storefront_forbidden")] * 3
     # While in its own storefront the id names no photo, and blysk's client sees it (without a caption yet)
     mine = call(secured, "GET", f"/images/{photo_id}/caption", secured.alya)
     assert (mine.status_code, mine.json()["error"]["code"]) == (404, "image_not_found")
@@ -340,31 +325,16 @@ def test_another_storefronts_captions_are_refused(local_stack: LocalStack, secur
 
 
 def test_another_storefronts_catalogue_cannot_be_listed_or_deleted(local_stack: LocalStack, secured: Clients) -> None:
-    import hashlib
-
     # Given a photo of blysk (stored by a client holding both storefronts)
-    data = earring_photo(68)
-    stored = call(
-        secured,
-        "POST",
-        "/image_similarity_search",
-        secured.everything,
-        files={"file": ("r.jpg", data, "image/jpeg")},
-        data={"website": "blysk", "check_duplicate": "no"},
-    )
-    assert stored.status_code == 200, stored.text
-    photo_id = hashlib.sha256(data).hexdigest()
-    local_stack.router.drain()
-    before = fingerprint()
+    _, photo_id = store_in_blysk(secured, secured.everything, 68)
     # When an alya client lists blysk's catalogue or deletes the photo in blysk
-    answers = [
-        call(secured, "GET", "/images", secured.alya, params={"website": "blysk"}),
-        call(secured, "DELETE", f"/images/{photo_id}", secured.alya, params={"website": "blysk"}),
-    ]
+    with nothing_written(local_stack):
+        answers = [
+            call(secured, "GET", "/images", secured.alya, params={"website": "blysk"}),
+            call(secured, "DELETE", f"/images/{photo_id}", secured.alya, params={"website": "blysk"}),
+        ]
     # Then each is the access error, and nothing was written (the photo is all there)
-    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [(403, "storefront_forbidden")] * 2
-    local_stack.router.drain()
-    assert changed(before, fingerprint()) == []
+    assert codes(answers) == [(403, "storefront_forbidden")] * 2
     # While in its own storefront the id names no photo, and blysk's client lists and deletes it
     mine = call(secured, "DELETE", f"/images/{photo_id}", secured.alya)
     assert (mine.status_code, mine.json()["error"]["code"]) == (404, "image_not_found")
@@ -379,6 +349,38 @@ def test_another_storefronts_catalogue_cannot_be_listed_or_deleted(local_stack: 
             break
     assert photo_id in listed
     assert call(secured, "DELETE", f"/images/{photo_id}", secured.shop).status_code == 204
+
+
+def test_another_storefronts_verdicts_can_be_neither_recorded_nor_read(
+    local_stack: LocalStack, secured: Clients
+) -> None:
+    # Given a photo of blysk and a verdict on a pair holding it, recorded by blysk's client
+    _, photo_id = store_in_blysk(secured, secured.shop, 69)
+    upload_id = "c" * 64
+    verdict = {"image_id": upload_id, "matched_image_id": photo_id, "verdict": "same_piece"}
+    mine = call(secured, "PUT", "/verdicts", secured.shop, json=verdict)
+    assert (mine.status_code, mine.json()["website"]) == (200, "blysk"), mine.text
+    # When an alya client records a verdict in blysk, or lists blysk's verdicts
+    with nothing_written(local_stack):
+        answers = [
+            call(
+                secured,
+                "PUT",
+                "/verdicts",
+                secured.alya,
+                json={**verdict, "website": "blysk", "verdict": "not_duplicate"},
+            ),
+            call(secured, "GET", "/verdicts", secured.alya, params={"website": "blysk"}),
+        ]
+    # Then each is the access error, and nothing was written
+    assert codes(answers) == [(403, "storefront_forbidden")] * 2
+    # While in its own storefront the matched photo is unknown, and alya lists none of blysk's verdicts
+    own = call(secured, "PUT", "/verdicts", secured.alya, json=verdict)
+    assert (own.status_code, own.json()["error"]["code"]) == (404, "image_not_found")
+    assert call(secured, "GET", "/verdicts", secured.alya, params={"image_id": photo_id}).json()["verdicts"] == []
+    # And blysk's client reads its verdict unchanged
+    theirs = call(secured, "GET", "/verdicts", secured.shop, params={"image_id": photo_id}).json()["verdicts"]
+    assert [(v["image_id"], v["verdict"]) for v in theirs] == [(upload_id, "same_piece")]
 
 
 def test_a_clients_key_is_rotated_without_downtime_then_the_old_one_revoked(

@@ -1,6 +1,8 @@
 """The review console (console/, served at /console/) clicked through in headless Chromium against the
-local stack: upload and review, the catalogue with paging and a confirmed delete, generation with its
-gallery, a regenerated type and the ZIP. Each flow leaves a screenshot under build/console-screenshots/
+local stack: upload and review (with a reviewer's verdict on a pair), the catalogue with paging and a
+confirmed delete, generation with its gallery, a regenerated type and the ZIP, the listings tab (the
+migration's progress and last run, one listing before and after the split). Each flow leaves a
+screenshot under build/console-screenshots/
 and must pass axe-core with no serious or critical violation, with no script error and nothing blocked
 by the page's Content-Security-Policy. Chromium and axe-core are installed by tests/browser if missing."""
 
@@ -19,6 +21,7 @@ from typing import Any
 import pytest
 import requests
 from opensearchpy import helpers
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from listing_vision.api.clients import ApiClients
@@ -29,6 +32,7 @@ from local.console_site import CONSOLE_DIR
 from local.stack import LocalStack
 from tests.browser import CHROMIUM_ARGS, axe_source, chromium
 from tests.integration.test_generation import earring_photo
+from tests.integration.test_listing_view import migrated_demo_listing
 
 SCREENSHOTS = Path("build/console-screenshots")
 LAPTOP = {"width": 1280, "height": 800}
@@ -167,8 +171,33 @@ def test_upload_a_new_photo_then_its_duplicate(
     pair = result.locator(".pair").first
     expect(pair.locator("img")).to_have_count(2)
     expect(pair.locator("figcaption").nth(1)).to_have_text(re.compile(r"Match 1: exact · distance 0\.000"))
+    # And the same bytes are no pair to judge: no verdict buttons
+    expect(pair.get_by_role("group", name="Your verdict on match 1")).to_contain_text("The same photo")
     screenshot(page, "review-duplicate")
     accessible(page, axe)
+    # When a re-encoded copy is checked, a pair with the reviewer's two buttons and no verdict yet
+    copy = reencoded(photo)
+    page.get_by_label("Photo (JPEG, PNG or WebP)").set_input_files({**upload, "name": "copy.jpg", "buffer": copy})
+    page.get_by_role("button", name="Check the photo").click()
+    verdicts = result.locator(".pair").first.get_by_role("group", name="Your verdict on match 1")
+    expect(verdicts.locator(".status")).to_have_text("No verdict yet")
+    # And "Not a duplicate" is pressed from the keyboard, then "Same piece" clicked
+    verdicts.get_by_role("button", name="Not a duplicate").focus()
+    page.keyboard.press("Enter")
+    expect(verdicts.locator(".status")).to_have_text("Recorded: Not a duplicate")
+    expect(verdicts.get_by_role("button", name="Not a duplicate")).to_have_attribute("aria-pressed", "true")
+    verdicts.get_by_role("button", name="Same piece").click()
+    # Then the page shows the last one, and the API holds that one only on the pair (it replaced the first)
+    expect(verdicts.locator(".status")).to_have_text("Recorded: Same piece")
+    expect(verdicts.get_by_role("button", name="Not a duplicate")).to_have_attribute("aria-pressed", "false")
+    copy_id, photo_id = hashlib.sha256(copy).hexdigest(), hashlib.sha256(photo).hexdigest()
+    on_copy = requests.get(f"{local_stack.url}/verdicts", params={"website": "alya", "image_id": copy_id}, timeout=10)
+    assert [(v["matched_image_id"], v["verdict"]) for v in on_copy.json()["verdicts"]] == [(photo_id, "same_piece")]
+    screenshot(page, "review-verdict")
+    accessible(page, axe)
+    # And checking the copy again shows the verdict recorded
+    page.get_by_role("button", name="Check the photo").click()
+    expect(page.locator("#review-result .verdicts .status").first).to_have_text("Recorded: Same piece")
     # And on a phone the same verdict fits the screen's width
     phone = console(PHONE)
     phone.get_by_label("Photo (JPEG, PNG or WebP)").set_input_files(upload)
@@ -182,6 +211,12 @@ def test_upload_a_new_photo_then_its_duplicate(
     )
     phone.get_by_role("button", name="Check the photo").click()
     expect(phone.get_by_role("alert")).to_have_text("not_an_image: The file is not an image we can read.")
+
+
+def reencoded(data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("RGB").save(buffer, "JPEG", quality=70)
+    return buffer.getvalue()
 
 
 def our_card(page: Page, cards: Any, ours: set[str]) -> tuple[Any, re.Match[str]]:
@@ -282,9 +317,11 @@ def test_generate_watch_the_gallery_regenerate_and_download(
 
 
 def test_the_listings_tab_shows_the_migrations_progress(
-    console: Callable[..., Page], local_stack: LocalStack, axe: str
+    console: Callable[..., Page], local_stack: LocalStack, axe: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given three more listings in the index: two migrated (all three split fields), one not yet
+    # Given a finished run of the migration's state machine over two demo listings
+    zpid, run = migrated_demo_listing(capsys)
+    # And three more listings in the index: two migrated (all three split fields), one not yet
     index = ListingsIndex.from_settings()
     index.ensure_split_mapping()
     before = requests.get(f"{local_stack.url}/listings/migration", timeout=10).json()
@@ -308,6 +345,21 @@ def test_the_listings_tab_shows_the_migrations_progress(
         rows = page.get_by_role("table", name="Listings holding each split field").locator("tbody tr")
         expect(rows).to_have_count(4)
         expect(rows.last).to_contain_text(f"All three{after['all_fields']['listings']:,}")
+        # And the last run: its batches done and failed, and verify's result
+        last_run = page.get_by_role("definition")
+        expect(page.locator("#listings-run")).to_contain_text(f"Run{run['run_id']} (execute)")
+        expect(page.locator("#listings-run")).to_contain_text(f"Batches done{run['batches']}Batches failed0")
+        expect(last_run.filter(has_text="% of 2 with all three")).to_have_text("passed: 100.0 % of 2 with all three")
+        # When one of the run's listings is asked for, from the keyboard
+        page.get_by_label("Listing (zpid)").fill(zpid)
+        page.get_by_label("Listing (zpid)").press("Enter")
+        # Then its photos and its text before and after the split show side by side
+        shown = page.locator("#listing-result")
+        expect(shown.get_by_role("heading", level=3)).to_have_text(f"Listing {zpid}: split")
+        expect(shown.get_by_role("region", name="Before the split").locator("p")).not_to_be_empty()
+        expect(shown.get_by_role("region", name="After the split").locator("dd")).to_have_count(3)
+        expect(shown.get_by_role("region", name="After the split")).not_to_contain_text("(not split)")
+        expect(shown.get_by_role("list", name="Listing photos").locator("li").first).to_be_visible()
         screenshot(page, "listings")
         accessible(page, axe)
     finally:

@@ -59,16 +59,10 @@ RUN_WRITES = [
 
 
 @pytest.fixture
-def provider(provider_env: Callable[..., None], image_server: LoopbackServer) -> LoopbackServer:
+def provider(edit_provider: Callable[..., None], image_server: LoopbackServer) -> LoopbackServer:
     """The loopback image-edit server as the paid provider; one type at a time, so a run's writes
-    come in one order (the kill points), and a rate limit too generous to wait on."""
-    provider_env(
-        OPENAI_API_KEY="sk-test",
-        OPENAI_BASE_URL=f"{image_server.url}/v1",
-        IMAGE_EDIT_RATE_PER_MINUTE="6000",
-        IMAGE_EDIT_BURST="50",
-        IMAGE_EDIT_CONCURRENCY="1",
-    )
+    come in one order (the kill points)."""
+    edit_provider(image_server, IMAGE_EDIT_CONCURRENCY="1")
     return image_server
 
 

@@ -23,19 +23,9 @@ EDITS = OPENAI_IMAGE_EDITS
 
 
 @pytest.fixture
-def with_provider(provider_env: Callable[..., None], image_server: LoopbackServer) -> Callable[..., None]:
+def with_provider(edit_provider: Callable[..., None], image_server: LoopbackServer) -> Callable[..., None]:
     """The loopback image server as the provider, with a rate limit too generous to matter here."""
-
-    def configure(**extra: str) -> None:
-        provider_env(
-            OPENAI_API_KEY="sk-test",
-            OPENAI_BASE_URL=f"{image_server.url}/v1",
-            IMAGE_EDIT_RATE_PER_MINUTE="6000",
-            IMAGE_EDIT_BURST="50",
-            **extra,
-        )
-
-    return configure
+    return lambda **extra: edit_provider(image_server, **extra)
 
 
 def submit(local_stack: LocalStack, data: bytes, types: list[int]) -> dict[str, Any]:

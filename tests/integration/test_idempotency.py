@@ -39,14 +39,9 @@ def image_server() -> Iterator[LoopbackServer]:
 
 
 @pytest.fixture
-def edits(provider_env: Callable[..., None], image_server: LoopbackServer) -> Callable[[], int]:
+def edits(edit_provider: Callable[..., None], image_server: LoopbackServer) -> Callable[[], int]:
     """The loopback image server as the provider; returns how many edits it has been asked for."""
-    provider_env(
-        OPENAI_API_KEY="sk-test",
-        OPENAI_BASE_URL=f"{image_server.url}/v1",
-        IMAGE_EDIT_RATE_PER_MINUTE="6000",
-        IMAGE_EDIT_BURST="50",
-    )
+    edit_provider(image_server)
     return lambda: len(image_server.calls(EDITS))
 
 

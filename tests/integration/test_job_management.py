@@ -62,17 +62,10 @@ def finish_events(local_stack: LocalStack) -> FinishEvents:
 
 
 @pytest.fixture
-def slow_edits(provider_env: Callable[..., None]) -> Iterator[LoopbackServer]:
+def slow_edits(edit_provider: Callable[..., None]) -> Iterator[LoopbackServer]:
     """The loopback images.edit server as the provider, each edit taking a second, one at a time."""
     server = LoopbackServer({OPENAI_IMAGE_EDITS: lambda request: openai_image(seed=7, delay_s=1.0)}).start()
-    provider_env(
-        OPENAI_API_KEY="sk-test",
-        OPENAI_BASE_URL=f"{server.url}/v1",
-        IMAGE_EDIT_RATE_PER_MINUTE="6000",
-        IMAGE_EDIT_BURST="50",
-        IMAGE_EDIT_CONCURRENCY="1",
-        PROVIDER_MAX_RETRIES="0",
-    )
+    edit_provider(server, IMAGE_EDIT_CONCURRENCY="1", PROVIDER_MAX_RETRIES="0")
     yield server
     server.stop()
 

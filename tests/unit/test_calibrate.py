@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation import calibrate, splits
+from evaluation import calibrate, splits, verdict_labels
 from listing_vision.config import get_settings
 from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL, OnnxEmbedder
 
@@ -91,3 +91,57 @@ def test_a_folder_without_two_groups_is_refused(tmp_path: Path) -> None:
     shutil.copy(PHOTOS / "image1.jpg", tmp_path / "only" / "a.jpg")
     with pytest.raises(ValueError, match="two group folders"):
         calibrate.load_groups(tmp_path)
+
+
+def test_reviewers_verdicts_relabel_pairs_and_bring_photos_of_their_own(groups: Path, tmp_path: Path) -> None:
+    # Given two photos of one group, a photo of another, and a photo in no group (kept beside them)
+    photos = calibrate.load_groups(groups)
+    a = next(i for i, p in enumerate(photos) if p.group == "image1" and p.path.name == "original.jpg")
+    b = next(i for i, p in enumerate(photos) if p.group == "image1" and i != a)
+    c = next(i for i, p in enumerate(photos) if p.group == "image5" and p.path.name == "original.jpg")
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    shutil.copy(PHOTOS / "image2.jpg", kept / "upload.jpg")
+    ids = {i: verdict_labels.image_id(photos[i].path) for i in (a, b, c)}
+    upload = verdict_labels.image_id(kept / "upload.jpg")
+    # And verdicts, as GET /verdicts pages them: the pair in one group is "not a duplicate", the pair
+    # across groups "same piece", the kept photo "same piece" as c, and one names a photo nobody has
+    verdicts = [
+        (ids[a], ids[b], "not_duplicate"),
+        (ids[c], ids[a], "same_piece"),
+        (upload, ids[c], "same_piece"),
+        ("f" * 64, ids[a], "same_piece"),
+    ]
+    page = {"verdicts": [{"image_id": x, "matched_image_id": y, "verdict": v} for x, y, v in verdicts]}
+    (tmp_path / "verdicts.json").write_text(json.dumps(page))
+    # When they label the photos
+    everything = calibrate.with_verdict_photos(photos, kept)
+    labels = calibrate.labels_of(everything, verdict_labels.load_file(tmp_path / "verdicts.json"))
+    plain = calibrate.labels_of(photos)
+    # Then each verdict overrides its pair, the kept photo joins as a product of its own, and the unknown is skipped
+    assert len(everything) == len(photos) + 1 and everything[-1].group.startswith("verdict-")
+    assert (labels.same(a, b), labels.same(b, a), labels.same(a, c), labels.same(c, len(photos))) == (
+        False,
+        False,
+        True,
+        True,
+    )
+    assert plain.same(a, b) and not plain.same(a, c)
+    assert labels.positives(a) == plain.positives(a) and labels.positives(c) == plain.positives(c) + 2
+    assert labels.summary() == {
+        "given": 4,
+        "used": 3,
+        "skipped_photo_not_found": 1,
+        "same_piece": 2,
+        "not_duplicate": 1,
+    }
+    # And the pair the groups call the same product, retrieved, is counted as different products
+    pairs = calibrate.collect(everything, OnnxEmbedder(str(DESCRIPTOR_MODEL)), get_settings(), "t", labels)
+    retrieved = [p for p in pairs if {p.query, p.candidate} == {a, b}]
+    assert retrieved and not any(p.same for p in retrieved)
+    # And the command line takes the file and the folder, and reports what it used
+    out = tmp_path / "out"
+    args = [str(groups), "--out", str(out), "--verdicts", str(tmp_path / "verdicts.json"), "--verdict-photos"]
+    calibrate.main([*args, str(kept), "--target-precision", "0.5"])
+    summary = json.loads((out / "thresholds.json").read_text())
+    assert summary["photos"] == len(photos) + 1 and summary["verdicts"]["used"] == 3

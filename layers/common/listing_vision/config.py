@@ -253,7 +253,13 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = Field(
         2.0, ge=0, le=60, description="Wait before a webhook's second attempt; doubled before each further one."
     )
-    webhook_timeout_s: float = Field(10.0, gt=0, le=30, description="Seconds a webhook receiver has to answer.")
+    webhook_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=30,
+        description="Seconds one webhook attempt may take in all (connect, TLS, sending, the answer's status and "
+        "headers).",
+    )
     generate_worker_function: str = Field(
         "generate-worker:live",
         description="Lambda function that renders generation jobs (invoked asynchronously), with the alias "
@@ -302,6 +308,14 @@ class Settings(BaseSettings):
     api_clients_table: str = Field(
         "api-clients", description="DynamoDB table of API clients (hashed keys and their storefronts)."
     )
+    user_pool_issuer: str | None = Field(
+        None,
+        description="With api_keys: the Cognito user pool whose tokens (Authorization: Bearer) the authorizer also "
+        "accepts, as its issuer URL (https://cognito-idp.REGION.amazonaws.com/POOL_ID); its groups are storefronts.",
+    )
+    user_pool_client_id: str | None = Field(None, description="The pool's app client the tokens must be for.")
+    user_pool_jwks_url: str | None = Field(None, description="The pool's keys; unset: the issuer's JWKS.")
+    console_origins: list[str] = Field([], description="Origins whose browsers may call the API (CORS), as JSON.")
 
     # --- Model providers (OpenAI, Anthropic) -----------------------------------------------
     caption_provider: Literal["auto", "openai", "anthropic", "offline"] = Field(
@@ -419,9 +433,7 @@ def settings_table() -> str:
 
 def replace_between_markers(path: str, marker: str, table: str) -> None:
     """Replace what lies between a page's `<!-- marker:start … -->` and `<!-- marker:end -->` (README or docs/)."""
-    from pathlib import Path
-
-    readme = Path(path)
+    readme = __import__("pathlib").Path(path)
     text = readme.read_text()
     start = text.index("\n", text.index(f"<!-- {marker}:start")) + 1
     end = text.index(f"<!-- {marker}:end -->")

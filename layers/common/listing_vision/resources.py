@@ -128,7 +128,12 @@ TABLES: tuple[TableSpec, ...] = (
         "webhook registrations (their secrets are SSM SecureString parameters) and delivery records",
         indexes=(WEBHOOKS_BY_OWNER,),
     ),
-    TableSpec("rate_limit_table", "bucket_id", None, "token buckets shared by every job (provider rate limits)"),
+    TableSpec(
+        "rate_limit_table",
+        "bucket_id",
+        "expires_at",
+        "token buckets shared by every job (provider rate limits) and clients' daily edit quotas (these expire)",
+    ),
     TableSpec(
         "catalogue_table", "content_id", "expires_at", "stored jewelry images by content (claims, exact duplicates)"
     ),

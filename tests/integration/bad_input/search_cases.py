@@ -1,6 +1,7 @@
 """The bad-input corpus, part four: the query string of GET /listings/search (unknown and repeated
 parameters, over-long and control-character text, amenities the taxonomy does not know, limits at
-their edges, cursors that no search returned) and of GET /listings/migration (it takes none)."""
+their edges, cursors that no search returned), of GET /listings/migration (it takes none) and of
+GET /listings/{zpid} (ids not of ingest's form, a listing the index does not hold)."""
 
 from __future__ import annotations
 
@@ -76,10 +77,25 @@ def search_cases() -> list[Case]:
         ("unknown-parameter", {"run_id": "20260101T000000Z-abcd1234"}, 400, "unknown_parameter"),
         ("unknown-parameter-website", {"website": "alya"}, 400, "unknown_parameter"),
     ]
-    return [
-        Case(f"listings-search:{name}", "GET", ROUTE, status, code, ROUTE, {"params": params})
-        for name, params, status, code in queries
-    ] + [
-        Case(f"listings-migration:{name}", "GET", PROGRESS, status, code, PROGRESS, {"params": params})
-        for name, params, status, code in progress
+    listing = [  # GET /listings/{zpid}: an id of ingest's form, no parameter
+        ("zpid-dot-dot", "..%2Fsearch", {}, 400, "invalid_request"),
+        ("zpid-41-chars", "1" * 41, {}, 400, "invalid_request"),
+        ("zpid-full-width-digits", "\uff11\uff12\uff13", {}, 400, "invalid_request"),
+        ("zpid-unknown", "0000000000unknown", {}, 404, "listing_not_found"),
+        ("unknown-parameter", "12345", {"fields": "all"}, 400, "unknown_parameter"),
     ]
+    one = [
+        Case(f"listing-get:{name}", "GET", f"/listings/{zpid}", status, code, "/listings/{zpid}", {"params": params})
+        for name, zpid, params, status, code in listing
+    ]
+    return (
+        one
+        + [
+            Case(f"listings-search:{name}", "GET", ROUTE, status, code, ROUTE, {"params": params})
+            for name, params, status, code in queries
+        ]
+        + [
+            Case(f"listings-migration:{name}", "GET", PROGRESS, status, code, PROGRESS, {"params": params})
+            for name, params, status, code in progress
+        ]
+    )

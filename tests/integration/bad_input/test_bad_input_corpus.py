@@ -8,7 +8,8 @@ Classes: image bytes (truncated, fake headers, formats, sizes, blank as seen thr
 shapes and depth, strict types, numeric edges, enum values, ids, URLs, filenames, unicode in every
 text field (full-width, zero-width, confusables, separators, other scripts' digits), encodings,
 unknown routes and methods, `Idempotency-Key` values, the search's query string. The cases are built
-in image_and_form_cases.py, json_and_path_cases.py, unicode_and_field_cases.py and search_cases.py,
+in image_and_form_cases.py, json_and_path_cases.py, unicode_and_field_cases.py, search_cases.py and
+verdict_cases.py,
 beside this file; raw HTTP header lines and
 API keys are in test_headers_and_keys.py.
 """
@@ -38,6 +39,7 @@ from tests.integration.bad_input.json_and_path_cases import idempotency_key_case
 from tests.integration.bad_input.link_cases import link_cases
 from tests.integration.bad_input.search_cases import search_cases
 from tests.integration.bad_input.unicode_and_field_cases import unicode_and_field_cases
+from tests.integration.bad_input.verdict_cases import verdict_cases
 from tests.integration.bad_input.webhook_cases import webhook_cases
 from tests.stores import changed, fingerprint
 
@@ -52,6 +54,7 @@ CASES = (
     + jobs_cases()
     + webhook_cases()
     + link_cases()
+    + verdict_cases()
 )
 DECLARED: dict[str, set[str]] = {}  # a path's codes, whichever of its methods answers them
 for _route in ROUTES:

@@ -27,6 +27,8 @@ from tests.stores import changed, fingerprint
 
 UPLOAD = json.dumps({"website": "alya", "content_type": "image/png"}).encode()
 JOB_READ = (404, "job_not_found")  # an accepted request: it reached the route
+# {"alg": "none"} . {"cognito:groups": ["alya"], "token_use": "id"} . (no signature)
+UNSIGNED_JWT = b"eyJhbGciOiJub25lIn0.eyJjb2duaXRvOmdyb3VwcyI6WyJhbHlhIl0sInRva2VuX3VzZSI6ImlkIn0."
 
 
 def request(headers: list[bytes], method: str = "POST", path: str = "/uploads", body: bytes = UPLOAD) -> bytes:
@@ -162,12 +164,29 @@ def key_lines(alya: str, blysk: str) -> list[tuple[str, list[bytes], str, int, s
         ("key-in-query-string", [], f"{job}?x-api-key={alya}", 401, "unauthorized"),
         ("key-as-bearer-token", [b"Authorization: Bearer " + a], job, 401, "unauthorized"),
         ("key-under-underscored-name", [b"x_api_key: " + a], job, 401, "unauthorized"),
+        # A person's token (Authorization: Bearer) where no user pool is configured, or not a token at all
+        ("bearer-empty", [b"Authorization: Bearer"], job, 401, "unauthorized"),
+        ("bearer-unsigned-jwt", [b"Authorization: Bearer " + UNSIGNED_JWT], job, 401, "unauthorized"),
+        ("authorization-basic", [b"Authorization: Basic YWx5YTpwdw=="], job, 401, "unauthorized"),
+        (
+            "two-authorization-headers",
+            [b"Authorization: Bearer x.y.z", b"Authorization: Bearer " + a],
+            job,
+            401,
+            "unauthorized",
+        ),
         # Accepted: header names are case-insensitive, whitespace around a value is not part of it
         # (RFC 9110 5.1, 5.5), and the same key twice names one client.
         ("header-name-upper-case-accepted", [b"X-API-KEY: " + a], job, *JOB_READ),
         ("header-name-lower-case-accepted", [b"x-api-key: " + b], job, *JOB_READ),
         ("key-between-spaces-and-tabs-accepted", [b"x-api-key: \t " + a + b" \t"], job, *JOB_READ),
         ("same-key-twice-accepted", [b"x-api-key: " + a, b"X-Api-Key: " + a], job, *JOB_READ),
+        (
+            "key-with-a-bearer-token-accepted-key-wins",
+            [b"x-api-key: " + a, b"Authorization: Bearer x.y.z"],
+            job,
+            *JOB_READ,
+        ),
     ]
 
 

@@ -107,13 +107,15 @@ def test_the_descriptor_is_packaged_for_the_endpoint_only_when_asked(tmp_path: P
     assert not (tmp_path / "model.tar.gz").exists()
     # unless asked for explicitly
     assert build_package(DESCRIPTOR_MODEL, tmp_path / "model.tar.gz", allow_descriptor=True).is_file()
-    # and the container's wheels are the onnxruntime-gpu that links the serving image's CUDA 12,
+    # and the GPU container's wheels are the onnxruntime-gpu that links the serving image's CUDA 12,
     assert "onnxruntime-gpu==1.26.0" in container_wheels.CONTAINER_REQUIREMENTS
-    # and the rest of what the packaged code imports, pinned as the tests here run it
+    assert container_wheels.container_requirements("gpu") == container_wheels.CONTAINER_REQUIREMENTS
+    # and the rest of what the packaged code imports, pinned as the tests here run it, in both targets
     constraints = Path(__file__).resolve().parents[3] / "constraints.txt"
     pinned = dict(line.split("==") for line in constraints.read_text().split() if "==" in line)
     for package in ("opencv-python-headless", "numpy", "pillow"):
-        assert f"{package}=={pinned[package]}" in container_wheels.CONTAINER_REQUIREMENTS, package
+        for target in ("gpu", "cpu"):
+            assert f"{package}=={pinned[package]}" in container_wheels.container_requirements(target), package
 
 
 def camera_sized(photos: list[Path], factor: int) -> list[bytes]:

@@ -2,7 +2,8 @@
 packed in model.tar.gz, by hash, then loads the model and answers. CI has no Docker, so a network
 namespace with no interface but loopback (`unshare -n`) stands in for the model's network
 isolation, and a fresh virtual environment for the image's Python. The wheels are this machine's
-(the CPU ONNX Runtime); `make clip-model` packs the serving image's (serving/clip/wheels.py)."""
+(the CPU target's requirements: the CPU ONNX Runtime the CPU endpoint modes install); `make
+clip-model` packs the serving image's (serving/clip/wheels.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 from serving.clip import wheels
 from serving.clip.package import build as build_package
 from serving.clip.package import installs_offline
+from serving.clip.targets import ONNXRUNTIME, packaged_target
 from tests.images import fresh_image
 
 pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux's unshare")
@@ -42,15 +44,16 @@ def offline(command: list[str], **options: object) -> subprocess.CompletedProces
 
 
 def test_the_container_installs_from_its_own_wheels_and_serves_with_no_network(model_dir: Path, tmp_path: Path) -> None:
-    # Given the model packaged with its dependencies' wheels, unpacked as SageMaker unpacks it
+    # Given the model packaged for the CPU modes with its dependencies' wheels (this machine's),
+    # unpacked as SageMaker unpacks it
     packed = wheels.download(tmp_path / "wheels", wheels.local_requirements(), target=None)
-    tarball = build_package(model_dir / "model.onnx", tmp_path / "model.tar.gz", wheels=packed)
-    assert installs_offline(tarball)
+    tarball = build_package(model_dir / "model.onnx", tmp_path / "model.tar.gz", wheels=packed, target="cpu")
+    assert installs_offline(tarball) and packaged_target(tarball) == "cpu"
     opt_ml_model = tmp_path / "opt-ml-model"
     with tarfile.open(tarball) as tar:
         tar.extractall(opt_ml_model, filter="data")
     requirements = (opt_ml_model / "code" / "requirements.txt").read_text()
-    assert "--no-index" in requirements.splitlines() and "onnxruntime==" in requirements
+    assert "--no-index" in requirements.splitlines() and f"{ONNXRUNTIME['cpu']} --hash" in requirements
     # And a fresh Python with none of them, whose pip sees no configuration (no other index or folder)
     subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "image")], check=True, timeout=300)
     python = str(tmp_path / "image" / "bin" / "python")

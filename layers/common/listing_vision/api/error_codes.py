@@ -82,6 +82,8 @@ _OURS: tuple[ErrorCode, ...] = (
     ErrorCode(
         "image_not_found", 404, "No stored photo with this id (its bytes' SHA-256) in this storefront (or deleted)."
     ),
+    ErrorCode("same_image_pair", 400, "A verdict's image_id and matched_image_id are the same image."),
+    ErrorCode("listing_not_found", 404, "No listing with this zpid in the listings index."),
     ErrorCode("caption_not_found", 404, "The photo has no caption yet (POST /images/{id}/caption makes one)."),
     ErrorCode("caption_in_progress", 409, "Other captions of the photo are being written at this moment; retry."),
     ErrorCode("webhook_not_found", 404, "This client registered no webhook for this storefront."),

@@ -25,7 +25,9 @@ GATEWAY_RESPONSES: tuple[GatewayResponse, ...] = (
     GatewayResponse("DEFAULT_4XX", "request_rejected", None),
     GatewayResponse("DEFAULT_5XX", "gateway_error", None),
     GatewayResponse("INVALID_API_KEY", "invalid_api_key", 403, "A valid API key (x-api-key) is required."),
-    GatewayResponse("UNAUTHORIZED", "unauthorized", 401, "Credentials are missing (x-api-key)."),
+    GatewayResponse(
+        "UNAUTHORIZED", "unauthorized", 401, "Credentials are missing or invalid (x-api-key, or Authorization: Bearer)."
+    ),
     GatewayResponse("ACCESS_DENIED", "forbidden", 403, "These credentials may not call this route."),
     GatewayResponse("THROTTLED", "rate_limited", 429, "Too many requests; slow down and retry."),
     GatewayResponse("QUOTA_EXCEEDED", "quota_exceeded", 429, "This client's request quota is used up."),

@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
@@ -27,6 +27,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 
 from listing_vision.api.access import Caller, caller_from
 from listing_vision.api.body import expected_media_type, file_fields, parse_body
+from listing_vision.api.console_policy import ALLOW_HEADERS, EXPOSE_HEADERS, MAX_AGE_S
+from listing_vision.config import get_settings
 from listing_vision.errors import InvalidRequest, NotFound, UnsupportedMedia, VisionError, http_status
 from listing_vision.observability import count_per_version, logger
 
@@ -80,7 +82,17 @@ def current_caller(app: APIGatewayRestResolver) -> Caller:
 
 
 def create_resolver(**kwargs: Any) -> APIGatewayRestResolver:
-    """An APIGatewayRestResolver with request validation (and OpenAPI) on and errors mapped."""
+    """An APIGatewayRestResolver with request validation (and OpenAPI) on, errors mapped, and CORS for
+    the console's origins (api/console_policy.py) when there are any."""
+    origins = get_settings().console_origins
+    if origins and "cors" not in kwargs:
+        kwargs["cors"] = CORSConfig(
+            allow_origin=origins[0],
+            extra_origins=origins[1:],
+            allow_headers=list(ALLOW_HEADERS),
+            expose_headers=list(EXPOSE_HEADERS),
+            max_age=MAX_AGE_S,
+        )
     app = _CountingResolver(enable_validation=True, **kwargs)
     # Powertools builds its validation middleware on first use unless one is set (api_gateway.py,
     # `_request_validation_middleware`): ours differs only in how the body is read.

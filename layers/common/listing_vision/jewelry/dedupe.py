@@ -77,8 +77,9 @@ class DedupeResult:
     prepared: Any = None  # what before_store returned (a caption)
 
     def to_response(self) -> dict[str, Any]:
-        if self.duplicate_found:
-            return {"duplicate_found": True, "results": self.results}
+        if self.duplicate_found:  # each result names its image (a verdict's matched_image_id: verdicts.py)
+            results = [{**r, "image_id": f.sha256} for r, f in zip(self.results, self.found, strict=True)]
+            return {"duplicate_found": True, "results": results}
         return {"duplicate_found": False, "image_name": self.image_name, "s3_url": self.s3_url}
 
 

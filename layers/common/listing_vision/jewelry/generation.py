@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -238,27 +238,33 @@ class Generation:
 
         outcome = once(submit) if once is not None else Outcome(submit())
         accepted = outcome.result
-        job = self.wait(accepted["job_id"], preference.wait_for(limit_s))
-        if job is not None:
+        wait_s = preference.wait_for(limit_s)
+        job = self.wait([accepted["job_id"]], wait_s)[accepted["job_id"]]
+        if wait_s > 0 and not job.in_progress:  # `respond-async` without a wait: 202 at once, whatever its state
             return Answer(200, self.job_view(job), replay_headers(outcome))
         if outcome.replayed:
-            accepted = {**accepted, "status": self.jobs.get(accepted["job_id"]).status}
+            accepted = {**accepted, "status": job.status}
         headers = {"Location": accepted["status_url"], **replay_headers(outcome)}
         if preference.respond_async:
             headers["Preference-Applied"] = "respond-async"
         return Answer(202, accepted, headers)
 
-    def wait(self, job_id: str, wait_s: float) -> Job | None:
-        """The job once it has ended, read until `wait_s` from now; None when it is still in progress then."""
-        until = time.monotonic() + wait_s
-        pause = POLL_FIRST_S
-        while time.monotonic() < until:
-            time.sleep(min(pause, max(0.0, until - time.monotonic())))
-            job = self.jobs.get(job_id)
-            if not job.in_progress:
-                return job
+    def wait(self, job_ids: Sequence[str], wait_s: float) -> dict[str, Job]:
+        """Each job as last read, read until all have ended or `wait_s` from now: soon at first, then
+        once a second. A run past its deadline is ended on the way (`end_if_overdue`), so a dead
+        worker's job is answered as ended, not waited for."""
+        latest: dict[str, Job] = {}
+        pending = list(dict.fromkeys(job_ids))
+        until, pause = time.monotonic() + wait_s, POLL_FIRST_S
+        while True:
+            for job_id in pending:
+                latest[job_id] = self.jobs.end_if_overdue(self.jobs.get(job_id))
+            pending = [job_id for job_id in pending if latest[job_id].in_progress]
+            left_s = until - time.monotonic()
+            if not pending or left_s <= 0:
+                return latest
+            time.sleep(min(pause, left_s))
             pause = min(pause * 2, POLL_MAX_S)
-        return None
 
     def regenerate(self, job_id: str, image_type: int, *, caller: Caller) -> dict[str, Any]:
         """Run one type of a finished job again; one run at a time (a job in progress is a 409)."""

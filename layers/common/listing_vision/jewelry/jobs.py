@@ -88,10 +88,6 @@ class Job:
         return "done" if delivered == types else "failed" if not delivered else "partial"
 
 
-def _conditional_failed(error: ClientError) -> bool:
-    return conditional_check_failed(error)
-
-
 class JobStore:
     """The jobs table; `events` announces each run that ends (job_events.py)."""
 
@@ -169,27 +165,18 @@ class JobStore:
         """End a job in progress as `cancelled` (its worker starts no further image: it reads the job
         before each one), keeping the results recorded; (the job, True) when this call cancelled it,
         (the job, False) when it was already cancelled. A job that ended otherwise is a 409."""
-        now = int(time.time())
-        try:
-            answer = self.dynamodb.update_item(
-                TableName=self.table,
-                Key=self._key(job_id),
-                UpdateExpression="SET #s = :cancelled, reason = :cancelled, message = :message, "
-                "cancelled_at = :now, updated_at = :now REMOVE lease_until",
-                ConditionExpression="attribute_exists(job_id) AND #s IN (:queued, :running)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=expression_values(
-                    cancelled="cancelled",
-                    message="Cancelled by the client; the images delivered before are kept.",
-                    now=now,
-                    queued="queued",
-                    running="running",
-                ),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if not conditional_check_failed(error):
-                raise
+        attributes = self._update_if(
+            job_id,
+            "SET #s = :cancelled, reason = :cancelled, message = :message, "
+            "cancelled_at = :now, updated_at = :now REMOVE lease_until",
+            "attribute_exists(job_id) AND #s IN (:queued, :running)",
+            cancelled="cancelled",
+            message="Cancelled by the client; the images delivered before are kept.",
+            now=int(time.time()),
+            queued="queued",
+            running="running",
+        )
+        if attributes is None:
             job = self.get(job_id)  # NotFound for an unknown job
             if job.status == "cancelled":
                 return job, False
@@ -197,8 +184,8 @@ class JobStore:
                 f"The job has already finished ({job.status}); there is nothing to cancel.",
                 code="job_already_finished",
                 details={"status": job.status},
-            ) from error
-        job = job_from_item(answer["Attributes"])
+            )
+        job = job_from_item(attributes)
         self.events.finished(job)  # after the write that won: one event per run
         return job, True
 
@@ -220,54 +207,36 @@ class JobStore:
         update = "SET timing = :timing"
         if zip_key:
             update, values["zip"] = update + ", zip_key = :zip", zip_key
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key=self._key(job_id),
-                UpdateExpression=update + " REMOVE claimed_by",
-                ConditionExpression="run_id = :run AND #s = :cancelled",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=expression_values(**values),
-            )
-        except ClientError as error:
-            if conditional_check_failed(error):
-                return False
-            raise
-        return True
+        return (
+            self._update_if(job_id, update + " REMOVE claimed_by", "run_id = :run AND #s = :cancelled", **values)
+            is not None
+        )
 
     def start_run(self, job_id: str, types: list[int], client_id: str = "anonymous") -> Job:
         """A new run of a finished job (a regeneration) for this client; a job still in progress is a 409."""
         now = time.time()
-        run_id = uuid.uuid4().hex
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key=self._key(job_id),
-                UpdateExpression="SET #s = :queued, run_id = :run, run_types = :types, deadline_at = :deadline, "
-                "updated_at = :now, client_id = :client REMOVE lease_until, reason, message",
-                ConditionExpression="attribute_exists(job_id) AND #s IN (:done, :partial, :failed, :cancelled)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=expression_values(
-                    queued="queued",
-                    run=run_id,
-                    types=types,
-                    deadline=round(now + self.deadline_s, 3),
-                    now=int(now),
-                    client=client_id,
-                    done="done",
-                    partial="partial",
-                    failed="failed",
-                    cancelled="cancelled",
-                ),
-            )
-        except ClientError as error:
-            if not conditional_check_failed(error):
-                raise
+        attributes = self._update_if(
+            job_id,
+            "SET #s = :queued, run_id = :run, run_types = :types, deadline_at = :deadline, "
+            "updated_at = :now, client_id = :client REMOVE lease_until, reason, message",
+            "attribute_exists(job_id) AND #s IN (:done, :partial, :failed, :cancelled)",
+            queued="queued",
+            run=uuid.uuid4().hex,
+            types=types,
+            deadline=round(now + self.deadline_s, 3),
+            now=int(now),
+            client=client_id,
+            done="done",
+            partial="partial",
+            failed="failed",
+            cancelled="cancelled",
+        )
+        if attributes is None:
             self.get(job_id)  # NotFound for an unknown job
             raise Conflict(
                 "The job is still running; regenerate an image once it has finished.", code="job_in_progress"
-            ) from error
-        return self.get(job_id)
+            )
+        return job_from_item(attributes)
 
     def claim(self, job_id: str, run_id: str, lease_s: float, holder: str | None = None) -> Job | None:
         """Take this run for one worker until `lease_s` from now, in the name of `holder` (the
@@ -275,56 +244,39 @@ class JobStore:
         claim of its own dead attempt at once). None when the run is finished or superseded, or
         another invocation holds it (a duplicated event)."""
         now = time.time()
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key=self._key(job_id),
-                UpdateExpression="SET #s = :running, lease_until = :lease, claimed_by = :holder, updated_at = :now",
-                ConditionExpression="run_id = :run AND #s IN (:queued, :running) "
-                "AND (attribute_not_exists(lease_until) OR lease_until < :now_exact OR claimed_by = :holder)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=expression_values(
-                    running="running",
-                    queued="queued",
-                    run=run_id,
-                    lease=round(now + lease_s, 3),
-                    holder=holder or uuid.uuid4().hex,  # no holder: no earlier attempt of its own
-                    now=int(now),
-                    now_exact=round(now, 3),
-                ),
-            )
-        except ClientError as error:
-            if conditional_check_failed(error):
-                return None
-            raise
-        return self.get(job_id)
+        attributes = self._update_if(
+            job_id,
+            "SET #s = :running, lease_until = :lease, claimed_by = :holder, updated_at = :now",
+            "run_id = :run AND #s IN (:queued, :running) "
+            "AND (attribute_not_exists(lease_until) OR lease_until < :now_exact OR claimed_by = :holder)",
+            running="running",
+            queued="queued",
+            run=run_id,
+            lease=round(now + lease_s, 3),
+            holder=holder or uuid.uuid4().hex,  # no holder: no earlier attempt of its own
+            now=int(now),
+            now_exact=round(now, 3),
+        )
+        return None if attributes is None else job_from_item(attributes)
 
     def record(self, job_id: str, run_id: str, image_type: int, result: dict[str, Any]) -> bool:
         """One type's outcome (each type is its own attribute, so parallel types never collide),
         written only while `run_id` is the job's run in progress, or was when it was cancelled (an
         image paid for before the cancel is kept); False when it no longer is (ended by its deadline,
         or superseded): the result is dropped, never rewriting what was reported."""
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key=self._key(job_id),
-                UpdateExpression="SET #r = :r, updated_at = :now",
-                ConditionExpression="run_id = :run AND #s IN (:queued, :running, :cancelled)",
-                ExpressionAttributeNames={"#r": f"result_{image_type}", "#s": "status"},
-                ExpressionAttributeValues=expression_values(
-                    r=result,
-                    now=int(time.time()),
-                    run=run_id,
-                    queued="queued",
-                    running="running",
-                    cancelled="cancelled",
-                ),
-            )
-        except ClientError as error:
-            if conditional_check_failed(error):
-                return False
-            raise
-        return True
+        written = self._update_if(
+            job_id,
+            "SET #r = :r, updated_at = :now",
+            "run_id = :run AND #s IN (:queued, :running, :cancelled)",
+            names={"#r": f"result_{image_type}"},
+            r=result,
+            now=int(time.time()),
+            run=run_id,
+            queued="queued",
+            running="running",
+            cancelled="cancelled",
+        )
+        return written is not None
 
     def finish(
         self,
@@ -347,7 +299,7 @@ class JobStore:
             "queued": "queued",
             "running": "running",
         }
-        names = {"#s": "status"}
+        names: dict[str, str] = {}
         update = "SET #s = :status, updated_at = :now, timing = :timing"
         for name, value in (("zip_key", zip_key), ("reason", reason), ("message", message)):
             if value:
@@ -357,21 +309,16 @@ class JobStore:
             update += f", #r{number} = :r{number}"
             names[f"#r{number}"] = f"result_{number}"
             values[f"r{number}"] = result
-        try:
-            answer = self.dynamodb.update_item(
-                TableName=self.table,
-                Key=self._key(job_id),
-                UpdateExpression=update + " REMOVE lease_until, claimed_by",
-                ConditionExpression="run_id = :run AND #s IN (:queued, :running)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=expression_values(**values),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if conditional_check_failed(error):
-                return False
-            raise
-        self.events.finished(job_from_item(answer["Attributes"]))  # only the write that ended the run announces it
+        attributes = self._update_if(
+            job_id,
+            update + " REMOVE lease_until, claimed_by",
+            "run_id = :run AND #s IN (:queued, :running)",
+            names=names,
+            **values,
+        )
+        if attributes is None:
+            return False
+        self.events.finished(job_from_item(attributes))  # only the write that ended the run announces it
         return True
 
     def end_if_overdue(self, job: Job) -> Job:
@@ -399,6 +346,26 @@ class JobStore:
             results=undelivered,
         )
         return self.get(job.job_id)
+
+    def _update_if(
+        self, job_id: str, update: str, condition: str, names: dict[str, str] | None = None, **values: Any
+    ) -> dict[str, Any] | None:
+        """The job's item after `update` (`#s` names its status), or None when `condition` did not hold."""
+        try:
+            answer = self.dynamodb.update_item(
+                TableName=self.table,
+                Key=self._key(job_id),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": "status", **(names or {})},
+                ExpressionAttributeValues=expression_values(**values),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if conditional_check_failed(error):
+                return None
+            raise
+        return answer["Attributes"]
 
     @staticmethod
     def _key(job_id: str) -> dict[str, Any]:

@@ -18,7 +18,6 @@ has its `status_url`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +27,6 @@ from listing_vision.errors import InvalidRequest, VisionError
 from listing_vision.jewelry.generation import Answer, Generation, Preference, check_order, resolve_source
 
 MAX_PHOTOS = 10
-POLL_FIRST_S, POLL_MAX_S = 0.2, 1.0
 
 
 def check_list(s3_urls: list[str]) -> None:
@@ -127,23 +125,17 @@ class PhotoBatch:
     def wait(self, photos: list[dict[str, Any]], wait_s: float) -> list[dict[str, Any]]:
         """Each photo's entry after waiting up to `wait_s` for its job: the job's view once it has
         ended, else its submission with its current status."""
-        jobs = self.generation.jobs
-        entries = {i: p for i, p in enumerate(photos)}
-        pending = {i for i, p in entries.items() if "job_id" in p}
-        until, pause, first = time.monotonic() + wait_s, POLL_FIRST_S, True
-        while pending and (first or time.monotonic() < until):
-            if not first:
-                time.sleep(min(pause, max(0.0, until - time.monotonic())))
-                pause = min(pause * 2, POLL_MAX_S)
-            first = False
-            for i in sorted(pending):
-                job = jobs.end_if_overdue(jobs.get(entries[i]["job_id"]))
-                if not job.in_progress:
-                    entries[i] = {"s3_url": entries[i]["s3_url"], **self.generation.job_view(job)}
-                    pending.discard(i)
-                else:
-                    entries[i] = {**entries[i], "status": job.status}
-        return [entries[i] for i in range(len(photos))]
+        jobs = self.generation.wait([p["job_id"] for p in photos if "job_id" in p], wait_s)
+        entries = []
+        for photo in photos:
+            job = jobs.get(photo.get("job_id", ""))
+            if job is None:  # a photo refused at submission: its error entry as it is
+                entries.append(photo)
+            elif job.in_progress:
+                entries.append({**photo, "status": job.status})
+            else:
+                entries.append({"s3_url": photo["s3_url"], **self.generation.job_view(job)})
+        return entries
 
 
 def submit_and_wait(

@@ -5,7 +5,9 @@ replaces it and answers its signing secret, once; GET shows it without the secre
 Each finish event on the jobs bus (job_events.py) is then POSTed, signed, to every registration of the
 job's storefront (webhook_delivery.py).
 
-The secret is an SSM SecureString parameter (`<webhook_secrets_prefix>/<website>/<client digest>`),
+The secret is an SSM SecureString parameter (`<webhook_secrets_prefix>/<website>/<client digest>/<nonce>`,
+one per PUT: the item names it, and a PUT or DELETE deletes only the parameter of the item it replaced
+or removed, so a DELETE landing between a PUT's two writes cannot leave a registration without its secret),
 not a hash: the signature is an HMAC, which the sender can only compute holding the secret itself.
 SecureString keeps it encrypted at rest (KMS, the account's aws/ssm key) and readable only by the
 roles granted that path, at no cost per parameter (a Secrets Manager secret costs $0.40 a month
@@ -17,7 +19,8 @@ A URL is refused unless it is an absolute http(s) URL whose host resolves only t
 private, loopback, link-local, multicast, reserved and unspecified ones are refused (no request to
 the instance metadata service or the VPC). Loopback is allowed only with WEBHOOK_ALLOW_LOOPBACK
 (the local stack's test receivers). The check is made at registration and again before every
-delivery attempt (a name may resolve elsewhere later); redirects are never followed.
+delivery attempt (a name may resolve elsewhere later), and the attempt connects to an address that
+check allowed, never resolving the name again (webhook_transport.py); redirects are never followed.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import ipaddress
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,9 +58,17 @@ def _invalid(reason: str) -> InvalidRequest:
     )
 
 
-def check_url(url: str, allow_loopback: bool | None = None) -> list[str]:
+Resolver = Callable[[str, int], list[str]]
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """The addresses the system's resolver answers for `host` (what `check_url` uses unless given another)."""
+    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+
+
+def check_url(url: str, allow_loopback: bool | None = None, resolve: Resolver = system_resolver) -> list[str]:
     """The addresses `url`'s host resolves to, all allowed; else `invalid_webhook_url` or
-    `webhook_url_forbidden` (400)."""
+    `webhook_url_forbidden` (400). A delivery connects to one of these, never resolving the name again."""
     allow = get_settings().webhook_allow_loopback if allow_loopback is None else allow_loopback
     if len(url) > MAX_URL_CHARS or not url.isascii() or any(ord(c) < 33 or ord(c) == 127 for c in url):
         raise _invalid("not a URL of at most 2048 visible ASCII characters")
@@ -76,12 +88,11 @@ def check_url(url: str, allow_loopback: bool | None = None) -> list[str]:
     if parts.fragment or url.endswith("#"):
         raise _invalid("a fragment")
     try:
-        infos = socket.getaddrinfo(
-            parts.hostname, port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
-        )
+        addresses = sorted(set(resolve(parts.hostname, port or (443 if parts.scheme == "https" else 80))))
     except (OSError, UnicodeError):
         raise _invalid("the host does not resolve") from None
-    addresses = sorted({str(info[4][0]) for info in infos})
+    if not addresses:
+        raise _invalid("the host does not resolve")
     for address in addresses:
         if not all(_public(ip, allow) for ip in _meanings(ipaddress.ip_address(address.split("%")[0]))):
             raise InvalidRequest(
@@ -150,8 +161,11 @@ def _registration(item: dict[str, Any]) -> Registration:
 class WebhookStore:
     """Registrations in the webhooks table, their secrets in SSM."""
 
-    def __init__(self, table: str | None = None, prefix: str | None = None) -> None:
+    def __init__(
+        self, table: str | None = None, prefix: str | None = None, resolve: Resolver = system_resolver
+    ) -> None:
         settings = get_settings()
+        self.resolve = resolve  # how URLs' hosts are resolved, at registration and before each delivery
         self.table = table or settings.webhooks_table
         self.prefix = prefix or settings.webhook_secrets_prefix
         self.dynamodb = aws.client("dynamodb")
@@ -163,12 +177,14 @@ class WebhookStore:
 
     def register(self, website: str, client_id: str, url: str) -> dict[str, Any]:
         """Make or replace the client's webhook of `website`: its new secret is answered here only."""
-        check_url(url)
-        parameter = f"{self.prefix}/{website}/{client_digest(client_id)}"
+        check_url(url, resolve=self.resolve)
+        # A parameter of this PUT's own, named by the item: a DELETE or another PUT at the same time can
+        # only remove the secret of the item it removed or replaced, never the one this PUT's item names
+        parameter = f"{self.prefix}/{website}/{client_digest(client_id)}/{secrets.token_hex(8)}"
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         # The secret first: a registration is never readable without its secret (a failed put of the
-        # item leaves a parameter the next registration overwrites)
-        written = self.ssm.put_parameter(Name=parameter, Value=secret, Type="SecureString", Overwrite=True)
+        # item leaves a parameter no item names)
+        written = self.ssm.put_parameter(Name=parameter, Value=secret, Type="SecureString", Overwrite=False)
         registration = Registration(website, client_id, url, int(time.time()), parameter, int(written["Version"]))
         item = {
             "webhook_key": registration.key,
@@ -180,8 +196,19 @@ class WebhookStore:
             "secret_parameter": parameter,
             "secret_version": registration.secret_version,
         }
-        self.dynamodb.put_item(TableName=self.table, Item=to_item(item))
+        replaced = self.dynamodb.put_item(TableName=self.table, Item=to_item(item), ReturnValues="ALL_OLD")
+        self._forget_secret(replaced.get("Attributes"))
         return {**registration.public(), "secret": secret}
+
+    def _forget_secret(self, item: dict[str, Any] | None) -> None:
+        """Delete the secret of a registration item just removed or replaced (None: there was none)."""
+        if not item:
+            return
+        try:
+            self.ssm.delete_parameter(Name=_registration(item).secret_parameter)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ParameterNotFound":
+                raise
 
     def get(self, website: str, client_id: str) -> Registration:
         item = self.dynamodb.get_item(TableName=self.table, Key=self._key(website, client_id)).get("Item")
@@ -194,13 +221,12 @@ class WebhookStore:
         return _registration(item)
 
     def delete(self, website: str, client_id: str) -> None:
-        """Remove the client's webhook of `website` and its secret (nothing to remove is not an error)."""
-        self.dynamodb.delete_item(TableName=self.table, Key=self._key(website, client_id))
-        try:
-            self.ssm.delete_parameter(Name=f"{self.prefix}/{website}/{client_digest(client_id)}")
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ParameterNotFound":
-                raise
+        """Remove the client's webhook of `website` and its secret (nothing to remove is not an error):
+        the secret the removed item named, so a PUT under way keeps its own."""
+        removed = self.dynamodb.delete_item(
+            TableName=self.table, Key=self._key(website, client_id), ReturnValues="ALL_OLD"
+        )
+        self._forget_secret(removed.get("Attributes"))
 
     def for_website(self, website: str) -> list[Registration]:
         """Every registration of a storefront (one per client)."""

@@ -316,7 +316,14 @@ def summarise_batches(rows: Iterable[dict[str, Any]], parts: list[dict[str, Any]
 
 
 def finish(state: RunState, migration: Migration) -> dict[str, Any]:
-    """After the Map: add up the batches, then verify (execute) or prove the rollback."""
+    """After the Map: add up the batches, then verify (execute) or prove the rollback. The result is
+    kept as the last finished run (`record_run`), which GET /listings/migration shows."""
+    result = _finish(state, migration)
+    migration.record_run(result)
+    return result
+
+
+def _finish(state: RunState, migration: Migration) -> dict[str, Any]:
     rows: Iterable[dict[str, Any]] = (
         migration.recorded_batches(state.plan.run_id, state.plan.manifest)
         if state.plan

@@ -67,6 +67,12 @@ class Plan(MigrationBase):
         location = f"s3://{self.artifacts_bucket}/migrations/{run_id}/batches/{batch:05d}.json"
         artifacts.write_bytes(location, json.dumps(result).encode(), "application/json")
 
+    def record_run(self, result: dict[str, Any]) -> None:
+        """A finished run's result (batches done and failed, verify's report) as the last run, which
+        GET /listings/migration shows (`migration_progress.last_run`)."""
+        record = {"finished_at": int(time.time()), **result}
+        artifacts.write_bytes(last_run_location(self.artifacts_bucket), json.dumps(record).encode(), "application/json")
+
     @staticmethod
     def planned_batches(manifest: dict[str, str]) -> Iterator[dict[str, Any]]:
         """The plan's items, a line at a time (plans write one item a line; an older one-line array is read whole)."""
@@ -96,6 +102,10 @@ class Plan(MigrationBase):
         items = self.planned_batches(manifest)
         while window := list(itertools.islice(items, RECORD_WINDOW)):
             yield from thread_map(record, window, RECORD_READS)
+
+
+def last_run_location(bucket: str) -> str:
+    return f"s3://{bucket}/migrations/last-run.json"
 
 
 def _plan_items(line: bytes) -> Iterator[dict[str, Any]]:
