@@ -74,10 +74,32 @@ def _write_blob(blobs: Path, body: bytes) -> str:
     return digest
 
 
+def in_process_tags(bucket: str, keys: list[str]) -> dict[str, dict[str, str]] | None:
+    """These objects' tags, read in one pass from moto's S3 backend when moto runs in this process (the
+    local stack's does); None when that backend does not hold the bucket and every key (a key deleted
+    since the listing; moto elsewhere), and the caller asks S3 once per object. S3 has no call that
+    lists many objects' tags: one GetObjectTagging per object made each save's seconds grow with the
+    catalogue, every interval, while the clients' requests waited on the same interpreter."""
+    from moto.s3.models import s3_backends
+
+    for by_partition in list(s3_backends.values()):
+        for backend in list(by_partition.values()):
+            held = backend.buckets.get(bucket)
+            if held is None:
+                continue
+            objects = {key: held.keys.get(key) for key in keys}
+            if any(obj is None or not hasattr(obj, "arn") for obj in objects.values()):
+                return None
+            return {key: dict(backend.tagger.get_tag_dict_for_resource(obj.arn)) for key, obj in objects.items()}
+    return None
+
+
 def _s3_objects(bucket: str, blobs: Path, cache: ObjectCache) -> Iterator[dict[str, Any]]:
     s3 = aws.client("s3")
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for item in page.get("Contents", []):
+        items = page.get("Contents", [])
+        page_tags = in_process_tags(bucket, [item["Key"] for item in items]) or {}
+        for item in items:
             known = cache.get((bucket, item["Key"], item["ETag"]))
             if known is None:
                 try:
@@ -91,6 +113,9 @@ def _s3_objects(bucket: str, blobs: Path, cache: ObjectCache) -> Iterator[dict[s
                     "blob": _write_blob(blobs, obj["Body"].read()),
                 }
                 cache[(bucket, item["Key"], obj["ETag"])] = known
+            if item["Key"] in page_tags:
+                yield {**known, "tags": page_tags[item["Key"]]}
+                continue
             try:
                 tags = s3.get_object_tagging(Bucket=bucket, Key=item["Key"])["TagSet"]
             except s3.exceptions.ClientError:

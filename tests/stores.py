@@ -3,6 +3,14 @@
 S3 objects (key, size, ETag and tags) in every bucket, every DynamoDB item, the Milvus row count, the
 OpenSearch documents' versions and every Step Functions state machine's executions: a request that
 must write nothing (and start nothing) leaves them all equal.
+
+S3 has no call that lists tags for many objects, so tags cost one GetObjectTagging per object: on a
+session's stack that earlier modules filled, two fingerprints per case took seconds. When moto runs
+in this process (the tests' local stack), the tags are read from its S3 backend in one pass instead
+(local/snapshot.py's in_process_tags, as the stack's snapshots read them),
+for exactly the keys the listing returned; otherwise (or if that backend does not hold every listed
+key) one request per object as before. tests/integration/test_store_fingerprint.py checks that both
+reads agree and that a changed tag changes the fingerprint.
 """
 
 from __future__ import annotations
@@ -16,19 +24,35 @@ from listing_vision.config import get_settings
 from listing_vision.jewelry import vector_index
 from listing_vision.realestate.listings_index import opensearch_client
 from local.provision import bucket_names, table_names
+from local.snapshot import in_process_tags
+
+Tags = list[tuple[str, str]]
+
+
+def api_tags(bucket: str, keys: list[str]) -> dict[str, Tags]:
+    """These objects' tags, one GetObjectTagging each."""
+    s3 = aws.client("s3")
+    tags = {key: s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"] for key in keys}
+    return {key: sorted((t["Key"], t["Value"]) for t in tag_set) for key, tag_set in tags.items()}
 
 
 def fingerprint(with_tags: bool = False) -> dict[str, Any]:
-    """Every store's content; object tags too when asked (one request per object, so slower)."""
+    """Every store's content; object tags too when asked."""
     settings = get_settings()
     s3 = aws.client("s3")
     found: dict[str, Any] = {}
     for bucket in bucket_names(settings):
-        objects = []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for item in page.get("Contents", []):
-                tags = s3.get_object_tagging(Bucket=bucket, Key=item["Key"])["TagSet"] if with_tags else []
-                objects.append((item["Key"], item["Size"], item["ETag"], sorted((t["Key"], t["Value"]) for t in tags)))
+        items = [
+            item
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for item in page.get("Contents", [])
+        ]
+        keys = [item["Key"] for item in items]
+        tags: dict[str, Tags] = {}
+        if with_tags:
+            held = in_process_tags(bucket, keys)
+            tags = api_tags(bucket, keys) if held is None else {key: sorted(t.items()) for key, t in held.items()}
+        objects = [(item["Key"], item["Size"], item["ETag"], tags.get(item["Key"], [])) for item in items]
         found[f"s3:{bucket}"] = sorted(objects)
     dynamodb = aws.client("dynamodb")
     for table in table_names(settings):

@@ -1,0 +1,44 @@
+"""Object tags read in one pass from moto's in-process S3 backend (local/snapshot.py's in_process_tags,
+used by the stack's snapshots and by the stores' fingerprint, tests/stores.py, that the bad-input tests
+compare before and after each case) agree with S3's API, and a changed tag changes the fingerprint."""
+
+from __future__ import annotations
+
+from listing_vision import aws
+from local.snapshot import notifications_paused
+from local.stack import LocalStack
+from tests.stores import api_tags, changed, fingerprint, in_process_tags
+
+
+def test_tags_read_in_process_are_those_the_api_answers_and_a_retag_changes_the_fingerprint(
+    local_stack: LocalStack,
+) -> None:
+    # Given an object with tags in a storefront bucket, put without the upload trigger
+    bucket = local_stack.settings.bucket_for("alya")
+    s3 = aws.client("s3")
+    with notifications_paused(bucket):
+        s3.put_object(Bucket=bucket, Key="fingerprint/tagged.bin", Body=b"x", Tagging="dedupe-status=unique&b=2")
+        s3.put_object(Bucket=bucket, Key="fingerprint/untagged.bin", Body=b"y")
+    local_stack.router.drain()
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    # When the tags are read from moto's backend in this process and through the API
+    fast, slow = in_process_tags(bucket, keys), api_tags(bucket, keys)
+    # Then both reads hold every listed object with the same tags
+    assert fast is not None and {key: sorted(tags.items()) for key, tags in fast.items()} == slow
+    assert fast["fingerprint/tagged.bin"] == {"b": "2", "dedupe-status": "unique"}
+    assert fast["fingerprint/untagged.bin"] == {}
+    # And a key the backend does not hold sends the read back to the API
+    assert in_process_tags(bucket, [*keys, "fingerprint/never-put.bin"]) is None
+    # When only a tag changes
+    before, before_without_tags = fingerprint(with_tags=True), fingerprint()
+    s3.put_object_tagging(
+        Bucket=bucket, Key="fingerprint/tagged.bin", Tagging={"TagSet": [{"Key": "dedupe-status", "Value": "x"}]}
+    )
+    try:
+        # Then the fingerprint with tags names that bucket (the one without tags cannot see a tag)
+        assert changed(before, fingerprint(with_tags=True)) == [f"s3:{bucket}"]
+        assert changed(before_without_tags, fingerprint()) == []
+    finally:
+        with notifications_paused(bucket):
+            s3.delete_object(Bucket=bucket, Key="fingerprint/tagged.bin")
+            s3.delete_object(Bucket=bucket, Key="fingerprint/untagged.bin")
