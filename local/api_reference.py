@@ -30,6 +30,7 @@ END = "<!-- api-reference:end -->"
 JEWELRY = ROOT / "tests" / "data" / "jewelry"
 DOCUMENTED = {"api": "http://127.0.0.1:8000", "moto": "http://127.0.0.1:8001", "cdn": "http://127.0.0.1:8003"}
 LONGEST_STRING = 96  # longer recorded strings (signatures, policies) are cut, with "…"
+DEMO_LISTINGS, DEMO_ZPID = 20, "10000003"  # the recording stack's demo listings, and the one shown
 KEPT_HEADERS = ("location", "preference-applied", "idempotent-replayed", "content-type")
 
 
@@ -104,7 +105,19 @@ def _calls() -> list[dict[str, Any]]:
         {"method": "GET", "path": "/webhooks/deliveries", "query": {"website": "alya", "limit": "5"}},
         {"method": "DELETE", "path": "/webhooks", "query": {"website": "alya"}},
         {"method": "GET", "path": "/listings/search", "query": {"q": "hot tub", "exterior": "brick", "limit": "1"}},
+        {
+            "method": "PUT",
+            "path": "/verdicts",
+            "json": {
+                "website": "alya",
+                "image_id": _sha(JEWELRY / "solitaire-ring@silver.jpg"),
+                "matched_image_id": _sha(ring),
+                "verdict": "not_duplicate",
+            },
+        },
+        {"method": "GET", "path": "/verdicts", "query": {"website": "alya", "image_id": _sha(ring)}},
         {"method": "GET", "path": "/listings/migration"},
+        {"method": "GET", "path": "/listings/{zpid}"},
         {"method": "DELETE", "path": f"/images/{_sha(JEWELRY / 'oval-hoops@gold.jpg')}", "query": {"website": "alya"}},
     ]
 
@@ -130,14 +143,16 @@ def _short(value: Any) -> Any:
 
 
 def record() -> list[dict[str, Any]]:
-    """Run _calls() on a fresh local stack (cdn links as `python -m local` makes them; no demo listings, so
-    the listing routes answer empty) and return the exchanges, with the stack's addresses as documented."""
+    """Run _calls() on a fresh local stack (cdn links as `python -m local` makes them, a few demo listings)
+    and return the exchanges, with the stack's addresses as documented."""
     import requests
 
     from local.stack import LocalStack
 
     with tempfile.TemporaryDirectory() as state:
-        stack = LocalStack(state_dir=Path(state), port=0, keep_snapshot=False, image_links="cdn")
+        stack = LocalStack(
+            state_dir=Path(state), port=0, keep_snapshot=False, image_links="cdn", demo_listings=DEMO_LISTINGS
+        )
         stack.start()
         try:
             exchanges = _run_calls(requests.Session(), stack.url)
@@ -151,7 +166,7 @@ def record() -> list[dict[str, Any]]:
 
 
 def _run_calls(session: Any, base: str) -> list[dict[str, Any]]:
-    kept: dict[str, str] = {"key": str(uuid.UUID(int=1))}
+    kept: dict[str, str] = {"key": str(uuid.UUID(int=1)), "zpid": DEMO_ZPID}
     exchanges: list[dict[str, Any]] = []
     for call in _calls():
         path, query = _fill(call["path"], kept), _fill(call.get("query", {}), kept)

@@ -207,11 +207,8 @@ class LocalStack:
 
         # photos are presigned URLs to moto's S3, or the local CDN's (image_links cdn)
         sign_in = ((console_config or {}).get("signIn") or {}).get("domain")
-        console = console_routes(
-            image_origins=(self.moto_url, *((self.cdn.url,) if self.cdn else ())),
-            config=console_config,
-            connect_origins=(sign_in,) if sign_in else (),
-        )
+        images = (self.moto_url, *((self.cdn.url,) if self.cdn else ()))
+        console = console_routes(images, config=console_config, connect_origins=(sign_in,) if sign_in else ())
         return Gateway(
             self.router.call,
             extra_routes={"/health": self.health, "/openapi.json": self.openapi, "/swagger": self.swagger, **console},
