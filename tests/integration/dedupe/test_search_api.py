@@ -38,7 +38,8 @@ def test_the_seed_walkthrough_for_each_storefront(post: Post, photos: list[Path]
     # When the same photo comes again: an exact duplicate, nothing stored
     again = post(photo, "ring-again.jpg", website=website).json()
     assert again["duplicate_found"] is True
-    assert [set(r) for r in again["results"]] == [{"id", "distance", "path", "match"}]
+    # the seed's fields, with the kind of match and the matched photo's id (what a verdict names)
+    assert [set(r) for r in again["results"]] == [{"id", "distance", "path", "match", "image_id"}]
     assert again["results"][0]["distance"] == 0.0 and again["results"][0]["match"] == "exact"
     assert key_of(again["results"][0]["path"]) == key_of(body["s3_url"])
     # When a resized, recompressed copy comes: a near duplicate pointing at the original
