@@ -96,7 +96,7 @@ def with_verdict_photos(photos: list[Photo], folder: Path | None) -> list[Photo]
     if folder is None:
         return photos
     known = verdict_labels.photo_ids(p.path for p in photos)
-    extra = verdict_labels.photo_ids(sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")))
+    extra = verdict_labels.photo_ids(verdict_labels.images_in(folder))
     return photos + [Photo(f"verdict-{sha[:12]}", path) for sha, path in extra.items() if sha not in known]
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from PIL import Image
 
 VERDICTS = {"same_piece": True, "not_duplicate": False}
 
@@ -81,6 +82,19 @@ def fetch_from_api(url: str, website: str, out: Path, api_key: str | None = None
         if answer.status_code == 200 and hashlib.sha256(answer.content).hexdigest() == image_id:
             target.write_bytes(answer.content)  # an upload the check found duplicate is not stored: 404
     return parse(entries), photos
+
+
+def images_in(folder: Path) -> list[Path]:
+    """The files of `folder` Pillow reads as images, in name order (a README beside the photos is not one)."""
+    found = []
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except (OSError, SyntaxError, ValueError):  # what Pillow raises for a file it cannot read
+            continue
+        found.append(path)
+    return found
 
 
 def image_id(path: Path) -> str:

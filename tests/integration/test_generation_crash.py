@@ -43,7 +43,8 @@ WORKER = "generate-worker"
 TYPES = [1, 2]  # white background (rendered here) and hand holding (a paid edit)
 RUN_WRITES = [
     "UpdateItem jobs",  # the claim
-    "UpdateItem rate-limits",  # the run's edits counted against its client's daily quota
+    "UpdateItem rate-limits",  # the run's day of charge (its first charge's: a retry after midnight keeps it)
+    "UpdateItem rate-limits",  # the run's edits counted against its client's quota of that day
     "UpdateItem rate-limits",  # the edit's turn: its ticket in the queue
     "UpdateItem rate-limits",  # its look at the queue (its turn)
     "UpdateItem rate-limits",  # the edit's token
@@ -160,11 +161,12 @@ def test_a_run_whose_every_attempt_dies_ends_partial_at_its_deadline_keeping_wha
     jobs.deadline_s = 1
     job = jobs.create("earring", "alya", bucket, key, TYPES, None)
     # When its worker dies right after recording the edited image, and its retry right after the claim
-    with dying(WORKER, after=(8, 1)) as death:
+    recorded = RUN_WRITES.index("UpdateItem jobs", 1) + 1  # the edited image's result written
+    with dying(WORKER, after=(recorded, 1)) as death:
         event = RunJob(job_id=job.job_id, run_id=job.run_id).model_dump()
         local_stack.router.invoke(WORKER, json.dumps(event), asynchronous=True)
         assert local_stack.router.drain(60)
-    assert death.died == 2 and death.writes == [RUN_WRITES[:8], RUN_WRITES[:1]]
+    assert death.died == 2 and death.writes == [RUN_WRITES[:recorded], RUN_WRITES[:1]]
     assert jobs.get(job.job_id).status == "running"  # the retries are spent
     # Then once its deadline has passed, the job has ended partial, keeping the image it delivered
     while time.time() <= job.deadline_at:
