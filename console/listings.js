@@ -1,6 +1,7 @@
 // Listings: the visual-features migration's progress, from GET /listings/migration (read-only):
 // how many listings hold each split field and all three, against the share `verify` requires, and the
-// last finished run's batches done and failed and verify's results; and one listing (listing.js).
+// run going (its batches recorded so far) above the last finished run's batches done and failed and
+// verify's results; and one listing (listing.js).
 import { call } from "./api.js";
 import { initListing } from "./listing.js";
 import { el, errorMessage, replace, say } from "./ui.js";
@@ -19,6 +20,17 @@ function row(name, share) {
     el("td", {}, share.listings.toLocaleString()),
     el("td", {}, `${share.pct.toFixed(1)} %`),
     el("td", {}, el("progress", { max: "100", value: String(share.pct), "aria-label": `${name}: ${share.pct} %` })),
+  );
+}
+
+function currentRun(run) {
+  if (!run) return null;
+  const when = run.started_at ? new Date(run.started_at * 1000).toISOString().replace(".000", "") : "";
+  return el(
+    "p",
+    { class: "status", id: "listings-current-run" },
+    `Run ${run.run_id} (${run.operation}): ${run.batches_recorded.toLocaleString()}${run.recorded_complete ? "" : "+"} of ` +
+      `${run.batches.toLocaleString()} batches recorded, running since ${when}. Failed batches show when it finishes.`,
   );
 }
 
@@ -65,7 +77,7 @@ export function initListings() {
         row("All three", all),
       );
       table.hidden = false;
-      replace(run, lastRun(body.last_run));
+      replace(run, currentRun(body.current_run), lastRun(body.last_run));
     } catch (error) {
       table.hidden = true;
       replace(run);
