@@ -26,12 +26,15 @@ function row(name, share) {
 function currentRun(run) {
   if (!run) return null;
   const when = run.started_at ? new Date(run.started_at * 1000).toISOString().replace(".000", "") : "";
-  return el(
-    "p",
-    { class: "status", id: "listings-current-run" },
-    `Run ${run.run_id} (${run.operation}): ${run.batches_recorded.toLocaleString()}${run.recorded_complete ? "" : "+"} of ` +
-      `${run.batches.toLocaleString()} batches recorded, running since ${when}. Failed batches show when it finishes.`,
-  );
+  return [
+    el("h3", {}, "Run going"),
+    el(
+      "p",
+      { class: "status", id: "listings-current-run" },
+      `Run ${run.run_id} (${run.operation}): ${run.batches_recorded.toLocaleString()}${run.recorded_complete ? "" : "+"} of ` +
+        `${run.batches.toLocaleString()} batches recorded, running since ${when}. Failed batches show when it finishes.`,
+    ),
+  ];
 }
 
 function lastRun(run) {
@@ -56,6 +59,7 @@ function lastRun(run) {
 export function initListings() {
   const status = document.getElementById("listings-status");
   const table = document.getElementById("listings-progress");
+  const current = document.getElementById("listings-current");
   const run = document.getElementById("listings-run");
   initListing();
 
@@ -77,9 +81,11 @@ export function initListings() {
         row("All three", all),
       );
       table.hidden = false;
-      replace(run, currentRun(body.current_run), lastRun(body.last_run));
+      replace(current, currentRun(body.current_run));
+      replace(run, lastRun(body.last_run));
     } catch (error) {
       table.hidden = true;
+      replace(current);
       replace(run);
       replace(status, errorMessage(error));
     }
