@@ -87,12 +87,14 @@ class Plan(MigrationBase):
 
     def _end_current_run(self, run_id: str | None, finished_at: int) -> None:
         """Mark the run going as ended (when it is this one: a later plan's record is left alone)."""
+        if not run_id:  # a run without a plan (the Map's own output) recorded none
+            return
         location = current_run_location(self.artifacts_bucket)
         try:
             current = json.loads(artifacts.read_bytes(location))
         except (ClientError, FileNotFoundError):
             return
-        if run_id and current.get("run_id") == run_id:
+        if current.get("run_id") == run_id:
             ended = current | {"finished_at": finished_at}
             artifacts.write_bytes(location, json.dumps(ended).encode(), "application/json")
 
