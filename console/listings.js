@@ -1,6 +1,7 @@
 // Listings: the visual-features migration's progress, from GET /listings/migration (read-only):
 // how many listings hold each split field and all three, against the share `verify` requires, and the
-// last finished run's batches done and failed and verify's results; and one listing (listing.js).
+// run going (its batches recorded so far) above the last finished run's batches done and failed and
+// verify's results; and one listing (listing.js).
 import { call } from "./api.js";
 import { initListing } from "./listing.js";
 import { el, errorMessage, replace, say } from "./ui.js";
@@ -20,6 +21,20 @@ function row(name, share) {
     el("td", {}, `${share.pct.toFixed(1)} %`),
     el("td", {}, el("progress", { max: "100", value: String(share.pct), "aria-label": `${name}: ${share.pct} %` })),
   );
+}
+
+function currentRun(run) {
+  if (!run) return null;
+  const when = run.started_at ? new Date(run.started_at * 1000).toISOString().replace(".000", "") : "";
+  return [
+    el("h3", {}, "Run going"),
+    el(
+      "p",
+      { class: "status", id: "listings-current-run" },
+      `Run ${run.run_id} (${run.operation}): ${run.batches_recorded.toLocaleString()}${run.recorded_complete ? "" : "+"} of ` +
+        `${run.batches.toLocaleString()} batches recorded, running since ${when}. Failed batches show when it finishes.`,
+    ),
+  ];
 }
 
 function lastRun(run) {
@@ -44,6 +59,7 @@ function lastRun(run) {
 export function initListings() {
   const status = document.getElementById("listings-status");
   const table = document.getElementById("listings-progress");
+  const current = document.getElementById("listings-current");
   const run = document.getElementById("listings-run");
   initListing();
 
@@ -65,9 +81,11 @@ export function initListings() {
         row("All three", all),
       );
       table.hidden = false;
+      replace(current, currentRun(body.current_run));
       replace(run, lastRun(body.last_run));
     } catch (error) {
       table.hidden = true;
+      replace(current);
       replace(run);
       replace(status, errorMessage(error));
     }

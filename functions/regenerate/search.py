@@ -106,12 +106,31 @@ class LastRun(BaseModel):
     )
 
 
+class CurrentRun(BaseModel):
+    run_id: str
+    operation: str | None = Field(description="execute, rollback or backup.")
+    started_at: int | None = Field(description="When its plan step ran (Unix seconds).")
+    batches: int = Field(description="Batches planned.")
+    batches_recorded: int = Field(
+        description="Batches that have left a record so far: done, or failed with their retries spent and "
+        "caught. Which failed is known only when the run finishes (see `last_run`: a batch with no record "
+        "then failed), so a run going shows no failures."
+    )
+    recorded_complete: bool = Field(
+        description="Whether `batches_recorded` counted every record (false: it stopped at 100,000)."
+    )
+    running: bool = Field(description="Always true: a finished run shows as `last_run` instead.")
+
+
 class MigrationProgress(BaseModel):
     total: int = Field(description="Listings in the index.")
     fields: dict[str, FieldShare] = Field(description="Listings holding each of the three split fields.")
     all_fields: FieldShare = Field(description="Listings holding all three: the migration's monitoring figure.")
     target_pct: float = Field(description="The share with all three that `verify` requires.")
     meets_target: bool
+    current_run: CurrentRun | None = Field(
+        description="The Step Functions run going (planned, not finished); null when none is."
+    )
     last_run: LastRun | None = Field(description="The last finished Step Functions run; null before any.")
 
 
@@ -119,8 +138,8 @@ class MigrationProgress(BaseModel):
     "/listings/migration",
     responses={
         200: {
-            "description": "How many listings hold the split fields (read-only; the index's figures), and the "
-            "last finished run's batches and verify results."
+            "description": "How many listings hold the split fields (read-only; the index's figures), the "
+            "run going's batches recorded so far, and the last finished run's batches and verify results."
         }
     },
 )

@@ -75,8 +75,20 @@ class Listings(Construct):
         platform.read_secret(migration, "anthropic")
         migration.function.add_environment("PHRASE_CLASSIFIER", "anthropic")
         artifacts = platform.bucket("artifacts_bucket")
-        # GET /listings/migration shows the last finished run, which the migration's finish step records
-        allow(search, ["s3:GetObject"], [artifacts.arn_for_objects("migrations/last-run.json")])
+        # GET /listings/migration shows the last finished run, which the migration's finish step records,
+        # and the run going, which its plan step records: how many batch records it has left so far is
+        # a listing of the run's batches prefix, the one prefix the search function may list
+        allow(
+            search,
+            ["s3:GetObject"],
+            [artifacts.arn_for_objects(key) for key in ("migrations/last-run.json", "migrations/current-run.json")],
+        )
+        allow(
+            search,
+            ["s3:ListBucket"],
+            [artifacts.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": ["migrations/*/batches/*"]}},
+        )
         allow(
             migration,
             ["s3:GetObject", "s3:PutObject"],

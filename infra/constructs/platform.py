@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
@@ -86,12 +87,18 @@ class Platform:
 
 
 def allow(
-    function: ServiceFunction, actions: Sequence[str], resources: Sequence[str], why_wildcard: str | None = None
+    function: ServiceFunction,
+    actions: Sequence[str],
+    resources: Sequence[str],
+    why_wildcard: str | None = None,
+    conditions: Mapping[str, Any] | None = None,
 ) -> None:
-    """One explicit statement on the function's role: these actions, on these resources only. A
-    resource with a wildcard (objects under a prefix, documents of an index) needs the reason, which
-    acknowledges cdk-nag's finding on this role."""
-    function.role.add_to_principal_policy(iam.PolicyStatement(actions=list(actions), resources=list(resources)))
+    """One explicit statement on the function's role: these actions, on these resources only (and
+    under these conditions, if any). A resource with a wildcard (objects under a prefix, documents of
+    an index) needs the reason, which acknowledges cdk-nag's finding on this role."""
+    function.role.add_to_principal_policy(
+        iam.PolicyStatement(actions=list(actions), resources=list(resources), conditions=dict(conditions or {}) or None)
+    )
     for resource in resources:
         rendered = nag_resource(function.role, resource)
         if "*" in rendered:

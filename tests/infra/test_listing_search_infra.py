@@ -22,14 +22,37 @@ def test_listing_search_may_only_search_the_listings_index(synthesized: Synthesi
     domain = synthesized.stack.platform.opensearch_domain_arn
     # Then it holds two: POST on the listings index's _search and _mget paths (GET /listings/{zpid}); no
     # writes, no other index, no other store
-    # And GetObject on the last migration run's record (GET /listings/migration)
-    assert grants - {("s3:GetObject", "arn:aws:s3:::artifacts/migrations/last-run.json")} == {
+    # And GetObject on the last and the current migration run's records, ListBucket on the artifacts
+    # bucket (GET /listings/migration)
+    migration = {
+        ("s3:GetObject", "arn:aws:s3:::artifacts/migrations/last-run.json"),
+        ("s3:GetObject", "arn:aws:s3:::artifacts/migrations/current-run.json"),
+        ("s3:ListBucket", "arn:aws:s3:::artifacts"),
+    }
+    assert grants - migration == {
         ("es:ESHttpPost", policies.resolve(synthesized.stack.resolve(f"{domain}/listings-v2/{path}")))
         for path in ("_search", "_mget")
     }
-    assert ("s3:GetObject", "arn:aws:s3:::artifacts/migrations/last-run.json") in grants
+    assert migration <= set(grants)
     # And fine-grained access control maps its role to the listings role, as the other OpenSearch functions
     assert "listing-search" in synthesized.stack.provisioning.mapped
+
+
+def test_listing_search_may_list_only_the_migration_batch_records(synthesized: Synthesized) -> None:
+    # Given the synthesized policies of the search function's role
+    role = synthesized.logical_id(synthesized.stack.functions["listing-search"].role)
+    statements = [
+        statement
+        for policy in synthesized.of_type("AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"].get("Roles", [])
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    # When the statements granting s3:ListBucket are read
+    listing = [s for s in statements if "s3:ListBucket" in json_text(s["Action"])]
+    # Then there is one, ListBucket alone, on the artifacts bucket, and only for keys under a run's batches
+    (statement,) = listing
+    assert statement["Action"] == "s3:ListBucket"
+    assert statement["Condition"] == {"StringLike": {"s3:prefix": ["migrations/*/batches/*"]}}
 
 
 def test_the_search_route_is_keyed_and_throttled_in_every_usage_plan(synthesized: Synthesized) -> None:

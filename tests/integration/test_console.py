@@ -33,6 +33,7 @@ from local.stack import LocalStack
 from tests.browser import CHROMIUM_ARGS, axe_source, chromium
 from tests.integration.test_generation import earring_photo
 from tests.integration.test_listing_view import migrated_demo_listing
+from tests.integration.test_migration_progress import invoke
 
 SCREENSHOTS = Path("build/console-screenshots")
 LAPTOP = {"width": 1280, "height": 800}
@@ -321,6 +322,8 @@ def test_the_listings_tab_shows_the_migrations_progress(
 ) -> None:
     # Given a finished run of the migration's state machine over two demo listings
     zpid, run = migrated_demo_listing(capsys)
+    # And a run going: planned (one batch), none of its batches run yet
+    plan = invoke(local_stack, {"operation": "plan", "request": {"operation": "execute", "zpids": [zpid]}})
     # And three more listings in the index: two migrated (all three split fields), one not yet
     index = ListingsIndex.from_settings()
     index.ensure_split_mapping()
@@ -345,6 +348,10 @@ def test_the_listings_tab_shows_the_migrations_progress(
         rows = page.get_by_role("table", name="Listings holding each split field").locator("tbody tr")
         expect(rows).to_have_count(4)
         expect(rows.last).to_contain_text(f"All three{after['all_fields']['listings']:,}")
+        # And the run going above the last run: its batches recorded so far
+        expect(page.locator("#listings-current-run")).to_contain_text(
+            f"Run {plan['run_id']} (execute): 0 of 1 batches recorded, running since "
+        )
         # And the last run: its batches done and failed, and verify's result
         last_run = page.get_by_role("definition")
         expect(page.locator("#listings-run")).to_contain_text(f"Run{run['run_id']} (execute)")

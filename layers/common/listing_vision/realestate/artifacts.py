@@ -71,3 +71,15 @@ def _copy(chunks: Iterable[bytes], out: BinaryIO) -> int:
         out.write(chunk)
         size += len(chunk)
     return size
+
+
+def count_objects(bucket: str, prefix: str, max_pages: int) -> tuple[int, bool]:
+    """How many objects lie under the prefix, read one ListObjectsV2 page (1,000 keys) after another,
+    at most `max_pages`; and whether that is all of them (False: the count stopped at the bound)."""
+    count = 0
+    pages = aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    for number, page in enumerate(pages):
+        if number == max_pages:
+            return count, False
+        count += int(page.get("KeyCount") or 0)
+    return count, True

@@ -3,7 +3,10 @@ listings tab): the monitoring figures `verify` checks (listings holding each spl
 three), read from the index in one `_search` with `exists` filters, and whether they reach verify's
 success criterion; and the last finished run (`last_run`): its batches done and failed and verify's
 report, as the run's `finish` recorded them in the artifacts bucket (`Plan.record_run`; null before
-any run has finished). A run still going shows once it finishes."""
+any run has finished); and the run going (`current_run`, which `plan` records and `finish` marks
+ended): its batches planned and how many have left a record so far (a count of the records' keys,
+listed a page at a time). Which batches failed is known only at finish (a batch with no record then
+failed), so a run going shows no failures."""
 
 from __future__ import annotations
 
@@ -16,22 +19,49 @@ from listing_vision.config import get_settings
 from listing_vision.realestate import artifacts
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import ListingsIndex
-from listing_vision.realestate.migration.plan import last_run_location
+from listing_vision.realestate.migration.plan import batch_records_prefix, current_run_location, last_run_location
 from listing_vision.realestate.migration.verify import SUCCESS_FRACTION
 
+# ListObjectsV2 pages (1,000 keys each) counted for a run going: 100,000 batch records, past any plan.
+RECORD_PAGES = 100
 VERIFY_SHOWN = ("passed", "failures", "total", "has_all_three", "has_all_three_pct", "other_fields_changed")
 
 
-def last_run(bucket: str | None = None) -> dict[str, Any] | None:
-    """The last finished run, as shown: what it did, its batches done and failed, verify's figures."""
+def _record(location: str) -> dict[str, Any] | None:
     try:
-        record = json.loads(artifacts.read_bytes(last_run_location(bucket or get_settings().artifacts_bucket)))
+        return dict(json.loads(artifacts.read_bytes(location)))
     except FileNotFoundError:
         return None
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "AccessDenied"):
             return None
         raise
+
+
+def current_run(bucket: str | None = None) -> dict[str, Any] | None:
+    """The run going, as shown: what it does, when it started, its batches planned and recorded so
+    far; None when none is going (none planned yet, or the last one planned has finished)."""
+    bucket = bucket or get_settings().artifacts_bucket
+    record = _record(current_run_location(bucket))
+    if record is None or record.get("finished_at") is not None or not record.get("run_id"):
+        return None
+    recorded, complete = artifacts.count_objects(bucket, batch_records_prefix(str(record["run_id"])), RECORD_PAGES)
+    return {
+        "run_id": record["run_id"],
+        "operation": record.get("operation"),
+        "started_at": record.get("started_at"),
+        "batches": int(record.get("batches") or 0),
+        "batches_recorded": recorded,
+        "recorded_complete": complete,
+        "running": True,
+    }
+
+
+def last_run(bucket: str | None = None) -> dict[str, Any] | None:
+    """The last finished run, as shown: what it did, its batches done and failed, verify's figures."""
+    record = _record(last_run_location(bucket or get_settings().artifacts_bucket))
+    if record is None:
+        return None
     batches = int(record.get("batches") or 0)
     failed = int(record.get("batches_failed") or 0)
     verify = record.get("verify")
@@ -61,5 +91,6 @@ def progress(listings: ListingsIndex) -> dict[str, Any]:
         "all_fields": share(figures["all_fields"]),
         "target_pct": round(100 * SUCCESS_FRACTION, 1),
         "meets_target": bool(total) and figures["all_fields"] / total >= SUCCESS_FRACTION,
+        "current_run": current_run(),
         "last_run": last_run(),
     }

@@ -53,6 +53,17 @@ class Plan(MigrationBase):
 
         key = f"migrations/{run_id}/manifest.json"
         artifacts.write_stream(f"s3://{self.artifacts_bucket}/{key}", manifest(), "application/json")
+        # The run going, which GET /listings/migration shows until `finish` marks it ended (`record_run`).
+        current = {
+            "run_id": run_id,
+            "operation": operation,
+            "batches": counted["batches"],
+            "listings": counted["listings"],
+            "started_at": int(time.time()),
+        }
+        artifacts.write_bytes(
+            current_run_location(self.artifacts_bucket), json.dumps(current).encode(), "application/json"
+        )
         return {
             "operation": "plan",
             "run_id": run_id,
@@ -64,7 +75,7 @@ class Plan(MigrationBase):
 
     def record_batch(self, run_id: str, batch: int, result: dict[str, Any]) -> None:
         """Each completed batch leaves its result under the run, for `finish` and for audit."""
-        location = f"s3://{self.artifacts_bucket}/migrations/{run_id}/batches/{batch:05d}.json"
+        location = f"s3://{self.artifacts_bucket}/{batch_records_prefix(run_id)}{batch:05d}.json"
         artifacts.write_bytes(location, json.dumps(result).encode(), "application/json")
 
     def record_run(self, result: dict[str, Any]) -> None:
@@ -72,6 +83,20 @@ class Plan(MigrationBase):
         GET /listings/migration shows (`migration_progress.last_run`)."""
         record = {"finished_at": int(time.time()), **result}
         artifacts.write_bytes(last_run_location(self.artifacts_bucket), json.dumps(record).encode(), "application/json")
+        self._end_current_run(result.get("run_id"), record["finished_at"])
+
+    def _end_current_run(self, run_id: str | None, finished_at: int) -> None:
+        """Mark the run going as ended (when it is this one: a later plan's record is left alone)."""
+        if not run_id:  # a run without a plan (the Map's own output) recorded none
+            return
+        location = current_run_location(self.artifacts_bucket)
+        try:
+            current = json.loads(artifacts.read_bytes(location))
+        except (ClientError, FileNotFoundError):
+            return
+        if current.get("run_id") == run_id:
+            ended = current | {"finished_at": finished_at}
+            artifacts.write_bytes(location, json.dumps(ended).encode(), "application/json")
 
     @staticmethod
     def planned_batches(manifest: dict[str, str]) -> Iterator[dict[str, Any]]:
@@ -106,6 +131,15 @@ class Plan(MigrationBase):
 
 def last_run_location(bucket: str) -> str:
     return f"s3://{bucket}/migrations/last-run.json"
+
+
+def current_run_location(bucket: str) -> str:
+    return f"s3://{bucket}/migrations/current-run.json"
+
+
+def batch_records_prefix(run_id: str) -> str:
+    """Where a run's batch records lie (`record_batch`), as a key prefix of the artifacts bucket."""
+    return f"migrations/{run_id}/batches/"
 
 
 def _plan_items(line: bytes) -> Iterator[dict[str, Any]]:
