@@ -12,12 +12,14 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
 import pytest
 import requests
 
+from listing_vision.api import user_tokens
 from listing_vision.api.user_tokens import InvalidToken, UserPool, verify
 from listing_vision.config import get_settings
 from local.stack import LocalStack
@@ -188,3 +190,72 @@ def test_each_refusal_has_its_stable_reason(people: Pool) -> None:
         assert refused.value.reason == reason
     # While the token itself, a second before it expires, passes
     assert verify(ann["IdToken"], people.pool, now=lambda: float(expires - 1))["cognito:groups"] == ["alya"]
+
+
+class _CountedJwks:
+    """The pool's JWKS (moto's bytes) served from a loopback port that counts its requests, and can go down."""
+
+    def __init__(self, body: bytes) -> None:
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, fmt: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                served.requests += 1
+                self.send_response(200 if served.up else 503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.requests, self.up = 0, True
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._http.server_address[1]}/.well-known/jwks.json"
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+
+def _kid(token: str, kid: str | None) -> str:
+    header, payload, signature = token.split(".")
+    fields = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    fields["kid"] = kid
+    return f"{base64.urlsafe_b64encode(json.dumps(fields).encode()).decode().rstrip('=')}.{payload}.{signature}"
+
+
+def test_tokens_naming_unknown_keys_refetch_the_jwks_at_most_once_per_interval(people: Pool) -> None:
+    # Given the pool's keys served where the requests for them are counted, read once for ann's real token
+    jwks = _CountedJwks(requests.get(people.pool.jwks_url, timeout=30).content)
+    pool = UserPool(people.pool.issuer, people.pool.client_id, jwks.url)
+    ann = people.tokens["ann"]["IdToken"]
+    at, interval = time.time(), user_tokens.JWKS_REFRESH_MIN_S
+    try:
+        assert verify(ann, pool, now=lambda: at)["cognito:groups"] == ["alya"]
+        assert jwks.requests == 1
+        # When anyone sends many tokens naming keys the pool never published (no key needed to write one)
+        reasons = set()
+        for n in range(5):
+            seconds = at + n
+            with pytest.raises(InvalidToken) as refused:
+                verify(_kid(ann, f"made-up-{n}"), pool, now=lambda: seconds)  # noqa: B023 - called here
+            reasons.add(refused.value.reason)
+        # Then each is refused as naming an unknown key, and the keys just fetched are not fetched again
+        assert (reasons, jwks.requests) == ({"unknown_key"}, 1)
+        # And once the interval passed, a key the pool may have rotated in since is looked for, once
+        for seconds in (at + interval + 1, at + interval + 2):
+            with pytest.raises(InvalidToken):
+                verify(_kid(ann, f"made-up-at-{seconds}"), pool, now=lambda: seconds)  # noqa: B023 - called here
+        assert jwks.requests == 2
+        # And when the keys cannot be fetched then, an unknown key is still a refusal (401), not a failure,
+        # while the keys already held still verify ann's token
+        jwks.up = False
+        with pytest.raises(InvalidToken) as refused:
+            verify(_kid(ann, "made-up-while-down"), pool, now=lambda: at + 2 * interval + 2)
+        assert (refused.value.reason, jwks.requests) == ("unknown_key", 3)
+        assert verify(ann, pool, now=lambda: at + 2 * interval + 3)["cognito:groups"] == ["alya"]
+    finally:
+        jwks.stop()
