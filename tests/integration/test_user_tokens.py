@@ -7,6 +7,7 @@ itself cannot run locally, so people sign in here with admin_initiate_auth."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import threading
 import time
@@ -259,3 +260,33 @@ def test_tokens_naming_unknown_keys_refetch_the_jwks_at_most_once_per_interval(p
         assert verify(ann, pool, now=lambda: at + 2 * interval + 3)["cognito:groups"] == ["alya"]
     finally:
         jwks.stop()
+
+
+def _raw_upload(people: Pool, headers: list[tuple[str, str]]) -> tuple[int, str | None]:
+    """POST /uploads for alya with these header lines, each sent as given (a name may repeat)."""
+    body = json.dumps({"website": "alya", "content_type": "image/png"}).encode()
+    connection = http.client.HTTPConnection(people.url.removeprefix("http://"), timeout=30)
+    try:
+        connection.putrequest("POST", "/uploads")
+        for name, value in [*headers, ("Content-Type", "application/json"), ("Content-Length", str(len(body)))]:
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        answer = connection.getresponse()
+        return answer.status, (json.loads(answer.read()).get("error") or {}).get("code")
+    finally:
+        connection.close()
+
+
+def test_two_different_credentials_of_one_kind_are_refused(people: Pool) -> None:
+    # Given ann's and ben's real tokens, each of which alone is answered
+    ann, ben = people.tokens["ann"]["IdToken"], people.tokens["ben"]["IdToken"]
+    assert _raw_upload(people, [("Authorization", f"Bearer {ann}")]) == (200, None)
+    # When one request carries both (API Gateway passes the last; a proxy in front may act on the first),
+    # or ann's token beside two x-api-key lines, the last one empty (so the token would be read)
+    both = [("Authorization", f"Bearer {ben}"), ("Authorization", f"Bearer {ann}")]
+    keys = [("x-api-key", "lv-someone-elses-key"), ("x-api-key", "")]
+    # Then each is 401, as two different keys are: who is calling is not for the gateway to guess
+    assert _raw_upload(people, both) == (401, "unauthorized")
+    assert _raw_upload(people, [*keys, ("Authorization", f"Bearer {ann}")]) == (401, "unauthorized")
+    # While the same token twice is one credential
+    assert _raw_upload(people, [("Authorization", f"Bearer {ann}")] * 2) == (200, None)
