@@ -29,6 +29,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from listing_vision.api.clients import PERSON_PREFIX
 from listing_vision.config import get_settings
 from listing_vision.observability import logger
 
@@ -135,6 +136,7 @@ def storefronts_of(claims: dict[str, Any], configured: tuple[str, ...]) -> tuple
 
 
 def person(claims: dict[str, Any]) -> str:
-    """Who the person is, as a client id (`user:<username>`): their own edit quota, their own log lines."""
+    """Who the person is, as a client id (`user:<username>`, an id no client may take): their own edit
+    quota, their own log lines."""
     name = claims.get("cognito:username") or claims.get("username") or claims.get("sub")
-    return f"user:{name}"
+    return f"{PERSON_PREFIX}{name}"
