@@ -9,7 +9,7 @@ different tokens (the header sent twice: who is calling? API Gateway would pass 
 in front might keep the first) (API Gateway's `Unauthorized`, which only an
 authorizer that raises it can answer; each refusal is counted as `KeysRefused` per function version,
 so the alarm on the version's errors can tell a wrong key from a failure); a known one is
-allowed on every route of the API (the answer is cached per key, so it cannot be per route), with
+allowed on every route of the API (the functions check its storefronts per request), with
 the client's id, storefronts and search right as context, and the key as the usage identifier so
 API Gateway meters it against the client's usage plan.
 """
