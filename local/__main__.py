@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from osmem_server import OsmemError
+
 from listing_vision import storefronts
 from local.endpoints import Endpoints
 from local.stack import LocalStack
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         stack.start()
-    except OSError as error:
+    except (OSError, OsmemError) as error:  # a port in use: moto's (OSError) or OpenSearch's (OsmemError)
         print(
             f"Could not start the local stack: {error}. Is another one running on these ports? "
             "Choose others with --port/--moto-port/--opensearch-port.",

@@ -38,6 +38,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from errno import EADDRINUSE
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
@@ -258,10 +259,24 @@ class PolicyCheckingMotoServer(ThreadedMotoServer):
     def __init__(self, secrets: dict[str, str], **options: Any):
         super().__init__(**options)
         self.secrets = secrets
+        self._refused: OSError | None = None
         events_after_the_form()
+
+    def start(self) -> None:
+        """Serving, or the OSError its port refused it with (moto's own start waits for a server that a
+        port in use never makes: the start hung, the error only printed by the server's thread)."""
+        super().start()
+        if self._refused is not None:
+            raise self._refused
 
     def _server_entry(self) -> None:
         app = PostPolicyCheck(DomainDispatcherApplication(create_backend_app), self.secrets)
-        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        try:
+            self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        except (OSError, SystemExit) as refused:  # werkzeug prints a bind's error, then exits (this thread only)
+            in_use = OSError(EADDRINUSE, f"moto's port {self._port} is in use")
+            self._refused = refused if isinstance(refused, OSError) else in_use
+            self._server_ready_event.set()
+            return
         self._server_ready_event.set()
         self._server.serve_forever()

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -272,3 +273,30 @@ def test_a_restart_keeps_every_tag_and_record_and_runs_no_trigger(tmp_path: Path
     # And nothing ran on the restored objects meanwhile: the stop drains every function invocation
     # before it saves, and what it saved is still exactly what was there before the restart
     assert saved(state) == before
+
+
+@pytest.mark.parametrize("option", ["--moto-port", "--opensearch-port"])
+def test_a_port_in_use_is_refused_with_what_to_do(tmp_path: Path, option: str) -> None:
+    # Given a port something else listens on (another local stack, say)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        ports = {"--port": "0", "--moto-port": "0", "--opensearch-port": "0", option: port}
+        # When the stack is started on it
+        command = [sys.executable, "-m", "local", "--state-dir", str(tmp_path), "--demo-listings", "0"]
+        try:
+            ended = subprocess.run(
+                [*command, *(part for pair in ports.items() for part in pair)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                env={**clean_environment(), "PYTHONUNBUFFERED": "1"},
+                timeout=300,  # a hang guard, generous for a loaded machine
+            )
+        except subprocess.TimeoutExpired as hung:
+            raise AssertionError(f"the start hung on a port in use:\n{hung.stdout!r}\n{hung.stderr!r}") from None
+    # Then it ends at once, saying so and what to do, without a traceback
+    assert ended.returncode == 1, ended.stdout + ended.stderr
+    assert "Is another one running on these ports?" in ended.stderr
+    assert "Traceback" not in ended.stdout + ended.stderr

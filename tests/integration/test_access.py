@@ -304,6 +304,17 @@ def test_clients_create_puts_the_key_in_a_usage_plan_or_refuses(
     assert ApiClients().find(created["key"]) is not None
 
 
+def test_a_client_cannot_take_a_persons_id(local_stack: LocalStack, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a person signed in to the user pool calls as client `user:<username>` (their jobs, webhook,
+    # idempotency keys and edit quota are kept under that id)
+    person = f"user:ann-{uuid.uuid4().hex[:8]}"
+    # When a client with a key is created under such an id
+    created = clients_cli(["create", "--client", person, "--storefront", "alya", "--no-usage-plan"])
+    # Then it is refused, naming why, and no client exists: it would share all of that with the person
+    assert created == 1 and "user:" in capsys.readouterr().err
+    assert all(c.client_id != person for c in ApiClients().list())
+
+
 def test_another_storefronts_captions_are_refused(local_stack: LocalStack, secured: Clients) -> None:
     # Given a photo of blysk (stored by a client holding both storefronts)
     _, photo_id = store_in_blysk(secured, secured.everything, 67)

@@ -7,17 +7,20 @@ itself cannot run locally, so people sign in here with admin_initiate_auth."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
 import pytest
 import requests
 
+from listing_vision.api import user_tokens
 from listing_vision.api.user_tokens import InvalidToken, UserPool, verify
 from listing_vision.config import get_settings
 from local.stack import LocalStack
@@ -188,3 +191,102 @@ def test_each_refusal_has_its_stable_reason(people: Pool) -> None:
         assert refused.value.reason == reason
     # While the token itself, a second before it expires, passes
     assert verify(ann["IdToken"], people.pool, now=lambda: float(expires - 1))["cognito:groups"] == ["alya"]
+
+
+class _CountedJwks:
+    """The pool's JWKS (moto's bytes) served from a loopback port that counts its requests, and can go down."""
+
+    def __init__(self, body: bytes) -> None:
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, fmt: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                served.requests += 1
+                self.send_response(200 if served.up else 503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.requests, self.up = 0, True
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._http.server_address[1]}/.well-known/jwks.json"
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+
+def _kid(token: str, kid: str | None) -> str:
+    header, payload, signature = token.split(".")
+    fields = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    fields["kid"] = kid
+    return f"{base64.urlsafe_b64encode(json.dumps(fields).encode()).decode().rstrip('=')}.{payload}.{signature}"
+
+
+def test_tokens_naming_unknown_keys_refetch_the_jwks_at_most_once_per_interval(people: Pool) -> None:
+    # Given the pool's keys served where the requests for them are counted, read once for ann's real token
+    jwks = _CountedJwks(requests.get(people.pool.jwks_url, timeout=30).content)
+    pool = UserPool(people.pool.issuer, people.pool.client_id, jwks.url)
+    ann = people.tokens["ann"]["IdToken"]
+    at, interval = time.time(), user_tokens.JWKS_REFRESH_MIN_S
+    try:
+        assert verify(ann, pool, now=lambda: at)["cognito:groups"] == ["alya"]
+        assert jwks.requests == 1
+        # When anyone sends many tokens naming keys the pool never published (no key needed to write one)
+        reasons = set()
+        for n in range(5):
+            seconds = at + n
+            with pytest.raises(InvalidToken) as refused:
+                verify(_kid(ann, f"made-up-{n}"), pool, now=lambda: seconds)  # noqa: B023 - called here
+            reasons.add(refused.value.reason)
+        # Then each is refused as naming an unknown key, and the keys just fetched are not fetched again
+        assert (reasons, jwks.requests) == ({"unknown_key"}, 1)
+        # And once the interval passed, a key the pool may have rotated in since is looked for, once
+        for seconds in (at + interval + 1, at + interval + 2):
+            with pytest.raises(InvalidToken):
+                verify(_kid(ann, f"made-up-at-{seconds}"), pool, now=lambda: seconds)  # noqa: B023 - called here
+        assert jwks.requests == 2
+        # And when the keys cannot be fetched then, an unknown key is still a refusal (401), not a failure,
+        # while the keys already held still verify ann's token
+        jwks.up = False
+        with pytest.raises(InvalidToken) as refused:
+            verify(_kid(ann, "made-up-while-down"), pool, now=lambda: at + 2 * interval + 2)
+        assert (refused.value.reason, jwks.requests) == ("unknown_key", 3)
+        assert verify(ann, pool, now=lambda: at + 2 * interval + 3)["cognito:groups"] == ["alya"]
+    finally:
+        jwks.stop()
+
+
+def _raw_upload(people: Pool, headers: list[tuple[str, str]]) -> tuple[int, str | None]:
+    """POST /uploads for alya with these header lines, each sent as given (a name may repeat)."""
+    body = json.dumps({"website": "alya", "content_type": "image/png"}).encode()
+    connection = http.client.HTTPConnection(people.url.removeprefix("http://"), timeout=30)
+    try:
+        connection.putrequest("POST", "/uploads")
+        for name, value in [*headers, ("Content-Type", "application/json"), ("Content-Length", str(len(body)))]:
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        answer = connection.getresponse()
+        return answer.status, (json.loads(answer.read()).get("error") or {}).get("code")
+    finally:
+        connection.close()
+
+
+def test_two_different_credentials_of_one_kind_are_refused(people: Pool) -> None:
+    # Given ann's and ben's real tokens, each of which alone is answered
+    ann, ben = people.tokens["ann"]["IdToken"], people.tokens["ben"]["IdToken"]
+    assert _raw_upload(people, [("Authorization", f"Bearer {ann}")]) == (200, None)
+    # When one request carries both (API Gateway passes the last; a proxy in front may act on the first),
+    # or ann's token beside two x-api-key lines, the last one empty (so the token would be read)
+    both = [("Authorization", f"Bearer {ben}"), ("Authorization", f"Bearer {ann}")]
+    keys = [("x-api-key", "lv-someone-elses-key"), ("x-api-key", "")]
+    # Then each is 401, as two different keys are: who is calling is not for the gateway to guess
+    assert _raw_upload(people, both) == (401, "unauthorized")
+    assert _raw_upload(people, [*keys, ("Authorization", f"Bearer {ann}")]) == (401, "unauthorized")
+    # While the same token twice is one credential
+    assert _raw_upload(people, [("Authorization", f"Bearer {ann}")] * 2) == (200, None)

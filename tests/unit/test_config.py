@@ -7,6 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from listing_vision.config import Settings, get_settings, settings_table
+from listing_vision.jewelry.verdicts import VERDICT_PREFIX
+from listing_vision.storefronts import RESERVED_NAMES, check_names
 
 SETTINGS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -50,6 +52,7 @@ def test_environment_overrides_and_types(monkeypatch: pytest.MonkeyPatch) -> Non
         ("CLIP_RESIZE", "stretch"),
         ("RETRIEVAL_THRESHOLD", "0.01"),  # tighter than DUPLICATE_THRESHOLD: near matches never retrieved
         ("STOREFRONTS", '{"alya": "photos", "blysk": "photos"}'),  # one bucket, two storefronts: whose photo?
+        ("STOREFRONTS", '{"alya": "alyaimg", "verdict": "verdictimg"}'),  # the prefix of verdicts' items
     ],
 )
 def test_out_of_range_settings_are_refused_at_start(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -76,3 +79,12 @@ def test_docs_document_every_setting() -> None:
     start = text.index("<!-- settings:start")
     body = text[text.index("\n", start) + 1 : text.index("<!-- settings:end -->")].strip()
     assert body == settings_table()
+
+
+def test_no_storefront_takes_the_prefix_of_the_catalogue_tables_other_items() -> None:
+    # Given the prefix reviewers' verdicts are kept under in the catalogue table, beside `<website>#<sha256>`
+    # When storefront names are checked (the settings and the stage context both check them so)
+    # Then that name is reserved: a scan of its records would read every storefront's verdicts
+    assert VERDICT_PREFIX.removesuffix("#") in RESERVED_NAMES
+    with pytest.raises(ValueError, match="verdicts"):
+        check_names(["alya", VERDICT_PREFIX.removesuffix("#")])

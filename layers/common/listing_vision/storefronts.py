@@ -20,6 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 # Lower-case letters and digits: a storefront's name is a Milvus VARCHAR(32) value, part of a
 # CloudFormation logical id, of an environment value and of S3 keys, unquoted everywhere.
 NAME_PATTERN = r"^[a-z][a-z0-9]{1,31}$"
+# What the catalogue table's other items start with (`<name>#...`: reviewers' verdicts, jewelry/verdicts.py).
+# A storefront's records are `<website>#<sha256>`, read by a scan of `<website>#`: a storefront so named
+# would read those items as its records (the reconciler's read fails on the first).
+RESERVED_NAMES: tuple[str, ...] = ("verdict",)
 # The repository's declaration (absent inside a deployed function, which gets STOREFRONTS from CDK).
 # layers/common/listing_vision/ in a checkout; /opt/python/listing_vision/ in a function: no cdk.json there.
 CDK_JSON = Path(__file__).resolve().parent.parent.parent.parent / "cdk.json"
@@ -53,12 +57,18 @@ def in_stage_file(path: Path) -> list[StorefrontSpec]:
 
 
 def check_names(names: Iterable[str]) -> list[str]:
-    """The names, refused when there are none or one repeats."""
+    """The names, refused when there are none, one repeats or one is reserved."""
     listed = list(names)
     if not listed:
         raise ValueError("no storefront is declared (the stage context's `storefronts`)")
     if len(set(listed)) != len(listed):
         raise ValueError(f"a storefront is declared twice: {listed}")
+    reserved = [name for name in listed if name in RESERVED_NAMES]
+    if reserved:
+        raise ValueError(
+            f"a storefront may not be named {reserved[0]!r} (the stage context's `storefronts`): the catalogue "
+            f"table keeps reviewers' verdicts under `{reserved[0]}#`"
+        )
     return listed
 
 

@@ -4,12 +4,12 @@ user-pool token (`Authorization: Bearer`, api/user_tokens.py), becomes the calle
 no storefront's group is denied, 403), they never search across all, and their requests are metered
 on the people's usage key. An invalid token is a 401 as an unknown key is, its reason logged.
 
-An unknown or disabled key is refused with 401, and so is a request carrying two different keys (the
-header sent twice: which client is calling? API Gateway would pass the last one, a proxy in front
-might keep the first) (API Gateway's `Unauthorized`, which only an
+An unknown or disabled key is refused with 401, and so is a request carrying two different keys or two
+different tokens (the header sent twice: who is calling? API Gateway would pass the last one, a proxy
+in front might keep the first) (API Gateway's `Unauthorized`, which only an
 authorizer that raises it can answer; each refusal is counted as `KeysRefused` per function version,
 so the alarm on the version's errors can tell a wrong key from a failure); a known one is
-allowed on every route of the API (the answer is cached per key, so it cannot be per route), with
+allowed on every route of the API (the functions check its storefronts per request), with
 the client's id, storefronts and search right as context, and the key as the usage identifier so
 API Gateway meters it against the client's usage plan.
 """
@@ -40,16 +40,15 @@ class Unauthorized(Exception):
 
 def authorize(event: APIGatewayAuthorizerRequestEvent, clients: ApiClients | None = None) -> dict[str, Any]:
     headers = {name.lower(): value for name, value in (event.headers or {}).items()}
+    if len(_sent(event, KEY_HEADER)) > 1 or len(_sent(event, TOKEN_HEADER)) > 1:
+        # two keys, or two tokens (which one API Gateway passes is not what a proxy in front may have acted on)
+        logger.info("request refused: two different credentials of one kind")
+        count_per_version("KeysRefused")
+        raise Unauthorized()
     key = headers.get(KEY_HEADER, "")
     if not key and headers.get(TOKEN_HEADER):
         return _authorize_person(event, headers[TOKEN_HEADER])
-    sent = {
-        value.strip(" \t")
-        for name, values in (event.raw_event.get("multiValueHeaders") or {}).items()
-        if name.lower() == KEY_HEADER
-        for value in values or ()
-    }
-    client = None if len(sent) > 1 else (clients or ApiClients()).find(key)
+    client = (clients or ApiClients()).find(key)
     if client is None:
         logger.info("request refused: unknown or disabled key")  # never the key itself
         count_per_version("KeysRefused")  # not an error: its errors alarm subtracts these (infra monitoring)
@@ -66,6 +65,16 @@ def authorize(event: APIGatewayAuthorizerRequestEvent, clients: ApiClients | Non
     )
     response.allow_all_routes()
     return response.asdict()
+
+
+def _sent(event: APIGatewayAuthorizerRequestEvent, header: str) -> set[str]:
+    """The different values the request carries in `header` (any case of its name, each line of it)."""
+    return {
+        value.strip(" \t")
+        for name, values in (event.raw_event.get("multiValueHeaders") or {}).items()
+        if name.lower() == header
+        for value in values or ()
+    }
 
 
 def _authorize_person(event: APIGatewayAuthorizerRequestEvent, authorization: str) -> dict[str, Any]:

@@ -39,9 +39,12 @@ from botocore.exceptions import ClientError
 from listing_vision import aws
 from listing_vision.config import Storefront, get_settings
 from listing_vision.dynamodb_items import expression_values, from_item, to_item
-from listing_vision.errors import Conflict, NotFound
+from listing_vision.errors import Conflict, InvalidRequest, NotFound
 
 KEY_PREFIX = "lvk_"
+# People signed in to the user pool call as `user:<username>` (api/user_tokens.py): no client is named so,
+# or it would share a person's jobs, webhook, idempotency keys and edit quota
+PERSON_PREFIX = "user:"
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,10 @@ class ApiClients:
         self, client_id: str, storefronts: tuple[Storefront, ...], search_all: bool = False
     ) -> tuple[str, ApiClient]:
         """A new client and its key (shown only here)."""
+        if client_id.startswith(PERSON_PREFIX):
+            raise InvalidRequest(
+                f"A client id may not start with {PERSON_PREFIX!r}: people's tokens call as {PERSON_PREFIX}<username>."
+            )
         if any(c.client_id == client_id for c in self.list()):
             raise Conflict(f"A client {client_id!r} exists already.", code="client_exists")
         client = ApiClient(client_id, tuple(storefronts), search_all)
@@ -265,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             clients.disable(args.client)
             answer = {"disabled": args.client}
         print(json.dumps(answer, indent=2))
-    except (Conflict, NotFound, ClientError) as error:
+    except (Conflict, InvalidRequest, NotFound, ClientError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -2,13 +2,15 @@
 by the authorizer (api/authorizer.py) beside client keys.
 
 A token is accepted only when its RS256 signature verifies with one of the pool's published keys
-(its JWKS, fetched once per container and again when a token names a key not seen yet: the pool
-rotated), it was issued by the pool (`iss`), for the console's app client (an ID token's `aud`, an
-access token's `client_id`), it says which it is (`token_use` `id` or `access`) and it has not
-expired (`exp`, against the authorizer's clock). Its groups (`cognito:groups`) are the storefronts the
-person may use: a group named as a configured storefront grants that storefront, others grant
-nothing. Each refusal has a stable reason (logged, never the token): `malformed`, `bad_signature`,
-`wrong_issuer`, `wrong_client`, `wrong_token_use`, `expired`.
+(its JWKS, fetched once per container and again when a token names a key not held: the pool may
+have rotated; at most once every `JWKS_REFRESH_MIN_S`, since anyone can write a token naming any
+key, and a refetch that fails keeps the keys held), it was issued by the pool (`iss`), for the
+console's app client (an ID token's `aud`, an access token's `client_id`), it says which it is
+(`token_use` `id` or `access`) and it has not expired (`exp`, against the authorizer's clock). Its
+groups (`cognito:groups`) are the storefronts the person may use: a group named as a configured
+storefront grants that storefront, others grant nothing. Each refusal has a stable reason (logged,
+never the token): `malformed`, `unknown_key`, `bad_signature`, `wrong_issuer`, `wrong_client`,
+`wrong_token_use`, `expired`.
 
 Verified with joserfc (pinned in constraints.txt; it and `cryptography` are the authorizer's own
 layer, `tokens` in layers/layers.json, so no other function carries them).
@@ -27,9 +29,12 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from listing_vision.api.clients import PERSON_PREFIX
 from listing_vision.config import get_settings
+from listing_vision.observability import logger
 
 JWKS_TIMEOUT_S = 3.0
+JWKS_REFRESH_MIN_S = 60.0  # a kid not held refetches the pool's keys at most this often
 USAGE_KEY_PREFIX = "lv-users-"  # + the app client's id: the API key people's requests are metered on
 
 
@@ -62,14 +67,33 @@ class UserPool:
         return USAGE_KEY_PREFIX + self.client_id
 
 
-_KEY_SETS: dict[str, KeySet] = {}
+_KEY_SETS: dict[str, tuple[KeySet, float]] = {}  # per JWKS URL: its keys, and when they were last fetched
 
 
-def _key_set(url: str, refresh: bool = False) -> KeySet:
-    if refresh or url not in _KEY_SETS:
-        with urllib.request.urlopen(url, timeout=JWKS_TIMEOUT_S) as answer:
-            _KEY_SETS[url] = KeySet.import_key_set(json.loads(answer.read()))
-    return _KEY_SETS[url]
+def _fetch(url: str) -> KeySet:
+    with urllib.request.urlopen(url, timeout=JWKS_TIMEOUT_S) as answer:
+        return KeySet.import_key_set(json.loads(answer.read()))
+
+
+def _key_set(url: str, kid: str | None, now: float) -> KeySet:
+    """The pool's keys: fetched on first use (failing then is the authorizer's failure: no token can be
+    checked), fetched again for a kid not held at most once every JWKS_REFRESH_MIN_S (each request
+    would otherwise make one fetch, seconds long, for whoever writes tokens naming made-up keys)."""
+    held = _KEY_SETS.get(url)
+    if held is None:
+        _KEY_SETS[url] = (_fetch(url), now)
+        return _KEY_SETS[url][0]
+    keys, fetched_at = held
+    if kid is None or kid in {key.kid for key in keys.keys} or abs(now - fetched_at) < JWKS_REFRESH_MIN_S:
+        return keys
+    _KEY_SETS[url] = (keys, now)  # this interval's one refetch, whether or not it works
+    try:
+        keys = _fetch(url)
+    except (OSError, ValueError, JoseError) as error:  # the keys held still verify the tokens they signed
+        logger.warning("the user pool's keys could not be fetched again", extra={"error": type(error).__name__})
+        return keys
+    _KEY_SETS[url] = (keys, now)
+    return keys
 
 
 def _kid(token: str) -> str | None:
@@ -84,9 +108,9 @@ def _kid(token: str) -> str | None:
 def verify(token: str, pool: UserPool, now: Callable[[], float] = time.time) -> dict[str, Any]:
     """The token's claims, once every check above passed; else InvalidToken with the reason."""
     kid = _kid(token)
-    keys = _key_set(pool.jwks_url)
+    keys = _key_set(pool.jwks_url, kid, now())
     if kid is not None and kid not in {key.kid for key in keys.keys}:
-        keys = _key_set(pool.jwks_url, refresh=True)  # a key the pool rotated in since
+        raise InvalidToken("unknown_key")
     try:
         claims = dict(jwt.decode(token, keys, algorithms=["RS256"]).claims)
     except JoseError as error:
@@ -112,6 +136,7 @@ def storefronts_of(claims: dict[str, Any], configured: tuple[str, ...]) -> tuple
 
 
 def person(claims: dict[str, Any]) -> str:
-    """Who the person is, as a client id (`user:<username>`): their own edit quota, their own log lines."""
+    """Who the person is, as a client id (`user:<username>`, an id no client may take): their own edit
+    quota, their own log lines."""
     name = claims.get("cognito:username") or claims.get("username") or claims.get("sub")
-    return f"user:{name}"
+    return f"{PERSON_PREFIX}{name}"
