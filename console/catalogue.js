@@ -1,7 +1,7 @@
 // Catalogue: GET /images a page at a time (the cursors seen so far give "Previous"), and
 // DELETE /images/{image_id} once the confirmation dialog says so.
 import { call, storefront } from "./api.js";
-import { el, errorMessage, replace, say } from "./ui.js";
+import { el, errorMessage, latestOnly, replace, say } from "./ui.js";
 
 const PAGE_SIZE = 6;
 let cursors = [null]; // the cursor of each page seen; the last is the page shown
@@ -62,18 +62,23 @@ export function initCatalogue() {
   const prev = document.getElementById("catalogue-prev");
   const next = document.getElementById("catalogue-next");
   let nextCursor = null;
+  const begin = latestOnly();
 
   async function show() {
+    const current = begin();
     say(status, "Loading…");
     try {
       const { body } = await call("GET", "/images", {
         query: { website: storefront(), limit: PAGE_SIZE, cursor: cursors[cursors.length - 1] },
       });
+      if (!current()) return;
       nextCursor = body.next_cursor;
       replace(grid, body.images.map((image) => card(image, remove)));
       document.getElementById("catalogue-page").textContent = `Page ${cursors.length}`;
-      say(status, body.images.length ? `${body.images.length} photos on this page.` : "No photos on this page.");
+      const count = body.images.length;
+      say(status, count ? `${count} photo${count === 1 ? "" : "s"} on this page.` : "No photos on this page.");
     } catch (error) {
+      if (!current()) return;
       replace(grid);
       replace(status, errorMessage(error));
     }

@@ -1,7 +1,7 @@
 // Listings: one listing by zpid (GET /listings/{zpid}, read-only): its photos as links, and its text
 // before the visual-features split (the aggregated `visual_features_text`) beside the three split fields.
 import { call } from "./api.js";
-import { el, errorMessage, replace } from "./ui.js";
+import { el, errorMessage, latestOnly, replace } from "./ui.js";
 
 const AFTER = {
   exterior_visual_features: "Exterior",
@@ -39,8 +39,10 @@ function shown(body) {
 export function initListing() {
   const form = document.getElementById("listing-form");
   const result = document.getElementById("listing-result");
+  const begin = latestOnly();
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    const latest = begin();
     const zpid = form.elements.zpid.value.trim();
     if (!zpid) {
       replace(result, errorMessage({ message: "Type a listing's zpid first." }));
@@ -48,9 +50,9 @@ export function initListing() {
     }
     try {
       const { body } = await call("GET", `/listings/${encodeURIComponent(zpid)}`);
-      replace(result, shown(body));
+      if (latest()) replace(result, shown(body));
     } catch (error) {
-      replace(result, errorMessage(error));
+      if (latest()) replace(result, errorMessage(error));
     }
   });
 }

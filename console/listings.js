@@ -4,7 +4,7 @@
 // verify's results; and one listing (listing.js).
 import { call } from "./api.js";
 import { initListing } from "./listing.js";
-import { el, errorMessage, replace, say } from "./ui.js";
+import { el, errorMessage, latestOnly, replace, say } from "./ui.js";
 
 const FIELDS = {
   exterior_visual_features: "Exterior",
@@ -63,10 +63,14 @@ export function initListings() {
   const run = document.getElementById("listings-run");
   initListing();
 
+  const begin = latestOnly();
+
   async function show() {
+    const latest = begin();
     say(status, "Loading…");
     try {
       const { body } = await call("GET", "/listings/migration");
+      if (!latest()) return;
       const all = body.all_fields;
       const verdict = body.meets_target ? "reaching" : "short of";
       say(
@@ -84,6 +88,7 @@ export function initListings() {
       replace(current, currentRun(body.current_run));
       replace(run, lastRun(body.last_run));
     } catch (error) {
+      if (!latest()) return;
       table.hidden = true;
       replace(current);
       replace(run);

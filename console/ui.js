@@ -25,6 +25,17 @@ export function errorMessage(error) {
   return el("p", { class: "error", role: "alert" }, `${code}${error.message}`);
 }
 
+// Numbers one view's requests. Answers can come back out of order (a slow first page, then another
+// storefront's), so each request asks, once answered, whether it is still the latest; a stale
+// answer must not overwrite what a later request shows.
+export function latestOnly() {
+  let latest = 0;
+  return () => {
+    const mine = ++latest;
+    return () => mine === latest;
+  };
+}
+
 export function say(node, text, kind = "info") {
   node.className = `status ${kind}`;
   node.textContent = text;

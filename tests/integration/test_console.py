@@ -280,6 +280,52 @@ def test_browse_the_catalogue_by_page_and_delete_after_confirming(
     assert again.status_code == 404
 
 
+# Holds the page's requests for blysk's photos until window.release(), then hands each back read in full
+HOLD_BLYSK = """() => {
+  const fetched = window.fetch;
+  let release;
+  const released = new Promise((resolve) => (release = resolve));
+  Object.assign(window, { release, held: 0, answered: 0 });
+  window.fetch = async (url, init) => {
+    if (!String(url).includes("website=blysk")) return fetched(url, init);
+    window.held += 1;
+    await released;
+    const answer = await fetched(url, init);
+    const body = await answer.text();
+    window.answered += 1;
+    return new Response(body, { status: answer.status, headers: answer.headers });
+  };
+}"""
+
+
+def held_answers(page: Page) -> int:
+    return int(page.evaluate("() => window.answered"))
+
+
+def test_an_answer_that_comes_back_late_does_not_overwrite_the_storefront_chosen_since(
+    console: Callable[..., Page], local_stack: LocalStack
+) -> None:
+    store(local_stack, earring_photo(521), "blysk")
+    page = console()
+    status, grid = page.locator("#catalogue-status"), page.locator("#catalogue-grid")
+    # Given blysk's catalogue asked for, and its answer held back (the page's fetch waits on a promise)
+    page.evaluate(HOLD_BLYSK)
+    page.get_by_label("Storefront", exact=True).select_option("blysk")
+    page.get_by_role("tab", name="Catalogue").click()
+    page.wait_for_function("() => window.held > 0")
+    # When alya is chosen and its page answered first
+    page.get_by_label("Storefront", exact=True).select_option("alya")
+    expect(status).not_to_have_text("Loading…")
+    shown = (status.inner_text(), grid.inner_text())
+    # And blysk's answers arrive afterwards (read in full), and the page has had a turn of its event loop
+    page.evaluate("window.release()")
+    page.wait_for_function("() => window.answered === window.held")
+    page.evaluate("() => new Promise((resolve) => setTimeout(resolve, 100))")
+    # Then the page still shows alya's catalogue, not the stale answer for blysk
+    assert held_answers(page) > 0
+    assert (status.inner_text(), grid.inner_text()) == shown
+
+
 def test_generate_watch_the_gallery_regenerate_and_download(
     console: Callable[..., Page], local_stack: LocalStack, axe: str
 ) -> None:
