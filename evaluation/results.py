@@ -176,7 +176,7 @@ def load(name: str, folder: Path = RESULTS) -> dict[str, Any]:
     return json.loads((folder / FILES[name]).read_text())
 
 
-def _find(data: dict[str, Any], figure: str, split: str, **match: Any) -> dict[str, Any]:
+def find(data: dict[str, Any], figure: str, split: str, **match: Any) -> dict[str, Any]:
     (row,) = [
         r
         for r in data["figures"]
@@ -207,12 +207,12 @@ def phrase_table(data: dict[str, Any]) -> str:
     ]
     for figure, _ in PHRASE_FIGURES:
         kind = "negated" if figure.startswith("negations") else "labelled"
-        cells = " | ".join(_cell(_find(data, figure, split, set=kind)) for split in SPLIT_ORDER)
+        cells = " | ".join(_cell(find(data, figure, split, set=kind)) for split in SPLIT_ORDER)
         lines.append(f"| {figure} | {cells} |")
     for figure in ("amenity precision", "amenity recall"):
         lines.append(
             f"| {figure}, adversarial probe (rules came from its misses: all dev) | — | "
-            f"{_cell(_find(data, figure, 'dev', set='probe'))} | — |"
+            f"{_cell(find(data, figure, 'dev', set='probe'))} | — |"
         )
     goals = "; ".join(
         f"{name} ≥ {goal['goal']:.0%}: " + ("met" if goal["value"] >= goal["goal"] else "**not met**")
@@ -247,12 +247,12 @@ def dedupe_table(data: dict[str, Any]) -> str:
     for group in dd.GROUPS:
         figure = f"{group}: {'kept apart' if group in dd.NEGATIVE_GROUPS else 'recall'}"
         cells = [
-            _find(data, figure, "test", threshold="configured", per="group"),
-            _find(data, figure, "test", threshold="chosen on dev", per="group")
+            find(data, figure, "test", threshold="configured", per="group"),
+            find(data, figure, "test", threshold="chosen on dev", per="group")
             if thresholds["chosen_on_dev"] is not None
             else {"n": 0},
-            _find(data, figure, "dev", threshold="configured", per="group"),
-            _find(data, figure, "all", threshold="configured", per="group"),
+            find(data, figure, "dev", threshold="configured", per="group"),
+            find(data, figure, "all", threshold="configured", per="group"),
         ]
         lines.append(f"| {group} | " + " | ".join(_cell(c) for c in cells) + " |")
     lines += ["", "Per class, both splits, at the configured threshold:", ""]

@@ -52,12 +52,13 @@ DIGEST_FILE = "inputs.sha256"
 TESTS = re.compile(r"(^|/)(tests?|testing)$")
 
 
-def pins() -> dict[str, str]:
-    """Requirement name -> its pinned line, from the library's requirements."""
+def pins(requirements: Path = ROOT / "layers/common/requirements.txt") -> dict[str, str]:
+    """Requirement name -> its pinned line, from the library's requirements (comments dropped: pip
+    refuses a requirement given on its command line with a trailing `# why`)."""
     found = {}
-    for line in (ROOT / "layers/common/requirements.txt").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
+    for raw in requirements.read_text().splitlines():
+        line = re.sub(r"(^|\s+)#.*$", "", raw).strip()
+        if line:
             name = re.split(r"[\[=<>!~ ]", line, maxsplit=1)[0].lower()
             found[name] = line
     return found

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.build_layers import BytecodeError, bytecode_compiler, compile_layer
+from scripts.build_layers import BytecodeError, bytecode_compiler, compile_layer, pins
 
 
 def layer(tmp_path: Path) -> Path:
@@ -74,3 +74,17 @@ def test_a_working_interpreter_compiles_every_module(tmp_path: Path) -> None:
     folder = layer(tmp_path)
     assert compile_layer(sys.executable, folder) == 3
     assert len(list(folder.rglob("__pycache__/*.pyc"))) == 3
+
+
+def test_pins_drop_the_comments_pip_would_refuse(tmp_path: Path) -> None:
+    # Given requirements with a comment line and a pin that explains itself in a trailing comment
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# the library's pins\njoserfc==1.8.0  # the authorizer's tokens\nnumpy==2.3.4\n\n")
+    # When the build reads its pins
+    # Then each is the bare requirement, as pip takes it on its command line
+    assert pins(requirements) == {"joserfc": "joserfc==1.8.0", "numpy": "numpy==2.3.4"}
+
+
+def test_every_shipped_pin_is_a_bare_requirement() -> None:
+    # The library's own file: what the layer build hands to pip, one requirement each
+    assert all(" " not in line and "#" not in line for line in pins().values())
