@@ -47,7 +47,7 @@ from botocore.config import Config
 
 from local import snapshot
 from tests.e2e.kill_clients import World, a_snapshot_covers_an_upload, under_way, when_under_way, workload
-from tests.e2e.test_local_stack_process import clean_environment
+from tests.local_process import clean_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
