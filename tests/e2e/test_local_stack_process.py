@@ -3,6 +3,7 @@ on the same state folder that finds the data of the first."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import socket
@@ -233,3 +234,31 @@ def test_a_port_in_use_is_refused_with_what_to_do(tmp_path: Path, option: str) -
     assert ended.returncode == 1, ended.stdout + ended.stderr
     assert "Is another one running on these ports?" in ended.stderr
     assert "Traceback" not in ended.stdout + ended.stderr
+
+
+def test_a_second_stack_on_a_state_folder_in_use_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    # Given a stack running on a state folder
+    with local_stack_process(state, demo_listings=0) as first:
+        # When a second one is started on the same folder
+        try:
+            ended = subprocess.run(
+                local_command(state),
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                env={**clean_environment(), "PYTHONUNBUFFERED": "1"},
+                timeout=300,  # a hang guard, generous for a loaded machine
+            )
+        except subprocess.TimeoutExpired as hung:
+            raise AssertionError(f"the second start hung:\n{hung.stdout!r}\n{hung.stderr!r}") from None
+        # Then it ends at once, naming the folder, the first's process and what to do, without a traceback
+        assert ended.returncode == 1, ended.stdout + ended.stderr
+        assert f"The state folder {state.resolve()} is in use by another local stack" in ended.stderr
+        assert f"(process {first.process.pid})" in ended.stderr and "--state-dir" in ended.stderr
+        assert "Traceback" not in ended.stdout + ended.stderr
+        # And the first still answers
+        assert requests.get(f"{first.urls['api']}/health", timeout=30).status_code == 200
+    # And once the first has stopped, the folder is free again (its lock went with it)
+    with (state / "lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
