@@ -27,7 +27,8 @@ def clean_environment() -> dict[str, str]:
 def local_command(state_dir: Path, *extra: str, demo_listings: int = 0) -> list[str]:
     """The command line of a stack on `state_dir`, every port a free one."""
     ports = ["--port", "0", "--moto-port", "0", "--opensearch-port", "0"]
-    return [sys.executable, "-m", "local", *ports, "--state-dir", str(state_dir), "--demo-listings", str(demo_listings)]
+    where = ["--state-dir", str(state_dir), "--demo-listings", str(demo_listings)]
+    return [sys.executable, "-m", "local", *ports, *where, *extra]
 
 
 @dataclass
@@ -90,3 +91,22 @@ def local_stack_process(state_dir: Path, *extra: str, demo_listings: int = 120) 
         if stopped_by_us and not body_failed:
             assert process.returncode == 0, "".join(output)
             assert "Stopped." in output[-1], "".join(output)
+
+
+def refused_start(command: list[str]) -> str:
+    """Run a start that must be refused: it ends at once with status 1, without a traceback; what it said
+    on stderr."""
+    try:
+        ended = subprocess.run(
+            command,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**clean_environment(), "PYTHONUNBUFFERED": "1"},
+            timeout=300,  # a hang guard, generous for a loaded machine
+        )
+    except subprocess.TimeoutExpired as hung:
+        raise AssertionError(f"the start hung:\n{hung.stdout!r}\n{hung.stderr!r}") from None
+    assert ended.returncode == 1, ended.stdout + ended.stderr
+    assert "Traceback" not in ended.stdout + ended.stderr
+    return ended.stderr
