@@ -79,6 +79,8 @@ def connect(addresses: list[str], port: int, deadline: float) -> socket.socket:
 
     Raises `AttemptTimedOut` when the deadline passes first (the addresses not yet tried are not
     tried), the last connect's `OSError` when every address refused."""
+    if not addresses:
+        raise OSError("no address to connect to")
     failed: OSError | None = None
     for address in _connect_order(addresses):
         left = deadline - time.monotonic()
