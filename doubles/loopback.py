@@ -2,12 +2,16 @@
 
 Each route answers from a script (a queue of replies; when it runs out, the default reply), and
 every request is recorded, so tests can send a 429 with retry-after, a 500, a quota error or a
-malformed reply, and check what the SDK actually sent.
+malformed reply, and check what the SDK actually sent. A reply may come late (`delay_s`) or trickle
+its status line and headers a byte at a time (`trickle_s`), as a hostile receiver's would; a server
+may listen on another loopback address, or speak TLS (recording the name each client asked for).
 """
 
 from __future__ import annotations
 
+import http
 import json
+import ssl
 import threading
 import time
 from collections import defaultdict, deque
@@ -27,7 +31,8 @@ class Reply:
     status: int = 200
     body: bytes | dict[str, Any] = b"{}"
     headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
+    delay_s: float = 0.0  # wait this long before answering
+    trickle_s: float = 0.0  # send the status line and headers one byte every `trickle_s` seconds
 
 
 @dataclass
@@ -42,14 +47,26 @@ class Recorded:
 
 
 class LoopbackServer:
-    def __init__(self, defaults: dict[str, Callable[[Recorded], Reply]]):
+    def __init__(
+        self,
+        defaults: dict[str, Callable[[Recorded], Reply]],
+        address: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+    ):
         self.defaults = defaults
         self.scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self.requests: list[Recorded] = []
+        self.server_names: list[str | None] = []  # with `tls`: the name (SNI) each client asked for
         self._lock = threading.Lock()
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._stopping = threading.Event()  # ends the waits of late and trickling replies
+        self._http = ThreadingHTTPServer((address, port), self._handler())
         self._http.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
+        if tls is not None:
+            tls.sni_callback = lambda sock, name, context: self.server_names.append(name)  # type: ignore[assignment]
+            self._http.socket = tls.wrap_socket(self._http.socket, server_side=True)
+        self.port: int = self._http.server_address[1]
+        self.url = f"{'https' if tls else 'http'}://{address}:{self.port}"
 
     def script(self, path: str, *replies: Reply) -> None:
         with self._lock:
@@ -80,14 +97,28 @@ class LoopbackServer:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 reply = server._reply_for(Recorded("POST", self.path, dict(self.headers.items()), body))
-                if reply.delay_s:
-                    time.sleep(reply.delay_s)
+                if reply.delay_s and server._stopping.wait(reply.delay_s):
+                    return
                 payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+                fields = {"Content-Type": "application/json", **reply.headers, "Content-Length": str(len(payload))}
+                if reply.trickle_s:
+                    self.close_connection = True
+                    phrase = http.HTTPStatus(reply.status).phrase
+                    head = f"HTTP/1.1 {reply.status} {phrase}\r\n"
+                    head += "".join(f"{name}: {value}\r\n" for name, value in fields.items()) + "\r\n"
+                    try:
+                        for byte in head.encode():
+                            if server._stopping.wait(reply.trickle_s):
+                                return
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                        self.wfile.write(payload)
+                    except OSError:
+                        pass  # the client gave up
+                    return
                 self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json")
-                for name, value in reply.headers.items():
+                for name, value in fields.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
 
@@ -98,6 +129,7 @@ class LoopbackServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._http.shutdown()
         self._http.server_close()
 

@@ -16,6 +16,7 @@ from osmem_server import OsmemError
 from listing_vision import storefronts
 from local.endpoints import Endpoints
 from local.stack import LocalStack
+from local.state_lock import StateFolderInUse, StateLock
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +94,19 @@ def main(argv: list[str] | None = None) -> int:
         "`image_links` (--context-file's, else the deploy's default, cdn): cdn links resolve through the local CDN",
     )
     args = parser.parse_args(argv)
+    try:
+        lock = StateLock(args.state_dir).acquire()  # before any port is taken: a second start changes nothing
+    except StateFolderInUse as error:
+        print(f"Could not start the local stack: {error}", file=sys.stderr)
+        return 1
+    try:
+        return run(args)
+    finally:
+        lock.release()
 
+
+def run(args: argparse.Namespace) -> int:
+    """Start the stack, serve until Ctrl-C (or SIGTERM), stop it saving its state; the exit status."""
     # A signal only sets a flag, and the main thread looks at it twice a second. The kernel may deliver
     # Ctrl-C to any of the stack's threads, and Python runs the handler only once the main thread runs
     # Python code again: a main thread blocked in an untimed wait (Event.wait()) never would. Nor does the

@@ -5,7 +5,7 @@ pytest-xdist (`make test`) each worker is a session with its own stack."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,20 +114,44 @@ KEY_SECRETS = {"OPENAI_API_KEY": "openai-key", "ANTHROPIC_API_KEY": "anthropic-k
 
 
 @pytest.fixture
-def provider_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
-    """Point the running stack at a provider: settings come from the environment, so clear the
-    provider settings, set the given ones and drop cached settings, clients and secrets; undone
-    afterwards. A key is stored in the stack's Secrets Manager and named by its `…_SECRET` setting,
-    as on AWS, so the functions read it the deployed way."""
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Change settings: unset the names in `unset`, set `values`, then forget what was read from the old
+    ones (cached settings, AWS and provider clients, parameters and secrets): a local stack an earlier
+    module left running in this worker may have read them already. Undone afterwards."""
     from aws_lambda_powertools.utilities import parameters
 
     from listing_vision import aws
     from listing_vision.config import get_settings
     from listing_vision.providers.clients import reset_clients
 
-    def configure(**env: str) -> None:
-        for name in PROVIDER_SETTINGS:
+    def forget() -> None:
+        get_settings.cache_clear()
+        aws.reset_clients()
+        reset_clients()
+        parameters.clear_caches()
+
+    def configure(unset: Iterable[str] = (), **values: str) -> None:
+        for name in unset:
             monkeypatch.delenv(name, raising=False)
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        forget()
+
+    yield configure
+    monkeypatch.undo()
+    forget()
+
+
+@pytest.fixture
+def provider_env(settings_env: Callable[..., None]) -> Callable[..., None]:
+    """Point the running stack at a provider: clear the provider settings and set the given ones
+    (`settings_env`, undone afterwards). A key is stored in the stack's Secrets Manager and named by
+    its `…_SECRET` setting, as on AWS, so the functions read it the deployed way."""
+    from listing_vision import aws
+    from listing_vision.config import get_settings
+
+    def configure(**env: str) -> None:
+        values: dict[str, str] = {}
         for name, value in env.items():
             if name in KEY_SECRETS:
                 secrets = aws.client("secretsmanager")
@@ -135,20 +159,14 @@ def provider_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None
                     secrets.put_secret_value(SecretId=KEY_SECRETS[name], SecretString=value)
                 except secrets.exceptions.ResourceNotFoundException:
                     secrets.create_secret(Name=KEY_SECRETS[name], SecretString=value)
-                monkeypatch.setenv(f"{name}_SECRET", KEY_SECRETS[name])
+                values[f"{name}_SECRET"] = KEY_SECRETS[name]
             else:
-                monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        reset_clients()
-        parameters.clear_caches()
+                values[name] = value
+        settings_env(PROVIDER_SETTINGS, **values)
         if "IMAGE_EDIT_RATE_PER_MINUTE" in env:
             empty_token_buckets(get_settings().rate_limit_table)
 
-    yield configure
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    reset_clients()
-    parameters.clear_caches()
+    return configure
 
 
 def empty_token_buckets(table: str) -> None:

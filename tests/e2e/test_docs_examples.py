@@ -17,7 +17,7 @@ import pytest
 
 from tests import docs_examples
 from tests.docs_examples import Block, blocks, mismatches, pages, with_ports
-from tests.e2e.test_local_stack_process import clean_environment
+from tests.local_process import clean_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.test_local_stack_process import ROOT, aws_client, local_stack_process
+from tests.e2e.test_local_stack_process import aws_client
+from tests.local_process import ROOT, local_stack_process
 
 pytestmark = pytest.mark.e2e
 PHOTO = ROOT / "tests" / "data" / "photos" / "image3.jpg"
@@ -45,7 +46,8 @@ def error_code(response: requests.Response) -> Any:
 
 def test_an_unprovisioned_stack_answers_not_provisioned_until_provisioning_runs(tmp_path: Path) -> None:
     # Given the local stack started with only what CloudFormation creates
-    with local_stack_process(tmp_path / "state", "--skip-provisioning") as urls:
+    with local_stack_process(tmp_path / "state", "--skip-provisioning") as started:
+        urls = started.urls
         api = urls["api"]
         assert "skipped" in urls["provisioning"]
         # When a client calls each route that needs the Milvus collection

@@ -47,7 +47,7 @@ from botocore.config import Config
 
 from local import snapshot
 from tests.e2e.kill_clients import World, a_snapshot_covers_an_upload, under_way, when_under_way, workload
-from tests.e2e.test_local_stack_process import clean_environment
+from tests.local_process import clean_environment, local_command
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -93,11 +93,7 @@ class Stack:
 
 def start(state: Path) -> Stack:
     process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "local", "--port", "0", "--moto-port", "0", "--opensearch-port", "0"),
-            *("--state-dir", str(state), "--demo-listings", str(DEMO_LISTINGS)),
-            *("--snapshot-interval", str(SNAPSHOT_INTERVAL_S)),
-        ],
+        local_command(state, "--snapshot-interval", str(SNAPSHOT_INTERVAL_S), demo_listings=DEMO_LISTINGS),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -8,12 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +20,7 @@ import requests
 from doubles.loopback import LoopbackServer, Reply
 from local import snapshot
 from local.lambda_runtime import LambdaRouter
-from tests.e2e.test_local_stack_process import ROOT, clean_environment
+from tests.local_process import local_stack_process
 
 HOOK = "/hook"
 
@@ -56,59 +52,6 @@ def test_the_router_keeps_a_delivered_events_entry_until_a_later_snapshot_is_sav
         router.uninstall()
 
 
-@contextmanager
-def killable_stack(state: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
-    """`python -m local` on `state`; the caller kills it (-9) or it is stopped with Ctrl-C at the end."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "local",
-            "--port",
-            "0",
-            "--moto-port",
-            "0",
-            "--opensearch-port",
-            "0",
-            "--state-dir",
-            str(state),
-            "--demo-listings",
-            "0",
-            *extra,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**clean_environment(), "PYTHONUNBUFFERED": "1", "CAPTION_PROVIDER": "offline"},
-    )
-    urls: dict[str, str] = {}
-    output: list[str] = []
-    assert process.stdout is not None
-    deadline = time.monotonic() + 300  # a hang guard, generous for a loaded machine
-    try:
-        while time.monotonic() < deadline and "api" not in urls:
-            line = process.stdout.readline()
-            if not line:
-                break
-            output.append(line)
-            if line.startswith("  AWS (moto)"):
-                urls["moto"] = line.split()[2]
-            elif line.startswith("READY "):
-                urls["api"] = line.split()[1]
-        assert "api" in urls, "".join(output)
-        yield process, urls
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-        try:
-            rest = process.communicate(timeout=300)[0]
-        except subprocess.TimeoutExpired:
-            process.kill()
-            rest = process.communicate()[0]
-        print("".join(output) + (rest or ""))  # shown when the test fails
-
-
 def delivered(api: str, job_id: str) -> list[str]:
     """The statuses of the job's deliveries (polled: a read that times out counts as none yet)."""
     try:
@@ -125,7 +68,8 @@ def test_a_kill_between_a_delivery_and_the_next_snapshot_redelivers_the_event(tm
     receiver = LoopbackServer({HOOK: lambda request: Reply(204, b"")}).start()
     job_id = uuid.uuid4().hex
     try:
-        with killable_stack(state, "--snapshot-interval", "20") as (process, urls):
+        with local_stack_process(state, "--snapshot-interval", "20", demo_listings=0) as started:
+            process, urls = started.process, started.urls
             # Given a webhook of blysk registered, and a snapshot saved since (the registration in it)
             answer = requests.put(
                 f"{urls['api']}/webhooks", params={"website": "blysk"}, json={"url": receiver.url + HOOK}, timeout=30
@@ -161,7 +105,8 @@ def test_a_kill_between_a_delivery_and_the_next_snapshot_redelivers_the_event(tm
         assert len(posts) == 1
         # Then the next start redelivers the event: the record is there, delivered, and the receiver
         # got the same delivery again (its id unchanged: a receiver dedupes on it)
-        with killable_stack(state, "--snapshot-interval", "20") as (_, urls):
+        with local_stack_process(state, "--snapshot-interval", "20", demo_listings=0) as started:
+            urls = started.urls
             deadline = time.monotonic() + 120
             while delivered(urls["api"], job_id) != ["delivered"] and time.monotonic() < deadline:
                 time.sleep(0.5)

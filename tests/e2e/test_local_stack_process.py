@@ -3,16 +3,11 @@ on the same state folder that finds the data of the first."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,75 +17,9 @@ import requests
 from opensearchpy import OpenSearch
 
 from local import snapshot
+from tests.local_process import ROOT, local_command, local_stack_process, refused_start
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
-
-
-def clean_environment() -> dict[str, str]:
-    """This process's environment without what a local stack started in it has set (a person's shell
-    has none of it)."""
-    prefixes = ("AWS_", "MILVUS_", "OPENSEARCH_", "SAGEMAKER_", "CLIP_", "MOTO_", "POWERTOOLS_")
-    return {name: value for name, value in os.environ.items() if not name.startswith(prefixes)}
-
-
-@contextmanager
-def local_stack_process(state_dir: Path, *extra: str) -> Iterator[dict[str, str]]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "local",
-            "--port",
-            "0",
-            "--moto-port",
-            "0",
-            "--opensearch-port",
-            "0",
-            "--state-dir",
-            str(state_dir),
-            "--demo-listings",
-            "120",
-            *extra,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**clean_environment(), "PYTHONUNBUFFERED": "1", "CAPTION_PROVIDER": "offline"},
-    )
-    urls: dict[str, str] = {}
-    output: list[str] = []
-    assert process.stdout is not None
-    deadline = time.monotonic() + 300  # a hang guard, generous for a loaded machine
-    try:
-        while time.monotonic() < deadline and "api" not in urls:
-            line = process.stdout.readline()
-            if not line:
-                break
-            output.append(line)
-            if line.startswith("  AWS (moto)"):
-                urls["moto"] = line.split()[2]
-            elif line.startswith("  OpenSearch"):
-                urls["opensearch"] = line.split()[1]
-            elif line.startswith("  Provisioning"):
-                urls["provisioning"] = line.strip()
-            elif line.startswith("READY "):
-                urls["api"] = line.split()[1]
-        assert "api" in urls, "".join(output)
-        yield urls
-    finally:
-        # Ctrl-C, as a person would stop it
-        process.send_signal(signal.SIGINT)
-        try:
-            rest, _ = process.communicate(timeout=300)  # a hang guard, generous for a loaded machine
-        except subprocess.TimeoutExpired:
-            process.kill()  # what it printed, thread stacks included (the stop dumps them each minute)
-            rest = process.communicate()[0]
-            raise AssertionError("the stack did not stop within 300 s of Ctrl-C:\n" + "".join(output) + rest) from None
-        output.append(rest)
-        assert process.returncode == 0, "".join(output)
-        assert "Stopped." in rest
 
 
 def s3_client(moto_url: str):
@@ -103,7 +32,8 @@ def test_run_answer_stop_and_restart(tmp_path: Path) -> None:
     state = tmp_path / "state"
     photo = ROOT / "tests" / "data" / "photos" / "image2.jpg"
     # Given the local stack started as `make run` starts it
-    with local_stack_process(state) as urls:
+    with local_stack_process(state) as started:
+        urls = started.urls
         # Then its health route answers
         health = requests.get(f"{urls['api']}/health", timeout=10)
         assert health.status_code == 200 and health.json()["status"] == "ok"
@@ -126,7 +56,8 @@ def test_run_answer_stop_and_restart(tmp_path: Path) -> None:
             index="listings-v2", id="12345", body={"zpid": "12345", "visual_features_text": "Ranch."}, refresh=True
         )
     # Then a second start on the same state folder finds it all
-    with local_stack_process(state) as urls:
+    with local_stack_process(state) as started:
+        urls = started.urls
         obj = s3_client(urls["moto"]).get_object(Bucket="blyskimg", Key="catalogue/a.jpg")
         assert obj["Body"].read() == photo.read_bytes()
         assert obj["Metadata"] == {"original-name": "ring.jpg"}
@@ -224,7 +155,8 @@ def test_a_restart_keeps_every_tag_and_record_and_runs_no_trigger(tmp_path: Path
     photos = sorted((ROOT / "tests" / "data" / "photos").glob("*.jpg"))
     # Given catalogue photos stored through the API, and uploads the trigger indexed, found duplicate
     # and refused, each with its outcome in its tags and records
-    with local_stack_process(state) as urls:
+    with local_stack_process(state) as started:
+        urls = started.urls
         api = urls["api"]
         for photo in photos[:3]:
             stored = requests.post(f"{api}/image_similarity_search", files={"file": photo.open("rb")}, timeout=60)
@@ -255,7 +187,8 @@ def test_a_restart_keeps_every_tag_and_record_and_runs_no_trigger(tmp_path: Path
     assert sum(record.startswith("alya#") for record in records) == 4
     assert [record for record in records if record.startswith("upload#")] == [f"upload#alya#{uploads[0]}"]
     # When the stack is started again on its state folder
-    with local_stack_process(state) as urls:
+    with local_stack_process(state) as started:
+        urls = started.urls
         # Then every object, with its tags, and every record are as they were
         after = stores(urls["moto"])
         assert after["objects"] == before["objects"]
@@ -282,21 +215,25 @@ def test_a_port_in_use_is_refused_with_what_to_do(tmp_path: Path, option: str) -
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        ports = {"--port": "0", "--moto-port": "0", "--opensearch-port": "0", option: port}
+        command = local_command(tmp_path)
+        command[command.index(option) + 1] = port
         # When the stack is started on it
-        command = [sys.executable, "-m", "local", "--state-dir", str(tmp_path), "--demo-listings", "0"]
-        try:
-            ended = subprocess.run(
-                [*command, *(part for pair in ports.items() for part in pair)],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                env={**clean_environment(), "PYTHONUNBUFFERED": "1"},
-                timeout=300,  # a hang guard, generous for a loaded machine
-            )
-        except subprocess.TimeoutExpired as hung:
-            raise AssertionError(f"the start hung on a port in use:\n{hung.stdout!r}\n{hung.stderr!r}") from None
+        said = refused_start(command)
     # Then it ends at once, saying so and what to do, without a traceback
-    assert ended.returncode == 1, ended.stdout + ended.stderr
-    assert "Is another one running on these ports?" in ended.stderr
-    assert "Traceback" not in ended.stdout + ended.stderr
+    assert "Is another one running on these ports?" in said
+
+
+def test_a_second_stack_on_a_state_folder_in_use_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    # Given a stack running on a state folder
+    with local_stack_process(state, demo_listings=0) as first:
+        # When a second one is started on the same folder
+        said = refused_start(local_command(state))
+        # Then it ends at once, naming the folder, the first's process and what to do, without a traceback
+        assert f"The state folder {state.resolve()} is in use by another local stack" in said
+        assert f"(process {first.process.pid})" in said and "--state-dir" in said
+        # And the first still answers
+        assert requests.get(f"{first.urls['api']}/health", timeout=30).status_code == 200
+    # And once the first has stopped, the folder is free again (its lock went with it)
+    with (state / "lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -7,7 +7,6 @@ real tokens of moto's user pool; the API side is the real authorizer behind the 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -17,7 +16,6 @@ import requests
 from playwright.sync_api import Page, expect
 
 from doubles.hosted_ui import HostedUi
-from listing_vision.config import get_settings
 from local.stack import LocalStack
 from tests.integration.test_console import (  # noqa: F401 - fixtures
     accessible,
@@ -27,7 +25,7 @@ from tests.integration.test_console import (  # noqa: F401 - fixtures
     screenshot,
 )
 from tests.integration.test_generation import earring_photo
-from tests.integration.test_user_tokens import _new_pool, _person, _sign_in
+from tests.integration.test_user_tokens import REGION, _new_pool, _person, _sign_in, user_pool_gateway
 
 
 @dataclass
@@ -39,8 +37,7 @@ class SignIn:
 
 @pytest.fixture(scope="module")
 def signed(local_stack: LocalStack) -> Iterator[SignIn]:
-    region = "us-east-1"
-    cognito = boto3.client("cognito-idp", endpoint_url=local_stack.moto_url, region_name=region)
+    cognito = boto3.client("cognito-idp", endpoint_url=local_stack.moto_url, region_name=REGION)
     pool_id, client_id = _new_pool(cognito, "console-people")
     cognito.create_group(UserPoolId=pool_id, GroupName="blysk")
     _person(cognito, pool_id, "bea", ("blysk",))
@@ -54,20 +51,10 @@ def signed(local_stack: LocalStack) -> Iterator[SignIn]:
             "token_type": "Bearer",
         },
     ).start()
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("API_AUTH", "api_keys")
-        env.setenv("USER_POOL_ISSUER", f"https://cognito-idp.{region}.amazonaws.com/{pool_id}")
-        env.setenv("USER_POOL_CLIENT_ID", client_id)
-        env.setenv("USER_POOL_JWKS_URL", f"{local_stack.moto_url}/{pool_id}/.well-known/jwks.json")
-        get_settings.cache_clear()
-        config = {"signIn": {"domain": ui.url, "clientId": client_id}}
-        server = local_stack.api_gateway(auth=True, console_config=config).serve("127.0.0.1", 0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        yield SignIn(f"http://127.0.0.1:{server.server_address[1]}", ui, tokens["IdToken"])
-        server.shutdown()
-        server.server_close()
+    config = {"signIn": {"domain": ui.url, "clientId": client_id}}
+    with user_pool_gateway(local_stack, pool_id, client_id, console_config=config) as url:
+        yield SignIn(url, ui, tokens["IdToken"])
     ui.stop()
-    get_settings.cache_clear()
 
 
 def test_a_person_signs_in_with_code_and_pkce_and_reaches_their_storefront_only(

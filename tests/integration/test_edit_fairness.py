@@ -49,10 +49,6 @@ def two_keys(local_stack: LocalStack) -> Iterator[Keys]:
     get_settings.cache_clear()
 
 
-def provider(provider_env: Callable[..., None], image_server: LoopbackServer, **settings: str) -> None:
-    provider_env(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"{image_server.url}/v1", **settings)
-
-
 def stored(keys: Keys, api_key: str, seed: int) -> str:
     answer = requests.post(
         f"{keys.url}/image_similarity_search",
@@ -101,11 +97,11 @@ def edited(body: bytes) -> str:
 def test_a_client_over_its_daily_edit_quota_pays_for_nothing(
     local_stack: LocalStack,
     two_keys: Keys,
-    provider_env: Callable[..., None],
+    edit_provider: Callable[..., None],
     image_server: LoopbackServer,
 ) -> None:
     # Given a quota of two edits a day per client key, and a client that has started none today
-    provider(provider_env, image_server, IMAGE_EDITS_PER_CLIENT_PER_DAY="2", IMAGE_EDIT_RATE_PER_MINUTE="6000")
+    edit_provider(image_server, IMAGE_EDITS_PER_CLIENT_PER_DAY="2")
     source = stored(two_keys, two_keys.first, 401)
     # When it asks for three edits of a photo
     over = generate(two_keys, two_keys.first, source, [2, 4, 5])
@@ -129,12 +125,11 @@ def test_a_client_over_its_daily_edit_quota_pays_for_nothing(
 def test_a_client_with_one_edit_is_not_queued_behind_all_of_another_clients_edits(
     local_stack: LocalStack,
     two_keys: Keys,
-    provider_env: Callable[..., None],
+    edit_provider: Callable[..., None],
     image_server: LoopbackServer,
 ) -> None:
     # Given a provider that takes one edit at a time, every 3 s, and a quota that does not bind
-    provider(
-        provider_env,
+    edit_provider(
         image_server,
         IMAGE_EDIT_RATE_PER_MINUTE="20",
         IMAGE_EDIT_BURST="1",

@@ -49,11 +49,6 @@ def claude() -> Iterator[LoopbackServer]:
     server.stop()
 
 
-@pytest.fixture
-def settings_env(provider_env: Callable[..., None]) -> Callable[..., None]:
-    return provider_env
-
-
 def put_photo(key: str, data: bytes) -> str:
     aws.client("s3").put_object(Bucket="listing-uploads", Key=key, Body=data)
     return f"s3://listing-uploads/{key}"
@@ -71,9 +66,9 @@ def listing(zpid: str) -> dict[str, Any]:
 
 
 def test_a_new_listing_is_indexed_with_the_split_fields(
-    local_stack: LocalStack, claude: LoopbackServer, settings_env: Callable[..., None]
+    local_stack: LocalStack, claude: LoopbackServer, provider_env: Callable[..., None]
 ) -> None:
-    settings_env(ANTHROPIC_API_KEY="sk-ant-test", ANTHROPIC_BASE_URL=claude.url, PROVIDER_MAX_RETRIES="2")
+    provider_env(ANTHROPIC_API_KEY="sk-ant-test", ANTHROPIC_BASE_URL=claude.url, PROVIDER_MAX_RETRIES="2")
     zpid = str(uuid.uuid4().int % 10**8)
     # Given one cached exterior and two new interior photos, one answered malformed once, one after a 529
     cached_url = f"https://photos.hearth.example/{zpid}/00.jpg"
@@ -140,8 +135,8 @@ def test_a_new_listing_is_indexed_with_the_split_fields(
     assert len(claude.calls(MESSAGES)) == analysed
 
 
-def test_without_a_key_nothing_is_invented(local_stack: LocalStack, settings_env: Callable[..., None]) -> None:
-    settings_env()
+def test_without_a_key_nothing_is_invented(local_stack: LocalStack, provider_env: Callable[..., None]) -> None:
+    provider_env()
     zpid = str(uuid.uuid4().int % 10**8)
     cached_url = f"https://photos.hearth.example/{zpid}/00.jpg"
     VisionCache().put(CachedImage(cached_url, KITCHEN, image_hash="h"))
@@ -162,9 +157,9 @@ def test_without_a_key_nothing_is_invented(local_stack: LocalStack, settings_env
 
 
 def test_bad_images_are_recorded_not_retried_and_other_hosts_refused(
-    local_stack: LocalStack, claude: LoopbackServer, settings_env: Callable[..., None]
+    local_stack: LocalStack, claude: LoopbackServer, provider_env: Callable[..., None]
 ) -> None:
-    settings_env(ANTHROPIC_API_KEY="sk-ant-test", ANTHROPIC_BASE_URL=claude.url)
+    provider_env(ANTHROPIC_API_KEY="sk-ant-test", ANTHROPIC_BASE_URL=claude.url)
     zpid = str(uuid.uuid4().int % 10**8)
     good = put_photo(f"photos/{zpid}/00.jpg", fresh_image(30_020))
     text = put_photo(f"photos/{zpid}/01.jpg", b"this is a text file")
@@ -177,9 +172,9 @@ def test_bad_images_are_recorded_not_retried_and_other_hosts_refused(
 
 
 def test_a_provider_outage_leaves_the_listing_indexed_and_marked_for_a_rerun(
-    local_stack: LocalStack, claude: LoopbackServer, settings_env: Callable[..., None]
+    local_stack: LocalStack, claude: LoopbackServer, provider_env: Callable[..., None]
 ) -> None:
-    settings_env(ANTHROPIC_API_KEY="sk-ant-test", ANTHROPIC_BASE_URL=claude.url, PROVIDER_MAX_RETRIES="0")
+    provider_env(ANTHROPIC_API_KEY="sk-ant-test", ANTHROPIC_BASE_URL=claude.url, PROVIDER_MAX_RETRIES="0")
     zpid = str(uuid.uuid4().int % 10**8)
     first = put_photo(f"photos/{zpid}/00.jpg", fresh_image(30_030))
     second = put_photo(f"photos/{zpid}/01.jpg", fresh_image(30_031))
@@ -216,9 +211,9 @@ def test_a_provider_outage_leaves_the_listing_indexed_and_marked_for_a_rerun(
 
 
 def test_a_document_that_is_not_a_listing_is_recorded(
-    local_stack: LocalStack, settings_env: Callable[..., None]
+    local_stack: LocalStack, provider_env: Callable[..., None]
 ) -> None:
-    settings_env()
+    provider_env()
     aws.client("s3").put_object(Bucket="listing-uploads", Key="listings/broken.json", Body=b'{"zpid": "../x"}')
     local_stack.router.drain()
     tags = aws.client("s3").get_object_tagging(Bucket="listing-uploads", Key="listings/broken.json")["TagSet"]
@@ -226,9 +221,9 @@ def test_a_document_that_is_not_a_listing_is_recorded(
 
 
 def test_a_new_listing_splits_with_the_stored_phrase_classes(
-    local_stack: LocalStack, settings_env: Callable[..., None]
+    local_stack: LocalStack, provider_env: Callable[..., None]
 ) -> None:
-    settings_env()  # no key
+    provider_env()  # no key
     zpid = str(uuid.uuid4().int % 10**8)
     # Given a cached photo naming a phrase the taxonomy does not know, whose class a model stored
     taxonomy = load_taxonomy()

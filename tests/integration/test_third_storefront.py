@@ -11,11 +11,9 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -23,8 +21,8 @@ import pytest
 import requests
 
 from tests.images import fresh_image
+from tests.local_process import ROOT, local_command
 
-ROOT = Path(__file__).resolve().parents[2]
 STOREFRONTS = [{"name": "alya"}, {"name": "blysk"}, {"name": "corvo"}]
 
 
@@ -61,9 +59,7 @@ def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreeStorefronts
     folder = tmp_path_factory.mktemp("three-storefronts")
     stage = folder / "stage.json"
     stage.write_text(json.dumps({"stage": "three", "storefronts": STOREFRONTS}))
-    command = [sys.executable, "-m", "local", "--port", "0", "--moto-port", "0", "--opensearch-port", "0"]
-    command += ["--state-dir", str(folder / "state"), "--demo-listings", "0", "--auth", "--snapshot-interval", "0"]
-    command += ["--context-file", str(stage)]
+    command = local_command(folder / "state", "--auth", "--snapshot-interval", "0", "--context-file", str(stage))
     env = {k: v for k, v in os.environ.items() if k != "STOREFRONTS" and not k.startswith("AWS_")}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None

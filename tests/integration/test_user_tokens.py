@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,6 +27,7 @@ from listing_vision.config import get_settings
 from local.stack import LocalStack
 
 PASSWORD = "Console-pass-1!"
+REGION = "us-east-1"
 
 
 @dataclass
@@ -62,10 +64,32 @@ def _new_pool(cognito: Any, name: str) -> tuple[str, str]:
     return pool_id, client_id
 
 
+@contextmanager
+def user_pool_gateway(
+    local_stack: LocalStack, pool_id: str, client_id: str, console_config: dict[str, Any] | None = None
+) -> Iterator[str]:
+    """The local gateway's URL, its authorizer taking the tokens of `pool_id`'s app client `client_id` (the
+    settings a deploy with a user pool gives it) and serving the console with `console_config`; the
+    settings are undone afterwards."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("API_AUTH", "api_keys")
+        env.setenv("USER_POOL_ISSUER", f"https://cognito-idp.{REGION}.amazonaws.com/{pool_id}")
+        env.setenv("USER_POOL_CLIENT_ID", client_id)
+        env.setenv("USER_POOL_JWKS_URL", f"{local_stack.moto_url}/{pool_id}/.well-known/jwks.json")
+        get_settings.cache_clear()
+        server = local_stack.api_gateway(auth=True, console_config=console_config).serve("127.0.0.1", 0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def people(local_stack: LocalStack) -> Iterator[Pool]:
-    region = "us-east-1"
-    cognito = boto3.client("cognito-idp", endpoint_url=local_stack.moto_url, region_name=region)
+    cognito = boto3.client("cognito-idp", endpoint_url=local_stack.moto_url, region_name=REGION)
     pool_id, client_id = _new_pool(cognito, "people")
     for storefront in ("alya", "blysk", "marketing"):  # `marketing` names no storefront: it grants nothing
         cognito.create_group(UserPoolId=pool_id, GroupName=storefront)
@@ -78,26 +102,16 @@ def people(local_stack: LocalStack) -> Iterator[Pool]:
     other_pool_id, other_pool_client = _new_pool(cognito, "elsewhere")
     cognito.create_group(UserPoolId=other_pool_id, GroupName="alya")
     _person(cognito, other_pool_id, "ann", ("alya",))
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("API_AUTH", "api_keys")
-        env.setenv("USER_POOL_ISSUER", f"https://cognito-idp.{region}.amazonaws.com/{pool_id}")
-        env.setenv("USER_POOL_CLIENT_ID", client_id)
-        env.setenv("USER_POOL_JWKS_URL", f"{local_stack.moto_url}/{pool_id}/.well-known/jwks.json")
-        get_settings.cache_clear()
+    with user_pool_gateway(local_stack, pool_id, client_id) as url:
         pool = UserPool.configured()
         assert pool is not None
-        server = local_stack.api_gateway(auth=True).serve("127.0.0.1", 0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
         yield Pool(
-            f"http://127.0.0.1:{server.server_address[1]}",
+            url,
             pool,
             {username: _sign_in(cognito, pool_id, client_id, username) for username in people},
             _sign_in(cognito, other_pool_id, other_pool_client, "ann"),
             _sign_in(cognito, pool_id, other_client, "ann"),
         )
-        server.shutdown()
-        server.server_close()
-    get_settings.cache_clear()
 
 
 def call(people: Pool, method: str, path: str, token: str | None, **kwargs: Any) -> requests.Response:

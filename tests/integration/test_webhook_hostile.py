@@ -15,11 +15,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from doubles.loopback import LoopbackServer, Reply
 from listing_vision import aws
 from listing_vision.errors import NotFound
 from listing_vision.jewelry.job_events import DETAIL_TYPE, SOURCE
@@ -30,46 +30,15 @@ from local.stack import LocalStack
 HOOK = "/hook"
 
 
-class Receiver:
-    """A loopback HTTP receiver bound to `address`: records each POST (its Host header and TLS SNI) and
-    answers with `answer(handler)` (default 204)."""
+def receiver(address: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> LoopbackServer:
+    """A loopback receiver bound to `address` answering each POST to HOOK with no content (204); it
+    records each (its Host header among them) and, with `tls`, the name (SNI) each client asked for."""
+    return LoopbackServer({HOOK: lambda request: Reply(204, b"")}, address, port, tls).start()
 
-    def __init__(self, address: str, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
-        self.posts: list[dict[str, Any]] = []
-        self.names: list[str | None] = []  # the SNI each TLS client sent
-        self.release = threading.Event()
-        self.answer: Callable[[BaseHTTPRequestHandler], None] = lambda handler: self._no_content(handler)
-        receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, fmt: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.posts.append({"host": self.headers.get("Host"), "body": body})
-                receiver.answer(self)
-
-        self.server = ThreadingHTTPServer((address, port), Handler)
-        self.server.daemon_threads = True
-        if tls is not None:
-            tls.sni_callback = lambda sock, name, context: self.names.append(name)  # type: ignore[assignment]
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @staticmethod
-    def _no_content(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(204)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+def hosts(server: LoopbackServer) -> list[str | None]:
+    """The Host header of each POST the receiver got."""
+    return [request.headers.get("Host") for request in server.calls(HOOK)]
 
 
 def pinned(names: dict[str, str]) -> Callable[[str, int], list[str]]:
@@ -108,8 +77,8 @@ def test_an_attempt_connects_to_the_address_the_check_allowed_not_a_second_resol
 ) -> None:
     # Given two receivers on one port: the one the system resolves `localhost` to (127.0.0.1), and
     # another at 127.0.0.2
-    system = Receiver("127.0.0.1")
-    checked = Receiver("127.0.0.2", system.port)
+    system = receiver("127.0.0.1")
+    checked = receiver("127.0.0.2", system.port)
     try:
         url = f"http://localhost:{system.port}{HOOK}"
         WebhookStore().register(website, "client", url)
@@ -120,8 +89,8 @@ def test_an_attempt_connects_to_the_address_the_check_allowed_not_a_second_resol
         )
         # Then the POST reached the checked address, still addressed to the name, and the other none
         assert record["status"] == "delivered", record
-        assert [post["host"] for post in checked.posts] == [f"localhost:{system.port}"]
-        assert system.posts == []
+        assert hosts(checked) == [f"localhost:{system.port}"]
+        assert system.requests == []
     finally:
         system.stop()
         checked.stop()
@@ -167,49 +136,37 @@ def tls_for(name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
 def test_https_at_the_checked_address_is_verified_for_the_name(website: str, two_attempts: None) -> None:
     # Given a TLS receiver at 127.0.0.1 whose certificate is for hook.example (a name no system resolves)
     server, client = tls_for("hook.example")
-    receiver = Receiver("127.0.0.1", tls=server)
+    secure = receiver("127.0.0.1", tls=server)
     store = WebhookStore(resolve=pinned({"hook.example": "127.0.0.1", "other.example": "127.0.0.1"}))
     try:
-        store.register(website, "right", f"https://hook.example:{receiver.port}{HOOK}")
-        store.register(website, "wrong", f"https://other.example:{receiver.port}{HOOK}")
+        store.register(website, "right", f"https://hook.example:{secure.port}{HOOK}")
+        store.register(website, "wrong", f"https://other.example:{secure.port}{HOOK}")
         # When a run finishes, the name resolving (for the check) to the receiver's address
         records = WebhookDelivery(store, tls=client).deliver_event(finish_event(website))
         # Then the URL whose name the certificate is for is delivered, the SNI and Host header being the name
         by_url = {record["url"].split("//")[1].split(":")[0]: record for record in records}
         assert by_url["hook.example"]["status"] == "delivered", by_url
-        assert [post["host"] for post in receiver.posts] == [f"hook.example:{receiver.port}"]
-        assert "hook.example" in receiver.names
+        assert hosts(secure) == [f"hook.example:{secure.port}"]
+        assert "hook.example" in secure.server_names
         # And the other name, at the same address, is refused by the certificate's check: never posted
         assert by_url["other.example"]["status"] == "failed"
         assert {a["error"] for a in by_url["other.example"]["attempts"]} == {"connection"}
         assert "certificate" in by_url["other.example"]["attempts"][0]["message"].lower()
     finally:
-        receiver.stop()
+        secure.stop()
 
 
-def trickle(receiver: Receiver, byte_every_s: float = 0.1, bytes_before_done: int = 60) -> None:
-    """The receiver answers 200 a header byte at a time (each read is quick; the whole is not)."""
-
-    def answer(handler: BaseHTTPRequestHandler) -> None:
-        try:
-            handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-            for _ in range(bytes_before_done):
-                if receiver.release.wait(byte_every_s):
-                    return
-                handler.wfile.write(b"z")
-                handler.wfile.flush()
-            handler.wfile.write(b"\r\nContent-Length: 0\r\n\r\n")
-        except OSError:
-            pass  # the sender gave up
-
-    receiver.answer = answer
+def trickling() -> LoopbackServer:
+    """A receiver answering 200 a header byte every 0.1 s (each read is quick; the whole is not)."""
+    slow = receiver()
+    slow.defaults[HOOK] = lambda request: Reply(200, b"", trickle_s=0.1)
+    return slow
 
 
 def test_a_receiver_trickling_its_answer_is_cut_off_at_the_attempts_deadline(website: str, two_attempts: None) -> None:
-    # Given a receiver that answers 200 a header byte every 0.1 s, 6 s in all (each read well within the
+    # Given a receiver that answers 200 a header byte every 0.1 s, 7 s in all (each read well within the
     # 1 s timeout), and another that answers at once
-    slow, quick = Receiver("127.0.0.1"), Receiver("127.0.0.1")
-    trickle(slow)
+    slow, quick = trickling(), receiver()
     WebhookStore().register(website, "slow", f"http://127.0.0.1:{slow.port}{HOOK}")
     WebhookStore().register(website, "quick", f"http://127.0.0.1:{quick.port}{HOOK}")
     try:
@@ -223,7 +180,7 @@ def test_a_receiver_trickling_its_answer_is_cut_off_at_the_attempts_deadline(web
             (2, "timeout"),
         ]
         assert by_port[slow.port]["status"] == "failed"
-        assert by_port[quick.port]["status"] == "delivered" and len(quick.posts) == 1
+        assert by_port[quick.port]["status"] == "delivered" and len(quick.calls(HOOK)) == 1
     finally:
         slow.stop()
         quick.stop()
@@ -234,8 +191,7 @@ def test_a_delivery_the_invocation_has_no_time_for_stays_pending_and_the_event_f
 ) -> None:
     # Given a trickling receiver, five attempts of 1 s each
     provider_env(WEBHOOK_ATTEMPTS="5", WEBHOOK_BACKOFF_S="0.05", WEBHOOK_TIMEOUT_S="1")
-    slow = Receiver("127.0.0.1")
-    trickle(slow)
+    slow = trickling()
     WebhookStore().register(website, "slow", f"http://127.0.0.1:{slow.port}{HOOK}")
     event = finish_event(website)
     delivery = WebhookDelivery()

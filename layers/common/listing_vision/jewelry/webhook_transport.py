@@ -9,7 +9,10 @@ Two things a receiver, or the DNS of its name, must not be able to do to the sen
   verification are for the name, not the address.
 - Hold. The timeout bounds the whole attempt (connect, TLS, sending, the answer's status line and
   headers), not each socket read: a watchdog shuts the socket down at the deadline, so a receiver
-  trickling its headers a byte at a time cannot hold the invocation. The answer's body is never read.
+  trickling its headers a byte at a time cannot hold the invocation. The connects come before there is
+  a socket to watch: each is given what is left of the deadline, not a timeout of its own, so a name
+  answering several blackholed addresses cannot stretch an attempt to several timeouts. The answer's
+  body is never read.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 from urllib.parse import urlsplit
 
 
@@ -69,6 +73,28 @@ def _connect_order(addresses: list[str]) -> list[str]:
     return sorted(addresses, key=lambda a: ipaddress.ip_address(a.split("%")[0]).version)
 
 
+def connect(addresses: list[str], port: int, deadline: float) -> socket.socket:
+    """A socket connected to the first of `addresses` (in `_connect_order`) that takes the connection,
+    each connect given only what is left until `deadline` (a `time.monotonic()` instant).
+
+    Raises `AttemptTimedOut` when the deadline passes first (the addresses not yet tried are not
+    tried), the last connect's `OSError` when every address refused."""
+    if not addresses:
+        raise OSError("no address to connect to")
+    failed: OSError | None = None
+    for address in _connect_order(addresses):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            return socket.create_connection((address, port), timeout=left)
+        except OSError as error:
+            failed = error
+    if failed is None or isinstance(failed, TimeoutError) or time.monotonic() >= deadline:
+        raise AttemptTimedOut("no connection within the attempt's deadline") from failed
+    raise failed
+
+
 def post(
     url: str,
     addresses: list[str],
@@ -85,18 +111,15 @@ def post(
     https = parts.scheme == "https"
     port = parts.port or (443 if https else 80)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    watchdog = _Watchdog(timeout_s)
+    deadline = time.monotonic() + timeout_s
+    watchdog = _Watchdog(timeout_s)  # started after the deadline was set: it never fires before it
     sock: socket.socket | None = None
     try:
-        ordered = _connect_order(addresses)
-        for address in ordered:
-            try:
-                sock = socket.create_connection((address, port), timeout=timeout_s)
-                break
-            except OSError:
-                if watchdog.expired or address == ordered[-1]:
-                    raise
-        assert sock is not None
+        try:
+            sock = connect(addresses, port, deadline)
+        except AttemptTimedOut as late:
+            raise AttemptTimedOut(f"no connection within {timeout_s:g} s") from late.__cause__
+        sock.settimeout(timeout_s)  # from here the watchdog bounds the attempt; no read ends before it
         watchdog.watch(sock)
         if https:
             context = tls or ssl.create_default_context()
