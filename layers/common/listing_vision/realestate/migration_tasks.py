@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -30,6 +30,7 @@ from listing_vision.realestate import artifacts
 from listing_vision.realestate.backups import BackupReader
 from listing_vision.realestate.migration import BatchFailed, Migration
 from listing_vision.realestate.migration.common import LEFT_ALONE_SHOWN
+from listing_vision.realestate.migration.verify import Checked
 from listing_vision.realestate.phrase_classification import classify_phrases
 
 
@@ -134,6 +135,12 @@ class BatchTask(_Request):
     backup: str | None = None
     destination: str | None = None  # backup_batch: the backup its part belongs to
     bulk_size: int | None = Field(None, ge=1, le=1_000)  # partial updates per _bulk request
+    # execute_batch: verify's part this batch checks once written (`Verify.verify_batch`): its chosen
+    # listings, or its range of the index (after the previous batch's last id; the last to the end).
+    verify: Literal["range", "chosen"] | None = None
+    after: str | None = None
+    to_end: bool = False
+    spot_checks: int = Field(10, ge=0, le=1_000)
 
 
 class CaughtError(BaseModel):
@@ -210,7 +217,8 @@ def run_task(task: BaseModel, migration: Migration) -> dict[str, Any]:
         request = task.request
         options: dict[str, Any]
         if isinstance(request, ExecuteRequest):
-            options = {"force": request.force}
+            verify = {"verify": "chosen" if request.zpids else "range", "spot_checks": request.spot_checks}
+            options = {"force": request.force, **verify, **({"backup": request.backup} if request.backup else {})}
         elif isinstance(request, BackupRequest):
             options = {"destination": migration.backup_location(request.destination)}
         else:
@@ -258,6 +266,11 @@ def run_batch(task: BatchTask, migration: Migration) -> dict[str, Any]:
     if report.failed:
         raise BatchFailed(f"{len(report.failed)} listings failed: {json.dumps(report.failed)[:500]}")
     result = {"batch": task.batch, "zpids": task.zpids, **report.to_json()}
+    if task.operation == "execute_batch" and task.verify:
+        # verify's part for these listings, just written: `finish` only adds the parts up
+        result["verify"] = migration.verify_batch(
+            task.zpids, task.verify == "chosen", task.after, task.to_end, task.backup, task.spot_checks
+        )
     migration.record_batch(task.run_id, task.batch, result)
     return result
 
@@ -269,6 +282,8 @@ def record_failure(failed: FailedBatch, migration: Migration) -> dict[str, Any]:
         "zpids": failed.zpids,
         "failed": True,
         "error": {"Error": failed.error.Error, "Cause": failed.error.Cause[:1000]},
+        # its part of the index, which `finish` verifies itself
+        **({"after": failed.after, "to_end": failed.to_end} if failed.verify == "range" else {}),
     }
     migration.record_batch(failed.run_id, failed.batch, record)
     return record
@@ -330,7 +345,8 @@ def _finish(state: RunState, migration: Migration) -> dict[str, Any]:
         else collect_batch_results(state.batches)  # no plan: what the Map itself returned
     )
     parts: list[dict[str, Any]] = []
-    summary = summarise_batches(rows, parts)
+    parts_read = _VerifyParts(state.spot_checks) if state.plan and state.operation == "execute" else None
+    summary = summarise_batches(parts_read.tap(rows) if parts_read else rows, parts)
     metrics.add_metric(name="BatchesFailed", unit="Count", value=summary["batches_failed"])  # alarmed on
     result: dict[str, Any] = {
         "operation": state.operation,
@@ -350,6 +366,42 @@ def _finish(state: RunState, migration: Migration) -> dict[str, Any]:
                 BackupReader(state.backup), ignore_split=state.mode == "remove"
             )
         return result
-    result["verify"] = migration.verify(state.backup, state.spot_checks, zpids=state.zpids)
+    result["verify"] = (
+        migration.verify(state.backup, state.spot_checks, zpids=state.zpids)  # no batch verified its part
+        if parts_read is None
+        else _verify_from_batches(parts_read, state, migration)
+    )
     result["passed"] = result["verify"]["passed"] and not summary["batches_failed"]
     return result
+
+
+class _VerifyParts:
+    """verify's parts, added up as the batch records stream past (`tap`); the batches that left none
+    (failed) are kept to be verified by `finish` itself."""
+
+    def __init__(self, spot_checks: int):
+        self.spot_checks = spot_checks
+        self.checked = Checked()
+        self.unverified: list[dict[str, Any]] = []
+
+    def tap(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            if row.get("verify") is not None:
+                self.checked.merge(Checked.from_json(row["verify"]), self.spot_checks)
+            else:
+                self.unverified.append({key: row[key] for key in ("zpids", "after", "to_end") if key in row})
+            yield row
+
+
+def _verify_from_batches(parts: _VerifyParts, state: RunState, migration: Migration) -> dict[str, Any]:
+    """verify from the batches' parts, verifying here the parts of batches that left none; a run
+    planned before batches verified (no range to a part) is verified in one pass, as it was."""
+    chosen = bool(state.zpids)
+    if not chosen and any("after" not in row for row in parts.unverified):
+        return migration.verify(state.backup, state.spot_checks)
+    for row in parts.unverified:
+        part = migration.verify_batch(
+            row["zpids"], chosen, row.get("after"), bool(row.get("to_end")), state.backup, state.spot_checks
+        )
+        parts.checked.merge(Checked.from_json(part), state.spot_checks)
+    return migration.verify_from_parts(parts.checked, state.backup, zpids=state.zpids)
