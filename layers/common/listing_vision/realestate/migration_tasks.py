@@ -10,6 +10,7 @@ The state machine (infra/constructs/migration.py) invokes the migration function
                       (one item of the plan's manifest, read by the distributed Map)
   a failed batch      {"operation": "record_failure", "request": <the batch item and the error caught>}
   finish              {"operation": "finish", "request": <the execution's state: request, plan, batches>}
+                      (adds up the batches' records; after an execute, their verify parts)
 
 The handler parses the event into `MigrationTask` (one model per operation, told apart by
 `operation`) and calls `run_task` with the migration it built once per container. Unknown
