@@ -23,6 +23,7 @@ from infra.constructs.migration import MigrationOptions
 from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.events import parse_event
+from listing_vision.realestate.backups import BackupReader
 from listing_vision.realestate.features import SPLIT_FIELDS, split_visual_features
 from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.migration import Migration
@@ -230,6 +231,18 @@ def test_each_batch_verifies_its_part_and_finish_only_adds_them_up_reading_no_li
     assert "task finish" not in finish[1:] and not [line for line in finish if "_mget" in line]
     searches = [line for line in finish if "_search" in line]
     assert searches and all('"size":0,' in line.replace(" ", "") for line in searches), searches
+    # When the fields are removed again through the state machine, proved against the backup
+    sandbox.log.clear()
+    rolled = json.loads(sandbox.run({"operation": "rollback", "backup": backup, "batch_size": 5})["output"])
+    finish = sandbox.log[sandbox.log.index("task finish") :]
+    # Then each batch's part of the proof finds the same changes, and the proof is the one-pass proof
+    proof = rolled["proof"]
+    assert proof["identical"] is False and proof["differing"] == [changed] and proof["missing"] == [deleted]
+    assert proof["not_in_backup"] == 1 and proof["compared"] == LISTINGS
+    migration = sandbox.migration()
+    assert proof == migration.compare_with_backup(BackupReader(backup), ignore_split=True)
+    # And that finish read no listing either
+    assert not [line for line in finish if "_mget" in line or "_search" in line], finish
 
 
 def test_a_run_killed_half_way_completes_on_rerun_and_changes_nothing_else(sandbox: Sandbox) -> None:

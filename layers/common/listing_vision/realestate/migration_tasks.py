@@ -31,6 +31,7 @@ from listing_vision.realestate import artifacts
 from listing_vision.realestate.backups import BackupReader
 from listing_vision.realestate.migration import BatchFailed, Migration
 from listing_vision.realestate.migration.common import LEFT_ALONE_SHOWN
+from listing_vision.realestate.migration.rollback import Compared
 from listing_vision.realestate.migration.verify import Checked
 from listing_vision.realestate.phrase_classification import classify_phrases
 
@@ -136,8 +137,9 @@ class BatchTask(_Request):
     backup: str | None = None
     destination: str | None = None  # backup_batch: the backup its part belongs to
     bulk_size: int | None = Field(None, ge=1, le=1_000)  # partial updates per _bulk request
-    # execute_batch: verify's part this batch checks once written (`Verify.verify_batch`): its chosen
-    # listings, or its range of the index (after the previous batch's last id; the last to the end).
+    # The part this batch checks once written: verify's (execute_batch, `Verify.verify_batch`: its
+    # chosen listings, or its range of the index: after the previous batch's last id, the last batch
+    # to the end), or the proof's (rollback_batch over the index with a backup, `compare_batch`).
     verify: Literal["range", "chosen"] | None = None
     after: str | None = None
     to_end: bool = False
@@ -224,6 +226,8 @@ def run_task(task: BaseModel, migration: Migration) -> dict[str, Any]:
             options = {"destination": migration.backup_location(request.destination)}
         else:
             options = {"mode": request.mode, **({"backup": request.backup} if request.backup else {})}
+            if request.backup and not request.zpids:
+                options["verify"] = "range"  # each batch proves its part of the index against the backup
         if task.bulk_size and not isinstance(request, BackupRequest):
             options["bulk_size"] = task.bulk_size
         own = "batch_size" in request.model_fields_set
@@ -272,6 +276,10 @@ def run_batch(task: BatchTask, migration: Migration) -> dict[str, Any]:
         result["verify"] = migration.verify_batch(
             task.zpids, task.verify == "chosen", task.after, task.to_end, task.backup, task.spot_checks
         )
+    elif task.operation == "rollback_batch" and task.verify == "range" and task.backup:
+        # the proof's part: this batch's range of the index against the backup
+        ignore_split = task.mode == "remove"
+        result["proof"] = migration.compare_batch(task.zpids, task.after, task.to_end, task.backup, ignore_split)
     migration.record_batch(task.run_id, task.batch, result)
     return result
 
@@ -346,8 +354,16 @@ def _finish(state: RunState, migration: Migration) -> dict[str, Any]:
         else collect_batch_results(state.batches)  # no plan: what the Map itself returned
     )
     parts: list[dict[str, Any]] = []
-    parts_read = _VerifyParts(state.spot_checks) if state.plan and state.operation == "execute" else None
-    summary = summarise_batches(parts_read.tap(rows) if parts_read else rows, parts)
+    # The parts the batches checked once written: verify's (execute), the proof's (a rollback over
+    # the index with a backup), added up as the records stream past
+    checked = Checked()
+    compared = Compared()
+    read: _Parts | None = None
+    if state.plan and state.operation == "execute":
+        read = _Parts("verify", lambda part: checked.merge(Checked.from_json(part), state.spot_checks))
+    elif state.plan and state.operation == "rollback" and state.backup and not state.zpids:
+        read = _Parts("proof", lambda part: compared.merge(Compared.from_json(part)))
+    summary = summarise_batches(read.tap(rows) if read else rows, parts)
     metrics.add_metric(name="BatchesFailed", unit="Count", value=summary["batches_failed"])  # alarmed on
     result: dict[str, Any] = {
         "operation": state.operation,
@@ -361,48 +377,50 @@ def _finish(state: RunState, migration: Migration) -> dict[str, Any]:
         if result["passed"] and destination:
             result.update(migration.finish_backup(destination, [{"part": part} for part in parts]))
         return result
+    chosen = bool(state.zpids)
+    # a run planned before batches checked their parts (no range to a part): one pass, as it was
+    one_pass = read is None or (not chosen and any("after" not in row for row in read.unchecked))
     if state.operation == "rollback":
         if state.backup:
-            result["proof"] = migration.compare_with_backup(
-                BackupReader(state.backup), ignore_split=state.mode == "remove"
-            )
+            remove = state.mode == "remove"
+            if one_pass:
+                result["proof"] = migration.compare_with_backup(BackupReader(state.backup), ignore_split=remove)
+            else:
+                assert read is not None
+                for row in read.unchecked:  # the batches that failed: their parts checked here
+                    part = migration.compare_batch(
+                        row["zpids"], row.get("after"), bool(row.get("to_end")), state.backup, remove
+                    )
+                    compared.merge(Compared.from_json(part))
+                result["proof"] = compared.proof()
         return result
-    result["verify"] = (
-        migration.verify(state.backup, state.spot_checks, zpids=state.zpids)  # no batch verified its part
-        if parts_read is None
-        else _verify_from_batches(parts_read, state, migration)
-    )
+    if one_pass:
+        result["verify"] = migration.verify(state.backup, state.spot_checks, zpids=state.zpids)
+    else:
+        assert read is not None
+        for row in read.unchecked:  # the batches that failed: their parts verified here
+            part = migration.verify_batch(
+                row["zpids"], chosen, row.get("after"), bool(row.get("to_end")), state.backup, state.spot_checks
+            )
+            checked.merge(Checked.from_json(part), state.spot_checks)
+        result["verify"] = migration.verify_from_parts(checked, state.backup, zpids=state.zpids)
     result["passed"] = result["verify"]["passed"] and not summary["batches_failed"]
     return result
 
 
-class _VerifyParts:
-    """verify's parts, added up as the batch records stream past (`tap`); the batches that left none
-    (failed) are kept to be verified by `finish` itself."""
+class _Parts:
+    """The batches' parts under `key` in their records, each handed to `merge` as the records
+    stream past (`tap`); the batches that left none (failed) are kept for `finish` to check."""
 
-    def __init__(self, spot_checks: int):
-        self.spot_checks = spot_checks
-        self.checked = Checked()
-        self.unverified: list[dict[str, Any]] = []
+    def __init__(self, key: str, merge: Callable[[dict[str, Any]], Any]):
+        self.key = key
+        self.merge = merge
+        self.unchecked: list[dict[str, Any]] = []
 
     def tap(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for row in rows:
-            if row.get("verify") is not None:
-                self.checked.merge(Checked.from_json(row["verify"]), self.spot_checks)
+            if row.get(self.key) is not None:
+                self.merge(row[self.key])
             else:
-                self.unverified.append({key: row[key] for key in ("zpids", "after", "to_end") if key in row})
+                self.unchecked.append({key: row[key] for key in ("zpids", "after", "to_end") if key in row})
             yield row
-
-
-def _verify_from_batches(parts: _VerifyParts, state: RunState, migration: Migration) -> dict[str, Any]:
-    """verify from the batches' parts, verifying here the parts of batches that left none; a run
-    planned before batches verified (no range to a part) is verified in one pass, as it was."""
-    chosen = bool(state.zpids)
-    if not chosen and any("after" not in row for row in parts.unverified):
-        return migration.verify(state.backup, state.spot_checks)
-    for row in parts.unverified:
-        part = migration.verify_batch(
-            row["zpids"], chosen, row.get("after"), bool(row.get("to_end")), state.backup, state.spot_checks
-        )
-        parts.checked.merge(Checked.from_json(part), state.spot_checks)
-    return migration.verify_from_parts(parts.checked, state.backup, zpids=state.zpids)
