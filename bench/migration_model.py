@@ -10,6 +10,13 @@ The model adds, per batch, each request's latency (the requests of a batch are s
 code's CPU at Lambda's share of a vCPU, plus the fixed cost of a Map child (its start, the Lambda
 invoke); batches run `concurrency` at a time; plan and finish run alone, before and after.
 
+Each batch verifies its own part of the index once written (`Verify.verify_batch`: one search of
+ids, one mget), so finish only reads the batches' records (their number follows the batches, 16 at
+a time) and counts the fields (one aggregation): its CPU follows the batches, its other requests
+are fixed. `ONE_PASS` models the shape before, from the same run: the batches without their
+verify part (its CPU measured apart, its two requests), and finish's records plus today's verify
+in one pass over the index (measured in the run, alone), scaled by listings.
+
 The latencies are assumptions for one region, warm connections, items ≤ 4 KB (no AWS account
 here), each with its source; `INJECTED` are the latency proxies' own, for the cross-check against
 the measured run.
@@ -152,6 +159,12 @@ class Phase:
         return {"requests": self.requests, "units": self.units, "cpu_s": self.cpu_s}
 
 
+# The requests a batch's verify part makes (`Verify.verify_batch`, a run over the index, no backup):
+# the ids of its range (one search page) and their sources (one mget of the batch's ids).
+VERIFY_BATCH_REQUESTS = {"os_search": 1, "os_mget": 1}
+PARTS, ONE_PASS = "parts", "one_pass"  # finish's shape: adding the batches' parts up; verify in one pass
+
+
 @dataclass
 class Measured:
     listings: int
@@ -160,11 +173,21 @@ class Measured:
     plan: Phase
     map: Phase  # every batch together
     finish: Phase
+    one_pass: Phase | None = None  # verify in one pass over the index, as finish ran it before (measured alone)
+    verify_cpu_s: float = 0.0  # the batches' verify parts' CPU, within map.cpu_s
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Measured:
         phases = {name: Phase(**data[name]) for name in ("plan", "map", "finish")}
-        return cls(data["listings"], data["batch_size"], data["batches"], **phases)
+        one_pass = Phase(**data["one_pass"]) if data.get("one_pass") else None
+        return cls(
+            data["listings"],
+            data["batch_size"],
+            data["batches"],
+            **phases,
+            one_pass=one_pass,
+            verify_cpu_s=data.get("verify_cpu_s", 0.0),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -172,6 +195,8 @@ class Measured:
             "batch_size": self.batch_size,
             "batches": self.batches,
             **{name: getattr(self, name).to_json() for name in ("plan", "map", "finish")},
+            **({"one_pass": self.one_pass.to_json()} if self.one_pass else {}),
+            "verify_cpu_s": self.verify_cpu_s,
         }
 
     def requests_per_listing(self) -> dict[str, float]:
@@ -181,10 +206,12 @@ class Measured:
                 kinds[kind] = kinds.get(kind, 0) + n / self.listings
         return kinds
 
-    def batch(self, batch_size: int) -> Phase:
-        """One batch of `batch_size` listings: key-bound requests scaled by listings, the rest per batch."""
+    def batch(self, batch_size: int, shape: str = PARTS) -> Phase:
+        """One batch of `batch_size` listings: key-bound requests scaled by listings, the rest per batch
+        (ONE_PASS: without its verify part)."""
         requests: dict[str, float] = {}
         units: dict[str, float] = {}
+        verifying = shape == PARTS or not self.one_pass
         for kind, n in self.map.requests.items():
             per_unit = self.map.units.get(kind, 0) / self.listings
             if kind in PER_KEY:
@@ -194,7 +221,26 @@ class Measured:
             else:
                 requests[kind] = max(1, round(n / self.batches))
                 units[kind] = round(per_unit * batch_size)
-        return Phase(requests, units, self.map.cpu_s / self.listings * batch_size)
+                if not verifying and kind in VERIFY_BATCH_REQUESTS:
+                    dropped = VERIFY_BATCH_REQUESTS[kind]
+                    requests[kind] -= dropped  # a search page of ids is 1 unit; an mget, the batch's ids
+                    units[kind] -= dropped if kind == "os_search" else batch_size
+                    requests = {k: v for k, v in requests.items() if v > 0}
+        cpu = self.map.cpu_s - (0.0 if verifying else self.verify_cpu_s)
+        return Phase(requests, units, cpu / self.listings * batch_size)
+
+    def finish_seconds(
+        self, latencies: Latencies, listings: int, batches: int, shape: str, parallel: Mapping[str, int]
+    ) -> float:
+        """finish: the batches' records (GETs and CPU follow the batches; the aggregation is one
+        request whatever the size), plus, ONE_PASS, verify's pass over the index (scaled by listings)."""
+        per_batch = batches / self.batches
+        requests = {k: n * per_batch if k == "s3_GetObject" else n for k, n in self.finish.requests.items()}
+        records = Phase(requests, {}, self.finish.cpu_s * per_batch)
+        seconds = records.seconds(latencies, parallel=parallel)
+        if shape == ONE_PASS and self.one_pass:
+            seconds += self.one_pass.seconds(latencies, listings / self.listings, parallel)
+        return seconds
 
 
 @dataclass(frozen=True)
@@ -225,23 +271,22 @@ def predict(
     batch_size: int,
     concurrency: int,
     parallel: Mapping[str, int] = PARALLEL,
+    shape: str = PARTS,
 ) -> Prediction:
     """Plan, then the Map's batches `concurrency` at a time, then finish; requests of each kind
-    `parallel` at a time (SEQUENTIAL: the code before it read in parallel)."""
+    `parallel` at a time (SEQUENTIAL: the code before it read in parallel); `shape`: verify by
+    the batches' parts (PARTS) or in one pass in finish (ONE_PASS, the shape before)."""
     batches = math.ceil(listings / batch_size)
-    one = measured.batch(batch_size)
+    one = measured.batch(batch_size, shape)
     batch_s = one.seconds(latencies, parallel=parallel) + latencies.map_child_start + latencies.lambda_invoke
     waves = math.ceil(batches / concurrency)
     map_s = latencies.lambda_cold_start + waves * batch_s
     scale = listings / measured.listings
-    # finish reads one record a batch: its S3 GETs follow batches, the rest listings
-    gets = measured.finish.requests.get("s3_GetObject", 0) / measured.batches * batches / scale
-    finish = replace(measured.finish, requests={**measured.finish.requests, "s3_GetObject": gets})
     # plan writes one manifest whatever the size (a multipart upload of a few parts): not scaled
     plan_io = replace(measured.plan, requests={k: n for k, n in measured.plan.requests.items() if k.startswith("os_")})
     plan_s3 = Phase({k: n for k, n in measured.plan.requests.items() if k.startswith("s3_")})
     plan_s = plan_io.seconds(latencies, scale) + plan_s3.seconds(latencies) + latencies.lambda_invoke
-    finish_s = finish.seconds(latencies, scale, parallel) + latencies.lambda_invoke
+    finish_s = measured.finish_seconds(latencies, listings, batches, shape, parallel) + latencies.lambda_invoke
     keys = one.units.get("BatchGetItem", 0) * batches
     lambda_s = batches * batch_s + plan_s + finish_s
     cost = {
@@ -255,5 +300,5 @@ def predict(
 
 
 def cross_check(measured: Measured, concurrency: int, parallel: Mapping[str, int] = PARALLEL) -> Prediction:
-    """The model's prediction for the measured run itself, at the proxies' injected latencies."""
+    """The model's prediction for the measured run itself (verified by parts), at the proxies' injected latencies."""
     return predict(measured, INJECTED, measured.listings, measured.batch_size, concurrency, parallel)

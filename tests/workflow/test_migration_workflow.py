@@ -23,6 +23,7 @@ from infra.constructs.migration import MigrationOptions
 from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.events import parse_event
+from listing_vision.realestate.backups import BackupReader
 from listing_vision.realestate.features import SPLIT_FIELDS, split_visual_features
 from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.migration import Migration
@@ -58,6 +59,7 @@ class Sandbox:
     machine_arn: str
     phrases: str
     raised: list[str] = field(default_factory=list)  # errors the tasks raised, in order
+    log: list[str] = field(default_factory=list)  # "task OPERATION" as each task starts (and what a test adds)
 
     def migration(self) -> Migration:
         client = boto3.client(
@@ -107,6 +109,7 @@ def sandbox(local_stack: LocalStack) -> Iterator[Sandbox]:
     box = Sandbox(index, table, dynamodb_proxy, opensearch_proxy, "", phrase_table())
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        box.log.append(f"task {event.get('operation')}")
         try:
             return run_task(parse_event(event, MigrationTask), box.migration())
         except Exception as error:  # observed for the assertions, then raised as Lambda would
@@ -182,6 +185,64 @@ def test_throttled_batches_are_retried_and_a_poisoned_batch_is_reported(sandbox:
     rerun = json.loads(sandbox.run({"operation": "execute", "batch_size": 5, "backup": backup})["output"])
     assert rerun["batches_failed"] == 0 and rerun["counts"]["updated"] == 5 - (poisoned not in before)
     assert rerun["verify"]["passed"] is True
+
+
+def test_each_batch_verifies_its_part_and_finish_only_adds_them_up_reading_no_listing(sandbox: Sandbox) -> None:
+    # Given a backup, then the index changing since: a listing edited in a field the migration never
+    # writes, one deleted, one added (between two others), and one whose images are not cached (it
+    # will miss the three fields)
+    backup = f"s3://artifacts/test/{sandbox.index}-parts.jsonl"
+    assert sandbox.run({"operation": "backup", "destination": backup})["status"] == "SUCCEEDED"
+    ids = sorted(sources(sandbox))
+    changed, deleted, uncached = ids[30], ids[20], ids[9]
+    added = f"{ids[12]}_new"  # sorts right after ids[12]
+    client = sandbox.migration().listings.client
+    client.update(index=sandbox.index, id=changed, body={"doc": {"agent_note": "edited after the backup"}})
+    client.delete(index=sandbox.index, id=deleted)
+    client.index(index=sandbox.index, id=added, body=sources(sandbox)[ids[12]])
+    for image in sources(sandbox)[uncached]["image_vectors"]:
+        aws.client("dynamodb").delete_item(TableName=sandbox.table, Key={"image_url": {"S": image["image_url"]}})
+    # And every OpenSearch request noted in the order it comes, beside the tasks' starts
+    sandbox.opensearch_proxy.add(
+        Fault(lambda m, p, h, b: sandbox.log.append(f"os {m} {p} {b.decode()[:300]}") is not None, 500, b"")
+    )
+    # When the migration runs as a state machine, in batches of 5, with the backup
+    sandbox.log.clear()
+    run = sandbox.run({"operation": "execute", "batch_size": 5, "backup": backup})
+    assert run["status"] == "SUCCEEDED", run
+    result = json.loads(run["output"])
+    report = result["verify"]
+    finish = sandbox.log[sandbox.log.index("task finish") :]  # what the Verify state asked
+    # Then verify reports every change since the backup, each found by the batch whose part holds it
+    assert report["other_fields_changed"] == 1 and report["other_fields_changed_sample"] == [changed]
+    assert report["listings_lost_since_backup"] == 1 and report["listings_not_in_backup"] == 1
+    assert report["passed"] is False and result["passed"] is False
+    # And the listing missing the three fields is counted as missing them
+    after = sources(sandbox)
+    assert not any(name in after[uncached] for name in SPLIT_FIELDS)
+    assert report["total"] == len(after) == LISTINGS
+    assert report["has_all_three"] == sum(all(f in s for f in SPLIT_FIELDS) for s in after.values()) < LISTINGS
+    for name in SPLIT_FIELDS:
+        assert report[f"has_{name.split('_')[0]}"] == sum(name in s for s in after.values())
+    # And the report is the one a single pass over the whole index gives, spot checks included
+    assert report == sandbox.migration().verify(backup, spot_checks=10)
+    assert len(report["spot_checks"]) == 10
+    # And finish read no listing: after its start, no mget and only searches of no hits (the counts)
+    assert "task finish" not in finish[1:] and not [line for line in finish if "_mget" in line]
+    searches = [line for line in finish if "_search" in line]
+    assert searches and all('"size":0,' in line.replace(" ", "") for line in searches), searches
+    # When the fields are removed again through the state machine, proved against the backup
+    sandbox.log.clear()
+    rolled = json.loads(sandbox.run({"operation": "rollback", "backup": backup, "batch_size": 5})["output"])
+    finish = sandbox.log[sandbox.log.index("task finish") :]
+    # Then each batch's part of the proof finds the same changes, and the proof is the one-pass proof
+    proof = rolled["proof"]
+    assert proof["identical"] is False and proof["differing"] == [changed] and proof["missing"] == [deleted]
+    assert proof["not_in_backup"] == 1 and proof["compared"] == LISTINGS
+    migration = sandbox.migration()
+    assert proof == migration.compare_with_backup(BackupReader(backup), ignore_split=True)
+    # And that finish read no listing either
+    assert not [line for line in finish if "_mget" in line or "_search" in line], finish
 
 
 def test_a_run_killed_half_way_completes_on_rerun_and_changes_nothing_else(sandbox: Sandbox) -> None:

@@ -178,6 +178,24 @@ class BackupReader:
                 found.update((zpid, sources[zpid]) for zpid in wanted & sources.keys())
         return found
 
+    def rows_between(self, after: str | None, last: str | None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(zpid, source) for the ids after `after` up to `last` (None: no bound), ascending: only the
+        parts that range falls in are read."""
+
+        def inside(zpid: str) -> bool:
+            return (after is None or zpid > after) and (last is None or zpid <= last)
+
+        if self.parts is None:
+            yield from ((zpid, source) for zpid, source in self.rows() if inside(zpid))
+            return
+        for part in self.parts:
+            if not part["count"] or (after is not None and part["last"] <= after):
+                continue
+            if last is not None and part["first"] > last:
+                return
+            sources = self._part_sources(part)
+            yield from ((zpid, sources[zpid]) for zpid in sorted(sources) if inside(zpid))
+
     def _part_sources(self, part: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """One part's sources, the last one kept (batches in id order read each part once)."""
         if self._loaded is None or self._loaded[0] != part["name"]:

@@ -170,11 +170,11 @@ class ListingsIndex:
         that visits every listing streams `iter_ids` instead."""
         return list(self.iter_ids())
 
-    def _sorted_hits(self, source: bool, page: int) -> Iterator[dict[str, Any]]:
-        """Every hit in id order, one page at a time (`search_after` on `_id`): constant memory at any
-        size, and the order backups and plans use, so two such streams can be merged. OpenSearch 2.x
-        sorts on `_id` (`indices.id_field_data.enabled` defaults to true)."""
-        after: list[Any] | None = None
+    def _sorted_hits(self, source: bool, page: int, after_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every hit in id order (after `after_id`, given one), one page at a time (`search_after` on
+        `_id`): constant memory at any size, and the order backups and plans use, so two such streams
+        can be merged. OpenSearch 2.x sorts on `_id` (`indices.id_field_data.enabled` defaults to true)."""
+        after: list[Any] | None = None if after_id is None else [after_id]
         while True:
             body: dict[str, Any] = {
                 "size": page,
@@ -194,6 +194,14 @@ class ListingsIndex:
     def iter_ids(self, page: int = 5_000) -> Iterator[str]:
         """Every listing id in sorted order, streamed."""
         for hit in self._sorted_hits(source=False, page=page):
+            yield str(hit["_id"])
+
+    def iter_ids_between(self, after: str | None, last: str | None, page: int = 1_000) -> Iterator[str]:
+        """The ids after `after` (from the first when None) up to `last` (to the end when None), in
+        order: a Map batch's part of the index. Searched, so as of the last refresh."""
+        for hit in self._sorted_hits(source=False, page=page, after_id=after):
+            if last is not None and str(hit["_id"]) > last:
+                return
             yield str(hit["_id"])
 
     def iter_docs_sorted(self, page: int = 200) -> Iterator[ListingDoc]:

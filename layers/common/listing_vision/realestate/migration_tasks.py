@@ -10,6 +10,7 @@ The state machine (infra/constructs/migration.py) invokes the migration function
                       (one item of the plan's manifest, read by the distributed Map)
   a failed batch      {"operation": "record_failure", "request": <the batch item and the error caught>}
   finish              {"operation": "finish", "request": <the execution's state: request, plan, batches>}
+                      (adds up the batches' records; after an execute, their verify parts)
 
 The handler parses the event into `MigrationTask` (one model per operation, told apart by
 `operation`) and calls `run_task` with the migration it built once per container. Unknown
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -30,6 +31,8 @@ from listing_vision.realestate import artifacts
 from listing_vision.realestate.backups import BackupReader
 from listing_vision.realestate.migration import BatchFailed, Migration
 from listing_vision.realestate.migration.common import LEFT_ALONE_SHOWN
+from listing_vision.realestate.migration.rollback import Compared
+from listing_vision.realestate.migration.verify import Checked
 from listing_vision.realestate.phrase_classification import classify_phrases
 
 
@@ -134,6 +137,13 @@ class BatchTask(_Request):
     backup: str | None = None
     destination: str | None = None  # backup_batch: the backup its part belongs to
     bulk_size: int | None = Field(None, ge=1, le=1_000)  # partial updates per _bulk request
+    # The part this batch checks once written: verify's (execute_batch, `Verify.verify_batch`: its
+    # chosen listings, or its range of the index: after the previous batch's last id, the last batch
+    # to the end), or the proof's (rollback_batch over the index with a backup, `compare_batch`).
+    verify: Literal["range", "chosen"] | None = None
+    after: str | None = None
+    to_end: bool = False
+    spot_checks: int = Field(10, ge=0, le=1_000)
 
 
 class CaughtError(BaseModel):
@@ -210,11 +220,14 @@ def run_task(task: BaseModel, migration: Migration) -> dict[str, Any]:
         request = task.request
         options: dict[str, Any]
         if isinstance(request, ExecuteRequest):
-            options = {"force": request.force}
+            verify = {"verify": "chosen" if request.zpids else "range", "spot_checks": request.spot_checks}
+            options = {"force": request.force, **verify, **({"backup": request.backup} if request.backup else {})}
         elif isinstance(request, BackupRequest):
             options = {"destination": migration.backup_location(request.destination)}
         else:
             options = {"mode": request.mode, **({"backup": request.backup} if request.backup else {})}
+            if request.backup and not request.zpids:
+                options["verify"] = "range"  # each batch proves its part of the index against the backup
         if task.bulk_size and not isinstance(request, BackupRequest):
             options["bulk_size"] = task.bulk_size
         own = "batch_size" in request.model_fields_set
@@ -258,6 +271,15 @@ def run_batch(task: BatchTask, migration: Migration) -> dict[str, Any]:
     if report.failed:
         raise BatchFailed(f"{len(report.failed)} listings failed: {json.dumps(report.failed)[:500]}")
     result = {"batch": task.batch, "zpids": task.zpids, **report.to_json()}
+    if task.operation == "execute_batch" and task.verify:
+        # verify's part for these listings, just written: `finish` only adds the parts up
+        result["verify"] = migration.verify_batch(
+            task.zpids, task.verify == "chosen", task.after, task.to_end, task.backup, task.spot_checks
+        )
+    elif task.operation == "rollback_batch" and task.verify == "range" and task.backup:
+        # the proof's part: this batch's range of the index against the backup
+        ignore_split = task.mode == "remove"
+        result["proof"] = migration.compare_batch(task.zpids, task.after, task.to_end, task.backup, ignore_split)
     migration.record_batch(task.run_id, task.batch, result)
     return result
 
@@ -269,6 +291,8 @@ def record_failure(failed: FailedBatch, migration: Migration) -> dict[str, Any]:
         "zpids": failed.zpids,
         "failed": True,
         "error": {"Error": failed.error.Error, "Cause": failed.error.Cause[:1000]},
+        # its part of the index, which `finish` verifies itself
+        **({"after": failed.after, "to_end": failed.to_end} if failed.verify == "range" else {}),
     }
     migration.record_batch(failed.run_id, failed.batch, record)
     return record
@@ -330,7 +354,16 @@ def _finish(state: RunState, migration: Migration) -> dict[str, Any]:
         else collect_batch_results(state.batches)  # no plan: what the Map itself returned
     )
     parts: list[dict[str, Any]] = []
-    summary = summarise_batches(rows, parts)
+    # The parts the batches checked once written: verify's (execute), the proof's (a rollback over
+    # the index with a backup), added up as the records stream past
+    checked = Checked()
+    compared = Compared()
+    read: _Parts | None = None
+    if state.plan and state.operation == "execute":
+        read = _Parts("verify", lambda part: checked.merge(Checked.from_json(part), state.spot_checks))
+    elif state.plan and state.operation == "rollback" and state.backup and not state.zpids:
+        read = _Parts("proof", lambda part: compared.merge(Compared.from_json(part)))
+    summary = summarise_batches(read.tap(rows) if read else rows, parts)
     metrics.add_metric(name="BatchesFailed", unit="Count", value=summary["batches_failed"])  # alarmed on
     result: dict[str, Any] = {
         "operation": state.operation,
@@ -344,12 +377,50 @@ def _finish(state: RunState, migration: Migration) -> dict[str, Any]:
         if result["passed"] and destination:
             result.update(migration.finish_backup(destination, [{"part": part} for part in parts]))
         return result
+    chosen = bool(state.zpids)
+    # a run planned before batches checked their parts (no range to a part): one pass, as it was
+    one_pass = read is None or (not chosen and any("after" not in row for row in read.unchecked))
     if state.operation == "rollback":
         if state.backup:
-            result["proof"] = migration.compare_with_backup(
-                BackupReader(state.backup), ignore_split=state.mode == "remove"
-            )
+            remove = state.mode == "remove"
+            if one_pass:
+                result["proof"] = migration.compare_with_backup(BackupReader(state.backup), ignore_split=remove)
+            else:
+                assert read is not None
+                for row in read.unchecked:  # the batches that failed: their parts checked here
+                    part = migration.compare_batch(
+                        row["zpids"], row.get("after"), bool(row.get("to_end")), state.backup, remove
+                    )
+                    compared.merge(Compared.from_json(part))
+                result["proof"] = compared.proof()
         return result
-    result["verify"] = migration.verify(state.backup, state.spot_checks, zpids=state.zpids)
+    if one_pass:
+        result["verify"] = migration.verify(state.backup, state.spot_checks, zpids=state.zpids)
+    else:
+        assert read is not None
+        for row in read.unchecked:  # the batches that failed: their parts verified here
+            part = migration.verify_batch(
+                row["zpids"], chosen, row.get("after"), bool(row.get("to_end")), state.backup, state.spot_checks
+            )
+            checked.merge(Checked.from_json(part), state.spot_checks)
+        result["verify"] = migration.verify_from_parts(checked, state.backup, zpids=state.zpids)
     result["passed"] = result["verify"]["passed"] and not summary["batches_failed"]
     return result
+
+
+class _Parts:
+    """The batches' parts under `key` in their records, each handed to `merge` as the records
+    stream past (`tap`); the batches that left none (failed) are kept for `finish` to check."""
+
+    def __init__(self, key: str, merge: Callable[[dict[str, Any]], Any]):
+        self.key = key
+        self.merge = merge
+        self.unchecked: list[dict[str, Any]] = []
+
+    def tap(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            if row.get(self.key) is not None:
+                self.merge(row[self.key])
+            else:
+                self.unchecked.append({key: row[key] for key in ("zpids", "after", "to_end") if key in row})
+            yield row

@@ -17,7 +17,9 @@ is `migration_tasks.py`), and the module of this package that holds each:
                         hash of the cached analyses each came from; a listing whose fields come
                         out the same is not written); every write is guarded by its version
   verify    (verify)    listings with each field (the success figure), spot checks, and proof
-                        nothing else changed; of the listed zpids only, after a run over listed zpids
+                        nothing else changed; of the listed zpids only, after a run over listed zpids;
+                        after a fanned-out execute, each batch checks its part of the index and
+                        `finish` adds the parts up (`verify_batch`, `verify_from_parts`)
   rollback  (rollback)  remove the three fields, or restore sources exactly from a backup, then
                         prove it (`compare_with_backup`)
 What the jobs share (the stores and the reading helpers, the batch report, the errors the state

@@ -41,11 +41,17 @@ class Plan(MigrationBase):
         run_id = run_id or f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         counted = Counter[str]()
 
+        by_range = (options or {}).get("verify") == "range"
+
         def manifest() -> Iterator[bytes]:
             # A JSON array, one item a line: the ItemReader reads it whole, `recorded_batches` a line at a time.
             yield b"["
-            for number, group in enumerate(batches(self._ids(zpids), batch_size)):
+            after: str | None = None
+            for number, (group, to_end) in enumerate(_with_last(batches(self._ids(zpids), batch_size))):
                 item = {"run_id": run_id, "operation": f"{operation}_batch", "batch": number, "zpids": group}
+                if by_range:  # the batch verifies its part of the index: after the previous batch's last id
+                    item |= {"after": after, "to_end": to_end}
+                    after = max(group)
                 yield (b"\n" if number == 0 else b",\n") + json.dumps(item | (options or {})).encode()
                 counted["listings"] += len(group)
                 counted["batches"] += 1
@@ -122,6 +128,7 @@ class Plan(MigrationBase):
                     "zpids": item["zpids"],
                     "failed": True,
                     "error": {"Error": "no result recorded"},
+                    **{key: item[key] for key in ("after", "to_end") if key in item},
                 }
 
         items = self.planned_batches(manifest)
@@ -140,6 +147,15 @@ def current_run_location(bucket: str) -> str:
 def batch_records_prefix(run_id: str) -> str:
     """Where a run's batch records lie (`record_batch`), as a key prefix of the artifacts bucket."""
     return f"migrations/{run_id}/batches/"
+
+
+def _with_last(groups: Iterator[list[str]]) -> Iterator[tuple[list[str], bool]]:
+    """Each group, and whether it is the last (one group read ahead)."""
+    current = next(groups, None)
+    while current is not None:
+        following = next(groups, None)
+        yield current, following is None
+        current = following
 
 
 def _plan_items(line: bytes) -> Iterator[dict[str, Any]]:

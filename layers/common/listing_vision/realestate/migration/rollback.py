@@ -1,13 +1,17 @@
 """rollback: remove the three fields, or restore sources from a backup (never undoing a newer write), then prove it
-(`compare_with_backup`, which `finish` also runs after a fanned-out rollback). Every write is
-guarded by version; a conflict is re-read and redone."""
+(`compare_with_backup`, in one pass; after a fanned-out rollback over the index each batch proves its
+part, `compare_batch`, and `finish` adds the parts up). Every write is guarded by version; a
+conflict is re-read and redone."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from listing_vision.errors import InvalidRequest
 from listing_vision.realestate.backups import BackupReader, merge_by_id
+from listing_vision.realestate.listings_index import ListingDoc
 from listing_vision.realestate.migration.common import (
     MAX_CONFLICT_ROUNDS,
     BatchReport,
@@ -96,27 +100,79 @@ class Rollback(MigrationBase):
 
     def compare_with_backup(self, backup: BackupReader, ignore_split: bool = False) -> dict[str, Any]:
         """Every listing's source against the backup (both streamed in id order): identical, or
-        identical but for the three fields."""
+        identical but for the three fields. One pass over the index, in this invocation."""
         self.listings.refresh()
-        differing, missing = Tally(20), Tally(20)
-        compared = extra = 0
-        for zpid, doc, saved in merge_by_id(self.listings.iter_docs_sorted(), backup.rows()):
-            if doc is None:
-                missing.add(zpid)
-                continue
-            compared += 1
-            if saved is None:
-                extra += 1
-                continue
-            same = strip_split(doc.source) == strip_split(saved) if ignore_split else doc.source == saved
-            if not same:
-                differing.add(zpid)
+        return compare_part(self.listings.iter_docs_sorted(), backup.rows(), ignore_split).proof()
+
+    def compare_batch(
+        self, zpids: list[str], after: str | None, to_end: bool, backup: str, ignore_split: bool
+    ) -> dict[str, Any]:
+        """A rollback batch's part of the proof, once it wrote its listings: every listing after
+        `after` (the previous batch's last id) up to its own last (the last batch: to the end),
+        read by id (real time), against the backup's rows of that range."""
+        last = None if to_end else max(zpids)
+        ids = set(self.listings.iter_ids_between(after, last)) | set(zpids)
+        found = self.listings.get_docs(sorted(ids))
+        saved = BackupReader(backup).rows_between(after, last)
+        return compare_part([found[zpid] for zpid in sorted(found)], saved, ignore_split).to_json()
+
+
+@dataclass
+class Compared:
+    """What comparing some listings with the backup found. Parts add up (`merge`)."""
+
+    compared: int = 0
+    not_in_backup: int = 0
+    differing: Tally = field(default_factory=lambda: Tally(20))
+    missing: Tally = field(default_factory=lambda: Tally(20))  # in the backup, not in the index
+
+    def merge(self, other: Compared) -> Compared:
+        self.compared += other.compared
+        self.not_in_backup += other.not_in_backup
+        for mine, theirs in ((self.differing, other.differing), (self.missing, other.missing)):
+            mine.count += theirs.count
+            mine.first = sorted(mine.first + theirs.first)[: mine.keep]
+        return self
+
+    def to_json(self) -> dict[str, Any]:
         return {
-            "identical": not (differing.count or missing.count),
-            "compared": compared,
-            "differing": differing.first,
-            "differing_count": differing.count,
-            "missing": missing.first,
-            "missing_count": missing.count,
-            "not_in_backup": extra,
+            "compared": self.compared,
+            "not_in_backup": self.not_in_backup,
+            "differing": {"count": self.differing.count, "first": self.differing.first},
+            "missing": {"count": self.missing.count, "first": self.missing.first},
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Compared:
+        tallies = {name: Tally(20, data[name]["count"], list(data[name]["first"])) for name in ("differing", "missing")}
+        return cls(data["compared"], data["not_in_backup"], **tallies)
+
+    def proof(self) -> dict[str, Any]:
+        return {
+            "identical": not (self.differing.count or self.missing.count),
+            "compared": self.compared,
+            "differing": self.differing.first,
+            "differing_count": self.differing.count,
+            "missing": self.missing.first,
+            "missing_count": self.missing.count,
+            "not_in_backup": self.not_in_backup,
+        }
+
+
+def compare_part(
+    listings: Iterable[ListingDoc], saved: Iterable[tuple[str, dict[str, Any]]], ignore_split: bool
+) -> Compared:
+    """These listings (id order) against the backup's rows for them (id order)."""
+    found = Compared()
+    for zpid, doc, source in merge_by_id(listings, saved):
+        if doc is None:
+            found.missing.add(zpid)
+            continue
+        found.compared += 1
+        if source is None:
+            found.not_in_backup += 1
+            continue
+        same = strip_split(doc.source) == strip_split(source) if ignore_split else doc.source == source
+        if not same:
+            found.differing.add(zpid)
+    return found

@@ -1,14 +1,22 @@
 """verify: the success criteria, checked after an execute. Listings with each field (the success
-figure), spot checks, and, given a backup, proof nothing but the three fields changed; of the listed
-zpids only, after a run over listed zpids. One pass over the index in id order, merged with the
-backup as two sorted streams (`backups.merge_by_id`)."""
+figure, counted by OpenSearch), spot checks, and, given a backup, proof nothing but the three fields
+changed; of the listed zpids only, after a run over listed zpids.
+
+The checks that read listings run over a part of the index at a time (`check_part`): the whole
+index in id order for `verify` itself, merged with the backup as two sorted streams
+(`backups.merge_by_id`); after a fanned-out execute, each Map batch checks its own part just after
+writing it (`verify_batch`: the id range from the previous batch's last id to its own last, so the
+parts cover the index, listings added since the plan included) and `finish` only adds up the
+batches' parts (`verify_from_parts`). A part's spot checks are drawn by a key made from the id, so
+the ten kept across parts are the ten any single pass would keep."""
 
 from __future__ import annotations
 
+import hashlib
 import heapq
-import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from listing_vision.realestate.backups import BackupReader, merge_by_id
@@ -19,92 +27,185 @@ from listing_vision.realestate.migration.common import MigrationBase, Tally, str
 SUCCESS_FRACTION = 0.90
 
 
+def spot_key(zpid: str, seed: int = 0) -> float:
+    """A listing's draw for the spot checks: uniform in [0, 1), the same whichever part reads it."""
+    digest = hashlib.sha256(f"{seed}:{zpid}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass
+class Checked:
+    """What reading some listings (merged with the backup, given one) found. Parts add up (`merge`)."""
+
+    presence: Counter[str] = field(default_factory=Counter)  # as `field_presence`, for these listings
+    changed_other: Tally = field(default_factory=Tally)
+    missing: Tally = field(default_factory=Tally)  # in the index, not in the backup
+    gone: Tally = field(default_factory=Tally)  # in the backup, not in the index
+    spots: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)  # a heap, smallest key first
+
+    def offer(self, key: float, zpid: str, spot: dict[str, Any], keep: int) -> None:
+        """Keep the `keep` spots of largest key (reservoir sampling by key)."""
+        if len(self.spots) < keep:
+            heapq.heappush(self.spots, (key, zpid, spot))
+        elif keep and key > self.spots[0][0]:
+            heapq.heapreplace(self.spots, (key, zpid, spot))
+
+    def merge(self, other: Checked, keep: int) -> Checked:
+        self.presence.update(other.presence)
+        for mine, theirs in (
+            (self.changed_other, other.changed_other),
+            (self.missing, other.missing),
+            (self.gone, other.gone),
+        ):
+            mine.count += theirs.count
+            mine.first = sorted(mine.first + theirs.first)[: mine.keep]
+        for key, zpid, spot in other.spots:
+            self.offer(key, zpid, spot, keep)
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        tallies = {
+            name: {"count": tally.count, "first": tally.first}
+            for name, tally in (("changed_other", self.changed_other), ("missing", self.missing), ("gone", self.gone))
+        }
+        spots = [{"key": key, **spot} for key, _, spot in self.spots]
+        return {"presence": dict(self.presence), **tallies, "spots": spots}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Checked:
+        tallies = {name: Tally(count=data[name]["count"], first=list(data[name]["first"])) for name in _TALLIES}
+        spots = [(spot["key"], spot["zpid"], {k: v for k, v in spot.items() if k != "key"}) for spot in data["spots"]]
+        heapq.heapify(spots)
+        return cls(Counter(data["presence"]), spots=spots, **tallies)
+
+
+_TALLIES = ("changed_other", "missing", "gone")
+
+
+def check_part(
+    listings: Iterable[ListingDoc],
+    saved: Iterable[tuple[str, dict[str, Any]]],
+    backup: bool,
+    spot_checks: int,
+    seed: int = 0,
+) -> Checked:
+    """One pass over these listings (id order) merged with the backup's rows for them (id order)."""
+    checked = Checked()
+    for zpid, doc, source in merge_by_id(listings, saved):
+        if doc is None:
+            checked.gone.add(zpid)
+            continue
+        present = [name for name in SPLIT_FIELDS if doc.source.get(name) is not None]  # as `exists`
+        checked.presence.update(["total", *present])
+        checked.presence["all_fields"] += len(present) == len(SPLIT_FIELDS)
+        if backup:
+            if source is None:
+                checked.missing.add(zpid)
+            elif strip_split(doc.source) != strip_split(source):
+                checked.changed_other.add(zpid)
+        if spot_checks and all(name in doc.source for name in SPLIT_FIELDS):
+            spot = {
+                "zpid": zpid,
+                "before": (source or doc.source).get("visual_features_text"),
+                "after": {name: doc.source.get(name) for name in SPLIT_FIELDS},
+            }
+            checked.offer(spot_key(zpid, seed), zpid, spot, spot_checks)
+    return checked
+
+
 class Verify(MigrationBase):
     def verify(
         self, backup: str | None = None, spot_checks: int = 10, seed: int = 0, zpids: list[str] | None = None
     ) -> dict[str, Any]:
         """The success criteria: ≥ 90 % of listings with all three fields, and (given a backup)
         no field other than the three changed on any listing. Fails (passed=false) otherwise.
-        With `zpids` (a run over chosen listings) the criteria apply to those listings only."""
+        With `zpids` (a run over chosen listings) the criteria apply to those listings only.
+        One pass over the index (or the chosen listings), in this invocation."""
         self.listings.refresh()
-        listings: Iterable[ListingDoc]
-        saved: Iterable[tuple[str, dict[str, Any]]]
         if zpids:
-            chosen = sorted(dict.fromkeys(str(z) for z in zpids))  # id order, as merge_by_id needs
-            found = self.listings.get_docs(chosen)
-            listings = [found[zpid] for zpid in chosen if zpid in found]
-            figures = _presence(listings)
-            sources = BackupReader(backup).sources_for(chosen) if backup else {}
-            saved = sorted(sources.items())
+            checked = self._check_chosen(zpids, backup, spot_checks, seed)
+            figures = dict(checked.presence)
         else:
             figures = self.listings.field_presence(SPLIT_FIELDS)
-            listings = self.listings.iter_docs_sorted()
             saved = BackupReader(backup).rows() if backup else iter(())
-        total = figures["total"]
-        fraction = figures["all_fields"] / total if total else 0.0
-        report: dict[str, Any] = {
-            "operation": "verify",
-            "total": total,
-            **{f"has_{name.split('_')[0]}": figures[name] for name in SPLIT_FIELDS},
-            "has_all_three": figures["all_fields"],
-            "has_all_three_pct": round(100 * fraction, 1),
-            **{
-                f"has_{name.split('_')[0]}_pct": round(100 * figures[name] / total, 1) if total else 0.0
-                for name in SPLIT_FIELDS
-            },
-        }
+            checked = check_part(self.listings.iter_docs_sorted(), saved, bool(backup), spot_checks, seed)
+        return _report(figures, checked, backup, zpids)
+
+    def _check_chosen(self, zpids: list[str], backup: str | None, spot_checks: int, seed: int = 0) -> Checked:
+        chosen = sorted(dict.fromkeys(str(z) for z in zpids))  # id order, as merge_by_id needs
+        found = self.listings.get_docs(chosen)
+        listings = [found[zpid] for zpid in chosen if zpid in found]
+        sources = BackupReader(backup).sources_for(chosen) if backup else {}
+        return check_part(listings, sorted(sources.items()), bool(backup), spot_checks, seed)
+
+    def verify_batch(
+        self,
+        zpids: list[str],
+        chosen: bool,
+        after: str | None,
+        to_end: bool,
+        backup: str | None,
+        spot_checks: int,
+    ) -> dict[str, Any]:
+        """A Map batch's part of verify, just after it wrote its listings: its chosen listings, or
+        (a run over the index) every listing after `after` (the previous batch's last id) up to its
+        own last id, or to the end for the last batch. Read by id (real time), so no refresh."""
+        if chosen or not zpids:
+            return self._check_chosen(zpids, backup, spot_checks).to_json()
+        last = None if to_end else max(zpids)
+        ids = set(self.listings.iter_ids_between(after, last)) | set(zpids)
+        found = self.listings.get_docs(sorted(ids))
+        listings = [found[zpid] for zpid in sorted(found)]
+        saved: Iterator[tuple[str, dict[str, Any]]] = (
+            BackupReader(backup).rows_between(after, last) if backup else iter(())
+        )
+        return check_part(listings, saved, bool(backup), spot_checks).to_json()
+
+    def verify_from_parts(
+        self, checked: Checked, backup: str | None = None, zpids: list[str] | None = None
+    ) -> dict[str, Any]:
+        """verify's report from the batches' parts (`verify_batch`) added up (`Checked.merge`), which
+        cover the index (or the chosen listings); the success figure of a run over the index is
+        counted by OpenSearch now (one aggregation), no listing read."""
         if zpids:
-            report["zpids"] = len(set(map(str, zpids)))
-            report["not_found"] = report["zpids"] - total
-        checks: list[str] = []
-        if fraction < SUCCESS_FRACTION:
-            checks.append(f"only {report['has_all_three_pct']} % of listings have all three fields (need 90 %)")
-        # One pass over the index in id order, merged with the backup's parts (also in id order):
-        # counts and the first ten ids kept, spot checks drawn by reservoir sampling.
-        changed_other, missing, gone = Tally(), Tally(), Tally()
-        spots: list[tuple[float, str, dict[str, Any]]] = []
-        rng = random.Random(seed)
-        for zpid, doc, source in merge_by_id(listings, saved):
-            if doc is None:
-                gone.add(zpid)
-                continue
-            if backup:
-                if source is None:
-                    missing.add(zpid)
-                elif strip_split(doc.source) != strip_split(source):
-                    changed_other.add(zpid)
-            if spot_checks and all(name in doc.source for name in SPLIT_FIELDS):
-                spot = {
-                    "zpid": zpid,
-                    "before": (source or doc.source).get("visual_features_text"),
-                    "after": {name: doc.source.get(name) for name in SPLIT_FIELDS},
-                }
-                key = rng.random()
-                if len(spots) < spot_checks:
-                    heapq.heappush(spots, (key, zpid, spot))
-                elif key > spots[0][0]:
-                    heapq.heapreplace(spots, (key, zpid, spot))
-        if backup:
-            report["other_fields_changed"] = changed_other.count
-            report["other_fields_changed_sample"] = changed_other.first
-            report["listings_not_in_backup"] = missing.count
-            report["listings_lost_since_backup"] = gone.count
-            if changed_other.count:
-                checks.append(f"{changed_other.count} listings changed in fields other than the three")
-            if gone.count:
-                checks.append(f"{gone.count} listings of the backup are gone")
-        report["spot_checks"] = [spot for _, _, spot in sorted(spots, key=lambda entry: entry[1])]
-        report["failures"] = checks
-        report["passed"] = not checks
-        return report
+            figures = dict(checked.presence)
+        else:
+            self.listings.refresh()
+            figures = self.listings.field_presence(SPLIT_FIELDS)
+        return _report(figures, checked, backup, zpids)
 
 
-def _presence(docs: Iterable[ListingDoc]) -> dict[str, int]:
-    """field_presence's figures, for these listings."""
-    figures = Counter({"total": 0, "all_fields": 0, **dict.fromkeys(SPLIT_FIELDS, 0)})
-    for doc in docs:
-        figures["total"] += 1
-        present = [name for name in SPLIT_FIELDS if doc.source.get(name) is not None]  # as `exists`
-        figures.update(present)
-        figures["all_fields"] += len(present) == len(SPLIT_FIELDS)
-    return dict(figures)
+def _report(figures: dict[str, int], checked: Checked, backup: str | None, zpids: list[str] | None) -> dict[str, Any]:
+    figures = {"total": 0, "all_fields": 0, **dict.fromkeys(SPLIT_FIELDS, 0), **figures}
+    total = figures["total"]
+    fraction = figures["all_fields"] / total if total else 0.0
+    report: dict[str, Any] = {
+        "operation": "verify",
+        "total": total,
+        **{f"has_{name.split('_')[0]}": figures[name] for name in SPLIT_FIELDS},
+        "has_all_three": figures["all_fields"],
+        "has_all_three_pct": round(100 * fraction, 1),
+        **{
+            f"has_{name.split('_')[0]}_pct": round(100 * figures[name] / total, 1) if total else 0.0
+            for name in SPLIT_FIELDS
+        },
+    }
+    if zpids:
+        report["zpids"] = len(set(map(str, zpids)))
+        report["not_found"] = report["zpids"] - total
+    checks: list[str] = []
+    if fraction < SUCCESS_FRACTION:
+        checks.append(f"only {report['has_all_three_pct']} % of listings have all three fields (need 90 %)")
+    if backup:
+        report["other_fields_changed"] = checked.changed_other.count
+        report["other_fields_changed_sample"] = checked.changed_other.first
+        report["listings_not_in_backup"] = checked.missing.count
+        report["listings_lost_since_backup"] = checked.gone.count
+        if checked.changed_other.count:
+            checks.append(f"{checked.changed_other.count} listings changed in fields other than the three")
+        if checked.gone.count:
+            checks.append(f"{checked.gone.count} listings of the backup are gone")
+    report["spot_checks"] = [spot for _, _, spot in sorted(checked.spots, key=lambda entry: entry[1])]
+    report["failures"] = checks
+    report["passed"] = not checks
+    return report
