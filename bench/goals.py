@@ -100,7 +100,12 @@ def _million() -> Reading | None:
     ]
     prediction, concurrency, batch = min(predictions, key=lambda p: p[0].seconds)
     source = f"`make bench BENCH_ARGS=migration_latency`, {record['date'][:10]}"
-    figure = f"{prediction.seconds / 60:.1f} min at best (MaxConcurrency {concurrency}, batches of {batch})"
+    nodes = migration_report.nodes_needed(prediction.docs_per_s)
+    figure = (
+        f"{prediction.seconds / 60:.1f} min at best (MaxConcurrency {concurrency}, batches of {batch}; a domain of"
+        f" {nodes} × {migration_report.DOMAIN_INSTANCE} takes its {prediction.docs_per_s:,.0f} updates/s;"
+        f" ${prediction.dollars:.2f})"
+    )
     return Reading(figure, prediction.seconds <= 15 * 60, source)
 
 
