@@ -64,7 +64,9 @@ def load_negated(path: Path | str = DEFAULT_NEGATED) -> list[tuple[str, str]]:
 def without_negation(taxonomy: Taxonomy) -> Taxonomy:
     """The taxonomy with its negation handling switched off (no negation or absence words): the
     evaluation's own check that the negation class measures that handling."""
-    return dataclasses.replace(taxonomy, negations=frozenset(), absences=frozenset(), _memo={})
+    return dataclasses.replace(
+        taxonomy, negations=frozenset(), absences=frozenset(), final_absences=frozenset(), _memo={}
+    )
 
 
 def scores(rows: Iterable[tuple[Label, Label]]) -> dict[str, dict[str, Any]]:

@@ -82,6 +82,71 @@ def test_an_amenity_followed_by_other_words_still_counts(phrase: str) -> None:
     assert decided is not None and decided.label == "amenity"
 
 
+@pytest.mark.parametrize(
+    "phrase",
+    [
+        "w/o garage",
+        "pool - n/a",
+        "lacks a fireplace",
+        "former boat dock",
+        "converted garage",
+        "hot tub not included",
+        "spa does not convey",
+        "no HOA pool access",
+        "no access to the community pool",
+        "non-functional fireplace",
+        "fireplace (decommissioned)",
+        "pool was filled in",
+        "pool no longer in use",
+    ],
+)
+def test_listing_shorthand_for_an_absent_amenity_is_not_counted(phrase: str) -> None:
+    # Given how US listings say a feature is gone, lacking, excluded or out of use
+    decided = load_taxonomy().classify(phrase)
+    # Then no amenity is counted
+    assert decided is None or decided.label != "amenity"
+
+
+@pytest.mark.parametrize("phrase", ["pool: no", "garage: n", "garage spaces: 0", "pool y/n: n"])
+def test_a_final_absence_word_ends_the_amenity(phrase: str) -> None:
+    # Given a listing field whose value, the phrase's last word, says no
+    decided = load_taxonomy().classify(phrase)
+    # Then the amenity is absent
+    assert decided is None or decided.label != "amenity"
+
+
+@pytest.mark.parametrize(
+    "phrase",
+    [
+        "pool, no slide",
+        "zero-entry pool",
+        "no HOA fees, community pool",
+        "garage w/o opener",
+        "non-heated pool",
+        "pool with filled cracks",
+        "hot tub conveys",
+        "sauna/a-frame cabin",
+    ],
+)
+def test_absence_rules_do_not_eat_an_amenity_that_is_there(phrase: str) -> None:
+    # Given an amenity that is there, beside a word that can say absence elsewhere ("no", "zero",
+    # "n/a" inside another word, a fee the negation names instead of the amenity)
+    decided = load_taxonomy().classify(phrase)
+    # Then it still counts
+    assert decided is not None and decided.label == "amenity"
+
+
+def test_replacements_rewrite_whole_words_only() -> None:
+    # Given a taxonomy whose shorthand rewrites "n/a" and "access to"
+    taxonomy = parse_taxonomy(
+        {"version": "t", "grammar": {"replacements": {"n/a": " na ", "access to": " access ", "&": " and "}}}
+    )
+    # Then they rewrite the shorthand, not the same letters inside longer words
+    assert taxonomy.tokens("pool - n/a") == ["pool", "na"]
+    assert taxonomy.tokens("sauna/a") == ["sauna", "a"]
+    assert taxonomy.tokens("access tower & access to pool") == ["access", "tower", "and", "access", "pool"]
+
+
 def test_unknown_and_generic_phrases_go_to_the_cache_or_the_offline_rule() -> None:
     taxonomy = load_taxonomy()
     assert taxonomy.classify("solarium") is None

@@ -9,9 +9,11 @@ Matching, in full (pure and deterministic):
    read as that singular.
 2. Every term is found wherever it occurs; a match inside a longer overlapping match is dropped,
    so "pool table" (interior) hides "pool" (amenity). An amenity match after a negation in the
-   same segment ("no garage", "without a pool"), followed within three words by an absence word
-   ("pool: none", "garage converted to office", "porch enclosed and converted") or right before a
-   likeness word ("spa-blue", "porch-style") is dropped too.
+   same segment ("no garage", "without a pool", "former dock"), followed within three words by an
+   absence word ("pool: none", "garage converted to office", "porch enclosed and converted"), or
+   by a final absence word that ends the phrase ("pool: no", "garage: 0"), or right before a
+   likeness word ("spa-blue", "porch-style") is dropped too. Listing shorthand is rewritten first
+   ("w/o" → "without", "n/a" → "na", "not included" → "excluded"; whole words only).
 3. Any amenity match left makes the phrase an amenity (a phrase that names an amenity shows the
    home has it). Otherwise a context word decides ("outdoor", "interior"), else the head: the last
    specific match of the first segment (the phrase cut at "with", "of", "in", …) that has one.
@@ -89,6 +91,7 @@ class Taxonomy:
     replacements: dict[str, str]
     plurals: dict[str, str]
     absences: frozenset[str] = frozenset()  # right after an amenity: it is absent ("pool: none", "pool removed")
+    final_absences: frozenset[str] = frozenset()  # the same, as the phrase's last word only ("pool: no")
     # The version and a hash of the parsed file: what a listing's split record names (an edit
     # without a version bump still makes the splits it classified stale).
     fingerprint: str = ""
@@ -96,8 +99,22 @@ class Taxonomy:
     _words: set[str] = field(default_factory=set, repr=False)
     _longest: int = field(default=1, repr=False)
     _memo: dict[str, PhraseClass | None] = field(default_factory=dict, repr=False)
+    _rewrites: list[tuple[re.Pattern[str], str]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
+        # A replacement whose key starts or ends with a letter or digit matches whole words only
+        # ("n/a" is not rewritten inside "sauna/a", "access to" not inside "access tower").
+        self._rewrites = [
+            (
+                re.compile(
+                    ("(?<!\\w)" if old[:1].isalnum() else "")
+                    + re.escape(old)
+                    + ("(?!\\w)" if old[-1:].isalnum() else "")
+                ),
+                new,
+            )
+            for old, new in self.replacements.items()
+        ]
         for concept in self.concepts:
             for term in concept.terms:
                 words = tuple(self._words_of(term))
@@ -114,8 +131,8 @@ class Taxonomy:
     # --- normalising ---------------------------------------------------------------------------
     def _words_of(self, text: str) -> list[str]:
         text = str(text).lower()
-        for old, new in self.replacements.items():
-            text = text.replace(old, new)
+        for pattern, new in self._rewrites:
+            text = pattern.sub(new, text)
         text = text.replace("'", "").replace("’", "")
         return [word for word in _NOT_WORD.split(text) if word and word not in self.articles]
 
@@ -169,6 +186,8 @@ class Taxonomy:
         if match.end < len(tokens) and tokens[match.end] in self.likeness:
             return True
         if any(token in self.absences for token in tokens[match.end : match.end + ABSENCE_WINDOW]):
+            return True
+        if match.end < len(tokens) <= match.end + ABSENCE_WINDOW and tokens[-1] in self.final_absences:
             return True
         segment = segments[match.start]
         opener = next((i for i in range(match.start) if segments[i] == segment), match.start)
@@ -320,6 +339,7 @@ def parse_taxonomy(data: Mapping[str, Any]) -> Taxonomy:
         replacements={str(k): str(v) for k, v in grammar.get("replacements", {}).items()},
         plurals={str(k): str(v) for k, v in data.get("plurals", {}).items()},
         absences=_as_set(grammar.get("absences")),
+        final_absences=_as_set(grammar.get("final_absences")),
         fingerprint=f"{data['version']}+{_content_hash(data)}",
     )
 
