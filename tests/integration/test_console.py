@@ -30,7 +30,7 @@ from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import ListingsIndex
 from local.console_site import CONSOLE_DIR
 from local.stack import LocalStack
-from tests.browser import CHROMIUM_ARGS, axe_source, chromium
+from tests.browser import BROWSER_WAIT_MS, CHROMIUM_ARGS, axe_source, chromium
 from tests.integration.test_generation import earring_photo
 from tests.integration.test_listing_view import migrated_demo_listing
 from tests.integration.test_migration_progress import invoke
@@ -40,6 +40,10 @@ LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 # What an uncaught script error or a CSP refusal says in the browser's console
 PROBLEMS = re.compile(r"Content Security Policy|Refused to|Uncaught", re.IGNORECASE)
+
+
+# Every browser test's waits (this module's fixtures serve test_console_sign_in.py too): one bound, set once
+expect.set_options(timeout=BROWSER_WAIT_MS)
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +84,7 @@ def console(browser: Browser, local_stack: LocalStack) -> Iterator[Callable[...,
 
     def open_console(viewport: dict[str, int] = LAPTOP, url: str | None = None) -> Page:
         context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+        context.set_default_timeout(BROWSER_WAIT_MS)  # clicks, goto, wait_for_function: the same bound
         contexts.append(context)
         page = context.new_page()
         page.on("console", lambda message: PROBLEMS.search(message.text) and problems.append(message.text))
