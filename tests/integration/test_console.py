@@ -34,6 +34,7 @@ from tests.browser import BROWSER_WAIT_MS, CHROMIUM_ARGS, axe_source, chromium
 from tests.integration.test_generation import earring_photo
 from tests.integration.test_listing_view import migrated_demo_listing
 from tests.integration.test_migration_progress import invoke
+from tests.stores import settle
 
 SCREENSHOTS = Path("build/console-screenshots")
 LAPTOP = {"width": 1280, "height": 800}
@@ -192,16 +193,19 @@ def test_upload_a_new_photo_then_its_duplicate(
     page.keyboard.press("Enter")
     expect(verdicts.locator(".status")).to_have_text("Recorded: Not a duplicate")
     expect(verdicts.get_by_role("button", name="Not a duplicate")).to_have_attribute("aria-pressed", "true")
-    # When the reviewer changes their mind quickly: "Same piece", "Not a duplicate", "Same piece", pressed
-    # before any answer (in one turn of the page's event loop), the page's PUTs counted as they answer
-    page.evaluate(COUNT_PUTS)
+    # When the reviewer presses "Not a duplicate" again, then "Same piece", before any answer (in one turn
+    # of the page's event loop), and the first press's request is held back until every other one sent has
+    # been answered (the page's fetch waits on a promise)
+    page.evaluate(HOLD_FIRST_PUT)
     verdicts.evaluate(
-        """group => ["Same piece", "Not a duplicate", "Same piece"].forEach(name =>
+        """group => ["Not a duplicate", "Same piece"].forEach(name =>
             [...group.querySelectorAll("button")].find(button => button.textContent === name).click())"""
     )
-    # Then once the three have answered, the page shows the last one pressed (an answer overtaking another
-    # left the page on a different verdict from the API's), and the API holds that one only on the pair
-    page.wait_for_function("() => window.puts === 3")
+    page.wait_for_function("() => window.sent === window.answered + 1")
+    page.evaluate("window.release()")
+    # Then once both have answered, the page shows the last one pressed, and the API holds that one only on
+    # the pair (sent at once, "Same piece" was recorded first, then overwritten by the late "Not a duplicate")
+    page.wait_for_function("() => window.answered === 2")
     expect(verdicts.locator(".status")).to_have_text("Recorded: Same piece")
     expect(verdicts.get_by_role("button", name="Not a duplicate")).to_have_attribute("aria-pressed", "false")
     copy_id, photo_id = hashlib.sha256(copy).hexdigest(), hashlib.sha256(photo).hexdigest()
@@ -230,13 +234,18 @@ def test_upload_a_new_photo_then_its_duplicate(
     expect(phone.get_by_role("alert")).to_have_text("not_an_image: The file is not an image we can read.")
 
 
-# Counts the page's PUT requests answered (window.puts)
-COUNT_PUTS = """() => {
+# Holds the page's first PUT back until window.release(); counts the PUTs sent and answered
+HOLD_FIRST_PUT = """() => {
   const fetched = window.fetch;
-  window.puts = 0;
+  let release;
+  const released = new Promise((resolve) => (release = resolve));
+  Object.assign(window, { release, sent: 0, answered: 0 });
   window.fetch = async (url, init) => {
+    if (!init || init.method !== "PUT") return fetched(url, init);
+    window.sent += 1;
+    if (window.sent === 1) await released;
     const answer = await fetched(url, init);
-    if (init && init.method === "PUT") window.puts += 1;
+    window.answered += 1;
     return answer;
   };
 }"""
@@ -404,6 +413,7 @@ def test_the_listings_tab_shows_the_migrations_progress(
     # And three more listings in the index: two migrated (all three split fields), one not yet
     index = ListingsIndex.from_settings()
     index.ensure_split_mapping()
+    settle(local_stack)  # no earlier module's asynchronous work adds listings between the two counts
     before = requests.get(f"{local_stack.url}/listings/migration", timeout=10).json()
     migrated = {name: "brick exterior" for name in SPLIT_FIELDS}
     docs = {
