@@ -24,6 +24,7 @@ import requests
 from doubles.loopback import LoopbackServer, Reply
 from local import snapshot
 from local.lambda_runtime import LambdaRouter
+from tests.child_output import finish, read_on
 from tests.e2e.test_local_stack_process import ROOT, clean_environment
 
 HOOK = "/hook"
@@ -96,17 +97,14 @@ def killable_stack(state: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[
                 urls["moto"] = line.split()[2]
             elif line.startswith("READY "):
                 urls["api"] = line.split()[1]
+        reader = read_on(process, output)  # on: a pipe left unread fills, and the stack blocks writing to it
         assert "api" in urls, "".join(output)
         yield process, urls
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
-        try:
-            rest = process.communicate(timeout=300)[0]
-        except subprocess.TimeoutExpired:
-            process.kill()
-            rest = process.communicate()[0]
-        print("".join(output) + (rest or ""))  # shown when the test fails
+        finish(process, reader, 300)  # a hang guard, generous for a loaded machine
+        print("".join(output))  # shown when the test fails
 
 
 def delivered(api: str, job_id: str) -> list[str]:

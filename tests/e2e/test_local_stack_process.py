@@ -22,6 +22,7 @@ import requests
 from opensearchpy import OpenSearch
 
 from local import snapshot
+from tests.child_output import finish, read_on
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -77,20 +78,18 @@ def local_stack_process(state_dir: Path, *extra: str) -> Iterator[dict[str, str]
                 urls["provisioning"] = line.strip()
             elif line.startswith("READY "):
                 urls["api"] = line.split()[1]
+        started = len(output)
+        reader = read_on(process, output)  # on: a pipe left unread fills, and the stack blocks writing to it
         assert "api" in urls, "".join(output)
         yield urls
     finally:
         # Ctrl-C, as a person would stop it
         process.send_signal(signal.SIGINT)
-        try:
-            rest, _ = process.communicate(timeout=300)  # a hang guard, generous for a loaded machine
-        except subprocess.TimeoutExpired:
-            process.kill()  # what it printed, thread stacks included (the stop dumps them each minute)
-            rest = process.communicate()[0]
-            raise AssertionError("the stack did not stop within 300 s of Ctrl-C:\n" + "".join(output) + rest) from None
-        output.append(rest)
+        if not finish(process, reader, 300):  # a hang guard, generous for a loaded machine
+            # what it printed, thread stacks included (the stop dumps them each minute)
+            raise AssertionError("the stack did not stop within 300 s of Ctrl-C:\n" + "".join(output)) from None
         assert process.returncode == 0, "".join(output)
-        assert "Stopped." in rest
+        assert "Stopped." in "".join(output[started:])
 
 
 def s3_client(moto_url: str):

@@ -22,6 +22,7 @@ import boto3
 import pytest
 import requests
 
+from tests.child_output import finish, read_on
 from tests.images import fresh_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +74,7 @@ def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreeStorefronts
         if line.startswith("READY "):
             break
     text = "".join(printed)
+    reader = read_on(process, printed)  # on: a pipe left unread fills, and the stack blocks writing to it
     try:
         assert "READY " in text, text
         keys = dict(re.findall(r"(\w+): (lvk_\S+?)(?:,|$)", text.split("API keys", 1)[1].splitlines()[0].strip()))
@@ -81,7 +83,7 @@ def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreeStorefronts
         yield ThreeStorefronts(text.split("READY ", 1)[1].split()[0], moto_url.group(1), keys)
     finally:
         process.terminate()
-        process.wait(timeout=120)
+        finish(process, reader, 300)  # a hang guard, generous for a loaded machine
 
 
 def test_a_third_storefront_stores_and_finds_duplicates_within_itself(three: ThreeStorefronts) -> None:
