@@ -68,7 +68,10 @@ edits = pytest.fixture(name="edits")(test_job_management.slow_edits.__wrapped__)
 
 @pytest.fixture
 def quick_retries(provider_env: Callable[..., None]) -> None:
-    provider_env(WEBHOOK_BACKOFF_S="0.05", WEBHOOK_TIMEOUT_S="1")
+    # retries a moment apart; an attempt keeps the default 10 s: the receivers here answer at once, and
+    # "delivered in one attempt" must not depend on this process (which also runs the stack) being
+    # scheduled within a second
+    provider_env(WEBHOOK_BACKOFF_S="0.05", WEBHOOK_TIMEOUT_S="10")
 
 
 def register(local_stack: LocalStack, website: str, url: str) -> requests.Response:
@@ -126,11 +129,13 @@ def test_a_finished_job_is_posted_signed_to_the_storefronts_webhook(
 
 
 def test_a_receiver_failing_twice_gets_three_attempts(
-    local_stack: LocalStack, receiver: LoopbackServer, quick_retries: None
+    local_stack: LocalStack, receiver: LoopbackServer, provider_env: Callable[..., None]
 ) -> None:
-    # Given a webhook whose receiver answers 503, then times out, then 200
+    # Given attempts of 3 s, and a webhook whose receiver answers 503, then times out (it would answer a
+    # minute later: a timeout however slow the machine), then 200
+    provider_env(WEBHOOK_BACKOFF_S="0.05", WEBHOOK_TIMEOUT_S="3")
     assert register(local_stack, "alya", f"{receiver.url}{HOOK}").status_code == 201
-    receiver.script(HOOK, Reply(503), Reply(200, delay_s=2.0), Reply(200))
+    receiver.script(HOOK, Reply(503), Reply(200, delay_s=60.0), Reply(200))
     job = FinishedJob("alya")
     # When the job finishes
     finish(local_stack, job)
