@@ -363,6 +363,47 @@ def test_an_answer_that_comes_back_late_does_not_overwrite_the_storefront_chosen
     assert (status.inner_text(), grid.inner_text()) == shown
 
 
+# Holds the page's photo checks (POST /image_similarity_search) until window.release(), then hands each
+# back read in full
+HOLD_CHECKS = """() => {
+  const fetched = window.fetch;
+  let release;
+  const released = new Promise((resolve) => (release = resolve));
+  Object.assign(window, { release, held: 0, answered: 0 });
+  window.fetch = async (url, init) => {
+    if (!String(url).includes("/image_similarity_search")) return fetched(url, init);
+    window.held += 1;
+    await released;
+    const answer = await fetched(url, init);
+    const body = await answer.text();
+    window.answered += 1;
+    return new Response(body, { status: answer.status, headers: answer.headers });
+  };
+}"""
+
+
+def test_a_check_answered_late_does_not_replace_the_one_made_since(console: Callable[..., Page]) -> None:
+    page = console()
+    result = page.locator("#review-result")
+    # Given a check of a file that is no photo, its answer (a refusal) held back
+    page.evaluate(HOLD_CHECKS)
+    page.get_by_label("Photo (JPEG, PNG or WebP)").set_input_files(
+        {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo"}
+    )
+    page.get_by_role("button", name="Check the photo").click()
+    page.wait_for_function("() => window.held > 0")
+    # When the file is taken away and the form checked again (answered at once: choose a photo first)
+    page.get_by_label("Photo (JPEG, PNG or WebP)").set_input_files([])
+    page.get_by_role("button", name="Check the photo").click()
+    expect(result.get_by_role("alert")).to_have_text("Choose a photo first.")
+    # And the first check's answer arrives afterwards, and the page has had a turn of its event loop
+    page.evaluate("window.release()")
+    page.wait_for_function("() => window.answered === window.held")
+    page.evaluate("() => new Promise((resolve) => setTimeout(resolve, 100))")
+    # Then the page still shows the later check's outcome, not the stale refusal
+    assert result.inner_text() == "Choose a photo first."
+
+
 def test_generate_watch_the_gallery_regenerate_and_download(
     console: Callable[..., Page], local_stack: LocalStack, axe: str
 ) -> None:
