@@ -44,7 +44,7 @@ function initKey() {
 
 initTabs();
 initKey();
-initAuth();
+const signedIn = initAuth(); // back from the hosted UI, the code's exchange: requests need its token
 initReview();
 initCatalogue();
 initGenerate();
@@ -54,4 +54,7 @@ document.addEventListener("console:generate", (event) => {
   selectTab(document.getElementById("tab-generate"));
   document.getElementById("generate-source").focus();
 });
-document.body.dataset.ready = "true";
+// ready once every control is wired and a sign-in under way is finished (a request before would go without its token)
+signedIn.finally(() => {
+  document.body.dataset.ready = "true";
+});

@@ -67,6 +67,7 @@ export function initCatalogue() {
   async function show() {
     const current = begin();
     say(status, "Loading…");
+    prev.disabled = next.disabled = true; // until this page is shown: a cursor pushed now would be the last page's
     try {
       const { body } = await call("GET", "/images", {
         query: { website: storefront(), limit: PAGE_SIZE, cursor: cursors[cursors.length - 1] },

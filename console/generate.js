@@ -2,13 +2,12 @@
 // ends; each type's image shows as it is made, a failed type shows its reason, any type can be made
 // again (POST /regenerate-image), and the ZIP is a link.
 import { call } from "./api.js";
-import { el, errorMessage, replace, say } from "./ui.js";
+import { el, errorMessage, latestOnly, replace, say } from "./ui.js";
 
 const TYPES = { 1: "White background", 2: "Hand holding", 3: "Dimension image", 4: "Lifestyle (nature)", 5: "Model wearing" };
 const DEFAULT_TYPES = [1, 2, 4, 5]; // the API's default
 const ENDED = new Set(["done", "partial", "failed", "cancelled"]);
 const POLL_MS = 400;
-let polling = 0; // the newest poll loop; an older one stops
 
 export function useSource(url) {
   document.getElementById("generate-source").value = url;
@@ -24,7 +23,12 @@ function tile(view, type, ended, regenerate) {
   else body = el("p", { class: "status" }, ended ? "Not made." : "Working…");
   return el(
     "li",
-    { class: "card", "data-type": String(type), "data-state": made ? "made" : failed ? "failed" : "pending" },
+    {
+      class: "card",
+      "data-type": String(type),
+      "data-state": made ? "made" : failed ? "failed" : "pending",
+      "data-run": view.run ? view.run.run_id : undefined, // the run this tile shows (a regeneration is a new run)
+    },
     el("figure", {}, body, el("figcaption", {}, el("strong", {}, `${type}. ${name}`))),
     el(
       "button",
@@ -44,40 +48,42 @@ export function initGenerate() {
     const checked = DEFAULT_TYPES.includes(Number(value));
     types.append(el("label", {}, el("input", { type: "checkbox", name: "types", value, checked }), ` ${value}. ${name}`));
   }
-  let jobId = null;
+  // The job shown is the one of the latest start or regeneration: an older one's answers (a slow POST,
+  // a poll in flight) are dropped, and its poll loop stops.
+  const begin = latestOnly();
 
   function render(view) {
     const ended = ENDED.has(view.status);
     say(status, `Job ${view.job_id}: ${view.status}`, view.status === "failed" ? "error" : "info");
     const requested = [...new Set([...(view.image_types || []), ...(view.gen_images || []).map((i) => i.image_type)])];
-    replace(gallery, requested.sort().map((type) => tile(view, type, ended, regenerate)));
+    const again = (type) => regenerate(view.job_id, type);
+    replace(gallery, requested.sort((a, b) => a - b).map((type) => tile(view, type, ended, again)));
     replace(zip, view.zip_url ? el("a", { href: view.zip_url, download: "" }, "Download the ZIP of the images") : null);
   }
 
-  async function follow(id) {
-    const mine = ++polling;
-    jobId = id;
-    while (mine === polling) {
+  async function follow(id, latest) {
+    while (latest()) {
       try {
         const { body } = await call("GET", `/jobs/${encodeURIComponent(id)}`);
-        if (mine !== polling) return;
+        if (!latest()) return;
         render(body);
         if (ENDED.has(body.status)) return;
       } catch (error) {
-        replace(status, errorMessage(error));
+        if (latest()) replace(status, errorMessage(error));
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
   }
 
-  async function regenerate(type) {
+  async function regenerate(jobId, type) {
+    const latest = begin();
     say(status, `Regenerating ${TYPES[type] || type}…`);
     try {
       await call("POST", "/regenerate-image", { json: { job_id: jobId, image_type: type } });
-      await follow(jobId);
+      await follow(jobId, latest);
     } catch (error) {
-      replace(status, errorMessage(error));
+      if (latest()) replace(status, errorMessage(error));
     }
   }
 
@@ -88,14 +94,15 @@ export function initGenerate() {
     const height = form.elements.height.value;
     const request = { s3_urls: form.elements.source.value.trim(), product_type: form.elements.product.value, image_types: chosen };
     if (width && height) request.dimensions_mm = { width: Number(width), height: Number(height) };
+    const latest = begin();
     replace(gallery);
     replace(zip);
     say(status, "Starting…");
     try {
       const { body } = await call("POST", "/generate-images", { json: request, headers: { Prefer: "respond-async" } });
-      await follow(body.job_id);
+      await follow(body.job_id, latest);
     } catch (error) {
-      replace(status, errorMessage(error));
+      if (latest()) replace(status, errorMessage(error));
     }
   });
 }

@@ -2,7 +2,7 @@
 // then the verdict: each duplicate side by side with the upload, with a reviewer's buttons to record
 // whether the pair is the same piece (verdicts.js), or the new photo and its caption.
 import { call, storefront } from "./api.js";
-import { el, errorMessage, replace } from "./ui.js";
+import { el, errorMessage, latestOnly, replace } from "./ui.js";
 import { imageId, recordedFor, verdictControls } from "./verdicts.js";
 
 const CAPTION_FIELDS = [
@@ -63,6 +63,8 @@ export function initReview() {
   const input = form.elements.file;
   const drop = document.getElementById("drop");
   const result = document.getElementById("review-result");
+  // Only the latest check is shown: an earlier upload answered late must not replace it.
+  const begin = latestOnly();
   drop.addEventListener("dragover", (event) => {
     event.preventDefault();
     drop.classList.add("over");
@@ -75,6 +77,7 @@ export function initReview() {
   });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    const latest = begin();
     const file = input.files[0];
     if (!file) {
       replace(result, errorMessage({ message: "Choose a photo first." }));
@@ -90,16 +93,17 @@ export function initReview() {
     replace(result, el("p", { class: "status" }, "Checking…"));
     try {
       const { body } = await call("POST", type ? "/generate_caption" : "/image_similarity_search", { form: data });
+      if (!latest()) return;
       const upload = URL.createObjectURL(file);
       if (body.duplicate_found) {
         const uploadId = await imageId(file);
         const recorded = await recordedFor(uploadId).catch(() => ({})); // the buttons still work without them
-        replace(result, duplicates(body, upload, file.name, uploadId, recorded));
+        if (latest()) replace(result, duplicates(body, upload, file.name, uploadId, recorded));
       } else {
         replace(result, stored(body, upload, file.name));
       }
     } catch (error) {
-      replace(result, errorMessage(error));
+      if (latest()) replace(result, errorMessage(error));
     }
   });
 }

@@ -25,21 +25,27 @@ export function verdictControls(uploadId, match, number, recorded) {
   const status = el("p", { class: "status", "aria-live": "polite" });
   const buttons = {};
   const website = storefront();
+  // One PUT at a time for the pair, in the order pressed: two sent at once could reach the API (and
+  // answer) in either order, leaving the page showing one verdict and the API holding the other.
+  let recording = Promise.resolve();
+  const record = async (value) => {
+    try {
+      const { body } = await call("PUT", "/verdicts", {
+        json: { website, image_id: uploadId, matched_image_id: match.image_id, verdict: value },
+      });
+      shown(status, buttons, body.verdict);
+    } catch (error) {
+      replace(status, errorMessage(error));
+    }
+  };
   for (const [value, label] of Object.entries(LABELS)) {
     buttons[value] = el(
       "button",
       {
         type: "button",
         "aria-pressed": "false",
-        onclick: async () => {
-          try {
-            const { body } = await call("PUT", "/verdicts", {
-              json: { website, image_id: uploadId, matched_image_id: match.image_id, verdict: value },
-            });
-            shown(status, buttons, body.verdict);
-          } catch (error) {
-            replace(status, errorMessage(error));
-          }
+        onclick: () => {
+          recording = recording.then(() => record(value));
         },
       },
       label,

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.child_output import finish, read_on
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -68,6 +70,8 @@ def local_stack_process(state_dir: Path, *extra: str, demo_listings: int = 120) 
                 urls["provisioning"] = line.strip()
             elif line.startswith("READY "):
                 urls["api"] = line.split()[1]
+        started = len(output)
+        reader = read_on(process, output)  # on: a pipe left unread fills, and the stack blocks writing to it
         assert "api" in urls, "".join(output)
         yield Started(process, urls)
     except BaseException:
@@ -77,20 +81,15 @@ def local_stack_process(state_dir: Path, *extra: str, demo_listings: int = 120) 
         stopped_by_us = process.poll() is None
         if stopped_by_us:
             process.send_signal(signal.SIGINT)  # Ctrl-C, as a person would stop it
-        try:
-            rest = process.communicate(timeout=300)[0]  # a hang guard, generous for a loaded machine
-        except subprocess.TimeoutExpired:
-            process.kill()  # what it printed, thread stacks included (the stop dumps them each minute)
-            rest = process.communicate()[0]
-            if not body_failed:
-                raise AssertionError(
-                    "the stack did not stop within 300 s of Ctrl-C:\n" + "".join(output) + rest
-                ) from None
-        output.append(rest or "")
+        # a hang guard, generous for a loaded machine; killed past it, having printed its thread stacks
+        # (the stop dumps them each minute)
+        exited = finish(process, reader, 300)
         print("".join(output))  # shown when the test fails
+        if not exited and not body_failed:
+            raise AssertionError("the stack did not stop within 300 s of Ctrl-C:\n" + "".join(output))
         if stopped_by_us and not body_failed:
             assert process.returncode == 0, "".join(output)
-            assert "Stopped." in output[-1], "".join(output)
+            assert "Stopped." in "".join(output[started:]), "".join(output)
 
 
 def refused_start(command: list[str]) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from listing_vision import aws
 from listing_vision.config import get_settings
@@ -26,7 +26,20 @@ from listing_vision.realestate.listings_index import opensearch_client
 from local.provision import bucket_names, table_names
 from local.snapshot import in_process_tags
 
+if TYPE_CHECKING:
+    from local.stack import LocalStack
+
 Tags = list[tuple[str, str]]
+# How long a test waits for the stack's asynchronous work (S3-triggered indexing and dedupe, generation
+# runs, webhook deliveries with their backoffs) to end before it reads the stores: a hang guard, generous
+# for a loaded machine. LambdaRouter.drain's own default (60 s) answered False past it, and the callers
+# that ignored that read the stores while an invocation still wrote.
+SETTLE_S = 600.0
+
+
+def settle(stack: LocalStack) -> None:
+    """Wait until no asynchronous invocation of the stack is running (one may start another)."""
+    assert stack.router.drain(SETTLE_S), f"asynchronous invocations still running after {SETTLE_S:.0f} s"
 
 
 def api_tags(bucket: str, keys: list[str]) -> dict[str, Tags]:

@@ -17,6 +17,11 @@ AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 # Chromium's own sandbox needs user namespaces, which containers (and root) often lack
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"]
+# How long a browser test waits for the page to reach a state (Playwright's `expect`, an action's
+# actionability, wait_for_function) before failing. A bound on a wait, never a measure: under CI (two
+# xdist workers and each one's local stack on two cores) a generation or an upload takes far longer
+# than Playwright's default 5 s for `expect`, which failed tests that were waiting on a right answer.
+BROWSER_WAIT_MS = 120_000
 
 
 def _run(command: list[str], **env: str) -> None:

@@ -24,7 +24,7 @@ from listing_vision.config import Storefront, get_settings
 from local.stack import LocalStack
 from tests.cli_output import printed_json
 from tests.integration.test_generation import earring_photo
-from tests.stores import changed, fingerprint
+from tests.stores import changed, fingerprint, settle
 
 
 @dataclass
@@ -89,10 +89,10 @@ def store_in_blysk(secured: Clients, key: str, seed: int) -> tuple[str, str]:
 @contextmanager
 def nothing_written(local_stack: LocalStack) -> Iterator[None]:
     """The stores are the same after the block as before it (once the events it caused are delivered)."""
-    local_stack.router.drain()
+    settle(local_stack)
     before = fingerprint()
     yield
-    local_stack.router.drain()
+    settle(local_stack)
     assert changed(before, fingerprint()) == []
 
 
@@ -220,7 +220,7 @@ def test_jobs_and_uploads_belong_to_their_storefront(local_stack: LocalStack, se
         json={"s3_urls": source, "product_type": "ear", "image_types": [1]},
     )
     assert job.status_code == 202, job.text
-    local_stack.router.drain()
+    settle(local_stack)
     upload = call(
         secured, "POST", "/uploads", secured.everything, json={"website": "blysk", "content_type": "image/jpeg"}
     )

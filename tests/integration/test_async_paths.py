@@ -23,6 +23,7 @@ from listing_vision.jewelry.jobs import JobStore
 from local.lambda_runtime import invoke
 from local.stack import LocalStack
 from tests.integration.test_generation import RESPOND_ASYNC, earring_photo, stored_source, wait
+from tests.stores import settle
 
 
 def submit(local_stack: LocalStack, source: str, types: list[int]) -> dict[str, Any]:
@@ -48,7 +49,7 @@ def test_a_finished_jobs_outputs_are_not_catalogue_photos(local_stack: LocalStac
     source = stored_source(local_stack, earring_photo(21), website="blysk")
     indexed_before = milvus_paths()
     view = wait(local_stack, submit(local_stack, source, [1])["job_id"])
-    local_stack.router.drain()
+    settle(local_stack)
     assert view["status"] == "done"
     # Then its output lives in the generated bucket, and nothing generated was indexed
     settings = get_settings()
@@ -103,7 +104,7 @@ def test_a_source_that_cannot_be_decoded_ends_the_job_failed(local_stack: LocalS
     # Given a storefront object that is a truncated JPEG (the trigger marks it invalid; a job may still name it)
     key = f"console/broken-{time.time_ns()}.jpg"
     aws.client("s3").put_object(Bucket="alyaimg", Key=key, Body=earring_photo(23)[:300])
-    local_stack.router.drain()
+    settle(local_stack)
     view = wait(local_stack, submit(local_stack, f"s3://alyaimg/{key}", [1, 2])["job_id"])
     assert view["status"] == "failed" and view["reason"] == "corrupt_image"
     assert {f["reason"] for f in view["failed"]} == {"corrupt_image"}
@@ -167,7 +168,7 @@ def test_an_event_that_fails_its_retries_reaches_the_failure_queue(local_stack: 
     queue = sqs.get_queue_url(QueueName=declared.failure_queue)["QueueUrl"]
     event = UNHANDLED[function]
     aws.client("lambda").invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode())
-    local_stack.router.drain()
+    settle(local_stack)
     # Then after its declared retries the event is in the function's failure queue, with the error
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     records = [json.loads(m["Body"]) for m in messages]
@@ -184,7 +185,7 @@ def test_the_uploads_trigger_takes_listing_documents_only(local_stack: LocalStac
     key = f"photos/{time.time_ns()}.jpg"
     before = local_stack.router.invocations.get("listing-ingest", 0)
     aws.client("s3").put_object(Bucket="listing-uploads", Key=key, Body=buffer.getvalue())
-    local_stack.router.drain()
+    settle(local_stack)
     # Then the ingest function was not invoked (the suffix filter, as declared and as on AWS)
     assert local_stack.router.invocations.get("listing-ingest", 0) == before
     # while a listing document is
@@ -192,7 +193,7 @@ def test_the_uploads_trigger_takes_listing_documents_only(local_stack: LocalStac
     aws.client("s3").put_object(
         Bucket="listing-uploads", Key=f"listings/{document['zpid']}.json", Body=json.dumps(document)
     )
-    local_stack.router.drain()
+    settle(local_stack)
     assert local_stack.router.invocations.get("listing-ingest", 0) == before + 1
 
 
@@ -213,7 +214,7 @@ def test_a_presigned_upload_is_indexed_in_either_storefront(local_stack: LocalSt
         grant["url"], data=grant["fields"], files={"file": ("p.jpg", photo, "image/jpeg")}, timeout=30
     )
     assert posted.status_code in (200, 204), posted.text
-    local_stack.router.drain()
+    settle(local_stack)
     # Then its status is known through the API, in that storefront only
     status = requests.get(f"{local_stack.url}/uploads/{grant['upload_id']}", params={"website": website}, timeout=10)
     assert status.json()["status"] in ("indexed", "duplicate"), status.text

@@ -29,6 +29,7 @@ from listing_vision.jewelry import vector_index
 from listing_vision.jewelry.caption_schema import Caption
 from local.stack import LocalStack
 from tests.images import encode, fresh_image
+from tests.stores import settle
 
 GOOD = {
     "generated_name": "Gold Teardrop Hoop Earrings",
@@ -311,7 +312,7 @@ def test_a_caption_upload_that_loses_a_near_duplicate_race_is_rolled_back(
     assert body["results"][0]["path"].split("?")[0] == stored["s3_url"].split("?")[0]
     # And the copy was rolled back everywhere: no object, no vector, its claim yielded (also once the
     # upload trigger has seen its object come and go)
-    local_stack.router.drain()
+    settle(local_stack)
     sha = storage.sha256_hex(copy)
     bucket = "alyaimg" if website == "alya" else "blyskimg"
     listed = aws.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"catalogue/{sha[:2]}/{sha}")

@@ -33,7 +33,7 @@ from local.stack import LocalStack
 from tests.images import fresh_image
 from tests.integration.dedupe.conftest import catalogue_record, milvus_rows
 from tests.isolated_catalogue import CALLER, isolated_catalogue
-from tests.stores import changed, fingerprint
+from tests.stores import changed, fingerprint, settle
 
 WEBSITES = ["alya", "blysk"]
 
@@ -48,7 +48,7 @@ def store(local_stack: LocalStack, photo: bytes, website: str) -> requests.Respo
         f"{local_stack.url}/image_similarity_search", files=files, data={"website": website}, timeout=60
     )
     assert answer.status_code == 200, answer.text
-    local_stack.router.drain()  # its ObjectCreated event has been handled (the photo is already indexed)
+    settle(local_stack)  # its ObjectCreated event has been handled (the photo is already indexed)
     return answer
 
 
@@ -90,7 +90,7 @@ def test_a_deleted_photo_is_gone_with_its_captions_and_uploads_as_new(
         f"{local_stack.url}/generate_caption", files=files, data={"type": "earring", "website": website}, timeout=60
     )
     assert captioned.status_code == 200, captioned.text
-    local_stack.router.drain()
+    settle(local_stack)
     photo_id = image_id(photo)
     assert catalogue_record(website, photo_id)["caption_count"] == {"N": "1"}
     # Then the storefront's listing shows it, with its name and a link that works
@@ -114,7 +114,7 @@ def test_a_deleted_photo_is_gone_with_its_captions_and_uploads_as_new(
         "image_not_found",
     )
     assert photo_id not in listed(local_stack, website)
-    local_stack.router.drain()  # its ObjectRemoved event arrives: nothing is left for it to remove
+    settle(local_stack)  # its ObjectRemoved event arrives: nothing is left for it to remove
     # When it is deleted again, then it is not in the catalogue: 404, writing nothing
     before = fingerprint()
     assert error(delete(local_stack, photo_id, website)) == (404, "image_not_found")
@@ -162,7 +162,7 @@ def test_a_photo_indexed_where_it_was_put_is_deleted_in_s3_and_the_trigger_remov
     photo, s3 = fresh_image(52_200 + len(website)), aws.client("s3")
     bucket, key = get_settings().bucket_for(website), f'console/{uuid.uuid4().hex} "ring\'s" \\1.jpg'  # type: ignore[arg-type]
     s3.put_object(Bucket=bucket, Key=key, Body=photo, ContentType="image/jpeg")
-    local_stack.router.drain()
+    settle(local_stack)
     photo_id = image_id(photo)
     assert catalogue_record(website, photo_id)["path"] == {"S": f"s3://{bucket}/{key}"}
     assert photo_id in listed(local_stack, website)
@@ -174,7 +174,7 @@ def test_a_photo_indexed_where_it_was_put_is_deleted_in_s3_and_the_trigger_remov
     assert changed(before, fingerprint()) == []
     # When it is deleted in S3 (S3 notifies the indexer: ObjectRemoved)
     s3.delete_object(Bucket=bucket, Key=key)
-    local_stack.router.drain()
+    settle(local_stack)
     # Then its vector and record are gone, and the same photo uploads as new
     assert catalogue_record(website, photo_id) == {} and milvus_rows(photo_id, website) == 0
     assert photo_id not in listed(local_stack, website)
@@ -218,7 +218,7 @@ def test_a_misspelt_website_is_refused_not_read_as_the_default_storefront(local_
     # Then each is refused, naming what the route takes; nothing is written: alya's copy is not deleted
     assert [error(answer) for answer in answers] == [(400, "unknown_parameter")] * 3 + [(400, "invalid_request")]
     assert answers[0].json()["error"]["details"]["known"] == ["website"]
-    local_stack.router.drain()
+    settle(local_stack)
     assert changed(before, fingerprint()) == []
     # While spelt right, each storefront's copy is deleted on its own
     assert [delete(local_stack, photo_id, website).status_code for website in WEBSITES] == [204, 204]
@@ -301,12 +301,12 @@ def test_a_presigned_uploads_status_says_deleted_once_its_photo_is_deleted(local
         grant["url"], data=grant["fields"], files={"file": ("x.jpg", photo, "image/jpeg")}, timeout=30
     )
     assert posted.status_code in (200, 204), posted.text
-    local_stack.router.drain()
+    settle(local_stack)
     status = f"{local_stack.url}/uploads/{grant['upload_id']}"
     assert requests.get(status, params={"website": "blysk"}, timeout=30).json()["status"] == "indexed"
     # When its photo is deleted from the catalogue
     assert delete(local_stack, image_id(photo), "blysk").status_code == 204
-    local_stack.router.drain()
+    settle(local_stack)
     # Then the upload's status says so, rather than linking to a photo that is gone
     assert requests.get(status, params={"website": "blysk"}, timeout=30).json() == {
         "upload_id": grant["upload_id"],

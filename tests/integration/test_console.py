@@ -30,16 +30,21 @@ from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import ListingsIndex
 from local.console_site import CONSOLE_DIR
 from local.stack import LocalStack
-from tests.browser import CHROMIUM_ARGS, axe_source, chromium
+from tests.browser import BROWSER_WAIT_MS, CHROMIUM_ARGS, axe_source, chromium
 from tests.integration.test_generation import earring_photo
 from tests.integration.test_listing_view import migrated_demo_listing
 from tests.integration.test_migration_progress import invoke
+from tests.stores import settle
 
 SCREENSHOTS = Path("build/console-screenshots")
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 # What an uncaught script error or a CSP refusal says in the browser's console
 PROBLEMS = re.compile(r"Content Security Policy|Refused to|Uncaught", re.IGNORECASE)
+
+
+# Every browser test's waits (this module's fixtures serve test_console_sign_in.py too): one bound, set once
+expect.set_options(timeout=BROWSER_WAIT_MS)
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +85,7 @@ def console(browser: Browser, local_stack: LocalStack) -> Iterator[Callable[...,
 
     def open_console(viewport: dict[str, int] = LAPTOP, url: str | None = None) -> Page:
         context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+        context.set_default_timeout(BROWSER_WAIT_MS)  # clicks, goto, wait_for_function: the same bound
         contexts.append(context)
         page = context.new_page()
         page.on("console", lambda message: PROBLEMS.search(message.text) and problems.append(message.text))
@@ -187,8 +193,19 @@ def test_upload_a_new_photo_then_its_duplicate(
     page.keyboard.press("Enter")
     expect(verdicts.locator(".status")).to_have_text("Recorded: Not a duplicate")
     expect(verdicts.get_by_role("button", name="Not a duplicate")).to_have_attribute("aria-pressed", "true")
-    verdicts.get_by_role("button", name="Same piece").click()
-    # Then the page shows the last one, and the API holds that one only on the pair (it replaced the first)
+    # When the reviewer presses "Not a duplicate" again, then "Same piece", before any answer (in one turn
+    # of the page's event loop), and the first press's request is held back until every other one sent has
+    # been answered (the page's fetch waits on a promise)
+    page.evaluate(HOLD_FIRST_PUT)
+    verdicts.evaluate(
+        """group => ["Not a duplicate", "Same piece"].forEach(name =>
+            [...group.querySelectorAll("button")].find(button => button.textContent === name).click())"""
+    )
+    page.wait_for_function("() => window.sent === window.answered + 1")
+    page.evaluate("window.release()")
+    # Then once both have answered, the page shows the last one pressed, and the API holds that one only on
+    # the pair (sent at once, "Same piece" was recorded first, then overwritten by the late "Not a duplicate")
+    page.wait_for_function("() => window.answered === 2")
     expect(verdicts.locator(".status")).to_have_text("Recorded: Same piece")
     expect(verdicts.get_by_role("button", name="Not a duplicate")).to_have_attribute("aria-pressed", "false")
     copy_id, photo_id = hashlib.sha256(copy).hexdigest(), hashlib.sha256(photo).hexdigest()
@@ -196,8 +213,11 @@ def test_upload_a_new_photo_then_its_duplicate(
     assert [(v["matched_image_id"], v["verdict"]) for v in on_copy.json()["verdicts"]] == [(photo_id, "same_piece")]
     screenshot(page, "review-verdict")
     accessible(page, axe)
-    # And checking the copy again shows the verdict recorded
+    # And checking the copy again shows the verdict recorded (read from the new answer: the one on the
+    # page already says so, so wait for it to be replaced first)
+    shown = result.locator(".verdicts .status").first.element_handle()
     page.get_by_role("button", name="Check the photo").click()
+    shown.wait_for_element_state("hidden")  # detached by the new check
     expect(page.locator("#review-result .verdicts .status").first).to_have_text("Recorded: Same piece")
     # And on a phone the same verdict fits the screen's width
     phone = console(PHONE)
@@ -212,6 +232,23 @@ def test_upload_a_new_photo_then_its_duplicate(
     )
     phone.get_by_role("button", name="Check the photo").click()
     expect(phone.get_by_role("alert")).to_have_text("not_an_image: The file is not an image we can read.")
+
+
+# Holds the page's first PUT back until window.release(); counts the PUTs sent and answered
+HOLD_FIRST_PUT = """() => {
+  const fetched = window.fetch;
+  let release;
+  const released = new Promise((resolve) => (release = resolve));
+  Object.assign(window, { release, sent: 0, answered: 0 });
+  window.fetch = async (url, init) => {
+    if (!init || init.method !== "PUT") return fetched(url, init);
+    window.sent += 1;
+    if (window.sent === 1) await released;
+    const answer = await fetched(url, init);
+    window.answered += 1;
+    return answer;
+  };
+}"""
 
 
 def reencoded(data: bytes) -> bytes:
@@ -326,6 +363,47 @@ def test_an_answer_that_comes_back_late_does_not_overwrite_the_storefront_chosen
     assert (status.inner_text(), grid.inner_text()) == shown
 
 
+# Holds the page's photo checks (POST /image_similarity_search) until window.release(), then hands each
+# back read in full
+HOLD_CHECKS = """() => {
+  const fetched = window.fetch;
+  let release;
+  const released = new Promise((resolve) => (release = resolve));
+  Object.assign(window, { release, held: 0, answered: 0 });
+  window.fetch = async (url, init) => {
+    if (!String(url).includes("/image_similarity_search")) return fetched(url, init);
+    window.held += 1;
+    await released;
+    const answer = await fetched(url, init);
+    const body = await answer.text();
+    window.answered += 1;
+    return new Response(body, { status: answer.status, headers: answer.headers });
+  };
+}"""
+
+
+def test_a_check_answered_late_does_not_replace_the_one_made_since(console: Callable[..., Page]) -> None:
+    page = console()
+    result = page.locator("#review-result")
+    # Given a check of a file that is no photo, its answer (a refusal) held back
+    page.evaluate(HOLD_CHECKS)
+    page.get_by_label("Photo (JPEG, PNG or WebP)").set_input_files(
+        {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo"}
+    )
+    page.get_by_role("button", name="Check the photo").click()
+    page.wait_for_function("() => window.held > 0")
+    # When the file is taken away and the form checked again (answered at once: choose a photo first)
+    page.get_by_label("Photo (JPEG, PNG or WebP)").set_input_files([])
+    page.get_by_role("button", name="Check the photo").click()
+    expect(result.get_by_role("alert")).to_have_text("Choose a photo first.")
+    # And the first check's answer arrives afterwards, and the page has had a turn of its event loop
+    page.evaluate("window.release()")
+    page.wait_for_function("() => window.answered === window.held")
+    page.evaluate("() => new Promise((resolve) => setTimeout(resolve, 100))")
+    # Then the page still shows the later check's outcome, not the stale refusal
+    assert result.inner_text() == "Choose a photo first."
+
+
 def test_generate_watch_the_gallery_regenerate_and_download(
     console: Callable[..., Page], local_stack: LocalStack, axe: str
 ) -> None:
@@ -354,11 +432,14 @@ def test_generate_watch_the_gallery_regenerate_and_download(
     assert any(name.startswith("1-") for name in archive.namelist())
     screenshot(page, "generation")
     accessible(page, axe)
-    before = gallery.locator('[data-type="1"] img').get_attribute("src")
+    first_run = gallery.locator('[data-type="1"]').get_attribute("data-run")
+    assert first_run
     # When the white background is regenerated
     page.get_by_role("button", name="Regenerate White background").click()
-    # Then the job runs again and shows a new image for it
-    expect(gallery.locator('[data-type="1"] img')).not_to_have_attribute("src", before or "")
+    # Then the job runs again (a new run) and shows the image that run made, and ends (an image is shown
+    # once its run has ended: waiting for the new run's, not for a link that differs from the last one's,
+    # which a presigned link does every second whatever the run)
+    expect(gallery.locator(f'[data-type="1"]:not([data-run="{first_run}"]) img')).to_be_visible()
     expect(page.locator("#generate-status")).to_have_text(re.compile(r": (partial|done)$"))
     screenshot(page, "generation-regenerated")
 
@@ -373,6 +454,7 @@ def test_the_listings_tab_shows_the_migrations_progress(
     # And three more listings in the index: two migrated (all three split fields), one not yet
     index = ListingsIndex.from_settings()
     index.ensure_split_mapping()
+    settle(local_stack)  # no earlier module's asynchronous work adds listings between the two counts
     before = requests.get(f"{local_stack.url}/listings/migration", timeout=10).json()
     migrated = {name: "brick exterior" for name in SPLIT_FIELDS}
     docs = {

@@ -19,6 +19,7 @@ from listing_vision.config import get_settings
 from listing_vision.jewelry import storage, vector_index
 from local.stack import LocalStack
 from tests.images import fresh_image, resized_copy
+from tests.stores import settle
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +100,7 @@ def test_two_hundred_uploads_at_concurrency_twenty_store_each_image_once(local_s
     started = time.monotonic()
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         list(pool.map(run, work))
-    local_stack.router.drain()  # the S3 trigger's invocations finish
+    settle(local_stack)  # the S3 trigger's invocations finish
     elapsed = time.monotonic() - started
 
     # Then no request failed

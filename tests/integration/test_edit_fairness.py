@@ -22,6 +22,7 @@ from listing_vision.providers.fair_turns import STALE_S, FairTurns
 from listing_vision.providers.rate_limit import TokenBucket
 from local.stack import LocalStack
 from tests.integration.test_generation import RESPOND_ASYNC, earring_photo
+from tests.stores import settle
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Keys:
     first: str
     second: str
     ids: tuple[str, str]
-    drain: Callable[[], bool]
+    settle: Callable[[], None]
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def two_keys(local_stack: LocalStack) -> Iterator[Keys]:
         keys = [ApiClients().create(client_id, ("alya",))[0] for client_id in ids]
         server = local_stack.api_gateway(auth=True).serve("127.0.0.1", 0)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        yield Keys(f"http://127.0.0.1:{server.server_address[1]}", keys[0], keys[1], ids, local_stack.router.drain)
+        yield Keys(f"http://127.0.0.1:{server.server_address[1]}", keys[0], keys[1], ids, lambda: settle(local_stack))
         server.shutdown()
         server.server_close()
     get_settings.cache_clear()
@@ -81,7 +82,7 @@ def wait(keys: Keys, api_key: str, job_id: str) -> dict[str, Any]:
         view = requests.get(f"{keys.url}/jobs/{job_id}", headers={"x-api-key": api_key}, timeout=10).json()
         if view["status"] not in ("queued", "running"):
             return view
-        keys.drain()
+        keys.settle()
     pytest.fail(f"job {job_id} did not end: {view}")
 
 

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from listing_vision.imaging.compose import amazon_main_image_check, place_on_white
 from listing_vision.imaging.segment import cut_out
 from local.stack import LocalStack
-from tests.stores import changed, fingerprint
+from tests.stores import changed, fingerprint, settle
 
 # RFC 7240: answer 202 at once (without it, POST /generate-images waits for the job)
 RESPOND_ASYNC = {"Prefer": "respond-async"}
@@ -47,8 +47,8 @@ def stored_source(local_stack: LocalStack, data: bytes, website: str = "alya") -
 
 
 def wait(local_stack: LocalStack, job_id: str) -> dict[str, Any]:
-    local_stack.router.drain()
-    deadline = time.monotonic() + 60
+    settle(local_stack)
+    deadline = time.monotonic() + 300  # a hang guard, generous for a loaded machine
     while time.monotonic() < deadline:
         view = requests.get(f"{local_stack.url}/jobs/{job_id}", timeout=10).json()
         if view["status"] in ("done", "partial", "failed"):
@@ -192,7 +192,7 @@ def test_dimensions_too_small_to_mean_anything_are_refused_and_start_nothing(
 ) -> None:
     # Given a stored source photo, so the only fault is the dimension
     source = stored_source(local_stack, earring_photo(71 + int(-np.log10(width))))
-    local_stack.router.drain()
+    settle(local_stack)
     before = fingerprint()
     # When a job asks for a width no gauge reads (1e-300 also underflows DynamoDB's number range)
     answer = requests.post(
@@ -208,7 +208,7 @@ def test_dimensions_too_small_to_mean_anything_are_refused_and_start_nothing(
     # Then it is refused as an out-of-range field, not a 500, and no job was written or started
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["code"] == "invalid_request"
-    local_stack.router.drain()
+    settle(local_stack)
     assert changed(before, fingerprint()) == []
 
 

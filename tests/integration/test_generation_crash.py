@@ -37,6 +37,7 @@ from listing_vision.jewelry.jobs import JobStore, RunJob
 from local.stack import LocalStack
 from tests.crash import dying, table
 from tests.integration.test_generation import RESPOND_ASYNC, earring_photo, stored_source, wait
+from tests.stores import settle
 
 EDITS = OPENAI_IMAGE_EDITS
 WORKER = "generate-worker"
@@ -165,7 +166,7 @@ def test_a_run_whose_every_attempt_dies_ends_partial_at_its_deadline_keeping_wha
     with dying(WORKER, after=(recorded, 1)) as death:
         event = RunJob(job_id=job.job_id, run_id=job.run_id).model_dump()
         local_stack.router.invoke(WORKER, json.dumps(event), asynchronous=True)
-        assert local_stack.router.drain(60)
+        settle(local_stack)
     assert death.died == 2 and death.writes == [RUN_WRITES[:recorded], RUN_WRITES[:1]]
     assert jobs.get(job.job_id).status == "running"  # the retries are spent
     # Then once its deadline has passed, the job has ended partial, keeping the image it delivered

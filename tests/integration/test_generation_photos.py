@@ -14,7 +14,7 @@ from PIL import Image
 from listing_vision import aws
 from local.stack import LocalStack
 from tests.integration.test_generation import RESPOND_ASYNC, earring_photo, stored_source, wait
-from tests.stores import changed, fingerprint
+from tests.stores import changed, fingerprint, settle
 
 
 def flat_photo() -> bytes:
@@ -29,7 +29,7 @@ def test_each_photo_of_a_list_gets_its_own_results_and_a_failing_photo_fails_alo
     first, second = stored_source(local_stack, earring_photo(81)), stored_source(local_stack, earring_photo(82))
     blank_key = f"console/flat-{time.time_ns()}.jpg"
     aws.client("s3").put_object(Bucket="alyaimg", Key=blank_key, Body=flat_photo())
-    local_stack.router.drain()
+    settle(local_stack)
     urls = [first, "s3://alyaimg/catalogue/missing.jpg", f"s3://alyaimg/{blank_key}", "file:///etc/passwd", second]
     # When they are submitted in one request, the original synchronous way (no Prefer header)
     answer = requests.post(
@@ -83,7 +83,7 @@ def test_a_list_that_cannot_be_a_batch_writes_nothing(local_stack: LocalStack) -
     # Given a stored photo named twice, in two URL forms
     source = stored_source(local_stack, earring_photo(85))
     bucket, key = urlsplit(source).path.lstrip("/").split("/", 1)  # the local stack's path-style URL
-    local_stack.router.drain()
+    settle(local_stack)
     before = fingerprint()
     # When it is submitted with another good photo
     answer = requests.post(
@@ -94,7 +94,7 @@ def test_a_list_that_cannot_be_a_batch_writes_nothing(local_stack: LocalStack) -
     # Then the request is refused whole, and no job was written or started
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "duplicate_photos"
     assert answer.json()["error"]["details"] == {"positions": [0, 1]}  # not the URLs: they may be signed
-    local_stack.router.drain()
+    settle(local_stack)
     assert changed(before, fingerprint()) == []
 
 
@@ -108,11 +108,11 @@ def test_a_retried_list_with_its_idempotency_key_starts_no_job_twice(local_stack
     jobs = [p["job_id"] for p in first.json()["photos"]]
     for job_id in jobs:
         wait(local_stack, job_id)
-    local_stack.router.drain()
+    settle(local_stack)
     before = fingerprint()
     # When the client retries it (it lost the answer)
     again = requests.post(f"{local_stack.url}/generate-images", headers=headers, json=body, timeout=30)
-    local_stack.router.drain()
+    settle(local_stack)
     assert changed(before, fingerprint()) == []  # no job, no image, no record written
     # Then it is answered for the same jobs, now ended, and no job was started for the retry
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true", again.text

@@ -20,7 +20,7 @@ from tests.images import fresh_image
 from tests.integration import test_access
 from tests.integration.test_access import Clients, call
 from tests.integration.test_generation import RESPOND_ASYNC, earring_photo, wait
-from tests.stores import changed, fingerprint
+from tests.stores import changed, fingerprint, settle
 
 
 def stored(local_stack: LocalStack, photo: bytes, website: str = "alya") -> dict[str, str]:
@@ -31,7 +31,7 @@ def stored(local_stack: LocalStack, photo: bytes, website: str = "alya") -> dict
         timeout=60,
     )
     assert answer.status_code == 200, answer.text
-    local_stack.router.drain()
+    settle(local_stack)
     return dict(answer.json())
 
 
@@ -113,11 +113,15 @@ def test_a_private_link_redirects_its_storefronts_client_to_the_photo_after_expi
     answer = call(secured, "POST", "/image_similarity_search", secured.alya, files=files, data={"website": "alya"})
     link = answer.json()["s3_url"]
     assert re.fullmatch(r"/images/[0-9a-f]{64}\?website=alya", link), link
-    # When alya's client follows it after any presigned URL of the time would have expired
+    # When alya's client follows it after any presigned URL of the time would have expired (and presigned
+    # URLs signed from now on live an hour: one living a second could expire between the redirect and its
+    # GET on a busy machine, or at once when signed late in a second, as X-Amz-Date counts whole seconds)
     time.sleep(1.5)
+    provider_env(IMAGE_LINKS="private", PRESIGN_EXPIRY_S="3600")
     followed = call(secured, "GET", link, secured.alya, allow_redirects=False)
     # Then it is a 302 to a fresh presigned URL of the same bytes
     assert followed.status_code == 302, followed.text
+    assert "X-Amz-Expires=3600" in followed.headers["Location"]
     assert requests.get(followed.headers["Location"], timeout=10).content == photo
 
 
@@ -161,7 +165,7 @@ def test_a_jobs_private_links_redirect_to_its_outputs_for_its_storefront_only(
     )
     assert submitted.status_code == 202, submitted.text
     job_id = submitted.json()["job_id"]
-    local_stack.router.drain()  # the worker has run the job
+    settle(local_stack)  # the worker has run the job
     view = call(secured, "GET", f"/jobs/{job_id}", secured.alya).json()
     assert view["status"] == "done", view
     assert view["zip_url"] == f"/jobs/{job_id}/zip"

@@ -20,6 +20,7 @@ from listing_vision.realestate.taxonomy import load_taxonomy
 from listing_vision.realestate.vision_cache import CachedImage, VisionCache
 from local.stack import LocalStack
 from tests.images import fresh_image
+from tests.stores import settle
 
 MESSAGES = ANTHROPIC_MESSAGES
 EXTERIOR = {
@@ -58,7 +59,7 @@ def drop(local_stack: LocalStack, document: dict[str, Any]) -> None:
     aws.client("s3").put_object(
         Bucket="listing-uploads", Key=f"listings/{document['zpid']}.json", Body=json.dumps(document).encode()
     )
-    local_stack.router.drain()
+    settle(local_stack)
 
 
 def listing(zpid: str) -> dict[str, Any]:
@@ -215,7 +216,7 @@ def test_a_document_that_is_not_a_listing_is_recorded(
 ) -> None:
     provider_env()
     aws.client("s3").put_object(Bucket="listing-uploads", Key="listings/broken.json", Body=b'{"zpid": "../x"}')
-    local_stack.router.drain()
+    settle(local_stack)
     tags = aws.client("s3").get_object_tagging(Bucket="listing-uploads", Key="listings/broken.json")["TagSet"]
     assert {t["Key"]: t["Value"] for t in tags} == {"ingest-status": "invalid", "reason": "invalid_listing_document"}
 

@@ -33,6 +33,7 @@ from functions.openapi import document
 from listing_vision import aws
 from listing_vision.config import get_settings
 from local.stack import LocalStack
+from tests.stores import settle
 
 SEED_KEY = "catalogue/stateful/seed.jpg"
 PHOTO = Path(__file__).resolve().parent.parent / "data" / "photos" / "image1.jpg"
@@ -89,5 +90,5 @@ def test_linked_calls_keep_to_the_document(local_stack: LocalStack) -> None:
     # for by its id (404 `upload_not_found` until its photo is posted, which no link does)
     assert ("GET /jobs/{job_id}", 200) in answered, answered
     assert granted & asked, (granted, asked)
-    local_stack.router.drain()  # the jobs it started end before the next test looks at the stores
+    settle(local_stack)  # the jobs it started end before the next test looks at the stores
     assert requests.get(f"{local_stack.url}/health", timeout=30).status_code == 200

@@ -20,6 +20,7 @@ from listing_vision.jewelry.vector_index import VectorIndex, vector_id
 from local.stack import LocalStack
 from tests.images import fresh_image, resized_copy
 from tests.isolated_catalogue import Catalogue, isolated_catalogue
+from tests.stores import settle
 
 
 @pytest.fixture
@@ -129,7 +130,7 @@ def test_the_reconcile_function_repairs_each_storefront_of_the_stack(local_stack
         lost[website] = store(fresh_image(82_000 + 10 * offset))
         index.delete(vector_id(website, lost[website]))
         gone[website] = store(fresh_image(82_001 + 10 * offset))
-        local_stack.router.drain()  # the uploads' own ObjectCreated events handled
+        settle(local_stack)  # the uploads' own ObjectCreated events handled
         # (deleted while the bucket's triggers were off: the ObjectRemoved trigger would remove its record)
         saved = s3.get_bucket_notification_configuration(Bucket=bucket)
         saved.pop("ResponseMetadata", None)

@@ -38,6 +38,7 @@ from local.provision import LOCAL_SECRETS
 from local.stack import LocalStack
 from tests.images import fresh_image
 from tests.integration.test_generation import RESPOND_ASYNC, earring_photo, stored_source, wait
+from tests.stores import settle
 
 OPENAI_KEY = "sk-leakcheck-openai-" + "Q7w8E9r0" * 4
 ANTHROPIC_KEY = "sk-ant-leakcheck-" + "Z1x2C3v4" * 4
@@ -136,7 +137,7 @@ def test_no_secret_reaches_a_log_line_a_response_or_a_stored_record(
     aws.client("s3").put_object(
         Bucket="listing-uploads", Key=f"listings/{zpid}.json", Body=json.dumps(document).encode()
     )
-    local_stack.router.drain()
+    settle(local_stack)
     # and the API is called with a client's key, and with a well-formed key that is not one
     with secured_gateway(local_stack) as (url, key, wrong):
         keep(requests.get(f"{url}/uploads/nope", params={"website": "alya"}, headers={"x-api-key": key}, timeout=10))

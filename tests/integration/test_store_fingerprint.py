@@ -7,7 +7,7 @@ from __future__ import annotations
 from listing_vision import aws
 from local.snapshot import notifications_paused
 from local.stack import LocalStack
-from tests.stores import api_tags, changed, fingerprint, in_process_tags
+from tests.stores import api_tags, changed, fingerprint, in_process_tags, settle
 
 
 def test_tags_read_in_process_are_those_the_api_answers_and_a_retag_changes_the_fingerprint(
@@ -19,7 +19,7 @@ def test_tags_read_in_process_are_those_the_api_answers_and_a_retag_changes_the_
     with notifications_paused(bucket):
         s3.put_object(Bucket=bucket, Key="fingerprint/tagged.bin", Body=b"x", Tagging="dedupe-status=unique&b=2")
         s3.put_object(Bucket=bucket, Key="fingerprint/untagged.bin", Body=b"y")
-    local_stack.router.drain()
+    settle(local_stack)
     keys = [item["Key"] for item in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     # When the tags are read from moto's backend in this process and through the API
     fast, slow = in_process_tags(bucket, keys), api_tags(bucket, keys)

@@ -24,6 +24,7 @@ from listing_vision.dynamodb_items import from_item
 from local.stack import LocalStack
 from tests.images import fresh_image
 from tests.integration.test_captions import CHAT, GOOD
+from tests.stores import settle
 
 CAPTION_FIELDS = ("generated_name", "quality", "description", "attributes", "prompt", "color")
 SECOND = {**GOOD, "generated_name": "Teardrop Hoops In Gold", "quality": "A"}
@@ -113,7 +114,7 @@ def presigned_upload(local_stack: LocalStack, photo: bytes, website: str) -> Non
         grant["url"], data=grant["fields"], files={"file": ("x.jpg", photo, "image/jpeg")}, timeout=30
     )
     assert posted.status_code in (200, 204), posted.text
-    local_stack.router.drain()
+    settle(local_stack)
     status = requests.get(f"{local_stack.url}/uploads/{grant['upload_id']}", params={"website": website}, timeout=30)
     assert status.json()["status"] == "indexed", status.text
 
@@ -121,7 +122,7 @@ def presigned_upload(local_stack: LocalStack, photo: bytes, website: str) -> Non
 def straight_upload(local_stack: LocalStack, photo: bytes, website: str) -> None:
     bucket = get_settings().bucket_for(website)  # type: ignore[arg-type]
     aws.client("s3").put_object(Bucket=bucket, Key=f"bulk/{uuid.uuid4().hex}.jpg", Body=photo, ContentType="image/jpeg")
-    local_stack.router.drain()
+    settle(local_stack)
 
 
 @pytest.mark.parametrize("website", ["alya", "blysk"])

@@ -20,6 +20,7 @@ import boto3
 import pytest
 import requests
 
+from tests.child_output import finish, read_on
 from tests.images import fresh_image
 from tests.local_process import ROOT, local_command
 
@@ -69,6 +70,7 @@ def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreeStorefronts
         if line.startswith("READY "):
             break
     text = "".join(printed)
+    reader = read_on(process, printed)  # on: a pipe left unread fills, and the stack blocks writing to it
     try:
         assert "READY " in text, text
         keys = dict(re.findall(r"(\w+): (lvk_\S+?)(?:,|$)", text.split("API keys", 1)[1].splitlines()[0].strip()))
@@ -77,7 +79,7 @@ def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreeStorefronts
         yield ThreeStorefronts(text.split("READY ", 1)[1].split()[0], moto_url.group(1), keys)
     finally:
         process.terminate()
-        process.wait(timeout=120)
+        finish(process, reader, 300)  # a hang guard, generous for a loaded machine
 
 
 def test_a_third_storefront_stores_and_finds_duplicates_within_itself(three: ThreeStorefronts) -> None:
@@ -112,7 +114,7 @@ def test_a_photo_put_in_the_third_storefronts_bucket_is_indexed(three: ThreeStor
     )
     s3.put_object(Bucket="corvoimg", Key="console/ring.jpg", Body=photo, ContentType="image/jpeg")
     # When the indexer has run (asynchronously: its record appears in corvo's catalogue)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # a hang guard, generous for a loaded machine
     while time.monotonic() < deadline:
         if any("console/ring.jpg" in url for url in three.listed("corvo")):
             break

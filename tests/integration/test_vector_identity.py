@@ -20,6 +20,7 @@ from listing_vision.jewelry.uploads import UploadIndexer
 from listing_vision.jewelry.vector_index import AutoIdCollection, VectorIndex, milvus_client, vector_id
 from local.stack import LocalStack
 from tests.images import fresh_image
+from tests.stores import settle
 
 
 def indexer() -> UploadIndexer:
@@ -51,7 +52,7 @@ def test_a_lost_vector_is_restored_by_the_indexer_under_the_same_id(local_stack:
     image = stored(local_stack, data)
     # the upload's own S3 event runs the indexer asynchronously; let it finish, or it may restore the
     # vector between the delete below and this test's delivery
-    assert local_stack.router.drain()
+    settle(local_stack)
     index = VectorIndex(get_settings().milvus_collection)
     row = vector_id("blysk", storage.sha256_hex(data))
     assert index.has(row)
@@ -92,7 +93,7 @@ def test_a_backfill_fills_a_new_collection_from_the_catalogue(local_stack: Local
     photos = [fresh_image(71_100 + i) for i in range(3)]
     for data in photos:
         stored(local_stack, data)
-    assert local_stack.router.drain()  # their S3-triggered indexing must not land in the new collection
+    settle(local_stack)  # their S3-triggered indexing must not land in the new collection
     # When the platform moves to a new, empty collection and the backfill runs over their keys
     with collection_switched_to("image_embeddings_ip_next") as index:
         outcomes = []

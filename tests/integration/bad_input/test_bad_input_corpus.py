@@ -41,7 +41,7 @@ from tests.integration.bad_input.search_cases import search_cases
 from tests.integration.bad_input.unicode_and_field_cases import unicode_and_field_cases
 from tests.integration.bad_input.verdict_cases import verdict_cases
 from tests.integration.bad_input.webhook_cases import webhook_cases
-from tests.stores import changed, fingerprint
+from tests.stores import changed, fingerprint, settle
 
 CASES = (
     image_cases()
@@ -71,7 +71,7 @@ def test_the_corpus_is_large_and_covers_every_route() -> None:
 @pytest.fixture(scope="module")
 def settled(local_stack: LocalStack) -> Callable[[], dict[str, Any]]:
     def snapshot() -> dict[str, Any]:
-        local_stack.router.drain()  # no asynchronous work left that could write after the case
+        settle(local_stack)  # no asynchronous work left that could write after the case
         return fingerprint(with_tags=True)
 
     return snapshot
@@ -121,11 +121,11 @@ def test_broken_bytes_through_a_presigned_upload_end_invalid(
     grant = requests.post(
         f"{local_stack.url}/uploads", json={"website": "alya", "content_type": content_type}, timeout=10
     ).json()
-    local_stack.router.drain()
+    settle(local_stack)
     before = fingerprint()
     posted = requests.post(grant["url"], data=grant["fields"], files={"file": ("x", data, content_type)}, timeout=30)
     assert posted.status_code in (200, 204), posted.text
-    local_stack.router.drain()
+    settle(local_stack)
     # When its status is asked for
     status = requests.get(f"{local_stack.url}/uploads/{grant['upload_id']}", params={"website": "alya"}, timeout=10)
     # Then it ended invalid with the decoder's reason, not pending

@@ -23,7 +23,7 @@ from listing_vision.api.clients import ApiClients
 from listing_vision.config import get_settings
 from local.stack import LocalStack
 from tests.integration.bad_input.image_and_form_cases import JOB
-from tests.stores import changed, fingerprint
+from tests.stores import changed, fingerprint, settle
 
 UPLOAD = json.dumps({"website": "alya", "content_type": "image/png"}).encode()
 JOB_READ = (404, "job_not_found")  # an accepted request: it reached the route
@@ -98,7 +98,7 @@ def send(url: str, raw: bytes) -> tuple[list[int], dict[str, Any]]:
 @pytest.fixture(scope="module")
 def settled(local_stack: LocalStack) -> Callable[[], dict[str, Any]]:
     def snapshot() -> dict[str, Any]:
-        local_stack.router.drain()
+        settle(local_stack)
         return fingerprint(with_tags=True)
 
     return snapshot

@@ -18,6 +18,7 @@ from listing_vision.jewelry import backfill, storage
 from local.stack import LocalStack
 from tests.images import fresh_image
 from tests.integration.dedupe.conftest import catalogue_record, milvus_rows, tags
+from tests.stores import settle
 
 
 def grant(local_stack: LocalStack, website: str = "alya") -> dict[str, Any]:
@@ -51,14 +52,14 @@ def test_a_form_used_twice_keeps_the_first_photo_and_records_the_second_as_form_
     # Given a form whose photo was catalogued (by its copy under its content key)
     form = grant(local_stack)
     post_with(form, first)
-    local_stack.router.drain()
+    settle(local_stack)
     answered = status(local_stack, form)
     assert answered["status"] == "indexed" and requests.get(answered["s3_url"], timeout=30).content == first
     record = catalogue_record("alya", storage.sha256_hex(first))
     assert record["path"]["S"] == catalogue_uri(first)
     # When the same form posts another photo
     post_with(form, second)
-    local_stack.router.drain()
+    settle(local_stack)
     # Then the first photo, its record and its vector are unchanged, and the status still answers it
     copy = storage.StoredImage.from_uri(catalogue_uri(first))
     assert s3.get_object(Bucket=copy.bucket, Key=copy.key)["Body"].read() == first
@@ -84,11 +85,11 @@ def test_a_form_whose_first_post_was_broken_can_post_the_photo_again(local_stack
     # Given a form whose first post was not an image (refused: it spends nothing)
     form = grant(local_stack)
     post_with(form, b"\xff\xd8\xff not really a jpeg")
-    local_stack.router.drain()
+    settle(local_stack)
     assert status(local_stack, form) == {"upload_id": form["upload_id"], "status": "invalid", "reason": "corrupt_image"}
     # When the same form posts the real photo
     post_with(form, photo)
-    local_stack.router.drain()
+    settle(local_stack)
     # Then the photo is catalogued, and the form's status says so
     answered = status(local_stack, form)
     assert answered["status"] == "indexed" and requests.get(answered["s3_url"], timeout=30).content == photo
@@ -116,7 +117,7 @@ def test_a_form_posted_twice_at_once_catalogues_one_photo(local_stack: LocalStac
         thread.start()
     for thread in threads:
         thread.join(60)
-    local_stack.router.drain()
+    settle(local_stack)
     assert errors == []
     # Then each form catalogued exactly one of its two photos, the one its status answers
     for form, pair in zip(forms, photos, strict=True):

@@ -21,6 +21,7 @@ from listing_vision.jewelry import storage
 from local.stack import LocalStack
 from tests.images import encode, fresh_image, resized_copy
 from tests.integration.dedupe.conftest import Post, catalogue_record, key_of, milvus_rows, s3_objects
+from tests.stores import settle
 
 
 @pytest.mark.parametrize("website", ["alya", "blysk"])
@@ -174,7 +175,7 @@ def test_an_upload_that_loses_a_near_duplicate_race_is_rolled_back(
     assert answer.status_code == 200 and body["duplicate_found"] is True, body
     assert body["results"][0]["match"] == "near" and key_of(body["results"][0]["path"]) == key_of(stored["s3_url"])
     # And the copy was rolled back: no object, no vector, its claim yielded
-    local_stack.router.drain()
+    settle(local_stack)
     sha = storage.sha256_hex(copy)
     bucket = get_settings().bucket_for(website)  # type: ignore[arg-type]
     assert [key for key in s3_objects(bucket) if sha in key] == []

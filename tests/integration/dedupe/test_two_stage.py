@@ -13,6 +13,7 @@ from listing_vision.imaging.features import ImageFeatures
 from listing_vision.jewelry import storage
 from local.stack import LocalStack
 from tests.integration.dedupe.conftest import Post, catalogue_record, key_of, s3_objects, tags
+from tests.stores import settle
 
 PACKAGE_PHOTOS = Path(__file__).resolve().parents[2] / "data" / "package_photos"
 
@@ -57,7 +58,7 @@ def test_the_upload_trigger_takes_the_same_two_stage_decision(local_stack: Local
     original, by_kind = labelled("china")
     # Given a photo dropped into the bucket and indexed by the trigger
     s3.put_object(Bucket="alyaimg", Key="console/china.jpg", Body=original)
-    local_stack.router.drain()
+    settle(local_stack)
     assert tags("alyaimg", "console/china.jpg") == {"dedupe-status": "indexed"}
     # Then its verification features are kept in its catalogue record, not as objects in the bucket
     ImageFeatures.from_bytes(catalogue_record("alya", storage.sha256_hex(original))["verification_features"]["B"])
@@ -65,7 +66,7 @@ def test_the_upload_trigger_takes_the_same_two_stage_decision(local_stack: Local
     # When a crop and a recoloured copy are dropped in
     s3.put_object(Bucket="alyaimg", Key="console/china-crop.jpg", Body=by_kind["crop"])
     s3.put_object(Bucket="alyaimg", Key="console/china-gold.jpg", Body=by_kind["metal"])
-    local_stack.router.drain()
+    settle(local_stack)
     # Then the crop is recorded as a verified duplicate and the colour variant is indexed as new
     assert tags("alyaimg", "console/china-crop.jpg") == {
         "dedupe-status": "duplicate",

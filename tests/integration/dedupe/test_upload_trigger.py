@@ -15,6 +15,7 @@ from listing_vision.jewelry import storage
 from local.stack import LocalStack
 from tests.images import encode, fresh_image, resized_copy
 from tests.integration.dedupe.conftest import Post, milvus_rows, s3_objects, tags
+from tests.stores import settle
 
 
 def s3_event(bucket: str, key: str) -> dict[str, Any]:
@@ -38,10 +39,10 @@ def test_objects_put_into_a_bucket_are_indexed_or_recorded_and_redelivery_change
     original, duplicate, text = fresh_image(6001), resized_copy(fresh_image(6001)), b"not an image"
     # When a console upload drops three objects into the bucket (S3 notifies the dedupe function)
     s3.put_object(Bucket="alyaimg", Key="console/Ring Photo.jpg", Body=original)
-    local_stack.router.drain()
+    settle(local_stack)
     s3.put_object(Bucket="alyaimg", Key="console/ring-small.jpg", Body=duplicate)
     s3.put_object(Bucket="alyaimg", Key="console/notes.txt", Body=text)
-    local_stack.router.drain()
+    settle(local_stack)
     # Then the new image is indexed where it lies, the copy and the text file recorded as what they are
     assert tags("alyaimg", "console/Ring Photo.jpg") == {"dedupe-status": "indexed"}
     assert tags("alyaimg", "console/ring-small.jpg") == {
@@ -68,7 +69,7 @@ def test_objects_put_into_a_bucket_are_indexed_or_recorded_and_redelivery_change
 def test_api_writes_do_not_index_twice_when_their_event_arrives(post: Post, local_stack: LocalStack) -> None:
     image = fresh_image(7001)
     post(image, website="alya")
-    local_stack.router.drain()  # the API's own put_object raised an ObjectCreated event
+    settle(local_stack)  # the API's own put_object raised an ObjectCreated event
     assert milvus_rows(storage.sha256_hex(image), "alya") == 1
 
 
@@ -93,7 +94,7 @@ def test_large_images_go_through_a_presigned_upload(local_stack: LocalStack) -> 
         grant["url"], data=grant["fields"], files={"file": ("Big Ring.png", big, "image/png")}, timeout=60
     )
     assert posted.status_code in (200, 204), posted.text
-    local_stack.router.drain()
+    settle(local_stack)
     # Then the trigger indexed it, and the status endpoint says so
     status = requests.get(
         f"{local_stack.url}/uploads/{grant['upload_id']}", params={"website": "blysk"}, timeout=10
@@ -146,7 +147,7 @@ def test_uploads_found_duplicate_or_invalid_are_what_the_lifecycle_rules_expire(
 
     # Given presigned uploads: a copy of a catalogue photo, a file that is not an image, and a new photo
     duplicate, invalid, new = presigned(original), presigned(b"not an image"), presigned(fresh_image(seed=4343))
-    local_stack.router.drain()
+    settle(local_stack)
     # Then the bucket's lifecycle rules (provisioned from the same declaration as on AWS) expire the
     # duplicate and the invalid one, and never an indexed upload, which is a catalogue photo
     assert expiring_rules("alyaimg", duplicate) == ["duplicate-uploads"]
