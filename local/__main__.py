@@ -11,11 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from osmem_server import OsmemError
-
-from listing_vision import storefronts
 from local.endpoints import Endpoints
-from local.stack import LocalStack
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         "`image_links` (--context-file's, else the deploy's default, cdn): cdn links resolve through the local CDN",
     )
     args = parser.parse_args(argv)
+    # Imported once the arguments are parsed: the stack's imports (moto, OpenSearch, Milvus, every handler)
+    # are most of a start's first seconds, and `--help` or a bad option needs none of them
+    from osmem_server import OsmemError
+
+    from listing_vision import storefronts
+    from local.stack import LocalStack
 
     # A signal only sets a flag, and the main thread looks at it twice a second. The kernel may deliver
     # Ctrl-C to any of the stack's threads, and Python runs the handler only once the main thread runs
