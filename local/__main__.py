@@ -11,11 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from osmem_server import OsmemError
-
-from listing_vision import storefronts
 from local.endpoints import Endpoints
-from local.stack import LocalStack
 from local.state_lock import StateFolderInUse, StateLock
 
 
@@ -107,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Start the stack, serve until Ctrl-C (or SIGTERM), stop it saving its state; the exit status."""
+    # Imported once the arguments are parsed: the stack's imports (moto, OpenSearch, Milvus, every handler)
+    # are most of a start's first seconds, and `--help` or a bad option needs none of them
+    from osmem_server import OsmemError
+
+    from listing_vision import storefronts
+    from local.stack import LocalStack
+
     # A signal only sets a flag, and the main thread looks at it twice a second. The kernel may deliver
     # Ctrl-C to any of the stack's threads, and Python runs the handler only once the main thread runs
     # Python code again: a main thread blocked in an untimed wait (Event.wait()) never would. Nor does the

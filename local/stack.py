@@ -25,8 +25,7 @@ from typing import Any
 import requests
 from osmem_server import OsmemError, OsmemServer, resolve_binary
 
-from functions.specs import FUNCTIONS
-from infra.constructs.migration import STATE_MACHINE_NAME
+from functions.specs import FUNCTIONS, MIGRATION_STATE_MACHINE
 from listing_vision import aws
 from listing_vision import storefronts as declaration
 from listing_vision.config import Settings, get_settings
@@ -169,7 +168,7 @@ class LocalStack:
         self.provisioned = provision(self.settings)  # what CloudFormation creates on AWS
         register_functions(self.settings)
         self.migration_arn = create_state_machine(
-            STATE_MACHINE_NAME, synthesize_definition("migration", self.settings.artifacts_bucket)
+            MIGRATION_STATE_MACHINE, synthesize_definition("migration", self.settings.artifacts_bucket)
         )
         if not self.skip_provisioning:
             self.provision_stores()  # what the deploy's provisioning trigger creates on AWS

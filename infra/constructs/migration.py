@@ -26,9 +26,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from functions.specs import MIGRATION_STATE_MACHINE
 from infra.nag import acknowledge, nag_json, nag_resource
 
-STATE_MACHINE_NAME = "visual-features-migration"
+STATE_MACHINE_NAME = MIGRATION_STATE_MACHINE
 # Errors worth retrying: the library raises Throttled when DynamoDB/OpenSearch push back past
 # their clients' own retries, BatchFailed when some listings of a batch could not be written.
 # A function that died between two of its writes (killed, out of memory, timed out) is answered

@@ -92,7 +92,12 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 
 # The first stage of an account: in the shared VPC, making its endpoints and the account's API
 # Gateway logging role, keeping its stores when deleted. (SETTINGS is a later stage: no VPC, no account
-# role, stores deleted with it.)
+# role, stores deleted with it.) It also differs from SETTINGS wherever a test reads one setting's effect
+# alone (one more console origin, a calibrated threshold, alya's photos in a bucket that already exists),
+# so those tests share its synthesis instead of each synthesizing a stack of its own.
+EXTRA_CONSOLE_ORIGIN = "https://review.acme.net"
+EXISTING_ALYA_BUCKET = "acme-alya-photos"
+CALIBRATED_THRESHOLD = 0.374
 FIRST_STAGE: dict[str, Any] = {
     **SETTINGS,
     "vpc_id": "vpc-0a1b2c3d4e5f60718",
@@ -103,6 +108,9 @@ FIRST_STAGE: dict[str, Any] = {
     "vpc_endpoints": "create",
     "api_gateway_cloudwatch_role": True,
     "retain_data": True,  # a stage whose stores outlive it (README 'Tearing down without losing catalogue data')
+    "console_origins": [EXTRA_CONSOLE_ORIGIN],
+    "retrieval_threshold": CALIBRATED_THRESHOLD,
+    "storefronts": [{"name": "alya", "bucket": EXISTING_ALYA_BUCKET}, {"name": "blysk"}],
 }
 
 

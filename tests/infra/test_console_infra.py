@@ -5,11 +5,10 @@ the API for the console's origins only, and a Cognito user pool whose groups are
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from listing_vision.api.console_policy import ALLOW_HEADERS, content_security_policy
-from tests.infra.conftest import SETTINGS, Synthesized, synthesize
+from tests.infra.conftest import EXTRA_CONSOLE_ORIGIN, Synthesized
 
 
 def _one(synthesized: Synthesized, kind: str) -> tuple[str, dict[str, Any]]:
@@ -139,10 +138,9 @@ def test_the_authorizer_trusts_the_pool_and_people_are_metered_on_their_own_key(
     assert authorizer["Properties"]["AuthorizerResultTtlInSeconds"] == 0
 
 
-def test_cors_preflights_and_gateway_responses_name_the_console_origin_only(tmp_path: Path) -> None:
-    # Given a stage whose context allows one more origin
-    extra = "https://review.acme.net"
-    synthesized = synthesize(tmp_path, {**SETTINGS, "console_origins": [extra]}, "InfraTestCors")
+def test_cors_preflights_and_gateway_responses_name_the_console_origin_only(first_stage: Synthesized) -> None:
+    # Given a stage whose context allows one more origin (the first stage's)
+    extra, synthesized = EXTRA_CONSOLE_ORIGIN, first_stage
     console = synthesized.logical_id(synthesized.stack.console.distribution)
     methods = synthesized.of_type("AWS::ApiGateway::Method").values()
     preflights = [m["Properties"] for m in methods if m["Properties"]["HttpMethod"] == "OPTIONS"]

@@ -5,12 +5,11 @@ prefixes (`listing_vision.jewelry.links`), and every function told the distribut
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.infra.conftest import SETTINGS, Synthesized, synthesize
+from tests.infra.conftest import EXISTING_ALYA_BUCKET, Synthesized
 
 
 def _statements(synthesized: Synthesized, bucket_setting: str) -> list[dict[str, Any]]:
@@ -85,10 +84,9 @@ def test_every_function_gets_the_link_mode_and_the_distribution_urls(synthesized
         assert synthesized.logical_id(synthesized.stack.storage.buckets[setting]) in rendered
 
 
-def test_an_existing_storefront_bucket_gets_no_distribution_and_keeps_presigned_links(tmp_path: Path) -> None:
-    # Given a stage whose alya storefront names a bucket that already exists
-    storefronts = [{"name": "alya", "bucket": "acme-alya-photos"}, {"name": "blysk"}]
-    existing = synthesize(tmp_path, {**SETTINGS, "storefronts": storefronts}, "InfraTestCdnExisting")
+def test_an_existing_storefront_bucket_gets_no_distribution_and_keeps_presigned_links(first_stage: Synthesized) -> None:
+    # Given a stage whose alya storefront names a bucket that already exists (the first stage)
+    existing = first_stage
     # Then only blysk's and the generated bucket have a distribution (the existing bucket's policy is not ours)
     assert set(existing.stack.cdn.distributions) == {"blysk_bucket", "generated_bucket"}
-    assert "acme-alya-photos" not in json.dumps(existing.of_type("AWS::S3::BucketPolicy"))
+    assert EXISTING_ALYA_BUCKET not in json.dumps(existing.of_type("AWS::S3::BucketPolicy"))

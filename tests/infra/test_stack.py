@@ -406,16 +406,17 @@ def test_the_catalogue_is_reconciled_hourly_and_an_alarm_says_when_it_needed_rep
     assert repairs["Dimensions"] == [{"Name": "service", "Value": "dedupe-reconcile"}] and repairs["Threshold"] == 1
 
 
-def test_a_calibrated_retrieval_threshold_is_set_in_every_functions_environment(tmp_path: Path) -> None:
+def test_a_calibrated_retrieval_threshold_is_set_in_every_functions_environment(first_stage: Synthesized) -> None:
     # Given a stage whose context file holds the threshold `python -m evaluation.calibrate --stage-file` wrote
-    from tests.infra.conftest import SETTINGS, synthesize
+    # (the first stage's)
+    from tests.infra.conftest import CALIBRATED_THRESHOLD
 
-    synthesized = synthesize(tmp_path, {**SETTINGS, "retrieval_threshold": 0.374}, stack_name="Calibrated")
+    synthesized = first_stage
     # When it is synthesized, then every function gets it as RETRIEVAL_THRESHOLD
     functions = synthesized.of_type("AWS::Lambda::Function")
     environments = [f["Properties"].get("Environment", {}).get("Variables", {}) for f in functions.values()]
     dedupe = [env for env in environments if "SAGEMAKER_ENDPOINT_NAME" in env]
-    assert dedupe and all(env.get("RETRIEVAL_THRESHOLD") == "0.374" for env in dedupe)
+    assert dedupe and all(env.get("RETRIEVAL_THRESHOLD") == str(CALIBRATED_THRESHOLD) for env in dedupe)
 
 
 def test_every_indexer_may_copy_an_inbox_upload_into_the_catalogue_and_nowhere_else(synthesized: Synthesized) -> None:

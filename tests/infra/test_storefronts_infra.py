@@ -12,7 +12,7 @@ import pytest
 
 from infra.config import ContextError, load, validate
 from local.call_recorder import Call
-from tests.infra.conftest import SETTINGS, Synthesized, synthesize
+from tests.infra.conftest import EXISTING_ALYA_BUCKET, SETTINGS, Synthesized, synthesize
 from tests.infra.iam import RolePolicies
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,14 +69,13 @@ def test_a_third_storefront_in_context_gets_its_bucket_triggers_and_grants(three
     assert three.logical_id(storage.buckets["corvo_bucket"]) in joined
 
 
-def test_an_existing_bucket_named_in_context_is_referenced_not_created(tmp_path: Path) -> None:
-    # Given a storefront whose bucket already lives in the account
-    stores = [{"name": "alya", "bucket": "alya-prod-photos"}, {"name": "blysk"}]
-    synthesized = synthesize(tmp_path, {**SETTINGS, "storefronts": stores}, "InfraTestExisting")
+def test_an_existing_bucket_named_in_context_is_referenced_not_created(first_stage: Synthesized) -> None:
+    # Given a storefront whose bucket already lives in the account (the first stage's alya)
+    synthesized = first_stage
     # Then the template creates a bucket for blysk only, and hands alya's name to the functions
     assert synthesized.stack.storage.buckets["alya_bucket"].node.default_child is None
     assert synthesized.stack.storage.buckets["blysk_bucket"].node.default_child is not None
-    assert "alya-prod-photos" in json.dumps(_environment(synthesized)["STOREFRONTS"])
+    assert EXISTING_ALYA_BUCKET in json.dumps(_environment(synthesized)["STOREFRONTS"])
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,10 @@ from botocore.config import Config
 from listing_vision.config import get_settings
 
 _session_lock = threading.Lock()
+# One session for every client until reset_clients: a session reads and parses the endpoint rules and
+# each service's model (JSON files of megabytes) once, where a session per client read them again for
+# each, a fraction of a second of CPU per client at every cold start and every start of the local stack.
+_sessions: list[boto3.session.Session] = []
 _generation = 0  # bumped by reset_clients: what was built with the old clients is rebuilt
 T = TypeVar("T")
 
@@ -40,9 +44,9 @@ def _config(service: str, read_timeout_s: float | None = None) -> Config:
 def _cached_client(service: str, endpoint_url: str | None, region: str, read_timeout_s: float | None) -> Any:
     # boto3's default session is not thread-safe while creating clients; clients themselves are.
     with _session_lock:
-        return boto3.session.Session().client(
-            service, endpoint_url=endpoint_url, config=_config(service, read_timeout_s)
-        )
+        if not _sessions:
+            _sessions.append(boto3.session.Session())
+        return _sessions[0].client(service, endpoint_url=endpoint_url, config=_config(service, read_timeout_s))
 
 
 def client(service: str, read_timeout_s: float | None = None) -> Any:
@@ -60,7 +64,9 @@ def reset_clients() -> None:
     """Forget cached clients (after settings change, in tests and the local stack)."""
     global _generation
     _generation += 1
-    _cached_client.cache_clear()
+    with _session_lock:
+        _sessions.clear()  # the credentials and settings of now, for the clients made from here on
+        _cached_client.cache_clear()
 
 
 def per_container(build: Callable[[], T]) -> Callable[[], T]:
