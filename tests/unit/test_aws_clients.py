@@ -29,14 +29,14 @@ def test_a_service_can_bound_its_own_read_timeout(settings_env: Callable[..., No
     assert aws.client("sagemaker-runtime", read_timeout_s=10).meta.config.read_timeout == 10
 
 
-def test_clients_share_one_session_until_the_clients_are_reset(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_clients_share_one_session_until_the_clients_are_reset(settings_env: Callable[..., None]) -> None:
     # Given clients of two services made from the same settings
-    environment(monkeypatch, AWS_ACCESS_KEY_ID="first", AWS_SECRET_ACCESS_KEY="secret")
+    settings_env(AWS_ACCESS_KEY_ID="first", AWS_SECRET_ACCESS_KEY="secret")
     s3, dynamodb = aws.client("s3"), aws.client("dynamodb")
     # Then they read the endpoint rules and the service models through one loader (each file parsed once)
     assert s3._loader is dynamodb._loader
     # And when the credentials change and the clients are reset, the next clients use the new ones
-    environment(monkeypatch, AWS_ACCESS_KEY_ID="second", AWS_SECRET_ACCESS_KEY="secret")
+    settings_env(AWS_ACCESS_KEY_ID="second", AWS_SECRET_ACCESS_KEY="secret")
     fresh = aws.client("s3")
     assert fresh._loader is not s3._loader
     assert fresh._request_signer._credentials.access_key == "second"
