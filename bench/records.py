@@ -55,7 +55,10 @@ def commit() -> str:
 
 def write(name: str, figures: list[Figure], started: float, load_before: float) -> Path:
     """Record one benchmark's run (its figures replace the previous record's)."""
-    settings = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("BENCH_"))
+    # the settings it ran under (make exports BENCH_ARGS itself: the command names it already)
+    settings = " ".join(
+        f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("BENCH_") and k != "BENCH_ARGS"
+    )
     record = {
         "benchmark": name,
         "command": f"{settings + ' ' if settings else ''}make bench BENCH_ARGS={name}",
