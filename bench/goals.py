@@ -123,17 +123,24 @@ def _gpu(vcpus: int, bound: float) -> Callable[[], Reading | None]:
     return read
 
 
+def _recorded(name: str, contains: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """A `bench.records` record and its figures whose name contains `contains`; None while it has none."""
+    if not records.path_of(name).exists():
+        return None
+    data = records.load(name)
+    rows = [f for f in data["figures"] if contains in f["name"]]
+    return (data, rows) if rows else None
+
+
 def _record(name: str, contains: str, bound: Callable[[dict[str, Any]], float]) -> Callable[[], Reading | None]:
     """The worst of a `bench.records` record's figures whose name contains `contains`, against its bound
     (a figure is met at or below it), or None while the benchmark has no record."""
 
     def read() -> Reading | None:
-        if not records.path_of(name).exists():
+        found = _recorded(name, contains)
+        if found is None:
             return None
-        data = records.load(name)
-        rows = [f for f in data["figures"] if contains in f["name"]]
-        if not rows:
-            return None
+        data, rows = found
         worst = max(rows, key=lambda f: f["value"] / bound(f))
         count = f"; {len(rows)} figures" if len(rows) > 1 else ""
         shown = f"{worst['value']:.3g} {worst['unit']}, bound {bound(worst):.3g} ({worst['name']}{count})"
@@ -147,12 +154,10 @@ def _speedup(name: str, contains: str, at_least: float) -> Callable[[], Reading 
     contains `contains`, met when every one is at least `at_least`; None while there is no record."""
 
     def read() -> Reading | None:
-        if not records.path_of(name).exists():
+        found = _recorded(name, contains)
+        if found is None:
             return None
-        data = records.load(name)
-        rows = [f for f in data["figures"] if contains in f["name"]]
-        if not rows:
-            return None
+        data, rows = found
         worst = min(rows, key=lambda f: f["ratio"])
         count = f"; {len(rows)} figures" if len(rows) > 1 else ""
         shown = f"{worst['ratio']:.2f}× ({worst['name']}{count})"

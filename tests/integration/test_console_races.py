@@ -4,6 +4,7 @@ keep showing what the later request gave."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
@@ -12,14 +13,17 @@ from local.stack import LocalStack
 from tests.integration.test_console import browser, console, store  # noqa: F401 - fixtures
 from tests.integration.test_generation import earring_photo
 
-# Holds the page's requests for blysk's photos until window.release(), then hands each back read in full
-HOLD_BLYSK = """() => {
+
+def holding(url_part: str) -> str:
+    """A script for page.evaluate: the page's requests whose URL contains `url_part` wait until
+    window.release(), then each is handed back read in full (window.held and window.answered count them)."""
+    return """() => {
   const fetched = window.fetch;
   let release;
   const released = new Promise((resolve) => (release = resolve));
   Object.assign(window, { release, held: 0, answered: 0 });
   window.fetch = async (url, init) => {
-    if (!String(url).includes("website=blysk")) return fetched(url, init);
+    if (!String(url).includes(URL_PART)) return fetched(url, init);
     window.held += 1;
     await released;
     const answer = await fetched(url, init);
@@ -27,7 +31,11 @@ HOLD_BLYSK = """() => {
     window.answered += 1;
     return new Response(body, { status: answer.status, headers: answer.headers });
   };
-}"""
+}""".replace("URL_PART", json.dumps(url_part))
+
+
+# The page's requests for blysk's photos
+HOLD_BLYSK = holding("website=blysk")
 
 
 def held_answers(page: Page) -> int:
@@ -59,23 +67,8 @@ def test_an_answer_that_comes_back_late_does_not_overwrite_the_storefront_chosen
     assert (status.inner_text(), grid.inner_text()) == shown
 
 
-# Holds the page's photo checks (POST /image_similarity_search) until window.release(), then hands each
-# back read in full
-HOLD_CHECKS = """() => {
-  const fetched = window.fetch;
-  let release;
-  const released = new Promise((resolve) => (release = resolve));
-  Object.assign(window, { release, held: 0, answered: 0 });
-  window.fetch = async (url, init) => {
-    if (!String(url).includes("/image_similarity_search")) return fetched(url, init);
-    window.held += 1;
-    await released;
-    const answer = await fetched(url, init);
-    const body = await answer.text();
-    window.answered += 1;
-    return new Response(body, { status: answer.status, headers: answer.headers });
-  };
-}"""
+# The page's photo checks (POST /image_similarity_search)
+HOLD_CHECKS = holding("/image_similarity_search")
 
 
 def test_a_check_answered_late_does_not_replace_the_one_made_since(
