@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONUNBUFFERED := 1
 
-.PHONY: docs docs-serve run test test-durations test-unit test-integration test-workflow test-e2e test-infra bench eval backfill reconcile migrate lint synth layer clip-model deploy clean venv openapi
+.PHONY: docs docs-serve figures run test test-durations test-unit test-integration test-workflow test-e2e test-infra bench eval backfill reconcile migrate lint synth layer clip-model deploy clean venv openapi
 
 venv: $(STAMP)
 
@@ -67,12 +67,21 @@ test-e2e: $(STAMP)  ## Run the end-to-end tests (`python -m local` as a separate
 test-infra: $(STAMP)  ## Run the infrastructure tests on the synthesized CDK template (the permission tests need `make test`)
 	$(PYTEST) $(PARALLEL) tests/infra $(PYTEST_ARGS)
 
-bench: $(STAMP)  ## Run every benchmark in bench/; prints one table and writes bench/results/latest.json
+bench: $(STAMP)  ## Run every benchmark in bench/ (BENCH_ARGS=name runs one); prints one table, records each under bench/records/ and renders the docs' figures from them
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(MAKE) --no-print-directory figures
 
-eval: $(STAMP)  ## Run the quality evaluations (phrases, duplicate detection; about two minutes): JSON under evaluation/results/, the tables of docs/evaluation.md rendered from it
+eval: $(STAMP)  ## Run the quality evaluations (phrases, duplicate detection; about two minutes): JSON under evaluation/results/, the docs' figures rendered from it
 	$(BIN)/python -m evaluation.results
-	$(BIN)/python -m evaluation.results --write-readme
+	$(MAKE) --no-print-directory figures
+
+# Every measured table and quoted figure in README.md and docs/ is rendered from a result file; the
+# tests (test_bench_records, test_bench_goals, test_bench_prose, test_evaluation_results) fail when a
+# page disagrees with its file. The goals and the quoted figures read the others' files: they come last.
+FIGURE_RENDERERS := bench.records bench.migration_report bench.verification_report bench.gpu_report evaluation.results bench.goals bench.prose
+
+figures: $(STAMP)  ## Render every measured table and figure in README.md and docs/ from the result files (bench/records, bench/gpu, evaluation/results)
+	@for renderer in $(FIGURE_RENDERERS); do $(BIN)/python -m $$renderer --write-readme || exit 1; done
 
 # A client of the running local stack: its endpoints from the settings `make run` reads (LOCAL_HOST,
 # LOCAL_MOTO_PORT, LOCAL_OPENSEARCH_PORT; local/endpoints.py), never ports written here.
