@@ -16,12 +16,14 @@ import requests
 from doubles.loopback import OPENAI_IMAGE_EDITS, LoopbackServer
 from listing_vision.api.clients import ApiClients
 from listing_vision.config import get_settings
+from listing_vision.errors import RateLimited
 from listing_vision.jewelry.edit_quota import EditQuota
 from listing_vision.jewelry.image_types import TYPE_SETS
 from listing_vision.providers.fair_turns import STALE_S, FairTurns
 from listing_vision.providers.rate_limit import TokenBucket
 from local.stack import LocalStack
 from tests.integration.test_generation import RESPOND_ASYNC, earring_photo
+from tests.integration.test_rate_limit import FakeClock
 from tests.stores import settle
 
 
@@ -168,3 +170,54 @@ def test_a_newcomers_ticket_goes_ahead_of_a_busy_clients_backlog_and_dead_ticket
     # And tickets whose waiters stopped looking (their workers died) are skipped after STALE_S, and removed
     assert turns._look("busy2", 1_012.0 + STALE_S + 1) == 0
     assert turns._look("busy1", 1_013.0 + STALE_S) is None  # had it only stalled, it queues again
+
+
+def waiters(bucket: str, clock: FakeClock, burst: int, count: int) -> list[FairTurns]:
+    """`count` workers' views of one queue and bucket of `burst` at 1 a minute, on one clock that
+    moves only when a waiter sleeps (each worker's limiter counts its own waits)."""
+    return [
+        FairTurns(TokenBucket(bucket, rate_per_minute=1, burst=burst, clock=clock.time, sleep=clock.sleep))
+        for _ in range(count)
+    ]
+
+
+def test_a_clients_edits_queued_at_once_take_a_full_buckets_tokens_without_waiting(local_stack: LocalStack) -> None:
+    # Given a full bucket of 3, and one client's three edits queued at once (one job's edits in parallel:
+    # each holds its ticket before any is served, so two of them are behind the first)
+    clock = FakeClock()
+    workers = waiters(f"test-turns-{uuid.uuid4().hex[:8]}", clock, burst=3, count=3)
+    for n, worker in enumerate(workers):
+        worker._register(f"edit{n}", "solo", clock.time())
+    # When each takes its turn, the last queued first
+    for n, worker in reversed(list(enumerate(workers))):
+        worker.acquire("solo", f"edit{n}", timeout_s=5)
+    # Then each took a token at once: no sleep was asked for, and no limiter recorded a wait
+    assert clock.now == 1_000.0 and [w.bucket.waited_s for w in workers] == [0.0, 0.0, 0.0]
+    # And the burst is spent: a fourth edit waits for the next token
+    with pytest.raises(RateLimited):
+        workers[0].acquire("solo", "edit3", timeout_s=5)
+
+
+def test_a_later_ticket_takes_a_free_token_but_never_one_owed_to_a_ticket_ahead(local_stack: LocalStack) -> None:
+    # Given a full bucket of 2 (1 a minute), and the queue a0, b0, a1, a2: client a queued three
+    # edits, then client b one (its turn comes right after a's first)
+    clock = FakeClock()
+    a0, b0, a1, a2 = waiters(f"test-turns-{uuid.uuid4().hex[:8]}", clock, burst=2, count=4)
+    for worker, (client, ticket) in zip(
+        (a0, b0, a1, a2), (("a", "a0"), ("b", "b0"), ("a", "a1"), ("a", "a2")), strict=True
+    ):
+        worker._register(ticket, client, clock.time())
+    # When a2, three tickets ahead of it, asks first: the bucket never holds a token for each
+    with pytest.raises(RateLimited):
+        a2.acquire("a", "a2", timeout_s=10)
+    moved = clock.now
+    # Then b0, one ticket ahead, finds a token for itself and one for a0 still there: it takes its own at once
+    b0.acquire("b", "b0", timeout_s=10)
+    assert b0.bucket.waited_s == 0.0 and clock.now == moved
+    # And a1, behind a0 only, does not take the last token: it is a0's (refused within 10 s, the next is 60 s away)
+    with pytest.raises(RateLimited):
+        a1.acquire("a", "a1", timeout_s=10)
+    # And a0, the head, takes that token at once
+    moved = clock.now
+    a0.acquire("a", "a0", timeout_s=10)
+    assert a0.bucket.waited_s == 0.0 and clock.now == moved

@@ -4,13 +4,17 @@ Every waiting edit holds a ticket in one DynamoDB item next to the bucket (`<buc
 rate-limit table). A ticket's tag is its client's previous tag, or the tag last served when that is
 higher, plus one: a client that queued twenty edits holds tags v+1 … v+20, and a client arriving
 with one edit gets v+1, so it is served after at most one more edit of each other client, not after
-all twenty. Only the ticket with the lowest (tag, arrival) takes tokens from the bucket (rate_limit.py,
-whose rate and burst still bound every call); the others wait their turn.
+all twenty. The turns only matter while tokens are short: a ticket with k live tickets ahead takes a
+token as soon as the bucket (rate_limit.py, whose rate and burst still bound every call) holds one
+for it and one for each of those k, in the same conditional update that takes it. So a client alone,
+or clients whose edits fit in what the bucket holds, never wait, and none takes a token that a ticket
+ahead of it is owed; when the bucket is empty, the ticket with the lowest (tag, arrival) is served as
+each token comes, and a later one only when tokens have come for everyone ahead of it.
 
 A ticket is refreshed each time its waiter looks at the queue; one not refreshed for STALE_S (its
 worker died) is skipped by the others and removed. Registration is an optimistic write (the item's
-`turn_version`); looking and leaving are single updates. Heads racing with a newer, lower tag can only
-reorder a turn or two: the bucket, not this queue, keeps the rate.
+`turn_version`); looking and leaving are single updates. A waiter racing with a newer, lower tag can
+only reorder a turn or two: the bucket, not this queue, keeps the rate.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ class FairTurns:
                 if ahead is None:  # taken for dead (it stalled past STALE_S): queue again
                     tag = self._register(ticket, client, now)
                     continue
-                wait = bucket._take(now) if ahead == 0 else ahead * bucket.interval / 2
+                wait = bucket._take(now, reserve=ahead)  # a token, leaving one for each ticket ahead
                 if wait is None:
                     served = True
                     return

@@ -11,6 +11,8 @@ from the refused update when the next token is due, sleeps until then and tries 
 deadline. Workers' clocks (and the moments they read them) differ by milliseconds: a taker whose
 `now` is a little behind the one that restarted the schedule would find the burst spent by that
 margin, so a token may be granted up to `skew_s` early (1 % of an interval, at most 0.1 s).
+A taker may also ask that `reserve` tokens stay after its own (one per waiter ahead of it in a
+fair queue, fair_turns.py): the same single update, its bound lowered by that many intervals.
 """
 
 from __future__ import annotations
@@ -63,8 +65,11 @@ class TokenBucket:
             self.waited_s += pause
             self.sleep(pause)
 
-    def _take(self, now: float) -> float | None:
-        """Take a token at `now`: None when taken, else the seconds until the next one is due."""
+    def _take(self, now: float, reserve: int = 0) -> float | None:
+        """Take a token at `now`, provided `reserve` more stay in the bucket (one for each taker ahead
+        in a queue, fair_turns.py): None when taken, else the seconds until that many are due."""
+        if reserve >= self.burst:  # more than the bucket holds: those ahead go first
+            return (reserve - self.burst + 1) * self.interval
         key = to_item({"bucket_id": self.name})
         # A full bucket (or a new one): the schedule restarts from now.
         found = self._update(
@@ -72,7 +77,8 @@ class TokenBucket:
         )
         if found is None:
             return None
-        latest = now + (self.burst - 1) * self.interval + self.skew_s  # the latest schedule leaving a token
+        # The latest schedule that still leaves a token, and the reserve after it.
+        latest = now + (self.burst - 1 - reserve) * self.interval + self.skew_s
         if found["tat"] <= latest:
             found = self._update(
                 key, "SET tat = tat + :interval", "tat <= :latest", interval=self.interval, latest=latest
