@@ -1,4 +1,5 @@
-"""Loopback HTTP servers speaking the OpenAI and Anthropic wire protocols, for the real SDKs.
+"""Loopback HTTP servers speaking the OpenAI and Anthropic wire protocols, for the real SDKs (and
+answering GETs too, for what the platform reads over HTTP, such as a user pool's keys).
 
 Each route answers from a script (a queue of replies; when it runs out, the default reply), and
 every request is recorded, so tests can send a 429 with retry-after, a 500, a quota error or a
@@ -95,8 +96,14 @@ class LoopbackServer:
                 pass
 
             def do_POST(self) -> None:
+                self._answer("POST")
+
+            def do_GET(self) -> None:  # a document the platform reads (a user pool's keys)
+                self._answer("GET")
+
+            def _answer(self, method: str) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                reply = server._reply_for(Recorded("POST", self.path, dict(self.headers.items()), body))
+                reply = server._reply_for(Recorded(method, self.path, dict(self.headers.items()), body))
                 if reply.delay_s and server._stopping.wait(reply.delay_s):
                     return
                 payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from local.endpoints import Endpoints
-from local.state_lock import StateFolderInUse, StateLock
+from local.state_lock import StateFolderInUse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,15 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "`image_links` (--context-file's, else the deploy's default, cdn): cdn links resolve through the local CDN",
     )
     args = parser.parse_args(argv)
-    try:
-        lock = StateLock(args.state_dir).acquire()  # before any port is taken: a second start changes nothing
-    except StateFolderInUse as error:
-        print(f"Could not start the local stack: {error}", file=sys.stderr)
-        return 1
-    try:
-        return run(args)
-    finally:
-        lock.release()
+    return run(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,7 +131,10 @@ def run(args: argparse.Namespace) -> int:
         image_links=args.image_links or declared_image_links(args.context_file),
     )
     try:
-        stack.start()
+        stack.start()  # takes the state folder's lock first: a second stack on it changes nothing
+    except StateFolderInUse as error:
+        print(f"Could not start the local stack: {error}", file=sys.stderr)
+        return 1
     except (OSError, OsmemError) as error:  # a port in use: moto's (OSError) or OpenSearch's (OsmemError)
         print(
             f"Could not start the local stack: {error}. Is another one running on these ports? "

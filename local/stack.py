@@ -34,7 +34,7 @@ from listing_vision.jewelry.vector_index import close_clients, milvus_client
 from listing_vision.realestate.listings_index import opensearch_client
 from listing_vision.resources import TABLES
 from listing_vision.storefronts import StorefrontSpec
-from local import atomic_dynamodb, snapshot
+from local import atomic_dynamodb, snapshot, state_lock
 from local.aws_limits import AwsLimits
 from local.call_recorder import CallRecorder
 from local.cdn import LocalCdn
@@ -128,12 +128,13 @@ class LocalStack:
     image_links: str = "presigned"
     cdn_port: int = 0  # 0: a free one (`python -m local` keeps one, so links outlive a restart)
     cdn: LocalCdn | None = None
+    _lock: state_lock.StateLock | None = None  # the state folder's, held from start() to stop()
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> LocalStack:
         started = time.monotonic()
         self.state_dir = self.state_dir.resolve()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = state_lock.StateLock(self.state_dir).acquire()  # first: a folder in use refuses before any port
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request otherwise
         atomic_dynamodb.install()  # conditional writes atomic, as on DynamoDB
         self._moto = PolicyCheckingMotoServer(
@@ -287,6 +288,8 @@ class LocalStack:
             self._limits.uninstall()
             self._limits = None
         self._restore_environment()
+        if self._lock is not None:  # last: the folder is free once everything that wrote to it stopped
+            self._lock.release()
         return saved
 
     def _save_snapshot(self, cache: snapshot.ObjectCache) -> dict[str, int]:

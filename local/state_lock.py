@@ -1,7 +1,9 @@
-"""One `python -m local` a state folder: a second one on the same folder would restore the same
-snapshot, replay the same queue of events and overwrite the first's saves. The first to start holds an
-exclusive `flock` on `<state folder>/lock` (its process id written in it) until it exits; the kernel
-releases it however the process ends, kill -9 included, so no stale lock is left behind."""
+"""One local stack a state folder: a second one on the same folder would restore the same snapshot,
+replay the same queue of events and overwrite the first's saves. `LocalStack.start()` takes an
+exclusive `flock` on `<state folder>/lock` (its process id written in it) before anything else, and
+`stop()` lets it go, so a `python -m local`, a test's stack and a benchmark's are refused alike, in
+another process or in the same one (each start opens the file anew, and flock locks open files). The
+kernel releases it however the process ends, kill -9 included, so no stale lock is left behind."""
 
 from __future__ import annotations
 

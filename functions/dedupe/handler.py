@@ -249,7 +249,7 @@ def list_verdicts(
         int, Query(ge=1, le=verdicts_module.MAX_LIMIT, description="Verdicts per page, at most.")
     ] = verdicts_module.DEFAULT_LIMIT,
 ) -> VerdictPage:
-    """The storefront's verdicts, a page at a time (the labels `python -m evaluation.calibrate
+    """The storefront's verdicts, newest first, a page at a time (the labels `python -m evaluation.calibrate
     --verdicts-from-api` exports). A cursor is tied to its storefront and `image_id`."""
     parameters = app.current_event.multi_value_query_string_parameters or {}
     check_parameters(parameters, ("website", "image_id", "cursor", "limit"), "GET /verdicts")

@@ -17,6 +17,7 @@ from constructs import Construct
 
 from infra.constructs.platform import Platform, allow, wire_s3_triggers
 from infra.constructs.service_function import ServiceFunction
+from listing_vision.resources import VERDICTS_BY_WEBSITE
 
 FUNCTION_NAMES = ("dedupe", "dedupe-indexer", "dedupe-backfill", "dedupe-reconcile")
 INDEXERS = ("dedupe-indexer", "dedupe-backfill", "dedupe-reconcile")  # index objects (inbox uploads by copy)
@@ -78,6 +79,8 @@ class Dedupe(Construct):
         allow(reconcile, ["dynamodb:Scan"], [platform.table_arn("catalogue_table")], "Every record of a storefront.")
         # GET /images pages a storefront's records (a bounded Scan per request: catalogue.py)
         allow(api, ["dynamodb:Scan"], [platform.table_arn("catalogue_table")])
+        # GET /verdicts: a storefront's verdicts, newest first (verdicts.py), from their index alone
+        allow(api, ["dynamodb:Query"], [f"{platform.table_arn('catalogue_table')}/index/{VERDICTS_BY_WEBSITE.name}"])
         events.Rule(
             self,
             "ReconcileHourly",

@@ -1,7 +1,8 @@
 """The catalogue's lifecycle as deployed: GET /images and DELETE /images/{image_id} are keyed methods
 integrated with the dedupe function's released version; that function may delete photos only under
 the storefronts' catalogue/ prefix and may Scan the catalogue table (the listing); a photo deleted in
-a storefront bucket notifies the indexer (ObjectRemoved), which may remove records but no object."""
+a storefront bucket notifies the indexer (ObjectRemoved), which may remove records but no object.
+The table's verdicts index (GET /verdicts) is the same on AWS as locally, and only the API queries it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import json
 
 from functions.routes import ROUTES
 from functions.triggers import s3_triggers
+from listing_vision import aws
+from listing_vision.config import get_settings
+from listing_vision.resources import TABLES, VERDICTS_BY_WEBSITE
 from local.call_recorder import ACCOUNT_ID, REGION, Call
+from local.stack import LocalStack
 from tests.infra.conftest import Synthesized
 from tests.infra.iam import RolePolicies
 
@@ -86,3 +91,37 @@ def test_a_photo_deleted_in_either_storefront_bucket_notifies_the_indexer(synthe
         if config["Events"] == ["s3:ObjectRemoved:*"]
     ]
     assert len(wired) == 2 and all("Filter" not in config for config in wired)
+
+
+def test_the_catalogue_table_has_the_verdicts_index_on_aws_as_locally_and_the_api_queries_only_it(
+    synthesized: Synthesized, local_stack: LocalStack
+) -> None:
+    # Given the synthesized catalogue table and the local stack's
+    table = synthesized.logical_id(synthesized.stack.storage.tables["catalogue_table"])
+    properties = synthesized.resources[table]["Properties"]
+    local = aws.client("dynamodb").describe_table(TableName=get_settings().catalogue_table)["Table"]
+    # Then both have the one declared index: website (string) then recorded_at (number), every attribute projected
+    (declared,) = next(spec.indexes for spec in TABLES if spec.name_setting == "catalogue_table")
+    assert declared == VERDICTS_BY_WEBSITE
+    for indexes, attributes in (
+        (properties["GlobalSecondaryIndexes"], properties["AttributeDefinitions"]),
+        (local["GlobalSecondaryIndexes"], local["AttributeDefinitions"]),
+    ):
+        (index,) = indexes
+        assert index["IndexName"] == "website-recorded"
+        assert [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]] == [
+            ("website", "HASH"),
+            ("recorded_at", "RANGE"),
+        ]
+        assert index["Projection"]["ProjectionType"] == "ALL"
+        types = {a["AttributeName"]: a["AttributeType"] for a in attributes}
+        assert types == {"content_id": "S", "website": "S", "recorded_at": "N"}
+    # And the API (GET /verdicts) may query that index and nothing else; no other function queries the catalogue
+    policies = RolePolicies(synthesized.stack, synthesized.template.to_json())
+    queries = {
+        function: {g.resource for g in policies.grants(function) if g.action == "dynamodb:Query"}
+        for function in synthesized.stack.functions
+    }
+    assert {f: arns for f, arns in queries.items() if any("image-catalogue" in arn for arn in arns)} == {
+        "dedupe": {f"{TABLE}/index/website-recorded"}
+    }

@@ -31,8 +31,8 @@ from listing_vision.realestate.listings_index import ListingsIndex
 from local.console_site import CONSOLE_DIR
 from local.stack import LocalStack
 from tests.browser import BROWSER_WAIT_MS, CHROMIUM_ARGS, axe_source, chromium
+from tests.demo_migration import migrated_demo_listing
 from tests.integration.test_generation import earring_photo
-from tests.integration.test_listing_view import migrated_demo_listing
 from tests.integration.test_migration_progress import invoke
 from tests.stores import settle
 

@@ -5,9 +5,7 @@ bad-input corpus (bad_input/search_cases.py)."""
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Any
 
 import pytest
 import requests
@@ -16,6 +14,7 @@ from opensearchpy import helpers
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import ListingsIndex
 from local.stack import LocalStack
+from tests.demo_migration import migrated_demo_listing
 from tests.stores import changed, fingerprint
 
 
@@ -61,28 +60,6 @@ def test_a_listing_shows_its_photos_and_its_text_before_and_after_the_split(loca
     finally:
         helpers.bulk(index.client, ({"_op_type": "delete", "_index": index.name, "_id": z} for z in docs))
         index.refresh()
-
-
-def migrated_demo_listing(capsys: pytest.CaptureFixture[str]) -> tuple[str, dict[str, Any]]:
-    """Two demo listings (with cached analyses) migrated by a Step Functions run of the stack: one
-    of their zpids and the run's result."""
-    from listing_vision.realestate import migrate
-    from local import demo_listings
-
-    demo_listings.load(40, seed=9)
-    ids = [str(10_000_000 + number * 7 + 3) for number in range(40)]
-    assert migrate.main(["dry-run", "--zpids", ",".join(ids)]) == 0
-    dry = printed(capsys)
-    chosen = [row["zpid"] for row in dry["listings"] if row["status"] in ("would_update", "would_skip_migrated")][:2]
-    assert len(chosen) == 2
-    migrate.main(["--via-stepfunctions", "execute", "--force", "--zpids", ",".join(chosen)])
-    return chosen[0], printed(capsys)
-
-
-def printed(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    lines = capsys.readouterr().out.splitlines()
-    start = max(i for i, line in enumerate(lines) if line == "{")
-    return dict(json.loads("\n".join(lines[start:])))
 
 
 def test_the_progress_shows_the_last_runs_batches_and_verify_and_a_migrated_listing_its_split(

@@ -1,9 +1,11 @@
-"""The local stack provisions every store and serves the real handlers through the gateway."""
+"""The local stack provisions every store and serves the real handlers through the gateway, and holds
+its state folder: a second stack on it, built in code or `python -m local`, is refused."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 
 import boto3
@@ -17,6 +19,8 @@ from listing_vision.resources import TABLES, bucket_name, buckets
 from local.call_recorder import Call
 from local.lambda_runtime import current_function
 from local.stack import LocalStack
+from local.state_lock import StateFolderInUse, StateLock
+from tests.local_process import local_command, refused_start
 
 
 def test_every_bucket_exists_and_is_private(local_stack: LocalStack) -> None:
@@ -174,3 +178,26 @@ def test_a_read_of_a_missing_object_is_recorded_as_needing_list_bucket(local_sta
     # and when it reads one that is not, s3:ListBucket on the bucket too (S3 answers 403 without it, not 404)
     assert reads_as_a_function("recorder-probe/gone.txt") == {"s3:GetObject", "s3:ListBucket"}
     assert Call("recorder-probe", "s3:ListBucket", f"arn:aws:s3:::{bucket}") in local_stack.recorder.calls
+
+
+def test_a_second_stack_on_the_state_folder_of_a_running_one_is_refused_in_process_and_as_a_process(
+    local_stack: LocalStack,
+) -> None:
+    # Given the session's stack, built in this process by code, running on its state folder
+    folder = local_stack.state_dir
+    said = f"The state folder {folder} is in use by another local stack (process {os.getpid()})"
+    # When a second stack is built in code on the same folder and started
+    second = LocalStack(state_dir=folder, port=0, keep_snapshot=False)
+    with pytest.raises(StateFolderInUse) as refused:
+        second.start()
+    # Then it is refused, naming the folder, the holder and what to do, before taking any port
+    assert str(refused.value).startswith(said) and "--state-dir" in str(refused.value)
+    assert (second.url, second.moto_url, second.opensearch_url) == ("", "", "")
+    # When `python -m local` is started on that folder
+    printed = refused_start(local_command(folder))
+    # Then it is refused with the same message
+    assert f"Could not start the local stack: {refused.value}" in printed
+    # And the first still answers, and still holds the folder
+    assert requests.get(f"{local_stack.url}/health", timeout=30).status_code == 200
+    with pytest.raises(StateFolderInUse):
+        StateLock(folder).acquire()

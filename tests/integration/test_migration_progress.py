@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from local.stack import LocalStack
-from tests.integration.test_listing_view import printed
+from tests.demo_migration import listings_a_forced_execute_would_update, printed
 
 
 def invoke(local_stack: LocalStack, event: dict[str, Any]) -> dict[str, Any]:
@@ -42,15 +42,9 @@ def test_the_progress_shows_the_run_going_with_its_batches_recorded_so_far_until
     local_stack: LocalStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from listing_vision.realestate import migrate
-    from local import demo_listings
 
     # Given two demo listings a forced execute would update
-    demo_listings.load(40, seed=9)
-    ids = [str(10_000_000 + number * 7 + 3) for number in range(40)]
-    assert migrate.main(["dry-run", "--zpids", ",".join(ids)]) == 0
-    dry = printed(capsys)
-    chosen = [row["zpid"] for row in dry["listings"] if row["status"] in ("would_update", "would_skip_migrated")][:2]
-    assert len(chosen) == 2
+    chosen = listings_a_forced_execute_would_update(capsys)
     # When a run's plan step runs (one listing a batch: two batches)
     request = {"operation": "execute", "zpids": chosen, "batch_size": 1, "force": True}
     plan = invoke(local_stack, {"operation": "plan", "request": request})

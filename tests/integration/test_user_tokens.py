@@ -14,13 +14,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
 import pytest
 import requests
 
+from doubles.loopback import LoopbackServer, Reply
 from listing_vision.api import user_tokens
 from listing_vision.api.user_tokens import InvalidToken, UserPool, verify
 from listing_vision.config import get_settings
@@ -207,32 +207,7 @@ def test_each_refusal_has_its_stable_reason(people: Pool) -> None:
     assert verify(ann["IdToken"], people.pool, now=lambda: float(expires - 1))["cognito:groups"] == ["alya"]
 
 
-class _CountedJwks:
-    """The pool's JWKS (moto's bytes) served from a loopback port that counts its requests, and can go down."""
-
-    def __init__(self, body: bytes) -> None:
-        served = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, fmt: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                served.requests += 1
-                self.send_response(200 if served.up else 503)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.requests, self.up = 0, True
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._http.server_address[1]}/.well-known/jwks.json"
-        threading.Thread(target=self._http.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
+JWKS = "/.well-known/jwks.json"
 
 
 def _kid(token: str, kid: str | None) -> str:
@@ -243,14 +218,16 @@ def _kid(token: str, kid: str | None) -> str:
 
 
 def test_tokens_naming_unknown_keys_refetch_the_jwks_at_most_once_per_interval(people: Pool) -> None:
-    # Given the pool's keys served where the requests for them are counted, read once for ann's real token
-    jwks = _CountedJwks(requests.get(people.pool.jwks_url, timeout=30).content)
-    pool = UserPool(people.pool.issuer, people.pool.client_id, jwks.url)
+    # Given the pool's keys (moto's bytes) served on a loopback port that records the requests for them,
+    # read once for ann's real token
+    keys = requests.get(people.pool.jwks_url, timeout=30).content
+    jwks = LoopbackServer({JWKS: lambda request: Reply(200, keys)}).start()
+    pool = UserPool(people.pool.issuer, people.pool.client_id, jwks.url + JWKS)
     ann = people.tokens["ann"]["IdToken"]
     at, interval = time.time(), user_tokens.JWKS_REFRESH_MIN_S
     try:
         assert verify(ann, pool, now=lambda: at)["cognito:groups"] == ["alya"]
-        assert jwks.requests == 1
+        assert len(jwks.calls(JWKS)) == 1
         # When anyone sends many tokens naming keys the pool never published (no key needed to write one)
         reasons = set()
         for n in range(5):
@@ -259,19 +236,20 @@ def test_tokens_naming_unknown_keys_refetch_the_jwks_at_most_once_per_interval(p
                 verify(_kid(ann, f"made-up-{n}"), pool, now=lambda: seconds)  # noqa: B023 - called here
             reasons.add(refused.value.reason)
         # Then each is refused as naming an unknown key, and the keys just fetched are not fetched again
-        assert (reasons, jwks.requests) == ({"unknown_key"}, 1)
+        assert (reasons, len(jwks.calls(JWKS))) == ({"unknown_key"}, 1)
         # And once the interval passed, a key the pool may have rotated in since is looked for, once
         for seconds in (at + interval + 1, at + interval + 2):
             with pytest.raises(InvalidToken):
                 verify(_kid(ann, f"made-up-at-{seconds}"), pool, now=lambda: seconds)  # noqa: B023 - called here
-        assert jwks.requests == 2
-        # And when the keys cannot be fetched then, an unknown key is still a refusal (401), not a failure,
-        # while the keys already held still verify ann's token
-        jwks.up = False
+        assert len(jwks.calls(JWKS)) == 2
+        # And when the keys cannot be fetched then (the next fetch answered 503), an unknown key is still a
+        # refusal (401), not a failure, while the keys already held still verify ann's token
+        jwks.script(JWKS, Reply(503, b"unavailable"))
         with pytest.raises(InvalidToken) as refused:
             verify(_kid(ann, "made-up-while-down"), pool, now=lambda: at + 2 * interval + 2)
-        assert (refused.value.reason, jwks.requests) == ("unknown_key", 3)
+        assert (refused.value.reason, len(jwks.calls(JWKS))) == ("unknown_key", 3)
         assert verify(ann, pool, now=lambda: at + 2 * interval + 3)["cognito:groups"] == ["alya"]
+        assert [request.method for request in jwks.calls(JWKS)] == ["GET"] * 3
     finally:
         jwks.stop()
 

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,14 @@ import requests
 from PIL import Image
 
 from evaluation import calibrate
+from listing_vision import aws
+from listing_vision.api.access import Caller
+from listing_vision.config import get_settings
+from listing_vision.dynamodb_items import to_item
+from listing_vision.jewelry.claims import ContentClaims
+from listing_vision.jewelry.verdicts import Verdicts, verdict_item_id
+from listing_vision.resources import VERDICTS_BY_WEBSITE
+from local.provision import provision
 from local.stack import LocalStack
 from tests.integration.test_generation import earring_photo
 from tests.stores import changed, fingerprint
@@ -158,3 +167,58 @@ def test_calibrate_takes_a_storefronts_verdicts_from_the_api_with_their_photos(
     assert {f"{sha(first)}.img", f"{sha(second)}.img"} <= fetched and f"{sha(upload)}.img" not in fetched
     figures = json.loads((out / "thresholds.json").read_text())["verdicts"]
     assert figures["used"] >= 1 and figures["skipped_photo_not_found"] >= 1  # the upload's photo is nowhere
+
+
+def test_verdicts_recorded_before_their_index_existed_are_listed_newest_first_once_it_is_added(
+    local_stack: LocalStack,
+) -> None:
+    # Given a catalogue table as a stage had it before the verdicts' index (its key only)
+    dynamodb = aws.client("dynamodb")
+    table = f"catalogue-before-index-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "content_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "content_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    try:
+        # And verdicts in it as the code before the index wrote them: five of blysk, recorded at
+        # different times (written out of order), one of alya, and a stored image's claim
+        hub = sha(b"hub")
+        recorded = {sha(f"other {n}".encode()): at for n, at in enumerate((300, 100, 500, 200, 400))}
+        for other, at in [*recorded.items(), (sha(b"alya's"), 600)]:
+            website = "alya" if at == 600 else "blysk"
+            item = {
+                "content_id": verdict_item_id(website, other, hub),
+                "website": website,
+                "image_id": other,
+                "matched_image_id": hub,
+                "verdict": "same_piece",
+                "recorded_at": at,
+                "recorded_by": "reviewer",
+            }
+            dynamodb.put_item(TableName=table, Item=to_item(item))
+        claim = {"content_id": f"blysk#{hub}", "website": "blysk", "state": "stored", "sha256": hub}
+        dynamodb.put_item(TableName=table, Item=to_item(claim))
+        # When the stack provisions its tables over it, as a start on a kept state folder does
+        provision(get_settings().model_copy(update={"catalogue_table": table}))
+        # Then the table has the verdicts' index, as declared
+        indexes = dynamodb.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"]
+        assert [index["IndexName"] for index in indexes] == [VERDICTS_BY_WEBSITE.name]
+        # And blysk's verdicts are listed from it, two a page, newest first, each once, alya's and the claim left out
+        verdicts = Verdicts(ContentClaims(table=table))
+        caller = Caller("reviewer", frozenset({"blysk"}))
+        pages, cursor = [], None
+        while True:
+            page = verdicts.page(caller, "blysk", None, cursor, 2)
+            pages.append([(v["image_id"], v["recorded_at"]) for v in page["verdicts"]])
+            if (cursor := page["next_cursor"]) is None:
+                break
+        newest_first = sorted(recorded.items(), key=lambda pair: -pair[1])
+        assert [pair for page in pages for pair in page] == newest_first
+        assert [len(page) for page in pages[:2]] == [2, 2]
+        # And those on pairs holding one image, the same way
+        other = newest_first[3][0]
+        assert [v["image_id"] for v in verdicts.page(caller, "blysk", other, None, 2)["verdicts"]] == [other]
+    finally:
+        dynamodb.delete_table(TableName=table)

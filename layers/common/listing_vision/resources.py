@@ -80,6 +80,9 @@ JOB_RETENTION_DAYS = 30  # a generation job's record lives this long (its TTL)
 JOBS_BY_WEBSITE = IndexSpec("website-created", "website", "created_at")  # GET /jobs: a storefront's, newest first
 # Webhooks: a storefront's registrations (`hooks#<website>`) and a client's deliveries (`deliveries#<website>#<client>`)
 WEBHOOKS_BY_OWNER = IndexSpec("owner-created", "owner", "created_at")
+# GET /verdicts: a storefront's verdicts, newest first. Only verdicts carry `recorded_at` in the
+# catalogue table, so the index holds nothing else (jewelry/verdicts.py)
+VERDICTS_BY_WEBSITE = IndexSpec("website-recorded", "website", "recorded_at")
 WEBHOOK_DELIVERY_DAYS = 30  # a webhook delivery's record lives this long (its TTL)
 NONCURRENT_VERSION_DAYS = 30  # an overwritten or deleted object version is kept this long
 INCOMPLETE_UPLOAD_DAYS = 7  # a multipart upload never completed is abandoned after this
@@ -135,7 +138,11 @@ TABLES: tuple[TableSpec, ...] = (
         "token buckets shared by every job (provider rate limits) and clients' daily edit quotas (these expire)",
     ),
     TableSpec(
-        "catalogue_table", "content_id", "expires_at", "stored jewelry images by content (claims, exact duplicates)"
+        "catalogue_table",
+        "content_id",
+        "expires_at",
+        "stored jewelry images by content (claims, exact duplicates) and reviewers' verdicts on duplicate pairs",
+        indexes=(VERDICTS_BY_WEBSITE,),
     ),
     TableSpec(
         "idempotency_table",

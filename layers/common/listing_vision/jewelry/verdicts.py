@@ -11,9 +11,17 @@ duplicate upload is not stored (that is what the check answered), so the catalog
 The same id on both sides is refused (400 `same_image_pair`). A client of another storefront can
 neither record nor list (403 `storefront_forbidden`), as for /images. A refused verdict writes nothing.
 
-GET /verdicts reads a bounded part of the table per request (a Scan of at most `MAX_SCAN_PAGES`
-pages, as GET /images does), so a page may come back short with a `next_cursor`; the cursor is tied
-to the storefront and to the `image_id` filter it was made with.
+GET /verdicts is one Query of the catalogue table's `website-recorded` index
+(resources.VERDICTS_BY_WEBSITE: partition `website`, sort `recorded_at`), newest first. Only verdicts
+carry `recorded_at` in the catalogue table, so the index holds them and nothing else (a sparse
+index), and every verdict recorded before the index existed is in it too: DynamoDB fills a new index
+from the items already there. An `image_id` filter is a filter expression, so each request
+evaluates at most `MAX_EVALUATED` verdicts (in at most `MAX_QUERIES` queries): a page can come back
+short, even empty, with a `next_cursor`. Each query asks for no more than the page still lacks, so
+the next page starts right after the last verdict read; the cursor carries that verdict's key (its
+pair and `recorded_at`), tied to the storefront and to the `image_id` filter it was made with. A
+verdict recorded (or recorded again) after a listing began comes before its cursor: that listing
+shows no verdict twice, and the next listing shows it first.
 """
 
 from __future__ import annotations
@@ -30,15 +38,18 @@ from listing_vision.errors import InvalidRequest, NotFound
 from listing_vision.jewelry.catalogue import IMAGE_ID_PATTERN
 from listing_vision.jewelry.claims import ContentClaims
 from listing_vision.observability import logger, metrics
+from listing_vision.resources import VERDICTS_BY_WEBSITE
 
 Verdict = Literal["same_piece", "not_duplicate"]
 VERDICTS: tuple[str, ...] = get_args(Verdict)
 VERDICT_PREFIX = "verdict#"  # never a storefront's content id (`<website>#<sha256>`): the reconciler skips it
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 MAX_CURSOR_CHARS = 300
-MAX_SCAN_PAGES = 5
-MIN_SCAN_ITEMS = 100
-_FIELDS = "content_id, website, image_id, matched_image_id, verdict, recorded_at, recorded_by"
+MAX_EVALUATED = 500  # verdicts read per request, whatever the image_id filter skips
+MAX_QUERIES = 5
+# A cursor's recorded_at is a verdict's (Unix seconds): one past this is no verdict's, and one of more
+# than DynamoDB's 38 digits would fail in the query's serializer (a 500) rather than be refused
+_MAX_RECORDED_AT = 2**63 - 1
 
 
 def verdict_item_id(website: str, image_id: str, matched_image_id: str) -> str:
@@ -91,41 +102,39 @@ class Verdicts:
     def page(
         self, caller: Caller, website: Storefront, image_id: str | None, cursor: str | None, limit: int
     ) -> dict[str, Any]:
-        """One page of the storefront's verdicts (all, or those on pairs holding `image_id`) in the
-        table's order, and the cursor of the next page (None on the last)."""
+        """One page of the storefront's verdicts (all, or those on pairs holding `image_id`), newest
+        first, and the cursor of the next page (None on the last)."""
         caller.require(website)
-        scope = f"{website}\n{image_id or ''}".encode()
-        after = _decode(cursor, scope) if cursor else None
-        condition = "begins_with(content_id, :prefix)"
-        values: dict[str, Any] = {"prefix": f"{VERDICT_PREFIX}{website}#"}
+        scope = _scope(website, image_id)
+        start = _decode(cursor, scope, website) if cursor else None
+        values: dict[str, Any] = {"website": website}
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": VERDICTS_BY_WEBSITE.name,
+            "KeyConditionExpression": "website = :website",
+            "ScanIndexForward": False,  # newest first
+        }
         if image_id:
-            condition += " AND (image_id = :id OR matched_image_id = :id)"
+            request["FilterExpression"] = "image_id = :id OR matched_image_id = :id"
             values["id"] = image_id
+        request["ExpressionAttributeValues"] = expression_values(**values)
         found: list[dict[str, Any]] = []
-        start: dict[str, Any] | None = to_item({"content_id": after}) if after else None
-        for _ in range(MAX_SCAN_PAGES):
-            request: dict[str, Any] = {
-                "TableName": self.table,
-                "FilterExpression": condition,
-                "ExpressionAttributeValues": expression_values(**values),
-                "ProjectionExpression": _FIELDS,
-                "Limit": max(limit * 4, MIN_SCAN_ITEMS),
-                "ConsistentRead": True,
-            }
+        evaluated = 0
+        for _ in range(MAX_QUERIES):
+            # never more than the page lacks: the next page starts right after the last verdict read
+            request["Limit"] = min(limit - len(found), MAX_EVALUATED - evaluated)
             if start:
                 request["ExclusiveStartKey"] = start
-            answer = self.dynamodb.scan(**request)
-            items = answer.get("Items", [])
-            for raw in items:
-                found.append(from_item(raw))
-                if len(found) == limit:
-                    more = raw is not items[-1] or "LastEvaluatedKey" in answer
-                    next_after = str(found[-1]["content_id"]) if more else None
-                    return _page(found, scope, next_after)
+            answer = self.dynamodb.query(**request)
+            found += [from_item(raw) for raw in answer.get("Items", [])]
+            evaluated += int(answer.get("ScannedCount", 0))
             start = answer.get("LastEvaluatedKey")
-            if not start:
-                return _page(found, scope, None)
-        return _page(found, scope, str(from_item(start)["content_id"]) if start else None)
+            if not start or len(found) >= limit or evaluated >= MAX_EVALUATED:
+                break
+        return {
+            "verdicts": [_shown(item) for item in found],
+            "next_cursor": _encode(start, scope, website) if start else None,
+        }
 
 
 def _shown(item: dict[str, Any]) -> dict[str, Any]:
@@ -139,16 +148,34 @@ def _shown(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_CURSORS = CursorKind(b"verdicts-cursor", 1, MAX_CURSOR_CHARS, "listing", "storefront or image")
+# Version 2: the index's key (version 1, a table Scan's, is refused as another version's)
+_CURSORS = CursorKind(b"verdicts-cursor", 2, MAX_CURSOR_CHARS, "listing", "storefront or image")
 
 
-def _page(found: list[dict[str, Any]], scope: bytes, after: str | None) -> dict[str, Any]:
-    return {"verdicts": [_shown(item) for item in found], "next_cursor": _CURSORS.seal(scope, after) if after else None}
+def _scope(website: str, image_id: str | None) -> bytes:
+    return f"{website}\n{image_id or ''}".encode()
 
 
-def _decode(cursor: str, scope: bytes) -> str:
-    (after,) = _CURSORS.unseal(cursor, scope, arity=1)
-    # `after` is the key of the table's item the last read ended on: any item's, as for GET /images
-    if not isinstance(after, str) or not after:
+def _encode(key: dict[str, Any], scope: bytes, website: str) -> str:
+    """The cursor of the page after `key` (a verdict's key in the index, as DynamoDB gives it): its
+    pair (the table key is made from it and the storefront) and its `recorded_at`."""
+    values = from_item(key)
+    prefix = f"{VERDICT_PREFIX}{website}#"
+    low, high = str(values["content_id"]).removeprefix(prefix).split("#")
+    return _CURSORS.seal(scope, low, high, int(values["recorded_at"]))
+
+
+def _decode(cursor: str, scope: bytes, website: str) -> dict[str, Any]:
+    """The index key a cursor of `_encode` carries (DynamoDB's typed form); refuses one that is
+    garbled, altered, or made for another storefront or image."""
+    low, high, recorded_at = _CURSORS.unseal(cursor, scope, arity=3)
+    if (
+        not all(isinstance(image, str) and re.fullmatch(IMAGE_ID_PATTERN, image) for image in (low, high))
+        or not low < high
+        or not isinstance(recorded_at, int)
+        or isinstance(recorded_at, bool)
+        or not 0 <= recorded_at <= _MAX_RECORDED_AT
+    ):
         raise _CURSORS.refuse("malformed")
-    return after
+    key = {"content_id": verdict_item_id(website, low, high), "website": website, "recorded_at": recorded_at}
+    return to_item(key)
