@@ -7,17 +7,30 @@ This graph takes the same `pixel_values` [N,3,224,224] (CLIP-normalised) and ret
 duplicate detection (candidates are then verified on local features), so it is built to keep
 re-exported copies near their original rather than to tell near-identical photos apart:
 
-  CLIP-normalised RGB → undo normalisation → luminance (grayscale copies embed alike), then
-  - layout: 7×7 average pool (32×32) → 2-D DCT-II → the 27 coefficients with u+v ≤ 6, DC dropped
-    (a coarse layout: crops and small rotations move it little), |coefficient| where v is odd
-    (so a mirror image embeds exactly as its original), weighted by √(1+u+v);
+  CLIP-normalised RGB → undo normalisation, then
+  - layout: luminance, 7×7 average pool (32×32) → the magnitudes of its 2-D discrete Fourier
+    transform at the frequencies with |u|+|v| ≤ 8 (DC dropped), each summed with its mirror
+    frequency (u,−v): 44 values, those with u,v ≠ 0 weighted √2 (they stand for two). A magnitude
+    does not change when the picture shifts, so a crop that moves the piece in the frame moves this
+    block little (a DCT layout moved with it); the mirror sum makes a mirror image embed exactly as
+    its original;
   - tones: a soft histogram (24 bins, −2.5σ..2.5σ) of the luminance standardised by its own mean
     and spread (brightness and contrast changes cancel; crops and rotations keep it), Hellinger
     mapped, over the whole image and over its central half;
-  - each block L2-normalised and weighted (layout 1, whole 0.6, centre 0.4), zero-padded to 512,
-    L2 norm.
+  - colour: how much of each of 8 hues the picture holds (opponent colour R−G, R+G−2B at 112×112;
+    each pixel votes its chroma to the hue sectors within 45° of its hue), divided by its norm, or
+    by COLOUR_FLOOR when smaller, so a neutral picture (a silver piece, a grayscale copy) has almost
+    no colour block rather than one of amplified noise. It keeps a design's metals apart: in
+    luminance alone, a piece in gold, silver, rose gold and black (and all their copies) embed
+    almost alike and fill the top k of retrieval;
+  - each block L2-normalised and weighted (layout 1, whole 0.6, centre 0.4, colour 0.6; the
+    colour block as it is), zero-padded to 512, L2 norm.
 
-Weights and sizes were chosen on the labelled evaluation (`python -m evaluation.duplicate_detection`).
+A grayscale copy loses the colour block, so it scores about 0.1 further from its coloured original
+than a colour copy would, and its ranking among the catalogue still follows luminance.
+Weights and sizes were chosen on the dev split of the labelled evaluation
+(`python -m evaluation.duplicate_detection`, `evaluation/splits.json`). The file keeps its name
+(`dct_descriptor.onnx`), which the model id and the docs use; the signature changes with the graph.
 
     python -m serving.clip.descriptor [OUT.onnx]   # rewrites the shipped model by default
 """
@@ -35,12 +48,16 @@ from listing_vision.embeddings.clip_onnx import CLIP_MEAN, CLIP_STD, INPUT_NAME,
 
 GRID = 32
 POOL = 7  # 224 / 32
-MAX_FREQUENCY = 6  # u + v
+MAX_FREQUENCY = 8  # |u| + |v|
 HIST_BINS = 24
 HIST_RANGE = 2.5  # standard deviations either side of the mean
-HIST_POOL = 2  # histograms on a 112×112 image
+HIST_POOL = 2  # histograms and colour on a 112×112 image
 CENTRE = (28, 84)  # the central half of the 112×112 image, both axes
-WEIGHTS = {"layout": 1.0, "tones": 0.6, "centre": 0.4}
+HUE_SECTORS = 8
+COLOUR_FLOOR = 0.03  # the colour block is divided by its norm or by this, whichever is larger
+# Opponent colour axes (orthonormal, neutral grey at 0): red-green, yellow-blue
+OPPONENT = np.array([[1, -1, 0], [1, 1, -2]], np.float32) / np.array([[np.sqrt(2)], [np.sqrt(6)]], np.float32)
+WEIGHTS = {"layout": 1.0, "tones": 0.6, "centre": 0.4, "colour": 0.6}
 DIM = 512
 OPSET = 17
 SHIPPED = (
@@ -54,24 +71,36 @@ SHIPPED = (
 )
 
 
-def dct_matrix(n: int) -> np.ndarray:
-    k = np.arange(n)[:, None]
-    i = np.arange(n)[None, :]
-    matrix = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * i + 1) * k / (2 * n))
-    matrix[0] /= np.sqrt(2.0)
-    return matrix.astype(np.float32)
-
-
-def low_frequencies(n: int, max_frequency: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flat indices of the AC coefficients with u+v ≤ max_frequency, their weights √(1+u+v), and
-    which of them change sign under a horizontal mirror (odd v)."""
-    pairs = sorted(
-        ((u, v) for u in range(n) for v in range(n) if 0 < u + v <= max_frequency), key=lambda p: (p[0] + p[1], p[0])
+def fourier_matrices(n: int, max_frequency: int) -> tuple[np.ndarray, ...]:
+    """Cosine and sine rows of the 2-D DFT of an n×n grid at rows u = 0..max and columns
+    v = −max..max (F[u,v] = Σ g[r,c]·e^(−2πi(ur+vc)/n)), and the matrix that takes the flattened
+    magnitudes [(max+1)·(2·max+1)] to the mirror-invariant features: per (u, v ≥ 0) with
+    0 < u+v ≤ max, |F[u,v]| + |F[u,−v]| (u or v = 0: the two coincide or are one), weighted √2
+    where both u and v are non-zero (each of those stands for the pair (u,v), (u,−v))."""
+    rows = np.arange(max_frequency + 1)[:, None] * np.arange(n)[None, :] * 2 * np.pi / n  # [U, n]
+    cols = np.arange(-max_frequency, max_frequency + 1)[:, None] * np.arange(n)[None, :] * 2 * np.pi / n  # [V, n]
+    width = 2 * max_frequency + 1
+    span = range(max_frequency + 1)
+    selected = [(u, v) for u in span for v in span if 0 < u + v <= max_frequency]
+    select = np.zeros(((max_frequency + 1) * width, len(selected)), np.float32)
+    for column, (u, v) in enumerate(selected):
+        weight = np.sqrt(2.0) if u and v else 1.0
+        for signed in {v, -v}:
+            select[u * width + signed + max_frequency, column] += weight
+    return (
+        np.cos(rows).astype(np.float32),
+        np.sin(rows).astype(np.float32),
+        np.ascontiguousarray(np.cos(cols).T).astype(np.float32),
+        np.ascontiguousarray(np.sin(cols).T).astype(np.float32),
+        select,
     )
-    indices = np.array([u * n + v for u, v in pairs], dtype=np.int64)
-    weights = np.sqrt(1.0 + np.array([u + v for u, v in pairs], dtype=np.float32))
-    odd = np.array([v % 2 for _, v in pairs], dtype=np.float32)
-    return indices, weights.astype(np.float32), odd
+
+
+def hue_directions(sectors: int) -> np.ndarray:
+    """[sectors, 3, 1, 1] weights: each sector's unit direction in the opponent plane, applied to RGB."""
+    angles = np.linspace(-np.pi, np.pi, sectors, endpoint=False)
+    directions = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)  # [S, 2]
+    return (directions @ OPPONENT).reshape(sectors, 3, 1, 1).astype(np.float32)
 
 
 def _histogram_nodes(prefix: str, image: str) -> list[onnx.NodeProto]:
@@ -111,22 +140,21 @@ def _normalise(prefix: str, tensor: str) -> list[onnx.NodeProto]:
 
 
 def build() -> onnx.ModelProto:
-    indices, frequency_weights, odd = low_frequencies(GRID, MAX_FREQUENCY)
-    dct = dct_matrix(GRID)
+    cos_rows, sin_rows, cos_cols, sin_cols, select = fourier_matrices(GRID, MAX_FREQUENCY)
     centres = np.linspace(-HIST_RANGE, HIST_RANGE, HIST_BINS, dtype=np.float32)
-    padding = DIM - len(indices) - 2 * HIST_BINS
+    sector_width = 2 * np.pi / HUE_SECTORS
+    padding = DIM - select.shape[1] - 2 * HIST_BINS - HUE_SECTORS
     constants = [
         numpy_helper.from_array(CLIP_STD.reshape(1, 3, 1, 1), "std"),
         numpy_helper.from_array(CLIP_MEAN.reshape(1, 3, 1, 1), "mean"),
         numpy_helper.from_array(np.array([0.299, 0.587, 0.114], np.float32).reshape(1, 3, 1, 1), "luma"),
-        numpy_helper.from_array(dct, "dct"),
-        numpy_helper.from_array(np.ascontiguousarray(dct.T), "dct_t"),
+        numpy_helper.from_array(cos_rows, "cos_rows"),
+        numpy_helper.from_array(sin_rows, "sin_rows"),
+        numpy_helper.from_array(cos_cols, "cos_cols"),
+        numpy_helper.from_array(sin_cols, "sin_cols"),
+        numpy_helper.from_array(select, "mirror_select"),
         numpy_helper.from_array(np.array([-1, GRID, GRID], np.int64), "grid_shape"),
-        numpy_helper.from_array(np.array([-1, GRID * GRID], np.int64), "flat_shape"),
-        numpy_helper.from_array(indices, "low_freq"),
-        numpy_helper.from_array(frequency_weights, "frequency_weights"),
-        numpy_helper.from_array(odd, "mirror_odd"),
-        numpy_helper.from_array(1 - odd, "mirror_even"),
+        numpy_helper.from_array(np.array([-1, cos_rows.shape[0] * cos_cols.shape[1]], np.int64), "spectrum_shape"),
         numpy_helper.from_array(centres.reshape(1, HIST_BINS, 1, 1), "bin_centres"),
         numpy_helper.from_array(np.array(centres[1] - centres[0], np.float32), "bin_width"),
         numpy_helper.from_array(np.array(-HIST_RANGE, np.float32), "z_low"),
@@ -137,6 +165,11 @@ def build() -> onnx.ModelProto:
         numpy_helper.from_array(np.array(np.sqrt(1 / HIST_BINS), np.float32), "uniform_root"),
         numpy_helper.from_array(np.array([0, 0, CENTRE[0], CENTRE[0]], np.int64), "centre_start"),
         numpy_helper.from_array(np.array([2**31, 1, CENTRE[1], CENTRE[1]], np.int64), "centre_end"),
+        numpy_helper.from_array(OPPONENT.reshape(2, 3, 1, 1), "opponent"),
+        numpy_helper.from_array(hue_directions(HUE_SECTORS), "hue_directions"),
+        numpy_helper.from_array(np.array(np.cos(sector_width), np.float32), "sector_cos"),
+        numpy_helper.from_array(np.array(1 - np.cos(sector_width), np.float32), "sector_span"),
+        numpy_helper.from_array(np.array(COLOUR_FLOOR, np.float32), "colour_floor"),
         numpy_helper.from_array(np.array([0, 0, 0, padding], np.int64), "pad_widths"),  # [N, D]: pad D at the end
         numpy_helper.from_array(np.array(1e-12, np.float32), "eps"),
         *[numpy_helper.from_array(np.array(np.sqrt(w), np.float32), f"{name}_weight") for name, w in WEIGHTS.items()],
@@ -145,19 +178,24 @@ def build() -> onnx.ModelProto:
         helper.make_node("Mul", [INPUT_NAME, "std"], ["scaled"]),
         helper.make_node("Add", ["scaled", "mean"], ["rgb"]),
         helper.make_node("Conv", ["rgb", "luma"], ["gray"]),
-        # layout
+        # layout: DFT magnitudes of the 32×32 luminance, mirror-invariant
         helper.make_node("AveragePool", ["gray"], ["pooled"], kernel_shape=[POOL, POOL], strides=[POOL, POOL]),
         helper.make_node("Reshape", ["pooled", "grid_shape"], ["grid"]),
-        helper.make_node("MatMul", ["dct", "grid"], ["rows"]),
-        helper.make_node("MatMul", ["rows", "dct_t"], ["spectrum"]),
-        helper.make_node("Reshape", ["spectrum", "flat_shape"], ["flat"]),
-        helper.make_node("Gather", ["flat", "low_freq"], ["coefficients"], axis=1),
-        helper.make_node("Abs", ["coefficients"], ["magnitudes"]),
-        helper.make_node("Mul", ["magnitudes", "mirror_odd"], ["odd_part"]),
-        helper.make_node("Mul", ["coefficients", "mirror_even"], ["even_part"]),
-        helper.make_node("Add", ["odd_part", "even_part"], ["mirror_invariant"]),
-        helper.make_node("Mul", ["mirror_invariant", "frequency_weights"], ["weighted"]),
-        *_normalise("layout", "weighted"),
+        helper.make_node("MatMul", ["cos_rows", "grid"], ["row_cos"]),  # [N,U,32]
+        helper.make_node("MatMul", ["sin_rows", "grid"], ["row_sin"]),
+        helper.make_node("MatMul", ["row_cos", "cos_cols"], ["cc"]),  # [N,U,V]
+        helper.make_node("MatMul", ["row_sin", "sin_cols"], ["ss"]),
+        helper.make_node("MatMul", ["row_sin", "cos_cols"], ["sc"]),
+        helper.make_node("MatMul", ["row_cos", "sin_cols"], ["cs"]),
+        helper.make_node("Sub", ["cc", "ss"], ["real"]),  # cos(a+b)
+        helper.make_node("Add", ["sc", "cs"], ["imaginary"]),  # sin(a+b), up to sign
+        helper.make_node("Mul", ["real", "real"], ["real_sq"]),
+        helper.make_node("Mul", ["imaginary", "imaginary"], ["imaginary_sq"]),
+        helper.make_node("Add", ["real_sq", "imaginary_sq"], ["power"]),
+        helper.make_node("Sqrt", ["power"], ["magnitude"]),
+        helper.make_node("Reshape", ["magnitude", "spectrum_shape"], ["spectrum"]),
+        helper.make_node("MatMul", ["spectrum", "mirror_select"], ["frequencies"]),
+        *_normalise("layout", "frequencies"),
         # tones
         helper.make_node(
             "AveragePool", ["gray"], ["half"], kernel_shape=[HIST_POOL, HIST_POOL], strides=[HIST_POOL, HIST_POOL]
@@ -165,7 +203,23 @@ def build() -> onnx.ModelProto:
         *_histogram_nodes("tones", "half"),
         helper.make_node("Slice", ["half", "centre_start", "centre_end"], ["centre_crop"]),
         *_histogram_nodes("centre", "centre_crop"),
-        helper.make_node("Concat", ["layout_block", "tones_block", "centre_block"], ["blocks"], axis=1),
+        # colour: each pixel's chroma voted to the hue sectors within one sector's width of its hue
+        helper.make_node(
+            "AveragePool", ["rgb"], ["rgb_half"], kernel_shape=[HIST_POOL, HIST_POOL], strides=[HIST_POOL, HIST_POOL]
+        ),
+        helper.make_node("Conv", ["rgb_half", "opponent"], ["opponent_colour"]),  # [N,2,H,W]
+        helper.make_node("ReduceL2", ["opponent_colour"], ["chroma"], axes=[1], keepdims=1),  # [N,1,H,W]
+        helper.make_node("Conv", ["rgb_half", "hue_directions"], ["along"]),  # chroma·cos(hue − sector)
+        helper.make_node("Mul", ["chroma", "sector_cos"], ["sector_edge"]),
+        helper.make_node("Sub", ["along", "sector_edge"], ["past_edge"]),
+        helper.make_node("Relu", ["past_edge"], ["inside"]),
+        helper.make_node("Div", ["inside", "sector_span"], ["hue_votes"]),
+        helper.make_node("ReduceMean", ["hue_votes"], ["hues"], axes=[2, 3], keepdims=0),  # [N,S]
+        helper.make_node("ReduceL2", ["hues"], ["hues_norm"], axes=[1], keepdims=1),
+        helper.make_node("Max", ["hues_norm", "colour_floor"], ["hues_divisor"]),
+        helper.make_node("Div", ["hues", "hues_divisor"], ["hues_unit"]),
+        helper.make_node("Mul", ["hues_unit", "colour_weight"], ["colour_block"]),
+        helper.make_node("Concat", ["layout_block", "tones_block", "centre_block", "colour_block"], ["blocks"], axis=1),
         helper.make_node("Pad", ["blocks", "pad_widths"], ["padded"]),
         helper.make_node("ReduceL2", ["padded"], ["norm"], axes=[1], keepdims=1),
         helper.make_node("Max", ["norm", "eps"], ["safe_norm"]),
@@ -181,7 +235,8 @@ def build() -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="listing-vision")
     model.ir_version = 8
     model.doc_string = (
-        "Weight-free retrieval descriptor (mirror-invariant DCT layout + standardised tone histograms) "
+        "Weight-free retrieval descriptor (mirror-invariant Fourier-magnitude layout, standardised tone "
+        "histograms, hue-sector colour) "
         "with the CLIP image-encoder signature (local default)."
     )
     onnx.checker.check_model(model, full_check=True)

@@ -7,11 +7,12 @@ are measured by the duplicate evaluation (`python -m evaluation.duplicate_detect
 from __future__ import annotations
 
 import io
-from itertools import permutations
+from itertools import permutations, product
 from pathlib import Path
 
+import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageEnhance
 
 from evaluation import splits, variants
 from listing_vision.imaging import verify
@@ -86,3 +87,45 @@ def test_grayscale_and_mirrored_re_exports_of_a_render_are_the_same_photo(
             missed.append((design, metal, verdict.reason))
     # Then each is found (the renders are nearly symmetric: a mirror copy may match either way round)
     assert missed == []
+
+
+def test_a_neutral_metal_is_not_taken_for_a_coloured_one_edited(renders: dict[tuple[str, str], bytes]) -> None:
+    # Given each dev design in a neutral metal (silver, black) asked against the same design in a
+    # coloured one (rose gold, gold) whose contrast was cut, whose brightness was lowered (both damp
+    # its chroma), or mirrored, as a near candidate and as a retrieved one
+    edits = {
+        "contrast ×0.7": lambda image: ImageEnhance.Contrast(image).enhance(0.7),
+        "brightness ×0.75": lambda image: ImageEnhance.Brightness(image).enhance(0.75),
+        "mirror": lambda image: image.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+    }
+    wrong = []
+    for design in dev_designs():
+        for neutral, coloured in product(("silver", "black"), ("rose", "gold")):
+            query = features(renders[design, neutral])
+            image = Image.open(io.BytesIO(renders[design, coloured])).convert("RGB")
+            for name, edit in edits.items():
+                candidate = features(variants.encode(edit(image), "PNG"), query=False)
+                for near in (True, False):
+                    # When verified
+                    if verify.check(query, Candidate(candidate, near=near)).same:
+                        wrong.append((design, neutral, coloured, name, near))
+    # Then none is the same photo (the pieces' own chroma differ more than 2×; a mirror match lines
+    # the two pieces up cell on cell). The other way round, a rose-gold bar of the bar-drops with its
+    # contrast cut still passes for silver: the bar is one or two cells of the thumbnail.
+    assert wrong == []
+
+
+def test_a_working_frame_map_reaches_the_thumbnails_by_pixel_centres() -> None:
+    # Given the identity and the mirror flip x → 383 − x in the working frame (384 px)
+    side = verify.WORK_SIZE - 1
+    flip = np.array([[-1.0, 0.0, side], [0.0, 1.0, 0.0]])
+    # Then on the 64 px thumbnails they are the identity and x → 63 − x, cell on cell
+    assert np.allclose(verify._in_thumbnail_pixels(np.eye(2, 3)), np.eye(2, 3))
+    assert np.allclose(verify._in_thumbnail_pixels(flip), [[-1, 0, verify.THUMB_SIZE - 1], [0, 1, 0]])
+
+
+def test_a_fit_stretched_more_than_a_crop_to_a_square_stretches_is_implausible() -> None:
+    # Given affine maps: a crop of a 3:2 photo to a square (1.5), two ring designs sharing a band (1.7)
+    # Then the first is plausible and the second is not
+    assert verify._plausible(np.diag([1.5, 1.0]))
+    assert not verify._plausible(np.array([[0.88, -0.22], [0.01, 1.66]]))

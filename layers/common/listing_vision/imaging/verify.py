@@ -42,7 +42,7 @@ ORB_FEATURES = 400
 RATIO_TEST = 0.8  # Lowe: best match clearly better than the second
 RANSAC_REPROJECTION_PX = 5.0  # in the working frame (1.3 % of its side)
 MAX_SCALE = 4.0  # a 70 % crop is 1.43×; beyond this a fit is implausible
-MAX_ANISOTROPY = 3.0
+MAX_ANISOTROPY = 1.6  # a crop to another aspect: 3:2 to a square is 1.5; the evaluation's copies reach 1.2
 CHROMATIC = 10.0  # Lab chroma above which a cell has a colour worth comparing
 STRONG_CHROMA = 15.0  # a cell this colourful cannot have turned grey in a re-export
 MIN_COLOURED_CELLS = 4  # fewer coloured cells than this: nothing to compare
@@ -60,6 +60,13 @@ PIECE_CONTRAST_RANGE = (0.6, 1.6)  # how much a re-export may scale the piece's 
 MAX_PIECE_COLOUR = 4.0  # Lab a,b: the piece's colour against its background (and the background's), so scaled
 MIN_PIECE_TONE = 6.0  # lightness difference between piece and background below which tone is not compared
 MAX_PIECE_TONE_LOG = 0.5  # |ln| of the ratio of the two pieces' lightness against their backgrounds
+# The piece's own chroma (mean Lab chroma of its cells, not against the background): a re-export
+# scales it by 0.7–1.4 at most (contrast, brightness), while a neutral metal (silver, black) against
+# a coloured one (rose gold, gold) differs by more than 2× even when a contrast cut has damped the
+# coloured one. Below NEUTRAL_PIECE_CHROMA both are neutral and only their tones are compared.
+NEUTRAL_PIECE_CHROMA = 4.0
+MAX_PIECE_CHROMA_RATIO = 2.0
+PIECE_CHROMA_FLOOR = 0.5  # the weaker chroma is taken as at least this (a ratio to zero means nothing)
 
 
 def lab(features: ImageFeatures) -> np.ndarray:
@@ -139,14 +146,23 @@ def _plausible(linear: np.ndarray) -> bool:
 def _overlap(query: ImageFeatures, candidate: ImageFeatures, model: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """The candidate's thumbnail warped onto the query's (`model` maps query → candidate in
     working-frame pixels; None: the frames coincide), and the query cells it covers."""
-    scale = THUMB_SIZE / WORK_SIZE
-    to_candidate = np.eye(2, 3, dtype=np.float64) if model is None else model.astype(np.float64).copy()
-    to_candidate[:, 2] *= scale  # the same map in thumbnail pixels
+    to_candidate = np.eye(2, 3, dtype=np.float64) if model is None else _in_thumbnail_pixels(model)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     size = (THUMB_SIZE, THUMB_SIZE)
     warped = cv2.warpAffine(candidate.thumbnail, to_candidate, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
     inside = cv2.warpAffine(np.full(size, 255, np.uint8), to_candidate, size, flags=flags, borderValue=(0,))
     return warped, cv2.erode(inside, np.ones((3, 3), np.uint8)) == 255
+
+
+def _in_thumbnail_pixels(model: np.ndarray) -> np.ndarray:
+    """A working-frame map (query → candidate pixels) as the same map between thumbnails. Pixel
+    centres, not corners, scale: a working pixel x lies at thumbnail (x + 0.5)/k − 0.5 (k the ratio
+    of the two sides), so a mirror model's x → 383 − x becomes x → 63 − x, not 63.8 − x (most of a
+    cell off, which on a thin piece is most of the piece)."""
+    k = WORK_SIZE / THUMB_SIZE
+    linear = model[:, :2].astype(np.float64)
+    offset = linear @ np.full(2, 0.5 - 0.5 / k) + (model[:, 2].astype(np.float64) + 0.5) / k - 0.5
+    return np.hstack([linear, offset[:, None]])
 
 
 def colour_disagreement(
@@ -191,8 +207,10 @@ def _piece_differs(
     contrast = piece_contrast(query_lab, candidate_lab, valid, query_rgb, candidate_rgb)
     if contrast is None:
         return False
-    tone, colour = contrast
-    return tone > MAX_PIECE_TONE_LOG or (compare_colour and colour > MAX_PIECE_COLOUR)
+    tone, colour, chroma_ratio = contrast
+    return tone > MAX_PIECE_TONE_LOG or (
+        compare_colour and (colour > MAX_PIECE_COLOUR or chroma_ratio > MAX_PIECE_CHROMA_RATIO)
+    )
 
 
 def piece_contrast(
@@ -201,10 +219,11 @@ def piece_contrast(
     valid: np.ndarray,
     query_rgb: np.ndarray,
     candidate_rgb: np.ndarray,
-) -> tuple[float, float] | None:
-    """(tone, colour): how differently the two pieces stand out from their backgrounds, as |ln| of
-    the ratio of their lightness contrasts and as the Lab a,b distance of their colour contrasts
-    once scaled as a re-export may; None when the query is not a product shot."""
+) -> tuple[float, float, float] | None:
+    """(tone, colour, chroma ratio): how differently the two pieces stand out from their
+    backgrounds, as |ln| of the ratio of their lightness contrasts and as the Lab a,b distance of
+    their colour contrasts once scaled as a re-export may; and the ratio of the pieces' own mean
+    chroma, stronger over weaker (1.0 when both are neutral). None when the query is not a product shot."""
     ring = np.ones(valid.shape, bool)
     ring[3:-3, 3:-3] = False
     background = np.median(query_lab[ring], axis=0)
@@ -221,13 +240,23 @@ def piece_contrast(
     reliable = _reliable(query_rgb, query_lab) & _reliable(candidate_rgb, candidate_lab)
     coloured, around = piece & reliable, rest & reliable
     if coloured.sum() < MIN_PIECE_CELLS or around.sum() < MIN_PIECE_CELLS:
-        return tone, 0.0
+        return tone, 0.0, 1.0
     query_back = np.median(query_lab[around][:, 1:], axis=0)
     candidate_back = np.median(candidate_lab[around][:, 1:], axis=0)
     query_ab = query_lab[coloured][:, 1:].mean(axis=0) - query_back
     candidate_ab = candidate_lab[coloured][:, 1:].mean(axis=0) - candidate_back
     # The piece against its background, and the background itself (a tinted backdrop turned).
-    return tone, max(_scaled_distance(query_ab, candidate_ab), _scaled_distance(query_back, candidate_back))
+    colour = max(_scaled_distance(query_ab, candidate_ab), _scaled_distance(query_back, candidate_back))
+    return tone, colour, _chroma_ratio(query_lab[coloured], candidate_lab[coloured])
+
+
+def _chroma_ratio(query_piece: np.ndarray, candidate_piece: np.ndarray) -> float:
+    """The pieces' own mean chroma (Lab cells [K,3]), stronger over weaker; 1.0 when both are
+    neutral. A silver piece is neutral and a rose-gold one is not, even where their contrasts
+    against a tinted backdrop look alike."""
+    chromas = [float(np.hypot(piece[:, 1], piece[:, 2]).mean()) for piece in (query_piece, candidate_piece)]
+    stronger, weaker = max(chromas), max(min(chromas), PIECE_CHROMA_FLOOR)
+    return stronger / weaker if stronger > NEUTRAL_PIECE_CHROMA else 1.0
 
 
 def _scaled_distance(query_ab: np.ndarray, candidate_ab: np.ndarray) -> float:
