@@ -16,7 +16,6 @@ API keys are in test_headers_and_keys.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -68,21 +67,42 @@ def test_the_corpus_is_large_and_covers_every_route() -> None:
     assert len({case.id for case in CASES}) == len(CASES)
 
 
-@pytest.fixture(scope="module")
-def settled(local_stack: LocalStack) -> Callable[[], dict[str, Any]]:
-    def snapshot() -> dict[str, Any]:
-        settle(local_stack)  # no asynchronous work left that could write after the case
+class Settled:
+    """Every store's content once no asynchronous work is left (one fingerprint per case, not two).
+
+    The stores after a case are the stores before the next: the cases run one after another on this
+    module's stack, and nothing else uses it between them. So `before()` hands back what the previous
+    case's `after()` read, and reads afresh when there is none: the first case, and any case after one
+    that stopped before its `after()` (a failed assertion), whose stores may hold what it wrote."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.last: dict[str, Any] | None = None
+
+    def before(self) -> dict[str, Any]:
+        taken, self.last = self.last, None  # used once: a case that fails before after() leaves none
+        return taken if taken is not None else self.read()
+
+    def after(self) -> dict[str, Any]:
+        self.last = self.read()
+        return self.last
+
+    def read(self) -> dict[str, Any]:
+        settle(self.stack)  # no asynchronous work left that could write after the case
         return fingerprint(with_tags=True)
 
-    return snapshot
+
+@pytest.fixture(scope="module")
+def settled(local_stack: LocalStack) -> Settled:
+    return Settled(local_stack)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input_is_refused_with_a_declared_code_and_writes_nothing(
-    local_stack: LocalStack, settled: Callable[[], dict[str, Any]], case: Case
+    local_stack: LocalStack, settled: Settled, case: Case
 ) -> None:
     # Given every store as it is
-    before = settled()
+    before = settled.before()
     # When the bad request arrives
     answer = requests.request(case.method, f"{local_stack.url}{case.path}", timeout=60, **case.kwargs)
     # Then it is refused with the expected status and stable code, in the one error shape
@@ -95,7 +115,7 @@ def test_bad_input_is_refused_with_a_declared_code_and_writes_nothing(
         assert case.code in DECLARED[case.route]
         assert CODES[case.code].status == case.status
     # And nothing was written anywhere, nothing started
-    assert changed(before, settled()) == []
+    assert changed(before, settled.after()) == []
 
 
 BROKEN_UPLOADS = [
