@@ -16,8 +16,6 @@ API keys are in test_headers_and_keys.py.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import requests
 
@@ -40,7 +38,7 @@ from tests.integration.bad_input.search_cases import search_cases
 from tests.integration.bad_input.unicode_and_field_cases import unicode_and_field_cases
 from tests.integration.bad_input.verdict_cases import verdict_cases
 from tests.integration.bad_input.webhook_cases import webhook_cases
-from tests.stores import changed, fingerprint, settle
+from tests.stores import Settled, changed, fingerprint, settle
 
 CASES = (
     image_cases()
@@ -67,34 +65,14 @@ def test_the_corpus_is_large_and_covers_every_route() -> None:
     assert len({case.id for case in CASES}) == len(CASES)
 
 
-class Settled:
-    """Every store's content once no asynchronous work is left (one fingerprint per case, not two).
-
-    The stores after a case are the stores before the next: the cases run one after another on this
-    module's stack, and nothing else uses it between them. So `before()` hands back what the previous
-    case's `after()` read, and reads afresh when there is none: the first case, and any case after one
-    that stopped before its `after()` (a failed assertion), whose stores may hold what it wrote."""
-
-    def __init__(self, stack: LocalStack) -> None:
-        self.stack = stack
-        self.last: dict[str, Any] | None = None
-
-    def before(self) -> dict[str, Any]:
-        taken, self.last = self.last, None  # used once: a case that fails before after() leaves none
-        return taken if taken is not None else self.read()
-
-    def after(self) -> dict[str, Any]:
-        self.last = self.read()
-        return self.last
-
-    def read(self) -> dict[str, Any]:
-        settle(self.stack)  # no asynchronous work left that could write after the case
-        return fingerprint(with_tags=True)
-
-
 @pytest.fixture(scope="module")
-def settled(local_stack: LocalStack) -> Settled:
+def store_reads(local_stack: LocalStack) -> Settled:
     return Settled(local_stack)
+
+
+@pytest.fixture
+def settled(store_reads: Settled, request: pytest.FixtureRequest) -> Settled:
+    return store_reads.for_test(request.function)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
