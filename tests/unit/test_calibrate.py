@@ -97,17 +97,17 @@ def test_demo_groups_take_the_first_photos_asked_for_by_option_or_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given the shipped photos in name order (the docs example's test asks for fewer, as it does for listings)
-    first = sorted(p.stem for p in PHOTOS.glob("*.jpg"))[:2]
-    # When demo groups are asked for with --demo-photos 1, then with CALIBRATE_DEMO_PHOTOS=2
-    assert calibrate.main(["--demo-groups", str(tmp_path / "one"), "--demo-photos", "1"]) == 0
-    monkeypatch.setenv("CALIBRATE_DEMO_PHOTOS", "2")
-    assert calibrate.main(["--demo-groups", str(tmp_path / "two")]) == 0
-    # Then each holds the groups of those photos only (the original's group and its colourways), and says so
-    assert {g.name.split("@")[0] for g in (tmp_path / "one").iterdir()} == set(first[:1])
-    assert {g.name.split("@")[0] for g in (tmp_path / "two").iterdir()} == set(first)
+    first = min(p.stem for p in PHOTOS.glob("*.jpg"))
+    # When demo groups are asked for with --demo-photos 1, then (into another folder) with CALIBRATE_DEMO_PHOTOS=1
+    assert calibrate.main(["--demo-groups", str(tmp_path / "option"), "--demo-photos", "1"]) == 0
+    monkeypatch.setenv("CALIBRATE_DEMO_PHOTOS", "1")
+    assert calibrate.main(["--demo-groups", str(tmp_path / "environment")]) == 0
+    # Then each holds the first photo's groups only (the original's and its colourways'), not all ten
+    for made in ("option", "environment"):
+        assert {g.name.split("@")[0] for g in (tmp_path / made).iterdir()} == {first}
     assert capsys.readouterr().out.splitlines() == [
-        f"1 photos' groups written to {tmp_path / 'one'}",
-        f"2 photos' groups written to {tmp_path / 'two'}",
+        f"1 photos' groups written to {tmp_path / 'option'}",
+        f"1 photos' groups written to {tmp_path / 'environment'}",
     ]
 
 
