@@ -3,7 +3,7 @@ threshold for a target precision and an HTML report out.
 
     python -m evaluation.calibrate GROUPS [--model build/clip/model.onnx] [--target-precision 0.99]
                                           [--out build/calibration]
-    python -m evaluation.calibrate --demo-groups DIR   # write groups made from the shipped photos
+    python -m evaluation.calibrate --demo-groups DIR [--demo-photos N]   # groups made from the shipped photos
     python -m evaluation.calibrate GROUPS --verdicts FILE [--verdict-photos DIR]
     python -m evaluation.calibrate GROUPS --verdicts-from-api URL --website W [--api-key K]
 
@@ -37,6 +37,7 @@ import base64
 import html
 import io
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -338,29 +339,30 @@ def calibrate(
     return summary
 
 
-def write_demo_groups(folder: Path, photo_dirs: Sequence[str | Path] = ("tests/data/photos",)) -> int:
-    """Groups made from the shipped photos: each original with one copy of each kind of re-export,
-    crop, rotation, mirror and grayscale (one product of 11 photos), and each colour variant a
-    product of its own (`<photo>@<variant>`, the same design)."""
+def write_demo_groups(
+    folder: Path, photo_dirs: Sequence[str | Path] = ("tests/data/photos",), limit: int | None = None
+) -> int:
+    """Groups made from the shipped photos (the first `limit` in name order; all by default): each
+    original with one copy of each kind of re-export, crop, rotation, mirror and grayscale (one
+    product of 11 photos), and each colour variant a product of its own (`<photo>@<variant>`, the
+    same design)."""
     from evaluation import variants
 
-    count = 0
-    for directory in photo_dirs:
-        for photo in sorted(Path(directory).glob("*.jpg")):
-            data = photo.read_bytes()
-            (folder / photo.stem).mkdir(parents=True, exist_ok=True)
-            (folder / photo.stem / "original.jpg").write_bytes(data)
-            kinds: set[str] = set()
-            for n, variant in enumerate(variants.variants(photo.stem, data)):
-                colour = variant.kind in variants.COLOUR_VARIANTS
-                if not colour and variant.kind in kinds:
-                    continue  # one copy of each kind: a group smaller than the top k
-                kinds.add(variant.kind)
-                group = folder / (f"{photo.stem}@{variant.kind}{n}" if colour else photo.stem)
-                group.mkdir(parents=True, exist_ok=True)
-                (group / f"{variant.kind}-{n}.img").write_bytes(variant.data)
-            count += 1
-    return count
+    photos = [photo for directory in photo_dirs for photo in sorted(Path(directory).glob("*.jpg"))][:limit]
+    for photo in photos:
+        data = photo.read_bytes()
+        (folder / photo.stem).mkdir(parents=True, exist_ok=True)
+        (folder / photo.stem / "original.jpg").write_bytes(data)
+        kinds: set[str] = set()
+        for n, variant in enumerate(variants.variants(photo.stem, data)):
+            colour = variant.kind in variants.COLOUR_VARIANTS
+            if not colour and variant.kind in kinds:
+                continue  # one copy of each kind: a group smaller than the top k
+            kinds.add(variant.kind)
+            group = folder / (f"{photo.stem}@{variant.kind}{n}" if colour else photo.stem)
+            group.mkdir(parents=True, exist_ok=True)
+            (group / f"{variant.kind}-{n}.img").write_bytes(variant.data)
+    return len(photos)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,9 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", help="a client key for --verdicts-from-api (where the API needs one)")
     parser.add_argument("--verdict-photos", metavar="DIR", help="photos the verdicts name that the groups do not hold")
     parser.add_argument("--demo-groups", metavar="DIR", help="write groups made from tests/data/photos to DIR and stop")
+    # --demo-groups from the first N shipped photos only; CALIBRATE_DEMO_PHOTOS as LOCAL_DEMO_LISTINGS for the stack
+    default_photos = int(os.environ.get("CALIBRATE_DEMO_PHOTOS", "0")) or None  # None: all
+    parser.add_argument("--demo-photos", type=int, default=default_photos, metavar="N", help="(--demo-groups) first N")
     args = parser.parse_args(argv)
     if args.demo_groups:
-        print(f"{write_demo_groups(Path(args.demo_groups))} photos' groups written to {args.demo_groups}")
+        made = write_demo_groups(Path(args.demo_groups), limit=args.demo_photos)
+        print(f"{made} photos' groups written to {args.demo_groups}")
         return 0
     if not args.groups:
         parser.error("give a folder of groups (or --demo-groups DIR to make one)")

@@ -90,3 +90,36 @@ def fingerprint(with_tags: bool = False) -> dict[str, Any]:
 def changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """The stores whose content differs."""
     return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+
+
+class Settled:
+    """The stores' fingerprint (tags too) once no asynchronous work is left, one read per case, not two.
+
+    For the cases of one test function that run one after another on a stack nothing else uses between
+    them (the parametrized cases of the bad-input modules), the stores after a case are the stores
+    before the next: `before()` hands back what the previous case's `after()` read, and reads afresh
+    when there is none, when another test function read last (its fixtures, or it, may have written
+    since: `for_test` drops the reading), or when the previous case stopped before its `after()` (a
+    failed assertion). A write is still caught by the case that made it."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.last: dict[str, Any] | None = None
+        self.owner: object = None
+
+    def for_test(self, function: object) -> Settled:
+        if function is not self.owner:
+            self.owner, self.last = function, None
+        return self
+
+    def before(self) -> dict[str, Any]:
+        taken, self.last = self.last, None  # used once: a case that fails before after() leaves none
+        return taken if taken is not None else self.read()
+
+    def after(self) -> dict[str, Any]:
+        self.last = self.read()
+        return self.last
+
+    def read(self) -> dict[str, Any]:
+        settle(self.stack)  # no asynchronous work left that could write after the case
+        return fingerprint(with_tags=True)

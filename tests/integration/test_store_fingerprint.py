@@ -7,7 +7,7 @@ from __future__ import annotations
 from listing_vision import aws
 from local.snapshot import notifications_paused
 from local.stack import LocalStack
-from tests.stores import api_tags, changed, fingerprint, in_process_tags, settle
+from tests.stores import Settled, api_tags, changed, fingerprint, in_process_tags, settle
 
 
 def test_tags_read_in_process_are_those_the_api_answers_and_a_retag_changes_the_fingerprint(
@@ -42,3 +42,32 @@ def test_tags_read_in_process_are_those_the_api_answers_and_a_retag_changes_the_
         with notifications_paused(bucket):
             s3.delete_object(Bucket=bucket, Key="fingerprint/tagged.bin")
             s3.delete_object(Bucket=bucket, Key="fingerprint/untagged.bin")
+
+
+def test_one_reading_per_case_still_names_the_case_that_wrote(local_stack: LocalStack) -> None:
+    # Given the bad-input tests' store reader, in the cases of one test function
+    bucket = local_stack.settings.bucket_for("alya")
+    s3 = aws.client("s3")
+    reads = Settled(local_stack).for_test(test_one_reading_per_case_still_names_the_case_that_wrote)
+    first = reads.before()
+    # When the first case writes nothing, then the second writes an object
+    assert changed(first, reads.after()) == []
+    second = reads.before()
+    # Then the second case's 'before' is the first case's 'after', as a fresh read finds the stores
+    assert second == first == reads.read()
+    with notifications_paused(bucket):
+        s3.put_object(Bucket=bucket, Key="fingerprint/written.bin", Body=b"z")
+    try:
+        # And the write is seen by the case that made it
+        assert changed(second, reads.after()) == [f"s3:{bucket}"]
+        # And the third case's 'before' is the store after the write: it does not inherit the change
+        assert changed(reads.before(), reads.read()) == []
+        # And a reading is not handed to another test function (its fixtures may have written since)
+        reads.after()
+        with notifications_paused(bucket):
+            s3.delete_object(Bucket=bucket, Key="fingerprint/written.bin")
+        other = reads.for_test(test_tags_read_in_process_are_those_the_api_answers_and_a_retag_changes_the_fingerprint)
+        assert changed(other.before(), reads.read()) == []
+    finally:
+        with notifications_paused(bucket):
+            s3.delete_object(Bucket=bucket, Key="fingerprint/written.bin")

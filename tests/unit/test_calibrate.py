@@ -30,44 +30,37 @@ def groups(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "groups"
 
 
-def test_it_chooses_on_dev_reports_test_and_writes_an_html_report(
+def test_it_chooses_on_dev_reports_test_writes_an_html_report_and_the_stage_file(
     groups: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # (one run for both: the report's checks and the stage file's were two runs of the same calibration)
     assert {splits.hash_split(stem) for stem in CHOSEN} == {"dev", "test"}
-    # When it is run with the descriptor for a target precision
-    code = calibrate.main([str(groups), "--out", str(tmp_path), "--target-precision", "0.9"])
+    # Given a stage context file (the shipped example)
+    stage = tmp_path / "dev.json"
+    shutil.copy(splits.ROOT / "infra" / "stages" / "dev.example.json", stage)
+    before = json.loads(stage.read_text())
+    # When it is run with the descriptor for a target precision, pointed at the stage file
+    out = tmp_path / "out"
+    code = calibrate.main([str(groups), "--out", str(out), "--target-precision", "0.9", "--stage-file", str(stage)])
     # Then it prints the change against the current setting and the test split's figures
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert f"RETRIEVAL_THRESHOLD: {get_settings().retrieval_threshold} →" in printed and "test: precision" in printed
-    summary = json.loads((tmp_path / "thresholds.json").read_text())
+    summary = json.loads((out / "thresholds.json").read_text())
     assert summary["designs"] == {"dev": 2, "test": 1}
-    assert 0 < summary["chosen"]["RETRIEVAL_THRESHOLD"] <= 2
+    chosen = summary["chosen"]["RETRIEVAL_THRESHOLD"]
+    assert 0 < chosen <= 2
     for split in ("dev", "test"):
         figure = summary[split]["precision"]
         assert figure["n"] > 0 and figure["ci95"][0] <= figure["value"] <= figure["ci95"][1]
     assert summary["dev"]["precision"]["value"] >= 0.9  # the target, reached where it was chosen
     # and the report shows the histograms and curve (inline SVG) and the worst pairs as thumbnails
-    page = (tmp_path / "report.html").read_text()
+    page = (out / "report.html").read_text()
     assert page.count("<svg") == 2 and "data:image/jpeg;base64," in page
     assert "Worst false positives" in page and "Worst false negatives" in page
-
-
-def test_it_writes_the_threshold_into_a_stage_file_keeping_every_other_key(
-    groups: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # Given a stage context file (the shipped example)
-    stage = tmp_path / "dev.json"
-    shutil.copy(splits.ROOT / "infra" / "stages" / "dev.example.json", stage)
-    before = json.loads(stage.read_text())
-    # When calibrate is pointed at it
-    args = [str(groups), "--out", str(tmp_path / "out"), "--target-precision", "0.9", "--stage-file", str(stage)]
-    assert calibrate.main(args) == 0
-    # Then it holds the chosen threshold, every other key as it was, and the diff was printed
-    after = json.loads(stage.read_text())
-    chosen = json.loads((tmp_path / "out" / "thresholds.json").read_text())["chosen"]["RETRIEVAL_THRESHOLD"]
-    assert after == {**before, "retrieval_threshold": round(chosen, 4)}
-    assert f"retrieval_threshold: (unset) → {round(chosen, 4)}" in capsys.readouterr().out
+    # And the stage file holds the chosen threshold, every other key as it was, and the diff was printed
+    assert json.loads(stage.read_text()) == {**before, "retrieval_threshold": round(chosen, 4)}
+    assert f"retrieval_threshold: (unset) → {round(chosen, 4)}" in printed
     # and a stage file that is not there is refused, nothing written
     with pytest.raises(SystemExit):
         calibrate.write_stage_file(tmp_path / "missing.json", 0.3)
@@ -91,6 +84,24 @@ def test_a_folder_without_two_groups_is_refused(tmp_path: Path) -> None:
     shutil.copy(PHOTOS / "image1.jpg", tmp_path / "only" / "a.jpg")
     with pytest.raises(ValueError, match="two group folders"):
         calibrate.load_groups(tmp_path)
+
+
+def test_demo_groups_take_the_first_photos_asked_for_by_option_or_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the shipped photos in name order (the docs example's test asks for fewer, as it does for listings)
+    first = min(p.stem for p in PHOTOS.glob("*.jpg"))
+    # When demo groups are asked for with --demo-photos 1, then (into another folder) with CALIBRATE_DEMO_PHOTOS=1
+    assert calibrate.main(["--demo-groups", str(tmp_path / "option"), "--demo-photos", "1"]) == 0
+    monkeypatch.setenv("CALIBRATE_DEMO_PHOTOS", "1")
+    assert calibrate.main(["--demo-groups", str(tmp_path / "environment")]) == 0
+    # Then each holds the first photo's groups only (the original's and its colourways'), not all ten
+    for made in ("option", "environment"):
+        assert {g.name.split("@")[0] for g in (tmp_path / made).iterdir()} == {first}
+    assert capsys.readouterr().out.splitlines() == [
+        f"1 photos' groups written to {tmp_path / 'option'}",
+        f"1 photos' groups written to {tmp_path / 'environment'}",
+    ]
 
 
 def test_reviewers_verdicts_relabel_pairs_and_bring_photos_of_their_own(groups: Path, tmp_path: Path) -> None:

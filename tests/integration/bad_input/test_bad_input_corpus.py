@@ -16,9 +16,6 @@ API keys are in test_headers_and_keys.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 import requests
 
@@ -41,7 +38,7 @@ from tests.integration.bad_input.search_cases import search_cases
 from tests.integration.bad_input.unicode_and_field_cases import unicode_and_field_cases
 from tests.integration.bad_input.verdict_cases import verdict_cases
 from tests.integration.bad_input.webhook_cases import webhook_cases
-from tests.stores import changed, fingerprint, settle
+from tests.stores import Settled, changed, fingerprint, settle
 
 CASES = (
     image_cases()
@@ -69,20 +66,21 @@ def test_the_corpus_is_large_and_covers_every_route() -> None:
 
 
 @pytest.fixture(scope="module")
-def settled(local_stack: LocalStack) -> Callable[[], dict[str, Any]]:
-    def snapshot() -> dict[str, Any]:
-        settle(local_stack)  # no asynchronous work left that could write after the case
-        return fingerprint(with_tags=True)
+def store_reads(local_stack: LocalStack) -> Settled:
+    return Settled(local_stack)
 
-    return snapshot
+
+@pytest.fixture
+def settled(store_reads: Settled, request: pytest.FixtureRequest) -> Settled:
+    return store_reads.for_test(request.function)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input_is_refused_with_a_declared_code_and_writes_nothing(
-    local_stack: LocalStack, settled: Callable[[], dict[str, Any]], case: Case
+    local_stack: LocalStack, settled: Settled, case: Case
 ) -> None:
     # Given every store as it is
-    before = settled()
+    before = settled.before()
     # When the bad request arrives
     answer = requests.request(case.method, f"{local_stack.url}{case.path}", timeout=60, **case.kwargs)
     # Then it is refused with the expected status and stable code, in the one error shape
@@ -95,7 +93,7 @@ def test_bad_input_is_refused_with_a_declared_code_and_writes_nothing(
         assert case.code in DECLARED[case.route]
         assert CODES[case.code].status == case.status
     # And nothing was written anywhere, nothing started
-    assert changed(before, settled()) == []
+    assert changed(before, settled.after()) == []
 
 
 BROKEN_UPLOADS = [

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from listing_vision.api.clients import ApiClients
 from listing_vision.config import get_settings
 from local.stack import LocalStack
 from tests.integration.bad_input.image_and_form_cases import JOB
-from tests.stores import changed, fingerprint, settle
+from tests.stores import Settled, changed
 
 UPLOAD = json.dumps({"website": "alya", "content_type": "image/png"}).encode()
 JOB_READ = (404, "job_not_found")  # an accepted request: it reached the route
@@ -96,27 +96,28 @@ def send(url: str, raw: bytes) -> tuple[list[int], dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def settled(local_stack: LocalStack) -> Callable[[], dict[str, Any]]:
-    def snapshot() -> dict[str, Any]:
-        settle(local_stack)
-        return fingerprint(with_tags=True)
+def store_reads(local_stack: LocalStack) -> Settled:
+    return Settled(local_stack)
 
-    return snapshot
+
+@pytest.fixture
+def settled(store_reads: Settled, request: pytest.FixtureRequest) -> Settled:
+    return store_reads.for_test(request.function)
 
 
 @pytest.mark.parametrize(("raw", "status", "code"), [c[1:] for c in HEADER_LINES], ids=[c[0] for c in HEADER_LINES])
 def test_malformed_header_lines_are_refused_before_anything_reads_them(
-    local_stack: LocalStack, settled: Callable[[], dict[str, Any]], raw: bytes, status: int, code: str
+    local_stack: LocalStack, settled: Settled, raw: bytes, status: int, code: str
 ) -> None:
     # Given every store as it is
-    before = settled()
+    before = settled.before()
     # When the request is written on a socket as is
     statuses, answer = send(local_stack.url, raw)
     # Then it gets one answer (no interim 100 before a refusal), with its status and stable code
     assert statuses == [status], (statuses, answer)
     assert answer["error"]["code"] == code and answer["error"]["message"], answer
     # And nothing was written
-    assert changed(before, settled()) == []
+    assert changed(before, settled.after()) == []
 
 
 @pytest.fixture(scope="module")
@@ -194,20 +195,18 @@ KEY_CASES = [case[0] for case in key_lines("k" * 40, "l" * 40)]
 
 
 @pytest.mark.parametrize("case", KEY_CASES)
-def test_api_keys_are_read_strictly(
-    keyed: tuple[str, str, str], settled: Callable[[], dict[str, Any]], case: str
-) -> None:
+def test_api_keys_are_read_strictly(keyed: tuple[str, str, str], settled: Settled, case: str) -> None:
     url, alya, blysk = keyed
     lines, path, status, code = next(c[1:] for c in key_lines(alya, blysk) if c[0] == case)
     # Given every store as it is
-    before = settled()
+    before = settled.before()
     # When a job is read with these header lines
     statuses, answer = send(url, request(lines, "GET", path))
     # Then the key is refused (or, for an accepted case, the route answers), in the one error shape
     assert statuses == [status], (statuses, answer)
     assert answer["error"]["code"] == code and answer["error"]["message"], answer
     # And nothing was written
-    assert changed(before, settled()) == []
+    assert changed(before, settled.after()) == []
 
 
 def test_the_raw_corpus_is_large() -> None:
