@@ -23,13 +23,21 @@ venv: $(STAMP)
 # machine keeps wheels such as a CPU-only torch) are passed on. Neither compiles bytecode at install (pip
 # would, serially: about 50 CPU seconds, torch and transformers most of it); compileall does it on every
 # core. Like pip, it goes on past a file that does not compile (torch ships a few in Python 3.12 syntax).
+# pip's extra indexes are passed on too, all indexes weighed alike as pip weighs them (uv would otherwise
+# take a package only from the first index holding it, even without the pinned version), and if uv fails (a machine it cannot reach an index from), pip
+# installs the same pins: slower, never a failed install that pip would have made.
 $(STAMP): $(REQUIREMENTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt uv
 	links="$${PIP_FIND_LINKS:-$$($(BIN)/python -m pip config get global.find-links 2>/dev/null)}"; \
-	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python \
-		$$(for d in $$links; do printf -- '--find-links %s ' "$$d"; done) -c constraints.txt -r requirements-dev.txt
+	indexes="$${PIP_EXTRA_INDEX_URL:-$$($(BIN)/python -m pip config get global.extra-index-url 2>/dev/null)}"; \
+	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python --index-strategy unsafe-best-match \
+		$$(for d in $$links; do printf -- '--find-links %s ' "$$d"; done) \
+		$$(for u in $$indexes; do printf -- '--extra-index-url %s ' "$$u"; done) \
+		-c constraints.txt -r requirements-dev.txt \
+	|| { echo "uv could not install the pins; pip installs them instead (slower)"; \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -c constraints.txt -r requirements-dev.txt; }
 	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python --no-deps -e layers/common
 	@$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib || echo "compileall: a few files do not compile (torch's Python 3.12 tests): skipped, as pip skips them"
 	@touch $(STAMP)
