@@ -8,23 +8,30 @@ index in id order for `verify` itself, merged with the backup as two sorted stre
 writing it (`verify_batch`: the id range from the previous batch's last id to its own last, so the
 parts cover the index, listings added since the plan included) and `finish` only adds up the
 batches' parts (`verify_from_parts`). A part's spot checks are drawn by a key made from the id, so
-the ten kept across parts are the ten any single pass would keep."""
+the ten kept across parts are the ten any single pass would keep. `verify` on its own makes the same
+parts: on Step Functions a Map batch each (`verify_batch` only, nothing written), in this process
+`verify_by_parts`, a few parts at once; `verify_one_pass` is the single pass they all equal."""
 
 from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from listing_vision.concurrency import thread_map
 from listing_vision.realestate.backups import BackupReader, merge_by_id
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import ListingDoc
-from listing_vision.realestate.migration.common import MigrationBase, Tally, strip_split
+from listing_vision.realestate.migration.common import MigrationBase, Tally, batches, ranges, strip_split
 
 SUCCESS_FRACTION = 0.90
+PART_SIZE = 500  # listings a part of `verify_by_parts` reads, as a Map batch of 500 would
+PARTS_AT_ONCE = 4  # parts `verify_by_parts` reads at once (a window of PARTS_WINDOW held)
+PARTS_WINDOW = 64
 
 
 def spot_key(zpid: str, seed: int = 0) -> float:
@@ -117,10 +124,17 @@ class Verify(MigrationBase):
     def verify(
         self, backup: str | None = None, spot_checks: int = 10, seed: int = 0, zpids: list[str] | None = None
     ) -> dict[str, Any]:
-        """The success criteria: ≥ 90 % of listings with all three fields, and (given a backup)
-        no field other than the three changed on any listing. Fails (passed=false) otherwise.
-        With `zpids` (a run over chosen listings) the criteria apply to those listings only.
-        One pass over the index (or the chosen listings), in this invocation."""
+        """The success criteria: ≥ 90 % of listings with all three fields, and (given a backup) no
+        field other than the three changed on any listing. Fails (passed=false) otherwise. With
+        `zpids` (a run over chosen listings) the criteria apply to those listings only. Read by
+        parts (`verify_by_parts`), the report the one pass gives (`verify_one_pass`)."""
+        return self.verify_by_parts(backup, spot_checks, zpids)
+
+    def verify_one_pass(
+        self, backup: str | None = None, spot_checks: int = 10, seed: int = 0, zpids: list[str] | None = None
+    ) -> dict[str, Any]:
+        """verify in one pass over the index (or the chosen listings), in this invocation: what the
+        parts add up to (the tests' reference; the memory bench's whole-index stream)."""
         self.listings.refresh()
         if zpids:
             checked = self._check_chosen(zpids, backup, spot_checks, seed)
@@ -130,6 +144,35 @@ class Verify(MigrationBase):
             saved = BackupReader(backup).rows() if backup else iter(())
             checked = check_part(self.listings.iter_docs_sorted(), saved, bool(backup), spot_checks, seed)
         return _report(figures, checked, backup, zpids)
+
+    def verify_by_parts(
+        self,
+        backup: str | None = None,
+        spot_checks: int = 10,
+        zpids: list[str] | None = None,
+        part_size: int = PART_SIZE,
+        at_once: int = PARTS_AT_ONCE,
+    ) -> dict[str, Any]:
+        """verify in this process by the parts a fanned-out verify makes (`verify_batch`: ranges of
+        the index in id order, or the chosen listings `part_size` at a time), `at_once` read at once,
+        added up (`verify_from_parts`). Memory: PARTS_WINDOW parts' ids at most."""
+        self.listings.refresh()
+        chosen = bool(zpids)
+        checked = Checked()
+        parts = ranges(batches(self._ids(zpids), part_size))
+
+        def check(part: tuple[list[str], str | None, bool]) -> Checked:
+            group, after, to_end = part
+            return self.check_batch(group, chosen, after, to_end, backup, spot_checks)
+
+        made = 0
+        while window := list(itertools.islice(parts, PARTS_WINDOW)):
+            made += len(window)
+            for part in thread_map(check, window, at_once):
+                checked.merge(part, spot_checks)
+        if not chosen and not made:  # an empty index: one part, the whole (the backup's rows all gone)
+            checked.merge(self.check_batch([], False, None, True, backup, spot_checks), spot_checks)
+        return self.verify_from_parts(checked, backup, zpids=zpids)
 
     def _check_chosen(self, zpids: list[str], backup: str | None, spot_checks: int, seed: int = 0) -> Checked:
         chosen = sorted(dict.fromkeys(str(z) for z in zpids))  # id order, as merge_by_id needs
@@ -147,19 +190,32 @@ class Verify(MigrationBase):
         backup: str | None,
         spot_checks: int,
     ) -> dict[str, Any]:
-        """A Map batch's part of verify, just after it wrote its listings: its chosen listings, or
-        (a run over the index) every listing after `after` (the previous batch's last id) up to its
-        own last id, or to the end for the last batch. Read by id (real time), so no refresh."""
-        if chosen or not zpids:
-            return self._check_chosen(zpids, backup, spot_checks).to_json()
-        last = None if to_end else max(zpids)
+        """A Map batch's part of verify (`check_batch`), as its record carries it."""
+        return self.check_batch(zpids, chosen, after, to_end, backup, spot_checks).to_json()
+
+    def check_batch(
+        self,
+        zpids: list[str],
+        chosen: bool,
+        after: str | None,
+        to_end: bool,
+        backup: str | None,
+        spot_checks: int,
+    ) -> Checked:
+        """A batch's part of verify, just after it wrote its listings (or, verify on its own, in
+        place of writing): its chosen listings, or (a run over the index) every listing after
+        `after` (the previous batch's last id) up to its own last id, or to the end for the last
+        batch. Read by id (real time), so no refresh."""
+        if chosen or (not zpids and not to_end):
+            return self._check_chosen(zpids, backup, spot_checks)
+        last = None if to_end or not zpids else max(zpids)
         ids = set(self.listings.iter_ids_between(after, last)) | set(zpids)
-        found = self.listings.get_docs(sorted(ids))
+        found = self.listings.get_docs(sorted(ids)) if ids else {}
         listings = [found[zpid] for zpid in sorted(found)]
         saved: Iterator[tuple[str, dict[str, Any]]] = (
             BackupReader(backup).rows_between(after, last) if backup else iter(())
         )
-        return check_part(listings, saved, bool(backup), spot_checks).to_json()
+        return check_part(listings, saved, bool(backup), spot_checks)
 
     def verify_from_parts(
         self, checked: Checked, backup: str | None = None, zpids: list[str] | None = None
@@ -199,12 +255,13 @@ def _report(figures: dict[str, int], checked: Checked, backup: str | None, zpids
     if backup:
         report["other_fields_changed"] = checked.changed_other.count
         report["other_fields_changed_sample"] = checked.changed_other.first
+        gone = checked.gone.count
         report["listings_not_in_backup"] = checked.missing.count
-        report["listings_lost_since_backup"] = checked.gone.count
+        report["listings_lost_since_backup"] = gone
         if checked.changed_other.count:
             checks.append(f"{checked.changed_other.count} listings changed in fields other than the three")
-        if checked.gone.count:
-            checks.append(f"{checked.gone.count} listings of the backup are gone")
+        if gone:
+            checks.append(f"{gone} listings of the backup are gone")
     report["spot_checks"] = [spot for _, _, spot in sorted(checked.spots, key=lambda entry: entry[1])]
     report["failures"] = checks
     report["passed"] = not checks
