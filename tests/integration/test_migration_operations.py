@@ -299,7 +299,7 @@ def test_in_this_process_execute_verify_and_rollback_check_by_parts_as_one_pass_
     # Then both reports are the one pass's: the change, the loss and the addition found
     assert executed["verify"] == verified == one_pass
     assert one_pass["other_fields_changed_sample"] == [changed] and one_pass["listings_lost_since_backup"] == 1
-    assert one_pass["listings_not_in_backup"] == 1
+    assert one_pass["listings_not_in_backup"] == 1 and one_pass["added_while_running"] == 0
     assert executed["passed"] is False and len(one_pass["spot_checks"]) == 3
     # And the rollback's proof, made batch by batch, is the one-pass proof
     passes.clear()

@@ -22,10 +22,12 @@ from evaluation.legacy_split import LegacyVocabulary
 from infra.constructs.migration import MigrationOptions
 from listing_vision import aws
 from listing_vision.config import get_settings
+from listing_vision.embeddings.factory import get_embedder
 from listing_vision.events import parse_event
 from listing_vision.realestate import migration_progress
 from listing_vision.realestate.backups import BackupReader
 from listing_vision.realestate.features import SPLIT_FIELDS, split_visual_features
+from listing_vision.realestate.ingest import ListingDocument, ListingIngest
 from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.migration_tasks import MigrationTask, run_task
@@ -329,6 +331,42 @@ def test_a_rollback_of_chosen_zpids_proves_those_listings_only(sandbox: Sandbox)
     migration.execute(zpids=chosen)
     here = migration.rollback("restore", backup=backup, zpids=chosen, batch_size=2)
     assert here["proof"] == result["proof"]
+
+
+def test_a_listing_uploaded_mid_run_into_a_checked_range_is_in_verify_s_verdict(sandbox: Sandbox) -> None:
+    # Given a backup, and an upload that lands once every batch has checked its part: a new listing
+    # whose id sorts into the first batch's range, ingested as uploads are (its photos cached)
+    backup = f"s3://artifacts/test/{sandbox.index}-upload.jsonl"
+    assert sandbox.run({"operation": "backup", "destination": backup})["status"] == "SUCCEEDED"
+    ids = sorted(sources(sandbox))
+    uploaded = f"{ids[0]}_new"  # after ids[0], before ids[1]: inside the first part, checked long before
+
+    def upload() -> None:
+        migration = sandbox.migration()
+        stores = (migration.cache, migration.phrases, migration.listings, migration.records)
+        photos = [image["image_url"] for image in sources(sandbox)[ids[0]]["image_vectors"]]
+        document = {"zpid": uploaded, "image_urls": photos, "price": 1}
+        outcome = ListingIngest(get_embedder(), None, *stores).ingest(ListingDocument.model_validate(document))
+        assert outcome.status == "indexed" and not outcome.pending
+
+    sandbox.before["finish"] = upload
+    # When the migration runs as a state machine, in batches of 5, with the backup
+    run = sandbox.run({"operation": "execute", "batch_size": 5, "backup": backup})
+    assert run["status"] == "SUCCEEDED", run
+    report = json.loads(run["output"])["verify"]
+    # Then the upload came with the three fields (ingest writes them), and verify counts it: in the
+    # success figure, as a listing no part read, and (after the backup) as not in it
+    after = sources(sandbox)
+    assert uploaded in after and all(after[uploaded].get(name) is not None for name in SPLIT_FIELDS)
+    assert report["total"] == len(after) == LISTINGS + 1
+    assert report["has_all_three"] == sum(all(s.get(f) is not None for f in SPLIT_FIELDS) for s in after.values())
+    assert report["added_while_running"] == 1 and report["removed_while_running"] == 0
+    assert report["listings_not_in_backup"] == 1 and report["listings_lost_since_backup"] == 0
+    assert report["other_fields_changed"] == 0
+    # And its figures are those a pass over the index now gives
+    now = sandbox.migration().verify_one_pass(backup, spot_checks=10)
+    figures = ("total", "has_all_three", "listings_not_in_backup", "listings_lost_since_backup", "failures")
+    assert {key: report[key] for key in figures} == {key: now[key] for key in figures}
 
 
 def test_a_run_killed_half_way_completes_on_rerun_and_changes_nothing_else(sandbox: Sandbox) -> None:

@@ -10,7 +10,14 @@ parts cover the index, listings added since the plan included) and `finish` only
 batches' parts (`verify_from_parts`). A part's spot checks are drawn by a key made from the id, so
 the ten kept across parts are the ten any single pass would keep. `verify` on its own makes the same
 parts: on Step Functions a Map batch each (`verify_batch` only, nothing written), in this process
-`verify_by_parts`, a few parts at once; `verify_one_pass` is the single pass they all equal."""
+`verify_by_parts`, a few parts at once; `verify_one_pass` is the single pass they all equal.
+
+A listing written after its part was checked (an upload or a re-analysis landing in a range
+already checked while the run goes on) is read by no part. Its split fields are in the success
+figure all the same (counted by OpenSearch at the end, and ingest writes the three fields); the
+parts' count of listings is set against that count, and the listings no part read are reported
+(`added_while_running`; given a backup, counted as not in it: they came after it), as those the
+parts read that are gone since (`removed_while_running`; given a backup, counted as lost)."""
 
 from __future__ import annotations
 
@@ -249,14 +256,19 @@ def _report(figures: dict[str, int], checked: Checked, backup: str | None, zpids
     if zpids:
         report["zpids"] = len(set(map(str, zpids)))
         report["not_found"] = report["zpids"] - total
+    # Listings in the index now that no part read (written in a range after it was checked), and
+    # listings a part read that are gone since: the net of the two, as two counts can tell it.
+    unread = total - checked.presence["total"]
+    report["added_while_running"] = max(unread, 0)
+    report["removed_while_running"] = max(-unread, 0)
     checks: list[str] = []
     if fraction < SUCCESS_FRACTION:
         checks.append(f"only {report['has_all_three_pct']} % of listings have all three fields (need 90 %)")
     if backup:
         report["other_fields_changed"] = checked.changed_other.count
         report["other_fields_changed_sample"] = checked.changed_other.first
-        gone = checked.gone.count
-        report["listings_not_in_backup"] = checked.missing.count
+        gone = checked.gone.count + report["removed_while_running"]
+        report["listings_not_in_backup"] = checked.missing.count + report["added_while_running"]
         report["listings_lost_since_backup"] = gone
         if checked.changed_other.count:
             checks.append(f"{checked.changed_other.count} listings changed in fields other than the three")
