@@ -57,6 +57,9 @@ from local.workflow import create_state_machine, synthesize_definition
 NAME = "migration_latency"
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_LATENCY_SIZES", "2000").split(","))
 RECORD = Path(__file__).parent / "records" / "migration_latency.json"
+# Its figures are this record's, rendered by its own report: `python -m bench` writes no
+# migration_latency.figures.json (no bench-record block would show it).
+SHOWN_BY = "python -m bench.migration_report --write-readme"
 BASELINE_SAMPLE = 200  # the loop is sequential: its time a listing, scaled
 BATCH = 100
 CONCURRENCY = MigrationOptions().max_concurrency  # the measured run's
