@@ -242,7 +242,7 @@ def run(stack: LocalStack) -> list[Figure]:
             assert result["verify"]["passed"], result["verify"]["failures"]
             # verify in one pass over the index, as finish ran it before the batches verified their
             # parts: measured alone (for the model's shape before), and the same report
-            one_pass = phases.task("verify", lambda: proxied.migration(stack).verify())
+            one_pass = phases.task("verify", lambda: proxied.migration(stack).verify_one_pass())
             assert one_pass == result["verify"], (one_pass, result["verify"])
             measured = phases.measured(size, len(phases.seconds.get("execute_batch", [])))
             Migration.from_settings().rollback("remove", batch_size=500)
