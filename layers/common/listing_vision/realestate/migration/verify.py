@@ -36,9 +36,12 @@ from listing_vision.realestate.listings_index import ListingDoc
 from listing_vision.realestate.migration.common import MigrationBase, Tally, batches, ranges, strip_split
 
 SUCCESS_FRACTION = 0.90
-PART_SIZE = 500  # listings a part of `verify_by_parts` reads, as a Map batch of 500 would
+PART_SIZE = 500  # listings a part of `verify_by_parts` checks (a backup's part, a verify Map batch)
 PARTS_AT_ONCE = 4  # parts `verify_by_parts` reads at once (a window of PARTS_WINDOW held)
 PARTS_WINDOW = 64
+# Listings a part of `verify_by_parts` holds at once (an mget each): PARTS_AT_ONCE of them are the
+# one pass's page of 200 (a listing with its photos' vectors is ~0.15 MB once parsed).
+PART_PAGE = 50
 
 
 def spot_key(zpid: str, seed: int = 0) -> float:
@@ -170,7 +173,7 @@ class Verify(MigrationBase):
 
         def check(part: tuple[list[str], str | None, bool]) -> Checked:
             group, after, to_end = part
-            return self.check_batch(group, chosen, after, to_end, backup, spot_checks)
+            return self.check_batch(group, chosen, after, to_end, backup, spot_checks, PART_PAGE)
 
         made = 0
         while window := list(itertools.islice(parts, PARTS_WINDOW)):
@@ -178,7 +181,7 @@ class Verify(MigrationBase):
             for part in thread_map(check, window, at_once):
                 checked.merge(part, spot_checks)
         if not chosen and not made:  # an empty index: one part, the whole (the backup's rows all gone)
-            checked.merge(self.check_batch([], False, None, True, backup, spot_checks), spot_checks)
+            checked.merge(self.check_batch([], False, None, True, backup, spot_checks, PART_PAGE), spot_checks)
         return self.verify_from_parts(checked, backup, zpids=zpids)
 
     def _check_chosen(self, zpids: list[str], backup: str | None, spot_checks: int, seed: int = 0) -> Checked:
@@ -208,21 +211,27 @@ class Verify(MigrationBase):
         to_end: bool,
         backup: str | None,
         spot_checks: int,
+        page: int | None = None,
     ) -> Checked:
         """A batch's part of verify, just after it wrote its listings (or, verify on its own, in
         place of writing): its chosen listings, or (a run over the index) every listing after
         `after` (the previous batch's last id) up to its own last id, or to the end for the last
-        batch. Read by id (real time), so no refresh."""
+        batch. Read by id (real time), so no refresh: in one mget, or `page` listings at a time."""
         if chosen or (not zpids and not to_end):
             return self._check_chosen(zpids, backup, spot_checks)
         last = None if to_end or not zpids else max(zpids)
-        ids = set(self.listings.iter_ids_between(after, last)) | set(zpids)
-        found = self.listings.get_docs(sorted(ids)) if ids else {}
-        listings = [found[zpid] for zpid in sorted(found)]
+        ids = sorted(set(self.listings.iter_ids_between(after, last)) | set(zpids))
+        listings = self._read_in_order(ids, page or len(ids) or 1)
         saved: Iterator[tuple[str, dict[str, Any]]] = (
             BackupReader(backup).rows_between(after, last) if backup else iter(())
         )
         return check_part(listings, saved, bool(backup), spot_checks)
+
+    def _read_in_order(self, ids: list[str], page: int) -> Iterator[ListingDoc]:
+        """These listings (ids sorted) that exist, in id order, `page` held at a time."""
+        for chunk in batches(ids, page):
+            found = self.listings.get_docs(chunk)
+            yield from (found[zpid] for zpid in chunk if zpid in found)
 
     def verify_from_parts(
         self, checked: Checked, backup: str | None = None, zpids: list[str] | None = None
