@@ -144,7 +144,7 @@ class Verify(MigrationBase):
         self, backup: str | None = None, spot_checks: int = 10, seed: int = 0, zpids: list[str] | None = None
     ) -> dict[str, Any]:
         """verify in one pass over the index (or the chosen listings), in this invocation: what the
-        parts add up to (the tests' reference; the memory bench's whole-index stream)."""
+        parts add up to (the tests' reference, and the latency bench's shape before the parts)."""
         self.listings.refresh()
         if zpids:
             checked = self._check_chosen(zpids, backup, spot_checks, seed)
