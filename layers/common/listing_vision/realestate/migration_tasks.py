@@ -81,7 +81,9 @@ class VerifyRequest(_Request):
     backup: str | None = Field(None, max_length=1024)
     spot_checks: int = Field(10, ge=0, le=1_000)
     zpids: Zpids = None  # the criteria on these listings only
-    batch_size: int = Field(500, ge=1, le=1_000)  # listings a part (a Map batch) reads
+    # listings a part reads: on Step Functions the stage's batch size unless set here (a Map batch
+    # each); invoked directly, parts of this many read four at once (`verify_by_parts`)
+    batch_size: int = Field(500, ge=1, le=1_000)
     run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,80}$")
 
 
