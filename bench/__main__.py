@@ -66,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in discover(args.names):
             print(f"running {name} ...", flush=True)
             began, load_before = time.time(), os.getloadavg()[0]
-            measured = importlib.import_module(f"bench.{name}").run(stack)
-            print(f"recorded in {records.write(name.removeprefix('bench_'), measured, began, load_before)}")
+            module = importlib.import_module(f"bench.{name}")
+            measured = module.run(stack)
+            shown_by = getattr(module, "SHOWN_BY", None)
+            print(f"recorded in {records.keep(name.removeprefix('bench_'), shown_by, measured, began, load_before)}")
             figures.extend(measured)
     print()
     print(table(figures))

@@ -1,10 +1,11 @@
 """Peak memory of the migration's whole-index operations, against the number of listings.
 
-Each operation (backup, verify against that backup, plan, rollback --mode restore) runs in a
-process of its own (`bench.migration_op`) against demo listings in the local stack's OpenSearch;
-its peak RSS is that child's VmHWM, printed by the child as it ends (the parent's `ru_maxrss` for
-children is useless here: Linux carries it across fork and exec, so every child reports the bench
-process's own size). Sizes: 2,000, 20,000 and 100,000 listings
+Each operation (backup, verify against that backup, plan, rollback --mode restore: verify and
+rollback as the CLI runs them in process, by parts) runs in a process of its own
+(`bench.migration_op`) against demo listings in the local stack's OpenSearch; its peak RSS is that
+child's VmHWM, printed by the child as it ends (the parent's `ru_maxrss` for children is useless
+here: Linux carries it across fork and exec, so every child reports the bench process's own size).
+Sizes: 2,000, 20,000 and 100,000 listings
 (`BENCH_RSS_SIZES=2000,20000` to change). The figure per operation is the peak at the largest size
 against the peak at 20,000 (goal: ≤ 1.10×, i.e. ≤ 10 % growth). The baseline row holds every
 listing's source in one list, as verify and backup did before they streamed.
@@ -76,10 +77,11 @@ def run(stack: LocalStack) -> list[Figure]:
     for operation in OPERATIONS:
         if operation == "import":
             continue
+        goal = "the baseline" if operation == "hold_all" else "goal ≤ 1.10×"  # the goal is not the baseline's
         figures.append(
             Figure(
                 NAME,
-                f"{operation}: peak RSS at {largest:,} listings (goal ≤ 1.10× the peak at {reference:,})",
+                f"{operation}: peak RSS at {largest:,} listings ({goal} the peak at {reference:,})",
                 table[largest][operation][0],
                 table[reference][operation][0],
                 "MB",

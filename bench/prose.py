@@ -57,6 +57,12 @@ def _quoted(name: str, part: str, field: str = "value", scale: float = 1.0, unit
     return f"{scale * _recorded(name, part)[field]:,.{digits}f}{unit}"
 
 
+def _grown(name: str, part: str) -> float:
+    """How many times its baseline a recorded figure is (a growth, where the record's ratio is "× better")."""
+    figure = _recorded(name, part)
+    return float(figure["value"] / figure["baseline"])
+
+
 def _ratios(name: str, part: str) -> list[float]:
     return [f["ratio"] for f in records.load(name)["figures"] if part in f["name"]]
 
@@ -119,6 +125,7 @@ FIGURES: dict[str, Callable[[], str]] = {
     ),
     "generation.cutout": lambda: _quoted("generation", "cut-out of a", unit=" s", digits=2),
     "generation.cutout_rank_filters": lambda: _quoted("generation", "cut-out of a", "baseline", unit=" s", digits=2),
+    "migration_memory.hold_all_growth": lambda: f"{_grown('migration_memory', 'hold_all'):.1f}×",
     "dedupe.verify_call_vs_loop": lambda: _span(_ratios("dedupe", "verify call, one query's candidates"), 2, "×"),
 }
 

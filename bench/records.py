@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "bench" / "records"
 PAGE = ROOT / "docs" / "benchmarks.md"
 SUFFIX = ".figures.json"
+RESULTS_NAME = "bench/results/latest.json"  # every run's figures (bench/__main__.py), records or not
 BLOCK = re.compile(r"<!-- bench-record:(?P<name>[a-z_]+):start[^>]*-->\n.*?<!-- bench-record:(?P=name):end -->", re.S)
 
 
@@ -72,6 +73,15 @@ def write(name: str, figures: list[Figure], started: float, load_before: float) 
     path = path_of(name)
     path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     return path
+
+
+def keep(name: str, shown_by: str | None, figures: list[Figure], started: float, load_before: float) -> str:
+    """Where a run's figures are kept: its record, NAME.figures.json, for a bench-record block of the
+    page; or nowhere new for a bench whose figures its own record and report show (`SHOWN_BY` in its
+    module: a figures file no block reads would be refused by the records' tests)."""
+    if shown_by:
+        return f"its own record (shown by {shown_by}); figures in {RESULTS_NAME}"
+    return str(write(name, figures, started, load_before))
 
 
 def load(name: str) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """The visual-features migration as a Step Functions state machine.
 
-One state machine, console-friendly input: `{"operation": "coverage" | "dry_run" | "verify", ...}`
-runs that operation in one task; `{"operation": "execute" | "rollback" | "backup", ...}` runs
+One state machine, console-friendly input: `{"operation": "coverage" | "dry_run" | "classify_phrases", ...}`
+runs that operation in one task; `{"operation": "execute" | "rollback" | "backup" | "verify", ...}` runs
 Plan (writes the batch manifest to S3) → a DISTRIBUTED Map reading it (S3 ItemReader; one child
 execution per batch of zpids, MaxConcurrency, retries with backoff on throttling; results to S3)
-→ Verify (for a backup: one JSONL part per batch, then the manifest of their checksums).
+→ Verify (adds up the parts the batches checked; for a backup: one JSONL part per batch, then the
+manifest of their checksums; `verify` on its own: each batch checks its part, writing nothing).
 
 A batch that still fails after its retries is recorded (with its error, for Verify to report) and
 then fails its child execution, which is what the Map's ToleratedFailurePercentage counts: up to
@@ -157,6 +158,7 @@ class VisualFeaturesMigration(Construct):
                     sfn.Condition.string_equals("$.operation", "execute"),
                     sfn.Condition.string_equals("$.operation", "rollback"),
                     sfn.Condition.string_equals("$.operation", "backup"),
+                    sfn.Condition.string_equals("$.operation", "verify"),
                 ),
                 plan.next(fan_out).next(verify),
             )

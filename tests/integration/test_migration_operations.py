@@ -269,6 +269,46 @@ def test_verify_and_restore_stream_the_index_against_the_backups_parts(migration
     assert restored == {z: s for z, s in before.items() if z not in (deleted, changed)}
 
 
+def test_in_this_process_execute_verify_and_rollback_check_by_parts_as_one_pass_would(
+    migration: Migration, tmp_path: Path
+) -> None:
+    # Given a backup in parts of 4, then a price changed, a listing deleted and one added
+    location = migration.backup(str(tmp_path / "p.jsonl"), part_size=4)["location"]
+    before = all_sources(migration)
+    ids = sorted(before)
+    changed, deleted, added = ids[5], ids[17], f"{ids[9]}_new"
+    search, index = migration.listings.client, migration.listings.name
+    search.update(index=index, id=changed, body={"doc": {"price": 1}}, refresh=True)
+    search.delete(index=index, id=deleted, refresh=True)
+    search.index(index=index, id=added, body=before[ids[9]], refresh=True)
+    # And the whole-index stream noted whenever something reads it (it still reads)
+    passes: list[str] = []
+    stream = migration.listings.iter_docs_sorted
+
+    def noted(page: int = 200) -> Iterator[Any]:
+        passes.append("iter_docs_sorted")
+        return stream(page)
+
+    migration.listings.iter_docs_sorted = noted  # type: ignore[method-assign]
+    # When the CLI's in-process execute runs (each batch checks its part once written), then verify on
+    # its own (its parts read a few at once), then a rollback proved against the backup
+    executed = migration.execute_verified(batch_size=6, backup=location, spot_checks=3)
+    verified = migration.verify_by_parts(location, spot_checks=3, part_size=4)
+    assert passes == []  # neither made a pass over the index
+    one_pass = migration.verify_one_pass(location, spot_checks=3)
+    # Then both reports are the one pass's: the change, the loss and the addition found
+    assert executed["verify"] == verified == one_pass
+    assert one_pass["other_fields_changed_sample"] == [changed] and one_pass["listings_lost_since_backup"] == 1
+    assert one_pass["listings_not_in_backup"] == 1 and one_pass["added_while_running"] == 0
+    assert executed["passed"] is False and len(one_pass["spot_checks"]) == 3
+    # And the rollback's proof, made batch by batch, is the one-pass proof
+    passes.clear()
+    rolled = migration.rollback("remove", backup=location, batch_size=7)
+    assert passes == []
+    assert rolled["proof"] == migration.compare_with_backup(BackupReader(location), ignore_split=True)
+    assert rolled["proof"]["differing"] == [changed] and rolled["proof"]["missing"] == [deleted]
+
+
 def test_a_concurrent_write_is_never_clobbered(migration: Migration) -> None:
     # Given a listing read by the migration, then changed by someone else (a price update)
     zpid = sorted(all_sources(migration))[0]
@@ -426,6 +466,12 @@ def test_the_cli_verifies_a_small_run_on_its_zpids(local_stack: LocalStack, caps
     assert code == 0 and sfn["passed"] is True and sfn["verify"]["total"] == 2, sfn
     code, verified = cli("verify", "--zpids", ",".join(chosen))
     assert code == 0 and verified["total"] == 2, verified
+    # And verify on its own as a state machine execution fans out over them (a Map batch each part)
+    code, fanned = cli("--via-stepfunctions", "verify", "--zpids", ",".join(chosen))
+    assert code == 0 and fanned["passed"] is True and fanned["batches"] == 1, fanned
+    assert {key: fanned["verify"][key] for key in verified if key != "spot_checks"} == {
+        key: value for key, value in verified.items() if key != "spot_checks"
+    }
     # And a dry run of them says execute would skip them
     _, again = cli("dry-run", "--zpids", ",".join(chosen))
     assert statuses(again) == ["would_skip_migrated"] * 2

@@ -65,3 +65,34 @@ def test_the_verdict_follows_the_recorded_figure(no_records: Path, worst_s: floa
     assert reading is not None and ("met" if reading.met else "**missed**") == verdict
     assert reading.figure.startswith(f"{worst_s:.3g} s, bound 1.5 (captions: handler import; 2 figures)")
     assert "make bench BENCH_ARGS=cold_start" in reading.source
+
+
+@pytest.mark.parametrize(("verify_mb", "verdict"), [(119.0, "met"), (130.0, "**missed**")])
+def test_the_memory_goal_judges_the_operations_not_the_baseline(
+    no_records: Path, verify_mb: float, verdict: str
+) -> None:
+    # Given a memory record where the baseline (every source in one list) grows 4.5x, as it must,
+    # and verify grows to verify_mb from 113 MB at 20,000 listings (the goal's bound: 124.3 MB)
+    figures = [
+        Figure(
+            "migration_memory",
+            "verify: peak RSS at 100,000 listings (goal ≤ 1.10× the peak at 20,000)",
+            verify_mb,
+            113.0,
+            "MB",
+            "same operation at 20,000 listings",
+        ),
+        Figure(
+            "migration_memory",
+            "hold_all: peak RSS at 100,000 listings (goal ≤ 1.10× the peak at 20,000)",
+            3529.0,
+            777.0,
+            "MB",
+            "same operation at 20,000 listings",
+        ),
+    ]
+    records.write("migration_memory", figures, started=0.0, load_before=1.0)
+    # When the goals are judged
+    row = next(line for line in goals.table().splitlines() if "peak memory at 100,000" in line)
+    # Then the verdict is verify's: the baseline's growth is what the operations avoid, not a miss
+    assert f"| {verdict} |" in row and "verify: peak RSS" in row and "hold_all" not in row

@@ -68,3 +68,21 @@ def test_a_figure_changed_by_hand_is_caught(tmp_path: Path, monkeypatch: pytest.
     with pytest.raises(SystemExit, match="no record for missing"):
         records.refreshed(page.replace("demo", "missing"))
     assert json.loads((tmp_path / "demo.figures.json").read_text())["figures"][0]["ratio"] == pytest.approx(0.8)
+
+
+def test_a_bench_whose_own_report_shows_its_figures_leaves_no_figures_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import bench_migration_latency
+
+    # Given the records kept in an empty folder, and a figure from each of two benches
+    monkeypatch.setattr(records, "RECORDS", tmp_path)
+    figure = Figure("demo", "S3 GET p50", 3.5, 2.8, "ms", "one client made at import")
+    # When the migration at AWS latencies (its figures shown by its own record's report) and a bench
+    # without a report of its own are kept
+    kept = records.keep("migration_latency", bench_migration_latency.SHOWN_BY, [figure], 0.0, 1.0)
+    records.keep("demo", None, [figure], 0.0, 1.0)
+    # Then only the second leaves a figures file (the first's would be a record no page block shows,
+    # which test_every_record_is_shown_and_says_how_it_was_made refuses), and the first says where its figures are
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["demo.figures.json"]
+    assert "bench.migration_report" in kept and records.RESULTS_NAME in kept

@@ -193,8 +193,23 @@ class BackupReader:
                 continue
             if last is not None and part["first"] > last:
                 return
-            sources = self._part_sources(part)
-            yield from ((zpid, sources[zpid]) for zpid in sorted(sources) if inside(zpid))
+            if self._loaded is not None and self._loaded[0] == part["name"]:  # parsed already (a restore's)
+                sources = self._loaded[1]
+                yield from ((zpid, sources[zpid]) for zpid in sorted(sources) if inside(zpid))
+                continue
+            # streamed a row at a time (checked whole first): a part's sources are never all held
+            where = part_location(self.location, part["name"])
+            previous: str | None = None
+            for line in self._checked_lines(where, part["sha256"], part["count"]):
+                row = json.loads(line)
+                zpid = str(row["_id"])
+                if previous is not None and zpid <= previous:
+                    raise _corrupt(f"The backup at {self.location} is not sorted by id ({zpid} after {previous}).")
+                previous = zpid
+                if last is not None and zpid > last:
+                    break
+                if inside(zpid):
+                    yield zpid, row["_source"]
 
     def _part_sources(self, part: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """One part's sources, the last one kept (batches in id order read each part once)."""

@@ -98,12 +98,14 @@ def run_here(args: argparse.Namespace) -> dict[str, Any]:
         bar = _bar(total, operation)
         try:
             if operation == "execute":
-                result = migration.execute(
-                    zpids, int(event.get("batch_size", 100)), bool(event.get("force")), progress=bar.update
+                # each batch checks its part once written (only those chosen): verify needs no second pass
+                return migration.execute_verified(
+                    zpids,
+                    int(event.get("batch_size", 100)),
+                    bool(event.get("force")),
+                    event.get("backup"),
+                    progress=bar.update,
                 )
-                result["verify"] = migration.verify(event.get("backup"), zpids=zpids)  # only those chosen
-                result["passed"] = result["verify"]["passed"] and not result["failed"]
-                return result
             return migration.rollback(
                 event.get("mode", "remove"),
                 event.get("backup"),

@@ -2,15 +2,17 @@
 
 The state machine (infra/constructs/migration.py) invokes the migration function with one of:
 
-  a console request   {"operation": "coverage" | "dry_run" | "verify" | "classify_phrases", ...}
-                      (the execution input)
-  plan                {"operation": "plan", "request": <an execute, rollback or backup request>}
-  a batch             {"operation": "execute_batch" | "rollback_batch" | "backup_batch", "run_id",
-                       "batch", "zpids", ...}
+  a console request   {"operation": "coverage" | "dry_run" | "classify_phrases", ...}
+                      (the execution input; "verify" too when invoked directly: by parts, in one
+                      invocation)
+  plan                {"operation": "plan", "request": <an execute, rollback, backup or verify request>}
+  a batch             {"operation": "execute_batch" | "rollback_batch" | "backup_batch" | "verify_batch",
+                       "run_id", "batch", "zpids", ...}
                       (one item of the plan's manifest, read by the distributed Map)
   a failed batch      {"operation": "record_failure", "request": <the batch item and the error caught>}
   finish              {"operation": "finish", "request": <the execution's state: request, plan, batches>}
-                      (adds up the batches' records; after an execute, their verify parts)
+                      (adds up the batches' records; after an execute or a verify, their verify
+                      parts; after a rollback with a backup, their proof parts)
 
 The handler parses the event into `MigrationTask` (one model per operation, told apart by
 `operation`) and calls `run_task` with the migration it built once per container. Unknown
@@ -72,10 +74,17 @@ class BackupRequest(_Request):
 
 
 class VerifyRequest(_Request):
+    """On Step Functions, fanned out as an execute is (Plan, a Map of `verify_batch` parts, finish
+    adding them up), nothing written."""
+
     operation: Literal["verify"]
     backup: str | None = Field(None, max_length=1024)
     spot_checks: int = Field(10, ge=0, le=1_000)
     zpids: Zpids = None  # the criteria on these listings only
+    # listings a part reads: on Step Functions the stage's batch size unless set here (a Map batch
+    # each); invoked directly, parts of this many read four at once (`verify_by_parts`)
+    batch_size: int = Field(500, ge=1, le=1_000)
+    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,80}$")
 
 
 class ClassifyPhrasesRequest(_Request):
@@ -113,7 +122,9 @@ class RollbackRequest(_Request):
         return self
 
 
-FanOutRequest = Annotated[ExecuteRequest | RollbackRequest | BackupRequest, Field(discriminator="operation")]
+FanOutRequest = Annotated[
+    ExecuteRequest | RollbackRequest | BackupRequest | VerifyRequest, Field(discriminator="operation")
+]
 
 
 class PlanTask(_Request):
@@ -128,7 +139,7 @@ class PlanTask(_Request):
 class BatchTask(_Request):
     """One item of the plan's manifest."""
 
-    operation: Literal["execute_batch", "rollback_batch", "backup_batch"]
+    operation: Literal["execute_batch", "rollback_batch", "backup_batch", "verify_batch"]
     run_id: str
     batch: int = Field(ge=0)
     zpids: list[Zpid] = Field(max_length=1_000)
@@ -139,7 +150,8 @@ class BatchTask(_Request):
     bulk_size: int | None = Field(None, ge=1, le=1_000)  # partial updates per _bulk request
     # The part this batch checks once written: verify's (execute_batch, `Verify.verify_batch`: its
     # chosen listings, or its range of the index: after the previous batch's last id, the last batch
-    # to the end), or the proof's (rollback_batch over the index with a backup, `compare_batch`).
+    # to the end; verify_batch checks it and writes nothing), or the proof's (rollback_batch with a
+    # backup, `compare_batch`: its range, or its chosen listings).
     verify: Literal["range", "chosen"] | None = None
     after: str | None = None
     to_end: bool = False
@@ -175,7 +187,7 @@ class RunState(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    operation: Literal["execute", "rollback", "backup"]
+    operation: Literal["execute", "rollback", "backup", "verify"]
     mode: Literal["remove", "restore"] = "remove"
     backup: str | None = None
     spot_checks: int = 10
@@ -212,23 +224,24 @@ def run_task(task: BaseModel, migration: Migration) -> dict[str, Any]:
         return migration.dry_run(sample=task.sample, zpids=task.zpids, force=task.force)
     if isinstance(task, BackupRequest):
         return migration.backup(task.destination)
-    if isinstance(task, VerifyRequest):
-        return migration.verify(task.backup, task.spot_checks, zpids=task.zpids)
+    if isinstance(task, VerifyRequest):  # in one invocation, by parts (the state machine fans them out)
+        return migration.verify_by_parts(task.backup, task.spot_checks, task.zpids, task.batch_size)
     if isinstance(task, ClassifyPhrasesRequest):
         return run_classify_phrases(task, migration)
     if isinstance(task, PlanTask):
         request = task.request
         options: dict[str, Any]
-        if isinstance(request, ExecuteRequest):
+        backup = {"backup": request.backup} if not isinstance(request, BackupRequest) and request.backup else {}
+        if isinstance(request, ExecuteRequest | VerifyRequest):
             verify = {"verify": "chosen" if request.zpids else "range", "spot_checks": request.spot_checks}
-            options = {"force": request.force, **verify, **({"backup": request.backup} if request.backup else {})}
+            options = verify | backup | ({"force": request.force} if isinstance(request, ExecuteRequest) else {})
         elif isinstance(request, BackupRequest):
             options = {"destination": migration.backup_location(request.destination)}
         else:
-            options = {"mode": request.mode, **({"backup": request.backup} if request.backup else {})}
-            if request.backup and not request.zpids:
-                options["verify"] = "range"  # each batch proves its part of the index against the backup
-        if task.bulk_size and not isinstance(request, BackupRequest):
+            options = {"mode": request.mode, **backup}
+            if request.backup:  # each batch proves its part (range or chosen listings) against the backup
+                options["verify"] = "chosen" if request.zpids else "range"
+        if task.bulk_size and isinstance(request, ExecuteRequest | RollbackRequest):
             options["bulk_size"] = task.bulk_size
         own = "batch_size" in request.model_fields_set
         batch_size = request.batch_size if own or task.batch_size is None else task.batch_size
@@ -264,6 +277,13 @@ def run_batch(task: BatchTask, migration: Migration) -> dict[str, Any]:
         }
         migration.record_batch(task.run_id, task.batch, result)
         return result
+    if task.operation == "verify_batch":  # verify on its own: this batch's part, nothing written
+        checked = migration.verify_batch(
+            task.zpids, task.verify == "chosen", task.after, task.to_end, task.backup, task.spot_checks
+        )
+        verified = {"batch": task.batch, "zpids": task.zpids, "counts": {}, "verify": checked}
+        migration.record_batch(task.run_id, task.batch, verified)
+        return verified
     if task.operation == "execute_batch":
         report = migration.execute_batch(task.zpids, task.force, task.bulk_size)
     else:
@@ -276,10 +296,13 @@ def run_batch(task: BatchTask, migration: Migration) -> dict[str, Any]:
         result["verify"] = migration.verify_batch(
             task.zpids, task.verify == "chosen", task.after, task.to_end, task.backup, task.spot_checks
         )
-    elif task.operation == "rollback_batch" and task.verify == "range" and task.backup:
-        # the proof's part: this batch's range of the index against the backup
+    elif task.operation == "rollback_batch" and task.verify and task.backup:
+        # the proof's part: this batch's range of the index (or its chosen listings) against the backup
         ignore_split = task.mode == "remove"
-        result["proof"] = migration.compare_batch(task.zpids, task.after, task.to_end, task.backup, ignore_split)
+        chosen = task.verify == "chosen"
+        result["proof"] = migration.compare_batch(
+            task.zpids, task.after, task.to_end, task.backup, ignore_split, chosen
+        )
     migration.record_batch(task.run_id, task.batch, result)
     return result
 
@@ -359,9 +382,9 @@ def _finish(state: RunState, migration: Migration) -> dict[str, Any]:
     checked = Checked()
     compared = Compared()
     read: _Parts | None = None
-    if state.plan and state.operation == "execute":
+    if state.plan and state.operation in ("execute", "verify"):
         read = _Parts("verify", lambda part: checked.merge(Checked.from_json(part), state.spot_checks))
-    elif state.plan and state.operation == "rollback" and state.backup and not state.zpids:
+    elif state.plan and state.operation == "rollback" and state.backup:
         read = _Parts("proof", lambda part: compared.merge(Compared.from_json(part)))
     summary = summarise_batches(read.tap(rows) if read else rows, parts)
     metrics.add_metric(name="BatchesFailed", unit="Count", value=summary["batches_failed"])  # alarmed on
@@ -378,8 +401,11 @@ def _finish(state: RunState, migration: Migration) -> dict[str, Any]:
             result.update(migration.finish_backup(destination, [{"part": part} for part in parts]))
         return result
     chosen = bool(state.zpids)
-    # a run planned before batches checked their parts (no range to a part): one pass, as it was
+    # a run planned before batches checked their parts (no range to a part; a chosen rollback's
+    # batches proved nothing): one pass, as it was
     one_pass = read is None or (not chosen and any("after" not in row for row in read.unchecked))
+    if read is not None and not chosen and not summary["batches"]:  # an empty index: one part, the whole
+        read.unchecked.append({"zpids": [], "after": None, "to_end": True})
     if state.operation == "rollback":
         if state.backup:
             remove = state.mode == "remove"
@@ -389,7 +415,7 @@ def _finish(state: RunState, migration: Migration) -> dict[str, Any]:
                 assert read is not None
                 for row in read.unchecked:  # the batches that failed: their parts checked here
                     part = migration.compare_batch(
-                        row["zpids"], row.get("after"), bool(row.get("to_end")), state.backup, remove
+                        row["zpids"], row.get("after"), bool(row.get("to_end")), state.backup, remove, chosen
                     )
                     compared.merge(Compared.from_json(part))
                 result["proof"] = compared.proof()

@@ -18,10 +18,13 @@ is `migration_tasks.py`), and the module of this package that holds each:
                         out the same is not written); every write is guarded by its version
   verify    (verify)    listings with each field (the success figure), spot checks, and proof
                         nothing else changed; of the listed zpids only, after a run over listed zpids;
-                        after a fanned-out execute, each batch checks its part of the index and
-                        `finish` adds the parts up (`verify_batch`, `verify_from_parts`)
+                        by parts: after an execute (fanned out or in this process), each batch checks
+                        its part of the index once written, and the parts add up (`check_batch`,
+                        `verify_from_parts`); on its own, a Map of parts or parts read a few at once
+                        (`verify_by_parts`)
   rollback  (rollback)  remove the three fields, or restore sources exactly from a backup, then
-                        prove it (`compare_with_backup`)
+                        prove it by parts the same way (`compare_batch`: a range of the index, or
+                        a chosen rollback's listings only)
 What the jobs share (the stores and the reading helpers, the batch report, the errors the state
 machine retries on) is in `common`. `Migration` is every operation over the stores it is given.
 
@@ -38,6 +41,8 @@ read from the phrase cache in one bulk per batch; the migration never calls a mo
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from listing_vision.config import get_settings
 from listing_vision.realestate.listings_index import ListingsIndex
@@ -58,7 +63,7 @@ from listing_vision.realestate.migration.execute import Execute, Outcome, split_
 from listing_vision.realestate.migration.plan import Plan
 from listing_vision.realestate.migration.preview import WOULD, Preview
 from listing_vision.realestate.migration.rollback import Rollback
-from listing_vision.realestate.migration.verify import SUCCESS_FRACTION, Verify
+from listing_vision.realestate.migration.verify import SUCCESS_FRACTION, Checked, Verify
 from listing_vision.realestate.phrase_store import PhraseStore
 from listing_vision.realestate.split_records import SplitRecords
 from listing_vision.realestate.vision_cache import VisionCache
@@ -72,6 +77,31 @@ class Migration(Preview, Backup, Plan, Execute, Verify, Rollback):
         """The configured stores: what the handler builds once per container, and the CLI."""
         stores = (ListingsIndex.from_settings(), VisionCache(), PhraseStore())
         return cls(*stores, get_settings().artifacts_bucket, SplitRecords())
+
+    def execute_verified(
+        self,
+        zpids: list[str] | None = None,
+        batch_size: int = 100,
+        force: bool = False,
+        backup: str | None = None,
+        spot_checks: int = 10,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """execute in this process, each batch then checking its part as a Map batch does
+        (`check_batch`), and verify's report from the parts (`verify_from_parts`): no second pass."""
+        checked = Checked()
+        parts = []
+
+        def check(group: list[str], after: str | None, to_end: bool) -> None:
+            parts.append(len(group))
+            checked.merge(self.check_batch(group, bool(zpids), after, to_end, backup, spot_checks), spot_checks)
+
+        result = self.execute(zpids, batch_size, force, progress, written=check)
+        if not zpids and not parts:  # an empty index: one part, the whole
+            check([], None, True)
+        result["verify"] = self.verify_from_parts(checked, backup, zpids=zpids)
+        result["passed"] = result["verify"]["passed"] and not result["failed"]
+        return result
 
 
 __all__ = [

@@ -71,6 +71,24 @@ def batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
         yield group
 
 
+def with_last(groups: Iterator[list[str]]) -> Iterator[tuple[list[str], bool]]:
+    """Each group, and whether it is the last (one group read ahead)."""
+    current = next(groups, None)
+    while current is not None:
+        following = next(groups, None)
+        yield current, following is None
+        current = following
+
+
+def ranges(groups: Iterator[list[str]]) -> Iterator[tuple[list[str], str | None, bool]]:
+    """Each group (id order) with the part of the index it checks once done: after the previous
+    group's last id (`after`) up to its own last, the last group to the end (`to_end`)."""
+    after: str | None = None
+    for group, to_end in with_last(groups):
+        yield group, after, to_end
+        after = max(group)
+
+
 def strip_split(source: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in source.items() if key not in SPLIT_FIELDS}
 

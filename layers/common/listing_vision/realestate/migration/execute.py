@@ -6,6 +6,7 @@ the version it was computed from, and a conflict is re-read and recomputed, neve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from listing_vision.observability import logger
@@ -17,6 +18,7 @@ from listing_vision.realestate.migration.common import (
     MigrationBase,
     Progress,
     batches,
+    ranges,
     throttling_as_retryable,
 )
 from listing_vision.realestate.split_records import STALE_REASONS, SplitInputs, Staleness, staleness
@@ -113,13 +115,17 @@ class Execute(MigrationBase):
         batch_size: int = 100,
         force: bool = False,
         progress: Progress | None = None,
+        written: Callable[[list[str], str | None, bool], None] | None = None,
     ) -> dict[str, Any]:
-        """All (or the listed) listings, batch by batch, in this process (the CLI's path)."""
+        """All (or the listed) listings, batch by batch, in this process (the CLI's path). `written`
+        is told each batch once it is written, with its part of the index (`common.ranges`)."""
         self.listings.ensure_split_mapping()
         total = BatchReport()
         listings = 0
-        for group in batches(self._ids(zpids), batch_size):
+        for group, after, to_end in ranges(batches(self._ids(zpids), batch_size)):
             total.merge(self.execute_batch(group, force))
+            if written:
+                written(group, after, to_end)
             listings += len(group)
             if progress:
                 progress(len(group))

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from listing_vision.concurrency import thread_map
 from listing_vision.errors import InvalidRequest
 from listing_vision.realestate import artifacts
-from listing_vision.realestate.migration.common import MigrationBase, batches
+from listing_vision.realestate.migration.common import MigrationBase, batches, with_last
 
 # Batch records `finish` reads at once, and how many it holds: one after another they were most of
 # its time at a million listings (10,000 GETs; bench/migration_model.py). Order and memory kept.
@@ -47,7 +47,7 @@ class Plan(MigrationBase):
             # A JSON array, one item a line: the ItemReader reads it whole, `recorded_batches` a line at a time.
             yield b"["
             after: str | None = None
-            for number, (group, to_end) in enumerate(_with_last(batches(self._ids(zpids), batch_size))):
+            for number, (group, to_end) in enumerate(with_last(batches(self._ids(zpids), batch_size))):
                 item = {"run_id": run_id, "operation": f"{operation}_batch", "batch": number, "zpids": group}
                 if by_range:  # the batch verifies its part of the index: after the previous batch's last id
                     item |= {"after": after, "to_end": to_end}
@@ -147,15 +147,6 @@ def current_run_location(bucket: str) -> str:
 def batch_records_prefix(run_id: str) -> str:
     """Where a run's batch records lie (`record_batch`), as a key prefix of the artifacts bucket."""
     return f"migrations/{run_id}/batches/"
-
-
-def _with_last(groups: Iterator[list[str]]) -> Iterator[tuple[list[str], bool]]:
-    """Each group, and whether it is the last (one group read ahead)."""
-    current = next(groups, None)
-    while current is not None:
-        following = next(groups, None)
-        yield current, following is None
-        current = following
 
 
 def _plan_items(line: bytes) -> Iterator[dict[str, Any]]:

@@ -1,7 +1,9 @@
 """rollback: remove the three fields, or restore sources from a backup (never undoing a newer write), then prove it
-(`compare_with_backup`, in one pass; after a fanned-out rollback over the index each batch proves its
-part, `compare_batch`, and `finish` adds the parts up). Every write is guarded by version; a
-conflict is re-read and redone."""
+by parts: each batch, once written, compares its part with the backup (`compare_batch`: its range of the
+index, or, a rollback of chosen zpids, those listings only), and the parts add up (`Compared.merge`): in
+this process batch by batch, on Step Functions in each Map batch with `finish` adding the records up.
+`compare_with_backup` is the same proof in one pass over the index. Every write is guarded by version;
+a conflict is re-read and redone."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from listing_vision.realestate.migration.common import (
     Progress,
     Tally,
     batches,
+    ranges,
     strip_split,
 )
 
@@ -86,16 +89,20 @@ class Rollback(MigrationBase):
         if mode == "restore" and reader is not None:
             reader.validate()  # a corrupt part refuses the restore before anything is written
         total = BatchReport()
+        compared = Compared()
         listings = 0
-        for group in batches(self._ids(zpids), batch_size):
+        ignore_split = mode == "remove"
+        for group, after, to_end in ranges(batches(self._ids(zpids), batch_size)):
             sources = reader.sources_for(group) if mode == "restore" and reader is not None else None
             total.merge(self.rollback_batch(group, mode, backup_sources=sources))
+            if reader is not None:  # the proof's part, as a Map batch makes it
+                compared.merge(self._compare(group, after, to_end, reader, ignore_split, bool(zpids)))
             listings += len(group)
             if progress:
                 progress(len(group))
         result: dict[str, Any] = {"operation": "rollback", "mode": mode, "listings": listings, **total.to_json()}
         if reader is not None:
-            result["proof"] = self.compare_with_backup(reader, ignore_split=(mode == "remove"))
+            result["proof"] = compared.proof()
         return result
 
     def compare_with_backup(self, backup: BackupReader, ignore_split: bool = False) -> dict[str, Any]:
@@ -105,16 +112,27 @@ class Rollback(MigrationBase):
         return compare_part(self.listings.iter_docs_sorted(), backup.rows(), ignore_split).proof()
 
     def compare_batch(
-        self, zpids: list[str], after: str | None, to_end: bool, backup: str, ignore_split: bool
+        self, zpids: list[str], after: str | None, to_end: bool, backup: str, ignore_split: bool, chosen: bool = False
     ) -> dict[str, Any]:
         """A rollback batch's part of the proof, once it wrote its listings: every listing after
-        `after` (the previous batch's last id) up to its own last (the last batch: to the end),
-        read by id (real time), against the backup's rows of that range."""
+        `after` (the previous batch's last id) up to its own last (the last batch: to the end), or
+        (`chosen`, a rollback of chosen zpids) its listings only, read by id (real time), against the
+        backup's rows for them."""
+        return self._compare(zpids, after, to_end, BackupReader(backup), ignore_split, chosen).to_json()
+
+    def _compare(
+        self, zpids: list[str], after: str | None, to_end: bool, backup: BackupReader, ignore_split: bool, chosen: bool
+    ) -> Compared:
+        if chosen:  # these listings only: a chosen rollback reads neither the rest of the index nor of the backup
+            wanted = sorted(dict.fromkeys(str(z) for z in zpids))
+            found = self.listings.get_docs(wanted)
+            saved = sorted(backup.sources_for(wanted).items())
+            return compare_part([found[zpid] for zpid in wanted if zpid in found], saved, ignore_split)
         last = None if to_end else max(zpids)
         ids = set(self.listings.iter_ids_between(after, last)) | set(zpids)
         found = self.listings.get_docs(sorted(ids))
-        saved = BackupReader(backup).rows_between(after, last)
-        return compare_part([found[zpid] for zpid in sorted(found)], saved, ignore_split).to_json()
+        rows = backup.rows_between(after, last)
+        return compare_part([found[zpid] for zpid in sorted(found)], rows, ignore_split)
 
 
 @dataclass
