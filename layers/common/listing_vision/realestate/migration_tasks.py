@@ -2,17 +2,15 @@
 
 The state machine (infra/constructs/migration.py) invokes the migration function with one of:
 
-  a console request   {"operation": "coverage" | "dry_run" | "classify_phrases", ...}
-                      (the execution input; "verify" too when invoked directly: by parts, in one
-                      invocation)
+  a console request   {"operation": "coverage" | "dry_run" | "classify_phrases", ...} (the execution
+                      input; "verify" too when invoked directly: by parts, in one invocation)
   plan                {"operation": "plan", "request": <an execute, rollback, backup or verify request>}
   a batch             {"operation": "execute_batch" | "rollback_batch" | "backup_batch" | "verify_batch",
                        "run_id", "batch", "zpids", ...}
                       (one item of the plan's manifest, read by the distributed Map)
   a failed batch      {"operation": "record_failure", "request": <the batch item and the error caught>}
   finish              {"operation": "finish", "request": <the execution's state: request, plan, batches>}
-                      (adds up the batches' records; after an execute or a verify, their verify
-                      parts; after a rollback with a backup, their proof parts)
+                      (adds up the batches' records: verify parts, or a rollback's proof parts)
 
 The handler parses the event into `MigrationTask` (one model per operation, told apart by
 `operation`) and calls `run_task` with the migration it built once per container. Unknown
