@@ -30,10 +30,10 @@ from listing_vision import aws
 from listing_vision.realestate.features import SPLIT_FIELDS
 from local.stack import LocalStack
 from tests.crash import dying, table
-from tests.workflow import test_migration_workflow as workflow
-from tests.workflow.test_migration_workflow import Sandbox, sources
+from tests.workflow import migration_sandbox
+from tests.workflow.migration_sandbox import Sandbox, sources
 
-sandbox = workflow.sandbox  # the private index, cache and state machine of the workflow tests
+sandbox = migration_sandbox.sandbox  # the private index, cache and state machine of the workflow tests
 BATCH = 4
 OPERATION: contextvars.ContextVar[str] = contextvars.ContextVar("operation", default="")
 BATCH_WRITES = ["POST /{index}/_bulk", "BatchWriteItem", "PutObject artifacts/00000.json"]
