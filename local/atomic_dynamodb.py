@@ -3,14 +3,16 @@
 moto checks a write's condition and then applies the write with no lock, so two concurrent
 conditional writes to one item can both pass (two regenerations of one job accepted, two uploads
 claiming the same content). The local stack serialises moto's DynamoDB writes under one lock,
-so a condition and its write happen together, as on DynamoDB. Reads are left concurrent.
+so a condition and its write happen together, as on DynamoDB. Reads are left concurrent; the
+snapshots read a table in this process under the same lock (`writes_held`), so each item is whole.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 WRITES = ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items")
@@ -34,6 +36,13 @@ def install() -> None:
                 return __original(*args, **kwargs)
 
         setattr(DynamoDBBackend, name, atomic)
+
+
+@contextmanager
+def writes_held() -> Iterator[None]:
+    """No DynamoDB write is applied meanwhile (once installed): a read in this process sees whole writes."""
+    with _lock:
+        yield
 
 
 def uninstall() -> None:

@@ -12,6 +12,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.dynamodb_items import to_item
@@ -21,7 +23,7 @@ from local.stack import LocalStack
 
 
 def test_a_record_in_a_snapshot_has_its_object_even_if_written_during_the_save(
-    local_stack: LocalStack, tmp_path: Path
+    local_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = get_settings()
     bucket, table = settings.artifacts_bucket, settings.webhooks_table
@@ -46,13 +48,18 @@ def test_a_record_in_a_snapshot_has_its_object_even_if_written_during_the_save(
 
     on_s3, on_dynamodb = between("s3"), between("dynamodb")
     s3.meta.events.register("before-call.s3.ListObjectsV2", on_s3)
-    dynamodb.meta.events.register("before-call.dynamodb.Scan", on_dynamodb)
+    read_table = snapshot.in_process_items  # the tables are read in this process, from moto's backend
+
+    def table_read(name: str) -> list[dict[str, Any]] | None:
+        on_dynamodb()
+        return read_table(name)
+
+    monkeypatch.setattr(snapshot, "in_process_items", table_read)
     try:
         # When a snapshot is saved, the writer putting an object and its record between its two stores' reads
         snapshot.save(tmp_path, [bucket], [table], opensearch_client(), [])
     finally:
         s3.meta.events.unregister("before-call.s3.ListObjectsV2", on_s3)
-        dynamodb.meta.events.unregister("before-call.dynamodb.Scan", on_dynamodb)
         s3.delete_object(Bucket=bucket, Key=key)
         dynamodb.delete_item(TableName=table, Key=to_item({"webhook_key": key}))
     assert written == [key]
@@ -62,3 +69,50 @@ def test_a_record_in_a_snapshot_has_its_object_even_if_written_during_the_save(
     has_record = any(record["webhook_key"]["S"] == key for record in records)
     has_object = any(obj["key"] == key for obj in objects)
     assert has_object or not has_record, "the snapshot kept a record whose object it did not"
+
+
+def canonical(rows: list[dict[str, Any]]) -> list[str]:
+    """Records as comparable text: keys sorted, and the members of a set (SS, NS, BS) too."""
+
+    def sort_sets(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: sorted(v) if k in ("SS", "NS", "BS") else sort_sets(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [sort_sets(v) for v in value]
+        return value
+
+    return sorted(json.dumps(sort_sets(row), sort_keys=True) for row in rows)
+
+
+def test_a_table_read_in_process_holds_what_a_scan_reads_every_type_included(local_stack: LocalStack) -> None:
+    # Given a record holding every DynamoDB type, binary ones at the top level and nested
+    table = get_settings().webhooks_table
+    dynamodb = aws.client("dynamodb")
+    key = f"snapshot-types/{uuid.uuid4().hex}"
+    item = {
+        "webhook_key": {"S": key},
+        "n": {"N": "12.5"},
+        "b": {"B": b"\x00\xffbytes"},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2.5"]},
+        "bs": {"BS": [b"\x01", b"\x02\x03"]},
+        "m": {"M": {"b": {"B": b"\x04"}, "s": {"S": "x"}, "l": {"L": [{"N": "3"}, {"B": b"\x05"}]}}},
+        "l": {"L": [{"B": b"\x06"}, {"BOOL": True}, {"NULL": True}, {"M": {"n": {"N": "-1"}}}]},
+    }
+    dynamodb.put_item(TableName=table, Item=item)
+    try:
+        # When the snapshot reads the table from moto's backend in this process, and a scan reads it
+        in_process = snapshot.in_process_items(table)
+        scanned = [
+            snapshot._binary_as_text(row, encode=True)
+            for page in dynamodb.get_paginator("scan").paginate(TableName=table)
+            for row in page["Items"]
+        ]
+    finally:
+        dynamodb.delete_item(TableName=table, Key={"webhook_key": {"S": key}})
+    # Then both hold the same records, the binary values as the same base64 text (sets in any order)
+    assert in_process is not None
+    assert canonical(in_process) == canonical(scanned)
+    assert any(row["webhook_key"]["S"] == key for row in in_process)
+    # And a table no backend here holds sends the read back to the API
+    assert snapshot.in_process_items("no-such-table") is None
