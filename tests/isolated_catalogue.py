@@ -1,9 +1,14 @@
 """A jewelry catalogue of a test's own on the local engines: a bucket (as blysk's), a catalogue
 table and a Milvus collection made for it, handed to the services as their stores. Tests that
-count everything in the stores use it, so other tests' uploads cannot blur their figures."""
+count everything in the stores use it, so other tests' uploads cannot blur their figures.
+
+Its leases run on a clock the test may move forward (`Clock`): a crash test lets a dead run's lease
+run out with `clock.advance(...)` instead of sleeping through it. The stores, every service built
+over them and the reconciler all read that one clock, so they agree on whose lease has passed."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,10 +31,25 @@ from tests.images import fresh_image
 CALLER = Caller("isolated-catalogue", frozenset({"blysk"}))
 
 
+class Clock:
+    """Real time plus an offset the test adds to: time still passes while a run works (a live run's
+    lease holds as it would), and `advance` moves past a lease without waiting it out."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 @dataclass
 class Catalogue:
     stores: CatalogueStores
     bucket: str
+    clock: Clock  # the stores' (and so the reconciler's): `advance` it to let a dead run's leases run out
 
     def dedupe(self, stores: CatalogueStores | None = None) -> DedupeService:
         return DedupeService(get_embedder(), stores or self.stores)
@@ -60,7 +80,9 @@ def isolated_catalogue(lease_s: int | None = None) -> Iterator[Catalogue]:
     settings = get_settings().model_copy(update={"storefronts": {**get_settings().storefronts, "blysk": bucket}})
     images = storage.ImageStore(aws.client("s3"), settings)
     try:
-        claims, uploads = ContentClaims(table=table, lease_s=lease_s), UploadClaims(table=table, lease_s=lease_s)
-        yield Catalogue(CatalogueStores(vectors, images, claims, uploads), bucket)
+        clock = Clock()
+        claims = ContentClaims(table=table, lease_s=lease_s, clock=clock)
+        uploads = UploadClaims(table=table, lease_s=lease_s, clock=clock)
+        yield Catalogue(CatalogueStores(vectors, images, claims, uploads), bucket, clock)
     finally:
         milvus_client().drop_collection(collection)

@@ -5,7 +5,6 @@ catalogue ends consistent, and a photo whose delete was finished uploads as new.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -52,7 +51,7 @@ def test_a_delete_killed_after_any_write_is_finished_and_never_leaves_a_dead_dup
     # Then what it left answers no upload as a duplicate: a near copy finds no match (none with a dead link)
     copy = catalogue.dedupe().embedder.describe([resized_copy(data)])[0]
     assert catalogue.dedupe().duplicate_matches(copy, "blysk", "storefront") == []
-    time.sleep(LEASE_S + 0.2)  # the dead delete's lease runs out
+    catalogue.clock.advance(LEASE_S + 0.2)  # the dead delete's lease runs out
     # When the client runs the delete again (a second delete answers 404), or the reconciler runs
     if recovery == "rerun":
         try:
@@ -84,7 +83,7 @@ def test_an_upload_of_the_same_bytes_takes_over_a_delete_that_died(catalogue: Ca
     invocation = Invocation(die_after=2)
     with pytest.raises(FunctionDied):
         delete(invocation.stores(catalogue.stores), storage.sha256_hex(data))
-    time.sleep(LEASE_S + 0.2)
+    catalogue.clock.advance(LEASE_S + 0.2)
     # When the same bytes are uploaded once the dead delete's lease has run out
     again = catalogue.dedupe().check_and_store(Upload(data, "again.jpg", "blysk"), caller=CALLER)
     # Then they are stored as new, under the same keys, and the catalogue is consistent

@@ -102,12 +102,15 @@ def every_page(local_stack: LocalStack, **params: Any) -> list[list[dict[str, An
 def test_a_storefronts_jobs_are_listed_newest_first_in_pages(
     local_stack: LocalStack, finish_events: FinishEvents, website: str
 ) -> None:
-    # Given three finished jobs of the storefront, submitted a second apart
-    mine = []
+    # Given three finished jobs of the storefront, each created in a later second than the one before
+    mine: list[str] = []
     for seed in (301, 302, 303):
+        if mine:  # created_at is whole seconds, and the listing's order is created_at's
+            previous = JobStore().get(mine[-1]).created_at
+            while int(time.time()) <= previous:
+                time.sleep(0.02)
         mine.append(submit(local_stack, website, seed + len(website), [1]))
         wait(local_stack, mine[-1])
-        time.sleep(1.05)
     # When its jobs are listed two at a time
     pages = every_page(local_stack, website=website, limit=2)
     jobs = [job for page in pages for job in page]

@@ -7,7 +7,6 @@ the local stack's own S3 events, in both storefronts."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -245,7 +244,7 @@ def test_an_overwrite_run_killed_after_any_write_ends_one_to_one_after_the_retry
             index(catalogue, invocation.stores(catalogue.stores), key=key)
         path = f"s3://{catalogue.bucket}/{key}"
         left = sorted(row.sha256[:6] for row in catalogue.stores.vectors.at_path(path, "blysk"))
-        time.sleep(LEASE_S + 0.2)  # the dead run's leases run out
+        catalogue.clock.advance(LEASE_S + 0.2)  # the dead run's leases run out
         # When the reconciler runs first (or not), then S3's redelivery of the event is handled
         repaired = catalogue.reconciler().run("blysk")["repaired"] if recovery != "retry" else {}
         assert index(catalogue, key=key).status in ("indexed", "already_indexed")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,12 +79,15 @@ def new_owner() -> str:
 
 
 class ContentClaims:
-    def __init__(self, table: str | None = None, lease_s: int | None = None):
+    def __init__(self, table: str | None = None, lease_s: int | None = None, clock: Callable[[], float] = time.time):
+        """`clock`: now, for every lease taken or judged here and by whoever judges this table's leases
+        (the reconciler, a duplicate check waiting on a claim)."""
         settings = get_settings()
         self.table = table or settings.catalogue_table
         self.lease_s = lease_s or settings.claim_lease_s
+        self.clock = clock
         self.dynamodb = aws.client("dynamodb")
-        self.leases = Leases(self.dynamodb, self.table, self.lease_s)
+        self.leases = Leases(self.dynamodb, self.table, self.lease_s, clock)
 
     def _key(self, website: str, sha256: str) -> dict[str, Any]:
         return to_item({"content_id": content_id(website, sha256)})
@@ -152,7 +155,7 @@ class ContentClaims:
                 ConditionExpression="#o = :owner AND #s = :pending",
                 ExpressionAttributeNames={"#o": "owner", "#s": "status"},
                 ExpressionAttributeValues=expression_values(
-                    owner=owner, pending=PENDING, yielded=YIELDED, expires=int(time.time()) + YIELDED_KEPT_S
+                    owner=owner, pending=PENDING, yielded=YIELDED, expires=int(self.clock()) + YIELDED_KEPT_S
                 ),
             )
         except ClientError as error:
@@ -178,7 +181,7 @@ class ContentClaims:
             "path": path,
             "vector": vector_id,
             "owner": owner,
-            "created": int(time.time()),
+            "created": int(self.clock()),
             "yielded": YIELDED,
         }
         update = "SET #s = :stored, #p = :path, vector_id = :vector, created_at = :created"
@@ -264,7 +267,7 @@ class ContentClaims:
     def begin_delete(self, website: str, sha256: str, owner: str) -> ContentRecord | None:
         """Mark a stored record (or one whose deleter died: its lease has passed) `deleting`, held by
         `owner` for a lease; None when it is neither (gone, in flight, or being deleted by another)."""
-        now = time.time()
+        now = self.clock()
         try:
             response = self.dynamodb.update_item(
                 TableName=self.table,
@@ -327,7 +330,7 @@ class ContentClaims:
                 ConditionExpression="#s = :deleting AND #o = :owner AND lease_until < :now",
                 ExpressionAttributeNames={"#s": "status", "#o": "owner"},
                 ExpressionAttributeValues=expression_values(
-                    stored=STORED, deleting=DELETING, owner=expected.owner, now=round(time.time(), 3)
+                    stored=STORED, deleting=DELETING, owner=expected.owner, now=round(self.clock(), 3)
                 ),
             )
         except ClientError as error:

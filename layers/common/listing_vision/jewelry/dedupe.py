@@ -251,7 +251,7 @@ class DedupeService:
             record = self.claims.get(hit.website, hit.sha256) if hit.sha256 else None
             if record is None or record.stored:
                 return True  # stored (no record: indexed before the registry kept one)
-            if record.yielded or record.deleting or record.lease_until < time.time():
+            if record.yielded or record.deleting or record.lease_until < self.claims.clock():
                 return False  # rolled back, being deleted, or abandoned by a request that died
             if mine is not None and (record.order is None or record.order > mine):
                 return False  # later than us: it will see our vector and give way

@@ -11,6 +11,7 @@ whose holder died for good; completing the work removes it and the lease.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -23,10 +24,11 @@ KEY = "content_id"  # the catalogue table's partition key
 
 
 class Leases:
-    def __init__(self, dynamodb: Any, table: str, lease_s: int):
+    def __init__(self, dynamodb: Any, table: str, lease_s: int, clock: Callable[[], float] = time.time):
         self.dynamodb = dynamodb
         self.table = table
         self.lease_s = lease_s
+        self.clock = clock  # the one "now" a lease is taken and judged by (its holder's, its taker's)
 
     def take(
         self,
@@ -39,7 +41,7 @@ class Leases:
         """Hold `item_id` for `owner` (with `fields` stored on it); False when another live lease holds it
         or it is settled in a status not in `free_statuses`. `leased_statuses`: other statuses held under
         a lease (as pending is), free once that lease has run out."""
-        now = time.time()
+        now = self.clock()
         item = {
             **fields,
             KEY: item_id,

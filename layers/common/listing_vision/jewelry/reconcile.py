@@ -25,7 +25,6 @@ A dry run reports the same findings and writes nothing.
 
 from __future__ import annotations
 
-import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -79,6 +78,7 @@ class Reconciler:
         self.indexer = indexer
         self.images = indexer.images
         self.claims = indexer.claims
+        self.clock = indexer.claims.clock  # the claims' own: a lease is judged by the clock that took it
         self.vectors = indexer.dedupe.vectors
 
     def run(self, website: Storefront, dry_run: bool = False) -> dict[str, Any]:
@@ -109,7 +109,7 @@ class Reconciler:
                 report.quarantined.append({"path": path, "sha256": sorted(shas)})
         conflicted = {sha for shas in by_path.values() if len(shas) > 1 for sha in shas}
         for sha, record in records.items():
-            if record.deleting and record.lease_until < time.time() and record.path:
+            if record.deleting and record.lease_until < self.clock() and record.path:
                 self._unfinished_delete(website, sha, record, report, overwritten=bool(by_path.get(record.path)))
             if not record.stored or not record.path or sha in conflicted:
                 continue
@@ -150,7 +150,7 @@ class Reconciler:
     def _vectors(
         self, website: Storefront, records: dict[str, ContentRecord], rows: dict[int, Hit], report: Report
     ) -> None:
-        now = time.time()
+        now = self.clock()
         for row in rows.values():
             record = records.get(row.sha256)
             if record is not None and (record.stored or record.deleting):
@@ -201,7 +201,7 @@ class Reconciler:
                     if not report.dry_run:  # indexed again: the photo itself is tagged, another post form_reused
                         self._index(image, "upload_status_missing", ("already_indexed", "form_reused"), report)
                     continue
-                if prefix == storage.CATALOGUE_PREFIX and self._claimed_in_flight(website, key, records):
+                if prefix == storage.CATALOGUE_PREFIX and self._claimed_in_flight(key, records):
                     continue
                 report.found("photo_without_record", image.s3_uri)
                 if not report.dry_run:
@@ -218,12 +218,11 @@ class Reconciler:
             return
         report.repaired[kind] += outcome.status in repaired
 
-    @staticmethod
-    def _claimed_in_flight(website: Storefront, key: str, records: dict[str, ContentRecord]) -> bool:
+    def _claimed_in_flight(self, key: str, records: dict[str, ContentRecord]) -> bool:
         """A catalogue object whose content's claim is still leased: its request is storing it now."""
         sha = key.rsplit("/", 1)[-1].partition(".")[0]
         record = records.get(sha)
-        return record is not None and not record.stored and not record.yielded and record.lease_until >= time.time()
+        return record is not None and not record.stored and not record.yielded and record.lease_until >= self.clock()
 
 
 class ReconcileRequest(BaseModel):

@@ -19,6 +19,7 @@ is taken over once the lease has passed.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,12 +54,15 @@ def upload_item_id(website: str, upload_id: str) -> str:
 
 
 class UploadClaims:
-    def __init__(self, table: str | None = None, lease_s: int | None = None):
+    def __init__(self, table: str | None = None, lease_s: int | None = None, clock: Callable[[], float] = time.time):
+        """`clock`: now, for every lease taken or judged here and by whoever judges this table's leases
+        (the reconciler, a duplicate check waiting on a claim)."""
         settings = get_settings()
         self.table = table or settings.catalogue_table
         self.lease_s = lease_s or settings.claim_lease_s
+        self.clock = clock
         self.dynamodb = aws.client("dynamodb")
-        self.leases = Leases(self.dynamodb, self.table, self.lease_s)
+        self.leases = Leases(self.dynamodb, self.table, self.lease_s, clock)
 
     def _key(self, website: str, upload_id: str) -> dict[str, Any]:
         return to_item({"content_id": upload_item_id(website, upload_id)})
@@ -94,7 +98,7 @@ class UploadClaims:
             ConditionExpression="#o = :owner",
             ExpressionAttributeNames={"#s": "status", "#p": "path", "#o": "owner"},
             ExpressionAttributeValues=expression_values(
-                catalogued=CATALOGUED, path=path, owner=owner, now=int(time.time())
+                catalogued=CATALOGUED, path=path, owner=owner, now=int(self.clock())
             ),
         )
 
@@ -112,7 +116,7 @@ class UploadClaims:
                 UpdateExpression="SET reused_at = :now",
                 ConditionExpression="#s = :catalogued",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=expression_values(catalogued=CATALOGUED, now=int(time.time())),
+                ExpressionAttributeValues=expression_values(catalogued=CATALOGUED, now=int(self.clock())),
             )
         except ClientError as error:
             if not conditional_check_failed(error):
