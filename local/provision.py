@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from contextlib import suppress
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -148,12 +149,16 @@ def register_functions(settings: Settings) -> None:
     lambda_client = aws.client("lambda")
     sqs = aws.client("sqs")
     placeholder = _placeholder_zip()
+    # Listed once: asking for each function (and its alias) first costs a refused call apiece at every start
+    existing = {
+        function["FunctionName"]
+        for page in lambda_client.get_paginator("list_functions").paginate()
+        for function in page["Functions"]
+    }
     arns = {}
     for spec in FUNCTIONS:
-        try:
-            arns[spec.name] = lambda_client.get_function(FunctionName=spec.name)["Configuration"]["FunctionArn"]
-        except ClientError:
-            arns[spec.name] = lambda_client.create_function(
+        if spec.name not in existing:
+            lambda_client.create_function(
                 FunctionName=spec.name,
                 Runtime="python3.12",
                 Role=role_arn,
@@ -161,8 +166,8 @@ def register_functions(settings: Settings) -> None:
                 Code={"ZipFile": placeholder},
                 Timeout=spec.timeout_s,
                 MemorySize=spec.memory_mb,
-            )["FunctionArn"]
-        arns[spec.name] = _live_alias(lambda_client, spec.name)
+            )
+        arns[spec.name] = _live_alias(lambda_client, spec.name, created=spec.name not in existing)
         if spec.failure_queue:
             sqs.create_queue(QueueName=spec.failure_queue)
     configurations: dict[str, list[dict[str, Any]]] = {}
@@ -201,15 +206,16 @@ def put_event_rules(settings: Settings, aliases: dict[str, str]) -> None:
         events.put_targets(Rule=trigger.rule, EventBusName=bus, Targets=[target])
 
 
-def _live_alias(lambda_client: Any, name: str) -> str:
+def _live_alias(lambda_client: Any, name: str, created: bool) -> str:
     """The function's `live` alias on a published version, as a deploy leaves it; its ARN is what
-    the S3 notifications name (on AWS too: infra/constructs/releases.py)."""
-    try:
-        return str(lambda_client.get_alias(FunctionName=name, Name=RELEASE_ALIAS)["AliasArn"])
-    except ClientError:
-        version = lambda_client.publish_version(FunctionName=name)["Version"]
-        alias = lambda_client.create_alias(FunctionName=name, Name=RELEASE_ALIAS, FunctionVersion=version)
-        return str(alias["AliasArn"])
+    the S3 notifications name (on AWS too: infra/constructs/releases.py). A function `created` just now
+    has none yet."""
+    if not created:
+        with suppress(ClientError):
+            return str(lambda_client.get_alias(FunctionName=name, Name=RELEASE_ALIAS)["AliasArn"])
+    version = lambda_client.publish_version(FunctionName=name)["Version"]
+    alias = lambda_client.create_alias(FunctionName=name, Name=RELEASE_ALIAS, FunctionVersion=version)
+    return str(alias["AliasArn"])
 
 
 def failure_queues() -> list[str]:

@@ -279,4 +279,6 @@ class PolicyCheckingMotoServer(ThreadedMotoServer):
             self._server_ready_event.set()
             return
         self._server_ready_event.set()
-        self._server.serve_forever()
+        # A stop waits for the loop's next poll, and the reset the stack sends just before it starts a new one:
+        # a tenth of a second, not the default half
+        self._server.serve_forever(poll_interval=0.1)

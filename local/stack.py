@@ -13,17 +13,17 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import requests
-from osmem_server import OsmemError, OsmemServer, resolve_binary
+from osmem_server import OsmemServer
 
 from functions.specs import FUNCTIONS, MIGRATION_STATE_MACHINE
 from listing_vision import aws
@@ -50,30 +50,9 @@ from local.provision import (
     table_names,
 )
 from local.s3_post_policy import PolicyCheckingMotoServer
+from local.servers import shut_down, start_opensearch, stop_together
 from local.workflow import create_state_machine, synthesize_definition
 from serving.clip.container import ContainerServer
-
-
-def start_opensearch(addr: str, timeout_s: float = 30.0) -> OsmemServer:
-    """osmem-server in its own session, so Ctrl-C reaches only us and we can snapshot before it
-    stops; it still exits with us (it watches our pid and its stdin)."""
-    args = [resolve_binary(), "--parent-pid", str(os.getpid()), "--no-ja", "--addr", addr]
-    process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + timeout_s
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        with suppress(ValueError):
-            ready = json.loads(line)
-            if isinstance(ready, dict) and "url" in ready:
-                return OsmemServer(
-                    process, ready["url"], ready.get("pid", process.pid), ready.get("version", ""), False
-                )
-    process.kill()
-    raise OsmemError(f"osmem-server did not start on {addr}")
-
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 # The emulators take any credentials; these are the ones the local S3 checks presigned forms against.
@@ -257,20 +236,16 @@ class LocalStack:
         """Stop everything; returns what the snapshot saved (empty when nothing was saved)."""
         saved: dict[str, int] = {}
         self.router.drain(timeout_s=30)
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
-            self._http = None
+        # The servers that answer clients (the API, the CDN, the CLIP container) stop together, before the
+        # snapshot (which reads none of them): each notices its stop only at its next poll, half a second
+        stops = [server.stop for server in (self.cdn, self._container) if server is not None]
+        stops += [partial(shut_down, self._http)] if self._http is not None else []
+        stop_together(*stops)
+        self._http = self.cdn = self._container = None
         if self._snapshots is not None:
             saved = self._snapshots.stop()
             self._snapshots = None
         close_clients()
-        if self.cdn is not None:
-            self.cdn.stop()
-            self.cdn = None
-        if self._container is not None:
-            self._container.stop()
-            self._container = None
         if self.recorder is not None:
             self.recorder.uninstall()
         if self._osmem is not None:

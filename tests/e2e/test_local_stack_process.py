@@ -1,5 +1,6 @@
-"""`python -m local` as a user runs it: a separate process, real HTTP, Ctrl-C, and a second start
-on the same state folder that finds the data of the first."""
+"""`python -m local` as a user runs it: a separate process, real HTTP, Ctrl-C, a second stack refused
+while the first runs on its state folder, and a second start on that folder that finds the data of the
+first."""
 
 from __future__ import annotations
 
@@ -28,13 +29,21 @@ def s3_client(moto_url: str):
     )
 
 
+DEMO_LISTINGS = 20  # a few: what is checked is that they and their cached analyses come back, not how many
+
+
 def test_run_answer_stop_and_restart(tmp_path: Path) -> None:
     state = tmp_path / "state"
     photo = ROOT / "tests" / "data" / "photos" / "image2.jpg"
     # Given the local stack started as `make run` starts it
-    with local_stack_process(state) as started:
+    with local_stack_process(state, demo_listings=DEMO_LISTINGS) as started:
         urls = started.urls
-        # Then its health route answers
+        # When a second one is started on the same state folder, then it ends at once, naming the folder,
+        # the first's process and what to do, without a traceback
+        said = refused_start(local_command(state))
+        assert f"The state folder {state.resolve()} is in use by another local stack" in said
+        assert f"(process {started.process.pid})" in said and "--state-dir" in said
+        # And the first's health route answers
         health = requests.get(f"{urls['api']}/health", timeout=10)
         assert health.status_code == 200 and health.json()["status"] == "ok"
         # And a real request through the gateway reaches the real handler (offline captions: no keys here)
@@ -55,8 +64,8 @@ def test_run_answer_stop_and_restart(tmp_path: Path) -> None:
         OpenSearch(hosts=[urls["opensearch"]]).index(
             index="listings-v2", id="12345", body={"zpid": "12345", "visual_features_text": "Ranch."}, refresh=True
         )
-    # Then a second start on the same state folder finds it all
-    with local_stack_process(state) as started:
+    # Then a second start on the same state folder (free again once the first stopped) finds it all
+    with local_stack_process(state, demo_listings=DEMO_LISTINGS) as started:
         urls = started.urls
         obj = s3_client(urls["moto"]).get_object(Bucket="blyskimg", Key="catalogue/a.jpg")
         assert obj["Body"].read() == photo.read_bytes()
@@ -68,7 +77,7 @@ def test_run_answer_stop_and_restart(tmp_path: Path) -> None:
         again = requests.post(f"{urls['api']}/image_similarity_search", files={"file": photo.open("rb")}, timeout=30)
         assert again.json()["duplicate_found"] is True and again.json()["results"][0]["distance"] == 0.0
         # including the demo listings and their cached analyses, binary embeddings intact
-        assert OpenSearch(hosts=[urls["opensearch"]]).count(index="listings-v2")["count"] == 120 + 1
+        assert OpenSearch(hosts=[urls["opensearch"]]).count(index="listings-v2")["count"] == DEMO_LISTINGS + 1
         dynamodb = boto3.client(
             "dynamodb",
             endpoint_url=urls["moto"],
@@ -78,6 +87,9 @@ def test_run_answer_stop_and_restart(tmp_path: Path) -> None:
         )
         item = dynamodb.scan(TableName="hearth-vision-cache", Limit=1)["Items"][0]
         assert len(item["embedding"]["B"]) == 32 * 4 and json.loads(item["analysis"]["S"])["image_type"]
+    # And once it has stopped, the folder is free again (its lock went with it)
+    with (state / "lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def aws_client(service: str, moto_url: str):
@@ -150,12 +162,16 @@ def wait_until_processed(api: str, upload_ids: list[str]) -> dict[str, str]:
     return outcomes
 
 
+KEPT_DEMO_LISTINGS = 3
+
+
 def test_a_restart_keeps_every_tag_and_record_and_runs_no_trigger(tmp_path: Path) -> None:
     state = tmp_path / "state"
     photos = sorted((ROOT / "tests" / "data" / "photos").glob("*.jpg"))
     # Given catalogue photos stored through the API, and uploads the trigger indexed, found duplicate
-    # and refused, each with its outcome in its tags and records
-    with local_stack_process(state) as started:
+    # and refused, each with its outcome in its tags and records (and a few demo listings: records with
+    # binary attributes)
+    with local_stack_process(state, demo_listings=KEPT_DEMO_LISTINGS) as started:
         urls = started.urls
         api = urls["api"]
         for photo in photos[:3]:
@@ -187,7 +203,7 @@ def test_a_restart_keeps_every_tag_and_record_and_runs_no_trigger(tmp_path: Path
     assert sum(record.startswith("alya#") for record in records) == 4
     assert [record for record in records if record.startswith("upload#")] == [f"upload#alya#{uploads[0]}"]
     # When the stack is started again on its state folder
-    with local_stack_process(state) as started:
+    with local_stack_process(state, demo_listings=KEPT_DEMO_LISTINGS) as started:
         urls = started.urls
         # Then every object, with its tags, and every record are as they were
         after = stores(urls["moto"])
@@ -221,19 +237,3 @@ def test_a_port_in_use_is_refused_with_what_to_do(tmp_path: Path, option: str) -
         said = refused_start(command)
     # Then it ends at once, saying so and what to do, without a traceback
     assert "Is another one running on these ports?" in said
-
-
-def test_a_second_stack_on_a_state_folder_in_use_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    # Given a stack running on a state folder
-    with local_stack_process(state, demo_listings=0) as first:
-        # When a second one is started on the same folder
-        said = refused_start(local_command(state))
-        # Then it ends at once, naming the folder, the first's process and what to do, without a traceback
-        assert f"The state folder {state.resolve()} is in use by another local stack" in said
-        assert f"(process {first.process.pid})" in said and "--state-dir" in said
-        # And the first still answers
-        assert requests.get(f"{first.urls['api']}/health", timeout=30).status_code == 200
-    # And once the first has stopped, the folder is free again (its lock went with it)
-    with (state / "lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
