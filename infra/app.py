@@ -29,8 +29,10 @@ from serving.clip.targets import target_refusal
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> None:
-    app = cdk.App()
+def main(app: cdk.App | None = None) -> None:
+    """Synthesize into `app`: by default the CLI's (context and output folder from the environment); the
+    tests pass their own, so the synth runs in their process, whose CDK runtime is already loaded."""
+    app = app if app is not None else cdk.App()
     context = app.node.try_get_context
     settings = deployment.load(context, ROOT)
     layers_dir = ROOT / (context("layers_dir") or "build/layers")

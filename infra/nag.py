@@ -41,6 +41,16 @@ def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
     ACKNOWLEDGED.append(Acknowledged(construct.node.path, finding, reason))
 
 
+def acknowledged(construct: IConstruct, finding: str) -> bool:
+    """Whether this finding is already acknowledged on this very construct (of this app: ACKNOWLEDGED
+    is per process, and another app synthesized in it may have a construct at the same path)."""
+    key = f"{PLUGIN}::{finding}"
+    return any(
+        entry.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY and key in entry.data
+        for entry in construct.node.metadata
+    )
+
+
 def nag_resource(scope: IConstruct, arn: str) -> str:
     """An ARN (tokens and all) as cdk-nag names it: `<Logical.Arn>`, `<AWS::Region>`, joins flattened."""
     return _render(Stack.of(scope).resolve(arn))

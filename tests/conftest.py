@@ -23,6 +23,9 @@ PHOTOS = Path(__file__).parent / "data" / "photos"
 # A folder: each session's stack writes the AWS calls it recorded there as <worker>.json when the
 # session ends, and the permission tests read every file in it (`make test` sets it).
 RECORDED_CALLS = "LOCAL_RECORDED_CALLS"
+# Set by `make test` for its permission step only: the roles' grants are read back from the stack its
+# parallel run synthesized (left in RECORDED_CALLS) rather than synthesized again.
+GRANTS_FROM_THIS_RUN = "LOCAL_GRANTS_FROM_THIS_RUN"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

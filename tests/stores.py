@@ -9,8 +9,10 @@ session's stack that earlier modules filled, two fingerprints per case took seco
 in this process (the tests' local stack), the tags are read from its S3 backend in one pass instead
 (local/snapshot.py's in_process_tags, as the stack's snapshots read them),
 for exactly the keys the listing returned; otherwise (or if that backend does not hold every listed
-key) one request per object as before. tests/integration/test_store_fingerprint.py checks that both
-reads agree and that a changed tag changes the fingerprint.
+key) one request per object as before. So are the buckets' listings and the tables' items, through the
+backends' own list and scan code: over HTTP, the fingerprint's 14 listings and scans were 90 % of the
+bad-input corpus's seconds. tests/integration/test_store_fingerprint.py checks that both reads agree
+and that a changed tag, object or item changes the fingerprint.
 """
 
 from __future__ import annotations
@@ -49,32 +51,72 @@ def api_tags(bucket: str, keys: list[str]) -> dict[str, Tags]:
     return {key: sorted((t["Key"], t["Value"]) for t in tag_set) for key, tag_set in tags.items()}
 
 
+def api_objects(bucket: str) -> list[tuple[str, int, str]]:
+    """The bucket's objects as list_objects_v2 answers them: key, size, ETag."""
+    pages = aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [(item["Key"], item["Size"], item["ETag"]) for page in pages for item in page.get("Contents", [])]
+
+
+def in_process_objects(bucket: str) -> list[tuple[str, int, str]] | None:
+    """The same, from moto's S3 backend when moto runs in this process (its list_objects, which the API's
+    listing calls); None when no backend here holds the bucket (moto elsewhere) or it changed mid-read."""
+    from moto.s3.models import s3_backends
+
+    for by_partition in list(s3_backends.values()):
+        for backend in list(by_partition.values()):
+            held = backend.buckets.get(bucket)
+            if held is None:
+                continue
+            try:
+                keys, _, _, _ = backend.list_objects(held, prefix=None, delimiter=None, marker=None, max_keys=None)
+            except RuntimeError:  # written while read (dictionary changed size): ask the API
+                return None
+            return [(key.name, key.size, key.etag) for key in keys]
+    return None
+
+
+def api_items(table: str) -> list[dict[str, Any]]:
+    """The table's items as Scan answers them (typed attribute values, binary ones as bytes)."""
+    pages = aws.client("dynamodb").get_paginator("scan").paginate(TableName=table)
+    return [item for page in pages for item in page.get("Items", [])]
+
+
+def in_process_items(table: str) -> list[dict[str, Any]] | None:
+    """The same, from moto's DynamoDB backend when moto runs in this process and exactly one of its
+    backends (account, region) holds the table; None otherwise, or when it changed mid-read."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    holding = [
+        backend.tables[table]
+        for by_account in list(dynamodb_backends.values())
+        for backend in list(by_account.values())
+        if table in backend.tables
+    ]
+    if len(holding) != 1:
+        return None
+    try:
+        items = holding[0].all_items()
+        return [{name: value.to_regular_json() for name, value in item.attrs.items()} for item in items]
+    except RuntimeError:  # written while read: ask the API
+        return None
+
+
 def fingerprint(with_tags: bool = False) -> dict[str, Any]:
     """Every store's content; object tags too when asked."""
     settings = get_settings()
-    s3 = aws.client("s3")
     found: dict[str, Any] = {}
     for bucket in bucket_names(settings):
-        items = [
-            item
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-            for item in page.get("Contents", [])
-        ]
-        keys = [item["Key"] for item in items]
+        listed = in_process_objects(bucket)
+        listed = api_objects(bucket) if listed is None else listed
+        keys = [key for key, _, _ in listed]
         tags: dict[str, Tags] = {}
         if with_tags:
             held = in_process_tags(bucket, keys)
             tags = api_tags(bucket, keys) if held is None else {key: sorted(t.items()) for key, t in held.items()}
-        objects = [(item["Key"], item["Size"], item["ETag"], tags.get(item["Key"], [])) for item in items]
-        found[f"s3:{bucket}"] = sorted(objects)
-    dynamodb = aws.client("dynamodb")
+        found[f"s3:{bucket}"] = sorted((key, size, etag, tags.get(key, [])) for key, size, etag in listed)
     for table in table_names(settings):
-        items = [
-            json.dumps(item, sort_keys=True, default=str)
-            for page in dynamodb.get_paginator("scan").paginate(TableName=table)
-            for item in page.get("Items", [])
-        ]
-        found[f"dynamodb:{table}"] = hashlib.sha256("\n".join(sorted(items)).encode()).hexdigest()
+        held_items = in_process_items(table)
+        found[f"dynamodb:{table}"] = items_digest(api_items(table) if held_items is None else held_items)
     found["milvus"] = vector_index.VectorIndex(settings.milvus_collection).count()
     search = opensearch_client()
     search.indices.refresh(index=settings.listings_index)
@@ -85,6 +127,11 @@ def fingerprint(with_tags: bool = False) -> dict[str, Any]:
         pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=machine["stateMachineArn"])
         found[f"stepfunctions:{machine['name']}"] = sorted(e["executionArn"] for p in pages for e in p["executions"])
     return found
+
+
+def items_digest(items: list[dict[str, Any]]) -> str:
+    rows = sorted(json.dumps(item, sort_keys=True, default=str) for item in items)
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
 def changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

@@ -23,7 +23,7 @@ from infra.constructs.clip_endpoint import ClipEndpoint
 from infra.constructs.releases import Releases
 from infra.constructs.service_function import Network, ServiceFunction
 from infra.constructs.storage import Storage
-from infra.nag import ACKNOWLEDGED, acknowledge, nag_resource
+from infra.nag import acknowledge, acknowledged, nag_resource
 from listing_vision.storefronts import bucket_setting
 
 # What Powertools' DynamoDB idempotency layer calls (listing_vision/api/idempotency.py): a conditional put
@@ -136,10 +136,11 @@ def wire_s3_triggers(
 def _acknowledge_notifications_handler(scope: Construct) -> None:
     handler = Stack.of(scope).node.try_find_child(NOTIFICATIONS_HANDLER)
     role = handler.node.try_find_child("Role") if handler is not None else None
-    if role is not None and not any(a.path == role.node.path for a in ACKNOWLEDGED):
+    finding = "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
+    if role is not None and not acknowledged(role, finding):
         acknowledge(
             role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            finding,
             "CDK's BucketNotificationsHandler (it sets the buckets' S3 notifications at deploy time) logs with the "
             "AWS managed basic execution policy.",
         )

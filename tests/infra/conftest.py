@@ -6,6 +6,7 @@ feature flags, as the CDK CLI gives them to `make synth` and `make deploy`."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from aws_cdk.assertions import Template
 from infra.config import DeploymentConfig, validate
 from infra.nag import add_checks
 from infra.stack import ListingVisionStack
+from tests.conftest import RECORDED_CALLS
+from tests.infra.iam import RolePolicies, write_grants
 
 STACK = "InfraTest"
 SETTINGS: dict[str, Any] = {
@@ -85,9 +88,19 @@ def synthesize(tmp: Path, settings: dict[str, Any], stack_name: str = STACK) -> 
     return Synthesized(stack_name, config, stack, Template.from_stack(stack), report)
 
 
+def grants_file(recorded_calls: str) -> Path:
+    """Where `make test`'s parallel run leaves the grants of the stack it synthesized, beside the calls
+    its stacks recorded, for the permission tests it runs next (test_permissions.py)."""
+    return Path(recorded_calls) / "synthesized" / "grants.json"
+
+
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return synthesize(tmp_path_factory.mktemp("synth"), SETTINGS)
+    synthesized = synthesize(tmp_path_factory.mktemp("synth"), SETTINGS)
+    if os.environ.get(RECORDED_CALLS):
+        policies = RolePolicies(synthesized.stack, synthesized.template.to_json())
+        write_grants(grants_file(os.environ[RECORDED_CALLS]), policies)
+    return synthesized
 
 
 # The first stage of an account: in the shared VPC, making its endpoints and the account's API

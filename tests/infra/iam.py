@@ -9,8 +9,10 @@ IAM's wildcard matching, case-insensitive actions, Allow statements (the stack w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any
 
 from functions.specs import RELEASE_ALIAS
@@ -116,3 +118,14 @@ class RolePolicies:
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def write_grants(path: Path, policies: RolePolicies) -> None:
+    """Every function's grants, as RolePolicies resolved them, for a later process to read back."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grants = {name: [asdict(grant) for grant in policies.grants(name)] for name in policies.roles}
+    path.write_text(json.dumps(grants, indent=1))
+
+
+def read_grants(path: Path) -> dict[str, list[Grant]]:
+    return {name: [Grant(**grant) for grant in grants] for name, grants in json.loads(path.read_text()).items()}

@@ -4,6 +4,7 @@ table and domain and creating no cache table."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -12,8 +13,10 @@ import sys
 import tarfile
 from pathlib import Path
 
+import aws_cdk as cdk
 import pytest
 
+from infra import app as infra_app
 from infra.config import ContextError, validate
 from listing_vision.config import Settings
 from tests.infra.conftest import FEATURE_FLAGS, LAYERS, SETTINGS
@@ -33,23 +36,27 @@ def stand_in_package(tarball: Path, requirements: str) -> None:
 OFFLINE_REQUIREMENTS = f"--no-index\n--find-links wheels\nnumpy==2.4.6 --hash=sha256:{'0' * 64}\n"
 
 
-def run_app(tmp_path: Path, context: dict[str, object], model: bool = True) -> subprocess.CompletedProcess[str]:
-    """`python -m infra.app` as the CDK CLI runs it: context in CDK_CONTEXT_JSON, output to CDK_OUTDIR
-    (with a stand-in CLIP package that installs offline, unless `model` is false)."""
+def app_context(tmp_path: Path, context: dict[str, object], model: bool = True) -> dict[str, object]:
+    """The context the CDK CLI gives the app: cdk.json's merged in, the build inputs in tmp_path (with a
+    stand-in CLIP package that installs offline, unless `model` is false)."""
     for name in LAYERS:
         (tmp_path / "layers" / name / "python").mkdir(parents=True, exist_ok=True)
     tarball = tmp_path / "model.tar.gz"
     if model and not tarball.exists():
         stand_in_package(tarball, OFFLINE_REQUIREMENTS)
-    settings = {
+    return {
         **FEATURE_FLAGS,  # the CLI merges cdk.json's context in
         "layers_dir": str(tmp_path / "layers"),
         "clip_model_tarball": str(tarball),
         **context,
     }
+
+
+def run_app(tmp_path: Path, context: dict[str, object], model: bool = True) -> subprocess.CompletedProcess[str]:
+    """`python -m infra.app` as the CDK CLI runs it: context in CDK_CONTEXT_JSON, output to CDK_OUTDIR."""
     env = {
         **os.environ,
-        "CDK_CONTEXT_JSON": json.dumps(settings),
+        "CDK_CONTEXT_JSON": json.dumps(app_context(tmp_path, context, model)),
         "CDK_OUTDIR": str(tmp_path / "cdk.out"),
     }
     return subprocess.run(
@@ -57,9 +64,28 @@ def run_app(tmp_path: Path, context: dict[str, object], model: bool = True) -> s
     )
 
 
+def run_app_in_process(
+    tmp_path: Path, context: dict[str, object], model: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """The same app (infra.app.main) with the same context, in this process, whose CDK runtime is loaded
+    and warm (a new process loads it again: several times the cost of the synth itself). A `sys.exit` is
+    what the program's would be: status 1, its message on stderr. (run_app proves the program reads its
+    context as the CLI gives it.)"""
+    app = cdk.App(outdir=str(tmp_path / "cdk.out"), context=app_context(tmp_path, context, model))
+    stderr = io.StringIO()
+    status = 0
+    with contextlib.redirect_stderr(stderr):
+        try:
+            infra_app.main(app)
+        except SystemExit as exit_:
+            status = 0 if exit_.code in (None, 0) else 1
+            print(exit_.code, file=sys.stderr)
+    return subprocess.CompletedProcess(["infra.app.main"], status, "", stderr.getvalue())
+
+
 def test_a_synth_without_context_fails_at_once_naming_each_missing_key(tmp_path: Path) -> None:
     # When the app runs with no deployment context at all
-    result = run_app(tmp_path, {})
+    result = run_app_in_process(tmp_path, {})
     # Then it stops before building anything, naming every required key and what it is
     assert result.returncode != 0
     for key in ("stage", "vision_cache_table", "opensearch_endpoint", "milvus_uri"):
@@ -162,7 +188,7 @@ def test_the_example_context_file_synthesizes_with_the_existing_stores_reference
     # Given the documented example context for a dev stage
     example = json.loads(EXAMPLE.read_text())
     # When the app synthesizes from it (the CLI's way: -c context_file=...)
-    result = run_app(tmp_path, {"context_file": str(EXAMPLE)})
+    result = run_app_in_process(tmp_path, {"context_file": str(EXAMPLE)})
     assert result.returncode == 0, result.stderr[-3000:]
     template = json.loads((tmp_path / "cdk.out" / f"ListingVision-{example['stage']}.template.json").read_text())
     resources = template["Resources"].values()
@@ -193,13 +219,13 @@ def test_the_example_context_file_synthesizes_with_the_existing_stores_reference
 def test_without_a_clip_package_make_synth_stands_the_descriptor_in_and_a_deploy_refuses(tmp_path: Path) -> None:
     # Given a fresh clone: the example context, and no CLIP package built
     # When the app runs as `make synth` runs it (-c synth_only=true)
-    synth = run_app(tmp_path / "synth", {"context_file": str(EXAMPLE), "synth_only": "true"}, model=False)
+    synth = run_app_in_process(tmp_path / "synth", {"context_file": str(EXAMPLE), "synth_only": "true"}, model=False)
     # Then it synthesizes, saying loudly that the weight-free descriptor stands in for CLIP
     assert synth.returncode == 0, synth.stderr[-3000:]
     assert "NOTE: no CLIP model package" in synth.stderr and "do not deploy this cdk.out" in synth.stderr
     assert list((tmp_path / "synth" / "cdk.out").glob("*.template.json"))
     # When it runs as `make deploy` does (no synth_only), it refuses, naming what to build
-    deploy = run_app(tmp_path / "deploy", {"context_file": str(EXAMPLE)}, model=False)
+    deploy = run_app_in_process(tmp_path / "deploy", {"context_file": str(EXAMPLE)}, model=False)
     assert deploy.returncode != 0 and "run `make clip-model` first" in deploy.stderr
     assert not list((tmp_path / "deploy" / "cdk.out").glob("*.template.json"))
 
@@ -251,6 +277,6 @@ def test_a_deploy_refuses_a_clip_package_that_would_download_its_dependencies_at
     tmp_path.mkdir(exist_ok=True)
     stand_in_package(tmp_path / "model.tar.gz", "onnxruntime-gpu==1.26.0\nnumpy==2.4.6\n")
     # When the app runs as `make deploy` does, Then it refuses, naming the way out, and synthesizes nothing
-    deploy = run_app(tmp_path, {"context_file": str(EXAMPLE)})
+    deploy = run_app_in_process(tmp_path, {"context_file": str(EXAMPLE)})
     assert deploy.returncode != 0 and "rebuild it with `make clip-model`" in deploy.stderr
     assert not list((tmp_path / "cdk.out").glob("*.template.json"))

@@ -6,7 +6,10 @@ These tests run after all the others. In one pytest process (tests/conftest.py o
 they read the calls the session's local stack recorded; run on their own, they have nothing to check
 and say so. `make test` runs the others in parallel (pytest-xdist, a stack per worker) with
 LOCAL_RECORDED_CALLS naming a folder, each worker's stack writes its calls there, and then runs
-these over every worker's calls: there, a folder with no recording fails.
+these over every worker's calls: there, a folder with no recording fails. There too, the roles'
+grants are those of the stack the parallel run's infrastructure tests synthesized, left beside the
+calls (tests/infra/conftest.py), rather than a second synthesis of the same stack; run any other way,
+these tests synthesize it themselves.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ import pytest
 
 from functions.specs import FUNCTIONS
 from local.call_recorder import Call
-from tests.conftest import RECORDED_CALLS
-from tests.infra.conftest import Synthesized
-from tests.infra.iam import RolePolicies
+from tests.conftest import GRANTS_FROM_THIS_RUN, RECORDED_CALLS
+from tests.infra.conftest import Synthesized, grants_file
+from tests.infra.iam import Grant, RolePolicies, read_grants
 
 pytestmark = pytest.mark.after_recording
 
@@ -47,8 +50,17 @@ def recorded(request: pytest.FixtureRequest) -> dict[str, set[Call]]:
 
 
 @pytest.fixture(scope="module")
-def policies(synthesized: Synthesized) -> RolePolicies:
-    return RolePolicies(synthesized.stack, synthesized.template.to_json())
+def grants(request: pytest.FixtureRequest) -> dict[str, list[Grant]]:
+    """Each function's grants: read back from the stack `make test`'s parallel run synthesized when this
+    is its next step (GRANTS_FROM_THIS_RUN; the folder was emptied before that run, so they are this
+    run's), else from a synthesis of its own, as when these tests run alone."""
+    if os.environ.get(GRANTS_FROM_THIS_RUN) and os.environ.get(RECORDED_CALLS):
+        saved = grants_file(os.environ[RECORDED_CALLS])
+        if saved.exists():  # absent when the run left the infrastructure tests out (PYTEST_ARGS)
+            return read_grants(saved)
+    synthesized: Synthesized = request.getfixturevalue("synthesized")
+    policies = RolePolicies(synthesized.stack, synthesized.template.to_json())
+    return {spec.name: policies.grants(spec.name) for spec in FUNCTIONS}
 
 
 def test_every_function_made_calls(recorded: dict[str, set[Call]]) -> None:
@@ -57,22 +69,22 @@ def test_every_function_made_calls(recorded: dict[str, set[Call]]) -> None:
 
 
 def test_every_recorded_call_is_allowed_by_its_functions_role(
-    recorded: dict[str, set[Call]], policies: RolePolicies
+    recorded: dict[str, set[Call]], grants: dict[str, list[Grant]]
 ) -> None:
     denied = {
         f"{call.function}: {call.action} on {call.resource}"
         for name, calls in recorded.items()
         for call in calls
-        if not any(grant.allows(call) for grant in policies.grants(name))
+        if not any(grant.allows(call) for grant in grants[name])
     }
     assert not denied, "calls the deployed roles would refuse (AccessDenied on AWS):\n" + "\n".join(sorted(denied))
 
 
-def test_every_grant_is_used_by_a_recorded_call(recorded: dict[str, set[Call]], policies: RolePolicies) -> None:
+def test_every_grant_is_used_by_a_recorded_call(recorded: dict[str, set[Call]], grants: dict[str, list[Grant]]) -> None:
     unused = {
         f"{name}: {grant.action} on {grant.resource}"
         for name in recorded
-        for grant in policies.grants(name)
+        for grant in grants[name]
         if not any(grant.allows(call) for call in recorded[name])
     }
     assert not unused, "grants no recorded call uses (remove them, or exercise them in a test):\n" + "\n".join(

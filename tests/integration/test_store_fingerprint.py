@@ -1,13 +1,27 @@
 """Object tags read in one pass from moto's in-process S3 backend (local/snapshot.py's in_process_tags,
 used by the stack's snapshots and by the stores' fingerprint, tests/stores.py, that the bad-input tests
-compare before and after each case) agree with S3's API, and a changed tag changes the fingerprint."""
+compare before and after each case) agree with S3's API, and a changed tag changes the fingerprint; so
+do the buckets' listings and the tables' items the fingerprint reads from moto's backends."""
 
 from __future__ import annotations
 
 from listing_vision import aws
+from local.provision import bucket_names, table_names
 from local.snapshot import notifications_paused
 from local.stack import LocalStack
-from tests.stores import Settled, api_tags, changed, fingerprint, in_process_tags, settle
+from tests.stores import (
+    Settled,
+    api_items,
+    api_objects,
+    api_tags,
+    changed,
+    fingerprint,
+    in_process_items,
+    in_process_objects,
+    in_process_tags,
+    items_digest,
+    settle,
+)
 
 
 def test_tags_read_in_process_are_those_the_api_answers_and_a_retag_changes_the_fingerprint(
@@ -71,3 +85,46 @@ def test_one_reading_per_case_still_names_the_case_that_wrote(local_stack: Local
     finally:
         with notifications_paused(bucket):
             s3.delete_object(Bucket=bucket, Key="fingerprint/written.bin")
+
+
+def test_listings_and_items_read_in_process_are_those_the_api_answers_and_a_write_changes_the_fingerprint(
+    local_stack: LocalStack,
+) -> None:
+    # Given a stored object, and an item holding every kind of attribute value (binary ones nested too)
+    settings = local_stack.settings
+    bucket, table = settings.bucket_for("alya"), settings.idempotency_table
+    s3, dynamodb = aws.client("s3"), aws.client("dynamodb")
+    with notifications_paused(bucket):
+        s3.put_object(Bucket=bucket, Key="fingerprint/listed.bin", Body=b"listed")
+    keys = dynamodb.describe_table(TableName=table)["Table"]["AttributeDefinitions"]
+    item = {attribute["AttributeName"]: {attribute["AttributeType"]: "fingerprint-1"} for attribute in keys}
+    item |= {
+        "number": {"N": "12.50"},
+        "blob": {"B": b"\x00\xffbytes"},
+        "nested": {"M": {"blob": {"B": b"\x01"}, "list": {"L": [{"S": "a"}, {"N": "2"}, {"BOOL": True}]}}},
+        "strings": {"SS": ["b", "a"]},
+        "nothing": {"NULL": True},
+    }
+    dynamodb.put_item(TableName=table, Item=item)
+    settle(local_stack)
+    try:
+        # When every bucket and table is read from moto's backends in this process and through the API
+        # Then both reads answer the same objects and the same items
+        for name in bucket_names(settings):
+            assert in_process_objects(name) == api_objects(name), name
+        for name in table_names(settings):
+            held = in_process_items(name)
+            assert held is not None and items_digest(held) == items_digest(api_items(name)), name
+        assert any(row.get("blob") == {"B": b"\x00\xffbytes"} for row in in_process_items(table) or [])
+        # And a changed item, or a changed object, changes the fingerprint, naming its store
+        before = fingerprint()
+        dynamodb.put_item(TableName=table, Item={**item, "nested": {"M": {"blob": {"B": b"\x02"}}}})
+        assert changed(before, fingerprint()) == [f"dynamodb:{table}"]
+        before = fingerprint()
+        with notifications_paused(bucket):
+            s3.put_object(Bucket=bucket, Key="fingerprint/listed.bin", Body=b"LISTED")
+        assert changed(before, fingerprint()) == [f"s3:{bucket}"]
+    finally:
+        dynamodb.delete_item(TableName=table, Key={name["AttributeName"]: item[name["AttributeName"]] for name in keys})
+        with notifications_paused(bucket):
+            s3.delete_object(Bucket=bucket, Key="fingerprint/listed.bin")
