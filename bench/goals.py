@@ -153,6 +153,16 @@ def _record(
     return read
 
 
+def _none_lost() -> Reading | None:
+    """The generation record's lost images (ours, three concurrent jobs): met only at none."""
+    found = _recorded("generation", "images lost")
+    if found is None:
+        return None
+    data, rows = found
+    lost = rows[0]["value"]
+    return Reading(f"{lost:g} of 12 images lost ({rows[0]['name']})", lost == 0, _stamp(data))
+
+
 def _speedup(name: str, contains: str, at_least: float) -> Callable[[], Reading | None]:
     """The least of a record's ratios (× better than the same run's baseline) among figures whose name
     contains `contains`, met when every one is at least `at_least`; None while there is no record."""
@@ -242,6 +252,7 @@ GOALS = (
         _record("generation", "3 jobs, 12 images under 5/min", lambda f: 1.10 * f["baseline"]),
         "make bench BENCH_ARGS=generation",
     ),
+    Goal("Generation", "no image lost under the provider's limit", _none_lost, "make bench BENCH_ARGS=generation"),
 )
 
 
