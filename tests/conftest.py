@@ -174,8 +174,8 @@ def provider_env(settings_env: Callable[..., None]) -> Callable[..., None]:
 
 def empty_token_buckets(table: str) -> None:
     """A test that sets its own rate starts from full buckets: a schedule another test left at the
-    default 5 edits a minute would otherwise hold its first edits back for up to a minute (a GCRA
-    bucket's stored time is in the old rate's intervals)."""
+    default 5 edits a minute would otherwise hold its first edits back for up to a minute (the log
+    of starts another test left is still in the old rate's window)."""
     from listing_vision import aws
 
     dynamodb = aws.client("dynamodb")

@@ -208,7 +208,8 @@ class Settings(BaseSettings):
         50.0,
         gt=0,
         description="Listing photos `migrate analyse-missing` sends to the vision model per minute, across every "
-        "process running it (a token bucket in the rate-limit table; ingest of new listings is not limited by it).",
+        "process running it (a shared limit in the rate-limit table, its burst INGEST_CONCURRENCY; ingest of new "
+        "listings is not limited by it).",
     )
     max_listing_image_bytes: int = Field(20_000_000, ge=1, description="Largest listing image fetched.")
     feature_phrases_table: str = Field(
@@ -232,7 +233,7 @@ class Settings(BaseSettings):
 
     # --- Jobs and idempotency --------------------------------------------------------------
     jobs_table: str = Field("jobs", description="DynamoDB table of image-generation jobs.")
-    rate_limit_table: str = Field("rate-limits", description="DynamoDB table of shared token buckets.")
+    rate_limit_table: str = Field("rate-limits", description="DynamoDB table of shared rate limits.")
     job_events_bus: str = Field(
         "job-events",
         description="EventBridge bus on which each finished generation run is announced "
@@ -338,7 +339,9 @@ class Settings(BaseSettings):
     image_edit_rate_per_minute: float = Field(
         5.0, gt=0, description="Image edits per minute across all jobs (the provider's input-image limit)."
     )
-    image_edit_burst: int = Field(5, ge=1, description="Edits that may start at once before the rate applies.")
+    image_edit_burst: int = Field(
+        5, ge=1, description="Edits that may start at once, and at most in any window of BURST / RATE minutes."
+    )
     image_edit_concurrency: int = Field(4, ge=1, le=16, description="Edits in flight per job.")
     image_edits_per_client_per_day: int = Field(
         200,

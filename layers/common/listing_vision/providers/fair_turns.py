@@ -1,20 +1,20 @@
-"""Turns at a shared token bucket, round-robin across clients (start-time fair queueing).
+"""Turns at the shared rate limit (rate_limit.py), round-robin across clients (start-time fair queueing).
 
 Every waiting edit holds a ticket in one DynamoDB item next to the bucket (`<bucket>#turns` in the
 rate-limit table). A ticket's tag is its client's previous tag, or the tag last served when that is
 higher, plus one: a client that queued twenty edits holds tags v+1 … v+20, and a client arriving
 with one edit gets v+1, so it is served after at most one more edit of each other client, not after
-all twenty. The turns only matter while tokens are short: a ticket with k live tickets ahead takes a
-token as soon as the bucket (rate_limit.py, whose rate and burst still bound every call) holds one
-for it and one for each of those k, in the same conditional update that takes it. So a client alone,
-or clients whose edits fit in what the bucket holds, never wait, and none takes a token that a ticket
-ahead of it is owed; when the bucket is empty, the ticket with the lowest (tag, arrival) is served as
-each token comes, and a later one only when tokens have come for everyone ahead of it.
+all twenty. The turns only matter while places are short: a ticket with k live tickets ahead starts
+as soon as the limit's window (rate_limit.py, whose rate and burst still bound every call) holds a
+free place for it and one for each of those k, in the same conditional update that takes it. So a
+client alone, or clients whose edits fit in the window, never wait, and none takes a place that a
+ticket ahead of it is owed; when the window is full, the ticket with the lowest (tag, arrival) is
+served as each place frees, and a later one only when places have freed for everyone ahead of it.
 
 A ticket is refreshed each time its waiter looks at the queue; one not refreshed for STALE_S (its
 worker died) is skipped by the others and removed. Registration is an optimistic write (the item's
 `turn_version`); looking and leaving are single updates. A waiter racing with a newer, lower tag can
-only reorder a turn or two: the bucket, not this queue, keeps the rate.
+only reorder a turn or two: the limit, not this queue, keeps the rate.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class FairTurns:
                 if ahead is None:  # taken for dead (it stalled past STALE_S): queue again
                     tag = self._register(ticket, client, now)
                     continue
-                wait = bucket._take(now, reserve=ahead)  # a token, leaving one for each ticket ahead
+                wait = bucket._take(now, reserve=ahead)  # a start, leaving a place for each ticket ahead
                 if wait is None:
                     served = True
                     return
