@@ -377,9 +377,13 @@ def restore(state_dir: Path, search: OpenSearch, cache: ObjectCache | None = Non
 
 
 def started_at(state_dir: Path) -> float | None:
-    """When the snapshot a start would restore began: writes acknowledged before it are in it."""
-    for name in ("snapshot", "snapshot.previous"):
-        meta = state_dir / name / "meta.json"
-        if meta.exists():
-            return float(json.loads(meta.read_text())["started_at"])
+    """When the snapshot a start would restore began: writes acknowledged before it are in it. It may be
+    read while the stack runs: a save's two renames can move a folder between looking and reading, so a
+    pass that finds neither folder readable is tried again (the next save is an interval away)."""
+    for _ in range(3):
+        for name in ("snapshot", "snapshot.previous"):
+            try:
+                return float(json.loads((state_dir / name / "meta.json").read_text())["started_at"])
+            except FileNotFoundError:
+                continue
     return None

@@ -4,7 +4,7 @@ A module runs whole on one worker (its tests share fixtures and run in file orde
 folder of RUN_TOGETHER. xdist hands out these units in collection order, so a long unit collected
 late (the kill test, the synthesized stack's folder) started when the others were nearly done and
 left one worker running alone at the end. Handing out the longest units first (LPT scheduling)
-leaves only short ones for the end, where the two workers finish close together.
+leaves only short ones for the end, where the workers finish close together.
 
 A unit's length is its seconds in the last recorded run (DURATIONS, written by `make test-durations`
 from build/test-durations.json, which each parallel run writes); a unit not recorded yet counts its
