@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,6 +14,15 @@ from listing_vision import aws
 from listing_vision.errors import RateLimited
 from listing_vision.providers.rate_limit import TokenBucket
 from local.stack import LocalStack
+
+
+def run_together(worker: Callable[[], None], count: int) -> None:
+    """`count` threads running `worker` at once, all joined."""
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 class FakeClock:
@@ -95,11 +105,7 @@ def test_racing_workers_never_spend_one_token_twice(local_stack: LocalStack) -> 
                 with lock:
                     refused.append(1)
 
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(worker, 6)
     # Then exactly the burst was granted: conditional writes let no two workers take the same token
     assert len(granted) == 8 and len(refused) == 4
 
@@ -128,11 +134,7 @@ def test_takers_racing_when_the_window_has_moved_on_take_exactly_its_places(loca
         with lock:
             granted.append(1)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(worker, 8)
     # Then exactly the window's 6 places were taken: none lost to the clean-up, none given twice
     assert len(granted) == 6
 
@@ -172,11 +174,7 @@ def test_racing_takers_get_their_tokens_without_retrying(local_stack: LocalStack
         bucket.acquire(timeout_s=1)
 
     with CountedUpdates(name) as updates:
-        threads = [threading.Thread(target=worker) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_together(worker, 6)
     # Then each got its token in at most two conditional updates: no read, no lost race to retry
     requests = updates.by_thread
     assert len(requests) == 6 and max(requests.values()) <= 2 and clock.now == 1_000.0, requests

@@ -100,15 +100,19 @@ class TokenBucket:
             if found is None:
                 return None
             self._seen = found
-            live = sorted(t for t in found.get("starts", {}).values() if t > now - self.window_s - self.margin_s)
+            live = sorted(t for t in found.get("starts", {}).values() if t > self._expired_by(now))
             leaving = len(live) - (self.burst - 1 - reserve)  # starts that must leave the window first
             if leaving > 0:
                 return max(live[leaving - 1] + self.window_s + self.margin_s - now, 0.001)
             # Room now: the refusal was a race lost to a clean-up, or the log was new to us: again.
 
+    def _expired_by(self, now: float) -> float:
+        """The latest start that has left the window at `now` (the margin kept for clocks that run ahead)."""
+        return now - self.window_s - self.margin_s
+
     def _add(self, seen: dict[str, Any], entry: str, now: float, reserve: int) -> dict[str, Any] | None:
         """Add `entry` to the log as `seen` knew it; None when added, else the item as it is now."""
-        expired = [key for key, t in seen["starts"].items() if t <= now - self.window_s - self.margin_s]
+        expired = [key for key, t in seen["starts"].items() if t <= self._expired_by(now)]
         gen = seen["gen"]
         names = {"#e": entry}
         update = "SET starts.#e = :now"
