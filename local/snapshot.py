@@ -157,7 +157,9 @@ def _binary_as_text(value: Any, encode: bool) -> Any:
     return value
 
 
-def _dynamodb_items(table: str) -> Iterator[dict[str, Any]]:
+def table_items(table: str) -> Iterator[dict[str, Any]]:
+    """The table's items as a scan reads them, binary values as base64 text: from moto's backend when
+    moto runs in this process (in_process_items), else scanned through the API."""
     held = in_process_items(table)
     if held is not None:
         yield from held
@@ -237,7 +239,7 @@ def save(
     # (saving the buckets first kept the records of objects put while the buckets were read, never
     # their objects: after a kill -9, records whose object is gone, which AWS never shows)
     for table in tables:
-        counts[f"dynamodb:{table}"] = _write_jsonl(staging / "dynamodb" / f"{table}.jsonl", _dynamodb_items(table))
+        counts[f"dynamodb:{table}"] = _write_jsonl(staging / "dynamodb" / f"{table}.jsonl", table_items(table))
     counts["ssm"] = _write_jsonl(staging / "ssm" / "parameters.jsonl", _ssm_parameters())
     for bucket in buckets:
         counts[f"s3:{bucket}"] = _write_jsonl(staging / "s3" / f"{bucket}.jsonl", _s3_objects(bucket, blobs, cache))

@@ -26,7 +26,7 @@ from listing_vision.config import get_settings
 from listing_vision.jewelry import vector_index
 from listing_vision.realestate.listings_index import opensearch_client
 from local.provision import bucket_names, table_names
-from local.snapshot import in_process_tags
+from local.snapshot import _binary_as_text, in_process_tags, table_items
 
 if TYPE_CHECKING:
     from local.stack import LocalStack
@@ -75,30 +75,23 @@ def in_process_objects(bucket: str) -> list[tuple[str, int, str]] | None:
     return None
 
 
-def api_items(table: str) -> list[dict[str, Any]]:
-    """The table's items as Scan answers them (typed attribute values, binary ones as bytes)."""
+def scanned_items(table: str) -> list[dict[str, Any]]:
+    """The table's items as Scan answers them, binary values as base64 text (as table_items reads them)."""
     pages = aws.client("dynamodb").get_paginator("scan").paginate(TableName=table)
-    return [item for page in pages for item in page.get("Items", [])]
+    return [_binary_as_text(item, encode=True) for page in pages for item in page.get("Items", [])]
 
 
-def in_process_items(table: str) -> list[dict[str, Any]] | None:
-    """The same, from moto's DynamoDB backend when moto runs in this process and exactly one of its
-    backends (account, region) holds the table; None otherwise, or when it changed mid-read."""
-    from moto.dynamodb.models import dynamodb_backends
+def canonical(rows: list[dict[str, Any]]) -> list[str]:
+    """Records as comparable text: keys sorted, and the members of a set (SS, NS, BS) too."""
 
-    holding = [
-        backend.tables[table]
-        for by_account in list(dynamodb_backends.values())
-        for backend in list(by_account.values())
-        if table in backend.tables
-    ]
-    if len(holding) != 1:
-        return None
-    try:
-        items = holding[0].all_items()
-        return [{name: value.to_regular_json() for name, value in item.attrs.items()} for item in items]
-    except RuntimeError:  # written while read: ask the API
-        return None
+    def sort_sets(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: sorted(v) if k in ("SS", "NS", "BS") else sort_sets(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [sort_sets(v) for v in value]
+        return value
+
+    return sorted(json.dumps(sort_sets(row), sort_keys=True) for row in rows)
 
 
 def fingerprint(with_tags: bool = False) -> dict[str, Any]:
@@ -115,8 +108,7 @@ def fingerprint(with_tags: bool = False) -> dict[str, Any]:
             tags = api_tags(bucket, keys) if held is None else {key: sorted(t.items()) for key, t in held.items()}
         found[f"s3:{bucket}"] = sorted((key, size, etag, tags.get(key, [])) for key, size, etag in listed)
     for table in table_names(settings):
-        held_items = in_process_items(table)
-        found[f"dynamodb:{table}"] = items_digest(api_items(table) if held_items is None else held_items)
+        found[f"dynamodb:{table}"] = items_digest(list(table_items(table)))
     found["milvus"] = vector_index.VectorIndex(settings.milvus_collection).count()
     search = opensearch_client()
     search.indices.refresh(index=settings.listings_index)
@@ -130,8 +122,7 @@ def fingerprint(with_tags: bool = False) -> dict[str, Any]:
 
 
 def items_digest(items: list[dict[str, Any]]) -> str:
-    rows = sorted(json.dumps(item, sort_keys=True, default=str) for item in items)
-    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    return hashlib.sha256("\n".join(canonical(items)).encode()).hexdigest()
 
 
 def changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

@@ -20,6 +20,7 @@ from listing_vision.dynamodb_items import to_item
 from listing_vision.realestate.listings_index import opensearch_client
 from local import snapshot
 from local.stack import LocalStack
+from tests.stores import canonical, scanned_items
 
 
 def test_a_record_in_a_snapshot_has_its_object_even_if_written_during_the_save(
@@ -71,19 +72,6 @@ def test_a_record_in_a_snapshot_has_its_object_even_if_written_during_the_save(
     assert has_object or not has_record, "the snapshot kept a record whose object it did not"
 
 
-def canonical(rows: list[dict[str, Any]]) -> list[str]:
-    """Records as comparable text: keys sorted, and the members of a set (SS, NS, BS) too."""
-
-    def sort_sets(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: sorted(v) if k in ("SS", "NS", "BS") else sort_sets(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [sort_sets(v) for v in value]
-        return value
-
-    return sorted(json.dumps(sort_sets(row), sort_keys=True) for row in rows)
-
-
 def test_a_table_read_in_process_holds_what_a_scan_reads_every_type_included(local_stack: LocalStack) -> None:
     # Given a record holding every DynamoDB type, binary ones at the top level and nested
     table = get_settings().webhooks_table
@@ -103,11 +91,7 @@ def test_a_table_read_in_process_holds_what_a_scan_reads_every_type_included(loc
     try:
         # When the snapshot reads the table from moto's backend in this process, and a scan reads it
         in_process = snapshot.in_process_items(table)
-        scanned = [
-            snapshot._binary_as_text(row, encode=True)
-            for page in dynamodb.get_paginator("scan").paginate(TableName=table)
-            for row in page["Items"]
-        ]
+        scanned = scanned_items(table)
     finally:
         dynamodb.delete_item(TableName=table, Key={"webhook_key": {"S": key}})
     # Then both hold the same records, the binary values as the same base64 text (sets in any order)
