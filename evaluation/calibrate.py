@@ -391,8 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         made = write_demo_groups(Path(args.demo_groups), limit=args.demo_photos)
         print(f"{made} photos' groups written to {args.demo_groups}")
         return 0
-    if not args.groups:
-        parser.error("give a folder of groups (or --demo-groups DIR to make one)")
+    if not args.groups or not Path(args.groups).is_dir():
+        parser.error(f"no folder of groups at {args.groups or '(none given)'}; --demo-groups DIR makes one")
     settings = get_settings()
     embedder = OnnxEmbedder(args.model or str(DESCRIPTOR_MODEL), resize=settings.clip_resize)
     verdicts: list[Verdict] = []

@@ -86,6 +86,19 @@ def test_a_folder_without_two_groups_is_refused(tmp_path: Path) -> None:
         calibrate.load_groups(tmp_path)
 
 
+def test_a_groups_folder_that_is_not_there_is_refused_with_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given no folder at the groups path, when calibrate is run on it
+    with pytest.raises(SystemExit) as refused:
+        calibrate.main([str(tmp_path / "no-such-groups"), "--out", str(tmp_path / "out")])
+    # Then it exits as a usage error naming the path and what to do, and writes nothing
+    assert refused.value.code == 2
+    error = capsys.readouterr().err
+    assert "--demo-groups DIR" in error and "no-such-groups" in error and "Traceback" not in error
+    assert not (tmp_path / "out").exists()
+
+
 def test_demo_groups_take_the_first_photos_asked_for_by_option_or_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
