@@ -145,19 +145,27 @@ def run(args: argparse.Namespace) -> int:
         )
         stack.stop()
         return 1
-    print(stack.describe(), flush=True)
-    print(f"READY {stack.url}", flush=True)
+    say(stack.describe())
+    say(f"READY {stack.url}")
     while not stopping:
         time.sleep(0.1)
-    print("\nStopping: saving state ...", flush=True)
+    say("\nStopping: saving state ...")
     # a stop that hangs says where: every thread's stack on stderr, each minute until it is done
     faulthandler.dump_traceback_later(60, repeat=True)
     try:
         saved = stack.stop()
     finally:
         faulthandler.cancel_dump_traceback_later()
-    print(f"Stopped. Saved {sum(saved.values())} records to {stack.state_dir / 'snapshot'}.", flush=True)
+    say(f"Stopped. Saved {sum(saved.values())} records to {stack.state_dir / 'snapshot'}.")
     return 0
+
+
+def say(text: str) -> None:
+    """One line (or block) of the stack's own output, written in one call: `print` writes the text and its
+    newline separately, and a handler's log line from another thread could land between them, splitting
+    the READY line a supervisor reads the URL from."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def declared_image_links(context_file: Path | None) -> str:
