@@ -2,8 +2,9 @@
 acknowledged on the very resource it concerns, with a true reason, where that resource is made.
 
 `acknowledge(construct, finding, reason)` scopes an acknowledgement to one construct (a role, a
-queue, a function), never to the stack; each one is recorded so the infrastructure test can
-prove that every acknowledgement matches a finding that really fires. IAM findings are reported
+queue, a function), never to the stack; each one stays in that construct's metadata, where
+`acknowledgements(app)` reads them back so the infrastructure test can prove that every
+acknowledgement matches a finding that really fires. IAM findings are reported
 one by one (`AwsSolutions-IAM5[Resource::<arn>]`); `nag_resource` renders an ARN the way cdk-nag
 names it in those findings.
 """
@@ -28,9 +29,6 @@ class Acknowledged:
     reason: str
 
 
-ACKNOWLEDGED: list[Acknowledged] = []
-
-
 def add_checks(app: App) -> None:
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
 
@@ -38,17 +36,24 @@ def add_checks(app: App) -> None:
 def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
     """Accept one cdk-nag finding on this construct (and what it contains), for this reason."""
     Validations.of(construct).acknowledge(Acknowledgment(id=f"{PLUGIN}::{finding}", reason=reason))
-    ACKNOWLEDGED.append(Acknowledged(construct.node.path, finding, reason))
+
+
+def acknowledgements(scope: IConstruct) -> list[Acknowledged]:
+    """Every acknowledgement made on this construct and those below it (an app, a stack), read from
+    the constructs' own metadata: so two apps built in one process never see each other's."""
+    return [
+        Acknowledged(construct.node.path, key.split("::", 1)[1], reason)
+        for construct in scope.node.find_all()
+        for entry in construct.node.metadata
+        if entry.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+        for key, reason in entry.data.items()
+        if key.startswith(f"{PLUGIN}::")
+    ]
 
 
 def acknowledged(construct: IConstruct, finding: str) -> bool:
-    """Whether this finding is already acknowledged on this very construct (of this app: ACKNOWLEDGED
-    is per process, and another app synthesized in it may have a construct at the same path)."""
-    key = f"{PLUGIN}::{finding}"
-    return any(
-        entry.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY and key in entry.data
-        for entry in construct.node.metadata
-    )
+    """Whether this finding is already acknowledged on this very construct."""
+    return any(a.finding == finding and a.path == construct.node.path for a in acknowledgements(construct))
 
 
 def nag_resource(scope: IConstruct, arn: str) -> str:
