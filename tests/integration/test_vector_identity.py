@@ -130,3 +130,17 @@ def test_a_collection_with_auto_ids_is_refused_with_the_way_out(local_stack: Loc
             VectorIndex("image_embeddings_auto").ensure_collection(8, "any-model")
     finally:
         client.drop_collection("image_embeddings_auto")
+
+
+def test_reading_a_storefronts_rows_from_milvus_lite_logs_no_timestamp_warning(
+    local_stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a storefront with a stored photo, on Milvus Lite (which gives a query iterator no session time)
+    stored(local_stack, fresh_image(71_077))
+    settle(local_stack)
+    # When its rows are read a page at a time (the reconciler and the backfill do)
+    with caplog.at_level("WARNING"):
+        rows = list(VectorIndex(get_settings().milvus_collection).rows("blysk", page=1))
+    # Then they are read, and pymilvus's fallback to its own clock is not warned about on every read
+    assert rows
+    assert not [r for r in caplog.records if "mvccTs" in r.getMessage()], caplog.text

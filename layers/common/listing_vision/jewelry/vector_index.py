@@ -13,6 +13,7 @@ pandas: over a second) is imported with the first client, not with this module.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -55,8 +56,16 @@ def milvus_client() -> MilvusClient:
 
             if is_lite_uri(settings.milvus_client_uri):
                 Path(settings.milvus_client_uri).mkdir(parents=True, exist_ok=True)
+                # Milvus Lite returns no session timestamp to a query iterator, and pymilvus warns on
+                # every `rows()` that it falls back to its own clock: what Lite always does, and no less
+                # consistent for a process that is Lite's only client. Kept for a server, where it means something.
+                logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_lite_has_no_session_ts)
             _clients[key] = MilvusClient(uri=settings.milvus_client_uri, token=token)
         return _clients[key]
+
+
+def _lite_has_no_session_ts(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("failed to get mvccTs from milvus server")
 
 
 def _token() -> str:
