@@ -56,6 +56,7 @@ from typing import Any
 
 from functions.specs import AsyncDelivery, FunctionSpec
 from listing_vision import aws
+from listing_vision.observability import logger
 from local.powertools_state import own_log_keys, per_thread_resolver_event
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -140,6 +141,7 @@ def invoke(
     attempt = current_invocation.set(context)
     try:
         with own_log_keys():
+            logger.append_keys(service=function_name)  # as each function's POWERTOOLS_SERVICE_NAME on AWS
             return handler(event, context)
     except FunctionKilled as killed:
         killed.request_id = context.aws_request_id

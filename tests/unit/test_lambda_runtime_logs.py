@@ -61,5 +61,11 @@ def test_concurrent_invocations_log_as_their_own_function() -> None:
     assert by_message["slow done"]["function_name"] == "slow-function"
     assert by_message["slow worker"]["function_name"] == "slow-function"
     assert by_message["fast done"]["function_name"] == "fast-function"
+    # and names it as its service, as each function's POWERTOOLS_SERVICE_NAME does on AWS
+    assert [by_message[m]["service"] for m in ("slow done", "slow worker", "fast done")] == [
+        "slow-function",
+        "slow-function",
+        "fast-function",
+    ]
     assert by_message["slow done"]["function_request_id"] == answers["slow-function"]["request_id"]
     assert by_message["fast done"]["function_request_id"] == answers["fast-function"]["request_id"]
