@@ -50,6 +50,8 @@ from moto.s3.responses import S3Response
 from werkzeug.formparser import parse_form_data
 from werkzeug.serving import make_server
 
+from local.store_writes import WriteCounter
+
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
@@ -254,11 +256,12 @@ def events_after_the_form() -> None:
 
 class PolicyCheckingMotoServer(ThreadedMotoServer):
     """moto's threaded server with `PostPolicyCheck` in front of its application, and a form's
-    events sent once its object is complete."""
+    events sent once its object is complete; `writes` counts the requests that may have written."""
 
     def __init__(self, secrets: dict[str, str], **options: Any):
         super().__init__(**options)
         self.secrets = secrets
+        self.writes = WriteCounter()
         self._refused: OSError | None = None
         events_after_the_form()
 
@@ -270,7 +273,7 @@ class PolicyCheckingMotoServer(ThreadedMotoServer):
             raise self._refused
 
     def _server_entry(self) -> None:
-        app = PostPolicyCheck(DomainDispatcherApplication(create_backend_app), self.secrets)
+        app = self.writes.counting(PostPolicyCheck(DomainDispatcherApplication(create_backend_app), self.secrets))
         try:
             self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
         except (OSError, SystemExit) as refused:  # werkzeug prints a bind's error, then exits (this thread only)

@@ -2,8 +2,8 @@
 
 moto and osmem-server hold everything in memory, so the local stack writes S3 objects, DynamoDB
 items, SSM parameters (the webhooks' secrets) and OpenSearch documents to `<state>/snapshot/` every
-few seconds (`Snapshots`, interval `LOCAL_SNAPSHOT_INTERVAL_S`, 5 s by default)
-and on a clean stop, and loads them on the next start.
+few seconds (`Snapshots`, interval `LOCAL_SNAPSHOT_INTERVAL_S`, 5 s by default; skipped while nothing
+was written, local/store_writes.py) and on a clean stop, and loads them on the next start.
 A process killed with -9 loses at most the writes of the last interval (plus the save in progress):
 what was acknowledged before that survives. The snapshot is replaced atomically (written beside,
 then renamed), so a crash mid-save leaves the previous one intact. Object bodies are kept once per

@@ -51,6 +51,7 @@ from local.provision import (
 )
 from local.s3_post_policy import PolicyCheckingMotoServer
 from local.servers import shut_down, start_opensearch, stop_together
+from local.store_writes import SavesWhenWritten, opensearch_writes
 from local.workflow import create_state_machine, synthesize_definition
 from serving.clip.container import ContainerServer
 
@@ -100,6 +101,7 @@ class LocalStack:
     _limits: AwsLimits | None = None
     _event_rules: EventRules = field(default_factory=EventRules)
     _snapshots: snapshot.Snapshots | None = None
+    _saves: SavesWhenWritten | None = None  # a save skipped while nothing was written
     replayed: int = 0  # asynchronous events a killed run left undelivered, delivered at this start
     # The storefronts (the stage context's declaration, listing_vision.storefronts); None: cdk.json's
     storefronts: list[StorefrontSpec] | None = None
@@ -269,16 +271,27 @@ class LocalStack:
 
     def _save_snapshot(self, cache: snapshot.ObjectCache) -> dict[str, int]:
         started_at = time.time()  # no later than the snapshot's own start: what was delivered before is in it
-        counts = snapshot.save(
-            self.state_dir,
-            bucket_names(self.settings),
-            table_names(self.settings),
-            opensearch_client(),
-            [self.settings.listings_index],
-            cache,
+        if self._saves is None:
+            self._saves = SavesWhenWritten(self.store_writes)
+        counts, _ = self._saves.save(
+            lambda: snapshot.save(
+                self.state_dir,
+                bucket_names(self.settings),
+                table_names(self.settings),
+                opensearch_client(),
+                [self.settings.listings_index],
+                cache,
+            )
         )
         self.router.saved(started_at)
         return counts
+
+    def store_writes(self, indices: list[str] | None = None) -> tuple[int, str]:
+        """The saved stores' write counters (local/store_writes.py): equal, nothing was written between;
+        OpenSearch's of `indices` (default: those the snapshot saves)."""
+        assert self._moto is not None
+        indices = [self.settings.listings_index] if indices is None else indices
+        return self._moto.writes.writes, opensearch_writes(opensearch_client(), indices)
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -420,6 +433,6 @@ class LocalStack:
             "    aws s3 ls   # or any boto3 code: every AWS call goes to the emulators",
             "",
             "Ctrl-C stops everything and saves S3, DynamoDB and OpenSearch to the state folder (also saved every "
-            f"{self.snapshot_interval_s:g} s while running: a killed run loses at most that).",
+            f"{self.snapshot_interval_s:g} s while anything is written: a killed run loses at most that).",
         ]
         return "\n".join(lines)
