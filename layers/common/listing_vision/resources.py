@@ -83,6 +83,10 @@ WEBHOOKS_BY_OWNER = IndexSpec("owner-created", "owner", "created_at")
 # GET /verdicts: a storefront's verdicts, newest first. Only verdicts carry `recorded_at` in the
 # catalogue table, so the index holds nothing else (jewelry/verdicts.py)
 VERDICTS_BY_WEBSITE = IndexSpec("website-recorded", "website", "recorded_at")
+# GET /images: a storefront's stored images, newest first. A record carries `listed_website` only while
+# it is stored (claims.py sets it with the status and removes it when a delete begins), so the index
+# holds listable records and nothing else: no claim in flight, no image being deleted, no verdict
+IMAGES_BY_WEBSITE = IndexSpec("listed-created", "listed_website", "created_at")
 WEBHOOK_DELIVERY_DAYS = 30  # a webhook delivery's record lives this long (its TTL)
 NONCURRENT_VERSION_DAYS = 30  # an overwritten or deleted object version is kept this long
 INCOMPLETE_UPLOAD_DAYS = 7  # a multipart upload never completed is abandoned after this
@@ -142,7 +146,7 @@ TABLES: tuple[TableSpec, ...] = (
         "content_id",
         "expires_at",
         "stored jewelry images by content (claims, exact duplicates) and reviewers' verdicts on duplicate pairs",
-        indexes=(VERDICTS_BY_WEBSITE,),
+        indexes=(VERDICTS_BY_WEBSITE, IMAGES_BY_WEBSITE),
     ),
     TableSpec(
         "idempotency_table",
