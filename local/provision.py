@@ -98,7 +98,11 @@ def _index(index: Any) -> dict[str, Any]:
             {"AttributeName": index.partition_key, "KeyType": "HASH"},
             {"AttributeName": index.sort_key, "KeyType": "RANGE"},
         ],
-        "Projection": {"ProjectionType": "ALL"},
+        "Projection": (
+            {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(index.include)}
+            if index.include
+            else {"ProjectionType": "ALL"}
+        ),
     }
 
 

@@ -1,11 +1,12 @@
 """GET /images: a storefront's stored images, newest first, a page at a time.
 
 - One Query of the catalogue table's `listed-created` index (resources.IMAGES_BY_WEBSITE: partition
-  `listed_website`, sort `created_at`, Unix seconds), read backwards; images stored in the same second
-  come in the index's own order (by content id), the same on every read. Only stored records carry
-  `listed_website` (`claims.py`), so the index holds one storefront's listable images and nothing
-  else: a listing reads none of another storefront's records, no claim in flight, no image being
-  deleted, and its cost follows the page, not the table.
+  `listed_website`, sort `created_at`, Unix seconds; it holds the keys, status, path and name, not
+  the records' verification features, so an item is a few hundred bytes), read backwards; images
+  stored in the same second come in the index's own order (by content id), the same on every read.
+  Only stored records carry `listed_website` (`claims.py`), so the index holds one storefront's
+  listable images and nothing else: a listing reads none of another storefront's records, no claim
+  in flight, no image being deleted, and its cost follows the page, not the table.
 - Each query asks for one image more than the page still lacks: a page is full (`limit` images)
   unless the listing has ended, and it has a `next_cursor` exactly when another image follows it.
 - The status is still checked (a filter): the index is updated a moment after the table, so it may
@@ -74,9 +75,10 @@ def stored_page(
             "IndexName": IMAGES_BY_WEBSITE.name,
             "KeyConditionExpression": f"{LISTED} = :website",
             "FilterExpression": "#s = :stored",
-            "ExpressionAttributeNames": {"#s": "status", "#o": "owner", "#p": "path"},
+            "ExpressionAttributeNames": {"#s": "status", "#p": "path"},
             "ExpressionAttributeValues": expression_values(website=website, stored=STORED),
-            "ProjectionExpression": f"content_id, #s, #o, #p, vector_id, image_name, created_at, {LISTED}",
+            # what the index holds (IMAGES_BY_WEBSITE.include and the keys): no features, so small reads
+            "ProjectionExpression": f"content_id, #s, #p, image_name, created_at, {LISTED}",
             "ScanIndexForward": False,  # newest first
             # one more than the page lacks: whether another image follows is known without another read
             "Limit": limit - len(found) + 1,
