@@ -58,13 +58,7 @@ def provision(settings: Settings) -> dict[str, Any]:
         if name in existing:
             _add_missing_indexes(dynamodb, name, table)
             continue
-        dynamodb.create_table(
-            TableName=name,
-            KeySchema=[{"AttributeName": table.partition_key, "KeyType": "HASH"}],
-            AttributeDefinitions=_attributes(table, table.indexes),
-            BillingMode="PAY_PER_REQUEST",
-            **({"GlobalSecondaryIndexes": [_index(index) for index in table.indexes]} if table.indexes else {}),
-        )
+        dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **table_definition(table))
         if table.ttl_attribute:
             dynamodb.update_time_to_live(
                 TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute}
@@ -77,6 +71,15 @@ def provision(settings: Settings) -> dict[str, Any]:
             if error.response["Error"]["Code"] != "ResourceAlreadyExistsException":
                 raise
     return {"buckets": bucket_names(settings), "tables": table_names(settings)}
+
+
+def table_definition(table: TableSpec) -> dict[str, Any]:
+    """The key schema, key attributes and indexes of a CreateTable request for the declared table."""
+    return {
+        "KeySchema": [{"AttributeName": table.partition_key, "KeyType": "HASH"}],
+        "AttributeDefinitions": _attributes(table, table.indexes),
+        **({"GlobalSecondaryIndexes": [_index(index) for index in table.indexes]} if table.indexes else {}),
+    }
 
 
 def _attributes(table: TableSpec, indexes: Any) -> list[dict[str, str]]:
@@ -95,7 +98,11 @@ def _index(index: Any) -> dict[str, Any]:
             {"AttributeName": index.partition_key, "KeyType": "HASH"},
             {"AttributeName": index.sort_key, "KeyType": "RANGE"},
         ],
-        "Projection": {"ProjectionType": "ALL"},
+        "Projection": (
+            {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(index.include)}
+            if index.include
+            else {"ProjectionType": "ALL"}
+        ),
     }
 
 

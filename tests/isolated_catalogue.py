@@ -26,6 +26,8 @@ from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.jewelry.upload_claims import UploadClaims
 from listing_vision.jewelry.uploads import UploadIndexer
 from listing_vision.jewelry.vector_index import VectorIndex, milvus_client
+from listing_vision.resources import TABLES
+from local.provision import table_definition
 from tests.images import fresh_image
 
 CALLER = Caller("isolated-catalogue", frozenset({"blysk"}))
@@ -69,12 +71,9 @@ def isolated_catalogue(lease_s: int | None = None) -> Iterator[Catalogue]:
     suffix = uuid.uuid4().hex[:8]
     bucket, table, collection = f"catalogue-{suffix}", f"catalogue-{suffix}", f"catalogue_{suffix}"
     aws.client("s3").create_bucket(Bucket=bucket)
-    aws.client("dynamodb").create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "content_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "content_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    # the catalogue table as declared (its indexes too: GET /images queries one)
+    (spec,) = [spec for spec in TABLES if spec.name_setting == "catalogue_table"]
+    aws.client("dynamodb").create_table(TableName=table, BillingMode="PAY_PER_REQUEST", **table_definition(spec))
     vectors = VectorIndex(collection)
     vectors.ensure_collection(get_settings().embedding_dim, get_embedder().model_signature)
     settings = get_settings().model_copy(update={"storefronts": {**get_settings().storefronts, "blysk": bucket}})

@@ -137,9 +137,8 @@ def list_images(
         ),
     ] = catalogue_module.DEFAULT_LIMIT,
 ) -> ImagePage:
-    """The storefront's stored photos, a page at a time in a stable order. Each request reads a bounded
-    part of the catalogue table, so a page may hold fewer than `limit` images (even none) and still
-    have a `next_cursor`; the last page has none. A cursor is tied to its storefront."""
+    """The storefront's stored photos, newest first, a page at a time: each page holds `limit` images
+    unless it is the last, which has no `next_cursor`. A cursor is tied to its storefront."""
     check_parameters(app.current_event.multi_value_query_string_parameters or {}, LIST_PARAMETERS, "GET /images")
     caller = current_caller(app)
     listed = catalogue().list_images(caller, caller.storefront(website), cursor, limit)

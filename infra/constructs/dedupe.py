@@ -17,7 +17,7 @@ from constructs import Construct
 
 from infra.constructs.platform import Platform, allow, wire_s3_triggers
 from infra.constructs.service_function import ServiceFunction
-from listing_vision.resources import VERDICTS_BY_WEBSITE
+from listing_vision.resources import IMAGES_BY_WEBSITE, VERDICTS_BY_WEBSITE
 
 FUNCTION_NAMES = ("dedupe", "dedupe-indexer", "dedupe-backfill", "dedupe-reconcile")
 INDEXERS = ("dedupe-indexer", "dedupe-backfill", "dedupe-reconcile")  # index objects (inbox uploads by copy)
@@ -77,10 +77,16 @@ class Dedupe(Construct):
             )
         reconcile = self.functions["dedupe-reconcile"]
         allow(reconcile, ["dynamodb:Scan"], [platform.table_arn("catalogue_table")], "Every record of a storefront.")
-        # GET /images pages a storefront's records (a bounded Scan per request: catalogue.py)
-        allow(api, ["dynamodb:Scan"], [platform.table_arn("catalogue_table")])
-        # GET /verdicts: a storefront's verdicts, newest first (verdicts.py), from their index alone
-        allow(api, ["dynamodb:Query"], [f"{platform.table_arn('catalogue_table')}/index/{VERDICTS_BY_WEBSITE.name}"])
+        # GET /verdicts and GET /images: a storefront's verdicts and its stored images, newest first
+        # (verdicts.py, image_listing.py), each from its index alone
+        allow(
+            api,
+            ["dynamodb:Query"],
+            [
+                f"{platform.table_arn('catalogue_table')}/index/{index.name}"
+                for index in (VERDICTS_BY_WEBSITE, IMAGES_BY_WEBSITE)
+            ],
+        )
         events.Rule(
             self,
             "ReconcileHourly",

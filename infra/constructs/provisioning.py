@@ -9,7 +9,8 @@ every deploy that changes the function or its configuration (a renamed collectio
 function's role added or replaced); a failure fails the deploy. Rerun it by hand with
 `aws lambda invoke --function-name listing-vision-<stage>-provision out.json` (README 'Provisioning').
 
-Its role may: read the Milvus token; on the listings index only, check it exists (HEAD), create it
+Its role may: read the Milvus token; Scan the catalogue table and update its records (each stored
+record given the key of the listing's index, once); on the listings index only, check it exists (HEAD), create it
 (PUT) and read its mapping (GET _mapping); with fine-grained access control, read and write the
 one role and the one role mapping it manages through the security plugin's REST API.
 """
@@ -47,6 +48,9 @@ class Provisioning(Construct):
         platform.clip.grant_invoke(self.function.role)  # the collection records the endpoint's model signature
         allow(self.function, ["es:ESHttpHead", "es:ESHttpPut"], platform.opensearch_paths("{index}"))
         allow(self.function, ["es:ESHttpGet"], platform.opensearch_paths("{index}/_mapping"))
+        # Stored catalogue records written before GET /images had its index: found by a Scan, each
+        # given the index's key by a conditional update (listing_vision.provisioning.list_stored_images)
+        allow(self.function, ["dynamodb:Scan", "dynamodb:UpdateItem"], [platform.table_arn("catalogue_table")])
         # The functions that call the listings index: their roles are what fine-grained access control maps
         self.mapped = sorted(name for name, fn in functions.items() if OPENSEARCH in fn.spec.layers)
         if config.opensearch_access == "fine_grained":

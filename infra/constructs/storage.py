@@ -94,7 +94,8 @@ class Storage(Construct):
                 index_name=index.name,
                 partition_key=dynamodb.Attribute(name=index.partition_key, type=dynamodb.AttributeType.STRING),
                 sort_key=dynamodb.Attribute(name=index.sort_key, type=dynamodb.AttributeType.NUMBER),
-                projection_type=dynamodb.ProjectionType.ALL,
+                projection_type=dynamodb.ProjectionType.INCLUDE if index.include else dynamodb.ProjectionType.ALL,
+                non_key_attributes=list(index.include) or None,
             )
         return table
 

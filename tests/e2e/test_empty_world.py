@@ -73,11 +73,12 @@ def test_an_unprovisioned_stack_answers_not_provisioned_until_provisioning_runs(
         answer = aws_client("lambda", urls["moto"]).invoke(FunctionName="provision", Payload=b"{}")
         assert "FunctionError" not in answer
         report = json.loads(answer["Payload"].read())
-        # Then it created both stores
+        # Then it created both stores (and found no catalogue record to put in GET /images' index)
         assert report == {
             "provisioned": {
                 "milvus:collection:image_embeddings_ip": "created",
                 "opensearch:index:listings-v2": "created",
+                "dynamodb:listed:image-catalogue": "unchanged",
             }
         }
         # And the same calls work

@@ -1,8 +1,9 @@
 """The catalogue's lifecycle as deployed: GET /images and DELETE /images/{image_id} are keyed methods
 integrated with the dedupe function's released version; that function may delete photos only under
-the storefronts' catalogue/ prefix and may Scan the catalogue table (the listing); a photo deleted in
-a storefront bucket notifies the indexer (ObjectRemoved), which may remove records but no object.
-The table's verdicts index (GET /verdicts) is the same on AWS as locally, and only the API queries it."""
+the storefronts' catalogue/ prefix and may Scan no table (the listing queries an index); a photo deleted
+in a storefront bucket notifies the indexer (ObjectRemoved), which may remove records but no object.
+The table's indexes, verdicts (GET /verdicts) and images (GET /images), are the same on AWS as
+locally, and only the API queries them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from functions.routes import ROUTES
 from functions.triggers import s3_triggers
 from listing_vision import aws
 from listing_vision.config import get_settings
-from listing_vision.resources import TABLES, VERDICTS_BY_WEBSITE
+from listing_vision.resources import IMAGES_BY_WEBSITE, TABLES, VERDICTS_BY_WEBSITE
 from local.call_recorder import ACCOUNT_ID, REGION, Call
 from local.stack import LocalStack
 from tests.infra.conftest import Synthesized
@@ -55,7 +56,7 @@ def test_the_catalogue_routes_are_keyed_methods_of_the_dedupe_functions_live_ali
         assert alias in json.dumps(method["Integration"]["Uri"]), key
 
 
-def test_the_api_deletes_photos_only_under_catalogue_and_may_scan_the_catalogue(synthesized: Synthesized) -> None:
+def test_the_api_deletes_photos_only_under_catalogue_and_scans_no_table(synthesized: Synthesized) -> None:
     # Given the synthesized roles, in the local stack's names
     policies = RolePolicies(synthesized.stack, synthesized.template.to_json())
 
@@ -68,9 +69,15 @@ def test_the_api_deletes_photos_only_under_catalogue_and_may_scan_the_catalogue(
         for key in ("console/ring.jpg", "incoming/" + "0" * 32, "bulk/catalogue/x.jpg", "catalogue"):
             assert not may("dedupe", "s3:DeleteObject", f"arn:aws:s3:::{bucket}/{key}"), (bucket, key)
     assert not may("dedupe", "s3:DeleteObject", f"arn:aws:s3:::generated/{PHOTO_KEY}")
-    # And it may page the catalogue table (GET /images) and delete its records, but scan no other table
-    assert may("dedupe", "dynamodb:Scan", TABLE) and may("dedupe", "dynamodb:DeleteItem", TABLE)
-    assert not may("dedupe", "dynamodb:Scan", f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/jobs")
+    # And it may delete the catalogue's records, but scan no table: GET /images queries its index
+    assert may("dedupe", "dynamodb:DeleteItem", TABLE)
+    assert may("dedupe", "dynamodb:Query", f"{TABLE}/index/{IMAGES_BY_WEBSITE.name}")
+    for table in (TABLE, f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/jobs"):
+        assert not may("dedupe", "dynamodb:Scan", table), table
+    # While the reconciler (every record of a storefront) and the deploy's provisioning (records stored
+    # before the images index, given its key) scan the catalogue table
+    assert may("dedupe-reconcile", "dynamodb:Scan", TABLE)
+    assert may("provision", "dynamodb:Scan", TABLE) and may("provision", "dynamodb:UpdateItem", TABLE)
     # While the indexer, told of a photo deleted in S3, removes its record but may delete no photo
     assert may("dedupe-indexer", "dynamodb:DeleteItem", TABLE) and may("dedupe-indexer", "dynamodb:UpdateItem", TABLE)
     for bucket in ("alyaimg", "blyskimg"):
@@ -93,35 +100,55 @@ def test_a_photo_deleted_in_either_storefront_bucket_notifies_the_indexer(synthe
     assert len(wired) == 2 and all("Filter" not in config for config in wired)
 
 
-def test_the_catalogue_table_has_the_verdicts_index_on_aws_as_locally_and_the_api_queries_only_it(
+def test_the_catalogue_tables_indexes_are_the_same_on_aws_as_locally_and_only_the_api_queries_them(
     synthesized: Synthesized, local_stack: LocalStack
 ) -> None:
     # Given the synthesized catalogue table and the local stack's
     table = synthesized.logical_id(synthesized.stack.storage.tables["catalogue_table"])
     properties = synthesized.resources[table]["Properties"]
     local = aws.client("dynamodb").describe_table(TableName=get_settings().catalogue_table)["Table"]
-    # Then both have the one declared index: website (string) then recorded_at (number), every attribute projected
-    (declared,) = next(spec.indexes for spec in TABLES if spec.name_setting == "catalogue_table")
-    assert declared == VERDICTS_BY_WEBSITE
+    # Then both have the two declared indexes, each a string then a number: website then recorded_at
+    # (verdicts, every attribute projected), listed_website then created_at (stored images: what a
+    # listing shows, never the records' verification features)
+    declared = next(spec.indexes for spec in TABLES if spec.name_setting == "catalogue_table")
+    assert declared == (VERDICTS_BY_WEBSITE, IMAGES_BY_WEBSITE)
     for indexes, attributes in (
         (properties["GlobalSecondaryIndexes"], properties["AttributeDefinitions"]),
         (local["GlobalSecondaryIndexes"], local["AttributeDefinitions"]),
     ):
-        (index,) = indexes
-        assert index["IndexName"] == "website-recorded"
-        assert [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]] == [
-            ("website", "HASH"),
-            ("recorded_at", "RANGE"),
-        ]
-        assert index["Projection"]["ProjectionType"] == "ALL"
+        keys = {
+            index["IndexName"]: [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]] for index in indexes
+        }
+        assert keys == {
+            "website-recorded": [("website", "HASH"), ("recorded_at", "RANGE")],
+            "listed-created": [("listed_website", "HASH"), ("created_at", "RANGE")],
+        }
+        projections = {
+            index["IndexName"]: (
+                index["Projection"]["ProjectionType"],
+                sorted(index["Projection"].get("NonKeyAttributes", [])),
+            )
+            for index in indexes
+        }
+        assert projections == {
+            "website-recorded": ("ALL", []),
+            "listed-created": ("INCLUDE", ["image_name", "path", "status"]),
+        }
         types = {a["AttributeName"]: a["AttributeType"] for a in attributes}
-        assert types == {"content_id": "S", "website": "S", "recorded_at": "N"}
-    # And the API (GET /verdicts) may query that index and nothing else; no other function queries the catalogue
+        assert types == {
+            "content_id": "S",
+            "website": "S",
+            "recorded_at": "N",
+            "listed_website": "S",
+            "created_at": "N",
+        }
+    # And the API (GET /verdicts, GET /images) may query those indexes and nothing else; no other
+    # function queries the catalogue
     policies = RolePolicies(synthesized.stack, synthesized.template.to_json())
     queries = {
         function: {g.resource for g in policies.grants(function) if g.action == "dynamodb:Query"}
         for function in synthesized.stack.functions
     }
     assert {f: arns for f, arns in queries.items() if any("image-catalogue" in arn for arn in arns)} == {
-        "dedupe": {f"{TABLE}/index/website-recorded"}
+        "dedupe": {f"{TABLE}/index/website-recorded", f"{TABLE}/index/listed-created"}
     }

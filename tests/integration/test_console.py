@@ -293,8 +293,8 @@ def test_browse_the_catalogue_by_page_and_delete_after_confirming(
     page.get_by_role("button", name="Previous page").click()
     expect(page.locator("#catalogue-page")).to_have_text("Page 1")
     expect(cards).to_have_count(6)
-    # When one of our photos' Delete is pressed (the listing is in the table's order, and other tests on
-    # this stack store blysk photos too: page on until one of ours shows) and the dialog dismissed with Escape
+    # When one of our photos' Delete is pressed (the listing is newest first, so ours lead it unless a photo
+    # was stored since: page on until one of ours shows) and the dialog dismissed with Escape
     first, image_id = our_card(page, cards, {hashlib.sha256(data).hexdigest() for data in mine})
     name = first.locator("figcaption strong").inner_text()  # its file name and the start of its id
     assert re.fullmatch(r"piece\.jpg \([0-9a-f]{8}\)", name)

@@ -42,6 +42,8 @@ def test_provisioning_creates_each_store_and_a_second_run_changes_nothing(
     assert first == {
         "milvus:collection:provisioning_test": "created",
         "opensearch:index:provisioning-test": "created",
+        # every stored catalogue record already in GET /images' index (test_catalogue_listing.py lists old ones)
+        f"dynamodb:listed:{local_stack.settings.catalogue_table}": "unchanged",
     }
     client = milvus_client()
     index = client.describe_index(vectors.collection, index_name="embedding")
@@ -80,6 +82,7 @@ def test_the_stacks_provisioning_function_ran_and_runs_again_without_changes(loc
     assert local_stack.provisioning == {
         f"milvus:collection:{settings.milvus_collection}": "created",
         f"opensearch:index:{settings.listings_index}": "created",
+        f"dynamodb:listed:{settings.catalogue_table}": "unchanged",  # an empty table: nothing to list
     }
     # When the function is invoked again (as a redeploy's trigger would)
     again = local_stack.provision_stores()

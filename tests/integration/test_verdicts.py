@@ -24,7 +24,7 @@ from listing_vision.config import get_settings
 from listing_vision.dynamodb_items import to_item
 from listing_vision.jewelry.claims import ContentClaims
 from listing_vision.jewelry.verdicts import Verdicts, verdict_item_id
-from listing_vision.resources import VERDICTS_BY_WEBSITE
+from listing_vision.resources import IMAGES_BY_WEBSITE, VERDICTS_BY_WEBSITE
 from local.provision import provision
 from local.stack import LocalStack
 from tests.integration.test_generation import earring_photo
@@ -202,9 +202,9 @@ def test_verdicts_recorded_before_their_index_existed_are_listed_newest_first_on
         dynamodb.put_item(TableName=table, Item=to_item(claim))
         # When the stack provisions its tables over it, as a start on a kept state folder does
         provision(get_settings().model_copy(update={"catalogue_table": table}))
-        # Then the table has the verdicts' index, as declared
+        # Then the table has the verdicts' index, as declared (and the stored images' one, GET /images)
         indexes = dynamodb.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"]
-        assert [index["IndexName"] for index in indexes] == [VERDICTS_BY_WEBSITE.name]
+        assert {index["IndexName"] for index in indexes} == {VERDICTS_BY_WEBSITE.name, IMAGES_BY_WEBSITE.name}
         # And blysk's verdicts are listed from it, two a page, newest first, each once, alya's and the claim left out
         verdicts = Verdicts(ContentClaims(table=table))
         caller = Caller("reviewer", frozenset({"blysk"}))

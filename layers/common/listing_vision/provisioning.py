@@ -5,6 +5,13 @@ stack after it has made what CloudFormation would (local/provision.py).
 - the Milvus collection (`MILVUS_COLLECTION`), its HNSW/IP index, loaded, recording the signature of
   the model whose vectors it holds (asked of the embedding endpoint: `vector_index.py`);
 - the OpenSearch listings index (`LISTINGS_INDEX`) with its mapping;
+- every stored catalogue record in the index GET /images queries: a record stored before that index
+  existed lacks its key (`listed_website`) and gets it here (`ContentClaims.unlisted`, `list_again`:
+  one Scan of the table, each write conditional, so a run cut short is finished by the next, and a
+  run with nothing left to list writes nothing). It stops after `LISTING_BUDGET_S` (the function's
+  timeout would fail the deploy) and reports `partial`; the reconciler (hourly) lists any record
+  still without the key, and so an old local snapshot restored after this ran is listed by the
+  reconcile the local stack runs next;
 - where the domain uses fine-grained access control (`OPENSEARCH_ACCESS=fine_grained`), an
   OpenSearch role limited to the listings index and the mapping of each function's IAM role
   (`OPENSEARCH_ROLE_ARNS`) to it, through the security plugin's REST API. With `iam` access the
@@ -21,12 +28,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from opensearchpy import NotFoundError, OpenSearch
 
 from listing_vision.config import Settings, get_settings
+from listing_vision.jewelry.claims import ContentClaims
 from listing_vision.jewelry.vector_index import VectorIndex
 from listing_vision.realestate.listings_index import ListingsIndex, opensearch_client
 
@@ -44,6 +53,7 @@ LISTINGS_INDEX_ACTIONS = (
     "indices:monitor/stats",
 )
 LISTINGS_CLUSTER_ACTIONS = ("cluster_composite_ops", "indices:data/read/scroll*")
+LISTING_BUDGET_S = 180.0  # of the function's 300 s: listing old records must not fail the deploy
 
 
 def listings_role_name(settings: Settings) -> str:
@@ -72,6 +82,7 @@ def provision(
     listings: ListingsIndex | None = None,
     search: OpenSearch | None = None,
     model: str | None = None,
+    claims: ContentClaims | None = None,
 ) -> dict[str, str]:
     """Create or bring up to date every provisioned store; returns each step's outcome by name.
     `model`: the signature of the vectors the collection holds (default: the stage's embedder's)."""
@@ -89,7 +100,20 @@ def provision(
         model = get_embedder().model_signature
     report[f"milvus:collection:{vectors.collection}"] = vectors.ensure_collection(settings.embedding_dim, model)
     report[f"opensearch:index:{listings.name}"] = listings.ensure_index()
+    report.update(list_stored_images(claims or ContentClaims(settings.catalogue_table)))
     return report
+
+
+def list_stored_images(claims: ContentClaims, budget_s: float = LISTING_BUDGET_S) -> dict[str, str]:
+    """Every stored record put in the listing's index (`updated`), none lacked it (`unchanged`), or
+    the budget ran out first (`partial`: the next run or the reconciler lists the rest)."""
+    deadline, listed, outcome = time.monotonic() + budget_s, 0, ""
+    for website, sha256 in claims.unlisted():
+        if time.monotonic() >= deadline:
+            outcome = "partial"
+            break
+        listed += claims.list_again(website, sha256)
+    return {f"dynamodb:listed:{claims.table}": outcome or ("updated" if listed else "unchanged")}
 
 
 def ensure_role_mapping(search: OpenSearch, settings: Settings) -> dict[str, str]:

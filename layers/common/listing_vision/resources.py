@@ -24,11 +24,12 @@ Existing = Literal["never", "optional", "always"]
 @dataclass(frozen=True)
 class IndexSpec:
     """A global secondary index: its name, partition key (a string) and sort key (a number),
-    projecting every attribute."""
+    projecting every attribute, or the keys and `include` alone when it names any."""
 
     name: str
     partition_key: str
     sort_key: str
+    include: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,12 @@ WEBHOOKS_BY_OWNER = IndexSpec("owner-created", "owner", "created_at")
 # GET /verdicts: a storefront's verdicts, newest first. Only verdicts carry `recorded_at` in the
 # catalogue table, so the index holds nothing else (jewelry/verdicts.py)
 VERDICTS_BY_WEBSITE = IndexSpec("website-recorded", "website", "recorded_at")
+# GET /images: a storefront's stored images, newest first. A record carries `listed_website` only while
+# it is stored (claims.py sets it with the status and removes it when a delete begins), so the index
+# holds listable records and nothing else: no claim in flight, no image being deleted, no verdict
+# holds only what a listed image shows: a stored record's ~25 KB of verification features would make
+# each index item (and its read) that large, about 40 a page of 1 MB
+IMAGES_BY_WEBSITE = IndexSpec("listed-created", "listed_website", "created_at", ("status", "path", "image_name"))
 WEBHOOK_DELIVERY_DAYS = 30  # a webhook delivery's record lives this long (its TTL)
 NONCURRENT_VERSION_DAYS = 30  # an overwritten or deleted object version is kept this long
 INCOMPLETE_UPLOAD_DAYS = 7  # a multipart upload never completed is abandoned after this
@@ -142,7 +149,7 @@ TABLES: tuple[TableSpec, ...] = (
         "content_id",
         "expires_at",
         "stored jewelry images by content (claims, exact duplicates) and reviewers' verdicts on duplicate pairs",
-        indexes=(VERDICTS_BY_WEBSITE,),
+        indexes=(VERDICTS_BY_WEBSITE, IMAGES_BY_WEBSITE),
     ),
     TableSpec(
         "idempotency_table",

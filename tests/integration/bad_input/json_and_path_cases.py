@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from listing_vision.jewelry.catalogue import MAX_CURSOR_CHARS, MAX_LIMIT, encode_cursor
+from listing_vision.jewelry.catalogue import MAX_CURSOR_CHARS, MAX_LIMIT
+from listing_vision.jewelry.image_listing import encode_cursor
 from tests.integration.bad_input.image_and_form_cases import JOB, PHOTO, UPLOAD, Case
 
 
@@ -352,8 +353,8 @@ def path_cases() -> list[Case]:
 
 def catalogue_listing_cases() -> list[Case]:
     """GET /images: limits out of bounds, cursors garbled, altered, too long or another storefront's."""
-    alya_cursor = encode_cursor("alya", "alya#" + "0" * 64)
-    altered = encode_cursor("alya", "alya#" + "1" * 64).split(".")[0] + "." + alya_cursor.split(".")[1]
+    alya_cursor = encode_cursor("alya", "0" * 64, 1_700_000_000)
+    altered = encode_cursor("alya", "1" * 64, 1_700_000_000).split(".")[0] + "." + alya_cursor.split(".")[1]
     listing: list[tuple[str, dict[str, str], str]] = [
         ("limit-zero", {"limit": "0"}, "invalid_request"),
         ("limit-negative", {"limit": "-1"}, "invalid_request"),

@@ -41,11 +41,10 @@ Only photos stored under `catalogue/` (by the API or a presigned upload) are del
 (409 `image_not_deletable` otherwise); a photo indexed where it was put (a console upload) is deleted
 in S3, and the trigger does the rest.
 
-GET /images reads at most `MAX_SCAN_PAGES` DynamoDB pages per request (a Scan, each page at most 1 MB
-and `max(limit * 4, MIN_SCAN_ITEMS)` items, other storefronts' included), so a page may come back
-short, even empty, with a `next_cursor` to go on from. The cursor is opaque and carries a digest tied
-to the storefront: a cursor of alya's listing used for blysk's, or altered, is refused (400
-`invalid_cursor`).
+GET /images queries the storefront's images alone, newest first (`image_listing.py`: an index that
+holds only stored records, keyed by storefront): a page is full unless the listing has ended. The
+cursor is opaque and carries a digest tied to the storefront: a cursor of alya's listing used for
+blysk's, or altered, is refused (400 `invalid_cursor`).
 """
 
 from __future__ import annotations
@@ -54,10 +53,9 @@ import re
 from typing import Any
 
 from listing_vision.api.access import Caller
-from listing_vision.api.cursors import CursorKind
 from listing_vision.config import Storefront
 from listing_vision.errors import Conflict, NotFound
-from listing_vision.jewelry import storage
+from listing_vision.jewelry import image_listing, storage
 from listing_vision.jewelry.claims import ContentRecord, new_owner
 from listing_vision.jewelry.overwrites import finish_delete, named_content
 from listing_vision.jewelry.stores import CatalogueStores
@@ -66,9 +64,7 @@ from listing_vision.observability import logger, metrics
 
 IMAGE_ID_PATTERN = r"^[0-9a-f]{64}$"  # the SHA-256 of the photo's bytes, as captions take it
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
-MAX_CURSOR_CHARS = 200
-MAX_SCAN_PAGES = 5  # Scan pages read per GET /images (each up to 1 MB): a page may come back short
-MIN_SCAN_ITEMS = 100  # items per Scan page: `limit * 4`, at least this many
+MAX_CURSOR_CHARS = image_listing.MAX_CURSOR_CHARS
 
 
 class Catalogue:
@@ -79,18 +75,11 @@ class Catalogue:
 
     # --- GET /images ---------------------------------------------------------------------------------
     def list_images(self, caller: Caller, website: Storefront, cursor: str | None, limit: int) -> dict[str, Any]:
-        """One page of the storefront's stored images in a stable order (the table's), and the cursor of
-        the next (None on the last page). A page may hold fewer than `limit` images and still have a
-        next cursor: the listing reads a bounded part of the table per request."""
+        """One page of the storefront's stored images, newest first, and the cursor of the next (None on
+        the last page): `limit` images unless the listing has ended (`image_listing.py`)."""
         caller.require(website)
-        after = decode_cursor(cursor, website) if cursor else None
-        page, next_after = self.claims.stored_page(
-            website, after, limit, MAX_SCAN_PAGES, max(limit * 4, MIN_SCAN_ITEMS)
-        )
-        return {
-            "images": [self._listed(website, sha, record) for sha, record in page],
-            "next_cursor": encode_cursor(website, next_after) if next_after else None,
-        }
+        page, next_cursor = image_listing.stored_page(self.claims, website, cursor, limit)
+        return {"images": [self._listed(website, sha, record) for sha, record in page], "next_cursor": next_cursor}
 
     def _listed(self, website: Storefront, sha256: str, record: ContentRecord) -> dict[str, Any]:
         path = record.path or ""
@@ -187,21 +176,3 @@ class Catalogue:
         metrics.add_metric(name="ImagesRemovedInS3", unit="Count", value=1)
         logger.info("image deleted in S3: vector and record removed", extra={"bucket": bucket, "key": key})
         return IndexOutcome(bucket, key, "removed")
-
-
-# --- the cursor: where the page before ended, checked against the storefront ---------------------------
-_CURSORS = CursorKind(b"catalogue-cursor", 1, MAX_CURSOR_CHARS, "listing", "storefront")
-
-
-def encode_cursor(website: str, after: str) -> str:
-    return _CURSORS.seal(website.encode(), after)
-
-
-def decode_cursor(cursor: str, website: str) -> str:
-    """The content id a cursor of `encode_cursor` carries; refuses (`invalid_cursor`) one that is
-    garbled, altered, or made for another storefront's listing."""
-    (after,) = _CURSORS.unseal(cursor, website.encode(), arity=1)
-    # `after` is the key of the table's item the last read ended on: any item's (another storefront's too)
-    if not isinstance(after, str) or not after:
-        raise _CURSORS.refuse("malformed")
-    return after

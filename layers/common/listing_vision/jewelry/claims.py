@@ -15,6 +15,12 @@ request that saw its vector can still tell it was rolled back; the content can b
 A stored record also keeps the image's duplicate-verification features (`verification_features`,
 about 25 KB), so a duplicate check reads all its candidates' features in one BatchGetItem.
 
+A stored record, and only a stored one, carries `listed_website` (its storefront): the key of the
+table's `listed-created` index that GET /images queries (`image_listing.py`). Every write that makes a
+record stored sets it (`complete`, `cancel_delete`, `undo_delete`), `begin_delete` removes it, and a
+claim taken over is a new item without it. A record stored before the index existed lacks it until
+`list_again` adds it (the deploy's provisioning and the reconciler: `unlisted`).
+
 A stored record being deleted (`catalogue.py`) is first marked *deleting* under a lease: it no longer
 answers as a duplicate, and it still holds the content, so the same bytes cannot be stored again
 until the delete has removed the object and the vector and then the record (or its lease has run out:
@@ -23,6 +29,7 @@ its deleter died, and a new upload takes the content over, rewriting the same ke
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -43,6 +50,8 @@ DELETING = "deleting"  # a stored image being deleted (catalogue.py): no longer 
 SEQUENCE_ID = "_sequence"  # the counter item staging draws from (not a content id: those hold a '#')
 YIELDED_KEPT_S = 86_400
 FEATURES = "verification_features"
+LISTED = "listed_website"  # the storefront, on stored records only: resources.IMAGES_BY_WEBSITE's partition key
+_CONTENT_ID = re.compile(r"^([^#]+)#([0-9a-f]{64})$")
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class ContentRecord:
     lease_until: float = 0.0
     order: int | None = None  # set when staged: the sequence number taken after its vector was inserted
     created_at: int | None = None
+    listed: bool = False  # carries LISTED: in the listing's index
 
     @property
     def stored(self) -> bool:
@@ -96,7 +106,7 @@ class ContentClaims:
         item = self.dynamodb.get_item(TableName=self.table, Key=self._key(website, sha256), ConsistentRead=True).get(
             "Item"
         )
-        return _record(from_item(item)) if item else None
+        return record_from_item(from_item(item)) if item else None
 
     def try_claim(self, website: str, sha256: str, owner: str) -> bool:
         """Claim the content for storing; False when another live claim or a stored record holds it (a
@@ -183,8 +193,9 @@ class ContentClaims:
             "owner": owner,
             "created": int(self.clock()),
             "yielded": YIELDED,
+            "website": website,
         }
-        update = "SET #s = :stored, #p = :path, vector_id = :vector, created_at = :created"
+        update = f"SET #s = :stored, #p = :path, vector_id = :vector, created_at = :created, {LISTED} = :website"
         if image_name:
             update += ", image_name = :name"
             values["name"] = image_name
@@ -237,13 +248,13 @@ class ContentClaims:
             TableName=self.table,
             FilterExpression="begins_with(content_id, :prefix)",
             ExpressionAttributeValues=expression_values(prefix=f"{website}#"),
-            ProjectionExpression="content_id, #s, #o, #p, vector_id, lease_until, #r",
+            ProjectionExpression=f"content_id, #s, #o, #p, vector_id, lease_until, #r, {LISTED}",
             ExpressionAttributeNames={"#s": "status", "#o": "owner", "#p": "path", "#r": "order"},
             ConsistentRead=True,
         )
         for page in pages:
             for item in page.get("Items", []):
-                record = _record(from_item(item))
+                record = record_from_item(from_item(item))
                 yield record.content_id.partition("#")[2], record
 
     def forget(self, website: str, sha256: str, expected: ContentRecord) -> bool:
@@ -272,7 +283,7 @@ class ContentClaims:
             response = self.dynamodb.update_item(
                 TableName=self.table,
                 Key=self._key(website, sha256),
-                UpdateExpression="SET #s = :deleting, #o = :owner, lease_until = :lease",
+                UpdateExpression=f"SET #s = :deleting, #o = :owner, lease_until = :lease REMOVE {LISTED}",
                 ConditionExpression="#s = :stored OR (#s = :deleting AND lease_until < :now)",
                 ExpressionAttributeNames={"#s": "status", "#o": "owner"},
                 ExpressionAttributeValues=expression_values(
@@ -284,7 +295,7 @@ class ContentClaims:
             if conditional_check_failed(error):
                 return None
             raise
-        return _record(from_item(response["Attributes"]))
+        return record_from_item(from_item(response["Attributes"]))
 
     def end_delete(self, website: str, sha256: str, owner: str) -> bool:
         """Remove the record (and its verification features) once its object and vector are gone."""
@@ -308,10 +319,12 @@ class ContentClaims:
             self.dynamodb.update_item(
                 TableName=self.table,
                 Key=self._key(website, sha256),
-                UpdateExpression="SET #s = :stored REMOVE lease_until",
+                UpdateExpression=f"SET #s = :stored, {LISTED} = :website REMOVE lease_until",
                 ConditionExpression="#s = :deleting AND #o = :owner",
                 ExpressionAttributeNames={"#s": "status", "#o": "owner"},
-                ExpressionAttributeValues=expression_values(stored=STORED, deleting=DELETING, owner=owner),
+                ExpressionAttributeValues=expression_values(
+                    stored=STORED, deleting=DELETING, owner=owner, website=website
+                ),
             )
         except ClientError as error:
             if conditional_check_failed(error):
@@ -326,11 +339,15 @@ class ContentClaims:
             self.dynamodb.update_item(
                 TableName=self.table,
                 Key=self._key(website, sha256),
-                UpdateExpression="SET #s = :stored REMOVE lease_until",
+                UpdateExpression=f"SET #s = :stored, {LISTED} = :website REMOVE lease_until",
                 ConditionExpression="#s = :deleting AND #o = :owner AND lease_until < :now",
                 ExpressionAttributeNames={"#s": "status", "#o": "owner"},
                 ExpressionAttributeValues=expression_values(
-                    stored=STORED, deleting=DELETING, owner=expected.owner, now=round(self.clock(), 3)
+                    stored=STORED,
+                    deleting=DELETING,
+                    owner=expected.owner,
+                    now=round(self.clock(), 3),
+                    website=website,
                 ),
             )
         except ClientError as error:
@@ -339,46 +356,48 @@ class ContentClaims:
             raise
         return True
 
-    def stored_page(
-        self, website: str, after: str | None, limit: int, max_reads: int, page_items: int
-    ) -> tuple[list[tuple[str, ContentRecord]], str | None]:
-        """Up to `limit` stored records of a storefront, as (sha256, record), in the table's own order
-        (stable), from the one after content id `after`; and the content id to continue after (None:
-        the end). A Scan reads the whole table's items, other storefronts' too, so at most `max_reads`
-        of its pages (of `page_items` items each, at most) are read per call: a page may come back short,
-        with a content id to go on from."""
-        found: list[tuple[str, ContentRecord]] = []
-        start: dict[str, Any] | None = to_item({"content_id": after}) if after else None
-        for _ in range(max_reads):
-            request: dict[str, Any] = {
-                "TableName": self.table,
-                "FilterExpression": "begins_with(content_id, :prefix) AND #s = :stored",
-                "ExpressionAttributeValues": expression_values(prefix=f"{website}#", stored=STORED),
-                "ExpressionAttributeNames": {"#s": "status", "#o": "owner", "#p": "path"},
-                "ProjectionExpression": "content_id, #s, #o, #p, vector_id, image_name, created_at",
-                "Limit": page_items,
-                "ConsistentRead": True,
-            }
-            if start:
-                request["ExclusiveStartKey"] = start
-            page = self.dynamodb.scan(**request)
+    # --- the listing's index (image_listing.py): records stored before it existed -------------------
+    def unlisted(self) -> Iterator[tuple[str, str]]:
+        """Every stored record that lacks LISTED, as (website, sha256): a Scan of the whole table,
+        paginated (the deploy's provisioning; once all are listed, it reads and writes nothing else)."""
+        pages = self.dynamodb.get_paginator("scan").paginate(
+            TableName=self.table,
+            FilterExpression=f"#s = :stored AND attribute_not_exists({LISTED})",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=expression_values(stored=STORED),
+            ProjectionExpression="content_id",
+        )
+        for page in pages:
             for item in page.get("Items", []):
-                record = _record(from_item(item))
-                found.append((record.content_id.partition("#")[2], record))
-                if len(found) == limit:
-                    more = item is not page["Items"][-1] or "LastEvaluatedKey" in page
-                    return found, record.content_id if more else None
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return found, None
-        return found, str(from_item(start)["content_id"]) if start else None
+                found = _CONTENT_ID.match(str(from_item(item)["content_id"]))
+                if found:  # a storefront's content (never an upload id's or a verdict's item)
+                    yield found.group(1), found.group(2)
+
+    def list_again(self, website: str, sha256: str) -> bool:
+        """Give a stored record that lacks LISTED its storefront there (and a `created_at` of now if it
+        has none, which no record written by `complete` lacks), so the listing's index holds it; False
+        when it is no longer stored or already listed (a delete began, or another run added it)."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=self._key(website, sha256),
+                UpdateExpression=f"SET {LISTED} = :website, created_at = if_not_exists(created_at, :now)",
+                ConditionExpression=f"#s = :stored AND attribute_not_exists({LISTED})",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=expression_values(website=website, now=int(self.clock()), stored=STORED),
+            )
+        except ClientError as error:
+            if conditional_check_failed(error):
+                return False
+            raise
+        return True
 
     def release(self, website: str, sha256: str, owner: str) -> None:
         """Give a claim back without storing (a near-duplicate was found, or storing failed)."""
         self.leases.give_back(content_id(website, sha256), owner)
 
 
-def _record(item: dict[str, Any]) -> ContentRecord:
+def record_from_item(item: dict[str, Any]) -> ContentRecord:
     return ContentRecord(
         content_id=item["content_id"],
         status=item["status"],
@@ -389,4 +408,5 @@ def _record(item: dict[str, Any]) -> ContentRecord:
         lease_until=float(item.get("lease_until", 0.0)),
         order=int(item["order"]) if item.get("order") is not None else None,
         created_at=int(item["created_at"]) if item.get("created_at") is not None else None,
+        listed=LISTED in item,
     )

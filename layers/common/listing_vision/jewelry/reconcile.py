@@ -17,6 +17,8 @@ content), and this reconciler repairs what no retry will:
 | `delete_unfinished`      | a delete died (its lease passed), its object gone   | vector and record deleted       |
 |                          | or overwritten (another stored record claims it)    | (the object is left alone)      |
 | `delete_abandoned`       | a delete died before deleting its object            | record put back as stored       |
+| `record_not_listed`      | a stored record without the listing's index key     | the key written (`list_again`): |
+|                          | (written before it existed; an old local snapshot)  | GET /images lists it            |
 
 Claims still within their lease are in flight and left alone. Vectors of images indexed before the
 registry kept records (no record, object present) are legitimate and counted, not changed.
@@ -111,6 +113,10 @@ class Reconciler:
         for sha, record in records.items():
             if record.deleting and record.lease_until < self.clock() and record.path:
                 self._unfinished_delete(website, sha, record, report, overwritten=bool(by_path.get(record.path)))
+            if record.stored and not record.listed:
+                report.found("record_not_listed", record.path or sha)
+                if not report.dry_run and self.claims.list_again(website, sha):
+                    report.repaired["record_not_listed"] += 1
             if not record.stored or not record.path or sha in conflicted:
                 continue
             image = storage.StoredImage.from_uri(record.path)
