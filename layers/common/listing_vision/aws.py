@@ -105,3 +105,20 @@ def per_container(build: Callable[[], T]) -> Callable[[], T]:
             return built[key]
 
     return get
+
+
+def secret(name: str, max_age: int = 3600) -> str:
+    """A Secrets Manager secret's value, kept `max_age` seconds (Powertools' cache), read with this
+    module's client. Powertools' get_secret made a session of its own for its client, which parsed the
+    endpoint rules and the service's model again: about 0.1 s of CPU at a cold start, and in the tests
+    after every reset. Forgotten with the clients (reset_clients) and when the settings change."""
+    return str(_secrets().get(name, max_age=max_age))
+
+
+def _secrets_provider() -> Any:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return SecretsProvider(boto3_client=client("secretsmanager"))
+
+
+_secrets = per_container(_secrets_provider)
