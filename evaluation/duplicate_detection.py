@@ -181,14 +181,18 @@ def evaluate(prepared: Prepared, settings: Settings | None = None, dataset: str 
             prepared.features[query],
             [prepared.features[h.id] for h in shortlist],
             loosest,
-            prepared.embedder.verify,
+            prepared.verify,
         )
         expected = index_of_original[items[query].original] if kind in variant_set.DUPLICATE_CLASSES else None
         return kind, expected, query, shortlist, matches
 
     # Matches at the loosest threshold; the curve filters them. OpenCV releases the GIL: threads help.
+    # A query's questions (its catalogues) share most candidates: asked catalogue by catalogue, not side
+    # by side on two threads, so that the second finds the pairs the first verified (Prepared.verify).
+    order = sorted(range(len(questions)), key=lambda i: ("none", "design", "family").index(questions[i][2]))
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        asked = list(pool.map(ask, questions))
+        answers = dict(zip(order, pool.map(ask, [questions[i] for i in order]), strict=True))
+    asked = [answers[i] for i in range(len(questions))]
     # What a grayscale copy cannot tell apart: its design's colour variants, other metals and their copies
     design_items: dict[str, set[int]] = defaultdict(set)
     for i, other in enumerate(items):

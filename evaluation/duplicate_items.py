@@ -4,15 +4,15 @@ labelled variants (`evaluation/variants.py`), and what the service computes for 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from evaluation import variants as variant_set
 from listing_vision.embeddings.base import Embedder
-from listing_vision.imaging.features import ImageFeatures
+from listing_vision.imaging.features import Candidate, ImageFeatures, Verdict, VerifySettings
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,25 @@ class Prepared:
     vectors: np.ndarray
     features: list[ImageFeatures]
     embedder: Embedder  # verifies, as the service's does
+    _verdicts: dict[Hashable, Verdict] = field(default_factory=dict, repr=False)
 
     @property
     def model(self) -> str:
         return self.embedder.model_id
+
+    def verify(self, query: ImageFeatures, candidates: Sequence[Candidate], settings: VerifySettings) -> list[Verdict]:
+        """The embedder's verdicts, each pair of these items verified once. The evaluation asks about a
+        photo against several catalogues, so the same (query, candidate) pair comes back (1 check in 5);
+        its verdict depends only on the two photos' features, the settings and whether the candidate is near."""
+        index = {id(found): i for i, found in enumerate(self.features)}
+        keys = [(index.get(id(query)), index.get(id(c.features)), c.near, settings) for c in candidates]
+        # Features that are not these items' have no stable key: always verified.
+        todo = [i for i, key in enumerate(keys) if None in key[:2] or key not in self._verdicts]
+        verdicts = dict(zip(todo, self.embedder.verify(query, [candidates[i] for i in todo], settings), strict=True))
+        for i, verdict in verdicts.items():
+            if None not in keys[i][:2]:
+                self._verdicts[keys[i]] = verdict
+        return [verdicts[i] if i in verdicts else self._verdicts[key] for i, key in enumerate(keys)]
 
 
 def prepare(items: list[Item], embedder: Embedder, batch: int = 32) -> Prepared:

@@ -3,8 +3,8 @@
 A botocore event hook (`before-parameter-build`, registered for every session botocore creates,
 so Powertools' own clients too) sees each API call and each presigned URL; OpenSearch requests
 are seen at opensearch-py's transport (they are signed with the function's role on AWS, as
-`es:ESHttp<Method>` on the domain's paths). Secrets are read through Powertools, which caches
-them for the whole process here (one process per execution environment on AWS): every read is
+`es:ESHttp<Method>` on the domain's paths). Secrets are read through `listing_vision.aws.secret`, which
+caches them (Powertools' cache) for the whole process here (one process per execution environment on AWS): every read is
 recorded, so each function that reads a secret is seen doing so. Each call is attributed to the function whose
 handler is running (`local.lambda_runtime.current_function`); calls made outside any function
 (provisioning, tests) are not recorded. The infrastructure tests check that each function's
@@ -29,9 +29,9 @@ from urllib.parse import urlsplit
 
 import botocore.handlers
 import botocore.signers
-from aws_lambda_powertools.utilities import parameters
 from opensearchpy import Transport
 
+from listing_vision import aws
 from local.lambda_runtime import ACCOUNT_ID, current_function
 
 REGION = "us-east-1"
@@ -123,7 +123,7 @@ class CallRecorder:
             return presign(client, Bucket, Key, *args, **kwargs)
 
         botocore.signers.generate_presigned_post = generate_presigned_post
-        read_secret = parameters.get_secret
+        read_secret = aws.secret
         self._original_get_secret = read_secret
 
         def get_secret(name: str, *args: Any, **kwargs: Any) -> Any:
@@ -131,7 +131,7 @@ class CallRecorder:
                 recorder.record(action, resource)
             return read_secret(name, *args, **kwargs)
 
-        parameters.get_secret = get_secret
+        aws.secret = get_secret
 
     def uninstall(self) -> None:
         for handler in (("before-parameter-build", self._on_aws_call), ("after-call.s3", self._on_s3_answer)):
@@ -144,7 +144,7 @@ class CallRecorder:
             botocore.signers.generate_presigned_post = self._original_presigned_post
             self._original_presigned_post = None
         if self._original_get_secret is not None:
-            parameters.get_secret = self._original_get_secret
+            aws.secret = self._original_get_secret
             self._original_get_secret = None
 
     # --- botocore ---------------------------------------------------------------------------

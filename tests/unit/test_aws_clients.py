@@ -38,5 +38,9 @@ def test_clients_share_one_session_until_the_clients_are_reset(settings_env: Cal
     # And when the credentials change and the clients are reset, the next clients use the new ones
     settings_env(AWS_ACCESS_KEY_ID="second", AWS_SECRET_ACCESS_KEY="secret")
     fresh = aws.client("s3")
-    assert fresh._loader is not s3._loader
+    assert fresh is not s3
     assert fresh._request_signer._credentials.access_key == "second"
+    # through the same loader (botocore's files never change: a reset parses none of them again), whose
+    # search paths do not grow with each new session
+    assert fresh._loader is s3._loader
+    assert len(fresh._loader.search_paths) == len(set(fresh._loader.search_paths))

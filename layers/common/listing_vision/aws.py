@@ -13,6 +13,8 @@ from functools import cache
 from typing import Any, TypeVar
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 
 from listing_vision.config import get_settings
@@ -22,6 +24,11 @@ _session_lock = threading.Lock()
 # each service's model (JSON files of megabytes) once, where a session per client read them again for
 # each, a fraction of a second of CPU per client at every cold start and every start of the local stack.
 _sessions: list[boto3.session.Session] = []
+# And one botocore loader for every session of the process: reset_clients makes a new session (for the
+# credentials and settings of now), but the files the loader parses and keeps (the endpoint rules, each
+# service's model) are botocore's own and never change; a fresh loader parsed them again, 80-140 ms of CPU
+# for each client after each reset (the tests reset between settings, the local stack at every start).
+_loaders: list[botocore.loaders.Loader] = []
 _generation = 0  # bumped by reset_clients: what was built with the old clients is rebuilt
 T = TypeVar("T")
 
@@ -45,8 +52,21 @@ def _cached_client(service: str, endpoint_url: str | None, region: str, read_tim
     # boto3's default session is not thread-safe while creating clients; clients themselves are.
     with _session_lock:
         if not _sessions:
-            _sessions.append(boto3.session.Session())
+            _sessions.append(_new_session())
         return _sessions[0].client(service, endpoint_url=endpoint_url, config=_config(service, read_timeout_s))
+
+
+def _new_session() -> boto3.session.Session:
+    core = botocore.session.get_session()
+    if _loaders:
+        core.register_component("data_loader", _loaders[0])
+    session = boto3.session.Session(botocore_session=core)
+    loader = core.get_component("data_loader")
+    if not _loaders:
+        _loaders.append(loader)
+    # boto3 adds its own data folder to the loader's search paths at each new session: keep it once.
+    loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
+    return session
 
 
 def client(service: str, read_timeout_s: float | None = None) -> Any:
@@ -85,3 +105,20 @@ def per_container(build: Callable[[], T]) -> Callable[[], T]:
             return built[key]
 
     return get
+
+
+def secret(name: str, max_age: int = 3600) -> str:
+    """A Secrets Manager secret's value, kept `max_age` seconds (Powertools' cache), read with this
+    module's client. Powertools' get_secret made a session of its own for its client, which parsed the
+    endpoint rules and the service's model again: about 0.1 s of CPU at a cold start, and in the tests
+    after every reset. Forgotten with the clients (reset_clients) and when the settings change."""
+    return str(_secrets().get(name, max_age=max_age))
+
+
+def _secrets_provider() -> Any:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return SecretsProvider(boto3_client=client("secretsmanager"))
+
+
+_secrets = per_container(_secrets_provider)

@@ -46,7 +46,7 @@ _clients: dict[tuple[str, str], MilvusClient] = {}
 
 def milvus_client() -> MilvusClient:
     """The process-wide Milvus client for the configured URI and token. The token is read on every
-    call (Powertools caches the secret for an hour), so a rotated token gets a new client."""
+    call (aws.secret keeps it an hour), so a rotated token gets a new client."""
     settings = get_settings()
     token = _token()
     key = (settings.milvus_client_uri, token)
@@ -72,9 +72,9 @@ def _token() -> str:
     settings = get_settings()
     token = settings.milvus_token
     if not token and settings.milvus_token_secret:
-        from aws_lambda_powertools.utilities import parameters
+        from listing_vision import aws
 
-        token = str(parameters.get_secret(settings.milvus_token_secret, max_age=3600))
+        token = aws.secret(settings.milvus_token_secret, max_age=3600)
     register_secret(token)
     return token or ""
 

@@ -28,9 +28,9 @@ _clients: dict[tuple[Any, ...], Any] = {}
 def _secret(name: str | None) -> str | None:
     if not name:
         return None
-    from aws_lambda_powertools.utilities import parameters
+    from listing_vision import aws
 
-    value = str(parameters.get_secret(name, max_age=3600))
+    value = aws.secret(name, max_age=3600)
     register_secret(value)
     return value
 
