@@ -54,10 +54,10 @@ run: $(STAMP)  ## Start the local stack (API on http://127.0.0.1:8000); Ctrl-C s
 # stack per session), workflow (state machines on moto), e2e (`python -m local` as a process), infra
 # (the synthesized CDK template). Parallel on TEST_WORKERS processes (pytest-xdist), each with its own
 # stack; a module runs whole on one worker, in file order (tests/conftest.py: pytest_xdist_make_scheduler).
-# Three workers on 2 cores: the tests wait too (stacks starting, polls, HTTP round trips), and two workers
-# left about a fifth of the CPU idle. A fresh clone's `make test` here, back to back on an idle machine:
-# 602 s with 2 workers, 497 s with 3.
-TEST_WORKERS ?= 3
+# Four workers on 2 cores: the tests wait too (stacks starting, polls, HTTP round trips), and fewer left
+# CPU idle. A fresh clone's `make test` here, back to back on an idle machine: 602 s with 2 workers,
+# 497 s with 3, 469 s with 4 (that run caught a race in the kill test, since fixed: local/snapshot.py).
+TEST_WORKERS ?= 4
 PYTEST := $(BIN)/python -m pytest
 PARALLEL := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 # The AWS calls each worker's stack recorded (a JSON file per worker), read by the permission tests, and
