@@ -87,7 +87,9 @@ class LocalStack:
     # Start with only what CloudFormation creates: no Milvus collection, no listings index (the
     # deploy's provisioning not run yet); `provision_stores()` runs it later
     skip_provisioning: bool = False
-    provisioning: dict[str, str] = field(default_factory=dict)  # what the last provisioning run did
+    # What the provisioning run at start did (a later provision_stores() returns its own report: tests
+    # share a stack, and one that provisions again must not change what another reads of the start)
+    provisioning: dict[str, str] = field(default_factory=dict)
     _moto: PolicyCheckingMotoServer | None = None
     _osmem: OsmemServer | None = None
     _http: Any = None
@@ -153,7 +155,7 @@ class LocalStack:
             MIGRATION_STATE_MACHINE, synthesize_definition("migration", self.settings.artifacts_bucket)
         )
         if not self.skip_provisioning:
-            self.provision_stores()  # what the deploy's provisioning trigger creates on AWS
+            self.provisioning = self.provision_stores()  # what the deploy's provisioning trigger creates on AWS
         restored_objects: snapshot.ObjectCache = {}
         self.restored = snapshot.restore(self.state_dir, opensearch_client(), restored_objects)
         if not self.skip_provisioning:
@@ -177,8 +179,8 @@ class LocalStack:
         """The deploy's provisioning: its function (functions/provision), run as the deploy's trigger runs
         it; the only way the local stack gets its Milvus collection and listings index. Returns what
         each step did (`aws lambda invoke --function-name provision` against moto runs it too)."""
-        self.provisioning = self.router.call("provision", {})["provisioned"]
-        return self.provisioning
+        report: dict[str, str] = self.router.call("provision", {})["provisioned"]
+        return report
 
     def api_gateway(self, auth: bool, console_config: dict[str, Any] | None = None) -> Gateway:
         """The API in front of this stack's functions; with `auth`, every request needs a client's key
