@@ -21,6 +21,8 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+import requests
+
 from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.jewelry import vector_index
@@ -42,6 +44,18 @@ SETTLE_S = 600.0
 def settle(stack: LocalStack) -> None:
     """Wait until no asynchronous invocation of the stack is running (one may start another)."""
     assert stack.router.drain(SETTLE_S), f"asynchronous invocations still running after {SETTLE_S:.0f} s"
+
+
+def stored_through_api(stack: LocalStack, data: bytes, website: str, name: str = "piece.jpg") -> str:
+    """Upload a photo the storefront has not seen through POST /image_similarity_search; its sha256."""
+    answer = requests.post(
+        f"{stack.url}/image_similarity_search",
+        files={"file": (name, data, "image/jpeg")},
+        data={"website": website},
+        timeout=60,
+    )
+    assert answer.status_code == 200 and answer.json()["duplicate_found"] is False, answer.text
+    return hashlib.sha256(data).hexdigest()
 
 
 def api_tags(bucket: str, keys: list[str]) -> dict[str, Tags]:

@@ -32,7 +32,7 @@ from local import snapshot
 from local.stack import LocalStack
 from tests.images import fresh_image
 from tests.isolated_catalogue import CALLER, isolated_catalogue
-from tests.stores import settle
+from tests.stores import settle, stored_through_api
 
 pytestmark = pytest.mark.usefixtures("local_stack")  # the engines the isolated catalogues are made on
 BOTH = Caller("both-storefronts", frozenset({"alya", "blysk"}))
@@ -180,16 +180,9 @@ def test_an_image_stored_before_the_index_is_listed_once_the_deploys_provisionin
 ) -> None:
     # Given a photo of alya stored, then its record written straight into the table as the code before
     # the listing's index wrote it (no `listed_website`)
-    photo = fresh_image(53_300)
-    answer = requests.post(
-        f"{local_stack.url}/image_similarity_search",
-        files={"file": ("old.jpg", photo, "image/jpeg")},
-        data={"website": "alya"},
-        timeout=60,
-    )
-    assert answer.status_code == 200 and answer.json()["duplicate_found"] is False, answer.text
+    sha = stored_through_api(local_stack, fresh_image(53_300), "alya", "old.jpg")
     settle(local_stack)
-    claims, sha = ContentClaims(), sha_of(photo)
+    claims = ContentClaims()
     key = {"content_id": {"S": content_id("alya", sha)}}
     item = claims.dynamodb.get_item(TableName=claims.table, Key=key, ConsistentRead=True)["Item"]
     old = {name: value for name, value in item.items() if name != LISTED}

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-import requests
 
 from listing_vision import aws
 from listing_vision.config import get_settings
@@ -20,7 +19,7 @@ from listing_vision.jewelry.uploads import UploadIndexer
 from listing_vision.jewelry.vector_index import AutoIdCollection, VectorIndex, milvus_client, vector_id
 from local.stack import LocalStack
 from tests.images import fresh_image
-from tests.stores import settle
+from tests.stores import settle, stored_through_api
 
 
 def indexer() -> UploadIndexer:
@@ -28,14 +27,7 @@ def indexer() -> UploadIndexer:
 
 
 def stored(local_stack: LocalStack, data: bytes) -> storage.StoredImage:
-    answer = requests.post(
-        f"{local_stack.url}/image_similarity_search",
-        files={"file": ("piece.jpg", data, "image/jpeg")},
-        data={"website": "blysk"},
-        timeout=30,
-    )
-    assert answer.status_code == 200 and answer.json()["duplicate_found"] is False, answer.text
-    sha = storage.sha256_hex(data)
+    sha = stored_through_api(local_stack, data, "blysk")
     return storage.StoredImage("blyskimg", storage.catalogue_key(sha, "JPEG"))
 
 
