@@ -164,6 +164,7 @@ class LocalStack:
             self.reconciled = self.router.call("dedupe-reconcile", {})
         self.replayed = self.router.replay_journal()  # what a killed run accepted and never delivered
         if self.keep_snapshot:
+            self._saves = SavesWhenWritten(self.store_writes)
             self._snapshots = snapshot.Snapshots(self._save_snapshot, self.snapshot_interval_s, restored_objects)
             self._snapshots.start()
         if self.auth:
@@ -273,8 +274,7 @@ class LocalStack:
 
     def _save_snapshot(self, cache: snapshot.ObjectCache) -> dict[str, int]:
         started_at = time.time()  # no later than the snapshot's own start: what was delivered before is in it
-        if self._saves is None:
-            self._saves = SavesWhenWritten(self.store_writes)
+        assert self._saves is not None  # made with the snapshots, in start()
         counts, _ = self._saves.save(
             lambda: snapshot.save(
                 self.state_dir,
