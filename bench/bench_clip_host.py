@@ -11,15 +11,20 @@ Two image sets, 32 each: the synthetic 1,024×768 JPEGs with grain the endpoint 
 with, and the shipped photos upscaled to 1,024×768 (real content: fewer bits to decode, more
 corners for ORB). Then the same photos as Lambda sends them now (short side at the model side's
 384 px) against the same baseline on those bytes. Figures are medians of raw per-request samples.
+Then, on one thread, where the CPU beyond the baseline goes: the features (against how they were
+computed before: ORB detected again on the mirror), their wire form (against deflating it), and the
+features alone against the baseline's whole path.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import statistics
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -100,4 +105,70 @@ def run(stack: LocalStack | None = None) -> list[Figure]:
                 higher_is_better=True,
             )
         )
-    return figures
+    return figures + feature_costs(sets["photos as Lambda sends them"])
+
+
+def feature_costs(blobs: list[bytes]) -> list[Figure]:
+    """Where the handler's CPU beyond the baseline goes, one thread, ms an image: the duplicate
+    check's features, against how they were computed before, and against the baseline's whole path."""
+    from listing_vision.imaging import verify
+    from listing_vision.imaging.pixels import as_rgb, decode_image
+
+    images = [as_rgb(decode_image(blob, reduce_to=verify.WORK_SIZE)) for blob in blobs]
+    found = [verify.extract(image, with_mirror=True) for image in images]
+
+    def per_image(action: Callable[[], object]) -> float:
+        import cv2
+
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)  # one thread, as labelled (OpenCV parallelises some calls on its own)
+        try:
+            return statistics.median(timed_ms(action, repeats=7)) / len(blobs)
+        finally:
+            cv2.setNumThreads(threads)
+
+    features = per_image(lambda: [verify.extract(image, with_mirror=True) for image in images])
+    grays = [working_gray(image) for image in images]
+    detected_twice = per_image(
+        lambda: [(verify.extract(image), detected_on_mirror(gray)) for image, gray in zip(images, grays, strict=True)]
+    )
+    wire = per_image(lambda: [item.to_base64(with_mirror=True) for item in found])
+    deflated = per_image(lambda: [base64.b64encode(item.to_bytes(with_mirror=True)) for item in found])
+    baseline = per_image(lambda: [naive(blob) for blob in blobs])
+    label = "photos as Lambda sends them, 1 thread"
+    return [
+        Figure(
+            NAME,
+            f"features (ORB, image and mirror), {label}",
+            features,
+            detected_twice,
+            "ms/img",
+            "ORB detected on the image and again on its mirror (before)",
+        ),
+        Figure(NAME, f"features serialised for the wire, {label}", wire, deflated, "ms/img", "deflated .npz (before)"),
+        Figure(
+            NAME,
+            f"features alone against the baseline's whole path, {label}",
+            features,
+            baseline,
+            "ms/img",
+            "Pillow decode + resize + normalise, no features",
+        ),
+    ]
+
+
+def working_gray(image: Image.Image) -> np.ndarray:
+    import cv2
+
+    from listing_vision.imaging import verify
+
+    work = np.asarray(image.resize((verify.WORK_SIZE, verify.WORK_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0))
+    return cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)
+
+
+def detected_on_mirror(gray: np.ndarray) -> object:
+    """What the mirrored set cost before beyond the image's own features: ORB detection again, on
+    the flipped working frame."""
+    from listing_vision.imaging import verify
+
+    return verify._orb().detectAndCompute(np.ascontiguousarray(gray[:, ::-1]), None)  # type: ignore[call-overload]

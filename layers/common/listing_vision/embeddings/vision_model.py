@@ -25,7 +25,7 @@ from listing_vision.embeddings.batching import MicroBatcher
 from listing_vision.embeddings.clip_onnx import ClipEncoder, preprocess
 from listing_vision.imaging import verify
 from listing_vision.imaging.features import MODEL_SIDE_PX, Candidate, ImageFeatures, Verdict, VerifySettings
-from listing_vision.imaging.pixels import DEFAULT_MAX_PIXELS, InvalidImageError, decode_image, indexed
+from listing_vision.imaging.pixels import DEFAULT_MAX_PIXELS, InvalidImageError, as_rgb, decode_image, indexed
 
 HOST_THREADS = os.cpu_count() or 1
 T = TypeVar("T")
@@ -76,7 +76,7 @@ class VisionModel:
     ) -> list[tuple[np.ndarray, ImageFeatures | None]]:
         def one(blob: bytes) -> tuple[np.ndarray, ImageFeatures | None] | InvalidImageError:
             try:
-                image = decode_image(blob, max_pixels, reduce_to=self._decode_px)
+                image = as_rgb(decode_image(blob, max_pixels, reduce_to=self._decode_px))  # once for both uses
             except InvalidImageError as error:
                 return error
             pixels = preprocess(image, self.encoder.image_size, self.encoder.resize)

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 DEFAULT_MAX_PIXELS = 40_000_000  # ~ 8000 × 5000; larger claims are refused before decoding
@@ -175,8 +175,15 @@ def as_rgb(image: Image.Image) -> Image.Image:
     transparent pixels happen to hold, which no viewer shows: two uploads that look identical
     would embed differently (and be stored twice). Every embedding, feature and measurement path
     converts here."""
+    if image.mode == "RGB" and "transparency" not in image.info and not _turned(image):
+        return image  # already upright RGB: no copy (the model side converts each image twice)
     upright = to_8bit(ImageOps.exif_transpose(image))
     if upright.mode not in TRANSPARENT_MODES and "transparency" not in upright.info:
         return upright.convert("RGB")
     rgba = upright.convert("RGBA")
     return Image.alpha_composite(Image.new("RGBA", rgba.size, (*BACKDROP, 255)), rgba).convert("RGB")
+
+
+def _turned(image: Image.Image) -> bool:
+    """An EXIF orientation that `ImageOps.exif_transpose` applies (2 to 8; 1 is upright)."""
+    return image.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9)
