@@ -2,9 +2,10 @@
 
     python bench/gpu_serving.py --out gpu.jsonl [--baseline-code DIR] [--quick]
 
-Run from the project root on a machine with an NVIDIA GPU, onnxruntime-gpu, PyTorch, transformers,
-OpenCV and Pillow (`bench/GPU.md` says how the figures in the README were made). It prints one
-JSON line per figure and appends it to --out:
+Run from the project root on a machine with an NVIDIA GPU, the onnxruntime-gpu build for its CUDA,
+PyTorch, transformers, OpenCV and Pillow. It prints one JSON line per figure and appends it to
+--out; kept under `bench/gpu/` and listed in `bench/gpu_report.py`, the lines render
+docs/benchmarks.md's GPU tables:
 
 - the export (random-init ViT-B/32, the real model's FLOPs) with its fp16 variant and the
   export's own fp16/fp32 speed check (what synth reads from the package);
