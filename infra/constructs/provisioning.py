@@ -49,8 +49,13 @@ class Provisioning(Construct):
         allow(self.function, ["es:ESHttpHead", "es:ESHttpPut"], platform.opensearch_paths("{index}"))
         allow(self.function, ["es:ESHttpGet"], platform.opensearch_paths("{index}/_mapping"))
         # Stored catalogue records written before GET /images had its index: found by a Scan, each
-        # given the index's key by a conditional update (listing_vision.provisioning.list_stored_images)
-        allow(self.function, ["dynamodb:Scan", "dynamodb:UpdateItem"], [platform.table_arn("catalogue_table")])
+        # given the index's key by a conditional update, the Scan's progress kept in one item
+        # (listing_vision.provisioning.list_stored_images)
+        allow(
+            self.function,
+            ["dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PutItem"],
+            [platform.table_arn("catalogue_table")],
+        )
         # The functions that call the listings index: their roles are what fine-grained access control maps
         self.mapped = sorted(name for name, fn in functions.items() if OPENSEARCH in fn.spec.layers)
         if config.opensearch_access == "fine_grained":

@@ -5,7 +5,8 @@ until the listing ends, through deletes made between pages and records the index
 while their deletes begin; a cursor is refused when altered, made for another storefront or by the
 Scan-paged listing before; and records stored before the index existed (written straight into the
 table, or restored from an old local snapshot) are listed once the deploy's provisioning or the
-reconciler has run."""
+reconciler has run; the provisioning's Scan resumes where its time ran out, and once finished is not
+run again."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ from listing_vision.errors import InvalidRequest
 from listing_vision.jewelry import image_listing
 from listing_vision.jewelry.catalogue import MAX_LIMIT
 from listing_vision.jewelry.catalogue import Catalogue as CatalogueService
-from listing_vision.jewelry.claims import LISTED, ContentClaims, content_id, new_owner
+from listing_vision.jewelry.claims import BACKFILL_ID, LISTED, ContentClaims, content_id, new_owner
 from listing_vision.jewelry.vector_index import vector_id
+from listing_vision.provisioning import list_stored_images
 from listing_vision.realestate.listings_index import opensearch_client
 from local import snapshot
 from local.stack import LocalStack
@@ -178,8 +180,8 @@ def test_a_cursor_altered_or_of_another_storefront_or_of_the_scan_listing_is_ref
 def test_an_image_stored_before_the_index_is_listed_once_the_deploys_provisioning_ran(
     local_stack: LocalStack,
 ) -> None:
-    # Given a photo of alya stored, then its record written straight into the table as the code before
-    # the listing's index wrote it (no `listed_website`)
+    # Given a photo of alya stored, then the table as the code before the listing's index left it: the
+    # record written straight into it without `listed_website`, and no listing backfill on record
     sha = stored_through_api(local_stack, fresh_image(53_300), "alya", "old.jpg")
     settle(local_stack)
     claims = ContentClaims()
@@ -187,6 +189,7 @@ def test_an_image_stored_before_the_index_is_listed_once_the_deploys_provisionin
     item = claims.dynamodb.get_item(TableName=claims.table, Key=key, ConsistentRead=True)["Item"]
     old = {name: value for name, value in item.items() if name != LISTED}
     claims.dynamodb.put_item(TableName=claims.table, Item=old)
+    claims.dynamodb.delete_item(TableName=claims.table, Key={"content_id": {"S": BACKFILL_ID}})
     # Then GET /images does not list it yet
     assert sha not in listed(local_stack, "alya")
     # When the deploy's provisioning function runs
@@ -198,6 +201,40 @@ def test_an_image_stored_before_the_index_is_listed_once_the_deploys_provisionin
     assert listed(local_stack, "alya")[sha]["image_name"] == "old.jpg"
     # And a second run (the next deploy) has nothing left to list
     assert local_stack.provision_stores()[f"dynamodb:listed:{claims.table}"] == "unchanged"
+
+
+def test_the_deploys_listing_resumes_where_its_budget_ran_out_and_once_finished_reads_one_item() -> None:
+    # Given a catalogue of three stored photos whose records lack `listed_website` (written by the code
+    # before the listing's index), and no listing backfill on record
+    with isolated_catalogue() as made:
+        claims, service = made.stores.claims, CatalogueService(made.stores)
+        shas = [sha_of(made.store(seed)[0]) for seed in (53_500, 53_501, 53_502)]
+        for sha in shas:
+            key = {"content_id": {"S": content_id("blysk", sha)}}
+            claims.dynamodb.update_item(TableName=claims.table, Key=key, UpdateExpression=f"REMOVE {LISTED}")
+        assert service.list_images(CALLER, "blysk", None, 10)["images"] == []
+        # When deploys run the listing with no time to spare, one item a Scan page
+        outcomes, resumed_after = [], []
+        while not outcomes or outcomes[-1] == "partial":
+            assert len(outcomes) < 20, outcomes  # the table holds a handful of items: it must finish
+            outcomes += list_stored_images(claims, budget_s=0, page_items=1).values()
+            resumed_after.append(claims.listing_backfill())
+        # Then each run stopped after one page, recorded where, and the next went on from there
+        assert outcomes[:-1] == ["partial"] * (len(outcomes) - 1) and len(outcomes) >= 3
+        positions = [resume for finished, resume in resumed_after[:-1]]
+        assert len(set(positions)) == len(positions)  # never the same place twice: no run started over
+        assert resumed_after[-1] == (True, None)
+        # And every photo is listed, once
+        assert sorted(ids(service.list_images(CALLER, "blysk", None, 10))) == sorted(shas)
+        # When a record loses its key after the listing finished (the code before, still running during a deploy)
+        key = {"content_id": {"S": content_id("blysk", shas[0])}}
+        claims.dynamodb.update_item(TableName=claims.table, Key=key, UpdateExpression=f"REMOVE {LISTED}")
+        # Then the next deploy reads the record of the finished listing and scans nothing
+        assert list_stored_images(claims) == {f"dynamodb:listed:{claims.table}": "unchanged"}
+        assert shas[0] not in ids(service.list_images(CALLER, "blysk", None, 10))
+        # And the reconciler lists it
+        assert made.reconciler().run("blysk")["repaired"] == {"record_not_listed": 1}
+        assert shas[0] in ids(service.list_images(CALLER, "blysk", None, 10))
 
 
 def test_an_old_snapshot_restored_is_listed_by_the_reconcile_that_follows(tmp_path: Path) -> None:

@@ -7,11 +7,12 @@ stack after it has made what CloudFormation would (local/provision.py).
 - the OpenSearch listings index (`LISTINGS_INDEX`) with its mapping;
 - every stored catalogue record in the index GET /images queries: a record stored before that index
   existed lacks its key (`listed_website`) and gets it here (`ContentClaims.unlisted`, `list_again`:
-  one Scan of the table, each write conditional, so a run cut short is finished by the next, and a
-  run with nothing left to list writes nothing). It stops after `LISTING_BUDGET_S` (the function's
-  timeout would fail the deploy) and reports `partial`; the reconciler (hourly) lists any record
-  still without the key, and so an old local snapshot restored after this ran is listed by the
-  reconcile the local stack runs next;
+  one Scan of the table, each write conditional). It stops after `LISTING_BUDGET_S` (the function's
+  timeout would fail the deploy), reports `partial` and records where it stopped, so the next run
+  resumes there; once a run has finished the Scan, later deploys read one item instead (every write
+  since sets the key). The reconciler (hourly) lists any record still without the key (one written
+  by the code before, still running while the deploy listed), and so an old local snapshot restored
+  after this ran is listed by the reconcile the local stack runs next;
 - where the domain uses fine-grained access control (`OPENSEARCH_ACCESS=fine_grained`), an
   OpenSearch role limited to the listings index and the mapping of each function's IAM role
   (`OPENSEARCH_ROLE_ARNS`) to it, through the security plugin's REST API. With `iam` access the
@@ -104,16 +105,26 @@ def provision(
     return report
 
 
-def list_stored_images(claims: ContentClaims, budget_s: float = LISTING_BUDGET_S) -> dict[str, str]:
-    """Every stored record put in the listing's index (`updated`), none lacked it (`unchanged`), or
-    the budget ran out first (`partial`: the next run or the reconciler lists the rest)."""
-    deadline, listed, outcome = time.monotonic() + budget_s, 0, ""
-    for website, sha256 in claims.unlisted():
-        if time.monotonic() >= deadline:
-            outcome = "partial"
+def list_stored_images(
+    claims: ContentClaims, budget_s: float = LISTING_BUDGET_S, page_items: int | None = None
+) -> dict[str, str]:
+    """Every stored record put in the listing's index (`updated`), none lacked it or a run before
+    finished (`unchanged`), or the budget ran out first (`partial`: the next run resumes the Scan
+    after the last page it finished, and the reconciler lists any record it has not reached)."""
+    name = f"dynamodb:listed:{claims.table}"
+    finished, resume_after = claims.listing_backfill()
+    if finished:
+        return {name: "unchanged"}
+    deadline, listed = time.monotonic() + budget_s, 0
+    for records, next_start in claims.unlisted(resume_after, page_items):
+        listed += sum(claims.list_again(website, sha256) for website, sha256 in records)
+        if next_start is None:
+            claims.record_listing_backfill(finished=True)
             break
-        listed += claims.list_again(website, sha256)
-    return {f"dynamodb:listed:{claims.table}": outcome or ("updated" if listed else "unchanged")}
+        if time.monotonic() >= deadline:
+            claims.record_listing_backfill(finished=False, resume_after=next_start)
+            return {name: "partial"}
+    return {name: "updated" if listed else "unchanged"}
 
 
 def ensure_role_mapping(search: OpenSearch, settings: Settings) -> dict[str, str]:

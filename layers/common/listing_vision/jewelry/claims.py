@@ -19,7 +19,8 @@ A stored record, and only a stored one, carries `listed_website` (its storefront
 table's `listed-created` index that GET /images queries (`image_listing.py`). Every write that makes a
 record stored sets it (`complete`, `cancel_delete`, `undo_delete`), `begin_delete` removes it, and a
 claim taken over is a new item without it. A record stored before the index existed lacks it until
-`list_again` adds it (the deploy's provisioning and the reconciler: `unlisted`).
+`list_again` adds it (the deploy's provisioning, whose Scan `unlisted` resumes where it stopped and,
+once finished, is never run again; and the reconciler).
 
 A stored record being deleted (`catalogue.py`) is first marked *deleting* under a lease: it no longer
 answers as a duplicate, and it still holds the content, so the same bytes cannot be stored again
@@ -48,6 +49,7 @@ STORED = "stored"
 YIELDED = "yielded"  # lost to an earlier near-duplicate (or failed) after inserting: rolled back
 DELETING = "deleting"  # a stored image being deleted (catalogue.py): no longer a duplicate of anything
 SEQUENCE_ID = "_sequence"  # the counter item staging draws from (not a content id: those hold a '#')
+BACKFILL_ID = "_listing_backfill"  # how far the deploy's listing of old records got (`listing_backfill`)
 YIELDED_KEPT_S = 86_400
 FEATURES = "verification_features"
 LISTED = "listed_website"  # the storefront, on stored records only: resources.IMAGES_BY_WEBSITE's partition key
@@ -357,21 +359,49 @@ class ContentClaims:
         return True
 
     # --- the listing's index (image_listing.py): records stored before it existed -------------------
-    def unlisted(self) -> Iterator[tuple[str, str]]:
-        """Every stored record that lacks LISTED, as (website, sha256): a Scan of the whole table,
-        paginated (the deploy's provisioning; once all are listed, it reads and writes nothing else)."""
-        pages = self.dynamodb.get_paginator("scan").paginate(
-            TableName=self.table,
-            FilterExpression=f"#s = :stored AND attribute_not_exists({LISTED})",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=expression_values(stored=STORED),
-            ProjectionExpression="content_id",
-        )
-        for page in pages:
-            for item in page.get("Items", []):
-                found = _CONTENT_ID.match(str(from_item(item)["content_id"]))
-                if found:  # a storefront's content (never an upload id's or a verdict's item)
-                    yield found.group(1), found.group(2)
+    def unlisted(
+        self, start_after: str | None = None, page_items: int | None = None
+    ) -> Iterator[tuple[list[tuple[str, str]], str | None]]:
+        """The stored records that lack LISTED, a Scan page at a time: (the page's records as (website,
+        sha256), the content id to resume after, None on the last page). `start_after` resumes a Scan
+        cut short (the deploy's provisioning, `listing_backfill`); `page_items` caps the items a page
+        reads (default: DynamoDB's 1 MB)."""
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": f"#s = :stored AND attribute_not_exists({LISTED})",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": expression_values(stored=STORED),
+            "ProjectionExpression": "content_id",
+        }
+        if start_after is not None:
+            request["ExclusiveStartKey"] = to_item({"content_id": start_after})
+        if page_items is not None:
+            request["Limit"] = page_items
+        while True:
+            page = self.dynamodb.scan(**request)
+            found = (_CONTENT_ID.match(str(from_item(item)["content_id"])) for item in page.get("Items", []))
+            # a storefront's content only (never an upload id's or a verdict's item)
+            records = [(match.group(1), match.group(2)) for match in found if match]
+            last = page.get("LastEvaluatedKey")
+            yield records, str(from_item(last)["content_id"]) if last else None
+            if not last:
+                return
+            request["ExclusiveStartKey"] = last
+
+    def listing_backfill(self) -> tuple[bool, str | None]:
+        """How far the provisioning's Scan for unlisted records got: (finished, content id to resume
+        after). Once finished it never runs again: every write since sets LISTED itself."""
+        item = self.dynamodb.get_item(
+            TableName=self.table, Key=to_item({"content_id": BACKFILL_ID}), ConsistentRead=True
+        ).get("Item")
+        progress = from_item(item) if item else {}
+        return bool(progress.get("finished", False)), progress.get("resume_after")
+
+    def record_listing_backfill(self, finished: bool, resume_after: str | None = None) -> None:
+        progress: dict[str, Any] = {"content_id": BACKFILL_ID, "finished": finished}
+        if resume_after is not None:
+            progress["resume_after"] = resume_after
+        self.dynamodb.put_item(TableName=self.table, Item=to_item(progress))
 
     def list_again(self, website: str, sha256: str) -> bool:
         """Give a stored record that lacks LISTED its storefront there (and a `created_at` of now if it
