@@ -1,11 +1,12 @@
 """The embedding handler's host path on CPU: what limits an endpoint's throughput, not the model.
 
 The SageMaker handler (`input_fn` → `predict_fn` → `output_fn`) serves dedupe's request, with the
-duplicate check's features, on the shipped weight-free descriptor (its inference is well under a
-millisecond an image, so the figure is the host path: multipart parsing, decoding, resizing,
-normalising, ORB features on both orientations, and the JSON answer). The baseline, in the same
-run, is the simplest thing that could feed a model: a single-thread Pillow decode, resize to
-224×224 and normalise, with no features at all.
+duplicate check's features, on the shipped weight-free descriptor (its inference, about a
+millisecond an image on CPU here, is the only model work: a GPU endpoint does it on the GPU; the
+rest is the host path: multipart parsing, decoding, resizing, normalising, ORB features on both
+orientations, and the JSON answer). The baseline, in the same run, is the simplest thing that
+could feed a model: a single-thread Pillow decode, resize to 224×224 and normalise, with no
+features at all.
 
 Two image sets, 32 each: the synthetic 1,024×768 JPEGs with grain the endpoint issue measured
 with, and the shipped photos upscaled to 1,024×768 (real content: fewer bits to decode, more
