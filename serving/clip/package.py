@@ -42,6 +42,7 @@ SERVING_MODULES = (
     "embeddings/vision_model.py",
     "imaging/__init__.py",
     "imaging/features.py",
+    "imaging/npz.py",
     "imaging/pixels.py",
     "imaging/verify.py",
 )

@@ -18,6 +18,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import hypothesis.strategies._internal.random  # noqa: F401 - see below
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -35,6 +36,10 @@ from listing_vision.config import get_settings
 from local.stack import LocalStack
 from tests.stores import settle
 
+# The stateful run draws `st.randoms()`, whose module hypothesis imports on first use, parsing two
+# dozen snippets with `ast`; on CPython 3.11 building ASTs on two threads at once can fail
+# (cpython#106905), and the local stack's threads (moto's templates) build some while they serve.
+# Imported above, at collection, before any stack runs.
 SEED_KEY = "catalogue/stateful/seed.jpg"
 PHOTO = Path(__file__).resolve().parent.parent / "data" / "photos" / "image1.jpg"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import sys
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,20 @@ from listing_vision.imaging import verify
 from listing_vision.imaging.features import FORMAT_VERSION, Candidate, ImageFeatures, Verdict
 
 PACKAGE_PHOTOS = Path(__file__).resolve().parents[1] / "data" / "package_photos"
+
+
+_COMPILING: list[list[str]] = []  # what `compiles` collects into, while one is open
+sys.addaudithook(lambda event, args: _COMPILING[-1].append(args[1]) if event == "compile" and _COMPILING else None)
+
+
+@contextmanager
+def compiles() -> Iterator[list[str]]:
+    """The file names of every compile (and so every AST built) inside the block, from the audit hook."""
+    _COMPILING.append([])
+    try:
+        yield _COMPILING[-1]
+    finally:
+        _COMPILING.pop()
 
 
 def features(data: bytes, query: bool = True) -> ImageFeatures:
@@ -165,3 +182,35 @@ def test_a_featureless_image_verifies_nothing_and_does_not_fail() -> None:
     empty = features(blank)
     assert len(empty.keypoints) == 0
     assert verify.verify(empty, features(blank, query=False)).reason == "too_few_matches"
+
+
+def test_records_are_read_without_ast_and_only_as_np_save_writes_them(photos: list[Path]) -> None:
+    # Given a query's record (with the mirrored set) as np.savez writes it, deflated and not
+    query = features(photos[0].read_bytes())
+    for data in (query.to_bytes(with_mirror=True), query.to_bytes(with_mirror=True, compressed=False)):
+        # When it is read, then every array is the one written
+        restored = ImageFeatures.from_bytes(data)
+        assert restored.mirrored is not None and query.mirrored is not None
+        assert np.array_equal(restored.mirrored.keypoints, query.mirrored.keypoints)
+        assert np.array_equal(restored.thumbnail, query.thumbnail)
+    # And the reader compiles nothing (np.load's header parsing builds an AST: not thread-safe on 3.11)
+    with compiles() as compiled:
+        ImageFeatures.from_bytes(query.to_bytes())
+    assert compiled == []
+    with compiles() as compiled:  # the hook sees what np.load does
+        np.load(io.BytesIO(query.to_bytes()))["keypoints"]
+    assert compiled
+    # And an array of another type, in Fortran order, or with a header edited, is refused
+    for arrays in (
+        {"keypoints": np.zeros((2, 2), np.float64)},
+        {"keypoints": np.asfortranarray(np.zeros((2, 2), np.float32))},
+    ):
+        buffer = io.BytesIO()
+        np.savez(
+            buffer, version=np.array(FORMAT_VERSION), descriptors=query.descriptors, thumbnail=query.thumbnail, **arrays
+        )
+        with pytest.raises(ValueError):
+            ImageFeatures.from_bytes(buffer.getvalue())
+    edited = query.to_bytes(compressed=False).replace(b"'shape': (", b"'shape': (1+", 1)
+    with pytest.raises(ValueError):
+        ImageFeatures.from_bytes(edited)

@@ -55,6 +55,7 @@ def model_dir(tiny_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
             "code/listing_vision/embeddings/vision_model.py",
             "code/listing_vision/imaging/__init__.py",
             "code/listing_vision/imaging/features.py",
+            "code/listing_vision/imaging/npz.py",
             "code/listing_vision/imaging/pixels.py",
             "code/listing_vision/imaging/verify.py",
             "model.onnx",

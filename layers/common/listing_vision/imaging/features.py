@@ -18,12 +18,12 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import threading
-import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
+
+from listing_vision.imaging.npz import read_npz
 
 FORMAT_VERSION = 1
 MAX_RECORD_BYTES = 1_000_000  # uncompressed; a record `extract` makes is about 30 KB (60 KB with the mirror)
@@ -34,12 +34,9 @@ WORK_SIZE = 384  # features are found on the image squashed to WORK_SIZE × WORK
 MODEL_SIDE_PX = WORK_SIZE
 DESCRIPTOR_BYTES = 32  # ORB
 MatchKind = Literal["near", "verified"]
-# np.load parses each array's header with ast.literal_eval, and CPython's AST construction can fail
-# when threads build ASTs at once ("SystemError: AST constructor recursion depth mismatch",
-# cpython#106905; seen here on 3.11 under the concurrent-upload test); records are parsed on many
-# threads (the endpoint's server threads, Lambda's concurrent requests), so one parse at a time.
-# A parse takes about 0.1 ms.
-_PARSE_LOCK = threading.Lock()
+# What a record holds: float32 keypoints, uint8 descriptors and thumbnail, an integer version. Read
+# without np.load, whose header parsing is not safe on many threads at once (`npz.py`).
+RECORD_DTYPES = frozenset({"<f4", "|u1", "<i8", "<i4"})
 
 
 @dataclass
@@ -73,15 +70,12 @@ class ImageFeatures:
     def from_bytes(cls, data: bytes) -> ImageFeatures:
         """Parse a serialised record; ValueError when it is not one this version wrote."""
         try:
-            with _PARSE_LOCK, np.load(io.BytesIO(data), allow_pickle=False) as archive:
-                if sum(entry.file_size for entry in archive.zip.infolist()) > MAX_RECORD_BYTES:
-                    raise ValueError("verification features record too large")  # a zip bomb, not ours
-                version = int(archive["version"])
-                if version != FORMAT_VERSION:  # another version may hold other arrays
-                    raise ValueError(f"verification features version {version}, expected {FORMAT_VERSION}")
-                arrays = {name: archive[name] for name in archive.files if name != "version"}
-        except (OSError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as error:
+            arrays = read_npz(data, RECORD_DTYPES, MAX_RECORD_BYTES)
+        except ValueError as error:
             raise ValueError(f"not a verification features record: {error}") from error
+        version = arrays.pop("version", np.array(None))
+        if version.shape != () or version.item() != FORMAT_VERSION:  # another version may hold other arrays
+            raise ValueError(f"verification features version {version.tolist()}, expected {FORMAT_VERSION}")
         try:
             features = cls(arrays["keypoints"], arrays["descriptors"], arrays["thumbnail"])
             if "mirror_keypoints" in arrays:
