@@ -119,10 +119,10 @@ def list_stored_images(
     for records, next_start in claims.unlisted(resume_after, page_items):
         listed += sum(claims.list_again(website, sha256) for website, sha256 in records)
         if next_start is None:
-            claims.record_listing_backfill(finished=True)
+            claims.record_listing_backfill(resume_after=None)
             break
         if time.monotonic() >= deadline:
-            claims.record_listing_backfill(finished=False, resume_after=next_start)
+            claims.record_listing_backfill(resume_after=next_start)
             return {name: "partial"}
     return {name: "updated" if listed else "unchanged"}
 

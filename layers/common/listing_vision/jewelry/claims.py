@@ -397,8 +397,9 @@ class ContentClaims:
         progress = from_item(item) if item else {}
         return bool(progress.get("finished", False)), progress.get("resume_after")
 
-    def record_listing_backfill(self, finished: bool, resume_after: str | None = None) -> None:
-        progress: dict[str, Any] = {"content_id": BACKFILL_ID, "finished": finished}
+    def record_listing_backfill(self, resume_after: str | None) -> None:
+        """Where the next run resumes the Scan for unlisted records; None: the Scan finished."""
+        progress: dict[str, Any] = {"content_id": BACKFILL_ID, "finished": resume_after is None}
         if resume_after is not None:
             progress["resume_after"] = resume_after
         self.dynamodb.put_item(TableName=self.table, Item=to_item(progress))
