@@ -129,7 +129,7 @@ def feature_costs(blobs: list[bytes]) -> list[Figure]:
             cv2.setNumThreads(threads)
 
     features = per_image(lambda: [verify.extract(image, with_mirror=True) for image in images])
-    grays = [working_gray(image) for image in images]
+    grays = [verify.working_frame(image)[0] for image in images]
     detected_twice = per_image(
         lambda: [(verify.extract(image), detected_on_mirror(gray)) for image, gray in zip(images, grays, strict=True)]
     )
@@ -158,18 +158,9 @@ def feature_costs(blobs: list[bytes]) -> list[Figure]:
     ]
 
 
-def working_gray(image: Image.Image) -> np.ndarray:
-    import cv2
-
-    from listing_vision.imaging import verify
-
-    work = np.asarray(image.resize((verify.WORK_SIZE, verify.WORK_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0))
-    return cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)
-
-
 def detected_on_mirror(gray: np.ndarray) -> object:
     """What the mirrored set cost before beyond the image's own features: ORB detection again, on
     the flipped working frame."""
     from listing_vision.imaging import verify
 
-    return verify._orb().detectAndCompute(np.ascontiguousarray(gray[:, ::-1]), None)  # type: ignore[call-overload]
+    return verify.orb_detector().detectAndCompute(np.ascontiguousarray(gray[:, ::-1]), None)  # type: ignore[call-overload]

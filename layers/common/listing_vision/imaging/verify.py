@@ -81,7 +81,7 @@ def is_grayscale(features: ImageFeatures) -> bool:
     return bool(np.hypot(colours[..., 1], colours[..., 2]).mean() <= GRAYSCALE_MEAN_CHROMA)
 
 
-def _orb() -> cv2.ORB:
+def orb_detector() -> cv2.ORB:
     # A low FAST threshold keeps keypoints on soft, low-contrast product shots.
     return cv2.ORB.create(nfeatures=ORB_FEATURES, fastThreshold=10, edgeThreshold=19, patchSize=19)
 
@@ -104,15 +104,20 @@ def _mirrored(keypoints: Sequence[cv2.KeyPoint], width: int) -> list[cv2.KeyPoin
     ]
 
 
+def working_frame(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """The image squashed to the working frame in grey levels (what ORB reads), and its colour thumbnail."""
+    work = np.asarray(as_rgb(image).resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0))
+    return cv2.cvtColor(work, cv2.COLOR_RGB2GRAY), cv2.resize(
+        work, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA
+    )
+
+
 def extract(image: Image.Image, with_mirror: bool = False) -> ImageFeatures:
     """Features of a decoded image (EXIF orientation applied). `with_mirror` also describes the
     mirrored image, at the mirrored keypoints: what a query needs to recognise a mirror copy of an
     indexed photo."""
-    rgb = as_rgb(image)
-    work = np.asarray(rgb.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0))
-    gray = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)
-    thumbnail = cv2.resize(work, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
-    orb = _orb()
+    gray, thumbnail = working_frame(image)
+    orb = orb_detector()
     found, descriptors = orb.detectAndCompute(gray, None)  # type: ignore[call-overload]
     mirrored = None
     if with_mirror:
