@@ -136,3 +136,17 @@ def _palette(rgba: Image.Image) -> Image.Image:
     out.putpalette(colours)
     out.info["transparency"] = 7
     return out
+
+
+def test_normalised_pixels_equal_clips_formula_to_within_float_rounding() -> None:
+    from listing_vision.embeddings.clip_onnx import CLIP_MEAN, CLIP_STD, normalise_pixels
+
+    # Given an image (2 × 256, not square) holding every level in each channel, in a different order in each
+    levels = np.arange(256)
+    pixels = np.stack([levels, levels[::-1], np.roll(levels, 85)], axis=-1).astype(np.uint8)[None].repeat(2, axis=0)
+    # When it is normalised
+    normalised = normalise_pixels(pixels)
+    # Then it is CLIP's (x / 255 − mean) / std, channels first, contiguous float32
+    expected = ((pixels / 255 - CLIP_MEAN) / CLIP_STD).transpose(2, 0, 1)
+    assert normalised.dtype == np.float32 and normalised.flags.c_contiguous and normalised.shape == (3, 2, 256)
+    assert np.abs(normalised - expected).max() < 1e-6

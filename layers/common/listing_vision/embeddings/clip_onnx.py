@@ -50,7 +50,7 @@ def preprocess(image: Image.Image, size: int = 224, resize: Resize = "clip") -> 
     image = as_rgb(image)
     if resize == "squash":
         squashed = image.resize((size, size), resample=Image.Resampling.BICUBIC, reducing_gap=None)
-        return _normalise_pixels(np.asarray(squashed))
+        return normalise_pixels(np.asarray(squashed))
     if resize != "clip":
         raise ValueError(f"unknown resize mode {resize!r}")
     width, height = image.size
@@ -60,12 +60,23 @@ def preprocess(image: Image.Image, size: int = 224, resize: Resize = "clip") -> 
     resized = image.resize((new_w, new_h), resample=Image.Resampling.BICUBIC, reducing_gap=None)
     pixels = np.asarray(resized)
     top, left = (new_h - size) // 2, (new_w - size) // 2
-    return _normalise_pixels(pixels[top : top + size, left : left + size])
+    return normalise_pixels(pixels[top : top + size, left : left + size])
 
 
-def _normalise_pixels(pixels: np.ndarray) -> np.ndarray:
-    normalised = (pixels.astype(np.float32) * np.float32(1 / 255) - CLIP_MEAN) / CLIP_STD
-    return np.ascontiguousarray(normalised.transpose(2, 0, 1), dtype=np.float32)
+# (x / 255 − mean) / std as one multiply and one add per value, per channel
+_CHANNEL_SCALE = (1 / (255 * CLIP_STD)).astype(np.float32)[:, None, None]
+_CHANNEL_OFFSET = (-CLIP_MEAN / CLIP_STD).astype(np.float32)[:, None, None]
+
+
+def normalise_pixels(pixels: np.ndarray) -> np.ndarray:
+    """8-bit HWC pixels → normalised float32 CHW. The bytes are put channels first before any float
+    work (a quarter of the memory traffic), and the arithmetic is one multiply and one add in place:
+    several times faster than dividing by 255, subtracting and dividing by std in turn, equal to within
+    float rounding."""
+    normalised = np.ascontiguousarray(pixels.transpose(2, 0, 1)).astype(np.float32)
+    normalised *= _CHANNEL_SCALE
+    normalised += _CHANNEL_OFFSET
+    return normalised
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
