@@ -22,6 +22,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from listing_vision.jewelry.image_ids import SHA256_HEX
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "api-reference.md"
 RECORDING = Path(__file__).resolve().parent / "api_examples.json"
@@ -223,7 +225,7 @@ def _run_calls(session: Any, base: str) -> list[dict[str, Any]]:
 
 def _template(path: str) -> str:
     """A called path as the document names it (`/images/<sha256>/caption` → `/images/{image_id}/caption`)."""
-    path = re.sub(r"/images/[0-9a-f]{64}", "/images/{image_id}", path)
+    path = re.sub(f"/images/{SHA256_HEX}", "/images/{image_id}", path)
     return re.sub(r"/jobs/[0-9a-f]{32}", "/jobs/{job_id}", path)
 
 

@@ -22,6 +22,7 @@ from listing_vision.jewelry.caption_records import CaptionRecords
 from listing_vision.jewelry.caption_service import CaptionService, StoredCaptions
 from listing_vision.jewelry.captions import get_captioner
 from listing_vision.jewelry.dedupe import DedupeService, Upload
+from listing_vision.jewelry.image_ids import IMAGE_ID_PATTERN
 from listing_vision.jewelry.storage import ImageStore
 from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.observability import logger, metrics, tracer
@@ -34,7 +35,7 @@ IMAGE_ID = "The photo's id: the SHA-256 of its bytes, in hex (any photo stored, 
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", description=HEADER_DESCRIPTION, json_schema_extra=HEADER_SCHEMA)
 ]
-ImageId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description=IMAGE_ID)]
+ImageId = Annotated[str, Path(pattern=IMAGE_ID_PATTERN, description=IMAGE_ID)]
 
 
 @aws.per_container

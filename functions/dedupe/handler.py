@@ -21,8 +21,9 @@ from listing_vision.config import Storefront, get_settings
 from listing_vision.embeddings.factory import get_embedder
 from listing_vision.jewelry import catalogue as catalogue_module
 from listing_vision.jewelry import verdicts as verdicts_module
-from listing_vision.jewelry.catalogue import IMAGE_ID_PATTERN, Catalogue
+from listing_vision.jewelry.catalogue import Catalogue
 from listing_vision.jewelry.dedupe import DedupeService, Upload
+from listing_vision.jewelry.image_ids import IMAGE_ID_PATTERN
 from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.jewelry.uploads import UPLOAD_ID_PATTERN, UploadForms
 from listing_vision.jewelry.verdicts import Verdict, Verdicts

@@ -49,7 +49,6 @@ blysk's, or altered, is refused (400 `invalid_cursor`).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from listing_vision.api.access import Caller
@@ -57,12 +56,12 @@ from listing_vision.config import Storefront
 from listing_vision.errors import Conflict, NotFound
 from listing_vision.jewelry import image_listing, storage
 from listing_vision.jewelry.claims import ContentRecord, new_owner
+from listing_vision.jewelry.image_ids import is_image_id
 from listing_vision.jewelry.overwrites import finish_delete, named_content
 from listing_vision.jewelry.stores import CatalogueStores
 from listing_vision.jewelry.uploads import IndexOutcome
 from listing_vision.observability import logger, metrics
 
-IMAGE_ID_PATTERN = r"^[0-9a-f]{64}$"  # the SHA-256 of the photo's bytes, as captions take it
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 MAX_CURSOR_CHARS = image_listing.MAX_CURSOR_CHARS
 
@@ -95,7 +94,7 @@ class Catalogue:
         """A fresh presigned URL of a stored photo, for the storefront's own clients only (403 otherwise);
         404 `image_not_found` for an id it does not hold. Reads only."""
         caller.require(website)
-        record = self.claims.get(website, image_id) if re.fullmatch(IMAGE_ID_PATTERN, image_id) else None
+        record = self.claims.get(website, image_id) if is_image_id(image_id) else None
         if record is None or not record.stored or not record.path:
             raise NotFound(f"No image {image_id} in {website}.", code="image_not_found")
         return self.images.presigned_url(storage.StoredImage.from_uri(record.path))
@@ -105,7 +104,7 @@ class Catalogue:
         """Remove a stored image: object, vector, record (the module's docstring has the order)."""
         caller.require(website)
         missing = NotFound(f"No image {image_id} in {website}.", code="image_not_found")
-        if not re.fullmatch(IMAGE_ID_PATTERN, image_id):
+        if not is_image_id(image_id):
             raise missing
         sha256 = image_id
         record = self.claims.get(website, sha256)

@@ -43,6 +43,7 @@ from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.dynamodb_batch import batch_get
 from listing_vision.dynamodb_items import conditional_check_failed, expression_values, from_item, to_item
+from listing_vision.jewelry.image_ids import SHA256_HEX
 from listing_vision.jewelry.leases import PENDING, Leases
 
 STORED = "stored"
@@ -53,7 +54,7 @@ BACKFILL_ID = "_listing_backfill"  # how far the deploy's listing of old records
 YIELDED_KEPT_S = 86_400
 FEATURES = "verification_features"
 LISTED = "listed_website"  # the storefront, on stored records only: resources.IMAGES_BY_WEBSITE's partition key
-_CONTENT_ID = re.compile(r"^([^#]+)#([0-9a-f]{64})$")
+_CONTENT_ID = re.compile(rf"^([^#]+)#({SHA256_HEX})$")
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from listing_vision.api.cursors import CursorKind
 from listing_vision.dynamodb_items import expression_values, from_item, to_item
 from listing_vision.jewelry.claims import LISTED, STORED, ContentClaims, ContentRecord, content_id, record_from_item
+from listing_vision.jewelry.image_ids import is_image_id
 from listing_vision.resources import IMAGES_BY_WEBSITE
 
 MAX_CURSOR_CHARS = 200
@@ -37,7 +37,6 @@ MAX_QUERIES = 5  # per request: more only when records whose deletes just began 
 # A cursor's created_at is a record's (Unix seconds): one past this is no record's, and one of more than
 # DynamoDB's 38 digits would fail in the query's serializer (a 500) rather than be refused
 _MAX_CREATED_AT = 2**63 - 1
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 # Version 2: the index's key; a version-1 cursor (a Scan's content id) is refused, so its listing starts again
 _CURSORS = CursorKind(b"catalogue-cursor", 2, MAX_CURSOR_CHARS, "listing", "storefront")
@@ -53,7 +52,7 @@ def decode_cursor(cursor: str, website: str) -> dict[str, Any]:
     sha256, created_at = _CURSORS.unseal(cursor, website.encode(), arity=2)
     if (
         not isinstance(sha256, str)
-        or not _SHA256.fullmatch(sha256)
+        or not is_image_id(sha256)
         or not isinstance(created_at, int)
         or isinstance(created_at, bool)
         or not 0 <= created_at <= _MAX_CREATED_AT

@@ -21,6 +21,7 @@ from typing import Literal
 from urllib.parse import quote, urlsplit
 
 from listing_vision.config import Settings
+from listing_vision.jewelry.image_ids import SHA256_HEX
 
 LinkMode = Literal["cdn", "private", "presigned"]
 CATALOGUE_PREFIX = "catalogue/"
@@ -61,7 +62,7 @@ def from_cdn_url(settings: Settings, url: str) -> tuple[str, str] | None:
 
 GENERATED_IMAGE = re.compile(r"(?P<website>[^/]+)/(?P<job>[^/]+)/(?P<type>\d+)-[^/]+")
 GENERATED_ZIP = re.compile(r"(?P<website>[^/]+)/(?P<job>[^/]+)/catalogue\.zip")
-CATALOGUE_PHOTO = re.compile(re.escape(CATALOGUE_PREFIX) + r"[0-9a-f]{2}/(?P<id>[0-9a-f]{64})\.\w+")
+CATALOGUE_PHOTO = re.compile(re.escape(CATALOGUE_PREFIX) + rf"[0-9a-f]{{2}}/(?P<id>{SHA256_HEX})\.\w+")
 
 
 def private_path(settings: Settings, bucket: str, key: str) -> str | None:
@@ -77,7 +78,7 @@ def private_path(settings: Settings, bucket: str, key: str) -> str | None:
     return f"/images/{found['id']}?website={storefront}" if storefront and found else None
 
 
-PRIVATE_PHOTO = re.compile(r"(?:https?://[^?#\s]+)?/images/(?P<id>[0-9a-f]{64})\?website=(?P<website>[a-z0-9-]+)")
+PRIVATE_PHOTO = re.compile(rf"(?:https?://[^?#\s]+)?/images/(?P<id>{SHA256_HEX})\?website=(?P<website>[a-z0-9-]+)")
 
 
 def from_private_path(url: str) -> tuple[str, str] | None:

@@ -37,10 +37,12 @@ import re
 
 from listing_vision.jewelry import storage
 from listing_vision.jewelry.claims import ContentClaims, new_owner
+from listing_vision.jewelry.image_ids import SHA256_HEX
+from listing_vision.jewelry.links import CATALOGUE_PREFIX
 from listing_vision.jewelry.vector_index import VectorIndex, vector_id
 from listing_vision.observability import logger, metrics
 
-_CATALOGUE_KEY = re.compile(r"^catalogue/[0-9a-f]{2}/([0-9a-f]{64})\.[a-z]+$")
+_CATALOGUE_KEY = re.compile(rf"^{re.escape(CATALOGUE_PREFIX)}[0-9a-f]{{2}}/({SHA256_HEX})\.[a-z]+$")
 
 
 def named_content(key: str) -> str | None:

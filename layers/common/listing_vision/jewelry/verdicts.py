@@ -26,7 +26,6 @@ shows no verdict twice, and the next listing shows it first.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any, Literal, get_args
 
@@ -35,8 +34,8 @@ from listing_vision.api.cursors import CursorKind
 from listing_vision.config import Storefront
 from listing_vision.dynamodb_items import expression_values, from_item, to_item
 from listing_vision.errors import InvalidRequest, NotFound
-from listing_vision.jewelry.catalogue import IMAGE_ID_PATTERN
 from listing_vision.jewelry.claims import ContentClaims
+from listing_vision.jewelry.image_ids import is_image_id
 from listing_vision.observability import logger, metrics
 from listing_vision.resources import VERDICTS_BY_WEBSITE
 
@@ -70,7 +69,7 @@ class Verdicts:
         """Record (or replace) the verdict on the pair; the verdict as stored."""
         caller.require(website)
         for field, value in (("image_id", image_id), ("matched_image_id", matched_image_id)):
-            if not re.fullmatch(IMAGE_ID_PATTERN, value):  # the route's pattern refuses it first; kept for callers
+            if not is_image_id(value):  # the route's pattern refuses it first; kept for callers
                 raise InvalidRequest(f"{field} is not an image id.", details={"fields": [field]})
         if image_id == matched_image_id:
             raise InvalidRequest(
@@ -170,7 +169,7 @@ def _decode(cursor: str, scope: bytes, website: str) -> dict[str, Any]:
     garbled, altered, or made for another storefront or image."""
     low, high, recorded_at = _CURSORS.unseal(cursor, scope, arity=3)
     if (
-        not all(isinstance(image, str) and re.fullmatch(IMAGE_ID_PATTERN, image) for image in (low, high))
+        not all(is_image_id(image) for image in (low, high))
         or not low < high
         or not isinstance(recorded_at, int)
         or isinstance(recorded_at, bool)
