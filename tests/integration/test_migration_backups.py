@@ -58,6 +58,21 @@ def test_backup_is_written_in_parts_with_a_manifest_of_checksums_and_refuses_tam
     assert all_sources(migration) == before
 
 
+def test_a_backup_that_is_not_there_or_lacks_a_part_is_refused_by_name(migration: Migration, tmp_path: Path) -> None:
+    # Given no backup at a location, When it is opened, Then it is refused as not found
+    with pytest.raises(InvalidRequest) as missing:
+        BackupReader(str(tmp_path / "typo.jsonl"))
+    assert missing.value.code == "backup_not_found" and "typo.jsonl" in missing.value.message
+    # Given a backup whose second part has gone, When it is read, Then it is refused as corrupt, naming the part
+    location = migration.backup(str(tmp_path / "b.jsonl"), part_size=10)["location"]
+    (tmp_path / "b.jsonl.parts" / "00001.jsonl").unlink()
+    with pytest.raises(InvalidRequest) as corrupt:
+        BackupReader(location).validate()
+    assert corrupt.value.code == "backup_corrupt" and "00001.jsonl, named by its manifest, is missing" in str(
+        corrupt.value
+    )
+
+
 def test_a_single_file_backup_from_before_parts_is_still_read(migration: Migration, tmp_path: Path) -> None:
     # Given a backup in the earlier format: one JSONL file and a manifest without parts
     sources = all_sources(migration)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -310,15 +311,63 @@ def test_the_cli_verifies_a_small_run_on_its_zpids(local_stack: LocalStack, caps
     assert statuses(again) == ["would_skip_migrated"] * 2
 
 
-@pytest.mark.parametrize("args", [["coverage", "--sample", "0"], ["dry-run", "--sample", "-1"]])
+@pytest.mark.parametrize(
+    ("args", "rule"),
+    [
+        (["coverage", "--sample", "0"], "sample: Input should be greater than or equal to 1"),
+        (["dry-run", "--sample", "-1"], "sample: Input should be greater than or equal to 1"),
+        (["execute", "--batch-size", "0"], "batch_size: Input should be greater than or equal to 1"),
+        (["execute", "--batch-size", "-5"], "batch_size: Input should be greater than or equal to 1"),
+        (["execute", "--batch-size", "1001"], "batch_size: Input should be less than or equal to 1000"),
+    ],
+)
 def test_an_option_out_of_range_is_a_usage_error_not_a_traceback(
-    local_stack: LocalStack, capsys: pytest.CaptureFixture[str], args: list[str]
+    local_stack: LocalStack, capsys: pytest.CaptureFixture[str], args: list[str], rule: str
 ) -> None:
     from listing_vision.realestate import migrate
 
-    # When the CLI is given a sample size the operation refuses, Then it exits 2 naming the option's rule
+    # When the CLI is given an option the operation refuses (in this process as on Step Functions),
+    # Then it exits 2 naming the option's rule, having done nothing
     with pytest.raises(SystemExit) as refused:
         migrate.main(args)
     assert refused.value.code == 2
     error = capsys.readouterr().err
-    assert "sample: Input should be greater than or equal to 1" in error and "Traceback" not in error
+    assert rule in error and "Traceback" not in error
+
+
+def test_a_backup_that_is_not_there_or_not_in_s3_stops_the_run_before_anything_is_written(
+    local_stack: LocalStack, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from listing_vision.realestate import migrate
+    from local import demo_listings
+
+    # Given demo listings, none migrated by this test, and a backup location with a typo in it
+    demo_listings.load(40, seed=9)
+    migration = Migration.from_settings()
+    before = all_sources(migration)
+    typo = "s3://artifacts/backups/no-such-backup.jsonl"
+    # When execute, verify and a restore name it in this process, Then each is a usage error naming the code
+    for args in (
+        ["execute", "--backup", typo],
+        ["verify", "--backup", typo],
+        ["rollback", "--mode", "restore", "--backup", typo],
+    ):
+        with pytest.raises(SystemExit) as refused:
+            migrate.main(args)
+        error = capsys.readouterr().err
+        assert refused.value.code == 2 and "[backup_not_found]" in error and "Traceback" not in error, (args, error)
+    # And as state machine executions each fails in its first task, the error named for it
+    for args in (["execute", "--backup", typo], ["verify", "--backup", typo]):
+        code = migrate.main(["--via-stepfunctions", *args])
+        lines = capsys.readouterr().out.splitlines()
+        failed = json.loads("\n".join(lines[max(i for i, line in enumerate(lines) if line == "{") :]))
+        assert (code, failed["status"], failed["error"]) == (1, "FAILED", "BackupNotFound"), failed
+        assert "No backup at s3://artifacts/backups/no-such-backup.jsonl" in failed["cause"], failed
+    # And a fanned-out backup to a path (each batch's own Lambda /tmp on AWS) is refused as well
+    code = migrate.main(["--via-stepfunctions", "backup", "--destination", str(tmp_path / "b.jsonl")])
+    lines = capsys.readouterr().out.splitlines()
+    failed = json.loads("\n".join(lines[max(i for i, line in enumerate(lines) if line == "{") :]))
+    assert (code, failed["error"]) == (1, "BackupNotInS3") and "is not an S3 location" in failed["cause"], failed
+    assert list(tmp_path.iterdir()) == []
+    # Then no listing was written
+    assert all_sources(migration) == before

@@ -5,10 +5,18 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
+from botocore.exceptions import ClientError
+
 from listing_vision import aws
+
+MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404"})
+
+
+class ArtifactNotFound(FileNotFoundError):
+    """Nothing at that location: no such object or bucket in S3, no such file on disk."""
 
 
 def write_bytes(location: str, data: bytes, content_type: str = "application/octet-stream") -> None:
@@ -28,8 +36,21 @@ def write_bytes(location: str, data: bytes, content_type: str = "application/oct
 def read_bytes(location: str) -> bytes:
     parts = urlsplit(location)
     if parts.scheme == "s3":
-        return bytes(aws.client("s3").get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"].read())
-    return Path(location).read_bytes()
+        return bytes(_get_object(location)["Body"].read())
+    try:
+        return Path(location).read_bytes()
+    except FileNotFoundError as error:
+        raise ArtifactNotFound(f"No file at {location}.") from error
+
+
+def _get_object(location: str) -> dict[str, Any]:
+    parts = urlsplit(location)
+    try:
+        return dict(aws.client("s3").get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/")))
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in MISSING_CODES:
+            raise ArtifactNotFound(f"No object at {location}.") from error
+        raise
 
 
 def write_stream(location: str, chunks: Iterable[bytes], content_type: str = "application/octet-stream") -> int:
@@ -57,9 +78,10 @@ def read_chunks(location: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
     """The object's bytes a chunk at a time."""
     parts = urlsplit(location)
     if parts.scheme == "s3":
-        body = aws.client("s3").get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"]
-        yield from body.iter_chunks(chunk_size)
+        yield from _get_object(location)["Body"].iter_chunks(chunk_size)
         return
+    if not Path(location).is_file():
+        raise ArtifactNotFound(f"No file at {location}.")
     with Path(location).open("rb") as source:
         while chunk := source.read(chunk_size):
             yield chunk

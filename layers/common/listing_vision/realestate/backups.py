@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from listing_vision.errors import InvalidRequest
 from listing_vision.realestate import artifacts
@@ -33,6 +34,18 @@ from listing_vision.realestate.listings_index import ListingDoc
 
 FORMAT = "parts/1"
 NDJSON = "application/x-ndjson"
+
+
+class BackupNotFound(InvalidRequest):
+    """No backup at the location named (its manifest is not there): on Step Functions the error's name."""
+
+    code = "backup_not_found"
+
+
+class BackupNotInS3(InvalidRequest):
+    """A fanned-out run named a backup by a path: each batch's Lambda would see only its own /tmp."""
+
+    code = "backup_not_in_s3"
 
 
 def manifest_location(location: str) -> str:
@@ -101,13 +114,37 @@ def write_backup(location: str, index: str, docs: Iterable[ListingDoc], part_siz
     return write_manifest(location, index, parts)
 
 
+def check_fan_out_location(location: str | None, reading: bool) -> None:
+    """Before a fanned-out run plans anything: the backup it reads or writes is in S3 (each batch runs
+    in a Lambda of its own, where a path is that Lambda's /tmp, gone with it, so a backup written
+    there would be scattered and lost, and read there found by no batch), and one it reads is there
+    (`backup_not_found`), so a mistyped location stops the run before any listing is written."""
+    if location is None:
+        return
+    where = urlsplit(location)
+    if where.scheme != "s3" or not where.netloc or not where.path.strip("/"):
+        raise BackupNotInS3(
+            f"{ascii(location)[:80]} is not an S3 location: on Step Functions a backup is s3://bucket/key"
+            " (each batch runs in its own Lambda, where a path is that Lambda's /tmp)."
+        )
+    if reading:
+        BackupReader(location)  # reads the manifest: refused here when there is none
+
+
 class BackupReader:
-    """A backup read a part at a time; every part is checked against its digest before use."""
+    """A backup read a part at a time; every part is checked against its digest before use. Opening
+    one reads its manifest, so a location with no backup is refused (`backup_not_found`) there:
+    operations open theirs before they write anything."""
 
     def __init__(self, location: str):
         self.location = location
         try:
             self.manifest: dict[str, Any] = json.loads(artifacts.read_bytes(manifest_location(location)))
+        except artifacts.ArtifactNotFound as error:
+            raise BackupNotFound(
+                f"No backup at {location}: its manifest ({manifest_location(location)}) is not there"
+                " (a backup is complete once its manifest is written)."
+            ) from error
         except ValueError as error:
             raise _corrupt(f"The backup manifest at {location} is not JSON: {error}") from error
         self.parts: list[dict[str, Any]] | None = self.manifest.get("parts")
@@ -123,10 +160,13 @@ class BackupReader:
         digest = hashlib.sha256()
         lines = 0
         with tempfile.TemporaryFile() as spool:
-            for chunk in artifacts.read_chunks(where):
-                digest.update(chunk)
-                lines += chunk.count(b"\n")
-                spool.write(chunk)
+            try:
+                for chunk in artifacts.read_chunks(where):
+                    digest.update(chunk)
+                    lines += chunk.count(b"\n")
+                    spool.write(chunk)
+            except artifacts.ArtifactNotFound as error:
+                raise _corrupt(f"The backup at {self.location}: {where}, named by its manifest, is missing.") from error
             if digest.hexdigest() != sha256:
                 raise _corrupt(f"The backup at {self.location}: {where} does not match its manifest's checksum.")
             if lines != count:

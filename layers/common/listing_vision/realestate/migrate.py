@@ -32,7 +32,9 @@ from listing_vision.realestate.migration import Migration
 from listing_vision.realestate.migration_tasks import (
     ZPID_PATTERN,
     ClassifyPhrasesRequest,
+    ExecuteRequest,
     MigrationTask,
+    RollbackRequest,
     run_classify_phrases,
     run_task,
 )
@@ -94,24 +96,18 @@ def run_here(args: argparse.Namespace) -> dict[str, Any]:
     operation = event["operation"]
     zpids = event.get("zpids")
     if operation in ("execute", "rollback"):
-        total = len(zpids) if zpids else migration.listings.count()
+        # the same request models as on Step Functions: an option out of range is refused here too
+        request = parse_event(event, ExecuteRequest if operation == "execute" else RollbackRequest)
+        total = len(request.zpids) if request.zpids else migration.listings.count()
         bar = _bar(total, operation)
         try:
-            if operation == "execute":
+            if isinstance(request, ExecuteRequest):
                 # each batch checks its part once written (only those chosen): verify needs no second pass
                 return migration.execute_verified(
-                    zpids,
-                    int(event.get("batch_size", 100)),
-                    bool(event.get("force")),
-                    event.get("backup"),
-                    progress=bar.update,
+                    request.zpids, request.batch_size, request.force, request.backup, progress=bar.update
                 )
             return migration.rollback(
-                event.get("mode", "remove"),
-                event.get("backup"),
-                zpids,
-                int(event.get("batch_size", 200)),
-                progress=bar.update,
+                request.mode, request.backup, request.zpids, request.batch_size, progress=bar.update
             )
         finally:
             bar.close()
@@ -233,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_on_step_functions(args) if args.via_stepfunctions else run_here(args)
     except InvalidRequest as error:  # an option out of its range (--sample 0): a usage error, not a traceback
-        parser.error(str(error).removeprefix("The event is not valid: "))
+        named = "" if error.code == InvalidRequest.code else f" [{error.code}]"
+        parser.error(str(error).removeprefix("The event is not valid: ") + named)
     print(json.dumps(result, indent=2, default=str))
     if result.get("passed") is False:
         return 1

@@ -6,15 +6,13 @@ The state machine (infra/constructs/migration.py) invokes the migration function
                       input; "verify" too when invoked directly: by parts, in one invocation)
   plan                {"operation": "plan", "request": <an execute, rollback, backup or verify request>}
   a batch             {"operation": "execute_batch" | "rollback_batch" | "backup_batch" | "verify_batch",
-                       "run_id", "batch", "zpids", ...}
-                      (one item of the plan's manifest, read by the distributed Map)
+                       "run_id", "batch", "zpids", ...} (an item of the plan's manifest, read by the Map)
   a failed batch      {"operation": "record_failure", "request": <the batch item and the error caught>}
   finish              {"operation": "finish", "request": <the execution's state: request, plan, batches>}
                       (adds up the batches' records: verify parts, or a rollback's proof parts)
 
-The handler parses the event into `MigrationTask` (one model per operation, told apart by
-`operation`) and calls `run_task` with the migration it built once per container. Unknown
-operations and malformed fields are refused with `invalid_event` before anything runs.
+The handler parses the event into `MigrationTask` (a model per operation, told apart by `operation`)
+and calls `run_task`. Unknown operations and malformed fields are refused before anything runs.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from listing_vision.observability import metrics
 from listing_vision.realestate import artifacts
-from listing_vision.realestate.backups import BackupReader
+from listing_vision.realestate.backups import BackupReader, check_fan_out_location
 from listing_vision.realestate.migration import BatchFailed, Migration
 from listing_vision.realestate.migration.common import LEFT_ALONE_SHOWN
 from listing_vision.realestate.migration.rollback import Compared
@@ -230,10 +228,12 @@ def run_task(task: BaseModel, migration: Migration) -> dict[str, Any]:
         request = task.request
         options: dict[str, Any]
         backup = {"backup": request.backup} if not isinstance(request, BackupRequest) and request.backup else {}
+        check_fan_out_location(backup.get("backup"), reading=True)  # and a backup's destination, below
         if isinstance(request, ExecuteRequest | VerifyRequest):
             verify = {"verify": "chosen" if request.zpids else "range", "spot_checks": request.spot_checks}
             options = verify | backup | ({"force": request.force} if isinstance(request, ExecuteRequest) else {})
         elif isinstance(request, BackupRequest):
+            check_fan_out_location(request.destination, reading=False)
             options = {"destination": migration.backup_location(request.destination)}
         else:
             options = {"mode": request.mode, **backup}

@@ -45,6 +45,7 @@ from __future__ import annotations
 from typing import Any
 
 from listing_vision.config import get_settings
+from listing_vision.realestate.backups import BackupReader
 from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.migration.backup import Backup
 from listing_vision.realestate.migration.common import (
@@ -89,6 +90,8 @@ class Migration(Preview, Backup, Plan, Execute, Verify, Rollback):
     ) -> dict[str, Any]:
         """execute in this process, each batch then checking its part as a Map batch does
         (`check_batch`), and verify's report from the parts (`verify_from_parts`): no second pass."""
+        if backup:
+            BackupReader(backup)  # a backup that is not there stops the run before anything is written
         checked = Checked()
         parts = []
 

@@ -166,6 +166,8 @@ class Verify(MigrationBase):
         """verify in this process by the parts a fanned-out verify makes (`verify_batch`: ranges of
         the index in id order, or the chosen listings `part_size` at a time), `at_once` read at once,
         added up (`verify_from_parts`). Memory: PARTS_WINDOW parts' ids at most."""
+        if backup:
+            BackupReader(backup)  # not there: refused before any part is read
         self.listings.refresh()
         chosen = bool(zpids)
         checked = Checked()
