@@ -62,6 +62,20 @@ def form_field_cases() -> list[Case]:
         forms.append(
             ("unknown-file-part", multipart_form(photo, fields, (("photo2", "b.jpg", PHOTO),)), 400, "invalid_request")
         )
+        # Unknown text fields, a misspelt storefront among them: the default storefront must not take the photo.
+        for field, value in (("websit", "blysk"), ("Website", "blysk"), ("check_duplicat", "no")):
+            forms.append(
+                (f"unknown-field-{field}", multipart_form(photo, [*fields, (field, value)]), 400, "invalid_request")
+            )
+        # The storefront in the query string of a form route: not where the route reads it, so refused.
+        forms.append(
+            (
+                "website-in-the-query",
+                {**multipart_form(photo, fields), "params": {"website": "blysk"}},
+                400,
+                "unknown_parameter",
+            )
+        )
         # Repeated fields: which of two storefronts or two answers is meant?
         for field, values in (("website", ("alya", "blysk")), ("website-same-twice", ("alya", "alya"))):
             repeated = [("website", v) for v in values]
@@ -270,6 +284,18 @@ def json_unicode_cases() -> list[Case]:
     return [
         Case(f"{route[1:]}:{name}", "POST", route, s, code, route, {"json": body})
         for route, name, body, s, code in changes
+    ] + [
+        # A JSON route takes the storefront from its body: one in the query string is refused, not ignored.
+        Case(
+            f"{route[1:]}:website-in-the-query",
+            "POST",
+            route,
+            400,
+            "unknown_parameter",
+            route,
+            {"json": body, "params": {"website": "blysk"}},
+        )
+        for route, body in (("/uploads", upload_ok), ("/generate-images", generate_ok))
     ]
 
 

@@ -10,9 +10,10 @@ media type, or the request is refused before anything runs:
   `MAX_JSON_DEPTH`): 400 `malformed_json`;
 - multipart without a boundary, one the body does not use or close, or parts that cannot be read:
   400 `malformed_multipart`;
-- a JSON body that is not an object, a multipart field sent twice, a part with a filename (a file)
-  for a field that takes text (`website`, `type`: a file is not a storefront), or a JSON object
-  naming a key twice (`{"website": "alya", "website": "blysk"}`: which is meant? parsers disagree):
+- a JSON body that is not an object, a multipart field sent twice or not one of the route's (a
+  misspelt `website` would otherwise leave the default storefront in force), a part with a filename
+  (a file) for a field that takes text (`website`, `type`: a file is not a storefront), or a JSON
+  object naming a key twice (`{"website": "alya", "website": "blysk"}`: which is meant? parsers disagree):
   400 `invalid_request`.
 
 A part's Content-Disposition is read as RFC 7578 and RFC 6266 say: parameters quoted or not, in
@@ -52,15 +53,21 @@ def file_fields(body_params: Sequence[Any]) -> frozenset[str]:
     return frozenset(param.alias for param in body_params if isinstance(param.field_info, File))
 
 
+def form_fields(body_params: Sequence[Any]) -> frozenset[str]:
+    """The names of all a route's body parameters: a multipart part naming another is refused."""
+    return frozenset(param.alias for param in body_params)
+
+
 def parse_body(
     headers: dict[str, str],
     body: str | None,
     is_base64: bool,
     expected: MediaType,
     files: frozenset[str] = frozenset(),
+    fields: frozenset[str] | None = None,
 ) -> Any:
-    """The parsed body of a request whose route expects `expected` (`files`: its file fields), or the
-    domain error."""
+    """The parsed body of a request whose route expects `expected` (`files`: its file fields; `fields`:
+    all its fields, when a multipart part naming another is to be refused), or the domain error."""
     media_type, params = _content_type(headers)
     raw = _raw_bytes(body, is_base64)
     if expected == JSON:
@@ -97,6 +104,14 @@ def parse_body(
         raise InvalidRequest(
             f"Invalid request: {', '.join(repeated)} sent more than once.",
             details={"fields": [{"field": name, "problem": "Sent more than once"} for name in repeated]},
+        )
+    # A misspelt field (`websit=blysk`) would be dropped and its default used: the photo stored in
+    # another storefront. Refused, as JSON bodies refuse unknown keys.
+    unknown = sorted(name for name in parts if fields is not None and name not in fields)
+    if unknown:
+        raise InvalidRequest(
+            f"Invalid request: unknown field {unknown[0][:40]!r}; this route takes {', '.join(sorted(fields or ()))}.",
+            details={"fields": [{"field": n[:100], "problem": "Extra inputs are not permitted"} for n in unknown[:20]]},
         )
     # A file where text is expected would reach the handler as an UploadFile (Powertools does not
     # validate it against the field's type): refused here, naming the field, never echoing the file.

@@ -151,8 +151,12 @@ GATEWAY = (
     "internal_error",
 )
 IDEMPOTENCY = ("invalid_idempotency_key", "idempotency_key_reused", "idempotency_in_progress")
-JSON_BODY = ("invalid_request", "malformed_json", "malformed_body", "unsupported_content_type")
-MULTIPART_BODY = ("invalid_request", "malformed_multipart", "malformed_body", "unsupported_content_type")
+# A route with a body refuses query parameters it does not declare (api/resolver.py), as it refuses
+# unknown body fields: `?website=blysk` on a POST would otherwise leave the default storefront in force.
+JSON_BODY = ("invalid_request", "malformed_json", "malformed_body", "unsupported_content_type", "unknown_parameter")
+MULTIPART_BODY = (
+    *("invalid_request", "malformed_multipart", "malformed_body", "unsupported_content_type", "unknown_parameter"),
+)
 IMAGE = (
     "empty_file",
     "not_an_image",

@@ -26,8 +26,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 
 from listing_vision.api.access import Caller, caller_from
-from listing_vision.api.body import expected_media_type, file_fields, parse_body
+from listing_vision.api.body import expected_media_type, file_fields, form_fields, parse_body
 from listing_vision.api.console_policy import ALLOW_HEADERS, EXPOSE_HEADERS, MAX_AGE_S
+from listing_vision.api.query_parameters import check_parameters
 from listing_vision.config import get_settings
 from listing_vision.errors import InvalidRequest, NotFound, UnsupportedMedia, VisionError, http_status
 from listing_vision.observability import count_per_version, logger
@@ -60,9 +61,17 @@ class _RequestValidation(OpenAPIRequestValidationMiddleware):
 
     def _get_body(self, app: Any) -> Any:
         event = app.current_event
-        params = app.context["_route"].dependant.body_params
-        expected, files = expected_media_type(params), file_fields(params)
-        return parse_body(dict(event.headers or {}), event.body, bool(event.is_base64_encoded), expected, files)
+        dependant = app.context["_route"].dependant
+        # A query parameter the route does not declare is refused before its body is read: on a route
+        # with a body (the only ones that come here) a misspelt or misplaced `website` would be ignored.
+        check_parameters(
+            event.multi_value_query_string_parameters or {},
+            tuple(param.alias for param in dependant.query_params),
+            f"{event.http_method} {event.resource}",
+        )
+        params = dependant.body_params
+        expected, files, fields = expected_media_type(params), file_fields(params), form_fields(params)
+        return parse_body(dict(event.headers or {}), event.body, bool(event.is_base64_encoded), expected, files, fields)
 
 
 class _CountingResolver(APIGatewayRestResolver):
