@@ -211,14 +211,53 @@ def test_a_provider_outage_leaves_the_listing_indexed_and_marked_for_a_rerun(
     assert listing(zpid)["visual_features_pending"] == []
 
 
+HEAD = b'{"zpid": "Z", "image_urls": ["https://photos.hearth.example/1/00.jpg"], '
+BROKEN_DOCUMENTS = {
+    "bad-zpid": b'{"zpid": "../x"}',
+    "nan": HEAD + b'"price": NaN}',
+    "infinite": HEAD + b'"big": 1e400}',
+    "past-64-bits": HEAD + b'"n": 123456789012345678901234567890}',
+    "empty-field-name": HEAD + b'"": 1}',
+    "nested-empty-field-name": HEAD + b'"a": {" ": 1}}',
+    "metadata-field": HEAD + b'"_id": "x"}',
+    "nested-100000-deep": HEAD + b'"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+}
+
+
+def object_tags(key: str) -> dict[str, str]:
+    tags = aws.client("s3").get_object_tagging(Bucket="listing-uploads", Key=key)["TagSet"]
+    return {t["Key"]: t["Value"] for t in tags}
+
+
+@pytest.mark.parametrize("body", BROKEN_DOCUMENTS.values(), ids=BROKEN_DOCUMENTS.keys())
 def test_a_document_that_is_not_a_listing_is_recorded(
+    local_stack: LocalStack, provider_env: Callable[..., None], body: bytes
+) -> None:
+    provider_env()
+    # Given a document the index could never hold, When it is dropped
+    key = f"listings/broken-{uuid.uuid4().hex}.json"
+    aws.client("s3").put_object(Bucket="listing-uploads", Key=key, Body=body)
+    settle(local_stack)
+    # Then it is tagged invalid with the reason, and no listing was indexed
+    assert object_tags(key) == {"ingest-status": "invalid", "reason": "invalid_listing_document"}
+    assert not opensearch_client().exists(index="listings-v2", id="Z")
+
+
+def test_a_document_the_index_refuses_is_tagged_invalid_not_retried(
     local_stack: LocalStack, provider_env: Callable[..., None]
 ) -> None:
     provider_env()
-    aws.client("s3").put_object(Bucket="listing-uploads", Key="listings/broken.json", Body=b'{"zpid": "../x"}')
-    settle(local_stack)
-    tags = aws.client("s3").get_object_tagging(Bucket="listing-uploads", Key="listings/broken.json")["TagSet"]
-    assert {t["Key"]: t["Value"] for t in tags} == {"ingest-status": "invalid", "reason": "invalid_listing_document"}
+    # Given listings whose price is a number (the index maps it so)
+    url = "https://photos.hearth.example/10000003/00.jpg"
+    good = str(uuid.uuid4().int % 10**8)
+    drop(local_stack, {"zpid": good, "image_urls": [url], "price": 399000})
+    assert listing(good)["price"] == 399000
+    # When a listing arrives with a price in words
+    bad = str(uuid.uuid4().int % 10**8)
+    drop(local_stack, {"zpid": bad, "image_urls": [url], "price": "four hundred"})
+    # Then the object is tagged invalid as the index refused it, and nothing was indexed
+    assert object_tags(f"listings/{bad}.json") == {"ingest-status": "invalid", "reason": "listing_refused_by_index"}
+    assert not opensearch_client().exists(index="listings-v2", id=bad)
 
 
 def test_a_new_listing_splits_with_the_stored_phrase_classes(

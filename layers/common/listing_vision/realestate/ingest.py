@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import opensearchpy
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -221,13 +223,61 @@ def default_vision() -> VisionModel | None:
     return AnthropicVision(get_settings().anthropic_vision_model) if anthropic_key() else None
 
 
+# OpenSearch's numbers: a long is 64 bits, a double is finite (1e400 would parse to infinity)
+LONG_RANGE = range(-(2**63), 2**63)
+
+
+def _long(text: str) -> int:
+    value = int(text)
+    if value not in LONG_RANGE:
+        raise ValueError(f"the number {text[:24]}… does not fit in 64 bits")
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:24]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _bad_field_name(value: Any, top: bool = True) -> str | None:
+    """A field name OpenSearch refuses: empty or blank anywhere, or a metadata name (`_id`, `_source`,
+    …: a leading underscore) at the top."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for name, item in items:
+        if isinstance(name, str) and (not name.strip() or (top and name.startswith("_"))):
+            return name
+        if (found := _bad_field_name(item, top=False)) is not None:
+            return found
+    return None
+
+
 def parse_document(body: bytes) -> ListingDocument:
+    """The listing in an uploaded object, or `invalid_listing_document`: not JSON (NaN and Infinity
+    included, or nested past what the parser allows), not a listing, or a document the index would
+    refuse for its form alone (a number past 64 bits or infinite, an empty or metadata field name)."""
     try:
-        return ListingDocument.model_validate(json.loads(body))
-    except (ValueError, ValidationError) as error:
-        raise InvalidRequest(
-            f"Not a listing document: {str(error).splitlines()[0][:200]}", code="invalid_listing_document"
-        ) from error
+        value = json.loads(body, parse_int=_long, parse_float=_finite, parse_constant=_no_constant)
+        if (name := _bad_field_name(value)) is not None:
+            raise ValueError(f"the field name {name[:40]!r} cannot be indexed")
+        return ListingDocument.model_validate(value)
+    except (ValueError, ValidationError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error).splitlines()[0][:200]
+        raise InvalidRequest(f"Not a listing document: {reason}", code="invalid_listing_document") from error
+
+
+def _tag_invalid(bucket: str, key: str, reason: str) -> dict[str, Any]:
+    aws.client("s3").put_object_tagging(
+        Bucket=bucket,
+        Key=key,
+        Tagging={"TagSet": [{"Key": "ingest-status", "Value": "invalid"}, {"Key": "reason", "Value": reason}]},
+    )
+    return {"key": key, "status": "invalid", "reason": reason}
 
 
 def ingest_object(bucket: str, key: str, ingest: ListingIngest) -> dict[str, Any]:
@@ -239,11 +289,12 @@ def ingest_object(bucket: str, key: str, ingest: ListingIngest) -> dict[str, Any
     try:
         document = parse_document(body)
     except InvalidRequest as error:
-        s3.put_object_tagging(
-            Bucket=bucket,
-            Key=key,
-            Tagging={"TagSet": [{"Key": "ingest-status", "Value": "invalid"}, {"Key": "reason", "Value": error.code}]},
-        )
-        return {"key": key, "status": "invalid", "reason": error.code}
-    outcome = ingest.ingest(document)
+        return _tag_invalid(bucket, key, error.code)
+    try:
+        outcome = ingest.ingest(document)
+    except opensearchpy.RequestError as error:
+        # 400: the index refuses the document itself (`"price": "four hundred"` where prices are
+        # numbers): no retry would index it, so it is tagged invalid, not retried into the failure queue.
+        logger.info("listing refused by the index", extra={"key": key, "error": str(error.error)[:200]})
+        return _tag_invalid(bucket, key, "listing_refused_by_index")
     return {"key": key, **outcome.__dict__}
