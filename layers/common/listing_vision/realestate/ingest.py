@@ -271,8 +271,8 @@ def parse_document(body: bytes) -> ListingDocument:
         raise InvalidRequest(f"Not a listing document: {reason}", code="invalid_listing_document") from error
 
 
-def _tag_invalid(bucket: str, key: str, reason: str) -> dict[str, Any]:
-    aws.client("s3").put_object_tagging(
+def _tag_invalid(s3: Any, bucket: str, key: str, reason: str) -> dict[str, Any]:
+    s3.put_object_tagging(
         Bucket=bucket,
         Key=key,
         Tagging={"TagSet": [{"Key": "ingest-status", "Value": "invalid"}, {"Key": "reason", "Value": reason}]},
@@ -289,12 +289,12 @@ def ingest_object(bucket: str, key: str, ingest: ListingIngest) -> dict[str, Any
     try:
         document = parse_document(body)
     except InvalidRequest as error:
-        return _tag_invalid(bucket, key, error.code)
+        return _tag_invalid(s3, bucket, key, error.code)
     try:
         outcome = ingest.ingest(document)
     except opensearchpy.RequestError as error:
         # 400: the index refuses the document itself (`"price": "four hundred"` where prices are
         # numbers): no retry would index it, so it is tagged invalid, not retried into the failure queue.
         logger.info("listing refused by the index", extra={"key": key, "error": str(error.error)[:200]})
-        return _tag_invalid(bucket, key, "listing_refused_by_index")
+        return _tag_invalid(s3, bucket, key, "listing_refused_by_index")
     return {"key": key, **outcome.__dict__}
