@@ -205,8 +205,10 @@ class Gateway:
                     self.wfile.write(body)
 
             def _error(self, error: VisionError, status: int | None = None) -> None:
-                body = json.dumps(error.to_body(), default=str).encode()
-                self._answer(status or http_status(error), {"Content-Type": "application/json"}, body)
+                # the one error shape, with a request id as every answer of the API has
+                body = json.dumps(error.to_body(str(uuid.uuid4())), default=str).encode()
+                headers = {"Content-Type": "application/json", **self._cors()}
+                self._answer(status or http_status(error), headers, body)
 
             def _refuse(self, response_type: str, message: str | None = None) -> None:
                 """What API Gateway itself answers (its gateway response for this type)."""

@@ -122,6 +122,8 @@ def test_bad_input_is_refused_with_a_code_and_writes_nothing(
     # Then it is refused with its stable code
     assert answer.status_code == status, answer.text
     assert answer.json()["error"]["code"] == code
+    # in the one error shape, with a request id to find it in the logs by (the 6 MB refusal too)
+    assert answer.json()["error"]["request_id"], answer.text
     # And nothing was written anywhere
     assert (s3_objects("alyaimg"), s3_objects("blyskimg"), milvus_rows()) == before
 
