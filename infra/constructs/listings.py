@@ -95,6 +95,9 @@ class Listings(Construct):
             [artifacts.arn_for_objects("*")],
             "Manifests, batch results and backups are objects of the artifacts bucket, named per run.",
         )
+        # A backup named with a typo must read as not there (NoSuchKey, `backup_not_found`), which S3
+        # answers only to a caller that may list the bucket; without it, AccessDenied says nothing.
+        allow(migration, ["s3:ListBucket"], [artifacts.bucket_arn])
         allow(
             migration,
             ["es:ESHttpPost"],
