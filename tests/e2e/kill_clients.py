@@ -125,7 +125,12 @@ def workload(
                 with world.busy("generation"):  # from the request until the job has ended
                     job = requests.post(
                         f"{api}/generate-images",
-                        json={"s3_urls": stored.json()["s3_url"], "product_type": "ring", "image_types": [1, 3]},
+                        json={
+                            "s3_urls": stored.json()["s3_url"],
+                            "product_type": "ring",
+                            "image_types": [1, 3],
+                            "dimensions_mm": {"width": 22, "height": 25},
+                        },
                         headers={"Prefer": "respond-async"},
                         timeout=30,
                     )

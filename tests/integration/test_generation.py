@@ -101,15 +101,36 @@ def test_a_job_renders_the_deterministic_types_and_reports_the_rest(local_stack:
 
 def test_type_3_needs_dimensions_and_regenerate_refreshes_one_type(local_stack: LocalStack) -> None:
     source = stored_source(local_stack, earring_photo(2))
-    job = requests.post(
+    settle(local_stack)
+    before = fingerprint()
+    # When the dimension image is asked for without dimensions_mm
+    refused = requests.post(
         f"{local_stack.url}/generate-images",
         timeout=10,
         headers=RESPOND_ASYNC,
         json={"s3_urls": source, "product_type": "earring", "image_types": [1, 3]},
+    )
+    # Then the request is refused before any job is made (it could only fail)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "dimensions_required", refused.text
+    settle(local_stack)
+    assert changed(before, fingerprint()) == []
+    # Given a job of the white background alone
+    job = requests.post(
+        f"{local_stack.url}/generate-images",
+        timeout=10,
+        headers=RESPOND_ASYNC,
+        json={"s3_urls": source, "product_type": "earring", "image_types": [1]},
     ).json()
     view = wait(local_stack, job["job_id"])
-    assert [f["reason"] for f in view["failed"]] == ["dimensions_required"]
+    assert view["status"] == "done" and not view.get("failed"), view
     first_zip = requests.get(view["zip_url"], timeout=10).content
+    # When its dimension image is asked for again, it is refused too: the job has no dimensions
+    no_dimensions = requests.post(
+        f"{local_stack.url}/regenerate-image", timeout=10, json={"job_id": job["job_id"], "image_type": 3}
+    )
+    assert no_dimensions.status_code == 400, no_dimensions.text
+    assert no_dimensions.json()["error"]["code"] == "dimensions_required"
+    # And one type of it is refreshed on its own
     again = requests.post(
         f"{local_stack.url}/regenerate-image", timeout=10, json={"job_id": job["job_id"], "image_type": 1}
     )

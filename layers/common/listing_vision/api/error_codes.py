@@ -102,6 +102,7 @@ _OURS: tuple[ErrorCode, ...] = (
     ErrorCode("unknown_image_type", 400, "An image type the product does not have."),
     ErrorCode("unknown_amenity", 400, "An amenity the feature taxonomy does not know (it could never match)."),
     ErrorCode("invalid_dimensions", 400, "dimensions_mm needs positive width and height."),
+    ErrorCode("dimensions_required", 400, "Image type 3 (dimensions) asked for without dimensions_mm."),
     ErrorCode("source_not_allowed", 400, "s3_urls does not name an object in a storefront bucket."),
     ErrorCode("source_not_found", 404, "No object at s3_urls."),
     ErrorCode("too_many_photos", 400, "s3_urls lists more photos than one request takes (10)."),

@@ -131,7 +131,19 @@ def check_order(
         )
     if dimensions_mm is not None and not all(dimensions_mm.get(k, 0) > 0 for k in ("width", "height")):
         raise InvalidRequest("dimensions_mm needs positive width and height.", code="invalid_dimensions")
+    require_dimensions(product, types, dimensions_mm)
     return product, types
+
+
+def require_dimensions(product: str, types: list[int], dimensions_mm: dict[str, float] | None) -> None:
+    """The dimension image is drawn from `dimensions_mm`: asked for without them, the request is
+    refused (400) rather than a job made whose dimension image could only fail."""
+    drawn = [t for t in types if TYPE_SETS[product][t].renderer == "dimensions"]  # type: ignore[index]
+    if drawn and not dimensions_mm:
+        raise InvalidRequest(
+            f"Image type {drawn[0]} (dimensions) needs dimensions_mm {{width, height}} in millimetres.",
+            code="dimensions_required",
+        )
 
 
 class Generation:
@@ -271,6 +283,7 @@ class Generation:
         job = self.jobs.end_if_overdue(self.owned_job(job_id, caller))
         if image_type not in TYPE_SETS[job.product]:  # type: ignore[index]
             raise InvalidRequest(f"Unknown image type {image_type} for {job.product}.", code="unknown_image_type")
+        require_dimensions(str(job.product), [image_type], job.dimensions_mm)
         run = self.jobs.start_run(job_id, [image_type], caller.client_id)
         self.start_worker(run)
         return {"job_id": job_id, "status": run.status, "status_url": f"/jobs/{job_id}", "image_types": [image_type]}
