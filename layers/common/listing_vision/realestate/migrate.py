@@ -171,10 +171,22 @@ def run_on_step_functions(args: argparse.Namespace, poll_s: float = 2.0) -> dict
             "status": described["status"],
             "execution": execution,
             "error": described.get("error"),
-            "cause": described.get("cause"),
+            **_cause(described.get("cause")),
             "passed": False,
         }
     return {"execution": execution, **json.loads(described["output"])}
+
+
+def _cause(cause: str | None) -> dict[str, Any]:
+    """A failed execution's cause as a person reads it: a function's error is its message (the stack
+    trace stays in the execution's history); any other cause as it is."""
+    try:
+        failure = json.loads(cause or "")
+    except ValueError:
+        return {"cause": cause}
+    if isinstance(failure, dict) and "errorMessage" in failure:
+        return {"message": failure["errorMessage"]}
+    return {"cause": cause}
 
 
 def _positive(text: str) -> int:
