@@ -107,7 +107,7 @@ def parse_body(
         )
     # A misspelt field (`websit=blysk`) would be dropped and its default used: the photo stored in
     # another storefront. Refused, as JSON bodies refuse unknown keys.
-    unknown = sorted(name for name in parts if fields is not None and name not in fields)
+    unknown = sorted(set(parts) - fields) if fields is not None else []
     if unknown:
         raise InvalidRequest(
             f"Invalid request: unknown field {unknown[0][:40]!r}; this route takes {', '.join(sorted(fields or ()))}.",

@@ -156,7 +156,11 @@ IDEMPOTENCY = ("invalid_idempotency_key", "idempotency_key_reused", "idempotency
 # unknown body fields: `?website=blysk` on a POST would otherwise leave the default storefront in force.
 JSON_BODY = ("invalid_request", "malformed_json", "malformed_body", "unsupported_content_type", "unknown_parameter")
 MULTIPART_BODY = (
-    *("invalid_request", "malformed_multipart", "malformed_body", "unsupported_content_type", "unknown_parameter"),
+    "invalid_request",
+    "malformed_multipart",
+    "malformed_body",
+    "unsupported_content_type",
+    "unknown_parameter",
 )
 IMAGE = (
     "empty_file",
