@@ -30,10 +30,11 @@ VERIFY_SHOWN = ("passed", "failures", "total", "has_all_three", "has_all_three_p
 def _record(location: str) -> dict[str, Any] | None:
     try:
         return dict(json.loads(artifacts.read_bytes(location)))
-    except FileNotFoundError:
+    except FileNotFoundError:  # artifacts.ArtifactNotFound: no such object (or file)
         return None
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "AccessDenied"):
+        # the search function may list only the runs' batch records: another missing key reads as AccessDenied
+        if error.response.get("Error", {}).get("Code") == "AccessDenied":
             return None
         raise
 
