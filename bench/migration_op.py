@@ -53,6 +53,7 @@ def main(argv: list[str]) -> int:
         result = migration.verify(backup)
     elif operation == "plan":
         result = migration.plan(100, operation="rollback", options={"mode": "remove"})
+        migration.end_run(result["run_id"])  # a plan alone, measured: its lease freed for the next
     elif operation == "rollback":
         result = migration.rollback("restore", backup=backup, batch_size=200)
     elif operation == "hold_all":

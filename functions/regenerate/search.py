@@ -120,6 +120,14 @@ class CurrentRun(BaseModel):
         description="Whether `batches_recorded` counted every record (false: it stopped at 100,000)."
     )
     running: bool = Field(description="Always true: a finished run shows as `last_run` instead.")
+    execution: str | None = Field(
+        None, description="The Step Functions execution running it, which holds the run's lease (one run at a time)."
+    )
+    holder: str | None = Field(
+        None,
+        description="An in-process run's (the CLI's) host and process id, which hold the lease while it renews "
+        "it; its `batches_recorded` are the batches done when it last renewed (at most a minute ago).",
+    )
 
 
 class MigrationProgress(BaseModel):

@@ -15,6 +15,7 @@ private.
 
 from __future__ import annotations
 
+from aws_cdk import ArnFormat, Stack
 from constructs import Construct
 
 from infra.constructs.migration import MigrationOptions, VisualFeaturesMigration
@@ -105,6 +106,22 @@ class Listings(Construct):
         )
         allow(migration, ["es:ESHttpPut"], platform.opensearch_paths("{index}/_mapping"))
         wire_s3_triggers(self.functions, platform.storage.buckets, platform.config.storefront_names)
+        machine_name = config.name("visual-features-migration")
+        # One run at a time: a Plan finding the lease held asks Step Functions whether the execution
+        # holding it still runs (named by the state machine's name: its ARN would make a cycle)
+        allow(
+            migration,
+            ["states:DescribeExecution"],
+            [
+                Stack.of(self).format_arn(
+                    service="states",
+                    resource="execution",
+                    resource_name=f"{machine_name}:*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
+            "Executions are named per run; the lease names the one holding it.",
+        )
         self.migration = VisualFeaturesMigration(
             self,
             "VisualFeaturesMigration",
@@ -116,5 +133,5 @@ class Listings(Construct):
                 batch_size=config.migration_batch_size,
                 bulk_size=config.migration_bulk_size,
             ),
-            name=config.name("visual-features-migration"),
+            name=machine_name,
         )

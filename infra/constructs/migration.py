@@ -116,6 +116,8 @@ class VisualFeaturesMigration(Construct):
                     # the stage's sizing (infra/migration_sizing.py), which an execution's own batch_size overrides
                     "batch_size": options.batch_size,
                     "bulk_size": options.bulk_size,
+                    # the run's lease is held by this execution while it runs (one run at a time)
+                    "execution": sfn.JsonPath.execution_id,
                 }
             ),
             result_path="$.plan",

@@ -33,7 +33,7 @@ from local.stack import LocalStack
 from tests.browser import BROWSER_WAIT_MS, CHROMIUM_ARGS, axe_source, chromium
 from tests.demo_migration import migrated_demo_listing
 from tests.integration.test_generation import earring_photo
-from tests.integration.test_migration_progress import invoke
+from tests.integration.test_migration_progress import plan_by_hand
 from tests.stores import settle
 
 SCREENSHOTS = Path("build/console-screenshots")
@@ -365,7 +365,7 @@ def test_the_listings_tab_shows_the_migrations_progress(
     # Given a finished run of the migration's state machine over two demo listings
     zpid, run = migrated_demo_listing(capsys)
     # And a run going: planned (one batch), none of its batches run yet
-    plan = invoke(local_stack, {"operation": "plan", "request": {"operation": "execute", "zpids": [zpid]}})
+    plan = plan_by_hand(local_stack, {"operation": "execute", "zpids": [zpid]})
     # And three more listings in the index: two migrated (all three split fields), one not yet
     index = ListingsIndex.from_settings()
     index.ensure_split_mapping()

@@ -7,12 +7,15 @@ then a whole Step Functions run shows its end."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import boto3
 import pytest
 import requests
 
+from functions.specs import MIGRATION_STATE_MACHINE
+from local.lambda_runtime import ACCOUNT_ID
 from local.stack import LocalStack
 from tests.demo_migration import listings_a_forced_execute_would_update, printed
 
@@ -32,6 +35,13 @@ def invoke(local_stack: LocalStack, event: dict[str, Any]) -> dict[str, Any]:
     return dict(payload)
 
 
+def plan_by_hand(local_stack: LocalStack, request: dict[str, Any]) -> dict[str, Any]:
+    """The Plan state's task, invoked by hand as if from an execution of the state machine (one that
+    does not exist: its lease is free to take by the next run)."""
+    execution = f"arn:aws:states:us-east-1:{ACCOUNT_ID}:execution:{MIGRATION_STATE_MACHINE}:by-hand-{uuid.uuid4().hex}"
+    return invoke(local_stack, {"operation": "plan", "request": request, "execution": execution})
+
+
 def current_run(local_stack: LocalStack) -> Any:
     response = requests.get(f"{local_stack.url}/listings/migration", timeout=10)
     assert response.status_code == 200, response.text
@@ -47,7 +57,7 @@ def test_the_progress_shows_the_run_going_with_its_batches_recorded_so_far_until
     chosen = listings_a_forced_execute_would_update(capsys)
     # When a run's plan step runs (one listing a batch: two batches)
     request = {"operation": "execute", "zpids": chosen, "batch_size": 1, "force": True}
-    plan = invoke(local_stack, {"operation": "plan", "request": request})
+    plan = plan_by_hand(local_stack, request)
     going = current_run(local_stack)
     # Then the progress shows the run going: two batches planned, none recorded yet
     assert going["run_id"] == plan["run_id"] and going["operation"] == "execute"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -105,3 +106,20 @@ def count_objects(bucket: str, prefix: str, max_pages: int) -> tuple[int, bool]:
             return count, False
         count += int(page.get("KeyCount") or 0)
     return count, True
+
+
+def map_results(map_output: Any) -> list[dict[str, Any]]:
+    """The Map's per-batch results: inline (a list), or through its ResultWriter manifest in S3."""
+    if isinstance(map_output, list):
+        return [row for row in map_output if isinstance(row, dict)]
+    details = (map_output or {}).get("ResultWriterDetails") if isinstance(map_output, dict) else None
+    if not details:
+        return []
+    manifest = json.loads(read_bytes(f"s3://{details['Bucket']}/{details['Key']}"))
+    rows: list[dict[str, Any]] = []
+    for written in manifest.get("ResultFiles", {}).values():
+        for entry in written:
+            for result in json.loads(read_bytes(f"s3://{manifest['DestinationBucket']}/{entry['Key']}")):
+                output = result.get("Output")
+                rows.append(json.loads(output) if isinstance(output, str) else {"failed": True, "error": result})
+    return rows

@@ -10,7 +10,9 @@ By default the operation runs in this process with a progress bar. `--via-stepfu
 as an execution of the `visual-features-migration` state machine instead (fan-out over batches)
 and follows it, showing progress as the number of migrated listings in the index (the
 migration's monitoring figure). Results print as JSON; the exit status is 0 only when the operation
-succeeded (verify: passed).
+succeeded (verify: passed). One run at a time: an execute or rollback here, or any fanned-out run,
+holds the run's lease (`run_lease`) while it runs, and one started meanwhile is refused
+(`migration_in_progress`, exit status 3; on Step Functions, its execution fails at Plan with that error).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from listing_vision import aws
@@ -38,6 +41,7 @@ from listing_vision.realestate.migration_tasks import (
     run_classify_phrases,
     run_task,
 )
+from listing_vision.realestate.run_lease import MigrationInProgress
 
 STATE_MACHINE = "visual-features-migration"
 
@@ -100,15 +104,19 @@ def run_here(args: argparse.Namespace) -> dict[str, Any]:
         request = parse_event(event, ExecuteRequest if operation == "execute" else RollbackRequest)
         total = len(request.zpids) if request.zpids else migration.listings.count()
         bar = _bar(total, operation)
-        try:
+
+        def work(progress: Callable[[int], None]) -> dict[str, Any]:
             if isinstance(request, ExecuteRequest):
                 # each batch checks its part once written (only those chosen): verify needs no second pass
                 return migration.execute_verified(
-                    request.zpids, request.batch_size, request.force, request.backup, progress=bar.update
+                    request.zpids, request.batch_size, request.force, request.backup, progress=progress
                 )
             return migration.rollback(
-                request.mode, request.backup, request.zpids, request.batch_size, progress=bar.update
+                request.mode, request.backup, request.zpids, request.batch_size, progress=progress
             )
+
+        try:  # a run as a Step Functions one is: one at a time (the lease), its result kept as the last run
+            return migration.run_in_process(operation, total, request.batch_size, work, progress=bar.update)
         finally:
             bar.close()
     if operation == "analyse_missing":
@@ -243,7 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidRequest as error:  # an option out of its range (--sample 0): a usage error, not a traceback
         named = "" if error.code == InvalidRequest.code else f" [{error.code}]"
         parser.error(str(error).removeprefix("The event is not valid: ") + named)
+    except MigrationInProgress as error:  # another run holds the lease: refused before anything was written
+        print(f"{parser.prog}: {error.message} [{error.code}]", file=sys.stderr)
+        return 3
     print(json.dumps(result, indent=2, default=str))
+    if result.get("error") == "MigrationInProgress":  # its Plan refused it: another run holds the lease
+        return 3
     if result.get("passed") is False:
         return 1
     proof = result.get("proof")

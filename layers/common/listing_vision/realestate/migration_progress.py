@@ -46,7 +46,10 @@ def current_run(bucket: str | None = None) -> dict[str, Any] | None:
     record = _record(current_run_location(bucket))
     if record is None or record.get("finished_at") is not None or not record.get("run_id"):
         return None
-    recorded, complete = artifacts.count_objects(bucket, batch_records_prefix(str(record["run_id"])), RECORD_PAGES)
+    if record.get("holder"):  # a run in a process (the CLI's) counts its batches itself, leaving no records
+        recorded, complete = int(record.get("batches_done") or 0), True
+    else:
+        recorded, complete = artifacts.count_objects(bucket, batch_records_prefix(str(record["run_id"])), RECORD_PAGES)
     return {
         "run_id": record["run_id"],
         "operation": record.get("operation"),
@@ -55,6 +58,8 @@ def current_run(bucket: str | None = None) -> dict[str, Any] | None:
         "batches_recorded": recorded,
         "recorded_complete": complete,
         "running": True,
+        # what holds the run's lease: its Step Functions execution, or the process running it
+        **{key: record[key] for key in ("execution", "holder") if record.get(key)},
     }
 
 

@@ -4,7 +4,8 @@ The state machine (infra/constructs/migration.py) invokes the migration function
 
   a console request   {"operation": "coverage" | "dry_run" | "classify_phrases", ...} (the execution
                       input; "verify" too when invoked directly: by parts, in one invocation)
-  plan                {"operation": "plan", "request": <an execute, rollback, backup or verify request>}
+  plan                {"operation": "plan", "request": <an execute, rollback, backup or verify request>,
+                       "execution": <its ARN, the run's lease holder: `run_lease`>}
   a batch             {"operation": "execute_batch" | "rollback_batch" | "backup_batch" | "verify_batch",
                        "run_id", "batch", "zpids", ...} (an item of the plan's manifest, read by the Map)
   a failed batch      {"operation": "record_failure", "request": <the batch item and the error caught>}
@@ -130,6 +131,8 @@ class PlanTask(_Request):
     # and the partial updates per _bulk request of each batch.
     batch_size: int | None = Field(None, ge=1, le=1_000)
     bulk_size: int | None = Field(None, ge=1, le=1_000)
+    # The execution this plan belongs to ($$.Execution.Id): the holder of the run's lease while it runs
+    execution: str = Field(pattern=r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^\s]{1,400}$")
 
 
 class BatchTask(_Request):
@@ -243,7 +246,7 @@ def run_task(task: BaseModel, migration: Migration) -> dict[str, Any]:
             options["bulk_size"] = task.bulk_size
         own = "batch_size" in request.model_fields_set
         batch_size = request.batch_size if own or task.batch_size is None else task.batch_size
-        planned = migration.plan(batch_size, request.zpids, request.run_id, request.operation, options)
+        planned = migration.plan(batch_size, request.zpids, request.run_id, request.operation, options, task.execution)
         return planned | ({"destination": options["destination"]} if "destination" in options else {})
     if isinstance(task, BatchTask):
         return run_batch(task, migration)
@@ -319,23 +322,6 @@ def record_failure(failed: FailedBatch, migration: Migration) -> dict[str, Any]:
     return record
 
 
-def collect_batch_results(map_output: Any) -> list[dict[str, Any]]:
-    """The Map's per-batch results: inline (a list), or through its ResultWriter manifest in S3."""
-    if isinstance(map_output, list):
-        return [row for row in map_output if isinstance(row, dict)]
-    details = (map_output or {}).get("ResultWriterDetails") if isinstance(map_output, dict) else None
-    if not details:
-        return []
-    manifest = json.loads(artifacts.read_bytes(f"s3://{details['Bucket']}/{details['Key']}"))
-    rows: list[dict[str, Any]] = []
-    for written in manifest.get("ResultFiles", {}).values():
-        for entry in written:
-            for result in json.loads(artifacts.read_bytes(f"s3://{manifest['DestinationBucket']}/{entry['Key']}")):
-                output = result.get("Output")
-                rows.append(json.loads(output) if isinstance(output, str) else {"failed": True, "error": result})
-    return rows
-
-
 def summarise_batches(rows: Iterable[dict[str, Any]], parts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Add up the batches' results, streamed (a backup's parts are collected into `parts`)."""
     counts: Counter[str] = Counter()
@@ -372,7 +358,7 @@ def _finish(state: RunState, migration: Migration) -> dict[str, Any]:
     rows: Iterable[dict[str, Any]] = (
         migration.recorded_batches(state.plan.run_id, state.plan.manifest)
         if state.plan
-        else collect_batch_results(state.batches)  # no plan: what the Map itself returned
+        else artifacts.map_results(state.batches)  # no plan: what the Map itself returned
     )
     parts: list[dict[str, Any]] = []
     # The parts the batches checked once written: verify's (execute), the proof's (a rollback over

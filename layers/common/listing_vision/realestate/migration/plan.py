@@ -8,15 +8,15 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from listing_vision.concurrency import thread_map
 from listing_vision.errors import InvalidRequest
-from listing_vision.realestate import artifacts
-from listing_vision.realestate.migration.common import MigrationBase, batches, with_last
+from listing_vision.realestate import artifacts, run_lease
+from listing_vision.realestate.migration.common import MigrationBase, Progress, batches, with_last
 
 # Batch records `finish` reads at once, and how many it holds: one after another they were most of
 # its time at a million listings (10,000 GETs; bench/migration_model.py). Order and memory kept.
@@ -32,13 +32,20 @@ class Plan(MigrationBase):
         run_id: str | None = None,
         operation: str = "execute",
         options: dict[str, Any] | None = None,
+        execution: str | None = None,
     ) -> dict[str, Any]:
-        """Write the batches as a JSON array manifest for the Map state's S3 ItemReader."""
+        """Write the batches as a JSON array manifest for the Map state's S3 ItemReader, once the run
+        holds the lease (`run_lease`: one run at a time), held by its Step Functions `execution`
+        (without one, by this process: end it with `end_run`)."""
         if not 1 <= batch_size <= 1000:
             raise InvalidRequest("batch_size must be between 1 and 1000.", code="invalid_batch_size")
+        run_id = run_id or new_run_id()
+        # The run going, which GET /listings/migration shows until `finish` marks it ended (`record_run`):
+        # taken before anything is written, so a run refused writes nothing
+        going = {"run_id": run_id, "operation": operation, "started_at": int(time.time())}
+        lease = run_lease.take(self.artifacts_bucket, going, execution)
         if operation == "execute":
             self.listings.ensure_split_mapping()
-        run_id = run_id or f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         counted = Counter[str]()
 
         by_range = (options or {}).get("verify") == "range"
@@ -59,17 +66,7 @@ class Plan(MigrationBase):
 
         key = f"migrations/{run_id}/manifest.json"
         artifacts.write_stream(f"s3://{self.artifacts_bucket}/{key}", manifest(), "application/json")
-        # The run going, which GET /listings/migration shows until `finish` marks it ended (`record_run`).
-        current = {
-            "run_id": run_id,
-            "operation": operation,
-            "batches": counted["batches"],
-            "listings": counted["listings"],
-            "started_at": int(time.time()),
-        }
-        artifacts.write_bytes(
-            current_run_location(self.artifacts_bucket), json.dumps(current).encode(), "application/json"
-        )
+        lease.update(batches=counted["batches"], listings=counted["listings"])
         return {
             "operation": "plan",
             "run_id": run_id,
@@ -84,15 +81,60 @@ class Plan(MigrationBase):
         location = f"s3://{self.artifacts_bucket}/{batch_records_prefix(run_id)}{batch:05d}.json"
         artifacts.write_bytes(location, json.dumps(result).encode(), "application/json")
 
+    def run_in_process(
+        self,
+        operation: str,
+        listings: int,
+        batch_size: int,
+        work: Callable[[Progress], dict[str, Any]],
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """An execute or rollback in this process (the CLI's), as a run: it holds the lease while
+        `work` runs (renewed as its batches pass, with how many have), and its result is kept as
+        the last run, as a Step Functions run's is."""
+        run_id = new_run_id()
+        going = {
+            "run_id": run_id,
+            "operation": operation,
+            "batches": -(-listings // batch_size),
+            "listings": listings,
+            "batches_done": 0,
+            "started_at": int(time.time()),
+        }
+        lease = run_lease.take(self.artifacts_bucket, going)
+        done = 0
+
+        def batch_done(count: int) -> None:
+            nonlocal done
+            done += 1
+            lease.renew_if_due(batches_done=done)
+            if progress:
+                progress(count)
+
+        try:
+            result = work(batch_done)
+        except BaseException:
+            lease.release(batches_done=done, failed=True)
+            raise
+        result = {"run_id": run_id, **result}
+        finished_at = self._record_last_run({"batches": done, **result})
+        lease.release(batches_done=done, finished_at=finished_at)
+        return result
+
     def record_run(self, result: dict[str, Any]) -> None:
         """A finished run's result (batches done and failed, verify's report) as the last run, which
-        GET /listings/migration shows (`migration_progress.last_run`)."""
+        GET /listings/migration shows (`migration_progress.last_run`); the run going ends with it."""
+        self.end_run(result.get("run_id"), self._record_last_run(result))
+
+    def _record_last_run(self, result: dict[str, Any]) -> int:
         record = {"finished_at": int(time.time()), **result}
         artifacts.write_bytes(last_run_location(self.artifacts_bucket), json.dumps(record).encode(), "application/json")
-        self._end_current_run(result.get("run_id"), record["finished_at"])
+        return int(record["finished_at"])
 
-    def _end_current_run(self, run_id: str | None, finished_at: int) -> None:
-        """Mark the run going as ended (when it is this one: a later plan's record is left alone)."""
+    def end_run(self, run_id: str | None, finished_at: int | None = None) -> None:
+        """Mark the run going as ended, freeing the lease (when it is this one: a later run's record
+        is left alone)."""
+        finished_at = finished_at or int(time.time())
         if not run_id:  # a run without a plan (the Map's own output) recorded none
             return
         location = current_run_location(self.artifacts_bucket)
@@ -136,12 +178,16 @@ class Plan(MigrationBase):
             yield from thread_map(record, window, RECORD_READS)
 
 
+def new_run_id() -> str:
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+
+
 def last_run_location(bucket: str) -> str:
     return f"s3://{bucket}/migrations/last-run.json"
 
 
 def current_run_location(bucket: str) -> str:
-    return f"s3://{bucket}/migrations/current-run.json"
+    return f"s3://{bucket}/{run_lease.KEY}"
 
 
 def batch_records_prefix(run_id: str) -> str:
