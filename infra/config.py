@@ -118,7 +118,8 @@ class DeploymentConfig(BaseModel):
     vpc_endpoints: Literal["create", "existing", "none"] | None = Field(
         None,
         description="With a VPC (required then): `create` makes the S3 and DynamoDB gateway endpoints and the "
-        "SageMaker runtime and Secrets Manager interface endpoints, with private DNS, which one VPC holds once: "
+        "SageMaker runtime, Secrets Manager and Step Functions interface endpoints, with private DNS, which one VPC "
+        "holds once: "
         "one stage per VPC; `existing`: the VPC has them already (another stage made them); `none`: the subnets "
         "reach AWS through a NAT.",
     )

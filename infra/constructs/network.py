@@ -1,8 +1,8 @@
 """The existing VPC the Milvus- and OpenSearch-facing functions run in, and the endpoints they need.
 
 The VPC, its subnets and security groups are referenced by id (context), never created. Inside
-it, the functions reach S3 and DynamoDB through gateway endpoints and the SageMaker runtime and
-Secrets Manager through interface endpoints, the only other AWS services their code calls
+it, the functions reach S3 and DynamoDB through gateway endpoints and the SageMaker runtime,
+Secrets Manager and Step Functions through interface endpoints, the only other AWS services their code calls
 (INTERFACE_ENDPOINTS; a test derives them from the roles); OpenSearch and Milvus are reached
 directly. A VPC holds these endpoints once (an interface endpoint's private DNS name, a gateway
 endpoint's route, may exist once per VPC), so context `vpc_endpoints` says who makes them:
@@ -26,6 +26,8 @@ GATEWAY_ENDPOINTS = {
 INTERFACE_ENDPOINTS = {
     "SageMakerRuntimeEndpoint": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME,
     "SecretsManagerEndpoint": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+    # the migration's Plan asks whether the execution holding the run's lease still runs
+    "StepFunctionsEndpoint": ec2.InterfaceVpcEndpointAwsService.STEP_FUNCTIONS,
 }
 
 

@@ -20,7 +20,7 @@ from tests.infra.conftest import FIRST_STAGE, Synthesized
 # Where the functions in the VPC reach each AWS service their roles grant: an endpoint of this VPC,
 # or, for OpenSearch, the domain itself (in the VPC, or through the NAT).
 GATEWAY = {"s3", "dynamodb"}
-INTERFACE = {"sagemaker": "sagemaker.runtime", "secretsmanager": "secretsmanager"}
+INTERFACE = {"sagemaker": "sagemaker.runtime", "secretsmanager": "secretsmanager", "states": "states"}
 DIRECT = {"es"}
 LAMBDA_ITSELF = {"logs", "xray", "sqs"}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -131,7 +132,37 @@ def test_a_process_silent_past_the_lease_loses_it_and_cannot_write_it_back(
     assert migrate.main(["execute", "--force", "--zpids", ",".join(chosen)]) == 0
     taken = printed(capsys)
     assert lease_record()["run_id"] == taken["run_id"] and lease_record()["finished_at"] is not None
-    # And the silent run, waking, cannot write the lease back: its conditional write is refused
-    with pytest.raises(run_lease.MigrationInProgress):
+    # And the silent run, waking, cannot write the lease back: its conditional write is refused, and
+    # it is told it lost the lease (not that it was refused before writing)
+    with pytest.raises(run_lease.LeaseLost) as lost:
         dead.update(batches_done=1)
+    assert lost.value.code == "migration_lease_lost" and "dead-run stopped" in lost.value.message
     assert lease_record()["run_id"] == taken["run_id"]
+
+
+def test_a_run_stopped_by_a_signal_frees_the_lease_and_a_record_no_run_wrote_holds_nothing(
+    local_stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from listing_vision.realestate import migrate
+
+    chosen = listings_a_forced_execute_would_update(capsys)
+    migration = Migration.from_settings()
+
+    def terminated(progress: Any) -> dict[str, Any]:
+        os.kill(os.getpid(), signal.SIGTERM)  # as `timeout` or a CI cancel stops the command
+        raise AssertionError("SIGTERM did not stop the run")
+
+    # When an in-process run is sent SIGTERM mid-way (as the CLI runs it: SIGTERM ends it as Ctrl-C does)
+    with pytest.raises(SystemExit) as stopped, migrate._stopped_as_interrupted():
+        migration.run_in_process("execute", len(chosen), 1, terminated)
+    # Then it ended, releasing the lease, marked failed
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert lease_record()["finished_at"] is not None and lease_record()["failed"] is True
+    # Given a current-run record that no run wrote (not a JSON object)
+    for body in (b"not json{", b"[1, 2]"):
+        aws.client("s3").put_object(Bucket=get_settings().artifacts_bucket, Key=run_lease.KEY, Body=body)
+        # Then the progress shows no run going, and an execute takes the lease and runs
+        progress = requests.get(f"{local_stack.url}/listings/migration", timeout=10)
+        assert progress.status_code == 200 and progress.json()["current_run"] is None
+        assert migrate.main(["execute", "--force", "--zpids", ",".join(chosen)]) == 0
+        assert lease_record()["run_id"] == printed(capsys)["run_id"]

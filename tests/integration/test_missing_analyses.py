@@ -13,7 +13,7 @@ import pytest
 
 from doubles.loopback import ANTHROPIC_MESSAGES, LoopbackServer, anthropic_message
 from listing_vision import aws
-from listing_vision.realestate import migrate
+from listing_vision.realestate import migrate, migration_progress
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import opensearch_client
 from listing_vision.realestate.migration import Migration
@@ -103,6 +103,8 @@ def test_missing_analyses_are_made_resumably_then_the_listings_split(
     assert status == 0 and result["analysed"] == 2 and "limit of 2 images reached" in result["stopped"], result
     assert result["images_missing"] == 4  # 3 + the second listing's file that is not an image
     assert result["split"]["counts"].get("updated") == 1, result
+    # as a run of the migration: it held the lease (one run at a time) and is kept as the last run
+    assert migration_progress.last_run()["run_id"] == result["split"]["run_id"]
     assert listing(first)["interior_visual_features"] == "granite countertops, natural light, white cabinets"
     # When it runs again, it goes on from what is still missing: no image is analysed twice
     status, result = run("--zpids", chosen, capsys=capsys)

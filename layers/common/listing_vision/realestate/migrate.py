@@ -18,11 +18,14 @@ holds the run's lease (`run_lease`) while it runs, and one started meanwhile is 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from listing_vision import aws
@@ -197,6 +200,25 @@ def _cause(cause: str | None) -> dict[str, Any]:
     return {"cause": cause}
 
 
+@contextlib.contextmanager
+def _stopped_as_interrupted() -> Iterator[None]:
+    """SIGTERM (a `timeout`, a CI cancel, systemd) and SIGHUP (a dropped terminal) end the command as
+    Ctrl-C does, unwinding it: an in-process run releases its lease rather than hold it till it lapses."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text!r}")
@@ -247,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.operation == "analyse-missing" and args.via_stepfunctions:
         parser.error("analyse-missing runs in this process only (it calls the vision model; rerun to resume)")
     try:
-        result = run_on_step_functions(args) if args.via_stepfunctions else run_here(args)
+        with _stopped_as_interrupted():
+            result = run_on_step_functions(args) if args.via_stepfunctions else run_here(args)
     except InvalidRequest as error:  # an option out of its range (--sample 0): a usage error, not a traceback
         named = "" if error.code == InvalidRequest.code else f" [{error.code}]"
         parser.error(str(error).removeprefix("The event is not valid: ") + named)

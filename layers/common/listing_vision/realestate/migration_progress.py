@@ -11,12 +11,13 @@ failed), so a run going shows no failures."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from listing_vision.config import get_settings
-from listing_vision.realestate import artifacts
+from listing_vision.realestate import artifacts, run_lease
 from listing_vision.realestate.features import SPLIT_FIELDS
 from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.migration.plan import batch_records_prefix, current_run_location, last_run_location
@@ -29,14 +30,21 @@ VERIFY_SHOWN = ("passed", "failures", "total", "has_all_three", "has_all_three_p
 
 def _record(location: str) -> dict[str, Any] | None:
     try:
-        return dict(json.loads(artifacts.read_bytes(location)))
+        record = json.loads(artifacts.read_bytes(location))
     except FileNotFoundError:  # artifacts.ArtifactNotFound: no such object (or file)
+        return None
+    except ValueError:  # not JSON: no run wrote it
         return None
     except ClientError as error:
         # the search function may list only the runs' batch records: another missing key reads as AccessDenied
         if error.response.get("Error", {}).get("Code") == "AccessDenied":
             return None
         raise
+    return record if isinstance(record, dict) else None
+
+
+def _seconds(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def current_run(bucket: str | None = None) -> dict[str, Any] | None:
@@ -46,6 +54,8 @@ def current_run(bucket: str | None = None) -> dict[str, Any] | None:
     record = _record(current_run_location(bucket))
     if record is None or record.get("finished_at") is not None or not record.get("run_id"):
         return None
+    if record.get("holder") and time.time() - (_seconds(record.get("renewed_at")) or 0) > run_lease.LEASE_S:
+        return None  # an in-process run not heard from past its lease: it died, and its lease is free
     if record.get("holder"):  # a run in a process (the CLI's) counts its batches itself, leaving no records
         recorded, complete = int(record.get("batches_done") or 0), True
     else:
@@ -53,8 +63,8 @@ def current_run(bucket: str | None = None) -> dict[str, Any] | None:
     return {
         "run_id": record["run_id"],
         "operation": record.get("operation"),
-        "started_at": record.get("started_at"),
-        "batches": int(record.get("batches") or 0),
+        "started_at": _seconds(record.get("started_at")),
+        "batches": _seconds(record.get("batches")) or 0,
         "batches_recorded": recorded,
         "recorded_complete": complete,
         "running": True,

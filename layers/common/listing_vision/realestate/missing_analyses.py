@@ -160,9 +160,12 @@ def run(
     elif analyse is None:
         report.stopped = "no vision provider key (ANTHROPIC_API_KEY or ANTHROPIC_API_KEY_SECRET): nothing analysed"
     result: dict[str, Any] = {"operation": "analyse_missing", **report.to_json()}
-    if report.touched:
-        split = migration.execute(report.touched)
-        result["split"] = {"counts": split["counts"], "failed": split["failed"]}
+    if report.touched:  # a run of execute as the CLI's: it holds the lease (refused while another run goes)
+        touched = report.touched
+        split = migration.run_in_process(
+            "execute", len(touched), 100, lambda step: migration.execute(touched, progress=step)
+        )
+        result["split"] = {"run_id": split["run_id"], "counts": split["counts"], "failed": split["failed"]}
     done = analyse is not None or dry_run or not report.images_missing  # no key with work left: not done
     result["passed"] = done and not report.pending and not result.get("split", {}).get("failed")
     return result

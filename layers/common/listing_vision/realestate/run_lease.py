@@ -8,8 +8,10 @@ the run is going while Step Functions says the execution is RUNNING, so an execu
 out or failed before its last step frees the lease at once. A process (the CLI's in-process
 execute and rollback, `Plan.run_in_process`): going while it renews the record, at least every
 RENEW_S; one not renewed for LEASE_S has died (killed, its machine gone). A record marked finished
-is free. A run refused, or a process whose lapsed lease another took, gets MigrationInProgress
-(`migration_in_progress`), naming the run going; nothing else is written.
+is free, as is one that is not a JSON object (no run writes that). A run refused gets
+MigrationInProgress (`migration_in_progress`), naming the run going, before it writes anything; a
+process whose lapsed lease another took gets LeaseLost (`migration_lease_lost`) at its next renewal
+and stops there (what its batches wrote is kept: a rerun resumes).
 """
 
 from __future__ import annotations
@@ -35,12 +37,24 @@ LEASE_S = 900
 # What S3 answers a conditional write that lost: the object changed (412), or another conditional
 # write of the same key was in flight (409).
 LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+# An execution Step Functions does not know (its history gone after 90 days, its state machine deleted,
+# an ARN not well formed), or not of this state machine, the only one the migration function may ask
+# about (a stage renamed): not a run of this migration going, whatever its record says.
+NOT_THIS_MACHINES = frozenset(
+    {"ExecutionDoesNotExist", "StateMachineDoesNotExist", "InvalidArn", "AccessDeniedException"}
+)
 
 
 class MigrationInProgress(Conflict):
     """Another run of the migration holds the lease: one run at a time."""
 
     code = "migration_in_progress"
+
+
+class LeaseLost(MigrationInProgress):
+    """This run's lease lapsed and another run took it: this one stops rather than write beside it."""
+
+    code = "migration_lease_lost"
 
 
 @dataclass
@@ -57,7 +71,14 @@ class Lease:
         record = self.record | changes
         if "holder" in record:
             record["renewed_at"] = int(time.time())
-        self.etag = _put(self.bucket, record, if_match=self.etag, refused=record)
+        try:
+            self.etag = _put(self.bucket, record, if_match=self.etag, refused=record)
+        except MigrationInProgress as taken:
+            raise LeaseLost(
+                f"This {record.get('operation')} run {record.get('run_id')} stopped: its lease lapsed and another "
+                f"run took it ({taken.message}) What it wrote is kept; rerun once that run has ended to go on.",
+                details={"run_id": record.get("run_id"), "taken_by": taken.details},
+            ) from taken
         self.record = record
         self.renewed = time.monotonic()
 
@@ -98,16 +119,19 @@ def _free(going: dict[str, Any], execution: str | None) -> bool:
             return True
         return _execution_status(str(going["execution"])) != "RUNNING"
     # a process (or a record from before leases): alive while renewed
-    last_seen = going.get("renewed_at") or going.get("started_at") or 0
-    return time.time() - float(last_seen) > LEASE_S
+    return time.time() - _last_seen(going) > LEASE_S
+
+
+def _last_seen(going: dict[str, Any]) -> float:
+    seen = going.get("renewed_at") or going.get("started_at")
+    return float(seen) if isinstance(seen, int | float) and not isinstance(seen, bool) else 0.0
 
 
 def _execution_status(arn: str) -> str:
     try:
         return str(aws.client("stepfunctions").describe_execution(executionArn=arn)["status"])
     except ClientError as error:
-        # gone with its history (kept 90 days), or with its state machine
-        if error.response.get("Error", {}).get("Code") in ("ExecutionDoesNotExist", "StateMachineDoesNotExist"):
+        if error.response.get("Error", {}).get("Code") in NOT_THIS_MACHINES:
             return "GONE"
         raise
 
@@ -119,7 +143,12 @@ def _read(bucket: str) -> tuple[dict[str, Any], str] | None:
         if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return None
         raise
-    return dict(json.loads(answer["Body"].read())), str(answer["ETag"])
+    try:
+        record = json.loads(answer["Body"].read())
+    except ValueError:
+        record = None
+    # No run writes anything but an object; whatever else is there (written by hand) holds nothing.
+    return (record if isinstance(record, dict) else {}), str(answer["ETag"])
 
 
 def _put(
@@ -144,13 +173,27 @@ def _put(
 
 
 def _refusal(going: dict[str, Any]) -> MigrationInProgress:
-    holder = going.get("execution") or going.get("holder") or "an earlier run"
+    run = f"The {going.get('operation', 'migration')} run {going.get('run_id')} is going"
+    if going.get("execution"):
+        message = (
+            f"{run}, held by its execution {going['execution']}: one run at a time. Wait for it to end "
+            "(GET /listings/migration shows it), or stop that execution."
+        )
+    else:
+        seen = _last_seen(going)
+        message = (
+            f"{run}, held by process {going.get('holder', '(unnamed)')}, last heard from at {_utc(seen)}: one run "
+            f"at a time. Wait for it to end; if that process has died, its lease lapses at {_utc(seen + LEASE_S)}."
+        )
     return MigrationInProgress(
-        f"The {going.get('operation', 'migration')} run {going.get('run_id')} is going, held by {holder}: "
-        "one run at a time. Wait for it to end (GET /listings/migration shows it), or stop it.",
+        message,
         details={
             key: going[key]
             for key in ("run_id", "operation", "started_at", "execution", "holder")
             if going.get(key) is not None
         },
     )
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
