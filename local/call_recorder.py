@@ -204,6 +204,6 @@ def describe(service: str, operation: str, params: dict[str, Any]) -> list[tuple
     if service == "sqs":
         queue = str(params.get("QueueUrl") or params.get("QueueName", "")).rstrip("/").rsplit("/", 1)[-1]
         return [(f"sqs:{operation}", f"arn:aws:sqs:{arn}:{queue}")]
-    if service == "stepfunctions" and params.get("executionArn"):
+    if service == "states" and params.get("executionArn"):
         return [(f"states:{operation}", str(params["executionArn"]))]
     return [(f"{service}:{operation}", "*")]

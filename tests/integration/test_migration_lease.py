@@ -22,18 +22,24 @@ from listing_vision.realestate import artifacts, run_lease
 from listing_vision.realestate.listings_index import ListingsIndex
 from listing_vision.realestate.migration import Migration
 from local.stack import LocalStack
-from local.workflow import create_state_machine
 from tests.demo_migration import listings_a_forced_execute_would_update, printed
 from tests.integration.test_migration_progress import invoke
 
 
 @pytest.fixture
 def running_execution(local_stack: LocalStack) -> Iterator[str]:
-    """An execution that runs until stopped (a Wait state), to hold a run's lease as a Plan would."""
-    waiting = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 3600, "End": True}}}
-    machine = create_state_machine("lease-holder", waiting)
+    """An execution of the deployed state machine that runs until stopped, to hold a run's lease as
+    its Plan would: started while the machine's definition is a Wait state (an execution runs the
+    definition it started with; the migration function may ask about this machine's executions only)."""
     sfn = aws.client("stepfunctions")
-    arn = str(sfn.start_execution(stateMachineArn=machine, name=f"hold-{uuid.uuid4().hex[:8]}")["executionArn"])
+    machine = local_stack.migration_arn
+    definition = sfn.describe_state_machine(stateMachineArn=machine)["definition"]
+    waiting = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+    sfn.update_state_machine(stateMachineArn=machine, definition=json.dumps(waiting))
+    try:
+        arn = str(sfn.start_execution(stateMachineArn=machine, name=f"hold-{uuid.uuid4().hex[:8]}")["executionArn"])
+    finally:
+        sfn.update_state_machine(stateMachineArn=machine, definition=definition)
     yield arn
     if sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
         sfn.stop_execution(executionArn=arn)

@@ -106,22 +106,28 @@ def run_here(args: argparse.Namespace) -> dict[str, Any]:
         # the same request models as on Step Functions: an option out of range is refused here too
         request = parse_event(event, ExecuteRequest if operation == "execute" else RollbackRequest)
         total = len(request.zpids) if request.zpids else migration.listings.count()
-        bar = _bar(total, operation)
 
-        def work(progress: Callable[[int], None]) -> dict[str, Any]:
-            if isinstance(request, ExecuteRequest):
-                # each batch checks its part once written (only those chosen): verify needs no second pass
-                return migration.execute_verified(
-                    request.zpids, request.batch_size, request.force, request.backup, progress=progress
+        def work(renew: Callable[[int], None]) -> dict[str, Any]:
+            bar = _bar(total, operation)  # drawn once the run holds the lease: a refused one draws none
+
+            def progress(count: int) -> None:
+                renew(count)
+                bar.update(count)
+
+            try:
+                if isinstance(request, ExecuteRequest):
+                    # each batch checks its part once written (only those chosen): verify needs no second pass
+                    return migration.execute_verified(
+                        request.zpids, request.batch_size, request.force, request.backup, progress=progress
+                    )
+                return migration.rollback(
+                    request.mode, request.backup, request.zpids, request.batch_size, progress=progress
                 )
-            return migration.rollback(
-                request.mode, request.backup, request.zpids, request.batch_size, progress=progress
-            )
+            finally:
+                bar.close()
 
-        try:  # a run as a Step Functions one is: one at a time (the lease), its result kept as the last run
-            return migration.run_in_process(operation, total, request.batch_size, work, progress=bar.update)
-        finally:
-            bar.close()
+        # a run as a Step Functions one is: one at a time (the lease), its result kept as the last run
+        return migration.run_in_process(operation, total, request.batch_size, work)
     if operation == "analyse_missing":
         bar = _bar(None, "analyse-missing", unit="image")
         try:
@@ -274,9 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidRequest as error:  # an option out of its range (--sample 0): a usage error, not a traceback
         named = "" if error.code == InvalidRequest.code else f" [{error.code}]"
         parser.error(str(error).removeprefix("The event is not valid: ") + named)
-    except MigrationInProgress as error:  # another run holds the lease: refused before anything was written
+    except MigrationInProgress as error:  # another run holds the lease (or took this one's lapsed lease)
         print(f"{parser.prog}: {error.message} [{error.code}]", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:  # Ctrl-C: the run has released its lease; a rerun resumes
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
     print(json.dumps(result, indent=2, default=str))
     if result.get("error") == "MigrationInProgress":  # its Plan refused it: another run holds the lease
         return 3
