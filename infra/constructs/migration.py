@@ -54,6 +54,11 @@ RETRYABLE = [
 ]
 
 
+# What an execution's input may ask for: fanned out over batches (Plan, Map, Verify), or run in one task.
+FAN_OUT_OPERATIONS = ("execute", "rollback", "backup", "verify")
+SINGLE_OPERATIONS = ("coverage", "dry_run", "classify_phrases")
+
+
 @dataclass(frozen=True)
 class MigrationOptions:
     max_concurrency: int = 10
@@ -153,18 +158,34 @@ class VisualFeaturesMigration(Construct):
                 }
             ),
         )
-        choice = (
+
+        # The execution's input is a person's (the console's): only the operations they may start reach
+        # the function; the tasks' own operations (plan, a batch, finish) are the state machine's alone.
+        def one_of(operations: tuple[str, ...]) -> sfn.Condition:
+            return sfn.Condition.or_(*(sfn.Condition.string_equals("$.operation", name) for name in operations))
+
+        refused = sfn.Fail(
+            self,
+            "Not an operation",
+            error="InvalidRequest",
+            cause="The input is a JSON object whose operation is one of: "
+            + ", ".join(FAN_OUT_OPERATIONS + SINGLE_OPERATIONS)
+            + " (docs/migration.md).",
+        )
+        operation = (
             sfn.Choice(self, "Operation")
+            .when(one_of(FAN_OUT_OPERATIONS), plan.next(fan_out).next(verify))
+            .when(one_of(SINGLE_OPERATIONS), single)
+            .otherwise(refused)
+        )
+        # Compared only once present and a string: Step Functions fails a comparison of a missing field
+        choice = (
+            sfn.Choice(self, "Has an operation")
             .when(
-                sfn.Condition.or_(
-                    sfn.Condition.string_equals("$.operation", "execute"),
-                    sfn.Condition.string_equals("$.operation", "rollback"),
-                    sfn.Condition.string_equals("$.operation", "backup"),
-                    sfn.Condition.string_equals("$.operation", "verify"),
-                ),
-                plan.next(fan_out).next(verify),
+                sfn.Condition.and_(sfn.Condition.is_present("$.operation"), sfn.Condition.is_string("$.operation")),
+                operation,
             )
-            .otherwise(single)
+            .otherwise(refused)
         )
         log_options = None
         if logs_enabled:

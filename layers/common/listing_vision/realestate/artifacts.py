@@ -1,4 +1,7 @@
-"""Where migration artefacts live: `s3://bucket/key` or a local path, read and written alike."""
+"""Where migration artefacts live: `s3://bucket/key` or a local path, read and written alike.
+
+An S3 location's key is everything after the bucket, verbatim: `#` and `?` are characters of S3 keys,
+not a URL's fragment and query (read as a URL, `s3://b/k#x` would be `k`, another object)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
@@ -20,12 +22,17 @@ class ArtifactNotFound(FileNotFoundError):
     """Nothing at that location: no such object or bucket in S3, no such file on disk."""
 
 
+def s3_object(location: str) -> tuple[str, str] | None:
+    """An `s3://bucket/key` location's bucket and key (the key verbatim), or None for a path."""
+    if not location.startswith("s3://"):
+        return None
+    bucket, _, key = location.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
 def write_bytes(location: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-    parts = urlsplit(location)
-    if parts.scheme == "s3":
-        aws.client("s3").put_object(
-            Bucket=parts.netloc, Key=parts.path.lstrip("/"), Body=data, ContentType=content_type
-        )
+    if where := s3_object(location):
+        aws.client("s3").put_object(Bucket=where[0], Key=where[1], Body=data, ContentType=content_type)
         return
     path = Path(location)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,8 +42,7 @@ def write_bytes(location: str, data: bytes, content_type: str = "application/oct
 
 
 def read_bytes(location: str) -> bytes:
-    parts = urlsplit(location)
-    if parts.scheme == "s3":
+    if s3_object(location):
         return bytes(_get_object(location)["Body"].read())
     try:
         return Path(location).read_bytes()
@@ -45,9 +51,9 @@ def read_bytes(location: str) -> bytes:
 
 
 def _get_object(location: str) -> dict[str, Any]:
-    parts = urlsplit(location)
+    bucket, key = s3_object(location) or ("", "")
     try:
-        return dict(aws.client("s3").get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/")))
+        return dict(aws.client("s3").get_object(Bucket=bucket, Key=key))
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in MISSING_CODES:
             raise ArtifactNotFound(f"No object at {location}.") from error
@@ -57,14 +63,11 @@ def _get_object(location: str) -> dict[str, Any]:
 def write_stream(location: str, chunks: Iterable[bytes], content_type: str = "application/octet-stream") -> int:
     """Write chunks as they come, never the whole object in memory: spooled to a temporary file
     (Lambda's /tmp) and uploaded from it (multipart past 8 MB), or written to a path. Returns the size."""
-    parts = urlsplit(location)
-    if parts.scheme == "s3":
+    if where := s3_object(location):
         with tempfile.TemporaryFile() as spool:
             size = _copy(chunks, spool)
             spool.seek(0)
-            aws.client("s3").upload_fileobj(
-                spool, parts.netloc, parts.path.lstrip("/"), ExtraArgs={"ContentType": content_type}
-            )
+            aws.client("s3").upload_fileobj(spool, where[0], where[1], ExtraArgs={"ContentType": content_type})
         return size
     path = Path(location)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,8 +80,7 @@ def write_stream(location: str, chunks: Iterable[bytes], content_type: str = "ap
 
 def read_chunks(location: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
     """The object's bytes a chunk at a time."""
-    parts = urlsplit(location)
-    if parts.scheme == "s3":
+    if s3_object(location):
         yield from _get_object(location)["Body"].iter_chunks(chunk_size)
         return
     if not Path(location).is_file():

@@ -26,7 +26,6 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 from listing_vision.errors import InvalidRequest
 from listing_vision.realestate import artifacts
@@ -121,8 +120,8 @@ def check_fan_out_location(location: str | None, reading: bool) -> None:
     (`backup_not_found`), so a mistyped location stops the run before any listing is written."""
     if location is None:
         return
-    where = urlsplit(location)
-    if where.scheme != "s3" or not where.netloc or not where.path.strip("/"):
+    where = artifacts.s3_object(location)
+    if not where or not where[0] or not where[1].strip("/"):
         raise BackupNotInS3(
             f"{ascii(location)[:80]} is not an S3 location: on Step Functions a backup is s3://bucket/key"
             " (each batch runs in its own Lambda, where a path is that Lambda's /tmp)."

@@ -42,7 +42,9 @@ def _as_text(value: Any) -> Any:
 # Listing ids: console users type numbers as often as strings.
 ZPID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"  # ASCII only: a full-width or Arabic-Indic digit is another id
 Zpid = Annotated[str, BeforeValidator(_as_text), Field(pattern=ZPID_PATTERN)]
-Zpids = Annotated[list[Zpid] | None, Field(max_length=100_000)]
+# Listed zpids: at least one (an empty list is no choice, not "every listing": leave it out for that)
+Zpids = Annotated[list[Zpid] | None, Field(min_length=1, max_length=100_000)]
+RunId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")]  # a key segment of the artifacts bucket
 
 
 class _Request(BaseModel):
@@ -67,7 +69,7 @@ class BackupRequest(_Request):
     destination: str | None = Field(None, max_length=1024)
     batch_size: int = Field(500, ge=1, le=1_000)  # listings per part
     zpids: Zpids = None
-    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    run_id: RunId | None = None
 
 
 class VerifyRequest(_Request):
@@ -81,7 +83,7 @@ class VerifyRequest(_Request):
     # listings a part reads: on Step Functions the stage's batch size unless set here (a Map batch
     # each); invoked directly, parts of this many read four at once (`verify_by_parts`)
     batch_size: int = Field(500, ge=1, le=1_000)
-    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    run_id: RunId | None = None
 
 
 class ClassifyPhrasesRequest(_Request):
@@ -101,7 +103,7 @@ class ExecuteRequest(_Request):
     force: bool = False
     backup: str | None = Field(None, max_length=1024)
     spot_checks: int = Field(10, ge=0, le=1_000)
-    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    run_id: RunId | None = None
 
 
 class RollbackRequest(_Request):
@@ -110,7 +112,7 @@ class RollbackRequest(_Request):
     backup: str | None = Field(None, max_length=1024)
     zpids: Zpids = None
     batch_size: int = Field(200, ge=1, le=1_000)
-    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    run_id: RunId | None = None
 
     @model_validator(mode="after")
     def restore_needs_a_backup(self) -> RollbackRequest:
@@ -139,7 +141,7 @@ class BatchTask(_Request):
     """One item of the plan's manifest."""
 
     operation: Literal["execute_batch", "rollback_batch", "backup_batch", "verify_batch"]
-    run_id: str
+    run_id: RunId
     batch: int = Field(ge=0)
     zpids: list[Zpid] = Field(max_length=1_000)
     force: bool = False
@@ -176,7 +178,7 @@ class RecordFailureTask(_Request):
 class PlanOutput(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    run_id: str
+    run_id: RunId
     manifest: dict[str, str]
     destination: str | None = None  # a fanned-out backup's location
 

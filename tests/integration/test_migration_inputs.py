@@ -1,0 +1,89 @@
+"""The migration state machine's input is a person's (typed into the console): only the operations
+they may start reach the function, and what a location names is the S3 key it spells. Executions of
+the deployed state machine on the local stack."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from listing_vision import aws
+from listing_vision.config import get_settings
+from listing_vision.realestate import artifacts, run_lease
+from listing_vision.realestate.migration.plan import last_run_location
+from local.stack import LocalStack
+from tests.demo_migration import listings_a_forced_execute_would_update
+from tests.integration.test_migration_lease import sources
+
+
+def run(local_stack: LocalStack, payload: Any) -> dict[str, Any]:
+    """Start an execution of the deployed state machine with this input; its description once ended."""
+    sfn = aws.client("stepfunctions")
+    execution = sfn.start_execution(
+        stateMachineArn=local_stack.migration_arn, name=f"input-{uuid.uuid4().hex[:8]}", input=json.dumps(payload)
+    )["executionArn"]
+    deadline = time.monotonic() + 300  # a hang guard, generous for a loaded machine
+    while time.monotonic() < deadline:
+        described = dict(sfn.describe_execution(executionArn=execution))
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.2)
+    pytest.fail("execution did not end in 300 s")
+
+
+def test_only_the_operations_a_person_may_start_reach_the_function(
+    local_stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chosen = listings_a_forced_execute_would_update(capsys)
+    bucket = get_settings().artifacts_bucket
+    last = artifacts.read_bytes(last_run_location(bucket)) if _exists(last_run_location(bucket)) else None
+    before = sources(chosen)
+    # When an execution's input is one of the tasks' own operations, or no operation at all
+    inputs = [
+        {"operation": "execute_batch", "run_id": "typed", "batch": 0, "zpids": chosen, "force": True},
+        {"operation": "rollback_batch", "run_id": "typed", "batch": 0, "zpids": chosen},
+        {"operation": "finish", "request": {"operation": "execute", "zpids": chosen}},
+        {"operation": "plan", "request": {"operation": "execute"}, "execution": "arn:aws:states:x:1:execution:m:e"},
+        {},
+        {"operation": 5},
+        ["execute"],
+    ]
+    for payload in inputs:
+        ended = run(local_stack, payload)
+        # Then it fails as not an operation, naming those it may be
+        assert (ended["status"], ended.get("error")) == ("FAILED", "InvalidRequest"), payload
+        assert "dry_run" in ended["cause"] and "execute" in ended["cause"], ended["cause"]
+    # When an execute lists no listing at all
+    ended = run(local_stack, {"operation": "execute", "zpids": []})
+    # Then it is refused (an empty list is no choice: not "every listing")
+    assert (ended["status"], ended.get("error")) == ("FAILED", "InvalidRequest")
+    assert "at least 1 item" in ended["cause"]
+    # And none of them wrote anything: the listings, the last run as they were
+    assert sources(chosen) == before
+    assert (artifacts.read_bytes(last_run_location(bucket)) if last is not None else None) == last
+
+
+def test_a_backup_location_names_the_key_it_spells_even_with_a_hash_or_question_mark(local_stack: LocalStack) -> None:
+    bucket = get_settings().artifacts_bucket
+    # When a backup is written to a location that, read as a URL, would be the run's own lease record
+    destination = f"s3://{bucket}/migrations/{run_lease.KEY.split('/')[-1]}#?v=1"
+    ended = run(local_stack, {"operation": "backup", "destination": destination})
+    # Then it is written under that very key, and the lease record is the run's, whole
+    assert ended["status"] == "SUCCEEDED", ended
+    result = json.loads(ended["output"])
+    assert result["passed"] is True
+    assert _exists(f"{destination}.manifest.json")
+    lease = json.loads(artifacts.read_bytes(f"s3://{bucket}/{run_lease.KEY}"))
+    assert lease["run_id"] == result["run_id"] and lease["finished_at"] is not None
+
+
+def _exists(location: str) -> bool:
+    try:
+        artifacts.read_bytes(location)
+    except FileNotFoundError:
+        return False
+    return True
