@@ -109,19 +109,20 @@ class Listings(Construct):
         machine_name = config.name("visual-features-migration")
         # One run at a time: a Plan finding the lease held asks Step Functions whether the execution
         # holding it still runs (named by the state machine's name: its ARN would make a cycle)
-        allow(
-            migration,
-            ["states:DescribeExecution"],
-            [
-                Stack.of(self).format_arn(
-                    service="states",
-                    resource="execution",
-                    resource_name=f"{machine_name}:*",
-                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                )
-            ],
-            "Executions are named per run; the lease names the one holding it.",
+        # (and GET /listings/migration whether the run it shows going still runs)
+        executions = Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
+        for function in (migration, search):
+            allow(
+                function,
+                ["states:DescribeExecution"],
+                [executions],
+                "Executions are named per run; the lease names the one holding it.",
+            )
         self.migration = VisualFeaturesMigration(
             self,
             "VisualFeaturesMigration",

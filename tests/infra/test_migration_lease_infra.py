@@ -1,6 +1,6 @@
 """The migration's lease in the template: Plan hands the function its execution's ARN (the holder
 of the run's lease, `run_lease`), and the function may ask Step Functions about that state
-machine's executions, no other."""
+machine's executions, no other, as may the search function (GET /listings/migration)."""
 
 from __future__ import annotations
 
@@ -22,10 +22,13 @@ def test_a_plan_holds_the_runs_lease_by_its_execution_which_it_may_ask_about(syn
     policies = RolePolicies(synthesized.stack, synthesized.template.to_json())
     executions = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:execution"
 
-    def may(resource: str) -> bool:
-        call = Call("migration", "states:DescribeExecution", resource)
-        return any(grant.allows(call) for grant in policies.grants("migration"))
+    def may(function: str, resource: str) -> bool:
+        call = Call(function, "states:DescribeExecution", resource)
+        return any(grant.allows(call) for grant in policies.grants(function))
 
-    assert may(f"{executions}:{MIGRATION_STATE_MACHINE}:execute-20261207T000000-1")
-    assert not may(f"{executions}:another-machine:run-1")
-    assert not any(grant.action.startswith("states:") for grant in policies.grants("listing-search"))
+    # (and the search function, which shows the run going only while its execution runs)
+    for function in ("migration", "listing-search"):
+        assert may(function, f"{executions}:{MIGRATION_STATE_MACHINE}:execute-20261207T000000-1")
+        assert not may(function, f"{executions}:another-machine:run-1")
+    search_states = {grant.action for grant in policies.grants("listing-search") if grant.action.startswith("states:")}
+    assert search_states == {"states:DescribeExecution"}

@@ -360,12 +360,16 @@ def test_generate_watch_the_gallery_regenerate_and_download(
 
 
 def test_the_listings_tab_shows_the_migrations_progress(
-    console: Callable[..., Page], local_stack: LocalStack, axe: str, capsys: pytest.CaptureFixture[str]
+    console: Callable[..., Page],
+    local_stack: LocalStack,
+    running_execution: str,
+    axe: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given a finished run of the migration's state machine over two demo listings
     zpid, run = migrated_demo_listing(capsys)
     # And a run going: planned (one batch), none of its batches run yet
-    plan = plan_by_hand(local_stack, {"operation": "execute", "zpids": [zpid]})
+    plan = plan_by_hand(local_stack, {"operation": "execute", "zpids": [zpid]}, running_execution)
     # And three more listings in the index: two migrated (all three split fields), one not yet
     index = ListingsIndex.from_settings()
     index.ensure_split_mapping()

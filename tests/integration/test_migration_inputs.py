@@ -67,7 +67,9 @@ def test_only_the_operations_a_person_may_start_reach_the_function(
     assert (artifacts.read_bytes(last_run_location(bucket)) if last is not None else None) == last
 
 
-def test_a_backup_location_names_the_key_it_spells_even_with_a_hash_or_question_mark(local_stack: LocalStack) -> None:
+def test_a_backup_location_names_the_key_it_spells_and_a_backup_there_is_never_overwritten(
+    local_stack: LocalStack,
+) -> None:
     bucket = get_settings().artifacts_bucket
     # When a backup is written to a location that, read as a URL, would be the run's own lease record
     destination = f"s3://{bucket}/migrations/{run_lease.KEY.split('/')[-1]}#?v=1"
@@ -79,6 +81,13 @@ def test_a_backup_location_names_the_key_it_spells_even_with_a_hash_or_question_
     assert _exists(f"{destination}.manifest.json")
     lease = json.loads(artifacts.read_bytes(f"s3://{bucket}/{run_lease.KEY}"))
     assert lease["run_id"] == result["run_id"] and lease["finished_at"] is not None
+    # When a second backup names the same location
+    manifest = artifacts.read_bytes(f"{destination}.manifest.json")
+    again = run(local_stack, {"operation": "backup", "destination": destination})
+    # Then it is refused before it writes anything: the first backup, a restore point, stays whole
+    assert (again["status"], again.get("error")) == ("FAILED", "BackupExists"), again
+    assert "already" in again["cause"]
+    assert artifacts.read_bytes(f"{destination}.manifest.json") == manifest
 
 
 def _exists(location: str) -> bool:

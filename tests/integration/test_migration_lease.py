@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,25 +22,6 @@ from listing_vision.realestate.migration import Migration
 from local.stack import LocalStack
 from tests.demo_migration import listings_a_forced_execute_would_update, printed
 from tests.integration.test_migration_progress import invoke
-
-
-@pytest.fixture
-def running_execution(local_stack: LocalStack) -> Iterator[str]:
-    """An execution of the deployed state machine that runs until stopped, to hold a run's lease as
-    its Plan would: started while the machine's definition is a Wait state (an execution runs the
-    definition it started with; the migration function may ask about this machine's executions only)."""
-    sfn = aws.client("stepfunctions")
-    machine = local_stack.migration_arn
-    definition = sfn.describe_state_machine(stateMachineArn=machine)["definition"]
-    waiting = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 3600, "End": True}}}
-    sfn.update_state_machine(stateMachineArn=machine, definition=json.dumps(waiting))
-    try:
-        arn = str(sfn.start_execution(stateMachineArn=machine, name=f"hold-{uuid.uuid4().hex[:8]}")["executionArn"])
-    finally:
-        sfn.update_state_machine(stateMachineArn=machine, definition=definition)
-    yield arn
-    if sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
-        sfn.stop_execution(executionArn=arn)
 
 
 def lease_record() -> dict[str, Any]:
@@ -82,7 +61,7 @@ def test_a_run_is_refused_while_an_execution_holds_the_lease_and_goes_once_it_ha
     assert (going["run_id"], going["execution"]) == (held["run_id"], running_execution)
     # When the holding execution is stopped (as a person stops a run in the console)
     aws.client("stepfunctions").stop_execution(executionArn=running_execution)
-    # Then a run takes the lease, runs and passes, and is the last run
+    # Then the progress shows no run going, and a run takes the lease, runs and passes, and is the last run
     assert migrate.main(["--via-stepfunctions", "execute", "--force", "--zpids", ",".join(chosen)]) == 0
     run = printed(capsys)
     progress = requests.get(f"{local_stack.url}/listings/migration", timeout=10).json()

@@ -7,15 +7,13 @@ then a whole Step Functions run shows its end."""
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import boto3
 import pytest
 import requests
 
-from functions.specs import MIGRATION_STATE_MACHINE
-from local.lambda_runtime import ACCOUNT_ID
+from listing_vision import aws
 from local.stack import LocalStack
 from tests.demo_migration import listings_a_forced_execute_would_update, printed
 
@@ -35,10 +33,9 @@ def invoke(local_stack: LocalStack, event: dict[str, Any]) -> dict[str, Any]:
     return dict(payload)
 
 
-def plan_by_hand(local_stack: LocalStack, request: dict[str, Any]) -> dict[str, Any]:
-    """The Plan state's task, invoked by hand as if from an execution of the state machine (one that
-    does not exist: its lease is free to take by the next run)."""
-    execution = f"arn:aws:states:us-east-1:{ACCOUNT_ID}:execution:{MIGRATION_STATE_MACHINE}:by-hand-{uuid.uuid4().hex}"
+def plan_by_hand(local_stack: LocalStack, request: dict[str, Any], execution: str) -> dict[str, Any]:
+    """The Plan state's task, invoked by hand as the state machine would from `execution` (one
+    running: `running_execution`), which then holds the run's lease."""
     return invoke(local_stack, {"operation": "plan", "request": request, "execution": execution})
 
 
@@ -49,7 +46,7 @@ def current_run(local_stack: LocalStack) -> Any:
 
 
 def test_the_progress_shows_the_run_going_with_its_batches_recorded_so_far_until_it_finishes(
-    local_stack: LocalStack, capsys: pytest.CaptureFixture[str]
+    local_stack: LocalStack, running_execution: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from listing_vision.realestate import migrate
 
@@ -57,7 +54,7 @@ def test_the_progress_shows_the_run_going_with_its_batches_recorded_so_far_until
     chosen = listings_a_forced_execute_would_update(capsys)
     # When a run's plan step runs (one listing a batch: two batches)
     request = {"operation": "execute", "zpids": chosen, "batch_size": 1, "force": True}
-    plan = plan_by_hand(local_stack, request)
+    plan = plan_by_hand(local_stack, request, running_execution)
     going = current_run(local_stack)
     # Then the progress shows the run going: two batches planned, none recorded yet
     assert going["run_id"] == plan["run_id"] and going["operation"] == "execute"
@@ -77,6 +74,9 @@ def test_the_progress_shows_the_run_going_with_its_batches_recorded_so_far_until
         1,
         True,
     )
+    # When its execution is stopped before its last step, the run shows no longer going
+    aws.client("stepfunctions").stop_execution(executionArn=running_execution)
+    assert current_run(local_stack) is None
     # When a whole Step Functions run over the same listings plans, runs its batches and finishes
     migrate.main(["--via-stepfunctions", "execute", "--force", "--zpids", ",".join(chosen)])
     run = printed(capsys)

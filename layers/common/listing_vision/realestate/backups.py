@@ -41,6 +41,13 @@ class BackupNotFound(InvalidRequest):
     code = "backup_not_found"
 
 
+class BackupExists(InvalidRequest):
+    """A backup is already at the location named: writing another there would destroy it (a restore
+    point, perhaps the only one)."""
+
+    code = "backup_exists"
+
+
 class BackupNotInS3(InvalidRequest):
     """A fanned-out run named a backup by a path: each batch's Lambda would see only its own /tmp."""
 
@@ -128,6 +135,19 @@ def check_fan_out_location(location: str | None, reading: bool) -> None:
         )
     if reading:
         BackupReader(location)  # reads the manifest: refused here when there is none
+    else:
+        refuse_existing_backup(location)
+
+
+def refuse_existing_backup(location: str) -> None:
+    """Before a backup writes anything: none is at its location already (its manifest is there)."""
+    try:
+        artifacts.read_bytes(manifest_location(location))
+    except FileNotFoundError:  # artifacts.ArtifactNotFound: none there, as it should be
+        return
+    raise BackupExists(
+        f"A backup is already at {ascii(location)[:200]}: name another location (or leave it out for a new one)."
+    )
 
 
 class BackupReader:

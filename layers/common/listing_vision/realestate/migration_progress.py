@@ -56,6 +56,8 @@ def current_run(bucket: str | None = None) -> dict[str, Any] | None:
         return None
     if record.get("holder") and time.time() - (_seconds(record.get("renewed_at")) or 0) > run_lease.LEASE_S:
         return None  # an in-process run not heard from past its lease: it died, and its lease is free
+    if isinstance(record.get("execution"), str) and not run_lease.execution_running(record["execution"]):
+        return None  # its execution ended before `finish` (stopped, timed out, failed): its lease is free
     if record.get("holder"):  # a run in a process (the CLI's) counts its batches itself, leaving no records
         recorded, complete = int(record.get("batches_done") or 0), True
     else:

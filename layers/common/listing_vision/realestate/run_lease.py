@@ -117,7 +117,7 @@ def _free(going: dict[str, Any], execution: str | None) -> bool:
     if going.get("execution"):
         if going["execution"] == execution:  # this execution's Plan, retried after its function died
             return True
-        return _execution_status(str(going["execution"])) != "RUNNING"
+        return not execution_running(str(going["execution"]))
     # a process (or a record from before leases): alive while renewed
     return time.time() - _last_seen(going) > LEASE_S
 
@@ -127,12 +127,14 @@ def _last_seen(going: dict[str, Any]) -> float:
     return float(seen) if isinstance(seen, int | float) and not isinstance(seen, bool) else 0.0
 
 
-def _execution_status(arn: str) -> str:
+def execution_running(arn: str) -> bool:
+    """Whether Step Functions says this execution is RUNNING (one it does not know, or will not
+    describe to us, is not a run of this migration going)."""
     try:
-        return str(aws.client("stepfunctions").describe_execution(executionArn=arn)["status"])
+        return bool(aws.client("stepfunctions").describe_execution(executionArn=arn)["status"] == "RUNNING")
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in NOT_THIS_MACHINES:
-            return "GONE"
+            return False
         raise
 
 

@@ -8,7 +8,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from listing_vision.errors import InvalidRequest
-from listing_vision.realestate.backups import BackupReader, write_backup, write_manifest, write_part
+from listing_vision.realestate.backups import (
+    BackupReader,
+    refuse_existing_backup,
+    write_backup,
+    write_manifest,
+    write_part,
+)
 from listing_vision.realestate.listings_index import ListingDoc
 from listing_vision.realestate.migration.common import MigrationBase, batches, throttling_as_retryable
 
@@ -22,6 +28,7 @@ class Backup(MigrationBase):
         """Every listing's full source in id order, as JSONL parts of `part_size` listings and a manifest
         of their checksums (see `backups`); streamed, a page of listings in memory at a time."""
         location = self.backup_location(destination)
+        refuse_existing_backup(location)
         manifest = write_backup(location, self.listings.name, self.listings.iter_docs_sorted(), part_size)
         return {
             "operation": "backup",
