@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 
 from functions.routes import ROUTES
+from functions.specs import MIGRATION_STATE_MACHINE
 from infra.constructs.api import USAGE_PLANS
+from local.call_recorder import ACCOUNT_ID, REGION
 from tests.infra.conftest import Synthesized
 from tests.infra.iam import RolePolicies
 
@@ -23,11 +25,12 @@ def test_listing_search_may_only_search_the_listings_index(synthesized: Synthesi
     # Then it holds two: POST on the listings index's _search and _mget paths (GET /listings/{zpid}); no
     # writes, no other index, no other store
     # And GetObject on the last and the current migration run's records, ListBucket on the artifacts
-    # bucket (GET /listings/migration)
+    # bucket, DescribeExecution on the migration's executions (GET /listings/migration: the run going)
     migration = {
         ("s3:GetObject", "arn:aws:s3:::artifacts/migrations/last-run.json"),
         ("s3:GetObject", "arn:aws:s3:::artifacts/migrations/current-run.json"),
         ("s3:ListBucket", "arn:aws:s3:::artifacts"),
+        ("states:DescribeExecution", f"arn:aws:states:{REGION}:{ACCOUNT_ID}:execution:{MIGRATION_STATE_MACHINE}:*"),
     }
     assert grants - migration == {
         ("es:ESHttpPost", policies.resolve(synthesized.stack.resolve(f"{domain}/listings-v2/{path}")))

@@ -57,11 +57,16 @@ def test_only_the_operations_a_person_may_start_reach_the_function(
         # Then it fails as not an operation, naming those it may be
         assert (ended["status"], ended.get("error")) == ("FAILED", "InvalidRequest"), payload
         assert "dry_run" in ended["cause"] and "execute" in ended["cause"], ended["cause"]
-    # When an execute lists no listing at all
-    ended = run(local_stack, {"operation": "execute", "zpids": []})
-    # Then it is refused (an empty list is no choice: not "every listing")
-    assert (ended["status"], ended.get("error")) == ("FAILED", "InvalidRequest")
-    assert "at least 1 item" in ended["cause"]
+    # When an execute lists no listing at all, or says "yes" where true or false is meant
+    refused = {
+        "at least 1 item": {"operation": "execute", "zpids": []},
+        "valid boolean": {"operation": "execute", "zpids": chosen, "force": "yes"},
+    }
+    for problem, payload in refused.items():
+        ended = run(local_stack, payload)
+        # Then it is refused (an empty list is no choice: not "every listing"; "yes" is not read as true)
+        assert (ended["status"], ended.get("error")) == ("FAILED", "InvalidRequest"), payload
+        assert problem in ended["cause"], ended["cause"]
     # And none of them wrote anything: the listings, the last run as they were
     assert sources(chosen) == before
     assert (artifacts.read_bytes(last_run_location(bucket)) if last is not None else None) == last
@@ -96,3 +101,21 @@ def _exists(location: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def test_a_run_id_names_one_run_whose_records_are_kept(
+    local_stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chosen = listings_a_forced_execute_would_update(capsys)
+    bucket = get_settings().artifacts_bucket
+    run_id = f"audit-{uuid.uuid4().hex[:8]}"
+    # Given a run that named its run id
+    first = run(local_stack, {"operation": "verify", "zpids": chosen, "run_id": run_id})
+    assert first["status"] == "SUCCEEDED", first
+    manifest = artifacts.read_bytes(f"s3://{bucket}/migrations/{run_id}/manifest.json")
+    # When another run names the same id
+    again = run(local_stack, {"operation": "execute", "zpids": chosen, "run_id": run_id})
+    # Then it is refused, and the first run's records are as it left them
+    assert (again["status"], again.get("error")) == ("FAILED", "InvalidRequest"), again
+    assert "planned already" in again["cause"]
+    assert artifacts.read_bytes(f"s3://{bucket}/migrations/{run_id}/manifest.json") == manifest

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from listing_vision.observability import metrics
 from listing_vision.realestate import artifacts
@@ -61,7 +61,7 @@ class DryRunRequest(_Request):
     operation: Literal["dry_run"]
     sample: int = Field(5, ge=1, le=1_000)
     zpids: Zpids = None
-    force: bool = False  # say what a forced execute would do
+    force: StrictBool = False  # say what a forced execute would do
 
 
 class BackupRequest(_Request):
@@ -91,7 +91,7 @@ class ClassifyPhrasesRequest(_Request):
     before `execute` with `force`): a model when a key is set, else the offline rule."""
 
     operation: Literal["classify_phrases"]
-    dry_run: bool = False
+    dry_run: StrictBool = False
     limit: int | None = Field(None, ge=1, le=1_000_000)  # phrases classified in this run at most
     segments: int = Field(4, ge=1, le=64)  # parallel scan segments of the vision cache
 
@@ -100,7 +100,7 @@ class ExecuteRequest(_Request):
     operation: Literal["execute"]
     zpids: Zpids = None
     batch_size: int = Field(100, ge=1, le=1_000)
-    force: bool = False
+    force: StrictBool = False  # true or false: "yes" is refused, not read as true
     backup: str | None = Field(None, max_length=1024)
     spot_checks: int = Field(10, ge=0, le=1_000)
     run_id: RunId | None = None

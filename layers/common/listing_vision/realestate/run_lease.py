@@ -93,6 +93,12 @@ class Lease:
             self.update(**({"finished_at": int(time.time())} | changes))
 
 
+def holds(bucket: str, run_id: str, execution: str) -> bool:
+    """Whether the lease record names this run held by this execution (its Plan, retried)."""
+    held = _read(bucket)
+    return held is not None and (held[0].get("run_id"), held[0].get("execution")) == (run_id, execution)
+
+
 def take(bucket: str, record: dict[str, Any], execution: str | None = None) -> Lease:
     """Take the lease for a run described by `record` (run_id, operation, started_at), held by the
     Step Functions `execution` or, without one, by this process."""

@@ -39,6 +39,14 @@ class Plan(MigrationBase):
         (without one, by this process: end it with `end_run`)."""
         if not 1 <= batch_size <= 1000:
             raise InvalidRequest("batch_size must be between 1 and 1000.", code="invalid_batch_size")
+        # a run id named twice would overwrite the first run's records, unless this is its own Plan, retried
+        retried = bool(run_id and execution and run_lease.holds(self.artifacts_bucket, run_id, execution))
+        if run_id and not retried and self._run_recorded(run_id):
+            raise InvalidRequest(
+                f"A run {run_id} was planned already: its manifest and batch records are kept for audit. "
+                "Name another run_id, or leave it out for a new one.",
+                code="run_id_taken",
+            )
         run_id = run_id or new_run_id()
         # The run going, which GET /listings/migration shows until `finish` marks it ended (`record_run`):
         # taken before anything is written, so a run refused writes nothing
@@ -64,7 +72,7 @@ class Plan(MigrationBase):
                 counted["batches"] += 1
             yield b"\n]\n"
 
-        key = f"migrations/{run_id}/manifest.json"
+        key = manifest_key(run_id)
         artifacts.write_stream(f"s3://{self.artifacts_bucket}/{key}", manifest(), "application/json")
         lease.update(batches=counted["batches"], listings=counted["listings"])
         return {
@@ -75,6 +83,13 @@ class Plan(MigrationBase):
             "manifest": {"bucket": self.artifacts_bucket, "key": key},
             "results_prefix": f"migrations/{run_id}/results",
         }
+
+    def _run_recorded(self, run_id: str) -> bool:
+        try:
+            artifacts.read_bytes(f"s3://{self.artifacts_bucket}/{manifest_key(run_id)}")
+        except FileNotFoundError:  # artifacts.ArtifactNotFound: no run of that id
+            return False
+        return True
 
     def record_batch(self, run_id: str, batch: int, result: dict[str, Any]) -> None:
         """Each completed batch leaves its result under the run, for `finish` and for audit."""
@@ -180,6 +195,10 @@ class Plan(MigrationBase):
 
 def new_run_id() -> str:
     return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+
+
+def manifest_key(run_id: str) -> str:
+    return f"migrations/{run_id}/manifest.json"
 
 
 def last_run_location(bucket: str) -> str:
