@@ -155,9 +155,9 @@ class Plan(MigrationBase):
         location = current_run_location(self.artifacts_bucket)
         try:
             current = json.loads(artifacts.read_bytes(location))
-        except (ClientError, FileNotFoundError):
+        except (ClientError, FileNotFoundError, ValueError):  # none, or not JSON: no run's, not this one's
             return
-        if current.get("run_id") == run_id:
+        if isinstance(current, dict) and current.get("run_id") == run_id:
             ended = current | {"finished_at": finished_at}
             artifacts.write_bytes(location, json.dumps(ended).encode(), "application/json")
 
