@@ -1,12 +1,17 @@
 """Demo listings for the migration's tests on the local stack: the two a forced execute would update
-(chosen by a dry run), and a Step Functions run over them; what the migration's command printed."""
+(chosen by a dry run), and a Step Functions run over them; what the migration's command printed;
+an execution of a state machine, run to its end."""
 
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from typing import Any
 
 import pytest
+
+from listing_vision import aws
 
 DEMO_LISTINGS, DEMO_SEED = 40, 9
 
@@ -41,3 +46,18 @@ def migrated_demo_listing(capsys: pytest.CaptureFixture[str]) -> tuple[str, dict
     chosen = listings_a_forced_execute_would_update(capsys)
     migrate.main(["--via-stepfunctions", "execute", "--force", "--zpids", ",".join(chosen)])
     return chosen[0], printed(capsys)
+
+
+def run_execution(machine_arn: str, payload: Any, name: str = "run") -> dict[str, Any]:
+    """Start an execution of the state machine with this input; its description once it has ended."""
+    sfn = aws.client("stepfunctions")
+    execution = sfn.start_execution(
+        stateMachineArn=machine_arn, name=f"{name}-{uuid.uuid4().hex[:8]}", input=json.dumps(payload)
+    )["executionArn"]
+    deadline = time.monotonic() + 300  # a hang guard, generous for a loaded machine
+    while time.monotonic() < deadline:
+        described = dict(sfn.describe_execution(executionArn=execution))
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.2)
+    pytest.fail("execution did not end in 300 s")

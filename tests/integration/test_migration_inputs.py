@@ -5,34 +5,22 @@ the deployed state machine on the local stack."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
 import pytest
 
-from listing_vision import aws
 from listing_vision.config import get_settings
 from listing_vision.realestate import artifacts, run_lease
 from listing_vision.realestate.migration.plan import last_run_location
 from local.stack import LocalStack
-from tests.demo_migration import listings_a_forced_execute_would_update
+from tests.demo_migration import listings_a_forced_execute_would_update, run_execution
 from tests.integration.test_migration_lease import sources
 
 
 def run(local_stack: LocalStack, payload: Any) -> dict[str, Any]:
-    """Start an execution of the deployed state machine with this input; its description once ended."""
-    sfn = aws.client("stepfunctions")
-    execution = sfn.start_execution(
-        stateMachineArn=local_stack.migration_arn, name=f"input-{uuid.uuid4().hex[:8]}", input=json.dumps(payload)
-    )["executionArn"]
-    deadline = time.monotonic() + 300  # a hang guard, generous for a loaded machine
-    while time.monotonic() < deadline:
-        described = dict(sfn.describe_execution(executionArn=execution))
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.2)
-    pytest.fail("execution did not end in 300 s")
+    """An execution of the deployed state machine with this input, once ended."""
+    return run_execution(local_stack.migration_arn, payload, name="input")
 
 
 def test_only_the_operations_a_person_may_start_reach_the_function(

@@ -4,9 +4,6 @@ operations against them (the `sandbox` fixture; test modules re-export it by nam
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +25,7 @@ from listing_vision.realestate.split_records import SplitRecords
 from listing_vision.realestate.vision_cache import VisionCache
 from local.stack import LocalStack
 from local.workflow import create_state_machine, synthesize_definition
+from tests.demo_migration import run_execution
 from tests.demo_stores import demo_stores, phrase_table
 from tests.faults import (
     FaultProxy,
@@ -75,18 +73,11 @@ class Sandbox:
         )
 
     def run(self, payload: dict[str, Any]) -> dict[str, Any]:
-        sfn = aws.client("stepfunctions")
-        execution = sfn.start_execution(
-            stateMachineArn=self.machine_arn, name=f"run-{uuid.uuid4().hex[:8]}", input=json.dumps(payload)
-        )["executionArn"]
-        deadline = time.monotonic() + 300  # a hang guard, generous for a loaded machine
-        while time.monotonic() < deadline:
-            described = sfn.describe_execution(executionArn=execution)
-            if described["status"] != "RUNNING":
-                described["history"] = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
-                return described
-            time.sleep(0.2)
-        pytest.fail("execution did not finish in 300 s")
+        described = run_execution(self.machine_arn, payload)
+        history = aws.client("stepfunctions").get_execution_history(
+            executionArn=described["executionArn"], maxResults=1000
+        )
+        return described | {"history": history["events"]}
 
 
 @pytest.fixture

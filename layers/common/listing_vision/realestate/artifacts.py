@@ -43,14 +43,15 @@ def write_bytes(location: str, data: bytes, content_type: str = "application/oct
 
 def read_bytes(location: str) -> bytes:
     if s3_object(location):
-        return bytes(_get_object(location)["Body"].read())
+        return bytes(get_object(location)["Body"].read())
     try:
         return Path(location).read_bytes()
     except FileNotFoundError as error:
         raise ArtifactNotFound(f"No file at {location}.") from error
 
 
-def _get_object(location: str) -> dict[str, Any]:
+def get_object(location: str) -> dict[str, Any]:
+    """An S3 location's GetObject answer (its Body, ETag, …); ArtifactNotFound when it is not there."""
     bucket, key = s3_object(location) or ("", "")
     try:
         return dict(aws.client("s3").get_object(Bucket=bucket, Key=key))
@@ -81,7 +82,7 @@ def write_stream(location: str, chunks: Iterable[bytes], content_type: str = "ap
 def read_chunks(location: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
     """The object's bytes a chunk at a time."""
     if s3_object(location):
-        yield from _get_object(location)["Body"].iter_chunks(chunk_size)
+        yield from get_object(location)["Body"].iter_chunks(chunk_size)
         return
     if not Path(location).is_file():
         raise ArtifactNotFound(f"No file at {location}.")

@@ -11,7 +11,6 @@ failed), so a run going shows no failures."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -52,12 +51,9 @@ def current_run(bucket: str | None = None) -> dict[str, Any] | None:
     far; None when none is going (none planned yet, or the last one planned has finished)."""
     bucket = bucket or get_settings().artifacts_bucket
     record = _record(current_run_location(bucket))
-    if record is None or record.get("finished_at") is not None or not record.get("run_id"):
+    # Going while it holds the lease: not finished, its execution running or its process heard from
+    if record is None or not record.get("run_id") or run_lease.ended(record):
         return None
-    if record.get("holder") and time.time() - (_seconds(record.get("renewed_at")) or 0) > run_lease.LEASE_S:
-        return None  # an in-process run not heard from past its lease: it died, and its lease is free
-    if isinstance(record.get("execution"), str) and not run_lease.execution_running(record["execution"]):
-        return None  # its execution ended before `finish` (stopped, timed out, failed): its lease is free
     if record.get("holder"):  # a run in a process (the CLI's) counts its batches itself, leaving no records
         recorded, complete = int(record.get("batches_done") or 0), True
     else:

@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 
 from listing_vision import aws
 from listing_vision.errors import Conflict
+from listing_vision.realestate import artifacts
 
 KEY = "migrations/current-run.json"
 # An in-process run renews its lease at most this often (a batch takes seconds), and one not renewed
@@ -103,7 +104,7 @@ def take(bucket: str, record: dict[str, Any], execution: str | None = None) -> L
     """Take the lease for a run described by `record` (run_id, operation, started_at), held by the
     Step Functions `execution` or, without one, by this process."""
     held = _read(bucket)
-    if held is not None and not _free(held[0], execution):
+    if held is not None and not ended(held[0], execution):
         raise _refusal(held[0])
     holder = {"execution": execution} if execution else {"holder": f"{socket.gethostname()}:{os.getpid()}"}
     record = record | holder
@@ -116,14 +117,15 @@ def take(bucket: str, record: dict[str, Any], execution: str | None = None) -> L
     return Lease(bucket, record, written)
 
 
-def _free(going: dict[str, Any], execution: str | None) -> bool:
-    """Whether the run a record names has ended, so its lease may be taken."""
+def ended(going: dict[str, Any], execution: str | None = None) -> bool:
+    """Whether the run a record names has ended, so its lease may be taken (by `execution`, which
+    may retake its own) and GET /listings/migration shows no run going."""
     if going.get("finished_at") is not None:
         return True
     if going.get("execution"):
         if going["execution"] == execution:  # this execution's Plan, retried after its function died
             return True
-        return not execution_running(str(going["execution"]))
+        return not _execution_running(str(going["execution"]))
     # a process (or a record from before leases): alive while renewed
     return time.time() - _last_seen(going) > LEASE_S
 
@@ -133,7 +135,7 @@ def _last_seen(going: dict[str, Any]) -> float:
     return float(seen) if isinstance(seen, int | float) and not isinstance(seen, bool) else 0.0
 
 
-def execution_running(arn: str) -> bool:
+def _execution_running(arn: str) -> bool:
     """Whether Step Functions says this execution is RUNNING (one it does not know, or will not
     describe to us, is not a run of this migration going)."""
     try:
@@ -146,11 +148,9 @@ def execution_running(arn: str) -> bool:
 
 def _read(bucket: str) -> tuple[dict[str, Any], str] | None:
     try:
-        answer = aws.client("s3").get_object(Bucket=bucket, Key=KEY)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return None
-        raise
+        answer = artifacts.get_object(f"s3://{bucket}/{KEY}")
+    except FileNotFoundError:  # artifacts.ArtifactNotFound: no run has taken it yet
+        return None
     try:
         record = json.loads(answer["Body"].read())
     except ValueError:

@@ -40,8 +40,7 @@ class Plan(MigrationBase):
         if not 1 <= batch_size <= 1000:
             raise InvalidRequest("batch_size must be between 1 and 1000.", code="invalid_batch_size")
         # a run id named twice would overwrite the first run's records, unless this is its own Plan, retried
-        retried = bool(run_id and execution and run_lease.holds(self.artifacts_bucket, run_id, execution))
-        if run_id and not retried and self._run_recorded(run_id):
+        if run_id and self._run_recorded(run_id) and not self._retried(run_id, execution):
             raise InvalidRequest(
                 f"A run {run_id} was planned already: its manifest and batch records are kept for audit. "
                 "Name another run_id, or leave it out for a new one.",
@@ -90,6 +89,9 @@ class Plan(MigrationBase):
         except FileNotFoundError:  # artifacts.ArtifactNotFound: no run of that id
             return False
         return True
+
+    def _retried(self, run_id: str, execution: str | None) -> bool:
+        return execution is not None and run_lease.holds(self.artifacts_bucket, run_id, execution)
 
     def record_batch(self, run_id: str, batch: int, result: dict[str, Any]) -> None:
         """Each completed batch leaves its result under the run, for `finish` and for audit."""
