@@ -186,11 +186,11 @@ def predict_fn(request: EmbedRequest | VerifyRequest | ModelRequest, model: visi
     try:
         if not request.features:
             return {**embeddings_json(model.embed(request.images, max_pixels), request.binary), **signed}
-        embeddings, found = model.describe(request.images, max_pixels)
+        embeddings, encoded = model.describe_as(
+            request.images, lambda found: found.to_base64(with_mirror=True), max_pixels
+        )
     except pixels.InvalidImageError as error:
         raise ClientError(str(error), error.code) from error
-    # Serialising features is zlib work that releases the GIL: on the host threads, not this one.
-    encoded = model.in_parallel(lambda item: item.to_base64(with_mirror=True), found)
     return {**embeddings_json(embeddings, request.binary), **signed, "features": encoded}
 
 

@@ -42,18 +42,23 @@ def encode(images: Sequence[bytes], features: bool = False) -> tuple[bytes, str]
 
 
 def decode(body: bytes, content_type: str, max_images: int) -> tuple[list[bytes], bool]:
-    """(image files in order, features asked for) from a body `encode` would write."""
+    """(image files in order, features asked for) from a body `encode` would write. Parts are found
+    by offset and each image is copied out once (a request carries megabytes of images, parsed
+    before any host thread can start on them)."""
     boundary = _param(content_type, "boundary")
     if not boundary or len(boundary) > 70:  # RFC 2046: 1 to 70 characters
         raise MalformedBody("The multipart Content-Type has no valid boundary.")
     delimiter = b"\r\n--" + boundary.encode("latin-1")
-    pieces = (b"\r\n" + body).split(delimiter)
-    if len(pieces) < 3 or pieces[0] != b"" or not pieces[-1].startswith(b"--"):
+    parts, position = [], len(delimiter) - 2  # the first delimiter opens the body, without its line break
+    while body.startswith(delimiter[2:]) and (end := body.find(delimiter, position)) >= 0:
+        parts.append((position, end))
+        position = end + len(delimiter)
+    if not parts or not body.startswith(b"--", position):
         raise MalformedBody("The body is not multipart/form-data with that boundary.")
     images: list[bytes] = []
     features: bool | None = None
-    for piece in pieces[1:-1]:
-        name, content = _part(piece)
+    for start, end in parts:
+        name, content = _part(body, start, end)
         if name == "image":
             if len(images) == max_images:
                 raise MalformedBody(f"More than {max_images} images in one request.")
@@ -67,14 +72,15 @@ def decode(body: bytes, content_type: str, max_images: int) -> tuple[list[bytes]
     return images, bool(features)
 
 
-def _part(piece: bytes) -> tuple[str, bytes]:
-    if not piece.startswith(b"\r\n"):
+def _part(body: bytes, start: int, end: int) -> tuple[str, bytes]:
+    """The part between offsets `start` (just after its delimiter) and `end` (the next one)."""
+    if not body.startswith(b"\r\n", start):
         raise MalformedBody("A multipart delimiter is not followed by a line break.")
-    head, separator, content = piece[2:].partition(b"\r\n\r\n")
-    if not separator:
+    blank = body.find(b"\r\n\r\n", start + 2, end)
+    if blank < 0:
         raise MalformedBody("A part has no blank line after its headers.")
     headers = {}
-    for line in head.split(b"\r\n"):
+    for line in body[start + 2 : blank].split(b"\r\n"):
         key, colon, value = line.decode("latin-1").partition(":")
         if not colon:
             raise MalformedBody("A part header is not 'Name: value'.")
@@ -83,7 +89,7 @@ def _part(piece: bytes) -> tuple[str, bytes]:
     name = _param(disposition, "name")
     if not disposition.lower().startswith("form-data") or name not in FIELDS:
         raise MalformedBody(f"Unexpected part {name!r}: expected 'image' parts and an optional 'features'.")
-    return name, content
+    return name, body[blank + 4 : end]
 
 
 def _param(header: str, name: str) -> str | None:

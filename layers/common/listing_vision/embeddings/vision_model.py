@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
+from PIL import Image
 
 from listing_vision.embeddings.batching import MicroBatcher
 from listing_vision.embeddings.clip_onnx import ClipEncoder, preprocess
@@ -28,7 +29,6 @@ from listing_vision.imaging.features import MODEL_SIDE_PX, Candidate, ImageFeatu
 from listing_vision.imaging.pixels import DEFAULT_MAX_PIXELS, InvalidImageError, as_rgb, decode_image, indexed
 
 HOST_THREADS = os.cpu_count() or 1
-T = TypeVar("T")
 R = TypeVar("R")
 
 
@@ -43,14 +43,22 @@ class VisionModel:
 
     def embed(self, blobs: Sequence[bytes], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         """Image files → L2-normalised embeddings [N, dim]; InvalidImageError names the first refused."""
-        return self._embeddings(self._prepare(blobs, max_pixels, with_features=False))
+        return self._embeddings(self._prepare(blobs, max_pixels, lambda image: None))
 
     def describe(
         self, blobs: Sequence[bytes], max_pixels: int = DEFAULT_MAX_PIXELS
     ) -> tuple[np.ndarray, list[ImageFeatures]]:
         """Embeddings [N, dim] and each image's verification features, with the mirrored set."""
-        prepared = self._prepare(blobs, max_pixels, with_features=True)
-        return self._embeddings(prepared), [found for _, found in prepared if found is not None]
+        return self.describe_as(blobs, lambda found: found, max_pixels)
+
+    def describe_as(
+        self, blobs: Sequence[bytes], form: Callable[[ImageFeatures], R], max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> tuple[np.ndarray, list[R]]:
+        """`describe`, each image's features put in `form` (the endpoint's wire form) on the host
+        thread that found them: serialising is mostly Python (the GIL), so it overlaps the other
+        threads' decoding rather than running as a second pass after all of it."""
+        prepared = self._prepare(blobs, max_pixels, lambda image: form(verify.extract(image, with_mirror=True)))
+        return self._embeddings(prepared), [found for _, found in prepared]
 
     def verify(
         self, query: ImageFeatures, candidates: Sequence[Candidate], settings: VerifySettings | None = None
@@ -58,29 +66,26 @@ class VisionModel:
         """A verdict per candidate, in order."""
         return list(self._pool.map(lambda candidate: verify.check(query, candidate, settings), candidates))
 
-    def in_parallel(self, action: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        """`action` over the items on the host threads, in order (for work that releases the GIL)."""
-        return list(self._pool.map(action, items))
-
     @property
     def provider(self) -> str:
         return self.encoder.provider
 
-    def _embeddings(self, prepared: list[tuple[np.ndarray, ImageFeatures | None]]) -> np.ndarray:
+    def _embeddings(self, prepared: Sequence[tuple[np.ndarray, object]]) -> np.ndarray:
         if not prepared:
             return np.zeros((0, self.dim), np.float32)
         return self._encode(np.stack([pixels for pixels, _ in prepared]))
 
     def _prepare(
-        self, blobs: Sequence[bytes], max_pixels: int, with_features: bool
-    ) -> list[tuple[np.ndarray, ImageFeatures | None]]:
-        def one(blob: bytes) -> tuple[np.ndarray, ImageFeatures | None] | InvalidImageError:
+        self, blobs: Sequence[bytes], max_pixels: int, features: Callable[[Image.Image], R]
+    ) -> list[tuple[np.ndarray, R]]:
+        """Each image's model input and `features(image)`, on the host threads."""
+
+        def one(blob: bytes) -> tuple[np.ndarray, R] | InvalidImageError:
             try:
                 image = as_rgb(decode_image(blob, max_pixels, reduce_to=self._decode_px))  # once for both uses
             except InvalidImageError as error:
                 return error
-            pixels = preprocess(image, self.encoder.image_size, self.encoder.resize)
-            return pixels, verify.extract(image, with_mirror=True) if with_features else None
+            return preprocess(image, self.encoder.image_size, self.encoder.resize), features(image)
 
         prepared = list(self._pool.map(one, blobs))
         for index, item in enumerate(prepared):
