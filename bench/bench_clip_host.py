@@ -93,9 +93,9 @@ def negligible_model(path: Path, dim: int = 512) -> Path:
     return path
 
 
-def load_models() -> tuple[Any, Any]:
-    """The handler's model (`inference.model_fn`, as the endpoint loads it) on the shipped
-    descriptor, and on the negligible stand-in (the host path alone)."""
+def load_model(stand_in: bool = False) -> Any:
+    """The handler's model as the endpoint loads it (`inference.model_fn`): on the shipped
+    descriptor, or with `stand_in` on the negligible graph (the host path alone)."""
     from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL
     from serving.clip import inference
     from serving.clip.package import build
@@ -105,14 +105,14 @@ def load_models() -> tuple[Any, Any]:
         tarball = build(DESCRIPTOR_MODEL, Path(work) / "model.tar.gz", allow_descriptor=True)
         with tarfile.open(tarball) as tar:
             tar.extractall(work, filter="data")
-        descriptor = inference.model_fn(work)
+        if not stand_in:
+            return inference.model_fn(work)
         negligible_model(Path(work) / "negligible.onnx")
         os.environ["CLIP_MODEL_FILE"] = "negligible.onnx"
         try:
-            host_only = inference.model_fn(work)
+            return inference.model_fn(work)
         finally:
             del os.environ["CLIP_MODEL_FILE"]
-    return descriptor, host_only
 
 
 def run(stack: LocalStack | None = None) -> list[Figure]:
@@ -120,7 +120,7 @@ def run(stack: LocalStack | None = None) -> list[Figure]:
     from listing_vision.embeddings.transport import for_transport
     from serving.clip import inference
 
-    descriptor, host_only = load_models()
+    descriptor, host_only = load_model(), load_model(stand_in=True)
     cores = os.cpu_count() or 1
     real = photos(BATCH)
     sets = {

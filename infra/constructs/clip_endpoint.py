@@ -52,7 +52,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.config import DeploymentConfig
+from infra.config import DeploymentConfig, is_gpu_instance
 from infra.nag import acknowledge
 from serving.clip.model_report import fp16_refusal
 from serving.clip.targets import target_refusal
@@ -84,7 +84,8 @@ INSTANCE_VCPUS = {
         ("24xlarge", 96),
     )
 }
-THREADS_PER_WORKER = 2
+GPU_THREADS_PER_WORKER = 2
+CPU_THREADS_PER_WORKER = 1
 
 
 def model_server_layout(instance_type: str, workers: int | None = None) -> tuple[int, int]:
@@ -92,13 +93,16 @@ def model_server_layout(instance_type: str, workers: int | None = None) -> tuple
 
     The host path (decoding, resizing, ORB features) runs on Python threads, and one process's
     GIL caps it at about 5 busy cores, so the endpoint runs several model-server workers (each its
-    own process, ONNX Runtime session and GPU context) of THREADS_PER_WORKER threads each:
-    measured on a 16-vCPU GPU host, 8 workers × 2 threads embedded 1,896 images/s against 443 for
-    one worker × 16 threads, and on 4 vCPUs 2 × 2 beat 1 × 4 (README, Benchmarks)."""
+    own process, ONNX Runtime session and GPU context). On a GPU instance each has
+    GPU_THREADS_PER_WORKER threads: measured on a 16-vCPU GPU host, 8 workers × 2 threads embedded
+    1,896 images/s against 443 for one worker × 16 threads, and on 4 vCPUs 2 × 2 beat 1 × 4 (README,
+    Benchmarks). On a CPU instance the model shares the cores with the host path, and one worker per
+    vCPU with one thread beat one per 2 vCPUs with two (`make bench BENCH_ARGS=clip_layout`)."""
     vcpus = INSTANCE_VCPUS.get(instance_type)
     if vcpus is None:
         return workers or 1, 0  # unknown size: one thread per vCPU in each worker
-    chosen = workers or max(1, vcpus // THREADS_PER_WORKER)
+    per_worker = GPU_THREADS_PER_WORKER if is_gpu_instance(instance_type) else CPU_THREADS_PER_WORKER
+    chosen = workers or max(1, vcpus // per_worker)
     return chosen, max(1, vcpus // chosen)
 
 

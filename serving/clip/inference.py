@@ -20,7 +20,7 @@ with `{"error": {"code", "message"}}`, never a 500.
 Environment: `CLIP_MODEL_FILE` (default model.onnx, or model.fp16.onnx when `CLIP_FP16=true` and
 CUDA is present), `CLIP_MAX_BATCH` (64), `CLIP_MAX_PIXELS` (40,000,000), `CLIP_RESIZE` (`squash`,
 the whole image, as the in-process path; or `clip`, CLIPImageProcessor's centre crop),
-`CLIP_HOST_THREADS` (decoding, resizing and features; default one per vCPU),
+`CLIP_HOST_THREADS` (decoding, resizing and features, and the model's CPU threads; default one per vCPU),
 `CLIP_ALLOW_CPU` (false: a GPU endpoint whose ONNX Runtime cannot use CUDA refuses to start rather
 than serve slowly on CPU; true for CPU instances and local use).
 
@@ -94,7 +94,10 @@ def model_fn(model_dir: str) -> vision_model.VisionModel:
     cuda = "CUDAExecutionProvider" in available
     default = "model.fp16.onnx" if fp16 and cuda else "model.onnx"
     path = Path(model_dir) / os.environ.get("CLIP_MODEL_FILE", default)
-    options = clip_onnx.SessionOptions(prefer_gpu=True, fp16=fp16)
+    threads = int(os.environ.get("CLIP_HOST_THREADS", "0")) or None  # default: one per vCPU
+    # The model's own CPU threads (all of its work on a CPU instance) as many as the worker's host
+    # threads: each of several workers taking one per core would crowd the cores many times over.
+    options = clip_onnx.SessionOptions(prefer_gpu=True, fp16=fp16, intra_op_threads=threads or 0)
     encoder = clip_onnx.ClipEncoder(
         path,
         options,
@@ -112,7 +115,6 @@ def model_fn(model_dir: str) -> vision_model.VisionModel:
     import cv2
 
     LOGGER.warning("duplicate verification on OpenCV %s", cv2.__version__)
-    threads = int(os.environ.get("CLIP_HOST_THREADS", "0")) or None  # default: one per vCPU
     return vision_model.VisionModel(encoder, threads)
 
 

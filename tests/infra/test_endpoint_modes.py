@@ -56,6 +56,9 @@ def test_the_cpu_mode_runs_cpu_instances_on_the_cpu_container_and_says_cpu_is_in
     container = model["PrimaryContainer"]
     assert container["Environment"]["CLIP_ALLOW_CPU"] == "true" and container["Environment"]["CLIP_FP16"] == "false"
     assert "pytorch-inference:2.6.0-cpu-" in str(container["Image"])
+    # and its 4 vCPUs serve as 4 model-server processes of 1 thread (the model shares the cores on CPU)
+    environment = container["Environment"]
+    assert (environment["SAGEMAKER_MODEL_SERVER_WORKERS"], environment["CLIP_HOST_THREADS"]) == ("4", "1")
     # and, like the GPU mode, with network isolation
     assert model["EnableNetworkIsolation"] is True
 

@@ -381,9 +381,11 @@ def resolve_join(value):
 def test_model_server_processes_are_sized_from_the_instance_type() -> None:
     from infra.constructs.clip_endpoint import model_server_layout
 
+    # GPU instances: a worker per 2 vCPUs; CPU instances, where the model shares the cores: one per vCPU
     assert model_server_layout("ml.g5.4xlarge") == (8, 2)
     assert model_server_layout("ml.g5.4xlarge", workers=4) == (4, 4)
-    assert model_server_layout("ml.c5.large") == (1, 2)
+    assert model_server_layout("ml.c5.large") == (2, 1)
+    assert model_server_layout("ml.c6i.xlarge") == (4, 1)
     assert model_server_layout("ml.p5.48xlarge") == (1, 0)  # not in the table: one thread per vCPU
 
 
