@@ -37,6 +37,8 @@ def test_a_boundary_found_inside_an_image_is_never_used(monkeypatch: pytest.Monk
         (lambda body: body.replace(b"Content-Type: app", b"Content-Type app", 1), None, "header is not"),
         (lambda body: body.replace(b"\r\n\r\n", b"\r\n"), None, "no blank line"),
         (lambda body: body.replace(b"\r\n\r\ntrue", b"\r\n\r\nyes"), None, "'features' must be"),
+        # an empty part: two delimiters in a row (the second one's line break is not this part's)
+        (lambda body: body.replace(b"\r\n--", b"\r\n--" + body[2:34] + b"\r\n--", 1), None, "not followed by"),
     ],
 )
 def test_malformed_bodies_are_refused(mutate, content_type: str | None, message: str) -> None:  # type: ignore[no-untyped-def]

@@ -74,7 +74,7 @@ def decode(body: bytes, content_type: str, max_images: int) -> tuple[list[bytes]
 
 def _part(body: bytes, start: int, end: int) -> tuple[str, bytes]:
     """The part between offsets `start` (just after its delimiter) and `end` (the next one)."""
-    if not body.startswith(b"\r\n", start):
+    if not body.startswith(b"\r\n", start, end):
         raise MalformedBody("A multipart delimiter is not followed by a line break.")
     blank = body.find(b"\r\n\r\n", start + 2, end)
     if blank < 0:
