@@ -99,6 +99,12 @@ class LastRun(BaseModel):
     batches_done: int
     batches_failed: int
     failed_batches: list[dict[str, Any]] = Field(description="The first 20 failed batches: number, zpids, error.")
+    listings_failed: int | None = Field(
+        None,
+        description="An in-process run's (the CLI's) listings that failed: its batches go on past a failed "
+        "listing, so they are not failed one by one. Null for a Step Functions run, where a failed listing "
+        "fails its batch.",
+    )
     passed: bool | None = Field(description="Whether it passed (verify's criteria and no failed batch, for execute).")
     verify: dict[str, Any] | None = Field(
         description="Verify's figures after an execute: passed, failures, total, has_all_three(_pct), "
@@ -137,9 +143,11 @@ class MigrationProgress(BaseModel):
     target_pct: float = Field(description="The share with all three that `verify` requires.")
     meets_target: bool
     current_run: CurrentRun | None = Field(
-        description="The Step Functions run going (planned, not finished); null when none is."
+        description="The run going (planned, not finished), on Step Functions or in process; null when none is."
     )
-    last_run: LastRun | None = Field(description="The last finished Step Functions run; null before any.")
+    last_run: LastRun | None = Field(
+        description="The last finished run (on Step Functions or in process); null before any."
+    )
 
 
 @app.get(

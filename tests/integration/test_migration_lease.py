@@ -97,6 +97,22 @@ def test_an_in_process_run_holds_the_lease_shows_its_progress_and_frees_it(
     progress = requests.get(f"{local_stack.url}/listings/migration", timeout=10).json()
     assert progress["current_run"] is None
     assert (progress["last_run"]["run_id"], progress["last_run"]["passed"]) == (result["run_id"], True)
+    assert (progress["last_run"]["batches_failed"], progress["last_run"]["listings_failed"]) == (0, 0)
+
+
+def test_an_in_process_run_that_failed_listings_shows_them_in_the_last_run(local_stack: LocalStack) -> None:
+    migration = Migration.from_settings()
+
+    def work(progress: Any) -> dict[str, Any]:
+        progress(2)  # one batch of two listings, one of which the index refused
+        return {"operation": "execute", "failed": {"42": "400 mapper_parsing_exception"}, "passed": False}
+
+    # When an in-process run ends with a listing failed (its batch went on past it)
+    result = migration.run_in_process("execute", 2, 2, work)
+    # Then the last run counts the failed listing, beside its batches (none failed as a whole)
+    last = requests.get(f"{local_stack.url}/listings/migration", timeout=10).json()["last_run"]
+    assert last["run_id"] == result["run_id"] and last["passed"] is False
+    assert (last["batches"], last["batches_failed"], last["listings_failed"]) == (1, 0, 1)
 
 
 def test_a_process_silent_past_the_lease_loses_it_and_cannot_write_it_back(

@@ -87,6 +87,7 @@ def last_run(bucket: str | None = None) -> dict[str, Any] | None:
         "batches_done": batches - failed,
         "batches_failed": failed,
         "failed_batches": list(record.get("failed_batches") or []),
+        "listings_failed": record.get("listings_failed"),
         "passed": record.get("passed"),
         "verify": {key: verify.get(key) for key in VERIFY_SHOWN if key in verify} if isinstance(verify, dict) else None,
     }

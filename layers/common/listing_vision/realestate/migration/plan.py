@@ -134,7 +134,10 @@ class Plan(MigrationBase):
             lease.release(batches_done=done, failed=True)
             raise
         result = {"run_id": run_id, **result}
-        finished_at = self._record_last_run({"batches": done, **result})
+        # failed listings are counted, not failed batches (here a batch goes on past a listing that
+        # failed; on Step Functions the listing fails its batch): the last run shows both figures
+        failed = len(result.get("failed") or {})
+        finished_at = self._record_last_run({"batches": done, "listings_failed": failed, **result})
         lease.release(batches_done=done, finished_at=finished_at)
         return result
 
