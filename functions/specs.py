@@ -72,9 +72,6 @@ RELEASE_ALIAS = "live"
 # The migration's Map runs at most this many batches at once (context migration_max_concurrency is
 # refused above it), each an invocation of the migration function.
 MIGRATION_CONCURRENCY = 20
-# The migration's state machine, as the deploy names it (infra/constructs/migration.py) and the local stack
-# creates it; here, not in the construct, so the local stack starts without importing CDK.
-MIGRATION_STATE_MACHINE = "visual-features-migration"
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(

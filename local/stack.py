@@ -25,14 +25,14 @@ from typing import Any
 import requests
 from osmem_server import OsmemServer
 
-from functions.specs import FUNCTIONS, MIGRATION_STATE_MACHINE
+from functions.specs import FUNCTIONS
 from listing_vision import aws
 from listing_vision import storefronts as declaration
 from listing_vision.config import Settings, get_settings
 from listing_vision.embeddings.onnx_local import DESCRIPTOR_MODEL
 from listing_vision.jewelry.vector_index import close_clients, milvus_client
 from listing_vision.realestate.listings_index import opensearch_client
-from listing_vision.resources import TABLES
+from listing_vision.resources import MIGRATION_STATE_MACHINE, TABLES
 from listing_vision.storefronts import StorefrontSpec
 from local import atomic_dynamodb, snapshot, state_lock
 from local.aws_limits import AwsLimits

@@ -18,7 +18,7 @@ from __future__ import annotations
 from aws_cdk import ArnFormat, Stack
 from constructs import Construct
 
-from infra.constructs.migration import MigrationOptions, VisualFeaturesMigration
+from infra.constructs.migration import STATE_MACHINE_NAME, MigrationOptions, VisualFeaturesMigration
 from infra.constructs.platform import Platform, allow, wire_s3_triggers
 from infra.constructs.service_function import ServiceFunction
 
@@ -106,7 +106,7 @@ class Listings(Construct):
         )
         allow(migration, ["es:ESHttpPut"], platform.opensearch_paths("{index}/_mapping"))
         wire_s3_triggers(self.functions, platform.storage.buckets, platform.config.storefront_names)
-        machine_name = config.name("visual-features-migration")
+        machine_name = config.name(STATE_MACHINE_NAME)
         # One run at a time: a Plan finding the lease held asks Step Functions whether the execution
         # holding it still runs (named by the state machine's name: its ARN would make a cycle)
         # (and GET /listings/migration whether the run it shows going still runs)

@@ -27,8 +27,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from functions.specs import MIGRATION_STATE_MACHINE
 from infra.nag import acknowledge, nag_json, nag_resource
+from listing_vision.resources import MIGRATION_STATE_MACHINE
 
 STATE_MACHINE_NAME = MIGRATION_STATE_MACHINE
 # Errors worth retrying: the library raises Throttled when DynamoDB/OpenSearch push back past

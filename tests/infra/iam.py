@@ -15,9 +15,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from functions.specs import MIGRATION_STATE_MACHINE, RELEASE_ALIAS
+from functions.specs import RELEASE_ALIAS
 from infra.stack import ListingVisionStack
 from listing_vision.config import Settings
+from listing_vision.resources import MIGRATION_STATE_MACHINE
 from listing_vision.storefronts import bucket_setting, local_bucket
 from local.call_recorder import ACCOUNT_ID, REGION, Call
 
@@ -76,7 +77,7 @@ class RolePolicies:
         self.names = {
             stack.config.name("clip"): local_endpoint,
             f"/{stack.config.name('webhooks')}": str(defaults["webhook_secrets_prefix"]),
-            stack.config.name("visual-features-migration"): MIGRATION_STATE_MACHINE,
+            stack.config.name(MIGRATION_STATE_MACHINE): MIGRATION_STATE_MACHINE,
         }
 
     @staticmethod

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 from functions.routes import ROUTES
-from functions.specs import MIGRATION_STATE_MACHINE
 from infra.constructs.api import USAGE_PLANS
+from listing_vision.resources import MIGRATION_STATE_MACHINE
 from local.call_recorder import ACCOUNT_ID, REGION
 from tests.infra.conftest import Synthesized
 from tests.infra.iam import RolePolicies

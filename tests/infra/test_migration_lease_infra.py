@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from functions.specs import MIGRATION_STATE_MACHINE
+from listing_vision.resources import MIGRATION_STATE_MACHINE
 from local.call_recorder import ACCOUNT_ID, REGION, Call
 from tests.infra.conftest import Synthesized
 from tests.infra.iam import RolePolicies

@@ -45,8 +45,7 @@ from listing_vision.realestate.migration_tasks import (
     run_task,
 )
 from listing_vision.realestate.run_lease import MigrationInProgress
-
-STATE_MACHINE = "visual-features-migration"
+from listing_vision.resources import MIGRATION_STATE_MACHINE
 
 
 def _bar(total: int | None, desc: str, unit: str = "listing") -> Any:
@@ -236,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m listing_vision.realestate.migrate", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--via-stepfunctions", action="store_true", help="run as a state machine execution")
-    parser.add_argument("--state-machine", default=STATE_MACHINE)
+    parser.add_argument("--state-machine", default=MIGRATION_STATE_MACHINE)
     commands = parser.add_subparsers(dest="operation", required=True)
     coverage = commands.add_parser("coverage", help="cache coverage and stale splits of a sample")
     coverage.add_argument("--sample", type=int, default=100)
