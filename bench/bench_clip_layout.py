@@ -2,8 +2,8 @@
 
 SageMaker's model server runs SAGEMAKER_MODEL_SERVER_WORKERS processes, each serving one request
 at a time on CLIP_HOST_THREADS host threads (`infra/constructs/clip_endpoint.model_server_layout`).
-On a CPU instance (endpoint modes realtime_cpu and serverless_cpu) the model runs on the same cores
-as the host path, so this measures the handler with the descriptor's inference on CPU: dedupe's
+On a CPU instance (endpoint mode realtime_cpu) the model runs on the same cores as the host
+path, so this measures the handler with the descriptor's inference on CPU: dedupe's
 request (32 synthetic 1,024 px JPEGs, multipart, with the duplicate check's features) served for a
 few seconds by every worker of a layout at once, on this machine's vCPUs, one worker per vCPU with
 one thread against one worker per 2 vCPUs with two (the layout GPU instances keep), alternating

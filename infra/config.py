@@ -163,7 +163,7 @@ class DeploymentConfig(BaseModel):
         ge=1,
         le=96,
         description="Model-server worker processes on each endpoint instance (SAGEMAKER_MODEL_SERVER_WORKERS); "
-        "unset: one per 2 vCPUs of clip_instance_type with 2 host threads each on a GPU, one per vCPU on CPU.",
+        "unset: one per 2 vCPUs of clip_instance_type with 2 host threads each on a GPU, one per vCPU on a CPU type.",
     )
     clip_fp16: bool = Field(
         False,

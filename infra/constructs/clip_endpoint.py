@@ -86,6 +86,7 @@ INSTANCE_VCPUS = {
 }
 GPU_THREADS_PER_WORKER = 2
 CPU_THREADS_PER_WORKER = 1
+SERVERLESS_LAYOUT = (2, 2)  # (workers, threads each) on serverless_cpu's about 4 vCPUs
 
 
 def model_server_layout(instance_type: str, workers: int | None = None) -> tuple[int, int]:
@@ -197,8 +198,12 @@ class ClipEndpoint(Construct):
         if options.fp16 and (refusal := fp16_refusal(model_tarball)):
             raise ValueError(refusal)  # an fp16 endpoint must load a packaged model measured faster than fp32
         self.endpoint_name = options.name
-        # serverless: 6 GB gets about 4 vCPUs (not published; sized as an xlarge)
-        workers, threads = model_server_layout(options.instance_type or "ml.c6i.xlarge", options.workers)
+        # serverless: 6 GB gets about 4 vCPUs (not published), kept at the layout it has run since the
+        # mode was added (2 × 2), because how many requests one serverless container serves at once is
+        # not published either: one worker per vCPU helps only when several arrive together
+        workers, threads = (
+            model_server_layout(options.instance_type, options.workers) if options.instance_type else SERVERLESS_LAYOUT
+        )
         model_data = s3_assets.Asset(self, "ModelData", path=model_tarball)
         self.log_group = logs.LogGroup(
             self,

@@ -76,6 +76,10 @@ def test_the_serverless_mode_has_no_instances_no_autoscaling_and_runs_on_cpu() -
     (model,) = endpoint_resources(template, "AWS::SageMaker::Model")
     assert model["PrimaryContainer"]["Environment"]["CLIP_ALLOW_CPU"] == "true"
     assert "EnableNetworkIsolation" not in model
+    # and its about 4 vCPUs serve as 2 processes of 2 threads (not one per vCPU: a serverless
+    # container may serve one request at a time)
+    environment = model["PrimaryContainer"]["Environment"]
+    assert (environment["SAGEMAKER_MODEL_SERVER_WORKERS"], environment["CLIP_HOST_THREADS"]) == ("2", "2")
 
 
 @pytest.mark.parametrize(
