@@ -75,8 +75,8 @@ class BucketSpec:
     storefront: str | None = None  # the storefront whose photos it holds (named by STOREFRONTS, not a setting)
 
 
-# The migration's state machine, as the deploy names it (infra/constructs/migration.py), the local stack
-# creates it and the CLI starts it (realestate/migrate.py --via-stepfunctions)
+# The migration's state machine: the name the local stack creates it under and the CLI starts
+# (realestate/migrate.py --via-stepfunctions), and the deploy's before its stage prefix (config.name)
 MIGRATION_STATE_MACHINE = "visual-features-migration"
 INCOMING_PREFIX = "incoming/"  # presigned uploads land here (listing_vision.jewelry.uploads)
 UPLOAD_STATUS_TAG = "dedupe-status"  # the outcome the upload trigger records on each object
