@@ -115,10 +115,16 @@ def load_model(stand_in: bool = False) -> Any:
             del os.environ["CLIP_MODEL_FILE"]
 
 
+def serve_request(model: Any, body: bytes, content_type: str) -> None:
+    """One request through the SageMaker handler, as the model server calls it."""
+    from serving.clip import inference
+
+    inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model), "application/json")
+
+
 def run(stack: LocalStack | None = None) -> list[Figure]:
     from listing_vision.embeddings import multipart
     from listing_vision.embeddings.transport import for_transport
-    from serving.clip import inference
 
     descriptor, host_only = load_model(), load_model(stand_in=True)
     cores = os.cpu_count() or 1
@@ -132,17 +138,13 @@ def run(stack: LocalStack | None = None) -> list[Figure]:
     for label, blobs in sets.items():
         body, content_type = multipart.encode(blobs, features=True)
 
-        def handle(model: Any, body: bytes = body, content_type: str = content_type) -> None:
-            request = inference.input_fn(body, content_type)
-            inference.output_fn(inference.predict_fn(request, model), "application/json")
-
         def simple(blobs: list[bytes] = blobs) -> None:
             for blob in blobs:
                 naive(blob)
 
         theirs = statistics.median(timed_ms(simple, repeats=7))
         for what, model in (("handler with features", descriptor), ("host path with features", host_only)):
-            ours = statistics.median(timed_ms(functools.partial(handle, model), repeats=7))
+            ours = statistics.median(timed_ms(functools.partial(serve_request, model, body, content_type), repeats=7))
             figures.append(
                 Figure(
                     NAME,

@@ -34,24 +34,18 @@ SECONDS = 8.0
 def serve(seconds: float) -> None:
     """One model-server worker: load the model, answer one request to warm up, say `ready`, wait for
     `go` on stdin, then serve requests one at a time for `seconds` and print what it finished."""
-    from bench.bench_clip_host import BATCH, load_model
+    from bench.bench_clip_host import BATCH, load_model, serve_request
     from bench.gpu_serving import synthetic_jpegs
     from listing_vision.embeddings import multipart
-    from serving.clip import inference
 
     descriptor = load_model()
     body, content_type = multipart.encode(synthetic_jpegs(BATCH), features=True)
-
-    def handle() -> None:
-        request = inference.input_fn(body, content_type)
-        inference.output_fn(inference.predict_fn(request, descriptor), "application/json")
-
-    handle()
+    serve_request(descriptor, body, content_type)
     print("ready", flush=True)
     sys.stdin.readline()
     started, images = time.perf_counter(), 0
     while time.perf_counter() - started < seconds:
-        handle()
+        serve_request(descriptor, body, content_type)
         images += BATCH
     print(json.dumps({"images": images, "seconds": time.perf_counter() - started}), flush=True)
 
